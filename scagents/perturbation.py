@@ -1,0 +1,60 @@
+"""The one description of a perturbation used across scagents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+PerturbationKind = Literal["knockout", "knockdown", "overexpression", "stimulation"]
+KINDS: tuple[str, ...] = ("knockout", "knockdown", "overexpression", "stimulation")
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """A perturbation of one or several genes.
+
+    Parameters
+    ----------
+    targets
+        Gene symbols perturbed together (a multi-gene knockout has several).
+    kind
+        ``"knockout"`` (activity forced to 0), ``"knockdown"`` (activity scaled by ``strength``),
+        ``"overexpression"`` (activity forced to its maximum) or ``"stimulation"`` (an input set on).
+    strength
+        Fraction of activity *removed* by a knockdown (0.7 leaves 30 %); ignored otherwise.
+    start_time
+        Pseudotime (fraction of the simulated trajectory, 0-1) at which the perturbation is applied.
+    """
+
+    targets: tuple[str, ...]
+    kind: PerturbationKind = "knockout"
+    strength: float = 0.7
+    start_time: float = 0.0
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.targets, str):
+            object.__setattr__(self, "targets", (self.targets,))
+        object.__setattr__(self, "targets", tuple(self.targets))
+        if not self.targets:
+            raise ValueError("A perturbation needs at least one target gene.")
+        if self.kind not in KINDS:
+            raise ValueError(f"Unknown perturbation kind {self.kind!r}; use one of {', '.join(KINDS)}.")
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {self.strength}.")
+        if not 0.0 <= self.start_time <= 1.0:
+            raise ValueError(f"start_time must be in [0, 1], got {self.start_time}.")
+
+    @property
+    def label(self) -> str:
+        """A short label such as ``"IFNG knockout"`` or ``"STAT1+IRF1 knockout"``."""
+        return f"{'+'.join(self.targets)} {self.kind}"
+
+    def to_dict(self) -> dict:
+        return {"targets": list(self.targets), "kind": self.kind, "strength": self.strength,
+                "start_time": self.start_time}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Perturbation:
+        return cls(targets=tuple(d["targets"]), kind=d.get("kind", "knockout"),
+                   strength=float(d.get("strength", 0.7)), start_time=float(d.get("start_time", 0.0)))
