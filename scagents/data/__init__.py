@@ -1,0 +1,101 @@
+"""Reading, validating and standardising single-cell perturbation data.
+
+Typical use::
+
+    from scagents import data
+
+    adata = data.load("papalexi2021.h5ad")          # read + standardize
+    data.lognormalize(adata)                         # layers["lognorm"]
+    effects = data.perturbation_effects(adata)       # perturbations x genes
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import anndata as ad
+import mudata as md
+
+from .io import (
+    RNA_MODALITY_NAMES,
+    DataFileNotFoundError,
+    read,
+    read_beeline,
+    read_csv_expression,
+    read_hits,
+    read_network,
+    read_screen,
+    rna_modality,
+)
+from .pseudobulk import perturbation_effects, pseudobulk
+from .validate import (
+    CONTROL_TOKENS,
+    PERTURBATION_KEYS,
+    STANDARD_COLUMNS,
+    find_perturbation_key,
+    is_control_label,
+    lognormalize,
+    mirror_obs,
+    scan_values,
+    split_targets,
+    standardize,
+)
+
+__all__ = [
+    "CONTROL_TOKENS",
+    "PERTURBATION_KEYS",
+    "RNA_MODALITY_NAMES",
+    "STANDARD_COLUMNS",
+    "DataFileNotFoundError",
+    "find_perturbation_key",
+    "is_control_label",
+    "load",
+    "lognormalize",
+    "mirror_obs",
+    "perturbation_effects",
+    "pseudobulk",
+    "read",
+    "read_beeline",
+    "read_csv_expression",
+    "read_hits",
+    "read_network",
+    "read_screen",
+    "rna_modality",
+    "scan_values",
+    "split_targets",
+    "standardize",
+]
+
+
+def load(
+    source: str | os.PathLike | ad.AnnData | md.MuData,
+    *,
+    perturbation_key: str | None = None,
+    control_labels: str | Sequence[str] | None = None,
+    perturbation_type: str | Mapping[str, str] | None = None,
+    modality: str | None = None,
+) -> ad.AnnData | md.MuData:
+    """Read and standardise perturbation data in one step.
+
+    Parameters
+    ----------
+    source
+        Anything :func:`read` accepts. An in-memory AnnData/MuData is copied, never modified.
+    perturbation_key, control_labels, perturbation_type
+        Passed to :func:`standardize`.
+    modality
+        For MuData input: standardise and return only this modality. ``None`` standardises the RNA
+        modality (``rna``, else the first) and mirrors the standard columns to ``mdata.obs``.
+
+    Returns
+    -------
+    The standardised AnnData or MuData (see :func:`standardize` for the columns written).
+    """
+    obj = read(source, modality=modality)
+    options = dict(perturbation_key=perturbation_key, control_labels=control_labels,
+                   perturbation_type=perturbation_type)
+    if isinstance(source, ad.AnnData | md.MuData):  # never modify the caller's object
+        return standardize(obj, **options, copy=True)
+    standardize(obj, **options, copy=False)  # freshly read from disk: safe to modify
+    return obj

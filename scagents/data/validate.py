@@ -1,0 +1,571 @@
+"""Validation and standardisation of single-cell perturbation data.
+
+:func:`standardize` checks the expression values and names, finds the perturbation column and the
+control cells, and writes the standard ``.obs`` columns documented in ``docs/architecture.md``:
+``perturbation``, ``target_genes``, ``perturbation_type`` and ``is_control``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from scagents.errors import DataError, PerturbationError
+from scagents.perturbation import KINDS
+
+from .io import rna_modality
+
+__all__ = [
+    "CONTROL_TOKENS",
+    "PERTURBATION_KEYS",
+    "STANDARD_COLUMNS",
+    "ValueSummary",
+    "find_perturbation_key",
+    "is_control_label",
+    "lognormalize",
+    "mirror_obs",
+    "scan_values",
+    "split_targets",
+    "standardize",
+]
+
+#: The obs columns :func:`standardize` writes.
+STANDARD_COLUMNS: tuple[str, ...] = ("perturbation", "target_genes", "perturbation_type", "is_control")
+
+#: obs column names recognised (case-insensitively, in this order) as the perturbation label.
+PERTURBATION_KEYS: tuple[str, ...] = (
+    "perturbation", "perturbations", "perturbation_name", "perturbation_label",
+    "target_genes", "target_gene", "targets", "target", "gene_target", "gene_targets",
+    "guide_target", "gene", "genes", "guide_identity", "guide_ids", "guide_id", "sgrna",
+    "grna", "condition", "stim", "stimulation", "treatment",
+)
+
+#: Normalised (lower-case, alphanumeric) control labels; a trailing number is allowed (``NTC_12``).
+#: ``WT`` is left out on purpose: ``WT1`` is a gene.
+CONTROL_TOKENS: tuple[str, ...] = (
+    "control", "ctrl", "ctl", "nt", "ntc", "nc", "neg", "negative", "negativecontrol", "negctrl",
+    "nontargeting", "nontarget", "nontargetingcontrol", "safetargeting", "safe", "unperturbed",
+    "untreated", "unstimulated", "scramble", "scrambled", "mock", "vehicle", "dmso", "none",
+    "wildtype", "baseline", "noguide", "nogrna",
+)
+_CONTROL_PREFIXES = ("nontargeting", "safetargeting", "negativecontrol", "scrambl")
+_CONTROL_RE = re.compile(r"^(?:" + "|".join(sorted(CONTROL_TOKENS, key=len, reverse=True)) + r")\d*$")
+_STIM_KEYS = {"stim", "stimulation", "stimulated", "treatment", "cytokine"}
+_SPLIT_RE = re.compile(r"\s*(?:\+|,|;|\||&)\s*")
+_CHUNK_ROWS = 4096
+
+
+def _norm(label: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(label).lower())
+
+
+def is_control_label(label: str, control_labels: Sequence[str] | None = None) -> bool:
+    """Whether ``label`` names control cells.
+
+    Parameters
+    ----------
+    label
+        A perturbation label such as ``"non-targeting"``, ``"NTC_3"`` or ``"STAT1"``.
+    control_labels
+        Labels given by the user; when set, only these count (compared case-insensitively, ignoring
+        punctuation). ``None`` uses the built-in vocabulary (:data:`CONTROL_TOKENS`).
+    """
+    key = _norm(label)
+    if control_labels is not None:
+        return key in {_norm(c) for c in control_labels}
+    if not key:
+        return False
+    return bool(_CONTROL_RE.match(key)) or key.startswith(_CONTROL_PREFIXES)
+
+
+def split_targets(
+    label: str, *, genes: set[str] | None = None, control_labels: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The target genes of a perturbation label; ``()`` for a control label.
+
+    ``"STAT1+IRF1"``, ``"STAT1,IRF1"``, ``"STAT1 & IRF1"`` and ``"STAT1;IRF1"`` are split. An
+    underscore splits only when every piece is a gene in ``genes`` (so ``"CBL_UBASH3B"`` splits but a
+    guide name such as ``"AARS_P1P2"`` does not). Control pieces (``"STAT1+ctrl"``) are dropped.
+    """
+    text = str(label).strip()
+    if is_control_label(text, control_labels):
+        return ()
+    genes = genes or set()
+    out: list[str] = []
+    for part in _SPLIT_RE.split(text):
+        part = part.strip()
+        if not part or is_control_label(part, control_labels):
+            continue
+        pieces = [p for p in part.split("_") if p]
+        if (
+            "_" in part and part not in genes and len(pieces) > 1
+            and all(p in genes or is_control_label(p, control_labels) for p in pieces)
+        ):
+            out.extend(p for p in pieces if not is_control_label(p, control_labels))
+        else:
+            out.append(part)
+    return tuple(dict.fromkeys(out))
+
+
+# ----------------------------------------------------------------------------------------------
+# value checks
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ValueSummary:
+    """What :func:`scan_values` found in a matrix."""
+
+    n_nan: int = 0
+    n_inf: int = 0
+    n_negative: int = 0
+    all_integer: bool = True
+    first_nan: tuple[int, int] | None = None
+    first_inf: tuple[int, int] | None = None
+    first_negative: tuple[int, int] | None = None
+
+    @property
+    def is_counts(self) -> bool:
+        """Integer-valued, finite and non-negative."""
+        return self.all_integer and self.n_nan == 0 and self.n_inf == 0 and self.n_negative == 0
+
+
+def _row_chunks(X, n_rows: int) -> Iterator[tuple[int, object]]:
+    if sp.issparse(X) and not sp.isspmatrix_csr(X) and not isinstance(X, sp.csr_array):
+        X = sp.csr_matrix(X)
+    for start in range(0, n_rows, _CHUNK_ROWS):
+        yield start, X[start:start + _CHUNK_ROWS]
+
+
+def _first_pos(chunk, mask: np.ndarray, start: int) -> tuple[int, int]:
+    if sp.issparse(chunk):
+        pos = int(np.flatnonzero(mask)[0])
+        row = int(np.searchsorted(chunk.indptr, pos, side="right") - 1)
+        return start + row, int(chunk.indices[pos])
+    r, c = np.argwhere(mask)[0]
+    return start + int(r), int(c)
+
+
+def scan_values(X, n_rows: int | None = None) -> ValueSummary:
+    """Count NaN, infinite and negative values and test integrality, chunk by chunk.
+
+    Works on dense arrays, SciPy sparse matrices and backed (on-disk) matrices without densifying
+    a whole sparse matrix.
+    """
+    n_rows = X.shape[0] if n_rows is None else n_rows
+    s = ValueSummary()
+    for start, chunk in _row_chunks(X, n_rows):
+        if sp.issparse(chunk):
+            chunk = sp.csr_matrix(chunk)
+            vals = chunk.data
+        else:
+            chunk = np.asarray(chunk)
+            vals = chunk
+        if vals.size == 0:
+            continue
+        if np.issubdtype(vals.dtype, np.integer) or vals.dtype == bool:
+            neg = vals < 0
+            nneg = int(neg.sum())
+            if nneg and s.first_negative is None:
+                s.first_negative = _first_pos(chunk, neg, start)
+            s.n_negative += nneg
+            continue
+        nan = np.isnan(vals)
+        inf = np.isinf(vals)
+        n_nan, n_inf = int(nan.sum()), int(inf.sum())
+        if n_nan and s.first_nan is None:
+            s.first_nan = _first_pos(chunk, nan, start)
+        if n_inf and s.first_inf is None:
+            s.first_inf = _first_pos(chunk, inf, start)
+        s.n_nan += n_nan
+        s.n_inf += n_inf
+        finite = np.where(nan | inf, 0, vals)
+        neg = finite < 0
+        nneg = int(neg.sum())
+        if nneg and s.first_negative is None:
+            s.first_negative = _first_pos(chunk, neg, start)
+        s.n_negative += nneg
+        if s.all_integer and not np.array_equal(finite, np.round(finite)):
+            s.all_integer = False
+    return s
+
+
+def _where(adata: ad.AnnData, pos: tuple[int, int]) -> str:
+    return f"cell {adata.obs_names[pos[0]]!r}, gene {adata.var_names[pos[1]]!r}"
+
+
+def _check_values(adata: ad.AnnData, X, what: str) -> ValueSummary:
+    s = scan_values(X, adata.n_obs)
+    if s.n_nan:
+        raise DataError(
+            f"{what} contains {s.n_nan} NaN value(s) (first at {_where(adata, s.first_nan)}). "
+            "Expression values must be numbers: remove those cells/genes or replace NaN by 0 "
+            "(e.g. X[np.isnan(X)] = 0) before loading."
+        )
+    if s.n_inf:
+        raise DataError(
+            f"{what} contains {s.n_inf} infinite value(s) (first at {_where(adata, s.first_inf)}), "
+            "typically from log(0) or a division by zero. Recompute the values from the raw counts "
+            "or replace inf by a finite number."
+        )
+    if s.all_integer and s.n_negative:
+        raise DataError(
+            f"{what} looks like counts (all values are whole numbers) but {s.n_negative} value(s) are "
+            f"negative (first at {_where(adata, s.first_negative)}). Counts cannot be negative: check "
+            "how the matrix was produced, or provide normalised (non-integer) values."
+        )
+    return s
+
+
+def _check_names(adata: ad.AnnData) -> None:
+    if adata.n_obs == 0:
+        raise DataError(
+            f"The data have 0 cells (shape {adata.shape}). Check the file and any filtering/subsetting "
+            "applied before loading."
+        )
+    if adata.n_vars == 0:
+        raise DataError(
+            f"The data have 0 genes (shape {adata.shape}). Check the file and any gene filtering "
+            "applied before loading."
+        )
+    for axis, names, fix in (("cell", adata.obs_names, "adata.obs_names_make_unique()"),
+                             ("gene", adata.var_names, "adata.var_names_make_unique()")):
+        if not names.is_unique:
+            dup = names[names.duplicated()].unique()
+            raise DataError(
+                f"{len(dup)} {axis} name(s) occur more than once (e.g. {list(dup[:5])}). {axis.capitalize()} "
+                f"names must be unique: call {fix} or remove the duplicated {axis}s."
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# perturbation metadata
+# ----------------------------------------------------------------------------------------------
+
+
+def _recorded(adata: ad.AnnData) -> dict:
+    scag = adata.uns.get("scagents", {})
+    return dict(scag.get("data", {})) if isinstance(scag, Mapping) else {}
+
+
+def find_perturbation_key(adata: ad.AnnData, perturbation_key: str | None = None) -> str:
+    """The obs column holding the perturbation labels.
+
+    Parameters
+    ----------
+    adata
+        The data.
+    perturbation_key
+        Column named by the user; must exist. ``None`` looks for a previously recorded column, then
+        for the names in :data:`PERTURBATION_KEYS` (case-insensitive).
+
+    Raises
+    ------
+    PerturbationError
+        The named column is missing or no known column is found; the message lists the obs columns.
+    """
+    cols = list(adata.obs.columns)
+    if perturbation_key is not None:
+        if perturbation_key not in adata.obs:
+            raise PerturbationError(
+                f"perturbation_key={perturbation_key!r} is not an obs column. The obs columns are: "
+                f"{cols or 'none'}. Pass the column that holds each cell's perturbation label."
+            )
+        return perturbation_key
+    recorded = _recorded(adata).get("perturbation_key")
+    if recorded and recorded in adata.obs:
+        return str(recorded)
+    lower = {str(c).lower(): c for c in cols}
+    for name in PERTURBATION_KEYS:
+        col = lower.get(name)
+        if col is not None and not pd.api.types.is_bool_dtype(adata.obs[col]):
+            return str(col)
+    raise PerturbationError(
+        "No perturbation column found in obs (looked for "
+        f"{', '.join(PERTURBATION_KEYS[:12])}, ...). The obs columns are: {cols or 'none'}. "
+        "Pass perturbation_key='<column>' naming the column that holds each cell's perturbation "
+        "(e.g. the guide target or the stimulation condition)."
+    )
+
+
+def _infer_type(adata: ad.AnnData, key: str, labels: Sequence[str], targets: Mapping[str, tuple],
+                genes: set[str]) -> tuple[str, str]:
+    """Default perturbation type for non-control labels and the reason for it."""
+    k = _norm(key)
+    if k in _STIM_KEYS:
+        return "stimulation", f"the perturbation column is named {key!r}"
+    if k == "condition":
+        named = [t for lab in labels for t in targets[lab]]
+        if named and not any(t in genes for t in named):
+            return "stimulation", f"column {key!r} holds conditions, not measured genes"
+    return "knockout", "default for CRISPR-like data"
+
+
+def _validate_type(kind: str) -> str:
+    if kind not in KINDS:
+        raise PerturbationError(
+            f"Unknown perturbation_type {kind!r}; use one of {', '.join(KINDS)} (control cells get "
+            "'control' automatically)."
+        )
+    return kind
+
+
+def standardize(
+    adata: ad.AnnData | md.MuData,
+    *,
+    perturbation_key: str | None = None,
+    control_labels: str | Sequence[str] | None = None,
+    perturbation_type: str | Mapping[str, str] | None = None,
+    copy: bool = False,
+) -> ad.AnnData | md.MuData | None:
+    """Validate single-cell perturbation data and write the standard obs columns.
+
+    Checks, in order: cells and genes present, unique cell and gene names, no NaN or infinite values,
+    no negative counts; then finds the perturbation column and the control cells. Nothing is written
+    unless every check passes. The original perturbation column is kept unchanged (when it has one
+    of the standard names other than ``perturbation``, it is first copied to ``<name>_original``).
+
+    Parameters
+    ----------
+    adata
+        AnnData, or MuData (its RNA modality, see :func:`~scagents.data.io.rna_modality`, is
+        standardised and the standard columns are mirrored to ``mdata.obs``).
+    perturbation_key
+        obs column with the perturbation labels; ``None`` auto-detects one of
+        :data:`PERTURBATION_KEYS` (``perturbation``, ``gene``, ``target_gene``, ``guide_identity``,
+        ``condition``, ``stim``, ...).
+    control_labels
+        Label(s) of the control cells; ``None`` recognises the usual ones case-insensitively
+        (``non-targeting``, ``control``, ``ctrl``, ``NT``, ``NTC``, ``safe-targeting``,
+        ``negative control``, ``unperturbed``, ...).
+    perturbation_type
+        ``"knockout"``, ``"knockdown"``, ``"overexpression"`` or ``"stimulation"`` for all
+        non-control cells, or a mapping label → type (unlisted labels get the inferred type).
+        ``None`` infers it: ``stimulation`` when the column is ``stim``/``stimulation``/``treatment``
+        (or ``condition`` whose labels are not measured genes), an existing valid
+        ``obs["perturbation_type"]`` is kept, else ``knockout``.
+    copy
+        Return a standardised copy instead of modifying ``adata`` in place.
+
+    Returns
+    -------
+    The standardised copy if ``copy=True``, else ``None``. Writes
+
+    - ``obs["perturbation"]`` (categorical): the label as given;
+    - ``obs["target_genes"]`` (categorical): targets joined by ``+``, ``""`` for controls;
+    - ``obs["perturbation_type"]`` (categorical): knockout/knockdown/overexpression/stimulation/control;
+    - ``obs["is_control"]`` (bool);
+    - ``uns["scagents"]["data"]``: ``is_counts``, ``perturbation_key``, ``control_labels`` (the
+      control labels found), ``n_control``, ``n_perturbations``, ``perturbation_type_reason``.
+
+    Raises
+    ------
+    DataError
+        Empty data, duplicate names, NaN/inf values, negative counts.
+    PerturbationError
+        Missing perturbation column, missing labels, no control cells, unknown type.
+    """
+    if isinstance(adata, md.MuData):
+        mdata = adata.copy() if copy else adata
+        name, rna = rna_modality(mdata)
+        try:
+            standardize(rna, perturbation_key=perturbation_key, control_labels=control_labels,
+                        perturbation_type=perturbation_type, copy=False)
+        except DataError as exc:
+            raise type(exc)(f"In MuData modality {name!r}: {exc}") from exc
+        mirror_obs(mdata, name)
+        return mdata if copy else None
+    if not isinstance(adata, ad.AnnData):
+        raise TypeError(f"standardize() takes an AnnData or MuData, got {type(adata).__name__}.")
+
+    if isinstance(control_labels, str):
+        control_labels = [control_labels]
+
+    # --- checks (nothing is written before all pass) ---
+    _check_names(adata)
+    summary = _check_values(adata, adata.X, "X")
+    if "counts" in adata.layers:
+        _check_values(adata, adata.layers["counts"], "layers['counts']")
+
+    key = find_perturbation_key(adata, perturbation_key)
+    raw = adata.obs[key]
+    missing = raw.isna()
+    if missing.all():
+        raise PerturbationError(
+            f"obs[{key!r}] has no labels (all {adata.n_obs} values are missing). Pass "
+            f"perturbation_key= naming the column with the perturbation labels."
+        )
+    if missing.any():
+        raise PerturbationError(
+            f"{int(missing.sum())} of {adata.n_obs} cells have no label in obs[{key!r}]. Fill them "
+            "(e.g. with the control label) or drop those cells before standardising."
+        )
+    labels = raw.astype(str).str.strip()
+    uniq = list(pd.unique(labels))
+    genes = set(map(str, adata.var_names))
+    targets = {lab: split_targets(lab, genes=genes, control_labels=control_labels) for lab in uniq}
+    controls = [lab for lab in uniq if not targets[lab]]
+    if not controls:
+        counts = labels.value_counts()
+        seen = ", ".join(f"{lab!r} ({n})" for lab, n in counts.head(20).items())
+        more = f" and {len(counts) - 20} more" if len(counts) > 20 else ""
+        how = (f"None of control_labels={list(control_labels)} occurs" if control_labels is not None
+               else "No control label (non-targeting, control, ctrl, NT, safe-targeting, ...) was recognised")
+        raise PerturbationError(
+            f"{how} in obs[{key!r}]. Labels seen: {seen}{more}. Pass control_labels=[...] naming "
+            "the label(s) of the control cells."
+        )
+    perturbed = [lab for lab in uniq if targets[lab]]
+
+    default, reason = _infer_type(adata, key, perturbed, targets, genes)
+    per_cell_types = None
+    if isinstance(perturbation_type, str):
+        default, reason = _validate_type(perturbation_type), "given by the user"
+        type_of = dict.fromkeys(perturbed, default)
+    elif isinstance(perturbation_type, Mapping):
+        for v in perturbation_type.values():
+            _validate_type(v)
+        type_of = {lab: perturbation_type.get(lab, default) for lab in perturbed}
+        reason = "given by the user per label"
+    else:
+        type_of = dict.fromkeys(perturbed, default)
+        existing = adata.obs.get("perturbation_type")
+        if existing is not None and key != "perturbation_type":
+            ex = existing.astype(str)
+            if ex[~labels.isin(controls)].isin(KINDS).all() and default != "stimulation":
+                per_cell_types = ex
+                reason = "kept from obs['perturbation_type']"
+
+    # --- write ---
+    if copy:
+        adata = adata.to_memory() if adata.isbacked else adata.copy()
+    is_control = labels.isin(controls).to_numpy()
+    if key in STANDARD_COLUMNS[1:]:
+        adata.obs[f"{key}_original"] = raw
+        key = f"{key}_original"
+    target_str = labels.map({lab: "+".join(t) for lab, t in targets.items()})
+    if per_cell_types is not None:
+        ptype = per_cell_types.where(~is_control, "control")
+    else:
+        ptype = labels.map(type_of).where(~is_control, "control")
+    adata.obs["perturbation"] = pd.Categorical(labels.to_numpy(), categories=uniq)
+    adata.obs["target_genes"] = pd.Categorical(target_str.to_numpy())
+    present = [k for k in (*KINDS, "control") if (ptype == k).any()]
+    adata.obs["perturbation_type"] = pd.Categorical(ptype.to_numpy(), categories=present)
+    adata.obs["is_control"] = is_control
+    rec = _recorded(adata)
+    rec.update(
+        is_counts=bool(summary.is_counts),
+        perturbation_key=str(key),
+        control_labels=[str(c) for c in controls],
+        n_control=int(is_control.sum()),
+        n_perturbations=len(set(target_str[~is_control])),
+        perturbation_type_reason=reason,
+    )
+    scag = adata.uns.get("scagents")
+    adata.uns["scagents"] = {**(dict(scag) if isinstance(scag, Mapping) else {}), "data": rec}
+    return adata if copy else None
+
+
+def mirror_obs(mdata: md.MuData, modality: str, columns: Sequence[str] = STANDARD_COLUMNS) -> None:
+    """Copy standard obs columns (and ``uns["scagents"]["data"]``) from a modality to ``mdata.obs``.
+
+    Cells absent from the modality get missing values (``is_control`` becomes a nullable boolean).
+    """
+    mod = mdata.mod[modality]
+    for col in columns:
+        if col not in mod.obs:
+            continue
+        s = mod.obs[col]
+        if mdata.obs_names.equals(mod.obs_names):
+            mdata.obs[col] = s.to_numpy() if not isinstance(s.dtype, pd.CategoricalDtype) else s.values
+        else:
+            s = s.astype("boolean") if col == "is_control" else s
+            mdata.obs[col] = s.reindex(mdata.obs_names).values
+    rec = _recorded(mod)
+    if rec:
+        scag = mdata.uns.get("scagents")
+        mdata.uns["scagents"] = {**(dict(scag) if isinstance(scag, Mapping) else {}),
+                                 "data": {**rec, "modality": modality}}
+
+
+# ----------------------------------------------------------------------------------------------
+# normalisation
+# ----------------------------------------------------------------------------------------------
+
+
+def _dense_or_memory(X):
+    """A backed matrix as an in-memory one; in-memory matrices are returned unchanged."""
+    if isinstance(X, np.ndarray) or sp.issparse(X):
+        return X
+    return X[:]
+
+
+def lognormalize(
+    adata: ad.AnnData | md.MuData,
+    *,
+    target_sum: float = 1e4,
+    layer: str = "lognorm",
+    copy: bool = False,
+) -> ad.AnnData | md.MuData | None:
+    """Write ``log1p`` of library-size-normalised counts into a layer.
+
+    When ``X`` holds counts (``uns["scagents"]["data"]["is_counts"]``, or detected), each cell is
+    scaled to ``target_sum`` total counts and ``log1p`` is applied (sparse stays sparse). When ``X``
+    already holds normalised values it is copied unchanged.
+
+    Parameters
+    ----------
+    adata
+        AnnData, or MuData (its RNA modality is used).
+    target_sum
+        Total counts per cell after scaling (cells with 0 counts stay 0).
+    layer
+        Layer to write; an existing layer of that name is replaced.
+    copy
+        Return a modified copy instead of writing in place.
+
+    Returns
+    -------
+    The copy if ``copy=True``, else ``None``. Writes ``layers[layer]`` (float32) and
+    ``uns["scagents"]["data"]["lognorm"] = {"layer", "target_sum", "from_counts"}``.
+    """
+    if isinstance(adata, md.MuData):
+        mdata = adata.copy() if copy else adata
+        _, rna = rna_modality(mdata)
+        lognormalize(rna, target_sum=target_sum, layer=layer, copy=False)
+        return mdata if copy else None
+    if not isinstance(adata, ad.AnnData):
+        raise TypeError(f"lognormalize() takes an AnnData or MuData, got {type(adata).__name__}.")
+    if target_sum <= 0:
+        raise ValueError(f"target_sum must be positive, got {target_sum}.")
+    if copy:
+        adata = adata.to_memory() if adata.isbacked else adata.copy()
+    X = _dense_or_memory(adata.X)
+    rec = _recorded(adata)
+    is_counts = rec.get("is_counts")
+    if is_counts is None:
+        is_counts = _check_values(adata, X, "X").is_counts
+    if is_counts:
+        totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+        scale = np.divide(float(target_sum), totals, out=np.zeros_like(totals), where=totals > 0)
+        if sp.issparse(X):
+            out = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ sp.csr_matrix(X, dtype=np.float32))
+            np.log1p(out.data, out=out.data)
+        else:
+            out = np.log1p(np.asarray(X, dtype=np.float32) * scale.astype(np.float32)[:, None])
+    else:
+        out = X.astype(np.float32, copy=True)
+    adata.layers[layer] = out
+    rec.update(is_counts=bool(is_counts),
+               lognorm={"layer": layer, "target_sum": float(target_sum), "from_counts": bool(is_counts)})
+    scag = adata.uns.get("scagents")
+    adata.uns["scagents"] = {**(dict(scag) if isinstance(scag, Mapping) else {}), "data": rec}
+    return adata if copy else None

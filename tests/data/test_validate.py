@@ -1,0 +1,277 @@
+"""Validation and standardisation: the standard obs columns and one clear error per bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from scagents import data as D
+from scagents.errors import DataError, PerturbationError
+from tests.conftest import shared_file
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_adata(n_per_group: int = 3, labels=("non-targeting", "STAT1", "IRF1+STAT1"), sparse=False,
+               key="gene", X=None) -> ad.AnnData:
+    lab = np.repeat(list(labels), n_per_group)
+    n = len(lab)
+    if X is None:
+        X = np.random.default_rng(1).poisson(3.0, size=(n, 5)).astype(np.float32)
+    obs = pd.DataFrame({key: lab}, index=[f"cell{i}" for i in range(n)])
+    var = pd.DataFrame(index=["STAT1", "IRF1", "GAPDH", "CBL", "UBASH3B"])
+    return ad.AnnData(sp.csr_matrix(X) if sparse else X, obs=obs, var=var)
+
+
+# ---------------------------------------------------------------------------------------------
+# real data
+# ---------------------------------------------------------------------------------------------
+
+
+def test_papalexi_standardize():
+    adata = D.load(shared_file("perturbseq/papalexi2021_thp1_ifng_crispr.h5ad"))
+    obs = adata.obs
+    assert int(obs["is_control"].sum()) == 2386
+    rec = adata.uns["scagents"]["data"]
+    assert rec["is_counts"] is True
+    assert rec["control_labels"] == ["non-targeting"] and rec["perturbation_key"] == "perturbation"
+    targets = set(obs.loc[~obs["is_control"], "target_genes"])
+    assert len(targets) == 25 and {"IFNGR1", "STAT1", "IRF1", "JAK2", "CAV1"} <= targets
+    assert set(obs.loc[obs["is_control"], "target_genes"]) == {""}
+    assert set(obs["perturbation_type"]) == {"knockout", "control"}
+    assert isinstance(obs["perturbation"].dtype, pd.CategoricalDtype)
+    assert obs["is_control"].dtype == bool
+
+
+def test_kang_stimulation():
+    path = shared_file("stimulation/kang2018_ifnb_pbmc.h5ad")
+    before = sha256(path)
+    adata = D.load(path)  # the 'stim' column is found and recognised as a stimulation
+    obs = adata.obs
+    assert adata.uns["scagents"]["data"]["perturbation_key"] == "stim"
+    assert obs["is_control"].sum() == 1000
+    assert (obs.loc[obs["stim"] == "CTRL", "is_control"]).all()
+    assert set(obs.loc[~obs["is_control"], "perturbation_type"]) == {"stimulation"}
+    assert list(obs["stim"].cat.categories) == ["CTRL", "STIM"]  # original column kept
+    explicit = D.load(path, perturbation_key="stim", perturbation_type="stimulation")
+    assert explicit.obs["perturbation_type"].equals(obs["perturbation_type"])
+    assert sha256(path) == before
+
+
+@pytest.mark.parametrize("rel", ["multiome/pbmc5k_citeseq_small.h5ad", "multiome/mimitou2019_citeseq_pbmc.h5ad",
+                                 "multiome/pbmc_multiome_small.h5mu"])
+def test_multiome_without_perturbation_column(rel):
+    data = D.read(shared_file(rel))
+    with pytest.raises(PerturbationError, match="No perturbation column.*perturbation_key="):
+        D.standardize(data)
+
+
+def test_scicar_time_as_stimulation():
+    adata = D.load(shared_file("multiome/cao2018_scicar_a549_dex_rna.h5ad"), perturbation_key="Time",
+                   control_labels="0", perturbation_type="stimulation")
+    assert adata.uns["scagents"]["data"]["is_counts"] is False  # normalised values
+    assert set(adata.obs.loc[~adata.obs["is_control"], "target_genes"]) == {"1", "3"}
+
+
+# ---------------------------------------------------------------------------------------------
+# standard columns
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_standard_columns(sparse):
+    adata = make_adata(sparse=sparse)
+    out = D.standardize(adata, copy=True)
+    assert "perturbation" not in adata.obs  # copy=True leaves the input alone
+    obs = out.obs
+    assert list(obs["target_genes"].iloc[[0, 3, 6]]) == ["", "STAT1", "IRF1+STAT1"]
+    assert list(obs["is_control"]) == [True] * 3 + [False] * 6
+    assert list(obs["perturbation_type"].iloc[[0, 3]]) == ["control", "knockout"]
+    assert obs["gene"].equals(adata.obs["gene"])
+    assert out.uns["scagents"]["data"]["is_counts"] is True
+    assert out.uns["scagents"]["data"]["n_perturbations"] == 2
+    assert D.standardize(adata) is None and "is_control" in adata.obs  # in place
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["non-targeting", "nontargeting", "non_targeting", "Non-Targeting", "control", "Control", "ctrl", "CTRL",
+     "NT", "NTC_12", "safe-targeting", "negative control", "Negative_Control", "unperturbed"],
+)
+def test_control_labels_recognised(label):
+    assert D.is_control_label(label)
+    out = D.standardize(make_adata(labels=(label, "STAT1")), copy=True)
+    assert out.obs["is_control"].sum() == 3
+
+
+@pytest.mark.parametrize("label", ["STAT1", "NT5E", "NTRK1", "WT1", "NEGR1", "SAFB", "NCOA1", "CTLA4"])
+def test_gene_names_are_not_controls(label):
+    assert not D.is_control_label(label)
+
+
+@pytest.mark.parametrize(
+    ("label", "targets"),
+    [
+        ("STAT1+IRF1", ("STAT1", "IRF1")),
+        ("STAT1,IRF1", ("STAT1", "IRF1")),
+        ("STAT1 & IRF1", ("STAT1", "IRF1")),
+        ("CBL_UBASH3B", ("CBL", "UBASH3B")),  # both measured genes: split
+        ("AARS_P1P2", ("AARS_P1P2",)),  # a guide name: kept whole
+        ("STAT1+ctrl", ("STAT1",)),  # Norman-style single perturbation
+        ("ctrl+ctrl", ()),
+        ("non-targeting", ()),
+    ],
+)
+def test_split_targets(label, targets):
+    assert D.split_targets(label, genes={"STAT1", "IRF1", "CBL", "UBASH3B"}) == targets
+
+
+def test_user_control_labels_and_type_mapping():
+    adata = make_adata(labels=("DMSO-like", "STAT1", "IRF1"))
+    out = D.standardize(adata, control_labels=["dmso-like"],
+                        perturbation_type={"STAT1": "knockdown", "IRF1": "overexpression"}, copy=True)
+    types = out.obs.groupby("perturbation", observed=True)["perturbation_type"].first().to_dict()
+    assert types == {"DMSO-like": "control", "STAT1": "knockdown", "IRF1": "overexpression"}
+
+
+def test_original_standard_named_column_is_kept():
+    adata = make_adata(key="target_genes", labels=("control", "STAT1,IRF1"))
+    out = D.standardize(adata, copy=True)
+    assert list(out.obs["target_genes_original"]) == list(adata.obs["target_genes"])
+    assert set(out.obs["target_genes"]) == {"", "STAT1+IRF1"}
+    again = D.standardize(out, copy=True)  # idempotent: the recorded column is reused
+    assert again.obs["target_genes"].equals(out.obs["target_genes"])
+
+
+def test_normalised_values_detected():
+    adata = make_adata()
+    adata.X = np.log1p(adata.X) + 0.5
+    out = D.standardize(adata, copy=True)
+    assert out.uns["scagents"]["data"]["is_counts"] is False
+
+
+def test_mudata_load_mirrors_columns_and_leaves_input():
+    rna = make_adata(key="perturbation")
+    atac = ad.AnnData(np.ones((rna.n_obs, 3), dtype=np.float32), obs=pd.DataFrame(index=rna.obs_names))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mdata = md.MuData({"rna": rna, "atac": atac})
+        out = D.load(mdata)
+    assert "is_control" not in mdata.mod["rna"].obs and "is_control" not in mdata.obs
+    assert list(out.obs["is_control"]) == list(out.mod["rna"].obs["is_control"])
+    assert out.obs["is_control"].sum() == 3
+    assert out.uns["scagents"]["data"]["modality"] == "rna"
+    only = D.load(mdata, modality="rna")
+    assert isinstance(only, ad.AnnData) and only.obs["is_control"].sum() == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# bad inputs: each its own clear error; the file on disk is never modified
+# ---------------------------------------------------------------------------------------------
+
+
+def _with_nan(a):
+    a.X[1, 2] = np.nan
+
+
+def _with_inf(a):
+    a.X[2, 1] = np.inf
+
+
+def _with_negative(a):
+    a.X[4, 0] = -2
+
+
+def _dup_cells(a):
+    a.obs_names = ["cell0"] * 2 + list(a.obs_names[2:])
+
+
+def _dup_genes(a):
+    a.var_names = ["STAT1", "STAT1", "GAPDH", "CBL", "UBASH3B"]
+
+
+BAD_CASES = {
+    "nan": (_with_nan, {}, DataError, r"1 NaN value\(s\) \(first at cell 'cell1', gene 'GAPDH'\)"),
+    "inf": (_with_inf, {}, DataError, r"infinite value\(s\) \(first at cell 'cell2', gene 'IRF1'\)"),
+    "negative counts": (_with_negative, {}, DataError, r"looks like counts .* 1 value\(s\) are negative"),
+    "duplicate cells": (_dup_cells, {}, DataError, r"cell name\(s\) occur more than once .*obs_names_make_unique"),
+    "duplicate genes": (_dup_genes, {}, DataError, r"gene name\(s\) occur more than once .*\['STAT1'\]"),
+    "missing column": (lambda a: a.obs.rename(columns={"gene": "batch"}, inplace=True), {},
+                       PerturbationError, r"No perturbation column.*\['batch'\].*perturbation_key="),
+    "named column missing": (None, {"perturbation_key": "guide"}, PerturbationError,
+                             r"perturbation_key='guide' is not an obs column.*\['gene'\]"),
+    "no controls": (lambda a: a.obs.__setitem__("gene", a.obs["gene"].replace("non-targeting", "MYC")), {},
+                    PerturbationError, r"No control label .*'MYC' \(3\).*control_labels="),
+    "user controls absent": (None, {"control_labels": ["scrambled"]}, PerturbationError,
+                             r"None of control_labels=\['scrambled'\] occurs"),
+    "missing labels": (lambda a: a.obs.__setitem__("gene", a.obs["gene"].where(a.obs_names != "cell5")), {},
+                       PerturbationError, r"1 of 9 cells have no label"),
+    "bad type": (None, {"perturbation_type": "deletion"}, PerturbationError, "Unknown perturbation_type 'deletion'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_input_file_raises_and_is_untouched(tmp_path, case):
+    mutate, kwargs, exc, match = BAD_CASES[case]
+    adata = make_adata()
+    adata.obs["gene"] = adata.obs["gene"].astype(object)
+    if mutate is not None:
+        mutate(adata)
+    path = tmp_path / "bad.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata.write_h5ad(path)
+    before = sha256(path)
+    with pytest.raises(exc, match=match):
+        D.load(path, **kwargs)
+    assert sha256(path) == before
+    # in memory too, and the object is not partly modified
+    with pytest.raises(exc, match=match):
+        D.standardize(adata, **kwargs)
+    assert "is_control" not in adata.obs
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (4, 0)], ids=["0 cells", "0 genes"])
+def test_empty_data(tmp_path, shape):
+    adata = ad.AnnData(np.zeros(shape, dtype=np.float32),
+                       obs=pd.DataFrame({"gene": ["control", "A", "B", "C"][: shape[0]]},
+                                        index=[f"c{i}" for i in range(shape[0])]))
+    path = tmp_path / "empty.h5ad"
+    adata.write_h5ad(path)
+    before = sha256(path)
+    what = "0 cells" if shape[0] == 0 else "0 genes"
+    with pytest.raises(DataError, match=f"have {what}"):
+        D.load(path)
+    assert sha256(path) == before
+
+
+def test_sparse_nan_position():
+    adata = make_adata(sparse=True, X=np.arange(45, dtype=np.float32).reshape(9, 5) + 1)
+    adata.X.data[7] = np.nan  # row 1, column 2
+    with pytest.raises(DataError, match="first at cell 'cell1', gene 'GAPDH'"):
+        D.standardize(adata)
+
+
+def test_negative_counts_in_counts_layer():
+    adata = make_adata()
+    adata.layers["counts"] = adata.X.copy()
+    adata.layers["counts"][0, 0] = -1
+    with pytest.raises(DataError, match=r"layers\['counts'\] looks like counts"):
+        D.standardize(adata)
+
+
+def test_negative_normalised_values_are_allowed():
+    adata = make_adata()
+    adata.X = adata.X - adata.X.mean(axis=0) + 0.01  # scaled data, not counts
+    out = D.standardize(adata, copy=True)
+    assert out.uns["scagents"]["data"]["is_counts"] is False

@@ -1,0 +1,51 @@
+"""`python -m scagents` end to end, as a user runs it."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "scagents", *args], capture_output=True, text=True,
+                          cwd=cwd, check=False)
+
+
+def test_help_lists_run():
+    proc = _cli("--help")
+    assert proc.returncode == 0 and "run" in proc.stdout
+    proc = _cli("run", "--help")
+    assert proc.returncode == 0 and "--goal" in proc.stdout and "--data" in proc.stdout
+
+
+def test_run_default(tmp_path):
+    proc = _cli("run", "--goal", "predict IFNG knockout", "--n-cells", "300", "--quiet",
+                "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "report:" in proc.stdout
+    assert (tmp_path / "out" / "report.md").exists()
+
+
+def test_run_default_out_dir(tmp_path):
+    from pathlib import Path
+
+    proc = _cli("run", "--goal", "predict GATA3 overexpression", "--n-cells", "100", "--quiet",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    runs = list(Path(tmp_path, "scagents_runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "report.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--goal", "predict IFNGQ knockout"], "Closest gene names"),
+        (["--goal", "predict something"], "No gene of the data"),
+        (["--goal", "predict IFNG knockout", "--data", "does_not_exist.h5ad"], "does_not_exist.h5ad"),
+    ],
+)
+def test_run_bad_input_clear_error(tmp_path, args, message):
+    proc = _cli("run", *args, "--quiet", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
