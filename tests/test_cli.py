@@ -1,14 +1,19 @@
 """`python -m scagents` end to end, as a user runs it."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _cli(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "scagents", *args], capture_output=True, text=True,
-                          cwd=cwd, check=False)
+                          cwd=cwd, check=False, env=env)
 
 
 def test_help_lists_run():
@@ -27,8 +32,6 @@ def test_run_default(tmp_path):
 
 
 def test_run_default_out_dir(tmp_path):
-    from pathlib import Path
-
     proc = _cli("run", "--goal", "predict GATA3 overexpression", "--n-cells", "100", "--quiet",
                 cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

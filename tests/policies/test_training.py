@@ -1,0 +1,207 @@
+"""End-to-end tests of train(): learning on known-easy tasks, logs, seeding, save/load, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from scagents.envs.toy import IdentityEnv, TargetMatchEnv, TargetMatchVecEnv
+from scagents.policies import (
+    LOG_COLUMNS,
+    SpaceError,
+    TrainConfig,
+    TrainConfigError,
+    load,
+    save,
+    train,
+)
+from scagents.policies.networks import ActorCritic
+from scagents.policies.rollout import RolloutBuffer, VecEnvRunner
+
+SMALL = {"hidden_sizes": (64, 64), "lr": 1e-3, "n_steps": 64}
+
+
+def _target_match_score(policy, n: int = 2000) -> float:
+    """Mean per-step reward of the deterministic policy on fresh TargetMatchEnv(4, 2) observations."""
+    x = np.random.default_rng(123).uniform(-1, 1, (n, 4)).astype(np.float32)
+    return -float(np.mean((policy.predict(x) - x[:, :2]) ** 2))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "trpo", "trpo_ppo"])
+def test_continuous_target_matching_is_learned(algo):
+    policy, log = train(TargetMatchVecEnv(8, 4, 2, ep_length=16),
+                        TrainConfig(algo=algo, total_steps=8192, **SMALL), progress=False)
+    # uniform random actions score -2/3 per step, always acting 0 scores -1/3
+    assert _target_match_score(policy) > -0.2
+    returns = [r for r in log.column("episodic_return_mean") if not math.isnan(r)]
+    assert np.mean(returns[-3:]) > np.mean(returns[:2]) + 2.0
+    phases = log.column("phase")
+    expected = {"ppo": {"ppo"}, "trpo": {"trpo"}, "trpo_ppo": {"trpo", "ppo"}}[algo]
+    assert set(phases) == expected
+
+
+@pytest.mark.parametrize("algo", ["ppo", "trpo", "trpo_ppo"])
+def test_discrete_identity_is_learned_from_a_plain_env(algo):
+    policy, log = train(IdentityEnv(4, ep_length=16),
+                        TrainConfig(algo=algo, total_steps=4096, n_envs=4, **SMALL), progress=False)
+    accuracy = np.mean(policy.predict(np.eye(4, dtype=np.float32)) == np.arange(4))
+    assert accuracy == 1.0  # random: 0.25
+    assert log.rows[-1]["episodic_return_mean"] > 0.6 * 16  # random policy: 16 / 4 = 4
+
+
+def test_trpo_ppo_schedule_splits_updates_at_trpo_fraction():
+    cfg = TrainConfig(algo="trpo_ppo", total_steps=10 * 4 * 16, n_envs=4, n_steps=16, trpo_fraction=0.3,
+                      hidden_sizes=(16,))
+    _, log = train(IdentityEnv(3), cfg, progress=False)
+    assert log.column("phase") == ["trpo"] * 3 + ["ppo"] * 7
+    trpo_rows = [r for r in log.rows if r["phase"] == "trpo"]
+    ppo_rows = [r for r in log.rows if r["phase"] == "ppo"]
+    assert all(r["mean_kl"] <= cfg.delta * (1 + 1e-6) for r in trpo_rows)
+    assert all(isinstance(r["linesearch_accepted"], bool) for r in trpo_rows)
+    assert all(math.isnan(r["trpo_step_size"]) and not math.isnan(r["approx_kl"]) for r in ppo_rows)
+    assert [r["step"] for r in log.rows] == [64 * (i + 1) for i in range(10)]
+
+
+def test_same_seed_gives_identical_logs_and_weights():
+    cfg = TrainConfig(algo="trpo_ppo", total_steps=1024, n_envs=4, n_steps=32, hidden_sizes=(32,))
+    runs = [train(TargetMatchEnv(4, 2), cfg, progress=False) for _ in range(2)]
+    other = train(TargetMatchEnv(4, 2), TrainConfig(**{**cfg.__dict__, "seed": 1}), progress=False)
+    skip = {"sps", "time_s"}
+    strip = lambda log: [{k: v for k, v in r.items() if k not in skip} for r in log.rows]  # noqa: E731
+    assert strip(runs[0][1]) == strip(runs[1][1])
+    for a, b in zip(runs[0][0].state_dict().values(), runs[1][0].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert strip(other[1]) != strip(runs[0][1])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_training_log_file_contents(tmp_path, suffix):
+    path = tmp_path / "logs" / f"train{suffix}"
+    cfg = TrainConfig(algo="trpo_ppo", total_steps=4 * 4 * 16, n_envs=4, n_steps=16, hidden_sizes=(16,))
+    _, log = train(IdentityEnv(3, ep_length=8), cfg, progress=False, log_path=path)
+    if suffix == ".csv":
+        with path.open() as fh:
+            rows = list(csv.DictReader(fh))
+        assert list(rows[0]) == list(LOG_COLUMNS)
+        assert [r["phase"] for r in rows] == ["trpo", "trpo", "ppo", "ppo"]
+        assert [int(r["step"]) for r in rows] == [64, 128, 192, 256]
+        assert float(rows[0]["episodic_return_mean"]) == pytest.approx(log.rows[0]["episodic_return_mean"])
+    else:
+        rows = json.loads(path.read_text())
+        assert len(rows) == 4 and set(rows[0]) == set(LOG_COLUMNS)
+        assert rows[0]["trpo_step_size"] > 0 and rows[3]["trpo_step_size"] is None
+        assert all(r["sps"] > 0 and r["episodes"] == 8 for r in rows)  # 4 envs x 16 steps / 8 per episode
+    with pytest.raises(ValueError, match="csv or .json"):
+        log.write(tmp_path / "train.txt")
+
+
+def test_callback_receives_rows_and_can_stop_training():
+    seen = []
+
+    def cb(row, policy):
+        seen.append(row["update"])
+        assert isinstance(policy, ActorCritic)
+        return row["update"] < 2
+
+    _, log = train(IdentityEnv(3), TrainConfig(algo="ppo", total_steps=10_000, n_envs=2, n_steps=16,
+                                               hidden_sizes=(16,)), progress=False, callback=cb)
+    assert seen == [0, 1, 2] and len(log) == 3
+
+
+def test_save_load_round_trip_gives_identical_predictions(tmp_path):
+    cfg = TrainConfig(algo="trpo", total_steps=512, n_envs=4, n_steps=32, hidden_sizes=(32, 32))
+    policy, _ = train(TargetMatchEnv(4, 2), cfg, progress=False)
+    path = save(policy, tmp_path / "agent.pt")
+    loaded = load(path)
+    obs = np.random.default_rng(0).uniform(-1, 1, (50, 4)).astype(np.float32)
+    assert np.array_equal(policy.predict(obs), loaded.predict(obs))
+    assert np.array_equal(policy.predict(obs[0]), loaded.predict(obs[0]))
+    assert loaded.predict(obs[0]).shape == (2,)
+    assert loaded.train_config == cfg
+    assert loaded.action_space == policy.action_space and loaded.observation_space == policy.observation_space
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.pt")
+
+
+def test_modality_branches_and_dict_observations(tmp_path):
+    slices = {"rna": slice(0, 2), "atac": slice(2, 4)}
+    policy, _ = train(TargetMatchVecEnv(4, 4, 2), TrainConfig(algo="ppo", total_steps=512, n_steps=32,
+                                                              hidden_sizes=(32,)),
+                      modality_slices=slices, progress=False)
+    assert set(policy.actor_body.branches) == {"rna", "atac"}
+    assert isinstance(policy.actor_body.branches["rna"][0], torch.nn.Linear)
+    assert policy.actor_body.branches["rna"][0].in_features == 2
+    loaded = load(save(policy, tmp_path / "m.pt"))
+    obs = np.random.default_rng(0).uniform(-1, 1, (5, 4)).astype(np.float32)
+    assert np.array_equal(policy.predict(obs), loaded.predict(obs))
+    assert loaded.slices == slices
+
+    class DictEnv(IdentityEnv):
+        def __init__(self):
+            super().__init__(4, 8)
+            self.observation_space = gym.spaces.Dict({
+                "rna": gym.spaces.Box(0, 1, (2,), np.float32), "prot": gym.spaces.Box(0, 1, (2,), np.float32)})
+
+        def _obs(self):
+            flat = super()._obs()
+            return {"rna": flat[:2], "prot": flat[2:]}
+
+    dpolicy, _ = train(DictEnv(), TrainConfig(algo="ppo", total_steps=256, n_envs=2, n_steps=32,
+                                              hidden_sizes=(16,)), progress=False)
+    assert set(dpolicy.slices) == {"rna", "prot"}
+    action = dpolicy.predict({"rna": np.array([1, 0], np.float32), "prot": np.zeros(2, np.float32)})
+    assert action.shape == () and 0 <= int(action) < 4
+
+
+def test_next_step_autoreset_masks_reset_steps_and_bootstraps_truncation():
+    env = SyncVectorEnv([lambda: IdentityEnv(4, ep_length=3) for _ in range(2)])  # gymnasium's default: NEXT_STEP
+    assert env.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    torch.manual_seed(0)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, hidden_sizes=(8,))
+    buf = RolloutBuffer.allocate(10, 2, 4, (), torch.long)
+    gamma = 0.9
+    runner = VecEnvRunner(env, policy, gamma=gamma, seed=0, generator=torch.Generator().manual_seed(0))
+    runner.collect(buf)
+    # steps 0-2 are episode 1 (truncated at t=2), t=3 is the ignored reset step, 4-6 episode 2, t=7 reset ...
+    assert buf.valid[:, 0].tolist() == [1, 1, 1, 0, 1, 1, 1, 0, 1, 1]
+    assert buf.dones[:, 0].tolist() == [0, 0, 1, 0, 0, 0, 1, 0, 0, 0]
+    with torch.no_grad():
+        final_value = policy.value(buf.obs[3])  # NEXT_STEP: the obs at the reset step is the final obs
+    raw = buf.rewards[2] - gamma * final_value
+    assert torch.allclose(raw, raw.round(), atol=1e-5) and set(raw.round().tolist()) <= {0.0, 1.0}
+    assert len(buf.flat()["obs"]) == 16
+    # training through the NEXT_STEP path learns too
+    trained, _ = train(SyncVectorEnv([lambda: IdentityEnv(4, ep_length=16) for _ in range(4)]),
+                       TrainConfig(algo="trpo", total_steps=4096, **SMALL), progress=False)
+    assert np.mean(trained.predict(np.eye(4, dtype=np.float32)) == np.arange(4)) == 1.0
+
+
+def test_clear_errors_for_bad_spaces_and_config():
+    with pytest.raises(SpaceError, match="not supported"):
+        ActorCritic(gym.spaces.Box(-1, 1, (3,)), gym.spaces.MultiDiscrete([2, 2]))
+    with pytest.raises(SpaceError, match="one-dimensional"):
+        ActorCritic(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-1, 1, (2, 2)))
+    with pytest.raises(SpaceError, match="not supported"):
+        ActorCritic(gym.spaces.Discrete(3), gym.spaces.Discrete(2))
+    with pytest.raises(SpaceError, match="do not cover"):
+        ActorCritic(gym.spaces.Box(-1, 1, (5,)), gym.spaces.Discrete(2), modality_slices={"a": slice(0, 3)})
+    with pytest.raises(SpaceError, match="overlap"):
+        ActorCritic(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2),
+                    modality_slices={"a": slice(0, 3), "b": slice(2, 4)})
+    with pytest.raises(SpaceError, match="outside"):
+        ActorCritic(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2), modality_slices={"a": slice(0, 9)})
+    with pytest.raises(TrainConfigError, match="algo"):
+        TrainConfig(algo="sac")
+    with pytest.raises(TrainConfigError, match="delta"):
+        TrainConfig(delta=0)
+    with pytest.raises(TrainConfigError, match="trpo_fraction"):
+        TrainConfig(trpo_fraction=1.5)
+    with pytest.raises(SpaceError, match="VectorEnv"):
+        train(42, TrainConfig(), progress=False)
