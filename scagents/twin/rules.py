@@ -1,0 +1,624 @@
+"""Reading Boolean gene-regulatory network models.
+
+Three text formats are understood (see :func:`read_model`):
+
+``scanpy``
+    The format of scanpy's ``sim_models/krumsiek11.txt``: ``Gene = rule`` lines with python-style
+    ``and`` / ``or`` / ``not``, ``#`` comments and an optional ``# coupling list:`` section of
+    ``target  regulator  weight`` lines. scagents' own model files (``scagents/twin/models/*.txt``)
+    use this format plus directive lines that start with ``@``::
+
+        @name      th_mendoza2006
+        @source    Mendoza & Xenarios (2006) ...
+        @alias     TBET = TBX21
+        @input     TCR = 0.6 sd 0.25        # clamped input: mean and per-cell sd
+        @initial   GATA3 = 0.2 sd 0.15      # initial activity: mean and per-cell sd
+        @fate      Th1 = TBX21 and not GATA3
+        @surface   IFNGR1 IL4R              # genes measured as surface proteins (ADT)
+        @hill      n = 4, k = 0.5, tau = 1
+
+``boolode``
+    BoolODE's tab-separated ``Gene<TAB>Rule`` files (header ``Gene  Rule``); a sibling
+    ``<stem>_ics.txt`` file (``Genes  Values`` with python lists) gives initial values.
+
+``bnet``
+    ``target, rule`` lines with ``&``, ``|``, ``!`` (PyBoolNet, BoolNet, CellCollective); an optional
+    ``targets, factors`` header. Regulators without a rule of their own are inputs. A ``v_`` prefix
+    shared by every name (CellCollective exports) is removed and kept as an alias.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from scagents.errors import GeneNotFoundError, ModelFileError
+
+FORMATS: tuple[str, ...] = ("scanpy", "boolode", "bnet")
+
+# --------------------------------------------------------------------------------------------------
+# Rule expressions: tokenizer + recursive-descent parser producing a small tuple AST
+#   ("var", name) | ("const", value) | ("not", node) | ("and", [nodes]) | ("or", [nodes])
+# --------------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\s*(?:(?P<op>&&|\|\||[()&|!~])|(?P<word>[A-Za-z0-9_][A-Za-z0-9_.:\-]*))")
+_KEYWORDS = {"and": "&", "or": "|", "not": "!"}
+_CONSTANTS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}
+
+
+class RuleSyntaxError(ValueError):
+    """A rule expression cannot be parsed (internal; wrapped in :class:`ModelFileError`)."""
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            raise RuleSyntaxError(f"unexpected character {text[pos:].strip()[:1]!r} at column {pos + 1}")
+        pos = m.end()
+        if m.group("op"):
+            op = {"&&": "&", "||": "|", "~": "!"}.get(m.group("op"), m.group("op"))
+            tokens.append(("op", op))
+        else:
+            word = m.group("word")
+            low = word.lower()
+            if low in _KEYWORDS:
+                tokens.append(("op", _KEYWORDS[low]))
+            elif low in _CONSTANTS:
+                tokens.append(("const", low))
+            else:
+                tokens.append(("var", word))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, tokens: list[tuple[str, str]]):
+        self.tokens = tokens
+        self.i = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None:
+            raise RuleSyntaxError("the rule ends unexpectedly (missing operand or ')')")
+        self.i += 1
+        return tok
+
+    def parse(self) -> tuple:
+        if not self.tokens:
+            raise RuleSyntaxError("empty rule")
+        node = self.or_expr()
+        if self.peek() is not None:
+            raise RuleSyntaxError(f"unexpected {self.peek()[1]!r} after a complete expression")
+        return node
+
+    def or_expr(self) -> tuple:
+        terms = [self.and_expr()]
+        while self.peek() == ("op", "|"):
+            self.take()
+            terms.append(self.and_expr())
+        return terms[0] if len(terms) == 1 else ("or", terms)
+
+    def and_expr(self) -> tuple:
+        terms = [self.not_expr()]
+        while self.peek() == ("op", "&"):
+            self.take()
+            terms.append(self.not_expr())
+        return terms[0] if len(terms) == 1 else ("and", terms)
+
+    def not_expr(self) -> tuple:
+        if self.peek() == ("op", "!"):
+            self.take()
+            return ("not", self.not_expr())
+        return self.atom()
+
+    def atom(self) -> tuple:
+        kind, value = self.take()
+        if kind == "var":
+            return ("var", value)
+        if kind == "const":
+            return ("const", _CONSTANTS[value])
+        if value == "(":
+            node = self.or_expr()
+            if self.take() != ("op", ")"):
+                raise RuleSyntaxError("missing ')'")
+            return node
+        raise RuleSyntaxError(f"unexpected {value!r} where a gene name or '(' was expected")
+
+
+def parse_rule(text: str) -> tuple:
+    """Parse a Boolean rule (``and``/``or``/``not`` or ``&``/``|``/``!``) into a tuple AST.
+
+    Raises
+    ------
+    RuleSyntaxError
+        When the expression is malformed.
+    """
+    return _Parser(_tokenize(text)).parse()
+
+
+def rule_variables(node: tuple) -> list[str]:
+    """Gene names referenced by a rule AST, in order of first appearance."""
+    out: list[str] = []
+    for name, _sign in _literals(node, +1):
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _literals(node: tuple, sign: int):
+    kind = node[0]
+    if kind == "var":
+        yield node[1], sign
+    elif kind == "not":
+        yield from _literals(node[1], -sign)
+    elif kind in ("and", "or"):
+        for child in node[1]:
+            yield from _literals(child, sign)
+
+
+def rename_ast(node: tuple, mapping: dict[str, str]) -> tuple:
+    """Return a copy of a rule AST with gene names replaced through ``mapping``."""
+    kind = node[0]
+    if kind == "var":
+        return ("var", mapping.get(node[1], node[1]))
+    if kind == "not":
+        return ("not", rename_ast(node[1], mapping))
+    if kind in ("and", "or"):
+        return (kind, [rename_ast(c, mapping) for c in node[1]])
+    return node
+
+
+def format_rule(node: tuple) -> str:
+    """Write a rule AST back as a python-style expression (``and``/``or``/``not``)."""
+    kind = node[0]
+    if kind == "var":
+        return node[1]
+    if kind == "const":
+        return "True" if node[1] else "False"
+    if kind == "not":
+        inner = format_rule(node[1])
+        return f"not {inner}" if node[1][0] in ("var", "const", "not") else f"not ({inner})"
+    parts = []
+    for child in node[1]:
+        s = format_rule(child)
+        parts.append(f"({s})" if child[0] in ("and", "or") and child[0] != kind else s)
+    return f" {kind} ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------------------------------
+
+
+def _norm(name: str) -> str:
+    """Case- and punctuation-insensitive key: ``"PU.1"``, ``"pu1"``, ``"Pu-1"`` → ``"pu1"``."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@dataclass
+class BooleanNetwork:
+    """A Boolean gene-regulatory network and what is needed to simulate it.
+
+    Attributes
+    ----------
+    name
+        Model name (``"krumsiek11"``, ``"th_mendoza2006"``, the file stem...).
+    genes
+        Gene names in model order; columns of every state array follow this order.
+    rules
+        ``{gene: rule}`` in python-style syntax; ``""`` for genes without a rule.
+    inputs
+        Genes with no rule, or whose rule is only themselves (``A = A``): they are held, or clamped
+        to the values of :attr:`input_values` / the ``inputs`` argument of the simulators.
+    edges
+        Signed edges, columns ``source``, ``target``, ``sign`` (+1 activation, -1 repression) and
+        ``weight`` (the coupling strength where the file gives one, else 1.0).
+    fates
+        ``{fate: Boolean condition}`` evaluated on final states (active = activity > 0.5).
+    aliases
+        ``{alias: gene}``; gene look-ups are case- and punctuation-insensitive on names and aliases.
+    initial_state
+        ``{gene: mean initial activity}``; genes not listed start at 0.
+    source
+        Citation of the publication the rules come from.
+    initial_sd
+        ``{gene: per-cell standard deviation of the initial activity}``.
+    input_values, input_sd
+        Default (mean, per-cell sd) of clamped inputs; an input not listed is held at its initial value.
+    surface
+        Genes measured as surface proteins (ADT) by :func:`scagents.twin.simulate`.
+    hill_n, hill_k, tau
+        Hill coefficient and threshold of the activation function and the activity time constant.
+    coupling
+        ``{(target, regulator): weight}`` from a scanpy-format coupling list.
+    """
+
+    name: str
+    genes: list[str]
+    rules: dict[str, str]
+    inputs: list[str]
+    edges: pd.DataFrame
+    fates: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    initial_state: dict[str, float] = field(default_factory=dict)
+    source: str = ""
+    initial_sd: dict[str, float] = field(default_factory=dict)
+    input_values: dict[str, float] = field(default_factory=dict)
+    input_sd: dict[str, float] = field(default_factory=dict)
+    surface: list[str] = field(default_factory=list)
+    hill_n: float = 4.0
+    hill_k: float = 0.5
+    tau: float = 1.0
+    coupling: dict[tuple[str, str], float] = field(default_factory=dict)
+    asts: dict[str, tuple | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.genes)
+
+    def gene_index(self, name: str) -> int:
+        """Column of a gene (name or alias, case-insensitive) in state arrays."""
+        return self.genes.index(self.resolve_gene(name))
+
+    def resolve_gene(self, name: str) -> str:
+        """Map a gene name or alias (case- and punctuation-insensitive) to the model's gene name.
+
+        Raises
+        ------
+        GeneNotFoundError
+            When nothing matches; the message lists the closest names.
+        """
+        if name in self.genes:
+            return name
+        key = _norm(str(name))
+        for gene in self.genes:
+            if _norm(gene) == key:
+                return gene
+        for alias, gene in self.aliases.items():
+            if _norm(alias) == key:
+                return gene
+        pool = {g.lower(): g for g in self.genes} | {a.lower(): a for a in self.aliases}
+        close = difflib.get_close_matches(str(name).lower(), list(pool), n=5, cutoff=0.5)
+        hint = (
+            f" Closest names: {', '.join(pool[c] for c in close)}." if close else ""
+        )
+        raise GeneNotFoundError(
+            f"Gene {name!r} is not in model {self.name!r}.{hint} "
+            f"Known genes: {', '.join(self.genes)}."
+        )
+
+    def regulators(self, gene: str) -> list[str]:
+        """Regulators of ``gene`` (the genes its rule reads)."""
+        node = self.asts.get(self.resolve_gene(gene))
+        return [] if node is None else rule_variables(node)
+
+    def __repr__(self) -> str:  # compact: the edge table would flood a notebook
+        return (
+            f"BooleanNetwork(name={self.name!r}, {self.n_genes} genes, {len(self.edges)} edges, "
+            f"inputs={self.inputs}, fates={list(self.fates)})"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+
+
+def _fail(origin: str, lineno: int | None, message: str) -> ModelFileError:
+    where = f"{origin}, line {lineno}" if lineno is not None else origin
+    return ModelFileError(f"{where}: {message}")
+
+
+def _detect_format(lines: list[str], path: Path | None) -> str:
+    if path is not None and path.suffix.lower() == ".bnet":
+        return "bnet"
+    for line in lines:
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if "\t" in s and "=" not in s:
+            return "boolode"
+        if s.startswith("@") or "=" in s:
+            return "scanpy"
+        if "," in s:
+            return "bnet"
+        break
+    return "scanpy"
+
+
+def _parse_value_sd(text: str) -> tuple[float, float | None]:
+    """``"0.6"`` → (0.6, None); ``"0.6 sd 0.25"`` → (0.6, 0.25)."""
+    parts = text.replace(",", " ").split()
+    if len(parts) == 1:
+        return float(parts[0]), None
+    if len(parts) == 3 and parts[1].lower() == "sd":
+        return float(parts[0]), float(parts[2])
+    raise ValueError(f"expected 'VALUE' or 'VALUE sd SD', got {text!r}")
+
+
+def read_model(path_or_text: str | Path, *, format: str | None = None) -> BooleanNetwork:
+    """Read a Boolean network from a file or from model text.
+
+    Parameters
+    ----------
+    path_or_text
+        A path to a model file, or the model text itself (any string with a newline is text).
+    format
+        ``"scanpy"`` (``Gene = rule``; scagents' own files), ``"boolode"`` (``Gene<TAB>Rule``) or
+        ``"bnet"`` (``target, rule``); ``None`` detects it from the suffix and the first line.
+
+    Returns
+    -------
+    BooleanNetwork
+        Genes, rules, inputs, signed edges, fates, aliases, initial state and citation.
+
+    Raises
+    ------
+    ModelFileError
+        The file is empty, a rule has a syntax error, a rule names an unknown gene (scanpy and
+        boolode formats, where every gene must have a line) or a gene is defined twice; the message
+        gives the line number.
+    """
+    path: Path | None = None
+    if isinstance(path_or_text, Path) or ("\n" not in str(path_or_text)):
+        candidate = Path(path_or_text)
+        try:
+            is_file = candidate.is_file()
+        except OSError:  # e.g. a name too long to be a path
+            is_file = False
+        if is_file:
+            path = candidate
+        elif isinstance(path_or_text, Path) or not re.search(r"[=,\t]", str(path_or_text)):
+            raise ModelFileError(
+                f"Model file {str(path_or_text)!r} does not exist. Pass an existing path, model text "
+                "(with newlines), or a shipped model name to scagents.twin.load_model()."
+            )
+    if path is not None:
+        text = path.read_text()
+        origin = str(path)
+        name = path.stem
+    else:
+        text = str(path_or_text)
+        origin = "<model text>"
+        name = "model"
+    lines = text.splitlines()
+    fmt = (format or _detect_format(lines, path)).lower()
+    if fmt in ("krumsiek", "scagents", "txt"):
+        fmt = "scanpy"
+    if fmt not in FORMATS:
+        raise ModelFileError(f"Unknown model format {format!r}; use one of {', '.join(FORMATS)}.")
+
+    meta: dict = {"aliases": {}, "fates": {}, "initial": {}, "initial_sd": {}, "input_values": {},
+                  "input_sd": {}, "surface": [], "hill": {}, "name": None, "source": [],
+                  "coupling": {}}
+    entries: list[tuple[int, str, str]] = []  # (lineno, target, rule text)
+    coupling_lines: list[tuple[int, str, str, float]] = []
+
+    if fmt == "scanpy":
+        in_coupling = False
+        for lineno, raw in enumerate(lines, start=1):
+            s = raw.strip()
+            if not s:
+                continue
+            if s.startswith("#"):
+                if "coupling list" in s.lower():
+                    in_coupling = True
+                continue
+            s = s.split(" #", 1)[0].strip()
+            if s.startswith("@"):
+                _read_directive(s, lineno, origin, meta)
+                continue
+            if in_coupling:
+                parts = s.split()
+                try:
+                    coupling_lines.append((lineno, parts[0], parts[1], float(parts[2])))
+                except (IndexError, ValueError):
+                    raise _fail(origin, lineno, f"coupling lines are 'TARGET REGULATOR WEIGHT', got {s!r}") from None
+                continue
+            if "=" not in s:
+                raise _fail(origin, lineno, f"expected 'Gene = rule', got {s!r}")
+            target, rule = (p.strip() for p in s.split("=", 1))
+            entries.append((lineno, target, rule))
+    elif fmt == "boolode":
+        for lineno, raw in enumerate(lines, start=1):
+            s = raw.strip()
+            if not s or s.startswith("#"):
+                continue
+            parts = re.split(r"\t+", s, maxsplit=1)
+            if len(parts) == 1:
+                parts = s.split(None, 1)
+            if not entries and parts[0].strip().lower() == "gene":
+                continue  # header line
+            if len(parts) != 2:
+                raise _fail(origin, lineno, f"expected 'Gene<TAB>Rule', got {s!r}")
+            entries.append((lineno, parts[0].strip(), parts[1].strip()))
+        if path is not None:
+            ics = path.with_name(f"{path.stem}_ics{path.suffix}")
+            if ics.is_file():
+                _read_boolode_ics(ics, meta)
+    else:  # bnet
+        for lineno, raw in enumerate(lines, start=1):
+            s = raw.split("#", 1)[0].strip()
+            if not s:
+                continue
+            if "," not in s:
+                raise _fail(origin, lineno, f"expected 'target, rule', got {s!r}")
+            target, rule = (p.strip() for p in s.split(",", 1))
+            if target.lower() == "targets" and rule.lower().startswith("factors"):
+                continue
+            entries.append((lineno, target, rule))
+
+    if not entries:
+        raise _fail(origin, None, "the model contains no rules (empty file or only comments).")
+
+    # parse every rule
+    asts: dict[str, tuple | None] = {}
+    lineno_of: dict[str, int] = {}
+    for lineno, target, rule in entries:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]*", target):
+            raise _fail(origin, lineno, f"{target!r} is not a valid gene name")
+        if target in asts:
+            raise _fail(origin, lineno, f"gene {target!r} already has a rule on line {lineno_of[target]}")
+        lineno_of[target] = lineno
+        if rule == "":
+            asts[target] = None
+            continue
+        try:
+            asts[target] = parse_rule(rule)
+        except RuleSyntaxError as err:
+            raise _fail(origin, lineno, f"syntax error in the rule of {target}: {err} (rule: {rule!r})") from None
+
+    genes = list(asts)
+    implicit_inputs = fmt == "bnet"
+    for target, node in list(asts.items()):
+        if node is None:
+            continue
+        for var in rule_variables(node):
+            if var in asts:
+                continue
+            if implicit_inputs:
+                asts[var] = None
+                genes.append(var)
+                continue
+            close = difflib.get_close_matches(var, genes, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise _fail(origin, lineno_of[target],
+                        f"the rule of {target} uses unknown gene {var!r}.{hint} Every gene needs its own "
+                        f"line ('{var} = ...', empty right-hand side for an input).")
+
+    # bnet: strip a shared CellCollective 'v_' prefix
+    aliases = dict(meta["aliases"])
+    if fmt == "bnet" and all(g.startswith("v_") and len(g) > 2 for g in genes):
+        mapping = {g: g[2:] for g in genes}
+        asts = {mapping[g]: (None if n is None else rename_ast(n, mapping)) for g, n in asts.items()}
+        genes = [mapping[g] for g in genes]
+        aliases.update({old: new for old, new in mapping.items()})
+
+    for lineno, target, regulator, weight in coupling_lines:
+        for g in (target, regulator):
+            if g not in asts:
+                raise _fail(origin, lineno, f"coupling list names unknown gene {g!r}")
+        node = asts[target]
+        if node is None or regulator not in rule_variables(node):
+            raise _fail(origin, lineno, f"coupling {target} <- {regulator}: {regulator} is not in the rule of {target}")
+        meta["coupling"][(target, regulator)] = weight
+
+    net = BooleanNetwork(
+        name=meta["name"] or name,
+        genes=genes,
+        rules={g: ("" if asts[g] is None else format_rule(asts[g])) for g in genes},
+        inputs=[g for g in genes if asts[g] is None or asts[g] == ("var", g)],
+        edges=_edges(genes, asts, meta["coupling"]),
+        fates=dict(meta["fates"]),
+        aliases=aliases,
+        initial_state=dict(meta["initial"]),
+        source=" ".join(meta["source"]),
+        initial_sd=dict(meta["initial_sd"]),
+        input_values=dict(meta["input_values"]),
+        input_sd=dict(meta["input_sd"]),
+        surface=list(meta["surface"]),
+        coupling=dict(meta["coupling"]),
+        asts=asts,
+        **meta["hill"],
+    )
+    _validate_references(net, origin)
+    return net
+
+
+def _read_directive(s: str, lineno: int, origin: str, meta: dict) -> None:
+    key, _, rest = s[1:].partition(" ")
+    key, rest = key.lower().strip(), rest.strip()
+    try:
+        if key == "name":
+            meta["name"] = rest
+        elif key == "source":
+            meta["source"].append(rest)
+        elif key == "surface":
+            meta["surface"].extend(rest.replace(",", " ").split())
+        elif key in ("alias", "fate", "input", "initial"):
+            left, _, right = rest.partition("=")
+            left, right = left.strip(), right.strip()
+            if not left or not right:
+                raise ValueError(f"expected '@{key} NAME = VALUE'")
+            if key == "alias":
+                meta["aliases"][left] = right
+            elif key == "fate":
+                parse_rule(right)
+                meta["fates"][left] = right
+            else:
+                value, sd = _parse_value_sd(right)
+                meta["input_values" if key == "input" else "initial"][left] = value
+                if sd is not None:
+                    meta["input_sd" if key == "input" else "initial_sd"][left] = sd
+        elif key == "hill":
+            for item in rest.split(","):
+                k, _, v = item.partition("=")
+                k = k.strip().lower()
+                if k not in ("n", "k", "tau"):
+                    raise ValueError(f"unknown @hill parameter {k!r} (use n, k, tau)")
+                meta["hill"][{"n": "hill_n", "k": "hill_k", "tau": "tau"}[k]] = float(v)
+        else:
+            raise ValueError(f"unknown directive '@{key}' (use @name, @source, @alias, @input, "
+                             "@initial, @fate, @surface, @hill)")
+    except (ValueError, RuleSyntaxError) as err:
+        raise _fail(origin, lineno, str(err)) from None
+
+
+def _read_boolode_ics(path: Path, meta: dict) -> None:
+    for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
+        s = raw.strip()
+        if not s or s.lower().startswith("genes"):
+            continue
+        try:
+            left, right = re.split(r"\t+", s, maxsplit=1)
+            genes, values = ast.literal_eval(left), ast.literal_eval(right)
+        except (ValueError, SyntaxError):
+            raise _fail(str(path), lineno, f"expected \"['Gene', ...]<TAB>[value, ...]\", got {s!r}") from None
+        for gene, value in zip(genes, values, strict=False):
+            # BoolODE's values are on a 0..2 scale at most; activities here live in [0, 1]
+            meta["initial"][str(gene)] = float(min(max(float(value), 0.0), 1.0))
+
+
+def _validate_references(net: BooleanNetwork, origin: str) -> None:
+    """Directives must name genes of the model; fate conditions must only read model genes."""
+    for label, names in (("@input", net.input_values), ("@initial", net.initial_state),
+                         ("@surface", net.surface), ("@alias", net.aliases.values())):
+        for g in names:
+            if g not in net.genes:
+                raise _fail(origin, None, f"{label} names unknown gene {g!r}")
+    for fate, cond in net.fates.items():
+        for g in rule_variables(parse_rule(cond)):
+            if g not in net.genes:
+                raise _fail(origin, None, f"fate {fate!r} uses unknown gene {g!r}")
+
+
+def _edges(genes: list[str], asts: dict, coupling: dict) -> pd.DataFrame:
+    rows = []
+    for target in genes:
+        node = asts[target]
+        if node is None:
+            continue
+        signs: dict[str, list[int]] = {}
+        for reg, sign in _literals(node, +1):
+            signs.setdefault(reg, []).append(sign)
+        for reg, ss in signs.items():
+            w = coupling.get((target, reg))
+            if w is not None and w != 0:
+                sign = 1 if w > 0 else -1
+            else:
+                sign = 1 if sum(ss) >= 0 else -1
+            rows.append({"source": reg, "target": target, "sign": sign,
+                         "weight": abs(w) if w is not None else 1.0})
+    return pd.DataFrame(rows, columns=["source", "target", "sign", "weight"]).astype(
+        {"sign": int, "weight": float})
