@@ -1,0 +1,27 @@
+"""Closed-loop experimental design: campaigns, a durable SQLite ledger and acquisition.
+
+Public functions (used by ``scagents next``, ``scagents ingest`` and ``scagents campaign``):
+
+* :func:`create_campaign` — a goal, candidate genes, features;
+* :func:`propose_round` — propose and record the next batch (one transaction);
+* :func:`ingest` — add a results file (one transaction, idempotent per file content);
+* :func:`history`, :func:`campaign_info`, :func:`plot_campaign` — progress table and plot.
+"""
+
+from scagents.campaign.acquisition import DESIGNERS, hit_likeness, make_designer
+from scagents.campaign.ledger import (
+    CampaignError,
+    IngestError,
+    IngestSummary,
+    campaign_info,
+    create_campaign,
+    history,
+    ingest,
+    list_campaigns,
+    plot_campaign,
+    propose_round,
+)
+
+__all__ = ["CampaignError", "IngestError", "IngestSummary", "campaign_info", "create_campaign", "history",
+           "ingest", "list_campaigns", "plot_campaign", "propose_round", "DESIGNERS", "hit_likeness",
+           "make_designer"]

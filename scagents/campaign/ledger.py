@@ -1,0 +1,544 @@
+"""Durable experiment ledger (SQLite, standard library) and the campaign functions built on it.
+
+Tables: ``campaigns`` (name, goal, objective, kind), ``candidates`` (gene + feature vector),
+``rounds``, ``proposals`` (round, gene, rank, score, uncertainty, rationale; a gene is proposed at
+most once per campaign), ``ingests`` (sha256 of every ingested file) and ``measurements``
+(unique per campaign, gene and round).
+
+Durability: every round (``propose_round``) and every ingest is one ``BEGIN IMMEDIATE …
+COMMIT`` transaction, so a process killed at any point leaves either all of it or none of it
+(SQLite rolls a hot journal back at the next open). Re-ingesting a file with the same content is a
+no-op. A malformed results file raises :class:`IngestError` and changes nothing.
+
+Test hook: the environment variable ``SCAGENTS_TEST_PAUSE_IN_TXN`` (seconds) makes
+``propose_round`` and ``ingest`` sleep in the middle of their open transaction, after part of the
+rows are written, so tests can kill them there. Do not set it otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scagents.campaign.acquisition import hit_likeness, make_designer
+from scagents.errors import DataError, DataFileError, GeneNotFoundError, ScagentsError
+
+__all__ = ["CampaignError", "IngestError", "IngestSummary", "create_campaign", "propose_round", "ingest",
+           "history", "campaign_info", "plot_campaign", "list_campaigns", "parse_objective"]
+
+KINDS = ("knockout", "knockdown", "overexpression")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS campaigns (
+    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, goal TEXT NOT NULL, objective TEXT NOT NULL,
+    kind TEXT NOT NULL, feature_names TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS candidates (
+    campaign_id INTEGER NOT NULL REFERENCES campaigns(id), gene TEXT NOT NULL, features BLOB NOT NULL,
+    PRIMARY KEY (campaign_id, gene));
+CREATE TABLE IF NOT EXISTS rounds (
+    campaign_id INTEGER NOT NULL REFERENCES campaigns(id), round INTEGER NOT NULL, designer TEXT NOT NULL,
+    seed INTEGER NOT NULL, batch INTEGER NOT NULL, created REAL NOT NULL, PRIMARY KEY (campaign_id, round));
+CREATE TABLE IF NOT EXISTS proposals (
+    campaign_id INTEGER NOT NULL, round INTEGER NOT NULL, gene TEXT NOT NULL, rank INTEGER NOT NULL,
+    score REAL, uncertainty REAL, rationale TEXT, PRIMARY KEY (campaign_id, gene),
+    FOREIGN KEY (campaign_id, round) REFERENCES rounds(campaign_id, round));
+CREATE TABLE IF NOT EXISTS ingests (
+    campaign_id INTEGER NOT NULL, sha256 TEXT NOT NULL, path TEXT NOT NULL, n_rows INTEGER NOT NULL,
+    created REAL NOT NULL, PRIMARY KEY (campaign_id, sha256));
+CREATE TABLE IF NOT EXISTS measurements (
+    campaign_id INTEGER NOT NULL, gene TEXT NOT NULL, round INTEGER NOT NULL, value REAL NOT NULL,
+    ingest_sha TEXT NOT NULL, PRIMARY KEY (campaign_id, gene, round));
+"""
+
+
+class CampaignError(ScagentsError, ValueError):
+    """A campaign is unknown, already exists, or its options are invalid."""
+
+
+class IngestError(DataError):
+    """A results file cannot be ingested (malformed, unknown or never-proposed genes, conflicts)."""
+
+
+@dataclass
+class IngestSummary:
+    """What :func:`ingest` did.
+
+    Attributes
+    ----------
+    campaign, path, sha256
+        The campaign, the file and its content hash.
+    n_new
+        Measurements added.
+    n_already
+        Rows identical to measurements already stored (skipped).
+    duplicate_file
+        ``True`` when this exact file content had been ingested before (nothing added).
+    rounds
+        Rounds the new measurements belong to.
+    """
+
+    campaign: str
+    path: str
+    sha256: str
+    n_new: int
+    n_already: int
+    duplicate_file: bool
+    rounds: list[int]
+
+
+def _pause(where: str) -> None:
+    val = os.environ.get("SCAGENTS_TEST_PAUSE_IN_TXN")
+    if val:
+        marker = os.environ.get("SCAGENTS_TEST_PAUSE_MARKER")
+        if marker:
+            Path(marker).write_text(where)
+        time.sleep(float(val))
+
+
+def _connect(db_path: str | Path) -> sqlite3.Connection:
+    con = sqlite3.connect(str(db_path), isolation_level=None, timeout=30.0)
+    con.execute("PRAGMA foreign_keys = ON")
+    con.execute("PRAGMA synchronous = FULL")
+    con.executescript(_SCHEMA)
+    return con
+
+
+@contextmanager
+def _transaction(con: sqlite3.Connection):
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    else:
+        con.execute("COMMIT")
+
+
+def parse_objective(goal: str) -> str:
+    """Objective of a goal text: ``"increase"``, ``"decrease"`` or ``"abs"`` (largest change / regulators)."""
+    g = goal.lower()
+    if any(w in g for w in ("increase", "raise", "higher", "up-regulat", "upregulat", "boost")):
+        return "increase"
+    if any(w in g for w in ("decrease", "reduce", "lower", "down-regulat", "downregulat", "suppress")):
+        return "decrease"
+    return "abs"
+
+
+def _campaign_row(con: sqlite3.Connection, name: str) -> tuple:
+    row = con.execute("SELECT id, name, goal, objective, kind, feature_names FROM campaigns WHERE name = ?",
+                      (name,)).fetchone()
+    if row is None:
+        known = [r[0] for r in con.execute("SELECT name FROM campaigns ORDER BY name")]
+        raise CampaignError(f"No campaign named {name!r} in the ledger; known: {known or 'none'}. "
+                            "Create it with create_campaign(...) or `scagents next --campaign NAME "
+                            "--goal ... --candidates FILE`.")
+    return row
+
+
+def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Sequence[str],
+                    kind: str = "knockout", features: pd.DataFrame | str | Path | None = "auto") -> dict:
+    """Create a campaign in the ledger at ``db_path`` (the file is created if needed).
+
+    Parameters
+    ----------
+    db_path
+        SQLite file of the ledger.
+    name
+        Campaign name (unique in the ledger).
+    goal
+        What the campaign looks for, e.g. ``"find regulators of IFNG production"``; ``increase`` /
+        ``decrease`` words make the objective signed, otherwise the largest change either way counts.
+    candidates
+        Gene symbols (or pairs written ``"A+B"``) that may be proposed.
+    kind
+        ``"knockout"``, ``"knockdown"`` or ``"overexpression"``.
+    features
+        Candidate features: a DataFrame (index = genes), a path to an ``.h5ad`` expression file
+        (features from :func:`~scagents.campaign.features.gene_embedding`), ``"auto"`` (the shared
+        PBMC expression features when present) or ``None`` (no features: the model-based designers
+        then behave like random). Pairs get the mean of their genes' features; unknown genes get
+        zeros + a ``missing`` indicator.
+
+    Returns
+    -------
+    dict
+        ``{"name", "goal", "objective", "kind", "n_candidates", "n_features"}``.
+
+    Raises
+    ------
+    CampaignError
+        The name exists, the candidate list is empty or has duplicates, or ``kind`` is unknown.
+    """
+    from scagents.campaign.features import align_features, gene_embedding, pbmc_gene_features
+
+    if kind not in KINDS:
+        raise CampaignError(f"Unknown kind {kind!r}; use one of {', '.join(KINDS)}.")
+    genes = [str(g).strip() for g in candidates]
+    if not genes or any(not g for g in genes):
+        raise CampaignError("The candidate list is empty or contains empty names; give gene symbols.")
+    dup = pd.Index(genes)[pd.Index(genes).duplicated()].unique().tolist()
+    if dup:
+        raise CampaignError(f"Duplicate candidates {dup[:10]}; list each gene once.")
+    if not str(goal).strip():
+        raise CampaignError("The goal is empty; say what the campaign looks for.")
+    if isinstance(features, str) and features == "auto":
+        try:
+            feats = pbmc_gene_features()
+        except DataFileError:
+            feats = None
+    elif isinstance(features, str | Path):
+        import anndata as ad
+
+        if not Path(features).exists():
+            raise DataFileError(f"Feature file {features} does not exist.")
+        feats = gene_embedding(ad.read_h5ad(features))
+    else:
+        feats = features
+    if feats is None:
+        feats = pd.DataFrame(index=pd.Index([], dtype=str))
+    singles = sorted({p for g in genes for p in g.split("+")})
+    F = align_features(feats, singles)
+    rows = []
+    for g in genes:
+        parts = g.split("+")
+        rows.append(F.loc[parts].to_numpy().mean(0))
+    M = np.asarray(rows, dtype=np.float64)
+    con = _connect(db_path)
+    try:
+        with _transaction(con):
+            if con.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
+                raise CampaignError(f"A campaign named {name!r} already exists in {db_path}; pick another name.")
+            cur = con.execute(
+                "INSERT INTO campaigns(name, goal, objective, kind, feature_names, created) VALUES (?,?,?,?,?,?)",
+                (name, goal, parse_objective(goal), kind, json.dumps(list(F.columns)), time.time()))
+            cid = cur.lastrowid
+            con.executemany("INSERT INTO candidates(campaign_id, gene, features) VALUES (?,?,?)",
+                            [(cid, g, M[i].tobytes()) for i, g in enumerate(genes)])
+    finally:
+        con.close()
+    return {"name": name, "goal": goal, "objective": parse_objective(goal), "kind": kind,
+            "n_candidates": len(genes), "n_features": M.shape[1]}
+
+
+def _load(con: sqlite3.Connection, cid: int):
+    rows = con.execute("SELECT gene, features FROM candidates WHERE campaign_id = ? ORDER BY rowid", (cid,)).fetchall()
+    genes = [r[0] for r in rows]
+    X = np.vstack([np.frombuffer(r[1], dtype=np.float64) for r in rows])
+    meas = pd.read_sql_query("SELECT gene, round, value FROM measurements WHERE campaign_id = ?", con, params=(cid,))
+    prop = pd.read_sql_query("SELECT gene, round FROM proposals WHERE campaign_id = ?", con, params=(cid,))
+    return genes, X, meas, prop
+
+
+def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: str | None = None,
+                  candidates: Sequence[str] | None = None, designer: str = "policy", seed: int = 0,
+                  n_rounds: int = 5, **designer_options) -> pd.DataFrame:
+    """Propose the next round of a campaign and record it (one transaction).
+
+    Parameters
+    ----------
+    db_path
+        SQLite ledger.
+    campaign
+        Campaign name. If it does not exist and ``goal`` and ``candidates`` are given, it is created.
+    batch
+        Number of candidates to propose.
+    goal
+        Goal of a new campaign; for an existing one it must match (or be ``None``).
+    candidates
+        Candidates of a new campaign (ignored for an existing one).
+    designer
+        ``"policy"`` (TRPO→PPO policy on the design environment), ``"ridge_ucb"``, ``"gp_ucb"`` or
+        ``"random"``.
+    seed
+        Random seed (combined with the round number).
+    n_rounds
+        Planned number of rounds (the policy sees the progress round / n_rounds).
+    **designer_options
+        Passed to the designer (e.g. ``total_timesteps`` for the policy).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The proposals: ``round``, ``rank``, ``gene``, ``score``, ``uncertainty``, ``rationale``.
+
+    Raises
+    ------
+    CampaignError
+        Unknown campaign (without goal + candidates), a different goal, or ``batch < 1``.
+    """
+    if int(batch) < 1:
+        raise CampaignError(f"batch must be ≥ 1, got {batch}.")
+    con = _connect(db_path)
+    try:
+        exists = con.execute("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)).fetchone()
+    finally:
+        con.close()
+    if not exists:
+        if goal is None or candidates is None:
+            raise CampaignError(f"No campaign named {campaign!r} in {db_path}: give goal= and candidates= "
+                                "to create it (CLI: --goal and --candidates FILE).")
+        create_campaign(db_path, campaign, goal=goal, candidates=candidates)
+    con = _connect(db_path)
+    try:
+        cid, _, cgoal, objective, _, _ = _campaign_row(con, campaign)
+        if goal is not None and exists and goal.strip() != cgoal.strip():
+            raise CampaignError(f"Campaign {campaign!r} has the goal {cgoal!r}, not {goal!r}; "
+                                "start a new campaign for a new goal.")
+        genes, X, meas, prop = _load(con, cid)
+        idx = {g: i for i, g in enumerate(genes)}
+        last = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
+        rnd = 0 if last is None else int(last) + 1
+        m = meas.groupby("gene")["value"].mean()
+        measured = np.array([idx[g] for g in m.index], dtype=np.int64)
+        rewards = hit_likeness(m.to_numpy(), objective) if len(m) else np.zeros(0)
+        exclude = np.array([idx[g] for g in prop["gene"]], dtype=np.int64)
+        des = make_designer(designer, seed=seed, **designer_options)
+        picks = des.propose(X, measured, rewards, batch, exclude=exclude, round_index=rnd, n_rounds=n_rounds)
+        out = pd.DataFrame({"round": rnd, "rank": np.arange(1, len(picks) + 1),
+                            "gene": [genes[i] for i in picks["index"]], "score": picks["score"].to_numpy(),
+                            "uncertainty": picks["uncertainty"].to_numpy(), "rationale": picks["rationale"].to_numpy()})
+        with _transaction(con):
+            # re-check inside the write lock: another process may have added a round meanwhile
+            last2 = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
+            if last2 != last:
+                raise CampaignError(f"Campaign {campaign!r} got a new round from another process; run again.")
+            con.execute("INSERT INTO rounds(campaign_id, round, designer, seed, batch, created) VALUES (?,?,?,?,?,?)",
+                        (cid, rnd, designer, int(seed), len(out), time.time()))
+            rows = [(cid, rnd, r.gene, int(r.rank), float(r.score), float(r.uncertainty), str(r.rationale))
+                    for r in out.itertuples()]
+            half = len(rows) // 2
+            ins = ("INSERT INTO proposals(campaign_id, round, gene, rank, score, uncertainty, rationale) "
+                   "VALUES (?,?,?,?,?,?,?)")
+            con.executemany(ins, rows[:half])
+            _pause("propose")
+            con.executemany(ins, rows[half:])
+    finally:
+        con.close()
+    return out
+
+
+_GENE_COLS = ("gene", "genes", "target", "target_gene", "perturbation")
+_VALUE_COLS = ("score", "value", "measurement", "effect", "lfc", "log_fold_change")
+
+
+def _read_results(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise IngestError(f"Results file {path} does not exist.")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise IngestError(f"Results file {path} is empty; it needs a header with 'gene' and 'score' columns and rows.")
+    if b"\x00" in raw[:4096]:
+        raise IngestError(f"Results file {path} is binary, not a text CSV/TSV with 'gene' and 'score' columns.")
+    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") or (b"\t" in raw.splitlines()[0]) else ","
+    try:
+        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise IngestError(f"Results file {path} is not a readable CSV: {exc}. Write one row per gene: gene,score.") from exc
+    cols = {c.strip().lower(): c for c in df.columns}
+    gcol = next((cols[c] for c in _GENE_COLS if c in cols), None)
+    vcol = next((cols[c] for c in _VALUE_COLS if c in cols), None)
+    if gcol is None:
+        raise IngestError(f"Results file {path} has no gene column (columns: {list(df.columns)}); "
+                          "name it 'gene'.")
+    if vcol is None:
+        raise IngestError(f"Results file {path} has no score column (columns: {list(df.columns)}); "
+                          "name it 'score'.")
+    if len(df) == 0:
+        raise IngestError(f"Results file {path} has a header but no rows.")
+    out = pd.DataFrame({"gene": df[gcol].astype(str).str.strip(), "raw": df[vcol].astype(str).str.strip()})
+    if "round" in cols:
+        out["round"] = df[cols["round"]].astype(str).str.strip()
+    bad_gene = out.index[out["gene"] == ""].tolist()
+    if bad_gene:
+        raise IngestError(f"Results file {path}: empty gene name on data row(s) {[i + 1 for i in bad_gene[:10]]}.")
+    val = pd.to_numeric(out["raw"], errors="coerce")
+    bad = out.index[val.isna() | ~np.isfinite(val.fillna(0))].tolist()
+    if bad:
+        examples = [f"row {i + 1} ({out.at[i, 'gene']}: {out.at[i, 'raw']!r})" for i in bad[:5]]
+        raise IngestError(f"Results file {path}: score is missing or not a finite number on {len(bad)} row(s), "
+                          f"e.g. {', '.join(examples)}. Give a number for every gene.")
+    out["value"] = val.astype(float)
+    if "round" in out:
+        r = pd.to_numeric(out["round"], errors="coerce")
+        if r.isna().any() or (r != r.round()).any():
+            raise IngestError(f"Results file {path}: the 'round' column must hold integers.")
+        out["round"] = r.astype(int)
+    dups = out.loc[out["gene"].duplicated(keep=False)]
+    if len(dups):
+        conflicting = dups.groupby("gene")["value"].nunique()
+        conflicting = conflicting[conflicting > 1].index.tolist()
+        if conflicting:
+            raise IngestError(f"Results file {path}: genes {conflicting[:10]} appear more than once with different "
+                              "scores; give one score per gene (average replicates first).")
+        out = out.drop_duplicates("gene")
+    return out
+
+
+def ingest(db_path: str | Path, campaign: str, results_path: str | Path) -> IngestSummary:
+    """Add measured results to a campaign (one transaction; idempotent per file content).
+
+    Parameters
+    ----------
+    db_path
+        SQLite ledger.
+    campaign
+        Campaign name.
+    results_path
+        CSV/TSV with a ``gene`` column and a ``score`` column (also accepted: ``value``,
+        ``measurement``, ``effect``, ``lfc``) and optionally ``round``. Every gene must be a
+        candidate that was proposed; its measurement is stored under the round that proposed it.
+
+    Returns
+    -------
+    IngestSummary
+
+    Raises
+    ------
+    IngestError
+        Missing/empty/binary file, missing gene or score column, no rows, empty gene names,
+        non-numeric/NaN/infinite scores, conflicting duplicates, a wrong round, or a gene that
+        already has a different measurement. Nothing is written.
+    GeneNotFoundError
+        A gene is not a candidate of the campaign, or was never proposed. Nothing is written.
+    CampaignError
+        Unknown campaign.
+    """
+    path = Path(results_path)
+    con = _connect(db_path)
+    try:
+        cid = _campaign_row(con, campaign)[0]
+        df = _read_results(path)
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        if con.execute("SELECT 1 FROM ingests WHERE campaign_id = ? AND sha256 = ?", (cid, sha)).fetchone():
+            return IngestSummary(campaign, str(path), sha, 0, 0, True, [])
+        cands = {r[0] for r in con.execute("SELECT gene FROM candidates WHERE campaign_id = ?", (cid,))}
+        unknown = [g for g in df["gene"] if g not in cands]
+        if unknown:
+            raise GeneNotFoundError(f"Genes {unknown[:10]} ({len(unknown)} in all) in {path} are not candidates of "
+                                    f"campaign {campaign!r}; check the spelling or the campaign name.")
+        prop = dict(con.execute("SELECT gene, round FROM proposals WHERE campaign_id = ?", (cid,)).fetchall())
+        never = [g for g in df["gene"] if g not in prop]
+        if never:
+            raise GeneNotFoundError(f"Genes {never[:10]} ({len(never)} in all) in {path} were never proposed in "
+                                    f"campaign {campaign!r}; only proposed genes can be ingested "
+                                    "(run `scagents next` first).")
+        df["prop_round"] = df["gene"].map(prop).astype(int)
+        if "round" in df:
+            wrong = df.loc[df["round"] != df["prop_round"], ["gene", "round", "prop_round"]]
+            if len(wrong):
+                ex = ", ".join(f"{r.gene} (file {r.round}, proposed in {r.prop_round})" for r in wrong.head(5).itertuples())
+                raise IngestError(f"Results file {path}: round does not match the proposing round for {ex}.")
+        old = dict(con.execute("SELECT gene, value FROM measurements WHERE campaign_id = ?", (cid,)).fetchall())
+        conflict = [g for g, v in zip(df["gene"], df["value"], strict=True) if g in old and not np.isclose(old[g], v)]
+        if conflict:
+            raise IngestError(f"Genes {conflict[:10]} in {path} already have a different measurement in campaign "
+                              f"{campaign!r}; the ledger keeps one measurement per gene and round.")
+        new = df[~df["gene"].isin(old.keys())]
+        rows = [(cid, r.gene, int(r.prop_round), float(r.value), sha) for r in new.itertuples()]
+        with _transaction(con):
+            con.execute("INSERT INTO ingests(campaign_id, sha256, path, n_rows, created) VALUES (?,?,?,?,?)",
+                        (cid, sha, str(path.resolve()), len(df), time.time()))
+            half = len(rows) // 2
+            ins = "INSERT INTO measurements(campaign_id, gene, round, value, ingest_sha) VALUES (?,?,?,?,?)"
+            con.executemany(ins, rows[:half])
+            _pause("ingest")
+            con.executemany(ins, rows[half:])
+    finally:
+        con.close()
+    return IngestSummary(campaign, str(path), sha, len(rows), len(df) - len(rows), False,
+                         sorted({r[2] for r in rows}))
+
+
+def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
+    """All proposals of a campaign with their measurements.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per proposal: ``round``, ``rank``, ``gene``, ``score``, ``uncertainty``,
+        ``rationale``, ``designer``, ``measured`` (value or NaN) and ``reward`` (hit-likeness of the
+        measured value under the campaign's objective, over all measurements so far).
+    """
+    con = _connect(db_path)
+    try:
+        cid, _, _, objective, _, _ = _campaign_row(con, campaign)
+        df = pd.read_sql_query(
+            "SELECT p.round, p.rank, p.gene, p.score, p.uncertainty, p.rationale, r.designer, m.value AS measured "
+            "FROM proposals p JOIN rounds r ON r.campaign_id = p.campaign_id AND r.round = p.round "
+            "LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND m.gene = p.gene AND m.round = p.round "
+            "WHERE p.campaign_id = ? ORDER BY p.round, p.rank", con, params=(cid,))
+    finally:
+        con.close()
+    df["reward"] = np.nan
+    ok = df["measured"].notna()
+    if ok.any():
+        df.loc[ok, "reward"] = hit_likeness(df.loc[ok, "measured"].to_numpy(float), objective)
+    return df
+
+
+def campaign_info(db_path: str | Path, campaign: str) -> dict:
+    """Summary of a campaign: goal, objective, kind, candidates, and per-round progress."""
+    con = _connect(db_path)
+    try:
+        cid, name, goal, objective, kind, _ = _campaign_row(con, campaign)
+        n_cand = con.execute("SELECT COUNT(*) FROM candidates WHERE campaign_id = ?", (cid,)).fetchone()[0]
+        n_ing = con.execute("SELECT COUNT(*) FROM ingests WHERE campaign_id = ?", (cid,)).fetchone()[0]
+    finally:
+        con.close()
+    h = history(db_path, campaign)
+    per = h.groupby("round").agg(proposed=("gene", "size"), measured=("measured", "count"),
+                                 mean_reward=("reward", "mean"), best_reward=("reward", "max")).reset_index()
+    return {"name": name, "goal": goal, "objective": objective, "kind": kind, "n_candidates": int(n_cand),
+            "n_ingests": int(n_ing), "rounds": per.to_dict("records")}
+
+
+def list_campaigns(db_path: str | Path) -> list[str]:
+    """Names of the campaigns in a ledger."""
+    con = _connect(db_path)
+    try:
+        return [r[0] for r in con.execute("SELECT name FROM campaigns ORDER BY name")]
+    finally:
+        con.close()
+
+
+def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
+    """Plot a campaign's progress to ``path`` (PNG): reward per measured proposal by round, and the
+    cumulative best reward.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = history(db_path, campaign)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    m = h[h["measured"].notna()]
+    if len(m):
+        axes[0].scatter(m["round"] + np.random.default_rng(0).uniform(-0.15, 0.15, len(m)), m["reward"], s=10)
+        best = m.groupby("round")["reward"].max().cummax()
+        axes[1].plot(best.index, best.to_numpy(), marker="o")
+    else:
+        axes[0].text(0.5, 0.5, "no measurements yet", ha="center", transform=axes[0].transAxes)
+    axes[0].set(xlabel="round", ylabel="reward (hit-likeness)", title=f"{campaign}: measured proposals")
+    axes[1].set(xlabel="round", ylabel="best reward so far", title="progress")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
