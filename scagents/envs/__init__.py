@@ -1,1 +1,46 @@
-"""scagents.envs"""
+"""Gymnasium / PettingZoo perturbation-response and experimental-design environments.
+
+* :class:`ResponseTask` — control cells, perturbation deltas and encodings (twin or real data),
+  split by perturbation;
+* :class:`PerturbationResponseEnv` / :class:`PerturbationResponseVecEnv` — predict a cell's
+  post-perturbation change, reward = negative error (the vector env steps many cells per call);
+* :class:`ModalityParallelEnv` — PettingZoo, one agent per modality branch;
+* :class:`DesignEnv` / :class:`BatchDesignParallelEnv` — choose perturbations toward a goal;
+  :func:`twin_effect_table` scores candidates on the twin;
+* toy tasks for the optimisers (:class:`IdentityEnv`, :class:`TargetMatchEnv`, :class:`TargetMatchVecEnv`).
+"""
+
+from scagents.envs.design import BatchDesignParallelEnv, DesignEnv, DesignProblem, twin_effect_table
+from scagents.envs.encoding import (
+    encode_perturbations,
+    gene_embedding_from_effects,
+    network_gene_embedding,
+)
+from scagents.envs.multiagent import ModalityParallelEnv
+from scagents.envs.response import (
+    PerturbationResponseEnv,
+    PerturbationResponseVecEnv,
+    ResponseTask,
+    evaluate_policy,
+    predict_delta,
+)
+from scagents.envs.toy import IdentityEnv, TargetMatchEnv, TargetMatchVecEnv
+
+__all__ = [
+    "BatchDesignParallelEnv",
+    "DesignEnv",
+    "DesignProblem",
+    "IdentityEnv",
+    "ModalityParallelEnv",
+    "PerturbationResponseEnv",
+    "PerturbationResponseVecEnv",
+    "ResponseTask",
+    "TargetMatchEnv",
+    "TargetMatchVecEnv",
+    "encode_perturbations",
+    "evaluate_policy",
+    "gene_embedding_from_effects",
+    "network_gene_embedding",
+    "predict_delta",
+    "twin_effect_table",
+]
