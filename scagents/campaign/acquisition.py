@@ -8,12 +8,15 @@ All designers share one call, :meth:`Designer.propose`, on a candidate feature m
 * :class:`RidgeUCBDesigner` — bootstrap ensemble of ridge regressions, UCB = mean + β·sd, greedy;
 * :class:`GPUCBDesigner` — Gaussian-process regression (RBF + white noise), UCB, greedy;
 * :class:`PolicyDesigner` — a policy trained with the TRPO→PPO optimiser (``scagents.policies``) on
-  the :class:`~scagents.campaign.design_env.DesignEnv` built from what was measured so far
-  (retrained every round); it scores each candidate from its model summary (ensemble mean,
-  uncertainty, neighbour rewards, novelty) and picks greedily with a feature-similarity penalty
-  for diversity inside a batch.
+  the :class:`~scagents.envs.design.StreamDesignEnv` built from what was measured so far
+  (warm-started from the previous round's policy); it scores each candidate from its model
+  summary (:func:`candidate_state`: ridge posterior mean and sd, co-expression neighbours' rewards,
+  novelty, expression prior) and picks greedily with a feature-similarity penalty for diversity
+  inside a batch.
 
-Round 0 (nothing measured) is random for every designer.
+Round 0 (nothing measured) is random, or — when a designer is given an expression ``prior``
+(e.g. :func:`~scagents.campaign.features.expression_prior`, never screen scores) — the top of the
+prior; the random designer ignores the prior.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pandas as pd
 
 from scagents.errors import ScagentsError
 
-__all__ = ["hit_likeness", "RidgeEnsemble", "candidate_state", "Designer", "RandomDesigner",
+__all__ = ["hit_likeness", "RidgeEnsemble", "candidate_state", "STATE_COLUMNS", "Designer", "RandomDesigner",
            "RidgeUCBDesigner", "GPUCBDesigner", "PolicyDesigner", "make_designer", "DESIGNERS",
            "DesignerError"]
 
@@ -95,29 +98,48 @@ def _unit(X: np.ndarray) -> np.ndarray:
 
 
 #: Names of the per-candidate state columns built by :func:`candidate_state`.
-STATE_COLUMNS = ("ridge_mean", "ridge_sd", "knn_mean", "knn_max", "nn_sim", "round")
+STATE_COLUMNS = ("ridge_mean", "ridge_sd", "knn_mean", "knn_max", "nn_sim", "prior", "round")
+
+
+def _zscore(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return (v - v.mean()) / (v.std() or 1.0) if v.size else v
+
+
+def knn_smooth(X: np.ndarray, known: np.ndarray, y_known: np.ndarray, query: np.ndarray, *,
+               k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Co-expression neighbourhood smoother: rewards of each query's ``k`` nearest measured genes.
+
+    Returns the mean and the max of the neighbours' rewards and the cosine similarity to the
+    nearest measured candidate (a novelty measure), all of length ``len(query)``.
+    """
+    U = _unit(np.asarray(X, dtype=np.float64))
+    S = U[query] @ U[known].T
+    kk = int(min(k, len(known)))
+    top = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
+    ny = np.asarray(y_known, dtype=np.float64)[top]
+    return ny.mean(1), ny.max(1), S.max(1)
 
 
 def candidate_state(X: np.ndarray, known: np.ndarray, y_known: np.ndarray, query: np.ndarray, *,
-                    round_frac: float = 0.0, k: int = 10, seed: int = 0) -> np.ndarray:
+                    prior: np.ndarray | None = None, round_frac: float = 0.0, k: int = 10,
+                    seed: int = 0) -> np.ndarray:
     """Per-candidate summary of what is known, the input of the policy.
 
-    Columns (:data:`STATE_COLUMNS`): ridge-ensemble mean and sd, mean and max reward of the ``k``
-    most similar measured candidates (cosine on features), similarity to the nearest measured
-    candidate, and the campaign progress ``round_frac``. The reward-like columns are standardised
-    by the spread of ``y_known``.
+    Columns (:data:`STATE_COLUMNS`): ridge-ensemble posterior mean and sd, mean and max reward of
+    the ``k`` most similar measured candidates (cosine on features, :func:`knn_smooth`),
+    similarity to the nearest measured candidate, the expression prior (z-scored over all
+    candidates; 0 when none is given) and the campaign progress ``round_frac``. The reward-like
+    columns are standardised by the spread of ``y_known``.
     """
     yk = np.asarray(y_known, dtype=np.float64)
     mu_y, sd_y = float(yk.mean()), float(yk.std()) or 1.0
     ens = RidgeEnsemble(n_models=8, seed=seed).fit(X[known], yk)
     mu, sd = ens.predict(X[query])
-    U = _unit(X)
-    S = U[query] @ U[known].T
-    kk = int(min(k, len(known)))
-    top = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
-    ny = yk[top]
-    out = np.column_stack([(mu - mu_y) / sd_y, sd / sd_y, (ny.mean(1) - mu_y) / sd_y,
-                           (ny.max(1) - mu_y) / sd_y, S.max(1), np.full(len(query), round_frac)])
+    kmean, kmax, nn = knn_smooth(X, known, yk, query, k=k)
+    pr = _zscore(prior)[query] if prior is not None else np.zeros(len(query))
+    out = np.column_stack([(mu - mu_y) / sd_y, sd / sd_y, (kmean - mu_y) / sd_y, (kmax - mu_y) / sd_y, nn,
+                           pr, np.full(len(query), round_frac)])
     return out.astype(np.float32)
 
 
@@ -146,9 +168,14 @@ class Designer:
     ----------
     seed
         Random seed.
+    prior
+        Optional per-candidate prior (higher = more promising), e.g.
+        :func:`~scagents.campaign.features.expression_prior`; round 0 then takes the top of the
+        prior instead of random picks (the random designer ignores it), and the policy sees it.
     """
 
     seed: int = 0
+    prior: np.ndarray | None = field(default=None, repr=False)
     name: str = field(default="base", init=False)
 
     def propose(self, X: np.ndarray, measured: np.ndarray, rewards: np.ndarray, batch: int, *,
@@ -189,12 +216,20 @@ class Designer:
             raise DesignerError("Every candidate has already been proposed; add candidates or stop the campaign.")
         batch = int(min(batch, len(avail)))
         rng = np.random.default_rng(self.seed + 7919 * round_index)
+        prior = None if self.prior is None else np.asarray(self.prior, dtype=np.float64).reshape(-1)
+        if prior is not None and prior.shape != (len(X),):
+            raise DesignerError(f"prior has {prior.size} values but there are {len(X)} candidates; give one per row of X.")
+        if len(measured) < 3 and prior is not None and self.name != "random":
+            top = np.argsort(-prior[avail], kind="stable")[:batch]
+            return pd.DataFrame({"index": avail[top], "score": prior[avail][top], "uncertainty": np.ones(batch),
+                                 "rationale": "expression prior (nothing measured yet)"})
         if len(measured) < 3 or self.name == "random":
             pick = rng.choice(avail, size=batch, replace=False)
             return pd.DataFrame({"index": pick, "score": np.zeros(batch), "uncertainty": np.ones(batch),
                                  "rationale": "random pick (nothing measured yet)" if self.name != "random"
                                  else "random pick (baseline)"})
-        score, unc, why = self._score(X, measured, rewards, avail, batch, rng, round_index / max(n_rounds - 1, 1))
+        score, unc, why = self._score(X, measured, rewards, avail, batch, rng, round_index / max(n_rounds - 1, 1),
+                                      prior)
         pick_local = self._select(X, avail, score, batch)
         return pd.DataFrame({"index": avail[pick_local], "score": score[pick_local],
                              "uncertainty": unc[pick_local], "rationale": why})
@@ -202,7 +237,7 @@ class Designer:
     def _select(self, X, avail, score, batch):
         return np.argsort(-score)[:batch]
 
-    def _score(self, X, measured, rewards, avail, batch, rng, round_frac):  # pragma: no cover
+    def _score(self, X, measured, rewards, avail, batch, rng, round_frac, prior):  # pragma: no cover
         raise NotImplementedError
 
 
@@ -215,17 +250,28 @@ class RandomDesigner(Designer):
 
 @dataclass
 class RidgeUCBDesigner(Designer):
-    """Bootstrap ridge ensemble on the features; UCB = mean + ``beta``·sd; greedy top-k."""
+    """Bootstrap ridge ensemble on the features; UCB = mean + ``beta``·sd; greedy top-k.
+
+    With ``knn > 0`` the score adds ``knn`` × the mean reward of the 10 nearest measured
+    candidates in feature (co-expression) space (:func:`knn_smooth`), a local smoother that
+    catches what the linear model misses.
+    """
 
     beta: float = 1.0
     alpha: float = 10.0
     n_models: int = 16
+    knn: float = 0.0
     name: str = field(default="ridge_ucb", init=False)
 
-    def _score(self, X, measured, rewards, avail, batch, rng, round_frac):
+    def _score(self, X, measured, rewards, avail, batch, rng, round_frac, prior):
         ens = RidgeEnsemble(self.n_models, self.alpha, seed=int(rng.integers(1 << 31))).fit(X[measured], rewards)
         mu, sd = ens.predict(X[avail])
-        return mu + self.beta * sd, sd, f"ridge-ensemble UCB (mean + {self.beta:g}·sd)"
+        score = mu + self.beta * sd
+        why = f"ridge-ensemble UCB (mean + {self.beta:g}·sd)"
+        if self.knn > 0:
+            score = score + self.knn * knn_smooth(X, measured, rewards, avail)[0]
+            why += f" + {self.knn:g}·co-expression neighbours' mean reward"
+        return score, sd, why
 
 
 @dataclass
@@ -233,10 +279,10 @@ class GPUCBDesigner(Designer):
     """Gaussian-process regression (RBF + white noise, fitted hyper-parameters); UCB; greedy top-k."""
 
     beta: float = 1.0
-    max_train: int = 1500
+    max_train: int = 800
     name: str = field(default="gp_ucb", init=False)
 
-    def _score(self, X, measured, rewards, avail, batch, rng, round_frac):
+    def _score(self, X, measured, rewards, avail, batch, rng, round_frac, prior):
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
@@ -256,12 +302,14 @@ class GPUCBDesigner(Designer):
 class PolicyDesigner(Designer):
     """Candidates scored by a policy trained with TRPO→PPO on the design environment.
 
-    Every round a fresh policy is trained on :class:`~scagents.campaign.design_env.DesignEnv`
-    episodes drawn from the measurements so far (a random part plays "known", the rest the pool
-    to choose from; reward = observed hit-likeness of proposed genes). The trained policy's
-    log-odds of "propose" on each unmeasured candidate's state (:func:`candidate_state`) is its
-    score; the ridge-ensemble sd is its uncertainty; picks are greedy with a cosine-similarity
-    penalty ``diversity`` for batch diversity.
+    Every round the policy is trained on :class:`~scagents.envs.design.StreamDesignEnv` episodes
+    built from the measurements so far: ``n_splits`` random splits let part of the measured genes
+    play "known" (their rewards feed :func:`candidate_state`) and the rest the pool to choose from
+    (reward = their observed hit-likeness, standardised). The policy thus sees, for each candidate,
+    the ridge posterior mean and sd, the co-expression neighbours' rewards, novelty and the prior,
+    and learns its own exploration–exploitation trade-off. The trained policy's log-odds of
+    "propose" on each unmeasured candidate's state is its score (plus ``ucb_weight`` × the z-scored
+    ridge UCB, when set); picks are greedy with a cosine-similarity penalty ``diversity``.
 
     Parameters
     ----------
@@ -271,34 +319,89 @@ class PolicyDesigner(Designer):
         Environment steps per round of training.
     diversity
         Weight of the similarity penalty (in units of the score spread).
+    warm_start
+        Start each round from the previous round's weights (the designer object keeps them)
+        instead of a fresh network.
+    ucb_weight
+        Weight of the z-scored ridge UCB (``mean + sd`` of the state) added to the z-scored policy
+        log-odds; 0 = the policy alone.
+    n_splits
+        Known/pool splits of the measurements the episodes are drawn from.
+
+    With fewer than 6 measurements there is nothing to train on and the ridge UCB of the state
+    is used (the rationale says so).
     """
 
     algo: str = "trpo_ppo"
     total_timesteps: int = 6000
     diversity: float = 0.3
+    warm_start: bool = True
+    ucb_weight: float = 0.0
+    n_splits: int = 8
     name: str = field(default="policy", init=False)
     last_log: object = field(default=None, init=False, repr=False)
+    _weights: dict | None = field(default=None, init=False, repr=False)
 
-    def _score(self, X, measured, rewards, avail, batch, rng, round_frac):
+    def training_env(self, X: np.ndarray, measured: np.ndarray, rewards: np.ndarray, *, prior=None,
+                     round_frac: float = 0.0, seed: int = 0, known_fraction: float = 0.6):
+        """The :class:`~scagents.envs.design.StreamDesignEnv` the policy is trained on this round."""
+        from scagents.envs.design import DesignProblem, StreamDesignEnv
+
+        rng = np.random.default_rng(seed)
+        n = len(measured)
+        if n < 6:
+            raise DesignerError(f"The policy designer needs ≥ 6 measured candidates to train, got {n}.")
+        problems, tested = [], []
+        for s in range(self.n_splits):
+            perm = rng.permutation(n)
+            k = int(np.clip(round(known_fraction * n), 3, n - 3))
+            kn, pool = perm[:k], perm[k:]
+            shown = np.concatenate([pool, kn])
+            st = candidate_state(X, measured[kn], rewards[kn], measured[shown], prior=prior, round_frac=round_frac,
+                                 seed=seed + s)
+            problems.append(DesignProblem([str(i) for i in range(len(shown))], effects=rewards[shown], features=st))
+            tested.append(np.arange(len(shown)) >= len(pool))
+        return StreamDesignEnv(problems, tested=tested)
+
+    def _score(self, X, measured, rewards, avail, batch, rng, round_frac, prior):
         import torch
 
-        from scagents.campaign.design_env import DesignEnv
         try:
             from scagents.policies import TrainConfig, train
         except ImportError as exc:  # pragma: no cover - depends on the policies package
             raise DesignerError("The policy designer needs scagents.policies (TrainConfig, train); "
                                 f"it could not be imported ({exc}). Use designer='ridge_ucb'.") from exc
         seed = int(rng.integers(1 << 31))
-        env = DesignEnv(X, measured, rewards, seed=seed, round_frac=round_frac)
+        if len(measured) < 6:  # too little to train on: the ridge UCB the policy would see
+            st = candidate_state(X, measured, rewards, avail, prior=prior, seed=seed)
+            return _zscore(st[:, 0] + st[:, 1]), st[:, 1].astype(np.float64), \
+                "ridge UCB (fewer than 6 measurements: the policy is not trained yet)"
+        env = self.training_env(X, measured, rewards, prior=prior, round_frac=round_frac, seed=seed)
         cfg = TrainConfig(**_small_config(TrainConfig, algo=self.algo, total_steps=self.total_timesteps,
-                                          seed=seed))
-        agent, self.last_log = train(env, cfg, progress=False)
-        state = candidate_state(X, measured, rewards, avail, round_frac=round_frac, seed=seed)
+                                          seed=seed % (1 << 30)))
+        callback = None
+        if self.warm_start and self._weights is not None:
+            # train() builds a fresh network; load the previous round's weights after its first
+            # update so that the remaining updates continue from them.
+            prev = self._weights
+
+            def callback(row, policy, _done=[]):  # noqa: B006 - one-shot flag per round
+                if not _done:
+                    policy.load_state_dict(prev)
+                    _done.append(True)
+                return None
+        agent, self.last_log = train(env, cfg, progress=False, callback=callback)
+        self._weights = {k: v.detach().clone() for k, v in agent.state_dict().items()}
+        state = candidate_state(X, measured, rewards, avail, prior=prior, round_frac=round_frac, seed=seed)
         obs = env.observation_for(state)
         with torch.no_grad():
             logp, _ = agent.dist_params(torch.as_tensor(obs))
-        score = (logp[:, 1] - logp[:, 0]).numpy().astype(np.float64)
-        return score, state[:, 1].astype(np.float64), f"{self.algo} policy on the design env (log-odds of 'propose')"
+        score = _zscore((logp[:, 1] - logp[:, 0]).numpy())
+        why = f"{self.algo} policy on the design env (log-odds of 'propose')"
+        if self.ucb_weight:
+            score = score + self.ucb_weight * _zscore(state[:, 0] + state[:, 1])
+            why += f" + {self.ucb_weight:g}·ridge UCB"
+        return score, state[:, 1].astype(np.float64), why
 
     def _select(self, X, avail, score, batch):
         U = _unit(X[avail])

@@ -30,7 +30,10 @@ import pandas as pd
 from scagents.errors import DataError, DataFileError
 
 __all__ = ["gene_embedding", "combine_features", "align_features", "pbmc_gene_features",
-           "default_data_dir", "cache_dir", "PBMC_SOURCES"]
+           "default_data_dir", "cache_dir", "PBMC_SOURCES", "expression_prior", "T_CELL_COLUMNS"]
+
+#: Kang 2018 cell types used by :func:`expression_prior` (T lymphocytes, the cells of the Schmidt screens).
+T_CELL_COLUMNS = ("kang__type_CD4 Naive T", "kang__type_CD4 Memory T", "kang__type_CD8 T", "kang__type_T activated")
 
 #: The shared PBMC expression sets used for the default features: (name, relative path, groupby, contrast)
 PBMC_SOURCES: tuple[tuple[str, str, str | None, tuple[str, str, str] | None], ...] = (
@@ -237,3 +240,52 @@ def pbmc_gene_features(
         out.to_pickle(tmp)
         os.replace(tmp, cpath)
     return out
+
+
+def expression_prior(features: pd.DataFrame, *, columns: Sequence[str] | None = None,
+                     absent: float = -3.0) -> pd.Series:
+    """Round-1 prior from expression alone: genes expressed highly in lymphocytes come first.
+
+    A heuristic (never fitted to screen scores): a knockout can only change a read-out if the gene
+    is expressed in the screened cells, and broadly, highly expressed genes (core machinery) are
+    more often screen hits. The prior is the mean over ``columns`` of the standardised expression
+    level, each column counted only for genes measured in its data set.
+
+    Parameters
+    ----------
+    features
+        Output of :func:`pbmc_gene_features` / :func:`combine_features` (optionally
+        :func:`align_features`-ed): standardised columns plus ``<name>__missing`` indicators.
+    columns
+        Expression-level columns to average; default: the Kang 2018 T-cell means
+        (:data:`T_CELL_COLUMNS`) and the mean expression of every other data set
+        (``<name>__mean``), those present.
+    absent
+        Prior of genes measured in none of the columns' data sets.
+
+    Returns
+    -------
+    pandas.Series
+        One value per row of ``features`` (same index), higher = more promising.
+
+    Raises
+    ------
+    DataError
+        If none of ``columns`` is in ``features``.
+    """
+    if columns is None:
+        columns = [c for c in T_CELL_COLUMNS if c in features]
+        tsets = {c.split("__")[0] for c in columns}
+        columns += [c for c in features.columns if c.endswith("__mean") and c.split("__")[0] not in tsets]
+    cols = [c for c in columns if c in features]
+    if not cols:
+        raise DataError(f"None of the prior columns {list(columns)[:6]} is in the features; give columns= "
+                        "naming expression-level columns.")
+    Z = features[cols].astype(np.float64).copy()
+    for c in cols:
+        miss = f"{c.split('__')[0]}__missing"
+        if miss in features:
+            Z.loc[features[miss].to_numpy() > 0, c] = np.nan
+    if "missing" in features:
+        Z.loc[features["missing"].to_numpy() > 0] = np.nan
+    return Z.mean(axis=1).fillna(absent).rename("expression_prior")

@@ -18,6 +18,14 @@ change of IFNG activity).
     left plus a one-hot of its own slot index, and is rewarded by its candidate's effect minus
     ``duplicate_penalty`` when another slot proposed the same candidate in that round (or
     ``-repeat_penalty`` for a candidate tested in an earlier round).
+:class:`StreamDesignEnv` (Gymnasium)
+    Propose-or-skip over a stream of candidates shown one at a time, so that one small network
+    scores every candidate from its own features (a shared per-candidate scorer; used by the
+    closed-loop campaign's policy designer, ``scagents.campaign``). Observation: ``[features of
+    the shown candidate | already-tested flag | proposals left (fraction)]``; action:
+    ``Discrete(2)`` (0 skip, 1 propose); reward: the proposed candidate's effect, standardised over
+    the untested candidates of its problem (0 = an average pick), ``-repeat_penalty`` for a
+    tested one, 0 for a skip.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from scagents.envs.encoding import as_perturbation
 from scagents.errors import DataError, GeneNotFoundError, GoalError
 from scagents.perturbation import Perturbation
 
-__all__ = ["DesignProblem", "DesignEnv", "BatchDesignParallelEnv", "twin_effect_table"]
+__all__ = ["DesignProblem", "DesignEnv", "BatchDesignParallelEnv", "StreamDesignEnv", "twin_effect_table"]
 
 EffectFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -292,6 +300,124 @@ class BatchDesignParallelEnv(ParallelEnv):
 
     def close(self) -> None:
         return None
+
+
+# ================================================================================== stream (per-candidate)
+class StreamDesignEnv(gym.Env):
+    """Propose-or-skip over a stream of candidates (see the module docstring).
+
+    Each episode draws one of ``problems``, shows ``stream_length`` of its candidates in random
+    order (about ``repeat_share`` of them already tested, the rest untested) and allows
+    ``budget_fraction · stream_length`` proposals. Because the observation is one candidate's
+    features, a policy trained here scores any candidate: its log-odds of "propose" ranks them.
+
+    Parameters
+    ----------
+    problems
+        One :class:`DesignProblem` or several (e.g. several known/pool splits of the same
+        measurements); their feature widths must agree.
+    tested
+        Per problem, a boolean mask of candidates already tested (proposing one earns
+        ``-repeat_penalty``); default: none tested.
+    stream_length
+        Candidates shown per episode.
+    budget_fraction
+        Proposals allowed per episode, as a fraction of ``stream_length``.
+    repeat_share
+        Share of the stream drawn from tested candidates (when there are any).
+    repeat_penalty
+        Proposing a tested candidate earns ``-repeat_penalty``.
+
+    Raises
+    ------
+    DataError
+        Empty ``problems``, mismatched widths or masks, or fewer than 2 untested candidates.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, problems: DesignProblem | Sequence[DesignProblem], *,
+                 tested: Sequence[np.ndarray] | None = None, stream_length: int = 32,
+                 budget_fraction: float = 0.25, repeat_share: float = 0.125, repeat_penalty: float = 1.0):
+        super().__init__()
+        self.problems = [problems] if isinstance(problems, DesignProblem) else list(problems)
+        if not self.problems:
+            raise DataError("StreamDesignEnv needs at least one DesignProblem.")
+        widths = {p.features.shape[1] for p in self.problems}
+        if len(widths) != 1:
+            raise DataError(f"All problems must have the same feature width, got {sorted(widths)}.")
+        masks = [np.zeros(p.n, bool) for p in self.problems] if tested is None else \
+            [np.asarray(t, bool).reshape(-1) for t in tested]
+        if len(masks) != len(self.problems) or any(m.shape != (p.n,) for m, p in
+                                                     zip(masks, self.problems, strict=False)):
+            raise DataError("tested must hold one boolean mask per problem, each of its number of candidates.")
+        if stream_length < 2 or not 0 < budget_fraction <= 1:
+            raise DataError(f"stream_length must be ≥ 2 and budget_fraction in (0, 1], got "
+                            f"{stream_length}, {budget_fraction}.")
+        self._payoffs = []
+        for p, m in zip(self.problems, masks, strict=True):
+            fresh = np.flatnonzero(~m)
+            if len(fresh) < 2:
+                raise DataError("Every problem needs at least 2 untested candidates.")
+            pay = np.full(p.n, -float(repeat_penalty))
+            if p.effects is not None:
+                e = p.effects[fresh]
+                pay[fresh] = (e - e.mean()) / (e.std() or 1.0)
+            else:
+                pay[fresh] = np.nan  # evaluated with effect_fn when proposed
+            self._payoffs.append(pay)
+        self.tested = masks
+        self.stream_length = int(stream_length)
+        self.budget = max(1, int(round(budget_fraction * stream_length)))
+        self.repeat_share = float(repeat_share)
+        self.repeat_penalty = float(repeat_penalty)
+        d = widths.pop()
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (d + 2,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self._k = 0
+        self._stream = np.zeros(0, np.int64)
+        self._t = self._left = 0
+
+    @staticmethod
+    def observation_for(features: np.ndarray, *, tested: bool | np.ndarray = False,
+                        budget_left: float = 1.0) -> np.ndarray:
+        """Observations of candidates with the given ``features`` rows (for scoring with a policy)."""
+        f = np.atleast_2d(np.asarray(features, dtype=np.float32))
+        t = np.broadcast_to(np.asarray(tested, np.float32), (len(f),))
+        return np.column_stack([f, t, np.full(len(f), budget_left, np.float32)]).astype(np.float32)
+
+    def _obs(self) -> np.ndarray:
+        p, c = self.problems[self._k], int(self._stream[self._t])
+        return self.observation_for(p.features[c], tested=bool(self.tested[self._k][c]),
+                                    budget_left=self._left / self.budget)[0]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        self._k = int(rng.integers(len(self.problems)))
+        m = self.tested[self._k]
+        fresh, old = np.flatnonzero(~m), np.flatnonzero(m)
+        n_rep = min(len(old), max(1, int(round(self.repeat_share * self.stream_length)))) if len(old) else 0
+        n_new = min(self.stream_length - n_rep, len(fresh))
+        parts = [rng.choice(fresh, size=n_new, replace=False)]
+        if n_rep:
+            parts.append(rng.choice(old, size=n_rep, replace=False))
+        self._stream = rng.permutation(np.concatenate(parts))
+        self._t, self._left = 0, self.budget
+        return self._obs(), {}
+
+    def step(self, action):
+        c = int(self._stream[self._t])
+        reward = 0.0
+        if int(action) == 1:
+            reward = float(self._payoffs[self._k][c])
+            if np.isnan(reward):
+                reward = float(self.problems[self._k].evaluate(np.array([c]), self.np_random)[0])
+            self._left -= 1
+        self._t += 1
+        done = self._left <= 0 or self._t >= len(self._stream)
+        obs = np.zeros(self.observation_space.shape, np.float32) if done else self._obs()
+        return obs, reward, done, False, {"candidate": self.problems[self._k].labels[c]}
 
 
 # ================================================================================== twin effects

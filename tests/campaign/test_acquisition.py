@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scagents.campaign.acquisition import DesignerError, hit_likeness, make_designer
-from scagents.campaign.design_env import DesignEnv
-from scagents.campaign.features import align_features, combine_features
+from scagents.campaign.acquisition import DesignerError, hit_likeness, knn_smooth, make_designer
+from scagents.campaign.features import align_features, combine_features, expression_prior
 from scagents.campaign.screens import run_retrospective
+from scagents.envs.design import DesignProblem, StreamDesignEnv
 
 
 def _problem(n=400, d=6, seed=0):
@@ -53,36 +53,70 @@ def test_designer_excludes_measured_and_proposed():
         make_designer("oracle")
 
 
-def test_design_env_rewards_and_checker():
+def test_stream_design_env_rewards_and_checker():
     from gymnasium.utils.env_checker import check_env
 
     X, scores, _ = _problem(n=120)
-    env = DesignEnv(X, np.arange(80), scores[:80], stream_length=16, seed=0)
+    tested = np.arange(120) >= 100
+    prob = DesignProblem([str(i) for i in range(120)], effects=scores, features=X)
+    env = StreamDesignEnv(prob, tested=[tested], stream_length=16, repeat_penalty=2.0)
     check_env(env, skip_render_check=True)
+    fresh = scores[~tested]
+    z = dict(zip(np.flatnonzero(~tested), (fresh - fresh.mean()) / fresh.std(), strict=True))
     obs, _ = env.reset(seed=1)
-    total, steps, done = 0.0, 0, False
+    steps, done = 0, False
     while not done:
+        c = int(env._stream[env._t])
         obs, r, done, _, _ = env.step(1)
-        total += r
+        assert r == pytest.approx(-2.0 if tested[c] else z[c])
         steps += 1
     assert steps == env.budget  # proposing every time spends the budget
-    obs, _ = env.reset(seed=1)
+    env.reset(seed=1)
     done, skip_total = False, 0.0
     while not done:
-        obs, r, done, _, _ = env.step(0)
+        _, r, done, _, _ = env.step(0)
         skip_total += r
     assert skip_total == 0.0
+    o = StreamDesignEnv.observation_for(X[:3], tested=True, budget_left=0.5)
+    assert o.shape == (3, X.shape[1] + 2) and (o[:, -2] == 1).all() and (o[:, -1] == 0.5).all()
+
+
+def test_knn_smooth_and_prior_round_zero():
+    X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [1.0, 0.05]])
+    mean, mx, nn = knn_smooth(X, np.array([0, 2]), np.array([5.0, -1.0]), np.array([1, 3]), k=1)
+    assert mean.tolist() == [5.0, -1.0] and mx.tolist() == [5.0, -1.0] and (nn > 0.9).all()
+    prior = np.arange(50, dtype=float)
+    Xr = np.random.default_rng(0).normal(size=(50, 3))
+    picks = make_designer("ridge_ucb", prior=prior).propose(Xr, np.zeros(0, int), np.zeros(0), 5)
+    assert sorted(picks["index"]) == [45, 46, 47, 48, 49] and "prior" in picks["rationale"].iloc[0]
+    rnd = make_designer("random", prior=prior).propose(Xr, np.zeros(0, int), np.zeros(0), 5)
+    assert "baseline" in rnd["rationale"].iloc[0]
+    with pytest.raises(DesignerError, match="prior has"):
+        make_designer("ridge_ucb", prior=prior[:10]).propose(Xr, np.zeros(0, int), np.zeros(0), 5)
+
+
+def test_expression_prior_uses_measured_columns_only():
+    F = pd.DataFrame({"a__mean": [2.0, 0.0, 9.0], "b__mean": [1.0, 1.0, 0.0],
+                      "a__missing": [0.0, 0.0, 1.0], "b__missing": [0.0, 0.0, 1.0]}, index=["G1", "G2", "G3"])
+    p = expression_prior(F, absent=-7.0)
+    assert p["G1"] == pytest.approx(1.5) and p["G2"] == pytest.approx(0.5) and p["G3"] == -7.0
+    assert p.idxmax() == "G1"
 
 
 @pytest.mark.slow
 def test_policy_designer_trains_and_proposes():
     pytest.importorskip("scagents.policies.trpo_ppo")
     X, scores, is_hit = _problem(n=300, seed=2)
-    d = make_designer("policy", seed=0, total_timesteps=1024)
+    d = make_designer("policy", seed=0, total_timesteps=1024, ucb_weight=0.5)
     measured = np.arange(60)
     picks = d.propose(X, measured, hit_likeness(scores[:60], "increase"), 12, round_index=1)
     assert len(picks) == 12 and picks["index"].min() >= 60 and picks["index"].is_unique
     assert np.isfinite(picks["score"]).all() and "policy" in picks["rationale"].iloc[0]
+    first = {k: v.clone() for k, v in d._weights.items()}
+    # warm start: the next round starts from (and so stays near) the stored weights
+    d.propose(X, np.arange(72), hit_likeness(scores[:72], "increase"), 12, round_index=2)
+    assert set(d._weights) == set(first)
+    assert any(not np.allclose(first[k].numpy(), d._weights[k].numpy()) for k in first)
 
 
 def test_feature_alignment_missing_indicator():
