@@ -16,12 +16,18 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         description="Predict the response to a perturbation and write a report (Markdown, JSON, "
         "PNG). Without --data it runs on the embedded digital twin (T-helper model).",
     )
-    p.add_argument("--goal", required=True, help='e.g. "predict STAT1 and IRF1 knockout"')
+    p.add_argument("--goal", default=None, help='e.g. "predict STAT1 and IRF1 knockout"')
+    p.add_argument("--resume", default=None, metavar="RUN_ID",
+                   help="resume a killed run (its folder name under ./scagents_runs) without "
+                        "re-running finished agents")
+    p.add_argument("--llm", default=None, metavar="PROVIDER:MODEL",
+                   help="let a LangChain chat model plan the agents (needs `langchain`); default: "
+                        "the deterministic planner")
     p.add_argument("--data", default=None, help=".h5ad / .h5mu / 10x .h5 file or matrix-market folder")
     p.add_argument("--out", default=None, help="output folder (default: ./scagents_runs/<time>_<goal>)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--model", default="th", help="twin model when no --data is given: th, krumsiek11")
-    p.add_argument("--n-cells", type=int, default=2000, help="cells simulated per condition on the twin")
+    p.add_argument("--n-cells", type=int, default=200, help="cells simulated per condition on the twin")
     p.add_argument("--perturbation-key", default=None, help="obs column naming the perturbation")
     p.add_argument("--control", action="append", default=None,
                    help="label of control cells (repeatable); default: recognised automatically")
@@ -30,22 +36,123 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from scagents.pipeline import run
+    from pathlib import Path
 
-    result = run(
-        args.goal, data=args.data, out=args.out, seed=args.seed, n_cells=args.n_cells,
-        model=args.model, perturbation_key=args.perturbation_key, control_labels=args.control,
-        progress=not args.quiet,
-    )
-    up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in result["top_up"][:5]) or "none"
-    down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in result["top_down"][:5]) or "none"
-    print(f"{result['goal']['text']}  [{result['method']['name']}]")
+    from scagents.agents.graph import run_graph
+    from scagents.agents.state import RunOptions
+
+    if args.goal is None and args.resume is None:
+        print("error: give --goal \"predict IFNG knockout\" (or --resume RUN_ID)", file=sys.stderr)
+        return 2
+
+    def progress(agent: str, update: dict) -> None:
+        if args.quiet:
+            return
+        for rec in update.get("log", []):
+            print(f"[{rec['agent']}] {rec['status']}: {rec['summary']}", file=sys.stderr, flush=True)
+
+    opts = None
+    if args.resume is None:
+        opts = RunOptions(goal=args.goal, data=args.data, model=args.model, n_cells=args.n_cells,
+                          seed=args.seed, perturbation_key=args.perturbation_key,
+                          control_labels=args.control, llm=args.llm)
+    state = run_graph(opts, out=args.out, resume=args.resume, on_event=progress)
+    out = Path(state["out_dir"])
+    if state.get("stop_reason") and not state.get("policy"):
+        print(f"error: {state['stop_reason']}", file=sys.stderr)
+        return 2
+    pol = state["policy"]
+    up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_up"][:5]) or "none"
+    down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_down"][:5]) or "none"
+    print(f"{state['options']['goal']}  [{pol['method']}, {pol['status']}]  run id: {out.name}")
     print(f"  up:   {up}")
     print(f"  down: {down}")
-    if result.get("fate_shift"):
-        for cond, fr in result["fate_shift"].items():
-            print(f"  fates ({cond}): " + ", ".join(f"{k} {v:.0%}" for k, v in sorted(fr.items())))
-    print(f"report: {result['files']['markdown']}  ({result['wall_time_s']:.1f} s)")
+    for p in pol["proposals"][:5]:
+        print(f"  next #{p['rank']}: {p['perturbation']} (score {p['score']:.3f})")
+    print(f"report: {out / 'report.md'}  ({state['wall_time_s']:.1f} s)")
+    return 0
+
+
+def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("next", help="propose the next perturbations of a campaign",
+                       description="Propose and record the next round of a closed-loop campaign.")
+    p.add_argument("--campaign", required=True)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--goal", default=None, help="goal of a new campaign")
+    p.add_argument("--candidates", default=None, help="file with one candidate gene per line")
+    p.add_argument("--designer", default="policy", help="policy, ridge_ucb, gp_ucb or random")
+    p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_next)
+    p = sub.add_parser("ingest", help="add measured results to a campaign",
+                       description="Ingest a CSV/TSV with gene and score columns.")
+    p.add_argument("--campaign", required=True)
+    p.add_argument("results")
+    p.add_argument("--db", default="scagents_campaigns.sqlite")
+    p.set_defaults(func=_cmd_ingest)
+    p = sub.add_parser("campaign", help="show a campaign's history table and plot",
+                       description="Print the history of a campaign and write its progress plot.")
+    p.add_argument("name")
+    p.add_argument("--db", default="scagents_campaigns.sqlite")
+    p.add_argument("--plot", default=None, help="PNG path (default <name>_progress.png)")
+    p.set_defaults(func=_cmd_campaign)
+    p = sub.add_parser("report", help="(re)write the report of a finished run",
+                       description="Rewrite report.md/html/json of a run folder from its state.")
+    p.add_argument("run", help="run id or run folder")
+    p.add_argument("--root", default="scagents_runs")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_next(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from scagents.campaign import propose_round
+
+    cands = None
+    if args.candidates:
+        cands = [g.strip() for g in Path(args.candidates).read_text().split() if g.strip()]
+    df = propose_round(args.db, args.campaign, batch=args.batch, goal=args.goal, candidates=cands,
+                       designer=args.designer, seed=args.seed)
+    print(df.to_string(index=False))
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from scagents.campaign import ingest
+
+    print(ingest(args.db, args.campaign, args.results))
+    return 0
+
+
+def _cmd_campaign(args: argparse.Namespace) -> int:
+    from scagents.campaign import history, plot_campaign
+
+    print(history(args.db, args.name).to_string(index=False))
+    path = plot_campaign(args.db, args.name, args.plot or f"{args.name}_progress.png")
+    print(f"plot: {path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from scagents.agents.graph import CHECKPOINTS, _saver, build_graph
+    from scagents.agents.report import report_agent
+
+    folder = Path(args.run) if Path(args.run).is_dir() else Path(args.root) / args.run
+    if not (folder / CHECKPOINTS).exists():
+        print(f"error: no run at {folder}", file=sys.stderr)
+        return 2
+    saver, conn = _saver(folder)
+    try:
+        values = build_graph(saver).get_state({"configurable": {"thread_id": folder.name}}).values
+    finally:
+        conn.close()
+    if not values.get("policy"):
+        print("error: the run has no prediction yet; resume it with run --resume", file=sys.stderr)
+        return 2
+    files = report_agent(values)["report"]["files"]
+    print("report: " + ", ".join(str(folder / f) for f in files.values()))
     return 0
 
 
@@ -60,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_run(sub)
+    _add_campaign_cmds(sub)
     return parser
 
 

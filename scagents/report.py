@@ -15,6 +15,7 @@ import numpy as np
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
 
 
 def _plt():
@@ -85,6 +86,76 @@ def plot_embedding(
     return path
 
 
+def plot_embedding_values(
+    coords: np.ndarray, values: np.ndarray, path: Path, *, title: str, label: str,
+    xlabel: str = "PC1", ylabel: str = "PC2",
+) -> Path:
+    """Scatter plot of cells in two dimensions coloured by a value (diverging colour map)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    lim = float(np.nanmax(np.abs(values))) if len(values) else 1.0
+    sc = ax.scatter(coords[:, 0], coords[:, 1], c=values, s=4, cmap="coolwarm", vmin=-lim,
+                    vmax=lim)
+    fig.colorbar(sc, ax=ax, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_network(edges: list[dict], centre: list[str], path: Path, *, title: str) -> Path:
+    """The neighbourhood of ``centre`` genes: centre in the middle, neighbours on a circle,
+    arrows from regulator to target (red activation / positive weight, blue repression)."""
+    plt = _plt()
+    nodes = list(dict.fromkeys([*centre, *[e["source"] for e in edges], *[e["target"] for e in edges]]))
+    others = [n for n in nodes if n not in centre]
+    pos = {c: (0.15 * i, 0.0) for i, c in enumerate(centre)}
+    for i, n in enumerate(others):
+        a = 2 * np.pi * i / max(len(others), 1)
+        pos[n] = (np.cos(a), np.sin(a))
+    fig, ax = plt.subplots(figsize=(5.0, 5.0))
+    wmax = max([abs(e["weight"]) for e in edges] or [1.0]) or 1.0
+    for e in edges:
+        (x0, y0), (x1, y1) = pos[e["source"]], pos[e["target"]]
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={
+            "arrowstyle": "-|>", "color": "#c0392b" if e["weight"] > 0 else "#2471a3",
+            "lw": 0.5 + 2.5 * abs(e["weight"]) / wmax, "shrinkA": 12, "shrinkB": 12})
+    for n, (x, y) in pos.items():
+        ax.scatter([x], [y], s=500 if n in centre else 250,
+                   color="#f4d03f" if n in centre else "#d5dbdb", zorder=3)
+        ax.text(x, y, n, ha="center", va="center", fontsize=7, zorder=4)
+    ax.set_xlim(-1.4, 1.4)
+    ax.set_ylim(-1.4, 1.4)
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_training(rows: list[dict], path: Path, *, title: str) -> Path:
+    """Mean episodic return per update, one colour per phase (TRPO, PPO)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    for phase, colour in (("trpo", "#8e44ad"), ("ppo", "#16a085")):
+        sel = [r for r in rows if r.get("phase") == phase]
+        if sel:
+            ax.plot([float(r["step"]) for r in sel], [float(r["episodic_return_mean"]) for r in sel],
+                    marker="o", ms=3, color=colour, label=phase.upper())
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean episodic return (−MSE)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _fmt(x: Any, digits: int = 3) -> str:
     if isinstance(x, float):
         return f"{x:.{digits}f}"
@@ -136,6 +207,32 @@ def render_markdown(result: dict) -> str:
         lines += [ev.get("description", ""), ""]
         lines += _table([{"metric": k, "value": v} for k, v in ev["metrics"].items()],
                         ["metric", "value"]) + [""]
+    if result.get("validation"):
+        lines += ["## Validation on held-out perturbations", ""]
+        val = result["validation"]
+        lines += [val.get("description", ""), ""]
+        lines += _table([{"model": k, **v} for k, v in val["scores"].items()],
+                        ["model", "mse", "pearson", "pearson_delta_topk"]) + [""]
+        if val.get("decision"):
+            lines += [f"**Decision:** {val['decision']}", ""]
+    if result.get("network"):
+        net = result["network"]
+        lines += ["## Regulatory network around the target", ""]
+        if net.get("edges"):
+            lines += [net.get("description", ""), ""]
+            lines += _table(net["edges"], ["source", "target", "weight"]) + [""]
+        else:
+            lines += [net.get("description", "No network."), ""]
+    if result.get("proposals") is not None:
+        lines += ["## Recommended next perturbations", ""]
+        if result["proposals"]:
+            lines += _table(result["proposals"], ["rank", "perturbation", "score", "uncertainty",
+                                                  "rationale"]) + [""]
+        else:
+            lines += ["No untested candidate is left to propose.", ""]
+    if result.get("agents"):
+        lines += ["## Which agent produced what", ""]
+        lines += _table(result["agents"], ["agent", "status", "produced"]) + [""]
     if result.get("figures"):
         lines += ["## Figures", ""]
         for name, fname in result["figures"].items():
@@ -145,14 +242,70 @@ def render_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(result: dict, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``report.md`` and ``report.json`` for ``result`` into ``out_dir``.
+def render_html(markdown: str, out_dir: str | Path) -> str:
+    """A self-contained HTML page of a report: the Markdown rendered (headings, tables, lists,
+    bold) and every ``![name](file.png)`` image inlined as base64."""
+    import base64
+    import html
+    import re
 
-    Figures must already be in ``out_dir`` and listed in ``result["figures"]`` (name → file name).
+    out = Path(out_dir)
+
+    def inline(text: str) -> str:
+        text = html.escape(text)
+        text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+        return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+    body: list[str] = []
+    rows: list[list[str]] = []
+
+    def flush_table() -> None:
+        if rows:
+            head, *rest = rows
+            body.append("<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in head) + "</tr>"
+                        + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>"
+                                  for r in rest) + "</table>")
+            rows.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                rows.append(cells)
+            continue
+        flush_table()
+        img = re.fullmatch(r"!\[(.*?)\]\((.+?)\)", line.strip())
+        if img:
+            f = out / img.group(2)
+            if f.exists():
+                data = base64.b64encode(f.read_bytes()).decode()
+                body.append(f'<figure><img alt="{html.escape(img.group(1))}" '
+                            f'src="data:image/png;base64,{data}"/>'
+                            f"<figcaption>{html.escape(img.group(1))}</figcaption></figure>")
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{inline(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("- "):
+            body.append(f"<li>{inline(line[2:])}</li>")
+        elif line.strip():
+            body.append(f"<p>{inline(line)}</p>")
+    flush_table()
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
+             "padding:2px 6px;font-size:90%}img{max-width:100%}")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>scagents report</title>"
+            f"<style>{style}</style></head><body>" + "\n".join(body) + "</body></html>")
+
+
+def write_report(result: dict, out_dir: str | Path, *, html: bool = False) -> dict[str, Path]:
+    """Write ``report.md`` and ``report.json`` (and ``report.html`` with ``html=True``).
+
+    Figures must already be in ``out_dir`` and listed in ``result["figures"]`` (name → file name);
+    the HTML page inlines them (base64), so it is self-contained.
 
     Returns
     -------
-    Paths of the files written, keyed ``"markdown"`` and ``"json"``.
+    Paths of the files written, keyed ``"markdown"``, ``"json"`` (and ``"html"``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,7 +317,14 @@ def write_report(result: dict, out_dir: str | Path) -> dict[str, Path]:
     tmp_js.write_text(json.dumps(result, indent=2, default=_json_default))
     tmp_md.replace(md)
     tmp_js.replace(js)
-    return {"markdown": md, "json": js}
+    paths = {"markdown": md, "json": js}
+    if html:
+        page = out / REPORT_HTML
+        tmp = page.with_suffix(".html.tmp")
+        tmp.write_text(render_html(md.read_text(), out))
+        tmp.replace(page)
+        paths["html"] = page
+    return paths
 
 
 def _json_default(obj: Any) -> Any:

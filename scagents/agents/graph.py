@@ -1,0 +1,199 @@
+"""The agent graph: a LangGraph ``StateGraph`` of the supervisor and the specialist agents.
+
+::
+
+    START → supervisor ─┬→ data ───────┐
+                        ├→ integration ┤
+                        ├→ network ────┤   every agent returns to the supervisor,
+                        ├→ policy ─────┤   which routes on the state (see supervisor.py)
+                        ├→ fallback ───┤
+                        ├→ report ─────┘
+                        └→ END
+
+Runs are checkpointed with LangGraph's SQLite checkpointer in ``<run>/checkpoints.sqlite``
+(``thread_id`` = run id = the run folder's name) with synchronous durability, so a killed run resumes
+with :func:`run_graph` ``(resume=RUN_ID)`` from the last finished agent. Every agent start and finish
+is appended to ``<run>/agents.log`` (JSON lines with its key figures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from langgraph.graph import END, START, StateGraph
+
+from scagents.agents.data import data_agent
+from scagents.agents.integration import integration_agent
+from scagents.agents.network import network_agent
+from scagents.agents.policy import fallback_agent, policy_agent
+from scagents.agents.report import report_agent
+from scagents.agents.state import RunOptions, RunState, initial_state
+from scagents.agents.supervisor import END_MOVE, LLMPlanner, make_supervisor
+from scagents.errors import ScagentsError
+
+__all__ = ["build_graph", "run_graph", "RunNotFoundError", "AGENT_LOG", "CHECKPOINTS", "KILL_ENV"]
+
+AGENT_LOG = "agents.log"
+CHECKPOINTS = "checkpoints.sqlite"
+KILL_ENV = "SCAGENTS_TEST_KILL_AFTER"
+"""Testing hook: SIGKILL the process once the named agent's checkpoint has been written."""
+
+SPECIALISTS: dict[str, Callable[[RunState], dict]] = {
+    "data": data_agent,
+    "integration": integration_agent,
+    "network": network_agent,
+    "policy": policy_agent,
+    "fallback": fallback_agent,
+    "report": report_agent,
+}
+
+
+class RunNotFoundError(ScagentsError, FileNotFoundError):
+    """``--resume RUN_ID`` names no run with a checkpoint."""
+
+
+def _log_event(state: RunState, record: dict) -> None:
+    path = Path(state["out_dir"]) / AGENT_LOG
+    with path.open("a") as fh:
+        fh.write(json.dumps(record, default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _maybe_kill(state: RunState) -> None:
+    """The testing hook: the previous step's checkpoint is on disk when a node starts."""
+    target = os.environ.get(KILL_ENV)
+    if target and any(r["agent"] == target for r in state.get("log", [])):
+        os.kill(os.getpid(), 9)
+
+
+def _wrap(name: str, fn: Callable[[RunState], dict]) -> Callable[[RunState], dict]:
+    def node(state: RunState) -> dict:
+        _maybe_kill(state)
+        if name != "supervisor":
+            _log_event(state, {"agent": name, "event": "started", "time": time.time()})
+        t0 = time.perf_counter()
+        update = fn(state)
+        if name != "supervisor":
+            rec = (update.get("log") or [{}])[-1]
+            _log_event(state, {"agent": name, "event": "finished", "time": time.time(),
+                               "seconds": round(time.perf_counter() - t0, 3),
+                               "status": rec.get("status"), "summary": rec.get("summary"),
+                               "figures": rec.get("figures", {})})
+        return update
+
+    node.__name__ = f"{name}_node"
+    return node
+
+
+def _route(state: RunState) -> str:
+    move = state.get("next") or END_MOVE
+    return END if move == END_MOVE else move
+
+
+def build_graph(checkpointer=None, *, planner: Callable[[RunState, list[str]], str] | None = None):
+    """Build and compile the agent graph.
+
+    Parameters
+    ----------
+    checkpointer
+        A LangGraph checkpointer (e.g. ``SqliteSaver``); ``None`` compiles without persistence.
+    planner
+        Optional ``planner(state, allowed) -> move`` (e.g. :class:`LLMPlanner`); the deterministic
+        planner is used when ``None``.
+
+    Returns
+    -------
+    The compiled graph.
+    """
+    g = StateGraph(RunState)
+    g.add_node("supervisor", _wrap("supervisor", make_supervisor(planner)))
+    for name, fn in SPECIALISTS.items():
+        g.add_node(name, _wrap(name, fn))
+        g.add_edge(name, "supervisor")
+    g.add_edge(START, "supervisor")
+    g.add_conditional_edges("supervisor", _route, {**{n: n for n in SPECIALISTS}, END: END})
+    return g.compile(checkpointer=checkpointer)
+
+
+def _saver(out: Path):
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    conn = sqlite3.connect(str(out / CHECKPOINTS), check_same_thread=False)
+    return SqliteSaver(conn), conn
+
+
+def run_graph(
+    options: RunOptions | None = None, *, out: str | Path | None = None, resume: str | None = None,
+    root: str | Path = "scagents_runs", on_event: Callable[[str, dict], None] | None = None,
+    planner: Callable[[RunState, list[str]], str] | None = None,
+) -> dict:
+    """Run (or resume) the agent graph and return the final state.
+
+    Parameters
+    ----------
+    options
+        The run options (goal, data, seed, …); not needed with ``resume``.
+    out
+        Run folder of a new run (default ``<root>/<time>_<goal>``); its name is the run id.
+    resume
+        Run id (folder name under ``root``) or run folder of a run to resume: finished agents are
+        not run again.
+    root
+        Folder of the runs.
+    on_event
+        Called as ``on_event(agent, update)`` after each agent (progress streaming).
+    planner
+        Optional planner (see :func:`build_graph`); ``options.llm`` builds an :class:`LLMPlanner`.
+
+    Returns
+    -------
+    dict
+        The final state values plus ``wall_time_s``.
+
+    Raises
+    ------
+    RunNotFoundError
+        ``resume`` names no checkpointed run.
+    """
+    from scagents.pipeline import default_out_dir
+
+    t0 = time.perf_counter()
+    if resume is not None:
+        folder = Path(resume) if Path(resume).is_dir() else Path(root) / resume
+        if not (folder / CHECKPOINTS).exists():
+            raise RunNotFoundError(f"No run {resume!r} to resume: {folder / CHECKPOINTS} does not "
+                                   f"exist. Run ids are the folder names under {root}/.")
+        out_dir, inputs = folder, None
+    else:
+        if options is None:
+            raise ScagentsError("run_graph needs options (a RunOptions) or resume=RUN_ID.")
+        out_dir = Path(out) if out is not None else default_out_dir(options.goal, root)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        inputs = initial_state(options, out_dir)
+    if planner is None and options is not None and options.llm:
+        planner = LLMPlanner(options.llm)
+    saver, conn = _saver(out_dir)
+    try:
+        graph = build_graph(saver, planner=planner)
+        config = {"configurable": {"thread_id": out_dir.name}, "recursion_limit": 50}
+        if resume is not None:
+            snap = graph.get_state(config)
+            if not snap.values:
+                raise RunNotFoundError(f"Run {resume!r} has no checkpoint to resume from.")
+            if not snap.next:
+                on_event and on_event("resume", {"note": "the run had already finished"})
+        for chunk in graph.stream(inputs, config, stream_mode="updates", durability="sync"):
+            for node, update in chunk.items():
+                if on_event is not None and node != "supervisor":
+                    on_event(node, update or {})
+        values = dict(graph.get_state(config).values)
+    finally:
+        conn.close()
+    values["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    return values

@@ -1,0 +1,159 @@
+"""The typed state of the agent graph and the pydantic models passed between agents.
+
+The graph state (:class:`RunState`) is a ``TypedDict`` of plain JSON values so that LangGraph's
+SQLite checkpoints stay small and portable; each agent reads its inputs with the pydantic models
+below (``DataSummary.model_validate(state["data"])``) and writes its output with ``model_dump()``.
+Big objects (AnnData / MuData, trained policies, prediction tables) live on disk in the run folder
+and the state holds their file names, relative to the run folder.
+"""
+
+from __future__ import annotations
+
+import operator
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AGENTS", "RunOptions", "DataSummary", "IntegrationSummary", "NetworkSummary", "GeneEffect",
+    "Proposal", "PolicySummary", "ReportSummary", "AgentRecord", "RunState", "initial_state",
+    "run_path",
+]
+
+#: the specialist agents, in the order the deterministic planner calls them
+AGENTS: tuple[str, ...] = ("data", "integration", "network", "policy", "fallback", "report")
+
+Status = Literal["done", "skipped", "failed", "validated", "not_validated", "fallback"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunOptions(_Model):
+    """What the user asked for (``python -m scagents run`` options)."""
+
+    goal: str = Field(description='The goal in plain words, e.g. "predict IFNG knockout".')
+    data: str | None = Field(None, description="Data file; None runs on the digital twin.")
+    model: str = Field("th", description="Twin model when data is None.")
+    n_cells: int = Field(200, ge=10, description="Cells simulated per condition on the twin.")
+    seed: int = 0
+    perturbation_key: str | None = None
+    control_labels: list[str] | None = None
+    policy_steps: int = Field(12_000, ge=256, description="Environment steps of the first training.")
+    max_policy_attempts: int = Field(2, ge=1, description="Training attempts before the fallback.")
+    n_validation: int = Field(4, ge=1, description="Perturbations held out for validation.")
+    n_candidates: int = Field(8, ge=0, description="Twin genes left unmeasured as candidates.")
+    n_proposals: int = Field(8, ge=0, description="Next perturbations to recommend.")
+    llm: str | None = Field(None, description="provider:model of an optional LLM planner.")
+
+
+class DataSummary(_Model):
+    """What the data agent loaded (the object itself is ``path`` in the run folder)."""
+
+    source: str
+    description: str
+    path: str
+    n_cells: int
+    n_genes: int
+    modalities: list[str]
+    goal: dict
+    perturbation: dict
+    goal_measured: bool
+    measured: list[str] = Field(description="Perturbation labels with cells in the data.")
+    candidates: list[str] = Field(description="Genes not yet perturbed that could be tested next.")
+    truth_path: str | None = Field(None, description="Twin: simulated response of the goal (CSV).")
+
+
+class IntegrationSummary(_Model):
+    status: Status
+    reason: str = ""
+    path: str | None = None
+    embedding_key: str | None = None
+    n_clusters: int | None = None
+
+
+class NetworkSummary(_Model):
+    status: Status
+    reason: str = ""
+    method: str | None = None
+    edges_path: str | None = None
+    n_edges: int = 0
+    neighbourhood: list[dict] = Field(default_factory=list,
+                                      description="Edges touching the goal's targets.")
+
+
+class GeneEffect(_Model):
+    gene: str
+    delta: float
+    control_mean: float
+    perturbed_mean: float
+
+
+class Proposal(_Model):
+    rank: int
+    perturbation: str
+    score: float
+    uncertainty: float
+    rationale: str
+
+
+class PolicySummary(_Model):
+    status: Status
+    reason: str = ""
+    attempts: int = 0
+    method: str = ""
+    policy_path: str | None = None
+    training_log: str | None = None
+    prediction_path: str | None = None
+    validation: dict[str, dict[str, float]] = Field(default_factory=dict)
+    validation_labels: list[str] = Field(default_factory=list)
+    train_labels: list[str] = Field(default_factory=list)
+    top_up: list[GeneEffect] = Field(default_factory=list)
+    top_down: list[GeneEffect] = Field(default_factory=list)
+    evaluation: dict[str, float] | None = None
+    proposals: list[Proposal] = Field(default_factory=list)
+
+
+class ReportSummary(_Model):
+    status: Status
+    files: dict[str, str]
+
+
+class AgentRecord(_Model):
+    """One line of the agent log kept in the state (timings are only in ``agents.log``)."""
+
+    agent: str
+    status: str
+    summary: str
+    figures: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunState(TypedDict, total=False):
+    """The graph state (JSON values only; see the module docstring)."""
+
+    run_id: str
+    out_dir: str
+    options: dict
+    data: dict | None
+    integration: dict | None
+    network: dict | None
+    policy: dict | None
+    report: dict | None
+    next: str
+    stop_reason: str | None
+    log: Annotated[list[dict], operator.add]
+
+
+def initial_state(options: RunOptions, out_dir: str | Path) -> RunState:
+    """The state a new run starts from."""
+    out = Path(out_dir)
+    return RunState(run_id=out.name, out_dir=str(out), options=options.model_dump(), data=None,
+                    integration=None, network=None, policy=None, report=None, next="",
+                    stop_reason=None, log=[])
+
+
+def run_path(state: RunState, name: str | None) -> Path | None:
+    """Absolute path of a file named relative to the run folder (``None`` stays ``None``)."""
+    return None if name is None else Path(state["out_dir"]) / name

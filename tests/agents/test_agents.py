@@ -1,0 +1,112 @@
+"""Each agent called on its own (no graph), and the deterministic planner's routing."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scagents.agents.data import data_agent
+from scagents.agents.network import neighbourhood, network_agent
+from scagents.agents.policy import fallback_agent, policy_agent, rank_proposals
+from scagents.agents.report import report_agent
+from scagents.agents.state import DataSummary, PolicySummary, RunOptions, initial_state
+from scagents.agents.supervisor import allowed_moves, plan_next, supervisor
+
+
+def _state(tmp_path, **kw):
+    opts = RunOptions(goal=kw.pop("goal", "predict IFNG knockout"), n_cells=80,
+                      policy_steps=2048, **kw)
+    return initial_state(opts, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def twin_state(tmp_path_factory):
+    st = _state(tmp_path_factory.mktemp("run"))
+    st.update(data_agent(st))
+    return st
+
+
+def test_data_agent_twin(twin_state):
+    d = DataSummary.model_validate(twin_state["data"])
+    assert d.perturbation["targets"] == ["IFNG"] and d.goal_measured
+    assert (Path(twin_state["out_dir"]) / d.path).exists()
+    assert set(d.candidates).isdisjoint(d.measured) and len(d.candidates) == 8
+    assert d.modalities == ["rna", "atac", "prot"]
+
+
+def test_data_agent_stops_on_unknown_gene(tmp_path):
+    st = _state(tmp_path, goal="predict IFNGQ knockout")
+    up = data_agent(st)
+    assert up["data"] is None and "Closest gene names" in up["stop_reason"]
+    assert plan_next({**st, **up}) == "end"
+
+
+def test_planner_routes():
+    base = {"options": RunOptions(goal="predict IFNG knockout").model_dump(), "log": []}
+    assert plan_next(base) == "data"
+    one = {**base, "data": {"modalities": ["rna"]}, "integration": None}
+    up = supervisor(one)  # single modality: integration is skipped by the supervisor itself
+    assert up["integration"]["status"] == "skipped" and up["next"] == "network"
+    s = {**base, "data": {"modalities": ["rna", "atac"]}, "integration": {"status": "done"},
+         "network": {"status": "done"}, "policy": {"status": "not_validated", "attempts": 1}}
+    assert allowed_moves(s) == ["policy", "fallback"]  # retrain first
+    s["policy"]["attempts"] = 2
+    assert plan_next(s) == "fallback"
+    s["policy"] = {"status": "validated", "attempts": 1}
+    assert plan_next(s) == "report"
+
+
+def test_network_agent(twin_state):
+    up = network_agent(twin_state)
+    net = up["network"]
+    if net["status"] == "skipped":
+        pytest.skip(net["reason"])
+    assert net["status"] == "done" and net["n_edges"] > 0
+    assert all("IFNG" in (e["source"], e["target"]) for e in net["neighbourhood"])
+
+
+def test_neighbourhood_orders_by_weight():
+    import pandas as pd
+
+    e = pd.DataFrame({"source": ["A", "B", "C"], "target": ["X", "A", "D"],
+                      "weight": [0.1, -0.9, 5.0]})
+    assert [r["source"] for r in neighbourhood(e, ["A"])] == ["B", "A"]
+
+
+@pytest.mark.slow
+def test_policy_fallback_and_report(twin_state):
+    st = dict(twin_state)
+    st.update(network_agent(st))
+    up = policy_agent(st)
+    pol = PolicySummary.model_validate(up["policy"])
+    assert pol.status in ("validated", "not_validated") and pol.attempts == 1
+    assert "IFNG" not in pol.train_labels and "IFNG" not in pol.validation_labels
+    assert {"TRPO→PPO policy", "linear gene embedding"} <= set(pol.validation)
+    assert len(pol.proposals) == 8
+    assert [p.rank for p in pol.proposals] == list(range(1, 9))
+    assert all(p.perturbation.split()[0] in twin_state["data"]["candidates"] for p in pol.proposals)
+    st.update(up)
+    st.update(fallback_agent(st))
+    fb = PolicySummary.model_validate(st["policy"])
+    assert fb.status == "fallback" and "did not validate" in fb.reason
+    st.update(report_agent(st))
+    out = Path(st["out_dir"])
+    for f in ("report.md", "report.html", "report.json", "effects.png", "embedding.png"):
+        assert (out / f).stat().st_size > 0
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<img" in html
+    md = (out / "report.md").read_text()
+    assert "Recommended next perturbations" in md and "Which agent produced what" in md
+    assert json.loads((out / "report.json").read_text())["method"]["name"] == fb.method
+
+
+def test_rank_proposals_ucb():
+    import numpy as np
+    import pandas as pd
+
+    goal = pd.Series([1.0], index=["a"])
+    models = {"m1": lambda t, k: np.array([0.5]) if t == ("x",) else np.array([-0.1]),
+              "m2": lambda t, k: np.array([0.5]) if t == ("x",) else np.array([0.3])}
+    props = rank_proposals(goal, ["y", "x"], "knockout", models, n=2, goal_label="g")
+    assert props[0].perturbation == "x knockout"  # UCB: 0.5 + 0 > 0.2 + 0.1 (|effect| mean 0.2, std 0.1)
+    assert props[1].uncertainty == pytest.approx(0.1)
