@@ -1,0 +1,170 @@
+"""Streaming (backed) statistics equal the in-memory ones, in bounded memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from scagents import data
+from scagents.data import backed
+from scagents.errors import DataError, DataFileError, GeneNotFoundError
+
+STANDARD = ["perturbation", "target_genes", "perturbation_type", "is_control"]
+
+
+@pytest.fixture(scope="module")
+def atlas(tmp_path_factory):
+    path = tmp_path_factory.mktemp("atlas") / "small.h5ad"
+    backed.write_synthetic_atlas(path, n_cells=5000, n_genes=300, n_perturbations=80, chunk_size=1700, seed=3)
+    return path
+
+
+@pytest.fixture(scope="module")
+def in_memory(atlas):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata = data.load(atlas)
+    data.lognormalize(adata)
+    return adata
+
+
+@pytest.fixture
+def opened(atlas):
+    a = backed.open_backed(atlas)
+    backed.standardize_backed(a)
+    return a
+
+
+def test_synthetic_file_is_sparse_csr_counts(atlas):
+    a = backed.open_backed(atlas)
+    assert a.isbacked and a.shape == (5000, 300)
+    nnz = a.X.group["data"].shape[0]
+    assert 0.03 < nnz / (5000 * 300) < 0.12
+    first = a.X[:10]
+    assert sp.issparse(first) and np.all(first.data >= 1) and np.all(first.data == np.round(first.data))
+
+
+def test_open_backed_errors(tmp_path):
+    with pytest.raises(DataFileError, match=r"\.h5ad"):
+        backed.open_backed(tmp_path / "x.csv")
+    with pytest.raises(FileNotFoundError):
+        backed.open_backed(tmp_path / "missing.h5ad")
+
+
+def test_iter_chunks_covers_all_rows(opened):
+    seen, total = 0, 0.0
+    for rows, chunk in backed.iter_chunks(opened, chunk_size=1234):
+        assert sp.isspmatrix_csr(chunk) and chunk.shape == (rows.stop - rows.start, 300)
+        assert rows.start == seen
+        seen = rows.stop
+        total += chunk.sum()
+    assert seen == 5000
+    assert total == pytest.approx(float(opened.X[:].sum()))
+
+
+def test_standardize_backed_matches_standardize(opened, in_memory):
+    for col in STANDARD:
+        assert (opened.obs[col].astype(str) == in_memory.obs[col].astype(str)).all(), col
+    assert opened.uns["scagents"]["data"] == {k: v for k, v in in_memory.uns["scagents"]["data"].items()
+                                              if k != "lognorm"}
+    assert opened.isbacked  # X never loaded
+
+
+def test_pseudobulk_backed_equals_in_memory(opened, in_memory):
+    ref = data.pseudobulk(in_memory)
+    for chunk_size in (999, 50_000):
+        got = backed.pseudobulk_backed(opened, chunk_size=chunk_size)
+        assert got.index.equals(ref.index) and got.columns.equals(ref.columns)
+        np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=1e-6, atol=1e-7)
+        assert got.attrs["n_cells"] == ref.attrs["n_cells"]
+
+
+def test_perturbation_summary(opened, in_memory):
+    s = backed.perturbation_summary(opened, chunk_size=700)
+    lab = "G00005"
+    cells = (in_memory.obs["perturbation"] == lab).to_numpy()
+    X = in_memory.X[cells]
+    assert s.loc[lab, "n_cells"] == cells.sum()
+    assert s.loc[lab, "mean_umis"] == pytest.approx(X.sum() / cells.sum())
+    assert s.loc[lab, "mean_genes"] == pytest.approx(X.nnz / cells.sum())
+    assert s["n_cells"].sum() == 5000
+
+
+def test_highly_variable_matches_scanpy(opened, in_memory):
+    sc = pytest.importorskip("scanpy")
+    ref = in_memory.copy()
+    ref.X = ref.layers["lognorm"]
+    sc.pp.highly_variable_genes(ref, n_top_genes=40, flavor="seurat")
+    got = backed.highly_variable_backed(opened, n_top_genes=40, chunk_size=1111)
+    for col in ("means", "dispersions", "dispersions_norm"):
+        np.testing.assert_allclose(got[col], ref.var[col], rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert (got["highly_variable"] == ref.var["highly_variable"]).all()
+    var = backed.highly_variable_backed(opened, n_top_genes=10, flavor="variance")
+    dense = in_memory.layers["lognorm"].toarray().astype(np.float64)
+    np.testing.assert_allclose(var["variances"], dense.var(axis=0), rtol=1e-6, atol=1e-9)
+    assert var["highly_variable"].sum() == 10
+
+
+def test_sampler_reads_the_right_rows(opened, in_memory):
+    genes = ["G00010", "G00002", "G00250"]
+    smp = backed.CellMinibatchSampler(opened, batch_size=100, genes=genes, seed=0)
+    rows, batch = smp.sample()
+    assert np.all(np.diff(rows) > 0) and batch.shape == (100, 3) and batch.dtype == np.float32
+    ref = in_memory[rows, genes].layers["lognorm"].toarray()
+    np.testing.assert_allclose(batch, ref, rtol=1e-6)
+    seen = np.concatenate([r for r, _ in smp])
+    assert len(smp) == 50 and np.array_equal(np.sort(seen), np.arange(5000))
+    unsorted = np.array([7, 3, 3, 4000])
+    np.testing.assert_allclose(smp.read(unsorted), in_memory[unsorted, genes].layers["lognorm"].toarray(),
+                               rtol=1e-6)
+    with pytest.raises(GeneNotFoundError, match="not in var_names"):
+        backed.CellMinibatchSampler(opened, genes=["NOPE"])
+    with pytest.raises(DataError, match="no cells"):
+        backed.CellMinibatchSampler(opened, cells=np.zeros(5000, dtype=bool))
+
+
+def test_response_task_backed_equals_from_anndata(atlas, in_memory):
+    from scagents.envs.response import PerturbationResponseVecEnv, ResponseTask
+
+    got = backed.response_task_backed(atlas, n_top_genes=60, max_control_cells=150, chunk_size=1500, seed=2)
+    ref = ResponseTask.from_anndata(in_memory, n_top_features=60, max_control_cells=150, seed=2)
+    assert got.features == ref.features and got.labels == ref.labels
+    assert [p.targets for p in got.perturbations] == [p.targets for p in ref.perturbations]
+    np.testing.assert_allclose(got.deltas["rna"], ref.deltas["rna"], atol=1e-5)
+    np.testing.assert_allclose(got.control_mean["rna"], ref.control_mean["rna"], atol=1e-5)
+    np.testing.assert_array_equal(got.states["rna"], ref.states["rna"])
+    assert got.action_bounds["rna"] == pytest.approx(ref.action_bounds["rna"])
+    env = PerturbationResponseVecEnv(got, num_envs=4)
+    obs, _ = env.reset(seed=0)
+    _, reward, *_ = env.step(np.zeros(env.action_space.shape, np.float32))
+    assert obs.shape[0] == 4 and np.all(reward <= 0)
+
+
+def test_csc_is_rejected_with_advice():
+    import anndata as ad
+
+    a = ad.AnnData(sp.csc_matrix(np.ones((4, 3), np.float32)))
+    with pytest.raises(DataError, match="CSC"):
+        next(backed.iter_chunks(a))
+
+
+def test_chunked_pass_memory_is_bounded(tmp_path):
+    """A chunked pass never holds the whole matrix: traced peak << the size of X in memory."""
+    path = tmp_path / "mid.h5ad"
+    backed.write_synthetic_atlas(path, n_cells=40_000, n_genes=500, n_perturbations=100, chunk_size=5000)
+    a = backed.open_backed(path)
+    nnz = a.X.group["data"].shape[0]
+    full_bytes = nnz * (4 + 4)  # float32 data + int32 indices, the CSR matrix held in memory
+    backed.standardize_backed(a, check_values=False)
+    tracemalloc.start()
+    try:
+        backed.pseudobulk_backed(a, chunk_size=500)
+        backed.highly_variable_backed(a, chunk_size=500)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.25 * full_bytes, (peak, full_bytes)
