@@ -1,0 +1,326 @@
+"""Held-out evaluation shared by benchmarks, agents and parallel runners.
+
+One function answers "train on the training fold, predict the held-out perturbations, score them"
+for every method, learned or not::
+
+    from scagents.envs import ResponseTask
+    from scagents.evaluation import heldout_scores, summarize
+
+    task = ResponseTask.from_twin("th", modalities=("rna",))
+    df = heldout_scores(task, method="trpo_ppo", seed=0, fold=0, n_folds=5)
+    summarize(df)                        # mean ± sd over seeds × folds per method
+
+The split is by perturbation (:meth:`scagents.envs.ResponseTask.split`, k-fold over targets with
+the shuffle seeded by ``seed``): a held-out perturbation is never seen in training, and its
+encoding uses only its target names. Every method is scored on the *change from control* (delta)
+with :func:`scagents.metrics.prediction_report`, as ``EVALUATION.md`` asks.
+
+Methods
+-------
+``"no_change"``
+    Predicts a zero delta (the control profile).
+``"mean_effect"``
+    The mean training delta (of the training perturbations of the same kind, when there are any).
+``"linear"``
+    :class:`scagents.baselines.LinearGeneEmbedding` (``k = 10``, ridge ``0.1``), fitted per
+    perturbation kind (knockouts and over-expressions of the twin have opposite effects; on data
+    with one kind this is the plain model).
+``"ppo"``, ``"trpo"``, ``"trpo_ppo"``
+    An actor-critic trained by :func:`scagents.policies.train` on
+    :class:`scagents.envs.PerturbationResponseVecEnv` of the training perturbations; its
+    deterministic action averaged over control cells is the predicted delta
+    (:func:`scagents.envs.response.evaluate_policy`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scagents.baselines import LinearGeneEmbedding, MeanEffect, NoChange, Predictor
+from scagents.errors import DataError
+from scagents.metrics import prediction_report
+
+__all__ = [
+    "RL_METHODS",
+    "BASELINE_METHODS",
+    "METHODS",
+    "METHOD_LABELS",
+    "REPORT_METRICS",
+    "MEDIAN_METRICS",
+    "default_train_config",
+    "task_effects",
+    "fit_baseline",
+    "heldout_scores",
+    "summarize",
+]
+
+RL_METHODS: tuple[str, ...] = ("ppo", "trpo", "trpo_ppo")
+"""Policy optimisers of :mod:`scagents.policies` (one :class:`~scagents.policies.TrainConfig` algo each)."""
+BASELINE_METHODS: tuple[str, ...] = ("no_change", "mean_effect", "linear")
+"""Simple predictors every learned model must beat."""
+METHODS: tuple[str, ...] = BASELINE_METHODS + RL_METHODS
+"""Every method :func:`heldout_scores` accepts."""
+METHOD_LABELS: dict[str, str] = {
+    "no_change": "no change (control)",
+    "mean_effect": "mean of training effects",
+    "linear": "linear (gene embedding)",
+    "network": "network propagation",
+    "ppo": "PPO",
+    "trpo": "TRPO",
+    "trpo_ppo": "TRPO→PPO",
+}
+"""Display names used in result tables."""
+REPORT_METRICS: tuple[str, ...] = (
+    "pearson_delta_topk", "mse", "rmse", "mae", "r2", "pearson", "direction_accuracy",
+    "direction_precision", "direction_recall", "direction_f1", "direction_auprc",
+)
+"""Metrics (keys of :func:`scagents.metrics.prediction_report`) summarised by :func:`summarize`."""
+MEDIAN_METRICS: tuple[str, ...] = ("r2",)
+"""Metrics that :func:`summarize` averages over perturbations by the median (see there)."""
+
+
+def default_train_config(algo: str = "trpo_ppo", **overrides: Any):
+    """The :class:`~scagents.policies.TrainConfig` used by the ablation for every algorithm.
+
+    The three algorithms share every setting (network sizes, batch, learning rate, budget) except
+    ``algo``. The response task is a contextual bandit for static data (``T = 1``), so each
+    environment contributes a few steps per rollout and many environments run in parallel; the
+    initial policy standard deviation is small because deltas are small (~0.1).
+
+    Parameters
+    ----------
+    algo
+        ``"ppo"``, ``"trpo"`` or ``"trpo_ppo"``.
+    **overrides
+        Any other :class:`~scagents.policies.TrainConfig` field.
+
+    Returns
+    -------
+    scagents.policies.TrainConfig
+    """
+    from scagents.policies import TrainConfig
+
+    base = dict(algo=algo, total_steps=30_000, n_envs=512, n_steps=4, hidden_sizes=(64, 64),
+                lr=1e-3, delta=0.02, ppo_epochs=8, n_minibatches=4, vf_epochs=5,
+                init_log_std=-2.0, gamma=0.0, gae_lambda=0.0, torch_threads=1)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def _labels_of(task, modality: str) -> tuple[pd.Series, pd.DataFrame]:
+    genes = pd.Index(task.features[modality]).astype(str)
+    control = pd.Series(task.control_mean[modality][-1].astype(np.float64), index=genes)
+    effects = pd.DataFrame(task.deltas[modality][:, -1].astype(np.float64), index=task.labels,
+                           columns=genes)
+    return control, effects
+
+
+def task_effects(task, *, modality: str | None = None) -> tuple[pd.Series, pd.DataFrame]:
+    """Control profile and perturbation deltas of a task, as the baselines take them.
+
+    Parameters
+    ----------
+    task
+        A :class:`scagents.envs.ResponseTask`.
+    modality
+        Modality (default the task's gene modality).
+
+    Returns
+    -------
+    control, effects
+        Mean control state at the last point (Series by feature) and perturbations × features
+        deltas at the last point, indexed by the task's labels.
+    """
+    return _labels_of(task, modality or task.embedding_modality)
+
+
+class _KindwisePredictor:
+    """One baseline per perturbation kind (fallback: fitted on every kind)."""
+
+    def __init__(self, factory: Callable[[], Predictor], name: str):
+        self.factory = factory
+        self.name = name
+
+    def fit(self, control: pd.Series, effects: pd.DataFrame, kinds: Sequence[str],
+            targets: Sequence[tuple[str, ...]]) -> _KindwisePredictor:
+        self.models: dict[str, Predictor] = {}
+        kinds_arr = np.asarray(kinds)
+        index = ["+".join(t) for t in targets]
+        for kind in sorted(set(kinds)):
+            rows = np.flatnonzero(kinds_arr == kind)
+            sub = pd.DataFrame(effects.to_numpy()[rows], index=[index[i] for i in rows],
+                               columns=effects.columns)
+            sub = sub.groupby(level=0).mean()
+            self.models[kind] = self.factory().fit(control, sub)
+        everything = pd.DataFrame(effects.to_numpy(), index=index,
+                                  columns=effects.columns).groupby(level=0).mean()
+        self.fallback = self.factory().fit(control, everything)
+        return self
+
+    def predict(self, targets: tuple[str, ...], kind: str) -> np.ndarray:
+        model = self.models.get(kind, self.fallback)
+        return model.predict(list(targets)).to_numpy(dtype=np.float64)
+
+
+_BASELINE_FACTORIES: dict[str, Callable[[], Predictor]] = {
+    "no_change": NoChange,
+    "mean_effect": MeanEffect,
+    "linear": lambda: LinearGeneEmbedding(k=10, ridge=0.1),
+}
+
+
+def fit_baseline(method: str, train_task, *, modality: str | None = None,
+                 point: int = -1) -> Callable[[Any], np.ndarray]:
+    """Fit a simple baseline on a training task.
+
+    Parameters
+    ----------
+    method
+        One of :data:`BASELINE_METHODS`.
+    train_task
+        The training :class:`~scagents.envs.ResponseTask`.
+    modality
+        Modality to predict (default the gene modality).
+    point
+        Pseudotime point whose deltas are learnt (default the last).
+
+    Returns
+    -------
+    Callable
+        ``predict(perturbation) -> 1-D delta`` for a :class:`~scagents.perturbation.Perturbation`.
+    """
+    if method not in _BASELINE_FACTORIES:
+        raise DataError(f"Unknown baseline {method!r}; choose from {sorted(_BASELINE_FACTORIES)}.")
+    mod = modality or train_task.embedding_modality
+    genes = pd.Index(train_task.features[mod]).astype(str)
+    control = pd.Series(train_task.control_mean[mod][point].astype(np.float64), index=genes)
+    effects = pd.DataFrame(train_task.deltas[mod][:, point].astype(np.float64),
+                           index=train_task.labels, columns=genes)
+    model = _KindwisePredictor(_BASELINE_FACTORIES[method], method).fit(
+        control, effects, [p.kind for p in train_task.perturbations],
+        [p.targets for p in train_task.perturbations])
+    return lambda p: model.predict(p.targets, p.kind)
+
+
+def _score_rows(predict: Callable[[int], np.ndarray], test_task, mod: str, k: int,
+                meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for i, label in enumerate(test_task.labels):
+        obs = test_task.observed_delta(i, modality=mod)
+        pred = predict(i)
+        rows.append({**meta, "perturbation": label,
+                     **prediction_report(pred, obs, k=min(k, len(obs)))})
+    return rows
+
+
+def heldout_scores(task, *, method: str, seed: int = 0, fold: int = 0, n_folds: int = 5,
+                   train_config=None, modality: str | None = None, k: int = 20,
+                   max_cells: int | None = 512, return_policy: bool = False
+                   ) -> pd.DataFrame | tuple[pd.DataFrame, Any]:
+    """Train ``method`` on the training fold of ``task`` and score the held-out perturbations.
+
+    Parameters
+    ----------
+    task
+        A :class:`~scagents.envs.ResponseTask` (from the twin or real data).
+    method
+        One of :data:`METHODS`.
+    seed
+        Seeds the fold shuffle *and* the policy training (``TrainConfig.seed``).
+    fold, n_folds
+        Which fold of the k-fold split over perturbations is held out.
+    train_config
+        :class:`~scagents.policies.TrainConfig` for RL methods; ``algo`` and ``seed`` are
+        overwritten by ``method`` and ``seed``. Default :func:`default_train_config`.
+    modality
+        Modality scored (default the gene modality). RL policies predict every modality of the
+        task; only this block is scored.
+    k
+        Top-DE genes of :func:`scagents.metrics.pearson_delta_topk`.
+    max_cells
+        Control cells averaged per RL prediction.
+    return_policy
+        Also return the trained policy (``None`` for baselines).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per held-out perturbation: ``method``, ``seed``, ``fold``, ``n_folds``,
+        ``perturbation``, ``train_time_s`` and every key of
+        :func:`scagents.metrics.prediction_report`. With ``return_policy`` a ``(frame, policy)``
+        pair.
+    """
+    if method not in METHODS:
+        raise DataError(f"Unknown method {method!r}; choose from {list(METHODS)}.")
+    train_task, test_task = task.split(n_folds=n_folds, fold=fold, seed=seed)
+    mod = modality or task.embedding_modality
+    task._check_modality(mod)
+    start = time.perf_counter()
+    policy = None
+    if method in RL_METHODS:
+        from scagents.envs.response import PerturbationResponseVecEnv, evaluate_policy
+        from scagents.policies import train
+
+        cfg = train_config if train_config is not None else default_train_config()
+        cfg = replace(cfg, algo=method, seed=int(seed))
+        env = PerturbationResponseVecEnv(train_task, num_envs=cfg.n_envs)
+        policy, _ = train(env, cfg, progress=False)
+        elapsed = time.perf_counter() - start
+        df = evaluate_policy(policy, test_task, modality=mod, k=k, max_cells=max_cells)
+        df = df.drop(columns=["modality"])
+        meta = {"method": method, "seed": int(seed), "fold": int(fold), "n_folds": int(n_folds),
+                "train_time_s": elapsed}
+        out = pd.concat([pd.DataFrame([meta] * len(df)), df], axis=1)
+    else:
+        predict = fit_baseline(method, train_task, modality=mod)
+        elapsed = time.perf_counter() - start
+        meta = {"method": method, "seed": int(seed), "fold": int(fold), "n_folds": int(n_folds),
+                "train_time_s": elapsed}
+        out = pd.DataFrame(_score_rows(lambda i: predict(test_task.perturbations[i]), test_task,
+                                       mod, k, meta))
+    return (out, policy) if return_policy else out
+
+
+def summarize(scores: pd.DataFrame, *, metrics: Sequence[str] = REPORT_METRICS,
+              by: str = "method") -> pd.DataFrame:
+    """Mean ± sd over seeds × folds of per-split averages.
+
+    Each (``by``, ``seed``, ``fold``) split is first averaged over its held-out perturbations
+    (NaN-aware: a top-DE Pearson is undefined for a constant prediction; for the metrics in
+    :data:`MEDIAN_METRICS` the median is used, because R² of a perturbation with an almost zero
+    observed delta is an arbitrarily large negative number), then the mean and the sample standard
+    deviation are taken over the splits.
+
+    Parameters
+    ----------
+    scores
+        Concatenated :func:`heldout_scores` frames.
+    metrics
+        Columns to summarise.
+    by
+        Grouping column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``by``; columns ``(metric, "mean")``, ``(metric, "sd")`` and ``n_splits``.
+    """
+    missing = [c for c in (by, "seed", "fold", *metrics) if c not in scores.columns]
+    if missing:
+        raise DataError(f"scores lacks the column(s) {missing}; pass heldout_scores() output.")
+    keys = scores.groupby([by, "seed", "fold"], sort=False)
+    per_split = keys[list(metrics)].mean()
+    robust = [m for m in metrics if m in MEDIAN_METRICS]
+    if robust:
+        per_split[robust] = keys[robust].median()
+    grouped = per_split.groupby(level=0, sort=False)
+    out = pd.concat({"mean": grouped.mean(), "sd": grouped.std(ddof=1)}, axis=1)
+    out = out.swaplevel(axis=1)[[(m, s) for m in metrics for s in ("mean", "sd")]]
+    out["n_splits"] = grouped.size()
+    return out
