@@ -1,1 +1,26 @@
-"""scagents.grn"""
+"""scagents.grn — regulatory network inference and in-silico perturbation through the network.
+
+>>> from scagents.grn import infer_network, network_edges, perturb
+>>> infer_network(adata, method="ridge")            # writes adata.uns["grn"], adata.varm["grn_coef"]
+>>> network_edges(adata).to_csv("edges.csv")
+>>> perturb(adata, Perturbation(("GATA1",)))         # writes adata.layers["perturb_delta"]
+"""
+
+from scagents.grn.infer import (
+    METHODS,
+    infer_network,
+    network_edges,
+    network_matrix,
+    peak_gene_links,
+)
+from scagents.grn.propagate import perturb, propagate_delta
+
+__all__ = [
+    "METHODS",
+    "infer_network",
+    "network_edges",
+    "network_matrix",
+    "peak_gene_links",
+    "perturb",
+    "propagate_delta",
+]
