@@ -68,7 +68,9 @@ class RolloutBuffer:
     """Pre-allocated storage for one rollout of ``n_steps`` × ``n_envs`` transitions.
 
     ``dones[t]`` is 1 when the episode ended *at* step ``t`` (terminated or truncated; truncations
-    are bootstrapped through the reward), ``valid[t]`` is 0 for ignored reset steps.
+    are bootstrapped through the reward), ``valid[t]`` is 0 for ignored reset steps. ``dist[t]``
+    holds the rollout policy's Gaussian means (or normalised logits), so the update knows
+    ``π_old(·|s)`` without another forward pass over the batch.
     """
 
     obs: torch.Tensor
@@ -80,15 +82,18 @@ class RolloutBuffer:
     valid: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    dist: torch.Tensor | None = None
 
     @classmethod
     def allocate(cls, n_steps: int, n_envs: int, obs_dim: int, act_shape: tuple[int, ...],
-                 act_dtype: torch.dtype, device: str | torch.device = "cpu") -> RolloutBuffer:
+                 act_dtype: torch.dtype, device: str | torch.device = "cpu", dist_dim: int | None = None,
+                 ) -> RolloutBuffer:
+        """Zero-filled buffers; ``dist_dim`` (the policy's ``act_dim``) also allocates ``dist``."""
         z = lambda *s, dtype=torch.float32: torch.zeros(s, dtype=dtype, device=device)  # noqa: E731
         return cls(obs=z(n_steps, n_envs, obs_dim), actions=z(n_steps, n_envs, *act_shape, dtype=act_dtype),
                    logprobs=z(n_steps, n_envs), values=z(n_steps, n_envs), rewards=z(n_steps, n_envs),
                    dones=z(n_steps, n_envs), valid=z(n_steps, n_envs), advantages=z(n_steps, n_envs),
-                   returns=z(n_steps, n_envs))
+                   returns=z(n_steps, n_envs), dist=None if dist_dim is None else z(n_steps, n_envs, dist_dim))
 
     def flat(self) -> dict[str, torch.Tensor]:
         """The valid transitions, flattened to one batch dimension."""
@@ -99,6 +104,8 @@ class RolloutBuffer:
             "logprobs": self.logprobs.reshape(n), "values": self.values.reshape(n),
             "advantages": self.advantages.reshape(n), "returns": self.returns.reshape(n),
         }
+        if self.dist is not None:
+            out["dist"] = self.dist.reshape(n, -1)
         if bool(keep.all()):
             return out
         return {k: v[keep] for k, v in out.items()}
@@ -187,6 +194,8 @@ class VecEnvRunner:
             buf.actions[t] = action
             buf.logprobs[t] = policy.log_prob(params, action)
             buf.values[t] = value
+            if buf.dist is not None:
+                buf.dist[t] = params[0]
             if self.trunc_pending.any():  # NEXT_STEP: obs_t is the final obs of a truncated episode
                 if t > 0:
                     m = torch.from_numpy(self.trunc_pending).to(self.device)
@@ -203,9 +212,8 @@ class VecEnvRunner:
             self.ep_return += np.where(valid, reward, 0.0)
             self.ep_length += valid
             if done.any():
-                for i in np.flatnonzero(done):
-                    ep_returns.append(float(self.ep_return[i]))
-                    ep_lengths.append(int(self.ep_length[i]))
+                ep_returns.extend(self.ep_return[done].tolist())
+                ep_lengths.extend(self.ep_length[done].tolist())
                 self.ep_return[done] = 0.0
                 self.ep_length[done] = 0
                 boot = truncated & ~terminated & valid
@@ -233,8 +241,11 @@ class VecEnvRunner:
             return out
         idx = np.flatnonzero(boot)
         finals = infos["final_obs"]
-        rows = [flatten_obs(finals[i], self.obs_space, batch_dims=0) for i in idx]
-        x = torch.from_numpy(np.stack(rows).astype(np.float32)).to(self.device)
+        if isinstance(finals, np.ndarray) and finals.dtype != object:  # a batched env: one array
+            rows = flatten_obs(finals[idx], self.obs_space, batch_dims=1)
+        else:  # SyncVectorEnv: one observation object per environment
+            rows = np.stack([flatten_obs(finals[i], self.obs_space, batch_dims=0) for i in idx])
+        x = torch.from_numpy(rows.astype(np.float32)).to(self.device)
         out[idx] = self.gamma * self.policy.value(x).cpu().numpy()
         return out
 

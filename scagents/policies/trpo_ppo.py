@@ -29,6 +29,15 @@ Implementation details (and where they come from)
 * Adam with ``eps=1e-5``, global gradient clipping, orthogonal initialisation and a
   state-independent log-std follow CleanRL's PPO.
 * Truncated episodes are bootstrapped with ``γ V(s_final)``; terminated ones are not.
+
+Speed (nothing here changes what is computed for the update itself)
+-------------------------------------------------------------------
+* ``π_old(·|s)`` is the distribution stored during the rollout (``batch["dist"]``), not a second
+  forward pass over the batch.
+* Adam uses PyTorch's fused kernel where available (one call for all parameters).
+* Per-minibatch statistics stay tensors until the end of the update (no ``.item()`` per step), the
+  minibatch observations are gathered once for actor and critic, and the logged diagnostics
+  ``mean_kl`` (PPO) and ``entropy`` (TRPO) are estimated on at most ``DIAGNOSTIC_STATES`` states.
 """
 
 from __future__ import annotations
@@ -56,10 +65,13 @@ __all__ = [
     "TrainConfig", "TrainConfigError", "TrainingLog", "train", "save", "load",
     "surrogate_objective", "surrogate_gradient", "mean_kl", "make_fisher_vector_product",
     "conjugate_gradient", "trpo_step_size", "trpo_line_search", "trpo_update", "fit_value",
-    "ppo_clip_objective", "ppo_update", "LOG_COLUMNS",
+    "ppo_clip_objective", "ppo_update", "old_distribution", "make_adam", "LOG_COLUMNS",
 ]
 
 Dist = tuple[torch.Tensor, torch.Tensor | None]
+
+DIAGNOSTIC_STATES = 4096
+"""States used to estimate logged-only diagnostics (PPO's end-of-update KL, TRPO's entropy)."""
 
 
 class TrainConfigError(ScagentsError, ValueError):
@@ -348,7 +360,7 @@ def fit_value(policy: ActorCritic, batch: Mapping[str, torch.Tensor], optimizer:
     n = obs.shape[0]
     mb = max(1, n // n_minibatches)
     params = policy.value_parameters()
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []
     for _ in range(epochs):
         losses = []
         perm = torch.randperm(n, generator=generator, device=obs.device)
@@ -359,8 +371,23 @@ def fit_value(policy: ActorCritic, batch: Mapping[str, torch.Tensor], optimizer:
             loss.backward()
             nn.utils.clip_grad_norm_(params, max_grad_norm)
             optimizer.step()
-            losses.append(loss.item())
-    return float(np.mean(losses))
+            losses.append(loss.detach())
+    return float(torch.stack(losses).mean())
+
+
+def old_distribution(policy: ActorCritic, batch: Mapping[str, torch.Tensor]) -> Dist:
+    """``π_old(·|s)`` for every state of the batch (constant in θ).
+
+    Uses the means / logits stored by the rollout (``batch["dist"]``) and the current log-std,
+    which the rollout policy shares; without them, one forward pass of the current policy.
+    """
+    if "dist" not in batch:
+        with torch.no_grad():
+            return tuple(None if t is None else t.detach() for t in policy.dist_params(batch["obs"]))
+    stored = batch["dist"]
+    if policy.continuous:
+        return stored, policy.log_std.detach().clone().expand_as(stored)
+    return stored, None
 
 
 def trpo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: TrainConfig,
@@ -369,8 +396,7 @@ def trpo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: Tra
     obs, actions, old_logp = batch["obs"], batch["actions"], batch["logprobs"]
     adv = batch["advantages"]
     adv = (adv - adv.mean()) / (adv.std() + 1e-8) if adv.numel() > 1 else adv
-    with torch.no_grad():
-        old_dist = tuple(None if t is None else t.detach() for t in policy.dist_params(obs))
+    old_dist = old_distribution(policy, batch)
     g, _ = surrogate_gradient(policy, obs, actions, old_logp, adv)                     # eq. 3
     n = obs.shape[0]
     n_fvp = max(1, int(round(cfg.fvp_fraction * n)))
@@ -388,7 +414,7 @@ def trpo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: Tra
     v_loss = fit_value(policy, batch, value_optimizer, epochs=cfg.vf_epochs, n_minibatches=cfg.n_minibatches,
                        max_grad_norm=cfg.max_grad_norm, generator=generator)
     with torch.no_grad():
-        entropy = float(policy.entropy(policy.dist_params(obs)).mean())
+        entropy = float(policy.entropy(policy.dist_params(obs[:DIAGNOSTIC_STATES])).mean())
     return {"policy_loss": -ls.surrogate_new, "value_loss": v_loss, "mean_kl": ls.kl, "entropy": entropy,
             "trpo_step_size": alpha * ls.step_fraction, "linesearch_accepted": ls.accepted,
             "backtracks": ls.backtracks}
@@ -408,21 +434,21 @@ def ppo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: Trai
     n = obs.shape[0]
     mb = max(1, n // cfg.n_minibatches)
     params = list(policy.parameters())
-    with torch.no_grad():
-        old_dist = tuple(None if t is None else t.detach() for t in policy.dist_params(obs))
+    old_dist = old_distribution(policy, batch)
     for _ in range(cfg.ppo_epochs):
-        stats: dict[str, list[float]] = {k: [] for k in ("pg", "v", "ent", "approx_kl", "clip")}
+        stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("pg", "v", "ent", "approx_kl", "clip")}
         perm = torch.randperm(n, generator=generator, device=obs.device)
         for start in range(0, n, mb):
             idx = perm[start:start + mb]
-            dist = policy.dist_params(obs[idx])
+            mb_obs = obs[idx]
+            dist = policy.dist_params(mb_obs)
             logratio = policy.log_prob(dist, actions[idx]) - old_logp[idx]
             ratio = logratio.exp()
             adv = adv_all[idx]
             if adv.numel() > 1:
                 adv = (adv - adv.mean()) / (adv.std() + 1e-8)       # per-minibatch normalisation
             pg_loss = -ppo_clip_objective(ratio, adv, cfg.clip_coef).mean()          # eq. 7
-            v_loss = 0.5 * (policy.value(obs[idx]) - returns[idx]).pow(2).mean()
+            v_loss = 0.5 * (policy.value(mb_obs) - returns[idx]).pow(2).mean()
             entropy = policy.entropy(dist).mean()
             loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy            # eq. 8
             optimizer.zero_grad(set_to_none=True)
@@ -430,16 +456,25 @@ def ppo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: Trai
             nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             with torch.no_grad():
-                stats["pg"].append(pg_loss.item())
-                stats["v"].append(v_loss.item())
-                stats["ent"].append(entropy.item())
-                stats["approx_kl"].append(((ratio - 1) - logratio).mean().item())
-                stats["clip"].append(((ratio - 1).abs() > cfg.clip_coef).float().mean().item())
-    with torch.no_grad():
-        kl = float(mean_kl(policy, obs, old_dist))
-    return {"policy_loss": float(np.mean(stats["pg"])), "value_loss": float(np.mean(stats["v"])),
-            "entropy": float(np.mean(stats["ent"])), "approx_kl": float(np.mean(stats["approx_kl"])),
-            "clip_fraction": float(np.mean(stats["clip"])), "mean_kl": kl}
+                stats["pg"].append(pg_loss.detach())
+                stats["v"].append(v_loss.detach())
+                stats["ent"].append(entropy.detach())
+                stats["approx_kl"].append(((ratio - 1) - logratio).mean())
+                stats["clip"].append(((ratio - 1).abs() > cfg.clip_coef).float().mean())
+    with torch.no_grad():   # logged only: KL(π_old ‖ π_new) on a random subsample of the batch
+        sub = perm[:DIAGNOSTIC_STATES]
+        kl = float(mean_kl(policy, obs[sub], tuple(None if t is None else t[sub] for t in old_dist)))
+    means = {k: float(torch.stack(v).mean()) for k, v in stats.items()}
+    return {"policy_loss": means["pg"], "value_loss": means["v"], "entropy": means["ent"],
+            "approx_kl": means["approx_kl"], "clip_fraction": means["clip"], "mean_kl": kl}
+
+
+def make_adam(params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """Adam (``eps=1e-5``), with PyTorch's fused kernel when the device supports it."""
+    try:
+        return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
+    except (RuntimeError, TypeError):  # older torch / unsupported device: the per-tensor loop
+        return torch.optim.Adam(params, lr=lr, eps=1e-5)
 
 
 # =============================================================================== training loop
@@ -522,10 +557,11 @@ def train(
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     act_shape = (policy.act_dim,) if policy.continuous else ()
     buf = RolloutBuffer.allocate(cfg.n_steps, n_envs, policy.obs_dim, act_shape,
-                                 torch.float32 if policy.continuous else torch.long, device)
+                                 torch.float32 if policy.continuous else torch.long, device,
+                                 dist_dim=policy.act_dim)
     runner = VecEnvRunner(venv, policy, gamma=cfg.gamma, seed=cfg.seed, generator=generator, device=device)
-    ppo_optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, eps=1e-5)
-    value_optimizer = torch.optim.Adam(policy.value_parameters(), lr=cfg.lr, eps=1e-5)
+    ppo_optimizer = make_adam(policy.parameters(), cfg.lr)
+    value_optimizer = make_adam(policy.value_parameters(), cfg.lr)
 
     batch_size = n_envs * cfg.n_steps
     num_updates = max(1, math.ceil(cfg.total_steps / batch_size))
