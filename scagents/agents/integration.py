@@ -19,48 +19,14 @@ __all__ = ["integration_agent", "INTEGRATED_FILE"]
 INTEGRATED_FILE = "integrated.h5mu"
 
 
-def _child(src: str, dst: str, umap: bool) -> None:  # pragma: no cover - runs in a subprocess
-    import mudata as md
-
-    from scagents.integration import integrate
-
-    m = md.read_h5mu(src)
-    integrate(m, umap=umap)
-    m.write(dst)
-
-
-def _integrate_with_budget(mdata, *, umap: bool, budget_s: float, out: Path):
-    """Run :func:`scagents.integration.integrate` in a child process killed after ``budget_s``."""
-    import multiprocessing as mp
-
-    import mudata as md
-
-    src, dst = out / "integration_input.h5mu.tmp", out / "integration_output.h5mu.tmp"
-    mdata.write(str(src))
-    proc = mp.get_context("spawn").Process(target=_child, args=(str(src), str(dst), umap))
-    proc.start()
-    proc.join(budget_s)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
-        src.unlink(missing_ok=True)
-        raise TimeoutError(f"integration exceeded its {budget_s:.0f} s budget (raise it with "
-                           "integration_agent(..., budget_s=...))")
-    src.unlink(missing_ok=True)
-    if proc.exitcode != 0 or not dst.exists():
-        raise RuntimeError(f"integration process exited with code {proc.exitcode}")
-    res = md.read_h5mu(dst)
-    dst.unlink(missing_ok=True)
-    return res
-
-
-def integration_agent(state: RunState, *, max_cells: int = 600, umap: bool = False,
-                      budget_s: float = 25.0) -> dict:
+def integration_agent(state: RunState, *, max_cells: int = 2000, umap: bool = True,
+                      joint: str = "concat") -> dict:
     """Integrate the modalities of the run's data with :func:`scagents.integration.integrate`.
 
     At most ``max_cells`` cells (a seeded random subset) are integrated so that the run stays
-    fast, in a child process stopped after ``budget_s`` seconds (then ``status="skipped"`` with
-    the reason); ``umap=False`` keeps the joint neighbour graph, clusters and pseudotime without UMAP.
+    fast. ``joint="concat"`` (default) builds one neighbour graph on the stacked per-modality
+    embeddings, which takes seconds; ``joint="wnn"`` uses muon's weighted nearest neighbours, whose
+    numba compilation costs minutes on the first call in a process.
     Single-modality data are skipped (the planner normally does not route them here). A failure of
     the integration is reported as ``status="failed"`` with its reason; the run goes on without a
     joint embedding.
@@ -78,7 +44,7 @@ def integration_agent(state: RunState, *, max_cells: int = 600, umap: bool = Fal
         try:
             import mudata as md
 
-            from scagents.integration import integrate  # noqa: F401 - availability check
+            from scagents.integration import integrate
         except ImportError as exc:  # pragma: no cover - depends on another package
             s = IntegrationSummary(status="skipped", reason=f"scagents.integration unavailable: {exc}")
         else:
@@ -89,8 +55,9 @@ def integration_agent(state: RunState, *, max_cells: int = 600, umap: bool = Fal
                     rng = np.random.default_rng(opts.seed)
                     keep = np.sort(rng.choice(mdata.n_obs, max_cells, replace=False))
                     mdata = mdata[keep].copy()
-                mdata = _integrate_with_budget(mdata, umap=umap, budget_s=budget_s, out=out)
-                key = next((k for k in ("X_umap", "X_wnn_umap", "X_diffmap", "X_pca")
+                integrate(mdata, umap=umap, joint=joint)
+                key = next((k for k in ("X_umap", "X_joint_umap", "X_wnn_umap", "X_diffmap",
+                                        "X_pca")
                             if k in mdata.obsm), None)
                 clusters = next((c for c in mdata.obs.columns if c in ("leiden", "cluster",
                                                                        "clusters")), None)
@@ -100,8 +67,6 @@ def integration_agent(state: RunState, *, max_cells: int = 600, umap: bool = Fal
                 s = IntegrationSummary(
                     status="done", path=INTEGRATED_FILE, embedding_key=key,
                     n_clusters=int(mdata.obs[clusters].nunique()) if clusters else None)
-            except TimeoutError as exc:
-                s = IntegrationSummary(status="skipped", reason=f"skipped: {exc}")
             except Exception as exc:  # noqa: BLE001 - reported, the run continues without it
                 s = IntegrationSummary(status="failed",
                                        reason=f"integration failed: {type(exc).__name__}: {exc}")
