@@ -156,6 +156,31 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_mcp(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "mcp", help="serve the scagents tools over the Model Context Protocol (stdio)",
+        description="Serve the scagents tools (predict, recommend, simulate, load, integrate, "
+        "network, train, ingest, report) to an MCP client over stdin/stdout. Every path a tool "
+        "receives must lie inside --workdir.")
+    p.add_argument("--workdir", default=".", help="working directory of the tools (default: .)")
+    p.add_argument("--n-cells", type=int, default=200,
+                   help="default cells per condition simulated on the twin")
+    p.add_argument("--policy-steps", type=int, default=12_000,
+                   help="default environment steps of the policy training in predictions")
+    p.set_defaults(func=_cmd_mcp)
+
+
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    from scagents.tools.mcp_server import serve
+
+    if args.n_cells < 10 or args.policy_steps < 256:
+        print("error: --n-cells must be at least 10 and --policy-steps at least 256",
+              file=sys.stderr)
+        return 2
+    serve(args.workdir, n_cells=args.n_cells, policy_steps=args.policy_steps)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scagents",
@@ -168,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_run(sub)
     _add_campaign_cmds(sub)
+    _add_mcp(sub)
     return parser
 
 

@@ -1,0 +1,178 @@
+"""Pydantic argument models of the tools (shared by the LangChain tools and the MCP server).
+
+Field descriptions are what a chat model reads to fill in a call, so they say what each value
+means, its unit and its default. Paths are relative to the working directory of the tools.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "LoadData", "Integrate", "InferNetwork", "SimulatePerturbation", "TrainPolicy",
+    "PredictPerturbation", "RecommendPerturbations", "IngestResults", "WriteReport", "ListFiles",
+]
+
+Kind = Literal["knockout", "knockdown", "overexpression"]
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _genes(v: list[str] | None) -> list[str] | None:
+    if v is None:
+        return None
+    out = [str(g).strip() for g in v if str(g).strip()]
+    if len(set(out)) != len(out):
+        raise ValueError("list each gene once")
+    return out
+
+
+class LoadData(_Args):
+    """Arguments of ``load_data``."""
+
+    path: str = Field(description="Data file (.h5ad, .h5mu, 10x .h5, .csv) or matrix-market folder, "
+                                  "relative to the working directory.")
+    perturbation_key: str | None = Field(None, description="obs column naming the perturbation of "
+                                                           "each cell; default: recognised.")
+    control_labels: list[str] | None = Field(None, description="Labels of control cells, e.g. "
+                                                               "['non-targeting']; default: recognised.")
+    name: str | None = Field(None, description="Name of the stored data set (default: file stem).")
+
+
+class Integrate(_Args):
+    """Arguments of ``integrate``."""
+
+    dataset: str = Field(description="Data set file in the working directory (e.g. the `path` "
+                                     "returned by load_data or simulate_perturbation).")
+    n_pcs: int = Field(30, ge=2, le=200, description="PCA / LSI components per modality.")
+    n_neighbors: int = Field(15, ge=2, le=200, description="Neighbours of the kNN graphs.")
+    resolution: float = Field(1.0, gt=0, le=10, description="Clustering resolution.")
+    joint: Literal["concat", "wnn"] = Field("concat", description="How modalities are combined: "
+                                            "'concat' (fast) or 'wnn' (weighted nearest neighbours).")
+    umap: bool = Field(False, description="Also compute a UMAP.")
+
+
+class InferNetwork(_Args):
+    """Arguments of ``infer_network``."""
+
+    dataset: str = Field(description="Data set file in the working directory.")
+    method: Literal["ridge", "correlation", "partial_correlation"] = Field(
+        "ridge", description="Inference method.")
+    regulators: list[str] | None = Field(None, description="Genes allowed as regulators; default all.")
+    top_k: int | None = Field(None, ge=1, le=1000,
+                              description="Keep at most this many regulators per target.")
+    focus_genes: list[str] | None = Field(None, description="Genes whose edges are listed in the "
+                                                            "answer (all edges are saved to a CSV).")
+    use_atac: bool = Field(True, description="Use an ATAC modality, when present, as a chromatin prior.")
+
+    @field_validator("regulators", "focus_genes")
+    @classmethod
+    def _unique_genes(cls, v: list[str] | None) -> list[str] | None:
+        return _genes(v)
+
+
+class SimulatePerturbation(_Args):
+    """Arguments of ``simulate_perturbation``."""
+
+    targets: list[str] = Field(min_length=1, max_length=5,
+                               description="Genes perturbed together, e.g. ['IFNG'].")
+    kind: Kind = Field("knockout", description="Perturbation kind.")
+    strength: float = Field(0.7, ge=0, le=1, description="Fraction of activity removed by a knockdown.")
+    model: str = Field("th", description="Twin model: 'th' (T-helper, Mendoza 2006) or 'krumsiek11'.")
+    n_cells: int | None = Field(None, ge=10, le=20000, description="Cells per condition "
+                                "(default: the tool server's setting).")
+    seed: int = Field(0, ge=0, description="Random seed.")
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_genes(cls, v: list[str] | None) -> list[str] | None:
+        return _genes(v)
+
+
+class TrainPolicy(_Args):
+    """Arguments of ``train_policy``."""
+
+    dataset: str | None = Field(None, description="Perturbation data set in the working directory; "
+                                "default: simulate every single-gene knockout on the twin `model`.")
+    model: str = Field("th", description="Twin model when no dataset is given.")
+    holdout: list[str] | None = Field(None, description="Perturbation labels held out for "
+                                      "evaluation (e.g. ['IFNG']); default: a random 20 %.")
+    total_steps: int | None = Field(None, ge=256, le=2_000_000, description="Environment steps "
+                                    "(default: the tool server's setting).")
+    algo: Literal["trpo_ppo", "ppo", "trpo"] = Field("trpo_ppo", description="Optimiser.")
+    seed: int = Field(0, ge=0, description="Random seed.")
+
+    @field_validator("holdout")
+    @classmethod
+    def _unique_genes(cls, v: list[str] | None) -> list[str] | None:
+        return _genes(v)
+
+
+class PredictPerturbation(_Args):
+    """Arguments of ``predict_perturbation``."""
+
+    targets: list[str] = Field(min_length=1, max_length=5,
+                               description="Genes perturbed together, e.g. ['IFNG'] or ['STAT1', 'IRF1'].")
+    kind: Kind = Field("knockout", description="Perturbation kind.")
+    dataset: str | None = Field(None, description="Perturbation data set in the working directory; "
+                                "default: the digital twin `model`.")
+    model: str = Field("th", description="Twin model when no dataset is given.")
+    perturbation_key: str | None = Field(None, description="obs column naming the perturbation.")
+    control_labels: list[str] | None = Field(None, description="Labels of control cells.")
+    n_cells: int | None = Field(None, ge=10, le=20000, description="Cells simulated per condition "
+                                "on the twin (default: the tool server's setting).")
+    seed: int = Field(0, ge=0, description="Random seed.")
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_genes(cls, v: list[str] | None) -> list[str] | None:
+        return _genes(v)
+
+
+class RecommendPerturbations(_Args):
+    """Arguments of ``recommend_perturbations``."""
+
+    n: int = Field(8, ge=1, le=500, description="Number of perturbations to recommend.")
+    run: str | None = Field(None, description="Prediction run (its run_id) whose ranking is used; "
+                            "default: the latest predict_perturbation run. Ignored with `campaign`.")
+    campaign: str | None = Field(None, description="Closed-loop campaign name: propose and record "
+                                 "the next round in the campaign ledger instead.")
+    goal: str | None = Field(None, description="Goal of a NEW campaign, e.g. 'find regulators of "
+                             "IFNG'.")
+    candidates: list[str] | None = Field(None, description="Candidate genes of a NEW campaign.")
+    candidates_file: str | None = Field(None, description="File with one candidate gene per line "
+                                        "(instead of `candidates`).")
+    designer: Literal["policy", "ridge_ucb", "gp_ucb", "random"] = Field(
+        "ridge_ucb", description="Campaign designer.")
+    seed: int = Field(0, ge=0, description="Random seed.")
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_genes(cls, v: list[str] | None) -> list[str] | None:
+        return _genes(v)
+
+
+class IngestResults(_Args):
+    """Arguments of ``ingest_results``."""
+
+    campaign: str = Field(description="Campaign name.")
+    results_path: str = Field(description="CSV/TSV in the working directory with a `gene` column "
+                              "and a `score` column (one row per tested perturbation).")
+
+
+class WriteReport(_Args):
+    """Arguments of ``write_report``."""
+
+    run: str | None = Field(None, description="Prediction run id; default: the latest run.")
+    campaign: str | None = Field(None, description="Write the campaign's history table and "
+                                 "progress plot instead.")
+
+
+class ListFiles(_Args):
+    """Arguments of ``list_files``."""
+
+    folder: str = Field(".", description="Folder relative to the working directory.")

@@ -1,0 +1,561 @@
+"""The scagents capabilities as LangChain tools (also served over MCP by :mod:`scagents.tools.mcp_server`).
+
+>>> from scagents.tools import make_tools
+>>> tools = make_tools("workdir")                              # doctest: +SKIP
+>>> tools[0].invoke({"path": "screen.h5ad"})                   # doctest: +SKIP
+
+Each tool validates its arguments with the pydantic model of :mod:`scagents.tools.schemas`, works
+inside one :class:`~scagents.tools.workspace.Workspace`, keeps every full object on disk there
+(``datasets/*.h5ad|h5mu``, ``twin/``, ``networks/*.csv``, ``policies/*.pt``, ``runs/<run_id>/``,
+``campaigns.sqlite``) and returns a short JSON summary naming those files relative to the working
+directory. A bad call returns one line ``error: … fix: …`` instead of raising.
+
+The tools wrap the library; they do not reimplement it:
+
+=========================  ========================================================================
+tool                       wraps
+=========================  ========================================================================
+``load_data``              :func:`scagents.data.load`
+``integrate``              :func:`scagents.integration.integrate`
+``infer_network``          :func:`scagents.grn.infer_network`, :func:`~scagents.grn.network_edges`
+``simulate_perturbation``  :func:`scagents.twin.simulate`, :func:`scagents.pipeline.gene_effects`
+``train_policy``           :class:`scagents.envs.ResponseTask`, :func:`scagents.policies.train`
+``predict_perturbation``   :func:`scagents.agents.run_graph` (the whole agent graph)
+``recommend_perturbations`` the ranking of a prediction run, or :func:`scagents.campaign.propose_round`
+``ingest_results``         :func:`scagents.campaign.ingest`
+``write_report``           :func:`scagents.agents.report.report_agent`, campaign history and plot
+``list_files``             the working directory's files
+=========================  ========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, ValidationError
+
+from scagents.errors import ScagentsError
+from scagents.tools import schemas as S
+from scagents.tools.workspace import Workspace, format_error, format_validation_error
+
+__all__ = ["ToolSettings", "Toolkit", "make_tools", "TOOL_NAMES", "RUN_RESULT"]
+
+RUN_RESULT = "tool_result.json"
+"""File in a run folder holding the full prediction summary written by ``predict_perturbation``."""
+
+N_LISTED = 8  # genes / edges listed per direction in an answer
+
+
+class ToolRunError(ScagentsError, ValueError):
+    """A tool cannot do what was asked with the current working directory (e.g. no run yet)."""
+
+
+@dataclass
+class ToolSettings:
+    """Defaults used when a call leaves a size argument out (small values make tools fast).
+
+    Attributes
+    ----------
+    n_cells
+        Cells simulated per condition on the twin.
+    policy_steps
+        Environment steps of the first policy training in ``predict_perturbation``.
+    train_steps
+        Environment steps of ``train_policy``.
+    task_cells
+        Control cells simulated per perturbation for the twin task of ``train_policy``.
+    max_proposals
+        Candidates ranked by a prediction run (``recommend_perturbations`` reads them).
+    twin_candidates
+        Twin genes left unperturbed in a prediction run, to be ranked as recommendations.
+    policy_attempts
+        Policy trainings a prediction run tries before its fallback.
+    """
+
+    n_cells: int = 200
+    policy_steps: int = 12_000
+    train_steps: int = 20_000
+    task_cells: int = 128
+    max_proposals: int = 50
+    twin_candidates: int = 8
+    policy_attempts: int = 2
+
+
+def _dense(x) -> np.ndarray:
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+
+
+def _read(path: Path):
+    """AnnData or MuData from a workspace file (the library's reader, no standardisation)."""
+    from scagents.data import read
+
+    return read(path)
+
+
+def _write(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if hasattr(obj, "mod"):
+        obj.write(str(tmp))
+    else:
+        obj.write_h5ad(tmp)
+    tmp.replace(path)
+
+
+def _suffix(obj) -> str:
+    return ".h5mu" if hasattr(obj, "mod") else ".h5ad"
+
+
+def _effect_rows(df: pd.DataFrame, n: int = N_LISTED) -> list[dict]:
+    cols = [c for c in ("delta", "padj") if c in df]
+    return [{"gene": str(g), **{c: round(float(r[c]), 4) for c in cols}}
+            for g, r in df.head(n).iterrows()]
+
+
+class Toolkit:
+    """The tool implementations, bound to one working directory.
+
+    Parameters
+    ----------
+    workdir
+        Working directory (created if missing); every path is resolved inside it.
+    settings
+        Defaults for the size arguments (see :class:`ToolSettings`).
+    """
+
+    def __init__(self, workdir: str | Path, settings: ToolSettings | None = None) -> None:
+        self.ws = Workspace(workdir)
+        self.settings = settings or ToolSettings()
+
+    # ------------------------------------------------------------------------------ load_data
+    def load_data(self, a: S.LoadData) -> dict:
+        from scagents.data import load, rna_modality
+
+        src = self.ws.resolve(a.path, must_exist=True, what="data file")
+        obj = load(src, perturbation_key=a.perturbation_key, control_labels=a.control_labels)
+        _, rna = rna_modality(obj)
+        out = self.ws.new_file("datasets", a.name or src.name.split(".")[0], _suffix(obj))
+        _write(obj, out)
+        ctrl = rna.obs["is_control"].astype(bool).to_numpy()
+        counts = rna.obs.loc[~ctrl, "perturbation"].astype(str).value_counts()
+        info = rna.uns.get("scagents", {}).get("data", {})
+        return {"dataset": self.ws.rel(out), "n_cells": int(rna.n_obs), "n_genes": int(rna.n_vars),
+                "modalities": list(obj.mod) if hasattr(obj, "mod") else ["rna"],
+                "n_control_cells": int(ctrl.sum()), "n_perturbations": int(len(counts)),
+                "cells_per_perturbation": {str(k): int(v) for k, v in counts.head(15).items()},
+                "is_counts": info.get("is_counts"),
+                "perturbation_key": info.get("perturbation_key")}
+
+    # ------------------------------------------------------------------------------ integrate
+    def integrate(self, a: S.Integrate) -> dict:
+        from scagents.integration import integrate
+
+        src = self.ws.resolve(a.dataset, must_exist=True, what="data set")
+        obj = _read(src)
+        integrate(obj, n_pcs=a.n_pcs, n_neighbors=a.n_neighbors, resolution=a.resolution,
+                  joint=a.joint, umap=a.umap)
+        out = self.ws.new_file("datasets", f"{src.name.split('.')[0]}_integrated", _suffix(obj))
+        _write(obj, out)
+        rec = obj.uns.get("scagents", {}).get("integration", {})
+        sizes = obj.obs["cluster"].value_counts()
+        pt = obj.obs["dpt_pseudotime"].to_numpy(float)
+        return {"dataset": self.ws.rel(out), "n_cells": int(obj.n_obs),
+                "n_clusters": int(len(sizes)),
+                "cluster_sizes": {str(k): int(v) for k, v in sizes.head(12).items()},
+                "embeddings": sorted(str(k) for k in obj.obsm),
+                "pseudotime_root": {k: rec.get("root", {}).get(k) for k in ("obs_name", "rule")},
+                "pseudotime_range": [float(np.nanmin(pt)), float(np.nanmax(pt))],
+                "written": "obs['cluster'], obs['dpt_pseudotime'], obsm embeddings"}
+
+    # -------------------------------------------------------------------------- infer_network
+    def infer_network(self, a: S.InferNetwork) -> dict:
+        from scagents.data import lognormalize, rna_modality
+        from scagents.goal import resolve_gene
+        from scagents.grn import infer_network, network_edges, network_matrix
+
+        src = self.ws.resolve(a.dataset, must_exist=True, what="data set")
+        obj = _read(src)
+        _, rna = rna_modality(obj)
+        rna = rna.copy()
+        genes = list(rna.var_names.astype(str))
+        regulators = [resolve_gene(g, genes) for g in a.regulators] if a.regulators else None
+        focus = [resolve_gene(g, genes) for g in a.focus_genes or []]
+        layer = None
+        if "lognorm" in rna.layers:
+            layer = "lognorm"
+        elif _looks_like_counts(rna.X):
+            lognormalize(rna)
+            layer = "lognorm"
+        atac = None
+        if a.use_atac and hasattr(obj, "mod") and "atac" in obj.mod:
+            atac = obj.mod["atac"]
+        infer_network(rna, method=a.method, regulators=regulators, layer=layer, atac=atac,
+                      top_k=a.top_k)
+        edges = network_edges(rna)
+        stem = f"{src.name.split('.')[0]}_{a.method}"
+        e_path = self.ws.new_file("networks", f"{stem}_edges", ".csv")
+        m_path = e_path.with_name(e_path.name.replace("_edges", "_matrix"))
+        edges.to_csv(e_path, index=False)
+        network_matrix(rna).to_csv(m_path)
+
+        def rows(df: pd.DataFrame) -> list[dict]:
+            return [{"source": r.source, "target": r.target, "weight": round(float(r.weight), 4)}
+                    for r in df.head(N_LISTED).itertuples()]
+
+        out = {"edges_csv": self.ws.rel(e_path), "matrix_csv": self.ws.rel(m_path),
+               "method": a.method, "n_edges": int(len(edges)), "n_genes": len(genes),
+               "n_regulators": int(edges["source"].nunique()), "used_atac_prior": atac is not None,
+               "strongest_edges": rows(edges)}
+        if focus:
+            out["focus"] = {g: rows(edges[(edges["source"] == g) | (edges["target"] == g)])
+                            for g in focus}
+        return out
+
+    # ------------------------------------------------------------------ simulate_perturbation
+    def simulate_perturbation(self, a: S.SimulatePerturbation) -> dict:
+        from scagents.data import lognormalize
+        from scagents.goal import resolve_gene
+        from scagents.perturbation import Perturbation
+        from scagents.pipeline import MAX_PADJ, MIN_EFFECT, gene_effects
+        from scagents.twin import load_model, simulate
+
+        net = load_model(a.model)
+        targets = tuple(resolve_gene(g, net.genes, aliases=net.aliases) for g in a.targets)
+        pert = Perturbation(targets, kind=a.kind, strength=a.strength)
+        n = a.n_cells or self.settings.n_cells
+        mdata = simulate(net, perturbations=[None, pert], n_cells=n, seed=a.seed)
+        rna = mdata["rna"].copy()
+        lognormalize(rna)
+        x = _dense(rna.layers["lognorm"])
+        ctrl = rna.obs["is_control"].to_numpy(bool)
+        eff = gene_effects(x[ctrl], x[~ctrl], rna.var_names)
+        label = pert.label.replace(" ", "_")
+        h5 = self.ws.new_file("twin", f"{net.name}_{label}", ".h5mu")
+        mdata.uns.pop("twin_perturbations", None)
+        _write(mdata, h5)
+        csv = h5.with_name(h5.name.replace(".h5mu", "_effects.csv"))
+        eff.round(6).to_csv(csv)
+        sig = eff[(eff["padj"] < MAX_PADJ) & (eff["delta"].abs() > MIN_EFFECT)]
+        fates = rna.obs["fate"].astype(str)
+        return {"perturbation": pert.label, "model": net.name, "n_cells_per_condition": n,
+                "dataset": self.ws.rel(h5), "effects_csv": self.ws.rel(csv),
+                "top_down": _effect_rows(sig[sig["delta"] < 0]),
+                "top_up": _effect_rows(sig[sig["delta"] > 0]),
+                "fate_shift": {"control": fates[ctrl].value_counts(normalize=True).round(3).to_dict(),
+                               pert.label: fates[~ctrl].value_counts(normalize=True).round(3).to_dict()},
+                "note": f"listed when |delta| > {MIN_EFFECT} and BH-adjusted p < {MAX_PADJ}; "
+                        "delta = change of mean log-normalised expression from control"}
+
+    # --------------------------------------------------------------------------- train_policy
+    def train_policy(self, a: S.TrainPolicy) -> dict:
+        from scagents.data import load
+        from scagents.envs import PerturbationResponseVecEnv, ResponseTask, evaluate_policy
+        from scagents.policies import TrainConfig, save, train
+
+        if a.dataset is not None:
+            src = self.ws.resolve(a.dataset, must_exist=True, what="data set")
+            obj = load(src)
+            n_genes = obj["rna"].n_vars if hasattr(obj, "mod") and "rna" in obj.mod else obj.n_vars
+            task = ResponseTask.from_anndata(obj, modalities=["rna"] if hasattr(obj, "mod") else None,
+                                             n_top_features=None if n_genes <= 2000 else 1000,
+                                             max_control_cells=256, seed=a.seed)
+            name = src.name.split(".")[0]
+        else:
+            from scagents.perturbation import Perturbation
+            from scagents.twin import load_model
+
+            net = load_model(a.model)
+            perts = [Perturbation((g,)) for g in net.genes if g not in net.inputs]
+            task = ResponseTask.from_twin(net, perts, n_cells=self.settings.task_cells,
+                                          modalities=("rna",), seed=a.seed)
+            name = f"twin_{net.name}"
+        if task.n_perturbations < 3:
+            raise ToolRunError(f"The data set has {task.n_perturbations} perturbation(s) with "
+                               "enough cells; training needs at least 3 (2 to train, 1 to test).")
+        if a.holdout:
+            train_task, test_task = task.split(test=a.holdout)
+        else:
+            train_task, test_task = task.split(test_fraction=0.2, seed=a.seed)
+        steps = a.total_steps or self.settings.train_steps
+        cfg = TrainConfig(algo=a.algo, total_steps=steps, n_envs=64, n_steps=8,
+                          hidden_sizes=(64, 64), lr=1e-3, init_log_std=-1.0, seed=a.seed)
+        env = PerturbationResponseVecEnv(train_task, num_envs=cfg.n_envs)
+        path = self.ws.new_file("policies", f"{name}_{a.algo}", ".pt")
+        log_path = path.with_suffix(".log.csv")
+        policy, log = train(env, cfg, progress=False, log_path=log_path)
+        save(policy, path, cfg)
+        mod = test_task.embedding_modality
+        ev = evaluate_policy(policy, test_task, modality=mod, max_cells=256)
+        base = train_task.deltas[mod][:, -1].mean(0)
+        base_mse = float(np.mean([np.mean((base - test_task.observed_delta(i, modality=mod)) ** 2)
+                                  for i in range(test_task.n_perturbations)]))
+        metrics = {k: float(ev[k].mean()) for k in ("mse", "pearson", "pearson_delta_topk")
+                   if k in ev}
+        return {"policy": self.ws.rel(path), "training_log": self.ws.rel(log_path),
+                "algo": a.algo, "steps": steps, "task": repr(task),
+                "n_train_perturbations": train_task.n_perturbations,
+                "heldout": list(test_task.labels),
+                "heldout_mean_metrics": metrics,
+                "baseline_mean_training_effect_mse": base_mse,
+                "beats_baseline_mse": bool(metrics.get("mse", np.inf) < base_mse),
+                "final_return": float(log.rows[-1]["episodic_return_mean"])}
+
+    # ------------------------------------------------------------------- predict_perturbation
+    def predict_perturbation(self, a: S.PredictPerturbation) -> dict:
+        from scagents.agents.graph import run_graph
+        from scagents.agents.state import RunOptions
+        from scagents.pipeline import default_out_dir
+
+        goal = f"predict {' and '.join(a.targets)} {a.kind}"
+        data = None
+        if a.dataset is not None:
+            data = str(self.ws.resolve(a.dataset, must_exist=True, what="data set"))
+        opts = RunOptions(goal=goal, data=data, model=a.model, n_cells=a.n_cells or self.settings.n_cells,
+                          seed=a.seed, perturbation_key=a.perturbation_key,
+                          control_labels=a.control_labels, policy_steps=self.settings.policy_steps,
+                          n_proposals=self.settings.max_proposals,
+                          n_candidates=self.settings.twin_candidates,
+                          max_policy_attempts=self.settings.policy_attempts)
+        out = default_out_dir(goal, self.ws.runs)
+        out.mkdir(parents=True)
+        state = run_graph(opts, out=out, root=self.ws.runs)
+        pol = state.get("policy") or {}
+        if not pol.get("prediction_path"):
+            raise ToolRunError(f"The prediction of {goal!r} stopped: "
+                               f"{state.get('stop_reason') or pol.get('reason') or 'unknown reason'}")
+        full = {"run_id": out.name, "goal": goal, "data": state["data"]["source"],
+                "policy": pol, "candidates": state["data"]["candidates"]}
+        (out / RUN_RESULT).write_text(json.dumps(full, default=str, indent=1))
+
+        def rows(key: str) -> list[dict]:
+            return [{"gene": r["gene"], "delta": round(r["delta"], 4)} for r in pol[key][:N_LISTED]]
+
+        res = {"run_id": out.name, "perturbation": f"{'+'.join(a.targets)} {a.kind}",
+               "data": state["data"]["source"], "method": pol["method"], "status": pol["status"],
+               "status_reason": pol.get("reason", ""), "top_down": rows("top_down"),
+               "top_up": rows("top_up"), "n_ranked_candidates": len(pol.get("proposals", [])),
+               "prediction_csv": self.ws.rel(out / pol["prediction_path"]),
+               "report": self.ws.rel(out / "report.md"),
+               "note": "delta = predicted change of mean log-normalised expression; the goal's "
+                       "cells were held out of training"}
+        if pol.get("evaluation"):
+            res["check_against_measured"] = pol["evaluation"]
+        return res
+
+    # ---------------------------------------------------------------- recommend_perturbations
+    def _run_folder(self, run: str | None) -> Path:
+        if run is not None:
+            folder = self.ws.resolve(Path("runs") / run, what="run")
+            if not (folder / RUN_RESULT).exists():
+                raise ToolRunError(f"No prediction run {run!r} in the working directory; "
+                                   f"known runs: {self._run_ids()[:10] or 'none'}.")
+            return folder
+        ids = self._run_ids()
+        if not ids:
+            raise ToolRunError("No prediction run in the working directory yet: call "
+                               "predict_perturbation first (or give campaign=... to use a "
+                               "closed-loop campaign).")
+        return self.ws.runs / ids[0]
+
+    def _run_ids(self) -> list[str]:
+        """Run ids with a prediction, newest first."""
+        if not self.ws.runs.is_dir():
+            return []
+        done = [p for p in self.ws.runs.iterdir() if (p / RUN_RESULT).exists()]
+        done.sort(key=lambda p: (p / RUN_RESULT).stat().st_mtime, reverse=True)
+        return [p.name for p in done]
+
+    def recommend_perturbations(self, a: S.RecommendPerturbations) -> dict:
+        if a.campaign is not None:
+            return self._propose(a)
+        folder = self._run_folder(a.run)
+        full = json.loads((folder / RUN_RESULT).read_text())
+        props = full["policy"].get("proposals", [])
+        chosen = props[: a.n]
+        pd.DataFrame(chosen).to_csv(folder / "recommendations.csv", index=False)
+        res = {"run_id": full["run_id"], "goal": full["goal"], "ranked_by": full["policy"]["method"],
+               "recommendations": [{"rank": p["rank"], "perturbation": p["perturbation"],
+                                    "score": round(p["score"], 4),
+                                    "uncertainty": round(p["uncertainty"], 4)} for p in chosen],
+               "csv": self.ws.rel(folder / "recommendations.csv"),
+               "how": "score = predicted effect on the genes the goal changes most (ensemble mean) "
+                      "+ disagreement between models (upper confidence bound); untested genes only"}
+        if chosen:
+            res["rationale_of_first"] = chosen[0]["rationale"]
+        if len(chosen) < a.n:
+            res["note"] = (f"only {len(props)} untested candidate(s) in this run; "
+                           f"{a.n} were asked for")
+        return res
+
+    def _propose(self, a: S.RecommendPerturbations) -> dict:
+        from scagents.campaign import propose_round
+
+        cands = a.candidates
+        if a.candidates_file is not None:
+            path = self.ws.resolve(a.candidates_file, must_exist=True, what="candidates file")
+            cands = [g.strip() for g in path.read_text().split() if g.strip()]
+        df = propose_round(self.ws.ledger, a.campaign, batch=a.n, goal=a.goal, candidates=cands,
+                           designer=a.designer, seed=a.seed)
+        rnd = int(df["round"].iloc[0]) if len(df) else 0
+        csv = self.ws.new_file("campaigns", f"{a.campaign}_round{rnd}", ".csv")
+        df.to_csv(csv, index=False)
+        res = {"campaign": a.campaign, "round": rnd, "designer": a.designer,
+               "recommendations": [{"rank": int(r.rank), "gene": r.gene, "score": round(float(r.score), 4),
+                                    "uncertainty": round(float(r.uncertainty), 4)}
+                                   for r in df.itertuples()],
+               "csv": self.ws.rel(csv), "ledger": self.ws.rel(self.ws.ledger),
+               "next_step": "measure these perturbations, then call ingest_results with a CSV of "
+                            "gene,score"}
+        if len(df) < a.n:
+            res["note"] = f"only {len(df)} untested candidate(s) were left; {a.n} were asked for"
+        return res
+
+    # ------------------------------------------------------------------------- ingest_results
+    def ingest_results(self, a: S.IngestResults) -> dict:
+        from scagents.campaign import campaign_info, ingest
+
+        path = self.ws.resolve(a.results_path, must_exist=True, what="results file")
+        s = ingest(self.ws.ledger, a.campaign, path)
+        info = campaign_info(self.ws.ledger, a.campaign)
+        return {"campaign": a.campaign, "file": self.ws.rel(path), "n_new": s.n_new,
+                "n_already_stored": s.n_already, "duplicate_file": s.duplicate_file,
+                "rounds": s.rounds, "progress_by_round": info["rounds"]}
+
+    # --------------------------------------------------------------------------- write_report
+    def write_report(self, a: S.WriteReport) -> dict:
+        if a.campaign is not None:
+            from scagents.campaign import campaign_info, history, plot_campaign
+
+            h = history(self.ws.ledger, a.campaign)
+            csv = self.ws.new_file("campaigns", f"{a.campaign}_history", ".csv")
+            h.to_csv(csv, index=False)
+            png = plot_campaign(self.ws.ledger, a.campaign, csv.with_suffix(".png"))
+            info = campaign_info(self.ws.ledger, a.campaign)
+            return {"campaign": a.campaign, "goal": info["goal"], "history_csv": self.ws.rel(csv),
+                    "progress_plot": self.ws.rel(png), "progress_by_round": info["rounds"]}
+        from scagents.agents.graph import CHECKPOINTS, _saver, build_graph
+        from scagents.agents.report import report_agent
+
+        folder = self._run_folder(a.run)
+        if not (folder / CHECKPOINTS).exists():
+            raise ToolRunError(f"Run {folder.name!r} has no checkpoint to build a report from.")
+        saver, conn = _saver(folder)
+        try:
+            values = build_graph(saver).get_state({"configurable": {"thread_id": folder.name}}).values
+        finally:
+            conn.close()
+        files = report_agent(values)["report"]["files"]
+        md = folder / files.get("markdown", "report.md")
+        return {"run_id": folder.name,
+                "files": {k: self.ws.rel(folder / v) for k, v in files.items()},
+                "excerpt": md.read_text()[:700] if md.exists() else ""}
+
+    # ----------------------------------------------------------------------------- list_files
+    def list_files(self, a: S.ListFiles) -> dict:
+        files = self.ws.listing(a.folder)
+        return {"folder": a.folder, "n_files": len(files), "files": files}
+
+
+def _looks_like_counts(X) -> bool:
+    from scagents.data import scan_values
+
+    return bool(scan_values(X).is_counts)
+
+
+# ------------------------------------------------------------------------------- the tools
+_SPECS: dict[str, tuple[type[BaseModel], str]] = {
+    "load_data": (S.LoadData, (
+        "Load a single-cell perturbation data set (h5ad, h5mu, 10x h5, csv, matrix-market folder) "
+        "from the working directory, recognise the perturbation and control columns and store it "
+        "as a standardised data set. Returns its path and cells per perturbation.")),
+    "integrate": (S.Integrate, (
+        "Preprocess every modality of a data set, build a joint neighbour graph, cluster the cells "
+        "and order them in pseudotime. Writes a new data set file; returns cluster sizes.")),
+    "infer_network": (S.InferNetwork, (
+        "Infer a signed regulator->target gene network from a data set (ridge, correlation or "
+        "partial correlation; an ATAC modality can serve as a chromatin prior). Saves the edge "
+        "table and matrix as CSV; returns the strongest edges and the edges of focus genes.")),
+    "simulate_perturbation": (S.SimulatePerturbation, (
+        "Simulate control and perturbed cells on the mechanistic digital twin (Boolean T-helper "
+        "model by default) and report the simulated change of each gene and of cell fates. "
+        "This is the twin's ground truth, not a prediction from data.")),
+    "train_policy": (S.TrainPolicy, (
+        "Train the TRPO->PPO response policy on a perturbation data set (or the twin), with "
+        "some perturbations held out, and score it on them against the mean-effect baseline. "
+        "Saves the policy (.pt).")),
+    "predict_perturbation": (S.PredictPerturbation, (
+        "Predict the transcriptional response to a gene perturbation (e.g. IFNG knockout) with the "
+        "full agent system: data, integration, network inference, TRPO->PPO policy validated "
+        "against baselines (network-propagation fallback), and a report. Returns the genes "
+        "predicted down and up and ranks untested perturbations for recommend_perturbations.")),
+    "recommend_perturbations": (S.RecommendPerturbations, (
+        "Recommend the next perturbations to test: by default the n best-ranked untested genes of "
+        "the latest predict_perturbation run; with `campaign`, propose and record the next round "
+        "of a closed-loop campaign (create it with `goal` and `candidates`).")),
+    "ingest_results": (S.IngestResults, (
+        "Add measured results (CSV/TSV with gene and score columns) of proposed perturbations to a "
+        "closed-loop campaign; returns the progress per round.")),
+    "write_report": (S.WriteReport, (
+        "(Re)write the Markdown/HTML/JSON report of a prediction run (latest by default), or the "
+        "history table and progress plot of a campaign.")),
+    "list_files": (S.ListFiles, (
+        "List the files in the working directory (newest first) to find data sets, runs and "
+        "results.")),
+}
+
+TOOL_NAMES: tuple[str, ...] = tuple(_SPECS)
+
+
+def _make_runner(kit: Toolkit, name: str, schema: type[BaseModel]) -> Callable[..., str]:
+    impl = getattr(kit, name)
+
+    def run(**kwargs) -> str:
+        try:
+            args = schema.model_validate(kwargs)
+            return kit.ws.summarise(name, impl(args))
+        except (ValidationError, ScagentsError, FileNotFoundError) as exc:
+            return format_error(exc, workspace=kit.ws, tool=name)
+        except Exception as exc:  # noqa: BLE001 - a model must get a message, never a traceback
+            return format_error(exc, workspace=kit.ws, tool=name)
+
+    run.__name__ = name
+    run.__doc__ = _SPECS[name][1]
+    return run
+
+
+def make_tools(workdir: str | Path, *, settings: ToolSettings | None = None,
+               **overrides: int) -> list[BaseTool]:
+    """The scagents tools, operating inside ``workdir``.
+
+    Parameters
+    ----------
+    workdir
+        Working directory; every path argument is resolved inside it and paths leaving it are
+        refused.
+    settings
+        Defaults of the size arguments (:class:`ToolSettings`).
+    **overrides
+        Individual :class:`ToolSettings` fields, e.g. ``n_cells=40, policy_steps=256`` for fast runs.
+
+    Returns
+    -------
+    list[langchain_core.tools.BaseTool]
+        One :class:`~langchain_core.tools.StructuredTool` per name in :data:`TOOL_NAMES`, each with
+        its pydantic ``args_schema``. Calling a tool returns a JSON summary (at most about 2,000
+        characters, see :meth:`Workspace.summarise`) or one line ``error: … fix: …``.
+    """
+    base = settings or ToolSettings()
+    if overrides:
+        base = ToolSettings(**{**base.__dict__, **overrides})
+    kit = Toolkit(workdir, base)
+    tools: list[BaseTool] = []
+    for name, (schema, description) in _SPECS.items():
+        tools.append(StructuredTool.from_function(
+            func=_make_runner(kit, name, schema), name=name, description=description,
+            args_schema=schema, handle_validation_error=format_validation_error))
+    return tools

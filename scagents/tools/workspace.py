@@ -1,0 +1,251 @@
+"""The working directory of the tools: path sandboxing, short results, clear error strings.
+
+Every path a model passes to a tool is resolved by :meth:`Workspace.resolve`, which refuses paths
+that leave the working directory (``..``, absolute paths elsewhere, symbolic links pointing out).
+Tools keep full objects on disk inside the workspace and return a short JSON summary
+(:meth:`Workspace.summarise`); when a summary would still be too long for a model's context, its
+long lists are cut and the complete result is written to ``results/<tool>_<n>.json``.
+
+A bad call never raises: :func:`format_error` turns an exception into one line starting with
+``error:`` that says what is wrong and ends with ``fix:`` and what to do about it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import traceback
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from scagents.errors import GeneNotFoundError, ScagentsError
+
+__all__ = ["Workspace", "WorkspacePathError", "format_error", "format_validation_error",
+           "MAX_RESULT_CHARS"]
+
+MAX_RESULT_CHARS = 2000
+"""Longest JSON text a tool returns to the model; longer results are cut and saved in full."""
+
+
+class WorkspacePathError(ScagentsError, ValueError):
+    """A path given to a tool lies outside the working directory."""
+
+
+class Workspace:
+    """A working directory inside which every tool reads and writes.
+
+    Parameters
+    ----------
+    root
+        The working directory (created if missing).
+
+    Attributes
+    ----------
+    root
+        Its absolute, symlink-free path.
+    ledger
+        The campaign ledger (``campaigns.sqlite``) used by the campaign tools.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._n_results = 0
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "campaigns.sqlite"
+
+    @property
+    def runs(self) -> Path:
+        """Folder of the agent runs made by ``predict_perturbation``."""
+        return self.root / "runs"
+
+    # ------------------------------------------------------------------------------------ paths
+    def resolve(self, path: str | Path, *, must_exist: bool = False, what: str = "file") -> Path:
+        """Absolute path of ``path`` inside the workspace.
+
+        Parameters
+        ----------
+        path
+            Relative to the workspace, or absolute but inside it.
+        must_exist
+            Raise :class:`FileNotFoundError` when nothing is there.
+        what
+            What the path names, for the messages (``"data file"``, ``"results file"``…).
+
+        Returns
+        -------
+        pathlib.Path
+            The resolved path (symbolic links followed).
+
+        Raises
+        ------
+        WorkspacePathError
+            The path is empty or leaves the working directory.
+        FileNotFoundError
+            ``must_exist`` and the path does not exist.
+        """
+        text = str(path).strip()
+        if not text:
+            raise WorkspacePathError(f"The {what} path is empty; give a path relative to the "
+                                     f"working directory {self.root}.")
+        p = Path(text).expanduser()
+        full = (p if p.is_absolute() else self.root / p).resolve()
+        if not full.is_relative_to(self.root):
+            raise WorkspacePathError(
+                f"The {what} path {text!r} is outside the working directory {self.root}; tools "
+                "may only read and write inside it. Copy the file into the working directory and "
+                "give its path relative to it.")
+        if must_exist and not full.exists():
+            raise FileNotFoundError(f"No {what} {self.rel(full)!r} in the working directory "
+                                    f"{self.root}.")
+        return full
+
+    def rel(self, path: str | Path) -> str:
+        """``path`` relative to the workspace (as the model should quote it)."""
+        p = Path(path).resolve()
+        return p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else str(p)
+
+    def new_file(self, folder: str, stem: str, suffix: str) -> Path:
+        """A file ``<folder>/<stem><suffix>`` in the workspace (``<stem>_2`` … if taken)."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._") or "out"
+        d = self.root / folder
+        d.mkdir(parents=True, exist_ok=True)
+        out, i = d / f"{safe}{suffix}", 2
+        while out.exists():
+            out, i = d / f"{safe}_{i}{suffix}", i + 1
+        return out
+
+    def listing(self, folder: str = ".", *, limit: int = 100) -> list[dict]:
+        """Files under ``folder`` (relative paths and sizes), newest first."""
+        base = self.resolve(folder, must_exist=True, what="folder")
+        files = [p for p in base.rglob("*") if p.is_file() and not p.name.endswith(".tmp")]
+        files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        return [{"path": self.rel(p), "bytes": p.stat().st_size} for p in files[:limit]]
+
+    # ---------------------------------------------------------------------------------- results
+    def summarise(self, tool: str, result: dict, *, limit: int = MAX_RESULT_CHARS) -> str:
+        """The JSON text returned to the model, at most about ``limit`` characters.
+
+        When ``result`` is longer, the full result is written to ``results/<tool>_<n>.json`` and
+        its lists are cut (longest first) until the text fits; ``full_result`` then names the file.
+        """
+        clean = _jsonable(result)
+        text = json.dumps(clean, separators=(",", ":"))
+        if len(text) <= limit:
+            return text
+        self._n_results += 1
+        full = self.new_file("results", f"{tool}_{self._n_results}", ".json")
+        full.write_text(json.dumps(clean, indent=1))
+        short = dict(clean, full_result=self.rel(full))
+        for _ in range(200):
+            text = json.dumps(short, separators=(",", ":"))
+            if len(text) <= limit or not _cut_longest(short):
+                break
+        if len(text) > limit:  # nothing left to cut: keep the head of the text
+            text = json.dumps({"summary": text[: limit - 200] + "…",
+                               "full_result": self.rel(full)}, separators=(",", ":"))
+        return text
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values (numpy scalars, paths, NaN → None)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return obj.as_posix()
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        obj = obj.item()
+    if isinstance(obj, float):
+        return None if not math.isfinite(obj) else round(obj, 6)
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    return str(obj)
+
+
+def _cut_longest(d: dict) -> bool:
+    """Halve the longest list found in ``d`` (recursively); ``False`` when none can be cut."""
+    best: tuple[int, list | None, Any, Any] = (1, None, None, None)
+
+    def visit(container: Any) -> None:
+        nonlocal best
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        for k, v in items:
+            if isinstance(v, list):
+                n = len(json.dumps(v))
+                if len(v) > 1 and n > best[0]:
+                    best = (n, v, container, k)
+            if isinstance(v, dict | list):
+                visit(v)
+
+    visit(d)
+    _, lst, parent, key = best
+    if lst is None:
+        return False
+    kept = lst[: max(1, len(lst) // 2)]
+    parent[key] = kept
+    if isinstance(parent, dict):
+        parent.setdefault(f"{key}_total", len(lst))  # the length before the first cut
+    return True
+
+
+# ----------------------------------------------------------------------------------- errors
+def format_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad argument, what was wrong and the value given."""
+    parts = []
+    for err in exc.errors()[:6]:
+        loc = ".".join(str(x) for x in err.get("loc", ())) or "arguments"
+        given = err.get("input")
+        shown = json.dumps(_jsonable(given))[:60] if given is not None else "missing"
+        parts.append(f"argument {loc!r}: {err.get('msg', 'invalid')} (got {shown})")
+    return ("error: invalid arguments — " + "; ".join(parts)
+            + ". fix: call the tool again with the arguments corrected as described in its schema.")
+
+
+def format_error(exc: BaseException, *, workspace: Workspace | None = None, tool: str = "") -> str:
+    """A one-line message for the model: ``error: <what is wrong>. fix: <what to do>``.
+
+    Unexpected exceptions (bugs) are described by their type and message, and their traceback is
+    appended to ``tool_errors.log`` in the workspace.
+    """
+    if isinstance(exc, ValidationError):
+        return format_validation_error(exc)
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, WorkspacePathError):
+        fix = "use a path inside the working directory (relative paths are resolved there)."
+    elif isinstance(exc, GeneNotFoundError):
+        fix = ("use a gene the message allows (check the spelling against the data, the twin "
+               "model or the campaign's proposed genes), then call the tool again.")
+    elif isinstance(exc, FileNotFoundError):
+        fix = "check the name with the list_files tool; paths are relative to the working directory."
+    elif isinstance(exc, ScagentsError):
+        fix = ("do what the message above says (change the arguments, or first call the tool it "
+               "names), then call the tool again.")
+    else:
+        if workspace is not None:
+            with (workspace.root / "tool_errors.log").open("a") as fh:
+                fh.write(f"--- {tool}\n{''.join(traceback.format_exception(exc))}\n")
+        return (f"error: {tool or 'the tool'} failed unexpectedly ({type(exc).__name__}: {msg}). "
+                "fix: try other arguments; if it persists this is a bug in scagents "
+                "(traceback in tool_errors.log of the working directory).")
+    campaign_error = type(exc).__name__ in ("CampaignError", "IngestError", "GeneNotFoundError")
+    hint = _TOOL_HINTS.get(tool, "") if campaign_error else ""
+    return f"error: {msg} fix: {fix}{hint}"
+
+
+#: extra advice for campaign errors, whose library messages name the command-line interface
+_TOOL_HINTS = {
+    "ingest_results": " With the tools: create a campaign and propose genes with "
+                      "recommend_perturbations(campaign=NAME, goal=..., candidates=[...]); only "
+                      "proposed genes can be ingested.",
+    "recommend_perturbations": " A new campaign needs both goal and candidates (or "
+                               "candidates_file).",
+}

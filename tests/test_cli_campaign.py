@@ -1,0 +1,118 @@
+"""The campaign and report sub-commands: ``next``, ``ingest``, ``campaign``, ``report`` (and ``mcp``
+argument checks)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from scagents.cli import main
+
+CANDIDATES = ["STAT1", "IRF1", "JAK2", "TBX21", "GATA3", "STAT4"]
+
+
+def _table(text: str) -> pd.DataFrame:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    header = lines[0].split()
+    rows = [ln.split(None, len(header) - 1) for ln in lines[1:]]
+    return pd.DataFrame(rows, columns=header)
+
+
+@pytest.fixture
+def campaign(tmp_path, capsys):
+    """A campaign with one proposed round of 3 genes."""
+    cands = tmp_path / "candidates.txt"
+    cands.write_text("\n".join(CANDIDATES) + "\n")
+    db = str(tmp_path / "ledger.sqlite")
+    rc = main(["next", "--campaign", "ifng", "--goal", "find regulators of IFNG", "--candidates",
+               str(cands), "--designer", "random", "--batch", "3", "--db", db])
+    out = capsys.readouterr().out
+    assert rc == 0
+    return db, _table(out)
+
+
+def test_next_creates_a_campaign_and_proposes(campaign, capsys):
+    db, first = campaign
+    assert list(first.columns[:3]) == ["round", "rank", "gene"]
+    assert first["round"].tolist() == ["0"] * 3 and first["rank"].tolist() == ["1", "2", "3"]
+    assert set(first["gene"]) <= set(CANDIDATES) and first["gene"].nunique() == 3
+    assert main(["next", "--campaign", "ifng", "--designer", "random", "--batch", "3",
+                 "--db", db]) == 0
+    second = _table(capsys.readouterr().out)
+    assert second["round"].tolist() == ["1"] * 3
+    assert set(second["gene"]) == set(CANDIDATES) - set(first["gene"])  # never re-proposed
+
+
+def test_next_unknown_campaign_is_a_clear_error(tmp_path, capsys):
+    rc = main(["next", "--campaign", "nope", "--db", str(tmp_path / "l.sqlite")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: No campaign named 'nope'") and "--goal" in err
+
+
+def test_ingest_and_campaign_history(campaign, tmp_path, capsys):
+    db, first = campaign
+    res = tmp_path / "results.csv"
+    genes = first["gene"].tolist()
+    res.write_text("gene,score\n" + "".join(f"{g},{v}\n" for g, v in zip(genes, (2.0, -1.0, 0.1), strict=True)))
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "n_new=3" in out and "duplicate_file=False" in out
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    assert "duplicate_file=True" in capsys.readouterr().out
+
+    plot = tmp_path / "progress.png"
+    assert main(["campaign", "ifng", "--db", db, "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert f"plot: {plot}" in out and plot.stat().st_size > 1000
+    hist = out.split("plot:")[0]
+    for g, v in zip(genes, ("2.0", "-1.0", "0.1"), strict=True):
+        line = next(ln for ln in hist.splitlines() if f" {g} " in ln)
+        assert v in line.split()  # the measured value is in the gene's row
+
+
+def test_ingest_rejects_unproposed_genes(campaign, tmp_path, capsys):
+    db, first = campaign
+    never = sorted(set(CANDIDATES) - set(first["gene"]))[0]
+    res = tmp_path / "bad.csv"
+    res.write_text(f"gene,score\n{never},1.0\n")
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "never proposed" in err and never in err
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from scagents.agents.graph import run_graph
+    from scagents.agents.state import RunOptions
+
+    out = tmp_path_factory.mktemp("runs") / "r1"
+    state = run_graph(RunOptions(goal="predict IFNG knockout", n_cells=40, policy_steps=256,
+                                 max_policy_attempts=1), out=out)
+    assert state.get("policy"), state.get("stop_reason")
+    return out
+
+
+def test_report_rewrites_a_finished_run(finished_run, capsys):
+    before = (finished_run / "report.md").read_text()
+    (finished_run / "report.md").unlink()
+    (finished_run / "report.json").unlink()
+    assert main(["report", str(finished_run)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("report: ") and str(finished_run / "report.md") in out
+    after = (finished_run / "report.md").read_text()
+    # same goal, data, method and predicted genes (the agent table now also lists the report agent)
+    assert after.splitlines()[:20] == before.splitlines()[:20]
+    assert "| IFNG |" in after
+    assert (finished_run / "report.json").is_file()
+    # by run id under --root
+    assert main(["report", finished_run.name, "--root", str(finished_run.parent)]) == 0
+
+
+def test_report_unknown_run(tmp_path, capsys):
+    assert main(["report", "nope", "--root", str(tmp_path)]) == 2
+    assert "error: no run at" in capsys.readouterr().err
+
+
+def test_mcp_rejects_bad_settings(capsys):
+    assert main(["mcp", "--n-cells", "3"]) == 2
+    assert "--n-cells must be at least 10" in capsys.readouterr().err

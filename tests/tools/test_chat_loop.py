@@ -1,0 +1,161 @@
+"""The whole chat loop with a scripted tool-calling fake chat model and the real tools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
+
+from scagents.tools import TOOL_NAMES, make_tools, run_chat
+
+
+class ScriptedToolModel(GenericFakeChatModel):
+    """A fake chat model that can call tools.
+
+    ``script`` holds, in order, what each model call answers: an :class:`AIMessage` (possibly with
+    ``tool_calls``) or a function of the messages sent so far returning one (so a final answer can
+    quote the tool results, as a real model would). ``bind_tools`` records the tools and returns
+    the model itself; ``seen`` keeps the messages each call received.
+    """
+
+    script: list[Any]
+    bound_tools: list[str] = Field(default_factory=list)
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+
+    def bind_tools(self, tools, **kwargs):
+        self.bound_tools = [t.name for t in tools]
+        return self
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        self.seen.append(list(messages))
+        step = self.script.pop(0)
+        msg = step(messages) if callable(step) else step
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+def _last_tool_result(messages: list[BaseMessage]) -> dict:
+    tool_msgs = [m for m in messages if isinstance(m, ToolMessage)]
+    return json.loads(tool_msgs[-1].content)
+
+
+def _answer_prediction(messages: list[BaseMessage]) -> AIMessage:
+    res = _last_tool_result(messages)
+    down = ", ".join(f"{r['gene']} ({r['delta']:+.2f})" for r in res["top_down"][:5])
+    up = ", ".join(f"{r['gene']} ({r['delta']:+.2f})" for r in res["top_up"][:5])
+    return AIMessage(f"{res['perturbation']} (predicted with {res['method']}): down {down}; up {up}.")
+
+
+def _answer_recommendation(messages: list[BaseMessage]) -> AIMessage:
+    res = _last_tool_result(messages)
+    listed = "; ".join(f"{r['rank']}. {r['perturbation']}" for r in res["recommendations"])
+    return AIMessage(f"Test next: {listed}.")
+
+
+def _call(name: str, args: dict, call_id: str) -> AIMessage:
+    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": call_id, "type": "tool_call"}])
+
+
+@pytest.fixture(scope="module")
+def conversation(tmp_path_factory) -> tuple[ScriptedToolModel, list[BaseMessage], Path]:
+    script: list[AIMessage | Callable] = [
+        _call("predict_perturbation", {"targets": ["IFNG"], "kind": "knockout"}, "call_1"),
+        _answer_prediction,
+        _call("recommend_perturbations", {"n": 8}, "call_2"),
+        _answer_recommendation,
+    ]
+    model = ScriptedToolModel(messages=iter([]), script=script)
+    workdir = tmp_path_factory.mktemp("chat")
+    tools = make_tools(workdir, n_cells=40, policy_steps=256, policy_attempts=1)
+    messages = run_chat(model, tools, ["predict IFNG knockout",
+                                       "recommend 8 perturbations to test next"])
+    return model, messages, workdir
+
+
+def test_loop_binds_all_tools_and_uses_whole_script(conversation):
+    model, messages, _ = conversation
+    assert model.bound_tools == list(TOOL_NAMES)
+    assert model.script == []  # four model calls: call, answer, call, answer
+    assert len(model.seen) == 4
+    kinds = [type(m) for m in messages]
+    assert kinds == [SystemMessage, HumanMessage, AIMessage, ToolMessage, AIMessage,
+                     HumanMessage, AIMessage, ToolMessage, AIMessage]
+    # the model saw the tool result before answering
+    assert isinstance(model.seen[1][-1], ToolMessage) and model.seen[1][-1].tool_call_id == "call_1"
+    assert isinstance(model.seen[3][-1], ToolMessage) and model.seen[3][-1].tool_call_id == "call_2"
+
+
+def test_predict_ifng_knockout_turn(conversation):
+    _, messages, workdir = conversation
+    call = messages[2].tool_calls[0]
+    assert call["name"] == "predict_perturbation"
+    assert call["args"] == {"targets": ["IFNG"], "kind": "knockout"}
+    tool_msg = messages[3]
+    assert tool_msg.name == "predict_perturbation" and tool_msg.status == "success"
+    assert len(tool_msg.content) <= 2100  # a summary, not the whole prediction
+    res = json.loads(tool_msg.content)
+    down = [r["gene"] for r in res["top_down"]]
+    assert down and all(r["delta"] < 0 for r in res["top_down"])
+    # the tool reported the real prediction kept on disk (largest decreases first)
+    pred = pd.read_csv(workdir / res["prediction_csv"], index_col=0)
+    assert list(pred[pred["delta"] < 0].sort_values("delta").index[:len(down)]) == down
+    assert pred.loc["IFNG", "delta"] < 0  # a knockout lowers the knocked-out gene
+    assert all(r["delta"] > 0 for r in res["top_up"])
+    assert res["perturbation"] == "IFNG knockout" and res["data"].startswith("twin:")
+    assert res["n_ranked_candidates"] >= 8
+    final = messages[4]
+    assert isinstance(final, AIMessage) and not final.tool_calls
+    assert final.content.startswith("IFNG knockout") and f"down {down[0]} (" in final.content
+
+
+def test_recommend_turn(conversation):
+    _, messages, _ = conversation
+    first = json.loads(messages[3].content)
+    call = messages[6].tool_calls[0]
+    assert call["name"] == "recommend_perturbations" and call["args"] == {"n": 8}
+    res = json.loads(messages[7].content)
+    recs = [r["perturbation"] for r in res["recommendations"]]
+    assert len(recs) == 8 and len(set(recs)) == 8
+    assert [r["rank"] for r in res["recommendations"]] == list(range(1, 9))
+    scores = [r["score"] for r in res["recommendations"]]
+    assert scores == sorted(scores, reverse=True)
+    assert res["run_id"] == first["run_id"]  # ranked by the prediction just made
+    assert all(not r.startswith("IFNG ") for r in recs)  # the goal itself is not proposed
+    final = messages[8]
+    assert isinstance(final, AIMessage) and not final.tool_calls
+    assert all(r in final.content for r in recs)
+
+
+def test_bad_tool_calls_come_back_as_messages(tmp_path):
+    script = [
+        AIMessage("", tool_calls=[
+            {"name": "recommend_perturbations", "args": {"n": -3}, "id": "a", "type": "tool_call"},
+            {"name": "no_such_tool", "args": {}, "id": "b", "type": "tool_call"},
+            {"name": "load_data", "args": {"path": "../../etc/passwd"}, "id": "c",
+             "type": "tool_call"}]),
+        AIMessage("I could not do that."),
+    ]
+    model = ScriptedToolModel(messages=iter([]), script=script)
+    messages = run_chat(model, make_tools(tmp_path), ["do bad things"], system_prompt=None)
+    tool_msgs = [m for m in messages if isinstance(m, ToolMessage)]
+    assert [m.tool_call_id for m in tool_msgs] == ["a", "b", "c"]
+    assert all(m.status == "error" and m.content.startswith("error:") for m in tool_msgs)
+    assert "'n'" in tool_msgs[0].content and "greater than or equal to 1" in tool_msgs[0].content
+    assert "no tool named 'no_such_tool'" in tool_msgs[1].content
+    assert "outside the working directory" in tool_msgs[2].content
+    assert messages[-1].content == "I could not do that."
+
+
+def test_max_steps_stops_a_model_that_never_answers(tmp_path):
+    loop = _call("list_files", {}, "x")
+    model = ScriptedToolModel(messages=iter([]), script=[loop, loop, loop])
+    messages = run_chat(model, make_tools(tmp_path), ["list"], max_steps=2, system_prompt=None)
+    assert len(model.script) == 1  # only two model calls were made
+    assert messages[-1].content.startswith("(stopped: the model was still calling tools")
