@@ -120,7 +120,14 @@ def _cmd_next(args: argparse.Namespace) -> int:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from scagents.campaign import ingest
 
-    print(ingest(args.db, args.campaign, args.results))
+    summary = ingest(args.db, args.campaign, args.results)
+    if summary.duplicate_file:
+        print(f"{summary.path}: this file was ingested before; nothing added "
+              f"(campaign {summary.campaign!r}).")
+    else:
+        rounds = ", ".join(str(r) for r in summary.rounds) or "-"
+        print(f"{summary.path}: {summary.n_new} new measurement(s) added to campaign "
+              f"{summary.campaign!r} (round {rounds}); {summary.n_already} already stored.")
     return 0
 
 

@@ -56,9 +56,9 @@ def test_ingest_and_campaign_history(campaign, tmp_path, capsys):
     res.write_text("gene,score\n" + "".join(f"{g},{v}\n" for g, v in zip(genes, (2.0, -1.0, 0.1), strict=True)))
     assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
     out = capsys.readouterr().out
-    assert "n_new=3" in out and "duplicate_file=False" in out
+    assert "3 new measurement(s) added" in out
     assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
-    assert "duplicate_file=True" in capsys.readouterr().out
+    assert "ingested before; nothing added" in capsys.readouterr().out
 
     plot = tmp_path / "progress.png"
     assert main(["campaign", "ifng", "--db", db, "--plot", str(plot)]) == 0
