@@ -181,6 +181,17 @@ def render_markdown(result: dict) -> str:
         f"**Seed:** {result['seed']} · scagents {result['version']}",
         "",
     ]
+    if result.get("validation"):
+        val = result["validation"]
+        lines += ["## Which model answered and why", ""]
+        if val.get("decision"):
+            lines += [f"**Decision:** {val['decision']}", ""]
+        lines += [val.get("description", ""), ""]
+        answered = val.get("answered_by")
+        rows = [{"model": (f"**{k}** (answered)" if k == answered else k), **v}
+                for k, v in val["scores"].items()]
+        lines += _table(rows, ["model", "mse", "mse_sd", "pearson", "pearson_delta_topk",
+                               "direction_accuracy"]) + [""]
     lines += ["## Predicted change in expression", ""]
     lines += [
         "Change from control of mean log1p-normalised expression (counts normalised to 10⁴ per cell).",
@@ -201,20 +212,14 @@ def render_markdown(result: dict) -> str:
         fates = sorted({f for c in conds for f in fs[c]})
         rows = [{"fate": f, **{c: fs[c].get(f, 0.0) for c in conds}} for f in fates]
         lines += _table(rows, ["fate", *conds]) + [""]
+    if result.get("twin_check"):
+        lines += _twin_check_lines(result["twin_check"])
     if result.get("evaluation"):
         lines += ["## Check against observed cells", ""]
         ev = result["evaluation"]
         lines += [ev.get("description", ""), ""]
         lines += _table([{"metric": k, "value": v} for k, v in ev["metrics"].items()],
                         ["metric", "value"]) + [""]
-    if result.get("validation"):
-        lines += ["## Validation on held-out perturbations", ""]
-        val = result["validation"]
-        lines += [val.get("description", ""), ""]
-        lines += _table([{"model": k, **v} for k, v in val["scores"].items()],
-                        ["model", "mse", "pearson", "pearson_delta_topk"]) + [""]
-        if val.get("decision"):
-            lines += [f"**Decision:** {val['decision']}", ""]
     if result.get("network"):
         net = result["network"]
         lines += ["## Regulatory network around the target", ""]
@@ -240,6 +245,40 @@ def render_markdown(result: dict) -> str:
     if result.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)
+
+
+def _twin_check_lines(tc: dict) -> list[str]:
+    """Markdown of the "Check against the twin's simulation" section."""
+    k = tc.get("k", 20)
+    lines = ["## Check against the twin's simulation", "", tc.get("description", ""), ""]
+    names = {f"pearson_delta_top{k}": f"Pearson-delta, top-{k} simulated DE genes",
+             f"direction_accuracy_top{k}": f"direction accuracy (up / down / unchanged at "
+                                           f"|Δ| > 0.05), top-{k} DE genes",
+             f"sign_agreement_top{k}": f"sign agreement, top-{k} DE genes",
+             "mse": "MSE, all genes", "pearson": "Pearson, all genes"}
+    lines += _table([{"metric": names.get(m, m), "value": v} for m, v in tc["metrics"].items()],
+                    ["metric", "value"]) + [""]
+    cols = ["gene", "simulated_delta", "predicted_delta", "activity_delta", "same_direction"]
+    for direction in ("up", "down"):
+        rows = tc.get(f"top_{direction}") or []
+        lines += [f"### Top simulated {direction}-regulated genes next to the prediction", ""]
+        if rows:
+            lines += _table(rows, [c for c in cols if c in rows[0]]) + [""]
+        else:
+            lines += [f"The simulation moves no gene {direction}.", ""]
+    lines += ["`simulated_delta` / `predicted_delta`: change of mean log1p-normalised counts; "
+              "`activity_delta`: change of the noiseless model activity (0–1) behind the counts.",
+              ""]
+    if tc.get("fate_shift"):
+        fs = tc["fate_shift"]
+        conds = list(fs)
+        fates = sorted({f for c in conds for f in fs[c]})
+        lines += ["### Simulated fate shift", "",
+                  "Fraction of simulated cells whose trajectory reaches each fate.", ""]
+        lines += _table([{"fate": f, **{c: fs[c].get(f, 0.0) for c in conds}} for f in fates],
+                        ["fate", *conds]) + [""]
+    lines += [f"- {n}" for n in tc.get("notes", [])] + [""]
+    return lines
 
 
 def render_html(markdown: str, out_dir: str | Path) -> str:

@@ -41,7 +41,7 @@ def test_report_says_what_was_computed(ifng_run):
 
 def test_same_seed_same_report(tmp_path):
     a = run("predict GATA3 overexpression", out=tmp_path / "a", n_cells=200, seed=1, progress=False)
-    b = run("predict GATA3 overexpression", out=tmp_path / "b", n_cells=200, seed=1, progress=False)
+    run("predict GATA3 overexpression", out=tmp_path / "b", n_cells=200, seed=1, progress=False)
     assert (tmp_path / "a" / "report.json").read_bytes() == (tmp_path / "b" / "report.json").read_bytes()
     c = run("predict GATA3 overexpression", out=tmp_path / "c", n_cells=200, seed=2, progress=False)
     assert c["genes"] != a["genes"]

@@ -10,47 +10,96 @@ import pandas as pd
 from scagents.agents.state import AgentRecord, DataSummary, RunOptions, RunState
 from scagents.errors import ScagentsError
 
-__all__ = ["data_agent", "DATA_FILE"]
+__all__ = ["data_agent", "DATA_FILE", "TRUTH_FILE"]
 
 DATA_FILE = "data.h5mu"
 
 
-def _twin(opts: RunOptions, out: Path) -> DataSummary:
-    from scagents.goal import parse_goal
+TRUTH_FILE = "twin_truth.csv"
+
+
+def _twin_conditions(net, goal, n_candidates: int, seed: int) -> tuple[list, list[str]]:
+    """The perturbations simulated on the twin and the genes left untested as candidates.
+
+    Every gene with a rule (not a milieu input) is knocked out and over-expressed (and perturbed
+    with the goal's kind when that is a third kind), except ``n_candidates`` randomly chosen genes
+    kept untested for the recommendations. The goal's perturbation is always simulated (to check
+    the prediction) and listed first.
+    """
     from scagents.perturbation import Perturbation
+
+    genes = [g for g in net.genes if g not in net.inputs]
+    rng = np.random.default_rng(seed)
+    others = [g for g in genes if g not in goal.targets]
+    others = [others[i] for i in rng.permutation(len(others))]
+    candidates = sorted(others[:max(0, min(n_candidates, len(others) - 4))])
+    kinds = list(dict.fromkeys(("knockout", "overexpression", goal.kind)))
+    perts = [goal]
+    for g in genes:
+        if g in candidates:
+            continue
+        for kind in kinds:
+            p = Perturbation((g,), kind=kind)
+            if (p.targets, p.kind) != (goal.targets, goal.kind):
+                perts.append(p)
+    return perts, candidates
+
+
+def _dense(x) -> np.ndarray:
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+
+
+def _twin(opts: RunOptions, out: Path) -> DataSummary:
+    from scagents.data import lognormalize
+    from scagents.goal import parse_goal
+    from scagents.pipeline import gene_effects
     from scagents.twin import load_model, simulate
 
     net = load_model(opts.model)
     goal = parse_goal(opts.goal, net.genes, aliases=net.aliases)
     pert = goal.perturbation
-    rng = np.random.default_rng(opts.seed)
-    others = [g for g in net.genes if g not in pert.targets and g not in net.inputs]
-    others = [others[i] for i in rng.permutation(len(others))]
-    n_cand = min(opts.n_candidates, max(0, len(others) - opts.n_validation - 2))
-    candidates, measured = sorted(others[:n_cand]), sorted(others[n_cand:])
-    perts = [None, pert] + [Perturbation((g,), kind=pert.kind) for g in measured]
-    mdata = simulate(net, perturbations=perts, n_cells=opts.n_cells, seed=opts.seed)
+    perts, candidates = _twin_conditions(net, pert, opts.n_candidates, opts.seed)
+    mdata = simulate(net, perturbations=[None, *perts], n_cells=opts.n_cells, seed=opts.seed)
     rna = mdata["rna"]
+    labels = rna.obs["perturbation"].astype(str).to_numpy()
+    goal_label = str(labels[opts.n_cells])  # the first perturbed condition is the goal
+    # training perturbations keep only their first n_train_cells cells (i.i.d. draws): many
+    # perturbations with modest cell numbers keep the run fast
+    n_train = min(opts.n_train_cells, opts.n_cells)
+    rank = rna.obs.groupby("perturbation", observed=True).cumcount().to_numpy()
+    keep = (labels == "control") | (labels == goal_label) | (rank < n_train)
+    if not keep.all():
+        mdata = mdata[keep].copy()
+        rna = mdata["rna"]
     # the twin's own answer, kept aside to check the prediction (never used in training)
-    from scagents.data import lognormalize
-    from scagents.pipeline import gene_effects
-
     tmp = rna.copy()
     lognormalize(tmp)
-    x = np.asarray(tmp.layers["lognorm"].toarray() if hasattr(tmp.layers["lognorm"], "toarray")
-                   else tmp.layers["lognorm"], dtype=float)
+    x = _dense(tmp.layers["lognorm"])
+    act = _dense(tmp.layers["activity"])
     ctrl = tmp.obs["is_control"].to_numpy(bool)
-    goal_cells = (tmp.obs["target_genes"].astype(str) == "+".join(pert.targets)).to_numpy()
+    goal_cells = (tmp.obs["perturbation"].astype(str) == goal_label).to_numpy()
     truth = gene_effects(x[ctrl], x[goal_cells], tmp.var_names)
-    truth.to_csv(out / "twin_truth.csv")
+    truth["activity_delta"] = pd.Series(act[goal_cells].mean(0) - act[ctrl].mean(0),
+                                        index=tmp.var_names)
+    truth["is_input"] = [g in net.inputs for g in truth.index]
+    truth.round(8).to_csv(out / TRUTH_FILE)
+    fates = tmp.obs["fate"].astype(str)
+    fate_shift = {"control": _fractions(fates[ctrl]), pert.label: _fractions(fates[goal_cells])}
     mdata.uns.pop("twin_perturbations", None)
     _write(mdata, out / DATA_FILE)
+    measured = list(dict.fromkeys(labels[keep & ~(labels == "control")]))
     return DataSummary(
         source=f"twin:{net.name}", description=f"digital twin, model {net.name}",
         path=DATA_FILE, n_cells=int(mdata.n_obs), n_genes=int(rna.n_vars),
         modalities=list(mdata.mod), goal=goal.to_dict(), perturbation=pert.to_dict(),
-        goal_measured=True, measured=["+".join(pert.targets)] + measured, candidates=candidates,
-        truth_path="twin_truth.csv")
+        goal_measured=True, measured=measured, candidates=candidates, truth_path=TRUTH_FILE,
+        truth_fates=fate_shift, inputs=list(net.inputs),
+        cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train})
+
+
+def _fractions(fates: pd.Series) -> dict[str, float]:
+    return {str(k): round(float(v), 4) for k, v in
+            fates.value_counts(normalize=True).sort_index().items()}
 
 
 def _write(obj, path: Path) -> None:

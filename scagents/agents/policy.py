@@ -1,14 +1,21 @@
 """The policy agent: train the TRPO→PPO response policy, validate it, predict, and propose.
 
 The response task (:class:`scagents.envs.ResponseTask`) is built from the run's data (on the default
-twin: simulated control cells plus single-gene perturbations). The goal's perturbation is *held
-out* (the prediction is honest: the policy never sees its cells) and so is a validation set of other
-perturbations. The policy is trained briefly with the paper's TRPO→PPO schedule and scored on the
-validation set against the baselines (linear gene embedding, mean effect and, when the network agent
-produced a network, propagation through it). If it does not beat the best baseline the agent reports
-``status="not_validated"``; the planner then retrains it with a larger budget or routes to
-:func:`fallback_agent`, which predicts with the network-propagation baseline (the best baseline when
-no network is available) and says so.
+twin: control cells plus the knockout and overexpression of every gene of the model). The goal's
+perturbation is *held out* (the prediction is honest: no model sees its cells) and so is a
+validation set of other perturbations, stratified by perturbation kind.
+
+The policy is trained with the paper's TRPO→PPO schedule on the remaining perturbations, and every
+candidate model is scored on the validation set: the policy, the linear gene-embedding model and the
+mean effect (both fitted per perturbation kind, :func:`scagents.evaluation.fit_baseline`), network
+propagation when the network agent produced a network, and "no change" as a reference.
+:func:`compare_to_baseline` decides: the policy answers only if it beats the best baseline by more
+than the validation noise — at least ``min_improvement`` (5 %) lower mean MSE, a paired MSE
+improvement larger than its standard error across the validation perturbations, and a Pearson-delta
+that is not worse. Otherwise the agent reports ``status="not_validated"``; the planner retrains it
+with a doubled budget when the gap is small (``retrain``), else routes to :func:`fallback_agent`,
+which answers with the best-validating baseline, refitted on the training *and* validation
+perturbations (never the goal's), and says so.
 
 Next perturbations are ranked over the untested candidates by their predicted effect on the genes
 the goal's perturbation changes most, plus the disagreement between the available models
@@ -38,15 +45,41 @@ from scagents.agents.state import (
 )
 
 __all__ = ["policy_agent", "fallback_agent", "POLICY_FILE", "PREDICTION_FILE", "TRAINING_LOG",
-           "rank_proposals", "MIN_LISTED"]
+           "rank_proposals", "compare_to_baseline", "Verdict", "MIN_LISTED", "POLICY", "BASELINES",
+           "REFERENCE"]
 
 POLICY_FILE = "policy.pt"
 PREDICTION_FILE = "prediction.csv"
 TRAINING_LOG = "training_log.csv"
 MIN_LISTED = 0.01  # smallest |predicted delta| listed as up / down
 VALIDATION_METRIC = "mse"
+POLICY = "TRPO→PPO policy"
+REFERENCE = "no change (reference)"
+RETRAIN_GAP = 0.25
+"""A doubled training budget is tried only when the policy's validation MSE is at most this much
+(relative) above the best baseline's; a larger gap goes straight to the fallback."""
 
 Predict = Callable[[tuple[str, ...], str], np.ndarray]
+
+
+def _fit_kindwise(method: str) -> Callable[[object], Predict]:
+    def fit(train_task) -> Predict:
+        from scagents.evaluation import fit_baseline
+        from scagents.perturbation import Perturbation
+
+        model = fit_baseline(method, train_task, modality="rna")
+        return lambda targets, kind: np.asarray(
+            model(Perturbation(tuple(targets), kind=kind)), dtype=float)
+
+    return fit
+
+
+#: baselines that may answer (name → fit(train_task) -> predict); network propagation is added
+#: when the network agent produced a network. Module-level so tests can replace a baseline.
+BASELINES: dict[str, Callable[[object], Predict]] = {
+    "linear gene embedding": _fit_kindwise("linear"),
+    "mean effect per kind": _fit_kindwise("mean_effect"),
+}
 
 
 @dataclass
@@ -57,21 +90,32 @@ class _Context:
     task: object
     train: object
     held: object
+    fit_task: object
     genes: list[str]
     goal_label: str | None
     val_labels: list[str]
     control: pd.Series
     baselines: dict[str, Predict] = field(default_factory=dict)
+    reference: dict[str, Predict] = field(default_factory=dict)
 
 
-def _label(p) -> str:
-    return "+".join(p.targets) + ("" if p.kind == "knockout" else f" {p.kind}")
+def _stratified(indices: list[int], kinds: list[str], rng: np.random.Generator) -> list[int]:
+    """Shuffle within each kind, then interleave the kinds (a prefix is stratified by kind)."""
+    groups: dict[str, list[int]] = {}
+    for i in indices:
+        groups.setdefault(kinds[i], []).append(i)
+    queues = [[g[j] for j in rng.permutation(len(g))] for _, g in sorted(groups.items())]
+    out = []
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
 
 
 def _context(state: RunState) -> _Context:
     import mudata as md
 
-    from scagents.baselines import LinearGeneEmbedding, MeanEffect
     from scagents.envs import ResponseTask
     from scagents.perturbation import Perturbation
 
@@ -83,37 +127,33 @@ def _context(state: RunState) -> _Context:
     task = ResponseTask.from_anndata(mdata, modalities=["rna"], n_top_features=n_top,
                                      max_control_cells=256, seed=opts.seed)
     goal = Perturbation.from_dict(data.perturbation)
-    goal_idx = None
     try:
         goal_idx = task.index(goal)
     except Exception:  # noqa: BLE001 - the goal was not measured: predicted from its targets only
         goal_idx = None
     others = [i for i in range(task.n_perturbations) if i != goal_idx]
     rng = np.random.default_rng(opts.seed)
-    others = [others[i] for i in rng.permutation(len(others))]
+    others = _stratified(others, [p.kind for p in task.perturbations], rng)
     n_val = min(opts.n_validation, max(1, len(others) // 3))
     if len(others) - n_val < 2:
         raise _GoalNotMet(f"the data hold {len(others)} perturbation(s) besides the goal; at least "
                           f"{n_val + 2} are needed to train and validate a predictor")
     val = sorted(others[:n_val])
-    held_idx = val + ([goal_idx] if goal_idx is not None else [])
-    train, held = task.split(test=held_idx)
+    goal_held = [goal_idx] if goal_idx is not None else []
+    train, held = task.split(test=val + goal_held)
+    fit_task = task.split(test=goal_held)[0] if goal_held else task
     genes = list(task.features["rna"])
     control = pd.Series(np.asarray(train.control_mean["rna"][-1], float), index=genes)
-    effects = pd.DataFrame(np.asarray(train.deltas["rna"][:, -1], float),
-                           index=["+".join(p.targets) for p in train.perturbations], columns=genes)
-    effects = effects[~effects.index.duplicated()]
-    ctx = _Context(opts=opts, data=data, out=out, task=task, train=train, held=held, genes=genes,
+    ctx = _Context(opts=opts, data=data, out=out, task=task, train=train, held=held,
+                   fit_task=fit_task, genes=genes,
                    goal_label=task.labels[goal_idx] if goal_idx is not None else None,
                    val_labels=[task.labels[i] for i in val], control=control)
-    for name, factory in (("linear gene embedding", lambda: LinearGeneEmbedding(k=8)),
-                          ("mean of training effects", MeanEffect)):
-        model = factory().fit(control, effects)
-        ctx.baselines[name] = (lambda m: lambda targets, kind: m.predict(list(targets))
-                               .reindex(genes).to_numpy(float))(model)
+    for name, fit in BASELINES.items():
+        ctx.baselines[name] = fit(train)
     prop = _propagation_predictor(state, ctx)
     if prop is not None:
         ctx.baselines["network propagation"] = prop
+    ctx.reference[REFERENCE] = lambda targets, kind: np.zeros(len(genes))
     return ctx
 
 
@@ -153,17 +193,98 @@ def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
     return predict
 
 
-def _score(ctx: _Context, predict: Predict) -> dict[str, float]:
-    """Mean validation metrics of a predictor over the validation perturbations."""
+def _score_rows(ctx: _Context, predict: Predict) -> pd.DataFrame:
+    """Validation metrics of a predictor, one row per validation perturbation."""
     from scagents.metrics import prediction_report
 
     rows = []
     for label in ctx.val_labels:
         p = ctx.task.perturbations[ctx.task.index(label)]
         obs = ctx.held.observed_delta(label, modality="rna")
-        rows.append(prediction_report(predict(p.targets, p.kind), obs, k=min(20, len(obs))))
-    df = pd.DataFrame(rows)
-    return {k: round(float(df[k].mean()), 6) for k in ("mse", "pearson", "pearson_delta_topk")}
+        rep = prediction_report(np.asarray(predict(p.targets, p.kind), float), obs,
+                                k=min(20, len(obs)))
+        rows.append({"perturbation": label, **rep})
+    return pd.DataFrame(rows).set_index("perturbation")
+
+
+def _summary(rows: pd.DataFrame) -> dict[str, float]:
+    """Mean validation metrics (and the spread of the MSE) of one model."""
+    out = {k: round(float(rows[k].mean()), 6) for k in
+           ("mse", "pearson", "pearson_delta_topk", "direction_accuracy")}
+    out["mse_sd"] = round(float(rows["mse"].std(ddof=1)) if len(rows) > 1 else 0.0, 6)
+    out["n"] = float(len(rows))
+    return out
+
+
+@dataclass
+class Verdict:
+    """The outcome of :func:`compare_to_baseline`."""
+
+    validated: bool
+    best_baseline: str
+    relative_improvement: float
+    paired_mean: float
+    paired_se: float
+    checks: dict[str, bool]
+
+    def describe(self, policy: str, scores: dict[str, dict[str, float]], min_improvement: float
+                 ) -> str:
+        b = self.best_baseline
+        parts = [
+            f"{policy} validation MSE {scores[policy]['mse']:.4g} vs {scores[b]['mse']:.4g} for the "
+            f"best baseline ({b}): {100 * self.relative_improvement:+.1f} % "
+            f"(needs ≥ {100 * min_improvement:.0f} % lower)",
+            f"paired MSE difference {self.paired_mean:+.4g} ± {self.paired_se:.2g} s.e. (must be "
+            "below −1 s.e.)",
+            f"Pearson-delta top-20 {scores[policy]['pearson_delta_topk']:.3f} vs "
+            f"{scores[b]['pearson_delta_topk']:.3f} (must not be lower)"]
+        failed = [name for name, ok in self.checks.items() if not ok]
+        verdict = ("the policy beats the best baseline beyond the validation noise"
+                   if self.validated else f"failed: {', '.join(failed)}")
+        return "; ".join(parts) + f" → {verdict}"
+
+
+def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines: list[str],
+                        min_improvement: float = 0.05) -> Verdict:
+    """Does the policy beat the best baseline by more than the validation noise?
+
+    Parameters
+    ----------
+    rows
+        Model name → per-validation-perturbation metrics (index: perturbation; columns ``mse`` and
+        ``pearson_delta_topk``), all on the same perturbations.
+    policy
+        Name of the learned model in ``rows``.
+    baselines
+        Names of the baselines that may answer instead; the best is the lowest mean MSE.
+    min_improvement
+        Relative reduction of the mean MSE the policy needs (0.05 = 5 %).
+
+    Returns
+    -------
+    Verdict
+        ``validated`` is true only when all three checks pass: ``"≥ min_improvement lower MSE"``,
+        ``"paired improvement > 1 s.e."`` (mean of the per-perturbation MSE differences
+        policy − baseline below minus its standard error) and ``"Pearson-delta not worse"`` (mean
+        top-20 Pearson-delta at least the baseline's; a NaN baseline value passes).
+    """
+    best = min(baselines, key=lambda k: (float(rows[k]["mse"].mean()), k))
+    pol, base = rows[policy], rows[best].reindex(rows[policy].index)
+    rel = 1.0 - float(pol["mse"].mean()) / max(float(base["mse"].mean()), 1e-12)
+    diff = (pol["mse"] - base["mse"]).to_numpy(float)
+    mean = float(diff.mean())
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
+    p_pol = float(np.nanmean(pol["pearson_delta_topk"])) if pol["pearson_delta_topk"].notna().any() \
+        else float("nan")
+    p_base = float(np.nanmean(base["pearson_delta_topk"])) \
+        if base["pearson_delta_topk"].notna().any() else float("nan")
+    checks = {
+        f"≥ {100 * min_improvement:.0f} % lower MSE": rel >= min_improvement,
+        "paired improvement > 1 s.e.": bool(np.isfinite(se) and mean < -se),
+        "Pearson-delta not worse": bool(np.isnan(p_base) or (np.isfinite(p_pol) and p_pol >= p_base)),
+    }
+    return Verdict(validated=all(checks.values()), best_baseline=best, relative_improvement=rel,
+                   paired_mean=mean, paired_se=se, checks=checks)
 
 
 def _policy_predictor(ctx: _Context, policy) -> Predict:
@@ -232,8 +353,10 @@ def rank_proposals(goal_delta: pd.Series, candidates: list[str], kind: str,
 
 
 def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict: Predict,
-            validation: dict, attempts: int, reason: str = "", policy_path: str | None = None,
-            training_log: str | None = None, ensemble: dict[str, Predict] | None = None) -> PolicySummary:
+            validation: dict, attempts: int, reason: str = "", decision: str = "",
+            fit_labels: list[str] | None = None, retrain: bool = False,
+            policy_path: str | None = None, training_log: str | None = None,
+            ensemble: dict[str, Predict] | None = None) -> PolicySummary:
     from scagents.metrics import prediction_report
     from scagents.perturbation import Perturbation
 
@@ -264,28 +387,58 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         status=status, reason=reason, attempts=attempts, method=method, policy_path=policy_path,
         training_log=training_log, prediction_path=PREDICTION_FILE, validation=validation,
         validation_labels=ctx.val_labels, train_labels=list(ctx.train.labels),
+        fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
+        decision=decision, retrain=retrain,
         top_up=rows(df[df["delta"] > MIN_LISTED]), top_down=rows(df[df["delta"] < -MIN_LISTED]),
         evaluation=evaluation, proposals=proposals)
+
+
+def _train_policy(ctx: _Context, attempt: int) -> tuple[Predict, dict]:
+    """Train the TRPO→PPO policy (attempt ``a``: ``policy_steps · 2^(a-1)`` steps, seed
+    ``seed + a - 1``) on the training perturbations; save it and its training log."""
+    from scagents.envs import PerturbationResponseVecEnv
+    from scagents.policies import TrainConfig, save, train
+
+    steps = ctx.opts.policy_steps * 2 ** (attempt - 1)
+    cfg = TrainConfig(algo="trpo_ppo", total_steps=steps, n_envs=64, n_steps=8, hidden_sizes=(64, 64),
+                      lr=1e-3, ppo_epochs=4, n_minibatches=4, init_log_std=-1.0,
+                      seed=ctx.opts.seed + attempt - 1)
+    env = PerturbationResponseVecEnv(ctx.train, num_envs=cfg.n_envs)
+    t0 = time.perf_counter()
+    policy, log = train(env, cfg, progress=False, log_path=ctx.out / TRAINING_LOG)
+    train_s = time.perf_counter() - t0
+    save(policy, ctx.out / POLICY_FILE)
+    return _policy_predictor(ctx, policy), {
+        "steps": steps, "train_seconds": round(train_s, 2),
+        "final_return": float(log.rows[-1]["episodic_return_mean"]),
+        "policy_path": POLICY_FILE, "training_log": TRAINING_LOG}
+
+
+def _validate(ctx: _Context, models: dict[str, Predict]) -> tuple[dict, dict]:
+    rows = {name: _score_rows(ctx, f) for name, f in models.items()}
+    return rows, {name: _summary(r) for name, r in rows.items()}
 
 
 def policy_agent(state: RunState) -> dict:
     """Train the TRPO→PPO response policy, validate it against the baselines and predict the goal.
 
     Each call is one training attempt (the planner calls it again for a retrain); attempt ``a``
-    trains for ``policy_steps · 2^(a-1)`` environment steps with seed ``seed + a - 1``.
+    trains for ``policy_steps · 2^(a-1)`` environment steps with seed ``seed + a - 1``. The
+    decision rule is :func:`compare_to_baseline` with ``options.min_improvement``.
 
     Returns
     -------
     dict
         State update: ``policy`` (a :class:`PolicySummary` dump; ``status`` is ``"validated"`` or
-        ``"not_validated"``, or ``"skipped"`` when :mod:`scagents.envs` is unavailable) and a log
-        record; ``stop_reason`` when the data cannot support the goal.
+        ``"not_validated"`` — with ``retrain`` saying whether a doubled budget is worth trying —
+        or ``"skipped"`` when :mod:`scagents.envs` is unavailable) and a log record;
+        ``stop_reason`` when the data cannot support the goal.
     """
     prev = state.get("policy") or {}
     attempt = int(prev.get("attempts", 0)) + 1
     try:
         from scagents.envs import PerturbationResponseVecEnv  # noqa: F401
-        from scagents.policies import TrainConfig, save, train
+        from scagents.policies import TrainConfig, save, train  # noqa: F401
     except ImportError as exc:
         s = PolicySummary(status="skipped", attempts=attempt,
                           reason=f"skipped: the response environments are unavailable ({exc})")
@@ -297,39 +450,41 @@ def policy_agent(state: RunState) -> dict:
         rec = AgentRecord(agent="policy", status="failed", summary=str(exc))
         return {"policy": s.model_dump(), "stop_reason": f"The goal cannot be met by the data: {exc}.",
                 "log": [rec.model_dump()]}
-    from scagents.envs import PerturbationResponseVecEnv
-
-    steps = ctx.opts.policy_steps * 2 ** (attempt - 1)
-    cfg = TrainConfig(algo="trpo_ppo", total_steps=steps, n_envs=64, n_steps=8, hidden_sizes=(64, 64),
-                      lr=1e-3, ppo_epochs=4, n_minibatches=4, init_log_std=-1.0,
-                      seed=ctx.opts.seed + attempt - 1)
-    env = PerturbationResponseVecEnv(ctx.train, num_envs=cfg.n_envs)
-    t0 = time.perf_counter()
-    policy, log = train(env, cfg, progress=False, log_path=ctx.out / TRAINING_LOG)
-    train_s = time.perf_counter() - t0
-    save(policy, ctx.out / POLICY_FILE)
-    predict = _policy_predictor(ctx, policy)
-    validation = {"TRPO→PPO policy": _score(ctx, predict)}
-    validation.update({name: _score(ctx, f) for name, f in ctx.baselines.items()})
-    best_name = min(ctx.baselines, key=lambda k: validation[k][VALIDATION_METRIC])
-    ok = validation["TRPO→PPO policy"][VALIDATION_METRIC] < validation[best_name][VALIDATION_METRIC]
-    reason = (f"validation {VALIDATION_METRIC} {validation['TRPO→PPO policy'][VALIDATION_METRIC]:.4g} "
-              f"vs best baseline ({best_name}) {validation[best_name][VALIDATION_METRIC]:.4g} "
-              f"after {steps} steps")
-    ensemble = {"TRPO→PPO policy": predict, **{k: v for k, v in ctx.baselines.items()
-                                              if k != "mean of training effects"}}
-    s = _finish(state, ctx, status="validated" if ok else "not_validated", method="TRPO→PPO policy",
-                predict=predict, validation=validation, attempts=attempt, reason=reason,
-                policy_path=POLICY_FILE, training_log=TRAINING_LOG, ensemble=ensemble)
-    return _out("policy", s, extra={"train_seconds": round(train_s, 2), "steps": steps,
-                                    "final_return": float(log.rows[-1]["episodic_return_mean"])})
+    predict, info = _train_policy(ctx, attempt)
+    rows, validation = _validate(ctx, {POLICY: predict, **ctx.baselines, **ctx.reference})
+    verdict = compare_to_baseline(rows, policy=POLICY, baselines=list(ctx.baselines),
+                                  min_improvement=ctx.opts.min_improvement)
+    reason = (verdict.describe(POLICY, validation, ctx.opts.min_improvement)
+              + f" (after {info['steps']} training steps)")
+    retrain = (not verdict.validated and verdict.relative_improvement > -RETRAIN_GAP)
+    if verdict.validated:
+        decision = (f"The {POLICY} answers: on {len(ctx.val_labels)} held-out validation "
+                    f"perturbations it beat the best baseline ({verdict.best_baseline}) by more "
+                    f"than the validation noise. {reason}.")
+    else:
+        decision = (f"The {POLICY} does not answer: {reason}. "
+                    + ("A retrain with a doubled budget follows." if retrain else
+                       f"Its MSE is more than {100 * RETRAIN_GAP:.0f} % above the best baseline's, "
+                       "so no retrain is attempted."))
+    ensemble = {POLICY: predict, **{k: v for k, v in ctx.baselines.items()
+                                   if k != "mean effect per kind"}}
+    s = _finish(state, ctx, status="validated" if verdict.validated else "not_validated",
+                method=POLICY, predict=predict, validation=validation, attempts=attempt,
+                reason=reason, decision=decision, retrain=retrain,
+                fit_labels=list(ctx.train.labels), policy_path=info["policy_path"],
+                training_log=info["training_log"], ensemble=ensemble)
+    return _out("policy", s, extra={k: info[k] for k in ("train_seconds", "steps", "final_return")
+                                    if k in info})
 
 
 def fallback_agent(state: RunState) -> dict:
-    """Predict with the network-propagation baseline (best baseline without a network).
+    """Answer with the best-validating baseline when the policy did not validate.
 
-    Called when the policy did not validate (or could not be trained). The validation table of the
-    policy attempts is kept, and the reason for the fallback is stated.
+    The candidates are the linear gene-embedding model and the mean effect (both per perturbation
+    kind) and network propagation when a network was inferred; the one with the lowest mean
+    validation MSE answers. It is refitted on the training and validation perturbations (the
+    goal's perturbation stays held out) before predicting the goal. The validation table of the
+    policy attempts is kept, and the reason is stated in ``decision``.
 
     Returns
     -------
@@ -343,20 +498,30 @@ def fallback_agent(state: RunState) -> dict:
         rec = AgentRecord(agent="fallback", status="failed", summary=str(exc))
         return {"stop_reason": f"The goal cannot be met by the data: {exc}.", "log": [rec.model_dump()]}
     validation = dict(prev.validation)
-    for name, f in ctx.baselines.items():
-        validation.setdefault(name, _score(ctx, f))
-    if "network propagation" in ctx.baselines:
-        name = "network propagation"
-        why = "the network-propagation baseline"
+    missing = {k: f for k, f in {**ctx.baselines, **ctx.reference}.items() if k not in validation}
+    validation.update(_validate(ctx, missing)[1])
+    name = min(ctx.baselines, key=lambda k: (validation[k][VALIDATION_METRIC], k))
+    others = ", ".join(f"{k} {validation[k]['mse']:.4g}" for k in ctx.baselines if k != name)
+    if name in BASELINES:
+        predict, fit_labels = BASELINES[name](ctx.fit_task), list(ctx.fit_task.labels)
+        fitted = (f"refitted on {len(fit_labels)} perturbations (training + validation; the goal's "
+                  "perturbation held out)")
     else:
-        cands = [k for k in ctx.baselines]
-        name = min(cands, key=lambda k: validation[k][VALIDATION_METRIC])
-        why = f"the best baseline on validation ({name}); no inferred network was available"
-    reason = (f"the policy did not validate ({prev.reason or prev.status}); predicting with {why}")
-    ensemble = {k: v for k, v in ctx.baselines.items() if k != "mean of training effects"}
-    s = _finish(state, ctx, status="fallback", method=name, predict=ctx.baselines[name],
-                validation=validation, attempts=prev.attempts, reason=reason,
-                policy_path=prev.policy_path, training_log=prev.training_log, ensemble=ensemble)
+        predict, fit_labels = ctx.baselines[name], []
+        fitted = "propagated through the network inferred from control cells"
+    why_policy = (f"the {POLICY} did not validate — {prev.reason}" if prev.status == "not_validated"
+                  else f"the {POLICY} could not be used — {prev.reason or prev.status}")
+    reason = (f"{why_policy}; predicting with {name}, the baseline with the lowest validation MSE "
+              f"({validation[name]['mse']:.4g}; {others})")
+    decision = (f"{name} answers. Why: {why_policy}. Among the baselines {name} had the lowest mean "
+                f"validation MSE ({validation[name]['mse']:.4g} vs {others}) on "
+                f"{len(ctx.val_labels)} held-out perturbations; {fitted}.")
+    ensemble = {k: v for k, v in ctx.baselines.items() if k != "mean effect per kind"}
+    ensemble[name] = predict
+    s = _finish(state, ctx, status="fallback", method=name, predict=predict,
+                validation=validation, attempts=prev.attempts, reason=reason, decision=decision,
+                fit_labels=fit_labels, policy_path=prev.policy_path,
+                training_log=prev.training_log, ensemble=ensemble)
     return _out("fallback", s)
 
 

@@ -18,7 +18,7 @@ from scagents.agents.state import (
     RunState,
 )
 
-__all__ = ["report_agent", "build_result"]
+__all__ = ["report_agent", "build_result", "twin_check", "STABLE_ACTIVITY"]
 
 #: what each agent contributes to the report (the "which agent produced what" table)
 _PRODUCED = {
@@ -29,6 +29,108 @@ _PRODUCED = {
     "fallback": "baseline prediction and proposals after the policy did not validate ({files})",
     "report": "this report",
 }
+
+
+STABLE_ACTIVITY = 0.02
+"""|noiseless activity change| below which a gene counts as unchanged in the model (twin check)."""
+_MIN_COUNT_CHANGE = 0.05
+
+
+def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None = None,
+               label: str = "the perturbation", k: int = 20, n_top: int = 8) -> dict:
+    """Compare a predicted response with the twin's own simulation of the same perturbation.
+
+    Parameters
+    ----------
+    predicted
+        Predicted change from control of log-normalised expression, indexed by gene.
+    truth
+        The twin's simulated response (the data agent's ``twin_truth.csv``): ``delta`` (change of
+        mean log-normalised counts), optionally ``activity_delta`` (change of the noiseless model
+        activity) and ``is_input`` (milieu input genes, clamped in the model).
+    fates
+        ``{condition: {fate: fraction}}`` of control and perturbed simulated cells.
+    label
+        Name of the perturbation, for the text.
+    k
+        Number of top simulated DE genes (by ``|delta|``) for the Pearson-delta and the direction
+        accuracy (capped at the number of genes).
+    n_top
+        Genes listed per direction.
+
+    Returns
+    -------
+    dict
+        ``metrics`` (``pearson_delta_top{k}``, ``direction_accuracy_top{k}`` — three-class
+        up / down / unchanged at |Δ| > 0.05 of :func:`scagents.metrics.direction_metrics` on those
+        genes —, ``sign_agreement_top{k}``, ``mse`` and ``pearson`` over all genes), ``top_up`` /
+        ``top_down`` (simulated vs predicted delta and activity change of the genes the simulation
+        moves most), ``fate_shift``, ``compositional`` (listed genes whose count change is not a
+        change of model activity) and ``notes`` (plain-language verdict and explanations).
+    """
+    from scagents.metrics import direction_metrics, mse, pearson, pearson_delta_topk, top_de_indices
+
+    genes = truth.index
+    sim = truth["delta"].astype(float)
+    pred = predicted.reindex(genes).astype(float).fillna(0.0)
+    kk = min(k, len(genes))
+    idx = top_de_indices(sim.to_numpy(), kk)
+    p_top, s_top = pred.to_numpy()[idx], sim.to_numpy()[idx]
+    metrics = {
+        f"pearson_delta_top{kk}": pearson_delta_topk(pred.to_numpy(), sim.to_numpy(), k=kk),
+        f"direction_accuracy_top{kk}": direction_metrics(p_top, s_top)["accuracy"],
+        f"sign_agreement_top{kk}": float(np.mean(np.sign(p_top) == np.sign(s_top))),
+        "mse": mse(pred.to_numpy(), sim.to_numpy()),
+        "pearson": pearson(pred.to_numpy(), sim.to_numpy()),
+    }
+    metrics = {m: round(float(v), 4) for m, v in metrics.items()}
+    act = truth["activity_delta"].astype(float) if "activity_delta" in truth else None
+    is_input = (truth["is_input"].astype(bool) if "is_input" in truth
+                else pd.Series(False, index=genes))
+
+    def rows(sel: pd.Index) -> list[dict]:
+        out = []
+        for g in sel:
+            r = {"gene": str(g), "simulated_delta": round(float(sim[g]), 4),
+                 "predicted_delta": round(float(pred[g]), 4)}
+            if act is not None:
+                r["activity_delta"] = round(float(act[g]), 4)
+            r["same_direction"] = "yes" if np.sign(pred[g]) == np.sign(sim[g]) else "NO"
+            out.append(r)
+        return out
+
+    up = sim[sim > 0].sort_values(ascending=False).index[:n_top]
+    down = sim[sim < 0].sort_values().index[:n_top]
+    listed = list(dict.fromkeys([*up, *down, *pred.abs().sort_values(ascending=False).index[:10]]))
+    compositional = []
+    if act is not None:
+        compositional = [g for g in listed if (is_input[g] or abs(act[g]) < STABLE_ACTIVITY)
+                         and abs(sim[g]) > _MIN_COUNT_CHANGE]
+    n_dir = int(round(metrics[f"sign_agreement_top{kk}"] * kk))
+    wrong = [g for g in [*up[:5], *down[:5]] if np.sign(pred[g]) != np.sign(sim[g])]
+    notes = [f"The prediction has the sign of {n_dir} of the {kk} largest simulated changes right "
+             f"(Pearson-delta top-{kk} {metrics[f'pearson_delta_top{kk}']:.2f}, MSE "
+             f"{metrics['mse']:.3f})."]
+    if wrong:
+        notes.append("Predicted in the wrong direction among the 5 strongest simulated up and down "
+                     "genes: " + ", ".join(f"{g} (simulated {sim[g]:+.2f}, predicted {pred[g]:+.2f})"
+                                          for g in wrong) + ".")
+    if compositional:
+        notes.append(
+            "Compositional effect — these genes change in normalised counts although their "
+            "model activity barely changes: " + ", ".join(
+                f"{g}{' (milieu input, clamped)' if is_input[g] else ''} {sim[g]:+.2f} "
+                f"(activity {act[g]:+.3f})" for g in compositional)
+            + ". Counts are normalised to the same total per cell: when strongly expressed genes "
+            "lose counts, unchanged genes take a larger share and appear up (and vice versa). "
+            "This is not regulation, and a model trained on normalised counts learns it too.")
+    return {
+        "description": (f"The twin simulated {label} itself (held out from every model): the "
+                        "prediction above is compared with the simulated change from control. "
+                        "The simulation is the ground truth; it is not used as the answer."),
+        "metrics": metrics, "k": kk, "top_up": rows(up), "top_down": rows(down),
+        "fate_shift": fates, "compositional": [str(g) for g in compositional], "notes": notes,
+    }
 
 
 def _embedding(state: RunState, data: DataSummary, integ: IntegrationSummary,
@@ -64,7 +166,13 @@ def build_result(state: RunState) -> dict:
     ``report.json`` whether or not the run was interrupted and resumed.
     """
     import scagents
-    from scagents.report import plot_effects, plot_embedding_values, plot_network, plot_training
+    from scagents.report import (
+        plot_effects,
+        plot_embedding_values,
+        plot_fate_shift,
+        plot_network,
+        plot_training,
+    )
 
     opts = RunOptions.model_validate(state["options"])
     out = Path(state["out_dir"])
@@ -85,6 +193,10 @@ def build_result(state: RunState) -> dict:
         coords, score, out / "embedding.png", label="predicted-effect score",
         title=f"Cells ({how}) coloured by the predicted effect of {label}",
         xlabel=f"{how} 1", ylabel=f"{how} 2").name
+    if data.truth_fates:
+        figures["fate_shift"] = plot_fate_shift(
+            data.truth_fates, out / "fate_shift.png",
+            title=f"Fates of simulated cells, control vs {label} (twin)").name
     if net.status == "done" and net.neighbourhood:
         figures["network"] = plot_network(net.neighbourhood, list(pert["targets"]),
                                           out / "network.png",
@@ -96,8 +208,11 @@ def build_result(state: RunState) -> dict:
                                             title="TRPO→PPO training (last attempt)").name
     notes = [f"The goal's perturbation ({label}) was held out: no cell of it was used to train "
              "any model; the prediction is made from its target genes only."]
-    if pol.status == "fallback":
-        notes.append(f"Fallback: {pol.reason}.")
+    same_genes = [m for m in pol.fit_labels
+                  if set(m.split()[0].split("+")) & set(pert["targets"])]
+    if same_genes:
+        notes.append(f"Other perturbations of the same gene(s) were measured and used for fitting "
+                     f"(different experiments): {', '.join(same_genes)}.")
     for name, s in (("integration", integ), ("network", net)):
         if s.status in ("skipped", "failed"):
             notes.append(f"{name.capitalize()} {s.status}: {s.reason}")
@@ -106,8 +221,10 @@ def build_result(state: RunState) -> dict:
         "data": {"source": data.source, "description": data.description,
                  "n_cells": data.n_cells, "n_genes": data.n_genes},
         "method": {"name": pol.method,
-                   "description": f"trained on {len(pol.train_labels)} perturbations, validated on "
-                                  f"{len(pol.validation_labels)} held-out ones"
+                   "description": (f"fitted on {len(pol.fit_labels)} perturbations" if pol.fit_labels
+                                   else "no perturbation data fitted")
+                                  + f"; candidates validated on {len(pol.validation_labels)} "
+                                    "held-out ones"
                                   + (" (policy validated)" if pol.status == "validated" else
                                      f" ({pol.status})")},
         "genes": genes[:50],
@@ -115,9 +232,14 @@ def build_result(state: RunState) -> dict:
         "top_down": [g.model_dump() for g in pol.top_down],
         "fate_shift": None,
         "validation": {
-            "description": f"Mean over the held-out perturbations {', '.join(pol.validation_labels)}"
-                           " of the prediction metrics (mse lower is better).",
-            "scores": pol.validation, "decision": pol.reason},
+            "description": f"Every candidate model was trained on {len(pol.train_labels)} "
+                           f"perturbations and scored on {len(pol.validation_labels)} held-out "
+                           f"ones ({', '.join(pol.validation_labels)}): mean over them of the MSE "
+                           "(lower is better; mse_sd its spread across perturbations), Pearson "
+                           "over all genes, Pearson-delta over the top-20 DE genes and the "
+                           "direction accuracy. 'no change' is a reference, not a candidate.",
+            "scores": pol.validation, "decision": pol.decision or pol.reason,
+            "answered_by": pol.method},
         "network": {"description": (f"{net.n_edges} edges inferred ({net.method}); the strongest "
                                     f"touching {'+'.join(pert['targets'])}:")
                     if net.status == "done" else f"No network: {net.reason}",
@@ -126,7 +248,11 @@ def build_result(state: RunState) -> dict:
         "seed": opts.seed, "version": scagents.__version__, "min_effect": 0.01,
         "notes": notes, "figures": figures,
     }
-    if pol.evaluation:
+    if data.truth_path and (out / data.truth_path).exists():
+        truth = pd.read_csv(out / data.truth_path, index_col=0)
+        result["twin_check"] = twin_check(pred["delta"], truth, fates=data.truth_fates,
+                                          label=label)
+    elif pol.evaluation:
         result["evaluation"] = {
             "description": f"{label} was {'simulated on the twin' if data.truth_path else 'measured'}"
                            " but held out: the prediction is compared with its observed change.",

@@ -37,14 +37,22 @@ class RunOptions(_Model):
     goal: str = Field(description='The goal in plain words, e.g. "predict IFNG knockout".')
     data: str | None = Field(None, description="Data file; None runs on the digital twin.")
     model: str = Field("th", description="Twin model when data is None.")
-    n_cells: int = Field(200, ge=10, description="Cells simulated per condition on the twin.")
+    n_cells: int = Field(200, ge=10, description="Cells simulated per condition on the twin "
+                                                 "(control and the goal's perturbation).")
+    n_train_cells: int = Field(120, ge=10, description="Cells kept per training perturbation on "
+                                                       "the twin (at most n_cells).")
     seed: int = 0
     perturbation_key: str | None = None
     control_labels: list[str] | None = None
     policy_steps: int = Field(12_000, ge=256, description="Environment steps of the first training.")
     max_policy_attempts: int = Field(2, ge=1, description="Training attempts before the fallback.")
-    n_validation: int = Field(4, ge=1, description="Perturbations held out for validation.")
-    n_candidates: int = Field(8, ge=0, description="Twin genes left unmeasured as candidates.")
+    n_validation: int = Field(10, ge=1, description="Perturbations held out for validation (at "
+                                                    "most a third of those besides the goal).")
+    min_improvement: float = Field(0.05, ge=0.0, lt=1.0, description=(
+        "Relative validation-MSE improvement over the best baseline the policy needs to answer."))
+    n_candidates: int = Field(0, ge=0, description=(
+        "Twin genes left unperturbed as candidates for the recommendations (0: every gene's "
+        "knockout and overexpression is simulated)."))
     n_proposals: int = Field(8, ge=0, description="Next perturbations to recommend.")
     llm: str | None = Field(None, description="provider:model of an optional LLM planner.")
 
@@ -63,7 +71,13 @@ class DataSummary(_Model):
     goal_measured: bool
     measured: list[str] = Field(description="Perturbation labels with cells in the data.")
     candidates: list[str] = Field(description="Genes not yet perturbed that could be tested next.")
-    truth_path: str | None = Field(None, description="Twin: simulated response of the goal (CSV).")
+    truth_path: str | None = Field(None, description=(
+        "Twin: simulated response of the goal (CSV: delta of log-normalised counts, padj, "
+        "activity_delta = change of the noiseless model activity, is_input)."))
+    truth_fates: dict[str, dict[str, float]] | None = Field(None, description=(
+        "Twin: fraction of cells reaching each fate, control and the goal's perturbation."))
+    inputs: list[str] = Field(default_factory=list, description="Twin: milieu input genes.")
+    cells_per_condition: dict[str, int] = Field(default_factory=dict)
 
 
 class IntegrationSummary(_Model):
@@ -109,7 +123,14 @@ class PolicySummary(_Model):
     prediction_path: str | None = None
     validation: dict[str, dict[str, float]] = Field(default_factory=dict)
     validation_labels: list[str] = Field(default_factory=list)
-    train_labels: list[str] = Field(default_factory=list)
+    train_labels: list[str] = Field(default_factory=list, description=(
+        "Perturbations the candidate models were trained on before validation."))
+    fit_labels: list[str] = Field(default_factory=list, description=(
+        "Perturbations the answering model was fitted on (a baseline is refitted on the training "
+        "and validation perturbations once chosen); never the goal's."))
+    decision: str = Field("", description="Which model answered and why, in plain words.")
+    retrain: bool = Field(False, description=(
+        "not_validated: whether a retrain with a doubled budget is worth trying."))
     top_up: list[GeneEffect] = Field(default_factory=list)
     top_down: list[GeneEffect] = Field(default_factory=list)
     evaluation: dict[str, float] | None = None

@@ -1,8 +1,8 @@
 """The supervisor: decides which agent runs next.
 
 The default planner (:func:`plan_next`) is deterministic and needs no LLM: data → integration
-(multi-modal data only) → network → policy → (retrain | fallback when the policy does not validate)
-→ report, and it stops with the reason when the goal cannot be met by the data. The optional LLM
+(multi-modal data only) → network → policy → (retrain when the policy did not validate but came
+close, ``policy["retrain"]`` | fallback when the policy does not validate) → report, and it stops with the reason when the goal cannot be met by the data. The optional LLM
 planner (:class:`LLMPlanner`) lets a LangChain chat model choose among the *same* allowed moves; an
 answer outside them is ignored and the deterministic choice is used.
 """
@@ -39,7 +39,8 @@ def allowed_moves(state: RunState) -> list[str]:
     if pol is None:
         return ["policy"]
     if pol["status"] in ("not_validated", "skipped"):
-        if pol["status"] == "not_validated" and pol["attempts"] < opts.max_policy_attempts:
+        if (pol["status"] == "not_validated" and pol["attempts"] < opts.max_policy_attempts
+                and pol.get("retrain", True)):
             return ["policy", "fallback"]
         return ["fallback"]
     if state.get("report") is None:

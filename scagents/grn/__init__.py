@@ -8,6 +8,7 @@
 
 from scagents.grn.infer import (
     METHODS,
+    TRANSFORMS,
     infer_network,
     network_edges,
     network_matrix,
@@ -17,6 +18,7 @@ from scagents.grn.propagate import perturb, propagate_delta
 
 __all__ = [
     "METHODS",
+    "TRANSFORMS",
     "infer_network",
     "network_edges",
     "network_matrix",

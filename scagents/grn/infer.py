@@ -16,6 +16,18 @@ Methods (``infer_network(method=...)``):
     Partial correlation from a Ledoit-Wolf-shrunk precision matrix of all genes,
     ``ρ_ij = -Θ_ij / sqrt(Θ_ii Θ_jj)``.
 
+Expression transform (``infer_network(transform=...)``):
+
+``"none"`` (default)
+    Each method works on the z-scored expression.
+``"rank"``
+    Nonparanormal / Gaussian-copula transform (Liu, Lafferty & Wasserman 2009): every gene is
+    replaced by ``Φ⁻¹(rank / (n + 1))`` (average ranks for ties) before z-scoring, so monotone but
+    non-linear dose-responses (Hill curves, saturation, log vs linear scale) become linear and outlier
+    cells lose their leverage. Recommended for network *ranking* (it is the setting of the GRN
+    benchmark, ``benchmarks/results/grn.md``); the coefficient matrix used for propagation is then a
+    linearisation (copula-scale coefficients converted with the expression standard deviations).
+
 Edge weights are signed and in standardised units (comparable across genes); the coefficient matrix
 used for in-silico perturbation (:mod:`scagents.grn.propagate`) is converted to expression units
 (``β_raw = β_std · sd_target / sd_regulator``).
@@ -41,9 +53,10 @@ import scipy.sparse as sp
 
 from scagents.errors import DataError, GeneNotFoundError, ModalityError
 
-__all__ = ["METHODS", "infer_network", "network_edges", "network_matrix", "peak_gene_links"]
+__all__ = ["METHODS", "TRANSFORMS", "infer_network", "network_edges", "network_matrix", "peak_gene_links"]
 
 METHODS: tuple[str, ...] = ("ridge", "correlation", "partial_correlation")
+TRANSFORMS: tuple[str, ...] = ("none", "rank")
 _ALPHA_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 
@@ -61,6 +74,15 @@ def _missing_genes(names, available: pd.Index, what: str = "gene") -> GeneNotFou
 
 def _dense(X) -> np.ndarray:
     return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+
+
+def _rank_gauss(X: np.ndarray) -> np.ndarray:
+    """Gaussian-copula scores ``Φ⁻¹(rank / (n + 1))`` per column (average ranks for ties)."""
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    R = rankdata(X, axis=0, method="average")
+    return ndtri(R / (X.shape[0] + 1.0))
 
 
 def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -244,6 +266,7 @@ def infer_network(
     prior: pd.DataFrame | None = None,
     top_k: int | None = None,
     alpha: float | str = "auto",
+    transform: str = "none",
     min_accessible: float = 0.05,
     unlinked: str = "drop",
     copy: bool = False,
@@ -273,6 +296,9 @@ def infer_network(
         Keep at most ``top_k`` regulators per target (the strongest); ``None`` keeps every non-zero edge.
     alpha
         Ridge penalty on the correlation scale, or ``"auto"`` (held-out R² over a grid).
+    transform
+        ``"none"`` or ``"rank"`` (Gaussian-copula scores per gene, see the module docstring; the
+        recommended setting for ranking edges).
     min_accessible
         Fraction of cells in which a linked peak must be accessible for its target to be regulatable.
     unlinked
@@ -294,7 +320,7 @@ def infer_network(
     Raises
     ------
     ValueError
-        Unknown method.
+        Unknown method or transform.
     GeneNotFoundError
         A regulator is not in the data.
     DataError
@@ -306,6 +332,8 @@ def infer_network(
         raise ValueError(f"Unknown method {method!r}; use one of {', '.join(METHODS)}.")
     if unlinked not in ("drop", "keep"):
         raise ValueError(f"unlinked must be 'drop' or 'keep', got {unlinked!r}.")
+    if transform not in TRANSFORMS:
+        raise ValueError(f"Unknown transform {transform!r}; use one of {', '.join(TRANSFORMS)}.")
     if copy:
         adata = adata.copy()
     target = adata
@@ -334,6 +362,9 @@ def infer_network(
         reg_idx = genes.get_indexer(pd.Index(regulators).unique())
     regs = genes[reg_idx]
     Z, _, sd = _standardise(X)
+    if transform == "rank":
+        # fit on copula scores; sd (raw expression) still converts coefficients to expression units
+        Z = np.where(sd > 0, _standardise(_rank_gauss(X))[0], 0.0)
     const = sd == 0
 
     allowed = None
@@ -352,7 +383,7 @@ def infer_network(
 
     params: dict[str, Any] = {"method": method, "layer": layer or "X", "top_k": -1 if top_k is None else int(top_k),
                               "n_cells": int(target.n_obs), "n_genes": int(len(genes)),
-                              "n_regulators": int(len(regs))}
+                              "n_regulators": int(len(regs)), "transform": transform}
     if method == "ridge":
         if alpha == "auto":
             alpha_val, scores = _choose_alpha(Z, reg_idx)

@@ -14,8 +14,8 @@ from scagents.agents.supervisor import allowed_moves, plan_next, supervisor
 
 
 def _state(tmp_path, **kw):
-    opts = RunOptions(goal=kw.pop("goal", "predict IFNG knockout"), n_cells=80,
-                      policy_steps=2048, **kw)
+    opts = RunOptions(goal=kw.pop("goal", "predict IFNG knockout"), n_cells=kw.pop("n_cells", 80),
+                      n_train_cells=kw.pop("n_train_cells", 40), policy_steps=2048, **kw)
     return initial_state(opts, tmp_path)
 
 
@@ -27,11 +27,34 @@ def twin_state(tmp_path_factory):
 
 
 def test_data_agent_twin(twin_state):
+    import mudata as md
+
+    from scagents.twin import load_model
+
     d = DataSummary.model_validate(twin_state["data"])
     assert d.perturbation["targets"] == ["IFNG"] and d.goal_measured
     assert (Path(twin_state["out_dir"]) / d.path).exists()
-    assert set(d.candidates).isdisjoint(d.measured) and len(d.candidates) == 8
     assert d.modalities == ["rna", "atac", "prot"]
+    # every non-input gene knocked out and over-expressed; the goal is one of them, listed first
+    net = load_model("th")
+    genes = [g for g in net.genes if g not in net.inputs]
+    expected = {g for g in genes} | {f"{g} overexpression" for g in genes}
+    assert set(d.measured) == expected and d.measured[0] == "IFNG" and d.candidates == []
+    rna = md.read_h5mu(Path(twin_state["out_dir"]) / d.path)["rna"]
+    counts = rna.obs["perturbation"].astype(str).value_counts()
+    assert counts["control"] == 80 and counts["IFNG"] == 80       # n_cells
+    assert counts["STAT1"] == 40 and counts["GATA3 overexpression"] == 40  # n_train_cells
+    assert d.cells_per_condition == {"control": 80, "goal": 80, "training": 40}
+    assert set(d.truth_fates) == {"control", "IFNG knockout"}
+    assert sum(d.truth_fates["control"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_data_agent_candidates(tmp_path):
+    st = _state(tmp_path, n_candidates=3, n_cells=30, n_train_cells=20)
+    d = DataSummary.model_validate(data_agent(st)["data"])
+    assert len(d.candidates) == 3 and "IFNG" not in d.candidates
+    assert {m.split()[0] for m in d.measured}.isdisjoint(d.candidates)
+    assert len(d.measured) == 2 * (19 - 3)
 
 
 def test_data_agent_stops_on_unknown_gene(tmp_path):
@@ -50,7 +73,9 @@ def test_planner_routes():
     s = {**base, "data": {"modalities": ["rna", "atac"]}, "integration": {"status": "done"},
          "network": {"status": "done"}, "policy": {"status": "not_validated", "attempts": 1}}
     assert allowed_moves(s) == ["policy", "fallback"]  # retrain first
-    s["policy"]["attempts"] = 2
+    s["policy"]["retrain"] = False  # the gap is too large for a doubled budget
+    assert allowed_moves(s) == ["fallback"]
+    s["policy"] = {"status": "not_validated", "attempts": 2, "retrain": True}
     assert plan_next(s) == "fallback"
     s["policy"] = {"status": "validated", "attempts": 1}
     assert plan_next(s) == "report"
@@ -81,14 +106,14 @@ def test_policy_fallback_and_report(twin_state):
     pol = PolicySummary.model_validate(up["policy"])
     assert pol.status in ("validated", "not_validated") and pol.attempts == 1
     assert "IFNG" not in pol.train_labels and "IFNG" not in pol.validation_labels
-    assert {"TRPO→PPO policy", "linear gene embedding"} <= set(pol.validation)
-    assert len(pol.proposals) == 8
-    assert [p.rank for p in pol.proposals] == list(range(1, 9))
-    assert all(p.perturbation.split()[0] in twin_state["data"]["candidates"] for p in pol.proposals)
+    assert {"TRPO→PPO policy", "linear gene embedding", "mean effect per kind"} <= set(pol.validation)
+    assert pol.proposals == []  # every single-gene perturbation of the twin was measured
     st.update(up)
     st.update(fallback_agent(st))
     fb = PolicySummary.model_validate(st["policy"])
-    assert fb.status == "fallback" and "did not validate" in fb.reason
+    baselines = [k for k in fb.validation if k not in ("TRPO→PPO policy", "no change (reference)")]
+    assert fb.status == "fallback"
+    assert fb.method == min(baselines, key=lambda k: fb.validation[k]["mse"])
     st.update(report_agent(st))
     out = Path(st["out_dir"])
     for f in ("report.md", "report.html", "report.json", "effects.png", "embedding.png"):

@@ -213,3 +213,39 @@ def test_twin_network_recovered():
     infer_network(rna, method="ridge")
     ratio = auprc_ratio(network_edges(rna), truth, genes=list(rna.var_names))
     assert ratio > 1.0  # far harder than the linear case; see benchmarks/grn.md for the numbers
+
+
+def test_rank_transform_undoes_monotone_distortion():
+    """Gaussian-copula ranks recover a linear network seen through a steep monotone non-linearity."""
+    from scagents.grn.infer import _rank_gauss
+    from scagents.metrics import auprc_ratio
+
+    adata, truth, _ = _sem(seed=5)
+    X = np.asarray(adata.X, dtype=np.float64)
+    # the copula scores are invariant to any strictly increasing map of a gene
+    assert np.allclose(_rank_gauss(X), _rank_gauss(np.exp(X)))
+    distorted = ad.AnnData(np.exp(X).astype(np.float32))
+    distorted.var_names = adata.var_names
+    infer_network(distorted, transform="rank")
+    ranked = auprc_ratio(network_edges(distorted), truth)
+    assert distorted.uns["grn"]["params"]["transform"] == "rank"
+    infer_network(distorted, transform="none")
+    plain = auprc_ratio(network_edges(distorted), truth)
+    # measured (seed 5): rank 8.6 vs none 6.1 on exp-distorted data; perfect ≈ 17.4
+    assert ranked > 7.0
+    assert ranked > plain + 1.0
+    # the coefficient matrix stays in expression units and finite
+    assert np.isfinite(network_matrix(distorted).to_numpy()).all()
+
+
+def test_rank_transform_with_ties_and_constant_gene():
+    adata = _cascade()
+    adata.X[:, 5] = 2.0  # E constant
+    adata.X[:100, 0] = 0.0  # ties in A
+    infer_network(adata, transform="rank", top_k=2)
+    edges = network_edges(adata)
+    assert "E" not in set(edges["source"]) | set(edges["target"])
+    top = edges.iloc[0]
+    assert {top["source"], top["target"]} & {"A", "B", "C", "F", "R", "D"}
+    with pytest.raises(ValueError, match="Unknown transform"):
+        infer_network(adata, transform="log")

@@ -1,0 +1,229 @@
+"""Which model answers: the validation rule, the fallback's choice and the twin check.
+
+The policy's training is replaced by fakes (an oracle, or a copy of the best baseline) so that each
+branch of the decision is forced quickly; the rest of the agents run for real on a small twin.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scagents.agents.policy as policy_mod
+from scagents.agents.data import data_agent
+from scagents.agents.policy import POLICY, compare_to_baseline, fallback_agent, policy_agent
+from scagents.agents.report import report_agent, twin_check
+from scagents.agents.state import PolicySummary, RunOptions, initial_state
+from scagents.agents.supervisor import allowed_moves
+
+
+@pytest.fixture(scope="module")
+def base_state(tmp_path_factory):
+    opts = RunOptions(goal="predict IFNG knockout", n_cells=60, n_train_cells=30,
+                      policy_steps=512)
+    st = initial_state(opts, tmp_path_factory.mktemp("decision"))
+    st.update(data_agent(st))
+    st["integration"] = {"status": "skipped", "reason": "not needed here"}
+    st["network"] = {"status": "skipped", "reason": "not needed here"}
+    return st
+
+
+def _fresh(base_state, tmp_path):
+    """A copy of the state in its own run folder (the agents write files there)."""
+    import shutil
+
+    for f in Path(base_state["out_dir"]).iterdir():
+        if f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    return {**base_state, "out_dir": str(tmp_path), "log": []}
+
+
+def _fake_training(make_predict):
+    def fake(ctx, attempt):
+        return make_predict(ctx), {"steps": 0, "policy_path": None, "training_log": None}
+    return fake
+
+
+def _oracle(ctx):
+    """Predicts the held-out perturbations' observed change exactly (beats every baseline)."""
+    from scagents.perturbation import Perturbation
+
+    def predict(targets, kind):
+        return ctx.held.observed_delta(Perturbation(tuple(targets), kind=kind), modality="rna")
+    return predict
+
+
+def _near_linear(ctx):
+    """The linear baseline's prediction, 1 % smaller: within the noise of the best baseline."""
+    lin = ctx.baselines["linear gene embedding"]
+    return lambda targets, kind: 0.99 * lin(targets, kind)
+
+
+# ------------------------------------------------------------------------------ the rule itself
+def _rows(mse, pd_topk):
+    idx = [f"p{i}" for i in range(len(mse))]
+    return pd.DataFrame({"mse": mse, "pearson_delta_topk": pd_topk}, index=idx)
+
+
+def test_compare_needs_margin_beyond_noise():
+    base = _rows([0.40, 0.50, 0.60, 0.70], [0.6, 0.6, 0.6, 0.6])
+    worse = _rows([0.39, 0.49, 0.59, 0.69], [0.7] * 4)      # ~2 % lower: below the 5 % margin
+    v = compare_to_baseline({"pol": worse, "b": base, "c": base * 2}, policy="pol",
+                            baselines=["b", "c"])
+    assert v.best_baseline == "b" and not v.validated
+    assert not v.checks["≥ 5 % lower MSE"] and v.checks["Pearson-delta not worse"]
+    better = _rows([0.30, 0.40, 0.50, 0.60], [0.7] * 4)     # 18 % lower on every perturbation
+    v = compare_to_baseline({"pol": better, "b": base}, policy="pol", baselines=["b"])
+    assert v.validated and v.paired_mean == pytest.approx(-0.1)
+    lucky = _rows([0.05, 0.55, 0.65, 0.75], [0.7] * 4)      # lower mean thanks to one perturbation
+    v = compare_to_baseline({"pol": lucky, "b": base}, policy="pol", baselines=["b"])
+    assert v.relative_improvement > 0.05 and not v.checks["paired improvement > 1 s.e."]
+    assert not v.validated
+    worse_corr = _rows([0.30, 0.40, 0.50, 0.60], [0.5] * 4)
+    v = compare_to_baseline({"pol": worse_corr, "b": base}, policy="pol", baselines=["b"])
+    assert not v.validated and not v.checks["Pearson-delta not worse"]
+
+
+# ------------------------------------------------------------------------------ forced branches
+def test_goal_never_in_training(base_state, tmp_path, monkeypatch):
+    seen = []
+
+    def spy(ctx):
+        seen.extend([ctx.train.labels, ctx.fit_task.labels])
+        return _near_linear(ctx)
+
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(spy))
+    st = _fresh(base_state, tmp_path)
+    pol = PolicySummary.model_validate(policy_agent(st)["policy"])
+    assert seen and all("IFNG" not in labels for labels in seen)
+    assert "IFNG" not in pol.train_labels + pol.fit_labels + pol.validation_labels
+    assert "IFNG overexpression" in pol.train_labels + pol.validation_labels  # other experiment
+    assert set(pol.train_labels).isdisjoint(pol.validation_labels)
+    assert len(pol.validation_labels) == 10
+    kinds = {lab.endswith("overexpression") for lab in pol.validation_labels}
+    assert kinds == {True, False}  # stratified by kind
+
+
+def test_policy_answers_when_it_beats_the_baselines(base_state, tmp_path, monkeypatch):
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_oracle))
+    st = _fresh(base_state, tmp_path)
+    up = policy_agent(st)
+    pol = PolicySummary.model_validate(up["policy"])
+    assert pol.status == "validated" and pol.method == POLICY
+    assert pol.validation[POLICY]["mse"] == pytest.approx(0.0, abs=1e-12)
+    assert "answers" in pol.decision and "linear gene embedding" in pol.decision
+    assert allowed_moves({**st, **up}) == ["report"]
+
+
+def test_fallback_to_best_baseline_when_policy_within_noise(base_state, tmp_path, monkeypatch):
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_linear))
+    st = _fresh(base_state, tmp_path)
+    up = policy_agent(st)
+    pol = PolicySummary.model_validate(up["policy"])
+    assert pol.status == "not_validated" and pol.retrain  # close: a retrain is worth trying
+    assert "≥ 5 % lower MSE" in pol.reason
+    st.update(up)
+    st["policy"]["attempts"] = st["options"]["max_policy_attempts"]
+    assert allowed_moves(st) == ["fallback"]
+    st.update(fallback_agent(st))
+    fb = PolicySummary.model_validate(st["policy"])
+    assert fb.status == "fallback" and fb.method == "linear gene embedding"
+    assert fb.validation["linear gene embedding"]["mse"] < fb.validation["mean effect per kind"]["mse"]
+    assert "lowest mean validation MSE" in fb.decision and "did not validate" in fb.decision
+    # refitted on training + validation perturbations, never the goal's
+    assert set(fb.fit_labels) == set(fb.train_labels) | set(fb.validation_labels)
+    assert "IFNG" not in fb.fit_labels
+
+
+def test_fallback_picks_mean_effect_when_it_validates_best(base_state, tmp_path, monkeypatch):
+    fits = []
+    real_mean = policy_mod.BASELINES["mean effect per kind"]
+
+    def bad_linear(task):
+        return lambda targets, kind: np.full(23, 5.0)
+
+    def spy_mean(task):
+        fits.append(list(task.labels))
+        return real_mean(task)
+
+    monkeypatch.setitem(policy_mod.BASELINES, "linear gene embedding", bad_linear)
+    monkeypatch.setitem(policy_mod.BASELINES, "mean effect per kind", spy_mean)
+    st = _fresh(base_state, tmp_path)
+    st["policy"] = PolicySummary(status="not_validated", attempts=2, reason="forced").model_dump()
+    fb = PolicySummary.model_validate(fallback_agent(st)["policy"])
+    assert fb.method == "mean effect per kind"  # not network propagation, not linear
+    assert fb.validation["mean effect per kind"]["mse"] < fb.validation["linear gene embedding"]["mse"]
+    assert len(fits[-1]) == len(fb.train_labels) + len(fb.validation_labels)  # the refit
+    assert "IFNG" not in fits[-1]
+    # the answer is the refitted mean knockout effect of the training + validation knockouts
+    pred = pd.read_csv(Path(st["out_dir"]) / fb.prediction_path, index_col="gene")["delta"]
+    assert np.isfinite(pred).all() and pred.abs().max() > 0
+
+
+# ------------------------------------------------------------------------------ the twin check
+def test_report_has_twin_check_from_actual_numbers(base_state, tmp_path, monkeypatch):
+    import mudata as md
+
+    from scagents.data import lognormalize
+    from scagents.metrics import direction_metrics, mse, pearson_delta_topk, top_de_indices
+
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_linear))
+    st = _fresh(base_state, tmp_path)
+    st.update(policy_agent(st))
+    st["policy"]["retrain"] = False
+    st.update(fallback_agent(st))
+    st.update(report_agent(st))
+    out = Path(st["out_dir"])
+    result = json.loads((out / "report.json").read_text())
+    md_text = (out / "report.md").read_text()
+    assert "## Check against the twin's simulation" in md_text
+    assert "## Which model answered and why" in md_text and "(answered)" in md_text
+    assert result["validation"]["answered_by"] == "linear gene embedding"
+
+    # the simulated truth, recomputed from the cells
+    rna = md.read_h5mu(out / "data.h5mu")["rna"]
+    lognormalize(rna)
+    x = np.asarray(rna.layers["lognorm"].toarray() if hasattr(rna.layers["lognorm"], "toarray")
+                   else rna.layers["lognorm"], float)
+    lab = rna.obs["perturbation"].astype(str).to_numpy()
+    sim = pd.Series(x[lab == "IFNG"].mean(0) - x[lab == "control"].mean(0), index=rna.var_names)
+    pred = pd.read_csv(out / "prediction.csv", index_col="gene")["delta"].reindex(sim.index)
+    tc = result["twin_check"]
+    assert tc["metrics"]["mse"] == pytest.approx(mse(pred.to_numpy(), sim.to_numpy()), abs=1e-3)
+    assert tc["metrics"]["pearson_delta_top20"] == pytest.approx(
+        pearson_delta_topk(pred.to_numpy(), sim.to_numpy(), k=20), abs=1e-3)
+    idx = top_de_indices(sim.to_numpy(), 20)
+    acc = direction_metrics(pred.to_numpy()[idx], sim.to_numpy()[idx])["accuracy"]
+    assert tc["metrics"]["direction_accuracy_top20"] == pytest.approx(acc, abs=1e-3)
+    assert tc["top_down"][0]["gene"] == sim.idxmin()
+    assert tc["top_down"][0]["simulated_delta"] == pytest.approx(sim.min(), abs=1e-3)
+    assert tc["top_down"][0]["predicted_delta"] == pytest.approx(pred[sim.idxmin()], abs=1e-3)
+    # simulated fate shift: control vs perturbed fractions of the simulated cells
+    fates = rna.obs["fate"].astype(str)
+    th1 = float((fates[lab == "IFNG"] == "Th1").mean())
+    assert tc["fate_shift"]["IFNG knockout"].get("Th1", 0.0) == pytest.approx(th1, abs=1e-3)
+    assert "Simulated fate shift" in md_text and (out / "fate_shift.png").stat().st_size > 0
+    # the answer is the prediction, not the truth
+    assert result["genes"][0]["delta"] == pytest.approx(pred.abs().max(), abs=1e-3) or \
+        result["genes"][0]["delta"] == pytest.approx(-pred.abs().max(), abs=1e-3)
+    assert not np.allclose(pred.to_numpy(), sim.to_numpy(), atol=1e-3)
+
+
+def test_twin_check_flags_wrong_direction_and_composition():
+    truth = pd.DataFrame({
+        "delta": [-1.0, -0.5, 0.4, 0.3, 0.0],
+        "activity_delta": [-0.4, -0.2, 0.1, 0.0, 0.0],
+        "is_input": [False, False, False, True, False]},
+        index=["A", "B", "C", "TCR", "D"])
+    pred = pd.Series({"A": -0.8, "B": 0.2, "C": 0.3, "TCR": 0.1, "D": 0.0})
+    tc = twin_check(pred, truth, fates={"control": {"Th1": 0.5}, "A knockout": {"Th1": 0.0}},
+                    label="A knockout", k=4)
+    assert tc["k"] == 4 and tc["metrics"]["sign_agreement_top4"] == pytest.approx(0.75)
+    assert [r["gene"] for r in tc["top_down"]] == ["A", "B"]
+    assert tc["top_down"][1]["same_direction"] == "NO"
+    assert any("B (simulated -0.50, predicted +0.20)" in n for n in tc["notes"])
+    assert tc["compositional"] == ["TCR"]  # an input whose activity does not change
+    assert any("TCR (milieu input, clamped)" in n for n in tc["notes"])
+    assert tc["fate_shift"]["A knockout"]["Th1"] == 0.0

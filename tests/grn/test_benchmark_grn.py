@@ -1,0 +1,46 @@
+"""The GRN benchmark's arboreto adapter and verdict (benchmarks/grn.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.grn.test_grn import _cascade
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "grn.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("grn_benchmark", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_arboreto_adapter_finds_cascade_edges():
+    pytest.importorskip("arboreto", reason="arboreto not installed")
+    bench = _bench()
+    adata = _cascade(n_cells=300)
+    net = bench.run_arboreto(adata, "grnboost2", n_jobs=1)
+    assert list(net.columns) == ["source", "target", "weight"]
+    assert (net["source"] != net["target"]).all()  # the target is never its own regulator
+    assert (np.diff(net["weight"].to_numpy()) <= 0).all()
+    best = net.loc[net.groupby("target")["weight"].idxmax()].set_index("target")["source"]
+    # the strongest regulator of each dependent gene is its parent (or a sibling carrying A)
+    assert best["D"] == "R"
+    assert best["B"] in {"A", "C", "F"}
+
+
+def test_verdict_counts_wins_and_time_goal():
+    bench = _bench()
+    d = bench.DEFAULT
+    nets = {f"n{i}": {"methods": {d: {"auprc_ratio": a}, "arboreto_grnboost2": {"auprc_ratio": b}}}
+            for i, (a, b) in enumerate([(2.0, 1.5), (1.0, 2.0), (3.0, 2.9), (5.0, 4.0)])}
+    nets["n4"] = {"methods": {d: {"auprc_ratio": 9.0}, "arboreto_grnboost2": {"error": "x"}}}
+    v = bench._verdict({"networks": nets, "scale": {"median_seconds": 61.0}})
+    assert v["beats_grnboost2_on"] == ["n0", "n2", "n3"]
+    assert v["networks_compared"] == ["n0", "n1", "n2", "n3"]
+    assert v["goal_auprc_met"] and not v["goal_60s_met"]
