@@ -8,6 +8,7 @@ computed. Plots use matplotlib's non-interactive Agg backend.
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ def plot_embedding_values(
     fig.colorbar(sc, ax=ax, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 48), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

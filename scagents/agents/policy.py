@@ -45,7 +45,7 @@ from scagents.agents.state import (
 )
 
 __all__ = ["policy_agent", "fallback_agent", "POLICY_FILE", "PREDICTION_FILE", "TRAINING_LOG",
-           "rank_proposals", "compare_to_baseline", "Verdict", "MIN_LISTED", "POLICY", "BASELINES",
+           "rank_proposals", "pair_candidates", "compare_to_baseline", "Verdict", "MIN_LISTED", "POLICY", "BASELINES",
            "REFERENCE"]
 
 POLICY_FILE = "policy.pt"
@@ -301,16 +301,30 @@ def _policy_predictor(ctx: _Context, policy) -> Predict:
     return predict
 
 
+def pair_candidates(genes: list[str], measured: list[str], goal_targets: tuple[str, ...],
+                    *, max_genes: int = 20) -> list[str]:
+    """Untested two-gene combinations, used when every single gene has been perturbed already.
+
+    Pairs are formed among the perturbed genes (at most ``max_genes``, in data order), leaving out
+    pairs that contain the goal's own targets and combinations already measured.
+    """
+    singles = [lab.split(" ")[0] for lab in measured if "+" not in lab.split(" ")[0]]
+    pool = [g for g in dict.fromkeys(singles) if g in genes and g not in goal_targets][:max_genes]
+    done = {lab.split(" ")[0] for lab in measured}
+    return [f"{a}+{b}" for i, a in enumerate(pool) for b in pool[i + 1:]
+            if f"{a}+{b}" not in done and f"{b}+{a}" not in done]
+
+
 def rank_proposals(goal_delta: pd.Series, candidates: list[str], kind: str,
                    models: dict[str, Predict], *, n: int, goal_label: str) -> list[Proposal]:
-    """Rank untested single-gene perturbations for the next experiment.
+    """Rank untested perturbations for the next experiment.
 
     Parameters
     ----------
     goal_delta
         Predicted change of the goal's perturbation (indexed by gene).
     candidates
-        Genes not yet perturbed.
+        Untested perturbations: single genes (``"STAT4"``) or combinations (``"STAT4+GATA3"``).
     kind
         Perturbation kind of the candidates.
     models
@@ -335,7 +349,7 @@ def rank_proposals(goal_delta: pd.Series, candidates: list[str], kind: str,
     for gene in candidates:
         per_model = {}
         for name, predict in models.items():
-            d = predict((gene,), kind)
+            d = predict(tuple(gene.split("+")), kind)
             per_model[name] = float(np.sqrt(np.mean(np.asarray(d)[pos] ** 2)))
         vals = np.array(list(per_model.values()))
         rows.append((gene, float(vals.mean()), float(vals.std()), per_model))
@@ -346,7 +360,8 @@ def rank_proposals(goal_delta: pd.Series, candidates: list[str], kind: str,
         out.append(Proposal(
             rank=rank, perturbation=f"{gene} {kind}", score=round(eff + unc, 6),
             uncertainty=round(unc, 6),
-            rationale=f"untested; predicted to move the genes {goal_label} changes most ({top}, …) "
+            rationale=f"untested{' combination' if '+' in gene else ''}; predicted to move the genes "
+                      f"{goal_label} changes most ({top}, …) "
                       f"by {eff:.3f} RMS, models disagree by ±{unc:.3f} "
                       f"({', '.join(f'{k} {v:.3f}' for k, v in per_model.items())})"))
     return out
@@ -381,7 +396,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
                            perturbed_mean=round(float(r.perturbed_mean), 6))
                 for g, r in sel.head(10).iterrows()]
 
-    proposals = rank_proposals(pred, ctx.data.candidates, goal.kind, ensemble or {method: predict},
+    candidates = ctx.data.candidates or pair_candidates(ctx.genes, ctx.data.measured, goal.targets)
+    proposals = rank_proposals(pred, candidates, goal.kind, ensemble or {method: predict},
                                n=ctx.opts.n_proposals, goal_label=goal.label)
     return PolicySummary(
         status=status, reason=reason, attempts=attempts, method=method, policy_path=policy_path,

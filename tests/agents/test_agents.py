@@ -135,3 +135,12 @@ def test_rank_proposals_ucb():
     props = rank_proposals(goal, ["y", "x"], "knockout", models, n=2, goal_label="g")
     assert props[0].perturbation == "x knockout"  # UCB: 0.5 + 0 > 0.2 + 0.1 (|effect| mean 0.2, std 0.1)
     assert props[1].uncertainty == pytest.approx(0.1)
+
+
+def test_pair_candidates_when_every_single_gene_was_measured():
+    from scagents.agents.policy import pair_candidates
+
+    measured = ["IFNG", "STAT1", "STAT1 overexpression", "TBX21", "GATA3", "STAT1+GATA3"]
+    pairs = pair_candidates(["IFNG", "STAT1", "TBX21", "GATA3"], measured, ("IFNG",))
+    # no pair with the goal's own target, none already measured (in either order), no duplicates
+    assert sorted(pairs) == ["STAT1+TBX21", "TBX21+GATA3"]
