@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -15,7 +15,7 @@ def machine() -> dict:
     import os
 
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "cpus": os.cpu_count(), "date": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def median(xs: list[float]) -> float:
