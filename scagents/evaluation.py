@@ -25,11 +25,30 @@ Methods
     :class:`scagents.baselines.LinearGeneEmbedding` (``k = 10``, ridge ``0.1``), fitted per
     perturbation kind (knockouts and over-expressions of the twin have opposite effects; on data
     with one kind this is the plain model).
+``"network"``
+    Network propagation (:func:`fit_network_baseline`): a ridge network
+    (:func:`scagents.grn.infer_network`, ``method="ridge"``, ``alpha="auto"``) is inferred from the
+    *training* fold's cells only (the control cells plus every cell of the training
+    perturbations, :attr:`ResponseTask.cell_states`, so the task must be built with
+    ``keep_cells=True``); a held-out perturbation's forced change (knockout: target to 0;
+    knockdown: ``strength`` of it removed; over-expression: target raised to its maximum over
+    those training cells) is propagated from the mean control profile for 3 steps with
+    :func:`scagents.grn.propagate_delta`, and the propagated shift is the predicted delta. A
+    target absent from the network's genes gives a zero prediction.
 ``"ppo"``, ``"trpo"``, ``"trpo_ppo"``
     An actor-critic trained by :func:`scagents.policies.train` on
     :class:`scagents.envs.PerturbationResponseVecEnv` of the training perturbations; its
     deterministic action averaged over control cells is the predicted delta
     (:func:`scagents.envs.response.evaluate_policy`).
+``"ppo_residual"``, ``"trpo_residual"``, ``"trpo_ppo_residual"``
+    The same optimisers on the environment's residual mode: the observation also holds the
+    ``"linear"`` baseline's delta for the episode's perturbation and the action is a correction
+    added to it (the policy's initial mean is ~0, so training starts at the baseline). During
+    training the baseline of each training perturbation is *cross-fitted* (predicted by a linear
+    model fitted on the other training perturbations, 5 inner folds), so the corrections are
+    learnt against out-of-sample baseline errors, as at test time; the held-out perturbations get
+    the linear model fitted on the whole training fold. Nothing of a held-out perturbation enters
+    training.
 """
 
 from __future__ import annotations
@@ -48,6 +67,7 @@ from scagents.metrics import prediction_report
 
 __all__ = [
     "RL_METHODS",
+    "RESIDUAL_METHODS",
     "BASELINE_METHODS",
     "METHODS",
     "METHOD_LABELS",
@@ -56,15 +76,19 @@ __all__ = [
     "default_train_config",
     "task_effects",
     "fit_baseline",
+    "fit_network_baseline",
+    "crossfit_baseline",
     "heldout_scores",
     "summarize",
 ]
 
 RL_METHODS: tuple[str, ...] = ("ppo", "trpo", "trpo_ppo")
 """Policy optimisers of :mod:`scagents.policies` (one :class:`~scagents.policies.TrainConfig` algo each)."""
-BASELINE_METHODS: tuple[str, ...] = ("no_change", "mean_effect", "linear")
+RESIDUAL_METHODS: tuple[str, ...] = ("ppo_residual", "trpo_residual", "trpo_ppo_residual")
+"""The RL optimisers in residual mode (correction on top of the linear baseline)."""
+BASELINE_METHODS: tuple[str, ...] = ("no_change", "mean_effect", "linear", "network")
 """Simple predictors every learned model must beat."""
-METHODS: tuple[str, ...] = BASELINE_METHODS + RL_METHODS
+METHODS: tuple[str, ...] = BASELINE_METHODS + RL_METHODS + RESIDUAL_METHODS
 """Every method :func:`heldout_scores` accepts."""
 METHOD_LABELS: dict[str, str] = {
     "no_change": "no change (control)",
@@ -74,6 +98,9 @@ METHOD_LABELS: dict[str, str] = {
     "ppo": "PPO",
     "trpo": "TRPO",
     "trpo_ppo": "TRPO→PPO",
+    "ppo_residual": "PPO (residual on linear)",
+    "trpo_residual": "TRPO (residual on linear)",
+    "trpo_ppo_residual": "TRPO→PPO (residual on linear)",
 }
 """Display names used in result tables."""
 REPORT_METRICS: tuple[str, ...] = (
@@ -88,10 +115,11 @@ MEDIAN_METRICS: tuple[str, ...] = ("r2",)
 def default_train_config(algo: str = "trpo_ppo", **overrides: Any):
     """The :class:`~scagents.policies.TrainConfig` used by the ablation for every algorithm.
 
-    The three algorithms share every setting (network sizes, batch, learning rate, budget) except
-    ``algo``. The response task is a contextual bandit for static data (``T = 1``), so each
-    environment contributes a few steps per rollout and many environments run in parallel; the
-    initial policy standard deviation is small because deltas are small (~0.1).
+    The three algorithms (pure and residual) share every setting (network sizes, rollout,
+    learning rate, budget) except ``algo``. Rollouts are 64 environments × 64 steps (the
+    throughput benchmark's fastest-learning layout on this task); the response task is a
+    contextual bandit for static data (``T = 1``, ``gamma = 0``); the initial policy standard
+    deviation is small because deltas are small (~0.1). No setting was tuned on held-out folds.
 
     Parameters
     ----------
@@ -106,7 +134,7 @@ def default_train_config(algo: str = "trpo_ppo", **overrides: Any):
     """
     from scagents.policies import TrainConfig
 
-    base = dict(algo=algo, total_steps=30_000, n_envs=512, n_steps=4, hidden_sizes=(64, 64),
+    base = dict(algo=algo, total_steps=16_384, n_envs=64, n_steps=64, hidden_sizes=(64, 64),
                 lr=1e-3, delta=0.02, ppo_epochs=8, n_minibatches=4, vf_epochs=5,
                 init_log_std=-2.0, gamma=0.0, gae_lambda=0.0, torch_threads=1)
     base.update(overrides)
@@ -195,6 +223,8 @@ def fit_baseline(method: str, train_task, *, modality: str | None = None,
     Callable
         ``predict(perturbation) -> 1-D delta`` for a :class:`~scagents.perturbation.Perturbation`.
     """
+    if method == "network":
+        return fit_network_baseline(train_task, modality=modality)
     if method not in _BASELINE_FACTORIES:
         raise DataError(f"Unknown baseline {method!r}; choose from {sorted(_BASELINE_FACTORIES)}.")
     mod = modality or train_task.embedding_modality
@@ -206,6 +236,124 @@ def fit_baseline(method: str, train_task, *, modality: str | None = None,
         control, effects, [p.kind for p in train_task.perturbations],
         [p.targets for p in train_task.perturbations])
     return lambda p: model.predict(p.targets, p.kind)
+
+
+def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: int = 3,
+                         alpha: float | str = "auto") -> Callable[[Any], np.ndarray]:
+    """Fit the network-propagation baseline on a training task's cells.
+
+    A ridge network (:func:`scagents.grn.infer_network`) is inferred from an AnnData of the
+    control cells (``train_task.states`` at the last point) and every perturbed cell of the
+    training perturbations (``train_task.cell_states``); a perturbation's forced change is then
+    propagated from the mean control profile by :func:`scagents.grn.propagate_delta`.
+
+    Parameters
+    ----------
+    train_task
+        The training :class:`~scagents.envs.ResponseTask`, built with ``keep_cells=True``.
+    modality
+        Gene modality (default :attr:`~scagents.envs.ResponseTask.embedding_modality`; the
+        per-cell states are kept for that modality only).
+    n_steps
+        Propagation steps (edges travelled).
+    alpha
+        Ridge penalty of :func:`~scagents.grn.infer_network` (``"auto"``: its internal held-out
+        choice, on the training cells).
+
+    Returns
+    -------
+    Callable
+        ``predict(perturbation) -> 1-D delta``; zero for a perturbation none of whose targets is
+        a gene of the network.
+
+    Raises
+    ------
+    DataError
+        The task holds no per-cell states of its perturbations.
+    """
+    import anndata as ad
+
+    from scagents.errors import GeneNotFoundError
+    from scagents.grn import infer_network, network_matrix, propagate_delta
+
+    mod = modality or train_task.embedding_modality
+    if mod != train_task.embedding_modality:
+        raise DataError(f"The network baseline predicts the gene modality "
+                        f"{train_task.embedding_modality!r} only, not {mod!r}.")
+    cells = train_task.cell_states
+    if not cells:
+        raise DataError("The network baseline needs the perturbed cells: build the task with "
+                        "ResponseTask.from_twin(..., keep_cells=True) or "
+                        "ResponseTask.from_anndata(..., keep_cells=True).")
+    genes = pd.Index(train_task.features[mod]).astype(str)
+    X = np.concatenate([train_task.states[mod][:, -1]]
+                       + [cells[lab] for lab in train_task.labels if lab in cells]).astype(np.float32)
+    adata = ad.AnnData(X=X, var=pd.DataFrame(index=genes))
+    infer_network(adata, method="ridge", alpha=alpha)
+    W = network_matrix(adata)
+    control = pd.Series(train_task.control_mean[mod][-1].astype(np.float64), index=genes)
+    gene_max = pd.Series(X.max(axis=0).astype(np.float64), index=genes)
+
+    def predict(p) -> np.ndarray:
+        known = tuple(t for t in p.targets if t in genes)
+        if not known:
+            return np.zeros(len(genes))
+        q = replace(p, targets=known)
+        try:
+            return propagate_delta(W, control, q, n_steps=n_steps,
+                                   gene_max=gene_max).to_numpy(dtype=np.float64)
+        except GeneNotFoundError:  # pragma: no cover - guarded by ``known``
+            return np.zeros(len(genes))
+
+    return predict
+
+
+def _baseline_matrix(predict: Callable[[Any], np.ndarray], task, perturbations) -> np.ndarray:
+    """``(n, d_action)`` baseline deltas in the action layout (zero for non-gene modalities)."""
+    mod = task.embedding_modality
+    out = np.zeros((len(perturbations), sum(task.dims.values())), np.float32)
+    sl = task.action_slices[mod]
+    for i, p in enumerate(perturbations):
+        out[i, sl] = predict(p)
+    return out
+
+
+def crossfit_baseline(train_task, *, method: str = "linear", n_folds: int = 5,
+                      seed: int = 0) -> np.ndarray:
+    """Out-of-sample baseline deltas of a training task's own perturbations.
+
+    Each training perturbation is predicted by ``method`` fitted on the training perturbations
+    of the other inner folds (k-fold over perturbations, at most one per perturbation), so the
+    residual policies learn corrections against the baseline errors they meet on held-out data.
+
+    Parameters
+    ----------
+    train_task
+        The training :class:`~scagents.envs.ResponseTask`.
+    method
+        One of :data:`BASELINE_METHODS` (``"linear"`` for the residual variants).
+    n_folds
+        Inner folds.
+    seed
+        Shuffle of the inner folds.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_perturbations, d_action)`` float32 baseline deltas in the task's action layout (the
+        gene modality filled, other modalities 0).
+    """
+    n = train_task.n_perturbations
+    out = np.zeros((n, sum(train_task.dims.values())), np.float32)
+    k = min(n_folds, n)
+    if k < 2:
+        return out
+    for f in range(k):
+        inner_train, inner_test = train_task.split(n_folds=k, fold=f, seed=seed)
+        predict = fit_baseline(method, inner_train)
+        rows = [train_task.index(lab) for lab in inner_test.labels]
+        out[rows] = _baseline_matrix(predict, train_task, inner_test.perturbations)
+    return out
 
 
 def _score_rows(predict: Callable[[int], np.ndarray], test_task, mod: str, k: int,
@@ -263,16 +411,23 @@ def heldout_scores(task, *, method: str, seed: int = 0, fold: int = 0, n_folds: 
     task._check_modality(mod)
     start = time.perf_counter()
     policy = None
-    if method in RL_METHODS:
+    if method in RL_METHODS or method in RESIDUAL_METHODS:
         from scagents.envs.response import PerturbationResponseVecEnv, evaluate_policy
         from scagents.policies import train
 
+        algo = method.removesuffix("_residual")
         cfg = train_config if train_config is not None else default_train_config()
-        cfg = replace(cfg, algo=method, seed=int(seed))
-        env = PerturbationResponseVecEnv(train_task, num_envs=cfg.n_envs)
+        cfg = replace(cfg, algo=algo, seed=int(seed))
+        train_base = test_base = None
+        if method in RESIDUAL_METHODS:
+            train_base = crossfit_baseline(train_task, method="linear", seed=seed)
+            test_base = _baseline_matrix(fit_baseline("linear", train_task), test_task,
+                                         test_task.perturbations)
+        env = PerturbationResponseVecEnv(train_task, num_envs=cfg.n_envs, baseline=train_base)
         policy, _ = train(env, cfg, progress=False)
         elapsed = time.perf_counter() - start
-        df = evaluate_policy(policy, test_task, modality=mod, k=k, max_cells=max_cells)
+        df = evaluate_policy(policy, test_task, modality=mod, k=k, max_cells=max_cells,
+                             baseline=test_base)
         df = df.drop(columns=["modality"])
         meta = {"method": method, "seed": int(seed), "fold": int(fold), "n_folds": int(n_folds),
                 "train_time_s": elapsed}

@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scagents.envs.response import ResponseTask
+from scagents.envs.response import PerturbationResponseVecEnv, ResponseTask, predict_delta
 from scagents.errors import DataError
 from scagents.evaluation import (
+    crossfit_baseline,
     default_train_config,
     fit_baseline,
+    fit_network_baseline,
     heldout_scores,
     summarize,
 )
@@ -100,3 +102,104 @@ def test_errors_name_the_problem():
         heldout_scores(task, method="magic")
     with pytest.raises(DataError, match="lacks the column"):
         summarize(pd.DataFrame({"method": ["x"]}))
+
+
+def _network_task(seed: int = 0) -> ResponseTask:
+    """Cells where G1 = 0.8 · G0 (+ noise) and the other genes are independent noise."""
+    rng = np.random.default_rng(seed)
+    genes = ["G0", "G1", "G2", "G3", "G4", "G5"]
+
+    def cells(n: int, g0_scale: float = 1.0, g2_scale: float = 1.0) -> np.ndarray:
+        x = rng.normal(2.0, 0.5, (n, len(genes)))
+        x[:, 0] *= g0_scale
+        x[:, 2] *= g2_scale
+        x[:, 1] = 0.8 * x[:, 0] + rng.normal(0, 0.05, n)
+        return np.clip(x, 0, None).astype(np.float32)
+
+    control = cells(200)
+    per = {"G0": cells(100, g0_scale=0.0), "G2": cells(100, g2_scale=0.0),
+           "G3": cells(100), "G4": cells(100), "G5": cells(100)}
+    labels = list(per)
+    cm = control.mean(axis=0, keepdims=True)
+    deltas = np.stack([per[lab].mean(axis=0) - cm[0] for lab in labels])[:, None, :]
+    return ResponseTask(modalities=("rna",), features={"rna": genes},
+                        states={"rna": control[:, None, :]}, pseudotime=np.ones((200, 1), np.float32),
+                        perturbations=[Perturbation((lab,)) for lab in labels], labels=labels,
+                        deltas={"rna": deltas.astype(np.float32)}, control_mean={"rna": cm},
+                        action_bounds={"rna": 5.0}, embedding_k=2, source="test",
+                        cell_states=per)
+
+
+def test_split_keeps_only_the_training_cells():
+    task = _network_task()
+    train, test = task.split(["G0"])
+    assert set(train.cell_states) == set(train.labels) and "G0" not in train.cell_states
+    assert set(test.cell_states) == {"G0"}
+
+
+def test_network_baseline_propagates_a_knockout_along_the_inferred_edge():
+    task = _network_task()
+    train, test = task.split(["G0"])               # G0's own cells never reach the network
+    predict = fit_network_baseline(train)
+    pred = predict(Perturbation(("G0",)))
+    control = train.control_mean["rna"][-1]
+    assert pred[0] == pytest.approx(-control[0], rel=1e-6)      # knockout: target to 0
+    assert pred[1] < -0.5 * 0.8 * control[0]                     # the downstream gene falls
+    assert np.abs(pred[2:]).max() < 0.2 * abs(pred[1])           # unconnected genes barely move
+    observed = test.observed_delta("G0")
+    assert np.corrcoef(pred, observed)[0, 1] > 0.9
+    np.testing.assert_array_equal(predict(Perturbation(("NOT_A_GENE",))), 0.0)
+    df = heldout_scores(task, method="network", seed=0, fold=0, n_folds=5)
+    assert len(df) == 1 and np.isfinite(df["mse"]).all()
+
+
+def test_network_baseline_needs_the_cells():
+    with pytest.raises(DataError, match="keep_cells=True"):
+        fit_network_baseline(_task())
+
+
+def test_crossfit_baseline_never_sees_the_predicted_perturbation():
+    task = _task()
+    base = crossfit_baseline(task, method="linear", n_folds=4, seed=1)
+    assert base.shape == (task.n_perturbations, task.dims["rna"])
+    changed = task.subset(range(task.n_perturbations), refit_embedding=False)
+    changed.deltas = {"rna": task.deltas["rna"].copy()}
+    changed.deltas["rna"][0] *= 10.0              # only perturbation 0's own data changes
+    changed.embedding = pd.DataFrame()
+    changed.embedding = changed._fit_embedding()
+    again = crossfit_baseline(changed, method="linear", n_folds=4, seed=1)
+    fold_of_0 = next(f for f in range(4)
+                     if task.labels[0] in task.split(n_folds=4, fold=f, seed=1)[1].labels)
+    rows = [task.index(lab) for lab in task.split(n_folds=4, fold=fold_of_0, seed=1)[1].labels]
+    # rows of perturbation 0's inner fold come from a model that never saw perturbation 0
+    np.testing.assert_allclose(again[rows], base[rows], atol=1e-5)
+    assert not np.allclose(again, base)           # the other inner folds' models did see it
+
+
+def test_residual_env_scores_baseline_plus_correction():
+    task = _task()
+    target = task.deltas["rna"][:, -1]
+    env = PerturbationResponseVecEnv(task, num_envs=8, baseline=target)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape[1] == env.single_observation_space.shape[0]
+    assert env.modality_slices["baseline"].stop == obs.shape[1]
+    _, reward, *_ = env.step(np.zeros((8, task.dims["rna"]), np.float32))
+    np.testing.assert_allclose(reward, 0.0, atol=1e-7)          # a zero correction is perfect here
+    plain = PerturbationResponseVecEnv(task, num_envs=8)
+    plain.reset(seed=0)
+    _, r_plain, *_ = plain.step(np.zeros((8, task.dims["rna"]), np.float32))
+    assert (r_plain < 0).all()
+    pred = predict_delta(lambda o: np.zeros((len(o), task.dims["rna"])), task, 3, baseline=target)
+    np.testing.assert_allclose(pred, target[3], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_residual_method_starts_at_the_linear_baseline():
+    task = _task()
+    cfg = default_train_config(total_steps=256, n_envs=64, n_steps=4, hidden_sizes=(16,))
+    lin = heldout_scores(task, method="linear", seed=0, fold=0, n_folds=4)
+    res = heldout_scores(task, method="trpo_ppo_residual", seed=0, fold=0, n_folds=4,
+                         train_config=cfg)
+    assert list(res["perturbation"]) == list(lin["perturbation"])
+    # one tiny update from a ~0 initial correction: predictions stay close to the baseline
+    assert abs(res["mse"].mean() - lin["mse"].mean()) < 0.25 * lin["mse"].mean() + 1e-4

@@ -15,6 +15,12 @@ Reward
     the observed (real data) or simulated (twin) delta, averaged over features within a modality
     and then over modalities (so a 6-protein panel counts as much as 300 genes). The best reward
     is 0, reached by ``action = delta``.
+Residual mode (``baseline=`` of :class:`PerturbationResponseVecEnv` and :func:`predict_delta`)
+    A baseline prediction ``b`` per perturbation (e.g. the linear model of
+    :mod:`scagents.baselines`, fitted on the training perturbations) is appended to the
+    observation as a ``"baseline"`` block, and the action is a *correction*: the prediction scored
+    is ``b + action``. A policy whose mean is ~0 at initialisation therefore starts at the
+    baseline.
 Episode
     ``T = task.n_points`` steps. For static data ``T = 1``. For twin trajectories
     (:meth:`ResponseTask.from_twin` with ``n_points > 1``) step ``t`` observes the cell's state at
@@ -94,6 +100,12 @@ class ResponseTask:
         Columns of the PCA embedding.
     source
         Where the data came from (``"twin:<model>"`` or ``"anndata"``).
+    cell_states
+        Optional per-cell states of the *perturbed* cells, ``{label: (n_cells_p, d) float32}``
+        for the gene modality (:attr:`embedding_modality`) at the last point; kept only when the
+        builder is called with ``keep_cells=True`` (e.g. to infer a network from the training
+        cells, :mod:`scagents.evaluation`). :meth:`subset` / :meth:`split` keep the entries of
+        the kept perturbations only.
     """
 
     modalities: tuple[str, ...]
@@ -109,6 +121,7 @@ class ResponseTask:
     gene_features: pd.DataFrame | None = None
     embedding_k: int = 8
     source: str = ""
+    cell_states: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if not self.modalities:
@@ -276,7 +289,10 @@ class ResponseTask:
         new = replace(self, perturbations=[self.perturbations[i] for i in idx],
                       labels=[self.labels[i] for i in idx],
                       deltas={m: d[idx] for m, d in self.deltas.items()},
-                      embedding=pd.DataFrame() if refit_embedding else self.embedding)
+                      embedding=pd.DataFrame() if refit_embedding else self.embedding,
+                      cell_states=None if self.cell_states is None else
+                      {self.labels[i]: self.cell_states[self.labels[i]] for i in idx
+                       if self.labels[i] in self.cell_states})
         return new
 
     def split(self, test: Sequence[Perturbation | str | int] | None = None, *,
@@ -338,7 +354,8 @@ class ResponseTask:
                   n_cells: int = 256, n_points: int = 1, n_steps: int = 400, dt: float = 0.05,
                   noise: float = 0.1, seed: int = 0, inputs: Mapping[str, float] | None = None,
                   modalities: Sequence[str] = ("rna", "atac", "prot"), embedding_k: int = 8,
-                  gene_features: pd.DataFrame | None = None) -> ResponseTask:
+                  gene_features: pd.DataFrame | None = None,
+                  keep_cells: bool = False) -> ResponseTask:
         """Simulate control and perturbed trajectories on the twin.
 
         The same ``n_cells`` initial states and the same noise stream are used for the control and
@@ -370,6 +387,8 @@ class ResponseTask:
             Any of ``"rna"``, ``"atac"``, ``"prot"``.
         embedding_k, gene_features
             Gene-embedding size, or a fixed genes × features table to use instead.
+        keep_cells
+            Keep every perturbed cell's final gene-modality state in :attr:`cell_states`.
 
         Returns
         -------
@@ -427,9 +446,13 @@ class ResponseTask:
         control_mean = {m: v.mean(axis=1).astype(np.float32) for m, v in control.items()}
         deltas = {m: np.empty((len(perts), n_points, v.shape[-1]), np.float32)
                   for m, v in control.items()}
+        gene_mod = "rna" if "rna" in modalities else tuple(modalities)[0]
+        cell_states: dict[str, np.ndarray] | None = {} if keep_cells else None
         for i, p in enumerate(perts):
             for m, v in run(p).items():
                 deltas[m][i] = v.mean(axis=1) - control_mean[m]
+                if cell_states is not None and m == gene_mod:
+                    cell_states[labels[i]] = np.ascontiguousarray(v[-1], dtype=np.float32)
         features = {"rna": list(net.genes), "atac": [f"{net.genes[j]}_prom" for j in dyn],
                     "prot": [f"ADT_{net.genes[j]}" for j in surface]}
         pt = np.tile(((np.arange(n_points) + 1) / n_points).astype(np.float32), (n_cells, 1))
@@ -437,7 +460,7 @@ class ResponseTask:
                    states=states, pseudotime=pt, perturbations=perts, labels=labels,
                    deltas=deltas, control_mean=control_mean,
                    action_bounds={m: 1.0 for m in modalities}, gene_features=gene_features,
-                   embedding_k=embedding_k, source=f"twin:{net.name}")
+                   embedding_k=embedding_k, source=f"twin:{net.name}", cell_states=cell_states)
 
     @classmethod
     def from_anndata(cls, adata: ad.AnnData | md.MuData, *,
@@ -445,7 +468,8 @@ class ResponseTask:
                      modalities: Sequence[str] | None = None,
                      n_top_features: int | Mapping[str, int] | None = None,
                      max_control_cells: int = 2000, min_cells: int = 5, embedding_k: int = 8,
-                     gene_features: pd.DataFrame | None = None, seed: int = 0) -> ResponseTask:
+                     gene_features: pd.DataFrame | None = None, seed: int = 0,
+                     keep_cells: bool = False) -> ResponseTask:
         """Build a static (``T = 1``) task from a real or simulated perturbation data set.
 
         Parameters
@@ -469,6 +493,8 @@ class ResponseTask:
             Gene-embedding size, or a fixed genes × features table to use instead.
         seed
             Seed of the control-cell subset.
+        keep_cells
+            Keep every perturbed cell's gene-modality values in :attr:`cell_states`.
 
         Returns
         -------
@@ -530,6 +556,9 @@ class ResponseTask:
         deltas = {m: np.stack([X[g].mean(axis=0) for g in groups])[:, None, :] - control_mean[m][None]
                   for m, X in mats.items()}
         states = {m: X[start_idx][:, None, :] for m, X in mats.items()}
+        gene_mod = "rna" if "rna" in mats else next(iter(mats))
+        cell_states = ({lab: np.ascontiguousarray(mats[gene_mod][g], dtype=np.float32)
+                        for lab, g in zip(labels, groups, strict=True)} if keep_cells else None)
         if "pseudotime" in obs:
             pt = obs["pseudotime"].to_numpy(dtype=np.float32)[start_idx][:, None]
         else:
@@ -541,7 +570,7 @@ class ResponseTask:
                    labels=labels, deltas={m: d.astype(np.float32) for m, d in deltas.items()},
                    control_mean={m: c.astype(np.float32) for m, c in control_mean.items()},
                    action_bounds=bounds, gene_features=gene_features, embedding_k=embedding_k,
-                   source="anndata")
+                   source="anndata", cell_states=cell_states)
 
 
 _KINDS = ("knockout", "knockdown", "overexpression", "stimulation")
@@ -574,7 +603,7 @@ class _ResponseCore:
     """Precomputed flat arrays of a task; vectorised observation and reward for index arrays."""
 
     def __init__(self, task: ResponseTask, *, reward_scale: float = 1.0,
-                 modalities: Sequence[str] | None = None):
+                 modalities: Sequence[str] | None = None, baseline: np.ndarray | None = None):
         self.task = task
         mods = tuple(modalities) if modalities is not None else task.modalities
         self.modalities = mods
@@ -587,8 +616,19 @@ class _ResponseCore:
                                       ).astype(np.float32)
         self.reward_scale = np.float32(reward_scale)
         self.d_state, self.d_enc = self.cells.shape[2], self.context.shape[1]
-        self.obs_dim = self.d_state + self.d_enc + 1
         self.act_dim = self.targets.shape[2]
+        self.baseline = None
+        if baseline is not None:
+            base = np.asarray(baseline, dtype=np.float32)
+            if base.ndim == 2:
+                base = np.repeat(base[:, None, :], self.targets.shape[1], axis=1)
+            if base.shape != self.targets.shape:
+                raise DataError(f"baseline has shape {np.shape(baseline)}; expected "
+                                f"{self.targets.shape} (perturbations, points, action size) or "
+                                f"{(self.targets.shape[0], self.act_dim)}.")
+            self.baseline = np.ascontiguousarray(base)
+        self.d_base = 0 if self.baseline is None else self.act_dim
+        self.obs_dim = self.d_state + self.d_enc + 1 + self.d_base
         self.act_high = np.concatenate([np.full(d, task.action_bounds[m], np.float32)
                                         for m, d in zip(mods, dims, strict=True)])
         starts = np.cumsum([0, *dims])
@@ -598,12 +638,24 @@ class _ResponseCore:
         out = np.empty((len(ci), self.obs_dim), np.float32)
         out[:, : self.d_state] = self.cells[ci, k]
         out[:, self.d_state: self.d_state + self.d_enc] = self.context[pi]
-        out[:, -1] = self.pt[ci, k]
+        out[:, self.d_state + self.d_enc] = self.pt[ci, k]
+        if self.baseline is not None:
+            out[:, self.d_state + self.d_enc + 1:] = self.baseline[pi, k]
+        return out
+
+    def slices(self, task_slices: Mapping[str, slice]) -> dict[str, slice]:
+        """Observation blocks: the task's, plus ``"baseline"`` in residual mode."""
+        out = dict(task_slices)
+        if self.baseline is not None:
+            start = self.d_state + self.d_enc + 1
+            out["baseline"] = slice(start, start + self.d_base)
         return out
 
     def squared_error(self, action: np.ndarray, pi: np.ndarray, k: int | np.ndarray) -> np.ndarray:
         a = np.asarray(action, dtype=np.float32).reshape(len(pi), self.act_dim)
         err = a - self.targets[pi, k]
+        if self.baseline is not None:
+            err += self.baseline[pi, k]
         np.square(err, out=err)
         return err
 
@@ -711,19 +763,24 @@ class PerturbationResponseVecEnv(VectorEnv):
         Parallel episodes per call.
     reward_scale
         Multiplies the negative error.
+    baseline
+        Residual mode (see the module docstring): ``(n_perturbations, d_action)`` or
+        ``(n_perturbations, T, d_action)`` baseline deltas of the task's perturbations, appended
+        to the observation as a ``"baseline"`` block and added to the action before scoring.
     """
 
-    def __init__(self, task: ResponseTask, num_envs: int = 256, *, reward_scale: float = 1.0):
+    def __init__(self, task: ResponseTask, num_envs: int = 256, *, reward_scale: float = 1.0,
+                 baseline: np.ndarray | None = None):
         if num_envs < 1:
             raise DataError(f"num_envs must be positive, got {num_envs}.")
         self.task = _check_task(task)
-        self._core = _ResponseCore(task, reward_scale=reward_scale)
+        self._core = _ResponseCore(task, reward_scale=reward_scale, baseline=baseline)
         self.num_envs = int(num_envs)
         self.single_observation_space, self.single_action_space = self._core.spaces()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
-        self.modality_slices = task.modality_slices
+        self.modality_slices = self._core.slices(task.modality_slices)
         self.action_slices = task.action_slices
         self._rng = np.random.default_rng()
         self._ci = np.zeros(self.num_envs, np.int64)
@@ -769,7 +826,7 @@ def _policy_fn(policy: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 def predict_delta(policy: Any, task: ResponseTask, perturbation: Perturbation | str | int, *,
                   modality: str | None = None, point: int = -1,
-                  max_cells: int | None = 512) -> np.ndarray:
+                  max_cells: int | None = 512, baseline: np.ndarray | None = None) -> np.ndarray:
     """A policy's predicted delta for one perturbation, averaged over control cells.
 
     Parameters
@@ -787,13 +844,17 @@ def predict_delta(policy: Any, task: ResponseTask, perturbation: Perturbation | 
         Pseudotime point.
     max_cells
         Use at most this many control cells (the first ones); ``None`` uses all.
+    baseline
+        Residual mode: the baseline deltas of ``task``'s perturbations (as for
+        :class:`PerturbationResponseVecEnv`); the prediction is baseline + mean correction, and
+        ``perturbation`` must then belong to ``task``.
 
     Returns
     -------
     numpy.ndarray
         1-D float64 predicted delta, comparable with :meth:`ResponseTask.observed_delta`.
     """
-    core = _ResponseCore(task)
+    core = _ResponseCore(task, baseline=baseline)
     n = task.n_cells if max_cells is None else min(max_cells, task.n_cells)
     ci = np.arange(n)
     try:
@@ -803,17 +864,24 @@ def predict_delta(policy: Any, task: ResponseTask, perturbation: Perturbation | 
             raise
         enc = task.encode([perturbation])[0]
     k = point % task.n_points
-    obs = core.observe(ci, np.zeros(n, dtype=np.int64), k)
-    obs[:, core.d_state: core.d_state + core.d_enc] = enc
+    if core.baseline is not None:
+        pi = np.full(n, task.index(perturbation), dtype=np.int64)
+        obs = core.observe(ci, pi, k)
+    else:
+        obs = core.observe(ci, np.zeros(n, dtype=np.int64), k)
+        obs[:, core.d_state: core.d_state + core.d_enc] = enc
     actions = _policy_fn(policy)(obs).reshape(n, core.act_dim)
     mean = actions.mean(axis=0).astype(np.float64)
+    if core.baseline is not None:
+        mean += core.baseline[pi[0], k]
     if modality is None:
         return mean
     return mean[core.mod_slices[task._check_modality(modality)]]
 
 
 def evaluate_policy(policy: Any, task: ResponseTask, *, modality: str | None = None, k: int = 20,
-                    max_cells: int | None = 512) -> pd.DataFrame:
+                    max_cells: int | None = 512, baseline: np.ndarray | None = None
+                    ) -> pd.DataFrame:
     """Score a policy on every perturbation of a (held-out) task with scagents.metrics.
 
     Parameters
@@ -828,6 +896,8 @@ def evaluate_policy(policy: Any, task: ResponseTask, *, modality: str | None = N
         Top-DE genes of :func:`scagents.metrics.pearson_delta_topk`.
     max_cells
         Control cells averaged per prediction.
+    baseline
+        Residual mode, as in :func:`predict_delta` (baseline deltas of ``task``'s perturbations).
 
     Returns
     -------
@@ -840,7 +910,8 @@ def evaluate_policy(policy: Any, task: ResponseTask, *, modality: str | None = N
     mod = modality or task.embedding_modality
     rows = []
     for i, label in enumerate(task.labels):
-        pred = predict_delta(policy, task, i, modality=mod, max_cells=max_cells)
+        pred = predict_delta(policy, task, i, modality=mod, max_cells=max_cells,
+                             baseline=baseline)
         obs = task.observed_delta(i, modality=mod)
         rows.append({"perturbation": label, "modality": mod,
                      **prediction_report(pred, obs, k=min(k, len(obs)))})
