@@ -196,25 +196,6 @@ def test_errors():
         perturb(adata, Perturbation(("A",)), groupby="nope", groups="x")
 
 
-def test_twin_network_recovered():
-    twin = pytest.importorskip("scagents.twin")
-    from scagents.metrics import auprc_ratio
-
-    try:
-        mdata = twin.simulate(twin.load_model("krumsiek11"), n_cells=400, seed=0)
-    except TypeError:
-        mdata = twin.simulate(twin.load_model("krumsiek11"), n_cells=400)
-    rna = mdata.mod["rna"]
-    import scanpy as sc
-
-    sc.pp.normalize_total(rna, target_sum=1e4)
-    sc.pp.log1p(rna)
-    truth = pd.DataFrame(mdata.uns["twin"]["edges"])
-    infer_network(rna, method="ridge")
-    ratio = auprc_ratio(network_edges(rna), truth, genes=list(rna.var_names))
-    assert ratio > 1.0  # far harder than the linear case; see benchmarks/grn.md for the numbers
-
-
 def test_rank_transform_undoes_monotone_distortion():
     """Gaussian-copula ranks recover a linear network seen through a steep monotone non-linearity."""
     from scagents.grn.infer import _rank_gauss
