@@ -107,7 +107,12 @@ def test_policy_fallback_and_report(twin_state):
     assert pol.status in ("validated", "not_validated") and pol.attempts == 1
     assert "IFNG" not in pol.train_labels and "IFNG" not in pol.validation_labels
     assert {"TRPO→PPO policy", "linear gene embedding", "mean effect per kind"} <= set(pol.validation)
-    assert pol.proposals == []  # every single-gene perturbation of the twin was measured
+    # every single-gene perturbation of the twin was measured: untested pairs are proposed instead
+    assert len(pol.proposals) == 8
+    for prop in pol.proposals:
+        targets = prop.perturbation.split(" ")[0].split("+")
+        assert len(targets) == 2 and "IFNG" not in targets
+    assert [p.score for p in pol.proposals] == sorted((p.score for p in pol.proposals), reverse=True)
     st.update(up)
     st.update(fallback_agent(st))
     fb = PolicySummary.model_validate(st["policy"])
