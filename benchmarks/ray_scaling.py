@@ -3,7 +3,14 @@
 Four seeds of a TRPO→PPO training on the toy target-matching task run (a) in-process one after the
 other, (b) on a local Ray instance with 2 CPUs but 2 CPUs reserved per task (1 worker at a time) and
 (c) with 1 CPU per task (2 workers). Median wall time over ``--repeats`` repeats; the per-seed
-results are checked to be identical across the three. Results: ``benchmarks/results/ray_scaling.{json,md}``.
+results are checked to be identical across the three.
+
+Second part, rollouts on Ray actors (:class:`scagents.envs.ray_vec.RayVectorEnv`): 200 steps of 256
+copies split into 2 shards, in-process (:class:`~scagents.envs.ray_vec.ShardedVectorEnv`) vs 2 actors,
+for (a) the twin response env (``PerturbationResponseVecEnv``, a cheap NumPy step) and (b) an
+"expensive" env whose step does 2 small matrix products per copy (CPU-bound, a stand-in for a simulator). The load
+average of the machine before and after is recorded (other jobs may share it).
+Results: ``benchmarks/results/ray_scaling.{json,md}``.
 
 Usage::
 
@@ -35,11 +42,75 @@ def train_seed(seed: int, total_steps: int) -> list[float]:
     return [float(x) for x in log.column("episodic_return_mean")]
 
 
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:  # pragma: no cover - not Linux
+        return "n/a"
+
+
+def make_expensive_env(num_envs: int, work: int = 2):
+    """A TargetMatchVecEnv whose step also does ``work`` 48×48 matrix products per copy (CPU-bound)."""
+    from scagents.envs.toy import TargetMatchVecEnv
+
+    class ExpensiveEnv(TargetMatchVecEnv):
+        def step(self, actions):
+            m = np.full((48, 48), 0.01)
+            for _ in range(work * self.num_envs):
+                m = np.tanh(m @ m)
+            return super().step(actions)
+
+    return ExpensiveEnv(num_envs=num_envs, obs_dim=8, act_dim=4, ep_length=16)
+
+
+def make_response_env(num_envs: int):
+    from scagents.envs.response import PerturbationResponseVecEnv, ResponseTask
+
+    task = ResponseTask.from_twin("th", ["STAT1", "TBET", "GATA3", "IL4"], n_cells=64, n_steps=150, seed=0)
+    return PerturbationResponseVecEnv(task, num_envs=num_envs)
+
+
+def time_rollout(env, n_steps: int) -> tuple[float, np.ndarray]:
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    low, high = np.maximum(env.action_space.low, -1), np.minimum(env.action_space.high, 1)
+    total = np.zeros(env.num_envs)
+    t = time.perf_counter()
+    for _ in range(n_steps):
+        _, r, *_ = env.step(rng.uniform(low, high).astype(np.float32))
+        total += r
+    return time.perf_counter() - t, total
+
+
+def actor_rollouts(n_steps: int, n_envs: int = 256) -> dict[str, dict[str, float]]:
+    """Seconds per ``n_steps`` steps, in-process shards vs Ray actors, for a cheap and an expensive env."""
+    from functools import partial
+
+    from scagents.envs.ray_vec import RayVectorEnv, ShardedVectorEnv
+
+    out = {}
+    for name, make, steps in (("response_env (cheap)", make_response_env, n_steps),
+                              ("expensive_env (CPU-bound step)", make_expensive_env, max(n_steps // 5, 5))):
+        fn = partial(make, n_envs // 2)
+        local = ShardedVectorEnv(fn, 2)
+        remote = RayVectorEnv(fn, 2)
+        time_rollout(remote, 2)  # warm the actors
+        t_local, r_local = time_rollout(local, steps)
+        t_remote, r_remote = time_rollout(remote, steps)
+        remote.close()
+        out[name] = {"steps": steps, "in_process_s": t_local, "ray_actors_s": t_remote,
+                     "ms_per_step_in_process": 1e3 * t_local / steps, "ms_per_step_ray": 1e3 * t_remote / steps,
+                     "speedup": t_local / t_remote, "identical": bool(np.array_equal(r_local, r_remote))}
+        print(name, out[name], flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=12288)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--rollout-steps", type=int, default=200)
     args = ap.parse_args()
     import ray
     import torch
@@ -49,6 +120,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     seeds = list(range(args.seeds))
+    load_before = _load()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     times: dict[str, list[float]] = {"in_process": [], "ray_1_worker": [], "ray_2_workers": []}
@@ -65,13 +137,16 @@ def main() -> None:
             results[name] = run_seeds(train_seed, seeds, total_steps=args.steps, **kw)
             times[name].append(time.perf_counter() - t)
             print(name, f"{times[name][-1]:.1f} s", flush=True)
+    rollouts = actor_rollouts(args.rollout_steps)
     ray.shutdown()
+    load_after = _load()
     identical = all(np.array_equal(results["in_process"][i], results[k][i])
                     for k in ("ray_1_worker", "ray_2_workers") for i in range(len(seeds)))
     med = {k: median(v) for k, v in times.items()}
     speedup = med["ray_1_worker"] / med["ray_2_workers"]
     payload = {"seeds": seeds, "total_steps": args.steps, "repeats": args.repeats, "times_s": times,
-               "median_s": med, "speedup_1_to_2_workers": speedup, "identical_results": identical}
+               "median_s": med, "speedup_1_to_2_workers": speedup, "identical_results": identical,
+               "actor_rollouts": rollouts, "load_average_before": load_before, "load_average_after": load_after}
     md = "\n".join([
         "# Ray scaling: a batch of seeds on 1 vs 2 workers",
         "",
@@ -84,6 +159,19 @@ def main() -> None:
         "",
         f"Speed-up from 1 to 2 Ray workers: **{speedup:.2f}×**. Per-seed results identical in-process and "
         f"on Ray: **{identical}**.",
+        "",
+        f"Machine load average (1, 5, 15 min) before: {load_before}; after: {load_after} (the 2 cores are "
+        "shared with other jobs, so absolute times and the speed-up vary from run to run).",
+        "",
+        "## Rollouts on Ray actors (`RayVectorEnv`, 256 copies in 2 shards)",
+        "",
+        "| env | steps | in-process shards (ms/step) | 2 Ray actors (ms/step) | speed-up | same rewards |",
+        "|---|---:|---:|---:|---:|---|",
+        *[f"| {k} | {v['steps']} | {v['ms_per_step_in_process']:.2f} | {v['ms_per_step_ray']:.2f} | "
+          f"{v['speedup']:.2f}× | {v['identical']} |" for k, v in rollouts.items()],
+        "",
+        "Actors pay off only when a step costs much more than the actor round trip; the twin response "
+        "env is faster in-process.",
         "",
     ])
     js, mdp = write_results("ray_scaling", payload, md)

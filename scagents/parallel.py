@@ -8,6 +8,11 @@ trials (``backend="ray"``, ``pip install "scagents[ray]"``), with the same resul
 >>> table = sweep(train_one, {"delta": [0.005, 0.01], "lr": [1e-4, 3e-4]}, backend="ray",
 ...               metric="final_return")                                          # doctest: +SKIP
 
+Users
+    :class:`scagents.campaign.acquisition.RidgeEnsemble` (``backend="ray"``: ensemble members as Ray
+    tasks) and :class:`scagents.envs.ray_vec.RayVectorEnv` (rollouts on Ray actors, via
+    :func:`ensure_ray`).
+
 Reproducibility
     A task must derive all its randomness from its arguments (e.g. ``TrainConfig(seed=...)``, or call
     :func:`seed_everything` first). Every task runs with one torch thread, in-process as on a Ray worker,

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scagents.parallel import (
@@ -129,3 +130,32 @@ def test_sweep_on_ray_tune_matches_local(ray_local):
     assert len(remote) == len(grid_points(grid))
     np.testing.assert_array_equal(remote["loss"].to_numpy(), local["loss"].to_numpy())
     assert remote.attrs["best"] == {"x": 1.0, "y": -0.5}
+
+
+@pytest.mark.slow
+def test_ridge_ucb_ensemble_on_ray_proposes_the_same_as_in_process(ray_local):
+    from scagents.campaign.acquisition import RidgeEnsemble, make_designer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 8))
+    y_all = X @ rng.normal(size=8) + 0.3 * rng.normal(size=300)
+    measured = rng.choice(300, 40, replace=False)
+    local = make_designer("ridge_ucb", seed=4, n_models=12)
+    remote = make_designer("ridge_ucb", seed=4, n_models=12, backend="ray")
+    picks_local = local.propose(X, measured, y_all[measured], 10, round_index=2)
+    picks_remote = remote.propose(X, measured, y_all[measured], 10, round_index=2)
+    pd.testing.assert_frame_equal(picks_local, picks_remote)
+    assert not set(picks_local["index"]) & set(measured)
+    # the members really were fitted remotely in several tasks, and equal the local ones
+    ens_l = RidgeEnsemble(12, seed=1).fit(X[measured], y_all[measured])
+    ens_r = RidgeEnsemble(12, seed=1, backend="ray", n_tasks=3).fit(X[measured], y_all[measured])
+    np.testing.assert_array_equal(ens_l.coef_, ens_r.coef_)
+    assert ens_l.coef_.shape == (12, 8) and np.ptp(ens_l.coef_[:, 0]) > 0  # bootstrap members differ
+
+
+def test_ridge_ensemble_rejects_an_unknown_backend():
+    from scagents.campaign.acquisition import RidgeEnsemble
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ParallelError, match="backend must be"):
+        RidgeEnsemble(4, backend="dask").fit(X, X[:, 0])

@@ -65,11 +65,37 @@ def hit_likeness(values: np.ndarray, objective: str = "abs", *, center: float | 
     raise DesignerError(f"Unknown objective {objective!r}; use 'abs', 'increase' or 'decrease'.")
 
 
-class RidgeEnsemble:
-    """Bootstrap ensemble of ridge regressions: predictive mean and spread for every candidate."""
+def _fit_ridge_members(Xc: np.ndarray, yc: np.ndarray, rows: list[np.ndarray], alpha: float) -> np.ndarray:
+    """Ridge coefficients ``(len(rows), d)`` of centred data, one member per bootstrap row set."""
+    eye = alpha * np.eye(Xc.shape[1])
+    W = np.empty((len(rows), Xc.shape[1]))
+    for b, idx in enumerate(rows):
+        A, t = Xc[idx], yc[idx]
+        W[b] = np.linalg.solve(A.T @ A + eye, A.T @ t)
+    return W
 
-    def __init__(self, n_models: int = 16, alpha: float = 10.0, seed: int = 0):
+
+class RidgeEnsemble:
+    """Bootstrap ensemble of ridge regressions: predictive mean and spread for every candidate.
+
+    Parameters
+    ----------
+    n_models, alpha, seed
+        Ensemble size, ridge penalty and the seed of the bootstrap draws.
+    backend
+        ``"local"`` fits the members in this process; ``"ray"`` fits them as Ray tasks through
+        :func:`scagents.parallel.run_tasks` (``n_tasks`` tasks of consecutive members). The bootstrap
+        rows are drawn here in both cases, so the coefficients are the same on both backends.
+    n_tasks
+        Ray tasks the members are split into (default: one per member, at most 8).
+    address
+        Ray cluster address (see :func:`scagents.parallel.ensure_ray`).
+    """
+
+    def __init__(self, n_models: int = 16, alpha: float = 10.0, seed: int = 0, *, backend: str = "local",
+                 n_tasks: int | None = None, address: str | None = None):
         self.n_models, self.alpha, self.seed = n_models, alpha, seed
+        self.backend, self.n_tasks, self.address = backend, n_tasks, address
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> RidgeEnsemble:
         rng = np.random.default_rng(self.seed)
@@ -77,13 +103,17 @@ class RidgeEnsemble:
         self.x_mean_ = X.mean(0)
         self.y_mean_ = float(y.mean())
         Xc, yc = X - self.x_mean_, y - self.y_mean_
-        W = np.empty((self.n_models, d))
-        eye = self.alpha * np.eye(d)
-        for b in range(self.n_models):
-            idx = rng.integers(0, n, n) if self.n_models > 1 else np.arange(n)
-            A, t = Xc[idx], yc[idx]
-            W[b] = np.linalg.solve(A.T @ A + eye, A.T @ t)
-        self.coef_ = W
+        rows = [rng.integers(0, n, n) if self.n_models > 1 else np.arange(n) for _ in range(self.n_models)]
+        if self.backend == "local":
+            self.coef_ = _fit_ridge_members(Xc, yc, rows, self.alpha)
+            return self
+        from scagents.parallel import run_tasks
+
+        n_tasks = max(1, min(self.n_models, self.n_tasks or min(self.n_models, 8)))
+        parts = [list(p) for p in np.array_split(np.arange(self.n_models), n_tasks)]
+        kwargs = [{"Xc": Xc, "yc": yc, "rows": [rows[b] for b in p], "alpha": self.alpha} for p in parts]
+        self.coef_ = np.concatenate(run_tasks(_fit_ridge_members, kwargs, backend=self.backend,
+                                              address=self.address), axis=0)
         return self
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -255,16 +285,22 @@ class RidgeUCBDesigner(Designer):
     With ``knn > 0`` the score adds ``knn`` × the mean reward of the 10 nearest measured
     candidates in feature (co-expression) space (:func:`knn_smooth`), a local smoother that
     catches what the linear model misses.
+
+    ``backend="ray"`` fits the ensemble members as Ray tasks (``address`` = an existing cluster,
+    default a local instance); proposals are the same as with ``backend="local"`` for the same seed.
     """
 
     beta: float = 1.0
     alpha: float = 10.0
     n_models: int = 16
     knn: float = 0.0
+    backend: str = "local"
+    address: str | None = None
     name: str = field(default="ridge_ucb", init=False)
 
     def _score(self, X, measured, rewards, avail, batch, rng, round_frac, prior):
-        ens = RidgeEnsemble(self.n_models, self.alpha, seed=int(rng.integers(1 << 31))).fit(X[measured], rewards)
+        ens = RidgeEnsemble(self.n_models, self.alpha, seed=int(rng.integers(1 << 31)), backend=self.backend,
+                            address=self.address).fit(X[measured], rewards)
         mu, sd = ens.predict(X[avail])
         score = mu + self.beta * sd
         why = f"ridge-ensemble UCB (mean + {self.beta:g}·sd)"

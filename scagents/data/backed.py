@@ -37,7 +37,13 @@ import scipy.sparse as sp
 from scagents.errors import DataError, DataFileError, GeneNotFoundError, PerturbationError
 
 from .io import read
-from .validate import _check_values, standardize
+from .validate import (
+    STANDARD_COLUMNS,
+    _check_names,
+    _check_values,
+    find_perturbation_key,
+    standardize,
+)
 
 __all__ = [
     "CellMinibatchSampler",
@@ -219,19 +225,78 @@ def standardize_backed(
     is_counts = True
     if check_values:
         is_counts = _check_values(adata, _matrix(adata, None), "X").is_counts
-    shell = ad.AnnData(
-        X=sp.csr_matrix((adata.n_obs, adata.n_vars), dtype=np.float32),
-        obs=adata.obs.copy(), var=pd.DataFrame(index=adata.var_names.copy()),
-        uns={"scagents": dict(adata.uns["scagents"])} if "scagents" in adata.uns else {},
-    )
-    standardize(shell, perturbation_key=perturbation_key, control_labels=control_labels,
+    uns = {"scagents": dict(adata.uns["scagents"])} if "scagents" in adata.uns else {}
+    key = find_perturbation_key(adata, perturbation_key)
+    combo = _label_combinations(adata.obs, key)
+    if combo is None:  # missing labels: let standardize() report them with the per-cell counts
+        shell_obs, combo = adata.obs.copy(), None
+    else:
+        # the outputs depend on a cell only through its label (and any given perturbation_type), so
+        # standardise one representative row per distinct combination (first occurrence, which keeps
+        # the label order of standardize()) and expand by integer codes: no per-cell strings
+        _check_names(_Names(adata))
+        _, first = np.unique(combo, return_index=True)
+        cols = [c for c in (key, "perturbation_type") if c in adata.obs]
+        shell_obs = adata.obs.iloc[first][cols].copy()
+        shell_obs.index = pd.Index([str(i) for i in range(len(first))])
+    shell = ad.AnnData(X=sp.csr_matrix((len(shell_obs), adata.n_vars), dtype=np.float32), obs=shell_obs,
+                       var=pd.DataFrame(index=adata.var_names.copy()), uns=uns)
+    standardize(shell, perturbation_key=key, control_labels=control_labels,
                 perturbation_type=perturbation_type, copy=False)
+    original = adata.obs[key]
     for col in shell.obs.columns:
-        if col not in adata.obs or not shell.obs[col].equals(adata.obs[col]):
-            adata.obs[col] = shell.obs[col].to_numpy() if col == "is_control" else shell.obs[col].values
+        if combo is not None and col == f"{key}_original":
+            adata.obs[col] = original
+            continue
+        if combo is not None and col not in STANDARD_COLUMNS:
+            continue  # an input column, unchanged
+        value = shell.obs[col]
+        if combo is not None:
+            value = _expand(value, combo)
+        elif col in adata.obs and value.equals(adata.obs[col]):
+            continue
+        adata.obs[col] = value.to_numpy() if col == "is_control" else value.values
     scag = dict(shell.uns["scagents"])
     scag["data"] = {**dict(scag["data"]), "is_counts": bool(is_counts)}
+    if combo is not None:
+        scag["data"]["n_control"] = int(adata.obs["is_control"].to_numpy(dtype=bool).sum())
     adata.uns["scagents"] = scag
+
+
+class _Names:
+    """The name fields ``_check_names`` reads; the cell names get a fresh Index whose hash table is
+    freed afterwards (``Index.is_unique`` would otherwise cache it on ``adata.obs_names``)."""
+
+    def __init__(self, adata: ad.AnnData):
+        self.n_obs, self.n_vars = adata.n_obs, adata.n_vars
+        self.obs_names = pd.Index(adata.obs_names.to_numpy(), copy=False)
+        self.var_names = adata.var_names
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """Integer code per cell (-1 = missing), from the categorical codes when there are any."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.array.codes.astype(np.int64)
+    return pd.factorize(column, use_na_sentinel=True)[0].astype(np.int64)
+
+
+def _label_combinations(obs: pd.DataFrame, key: str) -> np.ndarray | None:
+    """Code per cell of its (label, given perturbation_type) pair; ``None`` when a label is missing."""
+    codes = _codes(obs[key])
+    if (codes < 0).any():
+        return None
+    if "perturbation_type" in obs and key != "perturbation_type":
+        kinds = _codes(obs["perturbation_type"]) + 1  # 0 = missing
+        codes = codes * (int(kinds.max()) + 1) + kinds
+    return pd.factorize(codes)[0].astype(np.int64)
+
+
+def _expand(value: pd.Series, combo: np.ndarray) -> pd.Series:
+    """Per-combination values → per-cell values (categoricals by their codes)."""
+    if isinstance(value.dtype, pd.CategoricalDtype):
+        cat = pd.Categorical.from_codes(value.array.codes[combo], dtype=value.dtype)
+        return pd.Series(cat)
+    return pd.Series(value.to_numpy()[combo])
 
 
 # ============================================================================ streaming statistics
@@ -242,21 +307,33 @@ def _group_codes(adata: ad.AnnData, by: str, control: str | None) -> tuple[np.nd
             f"obs has no column {by!r} (obs columns: {list(adata.obs.columns)}). Run "
             "scagents.data.backed.standardize_backed(adata) first, or pass by= an existing column."
         )
-    raw = adata.obs[by].astype(object)
-    keep = raw.notna().to_numpy()
-    labels = raw.astype(str)
+    # work on integer codes and one string per distinct label (no per-cell strings)
+    cat_codes, names = _codes_and_names(adata.obs[by])
+    keep = cat_codes < len(names) - 1  # the last name stands for missing labels
     if control is not None and "is_control" in adata.obs:
         is_ctrl = adata.obs["is_control"].fillna(False).to_numpy(dtype=bool)
-        labels = labels.where(~is_ctrl, control)
     else:
         is_ctrl = np.zeros(adata.n_obs, dtype=bool)
-    others = sorted(set(labels[keep & ~is_ctrl]))
+    others = sorted(set(names[np.unique(cat_codes[keep & ~is_ctrl])]))
     order = ([control] if is_ctrl[keep].any() else []) + [g for g in others if g != control]
     if not order:
         raise DataError(f"No cells to average: every label in obs[{by!r}] is missing.")
-    codes = np.asarray(pd.Categorical(labels, categories=order).codes, dtype=np.int64)
+    position = {g: i for i, g in enumerate(order)}
+    codes = np.array([position.get(n, -1) for n in names], dtype=np.int64)[cat_codes]
+    if control is not None and control in position:
+        codes[is_ctrl] = position[control]
     codes[~keep] = -1
     return codes, order
+
+
+def _codes_and_names(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell codes into ``names`` = the distinct labels as ``str`` then ``"nan"`` (missing labels),
+    so that ``names[codes]`` equals ``column.astype(str)`` without building a string per cell."""
+    cat = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    names = np.asarray([*map(str, cat.cat.categories), "nan"], dtype=object)
+    codes = cat.array.codes.astype(np.int64)
+    codes[codes < 0] = len(names) - 1
+    return codes, names
 
 
 class _Stats:
@@ -629,10 +706,11 @@ def response_task_backed(
         raise PerturbationError("No control cells (obs['is_control'] is all False); run "
                                 "standardize_backed(adata, control_labels=[...]).")
     # group 0 = control, then each perturbation label
-    labels_all = obs["perturbation"].astype(str).to_numpy()
-    uniq = sorted(set(labels_all[~is_ctrl]))
+    label_codes, label_names = _codes_and_names(obs["perturbation"])
+    uniq = sorted(set(label_names[np.unique(label_codes[~is_ctrl])]))
     code_of = {lab: i + 1 for i, lab in enumerate(uniq)}
-    codes = np.fromiter((code_of.get(lab, 0) for lab in labels_all), dtype=np.int64, count=len(labels_all))
+    codes = np.array([code_of.get(lab, 0) for lab in label_names], dtype=np.int64)[label_codes]
+    del label_codes
     codes[is_ctrl] = 0
     stats = _stream(adata, codes=codes, n_groups=len(uniq) + 1, normalize=True, target_sum=target_sum,
                     chunk_size=chunk_size)
@@ -642,15 +720,14 @@ def response_task_backed(
         genes = np.sort(np.argsort(-var, kind="stable")[:n_top_genes])
     names = adata.var_names.astype(str)[genes].tolist()
 
-    targets_all = obs["target_genes"].astype(str).to_numpy()
-    kinds_all = obs["perturbation_type"].astype(str).to_numpy()
-    first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_dict()
+    group_ids, first_cells = np.unique(codes, return_index=True)
+    first = dict(zip(group_ids.tolist(), first_cells.tolist(), strict=True))
     perts, labels, rows = [], [], []
     for lab in uniq:
         g = code_of[lab]
         cell = first[g]
-        tg = tuple(t for t in targets_all[cell].split("+") if t)
-        kind = kinds_all[cell]
+        tg = tuple(t for t in str(obs["target_genes"].iloc[cell]).split("+") if t)
+        kind = str(obs["perturbation_type"].iloc[cell])
         if stats.group_n[g] < min_cells or not tg or kind == "control":
             continue
         perts.append(Perturbation(tg, kind=kind if kind in _KINDS else "knockout"))

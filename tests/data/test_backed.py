@@ -168,3 +168,75 @@ def test_chunked_pass_memory_is_bounded(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 0.25 * full_bytes, (peak, full_bytes)
+
+
+def _labelled(key: str, labels, kinds=None, categorical: bool = True):
+    import anndata as ad
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = len(labels)
+    obs = pd.DataFrame({key: pd.Categorical(labels) if categorical else np.asarray(labels, dtype=object)},
+                       index=[f"c{i}" for i in range(n)])
+    if kinds is not None:
+        obs["perturbation_type"] = pd.Categorical(kinds)
+    X = sp.csr_matrix(rng.poisson(1.0, (n, 4)).astype(np.float32))
+    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=["A", "B", "C", "D"]))
+
+
+@pytest.mark.parametrize("case", ["plain", "object_column_with_spaces", "given_types", "standard_named_key"])
+def test_standardize_backed_equals_standardize_on_label_variants(case):
+    rng = np.random.default_rng(1)
+    pool = ["B", "non-targeting", "A+C", "D", "C"]
+    labels = list(rng.choice(pool, 60))
+    key, kinds, categorical = "perturbation", None, True
+    if case == "object_column_with_spaces":
+        labels = [lab + " " if i % 3 == 0 else lab for i, lab in enumerate(labels)]
+        key, categorical = "gene", False
+    elif case == "given_types":
+        kinds = ["knockdown" if lab in ("B", "C") else "overexpression" for lab in labels]
+    elif case == "standard_named_key":
+        key = "target_genes"
+    ref = _labelled(key, labels, kinds, categorical)
+    got = ref.copy()
+    data.standardize(ref)
+    backed.standardize_backed(got)
+    assert set(got.obs.columns) == set(ref.obs.columns)
+    for col in ref.obs.columns:
+        a, b = got.obs[col], ref.obs[col]
+        assert a.dtype == b.dtype, col
+        if hasattr(b, "cat"):  # same categories in the same order
+            assert list(a.cat.categories) == list(b.cat.categories), col
+        assert (a.astype(str).to_numpy() == b.astype(str).to_numpy()).all(), col
+    assert got.uns["scagents"]["data"] == ref.uns["scagents"]["data"]
+    assert got.uns["scagents"]["data"]["n_control"] == labels.count("non-targeting") + (
+        labels.count("non-targeting ") if case == "object_column_with_spaces" else 0)
+
+
+def test_standardize_backed_reports_missing_labels_and_duplicate_names():
+    a = _labelled("perturbation", ["A", "non-targeting", None, "B"])
+    with pytest.raises(DataError, match="1 of 4 cells have no label"):
+        backed.standardize_backed(a)
+    b = _labelled("perturbation", ["A", "non-targeting", "B"])
+    b.obs_names = ["c0", "c1", "c0"]
+    with pytest.raises(DataError, match="cell name"):
+        backed.standardize_backed(b)
+
+
+@pytest.mark.parametrize("categorical", [True, False])
+def test_group_codes_from_category_codes_match_per_cell_strings(categorical):
+    import pandas as pd
+
+    labels = ["B", "non-targeting", None, "A+C", "B", "ctrl-like", "A+C", None, "non-targeting"]
+    a = _labelled("perturbation", [lab if lab is not None else np.nan for lab in labels], categorical=categorical)
+    a.obs["is_control"] = np.array([lab in ("non-targeting", "ctrl-like") for lab in labels])
+    codes, order = backed._group_codes(a, "perturbation", "control")
+    # reference: the per-cell string computation
+    ref = pd.Series([lab if lab is not None else np.nan for lab in labels], dtype=object)
+    keep = ref.notna().to_numpy()
+    names = ref.astype(str).where(~a.obs["is_control"].to_numpy(), "control")
+    assert order == ["control", "A+C", "B"]
+    expected = np.asarray(pd.Categorical(names, categories=order).codes, dtype=np.int64)
+    expected[~keep] = -1
+    np.testing.assert_array_equal(codes, expected)
+    assert codes.tolist() == [2, 0, -1, 1, 2, 0, 1, -1, 0]
