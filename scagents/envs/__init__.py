@@ -7,16 +7,25 @@
 * :class:`ModalityParallelEnv` — PettingZoo, one agent per modality branch;
 * :class:`DesignEnv` / :class:`BatchDesignParallelEnv` — choose perturbations toward a goal;
   :func:`twin_effect_table` scores candidates on the twin;
+* :class:`ShardedVectorEnv` / :class:`RayVectorEnv` — a batched env split into shards, stepped
+  in-process or on Ray actors; :class:`StreamDesignEnv` — the closed loop's propose-or-skip design env;
 * toy tasks for the optimisers (:class:`IdentityEnv`, :class:`TargetMatchEnv`, :class:`TargetMatchVecEnv`).
 """
 
-from scagents.envs.design import BatchDesignParallelEnv, DesignEnv, DesignProblem, twin_effect_table
+from scagents.envs.design import (
+    BatchDesignParallelEnv,
+    DesignEnv,
+    DesignProblem,
+    StreamDesignEnv,
+    twin_effect_table,
+)
 from scagents.envs.encoding import (
     encode_perturbations,
     gene_embedding_from_effects,
     network_gene_embedding,
 )
 from scagents.envs.multiagent import ModalityParallelEnv
+from scagents.envs.ray_vec import RayVectorEnv, ShardedVectorEnv, ShardError
 from scagents.envs.response import (
     PerturbationResponseEnv,
     PerturbationResponseVecEnv,
@@ -34,7 +43,11 @@ __all__ = [
     "ModalityParallelEnv",
     "PerturbationResponseEnv",
     "PerturbationResponseVecEnv",
+    "RayVectorEnv",
     "ResponseTask",
+    "ShardError",
+    "ShardedVectorEnv",
+    "StreamDesignEnv",
     "TargetMatchEnv",
     "TargetMatchVecEnv",
     "encode_perturbations",
