@@ -17,8 +17,10 @@ one merged ``results/<name>.{json,md}``.
 
 Usage::
 
-    python benchmarks/ablation.py           # default: twin 5 seeds × 5 folds, Papalexi 5 seeds ×
-                                            # folds 0-1 (--papalexi-max-folds 0 for all 5); ~30 min
+    python benchmarks/ablation.py --workers 2   # inner-validation choice of the RL budget, then
+                                                # twin and Papalexi, 5 seeds × 5 folds each
+    python benchmarks/ablation.py --workers 2 --papalexi-max-folds 2   # Papalexi folds 0-1 only
+                                                # (the published run: ~40 min on 2 busy cores)
     python benchmarks/ablation.py --quick   # smoke: 2 seeds × 1 fold, 4096 steps
 """
 
@@ -72,12 +74,75 @@ def load_task(name: str, *, max_control_cells: int = 512):
     raise SystemExit(f"Unknown data set {name!r}; choose twin or papalexi.")
 
 
-def run_one(task, method: str, seed: int, fold: int, n_folds: int, steps: int) -> pd.DataFrame:
-    """One (method, seed, fold) cell of the ablation (module level so Ray can ship it)."""
+CANDIDATES: dict[str, dict] = {
+    "64 envs × 64 steps, 16,384 steps, hidden (256, 256)":
+        dict(n_envs=64, n_steps=64, total_steps=16_384, hidden_sizes=(256, 256)),
+    "512 envs × 4 steps, 32,768 steps, hidden (256, 256)":
+        dict(n_envs=512, n_steps=4, total_steps=32_768, hidden_sizes=(256, 256)),
+    "256 envs × 8 steps, 32,768 steps, hidden (256, 256)":
+        dict(n_envs=256, n_steps=8, total_steps=32_768, hidden_sizes=(256, 256)),
+    "512 envs × 4 steps, 32,768 steps, hidden (64, 64)":
+        dict(n_envs=512, n_steps=4, total_steps=32_768, hidden_sizes=(64, 64)),
+}
+"""RL configurations compared by inner validation (everything else: :func:`default_train_config`)."""
+
+
+def run_one(task, method: str, seed: int, fold: int, n_folds: int, rl: dict) -> pd.DataFrame:
+    """One (method, seed, fold) cell of the ablation (module level so Ray can ship it).
+
+    ``rl`` holds the :class:`TrainConfig` overrides shared by every RL variant.
+    """
     algo = method.removesuffix("_residual")
-    cfg = default_train_config(algo if algo in RL_METHODS else "trpo_ppo", total_steps=steps)
+    cfg = default_train_config(algo if algo in RL_METHODS else "trpo_ppo", **rl)
     return heldout_scores(task, method=method, seed=seed, fold=fold, n_folds=n_folds,
                           train_config=cfg)
+
+
+_WORKER_TASK = None
+
+
+def _run_in_worker(job: dict) -> pd.DataFrame:
+    """Process-pool entry point: the task was inherited from the parent at fork time."""
+    return run_one(_WORKER_TASK, **job)
+
+
+def run_jobs(task, jobs: list[dict], *, workers: int, label: str) -> list[pd.DataFrame]:
+    """Run ablation cells in order, in this process or in ``workers`` forked processes."""
+    global _WORKER_TASK
+    t0 = time.perf_counter()
+    if workers <= 1:
+        frames = []
+        for i, job in enumerate(jobs):
+            frames.append(run_one(task, **job))
+            print(f"[{label}] {i + 1}/{len(jobs)} {job['method']} seed={job['seed']} "
+                  f"fold={job['fold']} ({time.perf_counter() - t0:.0f}s)", flush=True)
+        return frames
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    _WORKER_TASK = task
+    frames: list = [None] * len(jobs)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        futures = {pool.submit(_run_in_worker, job): i for i, job in enumerate(jobs)}
+        for n, fut in enumerate(as_completed(futures)):
+            i = futures[fut]
+            frames[i] = fut.result()
+            print(f"[{label}] {n + 1}/{len(jobs)} {jobs[i]['method']} seed={jobs[i]['seed']} "
+                  f"fold={jobs[i]['fold']} ({time.perf_counter() - t0:.0f}s)", flush=True)
+    _WORKER_TASK = None
+    return frames
+
+
+def choose_rl_config(task, *, seeds: tuple[int, ...] = (0, 1),
+                     inner_fold_ids: tuple[int, ...] = (0, 1)) -> tuple[str, dict, pd.DataFrame]:
+    """Inner-validation choice among :data:`CANDIDATES` (TRPO→PPO, twin fold 0's training set)."""
+    from scagents.evaluation import select_train_config
+
+    cands = {name: default_train_config("trpo_ppo", **kw) for name, kw in CANDIDATES.items()}
+    best, table = select_train_config(task, cands, method="trpo_ppo", fold=0, n_folds=5,
+                                      split_seed=0, inner_folds=5, inner_fold_ids=inner_fold_ids,
+                                      seeds=seeds)
+    return best, dict(CANDIDATES[best]), table
 
 
 def paired(per_split: pd.DataFrame, a: str, b: str, metric: str) -> dict:
@@ -116,6 +181,16 @@ def verdict(name: str, summary: pd.DataFrame, per_split: pd.DataFrame) -> tuple[
     facts: dict = {"best_baseline_by_mse": best_b}
     lines = [f"Best simple baseline by held-out delta MSE: **{METHOD_LABELS[best_b]}** "
              f"({mse[best_b]:.4f}; Pearson Δ top-20 {pear[best_b]:.3f})."]
+    if "n_diverged" in summary.columns:
+        bad = {m: _count(summary, m, "n_diverged") for m in summary.index}
+        bad = {m: n for m, n in bad.items() if n}
+        facts["diverged_trainings"] = bad
+        if bad:
+            lines.append(
+                "Diverged RL trainings (non-finite policy weights or predictions; those splits have "
+                "no score and are left out of the means and of every paired comparison): "
+                + ", ".join(f"{METHOD_LABELS.get(m, m)} {n} of {_count(summary, m, 'n_splits')}"
+                            for m, n in bad.items()) + ".")
     for variant, suffix in (("pure", ""), ("residual", "_residual")):
         algos = [a + suffix for a in RL_METHODS]
         top = "trpo_ppo" + suffix
@@ -154,15 +229,26 @@ def verdict(name: str, summary: pd.DataFrame, per_split: pd.DataFrame) -> tuple[
     return lines, facts
 
 
+def _count(summary: pd.DataFrame, method: str, column: str) -> int:
+    """A per-method integer column of :func:`summarize` output (flat or MultiIndex columns)."""
+    value = summary.loc[method, column]
+    value = value.iloc[0] if hasattr(value, "iloc") else value
+    return 0 if pd.isna(value) else int(value)
+
+
 def markdown_table(summary: pd.DataFrame) -> str:
-    head = "| method | " + " | ".join(lab for _, lab in TABLE_METRICS) + " |"
-    sep = "|---" * (len(TABLE_METRICS) + 1) + "|"
+    failed = "n_diverged" in summary.columns
+    head = ("| method | " + " | ".join(lab for _, lab in TABLE_METRICS)
+            + (" | diverged trainings |" if failed else " |"))
+    sep = "|---" * (len(TABLE_METRICS) + 1 + failed) + "|"
     rows = [head, sep]
     for m in summary.index:
         cells = [f"{summary.loc[m, (k, 'mean')]:.3f} ± {summary.loc[m, (k, 'sd')]:.3f}"
                  if k not in ("mse", "rmse", "mae") else
                  f"{summary.loc[m, (k, 'mean')]:.4f} ± {summary.loc[m, (k, 'sd')]:.4f}"
                  for k, _ in TABLE_METRICS]
+        if failed:
+            cells.append(f"{_count(summary, m, 'n_diverged')} / {_count(summary, m, 'n_splits')}")
         rows.append(f"| {METHOD_LABELS.get(m, m)} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -173,9 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5, help="k of the k-fold split over perturbations")
     ap.add_argument("--max-folds", type=int, default=None,
                     help="run only the first N folds of each seed on every data set")
-    ap.add_argument("--papalexi-max-folds", type=int, default=2,
+    ap.add_argument("--papalexi-max-folds", type=int, default=0,
                     help="folds run per seed on Papalexi (its trainings are slower; 0 = all)")
-    ap.add_argument("--steps", type=int, default=16_384, help="environment steps per RL training")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="override the environment steps per RL training (default: chosen config)")
+    ap.add_argument("--no-select", action="store_true",
+                    help="skip the inner-validation choice; use default_train_config()")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="forked worker processes for the ablation cells (one torch thread each)")
     ap.add_argument("--datasets", default="twin,papalexi")
     ap.add_argument("--methods", default=",".join(BASELINE_METHODS + RL_METHODS + RESIDUAL_METHODS))
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 seeds × 1 fold, 4096 steps")
@@ -188,13 +279,56 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     if args.quick:
         args.seeds, args.max_folds, args.papalexi_max_folds, args.steps = 2, 1, 1, 4_096
+        args.no_select = True
         if args.name == "ablation":
             args.name = "ablation_quick"
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    cfg0 = default_train_config(total_steps=args.steps)
+    selection_md: list[str] = []
+    selection: dict = {}
+    if args.no_select:
+        d = default_train_config()
+        rl = dict(n_envs=d.n_envs, n_steps=d.n_steps, total_steps=d.total_steps,
+                  hidden_sizes=d.hidden_sizes)
+        selection_md = ["## How the RL budget was chosen", "",
+                        "Not chosen in this run (`--no-select`): `default_train_config()`"
+                        + (f" with {args.steps} steps" if args.steps else "") + ".", ""]
+    else:
+        t_sel = time.perf_counter()
+        twin, _ = load_task("twin")
+        best, rl, table = choose_rl_config(twin)
+        sel_wall = time.perf_counter() - t_sel
+        n_sel = twin.split(n_folds=5, fold=0, seed=0)[0].n_perturbations
+        selection = {"best": best, "rl": {k: list(v) if isinstance(v, tuple) else v
+                                          for k, v in rl.items()},
+                     "wall_s": sel_wall, "table": table.reset_index().to_dict(orient="records")}
+        print(table.to_string(), "\nchosen:", best, flush=True)
+        rows = ["| candidate | inner-val MSE Δ | Pearson Δ top-20 | median train s | splits |",
+                "|---|---|---|---|---|"]
+        for name, r in table.iterrows():
+            mark = " **(chosen)**" if name == best else ""
+            rows.append(f"| {name}{mark} | {r.mse_mean:.4f} ± {r.mse_sd:.4f} | "
+                        f"{r.pearson_delta_topk_mean:.3f} ± {r.pearson_delta_topk_sd:.3f} | "
+                        f"{r.train_time_s:.1f} | {int(r.n_splits)} |")
+        selection_md = [
+            "## How the RL budget was chosen", "",
+            "Before any held-out scoring, TRPO→PPO (pure) was trained with each candidate below "
+            "on the twin's **outer fold 0 training perturbations only** (5-fold split, shuffle "
+            f"seed 0: {n_sel} of {twin.n_perturbations} perturbations); these were split once more by perturbation (inner "
+            "5-fold, reshuffled by each seed) and scored on inner folds 0 and 1 for seeds 0 and 1 "
+            "(4 inner splits per candidate, mean ± sd over them). Rule fixed in advance: lowest "
+            "mean inner-validation delta MSE wins (`scagents.evaluation.select_train_config`). "
+            "Every other setting is shared (`default_train_config`). The chosen configuration is "
+            "used unchanged by PPO, TRPO and TRPO→PPO, pure and residual, on both data sets "
+            "(Papalexi was not looked at). Caveat: for outer seeds ≠ 0 the held-out folds contain "
+            "some of the perturbations used here (one 4-way choice of a budget; the held-out "
+            "targets of seed 0 fold 0 were never used).", "",
+            *rows, "", f"Selection wall time {sel_wall:.0f} s.", ""]
+    if args.steps:
+        rl["total_steps"] = args.steps
+    cfg0 = default_train_config(**rl)
     command = f"python benchmarks/ablation.py {' '.join(argv if argv is not None else sys.argv[1:])}"
     payload: dict = {"command": command, "config": {**vars(args), "train_config": vars(cfg0)},
-                     "datasets": {}}
+                     "selection": selection, "datasets": {}}
     md = ["# Ablation: PPO vs TRPO vs TRPO→PPO vs simple baselines (held-out perturbations)", "",
           f"Command: `{command.strip()}` (one run writes this file and `ablation.json`).", "",
           "Protocol (`EVALUATION.md`): k-fold over perturbations (a held-out target is never seen in "
@@ -202,13 +336,16 @@ def main(argv: list[str] | None = None) -> int:
           "the delta (change from control) of each held-out perturbation; mean ± sd over seeds × "
           "folds of per-split averages (R²: per-split median over perturbations, because R² explodes "
           "for perturbations with ~zero effect). Verdicts compare methods *paired per split*.", "",
-          f"RL: {args.steps} env steps per training, one TrainConfig for every variant except `algo` "
-          f"(hidden {cfg0.hidden_sizes}, {cfg0.n_envs} envs × {cfg0.n_steps} steps per rollout, "
+          f"RL: {cfg0.total_steps} env steps per training, one TrainConfig for every variant "
+          f"except `algo` (hidden {cfg0.hidden_sizes} shared by actor and critic after one "
+          f"{'×'.join(map(str, cfg0.branch_sizes))}-unit branch per observation block — gene state, perturbation "
+          f"encoding, and for residual variants the baseline delta; {cfg0.n_envs} envs × "
+          f"{cfg0.n_steps} steps per rollout, "
           f"PPO {cfg0.ppo_epochs} epochs × {cfg0.n_minibatches} minibatches, lr {cfg0.lr}, TRPO δ "
           f"{cfg0.delta}, initial log σ {cfg0.init_log_std}, γ {cfg0.gamma}; TRPO→PPO switches at "
           f"{cfg0.trpo_fraction:.0%} of the steps). No hyper-parameter was tuned on any held-out fold "
-          "(none was tuned per data set at all: the rollout layout comes from the throughput "
-          "benchmark).", "",
+          "and none per data set: the rollout layout and budget were chosen by inner validation "
+          "on the twin (next section).", "", *selection_md,
           "Methods. *Network propagation*: ridge network (`scagents.grn.infer_network`, "
           "`method=\"ridge\"`, `alpha=\"auto\"`) inferred from the training fold's cells only "
           "(control cells + every cell of the training perturbations); the held-out perturbation's "
@@ -234,18 +371,14 @@ def main(argv: list[str] | None = None) -> int:
             n_run = min(n_run, args.papalexi_max_folds)
         folds = range(n_run)
         t0 = time.perf_counter()
-        jobs = [dict(task=task, method=m, seed=s, fold=f, n_folds=args.folds, steps=args.steps)
+        jobs = [dict(method=m, seed=s, fold=f, n_folds=args.folds, rl=rl)
                 for s in range(args.seeds) for f in folds for m in methods]
         if args.backend == "ray":
             from scagents.parallel import run_tasks
 
-            frames = run_tasks(run_one, jobs, backend="ray")
+            frames = run_tasks(run_one, [dict(task=task, **j) for j in jobs], backend="ray")
         else:
-            frames = []
-            for i, job in enumerate(jobs):
-                frames.append(run_one(**job))
-                print(f"[{name}] {i + 1}/{len(jobs)} {job['method']} seed={job['seed']} "
-                      f"fold={job['fold']} ({time.perf_counter() - t0:.0f}s)", flush=True)
+            frames = run_jobs(task, jobs, workers=args.workers, label=name)
         scores = pd.concat(frames, ignore_index=True)
         summary = summarize(scores)
         per_split = scores.groupby(["method", "seed", "fold"])[["mse", "pearson_delta_topk"]].mean()
@@ -271,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                + ", ".join(f"{METHOD_LABELS.get(m, m)} {t:.1f} s" for m, t in t_train.items()) + ".",
                ""]
         print(markdown_table(summary), "\n", "\n".join(lines), flush=True)
+        payload["wall_s"] = time.perf_counter() - t_all     # partial file after each data set
+        write_results(args.name, payload, "\n".join(md) + "\n")
     payload["wall_s"] = time.perf_counter() - t_all
     md.append(f"Total wall time {payload['wall_s']:.0f} s.")
     write_results(args.name, payload, "\n".join(md) + "\n")

@@ -14,6 +14,7 @@ from scagents.evaluation import (
     fit_baseline,
     fit_network_baseline,
     heldout_scores,
+    select_train_config,
     summarize,
 )
 from scagents.perturbation import Perturbation
@@ -81,6 +82,67 @@ def test_rl_method_trains_and_scores_every_heldout_perturbation():
     assert policy is not None and policy.train_config.algo == "trpo_ppo"
     assert len(df) == task.split(n_folds=4, fold=0, seed=0)[1].n_perturbations
     assert np.isfinite(df["mse"]).all() and (df["train_time_s"] > 0).all()
+
+
+def test_default_config_uses_the_paper_networks():
+    cfg = default_train_config("ppo")
+    assert cfg.hidden_sizes == (256, 256) and cfg.branch_sizes == (64,)
+    assert cfg.algo == "ppo" and default_train_config(hidden_sizes=(8,)).hidden_sizes == (8,)
+
+
+def test_select_train_config_uses_only_the_outer_training_perturbations(monkeypatch):
+    import scagents.evaluation as ev
+
+    task = _task()
+    _, outer_test = task.split(n_folds=4, fold=1, seed=2)
+    seen: list[tuple[str, ...]] = []
+    real = ev.heldout_scores
+
+    def spy(sub, **kw):
+        seen.append(tuple(sub.labels))
+        return real(sub, **kw)
+
+    monkeypatch.setattr(ev, "heldout_scores", spy)
+    # a one-update config against a longer one; the winner must follow the recorded MSE
+    cands = {"short": default_train_config(total_steps=128, n_envs=64, n_steps=2, hidden_sizes=(8,)),
+             "long": default_train_config(total_steps=1024, n_envs=64, n_steps=2, hidden_sizes=(8,))}
+    best, table = select_train_config(task, cands, fold=1, n_folds=4, split_seed=2,
+                                      inner_folds=3, inner_fold_ids=(0,), seeds=(0, 1))
+    assert len(seen) == 4                                    # 2 candidates × 2 seeds × 1 inner fold
+    assert all(not set(labels) & set(outer_test.labels) for labels in seen)
+    assert list(table.index) == ["short", "long"] and (table["n_splits"] == 2).all()
+    assert best == table["mse_mean"].idxmin()
+    assert np.isfinite(table[["mse_mean", "mse_sd", "train_time_s"]].to_numpy()).all()
+    with pytest.raises(DataError, match="not one of"):
+        select_train_config(task, cands, method="linear")
+    with pytest.raises(DataError, match="at least one"):
+        select_train_config(task, {})
+
+
+def test_diverged_training_is_flagged_and_counted(monkeypatch):
+    import torch
+
+    import scagents.policies as policies
+
+    real_train = policies.train
+
+    def nan_train(env, cfg, **kw):
+        policy, log = real_train(env, cfg, **kw)
+        with torch.no_grad():
+            next(policy.parameters()).fill_(float("nan"))
+        return policy, log
+
+    task = _task()
+    cfg = default_train_config(total_steps=128, n_envs=64, n_steps=2, hidden_sizes=(8,))
+    ok = heldout_scores(task, method="ppo", seed=0, fold=0, n_folds=4, train_config=cfg)
+    monkeypatch.setattr(policies, "train", nan_train)
+    bad = heldout_scores(task, method="ppo", seed=1, fold=0, n_folds=4, train_config=cfg)
+    assert not ok["diverged"].any() and bad["diverged"].all()
+    assert "mse" not in bad.columns                      # no score for a failed training
+    assert len(bad) == task.split(n_folds=4, fold=0, seed=1)[1].n_perturbations
+    out = summarize(pd.concat([ok, bad], ignore_index=True), metrics=("mse",))
+    assert int(out["n_diverged"].iloc[0]) == 1 and int(out["n_splits"].iloc[0]) == 2
+    assert out.loc["ppo", ("mse", "mean")] == pytest.approx(ok["mse"].mean())  # only the good split
 
 
 def test_summarize_means_over_splits_and_median_r2():
