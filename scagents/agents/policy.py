@@ -182,10 +182,17 @@ def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
              .reindex(index=genes, columns=genes).fillna(0.0))
     baseline = ctx.control
 
+    measured = set(genes)
+
     def predict(targets: tuple[str, ...], kind: str) -> np.ndarray:
+        """Propagate through the network; a target the data do not measure cannot be forced, so
+        only measured targets are propagated (none measured → no predicted change)."""
         from scagents.perturbation import Perturbation
 
-        res = grn.propagate_delta(w, baseline, Perturbation(tuple(targets), kind=kind), n_steps=3)
+        known = tuple(t for t in targets if t in measured)
+        if not known:
+            return np.zeros(len(genes))
+        res = grn.propagate_delta(w, baseline, Perturbation(known, kind=kind), n_steps=3)
         return pd.Series(np.asarray(res, float).ravel() if not isinstance(res, pd.Series) else res,
                          index=genes if not isinstance(res, pd.Series) else None
                          ).reindex(genes).fillna(0.0).to_numpy(float)
