@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from scagents.agents.state import AgentRecord, DataSummary, RunOptions, RunState
+from scagents.data import write as write_data
 from scagents.errors import ScagentsError
 
 __all__ = ["data_agent", "DATA_FILE", "TRUTH_FILE"]
@@ -86,7 +87,7 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
     fates = tmp.obs["fate"].astype(str)
     fate_shift = {"control": _fractions(fates[ctrl]), pert.label: _fractions(fates[goal_cells])}
     mdata.uns.pop("twin_perturbations", None)
-    _write(mdata, out / DATA_FILE)
+    write_data(mdata, out / DATA_FILE)
     measured = list(dict.fromkeys(labels[keep & ~(labels == "control")]))
     return DataSummary(
         source=f"twin:{net.name}", description=f"digital twin, model {net.name}",
@@ -102,14 +103,6 @@ def _fractions(fates: pd.Series) -> dict[str, float]:
             fates.value_counts(normalize=True).sort_index().items()}
 
 
-def _write(obj, path: Path) -> None:
-    """Write AnnData/MuData atomically (a killed run never leaves half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    if hasattr(obj, "mod"):
-        obj.write(str(tmp))
-    else:
-        obj.write_h5ad(tmp)
-    tmp.replace(path)
 
 
 def _user_data(opts: RunOptions, out: Path) -> DataSummary:
@@ -133,7 +126,7 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     candidates = [g for g in var.sort_values(ascending=False).index if g not in perturbed][:200]
     mods = list(obj.mod) if hasattr(obj, "mod") else ["rna"]
     path = out / DATA_FILE
-    _write(obj if hasattr(obj, "mod") else md.MuData({"rna": obj}), path)
+    write_data(obj if hasattr(obj, "mod") else md.MuData({"rna": obj}), path)
     return DataSummary(
         source=str(opts.data), description=Path(opts.data).name, path=DATA_FILE,
         n_cells=int(rna.n_obs), n_genes=int(rna.n_vars), modalities=mods, goal=goal.to_dict(),

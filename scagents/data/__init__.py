@@ -27,6 +27,7 @@ from .io import (
     read_network,
     read_screen,
     rna_modality,
+    write,
 )
 from .pseudobulk import perturbation_effects, pseudobulk
 from .validate import (
@@ -64,6 +65,7 @@ __all__ = [
     "rna_modality",
     "scan_values",
     "split_targets",
+    "write",
     "standardize",
 ]
 

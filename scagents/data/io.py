@@ -34,6 +34,7 @@ __all__ = [
     "read_network",
     "read_screen",
     "rna_modality",
+    "write",
 ]
 
 PathLike = str | os.PathLike
@@ -587,3 +588,23 @@ def read_hits(path: PathLike) -> list[str]:
     if not genes:
         raise DataFileError(f"{str(path)!r} holds no gene names; a hit list needs at least one gene.")
     return genes
+
+
+def write(obj: ad.AnnData | md.MuData, path: str | Path) -> Path:
+    """Write an AnnData (``.h5ad``) or MuData (``.h5mu``) atomically.
+
+    The object is written to ``<path>.tmp`` and then renamed, so a process killed while writing never
+    leaves half a file at ``path`` (an earlier file there stays intact until the rename).
+
+    Returns
+    -------
+    The path written.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if hasattr(obj, "mod"):
+        obj.write(str(tmp))
+    else:
+        obj.write_h5ad(tmp)
+    tmp.replace(path)
+    return path

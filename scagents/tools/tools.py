@@ -40,6 +40,7 @@ import pandas as pd
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, ValidationError
 
+from scagents.data import write as write_data
 from scagents.errors import ScagentsError
 from scagents.tools import schemas as S
 from scagents.tools.workspace import Workspace, format_error, format_validation_error
@@ -98,13 +99,6 @@ def _read(path: Path):
     return read(path)
 
 
-def _write(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    if hasattr(obj, "mod"):
-        obj.write(str(tmp))
-    else:
-        obj.write_h5ad(tmp)
-    tmp.replace(path)
 
 
 def _suffix(obj) -> str:
@@ -140,7 +134,7 @@ class Toolkit:
         obj = load(src, perturbation_key=a.perturbation_key, control_labels=a.control_labels)
         _, rna = rna_modality(obj)
         out = self.ws.new_file("datasets", a.name or src.name.split(".")[0], _suffix(obj))
-        _write(obj, out)
+        write_data(obj, out)
         ctrl = rna.obs["is_control"].astype(bool).to_numpy()
         counts = rna.obs.loc[~ctrl, "perturbation"].astype(str).value_counts()
         info = rna.uns.get("scagents", {}).get("data", {})
@@ -160,7 +154,7 @@ class Toolkit:
         integrate(obj, n_pcs=a.n_pcs, n_neighbors=a.n_neighbors, resolution=a.resolution,
                   joint=a.joint, umap=a.umap)
         out = self.ws.new_file("datasets", f"{src.name.split('.')[0]}_integrated", _suffix(obj))
-        _write(obj, out)
+        write_data(obj, out)
         rec = obj.uns.get("scagents", {}).get("integration", {})
         sizes = obj.obs["cluster"].value_counts()
         pt = obj.obs["dpt_pseudotime"].to_numpy(float)
@@ -237,7 +231,7 @@ class Toolkit:
         label = pert.label.replace(" ", "_")
         h5 = self.ws.new_file("twin", f"{net.name}_{label}", ".h5mu")
         mdata.uns.pop("twin_perturbations", None)
-        _write(mdata, h5)
+        write_data(mdata, h5)
         csv = h5.with_name(h5.name.replace(".h5mu", "_effects.csv"))
         eff.round(6).to_csv(csv)
         sig = eff[(eff["padj"] < MAX_PADJ) & (eff["delta"].abs() > MIN_EFFECT)]

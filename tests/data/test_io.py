@@ -374,3 +374,18 @@ def test_read_network_signs(tmp_path):
     path.write_text("Gene1,Gene2,Type\nA,B,+\nB,C,-\n")
     net = D.read_network(path)
     assert net.to_dict("list") == {"source": ["A", "B"], "target": ["B", "C"], "sign": [1, -1]}
+
+
+def test_write_is_atomic_and_round_trips(tmp_path):
+    import anndata as ad
+    import mudata as md
+    import numpy as np
+
+    from scagents.data import read, write
+
+    a = ad.AnnData(np.arange(6, dtype=np.float32).reshape(3, 2))
+    path = write(a, tmp_path / "x.h5ad")
+    assert np.array_equal(read(path).X, a.X)
+    assert not (tmp_path / "x.h5ad.tmp").exists()
+    m = write(md.MuData({"rna": a}), tmp_path / "x.h5mu")
+    assert read(m).mod["rna"].shape == (3, 2)
