@@ -36,7 +36,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._util import write_results  # noqa: E402
+from benchmarks._util import RESULTS, write_results  # noqa: E402
 from scagents.evaluation import (  # noqa: E402
     BASELINE_METHODS,
     METHOD_LABELS,
@@ -253,6 +253,21 @@ def markdown_table(summary: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
+def split_means(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per-split (method × seed × fold) means of the per-perturbation scores: what the results JSON
+    keeps (the per-perturbation table goes to a CSV beside it, not committed)."""
+    return (scores.groupby(["method", "seed", "fold"]).mean(numeric_only=True).round(6)
+            .reset_index())
+
+
+def write_scores(scores: pd.DataFrame, name: str, dataset: str) -> Path:
+    """Write the full per-perturbation table to ``results/raw/`` (git-ignored)."""
+    path = RESULTS / "raw" / f"{name}_{dataset}_scores.csv.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scores.to_csv(path, index=False)
+    return path.relative_to(RESULTS.parent)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5, help="number of seeds (0 … n-1)")
@@ -392,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             "summary": {m: {k: {s: (None if np.isnan(v) else float(v)) for s, v in
                                 summary.loc[m, k].items()} for k, _ in TABLE_METRICS}
                         for m in summary.index},
-            "scores": scores.to_dict(orient="records")}
+            "split_scores": split_means(scores).to_dict(orient="records"),
+            "scores_csv": str(write_scores(scores, args.name, name))}
         scope = ("full protocol" if n_run == args.folds else
                  f"**reduced: folds {list(folds)} of {args.folds}** (time budget)")
         md += [f"## {name}: {task!r}", "",
