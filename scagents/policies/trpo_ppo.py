@@ -497,6 +497,22 @@ def n_trpo_updates(cfg: TrainConfig, num_updates: int) -> int:
     return int(round(cfg.trpo_fraction * num_updates))
 
 
+def _warm_start(policy: ActorCritic, init: Any, device: torch.device) -> None:
+    """Copy ``init``'s weights into ``policy`` (see :func:`train`'s ``init_policy``)."""
+    if isinstance(init, (str, Path)):
+        init = load(init, device=str(device))
+    state = init.state_dict() if isinstance(init, nn.Module) else init
+    if not isinstance(state, Mapping):
+        raise TrainConfigError("init_policy must be an ActorCritic, a state_dict or a saved policy file, "
+                               f"got {type(init).__name__}.")
+    try:
+        policy.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+    except RuntimeError as exc:
+        raise TrainConfigError("init_policy does not fit the network this config builds (different spaces "
+                               "or hidden sizes); warm-start from a policy trained on the same environment "
+                               f"with the same TrainConfig sizes. ({str(exc).splitlines()[0]})") from exc
+
+
 def train(
     env: VectorEnv | gym.Env | Callable[[], gym.Env],
     config: TrainConfig | None = None,
@@ -505,6 +521,7 @@ def train(
     progress: bool = True,
     log_path: str | Path | None = None,
     callback: Callable[[dict[str, Any], ActorCritic], bool | None] | None = None,
+    init_policy: ActorCritic | Mapping[str, torch.Tensor] | str | Path | None = None,
 ) -> tuple[ActorCritic, TrainingLog]:
     """Train an actor-critic with PPO, TRPO or the paper's TRPO→PPO schedule.
 
@@ -525,6 +542,10 @@ def train(
         Write the training log to this ``.csv`` or ``.json`` file when training ends.
     callback
         Called after every update as ``callback(row, policy)``; returning ``False`` stops training.
+    init_policy
+        Warm start: an :class:`ActorCritic`, its ``state_dict()`` or a file written by :func:`save`
+        whose weights initialise the network (same spaces and sizes as ``config`` builds). The
+        optimiser state starts fresh.
 
     Returns
     -------
@@ -537,7 +558,7 @@ def train(
     SpaceError
         Unsupported observation/action spaces or modality slices.
     TrainConfigError
-        Invalid hyper-parameters.
+        Invalid hyper-parameters, or ``init_policy`` does not fit the network ``config`` builds.
     """
     cfg = config if config is not None else TrainConfig()
     if not isinstance(cfg, TrainConfig):
@@ -553,6 +574,8 @@ def train(
                              modality_slices=_resolve_slices(env, modality_slices),
                              hidden_sizes=cfg.hidden_sizes, branch_sizes=cfg.branch_sizes,
                              init_log_std=cfg.init_log_std).to(device)
+    if init_policy is not None:
+        _warm_start(policy, init_policy, device)
     policy.train_config = cfg
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     act_shape = (policy.act_dim,) if policy.continuous else ()

@@ -205,3 +205,25 @@ def test_clear_errors_for_bad_spaces_and_config():
         TrainConfig(trpo_fraction=1.5)
     with pytest.raises(SpaceError, match="VectorEnv"):
         train(42, TrainConfig(), progress=False)
+
+
+def test_warm_start_continues_from_given_weights(tmp_path):
+    env = TargetMatchVecEnv(8, 4, 2, ep_length=16)
+    cfg = TrainConfig(algo="ppo", total_steps=8192, seed=0, **SMALL)
+    trained, _ = train(env, cfg, progress=False)
+    # one update at a negligible learning rate leaves the weights as given
+    frozen = TrainConfig(algo="ppo", total_steps=1, seed=5, **{**SMALL, "lr": 1e-12})
+    for init in (trained, trained.state_dict(), save(trained, tmp_path / "agent.pt")):
+        copy, _ = train(env, frozen, progress=False, init_policy=init)
+        for (name, a), b in zip(trained.state_dict().items(), copy.state_dict().values(), strict=True):
+            assert torch.allclose(a, b, atol=1e-8), name
+    # a short warm-started run is already good; the same budget from scratch is not
+    short = TrainConfig(algo="ppo", total_steps=512, seed=1, **SMALL)
+    warm, _ = train(env, short, progress=False, init_policy=trained)
+    cold, _ = train(env, short, progress=False)
+    assert _target_match_score(warm) > -0.15 > -0.22 > _target_match_score(cold)
+    with pytest.raises(TrainConfigError, match="does not fit"):
+        train(env, TrainConfig(algo="ppo", total_steps=64, n_steps=8, hidden_sizes=(16,)), progress=False,
+              init_policy=trained)
+    with pytest.raises(TrainConfigError, match="init_policy must be"):
+        train(env, short, progress=False, init_policy=42)
