@@ -68,6 +68,8 @@ ROWS: list[dict] = [
     {"name": "sb3_trpo/matched", "lib": "sb3", "algo": "trpo", "vec": "dummy", **MATCHED_TRPO},
     {"name": "ours_trpo/matched", "lib": "ours", "algo": "trpo", "vec": "batched", **MATCHED_TRPO},
 ]
+RESPONSE_PRESET_FIELDS = ("n_envs", "n_steps", "lr", "delta", "ppo_epochs", "n_minibatches", "vf_epochs",
+                          "init_log_std", "gamma", "gae_lambda")
 RATIOS = [  # (ours, reference)
     ("ours_ppo/defaults", "sb3_ppo/defaults"),
     ("ours_ppo/matched", "sb3_ppo/matched"),
@@ -202,7 +204,12 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
 
         env = PerturbationResponseVecEnv(task, num_envs=n_envs)
         kw = {"algo": row["algo"], "seed": seed, "total_steps": max_steps, "hidden_sizes": NET, "torch_threads": 1}
-        if "n_steps" in row:  # matched settings; otherwise TrainConfig's defaults
+        if row.get("preset") == "response":  # scagents' settings for response tasks (the ablation's)
+            from scagents.evaluation import default_train_config
+
+            preset = default_train_config(row["algo"])
+            kw = {**{k: getattr(preset, k) for k in RESPONSE_PRESET_FIELDS}, **kw, **row.get("overrides", {})}
+        elif "n_steps" in row:  # matched settings; otherwise TrainConfig's defaults
             kw["n_steps"] = row["n_steps"]
             n_mb = row["n_envs"] * row["n_steps"] // row["batch_size"]
             kw["n_minibatches"] = n_mb

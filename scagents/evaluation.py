@@ -141,8 +141,9 @@ def default_train_config(algo: str = "trpo_ppo", **overrides: Any):
 
     base = dict(algo=algo, total_steps=32_768, n_envs=256, n_steps=8, hidden_sizes=(256, 256),
                 branch_sizes=(64,),
-                lr=1e-3, delta=0.02, ppo_epochs=8, n_minibatches=4, vf_epochs=5,
-                init_log_std=-2.0, gamma=0.0, gae_lambda=0.0, torch_threads=1)
+                lr=1e-3, delta=0.02, ppo_epochs=4, n_minibatches=8, vf_epochs=5,
+                init_log_std=-2.0, gamma=0.0, gae_lambda=0.0, reward_components=True,
+                critic_init_gain=0.01, torch_threads=1)
     base.update(overrides)
     return TrainConfig(**base)
 

@@ -14,7 +14,11 @@ Reward
     ``-reward_scale · mean_m MSE_m(action_m, delta_m)``: the negative mean squared error against
     the observed (real data) or simulated (twin) delta, averaged over features within a modality
     and then over modalities (so a 6-protein panel counts as much as 300 genes). The best reward
-    is 0, reached by ``action = delta``.
+    is 0, reached by ``action = delta``. ``info["reward_components"]`` splits the reward over the
+    action dimensions (``-reward_scale · w_j (a_j - delta_j)²``, summing to the reward); since each
+    depends only on its own action and the next observation does not depend on the action, a
+    policy can be trained with one advantage per dimension
+    (:attr:`scagents.policies.TrainConfig.reward_components`).
 Residual mode (``baseline=`` of :class:`PerturbationResponseVecEnv` and :func:`predict_delta`)
     A baseline prediction ``b`` per perturbation (e.g. the linear model of
     :mod:`scagents.baselines`, fitted on the training perturbations) is appended to the
@@ -660,7 +664,14 @@ class _ResponseCore:
         return err
 
     def reward(self, action: np.ndarray, pi: np.ndarray, k: int | np.ndarray) -> np.ndarray:
-        return -(self.squared_error(action, pi, k) @ self.weights) * self.reward_scale
+        return self.reward_and_components(action, pi, k)[0]
+
+    def reward_and_components(self, action: np.ndarray, pi: np.ndarray, k: int | np.ndarray
+                              ) -> tuple[np.ndarray, np.ndarray]:
+        """Rewards ``(n,)`` and their split over action dimensions ``(n, act_dim)`` (summing to them)."""
+        comps = self.squared_error(action, pi, k)
+        comps *= -self.weights * self.reward_scale
+        return comps.sum(axis=1), comps
 
     def spaces(self) -> tuple[gym.spaces.Box, gym.spaces.Box]:
         obs = gym.spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
@@ -736,13 +747,14 @@ class PerturbationResponseEnv(gym.Env):
     def step(self, action):
         core = self._core
         sq = core.squared_error(action, self._pi, self._k)[0]
-        reward = -float(sq @ core.weights) * float(core.reward_scale)
+        comps = (-sq * core.weights * core.reward_scale).astype(np.float32)
+        reward = float(comps.sum(dtype=np.float64))
         mse = {m: float(sq[s].mean()) for m, s in core.mod_slices.items()}
         self._k += 1
         terminated = self._k >= self.task.n_points
         k = min(self._k, self.task.n_points - 1)
         obs = core.observe(self._ci, self._pi, k)[0]
-        info = {**self._info(), "mse": mse}
+        info = {**self._info(), "mse": mse, "reward_components": comps}
         return obs, reward, terminated, False, info
 
 
@@ -800,10 +812,11 @@ class PerturbationResponseVecEnv(VectorEnv):
 
     def step(self, actions):
         core = self._core
-        rewards = core.reward(actions, self._pi, self._k).astype(np.float64)
+        rewards, comps = core.reward_and_components(actions, self._pi, self._k)
+        rewards = rewards.astype(np.float64)
         self._k += 1
         done = self._k >= self.task.n_points
-        infos: dict[str, Any] = {}
+        infos: dict[str, Any] = {"reward_components": comps}
         if done:
             infos["final_obs"] = core.observe(self._ci, self._pi, self._k - 1)
             infos["_final_obs"] = np.ones(self.num_envs, dtype=bool)

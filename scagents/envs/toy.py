@@ -100,6 +100,8 @@ class TargetMatchVecEnv(VectorEnv):
 
     All copies start together, so they terminate together every ``ep_length`` steps and are reset
     in the same call (``SAME_STEP`` autoreset: the returned observation starts the next episode).
+    ``infos["reward_components"]`` splits each reward over the action dimensions
+    (``-(a_j - x_j)² / act_dim``); the next observation does not depend on the action.
     """
 
     def __init__(self, num_envs: int = 16, obs_dim: int = 20, act_dim: int = 20, ep_length: int = 20):
@@ -124,7 +126,8 @@ class TargetMatchVecEnv(VectorEnv):
 
     def step(self, actions):
         a = np.asarray(actions, dtype=np.float32)
-        rewards = -np.mean((a - self._x[:, : self.act_dim]) ** 2, axis=1)
+        comps = -((a - self._x[:, : self.act_dim]) ** 2) / self.act_dim
+        rewards = comps.sum(axis=1)
         self._t += 1
         done = self._t >= self.ep_length
         if done:
@@ -132,4 +135,4 @@ class TargetMatchVecEnv(VectorEnv):
         self._x = self._rng.uniform(-1, 1, (self.num_envs, self.obs_dim)).astype(np.float32)
         terminated = np.full(self.num_envs, done)
         truncated = np.zeros(self.num_envs, dtype=bool)
-        return self._x.copy(), rewards, terminated, truncated, {}
+        return self._x.copy(), rewards, terminated, truncated, {"reward_components": comps}

@@ -191,6 +191,12 @@ class ActorCritic(nn.Module):
         Hidden layers of each modality branch (used only when there are several modalities).
     init_log_std
         Initial log standard deviation of the Gaussian policy.
+    value_dim
+        Outputs of the value head: 1, or one value per reward component (factored rewards,
+        :attr:`scagents.policies.TrainConfig.reward_components`).
+    critic_init_gain
+        Orthogonal-init gain of the value head (CleanRL: 1.0 for rewards of order 1; use a small
+        gain when rewards are small, so the first value estimates are not far off their scale).
 
     Attributes
     ----------
@@ -207,6 +213,8 @@ class ActorCritic(nn.Module):
         hidden_sizes: Sequence[int] = (256, 256),
         branch_sizes: Sequence[int] = (64,),
         init_log_std: float = 0.0,
+        value_dim: int = 1,
+        critic_init_gain: float = 1.0,
     ):
         super().__init__()
         self.observation_space = observation_space
@@ -237,7 +245,10 @@ class ActorCritic(nn.Module):
         self.actor_body = ModalityBody(self.slices, self.branch_sizes, self.hidden_sizes)
         self.critic_body = ModalityBody(self.slices, self.branch_sizes, self.hidden_sizes)
         self.actor_head = _layer(self.actor_body.out_dim, self.act_dim, 0.01)
-        self.critic_head = _layer(self.critic_body.out_dim, 1, 1.0)
+        if int(value_dim) < 1:
+            raise SpaceError(f"value_dim must be a positive number of reward components, got {value_dim}.")
+        self.value_dim = int(value_dim)
+        self.critic_head = _layer(self.critic_body.out_dim, self.value_dim, float(critic_init_gain))
         if self.continuous:
             self.log_std = nn.Parameter(torch.full((self.act_dim,), float(init_log_std)))
         else:
@@ -262,8 +273,9 @@ class ActorCritic(nn.Module):
         return out - out.logsumexp(-1, keepdim=True), None
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        """State value ``V(s)`` with shape ``(batch,)``."""
-        return self.critic_head(self.critic_body(obs)).squeeze(-1)
+        """State value ``V(s)``: shape ``(batch,)``, or ``(batch, value_dim)`` for factored rewards."""
+        out = self.critic_head(self.critic_body(obs))
+        return out.squeeze(-1) if self.value_dim == 1 else out
 
     def log_prob(self, params: tuple[torch.Tensor, torch.Tensor | None], actions: torch.Tensor) -> torch.Tensor:
         """log π(a|s) for given distribution parameters."""
@@ -272,6 +284,18 @@ class ActorCritic(nn.Module):
             z = (actions - mean) * torch.exp(-log_std)
             return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
         return mean.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    def log_prob_components(self, params: tuple[torch.Tensor, torch.Tensor | None],
+                            actions: torch.Tensor) -> torch.Tensor:
+        """``log π_j(a_j|s)`` per action dimension of a Gaussian policy, shape ``(batch, act_dim)``.
+
+        The diagonal Gaussian factorises, so these sum to :meth:`log_prob`.
+        """
+        if not self.continuous:
+            raise SpaceError("Per-dimension log-probabilities need a Gaussian (Box-action) policy.")
+        mean, log_std = params
+        z = (actions - mean) * torch.exp(-log_std)
+        return -0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI
 
     def entropy(self, params: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
         """Entropy of π(·|s) per state."""

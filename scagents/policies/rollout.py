@@ -87,13 +87,18 @@ class RolloutBuffer:
     @classmethod
     def allocate(cls, n_steps: int, n_envs: int, obs_dim: int, act_shape: tuple[int, ...],
                  act_dtype: torch.dtype, device: str | torch.device = "cpu", dist_dim: int | None = None,
-                 ) -> RolloutBuffer:
-        """Zero-filled buffers; ``dist_dim`` (the policy's ``act_dim``) also allocates ``dist``."""
+                 value_dim: int = 1) -> RolloutBuffer:
+        """Zero-filled buffers; ``dist_dim`` (the policy's ``act_dim``) also allocates ``dist``.
+
+        With ``value_dim > 1`` (factored rewards) rewards, values, advantages and returns get a
+        trailing dimension of that size.
+        """
         z = lambda *s, dtype=torch.float32: torch.zeros(s, dtype=dtype, device=device)  # noqa: E731
+        v = () if value_dim == 1 else (int(value_dim),)
         return cls(obs=z(n_steps, n_envs, obs_dim), actions=z(n_steps, n_envs, *act_shape, dtype=act_dtype),
-                   logprobs=z(n_steps, n_envs), values=z(n_steps, n_envs), rewards=z(n_steps, n_envs),
-                   dones=z(n_steps, n_envs), valid=z(n_steps, n_envs), advantages=z(n_steps, n_envs),
-                   returns=z(n_steps, n_envs), dist=None if dist_dim is None else z(n_steps, n_envs, dist_dim))
+                   logprobs=z(n_steps, n_envs), values=z(n_steps, n_envs, *v), rewards=z(n_steps, n_envs, *v),
+                   dones=z(n_steps, n_envs), valid=z(n_steps, n_envs), advantages=z(n_steps, n_envs, *v),
+                   returns=z(n_steps, n_envs, *v), dist=None if dist_dim is None else z(n_steps, n_envs, dist_dim))
 
     def flat(self) -> dict[str, torch.Tensor]:
         """The valid transitions, flattened to one batch dimension."""
@@ -101,8 +106,9 @@ class RolloutBuffer:
         n = keep.numel()
         out = {
             "obs": self.obs.reshape(n, -1), "actions": self.actions.reshape(n, *self.actions.shape[2:]),
-            "logprobs": self.logprobs.reshape(n), "values": self.values.reshape(n),
-            "advantages": self.advantages.reshape(n), "returns": self.returns.reshape(n),
+            "logprobs": self.logprobs.reshape(n), "values": self.values.reshape(n, *self.values.shape[2:]),
+            "advantages": self.advantages.reshape(n, *self.advantages.shape[2:]),
+            "returns": self.returns.reshape(n, *self.returns.shape[2:]),
         }
         if self.dist is not None:
             out["dist"] = self.dist.reshape(n, -1)
@@ -121,8 +127,11 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last
     ----------
     rewards, values, dones
         Arrays of shape ``(n_steps, n_envs)``; ``dones[t]`` marks an episode end at step ``t``.
+        Rewards and values may have a trailing component dimension (factored rewards; each
+        component gets its own advantage).
     last_value
-        ``V(s_T)`` of the observation after the last step, shape ``(n_envs,)``.
+        ``V(s_T)`` of the observation after the last step, shape ``(n_envs,)`` (or
+        ``(n_envs, components)``).
     gamma, gae_lambda
         Discount and GAE λ.
 
@@ -135,13 +144,36 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last
     adv = np.zeros_like(rewards)
     last = np.zeros_like(last_value)
     next_value = last_value
+    extra = (1,) * (rewards.ndim - dones.ndim)
     for t in range(n_steps - 1, -1, -1):
-        nonterminal = 1.0 - dones[t]
+        nonterminal = (1.0 - dones[t]).reshape(dones[t].shape + extra)
         delta = rewards[t] + gamma * next_value * nonterminal - values[t]
         last = delta + gamma * gae_lambda * nonterminal * last
         adv[t] = last
         next_value = values[t]
     return adv, adv + values
+
+
+def reward_components(infos: dict, n_envs: int, n_components: int) -> np.ndarray:
+    """The per-component rewards a vector environment reports in ``infos["reward_components"]``.
+
+    Raises
+    ------
+    SpaceError
+        The environment does not report them, or with the wrong shape.
+    """
+    comps = infos.get("reward_components") if isinstance(infos, dict) else None
+    if comps is None:
+        raise SpaceError("TrainConfig(reward_components=True) needs an environment that reports its reward "
+                         "split over the action dimensions in info['reward_components'] (e.g. "
+                         "scagents.envs.PerturbationResponseVecEnv); this one does not. Set "
+                         "reward_components=False.")
+    comps = np.asarray(comps, dtype=np.float64) if not (isinstance(comps, np.ndarray) and comps.dtype == object) \
+        else np.stack([np.asarray(c, dtype=np.float64) for c in comps])
+    if comps.shape != (n_envs, n_components):
+        raise SpaceError(f"info['reward_components'] has shape {comps.shape}; expected {(n_envs, n_components)} "
+                         "(environments × action dimensions).")
+    return comps
 
 
 class VecEnvRunner:
@@ -183,6 +215,7 @@ class VecEnvRunner:
         """
         policy, env, gamma = self.policy, self.env, self.gamma
         n_steps = buf.obs.shape[0]
+        factored = buf.rewards.ndim == 3
         ep_returns: list[float] = []
         ep_lengths: list[int] = []
         for t in range(n_steps):
@@ -199,7 +232,7 @@ class VecEnvRunner:
             if self.trunc_pending.any():  # NEXT_STEP: obs_t is the final obs of a truncated episode
                 if t > 0:
                     m = torch.from_numpy(self.trunc_pending).to(self.device)
-                    buf.rewards[t - 1] += gamma * value * m
+                    buf.rewards[t - 1] += gamma * value * (m[:, None] if factored else m)
                 self.trunc_pending[:] = False
             valid = ~self.reset_pending
             buf.valid[t] = torch.from_numpy(valid.astype(np.float32))
@@ -208,7 +241,11 @@ class VecEnvRunner:
             terminated = np.asarray(terminated, dtype=bool)
             truncated = np.asarray(truncated, dtype=bool)
             done = (terminated | truncated) & valid
-            r32 = np.where(valid, reward, 0.0).astype(np.float32)
+            if factored:
+                r32 = np.where(valid[:, None], reward_components(infos, self.n_envs, buf.rewards.shape[2]),
+                               0.0).astype(np.float32)
+            else:
+                r32 = np.where(valid, reward, 0.0).astype(np.float32)
             self.ep_return += np.where(valid, reward, 0.0)
             self.ep_length += valid
             if done.any():
@@ -229,14 +266,16 @@ class VecEnvRunner:
             self.obs = self._to_tensor(next_obs)
         self.last_value = policy.value(self.obs)
         if self.trunc_pending.any():
-            buf.rewards[n_steps - 1] += gamma * self.last_value * torch.from_numpy(self.trunc_pending).to(self.device)
+            m = torch.from_numpy(self.trunc_pending).to(self.device)
+            buf.rewards[n_steps - 1] += gamma * self.last_value * (m[:, None] if factored else m)
             # the bootstrap is done; the reset step still follows in the next rollout
             self.trunc_pending[:] = False
         return ep_returns, ep_lengths
 
     def _final_values(self, infos: dict, boot: np.ndarray) -> np.ndarray:
         """γ V(final_obs) for SAME_STEP truncations (zeros elsewhere)."""
-        out = np.zeros(self.n_envs, dtype=np.float32)
+        out = np.zeros((self.n_envs, *(() if self.policy.value_dim == 1 else (self.policy.value_dim,))),
+                       dtype=np.float32)
         if "final_obs" not in infos:
             return out
         idx = np.flatnonzero(boot)

@@ -130,6 +130,19 @@ class TrainConfig:
     """Hidden layers of each modality branch (only used with several modalities)."""
     init_log_std: float = 0.0
     """Initial log standard deviation of a Gaussian policy."""
+    critic_init_gain: float = 1.0
+    """Orthogonal-init gain of the value head (small when rewards are small, e.g. 0.01 for the
+    response tasks, whose rewards are squared errors of order 1e-2 or, per component, 1e-4)."""
+    target_kl: float | None = None
+    """PPO: stop the epochs of an update early once the approximate KL(π_old ‖ π_θ) of a
+    minibatch exceeds this (CleanRL's ``target_kl``); ``None`` never stops."""
+    reward_components: bool = False
+    """Factored rewards: use the environment's reward split over the action dimensions
+    (``info["reward_components"]``, summing to the reward) so that each dimension of a Gaussian
+    policy gets its own value head output and advantage. The policy gradient stays unbiased when
+    dimension j's reward depends only on ``a_j`` and actions do not change later observations (the
+    response environments: separable squared error, teacher forcing) and its variance no longer
+    grows with the number of dimensions. ``False``: one scalar reward (the paper, SB3)."""
     trpo_fraction: float = 0.5
     """Share of the step budget spent in the TRPO phase of ``trpo_ppo`` (the paper: first half)."""
     seed: int = 0
@@ -155,6 +168,8 @@ class TrainConfig:
             "backtrack_coeff": 0 < self.backtrack_coeff < 1, "fvp_fraction": 0 < self.fvp_fraction <= 1,
             "clip_coef": self.clip_coef > 0, "lr": self.lr > 0, "max_grad_norm": self.max_grad_norm > 0,
             "trpo_fraction": 0 <= self.trpo_fraction <= 1, "hidden_sizes": all(h > 0 for h in self.hidden_sizes),
+            "critic_init_gain": self.critic_init_gain > 0,
+            "target_kl": self.target_kl is None or self.target_kl > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -175,7 +190,8 @@ class TrainConfig:
 LOG_COLUMNS: tuple[str, ...] = (
     "update", "step", "phase", "episodic_return_mean", "episodic_length_mean", "episodes",
     "mean_kl", "approx_kl", "entropy", "policy_loss", "value_loss", "clip_fraction",
-    "trpo_step_size", "linesearch_accepted", "backtracks", "sps", "time_s",
+    "trpo_step_size", "linesearch_accepted", "backtracks", "ppo_epochs_done", "skipped_minibatches", "sps",
+    "time_s",
 )
 """Columns of the per-update training log (NaN where a column does not apply to the phase)."""
 
@@ -244,8 +260,16 @@ def _flat_grad(out: torch.Tensor, params: Sequence[nn.Parameter], **kw) -> torch
 # =============================================================================== TRPO (eq. 3-6)
 def surrogate_objective(policy: ActorCritic, obs: torch.Tensor, actions: torch.Tensor,
                         old_logprobs: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
-    """Importance-weighted advantage surrogate ``L(θ) = mean(π_θ(a|s) / π_old(a|s) · Â)``."""
-    ratio = torch.exp(policy.log_prob(policy.dist_params(obs), actions) - old_logprobs)
+    """Importance-weighted advantage surrogate ``L(θ) = mean(π_θ(a|s) / π_old(a|s) · Â)``.
+
+    With factored rewards (``advantages`` and ``old_logprobs`` of shape ``(batch, act_dim)``) it is
+    ``mean_s Σ_j π_θ,j(a_j|s) / π_old,j(a_j|s) · Â_j``.
+    """
+    params = policy.dist_params(obs)
+    if advantages.ndim == 2:
+        ratio = torch.exp(policy.log_prob_components(params, actions) - old_logprobs)
+        return (ratio * advantages).sum(-1).mean()
+    ratio = torch.exp(policy.log_prob(params, actions) - old_logprobs)
     return (ratio * advantages).mean()
 
 
@@ -390,13 +414,30 @@ def old_distribution(policy: ActorCritic, batch: Mapping[str, torch.Tensor]) -> 
     return stored, None
 
 
+def normalize_advantages(adv: torch.Tensor) -> torch.Tensor:
+    """Centre and scale advantages; factored ``(batch, dims)`` ones are centred per dimension and
+    share one scale, so a dimension with larger errors keeps its larger weight."""
+    if adv.shape[0] < 2:
+        return adv
+    centred = adv - adv.mean(0, keepdim=True) if adv.ndim == 2 else adv - adv.mean()
+    return centred / (centred.std() + 1e-8)
+
+
+def old_logprobs_of(policy: ActorCritic, batch: Mapping[str, torch.Tensor], old_dist: Dist) -> torch.Tensor:
+    """``log π_old(a|s)`` as the surrogate needs it: per dimension for factored rewards."""
+    if batch["advantages"].ndim == 2:
+        with torch.no_grad():
+            return policy.log_prob_components(old_dist, batch["actions"])
+    return batch["logprobs"]
+
+
 def trpo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: TrainConfig,
                 value_optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:
     """One TRPO major step (Algorithm 1, TRPO phase) followed by value regression."""
-    obs, actions, old_logp = batch["obs"], batch["actions"], batch["logprobs"]
-    adv = batch["advantages"]
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8) if adv.numel() > 1 else adv
+    obs, actions = batch["obs"], batch["actions"]
+    adv = normalize_advantages(batch["advantages"])
     old_dist = old_distribution(policy, batch)
+    old_logp = old_logprobs_of(policy, batch, old_dist)
     g, _ = surrogate_gradient(policy, obs, actions, old_logp, adv)                     # eq. 3
     n = obs.shape[0]
     n_fvp = max(1, int(round(cfg.fvp_fraction * n)))
@@ -421,6 +462,10 @@ def trpo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: Tra
 
 
 # =============================================================================== PPO (eq. 7-8)
+MAX_LOG_RATIO = 20.0
+"""Clamp of ``log(π_θ / π_old)`` in the PPO loss (a guard against ``exp`` overflow only)."""
+
+
 def ppo_clip_objective(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
     """Eq. 7 per sample: ``min(r Â, clip(r, 1 - ε, 1 + ε) Â)`` (to be maximised)."""
     return torch.minimum(ratio * advantages, torch.clamp(ratio, 1.0 - clip_coef, 1.0 + clip_coef) * advantages)
@@ -428,45 +473,69 @@ def ppo_clip_objective(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef:
 
 def ppo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: TrainConfig,
                optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:
-    """``ppo_epochs`` epochs of minibatch Adam on the negated eq. 8 objective."""
-    obs, actions, old_logp = batch["obs"], batch["actions"], batch["logprobs"]
+    """``ppo_epochs`` epochs of minibatch Adam on the negated eq. 8 objective.
+
+    Safeguards (none changes a well-behaved update): log-ratios are clamped to ±``MAX_LOG_RATIO``
+    before ``exp`` (far outside the clip range, where eq. 7 is flat or linear in an already huge
+    ratio), a minibatch whose loss or gradient is not finite is skipped (counted in
+    ``skipped_minibatches``), and with ``cfg.target_kl`` the epochs stop once a minibatch's
+    approximate KL exceeds it.
+    """
+    obs, actions = batch["obs"], batch["actions"]
     adv_all, returns = batch["advantages"], batch["returns"]
+    factored = adv_all.ndim == 2
     n = obs.shape[0]
     mb = max(1, n // cfg.n_minibatches)
     params = list(policy.parameters())
     old_dist = old_distribution(policy, batch)
+    old_logp = old_logprobs_of(policy, batch, old_dist)
+    stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("pg", "v", "ent", "approx_kl", "clip")}
+    skipped, epochs_done, stop = 0, 0, False
     for _ in range(cfg.ppo_epochs):
-        stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("pg", "v", "ent", "approx_kl", "clip")}
         perm = torch.randperm(n, generator=generator, device=obs.device)
         for start in range(0, n, mb):
             idx = perm[start:start + mb]
             mb_obs = obs[idx]
             dist = policy.dist_params(mb_obs)
-            logratio = policy.log_prob(dist, actions[idx]) - old_logp[idx]
+            if factored:   # one ratio and one advantage per action dimension
+                logratio = policy.log_prob_components(dist, actions[idx]) - old_logp[idx]
+            else:
+                logratio = policy.log_prob(dist, actions[idx]) - old_logp[idx]
+            logratio = logratio.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
             ratio = logratio.exp()
-            adv = adv_all[idx]
-            if adv.numel() > 1:
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)       # per-minibatch normalisation
-            pg_loss = -ppo_clip_objective(ratio, adv, cfg.clip_coef).mean()          # eq. 7
+            adv = normalize_advantages(adv_all[idx])                 # per-minibatch normalisation
+            clipped = ppo_clip_objective(ratio, adv, cfg.clip_coef)                 # eq. 7
+            pg_loss = -(clipped.sum(-1) if factored else clipped).mean()
             v_loss = 0.5 * (policy.value(mb_obs) - returns[idx]).pow(2).mean()
             entropy = policy.entropy(dist).mean()
             loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy            # eq. 8
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            grad_norm = nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                skipped += 1
+                continue
             optimizer.step()
             with torch.no_grad():
+                approx_kl = ((ratio - 1) - logratio).mean() * (logratio.shape[-1] if factored else 1)
                 stats["pg"].append(pg_loss.detach())
                 stats["v"].append(v_loss.detach())
                 stats["ent"].append(entropy.detach())
-                stats["approx_kl"].append(((ratio - 1) - logratio).mean())
+                stats["approx_kl"].append(approx_kl)
                 stats["clip"].append(((ratio - 1).abs() > cfg.clip_coef).float().mean())
+            if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
+                stop = True
+                break
+        epochs_done += 1
+        if stop:
+            break
     with torch.no_grad():   # logged only: KL(π_old ‖ π_new) on a random subsample of the batch
         sub = perm[:DIAGNOSTIC_STATES]
         kl = float(mean_kl(policy, obs[sub], tuple(None if t is None else t[sub] for t in old_dist)))
-    means = {k: float(torch.stack(v).mean()) for k, v in stats.items()}
+    means = {k: (float(torch.stack(v).mean()) if v else math.nan) for k, v in stats.items()}
     return {"policy_loss": means["pg"], "value_loss": means["v"], "entropy": means["ent"],
-            "approx_kl": means["approx_kl"], "clip_fraction": means["clip"], "mean_kl": kl}
+            "approx_kl": means["approx_kl"], "clip_fraction": means["clip"], "mean_kl": kl,
+            "ppo_epochs_done": epochs_done, "skipped_minibatches": skipped}
 
 
 def make_adam(params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -495,6 +564,17 @@ def n_trpo_updates(cfg: TrainConfig, num_updates: int) -> int:
     if cfg.algo == "trpo":
         return num_updates
     return int(round(cfg.trpo_fraction * num_updates))
+
+
+def _value_dim(cfg: TrainConfig, venv: VectorEnv) -> int:
+    """1, or the number of action dimensions for factored rewards."""
+    if not cfg.reward_components:
+        return 1
+    space = venv.single_action_space
+    if not isinstance(space, gym.spaces.Box):
+        raise TrainConfigError("reward_components=True needs a Box (continuous) action space: the reward is "
+                               f"split over action dimensions; got {space!r}.")
+    return int(np.prod(space.shape))
 
 
 def _warm_start(policy: ActorCritic, init: Any, device: torch.device) -> None:
@@ -573,7 +653,9 @@ def train(
         policy = ActorCritic(venv.single_observation_space, venv.single_action_space,
                              modality_slices=_resolve_slices(env, modality_slices),
                              hidden_sizes=cfg.hidden_sizes, branch_sizes=cfg.branch_sizes,
-                             init_log_std=cfg.init_log_std).to(device)
+                             init_log_std=cfg.init_log_std,
+                             value_dim=_value_dim(cfg, venv),
+                             critic_init_gain=cfg.critic_init_gain).to(device)
     if init_policy is not None:
         _warm_start(policy, init_policy, device)
     policy.train_config = cfg
@@ -581,7 +663,7 @@ def train(
     act_shape = (policy.act_dim,) if policy.continuous else ()
     buf = RolloutBuffer.allocate(cfg.n_steps, n_envs, policy.obs_dim, act_shape,
                                  torch.float32 if policy.continuous else torch.long, device,
-                                 dist_dim=policy.act_dim)
+                                 dist_dim=policy.act_dim, value_dim=policy.value_dim)
     runner = VecEnvRunner(venv, policy, gamma=cfg.gamma, seed=cfg.seed, generator=generator, device=device)
     ppo_optimizer = make_adam(policy.parameters(), cfg.lr)
     value_optimizer = make_adam(policy.value_parameters(), cfg.lr)
@@ -679,6 +761,7 @@ def save(policy: ActorCritic, path: str | Path, config: TrainConfig | None = Non
         "modality_slices": {k: [s.start, s.stop] for k, s in policy.slices.items()},
         "hidden_sizes": list(policy.hidden_sizes),
         "branch_sizes": list(policy.branch_sizes),
+        "value_dim": int(policy.value_dim),
         "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
     }
     torch.save(payload, path)
@@ -707,7 +790,8 @@ def load(path: str | Path, *, device: str = "cpu") -> ActorCritic:
     policy = ActorCritic(obs_space, _space_from_dict(payload["action_space"]),
                          modality_slices=None if isinstance(obs_space, gym.spaces.Dict) else
                          {k: slice(a, b) for k, (a, b) in slices.items()},
-                         hidden_sizes=payload["hidden_sizes"], branch_sizes=payload["branch_sizes"])
+                         hidden_sizes=payload["hidden_sizes"], branch_sizes=payload["branch_sizes"],
+                         value_dim=int(payload.get("value_dim", 1)))
     policy.load_state_dict(payload["state_dict"])
     policy.train_config = TrainConfig.from_dict(payload["config"]) if payload["config"] else None
     return policy.to(device).eval()

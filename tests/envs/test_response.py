@@ -82,6 +82,12 @@ def test_reward_is_negative_mse(task):
     assert r < r_best
     assert info["mse"]["rna"] == pytest.approx(np.mean((action[sl["rna"]] - true[sl["rna"]]) ** 2),
                                                rel=1e-5)
+    # the reward split over action dimensions: each term depends on its own action only
+    comps = info["reward_components"]
+    assert comps.shape == action.shape and (comps <= 0).all()
+    assert comps.sum() == pytest.approx(r, rel=1e-5)
+    w = np.concatenate([np.full(s.stop - s.start, 1 / (len(sl) * (s.stop - s.start))) for s in sl.values()])
+    np.testing.assert_allclose(comps, -w * (action - true) ** 2, rtol=1e-5)
 
 
 def test_trajectory_teacher_forcing(traj_task):
@@ -146,11 +152,14 @@ def test_vector_env_shapes_autoreset_seeding(task, traj_task):
     acts = np.random.default_rng(0).normal(0, 0.3, (8, venv.single_action_space.shape[0]))
     acts = acts.astype(np.float32)
     ci, pi = venv._ci.copy(), venv._pi.copy()
-    _, rew, *_ = venv.step(acts)
+    _, rew, _, _, info = venv.step(acts)
+    assert info["reward_components"].shape == acts.shape
+    np.testing.assert_allclose(info["reward_components"].sum(axis=1), rew, rtol=1e-5)
     for i in range(8):
         single.reset(options={"perturbation": int(pi[i]), "cell": int(ci[i])})
-        _, r, *_ = single.step(acts[i])
+        _, r, _, _, one = single.step(acts[i])
         assert r == pytest.approx(rew[i], rel=1e-5)
+        np.testing.assert_allclose(one["reward_components"], info["reward_components"][i], rtol=1e-5)
 
 
 def test_vector_env_throughput(task):
