@@ -80,6 +80,9 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--goal", default=None, help="goal of a new campaign")
     p.add_argument("--candidates", default=None, help="file with one candidate gene per line")
+    p.add_argument("--features", default=None,
+                   help="candidate features of a new campaign: .h5ad expression file or CSV/TSV table "
+                        "(gene, feature columns); default: the shared PBMC expression data when present")
     p.add_argument("--designer", default="policy", help="policy, ridge_ucb, gp_ucb or random")
     p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
     p.add_argument("--seed", type=int, default=0)
@@ -112,7 +115,7 @@ def _cmd_next(args: argparse.Namespace) -> int:
     if args.candidates:
         cands = [g.strip() for g in Path(args.candidates).read_text().split() if g.strip()]
     df = propose_round(args.db, args.campaign, batch=args.batch, goal=args.goal, candidates=cands,
-                       designer=args.designer, seed=args.seed)
+                       designer=args.designer, seed=args.seed, features=args.features or "auto")
     print(df.to_string(index=False))
     return 0
 

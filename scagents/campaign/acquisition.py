@@ -28,7 +28,7 @@ import pandas as pd
 
 from scagents.errors import ScagentsError
 
-__all__ = ["hit_likeness", "RidgeEnsemble", "candidate_state", "STATE_COLUMNS", "Designer", "RandomDesigner",
+__all__ = ["hit_likeness", "RidgeEnsemble", "candidate_state", "group_smooth", "knn_smooth", "PriorDesigner", "STATE_COLUMNS", "Designer", "RandomDesigner",
            "RidgeUCBDesigner", "GPUCBDesigner", "PolicyDesigner", "make_designer", "DESIGNERS",
            "DesignerError"]
 
@@ -128,7 +128,8 @@ def _unit(X: np.ndarray) -> np.ndarray:
 
 
 #: Names of the per-candidate state columns built by :func:`candidate_state`.
-STATE_COLUMNS = ("ridge_mean", "ridge_sd", "knn_mean", "knn_max", "nn_sim", "prior", "round")
+STATE_COLUMNS = ("ridge_mean", "ridge_sd", "knn_mean", "knn_max", "nn_sim", "group_mean", "group_n", "prior",
+                 "round")
 
 
 def _zscore(v: np.ndarray) -> np.ndarray:
@@ -151,25 +152,56 @@ def knn_smooth(X: np.ndarray, known: np.ndarray, y_known: np.ndarray, query: np.
     return ny.mean(1), ny.max(1), S.max(1)
 
 
+def group_smooth(groups: np.ndarray, known: np.ndarray, y_known: np.ndarray, query: np.ndarray, *,
+                 shrink: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Label propagation inside candidate groups (e.g. gene families, co-expression clusters).
+
+    Returns, for every query, the mean reward of the measured members of its group shrunk toward
+    the mean of all measured rewards (``(Σ y + shrink·ȳ) / (n + shrink)``), minus that mean, and the
+    number ``n`` of measured members. A group id ``< 0`` means "no group" (0 and 0).
+    """
+    g = np.asarray(groups, dtype=np.int64)
+    yk = np.asarray(y_known, dtype=np.float64)
+    mu = float(yk.mean()) if yk.size else 0.0
+    ng = int(max(g.max(initial=-1), 0)) + 1
+    gk = g[known]
+    ok = gk >= 0
+    tot = np.bincount(gk[ok], weights=yk[ok], minlength=ng)
+    cnt = np.bincount(gk[ok], minlength=ng).astype(np.float64)
+    gq = g[query]
+    has = gq >= 0
+    mean = np.zeros(len(query))
+    n = np.zeros(len(query))
+    mean[has] = (tot[gq[has]] + shrink * mu) / (cnt[gq[has]] + shrink) - mu
+    n[has] = cnt[gq[has]]
+    return mean, n
+
+
 def candidate_state(X: np.ndarray, known: np.ndarray, y_known: np.ndarray, query: np.ndarray, *,
-                    prior: np.ndarray | None = None, round_frac: float = 0.0, k: int = 10,
-                    seed: int = 0) -> np.ndarray:
+                    prior: np.ndarray | None = None, groups: np.ndarray | None = None, round_frac: float = 0.0,
+                    k: int = 10, seed: int = 0) -> np.ndarray:
     """Per-candidate summary of what is known, the input of the policy.
 
     Columns (:data:`STATE_COLUMNS`): ridge-ensemble posterior mean and sd, mean and max reward of
     the ``k`` most similar measured candidates (cosine on features, :func:`knn_smooth`),
-    similarity to the nearest measured candidate, the expression prior (z-scored over all
-    candidates; 0 when none is given) and the campaign progress ``round_frac``. The reward-like
-    columns are standardised by the spread of ``y_known``.
+    similarity to the nearest measured candidate, the shrunk mean reward of measured members of
+    the candidate's group and ``log1p`` of their number (:func:`group_smooth`; 0 without
+    ``groups``), the expression prior (z-scored over all candidates; 0 when none is given) and
+    the campaign progress ``round_frac``. The reward-like columns are standardised by the spread
+    of ``y_known``.
     """
     yk = np.asarray(y_known, dtype=np.float64)
     mu_y, sd_y = float(yk.mean()), float(yk.std()) or 1.0
     ens = RidgeEnsemble(n_models=8, seed=seed).fit(X[known], yk)
     mu, sd = ens.predict(X[query])
     kmean, kmax, nn = knn_smooth(X, known, yk, query, k=k)
+    if groups is not None:
+        gmean, gn = group_smooth(groups, known, yk, query)
+    else:
+        gmean, gn = np.zeros(len(query)), np.zeros(len(query))
     pr = _zscore(prior)[query] if prior is not None else np.zeros(len(query))
     out = np.column_stack([(mu - mu_y) / sd_y, sd / sd_y, (kmean - mu_y) / sd_y, (kmax - mu_y) / sd_y, nn,
-                           pr, np.full(len(query), round_frac)])
+                           gmean / sd_y, np.log1p(gn), pr, np.full(len(query), round_frac)])
     return out.astype(np.float32)
 
 
@@ -202,10 +234,16 @@ class Designer:
         Optional per-candidate prior (higher = more promising), e.g.
         :func:`~scagents.campaign.features.expression_prior`; round 0 then takes the top of the
         prior instead of random picks (the random designer ignores it), and the policy sees it.
+    groups
+        Optional group id per candidate (``-1`` = none), e.g.
+        :func:`~scagents.campaign.features.symbol_families`: measured rewards propagate inside a
+        group (:func:`group_smooth`) for the designers that use it (``ridge_ucb`` with
+        ``group > 0``, ``policy``).
     """
 
     seed: int = 0
     prior: np.ndarray | None = field(default=None, repr=False)
+    groups: np.ndarray | None = field(default=None, repr=False)
     name: str = field(default="base", init=False)
 
     def propose(self, X: np.ndarray, measured: np.ndarray, rewards: np.ndarray, batch: int, *,
@@ -279,12 +317,43 @@ class RandomDesigner(Designer):
 
 
 @dataclass
+class PriorDesigner(Designer):
+    """Static reference: always the top of the ``prior`` among candidates not yet proposed.
+
+    Ignores every measurement (so it cannot react to feedback); without a prior it is random.
+    It shows how much a campaign gains over simply following the expression prior.
+    """
+
+    name: str = field(default="prior_only", init=False)
+
+    def propose(self, X, measured, rewards, batch, *, exclude=None, round_index=0, n_rounds=5):
+        if self.prior is None:
+            return RandomDesigner(seed=self.seed).propose(X, measured, rewards, batch, exclude=exclude,
+                                                          round_index=round_index, n_rounds=n_rounds)
+        prior = np.asarray(self.prior, dtype=np.float64).reshape(-1)
+        if prior.shape != (len(X),):
+            raise DesignerError(f"prior has {prior.size} values but there are {len(X)} candidates; give one per row of X.")
+        blocked = np.zeros(len(X), bool)
+        blocked[np.asarray(measured, dtype=np.int64)] = True
+        if exclude is not None:
+            blocked[np.asarray(exclude, dtype=np.int64)] = True
+        avail = np.flatnonzero(~blocked)
+        if len(avail) == 0:
+            raise DesignerError("Every candidate has already been proposed; add candidates or stop the campaign.")
+        top = avail[np.argsort(-prior[avail], kind="stable")[: int(min(batch, len(avail)))]]
+        return pd.DataFrame({"index": top, "score": prior[top], "uncertainty": np.zeros(len(top)),
+                             "rationale": "expression prior only (static reference, ignores measurements)"})
+
+
+@dataclass
 class RidgeUCBDesigner(Designer):
     """Bootstrap ridge ensemble on the features; UCB = mean + ``beta``·sd; greedy top-k.
 
     With ``knn > 0`` the score adds ``knn`` × the mean reward of the 10 nearest measured
     candidates in feature (co-expression) space (:func:`knn_smooth`), a local smoother that
-    catches what the linear model misses.
+    catches what the linear model misses; with ``group > 0`` and ``groups`` given, it adds
+    ``group`` × the shrunk mean reward of the measured members of the candidate's group
+    (:func:`group_smooth`).
 
     ``backend="ray"`` fits the ensemble members as Ray tasks (``address`` = an existing cluster,
     default a local instance); proposals are the same as with ``backend="local"`` for the same seed.
@@ -294,6 +363,7 @@ class RidgeUCBDesigner(Designer):
     alpha: float = 10.0
     n_models: int = 16
     knn: float = 0.0
+    group: float = 0.0
     backend: str = "local"
     address: str | None = None
     name: str = field(default="ridge_ucb", init=False)
@@ -307,6 +377,9 @@ class RidgeUCBDesigner(Designer):
         if self.knn > 0:
             score = score + self.knn * knn_smooth(X, measured, rewards, avail)[0]
             why += f" + {self.knn:g}·co-expression neighbours' mean reward"
+        if self.group > 0 and self.groups is not None:
+            score = score + self.group * group_smooth(self.groups, measured, rewards, avail)[0]
+            why += f" + {self.group:g}·group members' mean reward"
         return score, sd, why
 
 
@@ -393,8 +466,8 @@ class PolicyDesigner(Designer):
             k = int(np.clip(round(known_fraction * n), 3, n - 3))
             kn, pool = perm[:k], perm[k:]
             shown = np.concatenate([pool, kn])
-            st = candidate_state(X, measured[kn], rewards[kn], measured[shown], prior=prior, round_frac=round_frac,
-                                 seed=seed + s)
+            st = candidate_state(X, measured[kn], rewards[kn], measured[shown], prior=prior, groups=self.groups,
+                                 round_frac=round_frac, seed=seed + s)
             problems.append(DesignProblem([str(i) for i in range(len(shown))], effects=rewards[shown], features=st))
             tested.append(np.arange(len(shown)) >= len(pool))
         return StreamDesignEnv(problems, tested=tested)
@@ -409,26 +482,17 @@ class PolicyDesigner(Designer):
                                 f"it could not be imported ({exc}). Use designer='ridge_ucb'.") from exc
         seed = int(rng.integers(1 << 31))
         if len(measured) < 6:  # too little to train on: the ridge UCB the policy would see
-            st = candidate_state(X, measured, rewards, avail, prior=prior, seed=seed)
+            st = candidate_state(X, measured, rewards, avail, prior=prior, groups=self.groups, seed=seed)
             return _zscore(st[:, 0] + st[:, 1]), st[:, 1].astype(np.float64), \
                 "ridge UCB (fewer than 6 measurements: the policy is not trained yet)"
         env = self.training_env(X, measured, rewards, prior=prior, round_frac=round_frac, seed=seed)
         cfg = TrainConfig(**_small_config(TrainConfig, algo=self.algo, total_steps=self.total_timesteps,
                                           seed=seed % (1 << 30)))
-        callback = None
-        if self.warm_start and self._weights is not None:
-            # train() builds a fresh network; load the previous round's weights after its first
-            # update so that the remaining updates continue from them.
-            prev = self._weights
-
-            def callback(row, policy, _done=[]):  # noqa: B006 - one-shot flag per round
-                if not _done:
-                    policy.load_state_dict(prev)
-                    _done.append(True)
-                return None
-        agent, self.last_log = train(env, cfg, progress=False, callback=callback)
+        init = self._weights if self.warm_start else None
+        agent, self.last_log = train(env, cfg, progress=False, init_policy=init)
         self._weights = {k: v.detach().clone() for k, v in agent.state_dict().items()}
-        state = candidate_state(X, measured, rewards, avail, prior=prior, round_frac=round_frac, seed=seed)
+        state = candidate_state(X, measured, rewards, avail, prior=prior, groups=self.groups, round_frac=round_frac,
+                                seed=seed)
         obs = env.observation_for(state)
         with torch.no_grad():
             logp, _ = agent.dist_params(torch.as_tensor(obs))
@@ -453,12 +517,12 @@ def _small_config(cfg_cls, **given) -> dict:
     return {k: v for k, v in wanted.items() if k in names}
 
 
-DESIGNERS = {"random": RandomDesigner, "ridge_ucb": RidgeUCBDesigner, "gp_ucb": GPUCBDesigner,
-             "policy": PolicyDesigner}
+DESIGNERS = {"random": RandomDesigner, "prior_only": PriorDesigner, "ridge_ucb": RidgeUCBDesigner,
+             "gp_ucb": GPUCBDesigner, "policy": PolicyDesigner}
 
 
 def make_designer(name: str, *, seed: int = 0, **options) -> Designer:
-    """Build a designer by name: ``"random"``, ``"ridge_ucb"``, ``"gp_ucb"`` or ``"policy"``."""
+    """Build a designer by name: ``"random"``, ``"prior_only"``, ``"ridge_ucb"``, ``"gp_ucb"`` or ``"policy"``."""
     if name not in DESIGNERS:
         raise DesignerError(f"Unknown designer {name!r}; use one of {', '.join(DESIGNERS)}.")
     return DESIGNERS[name](seed=seed, **options)

@@ -30,7 +30,8 @@ import pandas as pd
 from scagents.errors import DataError, DataFileError
 
 __all__ = ["gene_embedding", "combine_features", "align_features", "pbmc_gene_features",
-           "default_data_dir", "cache_dir", "PBMC_SOURCES", "expression_prior", "T_CELL_COLUMNS"]
+           "default_data_dir", "cache_dir", "PBMC_SOURCES", "expression_prior", "T_CELL_COLUMNS",
+           "symbol_families"]
 
 #: Kang 2018 cell types used by :func:`expression_prior` (T lymphocytes, the cells of the Schmidt screens).
 T_CELL_COLUMNS = ("kang__type_CD4 Naive T", "kang__type_CD4 Memory T", "kang__type_CD8 T", "kang__type_T activated")
@@ -276,16 +277,51 @@ def expression_prior(features: pd.DataFrame, *, columns: Sequence[str] | None = 
     if columns is None:
         columns = [c for c in T_CELL_COLUMNS if c in features]
         tsets = {c.split("__")[0] for c in columns}
-        columns += [c for c in features.columns if c.endswith("__mean") and c.split("__")[0] not in tsets]
+        columns += [c for c in features.columns
+                    if str(c).endswith("__mean") and str(c).split("__")[0] not in tsets]
     cols = [c for c in columns if c in features]
     if not cols:
         raise DataError(f"None of the prior columns {list(columns)[:6]} is in the features; give columns= "
                         "naming expression-level columns.")
     Z = features[cols].astype(np.float64).copy()
     for c in cols:
-        miss = f"{c.split('__')[0]}__missing"
+        miss = f"{str(c).split('__')[0]}__missing"
         if miss in features:
             Z.loc[features[miss].to_numpy() > 0, c] = np.nan
     if "missing" in features:
         Z.loc[features["missing"].to_numpy() > 0] = np.nan
     return Z.mean(axis=1).fillna(absent).rename("expression_prior")
+
+
+def symbol_families(genes: Sequence[str], *, min_size: int = 2, max_size: int = 200) -> np.ndarray:
+    """Gene families from the gene symbols alone (HGNC nomenclature), e.g. RPL10A, RPL3 → ``RPL``.
+
+    The family is the symbol without its trailing number and suffix (``MED12`` → ``MED``,
+    ``NDUFA4`` → ``NDUFA``, ``CD3E`` → ``CD``); symbols of protein complexes and paralogue groups
+    share it. Computed from the candidate names only — no screen data, no download.
+
+    Parameters
+    ----------
+    genes
+        Gene symbols (pairs ``"A+B"`` take the family of ``A``).
+    min_size, max_size
+        Families with fewer or more members among ``genes`` get no family (``-1``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer family id per gene (``-1`` = none).
+    """
+    import re
+
+    names = [str(g).split("+")[0].strip().upper() for g in genes]
+    fam = pd.Series([re.sub(r"\d+[A-Z]*\d*$", "", g) or g for g in names])
+    codes, _ = pd.factorize(fam)
+    size = np.bincount(codes)[codes]
+    out = codes.astype(np.int64)
+    out[(size < min_size) | (size > max_size)] = -1
+    keep = np.unique(out[out >= 0])
+    remap = np.full(int(codes.max(initial=-1)) + 1, -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+    out[out >= 0] = remap[out[out >= 0]]
+    return out

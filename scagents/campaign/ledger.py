@@ -1,6 +1,7 @@
 """Durable experiment ledger (SQLite, standard library) and the campaign functions built on it.
 
 Tables: ``campaigns`` (name, goal, objective, kind), ``candidates`` (gene + feature vector),
+``priors`` (the round-1 expression prior of every candidate and where it came from), ``settings``,
 ``rounds``, ``proposals`` (round, gene, rank, score, uncertainty, rationale; a gene is proposed at
 most once per campaign), ``ingests`` (sha256 of every ingested file) and ``measurements``
 (unique per campaign, gene and round).
@@ -34,7 +35,7 @@ from scagents.campaign.acquisition import hit_likeness, make_designer
 from scagents.errors import DataError, DataFileError, GeneNotFoundError, ScagentsError
 
 __all__ = ["CampaignError", "IngestError", "IngestSummary", "create_campaign", "propose_round", "ingest",
-           "history", "campaign_info", "plot_campaign", "list_campaigns", "parse_objective"]
+           "history", "campaign_info", "plot_campaign", "list_campaigns", "parse_objective", "read_feature_file"]
 
 KINDS = ("knockout", "knockdown", "overexpression")
 
@@ -45,6 +46,12 @@ CREATE TABLE IF NOT EXISTS campaigns (
 CREATE TABLE IF NOT EXISTS candidates (
     campaign_id INTEGER NOT NULL REFERENCES campaigns(id), gene TEXT NOT NULL, features BLOB NOT NULL,
     PRIMARY KEY (campaign_id, gene));
+CREATE TABLE IF NOT EXISTS priors (
+    campaign_id INTEGER NOT NULL REFERENCES campaigns(id), gene TEXT NOT NULL, value REAL NOT NULL,
+    source TEXT NOT NULL, PRIMARY KEY (campaign_id, gene));
+CREATE TABLE IF NOT EXISTS settings (
+    campaign_id INTEGER NOT NULL REFERENCES campaigns(id), key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, key));
 CREATE TABLE IF NOT EXISTS rounds (
     campaign_id INTEGER NOT NULL REFERENCES campaigns(id), round INTEGER NOT NULL, designer TEXT NOT NULL,
     seed INTEGER NOT NULL, batch INTEGER NOT NULL, created REAL NOT NULL, PRIMARY KEY (campaign_id, round));
@@ -147,7 +154,8 @@ def _campaign_row(con: sqlite3.Connection, name: str) -> tuple:
 
 
 def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Sequence[str],
-                    kind: str = "knockout", features: pd.DataFrame | str | Path | None = "auto") -> dict:
+                    kind: str = "knockout", features: pd.DataFrame | str | Path | None = "auto",
+                    prior: pd.Series | str | None = "auto") -> dict:
     """Create a campaign in the ledger at ``db_path`` (the file is created if needed).
 
     Parameters
@@ -165,22 +173,31 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
         ``"knockout"``, ``"knockdown"`` or ``"overexpression"``.
     features
         Candidate features: a DataFrame (index = genes), a path to an ``.h5ad`` expression file
-        (features from :func:`~scagents.campaign.features.gene_embedding`), ``"auto"`` (the shared
-        PBMC expression features when present) or ``None`` (no features: the model-based designers
-        then behave like random). Pairs get the mean of their genes' features; unknown genes get
-        zeros + a ``missing`` indicator.
+        (features from :func:`~scagents.campaign.features.gene_embedding`) or to a ``.csv``/``.tsv``
+        table (first column = gene, other columns numeric), ``"auto"`` (the shared PBMC expression
+        features when present) or ``None`` (no features: the model-based designers then behave like
+        random). Pairs get the mean of their genes' features; unknown genes get zeros + a
+        ``missing`` indicator.
+    prior
+        Round-1 prior per candidate (higher = propose first), stored in the ledger's ``priors``
+        table so that every later process uses the same one. ``"auto"``: the expression prior of
+        the features (:func:`~scagents.campaign.features.expression_prior`: mean standardised
+        expression level, from the T-cell / ``*__mean`` columns, else a ``mean`` column) when
+        they have expression-level columns; a Series (index = genes) gives it directly; ``None``
+        stores none (round 1 is then random, and its rationale says why).
 
     Returns
     -------
     dict
-        ``{"name", "goal", "objective", "kind", "n_candidates", "n_features"}``.
+        ``{"name", "goal", "objective", "kind", "n_candidates", "n_features", "prior"}`` —
+        ``prior`` is the stored prior's source, or ``None``.
 
     Raises
     ------
     CampaignError
         The name exists, the candidate list is empty or has duplicates, or ``kind`` is unknown.
     """
-    from scagents.campaign.features import align_features, gene_embedding, pbmc_gene_features
+    from scagents.campaign.features import align_features, pbmc_gene_features
 
     if kind not in KINDS:
         raise CampaignError(f"Unknown kind {kind!r}; use one of {', '.join(KINDS)}.")
@@ -198,11 +215,7 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
         except DataFileError:
             feats = None
     elif isinstance(features, str | Path):
-        import anndata as ad
-
-        if not Path(features).exists():
-            raise DataFileError(f"Feature file {features} does not exist.")
-        feats = gene_embedding(ad.read_h5ad(features))
+        feats = read_feature_file(features)
     else:
         feats = features
     if feats is None:
@@ -214,6 +227,7 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
         parts = g.split("+")
         rows.append(F.loc[parts].to_numpy().mean(0))
     M = np.asarray(rows, dtype=np.float64)
+    pvals, psource = _candidate_prior(prior, F, genes, feats_given=len(feats.columns) > 0)
     con = _connect(db_path)
     try:
         with _transaction(con):
@@ -225,10 +239,105 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
             cid = cur.lastrowid
             con.executemany("INSERT INTO candidates(campaign_id, gene, features) VALUES (?,?,?)",
                             [(cid, g, M[i].tobytes()) for i, g in enumerate(genes)])
+            if pvals is not None:
+                _store_prior(con, cid, genes, pvals, psource)
+            else:  # remember that this campaign has no prior (so `next` does not derive one)
+                con.execute("INSERT INTO settings(campaign_id, key, value) VALUES (?, 'prior', 'none')", (cid,))
     finally:
         con.close()
     return {"name": name, "goal": goal, "objective": parse_objective(goal), "kind": kind,
-            "n_candidates": len(genes), "n_features": M.shape[1]}
+            "n_candidates": len(genes), "n_features": M.shape[1], "prior": psource}
+
+
+def read_feature_file(path: str | Path) -> pd.DataFrame:
+    """Candidate features from a file: ``.h5ad`` expression data (a gene embedding, see
+    :func:`~scagents.campaign.features.gene_embedding`) or a ``.csv``/``.tsv`` table whose first
+    column is the gene and whose other columns are numbers.
+
+    Raises
+    ------
+    DataFileError
+        The file does not exist.
+    DataError
+        The table has no numeric feature column or non-numeric values.
+    """
+    from scagents.campaign.features import gene_embedding
+
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(f"Feature file {path} does not exist; give an .h5ad expression file or a "
+                            "CSV/TSV table (gene, feature columns).")
+    if path.suffix.lower() == ".h5ad":
+        import anndata as ad
+
+        return gene_embedding(ad.read_h5ad(path))
+    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
+    df = pd.read_csv(path, sep=sep, index_col=0)
+    if df.shape[1] == 0:
+        raise DataError(f"Feature table {path} has no feature columns; write gene,feature1,feature2,...")
+    num = df.apply(pd.to_numeric, errors="coerce")
+    bad = [c for c in df.columns if num[c].isna().any()]
+    if bad:
+        raise DataError(f"Feature table {path}: columns {bad[:5]} hold non-numeric or empty values; "
+                        "every feature must be a number.")
+    num.index = num.index.astype(str)
+    return num.astype(np.float64)
+
+
+def _candidate_prior(prior, F: pd.DataFrame, genes: list[str], *, feats_given: bool
+                     ) -> tuple[np.ndarray | None, str | None]:
+    """Per-candidate prior values and their source (``None, None`` when there is none)."""
+    from scagents.campaign.features import expression_prior
+
+    if prior is None or not feats_given and isinstance(prior, str):
+        return None, None
+    if isinstance(prior, str):
+        if prior != "auto":
+            raise CampaignError(f"prior must be 'auto', a pandas Series (gene -> value) or None, got {prior!r}.")
+        try:
+            single = expression_prior(F)
+            source = "expression_prior (mean standardised expression level in the feature data)"
+        except DataError:
+            if "mean" not in F:
+                return None, None
+            single = expression_prior(F, columns=["mean"])
+            source = "expression_prior (mean expression column of the feature data)"
+    else:
+        ser = pd.Series(prior, dtype=np.float64)
+        ser.index = [str(g).upper() for g in ser.index]
+        ser = ser[~ser.index.duplicated()]
+        if not np.isfinite(ser.to_numpy()).all():
+            raise CampaignError("The prior holds NaN or infinite values; give a finite number per gene.")
+        single = pd.Series([ser.get(str(g).upper(), np.nan) for g in F.index], index=F.index)
+        fill = float(ser.min()) - 1.0 if len(ser) else 0.0
+        single = single.fillna(fill)
+        source = "user-supplied prior"
+    vals = np.array([float(np.mean([single[p] for p in g.split("+")])) for g in genes])
+    return vals, source
+
+
+def _store_prior(con: sqlite3.Connection, cid: int, genes: Sequence[str], values: np.ndarray, source: str) -> None:
+    con.executemany("INSERT OR REPLACE INTO priors(campaign_id, gene, value, source) VALUES (?,?,?,?)",
+                    [(cid, g, float(v), source) for g, v in zip(genes, values, strict=True)])
+
+
+def _load_prior(con: sqlite3.Connection, cid: int, genes: Sequence[str]) -> tuple[np.ndarray | None, str | None]:
+    rows = con.execute("SELECT gene, value, source FROM priors WHERE campaign_id = ?", (cid,)).fetchall()
+    if not rows:
+        return None, None
+    d = {g: v for g, v, _ in rows}
+    lo = min(d.values()) - 1.0
+    return np.array([d.get(g, lo) for g in genes], dtype=np.float64), rows[0][2]
+
+
+def _prior_from_stored_features(con: sqlite3.Connection, cid: int, genes: Sequence[str], X: np.ndarray
+                                ) -> tuple[np.ndarray | None, str | None]:
+    """Prior of a campaign created without one (older ledgers): from its stored feature columns."""
+    names = json.loads(con.execute("SELECT feature_names FROM campaigns WHERE id = ?", (cid,)).fetchone()[0])
+    if X.shape[1] != len(names) or not any(n != "missing" for n in names):
+        return None, None
+    F = pd.DataFrame(X, index=list(genes), columns=names)
+    return _candidate_prior("auto", F, [str(g) for g in genes], feats_given=True)
 
 
 def _load(con: sqlite3.Connection, cid: int):
@@ -242,7 +351,8 @@ def _load(con: sqlite3.Connection, cid: int):
 
 def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: str | None = None,
                   candidates: Sequence[str] | None = None, designer: str = "policy", seed: int = 0,
-                  n_rounds: int = 5, **designer_options) -> pd.DataFrame:
+                  n_rounds: int = 5, features: pd.DataFrame | str | Path | None = "auto",
+                  **designer_options) -> pd.DataFrame:
     """Propose the next round of a campaign and record it (one transaction).
 
     Parameters
@@ -257,6 +367,8 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         Goal of a new campaign; for an existing one it must match (or be ``None``).
     candidates
         Candidates of a new campaign (ignored for an existing one).
+    features
+        Features of a new campaign (see :func:`create_campaign`; ignored for an existing one).
     designer
         ``"policy"`` (TRPO→PPO policy on the design environment), ``"ridge_ucb"``, ``"gp_ucb"`` or
         ``"random"``.
@@ -265,7 +377,10 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
     n_rounds
         Planned number of rounds (the policy sees the progress round / n_rounds).
     **designer_options
-        Passed to the designer (e.g. ``total_timesteps`` for the policy).
+        Passed to the designer (e.g. ``total_timesteps`` for the policy). Unless a ``prior`` is
+        given here, the prior stored in the ledger is used (round 0 proposes its top; a campaign
+        stored without one but with expression-level features gets it derived and stored with
+        its first round). Without any prior, round 0 is random and its rationale says why.
 
     Returns
     -------
@@ -288,7 +403,7 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         if goal is None or candidates is None:
             raise CampaignError(f"No campaign named {campaign!r} in {db_path}: give goal= and candidates= "
                                 "to create it (CLI: --goal and --candidates FILE).")
-        create_campaign(db_path, campaign, goal=goal, candidates=candidates)
+        create_campaign(db_path, campaign, goal=goal, candidates=candidates, features=features)
     con = _connect(db_path)
     try:
         cid, _, cgoal, objective, _, _ = _campaign_row(con, campaign)
@@ -299,12 +414,27 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         idx = {g: i for i, g in enumerate(genes)}
         last = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
         rnd = 0 if last is None else int(last) + 1
+        prior, psource = _load_prior(con, cid, genes)
+        new_prior = None
+        no_prior = con.execute("SELECT 1 FROM settings WHERE campaign_id = ? AND key = 'prior' AND value = 'none'",
+                               (cid,)).fetchone()
+        if prior is None and last is None and not no_prior:  # older ledgers: derive the prior once, store it
+            prior, psource = _prior_from_stored_features(con, cid, genes, X)
+            new_prior = prior
+        if prior is not None:
+            designer_options.setdefault("prior", prior)
         m = meas.groupby("gene")["value"].mean()
         measured = np.array([idx[g] for g in m.index], dtype=np.int64)
         rewards = hit_likeness(m.to_numpy(), objective) if len(m) else np.zeros(0)
         exclude = np.array([idx[g] for g in prop["gene"]], dtype=np.int64)
         des = make_designer(designer, seed=seed, **designer_options)
         picks = des.propose(X, measured, rewards, batch, exclude=exclude, round_index=rnd, n_rounds=n_rounds)
+        if prior is None and designer != "random":
+            picks["rationale"] = picks["rationale"].replace(
+                "random pick (nothing measured yet)",
+                "random pick: nothing measured yet and no expression prior stored for this campaign (it was "
+                "created without expression data, or with prior=None; give features= an .h5ad / feature table "
+                "or have the shared PBMC data present when creating it)")
         out = pd.DataFrame({"round": rnd, "rank": np.arange(1, len(picks) + 1),
                             "gene": [genes[i] for i in picks["index"]], "score": picks["score"].to_numpy(),
                             "uncertainty": picks["uncertainty"].to_numpy(), "rationale": picks["rationale"].to_numpy()})
@@ -313,6 +443,8 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
             last2 = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
             if last2 != last:
                 raise CampaignError(f"Campaign {campaign!r} got a new round from another process; run again.")
+            if new_prior is not None:
+                _store_prior(con, cid, genes, new_prior, psource)
             con.execute("INSERT INTO rounds(campaign_id, round, designer, seed, batch, created) VALUES (?,?,?,?,?,?)",
                         (cid, rnd, designer, int(seed), len(out), time.time()))
             rows = [(cid, rnd, r.gene, int(r.rank), float(r.score), float(r.uncertainty), str(r.rationale))
@@ -488,19 +620,21 @@ def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
 
 
 def campaign_info(db_path: str | Path, campaign: str) -> dict:
-    """Summary of a campaign: goal, objective, kind, candidates, and per-round progress."""
+    """Summary of a campaign: goal, objective, kind, candidates, the stored prior's source
+    (``"prior"``, ``None`` when none) and per-round progress."""
     con = _connect(db_path)
     try:
         cid, name, goal, objective, kind, _ = _campaign_row(con, campaign)
         n_cand = con.execute("SELECT COUNT(*) FROM candidates WHERE campaign_id = ?", (cid,)).fetchone()[0]
         n_ing = con.execute("SELECT COUNT(*) FROM ingests WHERE campaign_id = ?", (cid,)).fetchone()[0]
+        src = con.execute("SELECT source FROM priors WHERE campaign_id = ? LIMIT 1", (cid,)).fetchone()
     finally:
         con.close()
     h = history(db_path, campaign)
     per = h.groupby("round").agg(proposed=("gene", "size"), measured=("measured", "count"),
                                  mean_reward=("reward", "mean"), best_reward=("reward", "max")).reset_index()
     return {"name": name, "goal": goal, "objective": objective, "kind": kind, "n_candidates": int(n_cand),
-            "n_ingests": int(n_ing), "rounds": per.to_dict("records")}
+            "n_ingests": int(n_ing), "prior": src[0] if src else None, "rounds": per.to_dict("records")}
 
 
 def list_campaigns(db_path: str | Path) -> list[str]:

@@ -6,8 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scagents.campaign.acquisition import DesignerError, hit_likeness, knn_smooth, make_designer
-from scagents.campaign.features import align_features, combine_features, expression_prior
+from scagents.campaign.acquisition import (
+    STATE_COLUMNS,
+    DesignerError,
+    candidate_state,
+    group_smooth,
+    hit_likeness,
+    knn_smooth,
+    make_designer,
+)
+from scagents.campaign.features import (
+    align_features,
+    combine_features,
+    expression_prior,
+    symbol_families,
+)
 from scagents.campaign.screens import run_retrospective
 from scagents.envs.design import DesignProblem, StreamDesignEnv
 
@@ -104,7 +117,7 @@ def test_expression_prior_uses_measured_columns_only():
 
 
 @pytest.mark.slow
-def test_policy_designer_trains_and_proposes():
+def test_policy_designer_trains_and_proposes(monkeypatch):
     pytest.importorskip("scagents.policies.trpo_ppo")
     X, scores, is_hit = _problem(n=300, seed=2)
     d = make_designer("policy", seed=0, total_timesteps=1024, ucb_weight=0.5)
@@ -113,10 +126,25 @@ def test_policy_designer_trains_and_proposes():
     assert len(picks) == 12 and picks["index"].min() >= 60 and picks["index"].is_unique
     assert np.isfinite(picks["score"]).all() and "policy" in picks["rationale"].iloc[0]
     first = {k: v.clone() for k, v in d._weights.items()}
-    # warm start: the next round starts from (and so stays near) the stored weights
+    # warm start: the next round's train() gets the stored weights as init_policy
+    import scagents.policies as pol
+
+    seen = []
+    real_train = pol.train
+
+    def spy(env, cfg, **kw):
+        seen.append(kw.get("init_policy"))
+        return real_train(env, cfg, **kw)
+
+    monkeypatch.setattr(pol, "train", spy)
     d.propose(X, np.arange(72), hit_likeness(scores[:72], "increase"), 12, round_index=2)
-    assert set(d._weights) == set(first)
+    assert len(seen) == 1 and seen[0] is not None and set(seen[0]) == set(first)
+    assert all(np.allclose(first[k].numpy(), seen[0][k].numpy()) for k in first)
     assert any(not np.allclose(first[k].numpy(), d._weights[k].numpy()) for k in first)
+    cold = make_designer("policy", seed=0, total_timesteps=512, warm_start=False)
+    cold._weights = first
+    cold.propose(X, np.arange(72), hit_likeness(scores[:72], "increase"), 12, round_index=2)
+    assert seen[-1] is None
 
 
 def test_feature_alignment_missing_indicator():
@@ -129,3 +157,48 @@ def test_feature_alignment_missing_indicator():
     assert list(al.index) == ["a", "ZZZ"]
     assert al.loc["ZZZ", "missing"] == 1.0 and al.loc["a", "missing"] == 0.0
     assert (al.loc["ZZZ"].drop("missing") == 0).all()
+
+
+def test_group_smooth_shrinks_toward_mean():
+    groups = np.array([0, 0, 0, 1, 1, -1, 0, 1, -1])
+    known = np.array([0, 1, 3])
+    y = np.array([4.0, 2.0, 0.0])  # mean 2
+    mean, n = group_smooth(groups, known, y, np.array([2, 4, 5, 6]), shrink=2.0)
+    # group 0: (4 + 2 + 2·2) / (2 + 2) − 2 = 0.5 ; group 1: (0 + 4) / 3 − 2 = −2/3 ; no group: 0
+    assert mean == pytest.approx([0.5, -2 / 3, 0.0, 0.5])
+    assert n.tolist() == [2, 1, 0, 2]
+
+
+def test_symbol_families_from_names():
+    genes = ["RPL10A", "RPL3", "RPS6", "RPS3A", "MED12", "MED1", "CD3E", "CD28", "SOLO", "NDUFA4", "NDUFA1"]
+    fam = symbol_families(genes)
+    assert fam[0] == fam[1] and fam[2] == fam[3] and fam[0] != fam[2]
+    assert fam[4] == fam[5] and fam[6] == fam[7] and fam[9] == fam[10]
+    assert fam[8] == -1  # a family of one is no family
+    assert (symbol_families(genes, max_size=1) == -1).all()
+
+
+def test_prior_only_designer_ignores_feedback_and_state_columns():
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    prior = np.arange(30, dtype=float)
+    d = make_designer("prior_only", prior=prior)
+    a = d.propose(X, np.array([29, 28]), np.array([0.0, 9.0]), 3)
+    b = d.propose(X, np.array([29, 28]), np.array([9.0, 0.0]), 3)
+    assert a["index"].tolist() == b["index"].tolist() == [27, 26, 25]
+    st = candidate_state(X, np.arange(10), np.linspace(0, 1, 10), np.arange(10, 30))
+    assert st.shape == (20, len(STATE_COLUMNS))
+    gi = STATE_COLUMNS.index("group_mean")
+    assert (st[:, gi] == 0).all() and (st[:, gi + 1] == 0).all()
+    groups = np.repeat(np.arange(6), 5)
+    st = candidate_state(X, np.arange(10), np.r_[np.ones(5) * 3, np.zeros(5)], np.arange(10, 30), groups=groups)
+    assert (st[:, gi + 1] == 0).all()  # no query shares a group with the measured ones (groups 0, 1)
+
+
+def test_ridge_group_weight_follows_rewarded_group():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3))
+    groups = np.repeat(np.arange(6), 10)
+    measured = np.array([0, 1, 2, 10, 11, 12, 20, 21, 22])
+    rewards = np.array([5.0, 5.0, 5.0, 0, 0, 0, 0, 0, 0])
+    picks = make_designer("ridge_ucb", groups=groups, group=10.0).propose(X, measured, rewards, 5)
+    assert set(groups[picks["index"]]) == {0} and "group" in picks["rationale"].iloc[0]
