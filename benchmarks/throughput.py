@@ -21,7 +21,7 @@ so the networks have identical shapes.
 
 Usage::
 
-    python benchmarks/throughput.py            # 3 seeds × 9 rows, 15 s each: ~15 min on 2 cores
+    python benchmarks/throughput.py            # 3 seeds × 12 rows, 15 s each: ~20 min on 2 cores
     python benchmarks/throughput.py --quick    # 1 seed, short budgets (~1 min smoke run)
 
 Writes ``benchmarks/results/throughput.json`` and ``.md``.
@@ -58,6 +58,16 @@ ROWS: list[dict] = [
     {"name": "sb3_ppo/defaults", "lib": "sb3", "algo": "ppo", "vec": "dummy",
      "n_envs": 8, "n_steps": 256, "n_epochs": 10, "batch_size": 64},
     {"name": "ours_ppo/defaults", "lib": "ours", "algo": "ppo", "vec": "batched", "n_envs": 256},
+    # our settings for response tasks (scagents.evaluation.default_train_config: per-gene rewards,
+    # small initial σ, γ = 0), once as they are and once with one scalar reward like SB3's
+    {"name": "ours_ppo/response", "lib": "ours", "algo": "ppo", "vec": "batched", "n_envs": 256,
+     "preset": "response"},
+    {"name": "ours_ppo/response_scalar", "lib": "ours", "algo": "ppo", "vec": "batched", "n_envs": 256,
+     "preset": "response", "overrides": {"reward_components": False}},
+    # SB3 PPO defaults given the same initial σ and γ as our response settings
+    {"name": "sb3_ppo/defaults+sigma", "lib": "sb3", "algo": "ppo", "vec": "dummy",
+     "n_envs": 8, "n_steps": 256, "n_epochs": 10, "batch_size": 64, "log_std_init": -2.0, "gamma": 0.0,
+     "gae_lambda": 0.0},
     # PPO with identical settings; SB3 once through DummyVecEnv, once through our batched env
     {"name": "sb3_ppo/matched", "lib": "sb3", "algo": "ppo", "vec": "dummy", **MATCHED_PPO},
     {"name": "sb3_ppo/matched+batched_env", "lib": "sb3", "algo": "ppo", "vec": "batched", **MATCHED_PPO},
@@ -69,8 +79,11 @@ ROWS: list[dict] = [
     {"name": "ours_trpo/matched", "lib": "ours", "algo": "trpo", "vec": "batched", **MATCHED_TRPO},
 ]
 RESPONSE_PRESET_FIELDS = ("n_envs", "n_steps", "lr", "delta", "ppo_epochs", "n_minibatches", "vf_epochs",
-                          "init_log_std", "gamma", "gae_lambda")
+                          "init_log_std", "gamma", "gae_lambda", "reward_components", "critic_init_gain")
 RATIOS = [  # (ours, reference)
+    ("ours_ppo/response", "sb3_ppo/defaults"),
+    ("ours_ppo/response", "sb3_ppo/defaults+sigma"),
+    ("ours_ppo/response_scalar", "sb3_ppo/defaults"),
     ("ours_ppo/defaults", "sb3_ppo/defaults"),
     ("ours_ppo/matched", "sb3_ppo/matched"),
     ("ours_ppo/matched", "sb3_ppo/matched+batched_env"),
@@ -232,7 +245,8 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
         train_s = clock.train_time()
         steps = int(log.rows[-1]["step"]) - start_steps[0]
         settings = {k: getattr(cfg, k) for k in ("n_steps", "ppo_epochs", "n_minibatches", "vf_epochs",
-                                                 "cg_iters", "fvp_fraction", "lr")}
+                                                 "cg_iters", "fvp_fraction", "lr", "init_log_std", "gamma",
+                                                 "reward_components", "critic_init_gain")}
         settings["n_envs"] = n_envs
         final_fn = policy.predict
     else:
@@ -245,9 +259,12 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
         else:
             venv = sb3_batched_adapter(PerturbationResponseVecEnv(task, num_envs=n_envs))
         pk = {"net_arch": {"pi": list(NET), "vf": list(NET)}, "activation_fn": torch.nn.Tanh}
+        if "log_std_init" in row:
+            pk["log_std_init"] = row["log_std_init"]
         if row["algo"] == "ppo":
+            extra = {k: row[k] for k in ("gamma", "gae_lambda") if k in row}
             model = PPO("MlpPolicy", venv, n_steps=row["n_steps"], batch_size=row["batch_size"],
-                        n_epochs=row["n_epochs"], policy_kwargs=pk, device="cpu", seed=seed)
+                        n_epochs=row["n_epochs"], policy_kwargs=pk, device="cpu", seed=seed, **extra)
         else:
             from sb3_contrib import TRPO
 
@@ -269,7 +286,8 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
         train_s = clock.train_time()
         steps = int(model.num_timesteps)
         settings = {k: getattr(model, k, None) for k in ("n_steps", "batch_size", "n_epochs", "n_critic_updates",
-                                                          "cg_max_steps", "learning_rate")}
+                                                          "cg_max_steps", "learning_rate", "gamma")}
+        settings["log_std_init"] = pk.get("log_std_init", 0.0)
         settings["n_envs"] = n_envs
         final_fn = act_fn
     final = evaluator(final_fn)
@@ -311,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--budget", type=float, default=15.0, help="training seconds per run (evaluation excluded)")
-    p.add_argument("--eval-every", type=float, default=1.0)
+    p.add_argument("--eval-every", type=float, default=0.25)
     p.add_argument("--max-steps", type=int, default=20_000_000)
     p.add_argument("--rows", default="", help="comma-separated row names (default: all)")
     p.add_argument("--quick", action="store_true", help="1 seed, 3 s per run")
@@ -432,7 +450,7 @@ def verdict(payload: dict) -> list[str]:
     """Plain statements on the ≥ 10× goal (steps/s and time to target A, ours vs SB3 PPO)."""
     out = []
     for r in payload["ratios"]:
-        if r["reference"] not in ("sb3_ppo/defaults", "sb3_ppo/matched"):
+        if r["reference"] not in ("sb3_ppo/defaults", "sb3_ppo/defaults+sigma", "sb3_ppo/matched"):
             continue
         sps = r["sps_ratio_median"]
         tt = r["time_to_sb3_ppo_defaults_final_speedup"]
