@@ -423,9 +423,12 @@ def _train_policy(ctx: _Context, attempt: int) -> tuple[Predict, dict]:
     from scagents.policies import TrainConfig, save, train
 
     steps = ctx.opts.policy_steps * 2 ** (attempt - 1)
+    # per-gene rewards (one advantage per predicted gene; see TrainConfig.reward_components) and
+    # γ = 0: the response environment scores each step on its own and its next observation does not
+    # depend on the action
     cfg = TrainConfig(algo="trpo_ppo", total_steps=steps, n_envs=64, n_steps=8, hidden_sizes=(64, 64),
-                      lr=1e-3, ppo_epochs=4, n_minibatches=4, init_log_std=-1.0,
-                      seed=ctx.opts.seed + attempt - 1)
+                      lr=1e-3, ppo_epochs=4, n_minibatches=4, init_log_std=-2.0, gamma=0.0, gae_lambda=0.0,
+                      reward_components=True, critic_init_gain=0.01, seed=ctx.opts.seed + attempt - 1)
     env = PerturbationResponseVecEnv(ctx.train, num_envs=cfg.n_envs)
     t0 = time.perf_counter()
     policy, log = train(env, cfg, progress=False, log_path=ctx.out / TRAINING_LOG)

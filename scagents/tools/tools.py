@@ -276,8 +276,9 @@ class Toolkit:
         else:
             train_task, test_task = task.split(test_fraction=0.2, seed=a.seed)
         steps = a.total_steps or self.settings.train_steps
-        cfg = TrainConfig(algo=a.algo, total_steps=steps, n_envs=64, n_steps=8,
-                          hidden_sizes=(64, 64), lr=1e-3, init_log_std=-1.0, seed=a.seed)
+        cfg = TrainConfig(algo=a.algo, total_steps=steps, n_envs=64, n_steps=8, hidden_sizes=(64, 64),
+                          lr=1e-3, init_log_std=-2.0, gamma=0.0, gae_lambda=0.0, reward_components=True,
+                          critic_init_gain=0.01, seed=a.seed)
         env = PerturbationResponseVecEnv(train_task, num_envs=cfg.n_envs)
         path = self.ws.new_file("policies", f"{name}_{a.algo}", ".pt")
         log_path = path.with_suffix(".log.csv")
