@@ -21,7 +21,7 @@ so the networks have identical shapes.
 
 Usage::
 
-    python benchmarks/throughput.py            # 3 seeds × 12 rows, 15 s each: ~20 min on 2 cores
+    python benchmarks/throughput.py            # 3 seeds × 13 rows, 15 s each: ~20 min on 2 cores
     python benchmarks/throughput.py --quick    # 1 seed, short budgets (~1 min smoke run)
 
 Writes ``benchmarks/results/throughput.json`` and ``.md``.
@@ -64,6 +64,10 @@ ROWS: list[dict] = [
      "preset": "response"},
     {"name": "ours_ppo/response_scalar", "lib": "ours", "algo": "ppo", "vec": "batched", "n_envs": 256,
      "preset": "response", "overrides": {"reward_components": False}},
+    # the same with half the PPO epochs and twice the minibatches (same Adam steps per sample ÷ 2):
+    # the fastest setting tried, chosen on a 8 s single-seed probe before this benchmark ran
+    {"name": "ours_ppo/response_fast", "lib": "ours", "algo": "ppo", "vec": "batched", "n_envs": 256,
+     "preset": "response", "overrides": {"ppo_epochs": 2, "n_minibatches": 16}},
     # SB3 PPO defaults given the same initial σ and γ as our response settings
     {"name": "sb3_ppo/defaults+sigma", "lib": "sb3", "algo": "ppo", "vec": "dummy",
      "n_envs": 8, "n_steps": 256, "n_epochs": 10, "batch_size": 64, "log_std_init": -2.0, "gamma": 0.0,
@@ -82,6 +86,8 @@ RESPONSE_PRESET_FIELDS = ("n_envs", "n_steps", "lr", "delta", "ppo_epochs", "n_m
                           "init_log_std", "gamma", "gae_lambda", "reward_components", "critic_init_gain")
 RATIOS = [  # (ours, reference)
     ("ours_ppo/response", "sb3_ppo/defaults"),
+    ("ours_ppo/response_fast", "sb3_ppo/defaults"),
+    ("ours_ppo/response_fast", "sb3_ppo/defaults+sigma"),
     ("ours_ppo/response", "sb3_ppo/defaults+sigma"),
     ("ours_ppo/response_scalar", "sb3_ppo/defaults"),
     ("ours_ppo/defaults", "sb3_ppo/defaults"),
