@@ -113,8 +113,9 @@ def run_twin(args: argparse.Namespace) -> tuple[list[str], dict]:
         linear = [fit_baseline("linear", tr, point=t) for t in range(task.n_points)]
         policies = {}
         for algo in [a.strip() for a in args.algos.split(",")]:
-            cfg = default_train_config(algo, total_steps=args.steps, n_steps=2 * task.n_points,
-                                       gamma=0.99, gae_lambda=0.95, seed=seed)
+            # γ = 0 (the preset's): with teacher forcing an action changes only its own step's
+            # reward, so later rewards would only add variance to its advantage
+            cfg = default_train_config(algo, total_steps=args.steps, n_steps=2 * task.n_points, seed=seed)
             policies[algo], _ = train(PerturbationResponseVecEnv(tr, cfg.n_envs), cfg, progress=False)
         for split, sub in (("held-out", te), ("training", tr)):
             for i, p in enumerate(sub.perturbations):
