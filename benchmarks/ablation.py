@@ -227,15 +227,17 @@ def verdict(name: str, summary: pd.DataFrame, per_split: pd.DataFrame) -> tuple[
             holds_mean = bool(mse[tp_] < mse[t_] < mse[p_])
             holds_sig = bool(c1["ci95"][1] < 0 and c2["ci95"][1] < 0)
             holds_pear = bool(pear[tp_] > pear[t_] > pear[p_])
+            c3 = paired(per_split, tp_, p_, "mse")
             steps = []
-            for label, c in (("TRPO→PPO vs TRPO", c1), ("TRPO vs PPO", c2)):
+            for label, c in (("TRPO→PPO vs TRPO", c1), ("TRPO vs PPO", c2), ("TRPO→PPO vs PPO", c3)):
                 lo, hi = c["ci95"]
                 steps.append(f"{label}: " + ("better, significant" if hi < 0 else
                                              "worse, significant" if lo > 0 else "not significant"))
             facts[f"{variant}_paper_order"] = {"holds_on_mean_mse": holds_mean,
                                                "holds_paired_ci95": holds_sig,
                                                "holds_on_pearson_top20": holds_pear,
-                                               "trpo_ppo_minus_trpo": c1, "trpo_minus_ppo": c2}
+                                               "trpo_ppo_minus_trpo": c1, "trpo_minus_ppo": c2,
+                                               "trpo_ppo_minus_ppo": c3}
             rank = sorted(algos, key=lambda m: mse[m])
             lines.append(
                 f"Paper ordering TRPO→PPO > TRPO > PPO ({variant}): "
@@ -244,7 +246,7 @@ def verdict(name: str, summary: pd.DataFrame, per_split: pd.DataFrame) -> tuple[
                 + ", ".join(f"{LABELS[m]} {mse[m]:.4f}" for m in algos)
                 + f"); paired TRPO→PPO − TRPO {c1['mean_diff']:+.4f} (CI [{c1['ci95'][0]:+.4f}, "
                 f"{c1['ci95'][1]:+.4f}]), TRPO − PPO {c2['mean_diff']:+.4f} (CI [{c2['ci95'][0]:+.4f}, "
-                f"{c2['ci95'][1]:+.4f}]) → {'; '.join(steps)} (the ordering needs both better and "
+                f"{c2['ci95'][1]:+.4f}]) → {'; '.join(steps)} (the ordering needs the first two better and "
                 f"significant: {'yes' if holds_sig else 'no'}); on Pearson Δ top-20 it {'holds' if holds_pear else 'does NOT hold'} ("
                 + ", ".join(f"{LABELS[m]} {pear[m]:.3f}" for m in algos) + ").")
     return lines, facts
