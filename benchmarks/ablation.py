@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             "mean inner-validation delta MSE wins (`scagents.evaluation.select_train_config`). "
             "Every other setting is shared (`default_train_config`). The chosen configuration is "
             "used unchanged by PPO, TRPO and TRPO→PPO, pure and residual, on both data sets "
-            "(Papalexi was not looked at). Caveat: for outer seeds ≠ 0 the held-out folds contain "
+            "(Papalexi was not used in the selection). Caveat: for outer seeds ≠ 0 the held-out folds contain "
             f"some of the perturbations used here (one {len(CANDIDATES)}-way choice; the held-out "
             "targets of seed 0 fold 0 were never used).", "",
             *rows, "", f"Selection wall time {sel_wall:.0f} s.", ""]
