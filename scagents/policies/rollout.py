@@ -154,26 +154,42 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last
     return adv, adv + values
 
 
-def reward_components(infos: dict, n_envs: int, n_components: int) -> np.ndarray:
+def reward_components(infos: dict, n_envs: int, n_components: int, need: np.ndarray | None = None) -> np.ndarray:
     """The per-component rewards a vector environment reports in ``infos["reward_components"]``.
+
+    A batched environment gives one ``(n_envs, n_components)`` array. Gymnasium's
+    ``SyncVectorEnv`` (same-step autoreset) puts the step info of the environments that just
+    finished an episode under ``infos["final_info"]``, with ``_``-prefixed masks saying which rows
+    are filled; both places are merged here. ``need`` marks the environments whose rewards count
+    (not the reset steps of next-step autoreset); the others may be missing and are returned as 0.
 
     Raises
     ------
     SpaceError
-        The environment does not report them, or with the wrong shape.
+        The environment does not report them for every environment, or with the wrong shape.
     """
-    comps = infos.get("reward_components") if isinstance(infos, dict) else None
-    if comps is None:
+    out = np.zeros((n_envs, n_components), dtype=np.float64)
+    filled = np.zeros(n_envs, dtype=bool)
+    for source in (infos, infos.get("final_info") if isinstance(infos, dict) else None):
+        if not isinstance(source, dict) or source.get("reward_components") is None:
+            continue
+        comps = source["reward_components"]
+        if isinstance(comps, np.ndarray) and comps.dtype == object:
+            comps = np.stack([np.zeros(n_components) if c is None else np.asarray(c, dtype=np.float64)
+                              for c in comps])
+        comps = np.asarray(comps, dtype=np.float64)
+        if comps.shape != (n_envs, n_components):
+            raise SpaceError(f"info['reward_components'] has shape {comps.shape}; expected "
+                             f"{(n_envs, n_components)} (environments × action dimensions).")
+        mask = np.asarray(source.get("_reward_components", np.ones(n_envs, dtype=bool)), dtype=bool)
+        out[mask] = comps[mask]
+        filled |= mask
+    if (~filled & (np.ones(n_envs, dtype=bool) if need is None else need)).any():
         raise SpaceError("TrainConfig(reward_components=True) needs an environment that reports its reward "
                          "split over the action dimensions in info['reward_components'] (e.g. "
-                         "scagents.envs.PerturbationResponseVecEnv); this one does not. Set "
-                         "reward_components=False.")
-    comps = np.asarray(comps, dtype=np.float64) if not (isinstance(comps, np.ndarray) and comps.dtype == object) \
-        else np.stack([np.asarray(c, dtype=np.float64) for c in comps])
-    if comps.shape != (n_envs, n_components):
-        raise SpaceError(f"info['reward_components'] has shape {comps.shape}; expected {(n_envs, n_components)} "
-                         "(environments × action dimensions).")
-    return comps
+                         "scagents.envs.PerturbationResponseEnv / PerturbationResponseVecEnv); this one does "
+                         "not. Set reward_components=False.")
+    return out
 
 
 class VecEnvRunner:
@@ -242,8 +258,8 @@ class VecEnvRunner:
             truncated = np.asarray(truncated, dtype=bool)
             done = (terminated | truncated) & valid
             if factored:
-                r32 = np.where(valid[:, None], reward_components(infos, self.n_envs, buf.rewards.shape[2]),
-                               0.0).astype(np.float32)
+                comps = reward_components(infos, self.n_envs, buf.rewards.shape[2], need=valid)
+                r32 = np.where(valid[:, None], comps, 0.0).astype(np.float32)
             else:
                 r32 = np.where(valid, reward, 0.0).astype(np.float32)
             self.ep_return += np.where(valid, reward, 0.0)

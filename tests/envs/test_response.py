@@ -218,3 +218,20 @@ def test_from_simulated_mudata_multimodal():
     assert t.labels == ["GATA3", "IFNG"] and t.n_cells == 60
     assert t.pseudotime.max() > 0  # the twin's pseudotime is carried into the observation
     check_env(PerturbationResponseEnv(t), skip_render_check=True)
+
+
+def test_per_gene_rewards_train_through_gymnasium_sync_vector_envs(traj_task):
+    """A plain env is wrapped in SyncVectorEnv; its step info of finished episodes sits under
+    ``final_info`` — the per-gene rewards are found there too, in both autoreset modes."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    from scagents.policies import TrainConfig, train
+
+    cfg = TrainConfig(algo="trpo_ppo", total_steps=4 * 8 * 4, n_envs=4, n_steps=8, hidden_sizes=(16,),
+                      reward_components=True, critic_init_gain=0.01, gamma=0.0, gae_lambda=0.0, seed=0)
+    policy, log = train(PerturbationResponseEnv(traj_task), cfg, progress=False)
+    assert policy.value_dim == 48 and len(log.rows) == 4
+    assert all(np.isfinite(r["value_loss"]) for r in log.rows)
+    nxt = SyncVectorEnv([lambda: PerturbationResponseEnv(traj_task)] * 4, autoreset_mode=AutoresetMode.NEXT_STEP)
+    policy, log = train(nxt, cfg, progress=False)
+    assert len(log.rows) == 4 and log.rows[-1]["episodes"] > 0
