@@ -291,6 +291,34 @@ def write_scores(scores: pd.DataFrame, name: str, dataset: str) -> Path:
     return path.relative_to(RESULTS.parent)
 
 
+def render_verdicts(name: str) -> int:
+    """Rewrite the verdict bullets of ``results/<name>.md`` (and the JSON's) from the saved
+    per-split scores and summaries, with the current :func:`verdict` — numbers are not recomputed."""
+    import json
+
+    js, mdp = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    payload = json.loads(js.read_text())
+    md = mdp.read_text()
+    for ds, block in payload["datasets"].items():
+        if "summary" not in block:
+            continue
+        summary = pd.DataFrame({(k, stat): {m: (np.nan if v is None else v) for m, v in
+                                            ((m, block["summary"][m][k][stat]) for m in block["summary"])}
+                                for k, _ in TABLE_METRICS for stat in ("mean", "sd")})
+        per_split = pd.DataFrame(block["split_scores"]).set_index(["method", "seed", "fold"])
+        lines, facts = verdict(ds, summary, per_split)
+        block["verdict"], block["facts"] = lines, facts
+        head = f"## {ds}: "
+        start = md.index("**Verdicts**", md.index(head))
+        begin = md.index("\n\n", start) + 2
+        end = md.index("\n\nWall time", begin)
+        md = md[:begin] + "\n".join(f"- {line}" for line in lines) + md[end:]
+    js.write_text(json.dumps(payload, indent=2, default=str))
+    mdp.write_text(md)
+    print(md)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5, help="number of seeds (0 … n-1)")
@@ -313,7 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", choices=("local", "ray"), default="local",
                     help="ray: scagents.parallel.run_tasks (only worth it with spare cores)")
     ap.add_argument("--name", default="ablation", help="results file stem")
+    ap.add_argument("--render-verdicts", action="store_true",
+                    help="recompute the verdict lines of results/<name>.md from its JSON (no training)")
     args = ap.parse_args(argv)
+    if args.render_verdicts:
+        return render_verdicts(args.name)
     import torch
 
     torch.set_num_threads(1)
