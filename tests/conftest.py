@@ -1,4 +1,5 @@
-"""Shared test fixtures: the path to the real data sets beside the repository."""
+"""Shared test fixtures: the path to the real data sets beside the repository, one torch thread,
+a local Ray instance."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def shared_file(relpath: str) -> Path:
@@ -26,3 +28,15 @@ def _torch_threads():
     except ImportError:  # pragma: no cover
         pass
     yield
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A 2-CPU local Ray instance for one test module; its workers import the checkout's code."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'scagents[ray]')")
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield ray
+    ray.shutdown()

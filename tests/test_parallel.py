@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,8 +17,6 @@ from scagents.parallel import (
     run_tasks,
     sweep,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def ablation_run(algo: str, seed: int, total_steps: int = 512) -> dict:
@@ -96,18 +93,6 @@ def test_ray_missing_gives_install_hint(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- Ray
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'scagents[ray]')")
-    if ray.is_initialized():
-        ray.shutdown()
-    # workers import this test module and scagents from the checkout
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_four_seed_ablation_identical_on_ray_and_in_process(ray_local):
     seeds = [0, 1, 2, 3]

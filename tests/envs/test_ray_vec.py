@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -13,8 +12,6 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from scagents.envs.ray_vec import RayVectorEnv, ShardedVectorEnv, ShardError, _merge_infos
 from scagents.envs.response import PerturbationResponseVecEnv, ResponseTask
 from scagents.envs.toy import TargetMatchEnv, TargetMatchVecEnv
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -109,17 +106,6 @@ def test_shard_errors():
 
 
 # ----------------------------------------------------------------------------- Ray actors
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'scagents[ray]')")
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    yield ray
-    ray.shutdown()
-
-
 def _train_log(env) -> tuple[dict[str, list], np.ndarray]:
     from scagents.policies import TrainConfig, train
 
