@@ -28,6 +28,14 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write (120 dpi) and close a figure; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+    return path
+
+
 def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12) -> Path:
     """Horizontal bar chart of the strongest predicted changes (up in red, down in blue)."""
     plt = _plt()
@@ -38,10 +46,7 @@ def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12) 
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("change from control (log1p normalised expression)")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_fate_shift(fate_shift: dict[str, dict[str, float]], path: Path, *, title: str) -> Path:
@@ -60,10 +65,7 @@ def plot_fate_shift(fate_shift: dict[str, dict[str, float]], path: Path, *, titl
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=10)
     ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_embedding(
@@ -81,10 +83,7 @@ def plot_embedding(
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(frameon=False, fontsize=8, markerscale=3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_embedding_values(
@@ -101,10 +100,7 @@ def plot_embedding_values(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(textwrap.fill(title, 48), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_network(edges: list[dict], centre: list[str], path: Path, *, title: str) -> Path:
@@ -132,10 +128,7 @@ def plot_network(edges: list[dict], centre: list[str], path: Path, *, title: str
     ax.set_ylim(-1.4, 1.4)
     ax.axis("off")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_training(rows: list[dict], path: Path, *, title: str) -> Path:
@@ -151,10 +144,7 @@ def plot_training(rows: list[dict], path: Path, *, title: str) -> Path:
     ax.set_ylabel("mean episodic return (−MSE)")
     ax.set_title(title, fontsize=10)
     ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
