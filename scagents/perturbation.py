@@ -58,3 +58,14 @@ class Perturbation:
     def from_dict(cls, d: dict) -> Perturbation:
         return cls(targets=tuple(d["targets"]), kind=d.get("kind", "knockout"),
                    strength=float(d.get("strength", 0.7)), start_time=float(d.get("start_time", 0.0)))
+
+    @classmethod
+    def from_obs(cls, target_genes: str, kind: str) -> Perturbation | None:
+        """The perturbation of standardised ``obs`` columns ``target_genes`` (``"A+B"``) and
+        ``perturbation_type``; ``None`` for control cells or when no target is named. A kind outside
+        :data:`KINDS` (e.g. ``"CRISPRi"`` spelled another way) is read as a knockout."""
+        targets = tuple(t for t in str(target_genes).split("+") if t)
+        kind = str(kind)
+        if not targets or kind == "control":
+            return None
+        return cls(targets, kind=kind if kind in KINDS else "knockout")

@@ -694,7 +694,7 @@ def response_task_backed(
     ResponseTask
         With ``source="anndata-backed"``.
     """
-    from scagents.envs.response import _KINDS, ResponseTask
+    from scagents.envs.response import ResponseTask
     from scagents.perturbation import Perturbation
 
     adata = _as_adata(source)
@@ -726,11 +726,10 @@ def response_task_backed(
     for lab in uniq:
         g = code_of[lab]
         cell = first[g]
-        tg = tuple(t for t in str(obs["target_genes"].iloc[cell]).split("+") if t)
-        kind = str(obs["perturbation_type"].iloc[cell])
-        if stats.group_n[g] < min_cells or not tg or kind == "control":
+        pert = Perturbation.from_obs(obs["target_genes"].iloc[cell], obs["perturbation_type"].iloc[cell])
+        if stats.group_n[g] < min_cells or pert is None:
             continue
-        perts.append(Perturbation(tg, kind=kind if kind in _KINDS else "knockout"))
+        perts.append(pert)
         labels.append(lab)
         rows.append(g)
     if not perts:

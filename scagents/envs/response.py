@@ -544,11 +544,10 @@ class ResponseTask:
         perts, labels, groups = [], [], []
         for lab in sorted(set(labels_all[~is_ctrl])):
             cells = np.flatnonzero((labels_all == lab) & ~is_ctrl)
-            genes = tuple(g for g in targets_all[cells[0]].split("+") if g)
-            kind = kinds_all[cells[0]]
-            if len(cells) < min_cells or not genes or kind == "control":
+            pert = Perturbation.from_obs(targets_all[cells[0]], kinds_all[cells[0]])
+            if len(cells) < min_cells or pert is None:
                 continue
-            perts.append(Perturbation(genes, kind=kind if kind in _KINDS else "knockout"))
+            perts.append(pert)
             labels.append(lab)
             groups.append(cells)
         if not perts:
@@ -577,7 +576,6 @@ class ResponseTask:
                    source="anndata", cell_states=cell_states)
 
 
-_KINDS = ("knockout", "knockdown", "overexpression", "stimulation")
 
 
 def _twin_label(p: Perturbation) -> str:
