@@ -82,8 +82,6 @@ ROWS: list[dict] = [
     {"name": "sb3_trpo/matched", "lib": "sb3", "algo": "trpo", "vec": "dummy", **MATCHED_TRPO},
     {"name": "ours_trpo/matched", "lib": "ours", "algo": "trpo", "vec": "batched", **MATCHED_TRPO},
 ]
-RESPONSE_PRESET_FIELDS = ("n_envs", "n_steps", "lr", "delta", "ppo_epochs", "n_minibatches", "vf_epochs",
-                          "init_log_std", "gamma", "gae_lambda", "reward_components", "critic_init_gain")
 RATIOS = [  # (ours, reference)
     ("ours_ppo/response", "sb3_ppo/defaults"),
     ("ours_ppo/response_fast", "sb3_ppo/defaults"),
@@ -226,8 +224,7 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
         if row.get("preset") == "response":  # scagents' settings for response tasks (the ablation's)
             from scagents.evaluation import default_train_config
 
-            preset = default_train_config(row["algo"])
-            kw = {**{k: getattr(preset, k) for k in RESPONSE_PRESET_FIELDS}, **kw, **row.get("overrides", {})}
+            cfg = default_train_config(**kw, **row.get("overrides", {}))
         elif "n_steps" in row:  # matched settings; otherwise TrainConfig's defaults
             kw["n_steps"] = row["n_steps"]
             n_mb = row["n_envs"] * row["n_steps"] // row["batch_size"]
@@ -237,7 +234,8 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
             else:
                 kw.update(vf_epochs=row["n_critic_updates"], cg_iters=row["cg_iters"], fvp_fraction=1.0,
                           backtrack_coeff=0.8)
-        cfg = TrainConfig(**kw)
+        if row.get("preset") != "response":
+            cfg = TrainConfig(**kw)
         clock = None
         start_steps = [0]
 
