@@ -173,11 +173,7 @@ def reward_components(infos: dict, n_envs: int, n_components: int, need: np.ndar
     for source in (infos, infos.get("final_info") if isinstance(infos, dict) else None):
         if not isinstance(source, dict) or source.get("reward_components") is None:
             continue
-        comps = source["reward_components"]
-        if isinstance(comps, np.ndarray) and comps.dtype == object:
-            comps = np.stack([np.zeros(n_components) if c is None else np.asarray(c, dtype=np.float64)
-                              for c in comps])
-        comps = np.asarray(comps, dtype=np.float64)
+        comps = np.asarray(source["reward_components"], dtype=np.float64)
         if comps.shape != (n_envs, n_components):
             raise SpaceError(f"info['reward_components'] has shape {comps.shape}; expected "
                              f"{(n_envs, n_components)} (environments × action dimensions).")
