@@ -27,7 +27,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output folder (default: ./scagents_runs/<time>_<goal>)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--model", default="th", help="twin model when no --data is given: th, krumsiek11")
-    p.add_argument("--n-cells", type=int, default=200, help="cells simulated per condition on the twin")
+    p.add_argument("--n-cells", type=int, default=1000, help="cells simulated per condition on the twin")
+    p.add_argument("--inputs", nargs="+", default=None, metavar="GENE=VALUE",
+                   help="twin milieu: activity (0-1) of model input genes, e.g. --inputs TCR=1 IL12=1")
     p.add_argument("--perturbation-key", default=None, help="obs column naming the perturbation")
     p.add_argument("--control", action="append", default=None,
                    help="label of control cells (repeatable); default: recognised automatically")
@@ -53,9 +55,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     opts = None
     if args.resume is None:
+        inputs = {}
+        for item in args.inputs or []:
+            gene, sep, value = item.partition("=")
+            try:
+                inputs[gene.strip()] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep or not gene.strip():
+                print(f"error: --inputs {item!r}: write GENE=VALUE with a number, e.g. TCR=1",
+                      file=sys.stderr)
+                return 2
         opts = RunOptions(goal=args.goal, data=args.data, model=args.model, n_cells=args.n_cells,
                           seed=args.seed, perturbation_key=args.perturbation_key,
-                          control_labels=args.control, llm=args.llm)
+                          control_labels=args.control, llm=args.llm, inputs=inputs)
     state = run_graph(opts, out=args.out, resume=args.resume, on_event=progress)
     out = Path(state["out_dir"])
     if state.get("stop_reason") and not state.get("policy"):
@@ -65,8 +78,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_up"][:5]) or "none"
     down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_down"][:5]) or "none"
     print(f"{state['options']['goal']}  [{pol['method']}, {pol['status']}]  run id: {out.name}")
-    print(f"  up:   {up}")
-    print(f"  down: {down}")
+    ev = pol.get("evidence") or {}
+    if ev and not ev.get("detectable", True):
+        print(f"  no detectable effect. {ev.get('needed', '')}")
+    else:
+        print(f"  up:   {up}")
+        print(f"  down: {down}")
     for p in pol["proposals"][:5]:
         print(f"  next #{p['rank']}: {p['perturbation']} (score {p['score']:.3f})")
     print(f"report: {out / 'report.md'}  ({state['wall_time_s']:.1f} s)")

@@ -49,6 +49,29 @@ def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12) 
     return _save(fig, path)
 
 
+def plot_intervals(genes: list[dict], path: Path, *, title: str, level: float = 0.8,
+                   n_top: int = 15) -> Path:
+    """The strongest predicted changes with their intervals (one row per gene, point = predicted
+    change, bar = interval); genes whose change clears the noise are drawn filled."""
+    plt = _plt()
+    rows = sorted([r for r in genes if "lower" in r], key=lambda r: abs(r["delta"]),
+                  reverse=True)[:n_top][::-1]
+    fig, ax = plt.subplots(figsize=(6.0, 0.35 * max(len(rows), 3) + 1.4))
+    y = np.arange(len(rows))
+    for i, r in enumerate(rows):
+        colour = "#c0392b" if r["delta"] > 0 else "#2471a3"
+        ax.plot([r["lower"], r["upper"]], [i, i], color=colour, lw=2, alpha=0.6)
+        ax.scatter([r["delta"]], [i], color=colour if r.get("clears_noise", True) else "white",
+                   edgecolor=colour, zorder=3, s=30)
+    ax.set_yticks(y, [r["gene"] for r in rows])
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"predicted change from control with its {100 * level:.0f} % interval "
+                  "(log1p normalised expression)")
+    ax.set_title(textwrap.fill(title + " — open points: change not above the noise", 60),
+                 fontsize=9)
+    return _save(fig, path)
+
+
 def plot_fate_shift(fate_shift: dict[str, dict[str, float]], path: Path, *, title: str) -> Path:
     """Grouped bar chart of the fraction of cells reaching each fate, control vs perturbed."""
     plt = _plt()
@@ -182,17 +205,25 @@ def render_markdown(result: dict) -> str:
         rows = [{"model": (f"**{k}** (answered)" if k == answered else k), **v}
                 for k, v in val["scores"].items()]
         lines += _table(rows, ["model", "mse", "mse_sd", "pearson", "pearson_delta_topk",
-                               "direction_accuracy"]) + [""]
+                               "direction_accuracy"]
+                        + (["target_direction"] if any("target_direction" in v for v in
+                                                       val["scores"].values()) else [])) + [""]
+    ev = result.get("evidence")
+    if ev:
+        lines += _evidence_lines(ev, result.get("intervals"), result.get("target_check") or [])
     lines += ["## Predicted change in expression", ""]
     lines += [
         "Change from control of mean log1p-normalised expression (counts normalised to 10⁴ per cell).",
         "",
     ]
+    cols = ["gene", "delta", "lower", "upper", "clears_noise", "control_mean", "perturbed_mean"]
     for direction in ("up", "down"):
         rows = result[f"top_{direction}"]
         lines += [f"### Top {direction}-regulated genes", ""]
-        if rows:
-            lines += _table(rows, ["gene", "delta", "control_mean", "perturbed_mean"])
+        if ev and not ev.get("detectable", True):
+            lines += ["Not listed: no detectable effect (see the evidence check)."]
+        elif rows:
+            lines += _table(rows, [c for c in cols if c in rows[0] and rows[0][c] is not None])
         else:
             lines += [f"No gene changes {direction} by more than {result['min_effect']}."]
         lines += [""]
@@ -224,6 +255,8 @@ def render_markdown(result: dict) -> str:
         if result["proposals"]:
             lines += _table(result["proposals"], ["rank", "perturbation", "score", "uncertainty",
                                                   "rationale"]) + [""]
+        elif ev and not ev.get("detectable", True):
+            lines += ["None: with no detectable effect there is nothing to follow up.", ""]
         else:
             lines += ["No untested candidate is left to propose.", ""]
     if result.get("agents"):
@@ -236,6 +269,25 @@ def render_markdown(result: dict) -> str:
     if result.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)
+
+
+def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> list[str]:
+    """Markdown of the "Evidence check" section."""
+    lines = ["## Evidence check", ""]
+    if ev["detectable"]:
+        lines += [f"**{ev['n_clear']} of {ev['n_genes']} genes change beyond the noise** "
+                  f"({', '.join(ev['cleared'][:10])}{', …' if ev['n_clear'] > 10 else ''}).", ""]
+    else:
+        lines += ["**No detectable effect:** no gene's change clears the noise.", "",
+                  ev.get("needed", ""), ""]
+    lines += [f"How: {ev['method']}.", ""]
+    if intervals:
+        lines += [f"Intervals ({100 * intervals['level']:.0f} %, columns lower / upper): "
+                  f"{intervals['method']}.", ""]
+    for t in targets:
+        lines += [f"- Direct target {t['gene']}: predicted {t['predicted_delta']:+.3f} (expected "
+                  f"{t['expected']}) — {'agrees' if t['agrees'] else 'DISAGREES'}."]
+    return lines + ([""] if targets else [])
 
 
 def _twin_check_lines(tc: dict) -> list[str]:

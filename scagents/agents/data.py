@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,12 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
     goal = parse_goal(opts.goal, net.genes, aliases=net.aliases)
     pert = goal.perturbation
     perts, candidates = _twin_conditions(net, pert, opts.n_candidates, opts.seed)
-    mdata = simulate(net, perturbations=[None, *perts], n_cells=opts.n_cells, seed=opts.seed)
+    _check_twin_inputs(net, opts.inputs)
+    with warnings.catch_warnings():  # the silent-model warning is kept in the summary instead
+        warnings.simplefilter("ignore", UserWarning)
+        mdata = simulate(net, perturbations=[None, *perts], n_cells=opts.n_cells, seed=opts.seed,
+                         inputs=opts.inputs or None)
+    twin_warnings = [str(w) for w in mdata.uns["twin"].get("warnings", [])]
     rna = mdata["rna"]
     labels = rna.obs["perturbation"].astype(str).to_numpy()
     goal_label = str(labels[opts.n_cells])  # the first perturbed condition is the goal
@@ -95,7 +101,21 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
         modalities=list(mdata.mod), goal=goal.to_dict(), perturbation=pert.to_dict(),
         goal_measured=True, measured=measured, candidates=candidates, truth_path=TRUTH_FILE,
         truth_fates=fate_shift, inputs=list(net.inputs),
-        cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train})
+        cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train},
+        warnings=twin_warnings, silent_model=bool(twin_warnings))
+
+
+def _check_twin_inputs(net, inputs: dict[str, float]) -> None:
+    """``--inputs`` must name input genes of the model, with activities in [0, 1]."""
+    from scagents.errors import DataError
+
+    for name, value in inputs.items():
+        gene = net.resolve_gene(name)
+        if gene not in net.inputs:
+            raise DataError(f"--inputs {name}={value:g}: {gene} is not an input of model "
+                            f"{net.name!r} (its inputs: {', '.join(net.inputs) or 'none'}).")
+        if not 0.0 <= float(value) <= 1.0:
+            raise DataError(f"--inputs {name}={value:g}: input activities must lie in [0, 1].")
 
 
 def _fractions(fates: pd.Series) -> dict[str, float]:
@@ -158,7 +178,8 @@ def data_agent(state: RunState) -> dict:
     rec = AgentRecord(
         agent="data", status="done",
         summary=f"{summary.description}: {summary.n_cells} cells × {summary.n_genes} genes, "
-                f"modalities {', '.join(summary.modalities)}, {len(summary.measured)} perturbations",
+                f"modalities {', '.join(summary.modalities)}, {len(summary.measured)} perturbations"
+                + "".join(f"; WARNING: {w}" for w in summary.warnings),
         figures={"n_cells": summary.n_cells, "n_genes": summary.n_genes,
                  "n_perturbations": len(summary.measured), "n_candidates": len(summary.candidates)})
     return {"data": summary.model_dump(), "log": [rec.model_dump()]}

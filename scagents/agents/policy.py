@@ -97,6 +97,9 @@ class _Context:
     control: pd.Series
     baselines: dict[str, Predict] = field(default_factory=dict)
     reference: dict[str, Predict] = field(default_factory=dict)
+    floor: pd.DataFrame | None = None  # noise floor of the goal's observed change (evidence)
+    n_goal_cells: int = 0
+    gene_sd: np.ndarray | None = None  # spread of each gene's change over training perturbations
 
 
 def _stratified(indices: list[int], kinds: list[str], rng: np.random.Generator) -> list[int]:
@@ -154,7 +157,37 @@ def _context(state: RunState) -> _Context:
     if prop is not None:
         ctx.baselines["network propagation"] = prop
     ctx.reference[REFERENCE] = lambda targets, kind: np.zeros(len(genes))
+    from scagents.evaluation import task_effects
+
+    ctx.gene_sd = task_effects(train)[1].to_numpy(float).std(axis=0)
+    if ctx.goal_label is not None:
+        ctx.floor, ctx.n_goal_cells = _goal_floor(mdata, ctx.goal_label, genes, opts.seed)
     return ctx
+
+
+def _goal_floor(mdata, label: str, genes: list[str], seed: int
+                ) -> tuple[pd.DataFrame | None, int]:
+    """Noise floor of the goal's observed change (:func:`scagents.evidence.noise_floor`) from the
+    goal's cells and the control cells of the run's data; ``(None, 0)`` when they cannot be read."""
+    from scagents.data import lognormalize
+    from scagents.envs.response import _modality_matrix
+    from scagents.evidence import noise_floor
+
+    rna = mdata.mod["rna"] if "rna" in mdata.mod else mdata.mod[list(mdata.mod)[0]]
+    obs = rna.obs
+    if "perturbation" not in obs or "is_control" not in obs:
+        return None, 0
+    ctrl = obs["is_control"].fillna(False).to_numpy(bool)
+    goal = (obs["perturbation"].astype(str).to_numpy() == label) & ~ctrl
+    if goal.sum() < 2 or ctrl.sum() < 2:
+        return None, 0
+    rng = np.random.default_rng(seed)
+    c_idx = np.flatnonzero(ctrl)
+    c_idx = np.sort(rng.choice(c_idx, min(len(c_idx), 4000), replace=False))
+    cols = rna.var_names.get_indexer(genes)
+    x_c = _modality_matrix(rna[c_idx], "lognorm", lognormalize)[:, cols]
+    x_g = _modality_matrix(rna[np.flatnonzero(goal)], "lognorm", lognormalize)[:, cols]
+    return noise_floor(x_c, x_g, genes, min_effect=MIN_LISTED, seed=seed), int(goal.sum())
 
 
 class _GoalNotMet(Exception):
@@ -200,17 +233,51 @@ def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
     return predict
 
 
+EXPECTED_SIGN = {"knockout": -1, "knockdown": -1, "overexpression": 1, "stimulation": 1}
+"""Direction a perturbation moves its own targets."""
+
+
+def target_check(delta: pd.Series, targets: tuple[str, ...], kind: str) -> list[dict]:
+    """The goal's direct targets: does the predicted change move each measured target the way the
+    perturbation must (down under a knockout / knockdown, up under an over-expression)?
+
+    A target agrees unless it moves the wrong way by more than ``MIN_LISTED``.
+    """
+    sign = EXPECTED_SIGN.get(kind, -1)
+    out = []
+    for t in targets:
+        if t in delta.index:
+            d = float(delta[t])
+            out.append({"gene": t, "predicted_delta": round(d, 6),
+                        "expected": "down" if sign < 0 else "up",
+                        "agrees": bool(sign * d >= -MIN_LISTED)})
+    return out
+
+
+def _target_direction(pred: np.ndarray, genes: list[str], targets: tuple[str, ...],
+                      kind: str) -> float:
+    """Fraction of a perturbation's measured targets predicted to move the expected way
+    (by more than ``MIN_LISTED``); NaN when no target is measured."""
+    sign = EXPECTED_SIGN.get(kind, -1)
+    pos = [genes.index(t) for t in targets if t in genes]
+    if not pos:
+        return float("nan")
+    return float(np.mean([sign * pred[i] > MIN_LISTED for i in pos]))
+
+
 def _score_rows(ctx: _Context, predict: Predict) -> pd.DataFrame:
-    """Validation metrics of a predictor, one row per validation perturbation."""
+    """Validation metrics of a predictor, one row per validation perturbation (with
+    ``target_direction``: how its own measured targets are predicted to move)."""
     from scagents.metrics import prediction_report
 
     rows = []
     for label in ctx.val_labels:
         p = ctx.task.perturbations[ctx.task.index(label)]
         obs = ctx.held.observed_delta(label, modality="rna")
-        rep = prediction_report(np.asarray(predict(p.targets, p.kind), float), obs,
-                                k=min(20, len(obs)))
-        rows.append({"perturbation": label, **rep})
+        pred = np.asarray(predict(p.targets, p.kind), float)
+        rep = prediction_report(pred, obs, k=min(20, len(obs)))
+        rows.append({"perturbation": label, **rep,
+                     "target_direction": _target_direction(pred, ctx.genes, p.targets, p.kind)})
     return pd.DataFrame(rows).set_index("perturbation")
 
 
@@ -219,6 +286,8 @@ def _summary(rows: pd.DataFrame) -> dict[str, float]:
     out = {k: round(float(rows[k].mean()), 6) for k in
            ("mse", "pearson", "pearson_delta_topk", "direction_accuracy")}
     out["mse_sd"] = round(float(rows["mse"].std(ddof=1)) if len(rows) > 1 else 0.0, 6)
+    if "target_direction" in rows and rows["target_direction"].notna().any():
+        out["target_direction"] = round(float(rows["target_direction"].mean()), 6)
     out["n"] = float(len(rows))
     return out
 
@@ -273,7 +342,9 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
         ``validated`` is true only when all three checks pass: ``"≥ min_improvement lower MSE"``,
         ``"paired improvement > 1 s.e."`` (mean of the per-perturbation MSE differences
         policy − baseline below minus its standard error) and ``"Pearson-delta not worse"`` (mean
-        top-20 Pearson-delta at least the baseline's; a NaN baseline value passes).
+        top-20 Pearson-delta at least the baseline's; a NaN baseline value passes); with a
+        ``target_direction`` column also ``"targets' own direction not worse"`` (the fraction of
+        the validation perturbations' measured targets moved the expected way).
     """
     best = min(baselines, key=lambda k: (float(rows[k]["mse"].mean()), k))
     pol, base = rows[policy], rows[best].reindex(rows[policy].index)
@@ -290,6 +361,11 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
         "paired improvement > 1 s.e.": bool(np.isfinite(se) and mean < -se),
         "Pearson-delta not worse": bool(np.isnan(p_base) or (np.isfinite(p_pol) and p_pol >= p_base)),
     }
+    if "target_direction" in pol and pol["target_direction"].notna().any():
+        t_pol = float(np.nanmean(pol["target_direction"]))
+        t_base = (float(np.nanmean(base["target_direction"])) if "target_direction" in base
+                  and base["target_direction"].notna().any() else float("nan"))
+        checks["targets' own direction not worse"] = bool(np.isnan(t_base) or t_pol >= t_base)
     return Verdict(validated=all(checks.values()), best_baseline=best, relative_improvement=rel,
                    paired_mean=mean, paired_se=se, checks=checks)
 
@@ -378,7 +454,19 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
             validation: dict, attempts: int, reason: str = "", decision: str = "",
             fit_labels: list[str] | None = None, retrain: bool = False,
             policy_path: str | None = None, training_log: str | None = None,
-            ensemble: dict[str, Predict] | None = None) -> PolicySummary:
+            ensemble: dict[str, Predict] | None = None,
+            models: dict[str, Predict] | None = None, calibrate: Predict | None = None
+            ) -> PolicySummary:
+    """Predict the goal with ``predict``, attach its calibrated intervals and the evidence check,
+    write the prediction file and rank the proposals.
+
+    ``models`` are the candidate predictors whose spread sets the interval scale (default
+    ``{method: predict}``); ``calibrate`` is the version of ``predict`` fitted without the
+    validation perturbations, whose validation residuals calibrate the intervals (default
+    ``predict``). When no gene clears the noise the status becomes ``"no_effect"``: no up / down
+    lists and no proposals.
+    """
+    from scagents.evidence import evidence_check
     from scagents.metrics import prediction_report
     from scagents.perturbation import Perturbation
 
@@ -386,6 +474,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     pred = pd.Series(predict(goal.targets, goal.kind), index=ctx.genes)
     df = pd.DataFrame({"control_mean": ctx.control, "delta": pred})
     df["perturbed_mean"] = df["control_mean"] + df["delta"]
+    interval = _intervals(ctx, predict, calibrate or predict, models or {method: predict}, goal)
+    df["delta_lower"], df["delta_upper"] = interval.pop("lower"), interval.pop("upper")
     evaluation = None
     if ctx.goal_label is not None:
         obs = ctx.held.observed_delta(ctx.goal_label, modality="rna")
@@ -393,16 +483,44 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         rep = prediction_report(pred.to_numpy(), obs, k=min(20, len(obs)))
         evaluation = {k: round(float(v), 6) for k, v in rep.items()
                       if k in ("mse", "pearson", "pearson_delta_topk", "direction_accuracy")}
+    if ctx.floor is not None:
+        df["noise_floor"] = ctx.floor["noise_floor"]
+        df["clears_noise"] = ctx.floor["clears"]
+        evidence = evidence_check(ctx.floor, kind="observed", n_cells=ctx.n_goal_cells,
+                                  inputs=ctx.data.inputs, silent_model=ctx.data.silent_model)
+    else:
+        df["clears_noise"] = (df["delta_lower"] > 0) | (df["delta_upper"] < 0)
+        evidence = evidence_check(df.rename(columns={"delta_lower": "lower",
+                                                     "delta_upper": "upper"}),
+                                  kind="interval", level=interval["level"])
     df = df.reindex(df["delta"].abs().sort_values(ascending=False).index)
     df.index.name = "gene"
     df.round(8).to_csv(ctx.out / PREDICTION_FILE)
+    targets = target_check(pred, goal.targets, goal.kind)
 
     def rows(sel: pd.DataFrame) -> list[GeneEffect]:
         return [GeneEffect(gene=str(g), delta=round(float(r.delta), 6),
                            control_mean=round(float(r.control_mean), 6),
-                           perturbed_mean=round(float(r.perturbed_mean), 6))
+                           perturbed_mean=round(float(r.perturbed_mean), 6),
+                           lower=round(float(r.delta_lower), 6),
+                           upper=round(float(r.delta_upper), 6),
+                           clears_noise=bool(r.clears_noise))
                 for g, r in sel.head(10).iterrows()]
 
+    if not evidence["detectable"]:
+        status = "no_effect"
+        decision = (f"No detectable effect: {evidence['method']}; no gene clears it, so no gene is "
+                    f"listed as up or down and no next experiment is proposed. "
+                    f"{evidence['needed']} (The prediction of {method} is kept in "
+                    f"{PREDICTION_FILE} for reference.) " + decision).strip()
+        return PolicySummary(
+            status=status, reason=reason, attempts=attempts, method=method,
+            policy_path=policy_path, training_log=training_log, prediction_path=PREDICTION_FILE,
+            validation=validation, validation_labels=ctx.val_labels,
+            train_labels=list(ctx.train.labels),
+            fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
+            decision=decision, retrain=False, evaluation=evaluation, evidence=evidence,
+            interval=interval, target_check=targets)
     candidates = ctx.data.candidates or pair_candidates(ctx.genes, ctx.data.measured, goal.targets)
     proposals = rank_proposals(pred, candidates, goal.kind, ensemble or {method: predict},
                                n=ctx.opts.n_proposals, goal_label=goal.label)
@@ -413,7 +531,43 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
         decision=decision, retrain=retrain,
         top_up=rows(df[df["delta"] > MIN_LISTED]), top_down=rows(df[df["delta"] < -MIN_LISTED]),
-        evaluation=evaluation, proposals=proposals)
+        evaluation=evaluation, proposals=proposals, evidence=evidence, interval=interval,
+        target_check=targets)
+
+
+def _intervals(ctx: _Context, predict: Predict, calibrate: Predict, models: dict[str, Predict],
+               goal) -> dict:
+    """Per-gene intervals of the goal's predicted change, split-conformal on the validation
+    perturbations (:mod:`scagents.evidence`): scale = spread of ``models``' predictions with the
+    gene's spread over the training perturbations; ``q`` = the conformal quantile of the
+    validation residuals of ``calibrate`` over that scale."""
+    from scagents.evidence import (
+        INTERVAL_LEVEL,
+        conformal_intervals,
+        conformal_quantile,
+        interval_scale,
+    )
+
+    res, scales = [], []
+    for label in ctx.val_labels:
+        p = ctx.task.perturbations[ctx.task.index(label)]
+        obs = np.asarray(ctx.held.observed_delta(label, modality="rna"), float)
+        cand = np.stack([np.asarray(f(p.targets, p.kind), float) for f in models.values()])
+        res.append(obs - np.asarray(calibrate(p.targets, p.kind), float))
+        scales.append(interval_scale(cand, ctx.gene_sd))
+    q = conformal_quantile(np.stack(res), np.stack(scales), level=INTERVAL_LEVEL)
+    cand = np.stack([np.asarray(f(goal.targets, goal.kind), float) for f in models.values()])
+    scale = interval_scale(cand, ctx.gene_sd)
+    lower, upper = conformal_intervals(np.asarray(predict(goal.targets, goal.kind), float),
+                                       scale, q)
+    return {"level": INTERVAL_LEVEL, "q": round(q, 6), "n_calibration": len(ctx.val_labels),
+            "models": list(models),
+            "method": (f"split-conformal on the {len(ctx.val_labels)} validation perturbations: "
+                       f"delta ± q · scale, scale = spread of the {len(models)} candidate "
+                       "predictions combined with the gene's spread over the training "
+                       f"perturbations, q = {q:.3g} the {100 * INTERVAL_LEVEL:.0f} % conformal "
+                       "quantile of |observed − predicted| / scale"),
+            "columns": ["delta_lower", "delta_upper"], "lower": lower, "upper": upper}
 
 
 def _train_policy(ctx: _Context, attempt: int) -> tuple[Predict, dict]:
@@ -476,12 +630,25 @@ def policy_agent(state: RunState) -> dict:
         rec = AgentRecord(agent="policy", status="failed", summary=str(exc))
         return {"policy": s.model_dump(), "stop_reason": f"The goal cannot be met by the data: {exc}.",
                 "log": [rec.model_dump()]}
+    if ctx.floor is not None and not ctx.floor["clears"].any():
+        return _no_effect_without_training(state, ctx, attempt)
     predict, info = _train_policy(ctx, attempt)
     rows, validation = _validate(ctx, {POLICY: predict, **ctx.baselines, **ctx.reference})
     verdict = compare_to_baseline(rows, policy=POLICY, baselines=list(ctx.baselines),
                                   min_improvement=ctx.opts.min_improvement)
     reason = (verdict.describe(POLICY, validation, ctx.opts.min_improvement)
               + f" (after {info['steps']} training steps)")
+    from scagents.perturbation import Perturbation
+
+    goal = Perturbation.from_dict(ctx.data.perturbation)
+    wrong = [t for t in target_check(pd.Series(predict(goal.targets, goal.kind), index=ctx.genes),
+                                     goal.targets, goal.kind) if not t["agrees"]]
+    if wrong:
+        verdict.validated = False
+        verdict.checks["goal's targets moved the expected way"] = False
+        reason += ("; it cannot be validated: it predicts "
+                   + ", ".join(f"{t['gene']} {t['predicted_delta']:+.3f}" for t in wrong)
+                   + f" under {goal.label} (expected {wrong[0]['expected']})")
     retrain = (not verdict.validated and verdict.relative_improvement > -RETRAIN_GAP)
     if verdict.validated:
         decision = (f"The {POLICY} answers: on {len(ctx.val_labels)} held-out validation "
@@ -498,9 +665,26 @@ def policy_agent(state: RunState) -> dict:
                 method=POLICY, predict=predict, validation=validation, attempts=attempt,
                 reason=reason, decision=decision, retrain=retrain,
                 fit_labels=list(ctx.train.labels), policy_path=info["policy_path"],
-                training_log=info["training_log"], ensemble=ensemble)
+                training_log=info["training_log"], ensemble=ensemble,
+                models={POLICY: predict, **ctx.baselines, **ctx.reference})
     return _out("policy", s, extra={k: info[k] for k in ("train_seconds", "steps", "final_return")
                                     if k in info})
+
+
+def _no_effect_without_training(state: RunState, ctx: _Context, attempt: int) -> dict:
+    """The goal's observed change does not clear its noise floor: nothing to learn or propose.
+
+    The baselines are still validated and the best one's prediction is kept for reference (with
+    its intervals); the policy is not trained."""
+    models = {**ctx.baselines, **ctx.reference}
+    validation = _validate(ctx, models)[1]
+    name = min(ctx.baselines, key=lambda k: (validation[k][VALIDATION_METRIC], k))
+    reason = ("the goal's observed change does not clear its noise floor, so the policy was not "
+              "trained")
+    s = _finish(state, ctx, status="no_effect", method=name, predict=ctx.baselines[name],
+                validation=validation, attempts=attempt, reason=reason,
+                decision=f"The {POLICY} was not trained.", models=models)
+    return _out("policy", s)
 
 
 def fallback_agent(state: RunState) -> dict:
@@ -547,7 +731,8 @@ def fallback_agent(state: RunState) -> dict:
     s = _finish(state, ctx, status="fallback", method=name, predict=predict,
                 validation=validation, attempts=prev.attempts, reason=reason, decision=decision,
                 fit_labels=fit_labels, policy_path=prev.policy_path,
-                training_log=prev.training_log, ensemble=ensemble)
+                training_log=prev.training_log, ensemble=ensemble,
+                models={**ctx.baselines, **ctx.reference}, calibrate=ctx.baselines[name])
     return _out("fallback", s)
 
 
@@ -557,6 +742,9 @@ def _out(agent: str, s: PolicySummary, extra: dict | None = None) -> dict:
         figures["validation_mse"] = {k: v["mse"] for k, v in s.validation.items()}
     if s.evaluation:
         figures["goal_pearson"] = s.evaluation.get("pearson")
+    if s.evidence:
+        figures["detectable"] = s.evidence["detectable"]
+        figures["genes_above_noise"] = s.evidence["n_clear"]
     figures.update(extra or {})
     rec = AgentRecord(agent=agent, status=s.status,
                       summary=s.reason or f"predicted with {s.method}", figures=json.loads(

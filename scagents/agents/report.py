@@ -184,7 +184,11 @@ def build_result(state: RunState) -> dict:
     label = f"{'+'.join(pert['targets'])} {pert['kind']}"
     pred = pd.read_csv(out / pol.prediction_path, index_col="gene")
     genes = [{"gene": str(g), "delta": float(r.delta), "control_mean": float(r.control_mean),
-              "perturbed_mean": float(r.perturbed_mean)} for g, r in pred.iterrows()]
+              "perturbed_mean": float(r.perturbed_mean),
+              **({"lower": float(r.delta_lower), "upper": float(r.delta_upper)}
+                 if "delta_lower" in pred else {}),
+              **({"clears_noise": bool(r.clears_noise)} if "clears_noise" in pred else {})}
+             for g, r in pred.iterrows()]
     figures: dict[str, str] = {}
     figures["effects"] = plot_effects(genes, out / "effects.png",
                                       title=f"Predicted response to {label} ({pol.method})").name
@@ -202,6 +206,13 @@ def build_result(state: RunState) -> dict:
                                           out / "network.png",
                                           title=f"Inferred regulators and targets of "
                                                 f"{'+'.join(pert['targets'])}").name
+    if pol.interval:
+        from scagents.report import plot_intervals
+
+        figures["intervals"] = plot_intervals(
+            genes, out / "intervals.png", level=pol.interval["level"],
+            title=f"Predicted change under {label} with {100 * pol.interval['level']:.0f} % "
+                  f"intervals ({pol.method})").name
     if pol.training_log and (out / pol.training_log).exists():
         rows = pd.read_csv(out / pol.training_log).to_dict("records")
         figures["training"] = plot_training(rows, out / "training.png",
@@ -216,6 +227,7 @@ def build_result(state: RunState) -> dict:
     for name, s in (("integration", integ), ("network", net)):
         if s.status in ("skipped", "failed"):
             notes.append(f"{name.capitalize()} {s.status}: {s.reason}")
+    notes += [f"Warning: {w}" for w in data.warnings]
     result: dict = {
         "goal": data.goal, "perturbation": pert,
         "data": {"source": data.source, "description": data.description,
@@ -247,6 +259,7 @@ def build_result(state: RunState) -> dict:
         "proposals": [p.model_dump() for p in pol.proposals],
         "seed": opts.seed, "version": scagents.__version__, "min_effect": 0.01,
         "notes": notes, "figures": figures,
+        "evidence": pol.evidence, "intervals": pol.interval, "target_check": pol.target_check,
     }
     if data.truth_path and (out / data.truth_path).exists():
         truth = pd.read_csv(out / data.truth_path, index_col=0)

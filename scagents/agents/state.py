@@ -24,7 +24,7 @@ __all__ = [
 #: the specialist agents, in the order the deterministic planner calls them
 AGENTS: tuple[str, ...] = ("data", "integration", "network", "policy", "fallback", "report")
 
-Status = Literal["done", "skipped", "failed", "validated", "not_validated", "fallback"]
+Status = Literal["done", "skipped", "failed", "validated", "not_validated", "fallback", "no_effect"]
 
 
 class _Model(BaseModel):
@@ -37,8 +37,10 @@ class RunOptions(_Model):
     goal: str = Field(description='The goal in plain words, e.g. "predict IFNG knockout".')
     data: str | None = Field(None, description="Data file; None runs on the digital twin.")
     model: str = Field("th", description="Twin model when data is None.")
-    n_cells: int = Field(200, ge=10, description="Cells simulated per condition on the twin "
-                                                 "(control and the goal's perturbation).")
+    n_cells: int = Field(1000, ge=10, description=(
+        "Cells simulated per condition on the twin (control and the goal's perturbation); the "
+        "default is large enough that a knocked-out active gene's own change is significant on "
+        "every shipped model (benchmarks/twin_evidence.py)."))
     n_train_cells: int = Field(120, ge=10, description="Cells kept per training perturbation on "
                                                        "the twin (at most n_cells).")
     seed: int = 0
@@ -55,6 +57,8 @@ class RunOptions(_Model):
         "knockout and overexpression is simulated)."))
     n_proposals: int = Field(8, ge=0, description="Next perturbations to recommend.")
     llm: str | None = Field(None, description="provider:model of an optional LLM planner.")
+    inputs: dict[str, float] = Field(default_factory=dict, description=(
+        "Twin: milieu input activities (0–1) overriding the model's, e.g. {'IL12A': 1}."))
 
 
 class DataSummary(_Model):
@@ -78,6 +82,10 @@ class DataSummary(_Model):
         "Twin: fraction of cells reaching each fate, control and the goal's perturbation."))
     inputs: list[str] = Field(default_factory=list, description="Twin: milieu input genes.")
     cells_per_condition: dict[str, int] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list, description=(
+        "Twin: problems of the simulation the user must know (e.g. a silent all-off model)."))
+    silent_model: bool = Field(False, description=(
+        "Twin: every control cell ends in one all-off state (no gene active)."))
 
 
 class IntegrationSummary(_Model):
@@ -103,6 +111,10 @@ class GeneEffect(_Model):
     delta: float
     control_mean: float
     perturbed_mean: float
+    lower: float | None = Field(None, description="Lower end of the calibrated interval of delta.")
+    upper: float | None = Field(None, description="Upper end of the calibrated interval of delta.")
+    clears_noise: bool | None = Field(None, description=(
+        "Whether the gene's change clears the noise floor (see PolicySummary.evidence)."))
 
 
 class Proposal(_Model):
@@ -135,6 +147,15 @@ class PolicySummary(_Model):
     top_down: list[GeneEffect] = Field(default_factory=list)
     evaluation: dict[str, float] | None = None
     proposals: list[Proposal] = Field(default_factory=list)
+    evidence: dict | None = Field(None, description=(
+        "Evidence check (scagents.evidence.evidence_check): is any gene's change above the noise "
+        "floor; status 'no_effect' when not."))
+    interval: dict | None = Field(None, description=(
+        "How the per-gene intervals of the prediction were calibrated: level, q, "
+        "n_calibration, method; the intervals are the delta_lower / delta_upper columns of the "
+        "prediction file."))
+    target_check: list[dict] = Field(default_factory=list, description=(
+        "The goal's direct targets: predicted change, expected direction, whether it agrees."))
 
 
 class ReportSummary(_Model):

@@ -24,7 +24,21 @@ Three text formats are understood (see :func:`read_model`):
 ``bnet``
     ``target, rule`` lines with ``&``, ``|``, ``!`` (PyBoolNet, BoolNet, CellCollective); an optional
     ``targets, factors`` header. Regulators without a rule of their own are inputs. A ``v_`` prefix
-    shared by every name (CellCollective exports) is removed and kept as an alias.
+    shared by every name (CellCollective exports) is removed and kept as an alias. Comment lines
+    that hold a directive (``# @input TCR = 1``, ``# @initial GATA3 = 0.2 sd 0.1``,
+    ``# @fate Th1 = Tbet & !GATA3``) set the milieu, initial states and fates, as in scagents' own
+    files (names with or without the ``v_`` prefix).
+
+Any format: a plain-text sidecar next to the model file, ``<stem>.inputs.json`` or
+``<stem>.inputs.tsv`` (``model.bnet`` → ``model.inputs.json``), adds or overrides inputs, initial
+states and fates (:func:`read_sidecar`; never executed)::
+
+    {"inputs": {"TCR": 1, "IL12": [0.5, 0.1]}, "initial": {"GATA3": 0.2},
+     "fates": {"Th1": "Tbet & !GATA3"}}
+
+    # TSV: kind<TAB>name<TAB>value (kind: input, initial or fate)
+    input	TCR	1
+    fate	Th1	Tbet & !GATA3
 """
 
 from __future__ import annotations
@@ -449,6 +463,10 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
                 _read_boolode_ics(ics, meta)
     else:  # bnet
         for lineno, raw in enumerate(lines, start=1):
+            directive = raw.strip().lstrip("#").strip()
+            if raw.strip().startswith("#") and directive.startswith("@"):
+                _read_directive(directive.split(" #", 1)[0].strip(), lineno, origin, meta)
+                continue
             s = raw.split("#", 1)[0].strip()
             if not s:
                 continue
@@ -497,6 +515,8 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
                         f"the rule of {target} uses unknown gene {var!r}.{hint} Every gene needs its own "
                         f"line ('{var} = ...', empty right-hand side for an input).")
 
+    if path is not None:
+        read_sidecar(path, meta)
     # bnet: strip a shared CellCollective 'v_' prefix
     aliases = dict(meta["aliases"])
     if fmt == "bnet" and all(g.startswith("v_") and len(g) > 2 for g in genes):
@@ -504,6 +524,7 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
         asts = {mapping[g]: (None if n is None else rename_ast(n, mapping)) for g, n in asts.items()}
         genes = [mapping[g] for g in genes]
         aliases.update({old: new for old, new in mapping.items()})
+        _rename_meta(meta, mapping)
 
     for lineno, target, regulator, weight in coupling_lines:
         for g in (target, regulator):
@@ -573,6 +594,84 @@ def _read_directive(s: str, lineno: int, origin: str, meta: dict) -> None:
                              "@initial, @fate, @surface, @hill)")
     except (ValueError, RuleSyntaxError) as err:
         raise _fail(origin, lineno, str(err)) from None
+
+
+SIDECAR_SUFFIXES: tuple[str, ...] = (".inputs.json", ".inputs.tsv")
+
+
+def read_sidecar(model_path: Path, meta: dict | None = None) -> dict:
+    """Read the milieu sidecar of a model file (``<stem>.inputs.json`` or ``.inputs.tsv``).
+
+    JSON: ``{"inputs": {gene: value or [mean, sd]}, "initial": {...}, "fates": {name: rule}}``;
+    TSV: ``kind<TAB>name<TAB>value`` lines (``kind``: ``input``, ``initial`` or ``fate``; ``#``
+    comments). Values are activities in [0, 1]. Nothing in the file is executed.
+
+    Returns
+    -------
+    dict
+        ``meta`` (updated in place), or a fresh dict with the keys ``input_values``,
+        ``input_sd``, ``initial``, ``initial_sd`` and ``fates``.
+    """
+    import json
+
+    meta = meta if meta is not None else {"input_values": {}, "input_sd": {}, "initial": {},
+                                          "initial_sd": {}, "fates": {}}
+    for suffix in SIDECAR_SUFFIXES:
+        side = model_path.with_name(model_path.stem + suffix)
+        if not side.is_file():
+            continue
+        items: list[tuple[str, str, object, int | None]] = []
+        if suffix.endswith(".json"):
+            try:
+                data = json.loads(side.read_text())
+            except json.JSONDecodeError as err:
+                raise _fail(str(side), err.lineno, f"not valid JSON ({err.msg})") from None
+            if not isinstance(data, dict) or set(data) - {"inputs", "initial", "fates"}:
+                raise _fail(str(side), None, "expected a JSON object with the keys 'inputs', "
+                                             "'initial' and/or 'fates'")
+            for key, kind in (("inputs", "input"), ("initial", "initial"), ("fates", "fate")):
+                for name, value in (data.get(key) or {}).items():
+                    items.append((kind, str(name), value, None))
+        else:
+            for lineno, raw in enumerate(side.read_text().splitlines(), start=1):
+                s = raw.split("#", 1)[0].strip()
+                if not s:
+                    continue
+                parts = [p.strip() for p in s.split("\t")]
+                if len(parts) != 3:
+                    raise _fail(str(side), lineno, f"expected 'kind<TAB>name<TAB>value', got {s!r}")
+                items.append((parts[0].lower(), parts[1], parts[2], lineno))
+        for kind, name, value, lineno in items:
+            try:
+                if kind == "fate":
+                    parse_rule(str(value))
+                    meta["fates"][name] = str(value)
+                    continue
+                if kind not in ("input", "initial"):
+                    raise ValueError(f"unknown kind {kind!r} (use input, initial or fate)")
+                if isinstance(value, (list, tuple)) and len(value) == 2:
+                    mean, sd = float(value[0]), float(value[1])
+                elif isinstance(value, str):
+                    mean, sd = _parse_value_sd(value)
+                else:
+                    mean, sd = float(value), None
+                if not 0.0 <= mean <= 1.0:
+                    raise ValueError(f"{kind} {name} = {mean}: activities must lie in [0, 1]")
+                meta["input_values" if kind == "input" else "initial"][name] = mean
+                if sd is not None:
+                    meta["input_sd" if kind == "input" else "initial_sd"][name] = sd
+            except (ValueError, TypeError, RuleSyntaxError) as err:
+                raise _fail(str(side), lineno, str(err)) from None
+    return meta
+
+
+def _rename_meta(meta: dict, mapping: dict[str, str]) -> None:
+    """Rename the genes named by directives / a sidecar (e.g. after stripping a ``v_`` prefix)."""
+    for key in ("input_values", "input_sd", "initial", "initial_sd"):
+        meta[key] = {mapping.get(g, g): v for g, v in meta[key].items()}
+    meta["surface"] = [mapping.get(g, g) for g in meta["surface"]]
+    meta["fates"] = {f: format_rule(rename_ast(parse_rule(c), mapping))
+                     for f, c in meta["fates"].items()}
 
 
 def _read_boolode_ics(path: Path, meta: dict) -> None:

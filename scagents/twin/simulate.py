@@ -36,6 +36,40 @@ from scagents.twin.models import load_model
 from scagents.twin.rules import BooleanNetwork, rule_variables
 
 MODALITIES: tuple[str, ...] = ("rna", "atac", "prot")
+SILENT_ACTIVITY = 0.1
+"""A model is *silent* when no non-input gene of any control cell ends above this activity."""
+
+
+def silent_warning(network: BooleanNetwork, final: np.ndarray,
+                   inputs: dict[str, float] | None = None) -> str | None:
+    """A warning when every cell ends in one all-off state, naming the inputs to set.
+
+    Parameters
+    ----------
+    network
+        The model.
+    final
+        ``(n_cells, n_genes)`` end-of-trajectory activities (control cells).
+    inputs
+        The input activities the simulation used (overrides of the model's milieu).
+
+    Returns
+    -------
+    str or None
+        The warning, or ``None`` when some gene is active.
+    """
+    dynamic = [j for j, g in enumerate(network.genes) if g not in network.inputs]
+    if not dynamic or float(np.max(final[:, dynamic], initial=0.0)) > SILENT_ACTIVITY:
+        return None
+    inputs = inputs or {}
+    levels = ", ".join(f"{g} = {inputs.get(g, network.input_values.get(g, 0.0)):g}"
+                       for g in network.inputs)
+    hint = (f"set its milieu inputs ({levels}), e.g. --inputs {network.inputs[0]}=1, or with "
+            f"'# @input {network.inputs[0]} = 1' lines / a {network.name}.inputs.json sidecar"
+            if network.inputs else
+            "give it initial states ('# @initial GENE = 0.8' lines or a sidecar file)")
+    return (f"model {network.name!r} simulates every cell to one all-off state (no gene above "
+            f"activity {SILENT_ACTIVITY}): no perturbation can change anything; {hint}.")
 
 
 def _nb(rng: np.random.Generator, mu: np.ndarray, dispersion: float) -> np.ndarray:
@@ -143,7 +177,9 @@ def simulate(
         ``perturbation``, ``target_genes``, ``perturbation_type``, ``is_control``, ``pseudotime``
         and ``fate``. ``mdata.uns["twin"]`` holds the ground truth: ``model``, ``source``,
         ``genes``, ``edges`` (DataFrame: source, target, sign, weight), ``fates``,
-        ``perturbations`` ({label: Perturbation dict}), ``params`` and ``seed``.
+        ``perturbations`` ({label: Perturbation dict}), ``params``, ``seed`` and ``warnings``
+        (:func:`silent_warning` when the model simulates to one all-off state; also issued as a
+        ``UserWarning``).
 
     Raises
     ------
@@ -197,6 +233,10 @@ def simulate(
             "pseudotime": steps / n_steps,
             "fate": fates.astype(str),
         }))
+    ref = [i for i, p in enumerate(conditions) if p is None] or list(range(len(conditions)))
+    silent = silent_warning(net, np.concatenate([finals[i] for i in ref]), inputs)
+    if silent:
+        warnings.warn(silent, UserWarning, stacklevel=2)
     activity = np.concatenate(acts)
     final = np.concatenate(finals)
     obs = pd.concat(obs_rows, ignore_index=True)
@@ -281,5 +321,6 @@ def simulate(
                    "inputs": {g: v for g, v in inputs.items()},
                    "modalities": np.array(mods, dtype=object)},
         "seed": seed,
+        "warnings": np.array([silent] if silent else [], dtype=object),
     }
     return mdata

@@ -14,7 +14,7 @@ from scagents.agents.supervisor import allowed_moves, plan_next, supervisor
 
 
 def _state(tmp_path, **kw):
-    opts = RunOptions(goal=kw.pop("goal", "predict IFNG knockout"), n_cells=kw.pop("n_cells", 80),
+    opts = RunOptions(goal=kw.pop("goal", "predict IFNG knockout"), n_cells=kw.pop("n_cells", 200),
                       n_train_cells=kw.pop("n_train_cells", 40), policy_steps=2048, **kw)
     return initial_state(opts, tmp_path)
 
@@ -42,9 +42,9 @@ def test_data_agent_twin(twin_state):
     assert set(d.measured) == expected and d.measured[0] == "IFNG" and d.candidates == []
     rna = md.read_h5mu(Path(twin_state["out_dir"]) / d.path)["rna"]
     counts = rna.obs["perturbation"].astype(str).value_counts()
-    assert counts["control"] == 80 and counts["IFNG"] == 80       # n_cells
+    assert counts["control"] == 200 and counts["IFNG"] == 200      # n_cells
     assert counts["STAT1"] == 40 and counts["GATA3 overexpression"] == 40  # n_train_cells
-    assert d.cells_per_condition == {"control": 80, "goal": 80, "training": 40}
+    assert d.cells_per_condition == {"control": 200, "goal": 200, "training": 40}
     assert set(d.truth_fates) == {"control", "IFNG knockout"}
     assert sum(d.truth_fates["control"].values()) == pytest.approx(1.0, abs=1e-3)
 

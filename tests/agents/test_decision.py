@@ -21,7 +21,7 @@ from scagents.agents.supervisor import allowed_moves
 
 @pytest.fixture(scope="module")
 def base_state(tmp_path_factory):
-    opts = RunOptions(goal="predict IFNG knockout", n_cells=60, n_train_cells=30,
+    opts = RunOptions(goal="predict IFNG knockout", n_cells=200, n_train_cells=30,
                       policy_steps=512)
     st = initial_state(opts, tmp_path_factory.mktemp("decision"))
     st.update(data_agent(st))
@@ -234,3 +234,89 @@ def test_twin_check_flags_wrong_direction_and_composition():
     assert tc["compositional"] == ["TCR"]  # an input whose activity does not change
     assert any("TCR (milieu input, clamped)" in n for n in tc["notes"])
     assert tc["fate_shift"]["A knockout"]["Th1"] == 0.0
+
+
+# ------------------------------------------------------------------------------ evidence (issue 14)
+def test_policy_moving_its_knocked_out_target_up_is_not_validated(base_state, tmp_path,
+                                                                   monkeypatch):
+    def oracle_but_target_up(ctx):
+        inner = _oracle(ctx)
+        i = ctx.genes.index("IFNG")
+
+        def predict(targets, kind):
+            d = np.array(inner(targets, kind), float)
+            if "IFNG" in targets and kind == "knockout":
+                d[i] = 0.3
+            return d
+        return predict
+
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(oracle_but_target_up))
+    st = _fresh(base_state, tmp_path)
+    pol = PolicySummary.model_validate(policy_agent(st)["policy"])
+    assert pol.validation[POLICY]["mse"] == pytest.approx(0.0, abs=1e-12)  # beats every baseline
+    assert pol.status == "not_validated"
+    assert "cannot be validated" in pol.reason and "IFNG +0.300" in pol.reason
+    assert pol.target_check == [{"gene": "IFNG", "predicted_delta": 0.3, "expected": "down",
+                                 "agrees": False}]
+
+
+def test_validation_scores_the_targets_own_direction():
+    base = _rows([0.40, 0.50, 0.60, 0.70], [0.6] * 4).assign(target_direction=[1.0] * 4)
+    better_but_wrong = _rows([0.30, 0.40, 0.50, 0.60], [0.7] * 4).assign(
+        target_direction=[0.0, 1.0, 0.0, 1.0])
+    v = compare_to_baseline({"pol": better_but_wrong, "b": base}, policy="pol", baselines=["b"])
+    assert not v.validated and not v.checks["targets' own direction not worse"]
+
+
+def test_answer_carries_evidence_and_calibrated_intervals(base_state, tmp_path, monkeypatch):
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_linear))
+    st = _fresh(base_state, tmp_path)
+    st.update(policy_agent(st))
+    st["policy"]["retrain"] = False
+    st.update(fallback_agent(st))
+    pol = PolicySummary.model_validate(st["policy"])
+    assert pol.evidence["kind"] == "observed" and pol.evidence["detectable"]
+    assert "IFNG" in pol.evidence["cleared"]
+    assert pol.interval["level"] == 0.8 and 0 < pol.interval["q"] < np.inf
+    assert pol.interval["n_calibration"] == len(pol.validation_labels)
+    out = Path(st["out_dir"])
+    pred = pd.read_csv(out / "prediction.csv", index_col="gene")
+    assert (pred["delta_lower"] <= pred["delta"] + 1e-9).all()
+    assert (pred["delta"] <= pred["delta_upper"] + 1e-9).all()
+    # the evidence flags are the noise floor's verdicts on the observed change
+    assert pred["clears_noise"].equals(pred["observed_delta"].abs() >= pred["noise_floor"] - 1e-9)
+    listed = pol.top_up + pol.top_down
+    assert listed and all(g.lower is not None and g.clears_noise is not None for g in listed)
+    st.update(report_agent(st))
+    result = json.loads((out / "report.json").read_text())
+    assert result["evidence"]["detectable"] and result["intervals"]["q"] == pol.interval["q"]
+    assert {"lower", "upper", "clears_noise"} <= set(result["genes"][0])
+    md_text = (out / "report.md").read_text()
+    assert "## Evidence check" in md_text and "| lower | upper |" in md_text
+    assert (out / "intervals.png").stat().st_size > 0
+
+
+def test_silent_model_answers_no_detectable_effect(tmp_path):
+    model = tmp_path / "silent.bnet"
+    model.write_text("targets, factors\nv_ALPHA, v_SIG & !v_BETA\nv_BETA, v_ALPHA\n"
+                     "v_GAMMA, v_ALPHA | v_BETA\nv_DELTA, v_GAMMA\nv_EPS, !v_DELTA & v_SIG\n")
+    opts = RunOptions(goal="predict ALPHA knockout", model=str(model), n_cells=100,
+                      n_train_cells=30, policy_steps=256)
+    st = initial_state(opts, tmp_path / "run")
+    Path(st["out_dir"]).mkdir()
+    st.update(data_agent(st))
+    assert st["data"]["silent_model"] and "all-off" in st["data"]["warnings"][0]
+    st["integration"] = {"status": "skipped", "reason": "not needed here"}
+    st["network"] = {"status": "skipped", "reason": "not needed here"}
+    st.update(policy_agent(st))
+    pol = PolicySummary.model_validate(st["policy"])
+    assert pol.status == "no_effect" and not pol.evidence["detectable"]
+    assert pol.top_up == [] and pol.top_down == [] and pol.proposals == []
+    assert "--inputs" in pol.evidence["needed"] and "SIG" in pol.evidence["needed"]
+    assert not (Path(st["out_dir"]) / "policy.pt").exists()   # nothing was trained on noise
+    assert allowed_moves(st) == ["report"]
+    st.update(report_agent(st))
+    md_text = (Path(st["out_dir"]) / "report.md").read_text()
+    assert "**No detectable effect:**" in md_text and "(policy validated)" not in md_text
+    assert "None: with no detectable effect there is nothing to follow up." in md_text
+    assert "Warning: model 'silent' simulates every cell to one all-off state" in md_text

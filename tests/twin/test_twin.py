@@ -328,3 +328,65 @@ def test_h5mu_roundtrip(tmp_path, th):
 def test_bad_modality(th):
     with pytest.raises(ModalityError):
         simulate(th, modalities=("rna", "hic"), n_cells=5, n_steps=5)
+
+
+# ------------------------------------------------------------------ milieu in model files (issue 14)
+BNET = """targets, factors
+v_A, v_S & !v_B
+v_B, v_A
+v_C, v_A | v_C
+"""
+
+
+def test_bnet_comment_directives_set_inputs_initial_and_fates(tmp_path):
+    path = tmp_path / "toy.bnet"
+    path.write_text("# @input S = 1\n# @initial v_C = 0.7 sd 0.1\n# @fate on = A & !B\n" + BNET)
+    net = read_model(path)
+    assert net.inputs == ["S"] and net.input_values == {"S": 1.0}
+    assert net.initial_state == {"C": 0.7} and net.initial_sd == {"C": 0.1}
+    assert net.fates == {"on": "A and not B"}
+
+
+@pytest.mark.parametrize("suffix", [".inputs.json", ".inputs.tsv"])
+def test_bnet_sidecar_sets_the_milieu(tmp_path, suffix):
+    path = tmp_path / "toy.bnet"
+    path.write_text(BNET)
+    side = tmp_path / f"toy{suffix}"
+    if suffix.endswith("json"):
+        side.write_text('{"inputs": {"v_S": [1, 0.05]}, "initial": {"C": 0.5}, '
+                        '"fates": {"on": "A & !B"}}')
+    else:
+        side.write_text("# kind\tname\tvalue\ninput\tS\t1 sd 0.05\ninitial\tC\t0.5\n"
+                        "fate\ton\tA & !B\n")
+    net = read_model(path)
+    assert net.input_values == {"S": 1.0} and net.input_sd == {"S": 0.05}
+    assert net.initial_state == {"C": 0.5} and "on" in net.fates
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)   # active milieu: no silent-model warning
+        mdata = simulate(net, n_cells=50, modalities=["rna"])
+    assert len(mdata.uns["twin"]["warnings"]) == 0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"inputs": {"S": 2}}', "must lie in [0, 1]"),
+    ('{"milieu": {}}', "expected a JSON object"),
+    ("{not json", "not valid JSON"),
+])
+def test_bad_sidecar_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "toy.bnet"
+    path.write_text(BNET)
+    (tmp_path / "toy.inputs.json").write_text(text)
+    with pytest.raises(ModelFileError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        read_model(path)
+
+
+def test_silent_model_warns_and_names_its_inputs(tmp_path):
+    path = tmp_path / "toy.bnet"
+    path.write_text(BNET)
+    net = read_model(path)
+    with pytest.warns(UserWarning, match=r"all-off state.*S = 0.*--inputs S=1"):
+        mdata = simulate(net, n_cells=30, modalities=["rna"])
+    assert "all-off" in str(mdata.uns["twin"]["warnings"][0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        simulate(net, n_cells=30, modalities=["rna"], inputs={"S": 1.0})

@@ -1,0 +1,223 @@
+"""Evidence before effect: can a change be told from noise, and how far can a predicted change be trusted?
+
+Two questions, answered for every prediction scagents makes:
+
+**Is there an effect at all?** :func:`noise_floor` bootstraps the cells of an observed perturbation
+and of the control (resampled with replacement, each group on its own) and returns, per gene, the
+standard error of the change of the mean and a *noise floor*: that standard error times the
+two-sided normal quantile of the Benjamini–Hochberg cut-off at false-discovery rate ``alpha`` over
+the genes (the Bonferroni cut-off ``alpha / n_genes`` when no gene passes), and never below
+``min_effect``. A gene's change *clears* the floor when ``|delta| ≥ floor`` (and
+``> min_effect``), i.e. when its bootstrap z-test is significant after BH correction. When no gene clears
+it, the honest answer is "no detectable effect" (:func:`evidence_check`).
+
+**How wide is a predicted change?** Every predicted gene change gets an interval
+``prediction ± q · scale`` (:func:`interval_scale`, :func:`conformal_quantile`). ``scale`` is the
+spread of the candidate predictors' predictions for that perturbation and gene, combined with the
+spread of the gene's change across the training perturbations; ``q`` is the split-conformal
+quantile of ``|observed − predicted| / scale`` over the calibration (validation) perturbations'
+genes (Lei et al. 2018, "Distribution-free predictive inference for regression", normalised
+residual scores), so that the intervals cover the observed change with the nominal probability
+over perturbations exchangeable with the calibration ones. When the goal's perturbation was not
+measured, a gene clears when its interval excludes 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["noise_floor", "interval_scale", "conformal_quantile", "conformal_intervals",
+           "evidence_check", "cells_needed", "INTERVAL_LEVEL", "EVIDENCE_ALPHA", "N_BOOT"]
+
+INTERVAL_LEVEL = 0.8
+"""Nominal coverage of the predicted-change intervals."""
+EVIDENCE_ALPHA = 0.05
+"""False-discovery rate of the noise floor (Benjamini–Hochberg over genes)."""
+N_BOOT = 200
+"""Bootstrap resamples of the noise floor."""
+MAX_BOOT_CELLS = 2000
+"""Cells per group used by the bootstrap (a random subset of larger groups)."""
+
+
+def noise_floor(control: np.ndarray, perturbed: np.ndarray, genes: Sequence[str], *,
+                n_boot: int = N_BOOT, alpha: float = EVIDENCE_ALPHA, min_effect: float = 0.01,
+                seed: int = 0) -> pd.DataFrame:
+    """Per-gene noise floor of an observed change, by bootstrap over cells.
+
+    Parameters
+    ----------
+    control, perturbed
+        Cells × genes expression (log-normalised) of the control and the perturbed cells.
+    genes
+        Gene names (columns).
+    n_boot
+        Bootstrap resamples.
+    alpha
+        False-discovery rate; the floor is ``z* · se`` with ``z*`` the two-sided normal quantile
+        of the Benjamini–Hochberg p-value cut-off (Bonferroni's when nothing passes).
+    min_effect
+        Smallest change that can clear the floor.
+    seed
+        Seed of the resampling.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by gene: ``observed_delta`` (perturbed − control mean), ``se`` (bootstrap standard
+        error of it), ``noise_floor`` and ``clears`` (``|observed_delta| ≥ noise_floor``).
+    """
+    rng = np.random.default_rng(seed)
+    c = np.asarray(control, dtype=np.float64)
+    p = np.asarray(perturbed, dtype=np.float64)
+    if len(c) < 2 or len(p) < 2:
+        raise ValueError("the noise floor needs at least 2 control and 2 perturbed cells")
+    c = c[rng.choice(len(c), MAX_BOOT_CELLS, replace=False)] if len(c) > MAX_BOOT_CELLS else c
+    p = p[rng.choice(len(p), MAX_BOOT_CELLS, replace=False)] if len(p) > MAX_BOOT_CELLS else p
+    delta = p.mean(0) - c.mean(0)
+    boot = np.empty((n_boot, c.shape[1]))
+    for b in range(n_boot):
+        boot[b] = (p[rng.integers(0, len(p), len(p))].mean(0)
+                   - c[rng.integers(0, len(c), len(c))].mean(0))
+    se = boot.std(axis=0, ddof=1)
+    m = max(len(genes), 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pvals = np.where(se > 0, 2 * stats.norm.sf(np.abs(delta) / se), 1.0)
+    ranked = np.sort(pvals)
+    passing = np.flatnonzero(ranked <= alpha * np.arange(1, m + 1) / m)
+    cutoff = ranked[passing[-1]] if passing.size else alpha / m
+    z = float(stats.norm.isf(cutoff / 2))
+    floor = np.maximum(z * se, min_effect)
+    # BH rejections (p at most the cut-off), i.e. |delta| >= z* · se, above the minimal effect
+    clears = (pvals <= cutoff) & bool(passing.size) & (np.abs(delta) > min_effect)
+    return pd.DataFrame({"observed_delta": delta, "se": se, "noise_floor": floor,
+                         "clears": clears}, index=pd.Index(list(genes), name="gene"))
+
+
+def cells_needed(floor: pd.DataFrame, n_cells: int) -> int | None:
+    """Cells per condition at which the gene closest to clearing its floor would clear it.
+
+    The standard error shrinks as ``1 / sqrt(n)``, so ``n · (floor / |delta|)²`` cells are needed;
+    ``None`` when no gene changes at all (more cells cannot help).
+    """
+    ratio = (floor["observed_delta"].abs() / floor["noise_floor"].clip(lower=1e-12)).max()
+    if not np.isfinite(ratio) or ratio < 1e-3:
+        return None
+    return int(math.ceil(n_cells / ratio**2 * 1.1))
+
+
+def interval_scale(candidates: np.ndarray, gene_sd: np.ndarray, *, eps: float = 1e-6
+                   ) -> np.ndarray:
+    """Scale of the predicted-change interval of each gene.
+
+    Parameters
+    ----------
+    candidates
+        ``(n_models, ..., n_genes)`` predictions of the candidate predictors.
+    gene_sd
+        ``(n_genes,)`` standard deviation of each gene's change across the training
+        perturbations.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``sqrt(var_models + gene_sd²) + eps``, shape ``candidates.shape[1:]``.
+    """
+    cand = np.asarray(candidates, dtype=np.float64)
+    return np.sqrt(cand.var(axis=0) + np.asarray(gene_sd, float) ** 2) + eps
+
+
+def conformal_quantile(residuals: np.ndarray, scales: np.ndarray, *,
+                       level: float = INTERVAL_LEVEL) -> float:
+    """Split-conformal quantile of the normalised absolute residuals ``|r| / scale``.
+
+    The ``ceil((n + 1) · level)``-th smallest score of the ``n`` calibration scores (``inf`` when
+    there are too few to reach ``level``).
+    """
+    s = np.sort((np.abs(np.asarray(residuals, float)) / np.asarray(scales, float)).ravel())
+    s = s[np.isfinite(s)]
+    k = int(math.ceil((len(s) + 1) * level))
+    return float(s[k - 1]) if 1 <= k <= len(s) else float("inf")
+
+
+def conformal_intervals(prediction: np.ndarray, scale: np.ndarray, q: float
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """``(lower, upper) = prediction ∓ q · scale``."""
+    pred = np.asarray(prediction, float)
+    half = q * np.asarray(scale, float)
+    return pred - half, pred + half
+
+
+def evidence_check(table: pd.DataFrame, *, kind: str, n_cells: int | None = None,
+                   inputs: Sequence[str] = (), silent_model: bool = False,
+                   level: float = INTERVAL_LEVEL, alpha: float = EVIDENCE_ALPHA,
+                   n_boot: int = N_BOOT) -> dict:
+    """Summarise whether any gene's change clears the noise.
+
+    Parameters
+    ----------
+    table
+        Indexed by gene. ``kind="observed"``: the output of :func:`noise_floor`.
+        ``kind="interval"``: columns ``delta``, ``lower``, ``upper`` (a gene clears when its
+        interval excludes 0).
+    kind
+        ``"observed"`` (the goal's perturbation was measured or simulated) or ``"interval"``.
+    n_cells
+        Cells per condition behind an observed floor (for the "what would be needed" sentence).
+    inputs
+        Milieu inputs of a twin model (named when more cells cannot help).
+    silent_model
+        The twin model simulated to a single all-off state.
+
+    Returns
+    -------
+    dict
+        ``kind``, ``method`` (how the floor was computed), ``detectable``, ``n_clear``,
+        ``n_genes``, ``cleared`` (genes that clear, strongest first), ``needed`` (a sentence
+        saying what would be needed when nothing clears, else ``""``) and ``cells_needed``.
+    """
+    if kind == "observed":
+        clears = table["clears"].astype(bool)
+        strength = (table["observed_delta"].abs() / table["noise_floor"]).where(clears, 0.0)
+        method = (f"bootstrap over cells ({n_boot} resamples of the control and the perturbed "
+                  f"cells): a gene's observed change clears the noise floor when |change| > "
+                  f"z · s.e., z at the Benjamini–Hochberg cut-off (false-discovery rate "
+                  f"{100 * alpha:.0f} % over {len(table)} genes)")
+    elif kind == "interval":
+        clears = (table["lower"] > 0) | (table["upper"] < 0)
+        strength = table["delta"].abs().where(clears, 0.0)
+        method = (f"the goal's perturbation was not measured: a gene's predicted change clears "
+                  f"the noise when its calibrated {100 * level:.0f} % interval excludes 0")
+    else:
+        raise ValueError(f"kind must be 'observed' or 'interval', got {kind!r}")
+    cleared = [str(g) for g in strength[clears].sort_values(ascending=False).index]
+    needed, n_more = "", None
+    if not cleared:
+        if kind == "observed":
+            n_more = cells_needed(table, n_cells) if n_cells else None
+            parts = []
+            if silent_model:
+                parts.append("the model simulates every cell to one all-off state: set its milieu "
+                             f"inputs ({', '.join(inputs) or 'none declared'}) with --inputs "
+                             "GENE=VALUE or in the model file, or give initial states")
+            if n_more is not None and not silent_model:
+                parts.append(f"about {n_more} cells per condition (now {n_cells}) for the "
+                             "largest change to clear the floor")
+            if n_more is None and not silent_model:
+                parts.append("no gene changes at all: more cells cannot help; another milieu "
+                             + (f"(inputs {', '.join(inputs)}) " if inputs else "")
+                             + "or another cell state where the target is active")
+            elif inputs and not silent_model:
+                parts.append(f"or another milieu (inputs {', '.join(inputs)}) in which the "
+                             "target is active")
+            needed = "To detect an effect: " + "; ".join(parts) + "."
+        else:
+            needed = ("To detect an effect: measure the perturbation (cells of it), or more "
+                      "training perturbations related to it so that the intervals narrow.")
+    return {"kind": kind, "method": method, "detectable": bool(cleared),
+            "n_clear": len(cleared), "n_genes": int(len(table)), "cleared": cleared[:50],
+            "needed": needed, "cells_needed": n_more}
