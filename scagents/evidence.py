@@ -8,8 +8,11 @@ standard error of the change of the mean and a *noise floor*: that standard erro
 two-sided normal quantile of the Benjamini–Hochberg cut-off at false-discovery rate ``alpha`` over
 the genes (the Bonferroni cut-off ``alpha / n_genes`` when no gene passes), and never below
 ``min_effect``. A gene's change *clears* the floor when ``|delta| ≥ floor`` (and
-``> min_effect``), i.e. when its bootstrap z-test is significant after BH correction. When no gene clears
-it, the honest answer is "no detectable effect" (:func:`evidence_check`).
+``> min_effect``), i.e. when its bootstrap z-test is significant after BH correction. When no
+gene clears it, the honest answer is "no detectable effect" (:func:`evidence_check`). On the digital twin the
+whole experiment can be repeated: a gene then clears only when it clears both in the run's cells
+and in an independent replicate simulation (seed ``seed + REPLICATE_SEED_OFFSET``), so a false
+call needs two independent false discoveries.
 
 **How wide is a predicted change?** Every predicted gene change gets an interval
 ``prediction ± q · scale`` (:func:`interval_scale`, :func:`conformal_quantile`). ``scale`` is the
@@ -31,13 +34,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["noise_floor", "interval_scale", "conformal_quantile", "conformal_intervals",
+__all__ = ["noise_floor", "REPLICATE_SEED_OFFSET", "interval_scale", "conformal_quantile", "conformal_intervals",
            "evidence_check", "cells_needed", "INTERVAL_LEVEL", "EVIDENCE_ALPHA", "N_BOOT"]
 
 INTERVAL_LEVEL = 0.8
 """Nominal coverage of the predicted-change intervals."""
 EVIDENCE_ALPHA = 0.05
 """False-discovery rate of the noise floor (Benjamini–Hochberg over genes)."""
+REPLICATE_SEED_OFFSET = 10_007
+"""Seed offset of the twin's replicate simulation of the control and the goal's perturbation."""
 N_BOOT = 200
 """Bootstrap resamples of the noise floor."""
 MAX_BOOT_CELLS = 2000
@@ -155,7 +160,7 @@ def conformal_intervals(prediction: np.ndarray, scale: np.ndarray, q: float
 def evidence_check(table: pd.DataFrame, *, kind: str, n_cells: int | None = None,
                    inputs: Sequence[str] = (), silent_model: bool = False,
                    level: float = INTERVAL_LEVEL, alpha: float = EVIDENCE_ALPHA,
-                   n_boot: int = N_BOOT) -> dict:
+                   n_boot: int = N_BOOT, replicated: bool = False) -> dict:
     """Summarise whether any gene's change clears the noise.
 
     Parameters
@@ -172,6 +177,8 @@ def evidence_check(table: pd.DataFrame, *, kind: str, n_cells: int | None = None
         Milieu inputs of a twin model (named when more cells cannot help).
     silent_model
         The twin model simulated to a single all-off state.
+    replicated
+        ``clears`` already requires the gene to clear in an independent replicate too (twin).
 
     Returns
     -------
@@ -186,7 +193,9 @@ def evidence_check(table: pd.DataFrame, *, kind: str, n_cells: int | None = None
         method = (f"bootstrap over cells ({n_boot} resamples of the control and the perturbed "
                   f"cells): a gene's observed change clears the noise floor when |change| > "
                   f"z · s.e., z at the Benjamini–Hochberg cut-off (false-discovery rate "
-                  f"{100 * alpha:.0f} % over {len(table)} genes)")
+                  f"{100 * alpha:.0f} % over {len(table)} genes)"
+                  + ("; on the twin the gene must clear it again in an independent replicate "
+                     "simulation (another seed)" if replicated else ""))
     elif kind == "interval":
         clears = (table["lower"] > 0) | (table["upper"] < 0)
         strength = table["delta"].abs().where(clears, 0.0)

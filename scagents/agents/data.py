@@ -89,6 +89,7 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
     truth["activity_delta"] = pd.Series(act[goal_cells].mean(0) - act[ctrl].mean(0),
                                         index=tmp.var_names)
     truth["is_input"] = [g in net.inputs for g in truth.index]
+    truth["replicate_clears"] = _replicate_clears(net, pert, opts).reindex(truth.index)
     truth.round(8).to_csv(out / TRUTH_FILE)
     fates = tmp.obs["fate"].astype(str)
     fate_shift = {"control": _fractions(fates[ctrl]), pert.label: _fractions(fates[goal_cells])}
@@ -103,6 +104,25 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
         truth_fates=fate_shift, inputs=list(net.inputs),
         cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train},
         warnings=twin_warnings, silent_model=bool(twin_warnings))
+
+
+def _replicate_clears(net, pert, opts: RunOptions) -> pd.Series:
+    """Whether each gene's change under the goal clears its noise floor in an independent
+    replicate simulation of the control and the goal (seed ``seed + REPLICATE_SEED_OFFSET``)."""
+    from scagents.data import lognormalize
+    from scagents.evidence import REPLICATE_SEED_OFFSET, noise_floor
+    from scagents.twin import simulate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        rep = simulate(net, perturbations=[None, pert], n_cells=opts.n_cells,
+                       seed=opts.seed + REPLICATE_SEED_OFFSET, modalities=["rna"],
+                       inputs=opts.inputs or None)["rna"]
+    lognormalize(rep)
+    x = _dense(rep.layers["lognorm"])
+    ctrl = rep.obs["is_control"].to_numpy(bool)
+    return noise_floor(x[ctrl], x[~ctrl], rep.var_names, min_effect=0.01,
+                       seed=opts.seed)["clears"]
 
 
 def _check_twin_inputs(net, inputs: dict[str, float]) -> None:

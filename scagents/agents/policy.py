@@ -100,6 +100,7 @@ class _Context:
     floor: pd.DataFrame | None = None  # noise floor of the goal's observed change (evidence)
     n_goal_cells: int = 0
     gene_sd: np.ndarray | None = None  # spread of each gene's change over training perturbations
+    replicated: bool = False  # the floor's verdicts were confirmed in a twin replicate
 
 
 def _stratified(indices: list[int], kinds: list[str], rng: np.random.Generator) -> list[int]:
@@ -162,6 +163,13 @@ def _context(state: RunState) -> _Context:
     ctx.gene_sd = task_effects(train)[1].to_numpy(float).std(axis=0)
     if ctx.goal_label is not None:
         ctx.floor, ctx.n_goal_cells = _goal_floor(mdata, ctx.goal_label, genes, opts.seed)
+        truth = out / data.truth_path if data.truth_path else None
+        if ctx.floor is not None and truth is not None and truth.exists():
+            rep = pd.read_csv(truth, index_col=0)
+            if "replicate_clears" in rep:  # twin: a gene must clear in the replicate too
+                again = rep["replicate_clears"].reindex(genes).fillna(False).astype(bool)
+                ctx.floor["clears"] = ctx.floor["clears"] & again.to_numpy()
+                ctx.replicated = True
     return ctx
 
 
@@ -487,7 +495,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         df["noise_floor"] = ctx.floor["noise_floor"]
         df["clears_noise"] = ctx.floor["clears"]
         evidence = evidence_check(ctx.floor, kind="observed", n_cells=ctx.n_goal_cells,
-                                  inputs=ctx.data.inputs, silent_model=ctx.data.silent_model)
+                                  inputs=ctx.data.inputs, silent_model=ctx.data.silent_model,
+                                  replicated=ctx.replicated)
     else:
         df["clears_noise"] = (df["delta_lower"] > 0) | (df["delta_upper"] < 0)
         evidence = evidence_check(df.rename(columns={"delta_lower": "lower",

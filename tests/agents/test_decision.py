@@ -284,7 +284,9 @@ def test_answer_carries_evidence_and_calibrated_intervals(base_state, tmp_path, 
     assert (pred["delta_lower"] <= pred["delta"] + 1e-9).all()
     assert (pred["delta"] <= pred["delta_upper"] + 1e-9).all()
     # the evidence flags are the noise floor's verdicts on the observed change
-    assert pred["clears_noise"].equals(pred["observed_delta"].abs() >= pred["noise_floor"] - 1e-9)
+    above = pred["observed_delta"].abs() >= pred["noise_floor"] - 1e-9
+    again = pd.read_csv(out / "twin_truth.csv", index_col=0)["replicate_clears"].astype(bool)
+    assert pred["clears_noise"].equals(above & again.reindex(pred.index))
     listed = pol.top_up + pol.top_down
     assert listed and all(g.lower is not None and g.clears_noise is not None for g in listed)
     st.update(report_agent(st))
