@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +53,35 @@ def test_run_bad_input_clear_error(tmp_path, args, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("inputs", "message"), [
+    (["TCR"], "write GENE=VALUE"),
+    (["TCR=high"], "write GENE=VALUE"),
+    (["IFNG=1"], "IFNG is not an input of model"),
+    (["TCR=3"], "must lie in [0, 1]"),
+])
+def test_run_inputs_bad_values_one_clear_line(tmp_path, capsys, inputs, message):
+    from scagents.cli import main
+
+    rc = main(["run", "--goal", "predict IFNG knockout", "--quiet", "--n-cells", "20",
+               "--out", str(tmp_path / "o"), "--inputs", *inputs])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_run_inputs_reach_the_twin(tmp_path):
+    import mudata as md
+
+    from scagents.agents.data import data_agent
+    from scagents.agents.state import RunOptions, initial_state
+
+    opts = RunOptions(goal="predict STAT4 knockout", n_cells=30, n_train_cells=10,
+                      inputs={"IL12A": 1.0})
+    st = initial_state(opts, tmp_path)
+    st.update(data_agent(st))
+    mdata = md.read_h5mu(tmp_path / st["data"]["path"])
+    assert mdata.uns["twin"]["params"]["inputs"] == {"IL12A": 1.0}
+    truth = pd.read_csv(tmp_path / st["data"]["truth_path"], index_col=0)
+    assert "replicate_clears" in truth and not st["data"]["silent_model"]

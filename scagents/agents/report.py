@@ -259,7 +259,13 @@ def build_result(state: RunState) -> dict:
         "proposals": [p.model_dump() for p in pol.proposals],
         "seed": opts.seed, "version": scagents.__version__, "min_effect": 0.01,
         "notes": notes, "figures": figures,
-        "evidence": pol.evidence, "intervals": pol.interval, "target_check": pol.target_check,
+        "evidence": pol.evidence, "target_check": pol.target_check,
+        "intervals": None if not pol.interval else {
+            **pol.interval,
+            "per_gene": {"gene": [g["gene"] for g in genes],
+                         "delta": [round(g["delta"], 6) for g in genes],
+                         "lower": [round(g.get("lower", np.nan), 6) for g in genes],
+                         "upper": [round(g.get("upper", np.nan), 6) for g in genes]}},
     }
     if data.truth_path and (out / data.truth_path).exists():
         truth = pd.read_csv(out / data.truth_path, index_col=0)
