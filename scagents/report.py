@@ -65,7 +65,7 @@ def plot_intervals(genes: list[dict], path: Path, *, title: str, level: float = 
                    edgecolor=colour, zorder=3, s=30)
     ax.set_yticks(y, [r["gene"] for r in rows])
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel(f"predicted change from control with its {100 * level:.0f} % interval "
+    ax.set_xlabel(f"predicted change from control, {100 * level:.0f} % interval\n"
                   "(log1p normalised expression)")
     ax.set_title(textwrap.fill(title + " — open points: change not above the noise", 60),
                  fontsize=9)
