@@ -190,7 +190,7 @@ def _add_mcp(sub: argparse._SubParsersAction) -> None:
         "network, train, ingest, report) to an MCP client over stdin/stdout. Every path a tool "
         "receives must lie inside --workdir.")
     p.add_argument("--workdir", default=".", help="working directory of the tools (default: .)")
-    p.add_argument("--n-cells", type=int, default=200,
+    p.add_argument("--n-cells", type=int, default=1000,
                    help="default cells per condition simulated on the twin")
     p.add_argument("--policy-steps", type=int, default=12_000,
                    help="default environment steps of the policy training in predictions")

@@ -79,7 +79,7 @@ class ToolSettings:
         Policy trainings a prediction run tries before its fallback.
     """
 
-    n_cells: int = 200
+    n_cells: int = 1000
     policy_steps: int = 12_000
     train_steps: int = 20_000
     task_cells: int = 128
