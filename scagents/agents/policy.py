@@ -574,7 +574,7 @@ def _intervals(ctx: _Context, predict: Predict, calibrate: Predict, models: dict
             "method": (f"split-conformal on the {len(ctx.val_labels)} validation perturbations: "
                        f"delta ± q · scale, scale = spread of the {len(models)} candidate "
                        "predictions combined with the gene's spread over the training "
-                       f"perturbations, q = {q:.3g} the {100 * INTERVAL_LEVEL:.0f} % conformal "
+                       f"perturbations, q = {q:.3g}, the {100 * INTERVAL_LEVEL:.0f} % conformal "
                        "quantile of |observed − predicted| / scale"),
             "columns": ["delta_lower", "delta_upper"], "lower": lower, "upper": upper}
 
