@@ -324,3 +324,44 @@ def test_silent_model_answers_no_detectable_effect(tmp_path):
     assert "**No detectable effect:**" in md_text and "(policy validated)" not in md_text
     assert "None: with no detectable effect there is nothing to follow up." in md_text
     assert "Warning: model 'silent' simulates every cell to one all-off state" in md_text
+
+
+def test_unmeasured_goal_evidence_comes_from_the_intervals(tmp_path, monkeypatch):
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(30)]
+    blocks, labels = [], []
+    for lab in ["control"] + [f"G{i}" for i in range(12)]:
+        mu = np.full(30, 20.0)
+        if lab != "control":
+            j = int(lab[1:])
+            mu[j] = 2.0                      # the target itself drops
+            mu[(j + 1) % 30] = 60.0          # and a downstream gene rises
+        blocks.append(rng.poisson(mu, size=(60, 30)))
+        labels += [lab] * 60
+    adata = ad.AnnData(X=np.vstack(blocks).astype(np.float32),
+                       obs=pd.DataFrame({"perturbation": labels},
+                                        index=[f"c{i}" for i in range(len(labels))]),
+                       var=pd.DataFrame(index=genes))
+    path = tmp_path / "toy.h5ad"
+    adata.write_h5ad(path)
+    opts = RunOptions(goal="predict G20 knockout", data=str(path), perturbation_key="perturbation",
+                      control_labels=["control"], policy_steps=256, n_validation=4)
+    st = initial_state(opts, tmp_path / "run")
+    Path(st["out_dir"]).mkdir()
+    st.update(data_agent(st))
+    assert not st["data"]["goal_measured"]
+    st["integration"] = {"status": "skipped", "reason": "not needed here"}
+    st["network"] = {"status": "skipped", "reason": "not needed here"}
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_linear))
+    st.update(policy_agent(st))
+    pol = PolicySummary.model_validate(st["policy"])
+    assert pol.evidence["kind"] == "interval" and pol.evaluation is None
+    pred = pd.read_csv(Path(st["out_dir"]) / "prediction.csv", index_col="gene")
+    excludes_zero = (pred["delta_lower"] > 0) | (pred["delta_upper"] < 0)
+    assert pred["clears_noise"].equals(excludes_zero)
+    assert pol.evidence["detectable"] == bool(excludes_zero.any())
+    assert (pol.status == "no_effect") == (not excludes_zero.any())
+    # the learnt knockout effect (target down by ~2.2 log units) is larger than the spread
+    assert "G20" in pol.evidence["cleared"] and pred.loc["G20", "delta_upper"] < 0
