@@ -23,7 +23,7 @@ A knockout can only change a gene that is active: genes whose mean control activ
 
 Usage::
 
-    python benchmarks/twin_evidence.py            # 3 seeds
+    python benchmarks/twin_evidence.py            # 2 seeds (~12 min on a loaded machine)
     python benchmarks/twin_evidence.py --seeds 1  # quick
 """
 
@@ -158,13 +158,61 @@ def main(argv: list[str] | None = None) -> int:
     from scagents.agents.state import RunOptions
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--n-cells", type=int, default=None,
                     help="cells per condition (default: the run default, RunOptions().n_cells)")
     args = ap.parse_args(argv)
     n_cells = args.n_cells or RunOptions.model_fields["n_cells"].default
     t0 = time.perf_counter()
     results, rows_md = [], []
+
+    def write(done: bool) -> list[str]:
+        wall = time.perf_counter() - t0
+        live = [r for r in results if r["pooled"]["n_active"]]
+        dead = [r for r in results if r["milieu"].startswith("silent")]
+        n_act = sum(r["pooled"]["n_active"] for r in live)
+        n_sig = sum(round(r["pooled"]["significant_active"] * r["pooled"]["n_active"]) for r in live)
+        n_sil = sum(r["pooled"]["n_genes"] for r in dead)
+        n_noeff = sum(round(r["pooled"]["no_effect_all"] * r["pooled"]["n_genes"]) for r in dead)
+        n_single = sum(round(r["pooled"]["no_effect_all_single"] * r["pooled"]["n_genes"])
+                       for r in dead)
+        headline = [
+            f"Knockouts of active genes (mean control activity ≥ {ACTIVE}) whose own change is "
+            f"significant (down, BH padj < 0.05) at the default {n_cells} cells: {n_sig} of {n_act} "
+            f"({100 * n_sig / max(n_act, 1):.1f} %) over {len(live)} model/milieu cases with active "
+            f"genes × {args.seeds} seeds (target 100 %).",
+            f"Silent models (the .bnet files at their defaults): {n_noeff} of {n_sil} knockouts "
+            f"({100 * n_noeff / max(n_sil, 1):.1f} %) answered \"no detectable effect\" by the "
+            f"evidence check over {len(dead)} cases × {args.seeds} seeds (target 100 %); with the "
+            f"run's cells alone (no replicate) {n_single} of {n_sil} "
+            f"({100 * n_single / max(n_sil, 1):.1f} %)."]
+        command = "python benchmarks/twin_evidence.py " + " ".join(argv if argv is not None
+                                                                    else sys.argv[1:])
+        md = ["# Twin evidence: knockouts at the default cell count, silent models", "",
+              f"Command: `{command.strip()}`; {args.seeds} seeds; {n_cells} cells per condition "
+              f"(`RunOptions().n_cells`). Wall time {wall:.0f} s on a loaded shared machine"
+          + ("." if done else " (partial: the run was still going).") + "", "",
+              *[f"- {h}" for h in headline], "",
+              "Columns: *active* = knocked-out genes whose mean control activity is ≥ "
+              f"{ACTIVE} (mean per seed); *significant* = the target's own change is down with Welch BH "
+              "padj < 0.05; *detectable* = the evidence check (`scagents.evidence.noise_floor`, "
+              "bootstrap over cells, BH 5 %, confirmed in a replicate simulation with another seed, "
+              "as `run` does on the twin) finds some gene above the noise; *silent* = every control "
+              "cell ends all-off (the run's warning; cells sampled along the trajectories can still "
+              "carry a transient); *no effect (inactive)* = "
+              "knockouts of inactive genes answered \"no detectable effect\"; *no effect (silent)* = "
+              "the same over every knockout of a silent model.", "",
+              "| model | milieu | silent | genes | active | significant (active) | detectable (active) "
+              "| significant (all) | no effect (inactive) | no effect (silent) | active failures |",
+              "|---|---|---|---|---|---|---|---|---|---|---|", *rows_md, "",
+              "Milieu of the shared models (chosen here from their publications; the files declare "
+              "none):", "",
+              *[f"- {r['model']} ({r['milieu']}): {r['why']}" for r in results], ""]
+        write_results("twin_evidence", {"command": command, "n_cells": n_cells, "seeds": args.seeds,
+                                        "active_threshold": ACTIVE, "headline": headline,
+                                        "wall_s": wall, "results": results}, "\n".join(md))
+        return md
+
     for model, milieu, net, inputs, why in cases():
         frames = [knockouts(net, n_cells=n_cells, seed=s, inputs=inputs)
                   for s in range(args.seeds)]
@@ -175,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                         "why": why, "pooled": tot, "per_seed": per_seed,
                         "knockouts": allf.round(5).to_dict(orient="records")})
         print(model, milieu, tot, flush=True)
+        write(False)
 
         def pct(v):
             return "—" if v is None else f"{100 * v:.0f} %"
@@ -185,50 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {pct(tot['detectable_active'])} | {pct(tot['significant_all'])} "
             f"| {pct(tot['no_effect_inactive'])} | {pct(tot['no_effect_all'] if tot['silent'] else None)} "
             f"| {', '.join(sorted(set(tot['failures_active']))) or '—'} |")
-    wall = time.perf_counter() - t0
-    live = [r for r in results if r["pooled"]["n_active"]]
-    dead = [r for r in results if r["milieu"].startswith("silent")]
-    n_act = sum(r["pooled"]["n_active"] for r in live)
-    n_sig = sum(round(r["pooled"]["significant_active"] * r["pooled"]["n_active"]) for r in live)
-    n_sil = sum(r["pooled"]["n_genes"] for r in dead)
-    n_noeff = sum(round(r["pooled"]["no_effect_all"] * r["pooled"]["n_genes"]) for r in dead)
-    n_single = sum(round(r["pooled"]["no_effect_all_single"] * r["pooled"]["n_genes"])
-                   for r in dead)
-    headline = [
-        f"Knockouts of active genes (mean control activity ≥ {ACTIVE}) whose own change is "
-        f"significant (down, BH padj < 0.05) at the default {n_cells} cells: {n_sig} of {n_act} "
-        f"({100 * n_sig / max(n_act, 1):.1f} %) over {len(live)} model/milieu cases with active "
-        f"genes × {args.seeds} seeds (target 100 %).",
-        f"Silent models (the .bnet files at their defaults): {n_noeff} of {n_sil} knockouts "
-        f"({100 * n_noeff / max(n_sil, 1):.1f} %) answered \"no detectable effect\" by the "
-        f"evidence check over {len(dead)} cases × {args.seeds} seeds (target 100 %); with the "
-        f"run's cells alone (no replicate) {n_single} of {n_sil} "
-        f"({100 * n_single / max(n_sil, 1):.1f} %)."]
-    command = "python benchmarks/twin_evidence.py " + " ".join(argv if argv is not None
-                                                                else sys.argv[1:])
-    md = ["# Twin evidence: knockouts at the default cell count, silent models", "",
-          f"Command: `{command.strip()}`; {args.seeds} seeds; {n_cells} cells per condition "
-          f"(`RunOptions().n_cells`). Wall time {wall:.0f} s on a loaded shared machine.", "",
-          *[f"- {h}" for h in headline], "",
-          "Columns: *active* = knocked-out genes whose mean control activity is ≥ "
-          f"{ACTIVE} (mean per seed); *significant* = the target's own change is down with Welch BH "
-          "padj < 0.05; *detectable* = the evidence check (`scagents.evidence.noise_floor`, "
-          "bootstrap over cells, BH 5 %, confirmed in a replicate simulation with another seed, "
-          "as `run` does on the twin) finds some gene above the noise; *silent* = every control "
-          "cell ends all-off (the run's warning; cells sampled along the trajectories can still "
-          "carry a transient); *no effect (inactive)* = "
-          "knockouts of inactive genes answered \"no detectable effect\"; *no effect (silent)* = "
-          "the same over every knockout of a silent model.", "",
-          "| model | milieu | silent | genes | active | significant (active) | detectable (active) "
-          "| significant (all) | no effect (inactive) | no effect (silent) | active failures |",
-          "|---|---|---|---|---|---|---|---|---|---|---|", *rows_md, "",
-          "Milieu of the shared models (chosen here from their publications; the files declare "
-          "none):", "",
-          *[f"- {r['model']} ({r['milieu']}): {r['why']}" for r in results], ""]
-    write_results("twin_evidence", {"command": command, "n_cells": n_cells, "seeds": args.seeds,
-                                    "active_threshold": ACTIVE, "headline": headline,
-                                    "wall_s": wall, "results": results}, "\n".join(md))
-    print("\n".join(md))
+    print("\n".join(write(True)))
     return 0
 
 
