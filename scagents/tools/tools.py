@@ -340,6 +340,10 @@ class Toolkit:
                        "cells were held out of training"}
         if pol.get("evaluation"):
             res["check_against_measured"] = pol["evaluation"]
+        if pol.get("evidence"):
+            ev = pol["evidence"]
+            res["evidence"] = {"detectable": ev["detectable"], "genes_above_noise": ev["n_clear"],
+                               **({"needed": ev["needed"]} if not ev["detectable"] else {})}
         return res
 
     # ---------------------------------------------------------------- recommend_perturbations

@@ -73,7 +73,7 @@ def conversation(tmp_path_factory) -> tuple[ScriptedToolModel, list[BaseMessage]
     ]
     model = ScriptedToolModel(messages=iter([]), script=script)
     workdir = tmp_path_factory.mktemp("chat")
-    tools = make_tools(workdir, n_cells=40, policy_steps=256, policy_attempts=1)
+    tools = make_tools(workdir, n_cells=200, policy_steps=256, policy_attempts=1)
     messages = run_chat(model, tools, ["predict IFNG knockout",
                                        "recommend 8 perturbations to test next"])
     return model, messages, workdir
