@@ -673,6 +673,9 @@ def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
     axes[1].set(xlabel="round", ylabel="best reward so far", title="progress")
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=100)
+    from scagents._atomic import atomic_path
+
+    with atomic_path(out) as tmp:  # a killed process never leaves half a plot
+        fig.savefig(tmp, dpi=100, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
     return out
