@@ -313,7 +313,7 @@ def _read_mtx_dir(folder: Path) -> ad.AnnData:
 
         try:
             return sc.read_10x_mtx(folder)
-        except Exception:  # fall back to the plain reader below, which explains problems
+        except Exception:  # noqa: S110 - deliberate: the plain reader below explains the problem
             pass
 
     try:
