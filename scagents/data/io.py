@@ -381,8 +381,12 @@ def read_csv_expression(
     name = path.name.lower().removesuffix(".gz")
     if sep is None:
         sep = "\t" if name.endswith((".tsv", ".txt", ".tab")) else ","
-    with _open_text(path) as fh:
-        header = next(csv.reader(fh, delimiter=sep), None)
+    try:
+        with _open_text(path) as fh:
+            header = next(csv.reader(fh, delimiter=sep), None)
+    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as exc:
+        raise DataFileError(f"{str(path)!r} is not a text table ({_short(exc)}); give a CSV/TSV "
+                            "file (optionally gzipped).") from None
     if not header or len(header) < 2:
         raise DataFileError(
             f"{str(path)!r} has no usable header row (need row names in the first column and one "
@@ -523,6 +527,9 @@ def read_screen(path: PathLike, *, duplicates: Literal["mean", "first", "error"]
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError as exc:
         raise DataFileError(f"{str(path)!r} has no rows; it needs a Gene,Score header and one row per gene.") from exc
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DataFileError(f"{str(path)!r} is not a readable CSV/TSV table ({_short(exc)}); it "
+                            "needs a Gene,Score header and one row per gene.") from None
     lower = {str(c).strip().lower(): c for c in table.columns}
     gene_col = next((lower[k] for k in ("gene", "genes", "gene_symbol", "symbol", "id") if k in lower), None)
     score_col = next((lower[k] for k in ("score", "scores", "lfc", "log2fc", "value", "effect") if k in lower), None)
