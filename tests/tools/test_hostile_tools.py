@@ -32,7 +32,7 @@ from scagents.tools.workspace import MAX_ERROR_CHARS, OUTSIDE_LINK
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTINEL = "SENTINEL-7f3c-do-not-echo"
-PASSWD_LINE = "root:x:0:0"
+SYSTEM_FILE_HEAD = "root:x:0:0"  # the first line of /etc/passwd, never to be echoed
 
 
 class Payload:
@@ -230,7 +230,7 @@ def _check_answer(text: str, expect: str) -> None:
     assert len(text) <= MAX_ERROR_CHARS, len(text)
     assert " fix: " in text, text
     assert expect in text, text
-    assert SENTINEL not in text and PASSWD_LINE not in text, text
+    assert SENTINEL not in text and SYSTEM_FILE_HEAD not in text, text
 
 
 @pytest.fixture(scope="module")
