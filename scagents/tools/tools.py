@@ -30,10 +30,12 @@ tool                       wraps
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +148,19 @@ class Toolkit:
                 f"{', '.join(list_models())} (also 'th'); a model file must be inside the working "
                 "directory.")
         return str(path)
+
+    @contextlib.contextmanager
+    def _ledger(self) -> Iterator[Path]:
+        """The campaign ledger; a failed call that created it removes it again (no stray file)."""
+        path = self.ws.ledger
+        existed = os.path.lexists(path)
+        try:
+            yield path
+        except BaseException:
+            if not existed:
+                for suffix in ("", "-journal", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            raise
 
     def _write_csv(self, df: pd.DataFrame, path: Path, **kwargs) -> Path:
         with atomic_path(path) as tmp:
@@ -344,6 +359,7 @@ class Toolkit:
                           n_candidates=self.settings.twin_candidates,
                           max_policy_attempts=self.settings.policy_attempts)
         runs = self.ws.resolve("runs", what="runs folder")
+        runs_existed = runs.exists()
         out = default_out_dir(goal, runs)
         out.mkdir(parents=True)
         try:
@@ -354,6 +370,9 @@ class Toolkit:
                                    f"{state.get('stop_reason') or pol.get('reason') or 'unknown reason'}")
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)  # a run without a prediction leaves nothing
+            if not runs_existed:
+                with contextlib.suppress(OSError):
+                    runs.rmdir()
             raise
         full = {"run_id": out.name, "goal": goal, "data": state["data"]["source"],
                 "policy": pol, "candidates": state["data"]["candidates"]}
@@ -443,8 +462,9 @@ class Toolkit:
             except UnicodeDecodeError:
                 raise ToolRunError(f"The candidates file {a.candidates_file!r} is not text; give "
                                    "a text file with one gene per line.") from None
-        df = propose_round(self.ws.ledger, a.campaign, batch=a.n, goal=a.goal, candidates=cands,
-                           designer=a.designer, seed=a.seed)
+        with self._ledger() as ledger:
+            df = propose_round(ledger, a.campaign, batch=a.n, goal=a.goal, candidates=cands,
+                               designer=a.designer, seed=a.seed)
         rnd = int(df["round"].iloc[0]) if len(df) else 0
         csv = self.ws.new_file("campaigns", f"{a.campaign}_round{rnd}", ".csv")
         self._write_csv(df, csv, index=False)
@@ -464,8 +484,9 @@ class Toolkit:
         from scagents.campaign import campaign_info, ingest
 
         path = self.ws.resolve(a.results_path, must_exist=True, what="results file")
-        s = ingest(self.ws.ledger, a.campaign, path)
-        info = campaign_info(self.ws.ledger, a.campaign)
+        with self._ledger() as ledger:
+            s = ingest(ledger, a.campaign, path)
+            info = campaign_info(ledger, a.campaign)
         return {"campaign": a.campaign, "file": self.ws.rel(path), "n_new": s.n_new,
                 "n_already_stored": s.n_already, "duplicate_file": s.duplicate_file,
                 "rounds": s.rounds, "progress_by_round": info["rounds"]}
@@ -475,7 +496,8 @@ class Toolkit:
         if a.campaign is not None:
             from scagents.campaign import campaign_info, history, plot_campaign
 
-            h = history(self.ws.ledger, a.campaign)
+            with self._ledger() as ledger:
+                h = history(ledger, a.campaign)
             csv = self.ws.new_file("campaigns", f"{a.campaign}_history", ".csv")
             self._write_csv(h, csv, index=False)
             png = plot_campaign(self.ws.ledger, a.campaign, csv.with_suffix(".png"))

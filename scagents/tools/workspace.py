@@ -268,8 +268,13 @@ def format_error(exc: BaseException, *, workspace: Workspace | None = None, tool
                "names), then call the tool again.")
     else:
         if workspace is not None:
-            with (workspace.root / "tool_errors.log").open("a") as fh:
-                fh.write(f"--- {tool}\n{''.join(traceback.format_exception(exc))}\n")
+            try:  # never through a link leading out of the workspace
+                log = workspace.resolve("tool_errors.log", what="error log")
+            except WorkspacePathError:
+                log = None
+            if log is not None:
+                with log.open("a") as fh:
+                    fh.write(f"--- {tool}\n{''.join(traceback.format_exception(exc))}\n")
         head = f"error: {tool or 'the tool'} failed unexpectedly ({type(exc).__name__}: "
         tail = ("). fix: try other arguments; if it persists this is a bug in scagents "
                 "(traceback in tool_errors.log of the working directory).")

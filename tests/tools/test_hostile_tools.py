@@ -194,6 +194,7 @@ CASES: list[tuple[str, dict, str]] = [
     ("recommend_perturbations", {"campaign": "c", "goal": "g", "candidates": ["A"] * 10_000},
      "list each gene once"),
     ("recommend_perturbations", {"n": 10**9}, "argument 'n'"),
+    ("recommend_perturbations", {"campaign": "new"}, "give goal= and candidates="),  # no ledger left
     ("recommend_perturbations", {"seed": 2**80, "campaign": "c"}, "argument 'seed'"),
     # ---- ingest_results
     ("ingest_results", {"campaign": "c", "results_path": "../outside/secret.csv"},
@@ -204,11 +205,13 @@ CASES: list[tuple[str, dict, str]] = [
      "outside the working directory"),
     ("ingest_results", {"campaign": "c", "results_path": "missing.csv"}, "No results file"),
     ("ingest_results", {"campaign": ["c"], "results_path": "results.csv"}, "argument 'campaign'"),
+    ("ingest_results", {"campaign": "c", "results_path": "results.csv"}, "No campaign named 'c'"),
     # ---- write_report
     ("write_report", {"run": "../../outside/evil_run"}, "outside the working directory"),
     ("write_report", {"run": "evil"}, "outside the working directory"),
     ("write_report", {"run": "corrupt_ckpt"}, "not a readable SQLite database"),
     ("write_report", {"run": "no_such_run"}, "No prediction run"),
+    ("write_report", {"campaign": "nope"}, "No campaign named 'nope'"),
     # ---- list_files
     ("list_files", {"folder": "../outside"}, "outside the working directory"),
     ("list_files", {"folder": "/etc"}, "outside the working directory"),
@@ -359,9 +362,10 @@ MCP_CASES = [c for c in CASES if c[0] != "predict_perturbation" or "dataset" not
 def test_hostile_calls_over_mcp(tmp_path):
     ws, out = _build(tmp_path)
     before_ws, before_out = _snapshot(ws), _snapshot(out)
-    results = _mcp_calls(ws, [(t, _expand(a, tmp_path)) for t, a, _ in MCP_CASES])
-    assert len(results) == len(MCP_CASES)
-    for (tool, args, expect), res in zip(MCP_CASES, results, strict=True):
+    cases = [*MCP_CASES, ("no_such_tool_" + "x" * 5000, {}, "there is no tool named")]
+    results = _mcp_calls(ws, [(t, _expand(a, tmp_path)) for t, a, _ in cases])
+    assert len(results) == len(cases)
+    for (tool, args, expect), res in zip(cases, results, strict=True):
         assert res.is_error, (tool, args)
         assert len(res.content) == 1
         _check_answer(res.content[0].text, expect)
@@ -369,3 +373,34 @@ def test_hostile_calls_over_mcp(tmp_path):
     assert _snapshot(out) == before_out
     assert not (tmp_path / "PWNED").exists()
     shutil.rmtree(ws)
+
+
+def test_error_log_is_never_written_through_a_link_out(tmp_path, monkeypatch):
+    from scagents.tools.tools import Toolkit
+
+    ws, outside = tmp_path / "ws", tmp_path / "outside.log"
+    ws.mkdir()
+    outside.write_text("keep")
+    (ws / "tool_errors.log").symlink_to(outside)
+
+    def boom(self, a):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(Toolkit, "list_files", boom)
+    out = {t.name: t for t in make_tools(ws)}["list_files"].invoke({})
+    assert out.startswith("error: list_files failed unexpectedly (RuntimeError: bug)")
+    assert outside.read_text() == "keep"
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00\x81" * 64, b"", b"gene,score\nA,",
+                                     b"gene;score\nA;1\n", b"gene,score\nNOT_PROPOSED,1\n"])
+def test_bad_results_file_leaves_the_campaign_as_it_was(tmp_path, content):
+    tools = {t.name: t for t in make_tools(tmp_path)}
+    json.loads(tools["recommend_perturbations"].invoke(
+        {"campaign": "c", "goal": "find regulators of IFNG", "candidates": ["A", "B", "C"],
+         "n": 2, "designer": "random"}))
+    (tmp_path / "results.csv").write_bytes(content)
+    before = _snapshot(tmp_path)
+    out = tools["ingest_results"].invoke({"campaign": "c", "results_path": "results.csv"})
+    _check_answer(out, "results.csv")
+    assert _snapshot(tmp_path) == before
