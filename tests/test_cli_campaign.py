@@ -12,7 +12,8 @@ CANDIDATES = ["STAT1", "IRF1", "JAK2", "TBX21", "GATA3", "STAT4"]
 
 
 def _table(text: str) -> pd.DataFrame:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    """The table at the top of ``next``'s output (it ends at the first blank line)."""
+    lines = text.split("\n\n")[0].splitlines()
     header = lines[0].split()
     rows = [ln.split(None, len(header) - 1) for ln in lines[1:]]
     return pd.DataFrame(rows, columns=header)

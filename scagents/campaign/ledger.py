@@ -646,33 +646,73 @@ def list_campaigns(db_path: str | Path) -> list[str]:
         con.close()
 
 
+_OBJECTIVE_WORDS = {"abs": "|score − median| in robust SDs", "increase": "score above the median, in "
+                    "robust SDs", "decrease": "score below the median, in robust SDs"}
+
+
+def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels: int = 8):
+    """The campaign progress figure of a :func:`history` table (see :func:`plot_campaign`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    m = h[h["measured"].notna()]
+    rounds = sorted(int(r) for r in h["round"].unique()) or [0]
+    if len(m):
+        x = m["round"].to_numpy(float) + np.random.default_rng(0).uniform(-0.15, 0.15, len(m))
+        axes[0].scatter(x, m["reward"], s=14, color="#5d6d7e", alpha=0.8, label="measured gene")
+        top = np.argsort(-m["reward"].to_numpy(float), kind="stable")[:n_labels]
+        axes[0].scatter(x[top], m["reward"].to_numpy(float)[top], s=22, color="#c0392b",
+                        label=f"top {len(top)} (labelled)")
+        for i in top:
+            axes[0].annotate(str(m["gene"].iloc[i]), (x[i], float(m["reward"].iloc[i])),
+                             xytext=(4, 2), textcoords="offset points", fontsize=7)
+        axes[0].legend(frameon=False, fontsize=7, loc="best")
+        per = m.loc[m.groupby("round")["reward"].idxmax(), ["round", "gene", "reward"]]
+        best = per.set_index("round")["reward"].cummax()
+        axes[1].plot(best.index, best.to_numpy(), marker="o", color="#c0392b")
+        prev = -np.inf
+        for r, row in per.set_index("round").iterrows():
+            if best[r] > prev:  # this round set a new best: name the gene
+                prev = best[r]
+                axes[1].annotate(str(row["gene"]), (r, best[r]), xytext=(4, -10),
+                                 textcoords="offset points", fontsize=7)
+    else:
+        axes[0].text(0.5, 0.5, "no measurements yet", ha="center", transform=axes[0].transAxes)
+    ylabel = f"hit-likeness\n({_OBJECTIVE_WORDS.get(objective, objective)})"
+    axes[0].set(xlabel="round", ylabel=ylabel, title=f"{campaign}: every measured proposal")
+    axes[1].set(xlabel="round", ylabel="best hit-likeness so far",
+                title="progress (label: gene that set the best)")
+    for ax in axes:
+        ax.set_xlim(rounds[0] - 0.5, rounds[-1] + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xticks(rounds if len(rounds) <= 12 else ax.get_xticks())
+    fig.tight_layout()
+    return fig
+
+
 def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
-    """Plot a campaign's progress to ``path`` (PNG): reward per measured proposal by round, and the
-    cumulative best reward.
+    """Plot a campaign's progress to ``path`` (PNG): hit-likeness of every measured proposal by
+    round (integer rounds; the 8 best labelled with their gene), and the best hit-likeness so far
+    (labelled with the gene that set it).
 
     Returns
     -------
     pathlib.Path
         The written file.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
+    con = _connect(db_path)
+    try:
+        objective = _campaign_row(con, campaign)[3]
+    finally:
+        con.close()
+    fig = _campaign_figure(history(db_path, campaign), campaign, objective)
     import matplotlib.pyplot as plt
 
-    h = history(db_path, campaign)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    m = h[h["measured"].notna()]
-    if len(m):
-        axes[0].scatter(m["round"] + np.random.default_rng(0).uniform(-0.15, 0.15, len(m)), m["reward"], s=10)
-        best = m.groupby("round")["reward"].max().cummax()
-        axes[1].plot(best.index, best.to_numpy(), marker="o")
-    else:
-        axes[0].text(0.5, 0.5, "no measurements yet", ha="center", transform=axes[0].transAxes)
-    axes[0].set(xlabel="round", ylabel="reward (hit-likeness)", title=f"{campaign}: measured proposals")
-    axes[1].set(xlabel="round", ylabel="best reward so far", title="progress")
-    fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
