@@ -158,7 +158,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_campaign(args: argparse.Namespace) -> int:
     from scagents.campaign import history, plot_campaign
 
-    print(history(args.db, args.name).to_string(index=False))
+    h = history(args.db, args.name)
+    print(h.drop(columns="rationale").to_string(index=False))
+    print("")
+    for rnd, why in h.groupby("round", sort=True)["rationale"].unique().items():
+        print(f"round {rnd} ({h.loc[h['round'] == rnd, 'designer'].iloc[0]}): {'; '.join(why)}")
     path = plot_campaign(args.db, args.name, args.plot or f"{args.name}_progress.png")
     print(f"plot: {path}")
     return 0

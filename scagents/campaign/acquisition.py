@@ -290,7 +290,8 @@ class Designer:
         if len(measured) < 3 and prior is not None and self.name != "random":
             top = np.argsort(-prior[avail], kind="stable")[:batch]
             return pd.DataFrame({"index": avail[top], "score": prior[avail][top], "uncertainty": np.ones(batch),
-                                 "rationale": "expression prior (nothing measured yet)"})
+                                 "rationale": "expression prior (nothing measured yet): score = the gene's "
+                                              "standardised expression level (highly expressed genes first)"})
         if len(measured) < 3 or self.name == "random":
             pick = rng.choice(avail, size=batch, replace=False)
             return pd.DataFrame({"index": pick, "score": np.zeros(batch), "uncertainty": np.ones(batch),

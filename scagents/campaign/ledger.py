@@ -650,6 +650,10 @@ _OBJECTIVE_WORDS = {"abs": "|score − median| in robust SDs", "increase": "scor
                     "robust SDs", "decrease": "score below the median, in robust SDs"}
 
 
+HIT_THRESHOLD = 2.0
+"""Hit-likeness (robust SDs from the median) at which the campaign plot counts a gene as a hit."""
+
+
 def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels: int = 8):
     """The campaign progress figure of a :func:`history` table (see :func:`plot_campaign`)."""
     import matplotlib
@@ -658,46 +662,66 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
-    m = h[h["measured"].notna()]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.0), gridspec_kw={"width_ratios": [1.6, 1, 1]})
+    m = h[h["measured"].notna()].reset_index(drop=True)
     rounds = sorted(int(r) for r in h["round"].unique()) or [0]
     if len(m):
+        y = m["reward"].to_numpy(float)
         x = m["round"].to_numpy(float) + np.random.default_rng(0).uniform(-0.15, 0.15, len(m))
-        axes[0].scatter(x, m["reward"], s=14, color="#5d6d7e", alpha=0.8, label="measured gene")
-        top = np.argsort(-m["reward"].to_numpy(float), kind="stable")[:n_labels]
-        axes[0].scatter(x[top], m["reward"].to_numpy(float)[top], s=22, color="#c0392b",
-                        label=f"top {len(top)} (labelled)")
-        for i in top:
-            axes[0].annotate(str(m["gene"].iloc[i]), (x[i], float(m["reward"].iloc[i])),
-                             xytext=(4, 2), textcoords="offset points", fontsize=7)
+        axes[0].scatter(x, y, s=14, color="#5d6d7e", alpha=0.8, label="measured gene")
+        top = np.argsort(-y, kind="stable")[:n_labels]
+        axes[0].scatter(x[top], y[top], s=22, color="#c0392b", label=f"top {len(top)} (labelled)")
+        span = float(np.ptp(y)) or 1.0
+        placed: dict[int, list[float]] = {}
+        for i in sorted(top, key=lambda i: -y[i]):  # push a label down while it would overlap
+            r = int(m["round"].iloc[i])
+            ty = float(y[i])
+            while any(abs(ty - p) < 0.06 * span for p in placed.get(r, [])):
+                ty -= 0.06 * span
+            placed.setdefault(r, []).append(ty)
+            axes[0].annotate(str(m["gene"].iloc[i]), (x[i], y[i]), xytext=(r + 0.22, ty),
+                             fontsize=7, va="center",
+                             arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "#7f8c8d",
+                                         "shrinkA": 0, "shrinkB": 3})
+        axes[0].axhline(HIT_THRESHOLD, color="#c0392b", ls="--", lw=0.8,
+                        label=f"hit threshold ({HIT_THRESHOLD:g})")
         axes[0].legend(frameon=False, fontsize=7, loc="best")
+        hits = (m.assign(hit=y >= HIT_THRESHOLD).groupby("round")["hit"].sum()
+                .reindex(rounds, fill_value=0).cumsum())
+        axes[1].step(hits.index, hits.to_numpy(), where="mid", color="#c0392b", marker="o")
+        axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[1].set_ylim(bottom=0)
         per = m.loc[m.groupby("round")["reward"].idxmax(), ["round", "gene", "reward"]]
         best = per.set_index("round")["reward"].cummax()
-        axes[1].plot(best.index, best.to_numpy(), marker="o", color="#c0392b")
+        axes[2].plot(best.index, best.to_numpy(), marker="o", color="#c0392b")
+        axes[2].set_ylim(0, max(float(best.max()), HIT_THRESHOLD) * 1.15)
         prev = -np.inf
         for r, row in per.set_index("round").iterrows():
             if best[r] > prev:  # this round set a new best: name the gene
                 prev = best[r]
-                axes[1].annotate(str(row["gene"]), (r, best[r]), xytext=(4, -10),
+                axes[2].annotate(str(row["gene"]), (r, best[r]), xytext=(4, -10),
                                  textcoords="offset points", fontsize=7)
     else:
         axes[0].text(0.5, 0.5, "no measurements yet", ha="center", transform=axes[0].transAxes)
     ylabel = f"hit-likeness\n({_OBJECTIVE_WORDS.get(objective, objective)})"
     axes[0].set(xlabel="round", ylabel=ylabel, title=f"{campaign}: every measured proposal")
-    axes[1].set(xlabel="round", ylabel="best hit-likeness so far",
-                title="progress (label: gene that set the best)")
+    axes[1].set(xlabel="round", ylabel=f"hits so far (hit-likeness ≥ {HIT_THRESHOLD:g})",
+                title="hits found")
+    axes[2].set(xlabel="round", ylabel="best hit-likeness so far",
+                title="best so far (label: the gene)")
     for ax in axes:
         ax.set_xlim(rounds[0] - 0.5, rounds[-1] + 0.5)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xticks(rounds if len(rounds) <= 12 else ax.get_xticks())
+        ax.set_xticks(rounds if len(rounds) <= 12 else
+                      [int(t) for t in MaxNLocator(integer=True).tick_values(rounds[0], rounds[-1])])
     fig.tight_layout()
     return fig
 
 
 def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
-    """Plot a campaign's progress to ``path`` (PNG): hit-likeness of every measured proposal by
-    round (integer rounds; the 8 best labelled with their gene), and the best hit-likeness so far
-    (labelled with the gene that set it).
+    """Plot a campaign's progress to ``path`` (PNG), rounds as integers: hit-likeness of every
+    measured proposal by round (the 8 best labelled with their gene, the hit threshold
+    :data:`HIT_THRESHOLD` dashed), the number of hits found so far, and the best hit-likeness so
+    far (labelled with the gene that set it).
 
     Returns
     -------
