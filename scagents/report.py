@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,19 @@ import pandas as pd
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
+
+
+#: captions of the report's figures (figure name → one plain sentence)
+FIGURE_CAPTIONS = {
+    "effects": "Genes whose expression the answer predicts to change most (red up, blue down).",
+    "embedding": "Cells in the joint embedding, coloured by condition, cluster and fate, and by "
+                 "how much each already resembles the predicted change.",
+    "fate_shift": "Fraction of simulated cells reaching each fate, control vs the perturbation.",
+    "network": "Inferred regulators and targets of the perturbed gene(s): red arrows activate, "
+               "blue bars repress.",
+    "training": "Training of the TRPO→PPO policy, with the validation error of the policy and of "
+                "each baseline (dashed); lower is better.",
+}
 
 
 def _plt():
@@ -53,17 +67,27 @@ def embedding_axis_labels(key: str | None) -> tuple[str, str]:
     return f"{name} 1", f"{name} 2"
 
 
-def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12) -> Path:
-    """Horizontal bar chart of the strongest predicted changes (up in red, down in blue)."""
+def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12,
+                 inputs: Sequence[str] = ()) -> Path:
+    """Horizontal bar chart of the strongest predicted changes (up in red, down in blue).
+
+    ``inputs`` (a twin's milieu inputs, held fixed by the model) are not drawn as responding
+    genes; those that would have made the top ``n_top`` are named under the chart."""
     from matplotlib.patches import Patch
 
     plt = _plt()
-    rows = sorted(genes, key=lambda r: abs(r["delta"]), reverse=True)[:n_top][::-1]
-    fig, ax = plt.subplots(figsize=(6.0, 0.35 * max(len(rows), 3) + 1.4))
+    fixed = set(inputs)
+    ranked = sorted(genes, key=lambda r: abs(r["delta"]), reverse=True)
+    hidden = [r["gene"] for r in ranked[:n_top] if r["gene"] in fixed]
+    rows = [r for r in ranked if r["gene"] not in fixed][:n_top][::-1]
+    fig, ax = plt.subplots(figsize=(6.0, 0.35 * max(len(rows), 3) + 1.6))
     colours = [UP if r["delta"] > 0 else DOWN for r in rows]
     ax.barh([r["gene"] for r in rows], [r["delta"] for r in rows], color=colours)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("predicted change from control\n(mean log1p expression, counts per 10⁴)")
+    xlabel = "predicted change from control\n(mean log1p expression, counts per 10⁴)"
+    if hidden:
+        xlabel += f"\nnot shown: model inputs held fixed ({', '.join(hidden)})"
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("gene")
     ax.set_title(title, fontsize=10)
     ax.legend(handles=[Patch(color=UP, label="up"), Patch(color=DOWN, label="down")],
@@ -93,7 +117,7 @@ def plot_fate_shift(fate_shift: dict[str, dict[str, float]], path: Path, *, titl
 
 
 _MAX_CATEGORIES = 20
-_OTHER_COLOURS = ("#aed6f1", "#f5cba7", "#d2b4de", "#a9dfbf")
+_OTHER_COLOURS = ("#d5d8dc", "#f9e79f", "#d2b4de", "#a9dfbf")
 
 
 def _category_order(cats: list[str]) -> list[str]:
@@ -149,9 +173,11 @@ def _scatter_categories(ax, coords: np.ndarray, labels, *, title: str, seed: int
 
     handles = [Line2D([], [], ls="", marker="o", ms=5, color=colours[c],
                       label=f"{c} (n={counts[c]})") for c in cats]
-    ax.legend(handles=handles, frameon=False, fontsize=7, loc="center left",
-              bbox_to_anchor=(1.0, 0.5), handletextpad=0.2, ncol=2 if len(cats) > 12 else 1)
-    ax.set_title(title, fontsize=9)
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper center",
+              bbox_to_anchor=(0.5, -0.1), handletextpad=0.2, columnspacing=0.8,
+              ncol=1 if max(len(h.get_label()) for h in handles) > 24 else
+              min(4, int(np.ceil(len(cats) / 3))))
+    ax.set_title(title, fontsize=10)
 
 
 def _scatter_values(fig, ax, coords: np.ndarray, values: np.ndarray, *, title: str,
@@ -167,8 +193,12 @@ def _scatter_values(fig, ax, coords: np.ndarray, values: np.ndarray, *, title: s
         kw = {"cmap": "viridis"}
     order = np.argsort(np.abs(np.nan_to_num(v)))  # strongest on top
     sc = ax.scatter(coords[order, 0], coords[order, 1], c=v[order], s=3, linewidths=0, **kw)
-    fig.colorbar(sc, ax=ax, label=label, shrink=0.85)
-    ax.set_title(title, fontsize=9)
+    from matplotlib.ticker import MaxNLocator
+
+    bar = fig.colorbar(sc, ax=ax, label=label, shrink=0.85, location="bottom", pad=0.12)
+    bar.locator = MaxNLocator(5)
+    bar.update_ticks()
+    ax.set_title(title, fontsize=10)
 
 
 def plot_cells(coords: np.ndarray, panels: dict[str, Any], path: Path, *, title: str,
@@ -194,7 +224,7 @@ def plot_cells(coords: np.ndarray, panels: dict[str, Any], path: Path, *, title:
     n = max(len(panels), 1)
     ncol = min(n, 2)
     nrow = int(np.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.6 * ncol, 4.3 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 5.4 * nrow), squeeze=False)
     xlabel, ylabel = embedding_axis_labels(embedding)
     coords = np.asarray(coords, dtype=float)
     for ax, (name, vals) in zip(axes.ravel(), panels.items(), strict=False):
@@ -285,7 +315,9 @@ def plot_network(edges: list[dict], centre: list[str], path: Path, *, title: str
                Line2D([], [], color="#555555", lw=0.8, label="thin: weak"),
                Line2D([], [], color="#555555", lw=3.0, label="thick: strong")]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2,
-              frameon=False, fontsize=8, title="arrow: regulator → target", title_fontsize=8)
+              frameon=False, fontsize=8, title_fontsize=8,
+              title="arrow: regulator → target (inferred from co-expression;\n"
+                    "a pair inferred both ways is drawn as two arrows)")
     ax.set_xlim(-1.3, 1.3)
     ax.set_ylim(-1.25, 1.25)
     ax.set_aspect("equal")
@@ -335,8 +367,11 @@ def plot_training(rows: list[dict], path: Path, *, title: str,
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
-    """One Markdown table cell: floats to ``digits`` decimals, ``|`` escaped (``\\|``) and line
-    breaks flattened so the text cannot split or end the row."""
+    """One Markdown table cell: floats to ``digits`` decimals, a missing value (``None``, NaN) as
+    "–", ``|`` escaped (``\\|``) and line breaks flattened so the text cannot split or end the
+    row."""
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "–"
     text = f"{x:.{digits}f}" if isinstance(x, float) else str(x)
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
@@ -438,7 +473,7 @@ def render_markdown(result: dict) -> str:
     if result.get("figures"):
         lines += ["## Figures", ""]
         for name, fname in result["figures"].items():
-            lines += [f"![{name}]({fname})", ""]
+            lines += [f"![{FIGURE_CAPTIONS.get(name, name)}]({fname})", ""]
     if result.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)

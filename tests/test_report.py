@@ -44,6 +44,8 @@ def test_pipes_in_cells_do_not_break_rows():
         assert len(table_cells(line)) == 2
     assert table_cells(lines[2]) == ["direction accuracy (|Δ| > 0.05)", "0.500"]
     assert table_cells(lines[3]) == ["a | b \\ c", "x|y"]
+    missing = _table([{"a": float("nan"), "b": None}], ["a", "b"])[2]
+    assert table_cells(missing) == ["–", "–"]
     # the HTML page reads the same cells back
     html = render_html("\n".join(lines), ".")
     assert html.count("<td>") == 4 and "direction accuracy (|Δ| &gt; 0.05)" in html
@@ -93,7 +95,7 @@ def test_cell_plot_has_axis_names_legends_and_a_labelled_colour_bar(tmp_path, fi
                       "other knockouts (3) (n=20)"]
     clusters = [t.get_text().split()[0] for t in axes[1].get_legend().get_texts()]
     assert clusters == [str(i) for i in range(14)]
-    colourbars = [ax for ax in fig.axes if ax.get_ylabel() == "effect score"]
+    colourbars = [ax for ax in fig.axes if "effect score" in (ax.get_xlabel(), ax.get_ylabel())]
     assert len(colourbars) == 1 and axes[2].get_legend() is None
 
 
@@ -153,3 +155,12 @@ def test_effects_plot_labels(tmp_path, figures):
     ax = figures[-1].axes[0]
     assert ax.get_ylabel() == "gene" and "change from control" in ax.get_xlabel()
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["up", "down"]
+
+
+def test_effects_plot_leaves_out_model_inputs(tmp_path, figures):
+    genes = [{"gene": "TCR", "delta": 0.9}, {"gene": "A", "delta": 0.5},
+             {"gene": "B", "delta": -0.3}]
+    plot_effects(genes, tmp_path / "e.png", title="e", inputs=["TCR", "IL18"])
+    ax = figures[-1].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["B", "A"]
+    assert "model inputs held fixed (TCR)" in ax.get_xlabel()

@@ -232,16 +232,15 @@ def build_result(state: RunState) -> dict:
     genes = [{"gene": str(g), "delta": float(r.delta), "control_mean": float(r.control_mean),
               "perturbed_mean": float(r.perturbed_mean)} for g, r in pred.iterrows()]
     figures: dict[str, str] = {}
-    figures["effects"] = plot_effects(genes, out / "effects.png",
+    figures["effects"] = plot_effects(genes, out / "effects.png", inputs=data.inputs,
                                       title=f"Predicted response to {label} ({pol.method})").name
     coords, score, how, groups = _embedding(state, data, integ, pred["delta"], opts.seed)
     figures["embedding"] = plot_cells(
         coords, {**groups, f"predicted effect of {label}": np.asarray(score, dtype=float)},
         out / "embedding.png", embedding=how,
-        values_label="resemblance to the predicted change\n(weighted z-score; > 0: already "
-                     "shifted that way)",
-        title=f"{len(coords)} cells ({embedding_axis_labels(how)[0][:-2]}) by condition, cluster"
-              f"{' and fate' if 'fate (twin)' in groups else ''} and the predicted effect").name
+        values_label="resemblance to the predicted change\n(> 0: cell already shifted that way)",
+        title=f"{len(coords)} cells ({embedding_axis_labels(how)[0].rsplit(' ', 1)[0]}) by "
+              f"{', '.join(groups)} and the predicted effect").name
     if data.truth_fates:
         figures["fate_shift"] = plot_fate_shift(
             data.truth_fates, out / "fate_shift.png",
