@@ -235,11 +235,12 @@ def build_result(state: RunState) -> dict:
     figures["effects"] = plot_effects(genes, out / "effects.png", inputs=data.inputs,
                                       title=f"Predicted response to {label} ({pol.method})").name
     coords, score, how, groups = _embedding(state, data, integ, pred["delta"], opts.seed)
+    embedding_name = embedding_axis_labels(how)[0].rsplit(" ", 1)[0].replace("PC", "PCA")
     figures["embedding"] = plot_cells(
         coords, {**groups, f"predicted effect of {label}": np.asarray(score, dtype=float)},
         out / "embedding.png", embedding=how,
         values_label="resemblance to the predicted change\n(> 0: cell already shifted that way)",
-        title=f"{len(coords)} cells ({embedding_axis_labels(how)[0].rsplit(' ', 1)[0]}) by "
+        title=f"{len(coords)} cells ({embedding_name}) by "
               f"{', '.join(groups)} and the predicted effect").name
     if data.truth_fates:
         figures["fate_shift"] = plot_fate_shift(
