@@ -23,7 +23,7 @@ REPORT_HTML = "report.html"
 
 #: captions of the report's figures (figure name → one plain sentence)
 FIGURE_CAPTIONS = {
-    "effects": "Genes whose expression the answer predicts to change most (red up, blue down).",
+    "effects": "Genes predicted to change most from control (red up, blue down).",
     "embedding": "Cells in the joint embedding, coloured by condition, cluster and fate, and by "
                  "how much each already resembles the predicted change.",
     "fate_shift": "Fraction of simulated cells reaching each fate, control vs the perturbation.",
