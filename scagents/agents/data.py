@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scagents._atomic import atomic_path
 from scagents.agents.state import AgentRecord, DataSummary, RunOptions, RunState
 from scagents.data import write as write_data
 from scagents.errors import ScagentsError
@@ -90,7 +91,8 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
                                         index=tmp.var_names)
     truth["is_input"] = [g in net.inputs for g in truth.index]
     truth["replicate_clears"] = _replicate_clears(net, pert, opts).reindex(truth.index)
-    truth.round(8).to_csv(out / TRUTH_FILE)
+    with atomic_path(out / TRUTH_FILE) as part:
+        truth.round(8).to_csv(part)
     fates = tmp.obs["fate"].astype(str)
     fate_shift = {"control": _fractions(fates[ctrl]), pert.label: _fractions(fates[goal_cells])}
     mdata.uns.pop("twin_perturbations", None)
