@@ -18,7 +18,7 @@ tool                       wraps
 ``load_data``              :func:`scagents.data.load`
 ``integrate``              :func:`scagents.integration.integrate`
 ``infer_network``          :func:`scagents.grn.infer_network`, :func:`~scagents.grn.network_edges`
-``simulate_perturbation``  :func:`scagents.twin.simulate`, :func:`scagents.pipeline.gene_effects`
+``simulate_perturbation``  :func:`scagents.twin.simulate`, :func:`scagents.data.gene_effects`
 ``train_policy``           :class:`scagents.envs.ResponseTask`, :func:`scagents.policies.train`
 ``predict_perturbation``   :func:`scagents.agents.run_graph` (the whole agent graph)
 ``recommend_perturbations`` the ranking of a prediction run, or :func:`scagents.campaign.propose_round`
@@ -212,10 +212,9 @@ class Toolkit:
 
     # ------------------------------------------------------------------ simulate_perturbation
     def simulate_perturbation(self, a: S.SimulatePerturbation) -> dict:
-        from scagents.data import lognormalize
+        from scagents.data import MAX_PADJ, MIN_EFFECT, gene_effects, lognormalize
         from scagents.goal import resolve_gene
         from scagents.perturbation import Perturbation
-        from scagents.pipeline import MAX_PADJ, MIN_EFFECT, gene_effects
         from scagents.twin import load_model, simulate
 
         net = load_model(a.model)
@@ -302,9 +301,8 @@ class Toolkit:
 
     # ------------------------------------------------------------------- predict_perturbation
     def predict_perturbation(self, a: S.PredictPerturbation) -> dict:
-        from scagents.agents.graph import run_graph
+        from scagents.agents.graph import default_out_dir, run_graph
         from scagents.agents.state import RunOptions
-        from scagents.pipeline import default_out_dir
 
         goal = f"predict {' and '.join(a.targets)} {a.kind}"
         data = None
