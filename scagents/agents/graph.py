@@ -37,8 +37,8 @@ from scagents.agents.state import RunOptions, RunState, initial_state
 from scagents.agents.supervisor import END_MOVE, LLMPlanner, make_supervisor
 from scagents.errors import ScagentsError
 
-__all__ = ["build_graph", "run_graph", "default_out_dir", "RunNotFoundError", "AGENT_LOG",
-           "CHECKPOINTS", "KILL_ENV"]
+__all__ = ["build_graph", "run_graph", "load_state", "default_out_dir", "RunNotFoundError",
+           "AGENT_LOG", "CHECKPOINTS", "KILL_ENV"]
 
 AGENT_LOG = "agents.log"
 CHECKPOINTS = "checkpoints.sqlite"
@@ -138,6 +138,16 @@ def _saver(out: Path):
 
     conn = sqlite3.connect(str(out / CHECKPOINTS), check_same_thread=False)
     return SqliteSaver(conn), conn
+
+
+def load_state(folder: str | Path) -> dict:
+    """The last checkpointed state of the run in ``folder`` (empty when it has none)."""
+    folder = Path(folder)
+    saver, conn = _saver(folder)
+    try:
+        return dict(build_graph(saver).get_state({"configurable": {"thread_id": folder.name}}).values)
+    finally:
+        conn.close()
 
 
 def run_graph(
