@@ -431,17 +431,13 @@ class Toolkit:
             info = campaign_info(self.ws.ledger, a.campaign)
             return {"campaign": a.campaign, "goal": info["goal"], "history_csv": self.ws.rel(csv),
                     "progress_plot": self.ws.rel(png), "progress_by_round": info["rounds"]}
-        from scagents.agents.graph import CHECKPOINTS, _saver, build_graph
+        from scagents.agents.graph import CHECKPOINTS, load_state
         from scagents.agents.report import report_agent
 
         folder = self._run_folder(a.run)
         if not (folder / CHECKPOINTS).exists():
             raise ToolRunError(f"Run {folder.name!r} has no checkpoint to build a report from.")
-        saver, conn = _saver(folder)
-        try:
-            values = build_graph(saver).get_state({"configurable": {"thread_id": folder.name}}).values
-        finally:
-            conn.close()
+        values = load_state(folder)
         files = report_agent(values)["report"]["files"]
         md = folder / files.get("markdown", "report.md")
         return {"run_id": folder.name,
