@@ -4,6 +4,7 @@
 ``prediction``             bar chart of the strongest predicted changes of a run (AnnData / result)
 ``effects``                the same from gene rows (``[{"gene", "delta"}, …]``)
 ``fate_shift``             fraction of simulated cells reaching each fate, control vs perturbed
+``cells``                  cells in two dimensions, one panel per colouring (condition, cluster, …)
 ``embedding``              cells in two dimensions coloured by a label
 ``embedding_values``       cells in two dimensions coloured by a value (e.g. predicted effect)
 ``network``                a gene's neighbourhood in the inferred network
@@ -17,6 +18,7 @@ Every function writes a PNG and returns its path (matplotlib's Agg backend: no d
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from scagents._lazy import lazy_exports
 
 _WHERE = {
     "effects": "scagents.report:plot_effects",
+    "cells": "scagents.report:plot_cells",
     "fate_shift": "scagents.report:plot_fate_shift",
     "embedding": "scagents.report:plot_embedding",
     "embedding_values": "scagents.report:plot_embedding_values",
@@ -44,7 +47,7 @@ def __dir__() -> list[str]:
 
 
 def prediction(data: Any, *, key: str = "scagents", path: str | os.PathLike = "prediction.png",
-               n_top: int = 12) -> Path:
+               n_top: int = 12, inputs: Sequence[str] = ()) -> Path:
     """Bar chart of a run's strongest predicted changes from control.
 
     Parameters
@@ -58,6 +61,8 @@ def prediction(data: Any, *, key: str = "scagents", path: str | os.PathLike = "p
         PNG to write.
     n_top
         Genes shown (largest ``|delta|``).
+    inputs
+        Genes held fixed by the model (a twin's milieu inputs): not drawn as responding genes.
 
     Returns
     -------
@@ -80,4 +85,4 @@ def prediction(data: Any, *, key: str = "scagents", path: str | os.PathLike = "p
     table = table.dropna(subset=["delta"])
     genes = [{"gene": str(g), "delta": float(d)} for g, d in table["delta"].items()]
     return plot_effects(genes, Path(path), title=f"Predicted response to {label} ({method})",
-                        n_top=n_top)
+                        n_top=n_top, inputs=inputs)
