@@ -304,7 +304,7 @@ def run(
         if not (hasattr(obj, "obs_names") and hasattr(obj, "var_names")):
             raise RunStoppedError(f"data must be an AnnData, a MuData, a path or None, got "
                                   f"{type(data).__name__}.")
-    if resume is None and (control is not None and isinstance(control, str)):
+    if isinstance(control, str):
         control = [control]
     with _dependency_warnings_filtered():
         from scagents.agents.graph import default_out_dir, run_graph
