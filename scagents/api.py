@@ -239,8 +239,9 @@ def run(
         An AnnData or MuData in memory, a path (``.h5ad`` / ``.h5mu`` / 10x ``.h5`` / matrix-market
         folder), or ``None`` for the embedded digital twin (``model``). An in-memory object is
         written to ``input.h5ad`` / ``input.h5mu`` in the run folder (the data agent reads it from
-        there, and a killed run resumes from it); it is never modified except for the results
-        added below.
+        there, and a killed run resumes from it); a backed AnnData is read from its file. The
+        object is never modified except for the results added below (in memory; write it to keep
+        them).
     goal
         The goal in plain words; not needed with ``resume``.
     out
@@ -304,6 +305,8 @@ def run(
         if not (hasattr(obj, "obs_names") and hasattr(obj, "var_names")):
             raise RunStoppedError(f"data must be an AnnData, a MuData, a path or None, got "
                                   f"{type(data).__name__}.")
+        if getattr(obj, "isbacked", False):  # X is on disk already: read the file, not X
+            data_path = str(obj.filename)
     if isinstance(control, str):
         control = [control]
     with _dependency_warnings_filtered():
@@ -316,7 +319,7 @@ def run(
                             perturbation_key=perturbation_key, control_labels=control, llm=llm,
                             **options)
             out_dir = Path(out) if out is not None else default_out_dir(goal, root)
-            if obj is not None:
+            if obj is not None and data_path is None:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 opts.data = str(_write_input(obj, out_dir))
         printer = on_event or (None if quiet else _print_agent_records)

@@ -100,6 +100,25 @@ def test_write_result_into_a_mudata(answered):
         res.predicted["delta"].reindex(mdata["rna"].var_names).rename_axis(None))
 
 
+def test_backed_anndata_is_read_from_its_file(answered, monkeypatch, tmp_path):
+    """A backed AnnData is not copied into the run folder: the data agent reads its file."""
+    from scagents.api import INPUT_FILES
+
+    _, _, res, _ = answered
+    backed = ad.read_h5ad(res.out / INPUT_FILES["anndata"], backed="r")
+    seen = {}
+
+    def fake_run_graph(opts, **kw):  # stop right after the options are built
+        seen["data"] = opts.data
+        return {"out_dir": str(res.out), "policy": {"prediction_path": "prediction.csv"}}
+
+    monkeypatch.setattr("scagents.agents.graph.run_graph", fake_run_graph)
+    got = scagents.run(backed, goal="predict STAT1 knockout", out=tmp_path / "b", **FAST)
+    assert seen["data"] == str(backed.filename) and not (tmp_path / "b").exists()
+    assert backed.uns["scagents"]["run_id"] == got.run_id == res.run_id
+    assert backed.varm["scagents"]["delta"].notna().all()
+
+
 def test_namespaces_resolve_and_plot(answered, tmp_path):
     adata, _, res, _ = answered
     for ns in (scagents.pp, scagents.tl, scagents.pl):
