@@ -30,8 +30,8 @@ from scagents.errors import ScagentsError, check_path
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["run", "RunResult", "RunStoppedError", "list_runs", "filter_dependency_warnings",
-           "RESULT_KEY", "INPUT_FILES"]
+__all__ = ["run", "RunResult", "RunStoppedError", "list_runs", "write_result",
+           "filter_dependency_warnings", "RESULT_KEY", "INPUT_FILES"]
 
 RESULT_KEY = "scagents"
 """Default ``key_added``: ``.uns["scagents"]`` and ``.varm["scagents"]``."""
