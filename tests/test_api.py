@@ -27,7 +27,7 @@ def _user_adata() -> ad.AnnData:
 
     genes = ["IFNG", "STAT1", "GATA3", "TBX21", "STAT4", "SOCS1"]
     m = simulate(load_model("th"), perturbations=[None, *[Perturbation((g,)) for g in genes]],
-                 n_cells=30, seed=0)
+                 n_cells=300, seed=0)  # enough cells for the knockouts to be detectable
     rna = m["rna"]
     obs = pd.DataFrame({"perturbation": rna.obs["perturbation"].astype(str).to_numpy()},
                        index=rna.obs_names)
@@ -61,6 +61,12 @@ def test_run_writes_results_into_the_object(answered, tmp_path):
     assert uns["proposals"] == [p["perturbation"] for p in report["proposals"]]
     # STAT1 was measured: the check compares the prediction with its (held-out) observed cells
     assert "held out" in uns["check"]["description"] and "mse" in uns["check"]["metrics"]
+    # every predicted change has its calibrated interval; the evidence check travels along
+    assert (table["delta_lower"] <= table["delta"] + 1e-9).all()
+    assert (table["delta"] <= table["delta_upper"] + 1e-9).all()
+    assert uns["intervals"]["level"] == report["intervals"]["level"] == 0.8
+    assert uns["evidence"]["kind"] == "observed"
+    assert uns["evidence"]["detectable"] == report["evidence"]["detectable"]
     # the data themselves are untouched
     x, x0 = (m.toarray() if hasattr(m, "toarray") else m for m in (adata.X, before.X))
     assert np.array_equal(x, x0)
