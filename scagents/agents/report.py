@@ -237,8 +237,11 @@ def build_result(state: RunState) -> dict:
               **({"clears_noise": bool(r.clears_noise)} if "clears_noise" in pred else {})}
              for g, r in pred.iterrows()]
     figures: dict[str, str] = {}
+    noise = (" — no detectable effect: for reference only"
+             if pol.evidence and not pol.evidence["detectable"] else "")
     figures["effects"] = plot_effects(genes, out / "effects.png", inputs=data.inputs,
-                                      title=f"Predicted response to {label} ({pol.method})").name
+                                      title=f"Predicted response to {label} ({pol.method})"
+                                            + noise).name
     coords, score, how, groups = _embedding(state, data, integ, pred["delta"], opts.seed)
     embedding_name = embedding_axis_labels(how)[0].rsplit(" ", 1)[0].replace("PC", "PCA")
     figures["embedding"] = plot_cells(
@@ -262,7 +265,7 @@ def build_result(state: RunState) -> dict:
         figures["intervals"] = plot_intervals(
             genes, out / "intervals.png", level=pol.interval["level"],
             title=f"Predicted change under {label} with {100 * pol.interval['level']:.0f} % "
-                  f"intervals ({pol.method})").name
+                  f"intervals ({pol.method}){noise}").name
     if pol.training_log and (out / pol.training_log).exists():
         rows = pd.read_csv(out / pol.training_log).to_dict("records")
         figures["training"] = plot_training(
