@@ -88,8 +88,8 @@ def _simulate(net, genes, *, n_cells, seed, inputs):
 def knockouts(net, *, n_cells: int, seed: int, inputs: dict | None) -> pd.DataFrame:
     """Simulate control + every non-input gene's knockout (and a replicate with another seed);
     one row per knockout."""
+    from scagents.data.pseudobulk import gene_effects
     from scagents.evidence import REPLICATE_SEED_OFFSET, noise_floor
-    from scagents.pipeline import gene_effects
 
     genes = [g for g in net.genes if g not in net.inputs]
     x, act, lab, names, silent = _simulate(net, genes, n_cells=n_cells, seed=seed, inputs=inputs)
