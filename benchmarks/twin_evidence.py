@@ -12,7 +12,7 @@ simulated with ``RunOptions().n_cells`` cells per condition (the ``run`` default
 knockout:
 
 * **own change significant**: the target's change of mean log-normalised expression is negative
-  with Welch-test BH-adjusted p < 0.05 (``scagents.pipeline.gene_effects``, as the run's twin
+  with Welch-test BH-adjusted p < 0.05 (``scagents.data.pseudobulk.gene_effects``, as the run's twin
   truth);
 * **evidence**: the check ``run`` uses on the twin — :func:`scagents.evidence.noise_floor` on the
   cells, confirmed in an independent replicate simulation (seed ``+ REPLICATE_SEED_OFFSET``) —
