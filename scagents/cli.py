@@ -31,11 +31,30 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--perturbation-key", default=None, help="obs column naming the perturbation")
     p.add_argument("--control", action="append", default=None,
                    help="label of control cells (repeatable); default: recognised automatically")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars and no per-agent lines on stderr")
+    p.add_argument("--genes", type=int, default=None, metavar="N",
+                   help="cap on the genes the network and policy agents work on: the goal's genes, "
+                        "the data's perturbation targets, then the most highly variable genes "
+                        "(default 2000; the list and the reasons are written to genes_used.csv)")
+    p.add_argument("--skip-network", action="store_true",
+                   help="do not infer a regulatory network (the prediction then has no network "
+                        "propagation baseline)")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller budgets everywhere: 1000 genes, 250 candidate regulators, top 20 "
+                        "regulators per gene, 4000 policy training steps and no retrain, 1000 cells "
+                        "integrated (defaults: 2000, 500, 50, 12000 with one retrain, 2000); an "
+                        "explicit --genes wins")
     p.set_defaults(func=_cmd_run)
 
 
+#: the budgets of ``run --quick`` (RunOptions fields; keep the --quick help in step)
+QUICK = {"n_genes": 1000, "n_regulators": 250, "network_top_k": 20, "policy_steps": 4000,
+         "max_policy_attempts": 1, "integration_cells": 1000}
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    import warnings
     from pathlib import Path
 
     from scagents.agents.graph import run_graph
@@ -51,12 +70,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for rec in update.get("log", []):
             print(f"[{rec['agent']}] {rec['status']}: {rec['summary']}", file=sys.stderr, flush=True)
 
+    if args.genes is not None and args.genes < 10:
+        print(f"error: --genes must be at least 10, got {args.genes}", file=sys.stderr)
+        return 2
     opts = None
     if args.resume is None:
+        budget = dict(QUICK) if args.quick else {}
+        if args.genes is not None:
+            budget["n_genes"] = args.genes
         opts = RunOptions(goal=args.goal, data=args.data, model=args.model, n_cells=args.n_cells,
                           seed=args.seed, perturbation_key=args.perturbation_key,
-                          control_labels=args.control, llm=args.llm)
-    state = run_graph(opts, out=args.out, resume=args.resume, on_event=progress)
+                          control_labels=args.control, llm=args.llm, skip_network=args.skip_network,
+                          progress=not args.quiet, **budget)
+    with warnings.catch_warnings():  # dependencies' deprecation notices are not the user's business
+        warnings.filterwarnings("ignore", category=FutureWarning,
+                                module=r"(mudata|anndata|muon|scanpy|umap|sklearn|numba)(\.|$)")
+        state = run_graph(opts, out=args.out, resume=args.resume, on_event=progress)
     out = Path(state["out_dir"])
     if state.get("stop_reason") and not state.get("policy"):
         print(f"error: {state['stop_reason']}", file=sys.stderr)
