@@ -97,6 +97,7 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=20)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    load0 = os.getloadavg()[0]
     top_k = None if args.top_k < 0 else args.top_k
     if args.child:
         child(args.cells, args.genes, args.regulators, top_k)
@@ -113,7 +114,8 @@ def main() -> None:
                "median_peak_rss_mb": rss, "all_edges_run": all_edges,
                "target": {"seconds": TARGET_S, "peak_rss_mb": TARGET_MB},
                "meets_target": sec <= TARGET_S and rss <= TARGET_MB,
-               "note": "measured with nice -n 10 on a 2-core machine shared with other jobs"}
+               "note": "measured with nice -n 10 on a 2-core machine shared with other jobs",
+               "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
     run_list = ", ".join(f"{r['seconds']:.1f} s / {r['peak_rss_mb']:.0f} MB" for r in runs)
     md = (f"# Network inference at scale\n\n`infer_network(adata, regulators=<{args.regulators} genes>, "
           f"top_k={top_k})` (default method: ridge, α by held-out R²) on {args.genes:,} genes x "
@@ -128,7 +130,9 @@ def main() -> None:
           f"- keeping every non-zero edge (`top_k=None`, {all_edges['n_edges']:,} edges): "
           f"{all_edges['seconds']:.1f} s, {all_edges['peak_rss_mb']:.0f} MB (one run).\n"
           f"- Verdict: {'meets' if payload['meets_target'] else 'misses'} the target. "
-          f"Machine: 2 cores shared with other jobs (run under `nice -n 10`); timings are upper bounds.\n")
+          f"Machine: 2 cores shared with other jobs (run under `nice -n 10`; 1-min load average "
+          f"{load0:.1f} at the start, {payload['load_average_1min']['end']:.1f} at the end), so the "
+          f"timings are upper bounds.\n")
     js, mdp = write_results("grn_scale", payload, md)
     print(md)
     print(f"written {js} and {mdp}")

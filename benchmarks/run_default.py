@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cases", default="default,kang2018_13k,papalexi2021,synthetic_9k")
     args = ap.parse_args()
+    load0 = os.getloadavg()[0]
     wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,7 +153,8 @@ def main() -> None:
                              "median_peak_rss_mb": rss, "target": tgt,
                              "meets_target": wall <= tgt["wall_s"] and rss <= tgt["peak_rss_mb"]}
     payload: dict = {"cases": results,
-                     "note": "measured under nice -n 10 on a 2-core machine shared with other jobs"}
+                     "note": "measured under nice -n 10 on a 2-core machine shared with other jobs",
+               "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
     if "default" in results and "skipped" not in results["default"]:  # the keys of the first version
         d = results["default"]
         payload.update({"goal": "predict IFNG knockout", "repeats": d["repeats"],
@@ -160,7 +163,8 @@ def main() -> None:
     lines = ["# `scagents run`: wall time and peak memory", "",
              f"Fresh processes, median of {args.repeats}; peak RSS = the largest of the process and its "
              "children. Produced by `python benchmarks/run_default.py`. Machine: 2 cores shared with other "
-             "jobs (run under `nice -n 10`), so the times are upper bounds.", "",
+             f"jobs (run under `nice -n 10`; 1-min load average {load0:.1f} at the start, "
+             f"{payload['load_average_1min']['end']:.1f} at the end), so the times are upper bounds.", "",
              "| case | data | goal | median wall (s) | median peak RSS (MB) | target | met | outcome |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
