@@ -69,11 +69,17 @@ def test_genes_cap_bounds_network_and_policy(screen, tmp_path, capsys):
     assert log["policy"]["figures"]["attempts"] == 1
 
 
-def test_skip_network(screen, tmp_path, capsys):
+def test_skip_network_with_progress_and_no_dependency_warnings(screen, tmp_path, capsys, recwarn):
     out = tmp_path / "run"
     rc = main(["run", "--data", str(screen), "--goal", "predict G0017 knockout", "--skip-network",
-               "--quick", "--quiet", "--out", str(out)])
-    assert rc == 0, capsys.readouterr().err
+               "--quick", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    # progress: the agents' step bars and their summary lines (not --quiet)
+    assert "data: " in err and "selecting genes" in err and "[network] skipped" in err
+    assert "trpo_ppo" in err  # the policy training bar
+    assert not [w for w in recwarn if issubclass(w.category, FutureWarning)
+                and "mudata" in str(w.filename)]
     net = _finished(out)["network"]
     assert net["status"] == "skipped" and "--skip-network" in net["summary"]
     assert not (out / "network_edges.csv").exists()
