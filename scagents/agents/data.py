@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scagents._atomic import atomic_path
 from scagents.agents.progress import Steps
 from scagents.agents.state import AgentRecord, DataSummary, RunOptions, RunState
 from scagents.data import write as write_data
@@ -26,9 +27,8 @@ def _select(rna, goal_targets, perturbed, opts: RunOptions, out: Path) -> tuple[
 
     table = select_genes(rna, goal_genes=list(goal_targets), regulators=sorted(perturbed),
                          n_genes=opts.n_genes, n_regulators=opts.n_regulators)
-    tmp = out / (GENES_FILE + ".tmp")
-    table.to_csv(tmp)
-    tmp.replace(out / GENES_FILE)
+    with atomic_path(out / GENES_FILE) as tmp:
+        table.to_csv(tmp)
     info = {"n_total": int(rna.n_vars), "cap": int(opts.n_genes), "n_selected": int(len(table)),
             "n_regulators": int(table["regulator"].sum()),
             "reasons": {str(k): int(v) for k, v in table["reason"].value_counts().items()},
@@ -104,7 +104,8 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
     truth["activity_delta"] = pd.Series(act[goal_cells].mean(0) - act[ctrl].mean(0),
                                         index=tmp.var_names)
     truth["is_input"] = [g in net.inputs for g in truth.index]
-    truth.round(8).to_csv(out / TRUTH_FILE)
+    with atomic_path(out / TRUTH_FILE) as part:
+        truth.round(8).to_csv(part)
     fates = tmp.obs["fate"].astype(str)
     fate_shift = {"control": _fractions(fates[ctrl]), pert.label: _fractions(fates[goal_cells])}
     mdata.uns.pop("twin_perturbations", None)

@@ -14,6 +14,7 @@ from scagents.agents.state import (
     RunOptions,
     RunState,
 )
+from scagents.data import write as write_data
 
 __all__ = ["integration_agent", "INTEGRATED_FILE"]
 
@@ -25,8 +26,8 @@ def integration_agent(state: RunState, *, max_cells: int | None = None, umap: bo
     """Integrate the modalities of the run's data with :func:`scagents.integration.integrate`.
 
     At most ``max_cells`` cells (default ``options.integration_cells``, 2,000; a seeded random
-    subset) are integrated so that the run stays fast. ``joint="concat"`` (default) builds one neighbour graph on the stacked per-modality
-    embeddings, which takes seconds; ``joint="wnn"`` uses muon's weighted nearest neighbours, whose
+    subset) are integrated so that the run stays fast. ``joint="concat"`` (default) builds one
+    neighbour graph on the stacked per-modality embeddings, which takes seconds; ``joint="wnn"`` uses muon's weighted nearest neighbours, whose
     numba compilation costs minutes on the first call in a process.
     Single-modality data are skipped (the planner normally does not route them here). A failure of
     the integration is reported as ``status="failed"`` with its reason; the run goes on without a
@@ -68,9 +69,7 @@ def integration_agent(state: RunState, *, max_cells: int | None = None, umap: bo
                             if k in mdata.obsm), None)
                 clusters = next((c for c in mdata.obs.columns if c in ("leiden", "cluster",
                                                                        "clusters")), None)
-                tmp = out / (INTEGRATED_FILE + ".tmp")
-                mdata.write(str(tmp))
-                tmp.replace(out / INTEGRATED_FILE)
+                write_data(mdata, out / INTEGRATED_FILE)
                 step.close()
                 s = IntegrationSummary(
                     status="done", path=INTEGRATED_FILE, embedding_key=key,

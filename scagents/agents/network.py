@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scagents._atomic import atomic_path
 from scagents.agents.progress import Steps
 from scagents.agents.state import (
     AgentRecord,
@@ -141,9 +142,8 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
             rows = W.index.get_indexer(edges["source"])
             cols = W.columns.get_indexer(edges["target"])
             edges["coef"] = W.to_numpy()[rows, cols]
-            tmp = out / (EDGES_FILE + ".tmp")
-            edges.to_csv(tmp, index=False)
-            tmp.replace(out / EDGES_FILE)
+            with atomic_path(out / EDGES_FILE) as tmp:
+                edges.to_csv(tmp, index=False)
             step.close()
             used = (ctrl.uns.get("grn", {}).get("params", {}).get("method") or method or "default")
             s = NetworkSummary(status="done", method=str(used), edges_path=EDGES_FILE,
