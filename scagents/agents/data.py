@@ -70,9 +70,8 @@ def _dense(x) -> np.ndarray:
 
 
 def _twin(opts: RunOptions, out: Path) -> DataSummary:
-    from scagents.data import lognormalize
+    from scagents.data import gene_effects, lognormalize
     from scagents.goal import parse_goal
-    from scagents.pipeline import gene_effects
     from scagents.twin import load_model, simulate
 
     step = Steps("data", ["simulating the twin", "selecting genes", "writing"], enabled=opts.progress)
