@@ -59,6 +59,14 @@ class RunOptions(_Model):
     llm: str | None = Field(None, description="provider:model of an optional LLM planner.")
     inputs: dict[str, float] = Field(default_factory=dict, description=(
         "Twin: milieu input activities (0–1) overriding the model's, e.g. {'IL12A': 1}."))
+    n_genes: int = Field(2000, ge=10, description=(
+        "Cap on the genes the network and policy agents work on: the goal's genes, the data's "
+        "perturbation targets, then the most highly variable genes (scagents.data.select_genes)."))
+    n_regulators: int = Field(500, ge=1, description="Candidate regulators of the network.")
+    network_top_k: int = Field(50, ge=1, description="Strongest regulators kept per target gene.")
+    skip_network: bool = Field(False, description="Do not infer a regulatory network.")
+    integration_cells: int = Field(2000, ge=10, description="Cells integrated (a seeded subset).")
+    progress: bool = Field(True, description="Show progress bars on stderr.")
 
 
 class DataSummary(_Model):
@@ -86,6 +94,11 @@ class DataSummary(_Model):
         "Twin: problems of the simulation the user must know (e.g. a silent all-off model)."))
     silent_model: bool = Field(False, description=(
         "Twin: every control cell ends in one all-off state (no gene active)."))
+    genes_path: str | None = Field(None, description=(
+        "CSV of the genes the network and policy agents work on (gene, reason, variability_rank, "
+        "regulator); None: every gene."))
+    gene_selection: dict = Field(default_factory=dict, description=(
+        "How the genes were chosen: n_total, cap, n_selected, n_regulators, counts per reason."))
 
 
 class IntegrationSummary(_Model):
