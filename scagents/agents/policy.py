@@ -176,7 +176,7 @@ def _context(state: RunState) -> _Context:
 
     ctx.gene_sd = task_effects(train)[1].to_numpy(float).std(axis=0)
     if ctx.goal_label is not None:
-        ctx.floor, ctx.n_goal_cells = _goal_floor(mdata, ctx.goal_label, genes, opts.seed)
+        ctx.floor, ctx.n_goal_cells = _goal_floor(source, ctx.goal_label, genes, opts.seed)
         truth = out / data.truth_path if data.truth_path else None
         if ctx.floor is not None and truth is not None and truth.exists():
             rep = pd.read_csv(truth, index_col=0)
@@ -187,15 +187,18 @@ def _context(state: RunState) -> _Context:
     return ctx
 
 
-def _goal_floor(mdata, label: str, genes: list[str], seed: int
+def _goal_floor(source, label: str, genes: list[str], seed: int
                 ) -> tuple[pd.DataFrame | None, int]:
     """Noise floor of the goal's observed change (:func:`scagents.evidence.noise_floor`) from the
-    goal's cells and the control cells of the run's data; ``(None, 0)`` when they cannot be read."""
+    goal's cells and the control cells of the data the task was built from (an AnnData or a
+    MuData); ``(None, 0)`` when they cannot be read."""
     from scagents.data import lognormalize
     from scagents.envs.response import _modality_matrix
     from scagents.evidence import noise_floor
 
-    rna = mdata.mod["rna"] if "rna" in mdata.mod else mdata.mod[list(mdata.mod)[0]]
+    rna = source
+    if hasattr(source, "mod"):
+        rna = source.mod["rna"] if "rna" in source.mod else source.mod[list(source.mod)[0]]
     obs = rna.obs
     if "perturbation" not in obs or "is_control" not in obs:
         return None, 0
