@@ -72,6 +72,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_up[:5]) or "none"
     down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_down[:5]) or "none"
     print(f"{res.goal}  [{res.method}, {res.status}]  run id: {res.run_id}")
+    if res.status == "unchecked":  # say it before the genes: nothing measured checks this answer
+        print(f"  {res.report['method']['description']}")
     print(f"  up:   {up}")
     print(f"  down: {down}")
     for p in res.proposals[:5]:

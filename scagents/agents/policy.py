@@ -580,20 +580,21 @@ def _network_answer(state: RunState, ctx: _Context, prev: PolicySummary) -> dict
             list(goal.targets), errors="ignore")
     n_moved = int((moved.abs() > MIN_LISTED).sum())
     if not n_moved:
-        why = (f"no regulatory network was inferred ({net.reason.removeprefix('skipped: ')})"
+        why = (f"no regulatory network was inferred — {net.reason.removeprefix('skipped: ')}"
                if predict is None else
                f"{'+'.join(goal.targets)} has no edges to other genes in the inferred network")
         msg = (f"No prediction possible for {goal.label}: {ctx.too_few}, and {why}. Needed: a "
-               "network with edges from the goal's gene(s) (run without --skip-network) or at "
-               "least 3 measured perturbations to learn from.")
+               "network with edges from the goal's gene(s) (run without --skip-network) or more "
+               "measured perturbations to learn from.")
         rec = AgentRecord(agent="fallback", status="failed", summary=msg)
         return {"stop_reason": msg, "log": [rec.model_dump()]}
     measured = [lab for lab in ctx.task.labels if lab != ctx.goal_label]
     check = ("checked only against the goal's own observed cells (below)" if ctx.goal_label
-             else "the data hold no measured perturbation to check a prediction against")
-    reason = (f"not validated: {check} ({ctx.too_few}: {', '.join(measured) or 'none'})")
-    decision = (f"{NETWORK} answers, not validated. Why: {ctx.too_few}, so neither the {POLICY} "
-                f"nor a fitted baseline can be trained and checked. The {goal.kind} of "
+             else "no measured perturbation could be held out to check a prediction against")
+    reason = f"not validated: {check}"
+    decision = (f"{NETWORK} answers, not validated. Why: {ctx.too_few} (measured besides the "
+                f"goal: {', '.join(measured) or 'none'}), so neither the {POLICY} nor a fitted "
+                f"baseline can be trained and checked. The {goal.kind} of "
                 f"{'+'.join(goal.targets)} is propagated through the regulatory network inferred "
                 f"from control cells ({net.n_edges} edges, {net.method}); it moves {n_moved} other "
                 f"genes by more than {MIN_LISTED}. Not validated: {check}; treat it as a "
