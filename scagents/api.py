@@ -325,15 +325,10 @@ def run(
                 out_dir.mkdir(parents=True, exist_ok=True)
                 opts.data = str(_write_input(obj, out_dir))
         printer = on_event or (None if quiet else _print_agent_records)
-        created = out_dir is not None and not out_dir.exists()
         state = run_graph(opts, out=out_dir, resume=resume, root=root, on_event=printer)
         if not (state.get("policy") or {}).get("prediction_path"):
             reason = (state.get("stop_reason") or (state.get("policy") or {}).get("reason")
                       or "no prediction was made")
-            if created:  # a new run without a prediction leaves no folder behind
-                import shutil
-
-                shutil.rmtree(state["out_dir"], ignore_errors=True)
             raise RunStoppedError(reason)
         result = RunResult.load(state["out_dir"])
         result.wall_time_s = state.get("wall_time_s")
