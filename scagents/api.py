@@ -87,7 +87,8 @@ class RunResult:
         The model that answered (e.g. ``"TRPO→PPO policy"``, ``"linear gene embedding"``).
     status
         ``validated`` (the policy beat the baselines on held-out perturbations), ``fallback`` (a
-        baseline answered) or another agent status.
+        baseline answered), ``unchecked`` (too few measured perturbations to train and validate:
+        network propagation answered, not validated) or another agent status.
     predicted
         One row per gene (index ``gene``): ``delta`` (predicted change of log-normalised
         expression from control), ``control_mean``, ``perturbed_mean`` and whatever else the run

@@ -17,6 +17,12 @@ with a doubled budget when the gap is small (``retrain``), else routes to :func:
 which answers with the best-validating baseline, refitted on the training *and* validation
 perturbations (never the goal's), and says so.
 
+When the data hold too few measured perturbations to train and validate any predictor (e.g. control
+and one stimulation, no genetic perturbation), the policy agent is skipped and the fallback answers a
+gene perturbation by in-silico perturbation through the inferred network (:func:`_network_answer`,
+``status="unchecked"``: nothing measured checks it), or stops with "No prediction possible" when
+there is no network or the goal's genes reach no other gene in it.
+
 Next perturbations are ranked over the untested candidates by their predicted effect on the genes
 the goal's perturbation changes most, plus the disagreement between the available models
 (an upper-confidence-bound score), with a rationale line each.
