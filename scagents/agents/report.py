@@ -235,7 +235,9 @@ def build_result(state: RunState) -> dict:
               "perturbed_mean": float(r.perturbed_mean)} for g, r in pred.iterrows()]
     figures: dict[str, str] = {}
     figures["effects"] = plot_effects(genes, out / "effects.png", inputs=data.inputs,
-                                      title=f"Predicted response to {label} ({pol.method})").name
+                                      title=f"Predicted response to {label} ({pol.method}"
+                                            + (", not validated)" if pol.status == "unchecked"
+                                               else ")")).name
     coords, score, how, groups = _embedding(state, data, integ, pred["delta"], opts.seed)
     embedding_name = embedding_axis_labels(how)[0].rsplit(" ", 1)[0].replace("PC", "PCA")
     figures["embedding"] = plot_cells(
