@@ -58,6 +58,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           control_labels=args.control, llm=args.llm)
     state = run_graph(opts, out=args.out, resume=args.resume, on_event=progress)
     out = Path(state["out_dir"])
+    if state.get("steering"):
+        from scagents.steering import print_answer
+
+        print_answer(state["steering"], out, state["wall_time_s"])
+        return 0
     if state.get("stop_reason") and not state.get("policy"):
         print(f"error: {state['stop_reason']}", file=sys.stderr)
         return 2
