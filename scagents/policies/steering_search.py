@@ -94,6 +94,8 @@ def exhaustive(steerer: TwinSteerer, budget: int | None = None, seed: int = 0) -
     """Evaluate every schedule (budget ignored)."""
     space = enumerate_schedules(steerer.task)
     oracle = _Oracle(steerer, len(space), "exhaustive")
+    if hasattr(steerer, "prefetch"):
+        steerer.prefetch(space)   # all prefixes, batched (same states as one at a time)
     # prefix order keeps the cache hot: schedules sharing early interventions are neighbours
     for s in sorted(space):
         oracle(s)
@@ -185,7 +187,7 @@ def bayes_opt(steerer: TwinSteerer, budget: int, seed: int = 0, *, n_init: int |
         space = [space[i] for i in rng.choice(len(space), pool, replace=False)]
     enc = _encode(space, t.n_actions)
     n_init = n_init or max(5, budget // 10)
-    batch = batch or max(5, budget // 12)
+    batch = batch or max(5, budget // 8)
     for i in rng.permutation(len(space))[:n_init]:
         oracle(space[i])
     # fixed kernel (no hyper-parameter fit): schedules differing at one decision are √2 apart

@@ -78,3 +78,14 @@ def test_budget_costs_and_space(task):
 def test_unknown_fate_lists_the_model_fates():
     with pytest.raises(GoalError, match="erythroid, megakaryocyte"):
         SteeringTask("krumsiek11", "Th1")
+
+
+def test_batched_prefixes_equal_one_at_a_time():
+    cands = [Perturbation("GATA3", kind="knockdown", strength=0.6), Perturbation("TCR", kind="knockdown", strength=0.5),
+             Perturbation("TBX21", kind="overexpression"), Perturbation("GATA3")]
+    task = SteeringTask("th", "Th1", start_fate="Th2", candidates=cands, n_cells=12, n_steps=30)
+    one, batched = TwinSteerer(task, 1), TwinSteerer(task, 1)
+    space = enumerate_schedules(task)
+    batched.prefetch(space, batch=5)
+    for s in space:
+        np.testing.assert_array_equal(one.state_after(s), batched.state_after(s))
