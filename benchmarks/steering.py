@@ -31,7 +31,6 @@ from scagents.envs.steering import (  # noqa: E402
     SteeringTask,
     TwinSteerer,
     default_candidates,
-    enumerate_schedules,
 )
 from scagents.perturbation import Perturbation  # noqa: E402
 from scagents.policies.steering_search import RL_SEARCHERS, exhaustive, greedy, search  # noqa: E402

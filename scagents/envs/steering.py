@@ -349,7 +349,15 @@ class TwinSteerer:
         hit = self._cache.get(prefix)
         if hit is not None:
             return hit
-        x, _ = self.segment(self.state_after(prefix[:-1]), prefix, len(prefix) - 1)
+        return self.advance(self.state_after(prefix[:-1]), prefix)
+
+    def advance(self, x: np.ndarray, prefix: Schedule) -> np.ndarray:
+        """State after ``prefix`` given ``x``, the state after ``prefix[:-1]`` (cached when on)."""
+        prefix = tuple(prefix)
+        hit = self._cache.get(prefix)
+        if hit is not None:
+            return hit
+        x, _ = self.segment(x, prefix, len(prefix) - 1)
         if self.use_cache:
             self._cache[prefix] = x
         return x
@@ -438,10 +446,11 @@ class SteeringEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(task.n_actions)
         self.modality_slices = {"fates": slice(0, nf), "genes": slice(nf, nf + ng + 2)}
         self._prefix: Schedule = ()
+        self._x = self.steerer.x0
 
     def _obs(self) -> np.ndarray:
         t = self.task
-        x = self.steerer.state_after(self._prefix)
+        x = self._x
         used = sum(a > 0 for a in self._prefix)
         left = (t.max_interventions - used) / t.max_interventions if t.max_interventions else 0.0
         return np.concatenate([self.steerer.fractions(x), x.mean(0),
@@ -454,6 +463,7 @@ class SteeringEnv(gym.Env):
             if pop_seed != self.steerer.seed:
                 self.steerer = TwinSteerer(self.task, pop_seed, cache=self.steerer.use_cache)
         self._prefix = ()
+        self._x = self.steerer.x0
         return self._obs(), {"schedule": []}
 
     def step(self, action):
@@ -464,12 +474,13 @@ class SteeringEnv(gym.Env):
         used = sum(x > 0 for x in self._prefix)
         applied = a if (a and used < t.max_interventions) else 0
         self._prefix = (*self._prefix, applied)
+        self._x = self.steerer.advance(self._x, self._prefix)
         reward = -t.cost if applied else 0.0
         done = len(self._prefix) >= t.n_decisions
         obs = self._obs()
         info = {"applied": t.action_label(applied), "over_budget": bool(a and not applied)}
         if done:
-            end = self.steerer.end_value(self.steerer.state_after(self._prefix))
+            end = self.steerer.end_value(self._x)
             reward += end
             value = end - t.cost * sum(x > 0 for x in self._prefix)
             self.steerer.n_simulations += 1
