@@ -56,3 +56,14 @@ def test_answer_end_to_end(tmp_path):
     assert best["target_fraction_min"] <= best["target_fraction_mean"] <= best["target_fraction_max"]
     assert len(r["proposals"]) == len(best["steps"])
     assert r["simulations"] == sum(v["simulations"] for v in r["searchers"].values())
+
+
+def test_cli_steering_run_through_the_agent_graph(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--goal", "block the erythroid fate", "--n-cells", "16", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "best schedule:" in text and "krumsiek11" in text
+    saved = json.loads((out / "steering.json").read_text())
+    assert saved["goal"]["avoid"] and saved["task"]["target"] == "erythroid" and saved["task"]["n_cells"] == 16
+    log = [json.loads(line) for line in (out / "agents.log").read_text().splitlines()]
+    assert [r["agent"] for r in log if r["event"] == "finished"] == ["steering"]
