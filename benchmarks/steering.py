@@ -67,12 +67,47 @@ def tasks() -> dict[str, SteeringTask]:
         "krumsiek: make granulocytes": SteeringTask("krumsiek11", "granulocyte", **SIZE),
         "krumsiek: block erythroid": SteeringTask("krumsiek11", "erythroid", avoid=True, **SIZE),
         "krumsiek: make monocytes": SteeringTask("krumsiek11", "monocyte", **SIZE),
-        "krumsiek: block megakaryocyte": SteeringTask("krumsiek11", "megakaryocyte", avoid=True, **SIZE),
     }
     cd4 = cd4_task()
     if cd4 is not None:
         out["cd4 (.bnet, TCR+TGF-b): make Th17"] = cd4
     return out
+
+
+def _greedy_on_table(table: dict, actions: list[int], d: int, budget: int) -> float:
+    """Greedy one-at-a-time (as :func:`greedy`) on a precomputed table, candidates ``actions`` only."""
+    current, best = [0] * d, table[(0,) * d]
+    for _ in range(budget):
+        moves = [(table[tuple(current[:k] + [a] + current[k + 1:])], k, a)
+                 for k in range(d) if current[k] == 0 for a in actions]
+        v, k, a = max(moves)
+        if v <= best:
+            break
+        current[k], best = a, v
+    return best
+
+
+def find_traps(task: SteeringTask, table: dict, *, size: int = 8, tries: int = 3000, seed: int = 0) -> list[dict]:
+    """Candidate menus (subsets of ``size`` candidates) on which greedy is trapped: its result is below
+    the menu's optimum, whose first intervention alone scores below doing nothing. Found by
+    exhaustive search: every objective comes from ``table`` (all schedules of the full menu)."""
+    rng = np.random.default_rng(seed)
+    d, ctrl = task.n_decisions, table[(0,) * task.n_decisions]
+    found = {}
+    for _ in range(tries):
+        menu = sorted(rng.choice(np.arange(1, task.n_actions), size, replace=False).tolist())
+        allowed = set(menu) | {0}
+        sub = {s: v for s, v in table.items() if set(s) <= allowed}
+        opt_s, opt = max(sub.items(), key=lambda e: e[1])
+        if not any(opt_s):
+            continue
+        k = next(i for i, a in enumerate(opt_s) if a)
+        alone = sub[tuple(opt_s[i] if i == k else 0 for i in range(d))]
+        g = _greedy_on_table(sub, menu, d, task.max_interventions)
+        if alone < ctrl and g < opt - 1e-12:
+            found[tuple(menu)] = {"menu": menu, "optimum": opt, "greedy": g, "first_alone": alone,
+                                  "margin": opt - g}
+    return sorted(found.values(), key=lambda e: -e["margin"])
 
 
 def throughput(reps: int = 3) -> dict:
@@ -178,7 +213,23 @@ def main() -> None:
     tp = throughput()
     print("throughput", {k: round(v["ratio"], 2) for k, v in tp.items()}, flush=True)
     results = {}
-    for name, task in tasks().items():
+    all_tasks = tasks()
+    # local optima on purpose: candidate menus of the Krumsiek tasks on which greedy is trapped
+    traps_found = {}
+    for name in [n for n in all_tasks if n.startswith("krumsiek")]:
+        task = all_tasks[name]
+        st = TwinSteerer(task, 0)
+        traps = find_traps(task, dict(exhaustive(st).evaluated))
+        traps_found[name] = traps[:3]
+        print(f"{name}: {len(traps)} trapping menus of 8 candidates", flush=True)
+    ranked = sorted(((t["margin"], n, t) for n, ts in traps_found.items() for t in ts[:1]), reverse=True)
+    for _margin, name, trap in ranked[:2]:
+        base = all_tasks[name]
+        menu = [base.candidates[a - 1] for a in trap["menu"]]
+        label = ", ".join(base.action_label(a) for a in trap["menu"])
+        all_tasks[f"TRAP {name} (menu: {label})"] = SteeringTask(
+            base.network, base.target, start_fate=base.start_fate, avoid=base.avoid, candidates=menu, **SIZE)
+    for name, task in all_tasks.items():
         if args.only and args.only not in name:
             continue
         print(name, flush=True)
@@ -190,7 +241,8 @@ def main() -> None:
              paired(results, "trpo_ppo", "ppo"), paired(results, "ppo", "ppo_kl"),
              paired(results, "trpo_ppo", "cem")]
     wall = time.perf_counter() - t_start
-    payload = {"seeds": seeds, "throughput": tp, "tasks": results, "paired": tests, "wall_time_s": wall,
+    payload = {"seeds": seeds, "throughput": tp, "tasks": results,
+               "trap_search": {k: v for k, v in traps_found.items()}, "paired": tests, "wall_time_s": wall,
                "note": "machine shared by 8 developers (2 cores) while measured; run with nice -n 10"}
     write_results("steering", payload, markdown(payload))
     print(f"done in {wall:.0f} s")

@@ -174,7 +174,7 @@ def _encode(schedules: Sequence[Schedule], n_actions: int) -> np.ndarray:
 
 
 def bayes_opt(steerer: TwinSteerer, budget: int, seed: int = 0, *, n_init: int | None = None,
-              batch: int | None = None, kappa: float = 2.0, pool: int = 3000) -> SearchResult:
+              batch: int | None = None, kappa: float = 2.0, pool: int = 1500) -> SearchResult:
     """Batch GP-UCB over one-hot schedule encodings (scikit-learn's Gaussian process)."""
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
@@ -187,7 +187,7 @@ def bayes_opt(steerer: TwinSteerer, budget: int, seed: int = 0, *, n_init: int |
         space = [space[i] for i in rng.choice(len(space), pool, replace=False)]
     enc = _encode(space, t.n_actions)
     n_init = n_init or max(5, budget // 10)
-    batch = batch or max(5, budget // 8)
+    batch = batch or max(5, budget // 6)
     for i in rng.permutation(len(space))[:n_init]:
         oracle(space[i])
     # fixed kernel (no hyper-parameter fit): schedules differing at one decision are √2 apart
@@ -213,11 +213,12 @@ RL_ALGOS = {"trpo_ppo": ("trpo_ppo", "clip"), "ppo": ("ppo", "clip"), "trpo": ("
 
 
 def rl_search(steerer: TwinSteerer, budget: int, seed: int = 0, *, algo: str = "trpo_ppo",
-              n_envs: int = 8, episodes_per_env: int = 4, **config) -> SearchResult:
+              n_envs: int = 8, episodes_per_env: int | None = None, **config) -> SearchResult:
     """Train a policy on :class:`SteeringEnv` for ``budget`` episodes; every episode is a simulation.
 
     ``config`` overrides :class:`~scagents.policies.TrainConfig` fields (defaults here: γ = 0.99,
-    2 × 64 hidden units, lr 1e-3, entropy bonus 0.01).
+    2 × 64 hidden units, lr 1e-3, entropy bonus 0.01). Each rollout holds ``n_envs ·
+    episodes_per_env`` episodes (default: enough for about 8 updates, 1-4 per environment).
     """
     from scagents.policies import TrainConfig, train
 
@@ -226,6 +227,8 @@ def rl_search(steerer: TwinSteerer, budget: int, seed: int = 0, *, algo: str = "
     algo_name, penalty = RL_ALGOS[algo]
     n_before = len(steerer.history)
     d = t.n_decisions
+    if episodes_per_env is None:   # at least ~8 updates within the budget, at most 4 episodes per env
+        episodes_per_env = int(np.clip(budget // (8 * n_envs), 1, 4))
     n_steps = d * episodes_per_env
     cfg = dict(algo=algo_name, total_steps=max(budget * d, n_envs * n_steps), n_envs=n_envs,
                n_steps=n_steps, gamma=0.99, gae_lambda=0.95, hidden_sizes=(64, 64), lr=1e-3,
