@@ -17,7 +17,6 @@ schedule, and the cells' final states in a 2-D embedding.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scagents._atomic import atomic_path, write_json, write_text
 from scagents.errors import GoalError
 
 __all__ = ["SteeringGoal", "is_steering_goal", "parse_steering_goal", "answer_steering_goal"]
@@ -269,16 +269,8 @@ def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
 
 
 def _savefig(fig, path: Path) -> str:
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    return path.name
-
-
-def _atomic(path: Path, text: str) -> str:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     return path.name
 
 
@@ -309,8 +301,8 @@ def _write(result: dict, out: Path) -> dict[str, str]:
     lines += ["", "## Searchers", "", "| searcher | simulations | best objective |", "|---|---|---|"]
     lines += [f"| {k} | {v['simulations']} | {v['best_objective']:.3f} |" for k, v in result["searchers"].items()]
     lines += ["", "![fate fractions](steering_fates.png)", "", "![landscape](steering_landscape.png)", ""]
-    return {"markdown": _atomic(out / "steering.md", "\n".join(lines)),
-            "json": _atomic(out / "steering.json", json.dumps(result, indent=1, default=str))}
+    return {"markdown": write_text(out / "steering.md", "\n".join(lines)).name,
+            "json": write_json(out / "steering.json", result).name}
 
 
 def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
