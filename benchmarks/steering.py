@@ -294,8 +294,11 @@ def markdown(p: dict) -> str:
     for n, r in p["throughput"].items():
         lines.append(f"| {n} | {r['env_gene_cell_steps_per_s']:.3g} | {r['plain_gene_cell_steps_per_s']:.3g} | "
                      f"{r['ratio']:.2f} |")
-    lines += ["", "Th tasks use knockouts/overexpressions of the 15 non-input genes (30 candidates); Krumsiek "
-              "tasks all 11 genes (22); the CD4 `.bnet` task 12 inputs/regulators (24) in a TCR + TGF-β "
+    n_cand = {name.split(":")[0]: r["task"]["n_candidates"] for name, r in res.items() if not name.startswith("TRAP")}
+    lines += ["", f"Th tasks use knockouts/overexpressions of the non-input genes ({n_cand.get('th')} candidates); "
+              f"Krumsiek tasks all genes ({n_cand.get('krumsiek')}); trap tasks a menu of 8 of the Krumsiek "
+              "candidates found by exhaustive search (`find_traps`); "
+              f"the CD4 `.bnet` task 12 inputs/regulators ({n_cand.get('cd4 (.bnet, TCR+TGF-b)')}) in a TCR + TGF-β "
               "milieu chosen by us (the `.about.md` documents no milieu; TGF-β + TCR is the Treg-polarising "
               "condition), fates by master regulators (Treg Foxp3, Th17 RORγt, Th1 T-bet, Th2 GATA3). "
               "Up to 2 interventions at 3 decision times, cost 0.02 each, 100 cells, 240 steps of dt 0.05.", ""]
