@@ -28,3 +28,25 @@ def steering_agent(state: RunState) -> dict:
                       figures={"simulations": result["simulations"], "objective": best["objective"]})
     return {"steering": result, "report": {"status": "done", "files": result["files"]},
             "log": [rec.model_dump()]}
+
+
+def run_steering(goal: str, *, out: str | None = None, model: str = "th", seed: int = 0, n_cells: int = 100,
+                 quiet: bool = False, root: str = "scagents_runs") -> int:
+    """Run a steering goal through the agent graph and print the answer (the CLI's ``run`` path)."""
+    import sys
+    from pathlib import Path
+
+    from scagents.agents.graph import default_out_dir, run_graph
+    from scagents.steering import parse_steering_goal, print_answer
+
+    parse_steering_goal(goal, model)  # a bad goal fails here, before a run folder is made
+    opts = RunOptions(goal=goal, model=model, n_cells=n_cells, seed=seed, progress=not quiet)
+    out_dir = Path(out) if out is not None else default_out_dir(goal, root)
+
+    def progress(agent: str, update: dict) -> None:
+        for rec in update.get("log", []):
+            print(f"[{rec['agent']}] {rec['status']}: {rec['summary']}", file=sys.stderr, flush=True)
+
+    state = run_graph(opts, out=out_dir, on_event=None if quiet else progress)
+    print_answer(state["steering"], Path(state["out_dir"]), state["wall_time_s"])
+    return 0
