@@ -395,11 +395,12 @@ class Toolkit:
             path = self.ws.resolve(a.candidates_file, must_exist=True, what="candidates file")
             cands = [g.strip() for g in path.read_text().split() if g.strip()]
         df = propose_round(self.ws.ledger, a.campaign, batch=a.n, goal=a.goal, candidates=cands,
-                           designer=a.designer, seed=a.seed)
+                           designer=a.designer, seed=a.seed, objective=a.objective)
         rnd = int(df["round"].iloc[0]) if len(df) else 0
         csv = self.ws.new_file("campaigns", f"{a.campaign}_round{rnd}", ".csv")
         df.to_csv(csv, index=False)
-        res = {"campaign": a.campaign, "round": rnd, "designer": a.designer,
+        res = {"campaign": a.campaign, "round": rnd, "designer": df.attrs["designer"]["designer"],
+               "designer_config": df.attrs["designer"], "objective": df.attrs["objective"],
                "recommendations": [{"rank": int(r.rank), "gene": r.gene, "score": round(float(r.score), 4),
                                     "uncertainty": round(float(r.uncertainty), 4)}
                                    for r in df.itertuples()],
