@@ -96,6 +96,9 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
                    help="planned number of rounds (the policy sees its progress; default: stored, else 5)")
     p.add_argument("--policy-steps", type=int, default=None,
                    help="policy designer: training steps per round (default: stored, else 4000)")
+    p.add_argument("--designer-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any designer option (e.g. ucb_weight=0, diversity=0.5, beta=2); repeatable; stored "
+                        "with the campaign's designer")
     p.set_defaults(func=_cmd_next)
     p = sub.add_parser("ingest", help="add measured results to a campaign",
                        description="Ingest a CSV/TSV with gene and score columns.")
@@ -125,11 +128,31 @@ def _cmd_next(args: argparse.Namespace) -> int:
     if args.candidates:
         cands = [g.strip() for g in Path(args.candidates).read_text().split() if g.strip()]
     opts = {} if args.policy_steps is None else {"total_timesteps": args.policy_steps}
+    for item in args.designer_option:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            print(f"error: --designer-option {item!r} is not KEY=VALUE; write e.g. --designer-option ucb_weight=0",
+                  file=sys.stderr)
+            return 2
+        opts[key.strip()] = _option_value(val.strip())
     df = propose_round(args.db, args.campaign, batch=args.batch, goal=args.goal, candidates=cands,
                        designer=args.designer, seed=args.seed, n_rounds=args.rounds,
                        features=args.features or "auto", objective=args.objective, **opts)
     print(format_proposals(df))
     return 0
+
+
+def _option_value(text: str):
+    """A designer option's value: a number or true/false when it reads as one, else the text."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
 
 
 _OBJECTIVE_LINES = {"increase": "increase (a hit raises the read-out; reward = score above the median)",

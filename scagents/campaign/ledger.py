@@ -34,7 +34,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scagents.campaign.acquisition import DesignerError, build_designer, designer_config, hit_likeness
+from scagents.campaign.acquisition import (
+    DesignerError,
+    build_designer,
+    designer_config,
+    hit_likeness,
+)
 from scagents.errors import DataError, DataFileError, GeneNotFoundError, ScagentsError
 
 __all__ = ["CampaignError", "IngestError", "IngestSummary", "create_campaign", "propose_round", "ingest",
