@@ -88,7 +88,7 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
                         "default for a new campaign: from the goal's words (increase/boost, decrease/suppress, "
                         "else either); stored with the campaign")
     p.add_argument("--designer", default=None,
-                   help="policy, ridge_ucb, gp_ucb, prior_only or random; default: the campaign's stored "
+                   help="policy, ridge_ucb, gp_ucb, bayes_prior (prior-anchored Bayesian), prior_only or random; default: the campaign's stored "
                         "designer, else policy (naming another one starts it afresh)")
     p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the stored one, else 0)")

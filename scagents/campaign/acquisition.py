@@ -7,6 +7,9 @@ All designers share one call, :meth:`Designer.propose`, on a candidate feature m
 * :class:`RandomDesigner` — uniform picks (the null baseline);
 * :class:`RidgeUCBDesigner` — bootstrap ensemble of ridge regressions, UCB = mean + β·sd, greedy;
 * :class:`GPUCBDesigner` — Gaussian-process regression (RBF + white noise), UCB, greedy;
+* :class:`BayesPriorDesigner` — prior-anchored Bayesian linear regression (the expression prior is
+  the model's prior mean; feedback adds to it only as far as the evidence supports), Thompson
+  sampling per pick;
 * :class:`PolicyDesigner` — a policy trained with the TRPO→PPO optimiser (``scagents.policies``) on
   the :class:`~scagents.envs.design.StreamDesignEnv` built from what was measured so far
   (warm-started from the previous round's policy); it scores each candidate from its model
@@ -29,7 +32,7 @@ import pandas as pd
 from scagents.errors import ScagentsError
 
 __all__ = ["hit_likeness", "RidgeEnsemble", "candidate_state", "group_smooth", "knn_smooth", "PriorDesigner", "STATE_COLUMNS", "Designer", "RandomDesigner",
-           "RidgeUCBDesigner", "GPUCBDesigner", "PolicyDesigner", "make_designer", "DESIGNERS", "designer_config",
+           "RidgeUCBDesigner", "GPUCBDesigner", "PolicyDesigner", "BayesPriorDesigner", "make_designer", "DESIGNERS", "designer_config",
            "designer_options", "build_designer", "DEFAULT_DESIGNER", "GROUPINGS",
            "DesignerError"]
 
@@ -559,6 +562,89 @@ class PolicyDesigner(Designer):
         return _diverse_greedy(score, U, batch, self.diversity)
 
 
+@dataclass
+class BayesPriorDesigner(Designer):
+    """Prior-anchored Bayesian linear regression; Thompson sampling (or UCB) with batch diversity.
+
+    Model of the standardised hit-likeness ``y`` of candidate ``x`` with prior score ``p`` (the
+    expression prior z-scored over all candidates)::
+
+        y = anchor · p + b + w·x + ε,   w ~ N(0, I/λ),   ε ~ N(0, 1/α)
+
+    ``anchor`` is fixed: the prior enters as the prior mean of the model and feedback cannot
+    cancel it, only add to it. ``λ`` and ``α`` are chosen by evidence maximisation
+    (:class:`sklearn.linear_model.BayesianRidge` on the residual ``y − anchor·p``), so with
+    uninformative feedback ``w`` shrinks to 0 and the ranking is the prior's; with feedback the
+    features explain, ``w`` adds to it. What ``w`` adds is weighted by the posterior probability
+    that the features explain the residual at all (log evidence of the Bayesian ridge against the
+    model ``w = 0``, equal prior odds), so a handful of noisy measurements cannot pull the ranking
+    away from the prior. With ``groups`` the shrunk mean residual of measured group
+    members (:func:`group_smooth`) is added with weight ``group``.
+
+    Acquisition ``"thompson"``: every pick of a batch is the argmax of one posterior draw of
+    ``w`` (draws differ, so the batch spreads); ``"ucb"``: mean + ``beta``·sd with the
+    similarity penalty ``diversity`` of the policy designer.
+    """
+
+    anchor: float = 0.5
+    acquisition: str = "thompson"
+    beta: float = 1.0
+    diversity: float = 0.3
+    group: float = 0.5
+    name: str = field(default="bayes_prior", init=False)
+
+    def _score(self, X, measured, rewards, avail, batch, rng, round_frac, prior):
+        from sklearn.linear_model import BayesianRidge
+
+        if self.acquisition not in ("thompson", "ucb"):
+            raise DesignerError(f"Unknown acquisition {self.acquisition!r}; use 'thompson' or 'ucb'.")
+        Z = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
+        p = _zscore(prior) if prior is not None else np.zeros(len(X))
+        y = np.asarray(rewards, dtype=np.float64)
+        y = (y - y.mean()) / (y.std() or 1.0)
+        resid = y - self.anchor * p[measured]
+        br = BayesianRidge(fit_intercept=True, compute_score=True).fit(Z[measured], resid)
+        # Bayes factor of "the features explain the residual" vs "they do not" (w = 0, intercept + noise):
+        # its posterior probability weights what the features add (model averaging)
+        n = len(resid)
+        rss0 = float(np.sum((resid - resid.mean()) ** 2)) or 1e-12
+        null = -0.5 * n * (np.log(2 * np.pi * rss0 / n) + 1.0)
+        self.evidence_weight_ = float(1.0 / (1.0 + np.exp(np.clip(null - float(br.scores_[-1]), -50, 50))))
+        mu, sd = br.predict(Z[avail], return_std=True)
+        mu = self.evidence_weight_ * (mu - br.intercept_) + br.intercept_
+        sd = self.evidence_weight_ * sd
+        base = self.anchor * p[avail] + mu
+        why = (f"score = {self.anchor:g} × the expression prior (in SDs) + what the measurements add (Bayesian "
+               "ridge on the genes' features, weighted by the evidence that the features explain the "
+               f"measurements: {self.evidence_weight_:.2f})")
+        if self.group > 0 and self.groups is not None:
+            base = base + self.group * group_smooth(self.groups, measured, resid, avail)[0]
+            why += f" + {self.group:g} × the mean residual of measured group members"
+        self._posterior = (br, Z, avail)
+        if self.acquisition == "ucb":
+            why += f"; + {self.beta:g} × the posterior SD (optimistic); uncertainty = that SD"
+            return base + self.beta * sd, sd, why
+        self._thompson = (base - mu, br, Z[avail], rng)
+        return base, sd, why + "; picks: one Thompson draw of the posterior per pick; uncertainty = posterior SD"
+
+    def _select(self, X, avail, score, batch):
+        if self.acquisition == "ucb":
+            return _diverse_greedy(score, _unit(X[avail]), batch, self.diversity)
+        offset, br, Za, rng = self._thompson
+        cov = np.asarray(br.sigma_, dtype=np.float64)
+        L = np.linalg.cholesky(cov + 1e-10 * np.eye(len(cov)))
+        chosen: list[int] = []
+        taken = np.zeros(len(avail), bool)
+        for _ in range(min(batch, len(avail))):
+            w = self.evidence_weight_ * (br.coef_ + L @ rng.standard_normal(len(cov)))
+            f = offset + br.intercept_ + Za @ w
+            f[taken] = -np.inf
+            j = int(np.argmax(f))
+            chosen.append(j)
+            taken[j] = True
+        return np.asarray(chosen, dtype=np.int64)
+
+
 def _small_config(cfg_cls, **given) -> dict:
     """Small network / rollout settings, keeping those the TrainConfig offers."""
     import dataclasses
@@ -569,7 +655,7 @@ def _small_config(cfg_cls, **given) -> dict:
 
 
 DESIGNERS = {"random": RandomDesigner, "prior_only": PriorDesigner, "ridge_ucb": RidgeUCBDesigner,
-             "gp_ucb": GPUCBDesigner, "policy": PolicyDesigner}
+             "gp_ucb": GPUCBDesigner, "policy": PolicyDesigner, "bayes_prior": BayesPriorDesigner}
 
 
 def make_designer(name: str, *, seed: int = 0, **options) -> Designer:

@@ -146,7 +146,7 @@ class RecommendPerturbations(_Args):
     candidates: list[str] | None = Field(None, description="Candidate genes of a NEW campaign.")
     candidates_file: str | None = Field(None, description="File with one candidate gene per line "
                                         "(instead of `candidates`).")
-    designer: Literal["policy", "ridge_ucb", "gp_ucb", "prior_only", "random"] | None = Field(
+    designer: Literal["policy", "ridge_ucb", "gp_ucb", "bayes_prior", "prior_only", "random"] | None = Field(
         None, description="Campaign designer; default: the campaign's stored designer, else policy "
         "(the same default as `scagents next` and the benchmark).")
     seed: int | None = Field(None, ge=0, description="Random seed; default: the stored one, else 0.")
