@@ -14,6 +14,14 @@ feedback), ridge_ucb and policy, each with real and permuted scores. Groups (``-
 gene-symbol families (:func:`~scagents.campaign.features.symbol_families`, from the gene names
 only) along which measured rewards propagate (ridge_ucb and the policy state alike).
 
+Designers are built by :func:`~scagents.campaign.acquisition.designer_config` →
+``build_designer`` (:func:`screen_campaign`), the function ``scagents next`` uses, with the same
+defaults; ``--objective`` defines rewards as ``next --objective`` does and counts the hits on that
+side of the median only (``either``: every listed hit). ``--screen PATH`` runs any screen in the
+shared format (``ground_truth_<NAME>.csv`` with ``topmovers_<NAME>.npy`` beside it).
+``bayes_prior`` (prior-anchored Bayesian designer) can be added to ``--designers``; it is not in the
+default set, as no leave-one-screen-out check of it has been run.
+
 Protocol against overfitting IFNG: designer settings (prior, ``ucb_weight``, steps, diversity,
 group weight) were chosen on IL2 only (``--quick`` runs), then every screen is reported with the
 same settings.

@@ -741,7 +741,7 @@ def campaign_info(db_path: str | Path, campaign: str) -> dict:
     h = history(db_path, campaign)
     per = h.groupby("round").agg(proposed=("gene", "size"), measured=("measured", "count"),
                                  mean_reward=("reward", "mean"), best_reward=("reward", "max")).reset_index()
-    return {"name": name, "goal": goal, "objective": objective, "kind": kind, "n_candidates": int(n_cand),
+    return {"name": name, "goal": goal, "objective": objective_name(objective), "kind": kind, "n_candidates": int(n_cand),
             "n_ingests": int(n_ing), "prior": src[0] if src else None, "rounds": per.to_dict("records")}
 
 

@@ -135,3 +135,38 @@ def test_next_objective_is_stored_and_checked(tmp_path, capsys):
     assert main(["next", "--campaign", "d", "--db", db, "--goal", "boost IL2", "--candidates", str(cands),
                  "--features", str(feats), "--designer", "random", "--batch", "2"]) == 0
     assert "objective: increase" in capsys.readouterr().out
+
+
+def test_older_ledger_without_designer_table_continues(tmp_path):
+    genes, feats, cands, scores = _screen(tmp_path, n_fam=3, per_fam=4)
+    db = str(tmp_path / "old.sqlite")
+    assert main(["next", "--campaign", "c", "--db", db, "--goal", "find regulators of X", "--candidates", str(cands),
+                 "--features", str(feats), "--designer", "ridge_ucb", "--batch", "3"]) == 0
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE designers")  # a ledger written before the table existed
+    con.commit()
+    con.close()
+    assert main(["next", "--campaign", "c", "--db", db, "--batch", "3"]) == 0  # default designer, table re-added
+    con = sqlite3.connect(db)
+    assert json.loads(con.execute("SELECT config FROM designers").fetchone()[0])["designer"] == "policy"
+    assert con.execute("SELECT COUNT(*) FROM proposals").fetchone()[0] == 6
+    con.close()
+
+
+def test_next_rejects_bad_designer_options_without_writing(tmp_path, capsys):
+    genes, feats, cands, _ = _screen(tmp_path, n_fam=3, per_fam=4)
+    db = tmp_path / "l.sqlite"
+    assert main(["next", "--campaign", "c", "--db", str(db), "--goal", "g", "--candidates", str(cands),
+                 "--features", str(feats), "--designer", "ridge_ucb", "--designer-option", "steps=3"]) == 2
+    assert "no option" in capsys.readouterr().err
+    assert main(["next", "--campaign", "c", "--db", str(db), "--goal", "g", "--candidates", str(cands),
+                 "--features", str(feats), "--designer-option", "oops"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM campaigns").fetchone()[0] == 0
+    con.close()
+
+
+def test_benchmark_screen_path_must_exist(tmp_path, capsys):
+    assert _benchmark().main(["--screen", str(tmp_path / "ground_truth_NONE.csv"), "--no-twin"]) == 2
+    assert "do not exist" in capsys.readouterr().err
