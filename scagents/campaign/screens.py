@@ -14,6 +14,7 @@ import pandas as pd
 
 from scagents.campaign.acquisition import Designer, hit_likeness
 from scagents.campaign.features import default_data_dir
+from scagents.data import read_hits
 from scagents.errors import DataError, DataFileError
 
 __all__ = ["Screen", "load_screen", "load_screen_file", "screen_hits", "SCREENS", "retrospective_picks",
@@ -39,7 +40,8 @@ def load_screen(name: str, data_dir: str | Path | None = None) -> Screen:
     Raises
     ------
     DataFileError
-        If a file is missing.
+        If a file is missing, or the hit list is not a plain string array (pickled object arrays
+        are refused, see :func:`scagents.data.load_npy`).
     """
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     if root is None:
@@ -51,8 +53,8 @@ def load_screen(name: str, data_dir: str | Path | None = None) -> Screen:
 def load_screen_file(path: str | Path) -> Screen:
     """Load a screen in the shared format from its ``ground_truth_<NAME>.csv`` (columns gene, score).
 
-    The hit list is ``topmovers_<NAME>.npy`` beside it (an array of gene symbols, read without
-    pickle) and the task text ``task_<NAME>.json`` (optional). Duplicate gene rows keep the first;
+    The hit list is ``topmovers_<NAME>.npy`` beside it (an array of gene symbols, read by
+    :func:`scagents.data.read_hits`, which refuses pickled object arrays) and the task text ``task_<NAME>.json`` (optional). Duplicate gene rows keep the first;
     hits not among the scored genes are dropped.
 
     Raises
@@ -79,12 +81,7 @@ def load_screen_file(path: str | Path) -> Screen:
     scores = scores[~scores.index.duplicated()].dropna()
     if scores.empty:
         raise DataError(f"Screen file {gt} has no numeric score in its second column.")
-    try:
-        hit_arr = np.load(tm, allow_pickle=False)
-    except ValueError as exc:
-        raise DataFileError(f"Hit list {tm} is not a plain array of gene symbols (it would need pickle, which is "
-                            "not loaded); save it with np.save(path, np.array(genes, dtype=str)).") from exc
-    hits = frozenset(str(g).upper() for g in np.asarray(hit_arr).reshape(-1)) & set(scores.index)
+    hits = frozenset(g.upper() for g in read_hits(tm)) & set(scores.index)  # refuses pickled arrays
     tpath = gt.with_name(f"task_{stem}.json")
     task = json.loads(tpath.read_text()) if tpath.exists() else {}
     return Screen(stem, scores, hits, task)

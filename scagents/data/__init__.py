@@ -20,6 +20,7 @@ import mudata as md
 from .io import (
     RNA_MODALITY_NAMES,
     DataFileNotFoundError,
+    load_npy,
     read,
     read_beeline,
     read_csv_expression,
@@ -29,7 +30,7 @@ from .io import (
     rna_modality,
     write,
 )
-from .pseudobulk import perturbation_effects, pseudobulk
+from .pseudobulk import MAX_PADJ, MIN_EFFECT, gene_effects, perturbation_effects, pseudobulk
 from .validate import (
     CONTROL_TOKENS,
     PERTURBATION_KEYS,
@@ -49,7 +50,10 @@ __all__ = [
     "RNA_MODALITY_NAMES",
     "STANDARD_COLUMNS",
     "DataFileNotFoundError",
+    "MAX_PADJ",
+    "MIN_EFFECT",
     "find_perturbation_key",
+    "gene_effects",
     "is_control_label",
     "load",
     "lognormalize",
@@ -59,6 +63,7 @@ __all__ = [
     "read",
     "read_beeline",
     "read_csv_expression",
+    "load_npy",
     "read_hits",
     "read_network",
     "read_screen",

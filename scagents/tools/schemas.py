@@ -85,7 +85,7 @@ class SimulatePerturbation(_Args):
     model: str = Field("th", description="Twin model: 'th' (T-helper, Mendoza 2006) or 'krumsiek11'.")
     n_cells: int | None = Field(None, ge=10, le=20000, description="Cells per condition "
                                 "(default: the tool server's setting).")
-    seed: int = Field(0, ge=0, description="Random seed.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Random seed (0 ≤ seed < 2**32).")
 
     @field_validator("targets")
     @classmethod
@@ -104,7 +104,7 @@ class TrainPolicy(_Args):
     total_steps: int | None = Field(None, ge=256, le=2_000_000, description="Environment steps "
                                     "(default: the tool server's setting).")
     algo: Literal["trpo_ppo", "ppo", "trpo"] = Field("trpo_ppo", description="Optimiser.")
-    seed: int = Field(0, ge=0, description="Random seed.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Random seed (0 ≤ seed < 2**32).")
 
     @field_validator("holdout")
     @classmethod
@@ -125,7 +125,7 @@ class PredictPerturbation(_Args):
     control_labels: list[str] | None = Field(None, description="Labels of control cells.")
     n_cells: int | None = Field(None, ge=10, le=20000, description="Cells simulated per condition "
                                 "on the twin (default: the tool server's setting).")
-    seed: int = Field(0, ge=0, description="Random seed.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Random seed (0 ≤ seed < 2**32).")
 
     @field_validator("targets")
     @classmethod
@@ -149,7 +149,8 @@ class RecommendPerturbations(_Args):
     designer: Literal["policy", "ridge_ucb", "gp_ucb", "bayes_prior", "prior_only", "random"] | None = Field(
         None, description="Campaign designer; default: the campaign's stored designer, else policy "
         "(the same default as `scagents next` and the benchmark).")
-    seed: int | None = Field(None, ge=0, description="Random seed; default: the stored one, else 0.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Random seed (0 ≤ seed < 2**32); when not given, the "
+                      "campaign's stored seed (else 0).")
     objective: Literal["increase", "decrease", "either"] | None = Field(
         None, description="Objective of a NEW campaign (default: from the goal's words).")
 
