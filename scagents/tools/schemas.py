@@ -149,8 +149,9 @@ class RecommendPerturbations(_Args):
     designer: Literal["policy", "ridge_ucb", "gp_ucb", "bayes_prior", "prior_only", "random"] | None = Field(
         None, description="Campaign designer; default: the campaign's stored designer, else policy "
         "(the same default as `scagents next` and the benchmark).")
-    seed: int = Field(0, ge=0, lt=2**32, description="Random seed (0 ≤ seed < 2**32); when not given, the "
-                      "campaign's stored seed (else 0).")
+    seed: int | None = Field(None, ge=0, lt=2**32, json_schema_extra={"minimum": 0, "exclusiveMaximum": 2**32},
+                             description="Random seed (0 ≤ seed < 2**32); default: the campaign's stored "
+                             "seed, else 0.")
     objective: Literal["increase", "decrease", "either"] | None = Field(
         None, description="Objective of a NEW campaign (default: from the goal's words).")
 

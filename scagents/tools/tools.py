@@ -462,8 +462,7 @@ class Toolkit:
                                    "a text file with one gene per line.") from None
         with self._ledger() as ledger:
             df = propose_round(ledger, a.campaign, batch=a.n, goal=a.goal, candidates=cands,
-                               designer=a.designer, objective=a.objective,
-                               seed=a.seed if "seed" in a.model_fields_set else None)
+                               designer=a.designer, seed=a.seed, objective=a.objective)
         rnd = int(df["round"].iloc[0]) if len(df) else 0
         csv = self.ws.new_file("campaigns", f"{a.campaign}_round{rnd}", ".csv")
         self._write_csv(df, csv, index=False)

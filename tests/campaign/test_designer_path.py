@@ -170,3 +170,32 @@ def test_next_rejects_bad_designer_options_without_writing(tmp_path, capsys):
 def test_benchmark_screen_path_must_exist(tmp_path, capsys):
     assert _benchmark().main(["--screen", str(tmp_path / "ground_truth_NONE.csv"), "--no-twin"]) == 2
     assert "do not exist" in capsys.readouterr().err
+
+
+def test_tool_continues_the_campaign_designer_like_next(tmp_path, capsys):
+    """The recommend tool and `next` continue a campaign through the same stored designer."""
+    from scagents.tools import make_tools
+
+    genes, feats, cands, scores = _screen(tmp_path, n_fam=6, per_fam=8)
+    first = ["next", "--campaign", "c", "--batch", "6", "--goal", "find regulators of X", "--candidates", str(cands),
+             "--features", str(feats), "--designer", "ridge_ucb", "--seed", "4", "--designer-option", "beta=0.5"]
+    work = tmp_path / "work"
+    work.mkdir()
+    picks = {}
+    for where, db in (("cli", str(tmp_path / "cli.sqlite")), ("tool", str(work / "campaigns.sqlite"))):
+        assert main(first + ["--db", db]) == 0
+        con = sqlite3.connect(db)
+        got = [g for (g,) in con.execute("SELECT gene FROM proposals ORDER BY rank")]
+        con.close()
+        res = tmp_path / f"r_{where}.csv"
+        pd.DataFrame({"gene": got, "score": scores[got].to_numpy()}).to_csv(res, index=False)
+        assert main(["ingest", "--campaign", "c", "--db", db, str(res)]) == 0
+    assert main(["next", "--campaign", "c", "--batch", "6", "--db", str(tmp_path / "cli.sqlite")]) == 0
+    con = sqlite3.connect(tmp_path / "cli.sqlite")
+    picks["cli"] = [g for (g,) in con.execute("SELECT gene FROM proposals WHERE round = 1 ORDER BY rank")]
+    con.close()
+    out = json.loads({t.name: t for t in make_tools(work)}["recommend_perturbations"].invoke({"n": 6, "campaign": "c"}))
+    picks["tool"] = [r["gene"] for r in out["recommendations"]]
+    assert out["designer_config"]["options"]["beta"] == 0.5 and out["designer_config"]["seed"] == 4
+    assert out["objective"] == "either" and out["round"] == 1
+    assert picks["tool"] == picks["cli"]
