@@ -62,7 +62,6 @@ from scagents.campaign.acquisition import (  # noqa: E402
     build_designer,
     designer_config,
     designer_options,
-    make_designer,
 )
 from scagents.campaign.features import (  # noqa: E402
     align_features,
@@ -181,7 +180,11 @@ def run_twin(args, log) -> dict:
     for d in ("random", "ridge_ucb", "policy"):
         found, sims_best = [], []
         for seed in range(args.seeds):
-            des = make_designer(d, seed=seed, **({"total_timesteps": 1024} if d == "policy" else {}))
+            # the twin has no expression prior and no gene families; the policy keeps the settings its
+            # recorded twin results were obtained with (1,024 steps, policy alone)
+            opts = {"total_timesteps": 1024, "ucb_weight": 0.0} if d == "policy" else {}
+            des = build_designer(designer_config(d, seed=seed, groups="none", n_rounds=args.twin_rounds, **opts),
+                                 labels)
             measured: list[int] = []
             first_best = None
             for r in range(args.twin_rounds):
