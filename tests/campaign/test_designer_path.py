@@ -199,3 +199,26 @@ def test_tool_continues_the_campaign_designer_like_next(tmp_path, capsys):
     assert out["designer_config"]["options"]["beta"] == 0.5 and out["designer_config"]["seed"] == 4
     assert out["objective"] == "either" and out["round"] == 1
     assert picks["tool"] == picks["cli"]
+
+
+def test_bayes_prior_campaign_matches_the_benchmark_too(tmp_path):
+    genes, feats, cands, scores = _screen(tmp_path)
+    db = str(tmp_path / "b.sqlite")
+    cli = []
+    for r in range(3):
+        argv = ["next", "--campaign", "b", "--db", db, "--batch", "10"]
+        if r == 0:
+            argv += ["--goal", "find regulators of X", "--candidates", str(cands), "--features", str(feats),
+                     "--designer", "bayes_prior", "--seed", "1", "--rounds", "3"]
+        assert main(argv) == 0
+        con = sqlite3.connect(db)
+        got = [g for (g,) in con.execute("SELECT gene FROM proposals WHERE round = ? ORDER BY rank", (r,))]
+        con.close()
+        cli.append(got)
+        res = tmp_path / f"b_{r}.csv"
+        pd.DataFrame({"gene": got, "score": scores[got].to_numpy()}).to_csv(res, index=False)
+        assert main(["ingest", "--campaign", "b", "--db", db, str(res)]) == 0
+    F = align_features(read_feature_file(feats), genes)
+    bench = _benchmark().screen_campaign(genes, F.to_numpy(), scores.to_numpy(), designer="bayes_prior", seed=1,
+                                         prior=expression_prior(F, columns=["mean"]).to_numpy(), rounds=3, batch=10)
+    assert [[genes[i] for i in p] for p in bench] == cli
