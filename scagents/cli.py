@@ -142,9 +142,22 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", default=None,
                    help="candidate features of a new campaign: .h5ad expression file or CSV/TSV table "
                         "(gene, feature columns); default: the shared PBMC expression data when present")
-    p.add_argument("--designer", default="policy", help="policy, ridge_ucb, gp_ucb or random")
+    p.add_argument("--objective", default=None, choices=["increase", "decrease", "either"],
+                   help="what counts as a hit: the read-out goes up, down, or either way (largest change); "
+                        "default for a new campaign: from the goal's words (increase/boost, decrease/suppress, "
+                        "else either); stored with the campaign")
+    p.add_argument("--designer", default=None,
+                   help="policy, ridge_ucb, gp_ucb, bayes_prior (prior-anchored Bayesian), prior_only or random; default: the campaign's stored "
+                        "designer, else policy (naming another one starts it afresh)")
     p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the stored one, else 0)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="planned number of rounds (the policy sees its progress; default: stored, else 5)")
+    p.add_argument("--policy-steps", type=int, default=None,
+                   help="policy designer: training steps per round (default: stored, else 4000)")
+    p.add_argument("--designer-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any designer option (e.g. ucb_weight=0, diversity=0.5, beta=2); repeatable; stored "
+                        "with the campaign's designer")
     p.set_defaults(func=_cmd_next)
     p = sub.add_parser("ingest", help="add measured results to a campaign",
                        description="Ingest a CSV/TSV with gene and score columns.")
@@ -173,10 +186,43 @@ def _cmd_next(args: argparse.Namespace) -> int:
     cands = None
     if args.candidates:
         cands = [g.strip() for g in Path(args.candidates).read_text().split() if g.strip()]
+    opts = {} if args.policy_steps is None else {"total_timesteps": args.policy_steps}
+    for item in args.designer_option:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            print(f"error: --designer-option {item!r} is not KEY=VALUE; write e.g. --designer-option ucb_weight=0",
+                  file=sys.stderr)
+            return 2
+        opts[key.strip()] = _option_value(val.strip())
     df = propose_round(args.db, args.campaign, batch=args.batch, goal=args.goal, candidates=cands,
-                       designer=args.designer, seed=args.seed, features=args.features or "auto")
+                       designer=args.designer, seed=args.seed, n_rounds=args.rounds,
+                       features=args.features or "auto", objective=args.objective, **opts)
     print(format_proposals(df))
     return 0
+
+
+def _option_value(text: str):
+    """A designer option's value: a number or true/false when it reads as one, else the text."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+_OBJECTIVE_LINES = {"increase": "increase (a hit raises the read-out; reward = score above the median)",
+                    "decrease": "decrease (a hit lowers the read-out; reward = score below the median)",
+                    "either": "either (a hit changes the read-out either way; reward = |score − median|)"}
+
+
+def _designer_line(cfg: dict) -> str:
+    opts = ", ".join(f"{k}={v}" for k, v in cfg.get("options", {}).items())
+    return (f"designer: {cfg['designer']} (seed {cfg['seed']}, groups {cfg['groups']}, {cfg['n_rounds']} planned "
+            f"rounds{'; ' + opts if opts else ''}) — stored in the ledger; later rounds continue it")
 
 
 def format_proposals(df) -> str:
@@ -185,6 +231,10 @@ def format_proposals(df) -> str:
     why = df["rationale"].unique() if "rationale" in df else []
     table = df.drop(columns="rationale") if len(why) == 1 else df
     lines = [table.to_string(index=False), ""]
+    if df.attrs.get("objective"):
+        lines.append(f"objective: {_OBJECTIVE_LINES.get(df.attrs['objective'], df.attrs['objective'])}")
+    if df.attrs.get("designer"):
+        lines.append(_designer_line(df.attrs["designer"]))
     if len(why) == 1:
         lines.append(f"why: {why[0]}")
     scores = df["score"].to_numpy(float)

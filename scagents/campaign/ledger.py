@@ -3,7 +3,10 @@
 Tables: ``campaigns`` (name, goal, objective, kind), ``candidates`` (gene + feature vector),
 ``priors`` (the round-1 expression prior of every candidate and where it came from), ``settings``,
 ``rounds``, ``proposals`` (round, gene, rank, score, uncertainty, rationale; a gene is proposed at
-most once per campaign), ``ingests`` (sha256 of every ingested file) and ``measurements``
+most once per campaign), ``designers`` (the designer configuration of
+:func:`~scagents.campaign.acquisition.designer_config` as JSON and its state after the last round,
+e.g. the policy weights as a ``torch.save``-d dict of tensors read back with ``weights_only=True``;
+added by ``CREATE TABLE IF NOT EXISTS``, so older ledgers gain it at their next open), ``ingests`` (sha256 of every ingested file) and ``measurements``
 (unique per campaign, gene and round).
 
 Durability: every round (``propose_round``) and every ingest is one ``BEGIN IMMEDIATE …
@@ -31,11 +34,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scagents.campaign.acquisition import hit_likeness, make_designer
+from scagents.campaign.acquisition import (
+    DesignerError,
+    build_designer,
+    designer_config,
+    hit_likeness,
+)
 from scagents.errors import DataError, DataFileError, GeneNotFoundError, ScagentsError
 
 __all__ = ["CampaignError", "IngestError", "IngestSummary", "create_campaign", "propose_round", "ingest",
-           "history", "campaign_info", "plot_campaign", "list_campaigns", "parse_objective", "read_feature_file"]
+           "history", "campaign_info", "plot_campaign", "list_campaigns", "parse_objective", "read_feature_file",
+           "OBJECTIVES", "objective_name"]
+
+#: Objectives a campaign can have (``--objective``); ``"either"`` is stored as ``"abs"``.
+OBJECTIVES = ("increase", "decrease", "either")
+
+
+def objective_name(objective: str) -> str:
+    """The user-facing name of a stored objective (``"abs"`` → ``"either"``)."""
+    return "either" if objective == "abs" else objective
+
+
+def _stored_objective(objective: str | None, goal: str) -> str:
+    """The objective to store: the one given (``increase|decrease|either``) or the goal's."""
+    if objective is None:
+        return parse_objective(goal)
+    if objective not in OBJECTIVES and objective != "abs":
+        raise CampaignError(f"Unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}.")
+    return "abs" if objective == "either" else objective
 
 KINDS = ("knockout", "knockdown", "overexpression")
 
@@ -62,6 +88,9 @@ CREATE TABLE IF NOT EXISTS proposals (
 CREATE TABLE IF NOT EXISTS ingests (
     campaign_id INTEGER NOT NULL, sha256 TEXT NOT NULL, path TEXT NOT NULL, n_rows INTEGER NOT NULL,
     created REAL NOT NULL, PRIMARY KEY (campaign_id, sha256));
+CREATE TABLE IF NOT EXISTS designers (
+    campaign_id INTEGER PRIMARY KEY REFERENCES campaigns(id), config TEXT NOT NULL, state BLOB,
+    round INTEGER NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS measurements (
     campaign_id INTEGER NOT NULL, gene TEXT NOT NULL, round INTEGER NOT NULL, value REAL NOT NULL,
     ingest_sha TEXT NOT NULL, PRIMARY KEY (campaign_id, gene, round));
@@ -133,7 +162,8 @@ def _transaction(con: sqlite3.Connection):
 
 
 def parse_objective(goal: str) -> str:
-    """Objective of a goal text: ``"increase"``, ``"decrease"`` or ``"abs"`` (largest change / regulators)."""
+    """Default objective of a goal text: ``"increase"``, ``"decrease"`` or ``"abs"`` (largest change
+    either way / regulators). Only a default: ``next --objective`` states it explicitly."""
     g = goal.lower()
     if any(w in g for w in ("increase", "raise", "higher", "up-regulat", "upregulat", "boost")):
         return "increase"
@@ -155,7 +185,7 @@ def _campaign_row(con: sqlite3.Connection, name: str) -> tuple:
 
 def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Sequence[str],
                     kind: str = "knockout", features: pd.DataFrame | str | Path | None = "auto",
-                    prior: pd.Series | str | None = "auto") -> dict:
+                    prior: pd.Series | str | None = "auto", objective: str | None = None) -> dict:
     """Create a campaign in the ledger at ``db_path`` (the file is created if needed).
 
     Parameters
@@ -185,6 +215,9 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
         expression level, from the T-cell / ``*__mean`` columns, else a ``mean`` column) when
         they have expression-level columns; a Series (index = genes) gives it directly; ``None``
         stores none (round 1 is then random, and its rationale says why).
+    objective
+        ``"increase"``, ``"decrease"`` or ``"either"`` (largest change either way); default: from
+        the goal's words (:func:`parse_objective`).
 
     Returns
     -------
@@ -209,6 +242,7 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
         raise CampaignError(f"Duplicate candidates {dup[:10]}; list each gene once.")
     if not str(goal).strip():
         raise CampaignError("The goal is empty; say what the campaign looks for.")
+    obj = _stored_objective(objective, goal)
     if isinstance(features, str) and features == "auto":
         try:
             feats = pbmc_gene_features()
@@ -235,7 +269,7 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
                 raise CampaignError(f"A campaign named {name!r} already exists in {db_path}; pick another name.")
             cur = con.execute(
                 "INSERT INTO campaigns(name, goal, objective, kind, feature_names, created) VALUES (?,?,?,?,?,?)",
-                (name, goal, parse_objective(goal), kind, json.dumps(list(F.columns)), time.time()))
+                (name, goal, obj, kind, json.dumps(list(F.columns)), time.time()))
             cid = cur.lastrowid
             con.executemany("INSERT INTO candidates(campaign_id, gene, features) VALUES (?,?,?)",
                             [(cid, g, M[i].tobytes()) for i, g in enumerate(genes)])
@@ -245,7 +279,7 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
                 con.execute("INSERT INTO settings(campaign_id, key, value) VALUES (?, 'prior', 'none')", (cid,))
     finally:
         con.close()
-    return {"name": name, "goal": goal, "objective": parse_objective(goal), "kind": kind,
+    return {"name": name, "goal": goal, "objective": objective_name(obj), "kind": kind,
             "n_candidates": len(genes), "n_features": M.shape[1], "prior": psource}
 
 
@@ -349,11 +383,49 @@ def _load(con: sqlite3.Connection, cid: int):
     return genes, X, meas, prop
 
 
+def _load_designer(con: sqlite3.Connection, cid: int) -> tuple[dict | None, bytes | None]:
+    row = con.execute("SELECT config, state FROM designers WHERE campaign_id = ?", (cid,)).fetchone()
+    if row is None:
+        return None, None
+    try:
+        return json.loads(row[0]), row[1]
+    except json.JSONDecodeError as exc:
+        raise CampaignError(f"The stored designer configuration is not valid JSON ({exc}); the ledger is damaged: "
+                            "give --designer NAME to start a new designer.") from exc
+
+
+def _resolve_config(stored: dict | None, designer: str | None, seed: int | None, n_rounds: int | None,
+                    options: dict) -> dict:
+    """The designer configuration of this round: the stored one, changed by what is given explicitly.
+
+    A different designer name starts from that designer's defaults; the same (or no) name keeps the
+    stored options and overrides only those given.
+    """
+    try:
+        if stored is None or (designer is not None and designer != stored["designer"]):
+            return designer_config(designer, seed=0 if seed is None else seed,
+                                   n_rounds=5 if n_rounds is None else n_rounds, **options)
+        return designer_config(stored["designer"], seed=stored["seed"] if seed is None else seed,
+                               groups=stored.get("groups", "symbol_families"),
+                               n_rounds=stored.get("n_rounds", 5) if n_rounds is None else n_rounds,
+                               **{**stored.get("options", {}), **options})
+    except DesignerError as exc:
+        raise CampaignError(str(exc)) from exc
+
+
 def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: str | None = None,
-                  candidates: Sequence[str] | None = None, designer: str = "policy", seed: int = 0,
-                  n_rounds: int = 5, features: pd.DataFrame | str | Path | None = "auto",
-                  **designer_options) -> pd.DataFrame:
+                  candidates: Sequence[str] | None = None, designer: str | None = None, seed: int | None = None,
+                  n_rounds: int | None = None, features: pd.DataFrame | str | Path | None = "auto",
+                  objective: str | None = None, **designer_options) -> pd.DataFrame:
     """Propose the next round of a campaign and record it (one transaction).
+
+    The designer is built by :func:`~scagents.campaign.acquisition.build_designer` from a
+    :func:`~scagents.campaign.acquisition.designer_config` — the same function and defaults as
+    ``benchmarks/closed_loop.py`` — and its configuration and state (the policy's weights) are
+    stored in the ledger with the round, so every later call, in any process, continues the same
+    designer. What is not given (``designer``, ``seed``, ``n_rounds``, options) comes from the
+    stored configuration, else from the defaults. Measurements are given to the designer in
+    proposal order (round, rank), as the benchmark does.
 
     Parameters
     ----------
@@ -370,46 +442,64 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
     features
         Features of a new campaign (see :func:`create_campaign`; ignored for an existing one).
     designer
-        ``"policy"`` (TRPO→PPO policy on the design environment), ``"ridge_ucb"``, ``"gp_ucb"`` or
-        ``"random"``.
+        ``"policy"`` (TRPO→PPO policy on the design environment), ``"ridge_ucb"``, ``"gp_ucb"``,
+        ``"prior_only"`` or ``"random"``; default: the stored one, else
+        :data:`~scagents.campaign.acquisition.DEFAULT_DESIGNER`. A different name than the stored
+        one starts that designer afresh (its defaults, no stored state).
     seed
-        Random seed (combined with the round number).
+        Random seed (combined with the round number); default: the stored one, else 0.
     n_rounds
-        Planned number of rounds (the policy sees the progress round / n_rounds).
+        Planned number of rounds (the policy sees the progress round / n_rounds); default: the
+        stored one, else 5.
+    objective
+        ``"increase"``, ``"decrease"`` or ``"either"``: of a new campaign (default: from the goal);
+        for an existing one it must match (or be ``None``).
     **designer_options
-        Passed to the designer (e.g. ``total_timesteps`` for the policy). Unless a ``prior`` is
-        given here, the prior stored in the ledger is used (round 0 proposes its top; a campaign
-        stored without one but with expression-level features gets it derived and stored with
-        its first round). Without any prior, round 0 is random and its rationale says why.
+        Designer options (see :func:`~scagents.campaign.acquisition.designer_options`, e.g.
+        ``total_timesteps`` for the policy), stored with the configuration. ``prior=`` overrides
+        the prior stored in the ledger for this call (not stored). Otherwise the stored prior is
+        used (round 0 proposes its top; a campaign stored without one but with expression-level
+        features gets it derived and stored with its first round). Without any prior, round 0 is
+        random and its rationale says why.
 
     Returns
     -------
     pandas.DataFrame
-        The proposals: ``round``, ``rank``, ``gene``, ``score``, ``uncertainty``, ``rationale``.
+        The proposals: ``round``, ``rank``, ``gene``, ``score``, ``uncertainty``, ``rationale``;
+        ``.attrs`` holds ``objective`` (``increase|decrease|either``) and ``designer`` (the
+        configuration used).
 
     Raises
     ------
     CampaignError
-        Unknown campaign (without goal + candidates), a different goal, or ``batch < 1``.
+        Unknown campaign (without goal + candidates), a different goal or objective, an unknown
+        designer or option, or ``batch < 1``.
     """
     if int(batch) < 1:
         raise CampaignError(f"batch must be ≥ 1, got {batch}.")
+    if objective is not None:
+        _stored_objective(objective, goal or "")  # validate before anything is written
     con = _connect(db_path)
     try:
         exists = con.execute("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)).fetchone()
     finally:
         con.close()
+    user_prior = designer_options.pop("prior", None)
     if not exists:
         if goal is None or candidates is None:
             raise CampaignError(f"No campaign named {campaign!r} in {db_path}: give goal= and candidates= "
                                 "to create it (CLI: --goal and --candidates FILE).")
-        create_campaign(db_path, campaign, goal=goal, candidates=candidates, features=features)
+        _resolve_config(None, designer, seed, n_rounds, designer_options)  # bad options: nothing created
+        create_campaign(db_path, campaign, goal=goal, candidates=candidates, features=features, objective=objective)
     con = _connect(db_path)
     try:
-        cid, _, cgoal, objective, _, _ = _campaign_row(con, campaign)
+        cid, _, cgoal, cobjective, _, _ = _campaign_row(con, campaign)
         if goal is not None and exists and goal.strip() != cgoal.strip():
             raise CampaignError(f"Campaign {campaign!r} has the goal {cgoal!r}, not {goal!r}; "
                                 "start a new campaign for a new goal.")
+        if objective is not None and exists and _stored_objective(objective, cgoal) != cobjective:
+            raise CampaignError(f"Campaign {campaign!r} has the objective {objective_name(cobjective)!r}, not "
+                                f"{objective!r}; start a new campaign for a new objective.")
         genes, X, meas, prop = _load(con, cid)
         idx = {g: i for i, g in enumerate(genes)}
         last = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
@@ -421,15 +511,29 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         if prior is None and last is None and not no_prior:  # older ledgers: derive the prior once, store it
             prior, psource = _prior_from_stored_features(con, cid, genes, X)
             new_prior = prior
-        if prior is not None:
-            designer_options.setdefault("prior", prior)
+        if user_prior is not None:
+            prior = np.asarray(user_prior, dtype=np.float64)
+        stored, state = _load_designer(con, cid)
+        config = _resolve_config(stored, designer, seed, n_rounds, designer_options)
+        if stored is not None and config != stored:
+            state = None  # another designer or other settings: start it afresh
+        # measurements in proposal order (round, rank): the order the benchmark gives them in
+        order = [r[0] for r in con.execute("SELECT gene FROM proposals WHERE campaign_id = ? ORDER BY round, rank",
+                                           (cid,))]
         m = meas.groupby("gene")["value"].mean()
+        m = m.reindex([g for g in order if g in m.index])
         measured = np.array([idx[g] for g in m.index], dtype=np.int64)
-        rewards = hit_likeness(m.to_numpy(), objective) if len(m) else np.zeros(0)
+        rewards = hit_likeness(m.to_numpy(), cobjective) if len(m) else np.zeros(0)
         exclude = np.array([idx[g] for g in prop["gene"]], dtype=np.int64)
-        des = make_designer(designer, seed=seed, **designer_options)
-        picks = des.propose(X, measured, rewards, batch, exclude=exclude, round_index=rnd, n_rounds=n_rounds)
-        if prior is None and designer != "random":
+        try:
+            des = build_designer(config, genes, prior=prior, state=state)
+        except DesignerError as exc:
+            raise CampaignError(str(exc)) from exc
+        picks = des.propose(X, measured, rewards, batch, exclude=exclude, round_index=rnd,
+                            n_rounds=config["n_rounds"])
+        new_state = des.get_state()
+        name = config["designer"]
+        if prior is None and name != "random":
             picks["rationale"] = picks["rationale"].replace(
                 "random pick (nothing measured yet)",
                 "random pick: nothing measured yet and no expression prior stored for this campaign (it was "
@@ -438,6 +542,8 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         out = pd.DataFrame({"round": rnd, "rank": np.arange(1, len(picks) + 1),
                             "gene": [genes[i] for i in picks["index"]], "score": picks["score"].to_numpy(),
                             "uncertainty": picks["uncertainty"].to_numpy(), "rationale": picks["rationale"].to_numpy()})
+        out.attrs["objective"] = objective_name(cobjective)
+        out.attrs["designer"] = config
         with _transaction(con):
             # re-check inside the write lock: another process may have added a round meanwhile
             last2 = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
@@ -446,7 +552,9 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
             if new_prior is not None:
                 _store_prior(con, cid, genes, new_prior, psource)
             con.execute("INSERT INTO rounds(campaign_id, round, designer, seed, batch, created) VALUES (?,?,?,?,?,?)",
-                        (cid, rnd, designer, int(seed), len(out), time.time()))
+                        (cid, rnd, name, int(config["seed"]), len(out), time.time()))
+            con.execute("INSERT OR REPLACE INTO designers(campaign_id, config, state, round, updated) "
+                        "VALUES (?,?,?,?,?)", (cid, json.dumps(config), new_state, rnd, time.time()))
             rows = [(cid, rnd, r.gene, int(r.rank), float(r.score), float(r.uncertainty), str(r.rationale))
                     for r in out.itertuples()]
             half = len(rows) // 2
@@ -633,7 +741,7 @@ def campaign_info(db_path: str | Path, campaign: str) -> dict:
     h = history(db_path, campaign)
     per = h.groupby("round").agg(proposed=("gene", "size"), measured=("measured", "count"),
                                  mean_reward=("reward", "mean"), best_reward=("reward", "max")).reset_index()
-    return {"name": name, "goal": goal, "objective": objective, "kind": kind, "n_candidates": int(n_cand),
+    return {"name": name, "goal": goal, "objective": objective_name(objective), "kind": kind, "n_candidates": int(n_cand),
             "n_ingests": int(n_ing), "prior": src[0] if src else None, "rounds": per.to_dict("records")}
 
 
