@@ -58,7 +58,8 @@ def test_ingest_and_campaign_history(campaign, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 new measurement(s) added" in out
     assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
-    assert "ingested before; nothing added" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "already ingested" in out and "ingested before; nothing added" in out
 
     plot = tmp_path / "progress.png"
     assert main(["campaign", "ifng", "--db", db, "--plot", str(plot)]) == 0
@@ -110,7 +111,7 @@ def test_report_rewrites_a_finished_run(finished_run, capsys):
 
 def test_report_unknown_run(tmp_path, capsys):
     assert main(["report", "nope", "--root", str(tmp_path)]) == 2
-    assert "error: no run at" in capsys.readouterr().err
+    assert "error: No run 'nope' to report" in capsys.readouterr().err
 
 
 def test_mcp_rejects_bad_settings(capsys):
