@@ -85,7 +85,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     state = run_graph(opts, out=args.out, resume=args.resume, on_event=progress)
     out = Path(state["out_dir"])
     if state.get("stop_reason"):
-        print(f"error: {state['stop_reason']}", file=sys.stderr)
+        print(f"error: {_one_line(state['stop_reason'])}", file=sys.stderr)
         return 2
     pol = state["policy"]
     up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_up"][:5]) or "none"
@@ -136,10 +136,15 @@ def _cmd_next(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from scagents.campaign import propose_round
+    from scagents.errors import DataFileError
 
     cands = None
     if args.candidates:
-        cands = [g.strip() for g in Path(args.candidates).read_text().split() if g.strip()]
+        try:
+            cands = [g.strip() for g in Path(args.candidates).read_text(encoding="utf-8").split() if g.strip()]
+        except UnicodeDecodeError:
+            raise DataFileError(f"Candidates file {args.candidates} is not UTF-8 text; write one gene symbol "
+                                "per line.") from None
     df = propose_round(args.db, args.campaign, batch=args.batch, goal=args.goal, candidates=cands,
                        designer=args.designer, seed=args.seed, features=args.features or "auto")
     print(df.to_string(index=False))
@@ -252,8 +257,12 @@ def _error_line(exc: BaseException) -> tuple[str, int]:
         msg = (f"internal error ({type(exc).__name__}: {exc}); this is a bug — rerun with --debug "
                f"(or {DEBUG_ENV}=1) for the traceback and report it")
         code = 1
-    msg = " ".join(msg.split())
-    return (msg if len(msg) <= 2000 else msg[:2000] + " …"), code
+    return _one_line(msg), code
+
+
+def _one_line(msg: str, limit: int = 2000) -> str:
+    msg = " ".join(str(msg).split())
+    return msg if len(msg) <= limit else msg[:limit] + " …"
 
 
 def _quiet_stdout() -> None:

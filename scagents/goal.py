@@ -111,7 +111,7 @@ def resolve_gene(
     close = difflib.get_close_matches(name.upper(), list(by_upper), n=5, cutoff=0.5)
     hint = ", ".join(by_upper[c] for c in close) if close else ", ".join(genes[:10]) + ", …"
     raise GeneNotFoundError(
-        f"Gene {name!r} is not in the data ({len(genes)} genes). Closest gene names: {hint}. "
+        f"Gene {name if len(name) <= 60 else name[:60] + '…'!r} is not in the data ({len(genes)} genes). Closest gene names: {hint}. "
         "Check the spelling, or point --data at a data set that measures this gene."
     )
 

@@ -19,7 +19,6 @@ rows are written, so tests can kill them there. Do not set it otherwise.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -439,11 +438,14 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
     """
     if int(batch) < 1:
         raise CampaignError(f"batch must be ≥ 1, got {batch}.")
-    con = _connect(db_path, None if goal is not None and candidates is not None else campaign)
-    try:
-        exists = con.execute("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)).fetchone()
-    finally:
-        con.close()
+    creating = goal is not None and candidates is not None
+    exists = None
+    if Path(db_path).exists() or not creating:  # a new ledger is made by create_campaign, once all is checked
+        con = _connect(db_path, None if creating else campaign)
+        try:
+            exists = con.execute("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)).fetchone()
+        finally:
+            con.close()
     if not exists:
         if goal is None or candidates is None:
             raise CampaignError(f"No campaign named {campaign!r} in {db_path}: give goal= and candidates= "
@@ -528,15 +530,15 @@ def _read_results(path: Path) -> tuple[pd.DataFrame, str]:
     if size > MAX_RESULTS_BYTES:
         raise IngestError(f"Results file {path} is {size / 2**20:.1f} MiB, over the {MAX_RESULTS_BYTES / 2**20:.0f} MiB "
                           "limit of a results file (one row per proposed gene); keep only the proposed genes' rows.")
-    raw = path.read_bytes()
-    if not raw.strip():
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+    if not head.strip():
         raise IngestError(f"Results file {path} is empty; it needs a header with 'gene' and 'score' columns and rows.")
-    if b"\x00" in raw[:4096]:
+    if b"\x00" in head[:4096]:
         raise IngestError(f"Results file {path} is binary, not a text CSV/TSV with 'gene' and 'score' columns.")
-    sha = hashlib.sha256(raw).hexdigest()
-    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") or (b"\t" in raw.splitlines()[0]) else ","
+    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") or (b"\t" in head.splitlines()[0]) else ","
     try:
-        header = pd.read_csv(io.BytesIO(raw), sep=sep, nrows=0).columns
+        header = pd.read_csv(path, sep=sep, nrows=0).columns
         cols = {str(c).strip().lower(): c for c in header}
         gcol = next((cols[c] for c in _GENE_COLS if c in cols), None)
         vcol = next((cols[c] for c in _VALUE_COLS if c in cols), None)
@@ -550,7 +552,7 @@ def _read_results(path: Path) -> tuple[pd.DataFrame, str]:
         use = [gcol, vcol] + ([rcol] if rcol is not None else [])
         chunks = [_check_rows(chunk, path, start, gcol, vcol, rcol) for start, chunk in zip(
             range(0, 2**62, _CHUNK_ROWS),
-            pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False, usecols=use,
+            pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, usecols=use,
                         chunksize=_CHUNK_ROWS), strict=False)]
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         msg = " ".join(str(exc).split())[:300]
@@ -566,7 +568,11 @@ def _read_results(path: Path) -> tuple[pd.DataFrame, str]:
             raise IngestError(f"Results file {path}: genes {conflicting[:10]} appear more than once with different "
                               "scores; give one score per gene (average replicates first).")
         out = out.drop_duplicates("gene")
-    return out, sha
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            sha.update(block)
+    return out, sha.hexdigest()
 
 
 def _check_rows(df: pd.DataFrame, path: Path, start: int, gcol: str, vcol: str, rcol: str | None) -> pd.DataFrame:
