@@ -63,6 +63,10 @@ def _write_data(folder: Path) -> None:
         "no_control": lambda b: b.obs.__setitem__(
             "perturbation", [p if p != "control" else "G9" for p in b.obs["perturbation"]]),
         "no_key": lambda b: b.obs.__delitem__("perturbation"),
+        # loads, but too few perturbations to validate: refused by the policy agent, after the
+        # data, integration and network agents wrote their files (all removed again)
+        "few": lambda b: b.obs.__setitem__(
+            "perturbation", [p if p in ("control", "G1", "G2") else "control" for p in b.obs["perturbation"]]),
     }
     for name, change in variants.items():
         b = a.copy()
@@ -199,6 +203,7 @@ CASES = {
     "data_no_perturbation_column": ([*RUN, "--goal", GOAL, "--data", "no_key.h5ad"], "perturbation"),
     "data_unknown_key": ([*RUN, "--goal", GOAL, "--data", "ok.h5ad", "--perturbation-key", "nope"], "nope"),
     "data_unknown_control": ([*RUN, "--goal", GOAL, "--data", "ok.h5ad", "--control", "nope"], "nope"),
+    "data_too_few_perturbations": ([*RUN, "--goal", GOAL, "--data", "few.h5ad"], "at least 3 are needed"),
     "data_goal_gene_absent": (["run", "--goal", "predict IFNG knockout", "--data", "ok.h5ad"], "not in the data"),
     # run --resume / report: unknown or damaged runs
     "resume_unknown": (["run", "--resume", "nope", "--quiet"], "No run 'nope' to resume"),
