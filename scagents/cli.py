@@ -213,6 +213,9 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
         print("error: --n-cells must be at least 10 and --policy-steps at least 256",
               file=sys.stderr)
         return 2
+    if os.path.exists(args.workdir) and not os.path.isdir(args.workdir):
+        print(f"error: --workdir {args.workdir} is a file; give the folder the tools work in", file=sys.stderr)
+        return 2
     serve(args.workdir, n_cells=args.n_cells, policy_steps=args.policy_steps)
     return 0
 

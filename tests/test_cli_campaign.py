@@ -109,6 +109,22 @@ def test_report_rewrites_a_finished_run(finished_run, capsys):
     assert main(["report", finished_run.name, "--root", str(finished_run.parent)]) == 0
 
 
+def test_report_of_a_moved_run_writes_into_its_new_folder(finished_run, tmp_path, capsys):
+    import hashlib
+    import shutil
+
+    def digests(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()}
+
+    moved = tmp_path / "moved_run"
+    shutil.copytree(finished_run, moved)
+    (moved / "report.md").unlink()
+    original = digests(finished_run)
+    assert main(["report", str(moved)]) == 0
+    assert str(moved / "report.md") in capsys.readouterr().out and (moved / "report.md").is_file()
+    assert digests(finished_run) == original  # nothing written at the run's old place
+
+
 def test_report_unknown_run(tmp_path, capsys):
     assert main(["report", "nope", "--root", str(tmp_path)]) == 2
     assert "error: No run 'nope' to report" in capsys.readouterr().err

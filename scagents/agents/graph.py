@@ -174,7 +174,8 @@ def _run_folder(run: str | Path, root: str | Path, action: str) -> Path:
 
 
 def run_state(run: str | Path, *, root: str | Path = "scagents_runs") -> dict:
-    """The last checkpointed state of a run (run id under ``root``, or run folder).
+    """The last checkpointed state of a run (run id under ``root``, or run folder), with
+    ``out_dir`` set to that folder (so files are read and written where the run is now).
 
     Raises
     ------
@@ -186,7 +187,12 @@ def run_state(run: str | Path, *, root: str | Path = "scagents_runs") -> dict:
     folder = _run_folder(run, root, "report")
     saver, conn = _saver(folder)
     try:
-        return dict(build_graph(saver).get_state({"configurable": {"thread_id": folder.name}}).values)
+        threads = [r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")]
+        thread = threads[0] if len(threads) == 1 else folder.name  # the run id it was started with
+        values = dict(build_graph(saver).get_state({"configurable": {"thread_id": thread}}).values)
+        if values:  # the folder where the run is now (it may have been moved or renamed since)
+            values["out_dir"] = str(folder)
+        return values
     except sqlite3.DatabaseError as exc:
         raise CheckpointError(f"{folder / CHECKPOINTS} cannot be read ({exc}).") from exc
     finally:
