@@ -264,6 +264,7 @@ CASES = {
     "ingest_no_ledger": (["ingest", "--campaign", "c", "good.csv"], "no ledger"),
     "ingest_db_not_sqlite": (["ingest", "--campaign", "c", "good.csv", "--db", "notdb.sqlite"],
                              "not a usable campaign ledger"),
+    "ingest_db_empty_file": (["ingest", "--campaign", "c", "good.csv", "--db", "empty.h5ad"], "no ledger"),
     "ingest_db_missing_folder": (["ingest", "--campaign", "c", "good.csv", "--db", "no/l.sqlite"],
                                  "does not exist"),
     # campaign

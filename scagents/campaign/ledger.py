@@ -116,7 +116,7 @@ def _pause(where: str) -> None:
 def _connect(db_path: str | Path, campaign: str | None = None) -> sqlite3.Connection:
     """Open (and, unless ``campaign`` is given, create) the ledger at ``db_path``.
 
-    Readers pass the ``campaign`` they look for: a missing ledger is then a :class:`CampaignError`
+    Readers pass the ``campaign`` they look for: a missing (or empty) ledger is then a :class:`CampaignError`
     naming it, and no file is created. Any path that is not a ledger (a folder, a missing folder,
     a file that is not SQLite) is a :class:`CampaignError` too, and the file is left untouched.
     """
@@ -126,7 +126,7 @@ def _connect(db_path: str | Path, campaign: str | None = None) -> sqlite3.Connec
                             "(e.g. scagents_campaigns.sqlite).")
     if not path.parent.is_dir():
         raise CampaignError(f"The folder of the ledger {path} does not exist; create it or point --db elsewhere.")
-    if campaign is not None and not path.exists():
+    if campaign is not None and (not path.exists() or path.stat().st_size == 0):
         raise CampaignError(f"No campaign named {campaign!r}: there is no ledger at {path} yet. Create the "
                             "campaign with `scagents next --campaign NAME --goal ... --candidates FILE` "
                             "(or point --db at the existing ledger).")
