@@ -817,7 +817,7 @@ def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
     pathlib.Path
         The written file.
     """
-    con = _connect(db_path)
+    con = _connect(db_path, campaign)
     try:
         objective = _campaign_row(con, campaign)[3]
     finally:
