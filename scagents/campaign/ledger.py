@@ -128,8 +128,8 @@ def _connect(db_path: str | Path, campaign: str | None = None) -> sqlite3.Connec
         raise CampaignError(f"The folder of the ledger {path} does not exist; create it or point --db elsewhere.")
     if campaign is not None and (not path.exists() or path.stat().st_size == 0):
         raise CampaignError(f"No campaign named {campaign!r}: there is no ledger at {path} yet. Create the "
-                            "campaign with `scagents next --campaign NAME --goal ... --candidates FILE` "
-                            "(or point --db at the existing ledger).")
+                            "campaign first: give goal= and candidates= (CLI: `scagents next --campaign NAME "
+                            "--goal ... --candidates FILE`), or point --db at the existing ledger.")
     con = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
     try:
         con.execute("PRAGMA foreign_keys = ON")
