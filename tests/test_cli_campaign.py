@@ -150,6 +150,22 @@ def test_report_of_a_moved_run_writes_into_its_new_folder(finished_run, tmp_path
     assert digests(finished_run) == original  # nothing written at the run's old place
 
 
+def test_resume_of_a_moved_run_is_refused_and_writes_nothing(finished_run, tmp_path, capsys):
+    import hashlib
+    import shutil
+
+    def digests(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()}
+
+    moved = tmp_path / "elsewhere" / finished_run.name  # same run id, other place
+    shutil.copytree(finished_run, moved)
+    original, copy = digests(finished_run), digests(moved)
+    assert main(["run", "--resume", str(moved), "--quiet"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "was started in" in err[0]
+    assert digests(finished_run) == original and digests(moved) == copy
+
+
 def test_report_unknown_run(tmp_path, capsys):
     assert main(["report", "nope", "--root", str(tmp_path)]) == 2
     assert "error: No run 'nope' to report" in capsys.readouterr().err

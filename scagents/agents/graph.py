@@ -263,7 +263,8 @@ def run_graph(
     CheckpointError
         The checkpoints of the run to resume cannot be read.
     RunFolderError
-        ``out`` is a file or the folder of another run.
+        ``out`` is a file or the folder of another run, or the run to resume was moved (its
+        agents would write at its old place).
     """
     from scagents.pipeline import default_out_dir
 
@@ -288,6 +289,10 @@ def run_graph(
             snap = graph.get_state(config)
             if not snap.values:
                 raise RunNotFoundError(f"Run {resume!r} has no checkpoint to resume from.")
+            started = Path(snap.values.get("out_dir", out_dir))
+            if started.resolve() != out_dir.resolve():  # its agents would write there, not here
+                raise RunFolderError(f"Run {resume!r} was started in {started} (from the folder the run was "
+                                     f"started in), not in {out_dir}; resume it from there, or move it back.")
             if not snap.next:
                 on_event and on_event("resume", {"note": "the run had already finished"})
         for chunk in graph.stream(inputs, config, stream_mode="updates", durability="sync"):
