@@ -273,7 +273,7 @@ CASES = {
     "campaign_unknown": (["campaign", "zz", "--db", "ledger.sqlite"], "No campaign named 'zz'"),
     "campaign_no_ledger": (["campaign", "c"], "no ledger"),
     "campaign_db_not_sqlite": (["campaign", "c", "--db", "notdb.sqlite"], "not a usable campaign ledger"),
-    "campaign_plot_missing_folder": (["campaign", "c", "--db", "ledger.sqlite", "--plot", "no/p.png"], "no/p.png"),
+    "campaign_plot_under_a_file": (["campaign", "c", "--db", "ledger.sqlite", "--plot", "ok.txt/p.png"], "ok.txt"),
     "mcp_workdir_is_a_file": (["mcp", "--workdir", "ok.h5ad"], "is a file"),
     # the parser itself
     "unknown_command": (["frobnicate"], "invalid choice"),
