@@ -60,42 +60,64 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from scagents.agents.graph import run_graph
-    from scagents.agents.state import RunOptions
+    from scagents.api import run
 
     if args.goal is None and args.resume is None:
         print("error: give --goal \"predict IFNG knockout\" (or --resume RUN_ID)", file=sys.stderr)
         return 2
-
-    def progress(agent: str, update: dict) -> None:
-        if args.quiet:
-            return
-        for rec in update.get("log", []):
-            if rec["status"] == "failed":  # the error line that ends the run says it
-                continue
-            print(f"[{rec['agent']}] {rec['status']}: {rec['summary']}", file=sys.stderr, flush=True)
-
-    opts = None
-    if args.resume is None:
-        opts = RunOptions(goal=args.goal, data=args.data, model=args.model, n_cells=args.n_cells,
-                          seed=args.seed, perturbation_key=args.perturbation_key,
-                          control_labels=args.control, llm=args.llm)
-    state = run_graph(opts, out=args.out, resume=args.resume, on_event=progress)
-    out = Path(state["out_dir"])
-    if state.get("stop_reason"):
-        print(f"error: {_one_line(state['stop_reason'])}", file=sys.stderr)
-        return 2
-    pol = state["policy"]
-    up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_up"][:5]) or "none"
-    down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_down"][:5]) or "none"
-    print(f"{state['options']['goal']}  [{pol['method']}, {pol['status']}]  run id: {out.name}")
+    res = run(args.data, args.goal, out=args.out, seed=args.seed, quiet=args.quiet,
+              resume=args.resume, model=args.model, n_cells=args.n_cells,
+              perturbation_key=args.perturbation_key, control=args.control, llm=args.llm)
+    up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_up[:5]) or "none"
+    down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_down[:5]) or "none"
+    print(f"{res.goal}  [{res.method}, {res.status}]  run id: {res.run_id}")
     print(f"  up:   {up}")
     print(f"  down: {down}")
-    for p in pol["proposals"][:5]:
+    for p in res.proposals[:5]:
         print(f"  next #{p['rank']}: {p['perturbation']} (score {p['score']:.3f})")
-    print(f"report: {out / 'report.md'}  ({state['wall_time_s']:.1f} s)")
+    print(f"report: {res.out / 'report.md'}  ({res.wall_time_s:.1f} s)")
+    return 0
+
+
+def _add_listing_cmds(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list the runs in a folder (newest first)",
+                       description="List the runs under a folder: id, start, goal, state, answer.")
+    p.add_argument("--out", default="scagents_runs", help="folder holding the run folders "
+                                                         "(default: ./scagents_runs)")
+    p.set_defaults(func=_cmd_runs)
+    p = sub.add_parser("campaigns", help="list the campaigns of a ledger",
+                       description="List the campaigns of a ledger: goal, rounds, measurements.")
+    p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
+    p.set_defaults(func=_cmd_campaigns)
+
+
+def _table(rows: list[dict], empty: str) -> str:
+    if not rows:
+        return empty
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(width[c]) for c in cols)]
+    lines += ["  ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from scagents.api import list_runs
+
+    print(_table(list_runs(args.out), f"no runs in {args.out}"))
+    return 0
+
+
+def _cmd_campaigns(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not Path(args.db).is_file():
+        print(f"error: no campaign ledger at {args.db!r}; start a campaign with `python -m scagents "
+              "next --campaign NAME --goal ...` or pass --db FILE", file=sys.stderr)
+        return 2
+    from scagents.campaign import campaign_summaries
+
+    print(_table(campaign_summaries(args.db), f"no campaigns in {args.db}"))
     return 0
 
 
@@ -259,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_run(sub)
     _add_campaign_cmds(sub)
+    _add_listing_cmds(sub)
     _add_mcp(sub)
     return parser
 
@@ -305,11 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code: 0 done, 2 bad input (one ``error:`` line on
     stderr), 1 internal error (one line; ``--debug`` or ``SCAGENTS_DEBUG=1`` show the traceback).
 
-    Warnings of the dependencies are held back while a command runs: shown after it succeeds,
-    dropped when it fails (the error line says what matters).
+    Dependencies' future/deprecation warnings are silenced; other warnings are held back while a
+    command runs: shown after it succeeds, dropped when it fails (the error line says what matters).
     """
+    from scagents.api import filter_dependency_warnings
+
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    filter_dependency_warnings()
     with warnings.catch_warnings(record=not debug) as caught:
         try:
             code = int(args.func(args) or 0)

@@ -163,8 +163,8 @@ def _tree(root: Path) -> dict[str, str]:
 RUN = ["run", "--quiet"]
 CASES = {
     # run: options
-    "run_n_cells_0": (["run", "--goal", "predict IFNG knockout", "--n-cells", "0"], "--n-cells"),
-    "run_n_cells_negative": (["run", "--goal", "predict IFNG knockout", "--n-cells", "-5"], "--n-cells"),
+    "run_n_cells_0": (["run", "--goal", "predict IFNG knockout", "--n-cells", "0"], "n_cells"),
+    "run_n_cells_negative": (["run", "--goal", "predict IFNG knockout", "--n-cells", "-5"], "n_cells"),
     "run_n_cells_not_int": (["run", "--goal", "predict IFNG knockout", "--n-cells", "ten"], "--n-cells"),
     "run_seed_negative": (["run", "--goal", "predict IFNG knockout", "--seed", "-1"], "--seed"),
     "run_seed_huge": (["run", "--goal", "predict IFNG knockout", "--seed", str(2**80)], "out of range"),

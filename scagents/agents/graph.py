@@ -23,6 +23,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from langgraph.graph import END, START, StateGraph
@@ -37,7 +38,8 @@ from scagents.agents.state import RunOptions, RunState, initial_state
 from scagents.agents.supervisor import END_MOVE, LLMPlanner, make_supervisor
 from scagents.errors import ScagentsError
 
-__all__ = ["build_graph", "run_graph", "run_state", "RunNotFoundError", "CheckpointError", "RunFolderError",
+__all__ = ["build_graph", "run_graph", "load_state", "run_state", "default_out_dir", "RunNotFoundError",
+           "CheckpointError", "RunFolderError",
            "AGENT_LOG", "CHECKPOINTS", "KILL_ENV"]
 
 AGENT_LOG = "agents.log"
@@ -65,6 +67,16 @@ class CheckpointError(ScagentsError, ValueError):
 
 class RunFolderError(ScagentsError, ValueError):
     """The folder asked for a new run cannot hold it (a file, or the folder of another run)."""
+
+
+def default_out_dir(goal: str, root: str | Path = "scagents_runs") -> Path:
+    """A new run folder under ``root`` named after the time and the goal (its name is the run id)."""
+    slug = "".join(c if c.isalnum() else "_" for c in goal.lower()).strip("_")[:40]
+    base = Path(root) / f"{datetime.now():%Y%m%d-%H%M%S}_{slug}"
+    out, i = base, 1
+    while out.exists():
+        out, i = Path(f"{base}_{i}"), i + 1
+    return out
 
 
 def _log_event(state: RunState, record: dict) -> None:
@@ -173,30 +185,41 @@ def _run_folder(run: str | Path, root: str | Path, action: str) -> Path:
     return folder
 
 
+def load_state(folder: str | Path) -> dict:
+    """The last checkpointed state of the run in ``folder`` (empty when it has none), with
+    ``out_dir`` set to ``folder`` (the run may have been moved or renamed since it started)."""
+    folder = Path(folder)
+    saver, conn = _saver(folder)
+    try:
+        graph = build_graph(saver)
+        values = graph.get_state({"configurable": {"thread_id": folder.name}}).values
+        if not values:  # a renamed run folder: its checkpoints hold the run id it was started with
+            threads = [r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")]
+            if len(threads) == 1:
+                values = graph.get_state({"configurable": {"thread_id": threads[0]}}).values
+    finally:
+        conn.close()
+    values = dict(values)
+    if values:
+        values["out_dir"] = str(folder)
+    return values
+
+
 def run_state(run: str | Path, *, root: str | Path = "scagents_runs") -> dict:
-    """The last checkpointed state of a run (run id under ``root``, or run folder), with
-    ``out_dir`` set to that folder (so files are read and written where the run is now).
+    """:func:`load_state` of a run (run id under ``root``, or run folder), checked first.
 
     Raises
     ------
     RunNotFoundError
         No run with checkpoints there.
     CheckpointError
-        Its checkpoints cannot be read.
+        Its checkpoints cannot be read (checked read-only: a damaged file is left as it is).
     """
     folder = _run_folder(run, root, "report")
-    saver, conn = _saver(folder)
     try:
-        threads = [r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")]
-        thread = threads[0] if len(threads) == 1 else folder.name  # the run id it was started with
-        values = dict(build_graph(saver).get_state({"configurable": {"thread_id": thread}}).values)
-        if values:  # the folder where the run is now (it may have been moved or renamed since)
-            values["out_dir"] = str(folder)
-        return values
+        return load_state(folder)
     except sqlite3.DatabaseError as exc:
         raise CheckpointError(f"{folder / CHECKPOINTS} cannot be read ({exc}).") from exc
-    finally:
-        conn.close()
 
 
 def _new_run_folder(out_dir: Path) -> tuple[Path | None, set[Path]]:
@@ -266,8 +289,6 @@ def run_graph(
         ``out`` is a file or the folder of another run, or the run to resume was moved (its
         agents would write at its old place).
     """
-    from scagents.pipeline import default_out_dir
-
     t0 = time.perf_counter()
     top, before = None, set()
     if resume is not None:
