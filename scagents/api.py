@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -316,12 +317,14 @@ def run(
 
         opts = None
         out_dir = None
+        created = False
         if resume is None:
             opts = _options(goal, data_path, model=model, n_cells=n_cells, seed=seed,
                             perturbation_key=perturbation_key, control_labels=control, llm=llm,
                             **options)
             out_dir = Path(out) if out is not None else default_out_dir(goal, root)
             if obj is not None and data_path is None:
+                created = not out_dir.exists()
                 out_dir.mkdir(parents=True, exist_ok=True)
                 opts.data = str(_write_input(obj, out_dir))
         printer = on_event or (None if quiet else _print_agent_records)
@@ -329,6 +332,8 @@ def run(
         if not (state.get("policy") or {}).get("prediction_path"):
             reason = (state.get("stop_reason") or (state.get("policy") or {}).get("reason")
                       or "no prediction was made")
+            if created and state.get("stop_reason"):  # rejected: run_graph removed its own files
+                shutil.rmtree(out_dir, ignore_errors=True)
             raise RunStoppedError(reason)
         result = RunResult.load(state["out_dir"])
         result.wall_time_s = state.get("wall_time_s")

@@ -254,8 +254,6 @@ def _add_mcp(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_mcp(args: argparse.Namespace) -> int:
-    from scagents.tools.mcp_server import serve
-
     if args.n_cells < 10 or args.policy_steps < 256:
         print("error: --n-cells must be at least 10 and --policy-steps at least 256",
               file=sys.stderr)
@@ -263,6 +261,8 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
     if os.path.exists(args.workdir) and not os.path.isdir(args.workdir):
         print(f"error: --workdir {args.workdir} is a file; give the folder the tools work in", file=sys.stderr)
         return 2
+    from scagents.tools.mcp_server import serve
+
     serve(args.workdir, n_cells=args.n_cells, policy_steps=args.policy_steps)
     return 0
 
