@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -42,9 +43,9 @@ from scagents.campaign.acquisition import (
 )
 from scagents.errors import DataError, DataFileError, GeneNotFoundError, ScagentsError
 
-__all__ = ["CampaignError", "IngestError", "IngestSummary", "create_campaign", "propose_round", "ingest",
-           "history", "campaign_info", "plot_campaign", "list_campaigns", "parse_objective", "read_feature_file",
-           "OBJECTIVES", "objective_name"]
+__all__ = ["CampaignError", "IngestError", "IngestSummary", "MAX_RESULTS_BYTES", "check_campaign_name",
+           "create_campaign", "propose_round", "ingest", "history", "campaign_info", "plot_campaign",
+           "list_campaigns", "parse_objective", "read_feature_file", "OBJECTIVES", "objective_name"]
 
 #: Objectives a campaign can have (``--objective``); ``"either"`` is stored as ``"abs"``.
 OBJECTIVES = ("increase", "decrease", "either")
@@ -141,11 +142,33 @@ def _pause(where: str) -> None:
         time.sleep(float(val))
 
 
-def _connect(db_path: str | Path) -> sqlite3.Connection:
-    con = sqlite3.connect(str(db_path), isolation_level=None, timeout=30.0)
-    con.execute("PRAGMA foreign_keys = ON")
-    con.execute("PRAGMA synchronous = FULL")
-    con.executescript(_SCHEMA)
+def _connect(db_path: str | Path, campaign: str | None = None) -> sqlite3.Connection:
+    """Open (and, unless ``campaign`` is given, create) the ledger at ``db_path``.
+
+    Readers pass the ``campaign`` they look for: a missing (or empty) ledger is then a :class:`CampaignError`
+    naming it, and no file is created. Any path that is not a ledger (a folder, a missing folder,
+    a file that is not SQLite) is a :class:`CampaignError` too, and the file is left untouched.
+    """
+    path = Path(db_path)
+    if path.is_dir():
+        raise CampaignError(f"The ledger path {path} is a folder; point --db at a ledger file "
+                            "(e.g. scagents_campaigns.sqlite).")
+    if not path.parent.is_dir():
+        raise CampaignError(f"The folder of the ledger {path} does not exist; create it or point --db elsewhere.")
+    if campaign is not None and (not path.exists() or path.stat().st_size == 0):
+        raise CampaignError(f"No campaign named {campaign!r}: there is no ledger at {path} yet. Create the "
+                            "campaign first: give goal= and candidates= (CLI: `scagents next --campaign NAME "
+                            "--goal ... --candidates FILE`), or point --db at the existing ledger.")
+    con = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+    try:
+        con.execute("PRAGMA foreign_keys = ON")
+        con.execute("PRAGMA synchronous = FULL")
+        con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # fails on a non-SQLite file
+        con.executescript(_SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        con.close()
+        raise CampaignError(f"{path} is not a usable campaign ledger ({exc}); point --db at the ledger "
+                            "file, or at a new path to start one.") from exc
     return con
 
 
@@ -159,6 +182,24 @@ def _transaction(con: sqlite3.Connection):
         raise
     else:
         con.execute("COMMIT")
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_campaign_name(name: str) -> str:
+    """Return ``name`` if it can name a campaign: letters, digits, ``-``, ``_`` and ``.``, starting
+    with a letter or digit, at most 100 characters (no path separators: names become file names).
+
+    Raises
+    ------
+    CampaignError
+        Otherwise.
+    """
+    if not _NAME.fullmatch(str(name)):
+        raise CampaignError(f"Campaign name {str(name)[:120]!r} is not allowed: use letters, digits, '-', '_' "
+                            "and '.', starting with a letter or digit (at most 100 characters, no '/').")
+    return name
 
 
 def parse_objective(goal: str) -> str:
@@ -228,9 +269,12 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
     Raises
     ------
     CampaignError
-        The name exists, the candidate list is empty or has duplicates, or ``kind`` is unknown.
+        The name exists or is not allowed (:func:`check_campaign_name`), the candidate list is
+        empty or has duplicates, or ``kind`` is unknown.
     """
     from scagents.campaign.features import align_features, pbmc_gene_features
+
+    check_campaign_name(name)
 
     if kind not in KINDS:
         raise CampaignError(f"Unknown kind {kind!r}; use one of {', '.join(KINDS)}.")
@@ -479,11 +523,14 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         raise CampaignError(f"batch must be ≥ 1, got {batch}.")
     if objective is not None:
         _stored_objective(objective, goal or "")  # validate before anything is written
-    con = _connect(db_path)
-    try:
-        exists = con.execute("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)).fetchone()
-    finally:
-        con.close()
+    creating = goal is not None and candidates is not None
+    exists = None
+    if Path(db_path).exists() or not creating:  # a new ledger is made by create_campaign, once all is checked
+        con = _connect(db_path, None if creating else campaign)
+        try:
+            exists = con.execute("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)).fetchone()
+        finally:
+            con.close()
     user_prior = designer_options.pop("prior", None)
     if not exists:
         if goal is None or candidates is None:
@@ -491,7 +538,7 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
                                 "to create it (CLI: --goal and --candidates FILE).")
         _resolve_config(None, designer, seed, n_rounds, designer_options)  # bad options: nothing created
         create_campaign(db_path, campaign, goal=goal, candidates=candidates, features=features, objective=objective)
-    con = _connect(db_path)
+    con = _connect(db_path, campaign)
     try:
         cid, _, cgoal, cobjective, _, _ = _campaign_row(con, campaign)
         if goal is not None and exists and goal.strip() != cgoal.strip():
@@ -571,49 +618,56 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
 _GENE_COLS = ("gene", "genes", "target", "target_gene", "perturbation")
 _VALUE_COLS = ("score", "value", "measurement", "effect", "lfc", "log_fold_change")
 
+MAX_RESULTS_BYTES = 16 * 2**20
+"""Largest results file :func:`ingest` reads (16 MiB: about half a million ``gene,score`` rows, far
+more than the proposals of any campaign); a larger file is refused before it is parsed."""
 
-def _read_results(path: Path) -> pd.DataFrame:
+_CHUNK_ROWS = 100_000
+
+
+def _read_results(path: Path) -> tuple[pd.DataFrame, str]:
+    """Check and parse a results file: size first, then the header's columns, then the rows (in
+    chunks, stopping at the first chunk with a bad row). Returns the rows and the file's sha256."""
     if not path.exists():
         raise IngestError(f"Results file {path} does not exist.")
-    raw = path.read_bytes()
-    if not raw.strip():
+    if path.is_dir():
+        raise IngestError(f"Results file {path} is a folder; give the CSV/TSV file (gene,score rows) inside it.")
+    if not path.is_file():
+        raise IngestError(f"Results file {path} is not a regular file; give a CSV/TSV file with gene,score rows.")
+    size = path.stat().st_size
+    if size > MAX_RESULTS_BYTES:
+        raise IngestError(f"Results file {path} is {size / 2**20:.1f} MiB, over the {MAX_RESULTS_BYTES / 2**20:.0f} MiB "
+                          "limit of a results file (one row per proposed gene); keep only the proposed genes' rows.")
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+    if not head.strip():
         raise IngestError(f"Results file {path} is empty; it needs a header with 'gene' and 'score' columns and rows.")
-    if b"\x00" in raw[:4096]:
+    if b"\x00" in head[:4096]:
         raise IngestError(f"Results file {path} is binary, not a text CSV/TSV with 'gene' and 'score' columns.")
-    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") or (b"\t" in raw.splitlines()[0]) else ","
+    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") or (b"\t" in head.splitlines()[0]) else ","
     try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise IngestError(f"Results file {path} is not a readable CSV: {exc}. Write one row per gene: gene,score.") from exc
-    cols = {c.strip().lower(): c for c in df.columns}
-    gcol = next((cols[c] for c in _GENE_COLS if c in cols), None)
-    vcol = next((cols[c] for c in _VALUE_COLS if c in cols), None)
-    if gcol is None:
-        raise IngestError(f"Results file {path} has no gene column (columns: {list(df.columns)}); "
-                          "name it 'gene'.")
-    if vcol is None:
-        raise IngestError(f"Results file {path} has no score column (columns: {list(df.columns)}); "
-                          "name it 'score'.")
-    if len(df) == 0:
+        header = pd.read_csv(path, sep=sep, nrows=0).columns
+        cols = {str(c).strip().lower(): c for c in header}
+        gcol = next((cols[c] for c in _GENE_COLS if c in cols), None)
+        vcol = next((cols[c] for c in _VALUE_COLS if c in cols), None)
+        if gcol is None:
+            raise IngestError(f"Results file {path} has no gene column (columns: {list(header)[:20]}); "
+                              "name it 'gene'.")
+        if vcol is None:
+            raise IngestError(f"Results file {path} has no score column (columns: {list(header)[:20]}); "
+                              "name it 'score'.")
+        rcol = cols.get("round")
+        use = [gcol, vcol] + ([rcol] if rcol is not None else [])
+        chunks = [_check_rows(chunk, path, start, gcol, vcol, rcol) for start, chunk in zip(
+            range(0, 2**62, _CHUNK_ROWS),
+            pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, usecols=use,
+                        chunksize=_CHUNK_ROWS), strict=False)]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        msg = " ".join(str(exc).split())[:300]
+        raise IngestError(f"Results file {path} is not a readable CSV: {msg}. Write one row per gene: gene,score.") from exc
+    out = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
+    if len(out) == 0:
         raise IngestError(f"Results file {path} has a header but no rows.")
-    out = pd.DataFrame({"gene": df[gcol].astype(str).str.strip(), "raw": df[vcol].astype(str).str.strip()})
-    if "round" in cols:
-        out["round"] = df[cols["round"]].astype(str).str.strip()
-    bad_gene = out.index[out["gene"] == ""].tolist()
-    if bad_gene:
-        raise IngestError(f"Results file {path}: empty gene name on data row(s) {[i + 1 for i in bad_gene[:10]]}.")
-    val = pd.to_numeric(out["raw"], errors="coerce")
-    bad = out.index[val.isna() | ~np.isfinite(val.fillna(0))].tolist()
-    if bad:
-        examples = [f"row {i + 1} ({out.at[i, 'gene']}: {out.at[i, 'raw']!r})" for i in bad[:5]]
-        raise IngestError(f"Results file {path}: score is missing or not a finite number on {len(bad)} row(s), "
-                          f"e.g. {', '.join(examples)}. Give a number for every gene.")
-    out["value"] = val.astype(float)
-    if "round" in out:
-        r = pd.to_numeric(out["round"], errors="coerce")
-        if r.isna().any() or (r != r.round()).any():
-            raise IngestError(f"Results file {path}: the 'round' column must hold integers.")
-        out["round"] = r.astype(int)
     dups = out.loc[out["gene"].duplicated(keep=False)]
     if len(dups):
         conflicting = dups.groupby("gene")["value"].nunique()
@@ -622,7 +676,62 @@ def _read_results(path: Path) -> pd.DataFrame:
             raise IngestError(f"Results file {path}: genes {conflicting[:10]} appear more than once with different "
                               "scores; give one score per gene (average replicates first).")
         out = out.drop_duplicates("gene")
-    return out
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            sha.update(block)
+    return out, sha.hexdigest()
+
+
+def _check_rows(df: pd.DataFrame, path: Path, start: int, gcol: str, vcol: str, rcol: str | None) -> pd.DataFrame:
+    """One chunk of results rows (``start``: index of its first data row) → gene, value[, round]."""
+    out = pd.DataFrame({"gene": df[gcol].astype(str).str.strip(), "raw": df[vcol].astype(str).str.strip()})
+    out.index = pd.RangeIndex(start, start + len(df))
+    bad_gene = out.index[out["gene"] == ""].tolist()
+    if bad_gene:
+        raise IngestError(f"Results file {path}: empty gene name on data row(s) {[i + 1 for i in bad_gene[:10]]}.")
+    val = pd.to_numeric(out["raw"], errors="coerce")
+    bad = out.index[val.isna() | ~np.isfinite(val.fillna(0))].tolist()
+    if bad:
+        examples = [f"row {i + 1} ({out.at[i, 'gene'][:40]}: {out.at[i, 'raw'][:40]!r})" for i in bad[:5]]
+        raise IngestError(f"Results file {path}: score is missing or not a finite number on {len(bad)} row(s) "
+                          f"from row {start + 1}, e.g. {', '.join(examples)}. Give a number for every gene.")
+    res = pd.DataFrame({"gene": out["gene"], "value": val.astype(float)})
+    if rcol is not None:
+        r = pd.to_numeric(df[rcol].astype(str).str.strip(), errors="coerce")
+        if r.isna().any() or (r != r.round()).any():
+            raise IngestError(f"Results file {path}: the 'round' column must hold integers.")
+        res["round"] = r.astype(int).to_numpy()
+    return res
+
+
+def _new_measurements(con: sqlite3.Connection, cid: int, campaign: str, path: Path, df: pd.DataFrame,
+                      sha: str) -> list[tuple]:
+    """Check the results rows against the ledger (inside the ingest transaction) → rows to insert."""
+    cands = {r[0] for r in con.execute("SELECT gene FROM candidates WHERE campaign_id = ?", (cid,))}
+    unknown = [g[:40] for g in df["gene"] if g not in cands]
+    if unknown:
+        raise GeneNotFoundError(f"Genes {unknown[:10]} ({len(unknown)} in all) in {path} are not candidates of "
+                                f"campaign {campaign!r}; check the spelling or the campaign name.")
+    prop = dict(con.execute("SELECT gene, round FROM proposals WHERE campaign_id = ?", (cid,)).fetchall())
+    never = [g[:40] for g in df["gene"] if g not in prop]
+    if never:
+        raise GeneNotFoundError(f"Genes {never[:10]} ({len(never)} in all) in {path} were never proposed in "
+                                f"campaign {campaign!r}; only proposed genes can be ingested "
+                                "(run `scagents next` first).")
+    df = df.assign(prop_round=df["gene"].map(prop).astype(int))
+    if "round" in df:
+        wrong = df.loc[df["round"] != df["prop_round"], ["gene", "round", "prop_round"]]
+        if len(wrong):
+            ex = ", ".join(f"{r.gene} (file {r.round}, proposed in {r.prop_round})" for r in wrong.head(5).itertuples())
+            raise IngestError(f"Results file {path}: round does not match the proposing round for {ex}.")
+    old = dict(con.execute("SELECT gene, value FROM measurements WHERE campaign_id = ?", (cid,)).fetchall())
+    conflict = [g for g, v in zip(df["gene"], df["value"], strict=True) if g in old and not np.isclose(old[g], v)]
+    if conflict:
+        raise IngestError(f"Genes {conflict[:10]} in {path} already have a different measurement in campaign "
+                          f"{campaign!r}; the ledger keeps one measurement per gene and round.")
+    new = df[~df["gene"].isin(old.keys())]
+    return [(cid, r.gene, int(r.prop_round), float(r.value), sha) for r in new.itertuples()]
 
 
 def ingest(db_path: str | Path, campaign: str, results_path: str | Path) -> IngestSummary:
@@ -655,38 +764,16 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path) -> Inge
         Unknown campaign.
     """
     path = Path(results_path)
-    con = _connect(db_path)
+    con = _connect(db_path, campaign)
     try:
         cid = _campaign_row(con, campaign)[0]
-        df = _read_results(path)
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        if con.execute("SELECT 1 FROM ingests WHERE campaign_id = ? AND sha256 = ?", (cid, sha)).fetchone():
-            return IngestSummary(campaign, str(path), sha, 0, 0, True, [])
-        cands = {r[0] for r in con.execute("SELECT gene FROM candidates WHERE campaign_id = ?", (cid,))}
-        unknown = [g for g in df["gene"] if g not in cands]
-        if unknown:
-            raise GeneNotFoundError(f"Genes {unknown[:10]} ({len(unknown)} in all) in {path} are not candidates of "
-                                    f"campaign {campaign!r}; check the spelling or the campaign name.")
-        prop = dict(con.execute("SELECT gene, round FROM proposals WHERE campaign_id = ?", (cid,)).fetchall())
-        never = [g for g in df["gene"] if g not in prop]
-        if never:
-            raise GeneNotFoundError(f"Genes {never[:10]} ({len(never)} in all) in {path} were never proposed in "
-                                    f"campaign {campaign!r}; only proposed genes can be ingested "
-                                    "(run `scagents next` first).")
-        df["prop_round"] = df["gene"].map(prop).astype(int)
-        if "round" in df:
-            wrong = df.loc[df["round"] != df["prop_round"], ["gene", "round", "prop_round"]]
-            if len(wrong):
-                ex = ", ".join(f"{r.gene} (file {r.round}, proposed in {r.prop_round})" for r in wrong.head(5).itertuples())
-                raise IngestError(f"Results file {path}: round does not match the proposing round for {ex}.")
-        old = dict(con.execute("SELECT gene, value FROM measurements WHERE campaign_id = ?", (cid,)).fetchall())
-        conflict = [g for g, v in zip(df["gene"], df["value"], strict=True) if g in old and not np.isclose(old[g], v)]
-        if conflict:
-            raise IngestError(f"Genes {conflict[:10]} in {path} already have a different measurement in campaign "
-                              f"{campaign!r}; the ledger keeps one measurement per gene and round.")
-        new = df[~df["gene"].isin(old.keys())]
-        rows = [(cid, r.gene, int(r.prop_round), float(r.value), sha) for r in new.itertuples()]
+        df, sha = _read_results(path)
+        # every check reads the ledger inside the write lock (BEGIN IMMEDIATE): a concurrent ingest
+        # of the same file waits for this one to commit, then finds it already ingested
         with _transaction(con):
+            if con.execute("SELECT 1 FROM ingests WHERE campaign_id = ? AND sha256 = ?", (cid, sha)).fetchone():
+                return IngestSummary(campaign, str(path), sha, 0, 0, True, [])
+            rows = _new_measurements(con, cid, campaign, path, df, sha)
             con.execute("INSERT INTO ingests(campaign_id, sha256, path, n_rows, created) VALUES (?,?,?,?,?)",
                         (cid, sha, str(path.resolve()), len(df), time.time()))
             half = len(rows) // 2
@@ -710,7 +797,7 @@ def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
         ``rationale``, ``designer``, ``measured`` (value or NaN) and ``reward`` (hit-likeness of the
         measured value under the campaign's objective, over all measurements so far).
     """
-    con = _connect(db_path)
+    con = _connect(db_path, campaign)
     try:
         cid, _, _, objective, _, _ = _campaign_row(con, campaign)
         df = pd.read_sql_query(
@@ -730,7 +817,7 @@ def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
 def campaign_info(db_path: str | Path, campaign: str) -> dict:
     """Summary of a campaign: goal, objective, kind, candidates, the stored prior's source
     (``"prior"``, ``None`` when none) and per-round progress."""
-    con = _connect(db_path)
+    con = _connect(db_path, campaign)
     try:
         cid, name, goal, objective, kind, _ = _campaign_row(con, campaign)
         n_cand = con.execute("SELECT COUNT(*) FROM candidates WHERE campaign_id = ?", (cid,)).fetchone()[0]
@@ -746,7 +833,9 @@ def campaign_info(db_path: str | Path, campaign: str) -> dict:
 
 
 def list_campaigns(db_path: str | Path) -> list[str]:
-    """Names of the campaigns in a ledger."""
+    """Names of the campaigns in a ledger (none when the ledger does not exist yet)."""
+    if not Path(db_path).exists():
+        return []
     con = _connect(db_path)
     try:
         return [r[0] for r in con.execute("SELECT name FROM campaigns ORDER BY name")]
@@ -887,7 +976,7 @@ def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
     pathlib.Path
         The written file.
     """
-    con = _connect(db_path)
+    con = _connect(db_path, campaign)
     try:
         objective = _campaign_row(con, campaign)[3]
     finally:
