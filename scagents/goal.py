@@ -74,9 +74,18 @@ def _kind(text: str) -> str | None:
 
 
 def _candidate_tokens(text: str) -> list[str]:
-    # gene symbols: letters, digits, '.', '-' (e.g. Pu.1, HLA-DRA, IL12RB2)
-    tokens = re.findall(r"[A-Za-z][A-Za-z0-9.\-]*[A-Za-z0-9]|[A-Za-z]", text)
+    # gene names: letters, digits, '.', '-', '_' (e.g. Pu.1, HLA-DRA, IL12RB2, 1234, gene_7); a
+    # word of digits only names a gene only when the data have a gene of that name
+    tokens = re.findall(r"[A-Za-z0-9][A-Za-z0-9._\-]*[A-Za-z0-9]|[A-Za-z0-9]", text)
     return [t for t in tokens if t.upper() not in STOPWORDS]
+
+
+def _example_goal(genes: list[str]) -> str:
+    """A goal the parser reads as a knockout of one of ``genes`` (for error messages)."""
+    for g in genes[:1000]:
+        if _candidate_tokens(g) == [g]:
+            return f"predict {g} knockout"
+    return "predict IFNG knockout"
 
 
 def resolve_gene(
@@ -102,7 +111,7 @@ def resolve_gene(
     close = difflib.get_close_matches(name.upper(), list(by_upper), n=5, cutoff=0.5)
     hint = ", ".join(by_upper[c] for c in close) if close else ", ".join(genes[:10]) + ", …"
     raise GeneNotFoundError(
-        f"Gene {name!r} is not in the data ({len(genes)} genes). Closest gene names: {hint}. "
+        f"Gene {name if len(name) <= 60 else name[:60] + '…'!r} is not in the data ({len(genes)} genes). Closest gene names: {hint}. "
         "Check the spelling, or point --data at a data set that measures this gene."
     )
 
@@ -159,17 +168,18 @@ def parse_goal(
         # a symbol-like word the data do not have: say which and what is close
         resolve_gene(unknown[0], genes, aliases=aliases)
     if not targets:
+        shown = text if len(text) <= 200 else text[:200] + "…"
         raise GoalError(
-            f"No gene of the data is named in the goal {text!r}. Name the target gene(s), e.g. "
-            f'"predict {genes[0] if genes else "IFNG"} knockout".'
+            f"No gene of the data is named in the goal {shown!r}. Name the target gene(s), e.g. "
+            f'"{_example_goal(genes)}".'
         )
     return Goal(text=text, action="predict", perturbation=Perturbation(tuple(targets), kind=kind))
 
 
 def _looks_like_symbol(token: str) -> bool:
     """Gene symbols are written in capitals and/or with digits (IFNG, Stat1, Pu.1, IL12RB2)."""
-    if len(token) < 2:
-        return False
+    if len(token) < 2 or not token[0].isalpha():  # a word starting with a digit only names a gene
+        return False                                # the data have (e.g. "1234"), never an unknown one
     has_digit = any(c.isdigit() for c in token)
     upper = sum(c.isupper() for c in token)
     return upper >= 2 or (has_digit and upper >= 1)

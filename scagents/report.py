@@ -445,14 +445,16 @@ def render_markdown(result: dict) -> str:
         lines += ["## Which model answered and why", ""]
         if val.get("decision"):
             lines += [f"**Decision:** {val['decision']}", ""]
-        lines += [val.get("description", ""), ""]
+        if val.get("description"):
+            lines += [val["description"], ""]
         answered = val.get("answered_by")
         rows = [{"model": (f"**{k}** (answered)" if k == answered else k), **v}
                 for k, v in val["scores"].items()]
-        lines += _table(rows, ["model", "mse", "mse_sd", "pearson", "pearson_delta_topk",
-                               "direction_accuracy"]
-                        + (["target_direction"] if any("target_direction" in v for v in
-                                                       val["scores"].values()) else [])) + [""]
+        if rows:  # none when no measured perturbation could validate a model
+            lines += _table(rows, ["model", "mse", "mse_sd", "pearson", "pearson_delta_topk",
+                                   "direction_accuracy"]
+                            + (["target_direction"] if any("target_direction" in v for v in
+                                                           val["scores"].values()) else [])) + [""]
     ev = result.get("evidence")
     if ev:
         lines += _evidence_lines(ev, result.get("intervals"), result.get("target_check") or [])
@@ -465,7 +467,7 @@ def render_markdown(result: dict) -> str:
     for direction in ("up", "down"):
         rows = result[f"top_{direction}"]
         lines += [f"### Top {direction}-regulated genes", ""]
-        if ev and not ev.get("detectable", True):
+        if ev and ev.get("detectable") is False:
             lines += ["Not listed: no detectable effect (see the evidence check)."]
         elif rows:
             lines += _table(rows, [c for c in cols if c in rows[0] and rows[0][c] is not None])
@@ -500,10 +502,10 @@ def render_markdown(result: dict) -> str:
         if result["proposals"]:
             lines += _table(result["proposals"], ["rank", "perturbation", "score", "uncertainty",
                                                   "rationale"]) + [""]
-        elif ev and not ev.get("detectable", True):
+        elif ev and ev.get("detectable") is False:
             lines += ["None: with no detectable effect there is nothing to follow up.", ""]
         else:
-            lines += ["No untested candidate is left to propose.", ""]
+            lines += [result.get("proposals_note", "No untested candidate is left to propose."), ""]
     if result.get("agents"):
         lines += ["## Which agent produced what", ""]
         lines += _table(result["agents"], ["agent", "status", "produced"]) + [""]
@@ -519,7 +521,9 @@ def render_markdown(result: dict) -> str:
 def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> list[str]:
     """Markdown of the "Evidence check" section."""
     lines = ["## Evidence check", ""]
-    if ev["detectable"]:
+    if ev["detectable"] is None:
+        lines += ["**No evidence check was possible.**", "", ev.get("needed", ""), ""]
+    elif ev["detectable"]:
         lines += [f"**{ev['n_clear']} of {ev['n_genes']} genes change beyond the noise** "
                   f"({', '.join(ev['cleared'][:10])}{', …' if ev['n_clear'] > 10 else ''}).", ""]
     else:

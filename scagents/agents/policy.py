@@ -17,6 +17,12 @@ with a doubled budget when the gap is small (``retrain``), else routes to :func:
 which answers with the best-validating baseline, refitted on the training *and* validation
 perturbations (never the goal's), and says so.
 
+When the data hold too few measured perturbations to train and validate any predictor (e.g. control
+and one stimulation, no genetic perturbation), the policy agent is skipped and the fallback answers a
+gene perturbation by in-silico perturbation through the inferred network (:func:`_network_answer`,
+``status="unchecked"``: nothing measured checks it), or stops with "No prediction possible" when
+there is no network or the goal's genes reach no other gene in it.
+
 Next perturbations are ranked over the untested candidates by their predicted effect on the genes
 the goal's perturbation changes most, plus the disagreement between the available models
 (an upper-confidence-bound score), with a rationale line each.
@@ -56,6 +62,7 @@ MIN_LISTED = 0.01  # smallest |predicted delta| listed as up / down
 VALIDATION_METRIC = "mse"
 POLICY = "TRPO→PPO policy"
 REFERENCE = "no change (reference)"
+NETWORK = "network propagation"
 RETRAIN_GAP = 0.25
 """A doubled training budget is tried only when the policy's validation MSE is at most this much
 (relative) above the best baseline's; a larger gap goes straight to the fallback."""
@@ -96,6 +103,8 @@ class _Context:
     goal_label: str | None
     val_labels: list[str]
     control: pd.Series
+    too_few: str = ""
+    """Why no predictor can be trained and validated (too few measured perturbations), or ''."""
     baselines: dict[str, Predict] = field(default_factory=dict)
     reference: dict[str, Predict] = field(default_factory=dict)
     floor: pd.DataFrame | None = None  # noise floor of the goal's observed change (evidence)
@@ -153,24 +162,26 @@ def _context(state: RunState) -> _Context:
     rng = np.random.default_rng(opts.seed)
     others = _stratified(others, [p.kind for p in task.perturbations], rng)
     n_val = min(opts.n_validation, max(1, len(others) // 3))
-    if len(others) - n_val < 2:
-        raise _GoalNotMet(f"the data hold {len(others)} perturbation(s) besides the goal; at least "
-                          f"{n_val + 2} are needed to train and validate a predictor")
+    too_few = ""
+    if len(others) - n_val < 2:  # nothing to train and validate on: only the network can answer
+        too_few = (f"the data hold {len(others)} perturbation(s) besides the goal; at least "
+                   f"{n_val + 2} are needed to train and validate a predictor")
+        n_val = 0
     val = sorted(others[:n_val])
     goal_held = [goal_idx] if goal_idx is not None else []
-    train, held = task.split(test=val + goal_held)
+    train, held = task.split(test=val + goal_held) if val + goal_held else (task, task)
     fit_task = task.split(test=goal_held)[0] if goal_held else task
     genes = list(task.features["rna"])
     control = pd.Series(np.asarray(train.control_mean["rna"][-1], float), index=genes)
     ctx = _Context(opts=opts, data=data, out=out, task=task, train=train, held=held,
                    fit_task=fit_task, genes=genes,
                    goal_label=task.labels[goal_idx] if goal_idx is not None else None,
-                   val_labels=[task.labels[i] for i in val], control=control)
-    for name, fit in BASELINES.items():
+                   val_labels=[task.labels[i] for i in val], control=control, too_few=too_few)
+    for name, fit in ({} if too_few else BASELINES).items():
         ctx.baselines[name] = fit(train)
     prop = _propagation_predictor(state, ctx)
     if prop is not None:
-        ctx.baselines["network propagation"] = prop
+        ctx.baselines[NETWORK] = prop
     ctx.reference[REFERENCE] = lambda targets, kind: np.zeros(len(genes))
     from scagents.evaluation import task_effects
 
@@ -213,10 +224,6 @@ def _goal_floor(source, label: str, genes: list[str], seed: int
     x_c = _modality_matrix(rna[c_idx], "lognorm", lognormalize)[:, cols]
     x_g = _modality_matrix(rna[np.flatnonzero(goal)], "lognorm", lognormalize)[:, cols]
     return noise_floor(x_c, x_g, genes, min_effect=MIN_LISTED, seed=seed), int(goal.sum())
-
-
-class _GoalNotMet(Exception):
-    pass
 
 
 def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
@@ -480,7 +487,7 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
             validation: dict, attempts: int, reason: str = "", decision: str = "",
             fit_labels: list[str] | None = None, retrain: bool = False,
             policy_path: str | None = None, training_log: str | None = None,
-            ensemble: dict[str, Predict] | None = None,
+            ensemble: dict[str, Predict] | None = None, n_proposals: int | None = None,
             models: dict[str, Predict] | None = None, calibrate: Predict | None = None
             ) -> PolicySummary:
     """Predict the goal with ``predict``, attach its calibrated intervals and the evidence check,
@@ -500,8 +507,12 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     pred = pd.Series(predict(goal.targets, goal.kind), index=ctx.genes)
     df = pd.DataFrame({"control_mean": ctx.control, "delta": pred})
     df["perturbed_mean"] = df["control_mean"] + df["delta"]
-    interval = _intervals(ctx, predict, calibrate or predict, models or {method: predict}, goal)
-    df["delta_lower"], df["delta_upper"] = interval.pop("lower"), interval.pop("upper")
+    interval = None
+    df["delta_lower"] = df["delta_upper"] = np.nan
+    if ctx.val_labels:  # no validation perturbation: nothing to calibrate an interval on
+        interval = _intervals(ctx, predict, calibrate or predict, models or {method: predict},
+                              goal)
+        df["delta_lower"], df["delta_upper"] = interval.pop("lower"), interval.pop("upper")
     evaluation = None
     if ctx.goal_label is not None:
         obs = ctx.held.observed_delta(ctx.goal_label, modality="rna")
@@ -515,11 +526,19 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         evidence = evidence_check(ctx.floor, kind="observed", n_cells=ctx.n_goal_cells,
                                   inputs=ctx.data.inputs, silent_model=ctx.data.silent_model,
                                   replicated=ctx.replicated)
-    else:
+    elif interval is not None:
         df["clears_noise"] = (df["delta_lower"] > 0) | (df["delta_upper"] < 0)
         evidence = evidence_check(df.rename(columns={"delta_lower": "lower",
                                                      "delta_upper": "upper"}),
                                   kind="interval", level=interval["level"])
+    else:
+        df["clears_noise"] = False
+        evidence = {"kind": "unavailable", "detectable": None, "n_clear": 0,
+                    "n_genes": len(df), "cleared": [], "cells_needed": None,
+                    "method": "no evidence check was possible: the goal's cells were not "
+                              "measured and no validation perturbation calibrates an interval",
+                    "needed": "To check the effect: measure the perturbation, or enough other "
+                              "perturbations to validate a predictor."}
     df = df.reindex(df["delta"].abs().sort_values(ascending=False).index)
     df.index.name = "gene"
     with atomic_path(ctx.out / PREDICTION_FILE) as tmp:
@@ -527,15 +546,18 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     targets = target_check(pred, goal.targets, goal.kind)
 
     def rows(sel: pd.DataFrame) -> list[GeneEffect]:
+        def num(x) -> float | None:
+            return None if pd.isna(x) else round(float(x), 6)
+
         return [GeneEffect(gene=str(g), delta=round(float(r.delta), 6),
                            control_mean=round(float(r.control_mean), 6),
                            perturbed_mean=round(float(r.perturbed_mean), 6),
-                           lower=round(float(r.delta_lower), 6),
-                           upper=round(float(r.delta_upper), 6),
-                           clears_noise=bool(r.clears_noise))
+                           lower=num(r.delta_lower), upper=num(r.delta_upper),
+                           clears_noise=None if evidence["detectable"] is None
+                           else bool(r.clears_noise))
                 for g, r in sel.head(10).iterrows()]
 
-    if not evidence["detectable"]:
+    if evidence["detectable"] is False:
         status = "no_effect"
         decision = (f"No detectable effect: {evidence['method']}; no gene clears it, so no gene is "
                     f"listed as up or down and no next experiment is proposed. "
@@ -549,9 +571,10 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
             fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
             decision=decision, retrain=False, evaluation=evaluation, evidence=evidence,
             interval=interval, target_check=targets)
-    candidates = ctx.data.candidates or pair_candidates(ctx.genes, ctx.data.measured, goal.targets)
+    candidates = [] if n_proposals == 0 else ctx.data.candidates or pair_candidates(ctx.genes, ctx.data.measured, goal.targets)
     proposals = rank_proposals(pred, candidates, goal.kind, ensemble or {method: predict},
-                               n=ctx.opts.n_proposals, goal_label=goal.label)
+                               n=ctx.opts.n_proposals if n_proposals is None else n_proposals,
+                               goal_label=goal.label)
     return PolicySummary(
         status=status, reason=reason, attempts=attempts, method=method, policy_path=policy_path,
         training_log=training_log, prediction_path=PREDICTION_FILE, validation=validation,
@@ -651,13 +674,10 @@ def policy_agent(state: RunState) -> dict:
         s = PolicySummary(status="skipped", attempts=attempt,
                           reason=f"skipped: the response environments are unavailable ({exc})")
         return _out("policy", s)
-    try:
-        ctx = _context(state)
-    except _GoalNotMet as exc:
-        s = PolicySummary(status="failed", attempts=attempt, reason=str(exc))
-        rec = AgentRecord(agent="policy", status="failed", summary=str(exc))
-        return {"policy": s.model_dump(), "stop_reason": f"The goal cannot be met by the data: {exc}.",
-                "log": [rec.model_dump()]}
+    ctx = _context(state)
+    if ctx.too_few:  # the fallback answers through the network (see _network_answer)
+        return _out("policy", PolicySummary(status="skipped", attempts=attempt,
+                                            reason=f"skipped: {ctx.too_few}"))
     if ctx.floor is not None and not ctx.floor["clears"].any():
         return _no_effect_without_training(state, ctx, attempt)
     predict, info = _train_policy(ctx, attempt)
@@ -730,11 +750,9 @@ def fallback_agent(state: RunState) -> dict:
         State update: ``policy`` with ``status="fallback"`` and the baseline's prediction.
     """
     prev = PolicySummary.model_validate(state.get("policy") or {"status": "skipped"})
-    try:
-        ctx = _context(state)
-    except _GoalNotMet as exc:
-        rec = AgentRecord(agent="fallback", status="failed", summary=str(exc))
-        return {"stop_reason": f"The goal cannot be met by the data: {exc}.", "log": [rec.model_dump()]}
+    ctx = _context(state)
+    if ctx.too_few:
+        return _network_answer(state, ctx, prev)
     validation = dict(prev.validation)
     missing = {k: f for k, f in {**ctx.baselines, **ctx.reference}.items() if k not in validation}
     validation.update(_validate(ctx, missing)[1])
@@ -762,6 +780,47 @@ def fallback_agent(state: RunState) -> dict:
                 training_log=prev.training_log, ensemble=ensemble,
                 models={**ctx.baselines, **ctx.reference}, calibrate=ctx.baselines[name])
     return _out("fallback", s)
+
+
+def _network_answer(state: RunState, ctx: _Context, prev: PolicySummary) -> dict:
+    """Too few measured perturbations to train and validate a predictor: predict the goal by
+    in-silico perturbation through the inferred network (status ``"unchecked"``), or stop with
+    "No prediction possible" when there is no network or the goal's genes reach no other gene."""
+    from scagents.perturbation import Perturbation
+
+    goal = Perturbation.from_dict(ctx.data.perturbation)
+    predict = ctx.baselines.get(NETWORK)
+    net = NetworkSummary.model_validate(state.get("network") or {"status": "skipped"})
+    moved = pd.Series(0.0, index=ctx.genes)
+    if predict is not None:
+        moved = pd.Series(predict(goal.targets, goal.kind), index=ctx.genes).drop(
+            list(goal.targets), errors="ignore")
+    n_moved = int((moved.abs() > MIN_LISTED).sum())
+    if not n_moved:
+        why = (f"no regulatory network was inferred — {net.reason.removeprefix('skipped: ')}"
+               if predict is None else
+               f"{'+'.join(goal.targets)} has no edges to other genes in the inferred network")
+        msg = (f"No prediction possible for {goal.label}: {ctx.too_few}, and {why}. Needed: a "
+               "network with edges from the goal's gene(s) (run without --skip-network) or more "
+               "measured perturbations to learn from.")
+        rec = AgentRecord(agent="fallback", status="failed", summary=msg)
+        return {"stop_reason": msg, "log": [rec.model_dump()]}
+    measured = [lab for lab in ctx.task.labels if lab != ctx.goal_label]
+    check = ("checked only against the goal's own observed cells (below)" if ctx.goal_label
+             else "no measured perturbation could be held out to check a prediction against")
+    reason = f"not validated: {check}"
+    decision = (f"{NETWORK} answers, not validated. Why: {ctx.too_few} (measured besides the "
+                f"goal: {', '.join(measured) or 'none'}), so neither the {POLICY} nor a fitted "
+                f"baseline can be trained and checked. The {goal.kind} of "
+                f"{'+'.join(goal.targets)} is propagated through the regulatory network inferred "
+                f"from control cells ({net.n_edges} edges, {net.method}); it moves {n_moved} other "
+                f"genes by more than {MIN_LISTED}. Not validated: {check}; treat it as a "
+                "hypothesis. No next perturbations are ranked: a ranking would rest on the same "
+                "unchecked network.")
+    s = _finish(state, ctx, status="unchecked", method=NETWORK, predict=predict, validation={},
+                attempts=prev.attempts, reason=reason, decision=decision, fit_labels=[],
+                n_proposals=0)
+    return _out("fallback", s.model_copy(update={"train_labels": []}))
 
 
 def _out(agent: str, s: PolicySummary, extra: dict | None = None) -> dict:

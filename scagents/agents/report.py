@@ -27,7 +27,8 @@ _PRODUCED = {
     "integration": "joint embedding and clusters ({files})",
     "network": "regulatory network and the target's neighbourhood ({files})",
     "policy": "trained TRPO→PPO policy, validation, prediction, proposals ({files})",
-    "fallback": "baseline prediction and proposals after the policy did not validate ({files})",
+    "fallback": "a baseline's prediction (and proposals) when the policy did not validate or "
+                "could not be trained ({files})",
     "report": "this report",
 }
 
@@ -233,15 +234,16 @@ def build_result(state: RunState) -> dict:
     genes = [{"gene": str(g), "delta": float(r.delta), "control_mean": float(r.control_mean),
               "perturbed_mean": float(r.perturbed_mean),
               **({"lower": float(r.delta_lower), "upper": float(r.delta_upper)}
-                 if "delta_lower" in pred else {}),
+                 if "delta_lower" in pred and pd.notna(r.delta_lower) else {}),
               **({"clears_noise": bool(r.clears_noise)} if "clears_noise" in pred else {})}
              for g, r in pred.iterrows()]
     figures: dict[str, str] = {}
     noise = (" — no detectable effect: for reference only"
-             if pol.evidence and not pol.evidence["detectable"] else "")
+             if pol.evidence and pol.evidence["detectable"] is False else "")
     figures["effects"] = plot_effects(genes, out / "effects.png", inputs=data.inputs,
-                                      title=f"Predicted response to {label} ({pol.method})"
-                                            + noise).name
+                                      title=f"Predicted response to {label} ({pol.method}"
+                                            + (", not validated)" if pol.status == "unchecked"
+                                               else ")") + noise).name
     coords, score, how, groups = _embedding(state, data, integ, pred["delta"], opts.seed)
     embedding_name = embedding_axis_labels(how)[0].rsplit(" ", 1)[0].replace("PC", "PCA")
     figures["embedding"] = plot_cells(
@@ -284,17 +286,18 @@ def build_result(state: RunState) -> dict:
         if s.status in ("skipped", "failed"):
             notes.append(f"{name.capitalize()} {s.status}: {s.reason}")
     notes += [f"Warning: {w}" for w in data.warnings]
+    if pol.status == "unchecked":  # no measured perturbation to fit or validate on
+        method = f"in-silico {pert['kind']} through the inferred network; {pol.reason}"
+    else:
+        method = ((f"fitted on {len(pol.fit_labels)} perturbations" if pol.fit_labels
+                   else "no perturbation data fitted")
+                  + f"; candidates validated on {len(pol.validation_labels)} held-out ones"
+                  + (" (policy validated)" if pol.status == "validated" else f" ({pol.status})"))
     result: dict = {
         "goal": data.goal, "perturbation": pert,
         "data": {"source": data.source, "description": data.description,
                  "n_cells": data.n_cells, "n_genes": data.n_genes},
-        "method": {"name": pol.method,
-                   "description": (f"fitted on {len(pol.fit_labels)} perturbations" if pol.fit_labels
-                                   else "no perturbation data fitted")
-                                  + f"; candidates validated on {len(pol.validation_labels)} "
-                                    "held-out ones"
-                                  + (" (policy validated)" if pol.status == "validated" else
-                                     f" ({pol.status})")},
+        "method": {"name": pol.method, "description": method},
         "genes": genes[:50],
         "top_up": [g.model_dump() for g in pol.top_up],
         "top_down": [g.model_dump() for g in pol.top_down],
@@ -323,6 +326,11 @@ def build_result(state: RunState) -> dict:
                          "lower": [round(g.get("lower", np.nan), 6) for g in genes],
                          "upper": [round(g.get("upper", np.nan), 6) for g in genes]}},
     }
+    if pol.status == "unchecked":
+        result["validation"] = {"description": "", "scores": {}, "decision": pol.decision,
+                                "answered_by": pol.method}
+        result["proposals_note"] = ("No next perturbations are ranked: with nothing measured to "
+                                    "check it, a ranking would rest on the same unchecked network.")
     if data.truth_path and (out / data.truth_path).exists():
         truth = pd.read_csv(out / data.truth_path, index_col=0)
         result["twin_check"] = twin_check(pred["delta"], truth, fates=data.truth_fates,
@@ -344,7 +352,8 @@ def build_result(state: RunState) -> dict:
         agents.append({"agent": rec["agent"], "status": rec["status"],
                        "produced": _PRODUCED.get(rec["agent"], "").format(files=files)
                        + (f" — {rec['summary']}" if rec["status"] in ("skipped", "failed",
-                                                                       "not_validated") else "")})
+                                                                       "not_validated",
+                                                                       "unchecked") else "")})
     agents.append({"agent": "report", "status": "done", "produced": _PRODUCED["report"]})
     result["agents"] = agents
     return result

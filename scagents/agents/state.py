@@ -24,7 +24,10 @@ __all__ = [
 #: the specialist agents, in the order the deterministic planner calls them
 AGENTS: tuple[str, ...] = ("data", "integration", "network", "policy", "fallback", "report")
 
-Status = Literal["done", "skipped", "failed", "validated", "not_validated", "fallback", "no_effect"]
+Status = Literal["done", "skipped", "failed", "validated", "not_validated", "fallback", "unchecked",
+                 "no_effect"]
+"""``unchecked``: a prediction no measured perturbation could check (too few to validate on);
+``no_effect``: no gene's change clears the noise (scagents.evidence)."""
 
 
 class _Model(BaseModel):
@@ -196,6 +199,7 @@ class RunState(TypedDict, total=False):
     network: dict | None
     policy: dict | None
     report: dict | None
+    steering: dict | None
     next: str
     stop_reason: str | None
     log: Annotated[list[dict], operator.add]
