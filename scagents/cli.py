@@ -16,7 +16,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         description="Predict the response to a perturbation and write a report (Markdown, JSON, "
         "PNG). Without --data it runs on the embedded digital twin (T-helper model).",
     )
-    p.add_argument("--goal", default=None, help='e.g. "predict STAT1 and IRF1 knockout"')
+    p.add_argument("--goal", default=None,
+                   help='e.g. "predict STAT1 and TBX21 knockout" (one kind per goal: knockout, '
+                        "knockdown or overexpression); name measured genes or the data's "
+                        "perturbation targets")
     p.add_argument("--resume", default=None, metavar="RUN_ID",
                    help="resume a killed run (its folder name under ./scagents_runs) without "
                         "re-running finished agents")
@@ -65,6 +68,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_up"][:5]) or "none"
     down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_down"][:5]) or "none"
     print(f"{state['options']['goal']}  [{pol['method']}, {pol['status']}]  run id: {out.name}")
+    report = out / "report.json"
+    if report.exists():  # the answer's check, in plain words (report.json "headline")
+        import json
+
+        for line in json.loads(report.read_text()).get("headline", [])[1:2]:
+            print("  " + line.replace("**", ""))
     print(f"  up:   {up}")
     print(f"  down: {down}")
     for p in pol["proposals"][:5]:

@@ -57,7 +57,7 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
     from scagents.twin import load_model, simulate
 
     net = load_model(opts.model)
-    goal = parse_goal(opts.goal, net.genes, aliases=net.aliases)
+    goal = parse_goal(opts.goal, net.genes, aliases=net.aliases, inputs=net.inputs)
     pert = goal.perturbation
     perts, candidates = _twin_conditions(net, pert, opts.n_candidates, opts.seed)
     mdata = simulate(net, perturbations=[None, *perts], n_cells=opts.n_cells, seed=opts.seed)
@@ -93,7 +93,8 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
         source=f"twin:{net.name}", description=f"digital twin, model {net.name}",
         path=DATA_FILE, n_cells=int(mdata.n_obs), n_genes=int(rna.n_vars),
         modalities=list(mdata.mod), goal=goal.to_dict(), perturbation=pert.to_dict(),
-        goal_measured=True, measured=measured, candidates=candidates, truth_path=TRUTH_FILE,
+        goal_measured=True, goal_label=goal_label, measured=measured, candidates=candidates,
+        truth_path=TRUTH_FILE,
         truth_fates=fate_shift, inputs=list(net.inputs),
         cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train})
 
@@ -108,20 +109,32 @@ def _fractions(fates: pd.Series) -> dict[str, float]:
 def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     import mudata as md
 
-    from scagents.data import load
-    from scagents.goal import parse_goal
+    from scagents.data import DEFAULT_TYPE_REASON, load
+    from scagents.goal import match_measured, parse_goal
+    from scagents.perturbation import Perturbation
 
     obj = load(opts.data, perturbation_key=opts.perturbation_key,
                control_labels=opts.control_labels)
     rna = obj["rna"] if hasattr(obj, "mod") and "rna" in obj.mod else (
         obj[list(obj.mod)[0]] if hasattr(obj, "mod") else obj)
-    goal = parse_goal(opts.goal, rna.var_names)
-    pert = goal.perturbation
-    labels = rna.obs.loc[~rna.obs["is_control"].astype(bool), "target_genes"].astype(str)
+    obs = rna.obs
+    perturbed_cells = ~obs["is_control"].astype(bool) & (obs["target_genes"].astype(str) != "")
+    labels = obs.loc[perturbed_cells, "target_genes"].astype(str)
     counts = labels.value_counts()
     measured = sorted(str(g) for g in counts.index if g)
-    label = "+".join(pert.targets)
     perturbed = {t for m in measured for t in m.split("+")}
+    # the data's perturbations by their own label (what the response task and the report use)
+    firsts = obs.loc[perturbed_cells].drop_duplicates("perturbation")
+    by_label = {str(r.perturbation): Perturbation.from_obs(r.target_genes, r.perturbation_type)
+                for r in firsts.itertuples()}
+    goal = parse_goal(opts.goal, rna.var_names, targets=sorted(perturbed))
+    rec = rna.uns.get("scagents", {}).get("data", {})
+    goal_label, goal_note = match_measured(
+        goal.perturbation, by_label,
+        kinds_by_default=rec.get("perturbation_type_reason") == DEFAULT_TYPE_REASON)
+    # answered as the data label it: the models learn the data's kinds
+    pert = by_label[goal_label] if goal_label is not None else goal.perturbation
+    excluded = obs.loc[obs["perturbation_type"].astype(str) == "excluded", "perturbation"]
     var = pd.Series(np.asarray(rna.X.mean(0)).ravel(), index=rna.var_names)
     candidates = [g for g in var.sort_values(ascending=False).index if g not in perturbed][:200]
     mods = list(obj.mod) if hasattr(obj, "mod") else ["rna"]
@@ -130,8 +143,10 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     return DataSummary(
         source=str(opts.data), description=Path(opts.data).name, path=DATA_FILE,
         n_cells=int(rna.n_obs), n_genes=int(rna.n_vars), modalities=mods, goal=goal.to_dict(),
-        perturbation=pert.to_dict(), goal_measured=label in measured, measured=measured,
-        candidates=sorted(candidates))
+        perturbation=pert.to_dict(), goal_measured=goal_label is not None, goal_label=goal_label,
+        goal_note=goal_note, excluded={str(k): int(v) for k, v in
+                                       excluded.astype(str).value_counts().sort_index().items()},
+        measured=measured, candidates=sorted(candidates))
 
 
 def data_agent(state: RunState) -> dict:

@@ -95,6 +95,9 @@ class _Context:
     goal_label: str | None
     val_labels: list[str]
     control: pd.Series
+    goal_held: list[str] = field(default_factory=list)
+    held_note: str = ""
+    goal_cells: int = 0
     baselines: dict[str, Predict] = field(default_factory=dict)
     reference: dict[str, Predict] = field(default_factory=dict)
 
@@ -117,7 +120,6 @@ def _context(state: RunState) -> _Context:
     import mudata as md
 
     from scagents.envs import ResponseTask
-    from scagents.perturbation import Perturbation
 
     opts = RunOptions.model_validate(state["options"])
     data = DataSummary.model_validate(state["data"])
@@ -126,12 +128,8 @@ def _context(state: RunState) -> _Context:
     n_top = None if data.n_genes <= 2000 else 1000
     task = ResponseTask.from_anndata(mdata, modalities=["rna"], n_top_features=n_top,
                                      max_control_cells=256, seed=opts.seed)
-    goal = Perturbation.from_dict(data.perturbation)
-    try:
-        goal_idx = task.index(goal)
-    except Exception:  # noqa: BLE001 - the goal was not measured: predicted from its targets only
-        goal_idx = None
-    others = [i for i in range(task.n_perturbations) if i != goal_idx]
+    goal_held, held_note = _goal_held(task, data)
+    others = [i for i in range(task.n_perturbations) if i not in goal_held]
     rng = np.random.default_rng(opts.seed)
     others = _stratified(others, [p.kind for p in task.perturbations], rng)
     n_val = min(opts.n_validation, max(1, len(others) // 3))
@@ -139,14 +137,16 @@ def _context(state: RunState) -> _Context:
         raise _GoalNotMet(f"the data hold {len(others)} perturbation(s) besides the goal; at least "
                           f"{n_val + 2} are needed to train and validate a predictor")
     val = sorted(others[:n_val])
-    goal_held = [goal_idx] if goal_idx is not None else []
     train, held = task.split(test=val + goal_held)
     fit_task = task.split(test=goal_held)[0] if goal_held else task
     genes = list(task.features["rna"])
     control = pd.Series(np.asarray(train.control_mean["rna"][-1], float), index=genes)
     ctx = _Context(opts=opts, data=data, out=out, task=task, train=train, held=held,
                    fit_task=fit_task, genes=genes,
-                   goal_label=task.labels[goal_idx] if goal_idx is not None else None,
+                   goal_label=task.labels[goal_held[0]] if goal_held else None,
+                   goal_held=[task.labels[i] for i in goal_held], held_note=held_note,
+                   goal_cells=int(mdata["rna"].obs["perturbation"].astype(str)
+                                  .isin([task.labels[i] for i in goal_held]).sum()),
                    val_labels=[task.labels[i] for i in val], control=control)
     for name, fit in BASELINES.items():
         ctx.baselines[name] = fit(train)
@@ -159,6 +159,29 @@ def _context(state: RunState) -> _Context:
 
 class _GoalNotMet(Exception):
     pass
+
+
+def _goal_held(task, data: DataSummary) -> tuple[list[int], str]:
+    """Positions in ``task`` of the goal's cells, held out of every model, and a note.
+
+    The goal's cells are the data agent's ``goal_label`` plus any other label of the task with the
+    goal's target genes and kind (e.g. one label per guide). Nothing is guessed here: a goal label
+    the task does not hold (too few cells to form a perturbation) is said in the note.
+    """
+    from scagents.perturbation import Perturbation
+
+    goal = Perturbation.from_dict(data.perturbation)
+    same = [i for i, p in enumerate(task.perturbations)
+            if (set(p.targets), p.kind) == (set(goal.targets), goal.kind)
+            and task.labels[i] != data.goal_label]
+    note = ""
+    if data.goal_label is not None and data.goal_label in task.labels:
+        return [task.labels.index(data.goal_label), *same], note
+    if data.goal_label is not None:
+        note = (f"The data hold cells labelled {data.goal_label!r} (the goal's), but fewer than "
+                "the 5 a perturbation needs: they were left out of every model and cannot check "
+                "the answer.")
+    return same, note
 
 
 def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
@@ -390,12 +413,20 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     if ctx.goal_label is not None:
         obs = ctx.held.observed_delta(ctx.goal_label, modality="rna")
         df["observed_delta"] = obs
-        rep = prediction_report(pred.to_numpy(), obs, k=min(20, len(obs)))
-        evaluation = {k: round(float(v), 6) for k, v in rep.items()
-                      if k in ("mse", "pearson", "pearson_delta_topk", "direction_accuracy")}
+        k = min(20, len(obs))
+        rep = prediction_report(pred.to_numpy(), obs, k=k)
+        evaluation = {m: round(float(v), 6) for m, v in rep.items()
+                      if m in ("mse", "pearson", "pearson_delta_topk", "direction_accuracy")}
+        top = np.argsort(-np.abs(obs), kind="stable")[:k]
+        evaluation["k"] = float(k)
+        evaluation["same_sign_topk"] = float(np.sum(np.sign(pred.to_numpy()[top])
+                                                    == np.sign(obs[top])))
     df = df.reindex(df["delta"].abs().sort_values(ascending=False).index)
     df.index.name = "gene"
     df.round(8).to_csv(ctx.out / PREDICTION_FILE)
+
+    # model inputs (fixed milieu signals on the twin) are set, not responding: never listed
+    listed = df[~df.index.isin(ctx.data.inputs)]
 
     def rows(sel: pd.DataFrame) -> list[GeneEffect]:
         return [GeneEffect(gene=str(g), delta=round(float(r.delta), 6),
@@ -412,7 +443,10 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         validation_labels=ctx.val_labels, train_labels=list(ctx.train.labels),
         fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
         decision=decision, retrain=retrain,
-        top_up=rows(df[df["delta"] > MIN_LISTED]), top_down=rows(df[df["delta"] < -MIN_LISTED]),
+        held_out=ctx.goal_label, held_out_labels=list(ctx.goal_held),
+        held_out_cells=ctx.goal_cells, held_out_note=ctx.held_note,
+        top_up=rows(listed[listed["delta"] > MIN_LISTED]),
+        top_down=rows(listed[listed["delta"] < -MIN_LISTED]),
         evaluation=evaluation, proposals=proposals)
 
 

@@ -32,10 +32,13 @@ from .io import (
 from .pseudobulk import perturbation_effects, pseudobulk
 from .validate import (
     CONTROL_TOKENS,
+    DEFAULT_TYPE_REASON,
+    EXCLUDED_TOKENS,
     PERTURBATION_KEYS,
     STANDARD_COLUMNS,
     find_perturbation_key,
     is_control_label,
+    is_excluded_label,
     lognormalize,
     mirror_obs,
     scan_values,
@@ -45,12 +48,15 @@ from .validate import (
 
 __all__ = [
     "CONTROL_TOKENS",
+    "DEFAULT_TYPE_REASON",
+    "EXCLUDED_TOKENS",
     "PERTURBATION_KEYS",
     "RNA_MODALITY_NAMES",
     "STANDARD_COLUMNS",
     "DataFileNotFoundError",
     "find_perturbation_key",
     "is_control_label",
+    "is_excluded_label",
     "load",
     "lognormalize",
     "mirror_obs",
