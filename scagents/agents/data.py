@@ -11,7 +11,7 @@ from scagents.agents.state import AgentRecord, DataSummary, RunOptions, RunState
 from scagents.data import write as write_data
 from scagents.errors import ScagentsError
 
-__all__ = ["data_agent", "DATA_FILE", "TRUTH_FILE"]
+__all__ = ["data_agent", "resolve_goal", "DATA_FILE", "TRUTH_FILE"]
 
 DATA_FILE = "data.h5mu"
 
@@ -104,14 +104,51 @@ def _fractions(fates: pd.Series) -> dict[str, float]:
             fates.value_counts(normalize=True).sort_index().items()}
 
 
+def resolve_goal(text: str, rna) -> tuple:
+    """Parse a goal against standardised data and find the data's own cells of it.
+
+    A goal may name a measured gene or a target of the data's perturbations (measured or not);
+    :func:`scagents.goal.match_measured` then finds the perturbation label of its cells, whatever
+    kind word the user wrote.
+
+    Parameters
+    ----------
+    text
+        The goal in plain words.
+    rna
+        Standardised AnnData (:func:`scagents.data.standardize`).
+
+    Returns
+    -------
+    goal, perturbation, label, note
+        The parsed :class:`~scagents.goal.Goal`; the perturbation to predict (the data's own,
+        with the data's kind, when its cells were measured: the models learn the data's kinds);
+        the ``obs["perturbation"]`` label of the goal's cells (``None`` when none); a one-line
+        note naming a kind mismatch (``""`` when none).
+    """
+    from scagents.data import DEFAULT_TYPE_REASON
+    from scagents.goal import match_measured, parse_goal
+    from scagents.perturbation import Perturbation
+
+    obs = rna.obs
+    perturbed_cells = ~obs["is_control"].astype(bool) & (obs["target_genes"].astype(str) != "")
+    firsts = obs.loc[perturbed_cells].drop_duplicates("perturbation")
+    by_label = {str(r.perturbation): Perturbation.from_obs(r.target_genes, r.perturbation_type)
+                for r in firsts.itertuples()}
+    targets = sorted({t for p in by_label.values() if p is not None for t in p.targets})
+    goal = parse_goal(text, rna.var_names, targets=targets)
+    rec = rna.uns.get("scagents", {}).get("data", {})
+    label, note = match_measured(
+        goal.perturbation, by_label,
+        kinds_by_default=rec.get("perturbation_type_reason") == DEFAULT_TYPE_REASON)
+    pert = by_label[label] if label is not None else goal.perturbation
+    return goal, pert, label, note
 
 
 def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     import mudata as md
 
-    from scagents.data import DEFAULT_TYPE_REASON, load
-    from scagents.goal import match_measured, parse_goal
-    from scagents.perturbation import Perturbation
+    from scagents.data import load
 
     obj = load(opts.data, perturbation_key=opts.perturbation_key,
                control_labels=opts.control_labels)
@@ -119,21 +156,10 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
         obj[list(obj.mod)[0]] if hasattr(obj, "mod") else obj)
     obs = rna.obs
     perturbed_cells = ~obs["is_control"].astype(bool) & (obs["target_genes"].astype(str) != "")
-    labels = obs.loc[perturbed_cells, "target_genes"].astype(str)
-    counts = labels.value_counts()
+    counts = obs.loc[perturbed_cells, "target_genes"].astype(str).value_counts()
     measured = sorted(str(g) for g in counts.index if g)
     perturbed = {t for m in measured for t in m.split("+")}
-    # the data's perturbations by their own label (what the response task and the report use)
-    firsts = obs.loc[perturbed_cells].drop_duplicates("perturbation")
-    by_label = {str(r.perturbation): Perturbation.from_obs(r.target_genes, r.perturbation_type)
-                for r in firsts.itertuples()}
-    goal = parse_goal(opts.goal, rna.var_names, targets=sorted(perturbed))
-    rec = rna.uns.get("scagents", {}).get("data", {})
-    goal_label, goal_note = match_measured(
-        goal.perturbation, by_label,
-        kinds_by_default=rec.get("perturbation_type_reason") == DEFAULT_TYPE_REASON)
-    # answered as the data label it: the models learn the data's kinds
-    pert = by_label[goal_label] if goal_label is not None else goal.perturbation
+    goal, pert, goal_label, goal_note = resolve_goal(opts.goal, rna)
     excluded = obs.loc[obs["perturbation_type"].astype(str) == "excluded", "perturbation"]
     var = pd.Series(np.asarray(rna.X.mean(0)).ravel(), index=rna.var_names)
     candidates = [g for g in var.sort_values(ascending=False).index if g not in perturbed][:200]

@@ -68,7 +68,7 @@ EXCLUDED_TOKENS: tuple[str, ...] = (
     "multiple", "multiplet", "multiplets", "doublet", "doublets", "unmapped", "lowquality", "nan",
 )
 _EXCLUDED_RE = re.compile(
-    r"^(?:" + "|".join(sorted(EXCLUDED_TOKENS, key=len, reverse=True)) + r")\d*$"
+    r"^(?:" + "|".join(sorted(EXCLUDED_TOKENS, key=len, reverse=True)) + r")$"
     r"|^(?:unassigned|multiplet|doublet)|or(?:multi|multiplet|multiple|doublet)s?$")
 _CONTROL_RE = re.compile(r"^(?:" + "|".join(sorted(CONTROL_TOKENS, key=len, reverse=True)) + r")\d*$")
 #: ``uns["scagents"]["data"]["perturbation_type_reason"]`` when the kinds were not given but assumed
