@@ -52,3 +52,37 @@ def test_run_bad_input_clear_error(tmp_path, args, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--goal", "predict knockout and overexpression of STAT1"], "one kind per run"),
+        (["--goal", "predict something"], 'e.g. "predict NFATC1 knockout"'),
+    ],
+)
+def test_bad_goal_on_the_default_twin_is_one_line(tmp_path, capsys, args, message):
+    from scagents.cli import main
+
+    assert main(["run", *args, "--quiet", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert "TCR" not in err  # a model input is never suggested as a target
+
+
+def test_all_zero_matrix_is_refused_in_one_line(tmp_path, capsys):
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from scagents.cli import main
+
+    path = tmp_path / "zeros.h5ad"
+    obs = pd.DataFrame({"perturbation": ["non-targeting", "STAT1"] * 5},
+                       index=[f"c{i}" for i in range(10)])
+    ad.AnnData(np.zeros((10, 3), np.float32), obs=obs,
+               var=pd.DataFrame(index=["STAT1", "IRF1", "GAPDH"])).write_h5ad(path)
+    code = main(["run", "--goal", "predict STAT1 knockout", "--data", str(path), "--quiet",
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "X holds only zeros" in err

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scagents.agents.policy import MIN_LISTED
 from scagents.agents.state import (
     AgentRecord,
     DataSummary,
@@ -178,10 +179,13 @@ def _agreement(n: int, k: int) -> str:
     return "poor agreement, about what chance gives: do not rely on this prediction"
 
 
-def headline(result: dict, pol: PolicySummary, label: str) -> list[str]:
+def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knockout",
+             targets: dict[str, float] | None = None) -> list[str]:
     """The report's first lines: the answer, how far to trust it, which method answered and why.
 
-    Every figure comes from ``result`` (the twin check or the observed-cells check) and ``pol``.
+    Every figure comes from ``result`` (the twin check or the observed-cells check), ``pol`` and
+    ``targets`` (the predicted change of the goal's own measured target genes: one that moves
+    against its own perturbation — up under a knockout — is said in the trust line).
     """
     def genes(rows: list[dict]) -> str:
         return ", ".join(f"{r['gene']} ({r['delta']:+.2f})" for r in rows[:3])
@@ -213,6 +217,12 @@ def headline(result: dict, pol: PolicySummary, label: str) -> list[str]:
                                f"this method predicted the direction of change right for "
                                f"{100 * acc:.0f} % of the most changed genes." if acc is not None
                                else "."))
+    sign = {"knockout": -1, "knockdown": -1, "overexpression": 1}.get(kind, 0)
+    against = [f"{g} ({d:+.2f})" for g, d in (targets or {}).items()
+               if sign and d * sign < -MIN_LISTED]
+    if against:
+        trust += (f" It predicts {', '.join(against)} itself to move against its own {kind}: "
+                  "treat the prediction with caution.")
     if pol.status == "validated":
         why = (f"it beat the best baseline on {len(pol.validation_labels)} held-out validation "
                "perturbations by more than the validation noise")
@@ -356,7 +366,8 @@ def build_result(state: RunState) -> dict:
                            "every model, and the prediction is compared with their observed "
                            "change from control.",
             "metrics": pol.evaluation}
-    result["headline"] = headline(result, pol, label)
+    own = {t: float(pred.loc[t, "delta"]) for t in pert["targets"] if t in pred.index}
+    result["headline"] = headline(result, pol, label, kind=pert["kind"], targets=own)
     agents = []
     for rec in state.get("log", []):
         files = {"data": data.path, "integration": integ.path or "-",
