@@ -107,7 +107,7 @@ def predict_on_twin(
     from scagents.twin import load_model, simulate
 
     net = load_model(model)
-    goal = parse_goal(goal_text, net.genes, aliases=net.aliases)
+    goal = parse_goal(goal_text, net.genes, aliases=net.aliases, inputs=net.inputs)
     _step(progress, f"simulating {n_cells} control + {n_cells} perturbed cells on the twin")
     mdata = simulate(net, perturbations=[None, goal.perturbation], n_cells=n_cells, seed=seed)
     rna = mdata["rna"]

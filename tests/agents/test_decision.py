@@ -220,17 +220,20 @@ def test_report_has_twin_check_from_actual_numbers(base_state, tmp_path, monkeyp
 
 def test_twin_check_flags_wrong_direction_and_composition():
     truth = pd.DataFrame({
-        "delta": [-1.0, -0.5, 0.4, 0.3, 0.0],
-        "activity_delta": [-0.4, -0.2, 0.1, 0.0, 0.0],
-        "is_input": [False, False, False, True, False]},
-        index=["A", "B", "C", "TCR", "D"])
-    pred = pd.Series({"A": -0.8, "B": 0.2, "C": 0.3, "TCR": 0.1, "D": 0.0})
+        "delta": [-1.0, -0.5, 0.4, 0.3, 0.0, 0.2],
+        "activity_delta": [-0.4, -0.2, 0.1, 0.0, 0.0, 0.0],
+        "is_input": [False, False, False, True, False, False]},
+        index=["A", "B", "C", "TCR", "D", "E"])
+    pred = pd.Series({"A": -0.8, "B": 0.2, "C": 0.3, "TCR": -0.1, "D": 0.0, "E": 0.1})
     tc = twin_check(pred, truth, fates={"control": {"Th1": 0.5}, "A knockout": {"Th1": 0.0}},
                     label="A knockout", k=4)
     assert tc["k"] == 4 and tc["metrics"]["sign_agreement_top4"] == pytest.approx(0.75)
     assert [r["gene"] for r in tc["top_down"]] == ["A", "B"]
     assert tc["top_down"][1]["same_direction"] == "NO"
     assert any("B (simulated -0.50, predicted +0.20)" in n for n in tc["notes"])
-    assert tc["compositional"] == ["TCR"]  # an input whose activity does not change
-    assert any("TCR (milieu input, clamped)" in n for n in tc["notes"])
+    assert tc["compositional"] == ["E"]  # counts up although its activity does not change
+    assert any("E +0.20 (activity +0.000)" in n for n in tc["notes"])
+    # TCR is a model input (set by the milieu): never listed, scored or called compositional
+    assert "TCR" not in [r["gene"] for r in tc["top_up"] + tc["top_down"]]
+    assert all("TCR" not in n for n in tc["notes"])
     assert tc["fate_shift"]["A knockout"]["Th1"] == 0.0
