@@ -130,3 +130,20 @@ def test_report_held_out_sentence_and_observed_section(screens, tmp_path):
            f"{k} most changed genes" in head[1]
     assert head[2].startswith(f"**Answered by:** {pol.method}")
     assert md.index(head[0]) < md.index("## Which model answered")
+
+
+def test_goal_label_the_task_lost_is_said_not_swallowed(screens):
+    from scagents.agents.policy import _goal_held
+    from scagents.data import load
+    from scagents.envs import ResponseTask
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        task = ResponseTask.from_anndata(load(screens["knockout"]), modalities=["rna"])
+    data = DataSummary(source="", description="", path="", n_cells=0, n_genes=0,
+                       modalities=["rna"], goal={}, perturbation={"targets": ["G0"]},
+                       goal_measured=True, goal_label="G0 guide 2", measured=[], candidates=[])
+    held, note = _goal_held(task, data)
+    # the data's own G0 knockout cells are still held out; the lost label is said
+    assert [task.labels[i] for i in held] == ["G0"]
+    assert "'G0 guide 2'" in note and "fewer than the 5" in note
