@@ -204,8 +204,7 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
                  f"simulation of {label} for {n} of the {k} most changed genes "
                  f"({_agreement(n, k)}).")
     elif result.get("evaluation"):
-        ev = result["evaluation"]["metrics"]
-        k, n = int(ev["k"]), int(ev["same_sign_topk"])
+        k, n = result["evaluation"]["k"], result["evaluation"]["same_sign"]
         trust = (f"**How far to trust it:** the prediction agrees with the {pol.held_out_cells} "
                  f"observed cells of {label} in direction for {n} of the {k} most changed genes "
                  f"({_agreement(n, k)}).")
@@ -364,8 +363,13 @@ def build_result(state: RunState) -> dict:
                            f": its {pol.held_out_cells} cells (label "
                            f"{', '.join(repr(x) for x in pol.held_out_labels)}) were held out of "
                            "every model, and the prediction is compared with their observed "
-                           "change from control.",
-            "metrics": pol.evaluation}
+                           "change from control"
+                           + (f"; it has the sign of {int(pol.evaluation['same_sign_topk'])} of "
+                              f"the {int(pol.evaluation['k'])} most changed genes right."
+                              if "k" in pol.evaluation else "."),
+            "metrics": {m: v for m, v in pol.evaluation.items() if m not in ("k", "same_sign_topk")},
+            "k": int(pol.evaluation.get("k", 0)),
+            "same_sign": int(pol.evaluation.get("same_sign_topk", 0))}
     own = {t: float(pred.loc[t, "delta"]) for t in pert["targets"] if t in pred.index}
     result["headline"] = headline(result, pol, label, kind=pert["kind"], targets=own)
     agents = []

@@ -36,7 +36,7 @@ def test_headline_answer_then_check_then_method():
     pol = PolicySummary(status="fallback", method="mean effect per kind",
                         validation_labels=["A", "B", "C"], held_out="STAT1",
                         held_out_labels=["STAT1"], held_out_cells=120)
-    ev = {"metrics": {"k": 20.0, "same_sign_topk": 14.0, "pearson_delta_topk": 0.6}}
+    ev = {"metrics": {"pearson_delta_topk": 0.6}, "k": 20, "same_sign": 14}
     lines = headline(_result(evaluation=ev), pol, "STAT1 knockout",
                      targets={"STAT1": -0.8})
     assert lines[0] == ("**Answer:** STAT1 knockout is predicted to raise GATA3 (+0.30) and lower "
