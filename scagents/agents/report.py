@@ -164,6 +164,9 @@ def held_out_sentence(pol: PolicySummary, label: str, twin: bool = False) -> str
                 f"{made} cells (label {', '.join(repr(x) for x in pol.held_out_labels)}) are in "
                 f"none of the {len(pol.train_labels)} training and "
                 f"{len(pol.fit_labels)} fitting perturbations, and they check the prediction.")
+    if pol.evaluation:  # compared with observed cells, yet no held-out label stored
+        return ("This run does not record which cells were held out (it was made by an older "
+                "scagents): rerun it to state the held-out facts.")
     return (f"The data hold no cells of {label}: the prediction is made from the other "
             f"perturbations ({len(pol.fit_labels)} fitted) and cannot be checked against "
             "observed cells.")

@@ -108,6 +108,8 @@ def test_held_out_sentence_reports_a_leak_instead_of_asserting_it():
     pol = PolicySummary(status="fallback", held_out="G0", held_out_labels=["G0"],
                         held_out_cells=5, train_labels=["G1", "G2"], fit_labels=["G0", "G1", "G2"])
     assert "were used to train or fit a model" in held_out_sentence(pol, "G0 knockout")
+    old = PolicySummary(status="fallback", evaluation={"mse": 0.1}, fit_labels=["G1"])
+    assert "does not record which cells were held out" in held_out_sentence(old, "G0 knockout")
 
 
 def test_report_held_out_sentence_and_observed_section(screens, tmp_path):
