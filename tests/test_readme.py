@@ -1,6 +1,6 @@
 """Every `python -m scagents run ...` example of the README works on the default data (the
-embedded twin), run in-process with a tiny training budget; every goal the README quotes parses
-on the default twin."""
+embedded twin), run in-process with a tiny training budget; every goal the README and the
+`--goal` help quote parses on the default twin."""
 
 from __future__ import annotations
 
@@ -50,11 +50,16 @@ def test_readme_examples_are_found():
 
 
 def test_every_readme_goal_parses_on_the_default_twin():
+    from scagents.cli import build_parser
     from scagents.goal import parse_goal
     from scagents.twin import load_model
 
     net = load_model("th")
-    for goal in readme_goals(README.read_text()):
+    run = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions
+               if "--goal" in a.option_strings)
+    help_goals = readme_goals(run.help)  # the --goal help's example too
+    assert help_goals
+    for goal in readme_goals(README.read_text()) + help_goals:
         parse_goal(goal, net.genes, aliases=net.aliases, inputs=net.inputs)
 
 
