@@ -68,6 +68,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_up"][:5]) or "none"
     down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_down"][:5]) or "none"
     print(f"{state['options']['goal']}  [{pol['method']}, {pol['status']}]  run id: {out.name}")
+    if (state.get("data") or {}).get("goal_note"):  # the goal's kind word vs the data's label
+        print("  note: " + state["data"]["goal_note"])
     report = out / "report.json"
     if report.exists():  # the answer's check, in plain words (report.json "headline")
         import json

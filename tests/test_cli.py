@@ -86,3 +86,28 @@ def test_all_zero_matrix_is_refused_in_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "X holds only zeros" in err
+
+
+def test_kind_word_mismatch_is_answered_and_named(tmp_path, monkeypatch, capsys):
+    """CRISPRi data (labelled knockdown) asked about with "knockout": answered, held out and
+    checked, and the mismatch printed in one line."""
+    from scagents.agents import state as state_module
+    from scagents.cli import main
+    from tests.agents.test_policy import _screen
+
+    class Tiny(state_module.RunOptions):
+        policy_steps: int = 512
+        max_policy_attempts: int = 1
+
+    monkeypatch.setattr(state_module, "RunOptions", Tiny)
+    path = tmp_path / "crispri.h5ad"
+    _screen(path, "knockdown")
+    code = main(["run", "--goal", "predict G0 knockout", "--data", str(path), "--quiet",
+                 "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 0
+    notes = [line for line in out.splitlines() if line.startswith("  note: ")]
+    assert len(notes) == 1 and "You asked for a knockout; the data label the cells of 'G0' a " \
+                               "knockdown" in notes[0]
+    assert "How far to trust it: the prediction agrees with the 20 observed cells of G0 " \
+           "knockdown" in out
