@@ -127,8 +127,29 @@ def _cmd_next(args: argparse.Namespace) -> int:
         cands = [g.strip() for g in Path(args.candidates).read_text().split() if g.strip()]
     df = propose_round(args.db, args.campaign, batch=args.batch, goal=args.goal, candidates=cands,
                        designer=args.designer, seed=args.seed, features=args.features or "auto")
-    print(df.to_string(index=False))
+    print(format_proposals(df))
     return 0
+
+
+def format_proposals(df) -> str:
+    """The ``next`` table in plain words: the proposals (the rationale once below the table when
+    every row shares it) and, when the ranks do not follow the score, a line saying why."""
+    why = df["rationale"].unique() if "rationale" in df else []
+    table = df.drop(columns="rationale") if len(why) == 1 else df
+    lines = [table.to_string(index=False), ""]
+    if len(why) == 1:
+        lines.append(f"why: {why[0]}")
+    scores = df["score"].to_numpy(float)
+    later_higher = [(i, j) for i in range(len(df)) for j in range(i + 1, len(df))
+                    if scores[j] > scores[i] + 1e-12]
+    if later_higher:
+        i, j = later_higher[0]
+        a, b = df.iloc[i], df.iloc[j]
+        lines.append(
+            f"note: ranks are the pick order, not the score order — each pick lowers the chance of "
+            f"genes with similar expression (diversity), so {a['gene']} (rank {a['rank']}, score "
+            f"{a['score']:.3g}) comes before {b['gene']} (rank {b['rank']}, score {b['score']:.3g}).")
+    return "\n".join(lines).rstrip()
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -148,7 +169,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_campaign(args: argparse.Namespace) -> int:
     from scagents.campaign import history, plot_campaign
 
-    print(history(args.db, args.name).to_string(index=False))
+    h = history(args.db, args.name)
+    print(h.drop(columns="rationale").to_string(index=False))
+    print("")
+    for rnd, why in h.groupby("round", sort=True)["rationale"].unique().items():
+        print(f"round {rnd} ({h.loc[h['round'] == rnd, 'designer'].iloc[0]}): {'; '.join(why)}")
     path = plot_campaign(args.db, args.name, args.plot or f"{args.name}_progress.png")
     print(f"plot: {path}")
     return 0

@@ -9,14 +9,29 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
+
+
+#: captions of the report's figures (figure name → one plain sentence)
+FIGURE_CAPTIONS = {
+    "effects": "Genes predicted to change most from control (red up, blue down).",
+    "embedding": "Cells in the joint embedding, coloured by condition, cluster and fate, and by "
+                 "how much each already resembles the predicted change.",
+    "fate_shift": "Fraction of simulated cells reaching each fate, control vs the perturbation.",
+    "network": "Inferred regulators and targets of the perturbed gene(s): red arrows activate, "
+               "blue bars repress.",
+    "training": "Training of the TRPO→PPO policy, with the validation error of the policy and of "
+                "each baseline (dashed); lower is better.",
+}
 
 
 def _plt():
@@ -36,16 +51,47 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12) -> Path:
-    """Horizontal bar chart of the strongest predicted changes (up in red, down in blue)."""
+UP, DOWN, CONTROL_GREY = "#c0392b", "#2471a3", "#9e9e9e"
+
+
+def embedding_axis_labels(key: str | None) -> tuple[str, str]:
+    """Axis labels a reader knows for an embedding key: ``"X_joint_umap"`` → ``("UMAP 1",
+    "UMAP 2")``, ``"X_pca"`` → ``("PC 1", "PC 2")``, ``"X_diffmap"`` → diffusion components, a
+    free text such as ``"PCA of RNA"`` → ``("PC 1", "PC 2")``; anything else keeps its name."""
+    k = (key or "").lower()
+    for token, name in (("umap", "UMAP"), ("tsne", "t-SNE"), ("diffmap", "diffusion component"),
+                        ("pca", "PC"), ("lsi", "LSI component"), ("mofa", "MOFA factor")):
+        if token in k:
+            return f"{name} 1", f"{name} 2"
+    name = (key or "dimension").removeprefix("X_")
+    return f"{name} 1", f"{name} 2"
+
+
+def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12,
+                 inputs: Sequence[str] = ()) -> Path:
+    """Horizontal bar chart of the strongest predicted changes (up in red, down in blue).
+
+    ``inputs`` (a twin's milieu inputs, held fixed by the model) are not drawn as responding
+    genes; those that would have made the top ``n_top`` are named under the chart."""
+    from matplotlib.patches import Patch
+
     plt = _plt()
-    rows = sorted(genes, key=lambda r: abs(r["delta"]), reverse=True)[:n_top][::-1]
-    fig, ax = plt.subplots(figsize=(6.0, 0.35 * max(len(rows), 3) + 1.2))
-    colours = ["#c0392b" if r["delta"] > 0 else "#2471a3" for r in rows]
+    fixed = set(inputs)
+    ranked = sorted(genes, key=lambda r: abs(r["delta"]), reverse=True)
+    hidden = [r["gene"] for r in ranked[:n_top] if r["gene"] in fixed]
+    rows = [r for r in ranked if r["gene"] not in fixed][:n_top][::-1]
+    fig, ax = plt.subplots(figsize=(6.0, 0.35 * max(len(rows), 3) + 1.6))
+    colours = [UP if r["delta"] > 0 else DOWN for r in rows]
     ax.barh([r["gene"] for r in rows], [r["delta"] for r in rows], color=colours)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("change from control (log1p normalised expression)")
+    xlabel = "predicted change from control\n(mean log1p expression, counts per 10⁴)"
+    if hidden:
+        xlabel += f"\nnot shown: model inputs held fixed ({', '.join(hidden)})"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("gene")
     ax.set_title(title, fontsize=10)
+    ax.legend(handles=[Patch(color=UP, label="up"), Patch(color=DOWN, label="down")],
+              frameon=False, fontsize=8, loc="best")
     return _save(fig, path)
 
 
@@ -59,8 +105,10 @@ def plot_fate_shift(fate_shift: dict[str, dict[str, float]], path: Path, *, titl
     fig, ax = plt.subplots(figsize=(1.2 * len(fates) + 2.5, 3.4))
     for i, cond in enumerate(conditions):
         vals = [fate_shift[cond].get(f, 0.0) for f in fates]
-        ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=cond)
+        ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=cond,
+               color=CONTROL_GREY if cond == "control" else f"C{i}")
     ax.set_xticks(x, fates)
+    ax.set_xlabel("fate reached at the end of the trajectory")
     ax.set_ylabel("fraction of cells")
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=10)
@@ -68,95 +116,288 @@ def plot_fate_shift(fate_shift: dict[str, dict[str, float]], path: Path, *, titl
     return _save(fig, path)
 
 
-def plot_embedding(
-    coords: np.ndarray, labels: list[str], path: Path, *, title: str, xlabel: str = "PC1",
-    ylabel: str = "PC2",
-) -> Path:
-    """Scatter plot of cells in two dimensions, coloured by condition."""
+_MAX_CATEGORIES = 20
+_OTHER_COLOURS = ("#d5d8dc", "#f9e79f", "#d2b4de", "#a9dfbf")
+
+
+def _category_order(cats: list[str]) -> list[str]:
+    """Control first, then names (numbers in numeric order), then the "other …" groups."""
+    def key(c: str):
+        try:
+            return (c != "control", c.startswith("other"), 0, float(c), c)
+        except ValueError:
+            return (c != "control", c.startswith("other"), 1, 0.0, c)
+
+    return sorted(cats, key=key)
+
+
+def _category_colours(cats: list[str]) -> dict[str, Any]:
+    """Dark grey for control, pale colours for the "other …" groups, tab10 (tab20 beyond ten
+    named categories) for the rest."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    labels_arr = np.asarray(labels)
-    for lab in dict.fromkeys(labels):
-        sel = labels_arr == lab
-        ax.scatter(coords[sel, 0], coords[sel, 1], s=4, alpha=0.5, label=f"{lab} (n={sel.sum()})")
+    named = [c for c in cats if c != "control" and not c.startswith("other")]
+    cmap = plt.get_cmap("tab10" if len(named) <= 10 else "tab20")
+    out: dict[str, Any] = {}
+    others = iter(_OTHER_COLOURS)
+    for c in cats:
+        if c == "control":
+            out[c] = "#424949"
+        elif c.startswith("other"):
+            out[c] = next(others, "#d0d3d4")
+        else:
+            out[c] = cmap(named.index(c) % cmap.N)
+    return out
+
+
+def _scatter_categories(ax, coords: np.ndarray, labels, *, title: str, seed: int = 0) -> None:
+    """Cells coloured by a categorical label, with a legend (``n`` per category) beside the axes.
+
+    More than 20 categories keep the 19 largest; the rest become ``"other (k categories)"``.
+    The "other …" groups are drawn first, the named categories over them in a seeded random
+    order (so no named category hides another)."""
+    lab = np.asarray([str(v) for v in labels], dtype=object)
+    counts = pd.Series(lab).value_counts()
+    if len(counts) > _MAX_CATEGORIES:
+        keep = set(counts.index[: _MAX_CATEGORIES - 1])
+        other = f"other ({len(counts) - len(keep)} categories)"
+        lab = np.array([v if v in keep else other for v in lab], dtype=object)
+        counts = pd.Series(lab).value_counts()
+    cats = _category_order(list(counts.index))
+    colours = _category_colours(cats)
+    order = np.random.default_rng(seed).permutation(len(lab))
+    is_other = np.array([v.startswith("other") for v in lab[order]])
+    order = np.concatenate([order[is_other], order[~is_other]])
+    ax.scatter(coords[order, 0], coords[order, 1], s=3, alpha=0.8, linewidths=0,
+               c=[colours[v] for v in lab[order]])
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="", marker="o", ms=5, color=colours[c],
+                      label=f"{c} (n={counts[c]})") for c in cats]
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper center",
+              bbox_to_anchor=(0.5, -0.1), handletextpad=0.2, columnspacing=0.8,
+              ncol=1 if max(len(h.get_label()) for h in handles) > 24 else
+              min(4, int(np.ceil(len(cats) / 3))))
+    ax.set_title(title, fontsize=10)
+
+
+def _scatter_values(fig, ax, coords: np.ndarray, values: np.ndarray, *, title: str,
+                    label: str) -> None:
+    """Cells coloured by a value with a labelled colour bar (diverging, centred at 0, when the
+    values take both signs)."""
+    v = np.asarray(values, dtype=float)
+    finite = v[np.isfinite(v)]
+    if finite.size and finite.min() < 0 < finite.max():
+        lim = float(np.abs(finite).max())
+        kw = {"cmap": "coolwarm", "vmin": -lim, "vmax": lim}
+    else:
+        kw = {"cmap": "viridis"}
+    order = np.argsort(np.abs(np.nan_to_num(v)))  # strongest on top
+    sc = ax.scatter(coords[order, 0], coords[order, 1], c=v[order], s=3, linewidths=0, **kw)
+    from matplotlib.ticker import MaxNLocator
+
+    bar = fig.colorbar(sc, ax=ax, label=label, shrink=0.85, location="bottom", pad=0.12)
+    bar.locator = MaxNLocator(5)
+    bar.update_ticks()
+    ax.set_title(title, fontsize=10)
+
+
+def plot_cells(coords: np.ndarray, panels: dict[str, Any], path: Path, *, title: str,
+               embedding: str | None = "UMAP", values_label: str = "value") -> Path:
+    """Cells in two dimensions, one panel per colouring.
+
+    Parameters
+    ----------
+    coords
+        ``(n_cells, ≥2)`` coordinates; the first two columns are drawn.
+    panels
+        Panel title → per-cell values. Strings (condition, cluster, fate) are drawn as categories
+        with a legend; numbers (float) with a labelled colour bar (``values_label``).
+    path
+        PNG written.
+    title
+        Figure title.
+    embedding
+        Name of the embedding (``"X_joint_umap"``, ``"PCA"``): axis labels via
+        :func:`embedding_axis_labels`.
+    """
+    plt = _plt()
+    n = max(len(panels), 1)
+    ncol = min(n, 2)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 5.4 * nrow), squeeze=False)
+    xlabel, ylabel = embedding_axis_labels(embedding)
+    coords = np.asarray(coords, dtype=float)
+    for ax, (name, vals) in zip(axes.ravel(), panels.items(), strict=False):
+        arr = np.asarray(vals)
+        if arr.dtype.kind == "f":
+            _scatter_values(fig, ax, coords, arr, title=name, label=values_label)
+        else:
+            _scatter_categories(ax, coords, arr, title=name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(textwrap.fill(title, 90), fontsize=10)
+    return _save(fig, path)
+
+
+def plot_embedding(
+    coords: np.ndarray, labels: list[str], path: Path, *, title: str, xlabel: str = "PC 1",
+    ylabel: str = "PC 2",
+) -> Path:
+    """Scatter plot of cells in two dimensions, coloured by condition (legend with cell counts)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    _scatter_categories(ax, np.asarray(coords, dtype=float), labels, title=title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(frameon=False, fontsize=8, markerscale=3)
     return _save(fig, path)
 
 
 def plot_embedding_values(
     coords: np.ndarray, values: np.ndarray, path: Path, *, title: str, label: str,
-    xlabel: str = "PC1", ylabel: str = "PC2",
+    xlabel: str = "PC 1", ylabel: str = "PC 2",
 ) -> Path:
-    """Scatter plot of cells in two dimensions coloured by a value (diverging colour map)."""
+    """Scatter plot of cells in two dimensions coloured by a value (labelled colour bar)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    lim = float(np.nanmax(np.abs(values))) if len(values) else 1.0
-    sc = ax.scatter(coords[:, 0], coords[:, 1], c=values, s=4, cmap="coolwarm", vmin=-lim,
-                    vmax=lim)
-    fig.colorbar(sc, ax=ax, label=label)
+    _scatter_values(fig, ax, np.asarray(coords, dtype=float), values,
+                    title=textwrap.fill(title, 48), label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(textwrap.fill(title, 48), fontsize=9)
     return _save(fig, path)
 
 
 def plot_network(edges: list[dict], centre: list[str], path: Path, *, title: str) -> Path:
-    """The neighbourhood of ``centre`` genes: centre in the middle, neighbours on a circle,
-    arrows from regulator to target (red activation / positive weight, blue repression)."""
+    """The neighbourhood of ``centre`` genes as a signed, directed graph.
+
+    Centre genes sit in the middle, their neighbours on a circle. Each edge is one arrow from
+    regulator to target: red with an arrow head for a positive weight (activation), blue with a
+    bar head for a negative one (repression), width ∝ |weight|. A pair inferred in both directions
+    is drawn as two curved arrows, never as one double-headed line. A legend explains the
+    encoding.
+    """
+    from matplotlib.lines import Line2D
+
     plt = _plt()
     nodes = list(dict.fromkeys([*centre, *[e["source"] for e in edges], *[e["target"] for e in edges]]))
     others = [n for n in nodes if n not in centre]
-    pos = {c: (0.15 * i, 0.0) for i, c in enumerate(centre)}
+    pos = {c: (0.35 * (i - (len(centre) - 1) / 2), 0.0) for i, c in enumerate(centre)}
     for i, n in enumerate(others):
-        a = 2 * np.pi * i / max(len(others), 1)
+        a = np.pi / 2 - 2 * np.pi * i / max(len(others), 1)
         pos[n] = (np.cos(a), np.sin(a))
-    fig, ax = plt.subplots(figsize=(5.0, 5.0))
-    wmax = max([abs(e["weight"]) for e in edges] or [1.0]) or 1.0
-    for e in edges:
-        (x0, y0), (x1, y1) = pos[e["source"]], pos[e["target"]]
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={
-            "arrowstyle": "-|>", "color": "#c0392b" if e["weight"] > 0 else "#2471a3",
-            "lw": 0.5 + 2.5 * abs(e["weight"]) / wmax, "shrinkA": 12, "shrinkB": 12})
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    texts = {}
     for n, (x, y) in pos.items():
-        ax.scatter([x], [y], s=500 if n in centre else 250,
-                   color="#f4d03f" if n in centre else "#d5dbdb", zorder=3)
-        ax.text(x, y, n, ha="center", va="center", fontsize=7, zorder=4)
-    ax.set_xlim(-1.4, 1.4)
-    ax.set_ylim(-1.4, 1.4)
+        texts[n] = ax.text(x, y, n, ha="center", va="center", fontsize=8, zorder=4,
+                           fontweight="bold" if n in centre else "normal",
+                           bbox={"boxstyle": "round,pad=0.35", "lw": 0.6, "ec": "#555555",
+                                 "fc": "#f4d03f" if n in centre else "#e5e8e8"})
+    wmax = max([abs(e["weight"]) for e in edges] or [1.0]) or 1.0
+    pairs = {(e["source"], e["target"]) for e in edges}
+    for e in edges:
+        s, t = e["source"], e["target"]
+        if s == t:
+            continue
+        positive = e["weight"] > 0
+        both = (t, s) in pairs
+        style = "-|>,head_length=0.5,head_width=0.25" if positive else "|-|,widthA=0,widthB=0.35"
+        ax.annotate("", xy=pos[t], xytext=pos[s], zorder=2, arrowprops={
+            "arrowstyle": style, "color": UP if positive else DOWN,
+            "lw": 0.6 + 2.4 * abs(e["weight"]) / wmax, "shrinkA": 2, "shrinkB": 2,
+            "patchA": texts[s].get_bbox_patch(), "patchB": texts[t].get_bbox_patch(),
+            "connectionstyle": f"arc3,rad={0.18 if both else 0.0}"})
+    handles = [Line2D([], [], color=UP, lw=2, marker=">", ms=6, label="activates (positive weight)"),
+               Line2D([], [], color=DOWN, lw=2, marker="|", ms=9, mew=2,
+                      label="represses (negative weight)"),
+               Line2D([], [], color="#555555", lw=0.8, label="thin: weak"),
+               Line2D([], [], color="#555555", lw=3.0, label="thick: strong")]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2,
+              frameon=False, fontsize=8, title_fontsize=8,
+              title="arrow: regulator → target (inferred from co-expression;\n"
+                    "a pair inferred both ways is drawn as two arrows)")
+    ax.set_xlim(-1.3, 1.3)
+    ax.set_ylim(-1.25, 1.25)
+    ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 
-def plot_training(rows: list[dict], path: Path, *, title: str) -> Path:
-    """Mean episodic return per update, one colour per phase (TRPO, PPO)."""
+def plot_training(rows: list[dict], path: Path, *, title: str,
+                  validation: dict[str, float] | None = None, policy: str | None = None) -> Path:
+    """Training curve: the policy's error on its training perturbations per update, one colour per
+    phase (TRPO, PPO), with the validation error of the trained policy and of each baseline as
+    horizontal lines.
+
+    Parameters
+    ----------
+    rows
+        Training-log rows (``step``, ``phase``, ``episodic_return_mean`` = −MSE per cell).
+    validation
+        Model name → mean validation MSE (held-out perturbations), drawn as dashed lines.
+    policy
+        The name of the policy in ``validation`` (drawn in black).
+    """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    fig, ax = plt.subplots(figsize=(7.0, 4.8))
     for phase, colour in (("trpo", "#8e44ad"), ("ppo", "#16a085")):
         sel = [r for r in rows if r.get("phase") == phase]
         if sel:
-            ax.plot([float(r["step"]) for r in sel], [float(r["episodic_return_mean"]) for r in sel],
-                    marker="o", ms=3, color=colour, label=phase.upper())
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("mean episodic return (−MSE)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(frameon=False, fontsize=8)
+            ax.plot([float(r["step"]) for r in sel],
+                    [-float(r["episodic_return_mean"]) for r in sel], marker="o", ms=3,
+                    color=colour, label=f"{phase.upper()} phase: training error (with exploration noise)")
+    styles = iter([("#e67e22", "--"), ("#7f8c8d", "--"), ("#2e86c1", "--"), ("#95a5a6", ":")])
+    for name, mse in (validation or {}).items():
+        if mse is None or not np.isfinite(mse):
+            continue
+        if name == policy:
+            colour, ls, lab = "black", "-", f"policy, validation ({mse:.3g})"
+        else:
+            colour, ls = next(styles, ("#bdc3c7", ":"))
+            lab = f"{name}, validation ({mse:.3g})"
+        ax.axhline(mse, color=colour, ls=ls, lw=1.2, label=lab)
+    ax.set_xlabel("environment steps (cells seen)")
+    ax.set_ylabel("prediction error (MSE per gene,\nlower is better)")
+    ax.set_title(textwrap.fill(title, 80), fontsize=9)
+    ax.legend(frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     return _save(fig, path)
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
+    """One Markdown table cell: floats to ``digits`` decimals, a missing value (``None``, NaN) as
+    "–", ``|`` escaped (``\\|``) and line breaks flattened so the text cannot split or end the
+    row."""
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "–"
+    text = f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def _table(rows: list[dict], columns: list[str]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(_fmt(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return lines
+
+
+def table_cells(line: str) -> list[str]:
+    """The cells of one Markdown table row written by :func:`_table` (escaped ``\\|`` and
+    ``\\\\`` restored)."""
+    import re
+
+    body = line.strip()
+    body = body[1:] if body.startswith("|") else body
+    body = body[:-1] if body.endswith("|") and not body.endswith("\\|") else body
+    cells = re.split(r"(?<!\\)((?:\\\\)*)\|", body)
+    # re.split keeps the captured even runs of backslashes: glue them back to their cell
+    out, i = [], 0
+    while i < len(cells):
+        cell = cells[i] + (cells[i + 1] if i + 1 < len(cells) else "")
+        out.append(re.sub(r"\\(.)", r"\1", cell).strip())
+        i += 2
+    return out
 
 
 def render_markdown(result: dict) -> str:
@@ -234,7 +475,7 @@ def render_markdown(result: dict) -> str:
     if result.get("figures"):
         lines += ["## Figures", ""]
         for name, fname in result["figures"].items():
-            lines += [f"![{name}]({fname})", ""]
+            lines += [f"![{FIGURE_CAPTIONS.get(name, name)}]({fname})", ""]
     if result.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)
@@ -302,7 +543,7 @@ def render_html(markdown: str, out_dir: str | Path) -> str:
 
     for line in markdown.splitlines():
         if line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            cells = table_cells(line)
             if not all(set(c) <= {"-"} for c in cells):
                 rows.append(cells)
             continue

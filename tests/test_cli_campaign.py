@@ -12,7 +12,8 @@ CANDIDATES = ["STAT1", "IRF1", "JAK2", "TBX21", "GATA3", "STAT4"]
 
 
 def _table(text: str) -> pd.DataFrame:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    """The table at the top of ``next``'s output (it ends at the first blank line)."""
+    lines = text.split("\n\n")[0].splitlines()
     header = lines[0].split()
     rows = [ln.split(None, len(header) - 1) for ln in lines[1:]]
     return pd.DataFrame(rows, columns=header)
@@ -106,6 +107,30 @@ def test_report_rewrites_a_finished_run(finished_run, capsys):
     assert (finished_run / "report.json").is_file()
     # by run id under --root
     assert main(["report", finished_run.name, "--root", str(finished_run.parent)]) == 0
+    # rewriting is idempotent: the report agent is listed once, however often it is rewritten
+    import json
+
+    agents = [a["agent"] for a in json.loads((finished_run / "report.json").read_text())["agents"]]
+    assert agents.count("report") == 1
+    assert (finished_run / "report.md").read_text() == after
+
+
+def test_next_states_score_meaning_and_diversity_order():
+    from scagents.cli import format_proposals
+
+    df = pd.DataFrame({"round": 2, "rank": [1, 2, 3], "gene": ["A", "B", "C"],
+                       "score": [2.0, 1.0, 1.5], "uncertainty": 0.1,
+                       "rationale": "score = how strongly the policy favours the gene"})
+    text = format_proposals(df)
+    table, rest = text.split("\n\n")
+    assert "rationale" not in table.splitlines()[0] and len(table.splitlines()) == 4
+    assert "why: score = how strongly the policy favours the gene" in rest
+    assert "C (rank 3, score 1.5) comes before" not in rest
+    assert "B (rank 2, score 1) comes before C (rank 3, score 1.5)" in rest
+    in_order = format_proposals(df.assign(score=[3.0, 2.0, 1.0]))
+    assert "note:" not in in_order
+    mixed = format_proposals(df.assign(rationale=["a", "b", "c"]))
+    assert "rationale" in mixed.splitlines()[0] and "why:" not in mixed
 
 
 def test_report_unknown_run(tmp_path, capsys):

@@ -236,9 +236,45 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
     return [answer, trust, f"**Answered by:** {pol.method}, because {why}."]
 
 
+#: obs columns shown as the "fate / cell type" panel of the cell plot, first found wins
+_CELL_TYPE_KEYS = ("fate", "cell_type", "celltype", "cell_types", "seurat_annotations",
+                   "cell_label", "annotation")
+_CLUSTER_KEYS = ("leiden", "louvain", "cluster", "clusters")
+
+
+def _conditions(obs: pd.DataFrame, pert: dict, *, max_each: int = 8) -> list[str]:
+    """Per-cell condition for the cell plot: ``control``, the goal's perturbation ``pert`` and the
+    other perturbations — each by name when there are at most ``max_each``, else grouped by kind
+    (``"other knockouts (37 perturbations)"``)."""
+    n = len(obs)
+    labels = (obs["perturbation"].astype(str).to_numpy() if "perturbation" in obs
+              else np.full(n, "unknown", dtype=object))
+    ctrl = obs["is_control"].to_numpy(bool) if "is_control" in obs else labels == "control"
+    kind = (obs["perturbation_type"].astype(str).to_numpy() if "perturbation_type" in obs
+            else np.full(n, "perturbation", dtype=object))
+    goal_label = f"{'+'.join(pert['targets'])} {pert['kind']}"
+    if "target_genes" in obs:
+        is_goal = obs["target_genes"].astype(str).to_numpy() == "+".join(pert["targets"])
+        if "perturbation_type" in obs:
+            is_goal &= kind == pert["kind"]
+    else:
+        is_goal = labels == goal_label
+    is_goal &= ~ctrl
+    rest = ~ctrl & ~is_goal
+    out = np.where(ctrl, "control", np.where(is_goal, f"{goal_label} (held out)", labels))
+    out = out.astype(object)
+    if len(set(labels[rest])) > max_each:
+        n_kind = pd.Series(labels[rest]).groupby(kind[rest]).nunique()
+        out[rest] = [f"other {k}s ({n_kind[k]} perturbations)" for k in kind[rest]]
+    return [str(v) for v in out]
+
+
 def _embedding(state: RunState, data: DataSummary, integ: IntegrationSummary,
-               delta: pd.Series, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Cell coordinates and a per-cell predicted-effect score (signature score of the prediction)."""
+               delta: pd.Series, seed: int
+               ) -> tuple[np.ndarray, np.ndarray, str, dict[str, list[str]]]:
+    """Cell coordinates, a per-cell predicted-effect score (signature score of the prediction),
+    the embedding's name and the categorical colourings found in ``obs`` (condition, cluster,
+    fate / cell type)."""
     import mudata as md
 
     from scagents.data import lognormalize
@@ -259,7 +295,15 @@ def _embedding(state: RunState, data: DataSummary, integ: IntegrationSummary,
     d = delta.reindex(rna.var_names).fillna(0.0).to_numpy()
     z = (x - x.mean(0)) / (x.std(0) + 1e-9)
     score = z @ d / (np.abs(d).sum() + 1e-12)
-    return coords, score, how
+    obs = rna.obs
+    groups: dict[str, list[str]] = {"condition": _conditions(obs, data.perturbation)}
+    for title, keys in (("cluster", _CLUSTER_KEYS), ("fate (twin)" if data.truth_path
+                                                     else "cell type", _CELL_TYPE_KEYS)):
+        col = next((k for k in keys if k in obs or k in mdata.obs), None)
+        if col is not None:
+            vals = obs[col] if col in obs else mdata.obs[col]
+            groups[title] = [str(v) for v in vals.astype(str)]
+    return coords, score, how, groups
 
 
 def build_result(state: RunState) -> dict:
@@ -269,9 +313,11 @@ def build_result(state: RunState) -> dict:
     ``report.json`` whether or not the run was interrupted and resumed.
     """
     import scagents
+    from scagents.agents.policy import POLICY
     from scagents.report import (
+        embedding_axis_labels,
+        plot_cells,
         plot_effects,
-        plot_embedding_values,
         plot_fate_shift,
         plot_network,
         plot_training,
@@ -290,13 +336,16 @@ def build_result(state: RunState) -> dict:
               "perturbed_mean": float(r.perturbed_mean)} for g, r in pred.iterrows()
              if g not in data.inputs]  # model inputs are set, not responses
     figures: dict[str, str] = {}
-    figures["effects"] = plot_effects(genes, out / "effects.png",
+    figures["effects"] = plot_effects(genes, out / "effects.png", inputs=data.inputs,
                                       title=f"Predicted response to {label} ({pol.method})").name
-    coords, score, how = _embedding(state, data, integ, pred["delta"], opts.seed)
-    figures["embedding"] = plot_embedding_values(
-        coords, score, out / "embedding.png", label="predicted-effect score",
-        title=f"Cells ({how}) coloured by the predicted effect of {label}",
-        xlabel=f"{how} 1", ylabel=f"{how} 2").name
+    coords, score, how, groups = _embedding(state, data, integ, pred["delta"], opts.seed)
+    embedding_name = embedding_axis_labels(how)[0].rsplit(" ", 1)[0].replace("PC", "PCA")
+    figures["embedding"] = plot_cells(
+        coords, {**groups, f"predicted effect of {label}": np.asarray(score, dtype=float)},
+        out / "embedding.png", embedding=how,
+        values_label="resemblance to the predicted change\n(> 0: cell already shifted that way)",
+        title=f"{len(coords)} cells ({embedding_name}) by "
+              f"{', '.join(groups)} and the predicted effect").name
     if data.truth_fates:
         figures["fate_shift"] = plot_fate_shift(
             data.truth_fates, out / "fate_shift.png",
@@ -308,8 +357,11 @@ def build_result(state: RunState) -> dict:
                                                 f"{'+'.join(pert['targets'])}").name
     if pol.training_log and (out / pol.training_log).exists():
         rows = pd.read_csv(out / pol.training_log).to_dict("records")
-        figures["training"] = plot_training(rows, out / "training.png",
-                                            title="TRPO→PPO training (last attempt)").name
+        figures["training"] = plot_training(
+            rows, out / "training.png", policy=POLICY,
+            validation={k: v.get("mse") for k, v in pol.validation.items()},
+            title=f"TRPO→PPO training of the policy (last attempt); dashed: validation error on "
+                  f"{len(pol.validation_labels)} held-out perturbations").name
     notes = [n for n in (data.goal_note, held_out_sentence(pol, label, data.truth_path is not None),
                          pol.held_out_note) if n]
     if data.excluded:
@@ -377,6 +429,8 @@ def build_result(state: RunState) -> dict:
     result["headline"] = headline(result, pol, label, kind=pert["kind"], targets=own)
     agents = []
     for rec in state.get("log", []):
+        if rec["agent"] == "report":  # an earlier write of this report: listed once, below
+            continue
         files = {"data": data.path, "integration": integ.path or "-",
                  "network": net.edges_path or "-",
                  "policy": ", ".join(f for f in (pol.policy_path, pol.training_log,

@@ -290,7 +290,8 @@ class Designer:
         if len(measured) < 3 and prior is not None and self.name != "random":
             top = np.argsort(-prior[avail], kind="stable")[:batch]
             return pd.DataFrame({"index": avail[top], "score": prior[avail][top], "uncertainty": np.ones(batch),
-                                 "rationale": "expression prior (nothing measured yet)"})
+                                 "rationale": "expression prior (nothing measured yet): score = the gene's "
+                                              "standardised expression level (highly expressed genes first)"})
         if len(measured) < 3 or self.name == "random":
             pick = rng.choice(avail, size=batch, replace=False)
             return pd.DataFrame({"index": pick, "score": np.zeros(batch), "uncertainty": np.ones(batch),
@@ -373,13 +374,15 @@ class RidgeUCBDesigner(Designer):
                             address=self.address).fit(X[measured], rewards)
         mu, sd = ens.predict(X[avail])
         score = mu + self.beta * sd
-        why = f"ridge-ensemble UCB (mean + {self.beta:g}·sd)"
+        why = (f"score = hit-likeness predicted from the genes' features by a ridge ensemble + "
+               f"{self.beta:g} × its spread (optimistic: favours promising and unexplored genes); "
+               "uncertainty = that spread")
         if self.knn > 0:
             score = score + self.knn * knn_smooth(X, measured, rewards, avail)[0]
-            why += f" + {self.knn:g}·co-expression neighbours' mean reward"
+            why += f"; + {self.knn:g} × the mean hit-likeness of co-expressed measured genes"
         if self.group > 0 and self.groups is not None:
             score = score + self.group * group_smooth(self.groups, measured, rewards, avail)[0]
-            why += f" + {self.group:g}·group members' mean reward"
+            why += f"; + {self.group:g} × the mean hit-likeness of measured group members"
         return score, sd, why
 
 
@@ -404,7 +407,9 @@ class GPUCBDesigner(Designer):
         gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=0, n_restarts_optimizer=0)
         gp.fit(X[m], y)
         mu, sd = gp.predict(X[avail], return_std=True)
-        return mu + self.beta * sd, sd, f"GP UCB (mean + {self.beta:g}·sd)"
+        return mu + self.beta * sd, sd, (f"score = hit-likeness predicted by a Gaussian process + "
+                                         f"{self.beta:g} × its uncertainty (optimistic: favours "
+                                         "promising and unexplored genes)")
 
 
 @dataclass
@@ -417,7 +422,7 @@ class PolicyDesigner(Designer):
     (reward = their observed hit-likeness, standardised). The policy thus sees, for each candidate,
     the ridge posterior mean and sd, the co-expression neighbours' rewards, novelty and the prior,
     and learns its own exploration–exploitation trade-off. The trained policy's log-odds of
-    "propose" on each unmeasured candidate's state is its score (plus ``ucb_weight`` × the z-scored
+    "propose" on each unmeasured candidate's state, z-scored over the candidates, is its score (plus ``ucb_weight`` × the z-scored
     ridge UCB, when set); picks are greedy with a cosine-similarity penalty ``diversity``.
 
     Parameters
@@ -484,7 +489,8 @@ class PolicyDesigner(Designer):
         if len(measured) < 6:  # too little to train on: the ridge UCB the policy would see
             st = candidate_state(X, measured, rewards, avail, prior=prior, groups=self.groups, seed=seed)
             return _zscore(st[:, 0] + st[:, 1]), st[:, 1].astype(np.float64), \
-                "ridge UCB (fewer than 6 measurements: the policy is not trained yet)"
+                ("score = predicted hit-likeness + its spread (ridge ensemble, in SDs over the "
+                 "untested genes); fewer than 6 measurements, so the policy is not trained yet")
         env = self.training_env(X, measured, rewards, prior=prior, round_frac=round_frac, seed=seed)
         cfg = TrainConfig(**_small_config(TrainConfig, algo=self.algo, total_steps=self.total_timesteps,
                                           seed=seed % (1 << 30)))
@@ -497,10 +503,14 @@ class PolicyDesigner(Designer):
         with torch.no_grad():
             logp, _ = agent.dist_params(torch.as_tensor(obs))
         score = _zscore((logp[:, 1] - logp[:, 0]).numpy())
-        why = f"{self.algo} policy on the design env (log-odds of 'propose')"
+        algo = {"trpo_ppo": "TRPO→PPO", "ppo": "PPO", "trpo": "TRPO"}.get(self.algo, self.algo)
+        why = (f"score = how strongly the {algo} policy, trained on this campaign's measurements, "
+               "favours measuring the gene (in SDs above the average untested gene)")
         if self.ucb_weight:
             score = score + self.ucb_weight * _zscore(state[:, 0] + state[:, 1])
-            why += f" + {self.ucb_weight:g}·ridge UCB"
+            why += f" + {self.ucb_weight:g} × the ridge-ensemble optimistic estimate"
+        why += ("; uncertainty = spread of the ridge-ensemble prediction; picked in score order "
+                "with a penalty for expression similarity to earlier picks (diversity)")
         return score, state[:, 1].astype(np.float64), why
 
     def _select(self, X, avail, score, batch):

@@ -646,33 +646,97 @@ def list_campaigns(db_path: str | Path) -> list[str]:
         con.close()
 
 
+_OBJECTIVE_WORDS = {"abs": "|score − median| in robust SDs", "increase": "score above the median, in "
+                    "robust SDs", "decrease": "score below the median, in robust SDs"}
+
+
+HIT_THRESHOLD = 2.0
+"""Hit-likeness (robust SDs from the median) at which the campaign plot counts a gene as a hit."""
+
+
+def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels: int = 8):
+    """The campaign progress figure of a :func:`history` table (see :func:`plot_campaign`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.0), gridspec_kw={"width_ratios": [1.6, 1, 1]})
+    m = h[h["measured"].notna()].reset_index(drop=True)
+    rounds = sorted(int(r) for r in h["round"].unique()) or [0]
+    if len(m):
+        y = m["reward"].to_numpy(float)
+        x = m["round"].to_numpy(float) + np.random.default_rng(0).uniform(-0.15, 0.15, len(m))
+        axes[0].scatter(x, y, s=14, color="#5d6d7e", alpha=0.8, label="measured gene")
+        top = np.argsort(-y, kind="stable")[:n_labels]
+        axes[0].scatter(x[top], y[top], s=22, color="#c0392b", label=f"top {len(top)} (labelled)")
+        span = float(np.ptp(y)) or 1.0
+        placed: dict[int, list[float]] = {}
+        for i in sorted(top, key=lambda i: -y[i]):  # push a label down while it would overlap
+            r = int(m["round"].iloc[i])
+            ty = float(y[i])
+            while any(abs(ty - p) < 0.06 * span for p in placed.get(r, [])):
+                ty -= 0.06 * span
+            placed.setdefault(r, []).append(ty)
+            axes[0].annotate(str(m["gene"].iloc[i]), (x[i], y[i]), xytext=(r + 0.22, ty),
+                             fontsize=7, va="center",
+                             arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "#7f8c8d",
+                                         "shrinkA": 0, "shrinkB": 3})
+        axes[0].axhline(HIT_THRESHOLD, color="#c0392b", ls="--", lw=0.8,
+                        label=f"hit threshold ({HIT_THRESHOLD:g})")
+        axes[0].legend(frameon=False, fontsize=7, loc="best")
+        hits = (m.assign(hit=y >= HIT_THRESHOLD).groupby("round")["hit"].sum()
+                .reindex(rounds, fill_value=0).cumsum())
+        axes[1].step(hits.index, hits.to_numpy(), where="mid", color="#c0392b", marker="o")
+        axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[1].set_ylim(bottom=0)
+        per = m.loc[m.groupby("round")["reward"].idxmax(), ["round", "gene", "reward"]]
+        best = per.set_index("round")["reward"].cummax()
+        axes[2].plot(best.index, best.to_numpy(), marker="o", color="#c0392b")
+        axes[2].set_ylim(0, max(float(best.max()), HIT_THRESHOLD) * 1.15)
+        prev = -np.inf
+        for r, row in per.set_index("round").iterrows():
+            if best[r] > prev:  # this round set a new best: name the gene
+                prev = best[r]
+                axes[2].annotate(str(row["gene"]), (r, best[r]), xytext=(4, -10),
+                                 textcoords="offset points", fontsize=7)
+    else:
+        axes[0].text(0.5, 0.5, "no measurements yet", ha="center", transform=axes[0].transAxes)
+    ylabel = f"hit-likeness\n({_OBJECTIVE_WORDS.get(objective, objective)})"
+    axes[0].set(xlabel="round", ylabel=ylabel, title=f"{campaign}: every measured proposal")
+    axes[1].set(xlabel="round", ylabel=f"hits so far (hit-likeness ≥ {HIT_THRESHOLD:g})",
+                title="hits found")
+    axes[2].set(xlabel="round", ylabel="best hit-likeness so far",
+                title="best so far (label: the gene)")
+    for ax in axes:
+        ax.set_xlim(rounds[0] - 0.5, rounds[-1] + 0.5)
+        ax.set_xticks(rounds if len(rounds) <= 12 else
+                      [int(t) for t in MaxNLocator(integer=True).tick_values(rounds[0], rounds[-1])])
+    fig.tight_layout()
+    return fig
+
+
 def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
-    """Plot a campaign's progress to ``path`` (PNG): reward per measured proposal by round, and the
-    cumulative best reward.
+    """Plot a campaign's progress to ``path`` (PNG), rounds as integers: hit-likeness of every
+    measured proposal by round (the 8 best labelled with their gene, the hit threshold
+    :data:`HIT_THRESHOLD` dashed), the number of hits found so far, and the best hit-likeness so
+    far (labelled with the gene that set it).
 
     Returns
     -------
     pathlib.Path
         The written file.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
+    con = _connect(db_path)
+    try:
+        objective = _campaign_row(con, campaign)[3]
+    finally:
+        con.close()
+    fig = _campaign_figure(history(db_path, campaign), campaign, objective)
     import matplotlib.pyplot as plt
 
-    h = history(db_path, campaign)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    m = h[h["measured"].notna()]
-    if len(m):
-        axes[0].scatter(m["round"] + np.random.default_rng(0).uniform(-0.15, 0.15, len(m)), m["reward"], s=10)
-        best = m.groupby("round")["reward"].max().cummax()
-        axes[1].plot(best.index, best.to_numpy(), marker="o")
-    else:
-        axes[0].text(0.5, 0.5, "no measurements yet", ha="center", transform=axes[0].transAxes)
-    axes[0].set(xlabel="round", ylabel="reward (hit-likeness)", title=f"{campaign}: measured proposals")
-    axes[1].set(xlabel="round", ylabel="best reward so far", title="progress")
-    fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
     return out

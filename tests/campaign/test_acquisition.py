@@ -125,6 +125,9 @@ def test_policy_designer_trains_and_proposes(monkeypatch):
     picks = d.propose(X, measured, hit_likeness(scores[:60], "increase"), 12, round_index=1)
     assert len(picks) == 12 and picks["index"].min() >= 60 and picks["index"].is_unique
     assert np.isfinite(picks["score"]).all() and "policy" in picks["rationale"].iloc[0]
+    # plain words: what the score means, and that picks are spread out (no jargon)
+    why = picks["rationale"].iloc[0]
+    assert "log-odds" not in why and "score = " in why and "diversity" in why
     first = {k: v.clone() for k, v in d._weights.items()}
     # warm start: the next round's train() gets the stored weights as init_policy
     import scagents.policies as pol

@@ -72,6 +72,33 @@ def test_round_ingest_history(db, tmp_path):
     assert out.stat().st_size > 1000
 
 
+def test_campaign_plot_integer_rounds_and_labelled_hits(db, tmp_path):
+    from scagents.campaign.ledger import HIT_THRESHOLD, _campaign_figure
+
+    for rnd in range(3):
+        p = propose_round(db, "c1", batch=6, designer="random", seed=rnd)
+        vals = [10.0 * (rnd + 1) if i == 0 else 0.1 * i for i in range(len(p))]  # one clear hit
+        ingest(db, "c1", _write(tmp_path / f"r{rnd}.csv", "gene,score\n" + "".join(
+            f"{g},{v}\n" for g, v in zip(p["gene"], vals, strict=True))))
+    h = history(db, "c1")
+    fig = _campaign_figure(h, "c1", "abs", n_labels=4)
+    scatter, hits, best = fig.axes
+    for ax in fig.axes:
+        assert list(ax.get_xticks()) == [0, 1, 2] and ax.get_xlabel() == "round"
+    top = h.sort_values("reward", ascending=False)["gene"].head(4).tolist()
+    assert sorted(t.get_text() for t in scatter.texts) == sorted(top)
+    assert "robust SDs" in scatter.get_ylabel()
+    # one hit per round: the count of hits so far reads 1, 2, 3
+    n_hits = (h.groupby("round")["reward"].apply(lambda r: int((r >= HIT_THRESHOLD).sum()))
+              .cumsum().tolist())
+    assert list(hits.lines[0].get_ydata()) == n_hits == [1, 2, 3]
+    # the best-so-far panel names the gene of each new best
+    assert len(best.texts) == 3
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def test_unknown_campaign_and_goal_mismatch(db):
     with pytest.raises(CampaignError, match="No campaign"):
         propose_round(db, "nope", batch=4, designer="random")
