@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 from datetime import UTC, datetime
@@ -26,6 +25,8 @@ def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
     """Write ``results/<name>.json`` and ``results/<name>.md``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     js, md = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
-    js.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=str))
-    md.write_text(markdown)
+    from scagents._atomic import write_json, write_text  # strict JSON (NaN → null), atomic
+
+    write_json(js, {"machine": machine(), **payload}, indent=2)
+    write_text(md, markdown)
     return js, md

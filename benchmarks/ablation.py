@@ -296,6 +296,8 @@ def render_verdicts(name: str) -> int:
     per-split scores and summaries, with the current :func:`verdict` — numbers are not recomputed."""
     import json
 
+    from scagents._atomic import write_json
+
     js, mdp = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
     payload = json.loads(js.read_text())
     md = mdp.read_text()
@@ -313,7 +315,7 @@ def render_verdicts(name: str) -> int:
         begin = md.index("\n\n", start) + 2
         end = md.index("\n\nWall time", begin)
         md = md[:begin] + "\n".join(f"- {line}" for line in lines) + md[end:]
-    js.write_text(json.dumps(payload, indent=2, default=str))
+    write_json(js, payload, indent=2)  # strict JSON (NaN → null), atomic
     mdp.write_text(md)
     print(md)
     return 0

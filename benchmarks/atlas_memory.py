@@ -31,6 +31,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,7 +133,8 @@ def child(path: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
-    ap.add_argument("--dir", default="/tmp/scagents_atlas", help="where the generated files go")
+    ap.add_argument("--dir", default=None,
+                    help="where the generated files go (default: a new temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -144,7 +146,8 @@ def main() -> None:
 
     from scagents.data.backed import write_synthetic_atlas
 
-    folder = Path(args.dir)
+    # a fresh private folder by default: a fixed /tmp name could be pre-created by another user
+    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="scagents_atlas_"))
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     load_before = _load()

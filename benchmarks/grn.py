@@ -29,6 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scagents._atomic import write_json  # noqa: E402
 from scagents.grn import infer_network, network_edges  # noqa: E402
 from scagents.metrics import auprc_ratio, early_precision_ratio  # noqa: E402
 
@@ -274,7 +275,7 @@ def main(rerun_arboreto: bool = False) -> None:
     results["scale"] = scale(DEFAULT)
     print(results["scale"], flush=True)
     results["verdict"] = v = _verdict(results)
-    (RESULTS / "grn.json").write_text(json.dumps(results, indent=2, default=float))
+    write_json(RESULTS / "grn.json", results, indent=2)  # strict JSON (NaN → null), atomic
 
     lines = ["# GRN benchmark", "",
              "BEELINE metrics (Pratapa et al. 2020): AUPRC ratio and early precision ratio (EPR), directed, "

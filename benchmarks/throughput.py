@@ -213,7 +213,7 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
     from scagents.envs.response import PerturbationResponseEnv, PerturbationResponseVecEnv
 
     with open(task_path, "rb") as fh:
-        task = pickle.load(fh)
+        task = pickle.load(fh)  # noqa: S301 - the parent process wrote this temporary file
     evaluator = Evaluator(task)
     n_envs = row["n_envs"]
     if row["lib"] == "ours":

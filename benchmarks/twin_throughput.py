@@ -14,7 +14,6 @@ Writes ``benchmarks/results/twin_throughput.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -26,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scagents._atomic import write_json  # noqa: E402
 from scagents.perturbation import Perturbation  # noqa: E402
 from scagents.twin import initial_states, load_model, run_dynamics, simulate  # noqa: E402
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "twin_throughput.json").write_text(json.dumps(result, indent=2))
+    write_json(args.out / "twin_throughput.json", result, indent=2)  # strict JSON, atomic
     lines = ["# Digital-twin throughput", "",
              f"numpy {np.__version__}, Python {platform.python_version()}, single process.", "",
              "| model | genes | cells | steps | median s | cell-steps/s | steps/s |",

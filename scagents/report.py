@@ -7,7 +7,6 @@ computed. Plots use matplotlib's non-interactive Agg backend.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from scagents._atomic import atomic_path, write_json, write_text
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
@@ -46,7 +47,8 @@ def _plt():
 def _save(fig, path: Path) -> Path:
     """Lay out, write (120 dpi) and close a figure; returns ``path``."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
     _plt().close(fig)
     return path
 
@@ -585,27 +587,15 @@ def write_report(result: dict, out_dir: str | Path, *, html: bool = False) -> di
     out.mkdir(parents=True, exist_ok=True)
     md = out / REPORT_MD
     js = out / REPORT_JSON
-    # write to temporary names first so an interrupted run never leaves half a report
-    tmp_md, tmp_js = md.with_suffix(".md.tmp"), js.with_suffix(".json.tmp")
-    tmp_md.write_text(render_markdown(result))
-    tmp_js.write_text(json.dumps(result, indent=2, default=_json_default))
-    tmp_md.replace(md)
-    tmp_js.replace(js)
+    # each file is written atomically, so an interrupted run never leaves half a report; the JSON is
+    # strict (NaN / infinity written as null)
+    write_text(md, render_markdown(result))
+    write_json(js, result, indent=2)
     paths = {"markdown": md, "json": js}
     if html:
         page = out / REPORT_HTML
-        tmp = page.with_suffix(".html.tmp")
-        tmp.write_text(render_html(md.read_text(), out))
-        tmp.replace(page)
+        write_text(page, render_html(md.read_text(), out))
         paths["html"] = page
     return paths
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj)}")

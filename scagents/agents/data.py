@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scagents._atomic import atomic_path
 from scagents.agents.state import AgentRecord, DataSummary, RunOptions, RunState
 from scagents.data import write as write_data
 from scagents.errors import ScagentsError
@@ -83,7 +84,8 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
     truth["activity_delta"] = pd.Series(act[goal_cells].mean(0) - act[ctrl].mean(0),
                                         index=tmp.var_names)
     truth["is_input"] = [g in net.inputs for g in truth.index]
-    truth.round(8).to_csv(out / TRUTH_FILE)
+    with atomic_path(out / TRUTH_FILE) as part:
+        truth.round(8).to_csv(part)
     fates = tmp.obs["fate"].astype(str)
     fate_shift = {"control": _fractions(fates[ctrl]), pert.label: _fractions(fates[goal_cells])}
     mdata.uns.pop("twin_perturbations", None)

@@ -18,7 +18,6 @@ is appended to ``<run>/agents.log`` (JSON lines with its key figures).
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from langgraph.graph import END, START, StateGraph
 
+from scagents._atomic import dumps
 from scagents.agents.data import data_agent
 from scagents.agents.integration import integration_agent
 from scagents.agents.network import network_agent
@@ -60,7 +60,7 @@ class RunNotFoundError(ScagentsError, FileNotFoundError):
 def _log_event(state: RunState, record: dict) -> None:
     path = Path(state["out_dir"]) / AGENT_LOG
     with path.open("a") as fh:
-        fh.write(json.dumps(record, default=str) + "\n")
+        fh.write(dumps(record) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -13,6 +13,7 @@ from scagents.agents.state import (
     RunOptions,
     RunState,
 )
+from scagents.data import write as write_data
 
 __all__ = ["integration_agent", "INTEGRATED_FILE"]
 
@@ -61,9 +62,7 @@ def integration_agent(state: RunState, *, max_cells: int = 2000, umap: bool = Tr
                             if k in mdata.obsm), None)
                 clusters = next((c for c in mdata.obs.columns if c in ("leiden", "cluster",
                                                                        "clusters")), None)
-                tmp = out / (INTEGRATED_FILE + ".tmp")
-                mdata.write(str(tmp))
-                tmp.replace(out / INTEGRATED_FILE)
+                write_data(mdata, out / INTEGRATED_FILE)
                 s = IntegrationSummary(
                     status="done", path=INTEGRATED_FILE, embedding_key=key,
                     n_clusters=int(mdata.obs[clusters].nunique()) if clusters else None)

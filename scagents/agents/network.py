@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scagents._atomic import atomic_path
 from scagents.agents.state import AgentRecord, DataSummary, NetworkSummary, RunState
 
 __all__ = ["network_agent", "EDGES_FILE", "neighbourhood"]
@@ -96,10 +97,10 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
                 raise ValueError("infer_network returned no edge table and grn.network_edges is missing")
             edges = _edges_table(edges)
             if hasattr(grn, "network_matrix"):
-                grn.network_matrix(ctrl).to_csv(out / MATRIX_FILE)
-            tmp = out / (EDGES_FILE + ".tmp")
-            edges.to_csv(tmp, index=False)
-            tmp.replace(out / EDGES_FILE)
+                with atomic_path(out / MATRIX_FILE) as tmp:
+                    grn.network_matrix(ctrl).to_csv(tmp)
+            with atomic_path(out / EDGES_FILE) as tmp:
+                edges.to_csv(tmp, index=False)
             used = (ctrl.uns.get("scagents", {}).get("grn", {}).get("params", {}).get("method")
                     or method or "default")
             s = NetworkSummary(status="done", method=str(used), edges_path=EDGES_FILE,

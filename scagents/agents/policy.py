@@ -24,7 +24,6 @@ the goal's perturbation changes most, plus the disagreement between the availabl
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scagents._atomic import atomic_path, jsonable
 from scagents.agents.state import (
     AgentRecord,
     DataSummary,
@@ -423,7 +423,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
                                                     == np.sign(obs[top])))
     df = df.reindex(df["delta"].abs().sort_values(ascending=False).index)
     df.index.name = "gene"
-    df.round(8).to_csv(ctx.out / PREDICTION_FILE)
+    with atomic_path(ctx.out / PREDICTION_FILE) as tmp:
+        df.round(8).to_csv(tmp)
 
     # model inputs (fixed milieu signals on the twin) are set, not responding: never listed
     listed = df[~df.index.isin(ctx.data.inputs)]
@@ -593,6 +594,5 @@ def _out(agent: str, s: PolicySummary, extra: dict | None = None) -> dict:
         figures["goal_pearson"] = s.evaluation.get("pearson")
     figures.update(extra or {})
     rec = AgentRecord(agent=agent, status=s.status,
-                      summary=s.reason or f"predicted with {s.method}", figures=json.loads(
-                          json.dumps(figures, default=float)))
+                      summary=s.reason or f"predicted with {s.method}", figures=jsonable(figures))
     return {"policy": s.model_dump(), "log": [rec.model_dump()]}

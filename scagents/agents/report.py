@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scagents._atomic import write_text
 from scagents.agents.policy import MIN_LISTED
 from scagents.agents.state import (
     AgentRecord,
@@ -464,7 +465,7 @@ def report_agent(state: RunState) -> dict:
         reason = state.get("stop_reason") or "no prediction was made"
         text = (f"# scagents report: stopped\n\n**Goal:** {state['options']['goal']}\n\n"
                 f"The run stopped: {reason}\n")
-        (out / "report.md").write_text(text)
+        write_text(out / "report.md", text)
         s = ReportSummary(status="done", files={"markdown": "report.md"})
     else:
         paths = write_report(build_result(state), out, html=True)

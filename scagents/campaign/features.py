@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from scagents._atomic import atomic_path
 from scagents.errors import DataError, DataFileError
 
 __all__ = ["gene_embedding", "combine_features", "align_features", "pbmc_gene_features",
            "default_data_dir", "cache_dir", "PBMC_SOURCES", "expression_prior", "T_CELL_COLUMNS",
-           "symbol_families"]
+           "symbol_families", "write_frame_cache", "read_frame_cache"]
 
 #: Kang 2018 cell types used by :func:`expression_prior` (T lymphocytes, the cells of the Schmidt screens).
 T_CELL_COLUMNS = ("kang__type_CD4 Naive T", "kang__type_CD4 Memory T", "kang__type_CD8 T", "kang__type_T activated")
@@ -228,19 +230,49 @@ def pbmc_gene_features(
         raise DataFileError(f"None of the PBMC expression sets {[p for _, p, _, _ in sources]} is under {root}.")
     key = hashlib.sha256(repr([(n, str(p), p.stat().st_size, g, c) for n, p, g, c in files]
                               + [n_components, 1]).encode()).hexdigest()[:16]
-    cpath = cache_dir() / f"campaign_features_{key}.pkl"
+    cpath = cache_dir() / f"campaign_features_{key}.npz"
     if use_cache and cpath.exists():
-        return pd.read_pickle(cpath)
+        return read_frame_cache(cpath)
     parts = {}
     for name, path, groupby, contrast in files:
         adata = ad.read_h5ad(path)
         parts[name] = gene_embedding(adata, n_components=n_components, groupby=groupby, contrast=contrast)
     out = combine_features(parts)
     if use_cache:
-        tmp = cpath.with_suffix(f".{os.getpid()}.tmp")
-        out.to_pickle(tmp)
-        os.replace(tmp, cpath)
+        write_frame_cache(out, cpath)
     return out
+
+
+def write_frame_cache(df: pd.DataFrame, path: str | Path) -> Path:
+    """Cache a numeric DataFrame as ``.npz`` (values, index, columns; no pickles), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, values=df.to_numpy(np.float64), index=np.asarray(df.index.astype(str), dtype=str),
+                 columns=np.asarray(df.columns.astype(str), dtype=str),
+                 index_name=np.asarray(str(df.index.name or ""), dtype=str))
+    return Path(path)
+
+
+def read_frame_cache(path: str | Path) -> pd.DataFrame:
+    """Read a cache written by :func:`write_frame_cache`, never unpickling anything.
+
+    Raises
+    ------
+    DataFileError
+        The file is not such a cache (truncated, or holding pickled objects); delete it and the
+        features are computed again.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            values, index, columns = z["values"], z["index"], z["columns"]
+            name = str(z["index_name"]) if "index_name" in z else ""
+        return pd.DataFrame(values.astype(np.float64, copy=False),
+                            index=pd.Index(index.astype(str), name=name or None),
+                            columns=columns.astype(str))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        msg = " ".join(str(exc).split())[:120]
+        raise DataFileError(f"The feature cache {str(path)!r} is not a valid scagents cache "
+                            f"({type(exc).__name__}: {msg}); delete it and the features are "
+                            "computed again.") from None
 
 
 def expression_prior(features: pd.DataFrame, *, columns: Sequence[str] | None = None,

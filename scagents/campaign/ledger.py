@@ -737,6 +737,9 @@ def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     out = Path(path)
-    fig.savefig(out, dpi=110)
+    from scagents._atomic import atomic_path
+
+    with atomic_path(out) as tmp:  # a killed process never leaves half a plot
+        fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
     return out

@@ -14,6 +14,7 @@ import pandas as pd
 
 from scagents.campaign.acquisition import Designer, hit_likeness
 from scagents.campaign.features import default_data_dir
+from scagents.data import read_hits
 from scagents.errors import DataFileError
 
 __all__ = ["Screen", "load_screen", "SCREENS", "run_retrospective"]
@@ -39,7 +40,8 @@ def load_screen(name: str, data_dir: str | Path | None = None) -> Screen:
     Raises
     ------
     DataFileError
-        If a file is missing.
+        If a file is missing, or the hit list is not a plain string array (pickled object arrays
+        are refused, see :func:`scagents.data.load_npy`).
     """
     import json
 
@@ -55,7 +57,7 @@ def load_screen(name: str, data_dir: str | Path | None = None) -> Screen:
     genes = df.iloc[:, 0].astype(str).str.upper()
     scores = pd.Series(pd.to_numeric(df.iloc[:, 1], errors="coerce").to_numpy(), index=genes, name=name)
     scores = scores[~scores.index.duplicated()].dropna()
-    hits = frozenset(str(g).upper() for g in np.load(tm, allow_pickle=True)) & set(scores.index)
+    hits = frozenset(g.upper() for g in read_hits(tm)) & set(scores.index)
     tpath = sdir / f"task_{name}.json"
     task = json.loads(tpath.read_text()) if tpath.exists() else {}
     return Screen(name, scores, hits, task)

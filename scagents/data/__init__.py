@@ -20,6 +20,7 @@ import mudata as md
 from .io import (
     RNA_MODALITY_NAMES,
     DataFileNotFoundError,
+    load_npy,
     read,
     read_beeline,
     read_csv_expression,
@@ -65,6 +66,7 @@ __all__ = [
     "read",
     "read_beeline",
     "read_csv_expression",
+    "load_npy",
     "read_hits",
     "read_network",
     "read_screen",

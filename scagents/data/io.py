@@ -23,10 +23,12 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
+from scagents._atomic import atomic_path
 from scagents.errors import DataError, DataFileError, ModalityError
 
 __all__ = [
     "DataFileNotFoundError",
+    "load_npy",
     "read",
     "read_beeline",
     "read_csv_expression",
@@ -311,7 +313,7 @@ def _read_mtx_dir(folder: Path) -> ad.AnnData:
 
         try:
             return sc.read_10x_mtx(folder)
-        except Exception:  # fall back to the plain reader below, which explains problems
+        except Exception:  # noqa: S110 - deliberate: the plain reader below explains the problem
             pass
 
     try:
@@ -379,8 +381,12 @@ def read_csv_expression(
     name = path.name.lower().removesuffix(".gz")
     if sep is None:
         sep = "\t" if name.endswith((".tsv", ".txt", ".tab")) else ","
-    with _open_text(path) as fh:
-        header = next(csv.reader(fh, delimiter=sep), None)
+    try:
+        with _open_text(path) as fh:
+            header = next(csv.reader(fh, delimiter=sep), None)
+    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as exc:
+        raise DataFileError(f"{str(path)!r} is not a text table ({_short(exc)}); give a CSV/TSV "
+                            "file (optionally gzipped).") from None
     if not header or len(header) < 2:
         raise DataFileError(
             f"{str(path)!r} has no usable header row (need row names in the first column and one "
@@ -521,6 +527,9 @@ def read_screen(path: PathLike, *, duplicates: Literal["mean", "first", "error"]
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError as exc:
         raise DataFileError(f"{str(path)!r} has no rows; it needs a Gene,Score header and one row per gene.") from exc
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DataFileError(f"{str(path)!r} is not a readable CSV/TSV table ({_short(exc)}); it "
+                            "needs a Gene,Score header and one row per gene.") from None
     lower = {str(c).strip().lower(): c for c in table.columns}
     gene_col = next((lower[k] for k in ("gene", "genes", "gene_symbol", "symbol", "id") if k in lower), None)
     score_col = next((lower[k] for k in ("score", "scores", "lfc", "log2fc", "value", "effect") if k in lower), None)
@@ -561,14 +570,61 @@ def read_screen(path: PathLike, *, duplicates: Literal["mean", "first", "error"]
     return out
 
 
+def load_npy(path: PathLike, what: str = "array") -> np.ndarray:
+    """Read a ``.npy`` file without unpickling anything.
+
+    Object arrays (``dtype=object``) are stored as pickles, and unpickling runs code chosen by whoever
+    wrote the file; they are refused. Strings saved as a fixed-width string array (``'<U…'``, what
+    ``numpy.save(path, np.array(genes, dtype=str))`` writes) load normally.
+
+    Parameters
+    ----------
+    path
+        The ``.npy`` file.
+    what
+        What the file holds, for the messages (``"hit list"``…).
+
+    Raises
+    ------
+    DataFileError
+        The file is not a ``.npy`` array, is truncated, or holds pickled Python objects.
+    """
+    path = Path(path).expanduser()
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)(fh)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise DataFileError(f"{str(path)!r} is not a readable .npy {what} "
+                            f"({_short(exc)}); re-create it with numpy.save.") from None
+    if header[2].hasobject:
+        raise DataFileError(
+            f"{str(path)!r} holds pickled Python objects (dtype=object), which scagents never loads "
+            f"(unpickling can run code); re-save the {what} as strings: "
+            "numpy.save(path, numpy.asarray(values, dtype=str)), or use a text file with one "
+            "value per line.")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataFileError(f"{str(path)!r} is not a readable .npy {what} "
+                            f"({_short(exc)}); re-create it with numpy.save.") from None
+
+
+def _short(exc: BaseException, limit: int = 120) -> str:
+    """An exception's message on one line, at most ``limit`` characters."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    return msg if len(msg) <= limit else msg[: limit - 1] + "…"
+
+
 def read_hits(path: PathLike) -> list[str]:
     """Read a screen hit list (``topmovers_*.npy``: a NumPy array of gene symbols, or a text file).
 
     Parameters
     ----------
     path
-        ``.npy`` array of strings (loaded with ``allow_pickle=True`` for object arrays) or a text
-        file with one gene per line.
+        ``.npy`` array of strings (read by :func:`load_npy`, which refuses pickled object arrays) or
+        a text file with one gene per line.
 
     Returns
     -------
@@ -577,11 +633,7 @@ def read_hits(path: PathLike) -> list[str]:
     path = Path(path).expanduser()
     _check_path(path, "hit list")
     if path.suffix.lower() == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=True)
-        except Exception as exc:
-            raise DataFileError(f"{str(path)!r} is not a readable .npy array ({exc}); re-create it with numpy.save.") from exc
-        genes = [str(g) for g in np.ravel(arr)]
+        genes = [str(g) for g in np.ravel(load_npy(path, "hit list"))]
     else:
         with open(path) as fh:
             genes = [line.strip() for line in fh if line.strip()]
@@ -593,18 +645,18 @@ def read_hits(path: PathLike) -> list[str]:
 def write(obj: ad.AnnData | md.MuData, path: str | Path) -> Path:
     """Write an AnnData (``.h5ad``) or MuData (``.h5mu``) atomically.
 
-    The object is written to ``<path>.tmp`` and then renamed, so a process killed while writing never
-    leaves half a file at ``path`` (an earlier file there stays intact until the rename).
+    The object is written to a temporary file beside ``path`` and then renamed
+    (:func:`scagents._atomic.atomic_path`), so a process killed while writing never leaves half a
+    file at ``path`` (an earlier file there stays intact until the rename).
 
     Returns
     -------
     The path written.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if hasattr(obj, "mod"):
-        obj.write(str(tmp))
-    else:
-        obj.write_h5ad(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        if hasattr(obj, "mod"):
+            obj.write(str(tmp))
+        else:
+            obj.write_h5ad(tmp)
     return path

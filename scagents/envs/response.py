@@ -349,7 +349,8 @@ class ResponseTask:
         train = self.subset(train_idx, refit_embedding=True)
         held = self.subset(test_idx, refit_embedding=False)
         held.embedding = train.embedding
-        assert not set(train.labels) & set(held.labels), "held-out perturbation leaked into training"
+        if set(train.labels) & set(held.labels):  # an invariant, kept under python -O
+            raise RuntimeError("held-out perturbation leaked into training")
         return train, held
 
     # ------------------------------------------------------------------------------ builders

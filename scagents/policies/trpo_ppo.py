@@ -43,7 +43,6 @@ Speed (nothing here changes what is computed for the update itself)
 from __future__ import annotations
 
 import csv
-import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -57,6 +56,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import nn
 
+from scagents._atomic import atomic_path, write_json
 from scagents.errors import ScagentsError
 from scagents.policies.networks import ActorCritic, SpaceError
 from scagents.policies.rollout import RolloutBuffer, VecEnvRunner, as_vector_env
@@ -223,11 +223,9 @@ class TrainingLog:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() == ".json":
-            clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                     for r in self.rows]
-            path.write_text(json.dumps(clean, indent=1))
+            write_json(path, self.rows)
         elif path.suffix.lower() == ".csv":
-            with path.open("w", newline="") as fh:
+            with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=list(LOG_COLUMNS))
                 writer.writeheader()
                 writer.writerows(self.rows)
@@ -764,7 +762,8 @@ def save(policy: ActorCritic, path: str | Path, config: TrainConfig | None = Non
         "value_dim": int(policy.value_dim),
         "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
     }
-    torch.save(payload, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

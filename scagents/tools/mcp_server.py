@@ -25,6 +25,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from scagents.tools.tools import ToolSettings, make_tools
+from scagents.tools.workspace import cap
 
 __all__ = ["build_server", "serve", "INSTRUCTIONS"]
 
@@ -68,7 +69,7 @@ def build_server(workdir: str | Path, *, settings: ToolSettings | None = None,
     async def on_call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         tool = tools.get(params.name)
         if tool is None:
-            text = (f"error: there is no tool named {params.name!r}. fix: use one of "
+            text = (f"error: there is no tool named {cap(params.name, 60)!r}. fix: use one of "
                     f"{', '.join(sorted(tools))}.")
         else:
             args = dict(params.arguments or {})

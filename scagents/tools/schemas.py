@@ -85,7 +85,7 @@ class SimulatePerturbation(_Args):
     model: str = Field("th", description="Twin model: 'th' (T-helper, Mendoza 2006) or 'krumsiek11'.")
     n_cells: int | None = Field(None, ge=10, le=20000, description="Cells per condition "
                                 "(default: the tool server's setting).")
-    seed: int = Field(0, ge=0, description="Random seed.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Random seed (0 ≤ seed < 2**32).")
 
     @field_validator("targets")
     @classmethod
@@ -104,7 +104,7 @@ class TrainPolicy(_Args):
     total_steps: int | None = Field(None, ge=256, le=2_000_000, description="Environment steps "
                                     "(default: the tool server's setting).")
     algo: Literal["trpo_ppo", "ppo", "trpo"] = Field("trpo_ppo", description="Optimiser.")
-    seed: int = Field(0, ge=0, description="Random seed.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Random seed (0 ≤ seed < 2**32).")
 
     @field_validator("holdout")
     @classmethod
@@ -125,7 +125,7 @@ class PredictPerturbation(_Args):
     control_labels: list[str] | None = Field(None, description="Labels of control cells.")
     n_cells: int | None = Field(None, ge=10, le=20000, description="Cells simulated per condition "
                                 "on the twin (default: the tool server's setting).")
-    seed: int = Field(0, ge=0, description="Random seed.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Random seed (0 ≤ seed < 2**32).")
 
     @field_validator("targets")
     @classmethod
@@ -148,7 +148,7 @@ class RecommendPerturbations(_Args):
                                         "(instead of `candidates`).")
     designer: Literal["policy", "ridge_ucb", "gp_ucb", "random"] = Field(
         "ridge_ucb", description="Campaign designer.")
-    seed: int = Field(0, ge=0, description="Random seed.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Random seed (0 ≤ seed < 2**32).")
 
     @field_validator("candidates")
     @classmethod

@@ -30,8 +30,12 @@ tool                       wraps
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +44,7 @@ import pandas as pd
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, ValidationError
 
+from scagents._atomic import atomic_path, write_json
 from scagents.data import write as write_data
 from scagents.errors import ScagentsError
 from scagents.tools import schemas as S
@@ -126,6 +131,42 @@ class Toolkit:
         self.ws = Workspace(workdir)
         self.settings = settings or ToolSettings()
 
+    def _model(self, name: str) -> str:
+        """A shipped twin model's name, or the path of a model file inside the workspace.
+
+        A model named by a path goes through the workspace sandbox like every other path.
+        """
+        from scagents.twin import list_models, shipped_model
+
+        key = shipped_model(name)
+        if key is not None:
+            return key
+        path = self.ws.resolve(name, what="model file")
+        if not path.is_file():
+            raise ToolRunError(
+                f"No shipped model or model file named {name!r}: shipped models are "
+                f"{', '.join(list_models())} (also 'th'); a model file must be inside the working "
+                "directory.")
+        return str(path)
+
+    @contextlib.contextmanager
+    def _ledger(self) -> Iterator[Path]:
+        """The campaign ledger; a failed call that created it removes it again (no stray file)."""
+        path = self.ws.ledger
+        existed = os.path.lexists(path)
+        try:
+            yield path
+        except BaseException:
+            if not existed:
+                for suffix in ("", "-journal", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            raise
+
+    def _write_csv(self, df: pd.DataFrame, path: Path, **kwargs) -> Path:
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, **kwargs)
+        return path
+
     # ------------------------------------------------------------------------------ load_data
     def load_data(self, a: S.LoadData) -> dict:
         from scagents.data import load, rna_modality
@@ -194,8 +235,8 @@ class Toolkit:
         stem = f"{src.name.split('.')[0]}_{a.method}"
         e_path = self.ws.new_file("networks", f"{stem}_edges", ".csv")
         m_path = e_path.with_name(e_path.name.replace("_edges", "_matrix"))
-        edges.to_csv(e_path, index=False)
-        network_matrix(rna).to_csv(m_path)
+        self._write_csv(edges, e_path, index=False)
+        self._write_csv(network_matrix(rna), m_path)
 
         def rows(df: pd.DataFrame) -> list[dict]:
             return [{"source": r.source, "target": r.target, "weight": round(float(r.weight), 4)}
@@ -218,7 +259,7 @@ class Toolkit:
         from scagents.pipeline import MAX_PADJ, MIN_EFFECT, gene_effects
         from scagents.twin import load_model, simulate
 
-        net = load_model(a.model)
+        net = load_model(self._model(a.model))
         targets = tuple(resolve_gene(g, net.genes, aliases=net.aliases) for g in a.targets)
         pert = Perturbation(targets, kind=a.kind, strength=a.strength)
         n = a.n_cells or self.settings.n_cells
@@ -233,7 +274,7 @@ class Toolkit:
         mdata.uns.pop("twin_perturbations", None)
         write_data(mdata, h5)
         csv = h5.with_name(h5.name.replace(".h5mu", "_effects.csv"))
-        eff.round(6).to_csv(csv)
+        self._write_csv(eff.round(6), csv)
         sig = eff[(eff["padj"] < MAX_PADJ) & (eff["delta"].abs() > MIN_EFFECT)]
         fates = rna.obs["fate"].astype(str)
         return {"perturbation": pert.label, "model": net.name, "n_cells_per_condition": n,
@@ -263,7 +304,7 @@ class Toolkit:
             from scagents.perturbation import Perturbation
             from scagents.twin import load_model
 
-            net = load_model(a.model)
+            net = load_model(self._model(a.model))
             perts = [Perturbation((g,)) for g in net.genes if g not in net.inputs]
             task = ResponseTask.from_twin(net, perts, n_cells=self.settings.task_cells,
                                           modalities=("rna",), seed=a.seed)
@@ -311,22 +352,32 @@ class Toolkit:
         data = None
         if a.dataset is not None:
             data = str(self.ws.resolve(a.dataset, must_exist=True, what="data set"))
-        opts = RunOptions(goal=goal, data=data, model=a.model, n_cells=a.n_cells or self.settings.n_cells,
+        model = self._model(a.model)
+        opts = RunOptions(goal=goal, data=data, model=model, n_cells=a.n_cells or self.settings.n_cells,
                           seed=a.seed, perturbation_key=a.perturbation_key,
                           control_labels=a.control_labels, policy_steps=self.settings.policy_steps,
                           n_proposals=self.settings.max_proposals,
                           n_candidates=self.settings.twin_candidates,
                           max_policy_attempts=self.settings.policy_attempts)
-        out = default_out_dir(goal, self.ws.runs)
+        runs = self.ws.resolve("runs", what="runs folder")
+        runs_existed = runs.exists()
+        out = default_out_dir(goal, runs)
         out.mkdir(parents=True)
-        state = run_graph(opts, out=out, root=self.ws.runs)
-        pol = state.get("policy") or {}
-        if not pol.get("prediction_path"):
-            raise ToolRunError(f"The prediction of {goal!r} stopped: "
-                               f"{state.get('stop_reason') or pol.get('reason') or 'unknown reason'}")
+        try:
+            state = run_graph(opts, out=out, root=runs)
+            pol = state.get("policy") or {}
+            if not pol.get("prediction_path"):
+                raise ToolRunError(f"The prediction of {goal!r} stopped: "
+                                   f"{state.get('stop_reason') or pol.get('reason') or 'unknown reason'}")
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)  # a run without a prediction leaves nothing
+            if not runs_existed:
+                with contextlib.suppress(OSError):
+                    runs.rmdir()
+            raise
         full = {"run_id": out.name, "goal": goal, "data": state["data"]["source"],
                 "policy": pol, "candidates": state["data"]["candidates"]}
-        (out / RUN_RESULT).write_text(json.dumps(full, default=str, indent=1))
+        write_json(out / RUN_RESULT, full)
 
         def rows(key: str) -> list[dict]:
             return [{"gene": r["gene"], "delta": round(r["delta"], 4)} for r in pol[key][:N_LISTED]]
@@ -350,7 +401,7 @@ class Toolkit:
     def _run_folder(self, run: str | None) -> Path:
         if run is not None:
             folder = self.ws.resolve(Path("runs") / run, what="run")
-            if not (folder / RUN_RESULT).exists():
+            if not (folder / RUN_RESULT).is_file():
                 raise ToolRunError(f"No prediction run {run!r} in the working directory; "
                                    f"known runs: {self._run_ids()[:10] or 'none'}.")
             return folder
@@ -359,13 +410,16 @@ class Toolkit:
             raise ToolRunError("No prediction run in the working directory yet: call "
                                "predict_perturbation first (or give campaign=... to use a "
                                "closed-loop campaign).")
-        return self.ws.runs / ids[0]
+        return self.ws.resolve(Path("runs") / ids[0], what="run")
 
     def _run_ids(self) -> list[str]:
-        """Run ids with a prediction, newest first."""
-        if not self.ws.runs.is_dir():
+        """Run ids with a prediction, newest first (links leading out of the workspace skipped)."""
+        runs = self.ws.resolve("runs", what="runs folder")
+        if not runs.is_dir():
             return []
-        done = [p for p in self.ws.runs.iterdir() if (p / RUN_RESULT).exists()]
+        done = [p for p in runs.iterdir()
+                if p.resolve().is_relative_to(self.ws.root) and (p / RUN_RESULT).is_file()
+                and (p / RUN_RESULT).resolve().is_relative_to(self.ws.root)]
         done.sort(key=lambda p: (p / RUN_RESULT).stat().st_mtime, reverse=True)
         return [p.name for p in done]
 
@@ -373,19 +427,29 @@ class Toolkit:
         if a.campaign is not None:
             return self._propose(a)
         folder = self._run_folder(a.run)
-        full = json.loads((folder / RUN_RESULT).read_text())
-        props = full["policy"].get("proposals", [])
-        chosen = props[: a.n]
-        pd.DataFrame(chosen).to_csv(folder / "recommendations.csv", index=False)
-        res = {"run_id": full["run_id"], "goal": full["goal"], "ranked_by": full["policy"]["method"],
-               "recommendations": [{"rank": p["rank"], "perturbation": p["perturbation"],
-                                    "score": round(p["score"], 4),
-                                    "uncertainty": round(p["uncertainty"], 4)} for p in chosen],
-               "csv": self.ws.rel(folder / "recommendations.csv"),
-               "how": "score = predicted effect on the genes the goal changes most (ensemble mean) "
-                      "+ disagreement between models (upper confidence bound); untested genes only"}
-        if chosen:
-            res["rationale_of_first"] = chosen[0]["rationale"]
+        path = self.ws.resolve(folder / RUN_RESULT, what="run result")
+        try:
+            full = json.loads(path.read_text(encoding="utf-8"))
+            props = full["policy"].get("proposals", [])
+            chosen = props[: a.n]
+            res = {"run_id": full["run_id"], "goal": full["goal"],
+                   "ranked_by": full["policy"]["method"],
+                   "recommendations": [{"rank": p["rank"], "perturbation": p["perturbation"],
+                                        "score": round(float(p["score"]), 4),
+                                        "uncertainty": round(float(p["uncertainty"]), 4)}
+                                       for p in chosen],
+                   "csv": self.ws.rel(folder / "recommendations.csv"),
+                   "how": "score = predicted effect on the genes the goal changes most (ensemble "
+                          "mean) + disagreement between models (upper confidence bound); untested "
+                          "genes only"}
+            if chosen:
+                res["rationale_of_first"] = chosen[0]["rationale"]
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, IndexError, TypeError,
+                ValueError, AttributeError):
+            raise ToolRunError(
+                f"The result file runs/{folder.name}/{RUN_RESULT} is unreadable (truncated or "
+                "edited); run predict_perturbation again, or name another run.") from None
+        self._write_csv(pd.DataFrame(chosen), folder / "recommendations.csv", index=False)
         if len(chosen) < a.n:
             res["note"] = (f"only {len(props)} untested candidate(s) in this run; "
                            f"{a.n} were asked for")
@@ -397,12 +461,17 @@ class Toolkit:
         cands = a.candidates
         if a.candidates_file is not None:
             path = self.ws.resolve(a.candidates_file, must_exist=True, what="candidates file")
-            cands = [g.strip() for g in path.read_text().split() if g.strip()]
-        df = propose_round(self.ws.ledger, a.campaign, batch=a.n, goal=a.goal, candidates=cands,
-                           designer=a.designer, seed=a.seed)
+            try:
+                cands = [g.strip() for g in path.read_text(encoding="utf-8").split() if g.strip()]
+            except UnicodeDecodeError:
+                raise ToolRunError(f"The candidates file {a.candidates_file!r} is not text; give "
+                                   "a text file with one gene per line.") from None
+        with self._ledger() as ledger:
+            df = propose_round(ledger, a.campaign, batch=a.n, goal=a.goal, candidates=cands,
+                               designer=a.designer, seed=a.seed)
         rnd = int(df["round"].iloc[0]) if len(df) else 0
         csv = self.ws.new_file("campaigns", f"{a.campaign}_round{rnd}", ".csv")
-        df.to_csv(csv, index=False)
+        self._write_csv(df, csv, index=False)
         res = {"campaign": a.campaign, "round": rnd, "designer": a.designer,
                "recommendations": [{"rank": int(r.rank), "gene": r.gene, "score": round(float(r.score), 4),
                                     "uncertainty": round(float(r.uncertainty), 4)}
@@ -419,8 +488,9 @@ class Toolkit:
         from scagents.campaign import campaign_info, ingest
 
         path = self.ws.resolve(a.results_path, must_exist=True, what="results file")
-        s = ingest(self.ws.ledger, a.campaign, path)
-        info = campaign_info(self.ws.ledger, a.campaign)
+        with self._ledger() as ledger:
+            s = ingest(ledger, a.campaign, path)
+            info = campaign_info(ledger, a.campaign)
         return {"campaign": a.campaign, "file": self.ws.rel(path), "n_new": s.n_new,
                 "n_already_stored": s.n_already, "duplicate_file": s.duplicate_file,
                 "rounds": s.rounds, "progress_by_round": info["rounds"]}
@@ -430,9 +500,10 @@ class Toolkit:
         if a.campaign is not None:
             from scagents.campaign import campaign_info, history, plot_campaign
 
-            h = history(self.ws.ledger, a.campaign)
+            with self._ledger() as ledger:
+                h = history(ledger, a.campaign)
             csv = self.ws.new_file("campaigns", f"{a.campaign}_history", ".csv")
-            h.to_csv(csv, index=False)
+            self._write_csv(h, csv, index=False)
             png = plot_campaign(self.ws.ledger, a.campaign, csv.with_suffix(".png"))
             info = campaign_info(self.ws.ledger, a.campaign)
             return {"campaign": a.campaign, "goal": info["goal"], "history_csv": self.ws.rel(csv),
@@ -441,14 +512,24 @@ class Toolkit:
         from scagents.agents.report import report_agent
 
         folder = self._run_folder(a.run)
-        if not (folder / CHECKPOINTS).exists():
+        if not self.ws.resolve(folder / CHECKPOINTS, what="run checkpoint").is_file():
             raise ToolRunError(f"Run {folder.name!r} has no checkpoint to build a report from.")
-        saver, conn = _saver(folder)
         try:
-            values = build_graph(saver).get_state({"configurable": {"thread_id": folder.name}}).values
-        finally:
-            conn.close()
-        files = report_agent(values)["report"]["files"]
+            saver, conn = _saver(folder)
+            try:
+                values = build_graph(saver).get_state(
+                    {"configurable": {"thread_id": folder.name}}).values
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            raise ToolRunError(f"The checkpoint file runs/{folder.name}/{CHECKPOINTS} is not a "
+                               "readable SQLite database (truncated or replaced); run "
+                               "predict_perturbation again.") from None
+        if not values.get("options"):
+            raise ToolRunError(f"Run {folder.name!r} has an empty checkpoint; run "
+                               "predict_perturbation again.")
+        # the report goes into the run folder found here, whatever folder the checkpoint names
+        files = report_agent(dict(values, out_dir=str(folder)))["report"]["files"]
         md = folder / files.get("markdown", "report.md")
         return {"run_id": folder.name,
                 "files": {k: self.ws.rel(folder / v) for k, v in files.items()},

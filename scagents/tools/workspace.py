@@ -13,20 +13,26 @@ A bad call never raises: :func:`format_error` turns an exception into one line s
 from __future__ import annotations
 
 import json
-import math
+import os
 import traceback
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from scagents._atomic import TMP_SUFFIX, jsonable, write_json
 from scagents.errors import GeneNotFoundError, ScagentsError
 
 __all__ = ["Workspace", "WorkspacePathError", "format_error", "format_validation_error",
-           "MAX_RESULT_CHARS"]
+           "MAX_RESULT_CHARS", "MAX_ERROR_CHARS", "cap"]
 
 MAX_RESULT_CHARS = 2000
 """Longest JSON text a tool returns to the model; longer results are cut and saved in full."""
+
+MAX_ERROR_CHARS = 600
+"""Longest error line a tool returns; a longer description is cut, saying how much was left out."""
+
+OUTSIDE_LINK = "symbolic link to a file outside the working directory (tools refuse it)"
 
 
 class WorkspacePathError(ScagentsError, ValueError):
@@ -59,7 +65,8 @@ class Workspace:
 
     @property
     def ledger(self) -> Path:
-        return self.root / "campaigns.sqlite"
+        """The campaign ledger ``campaigns.sqlite`` (refused if a link leads out of the workspace)."""
+        return self.resolve("campaigns.sqlite", what="campaign ledger")
 
     @property
     def runs(self) -> Path:
@@ -113,21 +120,40 @@ class Workspace:
         return p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else str(p)
 
     def new_file(self, folder: str, stem: str, suffix: str) -> Path:
-        """A file ``<folder>/<stem><suffix>`` in the workspace (``<stem>_2`` … if taken)."""
+        """A file ``<folder>/<stem><suffix>`` in the workspace (``<stem>_2`` … if taken).
+
+        The folder must resolve inside the workspace, and a name taken by anything (a file, a
+        folder, a dangling symbolic link) is skipped, so a tool never writes through a link.
+        """
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._") or "out"
-        d = self.root / folder
+        safe = safe[:100]
+        d = self.resolve(folder, what="output folder")
         d.mkdir(parents=True, exist_ok=True)
         out, i = d / f"{safe}{suffix}", 2
-        while out.exists():
+        while os.path.lexists(out):
             out, i = d / f"{safe}_{i}{suffix}", i + 1
         return out
 
     def listing(self, folder: str = ".", *, limit: int = 100) -> list[dict]:
-        """Files under ``folder`` (relative paths and sizes), newest first."""
+        """Files under ``folder`` (relative paths and sizes), newest first.
+
+        A symbolic link leading out of the workspace is listed by its own name only, without the
+        size or path of its target.
+        """
         base = self.resolve(folder, must_exist=True, what="folder")
-        files = [p for p in base.rglob("*") if p.is_file() and not p.name.endswith(".tmp")]
-        files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-        return [{"path": self.rel(p), "bytes": p.stat().st_size} for p in files[:limit]]
+        rows: list[tuple[float, dict]] = []
+        for p in base.rglob("*"):
+            if p.name.endswith(TMP_SUFFIX):
+                continue
+            name = p.relative_to(self.root).as_posix()  # the link's own name, never its target
+            if p.is_symlink() and not p.resolve().is_relative_to(self.root):
+                rows.append((p.lstat().st_mtime, {"path": name, "bytes": None,
+                                                  "note": OUTSIDE_LINK}))
+            elif p.is_file():
+                st = p.stat()
+                rows.append((st.st_mtime, {"path": name, "bytes": st.st_size}))
+        rows.sort(key=lambda r: r[0], reverse=True)
+        return [r for _, r in rows[:limit]]
 
     # ---------------------------------------------------------------------------------- results
     def summarise(self, tool: str, result: dict, *, limit: int = MAX_RESULT_CHARS) -> str:
@@ -142,7 +168,7 @@ class Workspace:
             return text
         self._n_results += 1
         full = self.new_file("results", f"{tool}_{self._n_results}", ".json")
-        full.write_text(json.dumps(clean, indent=1))
+        write_json(full, clean)
         short = dict(clean, full_result=self.rel(full))
         for _ in range(200):
             text = json.dumps(short, separators=(",", ":"))
@@ -155,20 +181,24 @@ class Workspace:
 
 
 def _jsonable(obj: Any) -> Any:
-    """Plain JSON values (numpy scalars, paths, NaN → None)."""
+    """Plain JSON values (:func:`scagents._atomic.jsonable`: NaN → None …), floats rounded."""
+    return _round(jsonable(obj))
+
+
+def _round(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return obj.as_posix()
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
-        obj = obj.item()
-    if isinstance(obj, float):
-        return None if not math.isfinite(obj) else round(obj, 6)
-    if obj is None or isinstance(obj, bool | int | str):
-        return obj
-    return str(obj)
+        return {k: _round(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_round(v) for v in obj]
+    return round(obj, 6) if isinstance(obj, float) else obj
+
+
+def cap(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending ``… (N more characters)`` when cut."""
+    if len(text) <= limit:
+        return text
+    keep = max(0, limit - len(f"… ({len(text)} more characters)"))  # the note's longest form
+    return text[:keep] + f"… ({len(text) - keep} more characters)"
 
 
 def _cut_longest(d: dict) -> bool:
@@ -201,13 +231,19 @@ def _cut_longest(d: dict) -> bool:
 def format_validation_error(exc: ValidationError) -> str:
     """One line naming each bad argument, what was wrong and the value given."""
     parts = []
-    for err in exc.errors()[:6]:
+    errors = exc.errors()
+    for err in errors[:6]:
         loc = ".".join(str(x) for x in err.get("loc", ())) or "arguments"
         given = err.get("input")
-        shown = json.dumps(_jsonable(given))[:60] if given is not None else "missing"
-        parts.append(f"argument {loc!r}: {err.get('msg', 'invalid')} (got {shown})")
-    return ("error: invalid arguments — " + "; ".join(parts)
-            + ". fix: call the tool again with the arguments corrected as described in its schema.")
+        shown = cap(json.dumps(_jsonable(given)), 60) if given is not None else "missing"
+        parts.append(f"argument {cap(loc, 60)!r}: {cap(str(err.get('msg', 'invalid')), 120)} "
+                     f"(got {shown})")
+    if len(errors) > 6:
+        parts.append(f"and {len(errors) - 6} more")
+    tail = ". fix: call the tool again with the arguments corrected as described in its schema."
+    head = "error: invalid arguments — "
+    return head + cap(" ".join("; ".join(parts).split()),
+                      MAX_ERROR_CHARS - len(head) - len(tail)) + tail
 
 
 def format_error(exc: BaseException, *, workspace: Workspace | None = None, tool: str = "") -> str:
@@ -219,6 +255,7 @@ def format_error(exc: BaseException, *, workspace: Workspace | None = None, tool
     if isinstance(exc, ValidationError):
         return format_validation_error(exc)
     msg = " ".join(str(exc).split()) or type(exc).__name__
+    msg = cap(msg, 20 * MAX_ERROR_CHARS)  # cut again below, once the fix is known
     if isinstance(exc, WorkspacePathError):
         fix = "use a path inside the working directory (relative paths are resolved there)."
     elif isinstance(exc, GeneNotFoundError):
@@ -231,14 +268,21 @@ def format_error(exc: BaseException, *, workspace: Workspace | None = None, tool
                "names), then call the tool again.")
     else:
         if workspace is not None:
-            with (workspace.root / "tool_errors.log").open("a") as fh:
-                fh.write(f"--- {tool}\n{''.join(traceback.format_exception(exc))}\n")
-        return (f"error: {tool or 'the tool'} failed unexpectedly ({type(exc).__name__}: {msg}). "
-                "fix: try other arguments; if it persists this is a bug in scagents "
+            try:  # never through a link leading out of the workspace
+                log = workspace.resolve("tool_errors.log", what="error log")
+            except WorkspacePathError:
+                log = None
+            if log is not None:
+                with log.open("a") as fh:
+                    fh.write(f"--- {tool}\n{''.join(traceback.format_exception(exc))}\n")
+        head = f"error: {tool or 'the tool'} failed unexpectedly ({type(exc).__name__}: "
+        tail = ("). fix: try other arguments; if it persists this is a bug in scagents "
                 "(traceback in tool_errors.log of the working directory).")
+        return head + cap(msg, MAX_ERROR_CHARS - len(head) - len(tail)) + tail
     campaign_error = type(exc).__name__ in ("CampaignError", "IngestError", "GeneNotFoundError")
     hint = _TOOL_HINTS.get(tool, "") if campaign_error else ""
-    return f"error: {msg} fix: {fix}{hint}"
+    tail = f" fix: {fix}{hint}"
+    return "error: " + cap(msg, MAX_ERROR_CHARS - len("error: ") - len(tail)) + tail
 
 
 #: extra advice for campaign errors, whose library messages name the command-line interface

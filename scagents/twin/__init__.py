@@ -13,7 +13,7 @@ from scagents.twin.dynamics import (
     initial_states,
     run_dynamics,
 )
-from scagents.twin.models import DEFAULT_MODEL, list_models, load_model
+from scagents.twin.models import DEFAULT_MODEL, list_models, load_model, shipped_model
 from scagents.twin.rules import BooleanNetwork, read_model
 from scagents.twin.simulate import simulate
 
@@ -27,5 +27,6 @@ __all__ = [
     "load_model",
     "read_model",
     "run_dynamics",
+    "shipped_model",
     "simulate",
 ]

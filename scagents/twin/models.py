@@ -74,6 +74,16 @@ def list_models() -> list[str]:
     return list(_REGISTRY)
 
 
+def shipped_model(name: str | Path) -> str | None:
+    """The registry name of a shipped model (``"th"`` → ``"th_mendoza2006"``), or ``None``.
+
+    Callers that sandbox file access (the tools) use it to tell a shipped model from a path.
+    """
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    return key if key in _REGISTRY else None
+
+
 def load_model(name: str | Path = DEFAULT_MODEL) -> BooleanNetwork:
     """Load a shipped model by name, or read a model file.
 
@@ -94,9 +104,8 @@ def load_model(name: str | Path = DEFAULT_MODEL) -> BooleanNetwork:
     ModelFileError
         When ``name`` is neither a shipped model nor an existing file.
     """
-    key = str(name).strip()
-    lookup = _ALIASES.get(key.lower(), key.lower())
-    if lookup in _REGISTRY:
+    lookup = shipped_model(name)
+    if lookup is not None:
         return _REGISTRY[lookup]()
     path = Path(name)
     if path.is_file():

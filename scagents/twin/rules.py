@@ -315,9 +315,35 @@ class BooleanNetwork:
 # --------------------------------------------------------------------------------------------------
 
 
+MAX_MODEL_BYTES = 20_000_000
+"""Largest model file read (the largest published Boolean models are well under 1 MB)."""
+
+
+def _excerpt(text: str, limit: int = 40) -> str:
+    """A short quote of a line of the file (the messages never echo whole lines of a file)."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def _fail(origin: str, lineno: int | None, message: str) -> ModelFileError:
     where = f"{origin}, line {lineno}" if lineno is not None else origin
+    if len(message) > 300:
+        message = message[:299] + "…"
     return ModelFileError(f"{where}: {message}")
+
+
+def _read_text(path: Path) -> str:
+    """The text of a model file; a binary, unreadable or oversized file raises :class:`ModelFileError`."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise _fail(str(path), None, f"the file has {size:,} bytes, more than a model file can "
+                        f"have ({MAX_MODEL_BYTES:,}); give a Boolean model file (.txt, .bnet).")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise _fail(str(path), None, "the file is not UTF-8 text (a binary file?); give a Boolean "
+                    "model file (.txt, .bnet).") from None
+    except OSError as exc:
+        raise _fail(str(path), None, f"cannot be read ({type(exc).__name__}: {exc.strerror}).") from None
 
 
 def _detect_format(lines: list[str], path: Path | None) -> str:
@@ -344,7 +370,7 @@ def _parse_value_sd(text: str) -> tuple[float, float | None]:
         return float(parts[0]), None
     if len(parts) == 3 and parts[1].lower() == "sd":
         return float(parts[0]), float(parts[2])
-    raise ValueError(f"expected 'VALUE' or 'VALUE sd SD', got {text!r}")
+    raise ValueError(f"expected 'VALUE' or 'VALUE sd SD', got {_excerpt(text)}")
 
 
 def read_model(path_or_text: str | Path, *, format: str | None = None) -> BooleanNetwork:
@@ -385,7 +411,7 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
                 "(with newlines), or a shipped model name to scagents.twin.load_model()."
             )
     if path is not None:
-        text = path.read_text()
+        text = _read_text(path)
         origin = str(path)
         name = path.stem
     else:
@@ -424,10 +450,10 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
                 try:
                     coupling_lines.append((lineno, parts[0], parts[1], float(parts[2])))
                 except (IndexError, ValueError):
-                    raise _fail(origin, lineno, f"coupling lines are 'TARGET REGULATOR WEIGHT', got {s!r}") from None
+                    raise _fail(origin, lineno, f"coupling lines are 'TARGET REGULATOR WEIGHT', got {_excerpt(s)}") from None
                 continue
             if "=" not in s:
-                raise _fail(origin, lineno, f"expected 'Gene = rule', got {s!r}")
+                raise _fail(origin, lineno, f"expected 'Gene = rule', got {_excerpt(s)}")
             target, rule = (p.strip() for p in s.split("=", 1))
             entries.append((lineno, target, rule))
     elif fmt == "boolode":
@@ -441,11 +467,12 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
             if not entries and parts[0].strip().lower() == "gene":
                 continue  # header line
             if len(parts) != 2:
-                raise _fail(origin, lineno, f"expected 'Gene<TAB>Rule', got {s!r}")
+                raise _fail(origin, lineno, f"expected 'Gene<TAB>Rule', got {_excerpt(s)}")
             entries.append((lineno, parts[0].strip(), parts[1].strip()))
         if path is not None:
             ics = path.with_name(f"{path.stem}_ics{path.suffix}")
-            if ics.is_file():
+            # only a real file beside the model, never a link to a file elsewhere
+            if ics.is_file() and ics.resolve().parent == path.resolve().parent:
                 _read_boolode_ics(ics, meta)
     else:  # bnet
         for lineno, raw in enumerate(lines, start=1):
@@ -453,7 +480,7 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
             if not s:
                 continue
             if "," not in s:
-                raise _fail(origin, lineno, f"expected 'target, rule', got {s!r}")
+                raise _fail(origin, lineno, f"expected 'target, rule', got {_excerpt(s)}")
             target, rule = (p.strip() for p in s.split(",", 1))
             if target.lower() == "targets" and rule.lower().startswith("factors"):
                 continue
@@ -467,7 +494,7 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
     lineno_of: dict[str, int] = {}
     for lineno, target, rule in entries:
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]*", target):
-            raise _fail(origin, lineno, f"{target!r} is not a valid gene name")
+            raise _fail(origin, lineno, f"{_excerpt(target)} is not a valid gene name")
         if target in asts:
             raise _fail(origin, lineno, f"gene {target!r} already has a rule on line {lineno_of[target]}")
         lineno_of[target] = lineno
@@ -477,7 +504,7 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
         try:
             asts[target] = parse_rule(rule)
         except RuleSyntaxError as err:
-            raise _fail(origin, lineno, f"syntax error in the rule of {target}: {err} (rule: {rule!r})") from None
+            raise _fail(origin, lineno, f"syntax error in the rule of {target}: {err} (rule: {_excerpt(rule)})") from None
 
     genes = list(asts)
     implicit_inputs = fmt == "bnet"
@@ -576,7 +603,7 @@ def _read_directive(s: str, lineno: int, origin: str, meta: dict) -> None:
 
 
 def _read_boolode_ics(path: Path, meta: dict) -> None:
-    for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, raw in enumerate(_read_text(path).splitlines(), start=1):
         s = raw.strip()
         if not s or s.lower().startswith("genes"):
             continue
@@ -584,7 +611,7 @@ def _read_boolode_ics(path: Path, meta: dict) -> None:
             left, right = re.split(r"\t+", s, maxsplit=1)
             genes, values = ast.literal_eval(left), ast.literal_eval(right)
         except (ValueError, SyntaxError):
-            raise _fail(str(path), lineno, f"expected \"['Gene', ...]<TAB>[value, ...]\", got {s!r}") from None
+            raise _fail(str(path), lineno, f"expected \"['Gene', ...]<TAB>[value, ...]\", got {_excerpt(s)}") from None
         for gene, value in zip(genes, values, strict=False):
             # BoolODE's values are on a 0..2 scale at most; activities here live in [0, 1]
             meta["initial"][str(gene)] = float(min(max(float(value), 0.0), 1.0))
