@@ -8,8 +8,8 @@ memory, never in the repository), then a FRESH Python process runs the path on i
 2. ``standardize_backed`` (standard obs columns + a streaming NaN / inf / negative-count scan of X);
 3. ``perturbation_summary`` (cells, mean UMIs, mean genes per perturbation);
 4. ``highly_variable_backed`` (scanpy "seurat" statistics, 1,000 genes);
-5. ``response_task_backed`` (streaming pseudobulk of every perturbation, 500 most variable genes,
-   2,000 control cells as episode starts) → ``PerturbationResponseVecEnv`` (256 envs) stepped 100 times;
+5. ``ResponseTask.from_backed`` (stage ``response_task_backed``: streaming pseudobulk of every
+   perturbation, 500 most variable genes, 2,000 control cells as episode starts) → ``PerturbationResponseVecEnv`` (256 envs) stepped 100 times;
 6. ``CellMinibatchSampler``: 50 random minibatches of 256 cells on the selected genes.
 
 The child reports wall time per stage and its peak RSS (``VmHWM`` from ``/proc/self/status``; ``ru_maxrss``
@@ -81,10 +81,9 @@ def child(path: str) -> dict:
         highly_variable_backed,
         open_backed,
         perturbation_summary,
-        response_task_backed,
         standardize_backed,
     )
-    from scagents.envs.response import PerturbationResponseVecEnv
+    from scagents.envs.response import PerturbationResponseVecEnv, ResponseTask
 
     out: dict = {"import_rss_mib": _rss_mib(), "stages_s": {}}
     t0 = time.perf_counter()
@@ -104,7 +103,7 @@ def child(path: str) -> dict:
     t = stage("perturbation_summary", t)
     hvg = highly_variable_backed(adata, n_top_genes=1000, chunk_size=CHUNK_SIZE)
     t = stage("highly_variable_backed", t)
-    task = response_task_backed(adata, n_top_genes=500, max_control_cells=2000, chunk_size=CHUNK_SIZE)
+    task = ResponseTask.from_backed(adata, n_top_genes=500, max_control_cells=2000, chunk_size=CHUNK_SIZE)
     t = stage("response_task_backed", t)
     env = PerturbationResponseVecEnv(task, num_envs=256)
     env.reset(seed=0)

@@ -2,6 +2,7 @@
 
 Run from the repository root (or with scagents installed)::
 
+    python examples/chat_loop.py "predict IFNG knockout" "recommend 8 perturbations to test next"
     python examples/chat_loop.py --model openai:gpt-4o-mini --workdir ./work
     python examples/chat_loop.py --model anthropic:claude-sonnet-4-5 "predict IFNG knockout" \\
         "recommend 8 perturbations to test next"
@@ -11,6 +12,9 @@ from the keyboard until an empty line or Ctrl-D. Every tool call and its (short)
 
 Choosing a model
 ----------------
+Without ``--model`` the loop runs offline with :class:`scagents.tools.ScriptedChatModel`: fixed
+keyword rules instead of an LLM ("predict GENE knockout", "simulate GENE overexpression",
+"recommend N perturbations", "list files"), calling the same tools and quoting their results.
 ``--model provider:model`` is passed to ``langchain.chat_models.init_chat_model`` when the
 ``langchain`` package is installed (``pip install langchain``); it then works for every provider
 LangChain supports. Without ``langchain`` the three common providers are built directly:
@@ -47,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage  # noqa: E402
 
-from scagents.tools import make_tools, run_chat  # noqa: E402
+from scagents.api import filter_dependency_warnings  # noqa: E402
+from scagents.tools import ScriptedChatModel, make_tools, run_chat  # noqa: E402
 
 _PROVIDERS = {
     "openai": ("langchain_openai", "ChatOpenAI", "langchain-openai"),
@@ -56,8 +61,10 @@ _PROVIDERS = {
 }
 
 
-def build_model(spec: str):
-    """A chat model from ``provider:model`` (see the module docstring)."""
+def build_model(spec: str | None):
+    """A chat model from ``provider:model`` (see the module docstring); ``None``: the offline one."""
+    if spec is None:
+        return ScriptedChatModel()
     provider, _, name = spec.partition(":")
     if not name:
         raise SystemExit(f"error: --model must look like provider:model (e.g. openai:gpt-4o-mini), "
@@ -94,14 +101,19 @@ def show(msg: BaseMessage) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("messages", nargs="*", help="messages to send (default: read the keyboard)")
-    parser.add_argument("--model", required=True, help="provider:model, e.g. openai:gpt-4o-mini")
+    parser.add_argument("--model", default=None,
+                        help="provider:model, e.g. openai:gpt-4o-mini (default: the offline "
+                             "scripted model, no LLM)")
     parser.add_argument("--workdir", default="scagents_work", help="working directory of the tools")
     parser.add_argument("--n-cells", type=int, default=200, help="cells per twin condition")
+    parser.add_argument("--policy-steps", type=int, default=12_000,
+                        help="environment steps of the policy training in predictions")
     parser.add_argument("--max-steps", type=int, default=8, help="model calls per message")
     args = parser.parse_args(argv)
 
+    filter_dependency_warnings()
     model = build_model(args.model)
-    tools = make_tools(args.workdir, n_cells=args.n_cells)
+    tools = make_tools(args.workdir, n_cells=args.n_cells, policy_steps=args.policy_steps)
     history: list[BaseMessage] = []
 
     def ask(text: str) -> None:
@@ -114,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"you: {text}")
             ask(text)
         return 0
-    print(f"scagents chat ({args.model}); tools work in {Path(args.workdir).resolve()}. "
+    print(f"scagents chat ({args.model or 'offline scripted model'}); tools work in {Path(args.workdir).resolve()}. "
           "Empty line to quit.")
     while True:
         try:

@@ -39,48 +39,68 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from scagents.agents.graph import run_graph
-    from scagents.agents.state import RunOptions
+    from scagents.api import run
 
     if args.goal is None and args.resume is None:
         print("error: give --goal \"predict IFNG knockout\" (or --resume RUN_ID)", file=sys.stderr)
         return 2
-
-    def progress(agent: str, update: dict) -> None:
-        if args.quiet:
-            return
-        for rec in update.get("log", []):
-            print(f"[{rec['agent']}] {rec['status']}: {rec['summary']}", file=sys.stderr, flush=True)
-
-    opts = None
-    if args.resume is None:
-        opts = RunOptions(goal=args.goal, data=args.data, model=args.model, n_cells=args.n_cells,
-                          seed=args.seed, perturbation_key=args.perturbation_key,
-                          control_labels=args.control, llm=args.llm)
-    state = run_graph(opts, out=args.out, resume=args.resume, on_event=progress)
-    out = Path(state["out_dir"])
-    if state.get("stop_reason") and not state.get("policy"):
-        print(f"error: {state['stop_reason']}", file=sys.stderr)
-        return 2
-    pol = state["policy"]
-    up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_up"][:5]) or "none"
-    down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in pol["top_down"][:5]) or "none"
-    print(f"{state['options']['goal']}  [{pol['method']}, {pol['status']}]  run id: {out.name}")
-    if (state.get("data") or {}).get("goal_note"):  # the goal's kind word vs the data's label
-        print("  note: " + state["data"]["goal_note"])
-    report = out / "report.json"
-    if report.exists():  # the answer's check, in plain words (report.json "headline")
-        import json
-
-        for line in json.loads(report.read_text()).get("headline", [])[1:2]:
-            print("  " + line.replace("**", ""))
+    res = run(args.data, args.goal, out=args.out, seed=args.seed, quiet=args.quiet,
+              resume=args.resume, model=args.model, n_cells=args.n_cells,
+              perturbation_key=args.perturbation_key, control=args.control, llm=args.llm)
+    up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_up[:5]) or "none"
+    down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_down[:5]) or "none"
+    print(f"{res.goal}  [{res.method}, {res.status}]  run id: {res.run_id}")
+    if res.report.get("goal_note"):  # the goal's kind word vs the data's label, in one line
+        print("  note: " + res.report["goal_note"])
+    for line in (res.report.get("headline") or [])[1:2]:  # the answer's check, in plain words
+        print("  " + line.replace("**", ""))
     print(f"  up:   {up}")
     print(f"  down: {down}")
-    for p in pol["proposals"][:5]:
+    for p in res.proposals[:5]:
         print(f"  next #{p['rank']}: {p['perturbation']} (score {p['score']:.3f})")
-    print(f"report: {out / 'report.md'}  ({state['wall_time_s']:.1f} s)")
+    print(f"report: {res.out / 'report.md'}  ({res.wall_time_s:.1f} s)")
+    return 0
+
+
+def _add_listing_cmds(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list the runs in a folder (newest first)",
+                       description="List the runs under a folder: id, start, goal, state, answer.")
+    p.add_argument("--out", default="scagents_runs", help="folder holding the run folders "
+                                                         "(default: ./scagents_runs)")
+    p.set_defaults(func=_cmd_runs)
+    p = sub.add_parser("campaigns", help="list the campaigns of a ledger",
+                       description="List the campaigns of a ledger: goal, rounds, measurements.")
+    p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
+    p.set_defaults(func=_cmd_campaigns)
+
+
+def _table(rows: list[dict], empty: str) -> str:
+    if not rows:
+        return empty
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(width[c]) for c in cols)]
+    lines += ["  ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from scagents.api import list_runs
+
+    print(_table(list_runs(args.out), f"no runs in {args.out}"))
+    return 0
+
+
+def _cmd_campaigns(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not Path(args.db).is_file():
+        print(f"error: no campaign ledger at {args.db!r}; start a campaign with `python -m scagents "
+              "next --campaign NAME --goal ...` or pass --db FILE", file=sys.stderr)
+        return 2
+    from scagents.campaign import campaign_summaries
+
+    print(_table(campaign_summaries(args.db), f"no campaigns in {args.db}"))
     return 0
 
 
@@ -182,18 +202,14 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from scagents.agents.graph import CHECKPOINTS, _saver, build_graph
+    from scagents.agents.graph import CHECKPOINTS, load_state
     from scagents.agents.report import report_agent
 
     folder = Path(args.run) if Path(args.run).is_dir() else Path(args.root) / args.run
     if not (folder / CHECKPOINTS).exists():
         print(f"error: no run at {folder}", file=sys.stderr)
         return 2
-    saver, conn = _saver(folder)
-    try:
-        values = build_graph(saver).get_state({"configurable": {"thread_id": folder.name}}).values
-    finally:
-        conn.close()
+    values = load_state(folder)
     if not values.get("policy"):
         print("error: the run has no prediction yet; resume it with run --resume", file=sys.stderr)
         return 2
@@ -239,13 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_run(sub)
     _add_campaign_cmds(sub)
+    _add_listing_cmds(sub)
     _add_mcp(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from scagents.api import filter_dependency_warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    filter_dependency_warnings()
     try:
         return int(args.func(args) or 0)
     except ScagentsError as exc:

@@ -1,7 +1,7 @@
 """Write the report of a run: Markdown, JSON and PNG plots in one folder.
 
 The report is built from a plain, JSON-serialisable result dictionary (see
-:func:`scagents.pipeline.run` for the keys), so anything written here can be checked against what was
+:func:`scagents.agents.report.build_result` for the keys), so anything written here can be checked against what was
 computed. Plots use matplotlib's non-interactive Agg backend.
 """
 

@@ -3,6 +3,8 @@ argument checks)."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -141,3 +143,30 @@ def test_report_unknown_run(tmp_path, capsys):
 def test_mcp_rejects_bad_settings(capsys):
     assert main(["mcp", "--n-cells", "3"]) == 2
     assert "--n-cells must be at least 10" in capsys.readouterr().err
+
+
+def test_campaigns_lists_the_ledger(campaign, tmp_path, capsys):
+    db, first = campaign
+    res = tmp_path / "r.csv"
+    res.write_text(f"gene,score\n{first['gene'][0]},2.5\n{first['gene'][1]},-1.0\n")
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["campaigns", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["campaign", "goal", "rounds", "proposed", "measured", "best",
+                                "updated"]
+    assert len(lines) == 2
+    row = dict(zip(lines[0].split(), re.split(r"\s{2,}", lines[1]), strict=True))
+    # 1 round, 3 proposed, 2 measured; the objective of "find regulators" is the largest |score|
+    assert row == {**row, "campaign": "ifng", "goal": "find regulators of IFNG", "rounds": "1",
+                   "proposed": "3", "measured": "2", "best": f"{first['gene'][0]} (+2.5)"}
+
+
+def test_campaigns_bad_ledger_is_a_clear_error(tmp_path, capsys):
+    assert main(["campaigns", "--db", str(tmp_path / "none.sqlite")]) == 2
+    assert capsys.readouterr().err.startswith("error: no campaign ledger at")
+    notes = tmp_path / "notes.sqlite"
+    notes.write_text("not a database\n")
+    assert main(["campaigns", "--db", str(notes)]) == 2
+    assert "is not a campaign ledger" in capsys.readouterr().err
+    assert notes.read_text() == "not a database\n"

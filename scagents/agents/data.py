@@ -52,9 +52,8 @@ def _dense(x) -> np.ndarray:
 
 
 def _twin(opts: RunOptions, out: Path) -> DataSummary:
-    from scagents.data import lognormalize
+    from scagents.data import gene_effects, lognormalize
     from scagents.goal import parse_goal
-    from scagents.pipeline import gene_effects
     from scagents.twin import load_model, simulate
 
     net = load_model(opts.model)

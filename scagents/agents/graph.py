@@ -22,6 +22,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from langgraph.graph import END, START, StateGraph
@@ -36,7 +37,8 @@ from scagents.agents.state import RunOptions, RunState, initial_state
 from scagents.agents.supervisor import END_MOVE, LLMPlanner, make_supervisor
 from scagents.errors import ScagentsError
 
-__all__ = ["build_graph", "run_graph", "RunNotFoundError", "AGENT_LOG", "CHECKPOINTS", "KILL_ENV"]
+__all__ = ["build_graph", "run_graph", "load_state", "default_out_dir", "RunNotFoundError",
+           "AGENT_LOG", "CHECKPOINTS", "KILL_ENV"]
 
 AGENT_LOG = "agents.log"
 CHECKPOINTS = "checkpoints.sqlite"
@@ -55,6 +57,16 @@ SPECIALISTS: dict[str, Callable[[RunState], dict]] = {
 
 class RunNotFoundError(ScagentsError, FileNotFoundError):
     """``--resume RUN_ID`` names no run with a checkpoint."""
+
+
+def default_out_dir(goal: str, root: str | Path = "scagents_runs") -> Path:
+    """A new run folder under ``root`` named after the time and the goal (its name is the run id)."""
+    slug = "".join(c if c.isalnum() else "_" for c in goal.lower()).strip("_")[:40]
+    base = Path(root) / f"{datetime.now():%Y%m%d-%H%M%S}_{slug}"
+    out, i = base, 1
+    while out.exists():
+        out, i = Path(f"{base}_{i}"), i + 1
+    return out
 
 
 def _log_event(state: RunState, record: dict) -> None:
@@ -128,6 +140,16 @@ def _saver(out: Path):
     return SqliteSaver(conn), conn
 
 
+def load_state(folder: str | Path) -> dict:
+    """The last checkpointed state of the run in ``folder`` (empty when it has none)."""
+    folder = Path(folder)
+    saver, conn = _saver(folder)
+    try:
+        return dict(build_graph(saver).get_state({"configurable": {"thread_id": folder.name}}).values)
+    finally:
+        conn.close()
+
+
 def run_graph(
     options: RunOptions | None = None, *, out: str | Path | None = None, resume: str | None = None,
     root: str | Path = "scagents_runs", on_event: Callable[[str, dict], None] | None = None,
@@ -161,8 +183,6 @@ def run_graph(
     RunNotFoundError
         ``resume`` names no checkpointed run.
     """
-    from scagents.pipeline import default_out_dir
-
     t0 = time.perf_counter()
     if resume is not None:
         folder = Path(resume) if Path(resume).is_dir() else Path(root) / resume

@@ -428,6 +428,7 @@ def build_result(state: RunState) -> dict:
             "same_sign": int(pol.evaluation.get("same_sign_topk", 0))}
     own = {t: float(pred.loc[t, "delta"]) for t in pert["targets"] if t in pred.index}
     result["headline"] = headline(result, pol, label, kind=pert["kind"], targets=own)
+    result["goal_note"] = data.goal_note
     agents = []
     for rec in state.get("log", []):
         if rec["agent"] == "report":  # an earlier write of this report: listed once, below

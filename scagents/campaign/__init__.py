@@ -5,7 +5,8 @@ Public functions (used by ``scagents next``, ``scagents ingest`` and ``scagents 
 * :func:`create_campaign` — a goal, candidate genes, features;
 * :func:`propose_round` — propose and record the next batch (one transaction);
 * :func:`ingest` — add a results file (one transaction, idempotent per file content);
-* :func:`history`, :func:`campaign_info`, :func:`plot_campaign` — progress table and plot.
+* :func:`history`, :func:`campaign_info`, :func:`plot_campaign` — progress table and plot;
+* :func:`campaign_summaries` — one row per campaign (``scagents campaigns``).
 """
 
 from scagents.campaign.acquisition import DESIGNERS, hit_likeness, make_designer
@@ -14,6 +15,7 @@ from scagents.campaign.ledger import (
     IngestError,
     IngestSummary,
     campaign_info,
+    campaign_summaries,
     create_campaign,
     history,
     ingest,
@@ -22,6 +24,7 @@ from scagents.campaign.ledger import (
     propose_round,
 )
 
-__all__ = ["CampaignError", "IngestError", "IngestSummary", "campaign_info", "create_campaign", "history",
+__all__ = ["CampaignError", "IngestError", "IngestSummary", "campaign_info", "campaign_summaries",
+           "create_campaign", "history",
            "ingest", "list_campaigns", "plot_campaign", "propose_round", "DESIGNERS", "hit_likeness",
            "make_designer"]

@@ -646,6 +646,57 @@ def list_campaigns(db_path: str | Path) -> list[str]:
         con.close()
 
 
+def campaign_summaries(db_path: str | Path) -> list[dict]:
+    """One summary row per campaign of a ledger, read without modifying the file.
+
+    Returns
+    -------
+    list[dict]
+        ``campaign``, ``goal``, ``rounds``, ``proposed``, ``measured``, ``best`` (the measured
+        gene best under the campaign's objective, with its value) and ``updated`` (time of the last
+        round or ingest), ordered by name.
+
+    Raises
+    ------
+    CampaignError
+        The file is not a campaign ledger.
+    """
+    from datetime import datetime
+
+    try:
+        con = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
+        try:
+            camps = con.execute("SELECT id, name, goal, objective, created FROM campaigns "
+                                "ORDER BY name").fetchall()
+            rows = []
+            for cid, name, goal, objective, created in camps:
+                n_rounds, last_round = con.execute(
+                    "SELECT COUNT(*), MAX(created) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()
+                n_prop = con.execute("SELECT COUNT(*) FROM proposals WHERE campaign_id = ?",
+                                     (cid,)).fetchone()[0]
+                meas = con.execute("SELECT gene, value FROM measurements WHERE campaign_id = ?",
+                                   (cid,)).fetchall()
+                last_ingest = con.execute("SELECT MAX(created) FROM ingests WHERE campaign_id = ?",
+                                          (cid,)).fetchone()[0]
+                best = "-"
+                if meas:
+                    key = {"increase": lambda r: r[1], "decrease": lambda r: -r[1]}.get(
+                        objective, lambda r: abs(r[1]))
+                    gene, value = max(meas, key=key)
+                    best = f"{gene} ({value:+.3g})"
+                updated = max(t for t in (created, last_round, last_ingest) if t is not None)
+                rows.append({"campaign": name, "goal": goal, "rounds": int(n_rounds),
+                             "proposed": int(n_prop), "measured": len(meas), "best": best,
+                             "updated": datetime.fromtimestamp(updated).isoformat(
+                                 sep=" ", timespec="seconds")})
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:  # not SQLite, or no campaigns table
+        raise CampaignError(f"{str(db_path)!r} is not a campaign ledger ({exc}); pass the --db "
+                            "file that `scagents next` wrote.") from None
+    return rows
+
+
 _OBJECTIVE_WORDS = {"abs": "|score − median| in robust SDs", "increase": "score above the median, in "
                     "robust SDs", "decrease": "score below the median, in robust SDs"}
 

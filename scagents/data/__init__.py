@@ -30,7 +30,7 @@ from .io import (
     rna_modality,
     write,
 )
-from .pseudobulk import perturbation_effects, pseudobulk
+from .pseudobulk import MAX_PADJ, MIN_EFFECT, gene_effects, perturbation_effects, pseudobulk
 from .validate import (
     CONTROL_TOKENS,
     DEFAULT_TYPE_REASON,
@@ -55,7 +55,10 @@ __all__ = [
     "RNA_MODALITY_NAMES",
     "STANDARD_COLUMNS",
     "DataFileNotFoundError",
+    "MAX_PADJ",
+    "MIN_EFFECT",
     "find_perturbation_key",
+    "gene_effects",
     "is_control_label",
     "is_excluded_label",
     "load",

@@ -12,8 +12,9 @@ small outputs: groups × genes), not by the number of cells:
 * :func:`highly_variable_backed` — streaming mean / variance / dispersion per gene;
 * :class:`CellMinibatchSampler` — random minibatches of cells (sorted row reads);
 * :func:`write_synthetic_atlas` — a realistically sparse synthetic screen written chunk by chunk;
-* :func:`response_task_backed` — the :class:`~scagents.envs.response.ResponseTask` of a backed file,
-  equal to :meth:`ResponseTask.from_anndata` on the same data loaded in memory.
+* :func:`response_arrays_backed` — control mean, perturbation deltas and start cells, from which
+  :meth:`scagents.envs.ResponseTask.from_backed` builds the same task as ``from_anndata`` does on
+  the data loaded in memory.
 
 Counts are normalised per chunk exactly as :func:`~scagents.data.lognormalize` does (each cell
 scaled to ``target_sum`` total counts, then ``log1p``); rows are complete in a row chunk, so the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,7 +54,8 @@ __all__ = [
     "open_backed",
     "perturbation_summary",
     "pseudobulk_backed",
-    "response_task_backed",
+    "BackedResponse",
+    "response_arrays_backed",
     "standardize_backed",
     "write_synthetic_atlas",
 ]
@@ -653,25 +656,57 @@ class CellMinibatchSampler:
             yield rows, self.read(rows)
 
 
-# ============================================================================ environment task
-def response_task_backed(
+# ============================================================================ response arrays
+@dataclass
+class BackedResponse:
+    """What a static response task needs, streamed from a backed file (see :func:`response_arrays_backed`).
+
+    Attributes
+    ----------
+    genes
+        Names of the kept genes (``G``).
+    labels, perturbations
+        One per perturbation with enough cells (``P``).
+    control_mean
+        ``(1, G)`` mean log-normalised expression of the control cells.
+    deltas
+        ``(P, 1, G)`` perturbation mean minus control mean.
+    start_states
+        ``(n, G)`` log-normalised expression of ``n`` random control cells.
+    pseudotime
+        ``(n, 1)`` their ``obs["pseudotime"]`` (zeros when absent).
+    absmax
+        Largest absolute log-normalised value of the kept genes.
+    """
+
+    genes: list[str]
+    labels: list[str]
+    perturbations: list
+    control_mean: np.ndarray
+    deltas: np.ndarray
+    start_states: np.ndarray
+    pseudotime: np.ndarray
+    absmax: float
+
+
+def response_arrays_backed(
     source: Source,
     *,
     n_top_genes: int | None = None,
     max_control_cells: int = 2000,
     min_cells: int = 5,
-    embedding_k: int = 8,
     target_sum: float = 1e4,
     seed: int = 0,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     standardize_kwargs: dict[str, Any] | None = None,
-):
-    """A static response task (``T = 1``) from a backed file, in one streaming pass plus a small read.
+) -> BackedResponse:
+    """Control mean, perturbation deltas and start cells of a backed file, in one streaming pass.
 
-    Equivalent to ``ResponseTask.from_anndata(adata, n_top_features=n_top_genes, ...)`` on the same
+    The arrays of ``ResponseTask.from_anndata(adata, n_top_features=n_top_genes, ...)`` on the same
     data in memory (``lognorm`` layer): the most variable genes, the control mean, each
     perturbation's mean minus the control mean and a random subset of control cells as episode
-    starts — but ``X`` is never loaded whole.
+    starts — but ``X`` is never loaded whole. :meth:`scagents.envs.ResponseTask.from_backed` builds
+    the environment task from them.
 
     Parameters
     ----------
@@ -680,10 +715,14 @@ def response_task_backed(
         :func:`standardize_backed` when missing (on the AnnData, not the file).
     n_top_genes
         Keep the genes with the largest variance of the log-normalised values (``None``: all).
-    max_control_cells, min_cells, embedding_k, seed
-        As in :meth:`~scagents.envs.response.ResponseTask.from_anndata`.
+    max_control_cells
+        Control cells kept as start states (at most).
+    min_cells
+        Perturbations with fewer cells are left out.
     target_sum
         Counts per cell after scaling (``lognorm``).
+    seed
+        Seed of the choice of start cells.
     chunk_size
         Rows read per chunk.
     standardize_kwargs
@@ -691,10 +730,8 @@ def response_task_backed(
 
     Returns
     -------
-    ResponseTask
-        With ``source="anndata-backed"``.
+    BackedResponse
     """
-    from scagents.envs.response import ResponseTask
     from scagents.perturbation import Perturbation
 
     adata = _as_adata(source)
@@ -746,13 +783,12 @@ def response_task_backed(
         pt = obs["pseudotime"].to_numpy(dtype=np.float32)[start_idx][:, None]
     else:
         pt = np.zeros((len(start_idx), 1), np.float32)
-    bound = float(max(stats.absmax[genes].max(), 1e-3))
-    return ResponseTask(modalities=("rna",), features={"rna": names},
-                        states={"rna": np.ascontiguousarray(states[:, None, :], dtype=np.float32)},
-                        pseudotime=np.ascontiguousarray(pt, dtype=np.float32), perturbations=perts,
-                        labels=labels, deltas={"rna": deltas.astype(np.float32)},
-                        control_mean={"rna": control_mean.astype(np.float32)},
-                        action_bounds={"rna": bound}, embedding_k=embedding_k, source="anndata-backed")
+    return BackedResponse(genes=names, labels=labels, perturbations=perts,
+                          control_mean=control_mean.astype(np.float32),
+                          deltas=deltas.astype(np.float32),
+                          start_states=np.ascontiguousarray(states, dtype=np.float32),
+                          pseudotime=np.ascontiguousarray(pt, dtype=np.float32),
+                          absmax=float(max(stats.absmax[genes].max(), 1e-3)))
 
 
 # ============================================================================ synthetic atlas

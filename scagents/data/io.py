@@ -24,7 +24,8 @@ import scipy.io
 import scipy.sparse as sp
 
 from scagents._atomic import atomic_path
-from scagents.errors import DataError, DataFileError, ModalityError
+from scagents.errors import DataError, DataFileError, DataFileNotFoundError, ModalityError
+from scagents.errors import check_path as _check_path
 
 __all__ = [
     "DataFileNotFoundError",
@@ -48,33 +49,9 @@ _HDF5_SUFFIXES = (".h5ad", ".h5mu", ".h5")
 _SUPPORTED = "'.h5ad', '.h5mu', 10x '.h5', or a matrix-market folder (matrix.mtx + genes/features.tsv + barcodes.tsv)"
 
 
-class DataFileNotFoundError(DataFileError, FileNotFoundError):
-    """The input path does not exist (also a :class:`FileNotFoundError`)."""
-
-
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
-
-
-def _check_path(path: Path, what: str = "data file") -> None:
-    """Raise a clear error when ``path`` is missing or an empty file."""
-    if not path.exists():
-        parent = path.parent if str(path.parent) else Path(".")
-        hint = ""
-        if parent.is_dir():
-            near = sorted(p.name for p in parent.iterdir() if p.name.startswith(path.stem[:3]))[:5]
-            if near:
-                hint = f" Files with a similar name there: {', '.join(near)}."
-        raise DataFileNotFoundError(
-            f"The {what} {str(path)!r} does not exist. Check the path (relative paths are resolved "
-            f"from {os.getcwd()!r}).{hint}"
-        )
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataFileError(
-            f"The {what} {str(path)!r} is empty (0 bytes), probably from an interrupted download or "
-            "copy. Download or write the file again."
-        )
 
 
 def _suffix(path: Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import anndata as ad
 import mudata as md
 import numpy as np
@@ -12,7 +14,12 @@ from scagents.errors import DataError, PerturbationError
 
 from .io import rna_modality
 
-__all__ = ["perturbation_effects", "pseudobulk"]
+__all__ = ["MAX_PADJ", "MIN_EFFECT", "gene_effects", "perturbation_effects", "pseudobulk"]
+
+MIN_EFFECT = 0.05
+"""Smallest ``|delta|`` (log-normalised expression) for a gene to be listed as up / down."""
+MAX_PADJ = 0.05
+"""Largest Benjamini–Hochberg adjusted p-value for a gene to be listed as up / down."""
 
 
 def _matrix(adata: ad.AnnData, layer: str | None):
@@ -128,3 +135,33 @@ def perturbation_effects(
     effects = pb.drop(index=control) - pb.loc[control]
     effects.attrs["n_cells"] = dict(pb.attrs["n_cells"])
     return effects
+
+
+def gene_effects(control: np.ndarray, perturbed: np.ndarray, genes: Sequence[str]) -> pd.DataFrame:
+    """Per-gene change of mean expression from control, with Welch-test adjusted p-values.
+
+    Parameters
+    ----------
+    control, perturbed
+        Cells × genes log-normalised expression of control and perturbed cells.
+    genes
+        Gene names.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by gene with ``control_mean``, ``perturbed_mean``, ``delta`` and ``padj``
+        (Benjamini–Hochberg), sorted by decreasing ``|delta|``.
+    """
+    from scipy import stats
+
+    c_mean, p_mean = control.mean(0), perturbed.mean(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pvals = stats.ttest_ind(perturbed, control, axis=0, equal_var=False).pvalue
+    pvals = np.where(np.isfinite(pvals), pvals, 1.0)
+    padj = stats.false_discovery_control(pvals, method="bh")
+    df = pd.DataFrame(
+        {"control_mean": c_mean, "perturbed_mean": p_mean, "delta": p_mean - c_mean, "padj": padj},
+        index=pd.Index(list(genes), name="gene"),
+    )
+    return df.reindex(df["delta"].abs().sort_values(ascending=False).index)

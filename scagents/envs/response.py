@@ -576,6 +576,37 @@ class ResponseTask:
                    action_bounds=bounds, gene_features=gene_features, embedding_k=embedding_k,
                    source="anndata", cell_states=cell_states)
 
+    @classmethod
+    def from_backed(cls, source, *, n_top_genes: int | None = None, max_control_cells: int = 2000,
+                    min_cells: int = 5, embedding_k: int = 8, target_sum: float = 1e4,
+                    seed: int = 0, chunk_size: int | None = None,
+                    standardize_kwargs: dict | None = None) -> ResponseTask:
+        """A static (``T = 1``) task from a backed ``.h5ad``, in one streaming pass plus a small read.
+
+        Equal to ``from_anndata(adata, n_top_features=n_top_genes, ...)`` on the same data loaded
+        in memory (``lognorm`` layer), but ``X`` is never loaded whole: the arrays come from
+        :func:`scagents.data.backed.response_arrays_backed` (see there for the parameters;
+        ``chunk_size=None`` uses its default).
+
+        Returns
+        -------
+        ResponseTask
+            With ``source="anndata-backed"``.
+        """
+        from scagents.data.backed import response_arrays_backed
+
+        kw = {} if chunk_size is None else {"chunk_size": chunk_size}
+        r = response_arrays_backed(source, n_top_genes=n_top_genes,
+                                   max_control_cells=max_control_cells, min_cells=min_cells,
+                                   target_sum=target_sum, seed=seed,
+                                   standardize_kwargs=standardize_kwargs, **kw)
+        return cls(modalities=("rna",), features={"rna": r.genes},
+                   states={"rna": np.ascontiguousarray(r.start_states[:, None, :])},
+                   pseudotime=r.pseudotime, perturbations=r.perturbations, labels=r.labels,
+                   deltas={"rna": r.deltas}, control_mean={"rna": r.control_mean},
+                   action_bounds={"rna": r.absmax}, embedding_k=embedding_k,
+                   source="anndata-backed")
+
 
 
 

@@ -8,9 +8,9 @@
 (see :mod:`scagents.tools.mcp_server`).
 """
 
-from scagents.tools.chat import SYSTEM_PROMPT, run_chat
+from scagents.tools.chat import SYSTEM_PROMPT, ScriptedChatModel, keyword_reply, run_chat
 from scagents.tools.tools import TOOL_NAMES, Toolkit, ToolSettings, make_tools
 from scagents.tools.workspace import Workspace, WorkspacePathError, format_error
 
-__all__ = ["SYSTEM_PROMPT", "TOOL_NAMES", "Toolkit", "ToolSettings", "Workspace",
-           "WorkspacePathError", "format_error", "make_tools", "run_chat"]
+__all__ = ["SYSTEM_PROMPT", "TOOL_NAMES", "ScriptedChatModel", "Toolkit", "ToolSettings", "Workspace",
+           "WorkspacePathError", "format_error", "keyword_reply", "make_tools", "run_chat"]

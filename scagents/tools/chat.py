@@ -4,17 +4,28 @@
 (``model.bind_tools``), sends each user message, executes every tool call the model makes, feeds
 the results back as :class:`~langchain_core.messages.ToolMessage` and stops when the model answers
 without calling a tool. ``examples/chat_loop.py`` wraps it in an interactive program.
+
+:class:`ScriptedChatModel` is a chat model that needs no provider: it answers from a script (tests)
+or, by default, with :func:`keyword_reply` — a few fixed rules that turn "predict IFNG knockout",
+"simulate GATA3 overexpression", "recommend 8 perturbations" or "list files" into the matching tool
+call and quote the tool's result back. It is what the chat loop uses offline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool
+from pydantic import Field
 
-__all__ = ["SYSTEM_PROMPT", "run_chat", "execute_tool_call"]
+__all__ = ["SYSTEM_PROMPT", "run_chat", "execute_tool_call", "ScriptedChatModel", "keyword_reply"]
 
 SYSTEM_PROMPT = (
     "You are scagents, an assistant that analyses single-cell perturbation data with tools. "
@@ -105,3 +116,114 @@ def run_chat(
         else:
             add(AIMessage(f"(stopped: the model was still calling tools after {max_steps} steps)"))
     return messages
+
+
+# ------------------------------------------------------------------------ a model without provider
+class ScriptedChatModel(GenericFakeChatModel):
+    """A tool-calling chat model that needs no provider or network.
+
+    Each call answers with the next entry of ``script`` — an :class:`AIMessage` (possibly with
+    ``tool_calls``) or a function of the messages so far returning one — and, once the script is
+    used up, with ``reply(messages)`` (default :func:`keyword_reply`). ``bind_tools`` records the
+    tool names and returns the model itself; ``seen`` keeps the messages each call received.
+
+    >>> from scagents.tools import ScriptedChatModel, make_tools, run_chat
+    >>> messages = run_chat(ScriptedChatModel(), make_tools("work"),
+    ...                     ["predict IFNG knockout"])                      # doctest: +SKIP
+    """
+
+    messages: Iterator[Any] = Field(default_factory=lambda: iter(()))
+    script: list[Any] = Field(default_factory=list)
+    reply: Callable[[list[BaseMessage]], AIMessage] | None = None
+    bound_tools: list[str] = Field(default_factory=list)
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+
+    def bind_tools(self, tools, **kwargs):
+        self.bound_tools = [t.name for t in tools]
+        return self
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        self.seen.append(list(messages))
+        if self.script:
+            step = self.script.pop(0)
+            msg = step(messages) if callable(step) else step
+        else:
+            msg = (self.reply or keyword_reply)(list(messages))
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+_KINDS = {"overexpression": r"over[- ]?express\w*|activat\w*|crispra",
+          "knockdown": r"knock[- ]?down|crispri|silenc\w*",
+          "knockout": r"knock[- ]?out|\bko\b|delet\w*"}
+_HELP = ("I am the offline scripted model (no LLM provider configured); I understand: "
+         "'predict GENE [and GENE] knockout|knockdown|overexpression', 'simulate GENE knockout', "
+         "'recommend N perturbations', 'list files'. Give --model provider:model to chat with an LLM.")
+
+
+def _targets_and_kind(text: str) -> tuple[list[str], str]:
+    from scagents.goal import STOPWORDS
+
+    low = text.lower()
+    kind = next((k for k, pat in _KINDS.items() if re.search(pat, low)), "knockout")
+    words = re.findall(r"\b[A-Za-z][A-Za-z0-9.\-]*[A-Za-z0-9]\b", text)
+    genes = [w for w in words if w.upper() not in STOPWORDS and w == w.upper() and len(w) > 1]
+    return list(dict.fromkeys(genes)), kind
+
+
+def _call(name: str, args: dict, n: int) -> AIMessage:
+    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": f"call_{n}",
+                                      "type": "tool_call"}])
+
+
+def _summarise(msg: ToolMessage) -> str:
+    """The scripted model's answer after a tool result: quote the numbers, invent nothing."""
+    text = str(msg.content)
+    if text.startswith("error:"):
+        return f"The tool {msg.name} answered: {text}"
+    try:
+        res = json.loads(text)
+    except json.JSONDecodeError:
+        return text[:600]
+
+    def genes(rows: list[dict]) -> str:
+        return ", ".join(f"{r['gene']} ({r['delta']:+.2f})" for r in rows[:5]) or "none"
+
+    if msg.name in ("predict_perturbation", "simulate_perturbation"):
+        how = res.get("method") or f"the {res.get('model', 'twin')} twin simulation"
+        return (f"{res.get('perturbation')} ({how}): down {genes(res.get('top_down', []))}; "
+                f"up {genes(res.get('top_up', []))}.")
+    if msg.name == "recommend_perturbations" and "recommendations" in res:
+        listed = "; ".join(f"{r['rank']}. {r['perturbation']}" for r in res["recommendations"])
+        return f"Test next: {listed}."
+    if msg.name == "list_files" and "files" in res:
+        names = [f["path"] if isinstance(f, dict) else str(f) for f in res["files"]]
+        return (f"Files: {', '.join(names[:20]) or 'none'}"
+                + (f" (and {len(names) - 20} more)" if len(names) > 20 else "") + ".")
+    return json.dumps(res)[:600]
+
+
+def keyword_reply(messages: list[BaseMessage]) -> AIMessage:
+    """Fixed rules in place of an LLM: a tool call for the last user message, then its answer.
+
+    After a tool result the reply quotes it (:class:`ToolMessage` → a sentence with its genes and
+    numbers). Otherwise the last user message is matched: ``recommend`` / ``next`` →
+    ``recommend_perturbations``; ``simulate`` → ``simulate_perturbation``; ``list`` / ``files`` →
+    ``list_files``; anything naming a gene symbol (capitals) → ``predict_perturbation``; the rest
+    gets a short help text.
+    """
+    last = messages[-1] if messages else None
+    if isinstance(last, ToolMessage):
+        return AIMessage(_summarise(last))
+    text = str(last.content) if last is not None else ""
+    low = text.lower()
+    n = sum(isinstance(m, AIMessage) for m in messages) + 1
+    if re.search(r"\brecommend|\bnext\b|\bpropos", low):
+        m = re.search(r"\b(\d+)\b", low)
+        return _call("recommend_perturbations", {"n": int(m.group(1)) if m else 8}, n)
+    if re.search(r"\blist\b|\bfiles?\b", low):
+        return _call("list_files", {}, n)
+    genes, kind = _targets_and_kind(text)
+    if genes:
+        tool = "simulate_perturbation" if "simulat" in low else "predict_perturbation"
+        return _call(tool, {"targets": genes[:5], "kind": kind}, n)
+    return AIMessage(_HELP)

@@ -18,7 +18,7 @@ tool                       wraps
 ``load_data``              :func:`scagents.data.load`
 ``integrate``              :func:`scagents.integration.integrate`
 ``infer_network``          :func:`scagents.grn.infer_network`, :func:`~scagents.grn.network_edges`
-``simulate_perturbation``  :func:`scagents.twin.simulate`, :func:`scagents.pipeline.gene_effects`
+``simulate_perturbation``  :func:`scagents.twin.simulate`, :func:`scagents.data.gene_effects`
 ``train_policy``           :class:`scagents.envs.ResponseTask`, :func:`scagents.policies.train`
 ``predict_perturbation``   :func:`scagents.agents.run_graph` (the whole agent graph)
 ``recommend_perturbations`` the ranking of a prediction run, or :func:`scagents.campaign.propose_round`
@@ -253,10 +253,9 @@ class Toolkit:
 
     # ------------------------------------------------------------------ simulate_perturbation
     def simulate_perturbation(self, a: S.SimulatePerturbation) -> dict:
-        from scagents.data import lognormalize
+        from scagents.data import MAX_PADJ, MIN_EFFECT, gene_effects, lognormalize
         from scagents.goal import resolve_gene
         from scagents.perturbation import Perturbation
-        from scagents.pipeline import MAX_PADJ, MIN_EFFECT, gene_effects
         from scagents.twin import load_model, simulate
 
         net = load_model(self._model(a.model))
@@ -343,10 +342,9 @@ class Toolkit:
 
     # ------------------------------------------------------------------- predict_perturbation
     def predict_perturbation(self, a: S.PredictPerturbation) -> dict:
-        from scagents.agents.graph import run_graph
+        from scagents.agents.graph import default_out_dir, run_graph
         from scagents.agents.report import held_out_sentence
         from scagents.agents.state import PolicySummary, RunOptions
-        from scagents.pipeline import default_out_dir
 
         goal = f"predict {' and '.join(a.targets)} {a.kind}"
         data = None
@@ -508,19 +506,14 @@ class Toolkit:
             info = campaign_info(self.ws.ledger, a.campaign)
             return {"campaign": a.campaign, "goal": info["goal"], "history_csv": self.ws.rel(csv),
                     "progress_plot": self.ws.rel(png), "progress_by_round": info["rounds"]}
-        from scagents.agents.graph import CHECKPOINTS, _saver, build_graph
+        from scagents.agents.graph import CHECKPOINTS, load_state
         from scagents.agents.report import report_agent
 
         folder = self._run_folder(a.run)
         if not self.ws.resolve(folder / CHECKPOINTS, what="run checkpoint").is_file():
             raise ToolRunError(f"Run {folder.name!r} has no checkpoint to build a report from.")
         try:
-            saver, conn = _saver(folder)
-            try:
-                values = build_graph(saver).get_state(
-                    {"configurable": {"thread_id": folder.name}}).values
-            finally:
-                conn.close()
+            values = load_state(folder)
         except sqlite3.DatabaseError:
             raise ToolRunError(f"The checkpoint file runs/{folder.name}/{CHECKPOINTS} is not a "
                                "readable SQLite database (truncated or replaced); run "

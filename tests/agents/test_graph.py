@@ -33,6 +33,10 @@ def test_kill_and_resume(tmp_path):
     run = tmp_path / "runs" / "k1"
     done = {e["agent"] for e in _events(run) if e["event"] == "finished"}
     assert "network" in done and "policy" not in done and not (run / "report.json").exists()
+    listing = _cli("runs", "--out", str(tmp_path / "runs"))
+    assert listing.returncode == 0, listing.stderr
+    assert "interrupted after network (run --resume k1)" in listing.stdout
+    assert "predict IFNG knockout" in listing.stdout
     res = _cli("run", "--resume", "k1", "--quiet", cwd=tmp_path)  # RUN_ID under ./scagents_runs
     if res.returncode == 2 and "No run" in res.stderr:
         res = _cli("run", "--resume", str(run), "--quiet")          # or the run folder itself

@@ -127,10 +127,10 @@ def test_sampler_reads_the_right_rows(opened, in_memory):
         backed.CellMinibatchSampler(opened, cells=np.zeros(5000, dtype=bool))
 
 
-def test_response_task_backed_equals_from_anndata(atlas, in_memory):
+def test_response_task_from_backed_equals_from_anndata(atlas, in_memory):
     from scagents.envs.response import PerturbationResponseVecEnv, ResponseTask
 
-    got = backed.response_task_backed(atlas, n_top_genes=60, max_control_cells=150, chunk_size=1500, seed=2)
+    got = ResponseTask.from_backed(atlas, n_top_genes=60, max_control_cells=150, chunk_size=1500, seed=2)
     ref = ResponseTask.from_anndata(in_memory, n_top_features=60, max_control_cells=150, seed=2)
     assert got.features == ref.features and got.labels == ref.labels
     assert [p.targets for p in got.perturbations] == [p.targets for p in ref.perturbations]

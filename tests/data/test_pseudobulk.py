@@ -116,3 +116,14 @@ def test_papalexi_ifng_pathway_knockouts_lower_stat1():
     for target in ("IFNGR1", "IFNGR2", "JAK2"):
         assert eff.loc[target, "STAT1"] < -0.5
     assert abs(eff.loc["CD86", "STAT1"]) < 0.2  # an unrelated surface gene
+
+
+def test_gene_effects_hand_computed():
+    ctrl = np.array([[1.0, 0.0], [1.0, 0.0], [1.2, 0.0]])
+    pert = np.array([[1.0, 1.0], [1.0, 1.2], [1.2, 0.8]])
+    df = D.gene_effects(ctrl, pert, ["b_flat", "a_up"])
+    assert list(df.index) == ["a_up", "b_flat"]  # sorted by |delta|
+    assert df.loc["a_up", "delta"] == pytest.approx(1.0)
+    assert df.loc["b_flat", "delta"] == pytest.approx(0.0)
+    assert df.loc["a_up", "control_mean"] == pytest.approx(0.0)
+    assert df.loc["a_up", "padj"] < 0.05 < df.loc["b_flat", "padj"]

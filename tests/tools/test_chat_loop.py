@@ -1,44 +1,16 @@
-"""The whole chat loop with a scripted tool-calling fake chat model and the real tools."""
+"""The whole chat loop with the scripted tool-calling chat model and the real tools."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import Field
 
-from scagents.tools import TOOL_NAMES, make_tools, run_chat
-
-
-class ScriptedToolModel(GenericFakeChatModel):
-    """A fake chat model that can call tools.
-
-    ``script`` holds, in order, what each model call answers: an :class:`AIMessage` (possibly with
-    ``tool_calls``) or a function of the messages sent so far returning one (so a final answer can
-    quote the tool results, as a real model would). ``bind_tools`` records the tools and returns
-    the model itself; ``seen`` keeps the messages each call received.
-    """
-
-    script: list[Any]
-    bound_tools: list[str] = Field(default_factory=list)
-    seen: list[list[BaseMessage]] = Field(default_factory=list)
-
-    def bind_tools(self, tools, **kwargs):
-        self.bound_tools = [t.name for t in tools]
-        return self
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        self.seen.append(list(messages))
-        step = self.script.pop(0)
-        msg = step(messages) if callable(step) else step
-        return ChatResult(generations=[ChatGeneration(message=msg)])
+from scagents.tools import TOOL_NAMES, ScriptedChatModel, keyword_reply, make_tools, run_chat
 
 
 def _last_tool_result(messages: list[BaseMessage]) -> dict:
@@ -64,14 +36,14 @@ def _call(name: str, args: dict, call_id: str) -> AIMessage:
 
 
 @pytest.fixture(scope="module")
-def conversation(tmp_path_factory) -> tuple[ScriptedToolModel, list[BaseMessage], Path]:
+def conversation(tmp_path_factory) -> tuple[ScriptedChatModel, list[BaseMessage], Path]:
     script: list[AIMessage | Callable] = [
         _call("predict_perturbation", {"targets": ["IFNG"], "kind": "knockout"}, "call_1"),
         _answer_prediction,
         _call("recommend_perturbations", {"n": 8}, "call_2"),
         _answer_recommendation,
     ]
-    model = ScriptedToolModel(messages=iter([]), script=script)
+    model = ScriptedChatModel(messages=iter([]), script=script)
     workdir = tmp_path_factory.mktemp("chat")
     tools = make_tools(workdir, n_cells=40, policy_steps=256, policy_attempts=1)
     messages = run_chat(model, tools, ["predict IFNG knockout",
@@ -142,7 +114,7 @@ def test_bad_tool_calls_come_back_as_messages(tmp_path):
              "type": "tool_call"}]),
         AIMessage("I could not do that."),
     ]
-    model = ScriptedToolModel(messages=iter([]), script=script)
+    model = ScriptedChatModel(messages=iter([]), script=script)
     messages = run_chat(model, make_tools(tmp_path), ["do bad things"], system_prompt=None)
     tool_msgs = [m for m in messages if isinstance(m, ToolMessage)]
     assert [m.tool_call_id for m in tool_msgs] == ["a", "b", "c"]
@@ -155,7 +127,39 @@ def test_bad_tool_calls_come_back_as_messages(tmp_path):
 
 def test_max_steps_stops_a_model_that_never_answers(tmp_path):
     loop = _call("list_files", {}, "x")
-    model = ScriptedToolModel(messages=iter([]), script=[loop, loop, loop])
+    model = ScriptedChatModel(messages=iter([]), script=[loop, loop, loop])
     messages = run_chat(model, make_tools(tmp_path), ["list"], max_steps=2, system_prompt=None)
     assert len(model.script) == 1  # only two model calls were made
     assert messages[-1].content.startswith("(stopped: the model was still calling tools")
+
+
+def test_keyword_reply_rules():
+    """The offline model's rules: the user's words → one tool call; a tool result → its numbers."""
+    def call(text):
+        msg = keyword_reply([SystemMessage("s"), HumanMessage(text)])
+        return (msg.tool_calls[0]["name"], msg.tool_calls[0]["args"]) if msg.tool_calls else msg.content
+
+    assert call("predict STAT1 and IRF1 knockout") == (
+        "predict_perturbation", {"targets": ["STAT1", "IRF1"], "kind": "knockout"})
+    assert call("what if I knock down JAK2?") == (
+        "predict_perturbation", {"targets": ["JAK2"], "kind": "knockdown"})
+    assert call("simulate GATA3 overexpression") == (
+        "simulate_perturbation", {"targets": ["GATA3"], "kind": "overexpression"})
+    assert call("recommend 5 perturbations to test next") == ("recommend_perturbations", {"n": 5})
+    assert call("list the files") == ("list_files", {})
+    assert call("hello there").startswith("I am the offline scripted model")
+    result = ToolMessage('{"perturbation": "IFNG knockout", "method": "linear gene embedding", '
+                         '"top_down": [{"gene": "TBX21", "delta": -0.75}], "top_up": []}',
+                         tool_call_id="c", name="predict_perturbation")
+    answer = keyword_reply([HumanMessage("predict IFNG knockout"), result]).content
+    assert answer == "IFNG knockout (linear gene embedding): down TBX21 (-0.75); up none."
+    err = ToolMessage("error: Gene 'X' … fix: …", tool_call_id="d", name="predict_perturbation")
+    assert keyword_reply([err]).content.startswith("The tool predict_perturbation answered: error:")
+
+
+def test_scripted_model_falls_back_to_the_rules_offline(tmp_path):
+    model = ScriptedChatModel()
+    messages = run_chat(model, make_tools(tmp_path), ["list files"], system_prompt=None)
+    assert [type(m) for m in messages] == [HumanMessage, AIMessage, ToolMessage, AIMessage]
+    assert messages[2].name == "list_files" and messages[2].status != "error"
+    assert messages[-1].content.startswith("Files:")

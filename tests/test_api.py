@@ -1,0 +1,173 @@
+"""``scagents.run(adata, goal=...)``: the agent graph from Python, results written into the object."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import scagents
+from scagents.api import RunResult, RunStoppedError, list_runs, write_result
+from scagents.errors import DataFileNotFoundError
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {"policy_steps": 256, "max_policy_attempts": 1, "n_validation": 2, "n_proposals": 3}
+
+
+def _user_adata() -> ad.AnnData:
+    """A small screen as a user has it: counts and one obs column naming the perturbation."""
+    from scagents.perturbation import Perturbation
+    from scagents.twin import load_model, simulate
+
+    genes = ["IFNG", "STAT1", "GATA3", "TBX21", "STAT4", "SOCS1"]
+    m = simulate(load_model("th"), perturbations=[None, *[Perturbation((g,)) for g in genes]],
+                 n_cells=30, seed=0)
+    rna = m["rna"]
+    obs = pd.DataFrame({"perturbation": rna.obs["perturbation"].astype(str).to_numpy()},
+                       index=rna.obs_names)
+    return ad.AnnData(X=rna.X.copy(), obs=obs, var=pd.DataFrame(index=rna.var_names))
+
+
+@pytest.fixture(scope="module")
+def answered(tmp_path_factory):
+    adata = _user_adata()
+    before = adata.copy()
+    root = tmp_path_factory.mktemp("runs")
+    res = scagents.run(adata, goal="predict STAT1 knockout", out=root / "stat1", seed=2, **FAST)
+    return adata, before, res, root
+
+
+def test_run_writes_results_into_the_object(answered, tmp_path):
+    adata, before, res, _ = answered
+    pred = pd.read_csv(res.out / "prediction.csv", index_col="gene")
+    table = adata.varm["scagents"]
+    assert list(table.index) == list(adata.var_names)
+    np.testing.assert_allclose(table["delta"].to_numpy(), pred["delta"].reindex(adata.var_names))
+    assert table["delta"].notna().all()  # every gene of this small screen was predicted
+    np.testing.assert_allclose(table["perturbed_mean"] - table["control_mean"], table["delta"],
+                               atol=1e-6)
+    uns = adata.uns["scagents"]
+    report = json.loads((res.out / "report.json").read_text())
+    assert uns["goal"] == "predict STAT1 knockout" and uns["perturbation"] == "STAT1 knockout"
+    assert uns["run_id"] == "stat1" and uns["seed"] == 2 and uns["version"] == scagents.__version__
+    assert uns["method"] == report["method"]["name"] == report["validation"]["answered_by"]
+    assert uns["validation"]["scores"].keys() == report["validation"]["scores"].keys()
+    assert uns["proposals"] == [p["perturbation"] for p in report["proposals"]]
+    # STAT1 was measured: the check compares the prediction with its (held-out) observed cells
+    assert "held out" in uns["check"]["description"] and "mse" in uns["check"]["metrics"]
+    # the data themselves are untouched
+    x, x0 = (m.toarray() if hasattr(m, "toarray") else m for m in (adata.X, before.X))
+    assert np.array_equal(x, x0)
+    assert adata.obs.equals(before.obs)
+    # scverse-writable: the object with the results round-trips through .h5ad
+    adata.write_h5ad(tmp_path / "back.h5ad")
+    back = ad.read_h5ad(tmp_path / "back.h5ad")
+    np.testing.assert_allclose(back.varm["scagents"]["delta"], table["delta"])
+    assert back.uns["scagents"]["run_id"] == "stat1"
+
+
+def test_result_load_round_trips(answered):
+    _, _, res, _ = answered
+    assert res.wall_time_s is not None and res.wall_time_s > 0
+    loaded = RunResult.load(res.out)
+    assert loaded.wall_time_s is None
+    for name in ("run_id", "goal", "perturbation", "headline", "method", "status", "top_up",
+                 "top_down", "validation", "check", "proposals", "files", "seed", "version"):
+        assert getattr(loaded, name) == getattr(res, name), name
+    pd.testing.assert_frame_equal(loaded.predicted, res.predicted)
+    assert RunResult.load(res.out / "report.json").run_id == res.run_id
+    assert res.status in {"validated", "fallback"}
+    assert set(res.files) >= {"markdown", "html", "json", "prediction", "effects"}
+    assert all(p.is_file() for p in res.files.values())
+    assert res.delta.equals(res.predicted["delta"])
+    assert res.perturbation in res.headline and res.method in res.headline
+
+
+def test_write_result_into_a_mudata(answered):
+    import mudata as md
+
+    _, _, res, _ = answered
+    mdata = md.MuData({"rna": _user_adata()})
+    write_result(mdata, res, key_added="stat1")
+    assert mdata.uns["stat1"]["run_id"] == res.run_id
+    assert mdata["rna"].varm["stat1"]["delta"].equals(
+        res.predicted["delta"].reindex(mdata["rna"].var_names).rename_axis(None))
+
+
+def test_backed_anndata_is_read_from_its_file(answered, monkeypatch, tmp_path):
+    """A backed AnnData is not copied into the run folder: the data agent reads its file."""
+    from scagents.api import INPUT_FILES
+
+    _, _, res, _ = answered
+    backed = ad.read_h5ad(res.out / INPUT_FILES["anndata"], backed="r")
+    seen = {}
+
+    def fake_run_graph(opts, **kw):  # stop right after the options are built
+        seen["data"] = opts.data
+        return {"out_dir": str(res.out), "policy": {"prediction_path": "prediction.csv"}}
+
+    monkeypatch.setattr("scagents.agents.graph.run_graph", fake_run_graph)
+    got = scagents.run(backed, goal="predict STAT1 knockout", out=tmp_path / "b", **FAST)
+    assert seen["data"] == str(backed.filename) and not (tmp_path / "b").exists()
+    assert backed.uns["scagents"]["run_id"] == got.run_id == res.run_id
+    assert backed.varm["scagents"]["delta"].notna().all()
+
+
+def test_namespaces_resolve_and_plot(answered, tmp_path):
+    adata, _, res, _ = answered
+    for ns in (scagents.pp, scagents.tl, scagents.pl):
+        for name in ns.__all__:
+            assert callable(getattr(ns, name)), f"{ns.__name__}.{name}"
+    from scagents.data import lognormalize
+    from scagents.errors import ScagentsError
+    from scagents.twin import simulate
+
+    assert scagents.tl.simulate is simulate and scagents.pp.lognormalize is lognormalize
+    png = scagents.pl.prediction(adata, path=tmp_path / "p.png")
+    assert png.stat().st_size > 0
+    assert scagents.pl.prediction(res, path=tmp_path / "q.png").stat().st_size > 0
+    with pytest.raises(ScagentsError, match="key 'other'"):
+        scagents.pl.prediction(adata, key="other", path=tmp_path / "r.png")
+
+
+def test_list_runs_finished_and_stopped(answered):
+    adata, _, res, root = answered
+    with pytest.raises(RunStoppedError, match="Closest gene names"):
+        scagents.run(adata.copy(), goal="predict STAT1Q knockout", out=root / "typo", **FAST)
+    rows = {r["run_id"]: r for r in list_runs(root)}
+    assert rows["stat1"]["state"] == "finished" and rows["stat1"]["goal"] == res.goal
+    assert res.method in rows["stat1"]["answer"]
+    assert rows["typo"]["state"].startswith("stopped: ") and "STAT1Q" in rows["typo"]["state"]
+    with pytest.raises(RunStoppedError, match="No runs folder"):
+        list_runs(root / "nope")
+
+
+def test_bad_calls_fail_fast_with_one_clear_line(tmp_path):
+    with pytest.raises(RunStoppedError, match="Give a goal"):
+        scagents.run(None)
+    with pytest.raises(DataFileNotFoundError, match="missing.h5ad"):
+        scagents.run(str(tmp_path / "missing.h5ad"), goal="predict IFNG knockout",
+                     out=tmp_path / "run")
+    with pytest.raises(RunStoppedError, match="Invalid n_cells=3"):
+        scagents.run(goal="predict IFNG knockout", n_cells=3, out=tmp_path / "run")
+    with pytest.raises(RunStoppedError, match="must be an AnnData"):
+        scagents.run([1, 2], goal="predict IFNG knockout", out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing was written
+    with pytest.raises(RunStoppedError, match="no report.json"):
+        RunResult.load(tmp_path)
+
+
+def test_import_is_lazy():
+    """``import scagents`` loads none of the scientific stack (what makes --help fast)."""
+    code = ("import sys, scagents, scagents.cli; scagents.cli.build_parser(); "
+            "print(sorted(m for m in ('anndata', 'mudata', 'torch', 'langgraph', 'pandas', "
+            "'matplotlib', 'scanpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout.strip()
+    assert out == "[]"
