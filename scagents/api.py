@@ -318,6 +318,7 @@ def run(
         opts = None
         out_dir = None
         if resume is None:
+            options.setdefault("progress", not quiet)  # progress bars on stderr only when not quiet
             opts = _options(goal, data_path, model=model, n_cells=n_cells, seed=seed,
                             perturbation_key=perturbation_key, control_labels=control, llm=llm,
                             **options)

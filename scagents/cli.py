@@ -34,8 +34,26 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--perturbation-key", default=None, help="obs column naming the perturbation")
     p.add_argument("--control", action="append", default=None,
                    help="label of control cells (repeatable); default: recognised automatically")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars and no per-agent lines on stderr")
+    p.add_argument("--genes", type=int, default=None, metavar="N",
+                   help="cap on the genes the network and policy agents work on: the goal's genes, "
+                        "the data's perturbation targets, then the most highly variable genes "
+                        "(default 2000; the list and the reasons are written to genes_used.csv)")
+    p.add_argument("--skip-network", action="store_true",
+                   help="do not infer a regulatory network (the prediction then has no network "
+                        "propagation baseline)")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller budgets everywhere: 1000 genes, 250 candidate regulators, top 20 "
+                        "regulators per gene, 4000 policy training steps and no retrain, 1000 cells "
+                        "integrated (defaults: 2000, 500, 50, 12000 with one retrain, 2000); an "
+                        "explicit --genes wins")
     p.set_defaults(func=_cmd_run)
+
+
+#: the budgets of ``run --quick`` (RunOptions fields; keep the --quick help in step)
+QUICK = {"n_genes": 1000, "n_regulators": 250, "network_top_k": 20, "policy_steps": 4000,
+         "max_policy_attempts": 1, "integration_cells": 1000}
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -44,9 +62,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.goal is None and args.resume is None:
         print("error: give --goal \"predict IFNG knockout\" (or --resume RUN_ID)", file=sys.stderr)
         return 2
+    if args.genes is not None and args.genes < 10:
+        print(f"error: --genes must be at least 10, got {args.genes}", file=sys.stderr)
+        return 2
+    budget = dict(QUICK) if args.quick else {}
+    if args.genes is not None:
+        budget["n_genes"] = args.genes
     res = run(args.data, args.goal, out=args.out, seed=args.seed, quiet=args.quiet,
               resume=args.resume, model=args.model, n_cells=args.n_cells,
-              perturbation_key=args.perturbation_key, control=args.control, llm=args.llm)
+              perturbation_key=args.perturbation_key, control=args.control, llm=args.llm,
+              skip_network=args.skip_network, progress=not args.quiet, **budget)
     up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_up[:5]) or "none"
     down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_down[:5]) or "none"
     print(f"{res.goal}  [{res.method}, {res.status}]  run id: {res.run_id}")

@@ -8,16 +8,34 @@ import numpy as np
 import pandas as pd
 
 from scagents._atomic import atomic_path
+from scagents.agents.progress import Steps
 from scagents.agents.state import AgentRecord, DataSummary, RunOptions, RunState
 from scagents.data import write as write_data
 from scagents.errors import ScagentsError
 
-__all__ = ["data_agent", "resolve_goal", "DATA_FILE", "TRUTH_FILE"]
+__all__ = ["data_agent", "resolve_goal", "DATA_FILE", "GENES_FILE", "TRUTH_FILE"]
 
 DATA_FILE = "data.h5mu"
-
-
+GENES_FILE = "genes_used.csv"
 TRUTH_FILE = "twin_truth.csv"
+
+
+def _select(rna, goal_targets, perturbed, opts: RunOptions, out: Path) -> tuple[list[str], dict]:
+    """Choose the genes of the network and policy agents (:func:`scagents.data.select_genes`) and
+    write them with the reason of each to ``<run>/genes_used.csv``."""
+    from scagents.data.genes import select_genes
+
+    table = select_genes(rna, goal_genes=list(goal_targets), regulators=sorted(perturbed),
+                         n_genes=opts.n_genes, n_regulators=opts.n_regulators)
+    with atomic_path(out / GENES_FILE) as tmp:
+        table.to_csv(tmp)
+    info = {"n_total": int(rna.n_vars), "cap": int(opts.n_genes), "n_selected": int(len(table)),
+            "n_regulators": int(table["regulator"].sum()),
+            "reasons": {str(k): int(v) for k, v in table["reason"].value_counts().items()},
+            "rule": "the goal's genes, then the data's perturbation targets, then the most highly "
+                    "variable genes (seurat dispersion) up to the cap; regulators: the same order "
+                    f"up to {opts.n_regulators}"}
+    return list(table.index), info
 
 
 def _twin_conditions(net, goal, n_candidates: int, seed: int) -> tuple[list, list[str]]:
@@ -56,10 +74,12 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
     from scagents.goal import parse_goal
     from scagents.twin import load_model, simulate
 
+    step = Steps("data", ["simulating the twin", "selecting genes", "writing"], enabled=opts.progress)
     net = load_model(opts.model)
     goal = parse_goal(opts.goal, net.genes, aliases=net.aliases, inputs=net.inputs)
     pert = goal.perturbation
     perts, candidates = _twin_conditions(net, pert, opts.n_candidates, opts.seed)
+    step("simulating the twin")
     mdata = simulate(net, perturbations=[None, *perts], n_cells=opts.n_cells, seed=opts.seed)
     rna = mdata["rna"]
     labels = rna.obs["perturbation"].astype(str).to_numpy()
@@ -88,7 +108,11 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
     fates = tmp.obs["fate"].astype(str)
     fate_shift = {"control": _fractions(fates[ctrl]), pert.label: _fractions(fates[goal_cells])}
     mdata.uns.pop("twin_perturbations", None)
+    step("selecting genes")
+    _, selection = _select(rna, pert.targets, [g for p in perts for g in p.targets], opts, out)
+    step("writing")
     write_data(mdata, out / DATA_FILE)
+    step.close()
     measured = list(dict.fromkeys(labels[keep & ~(labels == "control")]))
     return DataSummary(
         source=f"twin:{net.name}", description=f"digital twin, model {net.name}",
@@ -97,7 +121,8 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
         goal_measured=True, goal_label=goal_label, measured=measured, candidates=candidates,
         truth_path=TRUTH_FILE,
         truth_fates=fate_shift, inputs=list(net.inputs),
-        cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train})
+        cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train},
+        genes_path=GENES_FILE, gene_selection=selection)
 
 
 def _fractions(fates: pd.Series) -> dict[str, float]:
@@ -151,6 +176,8 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
 
     from scagents.data import load
 
+    step = Steps("data", ["reading", "selecting genes", "writing"], enabled=opts.progress)
+    step(f"reading {Path(opts.data).name}")
     obj = load(opts.data, perturbation_key=opts.perturbation_key,
                control_labels=opts.control_labels)
     rna = obj["rna"] if hasattr(obj, "mod") and "rna" in obj.mod else (
@@ -162,18 +189,31 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     perturbed = {t for m in measured for t in m.split("+")}
     goal, pert, goal_label, goal_note = resolve_goal(opts.goal, rna)
     excluded = obs.loc[obs["perturbation_type"].astype(str) == "excluded", "perturbation"]
-    var = pd.Series(np.asarray(rna.X.mean(0)).ravel(), index=rna.var_names)
+    step("selecting genes")
+    genes, selection = _select(rna, pert.targets, perturbed, opts, out)
+    var = pd.Series(np.asarray(rna.X.mean(0)).ravel(), index=rna.var_names)[genes]
     candidates = [g for g in var.sort_values(ascending=False).index if g not in perturbed][:200]
     mods = list(obj.mod) if hasattr(obj, "mod") else ["rna"]
     path = out / DATA_FILE
+    step(f"writing {DATA_FILE}")
     write_data(obj if hasattr(obj, "mod") else md.MuData({"rna": obj}), path)
+    step.close()
     return DataSummary(
         source=str(opts.data), description=Path(opts.data).name, path=DATA_FILE,
         n_cells=int(rna.n_obs), n_genes=int(rna.n_vars), modalities=mods, goal=goal.to_dict(),
         perturbation=pert.to_dict(), goal_measured=goal_label is not None, goal_label=goal_label,
         goal_note=goal_note, excluded={str(k): int(v) for k, v in
                                        excluded.astype(str).value_counts().sort_index().items()},
-        measured=measured, candidates=sorted(candidates))
+        measured=measured, candidates=sorted(candidates), genes_path=GENES_FILE,
+        gene_selection=selection)
+
+
+def _genes_line(sel: dict) -> str:
+    if not sel:
+        return "every gene used"
+    why = ", ".join(f"{n} {r}" for r, n in sel["reasons"].items())
+    return (f"{sel['n_selected']} of {sel['n_total']} genes used by the network and policy "
+            f"(cap {sel['cap']}: {why}; {sel['n_regulators']} candidate regulators)")
 
 
 def data_agent(state: RunState) -> dict:
@@ -200,7 +240,9 @@ def data_agent(state: RunState) -> dict:
     rec = AgentRecord(
         agent="data", status="done",
         summary=f"{summary.description}: {summary.n_cells} cells × {summary.n_genes} genes, "
-                f"modalities {', '.join(summary.modalities)}, {len(summary.measured)} perturbations",
+                f"modalities {', '.join(summary.modalities)}, {len(summary.measured)} perturbations; "
+                f"{_genes_line(summary.gene_selection)}",
         figures={"n_cells": summary.n_cells, "n_genes": summary.n_genes,
+                 "gene_selection": summary.gene_selection,
                  "n_perturbations": len(summary.measured), "n_candidates": len(summary.candidates)})
     return {"data": summary.model_dump(), "log": [rec.model_dump()]}

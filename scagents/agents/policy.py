@@ -42,6 +42,7 @@ from scagents.agents.state import (
     Proposal,
     RunOptions,
     RunState,
+    run_path,
 )
 
 __all__ = ["policy_agent", "fallback_agent", "POLICY_FILE", "PREDICTION_FILE", "TRAINING_LOG",
@@ -125,8 +126,21 @@ def _context(state: RunState) -> _Context:
     data = DataSummary.model_validate(state["data"])
     out = Path(state["out_dir"])
     mdata = md.read_h5mu(out / data.path)
-    n_top = None if data.n_genes <= 2000 else 1000
-    task = ResponseTask.from_anndata(mdata, modalities=["rna"], n_top_features=n_top,
+    genes_file = run_path(state, data.genes_path)
+    if genes_file is not None and genes_file.exists():
+        # the data agent's gene selection (goal genes, perturbation targets, variable genes);
+        # log-normalised on every gene first, so library sizes are whole-transcriptome totals
+        from scagents.data import lognormalize
+
+        rna = mdata["rna"]
+        if "lognorm" not in rna.layers:
+            lognormalize(rna)
+        keep = set(pd.read_csv(genes_file, usecols=["gene"])["gene"].astype(str))
+        source, n_top = rna[:, [g for g in rna.var_names if g in keep]].copy(), None
+        del mdata, rna
+    else:  # a run from before the gene selection
+        source, n_top = mdata, (None if data.n_genes <= 2000 else 1000)
+    task = ResponseTask.from_anndata(source, modalities=["rna"], n_top_features=n_top,
                                      max_control_cells=256, seed=opts.seed)
     goal_held, held_note = _goal_held(task, data)
     others = [i for i in range(task.n_perturbations) if i not in goal_held]
@@ -197,11 +211,12 @@ def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
         return None
     genes = ctx.genes
     matrix = ctx.out / "network_matrix.csv"
-    if matrix.exists():  # coefficients in expression units (scagents.grn.network_matrix)
+    if matrix.exists():  # runs from before the edge table carried the coefficients
         w = pd.read_csv(matrix, index_col=0).reindex(index=genes, columns=genes).fillna(0.0)
-    else:
+    else:  # coefficients in expression units (scagents.grn.network_matrix) when present
         edges = pd.read_csv(ctx.out / NetworkSummary.model_validate(net).edges_path)
-        w = (edges.pivot_table(index="source", columns="target", values="weight", aggfunc="sum")
+        value = "coef" if "coef" in edges.columns else "weight"
+        w = (edges.pivot_table(index="source", columns="target", values=value, aggfunc="sum")
              .reindex(index=genes, columns=genes).fillna(0.0))
     baseline = ctx.control
 
@@ -466,7 +481,7 @@ def _train_policy(ctx: _Context, attempt: int) -> tuple[Predict, dict]:
                       reward_components=True, critic_init_gain=0.01, seed=ctx.opts.seed + attempt - 1)
     env = PerturbationResponseVecEnv(ctx.train, num_envs=cfg.n_envs)
     t0 = time.perf_counter()
-    policy, log = train(env, cfg, progress=False, log_path=ctx.out / TRAINING_LOG)
+    policy, log = train(env, cfg, progress=ctx.opts.progress, log_path=ctx.out / TRAINING_LOG)
     train_s = time.perf_counter() - t0
     save(policy, ctx.out / POLICY_FILE)
     return _policy_predictor(ctx, policy), {

@@ -55,6 +55,14 @@ class RunOptions(_Model):
         "knockout and overexpression is simulated)."))
     n_proposals: int = Field(8, ge=0, description="Next perturbations to recommend.")
     llm: str | None = Field(None, description="provider:model of an optional LLM planner.")
+    n_genes: int = Field(2000, ge=10, description=(
+        "Cap on the genes the network and policy agents work on: the goal's genes, the data's "
+        "perturbation targets, then the most highly variable genes (scagents.data.select_genes)."))
+    n_regulators: int = Field(500, ge=1, description="Candidate regulators of the network.")
+    network_top_k: int = Field(50, ge=1, description="Strongest regulators kept per target gene.")
+    skip_network: bool = Field(False, description="Do not infer a regulatory network.")
+    integration_cells: int = Field(2000, ge=10, description="Cells integrated (a seeded subset).")
+    progress: bool = Field(True, description="Show progress bars on stderr.")
 
 
 class DataSummary(_Model):
@@ -86,6 +94,11 @@ class DataSummary(_Model):
         "Twin: fraction of cells reaching each fate, control and the goal's perturbation."))
     inputs: list[str] = Field(default_factory=list, description="Twin: milieu input genes.")
     cells_per_condition: dict[str, int] = Field(default_factory=dict)
+    genes_path: str | None = Field(None, description=(
+        "CSV of the genes the network and policy agents work on (gene, reason, variability_rank, "
+        "regulator); None: every gene."))
+    gene_selection: dict = Field(default_factory=dict, description=(
+        "How the genes were chosen: n_total, cap, n_selected, n_regulators, counts per reason."))
 
 
 class IntegrationSummary(_Model):

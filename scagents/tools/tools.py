@@ -356,7 +356,8 @@ class Toolkit:
                           control_labels=a.control_labels, policy_steps=self.settings.policy_steps,
                           n_proposals=self.settings.max_proposals,
                           n_candidates=self.settings.twin_candidates,
-                          max_policy_attempts=self.settings.policy_attempts)
+                          max_policy_attempts=self.settings.policy_attempts,
+                          progress=False)  # a tool answers in its result, not on the terminal
         runs = self.ws.resolve("runs", what="runs folder")
         runs_existed = runs.exists()
         out = default_out_dir(goal, runs)

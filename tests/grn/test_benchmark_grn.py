@@ -44,3 +44,15 @@ def test_verdict_counts_wins_and_time_goal():
     assert v["beats_grnboost2_on"] == ["n0", "n2", "n3"]
     assert v["networks_compared"] == ["n0", "n1", "n2", "n3"]
     assert v["goal_auprc_met"] and not v["goal_60s_met"]
+
+
+def test_benchmark_default_is_what_the_network_agent_runs():
+    """The agent calls infer_network with its defaults; the benchmark scores the same configuration."""
+    import inspect
+
+    from scagents.grn import infer_network
+
+    bench = _bench()
+    params = inspect.signature(infer_network).parameters
+    kwargs = {"transform": "none", "alpha": "auto", **bench.METHODS[bench.DEFAULT]}
+    assert all(params[k].default == v for k, v in kwargs.items())

@@ -230,3 +230,60 @@ def test_rank_transform_with_ties_and_constant_gene():
     assert {top["source"], top["target"]} & {"A", "B", "C", "F", "R", "D"}
     with pytest.raises(ValueError, match="Unknown transform"):
         infer_network(adata, transform="log")
+
+
+def _ridge_reference(X: np.ndarray, regs: list[int], alpha: float) -> np.ndarray:
+    """Each target regressed on the regulators (itself excluded) by an explicit ridge solve on the
+    z-scored data: the definition the fast path must reproduce."""
+    Z = (X - X.mean(0)) / X.std(0)
+    n = len(Z)
+    B = np.zeros((len(regs), X.shape[1]))
+    for t in range(X.shape[1]):
+        rows = [i for i, r in enumerate(regs) if r != t]
+        R = Z[:, [regs[i] for i in rows]]
+        B[rows, t] = np.linalg.solve(R.T @ R / n + alpha * np.eye(len(rows)), R.T @ Z[:, t] / n)
+    return B
+
+
+@pytest.mark.parametrize("regs", [[0, 1, 2, 7, 12], list(range(30))[::-1]])
+def test_regulator_restricted_ridge_matches_explicit_per_target_regression(regs):
+    adata, _, _ = _sem()
+    names = [f"G{i}" for i in regs]
+    infer_network(adata, regulators=names, alpha=0.1)
+    coef = adata.uns["grn"]["coef"] if "coef" in adata.uns["grn"] else network_matrix(adata).loc[names]
+    sd = np.asarray(adata.X).std(0)
+    B = coef.loc[names].to_numpy() * sd[regs][:, None] / sd[None, :]  # back to standardised units
+    ref = _ridge_reference(np.asarray(adata.X, dtype=np.float64), regs, 0.1)
+    np.testing.assert_allclose(B, ref, atol=2e-5)
+
+
+def test_all_genes_listed_as_regulators_equals_the_unrestricted_fit():
+    adata, _, _ = _sem()
+    full = infer_network(adata, copy=True)
+    shuffled = list(np.random.default_rng(0).permutation(adata.var_names))
+    listed = infer_network(adata, regulators=shuffled, copy=True)
+    assert listed.uns["grn"]["params"]["alpha"] == full.uns["grn"]["params"]["alpha"]
+    # equal up to the float32 products of the Gram matrices (amplified by the small α = 0.01 chosen)
+    np.testing.assert_allclose(network_matrix(listed).to_numpy(), network_matrix(full).to_numpy(),
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("transform", ["none", "rank"])
+def test_gene_blocks_and_sparse_input_give_the_same_network(monkeypatch, transform):
+    import scipy.sparse as sp
+
+    import scagents.grn.infer as infer
+
+    adata, _, _ = _sem(n_genes=40, n_cells=400)
+    adata.X = np.where(adata.X > 2.5, adata.X, 0).astype(np.float32)  # zeros, as in counts
+    regs = [f"G{i}" for i in range(0, 40, 3)]
+    one = infer_network(adata, regulators=regs, transform=transform, top_k=4, copy=True)
+    monkeypatch.setattr(infer, "_BLOCK_BYTES", 8 * 400 * 3)  # 3 genes per block
+    sparse = adata.copy()
+    sparse.X = sp.csr_matrix(adata.X)
+    many = infer_network(sparse, regulators=regs, transform=transform, top_k=4, copy=True)
+    assert many.uns["grn"]["params"]["alpha"] == one.uns["grn"]["params"]["alpha"]
+    np.testing.assert_allclose(network_matrix(many).to_numpy(), network_matrix(one).to_numpy(), atol=1e-5)
+    edges = network_edges(many)
+    assert edges.groupby("target").size().max() == 4  # top_k regulators per target
+    assert set(edges["source"]) <= set(regs)
