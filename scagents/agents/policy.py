@@ -142,6 +142,7 @@ def _context(state: RunState) -> _Context:
         source, n_top = mdata, (None if data.n_genes <= 2000 else 1000)
     task = ResponseTask.from_anndata(source, modalities=["rna"], n_top_features=n_top,
                                      max_control_cells=256, seed=opts.seed)
+    cell_obs = source["rna"].obs if hasattr(source, "mod") else source.obs
     goal_held, held_note = _goal_held(task, data)
     others = [i for i in range(task.n_perturbations) if i not in goal_held]
     rng = np.random.default_rng(opts.seed)
@@ -159,7 +160,7 @@ def _context(state: RunState) -> _Context:
                    fit_task=fit_task, genes=genes,
                    goal_label=task.labels[goal_held[0]] if goal_held else None,
                    goal_held=[task.labels[i] for i in goal_held], held_note=held_note,
-                   goal_cells=int(mdata["rna"].obs["perturbation"].astype(str)
+                   goal_cells=int(cell_obs["perturbation"].astype(str)
                                   .isin([task.labels[i] for i in goal_held]).sum()),
                    val_labels=[task.labels[i] for i in val], control=control)
     for name, fit in BASELINES.items():
