@@ -34,6 +34,7 @@ from scagents.agents.network import network_agent
 from scagents.agents.policy import fallback_agent, policy_agent
 from scagents.agents.report import report_agent
 from scagents.agents.state import RunOptions, RunState, initial_state
+from scagents.agents.steering import steering_agent
 from scagents.agents.supervisor import END_MOVE, LLMPlanner, make_supervisor
 from scagents.errors import ScagentsError
 
@@ -52,6 +53,7 @@ SPECIALISTS: dict[str, Callable[[RunState], dict]] = {
     "policy": policy_agent,
     "fallback": fallback_agent,
     "report": report_agent,
+    "steering": steering_agent,
 }
 
 

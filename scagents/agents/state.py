@@ -190,6 +190,7 @@ class RunState(TypedDict, total=False):
     network: dict | None
     policy: dict | None
     report: dict | None
+    steering: dict | None
     next: str
     stop_reason: str | None
     log: Annotated[list[dict], operator.add]

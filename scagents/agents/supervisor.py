@@ -27,6 +27,10 @@ class LLMPlannerError(ScagentsError, RuntimeError):
 def allowed_moves(state: RunState) -> list[str]:
     """The agents that may run next given the state (the first is the deterministic choice)."""
     opts = RunOptions.model_validate(state["options"])
+    from scagents.steering import is_steering_goal
+
+    if is_steering_goal(opts.goal):  # fate steering: one agent answers on the twin
+        return ["steering"] if state.get("steering") is None else [END_MOVE]
     if state.get("stop_reason"):
         return [END_MOVE] if state.get("report") or not state.get("data") else ["report"]
     if state.get("data") is None:

@@ -9,6 +9,8 @@
   :func:`twin_effect_table` scores candidates on the twin;
 * :class:`ShardedVectorEnv` / :class:`RayVectorEnv` — a batched env split into shards, stepped
   in-process or on Ray actors; :class:`StreamDesignEnv` — the closed loop's propose-or-skip design env;
+* :class:`SteeringEnv` / :class:`SteeringParallelEnv` — steer a population's fate with timed
+  interventions on the twin (:class:`SteeringTask`, :class:`TwinSteerer`);
 * toy tasks for the optimisers (:class:`IdentityEnv`, :class:`TargetMatchEnv`, :class:`TargetMatchVecEnv`).
 """
 
@@ -33,6 +35,7 @@ from scagents.envs.response import (
     evaluate_policy,
     predict_delta,
 )
+from scagents.envs.steering import SteeringEnv, SteeringParallelEnv, SteeringTask, TwinSteerer
 from scagents.envs.toy import IdentityEnv, TargetMatchEnv, TargetMatchVecEnv
 
 __all__ = [
@@ -47,9 +50,13 @@ __all__ = [
     "ResponseTask",
     "ShardError",
     "ShardedVectorEnv",
+    "SteeringEnv",
+    "SteeringParallelEnv",
+    "SteeringTask",
     "StreamDesignEnv",
     "TargetMatchEnv",
     "TargetMatchVecEnv",
+    "TwinSteerer",
     "encode_perturbations",
     "evaluate_policy",
     "gene_embedding_from_effects",

@@ -65,7 +65,7 @@ __all__ = [
     "TrainConfig", "TrainConfigError", "TrainingLog", "train", "save", "load",
     "surrogate_objective", "surrogate_gradient", "mean_kl", "make_fisher_vector_product",
     "conjugate_gradient", "trpo_step_size", "trpo_line_search", "trpo_update", "fit_value",
-    "ppo_clip_objective", "ppo_update", "old_distribution", "make_adam", "LOG_COLUMNS",
+    "ppo_clip_objective", "ppo_update", "adapt_kl_coef", "old_distribution", "make_adam", "LOG_COLUMNS",
 ]
 
 Dist = tuple[torch.Tensor, torch.Tensor | None]
@@ -143,6 +143,14 @@ class TrainConfig:
     dimension j's reward depends only on ``a_j`` and actions do not change later observations (the
     response environments: separable squared error, teacher forcing) and its variance no longer
     grows with the number of dimensions. ``False``: one scalar reward (the paper, SB3)."""
+    ppo_penalty: Literal["clip", "adaptive_kl"] = "clip"
+    """PPO phase objective: ``"clip"``, the clipped surrogate of eq. 7 (Algorithm 1), or
+    ``"adaptive_kl"``, ``r Â - β KL(π_old ‖ π_θ)`` with β adapted after each update
+    (:func:`adapt_kl_coef`; Schulman et al. 2017, sec. 4)."""
+    kl_target: float = 0.01
+    """Target mean KL per update of the adaptive KL penalty."""
+    kl_coef: float = 1.0
+    """Initial KL penalty coefficient β of ``"adaptive_kl"``."""
     trpo_fraction: float = 0.5
     """Share of the step budget spent in the TRPO phase of ``trpo_ppo`` (the paper: first half)."""
     seed: int = 0
@@ -170,6 +178,8 @@ class TrainConfig:
             "trpo_fraction": 0 <= self.trpo_fraction <= 1, "hidden_sizes": all(h > 0 for h in self.hidden_sizes),
             "critic_init_gain": self.critic_init_gain > 0,
             "target_kl": self.target_kl is None or self.target_kl > 0,
+            "ppo_penalty": self.ppo_penalty in ("clip", "adaptive_kl"),
+            "kl_target": self.kl_target > 0, "kl_coef": self.kl_coef >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -190,7 +200,7 @@ class TrainConfig:
 LOG_COLUMNS: tuple[str, ...] = (
     "update", "step", "phase", "episodic_return_mean", "episodic_length_mean", "episodes",
     "mean_kl", "approx_kl", "entropy", "policy_loss", "value_loss", "clip_fraction",
-    "trpo_step_size", "linesearch_accepted", "backtracks", "ppo_epochs_done", "skipped_minibatches", "sps",
+    "trpo_step_size", "linesearch_accepted", "backtracks", "ppo_epochs_done", "skipped_minibatches", "kl_coef", "sps",
     "time_s",
 )
 """Columns of the per-update training log (NaN where a column does not apply to the phase)."""
@@ -469,9 +479,22 @@ def ppo_clip_objective(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef:
     return torch.minimum(ratio * advantages, torch.clamp(ratio, 1.0 - clip_coef, 1.0 + clip_coef) * advantages)
 
 
+def adapt_kl_coef(beta: float, kl: float, target: float) -> float:
+    """Adaptive KL penalty rule: double β when ``kl > 1.5 target``, halve it when ``kl < target / 1.5``."""
+    if kl > 1.5 * target:
+        return beta * 2.0
+    if kl < target / 1.5:
+        return beta / 2.0
+    return beta
+
+
 def ppo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: TrainConfig,
-               optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:
+               optimizer: torch.optim.Optimizer, generator: torch.Generator,
+               kl_coef: float | None = None) -> dict[str, Any]:
     """``ppo_epochs`` epochs of minibatch Adam on the negated eq. 8 objective.
+
+    With ``cfg.ppo_penalty == "adaptive_kl"`` the eq. 7 term is replaced by ``r Â - β KL``
+    (``β = kl_coef``); the returned ``kl_coef`` is β adapted to the update's mean KL.
 
     Safeguards (none changes a well-behaved update): log-ratios are clamped to ±``MAX_LOG_RATIO``
     before ``exp`` (far outside the clip range, where eq. 7 is flat or linear in an already huge
@@ -502,7 +525,12 @@ def ppo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: Trai
             logratio = logratio.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
             ratio = logratio.exp()
             adv = normalize_advantages(adv_all[idx])                 # per-minibatch normalisation
-            clipped = ppo_clip_objective(ratio, adv, cfg.clip_coef)                 # eq. 7
+            if cfg.ppo_penalty == "adaptive_kl":     # KL-penalised surrogate instead of eq. 7
+                kl_mb = policy.kl(tuple(None if t is None else t[idx] for t in old_dist), dist)
+                clipped = ratio * adv - (kl_coef if kl_coef is not None else cfg.kl_coef) * (
+                    kl_mb.unsqueeze(-1) / adv.shape[-1] if factored else kl_mb)
+            else:
+                clipped = ppo_clip_objective(ratio, adv, cfg.clip_coef)             # eq. 7
             pg_loss = -(clipped.sum(-1) if factored else clipped).mean()
             v_loss = 0.5 * (policy.value(mb_obs) - returns[idx]).pow(2).mean()
             entropy = policy.entropy(dist).mean()
@@ -533,7 +561,9 @@ def ppo_update(policy: ActorCritic, batch: Mapping[str, torch.Tensor], cfg: Trai
     means = {k: (float(torch.stack(v).mean()) if v else math.nan) for k, v in stats.items()}
     return {"policy_loss": means["pg"], "value_loss": means["v"], "entropy": means["ent"],
             "approx_kl": means["approx_kl"], "clip_fraction": means["clip"], "mean_kl": kl,
-            "ppo_epochs_done": epochs_done, "skipped_minibatches": skipped}
+            "ppo_epochs_done": epochs_done, "skipped_minibatches": skipped,
+            "kl_coef": (adapt_kl_coef(kl_coef if kl_coef is not None else cfg.kl_coef, kl, cfg.kl_target)
+                        if cfg.ppo_penalty == "adaptive_kl" else math.nan)}
 
 
 def make_adam(params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -675,6 +705,7 @@ def train(
     bar = tqdm(total=num_updates * batch_size, disable=not progress, unit="step", desc=cfg.algo, leave=False)
     start = time.perf_counter()
     global_step = 0
+    kl_coef = cfg.kl_coef
     try:
         for update in range(num_updates):
             ep_returns, ep_lengths = runner.collect(buf)
@@ -684,7 +715,8 @@ def train(
             if phase == "trpo":
                 stats = trpo_update(policy, batch, cfg, value_optimizer, generator)
             else:
-                stats = ppo_update(policy, batch, cfg, ppo_optimizer, generator)
+                stats = ppo_update(policy, batch, cfg, ppo_optimizer, generator, kl_coef)
+                kl_coef = stats["kl_coef"]
             global_step += batch_size
             elapsed = time.perf_counter() - start
             row = {"update": update, "step": global_step, "phase": phase,

@@ -1,0 +1,52 @@
+"""The steering agent: answers fate-steering goals ("drive Th0 cells to Th1") on the digital twin.
+
+The supervisor routes a goal that :func:`scagents.steering.is_steering_goal` recognises here instead
+of the data → network → policy path; the agent writes ``steering.{md,json}`` and the plots into the
+run folder (:func:`scagents.steering.answer_steering_goal`).
+"""
+
+from __future__ import annotations
+
+from scagents.agents.state import AgentRecord, RunOptions, RunState
+
+__all__ = ["steering_agent"]
+
+
+def steering_agent(state: RunState) -> dict:
+    """Search the best intervention schedule for the run's steering goal."""
+    from scagents.steering import answer_steering_goal
+
+    opts = RunOptions.model_validate(state["options"])
+    # at most 100 cells: the default --n-cells (200) would double the time of the answer
+    result = answer_steering_goal(opts.goal, state["out_dir"], model=opts.model, seed=opts.seed,
+                                  n_cells=min(opts.n_cells, 100))
+    best = result["best"]
+    steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in best["steps"]) or "do nothing"
+    rec = AgentRecord(agent="steering", status="done",
+                      summary=f"best schedule: {steps} → {result['task']['target']} "
+                              f"{best['target_fraction_mean']:.2f} (control {result['control']['target_fraction_mean']:.2f})",
+                      figures={"simulations": result["simulations"], "objective": best["objective"]})
+    return {"steering": result, "report": {"status": "done", "files": result["files"]},
+            "log": [rec.model_dump()]}
+
+
+def run_steering(goal: str, *, out: str | None = None, model: str = "th", seed: int = 0, n_cells: int = 100,
+                 quiet: bool = False, root: str = "scagents_runs") -> int:
+    """Run a steering goal through the agent graph and print the answer (the CLI's ``run`` path)."""
+    import sys
+    from pathlib import Path
+
+    from scagents.agents.graph import default_out_dir, run_graph
+    from scagents.steering import parse_steering_goal, print_answer
+
+    parse_steering_goal(goal, model)  # a bad goal fails here, before a run folder is made
+    opts = RunOptions(goal=goal, model=model, n_cells=n_cells, seed=seed, progress=not quiet)
+    out_dir = Path(out) if out is not None else default_out_dir(goal, root)
+
+    def progress(agent: str, update: dict) -> None:
+        for rec in update.get("log", []):
+            print(f"[{rec['agent']}] {rec['status']}: {rec['summary']}", file=sys.stderr, flush=True)
+
+    state = run_graph(opts, out=out_dir, on_event=None if quiet else progress)
+    print_answer(state["steering"], Path(state["out_dir"]), state["wall_time_s"])
+    return 0

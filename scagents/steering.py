@@ -1,0 +1,321 @@
+"""Fate-steering goals: parse "drive Th0 cells to Th1" and answer it on the digital twin.
+
+Goals understood (model fates matched case-insensitively, plurals accepted)::
+
+    drive Th0 cells to Th1            start population Th0, target Th1
+    turn Th2 cells into Th1           start population Th2, target Th1
+    block the erythroid fate          avoid erythroid (model chosen by its fates: krumsiek11)
+    which two perturbations make granulocytes     target granulocyte, budget 2
+
+:func:`parse_steering_goal` turns the words into a :class:`SteeringGoal` (model, start fate, target,
+avoid, budget); :func:`answer_steering_goal` searches schedules on the twin
+(:mod:`scagents.policies.steering_search`: greedy, cross-entropy and TRPO→PPO, budgets in twin
+simulations), re-runs the best schedules on fresh population seeds for an interval, ranks the best
+schedule's steps by their marginal contribution and plots fate fractions over time, control vs
+schedule, and the cells' final states in a 2-D embedding.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scagents._atomic import atomic_path, write_json, write_text
+from scagents.errors import GoalError
+
+__all__ = ["SteeringGoal", "is_steering_goal", "parse_steering_goal", "answer_steering_goal"]
+
+_STEER = re.compile(r"\b(drive|turn|steer|push|convert|reprogram|block|prevent|avoid|suppress|"
+                    r"make|makes|produce|generate)\b", re.I)
+_AVOID = re.compile(r"\b(block|prevent|avoid|suppress)\b", re.I)
+_NUMBERS = {"one": 1, "single": 1, "a": 1, "two": 2, "pair": 2, "three": 3, "1": 1, "2": 2, "3": 3}
+
+
+@dataclass(frozen=True)
+class SteeringGoal:
+    """A parsed steering goal."""
+
+    text: str
+    model: str
+    target: str
+    start_fate: str | None = None
+    avoid: bool = False
+    max_interventions: int = 2
+    n_decisions: int = 3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def is_steering_goal(text: str | None) -> bool:
+    """Whether a goal asks to steer cell fate (rather than predict a perturbation's response)."""
+    if not text or re.match(r"\s*(predict|what happens)", text, re.I):
+        return False
+    return bool(_STEER.search(text))
+
+
+def _fate_index(models: list[str]) -> dict[str, dict[str, str]]:
+    from scagents.twin import load_model
+
+    return {m: {f.lower(): f for f in load_model(m).fates} for m in models}
+
+
+def _match(word: str, fates: dict[str, str]) -> str | None:
+    w = word.lower().strip(".,?!")
+    for cand in (w, w[:-1] if w.endswith("s") else w, w[:-2] if w.endswith("es") else w):
+        if cand in fates:
+            return fates[cand]
+    return None
+
+
+def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
+    """Parse a steering goal (see the module docstring).
+
+    Parameters
+    ----------
+    text
+        The goal in plain words.
+    model
+        Preferred twin model; another shipped model is used when the goal names only its fates.
+
+    Raises
+    ------
+    GoalError
+        No target fate, or a fate word the model does not have (the message lists its fates).
+    """
+    from scagents.twin import list_models, load_model
+
+    if not text or not text.strip():
+        raise GoalError('The goal is empty. Write e.g. --goal "drive Th0 cells to Th1".')
+    preferred = load_model(model).name
+    index = _fate_index([preferred] + [m for m in list_models() if m != preferred])
+    words = re.findall(r"[A-Za-z0-9.\-]+", text)
+    chosen = preferred
+    if not any(_match(w, index[preferred]) for w in words):
+        for m, fates in index.items():
+            if any(_match(w, fates) for w in words):
+                chosen = m
+                break
+    fates = index[chosen]
+    low = text.lower()
+    # the words in fate positions: "<X> cells", "to/into <Y>", "block the <Y> fate", "make <Y>"
+    start_w = re.search(r"([A-Za-z0-9.\-]+)\s+cells?\b", text)
+    target_w = (re.search(r"\b(?:to|into|towards?)\s+(?:the\s+|a\s+)?([A-Za-z0-9.\-]+)", text)
+                or re.search(r"\b(?:block|prevent|avoid|suppress)\s+(?:the\s+)?([A-Za-z0-9.\-]+)", text)
+                or re.search(r"\b(?:make|makes|produce|generate)\s+(?:more\s+)?([A-Za-z0-9.\-]+)", text))
+    if target_w is None:
+        raise GoalError(f"Cannot find the target fate in {text!r}; write e.g. \"drive Th0 cells to Th1\" "
+                        f"or \"block the erythroid fate\". Model {chosen!r} has fates: {', '.join(fates.values())}.")
+    target = _match(target_w.group(1), fates)
+    if target is None:
+        raise GoalError(f"Unknown fate {target_w.group(1)!r} in the goal; model {chosen!r} has fates: "
+                        f"{', '.join(fates.values())}.")
+    start = None
+    if start_w is not None and start_w.group(1).lower() not in ("the", "of", "my", "these", "all"):
+        start = _match(start_w.group(1), fates)
+        if start is None:
+            raise GoalError(f"Unknown start fate {start_w.group(1)!r} in the goal; model {chosen!r} has "
+                            f"fates: {', '.join(fates.values())}.")
+    budget = 2
+    m = re.search(r"\b(one|single|a|two|pair|three|[123])\s+(?:of\s+)?(?:perturbations?|interventions?|"
+                  r"knockouts?|steps?|changes?)", low)
+    if m:
+        budget = _NUMBERS[m.group(1)]
+    return SteeringGoal(text=text, model=chosen, target=target, start_fate=start,
+                        avoid=bool(_AVOID.search(text)), max_interventions=budget)
+
+
+def _task(goal: SteeringGoal, n_cells: int, n_steps: int):
+    from scagents.envs.steering import SteeringTask
+
+    return SteeringTask(goal.model, goal.target, start_fate=goal.start_fate, avoid=goal.avoid,
+                        n_decisions=goal.n_decisions, max_interventions=goal.max_interventions,
+                        n_cells=n_cells, n_steps=n_steps)
+
+
+def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model: str = "th", seed: int = 0,
+                         n_cells: int = 100, n_steps: int = 240, rl_budget: int = 240, n_seeds: int = 5,
+                         n_runner_up: int = 4) -> dict:
+    """Search a schedule for a steering goal on the twin and write ``steering.{json,md}`` and plots.
+
+    Returns
+    -------
+    dict
+        ``goal``, ``task``, ``best`` (schedule steps, objective, target fraction mean and min–max over
+        ``n_seeds`` population seeds, fate fractions), ``runner_up``, ``control``, ``proposals``
+        (steps ranked by marginal contribution), ``searchers`` (simulations, best objective),
+        ``files`` and ``wall_time_s``.
+    """
+    from scagents.envs.steering import TwinSteerer, canonical
+    from scagents.policies.steering_search import search
+
+    t0 = time.perf_counter()
+    if isinstance(goal, str):
+        goal = parse_steering_goal(goal, model)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    task = _task(goal, n_cells, n_steps)
+    steerer = TwinSteerer(task, seed)
+    runs = {"greedy": search("greedy", steerer, 10 * task.n_actions, seed),
+            "cem": search("cem", steerer, rl_budget, seed),
+            "trpo_ppo": search("trpo_ppo", steerer, rl_budget, seed)}
+    pooled: dict[tuple, float] = {}
+    for r in runs.values():
+        for s, v in r.evaluated:
+            pooled[s] = v
+    ranked = sorted(pooled.items(), key=lambda e: -e[1])[:1 + n_runner_up]
+    control = canonical((0,) * task.n_decisions, task.max_interventions)
+    k_target = task.fate_names.index(task.target)
+    seeds = [seed + 1000 + i for i in range(n_seeds)]
+    others = [TwinSteerer(task, s) for s in seeds]
+
+    def over_seeds(schedule) -> dict:
+        fr = np.array([o.fractions(o.final_states(schedule)) for o in others])
+        tf = fr[:, k_target]
+        return {"target_fraction_mean": float(tf.mean()), "target_fraction_min": float(tf.min()),
+                "target_fraction_max": float(tf.max()),
+                "fractions": dict(zip(task.fate_names, fr.mean(0).round(4).tolist(), strict=True))}
+
+    def entry(s, v) -> dict:
+        return {"schedule": list(s), "steps": task.describe(s), "objective": round(float(v), 4), **over_seeds(s)}
+
+    best_s, best_v = ranked[0]
+    answer_best = entry(best_s, best_v)
+    runner_up = [entry(s, v) for s, v in ranked[1:]]
+    ctrl = {"objective": round(float(steerer.objective(control, record=False)), 4), **over_seeds(control)}
+    # marginal contribution of each step: objective with it minus without it, over the seeds
+    proposals = []
+    for k, a in enumerate(best_s):
+        if not a:
+            continue
+        without = list(best_s)
+        without[k] = 0
+        gain = float(np.mean([o.objective(best_s, record=False) - o.objective(without, record=False)
+                              for o in others]))
+        proposals.append({"perturbation": task.action_label(a), "time": round(k / task.n_decisions, 3),
+                          "decision": k, "marginal_contribution": round(gain, 4)})
+    proposals.sort(key=lambda p: -p["marginal_contribution"])
+    for i, p in enumerate(proposals, 1):
+        p["rank"] = i
+    files = _plots(steerer, task, control, best_s, out)
+    result = {
+        "goal": goal.to_dict(), "task": task.to_dict(), "seed": seed, "interval_seeds": seeds,
+        "best": answer_best, "runner_up": runner_up, "control": ctrl, "proposals": proposals,
+        "searchers": {k: {"simulations": r.n_simulations, "best_objective": round(r.best[1], 4),
+                          "best_schedule": task.describe(r.best[0])} for k, r in runs.items()},
+        "simulations": sum(r.n_simulations for r in runs.values()),
+        "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
+                     f"end minus {task.cost} per intervention",
+    }
+    result["files"] = {**files, **_write(result, out)}
+    result["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    return result
+
+
+def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = {}
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for s, style, name in ((control, "--", "control"), (best, "-", "schedule")):
+        times, fr = steerer.trajectory(s)
+        for j, f in enumerate(task.fate_names):
+            ax.plot(times, fr[:, j], style, color=colors[j % len(colors)],
+                    label=f"{f} ({name})" if name == "schedule" or j == 0 else None)
+    for k, step in enumerate(task.describe(best)):
+        ax.axvline(step["time"], color="grey", lw=0.8)
+        ax.text(step["time"], 1.02 + 0.06 * k, step["intervention"], fontsize=7)
+    ax.set_xlabel("time (fraction of the trajectory)")
+    ax.set_ylabel("fraction of cells")
+    ax.set_ylim(0, 1.15)
+    ax.legend(fontsize=7, loc="center right")
+    ax.set_title(f"{task.target}{' avoided' if task.avoid else ''}: control (dashed) vs schedule", fontsize=9)
+    fig.tight_layout()
+    files["fates_plot"] = _savefig(fig, out / "steering_fates.png")
+    plt.close(fig)
+    # landscape: the final states of control and steered cells in the control cells' PCA plane
+    from scagents.twin import classify_fate
+
+    xc, xs = steerer.final_states(control), steerer.final_states(best)
+    mu = xc.mean(0)
+    _, _, vt = np.linalg.svd(np.vstack([xc, xs]) - mu, full_matrices=False)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for x, marker, name in ((xc, "o", "control"), (xs, "^", "schedule")):
+        z = (x - mu) @ vt[:2].T
+        fate = classify_fate(task.network, x)
+        for j, f in enumerate(task.fate_names):
+            sel = fate == f
+            if sel.any():
+                ax.scatter(z[sel, 0], z[sel, 1], s=10, marker=marker, color=colors[j % len(colors)],
+                           alpha=0.6, label=f"{f} ({name})")
+    z0 = (steerer.x0 - mu) @ vt[:2].T
+    ax.scatter(z0[:, 0], z0[:, 1], s=6, color="k", alpha=0.3, label="start")
+    ax.set_xlabel("PC1")
+    ax.set_ylabel("PC2")
+    ax.legend(fontsize=6)
+    ax.set_title("final states: fate basins, control vs schedule", fontsize=9)
+    fig.tight_layout()
+    files["landscape_plot"] = _savefig(fig, out / "steering_landscape.png")
+    plt.close(fig)
+    return files
+
+
+def _savefig(fig, path: Path) -> str:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return path.name
+
+
+def _write(result: dict, out: Path) -> dict[str, str]:
+    b, c = result["best"], result["control"]
+    t = result["task"]
+    lines = [f"# Steering: {result['goal']['text']}", "",
+             f"Model `{t['model']}`; start population: {t['start_fate'] or 'model start state'} "
+             f"({t['n_cells']} cells); objective: {result['objective']}; up to {t['max_interventions']} "
+             f"interventions at {t['n_decisions']} decision times; {result['simulations']} twin simulations.",
+             "", "## Best schedule", ""]
+    lines += [f"- t = {s['time']:.2f}: {s['intervention']}" for s in b["steps"]] or ["- do nothing"]
+    lines += ["", f"{t['target']} fraction over {len(result['interval_seeds'])} fresh population seeds: "
+              f"{b['target_fraction_mean']:.3f} (min {b['target_fraction_min']:.3f}, max "
+              f"{b['target_fraction_max']:.3f}); control {c['target_fraction_mean']:.3f} (min "
+              f"{c['target_fraction_min']:.3f}, max {c['target_fraction_max']:.3f}).", "",
+              "| fate | control | schedule |", "|---|---|---|"]
+    lines += [f"| {f} | {c['fractions'][f]:.3f} | {b['fractions'][f]:.3f} |" for f in b["fractions"]]
+    lines += ["", "## Proposals (steps ranked by marginal contribution)", ""]
+    lines += [f"{p['rank']}. {p['perturbation']} at t = {p['time']:.2f}: {p['marginal_contribution']:+.3f}"
+              for p in result["proposals"]] or ["none"]
+    lines += ["", "## Runner-up schedules", "", "| schedule | objective | target fraction (mean, min-max) |",
+              "|---|---|---|"]
+    for r in result["runner_up"]:
+        steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in r["steps"]) or "do nothing"
+        lines.append(f"| {steps} | {r['objective']:.3f} | {r['target_fraction_mean']:.3f} "
+                     f"({r['target_fraction_min']:.3f}-{r['target_fraction_max']:.3f}) |")
+    lines += ["", "## Searchers", "", "| searcher | simulations | best objective |", "|---|---|---|"]
+    lines += [f"| {k} | {v['simulations']} | {v['best_objective']:.3f} |" for k, v in result["searchers"].items()]
+    lines += ["", "![fate fractions](steering_fates.png)", "", "![landscape](steering_landscape.png)", ""]
+    return {"markdown": write_text(out / "steering.md", "\n".join(lines)).name,
+            "json": write_json(out / "steering.json", result).name}
+
+
+def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
+    """Print a steering answer in a few lines (the CLI's output)."""
+    b, t = result["best"], result["task"]
+    steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in b["steps"]) or "do nothing"
+    print(f"{result['goal']['text']}  [steering on {t['model']}, {result['simulations']} twin simulations]"
+          f"  run id: {out.name}")
+    print(f"  best schedule: {steps}")
+    print(f"  {t['target']} fraction: {b['target_fraction_mean']:.2f} (min {b['target_fraction_min']:.2f}, "
+          f"max {b['target_fraction_max']:.2f} over {len(result['interval_seeds'])} seeds); control "
+          f"{result['control']['target_fraction_mean']:.2f}")
+    for p in result["proposals"]:
+        print(f"  step #{p['rank']}: {p['perturbation']} at t={p['time']:.2f} "
+              f"(marginal {p['marginal_contribution']:+.3f})")
+    print(f"report: {out / 'steering.md'}  ({wall_time_s:.1f} s)")
