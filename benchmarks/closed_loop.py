@@ -14,6 +14,14 @@ feedback), ridge_ucb and policy, each with real and permuted scores. Groups (``-
 gene-symbol families (:func:`~scagents.campaign.features.symbol_families`, from the gene names
 only) along which measured rewards propagate (ridge_ucb and the policy state alike).
 
+Designers are built by :func:`~scagents.campaign.acquisition.designer_config` →
+``build_designer`` (:func:`screen_campaign`), the function ``scagents next`` uses, with the same
+defaults; ``--objective`` defines rewards as ``next --objective`` does and counts the hits on that
+side of the median only (``either``: every listed hit). ``--screen PATH`` runs any screen in the
+shared format (``ground_truth_<NAME>.csv`` with ``topmovers_<NAME>.npy`` beside it).
+``bayes_prior`` (prior-anchored Bayesian designer) can be added to ``--designers``; it is not in the
+default set, as no leave-one-screen-out check of it has been run.
+
 Protocol against overfitting IFNG: designer settings (prior, ``ucb_weight``, steps, diversity,
 group weight) were chosen on IL2 only (``--quick`` runs), then every screen is reported with the
 same settings.
@@ -50,14 +58,23 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _util import write_results  # noqa: E402
 
-from scagents.campaign.acquisition import make_designer  # noqa: E402
+from scagents.campaign.acquisition import (  # noqa: E402
+    build_designer,
+    designer_config,
+    designer_options,
+)
 from scagents.campaign.features import (  # noqa: E402
     align_features,
     expression_prior,
     pbmc_gene_features,
-    symbol_families,
 )
-from scagents.campaign.screens import SCREENS, load_screen, run_retrospective  # noqa: E402
+from scagents.campaign.screens import (  # noqa: E402
+    SCREENS,
+    load_screen,
+    load_screen_file,
+    retrospective_picks,
+    screen_hits,
+)
 
 GOAL, BANDITS = 0.14, ("ridge_ucb", "gp_ucb")
 FULL_SCREEN = 18418  # genes of the IFNG screen: 5 × 128 picks = 3.5 % of it
@@ -75,17 +92,42 @@ def _summary(finals, curves) -> dict:
             "per_seed": [float(f) for f in finals], "mean_curve": np.mean(curves, axis=0).tolist()}
 
 
+def screen_campaign(genes, X, scores, *, designer: str, seed: int, prior=None, objective: str = "either",
+                    rounds: int = 5, batch: int = 128, groups: str = "symbol_families",
+                    **options) -> list[np.ndarray]:
+    """One retrospective campaign on a screen: the picks of each round.
+
+    The designer is built exactly as ``scagents next`` builds it
+    (:func:`~scagents.campaign.acquisition.designer_config` → ``build_designer``, same defaults),
+    and sees the same rewards (hit-likeness under ``objective`` of the picked genes, in pick order).
+    """
+    cfg = designer_config(designer, seed=seed, groups=groups, n_rounds=rounds, **options)
+    des = build_designer(cfg, genes, prior=prior)
+    return retrospective_picks(des, X, scores, n_rounds=rounds, batch=batch, objective=objective)
+
+
+def _options(args, d: str) -> dict:
+    """Options given on the command line for designer ``d`` (the rest are the designer's defaults)."""
+    given = {"total_timesteps": args.policy_steps, "ucb_weight": args.ucb_weight, "group": args.group_weight}
+    return {k: v for k, v in given.items() if v is not None and k in designer_options(d)}
+
+
+def _load(name: str):
+    return load_screen_file(name) if name.endswith(".csv") else load_screen(name)
+
+
 def run_screens(args, log) -> dict:
     feats = pbmc_gene_features()
     out = {}
     for name in args.screens:
-        s = load_screen(name)
+        s = _load(name)
+        name = s.name
         genes = list(s.scores.index)
         F = align_features(feats, genes)
         X, prior = F.to_numpy(), expression_prior(F).to_numpy()
-        groups = symbol_families(genes) if args.group_weight > 0 else None
+        grouping = "none" if args.group_weight == 0 else "symbol_families"
         scores = s.scores.to_numpy()
-        is_hit = np.array([g in s.hits for g in genes])
+        is_hit = screen_hits(s, args.objective)
         batch = screen_batch(len(genes), args.batch)
         res = {"n_genes": len(genes), "n_hits": int(is_hit.sum()), "batch": batch,
                "genes_with_features": float(1 - F["missing"].mean()), "designers": {}}
@@ -95,12 +137,11 @@ def run_screens(args, log) -> dict:
                 finals, curves = [], []
                 for seed in range(args.seeds):
                     sc = scores if mode == "real" else np.random.default_rng(1000 + seed).permutation(scores)
-                    opts = ({"total_timesteps": args.policy_steps, "ucb_weight": args.ucb_weight}
-                            if d == "policy" else {})
-                    if d == "ridge_ucb" and groups is not None:
-                        opts["group"] = args.group_weight
-                    des = make_designer(d, seed=seed, prior=None if args.no_prior else prior, groups=groups, **opts)
-                    curve = run_retrospective(des, X, sc, is_hit, n_rounds=args.rounds, batch=batch)
+                    picks = screen_campaign(genes, X, sc, designer=d, seed=seed, prior=None if args.no_prior else prior,
+                                            objective=args.objective, rounds=args.rounds, batch=batch,
+                                            groups=grouping, **_options(args, d))
+                    total = max(int(is_hit.sum()), 1)
+                    curve = (np.cumsum([int(is_hit[p].sum()) for p in picks]) / total).tolist()
                     curves.append(curve)
                     finals.append(curve[-1])
                     log(f"{name} {d} {mode} seed {seed}: {curve[-1]:.4f}")
@@ -139,7 +180,11 @@ def run_twin(args, log) -> dict:
     for d in ("random", "ridge_ucb", "policy"):
         found, sims_best = [], []
         for seed in range(args.seeds):
-            des = make_designer(d, seed=seed, **({"total_timesteps": 1024} if d == "policy" else {}))
+            # the twin has no expression prior and no gene families; the policy keeps the settings its
+            # recorded twin results were obtained with (1,024 steps, policy alone)
+            opts = {"total_timesteps": 1024, "ucb_weight": 0.0} if d == "policy" else {}
+            des = build_designer(designer_config(d, seed=seed, groups="none", n_rounds=args.twin_rounds, **opts),
+                                 labels)
             measured: list[int] = []
             first_best = None
             for r in range(args.twin_rounds):
@@ -214,18 +259,27 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--screens", nargs="+", default=["IFNG", "IL2", "Scharenberg22", "Sanchez21",
                                                       "Steinhart_crispra_GD2_D22"], choices=SCREENS)
+    ap.add_argument("--screen", action="append", default=None, metavar="PATH",
+                    help="a screen file in the shared format (ground_truth_<NAME>.csv with topmovers_<NAME>.npy "
+                         "beside it); repeatable; replaces --screens")
+    ap.add_argument("--objective", default="either", choices=["increase", "decrease", "either"],
+                    help="reward and hits as `scagents next --objective` defines them: either = |score − median| "
+                         "and every listed hit; increase/decrease = signed, hits on that side of the median only")
     ap.add_argument("--designers", nargs="+", default=["random", "prior_only", "ridge_ucb", "policy"])
     ap.add_argument("--quick", action="store_true", help="IL2 only, 2 seeds, no twin (for tuning)")
-    ap.add_argument("--group-weight", type=float, default=0.5,
-                    help="gene-symbol families as groups: reward propagation inside a family (ridge_ucb weight; "
-                         "the policy sees it in its state); 0 = off")
+    ap.add_argument("--group-weight", type=float, default=None,
+                    help="gene-symbol families as groups: reward propagation inside a family (ridge_ucb weight, "
+                         f"default {designer_options('ridge_ucb')['group']:g} as in `scagents next`; the policy "
+                         "sees it in its state); 0 = no groups")
     ap.add_argument("--with-gp", action="store_true", help="also run gp_ucb (slow)")
     ap.add_argument("--no-prior", action="store_true", help="round 1 random instead of the expression prior")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--policy-steps", type=int, default=4000)
-    ap.add_argument("--ucb-weight", type=float, default=1.0)
+    ap.add_argument("--policy-steps", type=int, default=None,
+                    help=f"default {designer_options('policy')['total_timesteps']} (the designer default)")
+    ap.add_argument("--ucb-weight", type=float, default=None,
+                    help=f"default {designer_options('policy')['ucb_weight']:g} (the designer default)")
     ap.add_argument("--twin-rounds", type=int, default=4)
     ap.add_argument("--twin-batch", type=int, default=4)
     ap.add_argument("--twin-topk", type=int, default=3)
@@ -234,6 +288,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.screens, args.seeds, args.no_twin = ["IL2"], 2, True
+    if args.screen:
+        missing = [p for p in args.screen if not Path(p).is_file()]
+        if missing:
+            print(f"error: screen file(s) {missing} do not exist; give ground_truth_<NAME>.csv paths.", file=sys.stderr)
+            return 2
+        args.screens = [str(p) for p in args.screen]
     if args.with_gp and "gp_ucb" not in args.designers:
         args.designers.append("gp_ucb")
     import torch
@@ -251,17 +311,21 @@ def main(argv=None) -> int:
                          "Scharenberg22's 1,055 genes);",
         "groups": (f"gene-symbol families (HGNC nomenclature: RPL10A → RPL, MED12 → MED; 2–200 members; from "
                    f"the gene names only), measured rewards propagated inside a family (shrunk mean), in the "
-                   f"policy state and in ridge_ucb with weight {args.group_weight:g}")
-                  if args.group_weight > 0 else "none",
+                   f"policy state and in ridge_ucb with weight "
+                   f"{designer_config('ridge_ucb', **_options(args, 'ridge_ucb'))['options']['group']:g}")
+                  if args.group_weight != 0 else "none",
         "features": "74 expression features (Kang 2018, Mimitou 2019, pbmc5k: SVD of gene×cell, mean, frac, var, "
                     "Kang cell-type means, IFN-β logFC) + missing flags",
         "prior": "none (random)" if args.no_prior else
                  "expression_prior = mean z-scored expression in Kang T cells and in the other PBMC sets",
         "protocol": "Settings (prior, ucb_weight, policy steps, diversity, group weight) were chosen on IL2 "
                     "only; every screen, IFNG included, is reported with those same settings.",
-        "policy": {"algo": "trpo_ppo", "steps_per_round": args.policy_steps, "warm_start": True,
-                   "ucb_weight": args.ucb_weight, "diversity": 0.3},
-        "reward": "|score - median| / (1.4826 MAD) of the picked genes"}}
+        "designers": {d: designer_config(d, n_rounds=args.rounds, **_options(args, d)) for d in args.designers},
+        "designer_path": "designer_config → build_designer, the function `scagents next` uses, same defaults",
+        "objective": args.objective,
+        "reward": {"either": "|score - median| / (1.4826 MAD) of the picked genes; hits = the screen's hit list",
+                   "increase": "(score - median) / (1.4826 MAD); hits = listed hits above the median",
+                   "decrease": "(median - score) / (1.4826 MAD); hits = listed hits below the median"}[args.objective]}}
     results["screens"] = run_screens(args, log)
     if not args.no_twin:
         results["twin"] = run_twin(args, log)

@@ -120,6 +120,22 @@ def measure(args: list[str], out: Path) -> dict:
     return {"wall_s": wall, "peak_rss_mb": info["maxrss_mb"], "rc": info["rc"], "agents": agents}
 
 
+def _keep_previous(results: dict[str, dict], order: list[str]) -> list[str]:
+    """Add the cases this invocation did not run from the previous ``results/run_default.json``
+    (in place, in the cases' order); return their names."""
+    path = ROOT / "benchmarks" / "results" / "run_default.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    previous = old.get("cases", {})
+    kept = [n for n in order if n not in results and n in previous]
+    for n in kept:  # results from before the per-case record: that run's load average
+        previous[n].setdefault("load_average_1min", old.get("load_average_1min"))
+    merged = {n: results[n] if n in results else previous[n] for n in order
+              if n in results or n in kept}
+    results.clear()
+    results.update(merged)
+    return kept
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -149,9 +165,11 @@ def main() -> None:
             rss = median([r["peak_rss_mb"] for r in runs])
             tgt = case["target"]
             results[name] = {"args": [a if not a.startswith(tmp) else Path(a).name for a in run_args],
+                             "load_average_1min": load0,
                              "shape": case["shape"], "repeats": runs, "median_wall_s": wall,
                              "median_peak_rss_mb": rss, "target": tgt,
                              "meets_target": wall <= tgt["wall_s"] and rss <= tgt["peak_rss_mb"]}
+    kept = _keep_previous(results, list(known))
     payload: dict = {"cases": results,
                      "note": "measured under nice -n 10 on a 2-core machine shared with other jobs",
                "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
@@ -180,6 +198,9 @@ def main() -> None:
         lines.append(f"| {name} | {r['shape']} | {goal} | {r['median_wall_s']:.1f} | "
                      f"{r['median_peak_rss_mb']:.0f} | ≤ {r['target']['wall_s']} s, ≤ "
                      f"{r['target']['peak_rss_mb']} MB | {'yes' if r['meets_target'] else 'no'} | {outcome} |")
+    if kept:
+        lines += ["", f"- Not rerun in this invocation (`--cases`), kept from the previous results: "
+                      f"{', '.join(kept)}; their load average is recorded per case in the JSON."]
     for name, r in results.items():
         if "skipped" not in r and r["repeats"][-1]["agents"].get("policy", {}).get("status") == "failed":
             lines += ["", f"- {name}: the policy agent stopped: "

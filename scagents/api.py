@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -88,7 +89,8 @@ class RunResult:
         The model that answered (e.g. ``"TRPO→PPO policy"``, ``"linear gene embedding"``).
     status
         ``validated`` (the policy beat the baselines on held-out perturbations), ``fallback`` (a
-        baseline answered) or another agent status.
+        baseline answered), ``unchecked`` (too few measured perturbations to train and validate:
+        network propagation answered, not validated) or another agent status.
     predicted
         One row per gene (index ``gene``): ``delta`` (predicted change of log-normalised
         expression from control), ``control_mean``, ``perturbed_mean`` and whatever else the run
@@ -203,13 +205,16 @@ def _headline(report: dict, label: str, method: str, status: str) -> str:
     def genes(rows: list[dict]) -> str:
         return ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in rows[:3]) or "none"
 
+    how = (report.get("method") or {}).get("description", "") if status == "unchecked" else status
     return (f"{label}: down {genes(report.get('top_down', []))}; up "
-            f"{genes(report.get('top_up', []))} (answered by {method}, {status}).")
+            f"{genes(report.get('top_up', []))} (answered by {method}, {how}).")
 
 
 # ---------------------------------------------------------------------------------------- run
 def _print_agent_records(agent: str, update: dict) -> None:
     for rec in update.get("log", []):
+        if rec["status"] == "failed":  # the RunStoppedError that ends the run says it
+            continue
         print(f"[{rec['agent']}] {rec['status']}: {rec['summary']}", file=sys.stderr, flush=True)
 
 
@@ -317,6 +322,7 @@ def run(
 
         opts = None
         out_dir = None
+        created = False
         if resume is None:
             options.setdefault("progress", not quiet)  # progress bars on stderr only when not quiet
             opts = _options(goal, data_path, model=model, n_cells=n_cells, seed=seed,
@@ -324,6 +330,7 @@ def run(
                             **options)
             out_dir = Path(out) if out is not None else default_out_dir(goal, root)
             if obj is not None and data_path is None:
+                created = not out_dir.exists()
                 out_dir.mkdir(parents=True, exist_ok=True)
                 opts.data = str(_write_input(obj, out_dir))
         printer = on_event or (None if quiet else _print_agent_records)
@@ -331,6 +338,8 @@ def run(
         if not (state.get("policy") or {}).get("prediction_path"):
             reason = (state.get("stop_reason") or (state.get("policy") or {}).get("reason")
                       or "no prediction was made")
+            if created and state.get("stop_reason"):  # rejected: run_graph removed its own files
+                shutil.rmtree(out_dir, ignore_errors=True)
             raise RunStoppedError(reason)
         result = RunResult.load(state["out_dir"])
         result.wall_time_s = state.get("wall_time_s")

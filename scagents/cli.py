@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from scagents.errors import ScagentsError
+
+DEBUG_ENV = "SCAGENTS_DEBUG"
+"""Set to 1 (or pass ``--debug``) to get the full traceback of an error instead of one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _seed(text: str) -> int:
+    """argparse type of a random seed: an integer in [0, 2**31)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; give a seed from 0 to {2**31 - 1}")
+    return value
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +52,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                         "the deterministic planner")
     p.add_argument("--data", default=None, help=".h5ad / .h5mu / 10x .h5 file or matrix-market folder")
     p.add_argument("--out", default=None, help="output folder (default: ./scagents_runs/<time>_<goal>)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--model", default="th", help="twin model when no --data is given: th, krumsiek11")
     p.add_argument("--n-cells", type=int, default=200, help="cells simulated per condition on the twin")
     p.add_argument("--perturbation-key", default=None, help="obs column naming the perturbation")
@@ -87,6 +111,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("  note: " + res.report["goal_note"])
     for line in (res.report.get("headline") or [])[1:2]:  # the answer's check, in plain words
         print("  " + line.replace("**", ""))
+    if res.status == "unchecked":  # say it before the genes: nothing measured checks this answer
+        print(f"  {res.report['method']['description']}")
     print(f"  up:   {up}")
     print(f"  down: {down}")
     for p in res.proposals[:5]:
@@ -147,9 +173,22 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", default=None,
                    help="candidate features of a new campaign: .h5ad expression file or CSV/TSV table "
                         "(gene, feature columns); default: the shared PBMC expression data when present")
-    p.add_argument("--designer", default="policy", help="policy, ridge_ucb, gp_ucb or random")
+    p.add_argument("--objective", default=None, choices=["increase", "decrease", "either"],
+                   help="what counts as a hit: the read-out goes up, down, or either way (largest change); "
+                        "default for a new campaign: from the goal's words (increase/boost, decrease/suppress, "
+                        "else either); stored with the campaign")
+    p.add_argument("--designer", default=None,
+                   help="policy, ridge_ucb, gp_ucb, bayes_prior (prior-anchored Bayesian), prior_only or random; default: the campaign's stored "
+                        "designer, else policy (naming another one starts it afresh)")
     p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=None, help="random seed (default: the stored one, else 0)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="planned number of rounds (the policy sees its progress; default: stored, else 5)")
+    p.add_argument("--policy-steps", type=int, default=None,
+                   help="policy designer: training steps per round (default: stored, else 4000)")
+    p.add_argument("--designer-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any designer option (e.g. ucb_weight=0, diversity=0.5, beta=2); repeatable; stored "
+                        "with the campaign's designer")
     p.set_defaults(func=_cmd_next)
     p = sub.add_parser("ingest", help="add measured results to a campaign",
                        description="Ingest a CSV/TSV with gene and score columns.")
@@ -174,14 +213,52 @@ def _cmd_next(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from scagents.campaign import propose_round
+    from scagents.errors import DataFileError
 
     cands = None
     if args.candidates:
-        cands = [g.strip() for g in Path(args.candidates).read_text().split() if g.strip()]
+        try:
+            cands = [g.strip() for g in Path(args.candidates).read_text(encoding="utf-8").split() if g.strip()]
+        except UnicodeDecodeError:
+            raise DataFileError(f"Candidates file {args.candidates} is not UTF-8 text; write one gene symbol "
+                                "per line.") from None
+    opts = {} if args.policy_steps is None else {"total_timesteps": args.policy_steps}
+    for item in args.designer_option:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            print(f"error: --designer-option {item!r} is not KEY=VALUE; write e.g. --designer-option ucb_weight=0",
+                  file=sys.stderr)
+            return 2
+        opts[key.strip()] = _option_value(val.strip())
     df = propose_round(args.db, args.campaign, batch=args.batch, goal=args.goal, candidates=cands,
-                       designer=args.designer, seed=args.seed, features=args.features or "auto")
+                       designer=args.designer, seed=args.seed, n_rounds=args.rounds,
+                       features=args.features or "auto", objective=args.objective, **opts)
     print(format_proposals(df))
     return 0
+
+
+def _option_value(text: str):
+    """A designer option's value: a number or true/false when it reads as one, else the text."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+_OBJECTIVE_LINES = {"increase": "increase (a hit raises the read-out; reward = score above the median)",
+                    "decrease": "decrease (a hit lowers the read-out; reward = score below the median)",
+                    "either": "either (a hit changes the read-out either way; reward = |score − median|)"}
+
+
+def _designer_line(cfg: dict) -> str:
+    opts = ", ".join(f"{k}={v}" for k, v in cfg.get("options", {}).items())
+    return (f"designer: {cfg['designer']} (seed {cfg['seed']}, groups {cfg['groups']}, {cfg['n_rounds']} planned "
+            f"rounds{'; ' + opts if opts else ''}) — stored in the ledger; later rounds continue it")
 
 
 def format_proposals(df) -> str:
@@ -190,6 +267,10 @@ def format_proposals(df) -> str:
     why = df["rationale"].unique() if "rationale" in df else []
     table = df.drop(columns="rationale") if len(why) == 1 else df
     lines = [table.to_string(index=False), ""]
+    if df.attrs.get("objective"):
+        lines.append(f"objective: {_OBJECTIVE_LINES.get(df.attrs['objective'], df.attrs['objective'])}")
+    if df.attrs.get("designer"):
+        lines.append(_designer_line(df.attrs["designer"]))
     if len(why) == 1:
         lines.append(f"why: {why[0]}")
     scores = df["score"].to_numpy(float)
@@ -210,8 +291,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     summary = ingest(args.db, args.campaign, args.results)
     if summary.duplicate_file:
-        print(f"{summary.path}: this file was ingested before; nothing added "
-              f"(campaign {summary.campaign!r}).")
+        print(f"{summary.path}: already ingested (this file was ingested before; nothing added to "
+              f"campaign {summary.campaign!r}).")
     else:
         rounds = ", ".join(str(r) for r in summary.rounds) or "-"
         print(f"{summary.path}: {summary.n_new} new measurement(s) added to campaign "
@@ -221,7 +302,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def _cmd_campaign(args: argparse.Namespace) -> int:
     from scagents.campaign import history, plot_campaign
+    from scagents.campaign.ledger import check_campaign_name
 
+    check_campaign_name(args.name)  # the default plot file is named after it
     h = history(args.db, args.name)
     print(h.drop(columns="rationale").to_string(index=False))
     print("")
@@ -235,17 +318,14 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from scagents.agents.graph import CHECKPOINTS, load_state
+    from scagents.agents.graph import run_state
     from scagents.agents.report import report_agent
 
-    folder = Path(args.run) if Path(args.run).is_dir() else Path(args.root) / args.run
-    if not (folder / CHECKPOINTS).exists():
-        print(f"error: no run at {folder}", file=sys.stderr)
-        return 2
-    values = load_state(folder)
+    values = run_state(args.run, root=args.root)
     if not values.get("policy"):
         print("error: the run has no prediction yet; resume it with run --resume", file=sys.stderr)
         return 2
+    folder = Path(values["out_dir"])
     files = report_agent(values)["report"]["files"]
     print("report: " + ", ".join(str(folder / f) for f in files.values()))
     return 0
@@ -266,24 +346,29 @@ def _add_mcp(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_mcp(args: argparse.Namespace) -> int:
-    from scagents.tools.mcp_server import serve
-
     if args.n_cells < 10 or args.policy_steps < 256:
         print("error: --n-cells must be at least 10 and --policy-steps at least 256",
               file=sys.stderr)
         return 2
+    if os.path.exists(args.workdir) and not os.path.isdir(args.workdir):
+        print(f"error: --workdir {args.workdir} is a file; give the folder the tools work in", file=sys.stderr)
+        return 2
+    from scagents.tools.mcp_server import serve
+
     serve(args.workdir, n_cells=args.n_cells, policy_steps=args.policy_steps)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="scagents",
         description="Agents that analyse single-cell perturbation data and recommend what to test next.",
     )
     from scagents import __version__
 
     parser.add_argument("--version", action="version", version=f"scagents {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the full traceback of an error (also: {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_run(sub)
@@ -293,17 +378,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_line(exc: BaseException) -> tuple[str, int]:
+    """One line for an error: expected (bad input, exit code 2) or internal (a bug, exit code 1)."""
+    import sqlite3
+
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        e = exc.errors()[0]
+        flag = "--" + str(e["loc"][0]).replace("_", "-") if e["loc"] else "option"
+        msg, code = f"invalid {flag} {e.get('input')!r}: {e['msg']}", 2
+    elif isinstance(exc, ScagentsError):
+        msg, code = str(exc), 2
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        msg, code = f"{exc.strerror or exc}: {exc.filename}", 2
+    elif isinstance(exc, OSError | sqlite3.DatabaseError | UnicodeError):
+        msg, code = f"{exc} ({type(exc).__name__}); check the files and folders given", 2
+    elif isinstance(exc, MemoryError):
+        msg, code = "out of memory; use a smaller data set (or fewer cells)", 2
+    else:
+        msg = (f"internal error ({type(exc).__name__}: {exc}); this is a bug — rerun with --debug "
+               f"(or {DEBUG_ENV}=1) for the traceback and report it")
+        code = 1
+    return _one_line(msg), code
+
+
+def _one_line(msg: str, limit: int = 2000) -> str:
+    msg = " ".join(str(msg).split())
+    return msg if len(msg) <= limit else msg[:limit] + " …"
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe (``scagents next | head``): send the rest of stdout to /dev/null."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (in-process capture)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code: 0 done, 2 bad input (one ``error:`` line on
+    stderr), 1 internal error (one line; ``--debug`` or ``SCAGENTS_DEBUG=1`` show the traceback).
+
+    Dependencies' future/deprecation warnings are silenced; other warnings are held back while a
+    command runs: shown after it succeeds, dropped when it fails (the error line says what matters).
+    """
     from scagents.api import filter_dependency_warnings
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     filter_dependency_warnings()
-    try:
-        return int(args.func(args) or 0)
-    except ScagentsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings(record=not debug) as caught:
+        try:
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Python advises
+            _quiet_stdout()
+            return 1
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            if debug:
+                raise
+            line, code = _error_line(exc)
+            print(f"error: {line}", file=sys.stderr)
+            return code
+    if code == 0:
+        for w in {(str(w.message), w.category): w for w in caught or []}.values():
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return code

@@ -105,9 +105,18 @@ def _kind(text: str, example: str = "...") -> str | None:
 
 
 def _candidate_tokens(text: str) -> list[str]:
-    # gene symbols: letters, digits, '.', '-' (e.g. Pu.1, HLA-DRA, IL12RB2)
-    tokens = re.findall(r"[A-Za-z][A-Za-z0-9.\-]*[A-Za-z0-9]|[A-Za-z]", text)
+    # gene names: letters, digits, '.', '-', '_' (e.g. Pu.1, HLA-DRA, IL12RB2, 1234, gene_7); a
+    # word of digits only names a gene only when the data have a gene of that name
+    tokens = re.findall(r"[A-Za-z0-9][A-Za-z0-9._\-]*[A-Za-z0-9]|[A-Za-z0-9]", text)
     return [t for t in tokens if t.upper() not in STOPWORDS]
+
+
+def _example_goal(genes: list[str]) -> str:
+    """A goal the parser reads as a knockout of one of ``genes`` (for error messages)."""
+    for g in genes[:1000]:
+        if _candidate_tokens(g) == [g]:
+            return f"predict {g} knockout"
+    return "predict IFNG knockout"
 
 
 def resolve_gene(
@@ -154,7 +163,8 @@ def resolve_gene(
         by_upper[u] for u in pool[:10]) + ", …"
     where = f"{len(genes)} genes" + (f", {len(extra)} more perturbation targets" if extra else "")
     raise GeneNotFoundError(
-        f"Gene {name!r} is not in the data ({where}). Closest gene names: {hint}. "
+        f"Gene {name if len(name) <= 60 else name[:60] + '…'!r} is not in the data ({where}). "
+        f"Closest gene names: {hint}. "
         "Check the spelling, or point --data at a data set that measures or perturbs this gene."
     )
 
@@ -223,10 +233,10 @@ def parse_goal(
         resolve_gene(unknown[0], genes, aliases=aliases, targets=targets, inputs=inputs)
     if not found:
         skip = {i.upper() for i in inputs}
-        example = next((g for g in (*targets, *genes) if g.upper() not in skip), "IFNG")
+        shown = text if len(text) <= 200 else text[:200] + "…"
         raise GoalError(
-            f"No gene of the data is named in the goal {text!r}. Name the target gene(s), e.g. "
-            f'"predict {example} knockout".'
+            f"No gene of the data is named in the goal {shown!r}. Name the target gene(s), e.g. "
+            f'"{_example_goal([g for g in (*targets, *genes) if g.upper() not in skip])}".'
         )
     return Goal(text=text, action="predict", perturbation=Perturbation(tuple(found), kind=kind))
 
@@ -288,8 +298,8 @@ def match_measured(
 
 def _looks_like_symbol(token: str) -> bool:
     """Gene symbols are written in capitals and/or with digits (IFNG, Stat1, Pu.1, IL12RB2)."""
-    if len(token) < 2:
-        return False
+    if len(token) < 2 or not token[0].isalpha():  # a word starting with a digit only names a gene
+        return False                                # the data have (e.g. "1234"), never an unknown one
     has_digit = any(c.isdigit() for c in token)
     upper = sum(c.isupper() for c in token)
     return upper >= 2 or (has_digit and upper >= 1)

@@ -422,12 +422,14 @@ def render_markdown(result: dict) -> str:
         lines += ["## Which model answered and why", ""]
         if val.get("decision"):
             lines += [f"**Decision:** {val['decision']}", ""]
-        lines += [val.get("description", ""), ""]
+        if val.get("description"):
+            lines += [val["description"], ""]
         answered = val.get("answered_by")
         rows = [{"model": (f"**{k}** (answered)" if k == answered else k), **v}
                 for k, v in val["scores"].items()]
-        lines += _table(rows, ["model", "mse", "mse_sd", "pearson", "pearson_delta_topk",
-                               "direction_accuracy"]) + [""]
+        if rows:  # none when no measured perturbation could validate a model
+            lines += _table(rows, ["model", "mse", "mse_sd", "pearson", "pearson_delta_topk",
+                                   "direction_accuracy"]) + [""]
     lines += ["## Predicted change in expression", ""]
     lines += [
         "Change from control of mean log1p-normalised expression (counts normalised to 10⁴ per cell).",
@@ -470,7 +472,7 @@ def render_markdown(result: dict) -> str:
             lines += _table(result["proposals"], ["rank", "perturbation", "score", "uncertainty",
                                                   "rationale"]) + [""]
         else:
-            lines += ["No untested candidate is left to propose.", ""]
+            lines += [result.get("proposals_note", "No untested candidate is left to propose."), ""]
     if result.get("agents"):
         lines += ["## Which agent produced what", ""]
         lines += _table(result["agents"], ["agent", "status", "produced"]) + [""]

@@ -136,14 +136,14 @@ def test_namespaces_resolve_and_plot(answered, tmp_path):
         scagents.pl.prediction(adata, key="other", path=tmp_path / "r.png")
 
 
-def test_list_runs_finished_and_stopped(answered):
+def test_list_runs_finished_and_rejected(answered):
     adata, _, res, root = answered
     with pytest.raises(RunStoppedError, match="Closest gene names"):
         scagents.run(adata.copy(), goal="predict STAT1Q knockout", out=root / "typo", **FAST)
     rows = {r["run_id"]: r for r in list_runs(root)}
     assert rows["stat1"]["state"] == "finished" and rows["stat1"]["goal"] == res.goal
     assert res.method in rows["stat1"]["answer"]
-    assert rows["typo"]["state"].startswith("stopped: ") and "STAT1Q" in rows["typo"]["state"]
+    assert "typo" not in rows and not (root / "typo").exists()  # a rejected run leaves nothing
     with pytest.raises(RunStoppedError, match="No runs folder"):
         list_runs(root / "nope")
 

@@ -61,7 +61,8 @@ def test_ingest_and_campaign_history(campaign, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 new measurement(s) added" in out
     assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
-    assert "ingested before; nothing added" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "already ingested" in out and "ingested before; nothing added" in out
 
     plot = tmp_path / "progress.png"
     assert main(["campaign", "ifng", "--db", db, "--plot", str(plot)]) == 0
@@ -135,9 +136,41 @@ def test_next_states_score_meaning_and_diversity_order():
     assert "rationale" in mixed.splitlines()[0] and "why:" not in mixed
 
 
+def test_report_of_a_moved_run_writes_into_its_new_folder(finished_run, tmp_path, capsys):
+    import hashlib
+    import shutil
+
+    def digests(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()}
+
+    moved = tmp_path / "moved_run"
+    shutil.copytree(finished_run, moved)
+    (moved / "report.md").unlink()
+    original = digests(finished_run)
+    assert main(["report", str(moved)]) == 0
+    assert str(moved / "report.md") in capsys.readouterr().out and (moved / "report.md").is_file()
+    assert digests(finished_run) == original  # nothing written at the run's old place
+
+
+def test_resume_of_a_moved_run_is_refused_and_writes_nothing(finished_run, tmp_path, capsys):
+    import hashlib
+    import shutil
+
+    def digests(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()}
+
+    moved = tmp_path / "elsewhere" / finished_run.name  # same run id, other place
+    shutil.copytree(finished_run, moved)
+    original, copy = digests(finished_run), digests(moved)
+    assert main(["run", "--resume", str(moved), "--quiet"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "was started in" in err[0]
+    assert digests(finished_run) == original and digests(moved) == copy
+
+
 def test_report_unknown_run(tmp_path, capsys):
     assert main(["report", "nope", "--root", str(tmp_path)]) == 2
-    assert "error: no run at" in capsys.readouterr().err
+    assert "error: No run 'nope' to report" in capsys.readouterr().err
 
 
 def test_mcp_rejects_bad_settings(capsys):

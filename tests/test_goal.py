@@ -124,3 +124,20 @@ def test_match_measured_prefers_the_exact_kind():
     assert match_measured(_p("STAT1", "overexpression"), measured) == ("STAT1 overexpression", "")
     assert match_measured(_p("STAT1", "knockdown"), measured)[0] == "STAT1"
     assert match_measured(_p("IRF1"), measured) == (None, "")
+
+
+def test_numeric_and_underscore_gene_names_can_be_targeted():
+    genes = ["1234", "5678", "gene_7", "ABC"]
+    assert parse_goal("predict 1234 knockout", genes).perturbation.targets == ("1234",)
+    assert parse_goal("predict 1234 and 5678 knockout", genes).perturbation.targets == ("1234", "5678")
+    assert parse_goal("predict gene_7 overexpression", genes).perturbation.targets == ("gene_7",)
+    # digit-led words that name no gene are not taken for unknown genes
+    assert parse_goal("predict ABC knockout at 24H", genes).perturbation.targets == ("ABC",)
+
+
+@pytest.mark.parametrize("genes", [["1000", "1001"], ["x", "AND", "7"], ["gene_1"]])
+def test_no_gene_error_suggests_a_goal_that_parses(genes):
+    with pytest.raises(GoalError) as info:
+        parse_goal("predict something", genes)
+    suggested = str(info.value).split('e.g. "')[1].rstrip('".')
+    assert parse_goal(suggested, genes).perturbation.targets[0] in genes

@@ -19,6 +19,7 @@ is appended to ``<run>/agents.log`` (JSON lines with its key figures).
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -38,7 +39,8 @@ from scagents.agents.steering import steering_agent
 from scagents.agents.supervisor import END_MOVE, LLMPlanner, make_supervisor
 from scagents.errors import ScagentsError
 
-__all__ = ["build_graph", "run_graph", "load_state", "default_out_dir", "RunNotFoundError",
+__all__ = ["build_graph", "run_graph", "load_state", "run_state", "default_out_dir", "RunNotFoundError",
+           "CheckpointError", "RunFolderError",
            "AGENT_LOG", "CHECKPOINTS", "KILL_ENV"]
 
 AGENT_LOG = "agents.log"
@@ -59,6 +61,14 @@ SPECIALISTS: dict[str, Callable[[RunState], dict]] = {
 
 class RunNotFoundError(ScagentsError, FileNotFoundError):
     """``--resume RUN_ID`` names no run with a checkpoint."""
+
+
+class CheckpointError(ScagentsError, ValueError):
+    """A run's ``checkpoints.sqlite`` cannot be read (corrupt, truncated or not SQLite)."""
+
+
+class RunFolderError(ScagentsError, ValueError):
+    """The folder asked for a new run cannot hold it (a file, or the folder of another run)."""
 
 
 def default_out_dir(goal: str, root: str | Path = "scagents_runs") -> Path:
@@ -142,14 +152,104 @@ def _saver(out: Path):
     return SqliteSaver(conn), conn
 
 
+def _check_checkpoints(folder: Path) -> None:
+    """Raise :class:`CheckpointError` unless ``folder/checkpoints.sqlite`` is a readable checkpoint
+    database; it is opened read-only, so a damaged file is left as it is."""
+    path = folder / CHECKPOINTS
+    fix = ("The run cannot be resumed or reported from it; start a new run with `scagents run --goal ...` "
+           "(the other files of the run folder are untouched).")
+    # SQLite may create the -wal/-shm side files of a WAL database even read-only: remove the new ones
+    side = [p for p in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")) if not p.exists()]
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            ok = con.execute("PRAGMA quick_check").fetchone()[0]
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint database ({exc}). {fix}") from exc
+    finally:
+        for p in side:
+            p.unlink(missing_ok=True)
+    if ok != "ok" or "checkpoints" not in tables:
+        raise CheckpointError(f"{path} is damaged or holds no checkpoints ({'no checkpoints table' if ok == 'ok' else ok}"
+                              f"). {fix}")
+
+
+def _run_folder(run: str | Path, root: str | Path, action: str) -> Path:
+    """The folder of run ``run`` (a run id under ``root``, or a run folder) with readable checkpoints."""
+    folder = Path(run) if Path(run).is_dir() else Path(root) / run
+    if not (folder / CHECKPOINTS).is_file():
+        raise RunNotFoundError(f"No run {str(run)!r} to {action}: {folder / CHECKPOINTS} does not exist. Run "
+                               f"ids are the folder names under {root}/.")
+    _check_checkpoints(folder)
+    return folder
+
+
 def load_state(folder: str | Path) -> dict:
-    """The last checkpointed state of the run in ``folder`` (empty when it has none)."""
+    """The last checkpointed state of the run in ``folder`` (empty when it has none), with
+    ``out_dir`` set to ``folder`` (the run may have been moved or renamed since it started)."""
     folder = Path(folder)
     saver, conn = _saver(folder)
     try:
-        return dict(build_graph(saver).get_state({"configurable": {"thread_id": folder.name}}).values)
+        graph = build_graph(saver)
+        values = graph.get_state({"configurable": {"thread_id": folder.name}}).values
+        if not values:  # a renamed run folder: its checkpoints hold the run id it was started with
+            threads = [r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")]
+            if len(threads) == 1:
+                values = graph.get_state({"configurable": {"thread_id": threads[0]}}).values
     finally:
         conn.close()
+    values = dict(values)
+    if values:
+        values["out_dir"] = str(folder)
+    return values
+
+
+def run_state(run: str | Path, *, root: str | Path = "scagents_runs") -> dict:
+    """:func:`load_state` of a run (run id under ``root``, or run folder), checked first.
+
+    Raises
+    ------
+    RunNotFoundError
+        No run with checkpoints there.
+    CheckpointError
+        Its checkpoints cannot be read (checked read-only: a damaged file is left as it is).
+    """
+    folder = _run_folder(run, root, "report")
+    try:
+        return load_state(folder)
+    except sqlite3.DatabaseError as exc:
+        raise CheckpointError(f"{folder / CHECKPOINTS} cannot be read ({exc}).") from exc
+
+
+def _new_run_folder(out_dir: Path) -> tuple[Path | None, set[Path]]:
+    """Check that ``out_dir`` can hold a new run; return the highest folder the run will create
+    (``None`` if ``out_dir`` exists) and the entries ``out_dir`` already holds."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunFolderError(f"The run folder {out_dir} exists and is not a folder; give --out a new folder path.")
+    if (out_dir / CHECKPOINTS).exists():
+        raise RunFolderError(f"{out_dir} already holds a run; resume it with --resume {out_dir} or give --out "
+                             "a new folder.")
+    top = None
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise RunFolderError(f"Cannot create the run folder {out_dir}: {folder} is a file; give --out "
+                                     "a folder path.")
+            break
+        top = folder
+    return top, set(out_dir.iterdir()) if top is None else set()
+
+
+def _remove_new(out_dir: Path, top: Path | None, before: set[Path]) -> None:
+    """Remove what a rejected run created: its folder (and parents) or the entries it added."""
+    for path in [top] if top is not None else sorted(set(out_dir.iterdir()) - before):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def run_graph(
@@ -178,28 +278,32 @@ def run_graph(
     Returns
     -------
     dict
-        The final state values plus ``wall_time_s``.
+        The final state values plus ``wall_time_s``. A new run the data cannot answer
+        (``stop_reason``) is rejected: what it created (the run folder) is removed again.
 
     Raises
     ------
     RunNotFoundError
         ``resume`` names no checkpointed run.
+    CheckpointError
+        The checkpoints of the run to resume cannot be read.
+    RunFolderError
+        ``out`` is a file or the folder of another run, or the run to resume was moved (its
+        agents would write at its old place).
     """
     t0 = time.perf_counter()
+    top, before = None, set()
     if resume is not None:
-        folder = Path(resume) if Path(resume).is_dir() else Path(root) / resume
-        if not (folder / CHECKPOINTS).exists():
-            raise RunNotFoundError(f"No run {resume!r} to resume: {folder / CHECKPOINTS} does not "
-                                   f"exist. Run ids are the folder names under {root}/.")
-        out_dir, inputs = folder, None
+        out_dir, inputs = _run_folder(resume, root, "resume"), None
     else:
         if options is None:
             raise ScagentsError("run_graph needs options (a RunOptions) or resume=RUN_ID.")
         out_dir = Path(out) if out is not None else default_out_dir(options.goal, root)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        top, before = _new_run_folder(out_dir)
         inputs = initial_state(options, out_dir)
     if planner is None and options is not None and options.llm:
         planner = LLMPlanner(options.llm)
+    out_dir.mkdir(parents=True, exist_ok=True)
     saver, conn = _saver(out_dir)
     try:
         graph = build_graph(saver, planner=planner)
@@ -208,6 +312,10 @@ def run_graph(
             snap = graph.get_state(config)
             if not snap.values:
                 raise RunNotFoundError(f"Run {resume!r} has no checkpoint to resume from.")
+            started = Path(snap.values.get("out_dir", out_dir))
+            if started.resolve() != out_dir.resolve():  # its agents would write there, not here
+                raise RunFolderError(f"Run {resume!r} was started in {started} (from the folder the run was "
+                                     f"started in), not in {out_dir}; resume it from there, or move it back.")
             if not snap.next:
                 on_event and on_event("resume", {"note": "the run had already finished"})
         for chunk in graph.stream(inputs, config, stream_mode="updates", durability="sync"):
@@ -215,7 +323,11 @@ def run_graph(
                 if on_event is not None and node != "supervisor":
                     on_event(node, update or {})
         values = dict(graph.get_state(config).values)
+    except sqlite3.DatabaseError as exc:
+        raise CheckpointError(f"{out_dir / CHECKPOINTS} cannot be read or written ({exc}).") from exc
     finally:
         conn.close()
+    if resume is None and values.get("stop_reason"):
+        _remove_new(out_dir, top, before)  # a rejected run leaves nothing behind
     values["wall_time_s"] = round(time.perf_counter() - t0, 2)
     return values

@@ -17,6 +17,12 @@ with a doubled budget when the gap is small (``retrain``), else routes to :func:
 which answers with the best-validating baseline, refitted on the training *and* validation
 perturbations (never the goal's), and says so.
 
+When the data hold too few measured perturbations to train and validate any predictor (e.g. control
+and one stimulation, no genetic perturbation), the policy agent is skipped and the fallback answers a
+gene perturbation by in-silico perturbation through the inferred network (:func:`_network_answer`,
+``status="unchecked"``: nothing measured checks it), or stops with "No prediction possible" when
+there is no network or the goal's genes reach no other gene in it.
+
 Next perturbations are ranked over the untested candidates by their predicted effect on the genes
 the goal's perturbation changes most, plus the disagreement between the available models
 (an upper-confidence-bound score), with a rationale line each.
@@ -56,6 +62,7 @@ MIN_LISTED = 0.01  # smallest |predicted delta| listed as up / down
 VALIDATION_METRIC = "mse"
 POLICY = "TRPO→PPO policy"
 REFERENCE = "no change (reference)"
+NETWORK = "network propagation"
 RETRAIN_GAP = 0.25
 """A doubled training budget is tried only when the policy's validation MSE is at most this much
 (relative) above the best baseline's; a larger gap goes straight to the fallback."""
@@ -99,6 +106,8 @@ class _Context:
     goal_held: list[str] = field(default_factory=list)
     held_note: str = ""
     goal_cells: int = 0
+    too_few: str = ""
+    """Why no predictor can be trained and validated (too few measured perturbations), or ''."""
     baselines: dict[str, Predict] = field(default_factory=dict)
     reference: dict[str, Predict] = field(default_factory=dict)
 
@@ -148,11 +157,13 @@ def _context(state: RunState) -> _Context:
     rng = np.random.default_rng(opts.seed)
     others = _stratified(others, [p.kind for p in task.perturbations], rng)
     n_val = min(opts.n_validation, max(1, len(others) // 3))
-    if len(others) - n_val < 2:
-        raise _GoalNotMet(f"the data hold {len(others)} perturbation(s) besides the goal; at least "
-                          f"{n_val + 2} are needed to train and validate a predictor")
+    too_few = ""
+    if len(others) - n_val < 2:  # nothing to train and validate on: only the network can answer
+        too_few = (f"the data hold {len(others)} perturbation(s) besides the goal; at least "
+                   f"{n_val + 2} are needed to train and validate a predictor")
+        n_val = 0
     val = sorted(others[:n_val])
-    train, held = task.split(test=val + goal_held)
+    train, held = task.split(test=val + goal_held) if val + goal_held else (task, task)
     fit_task = task.split(test=goal_held)[0] if goal_held else task
     genes = list(task.features["rna"])
     control = pd.Series(np.asarray(train.control_mean["rna"][-1], float), index=genes)
@@ -162,18 +173,14 @@ def _context(state: RunState) -> _Context:
                    goal_held=[task.labels[i] for i in goal_held], held_note=held_note,
                    goal_cells=int(cell_obs["perturbation"].astype(str)
                                   .isin([task.labels[i] for i in goal_held]).sum()),
-                   val_labels=[task.labels[i] for i in val], control=control)
-    for name, fit in BASELINES.items():
+                   val_labels=[task.labels[i] for i in val], control=control, too_few=too_few)
+    for name, fit in ({} if too_few else BASELINES).items():
         ctx.baselines[name] = fit(train)
     prop = _propagation_predictor(state, ctx)
     if prop is not None:
-        ctx.baselines["network propagation"] = prop
+        ctx.baselines[NETWORK] = prop
     ctx.reference[REFERENCE] = lambda targets, kind: np.zeros(len(genes))
     return ctx
-
-
-class _GoalNotMet(Exception):
-    pass
 
 
 def _goal_held(task, data: DataSummary) -> tuple[list[int], str]:
@@ -417,7 +424,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
             validation: dict, attempts: int, reason: str = "", decision: str = "",
             fit_labels: list[str] | None = None, retrain: bool = False,
             policy_path: str | None = None, training_log: str | None = None,
-            ensemble: dict[str, Predict] | None = None) -> PolicySummary:
+            ensemble: dict[str, Predict] | None = None, n_proposals: int | None = None
+            ) -> PolicySummary:
     from scagents.metrics import prediction_report
     from scagents.perturbation import Perturbation
 
@@ -451,9 +459,10 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
                            perturbed_mean=round(float(r.perturbed_mean), 6))
                 for g, r in sel.head(10).iterrows()]
 
-    candidates = ctx.data.candidates or pair_candidates(ctx.genes, ctx.data.measured, goal.targets)
+    candidates = [] if n_proposals == 0 else ctx.data.candidates or pair_candidates(ctx.genes, ctx.data.measured, goal.targets)
     proposals = rank_proposals(pred, candidates, goal.kind, ensemble or {method: predict},
-                               n=ctx.opts.n_proposals, goal_label=goal.label)
+                               n=ctx.opts.n_proposals if n_proposals is None else n_proposals,
+                               goal_label=goal.label)
     return PolicySummary(
         status=status, reason=reason, attempts=attempts, method=method, policy_path=policy_path,
         training_log=training_log, prediction_path=PREDICTION_FILE, validation=validation,
@@ -520,13 +529,10 @@ def policy_agent(state: RunState) -> dict:
         s = PolicySummary(status="skipped", attempts=attempt,
                           reason=f"skipped: the response environments are unavailable ({exc})")
         return _out("policy", s)
-    try:
-        ctx = _context(state)
-    except _GoalNotMet as exc:
-        s = PolicySummary(status="failed", attempts=attempt, reason=str(exc))
-        rec = AgentRecord(agent="policy", status="failed", summary=str(exc))
-        return {"policy": s.model_dump(), "stop_reason": f"The goal cannot be met by the data: {exc}.",
-                "log": [rec.model_dump()]}
+    ctx = _context(state)
+    if ctx.too_few:  # the fallback answers through the network (see _network_answer)
+        return _out("policy", PolicySummary(status="skipped", attempts=attempt,
+                                            reason=f"skipped: {ctx.too_few}"))
     predict, info = _train_policy(ctx, attempt)
     rows, validation = _validate(ctx, {POLICY: predict, **ctx.baselines, **ctx.reference})
     verdict = compare_to_baseline(rows, policy=POLICY, baselines=list(ctx.baselines),
@@ -569,11 +575,9 @@ def fallback_agent(state: RunState) -> dict:
         State update: ``policy`` with ``status="fallback"`` and the baseline's prediction.
     """
     prev = PolicySummary.model_validate(state.get("policy") or {"status": "skipped"})
-    try:
-        ctx = _context(state)
-    except _GoalNotMet as exc:
-        rec = AgentRecord(agent="fallback", status="failed", summary=str(exc))
-        return {"stop_reason": f"The goal cannot be met by the data: {exc}.", "log": [rec.model_dump()]}
+    ctx = _context(state)
+    if ctx.too_few:
+        return _network_answer(state, ctx, prev)
     validation = dict(prev.validation)
     missing = {k: f for k, f in {**ctx.baselines, **ctx.reference}.items() if k not in validation}
     validation.update(_validate(ctx, missing)[1])
@@ -600,6 +604,47 @@ def fallback_agent(state: RunState) -> dict:
                 fit_labels=fit_labels, policy_path=prev.policy_path,
                 training_log=prev.training_log, ensemble=ensemble)
     return _out("fallback", s)
+
+
+def _network_answer(state: RunState, ctx: _Context, prev: PolicySummary) -> dict:
+    """Too few measured perturbations to train and validate a predictor: predict the goal by
+    in-silico perturbation through the inferred network (status ``"unchecked"``), or stop with
+    "No prediction possible" when there is no network or the goal's genes reach no other gene."""
+    from scagents.perturbation import Perturbation
+
+    goal = Perturbation.from_dict(ctx.data.perturbation)
+    predict = ctx.baselines.get(NETWORK)
+    net = NetworkSummary.model_validate(state.get("network") or {"status": "skipped"})
+    moved = pd.Series(0.0, index=ctx.genes)
+    if predict is not None:
+        moved = pd.Series(predict(goal.targets, goal.kind), index=ctx.genes).drop(
+            list(goal.targets), errors="ignore")
+    n_moved = int((moved.abs() > MIN_LISTED).sum())
+    if not n_moved:
+        why = (f"no regulatory network was inferred — {net.reason.removeprefix('skipped: ')}"
+               if predict is None else
+               f"{'+'.join(goal.targets)} has no edges to other genes in the inferred network")
+        msg = (f"No prediction possible for {goal.label}: {ctx.too_few}, and {why}. Needed: a "
+               "network with edges from the goal's gene(s) (run without --skip-network) or more "
+               "measured perturbations to learn from.")
+        rec = AgentRecord(agent="fallback", status="failed", summary=msg)
+        return {"stop_reason": msg, "log": [rec.model_dump()]}
+    measured = [lab for lab in ctx.task.labels if lab != ctx.goal_label]
+    check = ("checked only against the goal's own observed cells (below)" if ctx.goal_label
+             else "no measured perturbation could be held out to check a prediction against")
+    reason = f"not validated: {check}"
+    decision = (f"{NETWORK} answers, not validated. Why: {ctx.too_few} (measured besides the "
+                f"goal: {', '.join(measured) or 'none'}), so neither the {POLICY} nor a fitted "
+                f"baseline can be trained and checked. The {goal.kind} of "
+                f"{'+'.join(goal.targets)} is propagated through the regulatory network inferred "
+                f"from control cells ({net.n_edges} edges, {net.method}); it moves {n_moved} other "
+                f"genes by more than {MIN_LISTED}. Not validated: {check}; treat it as a "
+                "hypothesis. No next perturbations are ranked: a ranking would rest on the same "
+                "unchecked network.")
+    s = _finish(state, ctx, status="unchecked", method=NETWORK, predict=predict, validation={},
+                attempts=prev.attempts, reason=reason, decision=decision, fit_labels=[],
+                n_proposals=0)
+    return _out("fallback", s.model_copy(update={"train_labels": []}))
 
 
 def _out(agent: str, s: PolicySummary, extra: dict | None = None) -> dict:

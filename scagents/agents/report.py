@@ -29,7 +29,8 @@ _PRODUCED = {
     "integration": "joint embedding and clusters ({files})",
     "network": "regulatory network and the target's neighbourhood ({files})",
     "policy": "trained TRPO→PPO policy, validation, prediction, proposals ({files})",
-    "fallback": "baseline prediction and proposals after the policy did not validate ({files})",
+    "fallback": "a baseline's prediction (and proposals) when the policy did not validate or "
+                "could not be trained ({files})",
     "report": "this report",
 }
 
@@ -338,7 +339,9 @@ def build_result(state: RunState) -> dict:
              if g not in data.inputs]  # model inputs are set, not responses
     figures: dict[str, str] = {}
     figures["effects"] = plot_effects(genes, out / "effects.png", inputs=data.inputs,
-                                      title=f"Predicted response to {label} ({pol.method})").name
+                                      title=f"Predicted response to {label} ({pol.method}"
+                                            + (", not validated)" if pol.status == "unchecked"
+                                               else ")")).name
     coords, score, how, groups = _embedding(state, data, integ, pred["delta"], opts.seed)
     embedding_name = embedding_axis_labels(how)[0].rsplit(" ", 1)[0].replace("PC", "PCA")
     figures["embedding"] = plot_cells(
@@ -377,17 +380,18 @@ def build_result(state: RunState) -> dict:
     for name, s in (("integration", integ), ("network", net)):
         if s.status in ("skipped", "failed"):
             notes.append(f"{name.capitalize()} {s.status}: {s.reason}")
+    if pol.status == "unchecked":  # no measured perturbation to fit or validate on
+        method = f"in-silico {pert['kind']} through the inferred network; {pol.reason}"
+    else:
+        method = ((f"fitted on {len(pol.fit_labels)} perturbations" if pol.fit_labels
+                   else "no perturbation data fitted")
+                  + f"; candidates validated on {len(pol.validation_labels)} held-out ones"
+                  + (" (policy validated)" if pol.status == "validated" else f" ({pol.status})"))
     result: dict = {
         "goal": data.goal, "perturbation": pert,
         "data": {"source": data.source, "description": data.description,
                  "n_cells": data.n_cells, "n_genes": data.n_genes},
-        "method": {"name": pol.method,
-                   "description": (f"fitted on {len(pol.fit_labels)} perturbations" if pol.fit_labels
-                                   else "no perturbation data fitted")
-                                  + f"; candidates validated on {len(pol.validation_labels)} "
-                                    "held-out ones"
-                                  + (" (policy validated)" if pol.status == "validated" else
-                                     f" ({pol.status})")},
+        "method": {"name": pol.method, "description": method},
         "genes": genes[:50],
         "top_up": [g.model_dump() for g in pol.top_up],
         "top_down": [g.model_dump() for g in pol.top_down],
@@ -409,6 +413,11 @@ def build_result(state: RunState) -> dict:
         "seed": opts.seed, "version": scagents.__version__, "min_effect": 0.01,
         "notes": notes, "figures": figures,
     }
+    if pol.status == "unchecked":
+        result["validation"] = {"description": "", "scores": {}, "decision": pol.decision,
+                                "answered_by": pol.method}
+        result["proposals_note"] = ("No next perturbations are ranked: with nothing measured to "
+                                    "check it, a ranking would rest on the same unchecked network.")
     if data.truth_path and (out / data.truth_path).exists():
         truth = pd.read_csv(out / data.truth_path, index_col=0)
         result["twin_check"] = twin_check(pred["delta"], truth, fates=data.truth_fates,
@@ -441,7 +450,8 @@ def build_result(state: RunState) -> dict:
         agents.append({"agent": rec["agent"], "status": rec["status"],
                        "produced": _PRODUCED.get(rec["agent"], "").format(files=files)
                        + (f" — {rec['summary']}" if rec["status"] in ("skipped", "failed",
-                                                                       "not_validated") else "")})
+                                                                       "not_validated",
+                                                                       "unchecked") else "")})
     agents.append({"agent": "report", "status": "done", "produced": _PRODUCED["report"]})
     result["agents"] = agents
     return result

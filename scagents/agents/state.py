@@ -24,7 +24,8 @@ __all__ = [
 #: the specialist agents, in the order the deterministic planner calls them
 AGENTS: tuple[str, ...] = ("data", "integration", "network", "policy", "fallback", "report")
 
-Status = Literal["done", "skipped", "failed", "validated", "not_validated", "fallback"]
+Status = Literal["done", "skipped", "failed", "validated", "not_validated", "fallback", "unchecked"]
+"""``unchecked``: a prediction no measured perturbation could check (too few to validate on)."""
 
 
 class _Model(BaseModel):

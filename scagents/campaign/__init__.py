@@ -6,10 +6,18 @@ Public functions (used by ``scagents next``, ``scagents ingest`` and ``scagents 
 * :func:`propose_round` — propose and record the next batch (one transaction);
 * :func:`ingest` — add a results file (one transaction, idempotent per file content);
 * :func:`history`, :func:`campaign_info`, :func:`plot_campaign` — progress table and plot;
-* :func:`campaign_summaries` — one row per campaign (``scagents campaigns``).
+* :func:`campaign_summaries` — one row per campaign (``scagents campaigns``);
+* :func:`designer_config` → :func:`build_designer` — the one way a designer is built (``next``, the
+  tools and ``benchmarks/closed_loop.py``), with one set of defaults.
 """
 
-from scagents.campaign.acquisition import DESIGNERS, hit_likeness, make_designer
+from scagents.campaign.acquisition import (
+    DESIGNERS,
+    build_designer,
+    designer_config,
+    hit_likeness,
+    make_designer,
+)
 from scagents.campaign.ledger import (
     CampaignError,
     IngestError,
@@ -27,4 +35,4 @@ from scagents.campaign.ledger import (
 __all__ = ["CampaignError", "IngestError", "IngestSummary", "campaign_info", "campaign_summaries",
            "create_campaign", "history",
            "ingest", "list_campaigns", "plot_campaign", "propose_round", "DESIGNERS", "hit_likeness",
-           "make_designer"]
+           "make_designer", "designer_config", "build_designer"]

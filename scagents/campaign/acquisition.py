@@ -7,6 +7,9 @@ All designers share one call, :meth:`Designer.propose`, on a candidate feature m
 * :class:`RandomDesigner` — uniform picks (the null baseline);
 * :class:`RidgeUCBDesigner` — bootstrap ensemble of ridge regressions, UCB = mean + β·sd, greedy;
 * :class:`GPUCBDesigner` — Gaussian-process regression (RBF + white noise), UCB, greedy;
+* :class:`BayesPriorDesigner` — prior-anchored Bayesian linear regression (the expression prior is
+  the model's prior mean; feedback adds to it only as far as the evidence supports), Thompson
+  sampling per pick;
 * :class:`PolicyDesigner` — a policy trained with the TRPO→PPO optimiser (``scagents.policies``) on
   the :class:`~scagents.envs.design.StreamDesignEnv` built from what was measured so far
   (warm-started from the previous round's policy); it scores each candidate from its model
@@ -29,7 +32,8 @@ import pandas as pd
 from scagents.errors import ScagentsError
 
 __all__ = ["hit_likeness", "RidgeEnsemble", "candidate_state", "group_smooth", "knn_smooth", "PriorDesigner", "STATE_COLUMNS", "Designer", "RandomDesigner",
-           "RidgeUCBDesigner", "GPUCBDesigner", "PolicyDesigner", "make_designer", "DESIGNERS",
+           "RidgeUCBDesigner", "GPUCBDesigner", "PolicyDesigner", "BayesPriorDesigner", "make_designer", "DESIGNERS", "designer_config",
+           "designer_options", "build_designer", "DEFAULT_DESIGNER", "GROUPINGS",
            "DesignerError"]
 
 
@@ -45,7 +49,7 @@ def hit_likeness(values: np.ndarray, objective: str = "abs", *, center: float | 
     values
         Measured scores (e.g. a screen's log-fold change).
     objective
-        ``"abs"``: largest change either way, ``|v − center| / (1.4826·MAD)``; ``"increase"``:
+        ``"abs"`` (or ``"either"``): largest change either way, ``|v − center| / (1.4826·MAD)``; ``"increase"``:
         ``v``; ``"decrease"``: ``−v`` (both robust-standardised).
     center
         Centre of the ``"abs"`` objective (default: the median of ``values``).
@@ -56,13 +60,13 @@ def hit_likeness(values: np.ndarray, objective: str = "abs", *, center: float | 
     med = float(np.median(v)) if center is None else float(center)
     mad = float(np.median(np.abs(v - med))) * 1.4826
     scale = mad if mad > 0 else (float(v.std()) or 1.0)
-    if objective == "abs":
+    if objective in ("abs", "either"):
         return np.abs(v - med) / scale
     if objective == "increase":
         return (v - med) / scale
     if objective == "decrease":
         return (med - v) / scale
-    raise DesignerError(f"Unknown objective {objective!r}; use 'abs', 'increase' or 'decrease'.")
+    raise DesignerError(f"Unknown objective {objective!r}; use 'increase', 'decrease' or 'either'.")
 
 
 def _fit_ridge_members(Xc: np.ndarray, yc: np.ndarray, rows: list[np.ndarray], alpha: float) -> np.ndarray:
@@ -306,6 +310,14 @@ class Designer:
     def _select(self, X, avail, score, batch):
         return np.argsort(-score)[:batch]
 
+    def get_state(self) -> bytes | None:
+        """What a later process needs to continue this designer beyond its configuration (``None``:
+        nothing — the designer is a function of its configuration and the measurements)."""
+        return None
+
+    def set_state(self, state: bytes | None) -> None:
+        """Restore :meth:`get_state` (nothing to restore for stateless designers)."""
+
     def _score(self, X, measured, rewards, avail, batch, rng, round_frac, prior):  # pragma: no cover
         raise NotImplementedError
 
@@ -364,7 +376,7 @@ class RidgeUCBDesigner(Designer):
     alpha: float = 10.0
     n_models: int = 16
     knn: float = 0.0
-    group: float = 0.0
+    group: float = 0.5
     backend: str = "local"
     address: str | None = None
     name: str = field(default="ridge_ucb", init=False)
@@ -447,10 +459,10 @@ class PolicyDesigner(Designer):
     """
 
     algo: str = "trpo_ppo"
-    total_timesteps: int = 6000
+    total_timesteps: int = 4000
     diversity: float = 0.3
     warm_start: bool = True
-    ucb_weight: float = 0.0
+    ucb_weight: float = 1.0
     n_splits: int = 8
     name: str = field(default="policy", init=False)
     last_log: object = field(default=None, init=False, repr=False)
@@ -513,9 +525,124 @@ class PolicyDesigner(Designer):
                 "with a penalty for expression similarity to earlier picks (diversity)")
         return score, state[:, 1].astype(np.float64), why
 
+    def get_state(self) -> bytes | None:
+        """The trained policy weights as bytes (a ``torch.save``-d state dict of plain tensors), or ``None``."""
+        if self._weights is None:
+            return None
+        import io
+
+        import torch
+
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in self._weights.items()}, buf)
+        return buf.getvalue()
+
+    def set_state(self, state: bytes | None) -> None:
+        """Restore weights written by :meth:`get_state` (loaded with ``weights_only=True``: tensors only)."""
+        if state is None:
+            self._weights = None
+            return
+        import io
+
+        import torch
+
+        try:
+            w = torch.load(io.BytesIO(state), weights_only=True, map_location="cpu")
+        except Exception as exc:  # noqa: BLE001 - any unreadable blob is the same problem for the user
+            raise DesignerError(f"The stored policy weights cannot be read ({type(exc).__name__}); the ledger's "
+                                "designer state is damaged: start the designer afresh with --designer policy "
+                                "--seed N.") from exc
+        if not isinstance(w, dict) or not all(isinstance(v, torch.Tensor) for v in w.values()):
+            raise DesignerError("The stored policy weights are not a dict of tensors; the ledger's designer "
+                                "state is damaged.")
+        self._weights = w
+
     def _select(self, X, avail, score, batch):
         U = _unit(X[avail])
         return _diverse_greedy(score, U, batch, self.diversity)
+
+
+@dataclass
+class BayesPriorDesigner(Designer):
+    """Prior-anchored Bayesian linear regression; Thompson sampling (or UCB) with batch diversity.
+
+    Model of the standardised hit-likeness ``y`` of candidate ``x`` with prior score ``p`` (the
+    expression prior z-scored over all candidates)::
+
+        y = anchor · p + b + w·x + ε,   w ~ N(0, I/λ),   ε ~ N(0, 1/α)
+
+    ``anchor`` is fixed: the prior enters as the prior mean of the model and feedback cannot
+    cancel it, only add to it. ``λ`` and ``α`` are chosen by evidence maximisation
+    (:class:`sklearn.linear_model.BayesianRidge` on the residual ``y − anchor·p``), so with
+    uninformative feedback ``w`` shrinks to 0 and the ranking is the prior's; with feedback the
+    features explain, ``w`` adds to it. What ``w`` adds is weighted by the posterior probability
+    that the features explain the residual at all (log evidence of the Bayesian ridge against the
+    model ``w = 0``, equal prior odds), so a handful of noisy measurements cannot pull the ranking
+    away from the prior. With ``groups`` the shrunk mean residual of measured group
+    members (:func:`group_smooth`) is added with weight ``group``.
+
+    Acquisition ``"thompson"``: every pick of a batch is the argmax of one posterior draw of
+    ``w`` (draws differ, so the batch spreads); ``"ucb"``: mean + ``beta``·sd with the
+    similarity penalty ``diversity`` of the policy designer.
+    """
+
+    anchor: float = 0.5
+    acquisition: str = "thompson"
+    beta: float = 1.0
+    diversity: float = 0.3
+    group: float = 0.5
+    name: str = field(default="bayes_prior", init=False)
+
+    def _score(self, X, measured, rewards, avail, batch, rng, round_frac, prior):
+        from sklearn.linear_model import BayesianRidge
+
+        if self.acquisition not in ("thompson", "ucb"):
+            raise DesignerError(f"Unknown acquisition {self.acquisition!r}; use 'thompson' or 'ucb'.")
+        Z = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
+        p = _zscore(prior) if prior is not None else np.zeros(len(X))
+        y = np.asarray(rewards, dtype=np.float64)
+        y = (y - y.mean()) / (y.std() or 1.0)
+        resid = y - self.anchor * p[measured]
+        br = BayesianRidge(fit_intercept=True, compute_score=True).fit(Z[measured], resid)
+        # Bayes factor of "the features explain the residual" vs "they do not" (w = 0, intercept + noise):
+        # its posterior probability weights what the features add (model averaging)
+        n = len(resid)
+        rss0 = float(np.sum((resid - resid.mean()) ** 2)) or 1e-12
+        null = -0.5 * n * (np.log(2 * np.pi * rss0 / n) + 1.0)
+        self.evidence_weight_ = float(1.0 / (1.0 + np.exp(np.clip(null - float(br.scores_[-1]), -50, 50))))
+        mu, sd = br.predict(Z[avail], return_std=True)
+        mu = self.evidence_weight_ * (mu - br.intercept_) + br.intercept_
+        sd = self.evidence_weight_ * sd
+        base = self.anchor * p[avail] + mu
+        why = (f"score = {self.anchor:g} × the expression prior (in SDs) + what the measurements add (Bayesian "
+               "ridge on the genes' features, weighted by the evidence that the features explain the "
+               f"measurements: {self.evidence_weight_:.2f})")
+        if self.group > 0 and self.groups is not None:
+            base = base + self.group * group_smooth(self.groups, measured, resid, avail)[0]
+            why += f" + {self.group:g} × the mean residual of measured group members"
+        self._posterior = (br, Z, avail)
+        if self.acquisition == "ucb":
+            why += f"; + {self.beta:g} × the posterior SD (optimistic); uncertainty = that SD"
+            return base + self.beta * sd, sd, why
+        self._thompson = (base - mu, br, Z[avail], rng)
+        return base, sd, why + "; picks: one Thompson draw of the posterior per pick; uncertainty = posterior SD"
+
+    def _select(self, X, avail, score, batch):
+        if self.acquisition == "ucb":
+            return _diverse_greedy(score, _unit(X[avail]), batch, self.diversity)
+        offset, br, Za, rng = self._thompson
+        cov = np.asarray(br.sigma_, dtype=np.float64)
+        L = np.linalg.cholesky(cov + 1e-10 * np.eye(len(cov)))
+        chosen: list[int] = []
+        taken = np.zeros(len(avail), bool)
+        for _ in range(min(batch, len(avail))):
+            w = self.evidence_weight_ * (br.coef_ + L @ rng.standard_normal(len(cov)))
+            f = offset + br.intercept_ + Za @ w
+            f[taken] = -np.inf
+            j = int(np.argmax(f))
+            chosen.append(j)
+            taken[j] = True
+        return np.asarray(chosen, dtype=np.int64)
 
 
 def _small_config(cfg_cls, **given) -> dict:
@@ -528,7 +655,7 @@ def _small_config(cfg_cls, **given) -> dict:
 
 
 DESIGNERS = {"random": RandomDesigner, "prior_only": PriorDesigner, "ridge_ucb": RidgeUCBDesigner,
-             "gp_ucb": GPUCBDesigner, "policy": PolicyDesigner}
+             "gp_ucb": GPUCBDesigner, "policy": PolicyDesigner, "bayes_prior": BayesPriorDesigner}
 
 
 def make_designer(name: str, *, seed: int = 0, **options) -> Designer:
@@ -536,3 +663,88 @@ def make_designer(name: str, *, seed: int = 0, **options) -> Designer:
     if name not in DESIGNERS:
         raise DesignerError(f"Unknown designer {name!r}; use one of {', '.join(DESIGNERS)}.")
     return DESIGNERS[name](seed=seed, **options)
+
+
+#: The designer ``scagents next``, the tools and the benchmark use when none is named.
+DEFAULT_DESIGNER = "policy"
+
+#: Candidate groups of :func:`designer_config`: ``"symbol_families"`` (gene families from the gene
+#: symbols, :func:`~scagents.campaign.features.symbol_families`) or ``"none"``.
+GROUPINGS = ("symbol_families", "none")
+
+_NOT_OPTIONS = ("seed", "prior", "groups", "name", "backend", "address")
+
+
+def designer_options(name: str) -> dict:
+    """Tunable options of designer ``name`` with their defaults (the dataclass defaults, the one
+    place those defaults live)."""
+    import dataclasses
+
+    if name not in DESIGNERS:
+        raise DesignerError(f"Unknown designer {name!r}; use one of {', '.join(DESIGNERS)}.")
+    return {f.name: f.default for f in dataclasses.fields(DESIGNERS[name])
+            if f.init and f.name not in _NOT_OPTIONS and not f.name.startswith("_")}
+
+
+def designer_config(name: str | None = None, *, seed: int = 0, groups: str = "symbol_families",
+                    n_rounds: int = 5, **options) -> dict:
+    """The complete, JSON-able configuration of a designer: every option with its value.
+
+    ``scagents next`` (through :func:`~scagents.campaign.propose_round`), the tools and
+    ``benchmarks/closed_loop.py`` all build their designer from such a configuration with
+    :func:`build_designer`, so the same arguments give the same designer everywhere; the campaign
+    ledger stores it so that later rounds continue the same designer.
+
+    Parameters
+    ----------
+    name
+        Designer name (default :data:`DEFAULT_DESIGNER`).
+    seed
+        Random seed (each round combines it with the round number).
+    groups
+        One of :data:`GROUPINGS`.
+    n_rounds
+        Planned number of rounds (the policy sees the progress round / n_rounds).
+    **options
+        Designer options overriding the defaults of :func:`designer_options`.
+
+    Raises
+    ------
+    DesignerError
+        Unknown designer, grouping or option.
+    """
+    name = name or DEFAULT_DESIGNER
+    opts = designer_options(name)
+    unknown = sorted(set(options) - set(opts))
+    if unknown:
+        raise DesignerError(f"Designer {name!r} has no option(s) {unknown}; its options are {sorted(opts)}.")
+    if groups not in GROUPINGS:
+        raise DesignerError(f"Unknown groups {groups!r}; use one of {', '.join(GROUPINGS)}.")
+    if int(n_rounds) < 1:
+        raise DesignerError(f"n_rounds must be ≥ 1, got {n_rounds}.")
+    opts.update(options)
+    opts = {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}
+    return {"designer": name, "seed": int(seed), "groups": groups, "n_rounds": int(n_rounds), "options": opts}
+
+
+def build_designer(config: dict, genes, *, prior: np.ndarray | None = None, state: bytes | None = None) -> Designer:
+    """The designer of a :func:`designer_config` for candidates ``genes`` (gene symbols).
+
+    Parameters
+    ----------
+    config
+        Output of :func:`designer_config` (e.g. as stored in a campaign ledger).
+    genes
+        Candidate names, in the row order of the feature matrix (the groups are computed from them).
+    prior
+        Per-candidate prior (round 1 takes its top), or ``None``.
+    state
+        :meth:`Designer.get_state` of the same designer after an earlier round (continues it).
+    """
+    from scagents.campaign.features import symbol_families
+
+    groups = symbol_families(list(genes)) if config.get("groups") == "symbol_families" else None
+    des = make_designer(config["designer"], seed=int(config["seed"]), prior=prior, groups=groups,
+                        **config.get("options", {}))
+    des.set_state(state)
+    return des

@@ -3,7 +3,10 @@
 Tables: ``campaigns`` (name, goal, objective, kind), ``candidates`` (gene + feature vector),
 ``priors`` (the round-1 expression prior of every candidate and where it came from), ``settings``,
 ``rounds``, ``proposals`` (round, gene, rank, score, uncertainty, rationale; a gene is proposed at
-most once per campaign), ``ingests`` (sha256 of every ingested file) and ``measurements``
+most once per campaign), ``designers`` (the designer configuration of
+:func:`~scagents.campaign.acquisition.designer_config` as JSON and its state after the last round,
+e.g. the policy weights as a ``torch.save``-d dict of tensors read back with ``weights_only=True``;
+added by ``CREATE TABLE IF NOT EXISTS``, so older ledgers gain it at their next open), ``ingests`` (sha256 of every ingested file) and ``measurements``
 (unique per campaign, gene and round).
 
 Durability: every round (``propose_round``) and every ingest is one ``BEGIN IMMEDIATE …
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -31,11 +35,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scagents.campaign.acquisition import hit_likeness, make_designer
+from scagents.campaign.acquisition import (
+    DesignerError,
+    build_designer,
+    designer_config,
+    hit_likeness,
+)
 from scagents.errors import DataError, DataFileError, GeneNotFoundError, ScagentsError
 
-__all__ = ["CampaignError", "IngestError", "IngestSummary", "create_campaign", "propose_round", "ingest",
-           "history", "campaign_info", "plot_campaign", "list_campaigns", "parse_objective", "read_feature_file"]
+__all__ = ["CampaignError", "IngestError", "IngestSummary", "MAX_RESULTS_BYTES", "check_campaign_name",
+           "create_campaign", "propose_round", "ingest", "history", "campaign_info", "plot_campaign",
+           "list_campaigns", "parse_objective", "read_feature_file", "OBJECTIVES", "objective_name"]
+
+#: Objectives a campaign can have (``--objective``); ``"either"`` is stored as ``"abs"``.
+OBJECTIVES = ("increase", "decrease", "either")
+
+
+def objective_name(objective: str) -> str:
+    """The user-facing name of a stored objective (``"abs"`` → ``"either"``)."""
+    return "either" if objective == "abs" else objective
+
+
+def _stored_objective(objective: str | None, goal: str) -> str:
+    """The objective to store: the one given (``increase|decrease|either``) or the goal's."""
+    if objective is None:
+        return parse_objective(goal)
+    if objective not in OBJECTIVES and objective != "abs":
+        raise CampaignError(f"Unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}.")
+    return "abs" if objective == "either" else objective
 
 KINDS = ("knockout", "knockdown", "overexpression")
 
@@ -62,6 +89,9 @@ CREATE TABLE IF NOT EXISTS proposals (
 CREATE TABLE IF NOT EXISTS ingests (
     campaign_id INTEGER NOT NULL, sha256 TEXT NOT NULL, path TEXT NOT NULL, n_rows INTEGER NOT NULL,
     created REAL NOT NULL, PRIMARY KEY (campaign_id, sha256));
+CREATE TABLE IF NOT EXISTS designers (
+    campaign_id INTEGER PRIMARY KEY REFERENCES campaigns(id), config TEXT NOT NULL, state BLOB,
+    round INTEGER NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS measurements (
     campaign_id INTEGER NOT NULL, gene TEXT NOT NULL, round INTEGER NOT NULL, value REAL NOT NULL,
     ingest_sha TEXT NOT NULL, PRIMARY KEY (campaign_id, gene, round));
@@ -112,11 +142,33 @@ def _pause(where: str) -> None:
         time.sleep(float(val))
 
 
-def _connect(db_path: str | Path) -> sqlite3.Connection:
-    con = sqlite3.connect(str(db_path), isolation_level=None, timeout=30.0)
-    con.execute("PRAGMA foreign_keys = ON")
-    con.execute("PRAGMA synchronous = FULL")
-    con.executescript(_SCHEMA)
+def _connect(db_path: str | Path, campaign: str | None = None) -> sqlite3.Connection:
+    """Open (and, unless ``campaign`` is given, create) the ledger at ``db_path``.
+
+    Readers pass the ``campaign`` they look for: a missing (or empty) ledger is then a :class:`CampaignError`
+    naming it, and no file is created. Any path that is not a ledger (a folder, a missing folder,
+    a file that is not SQLite) is a :class:`CampaignError` too, and the file is left untouched.
+    """
+    path = Path(db_path)
+    if path.is_dir():
+        raise CampaignError(f"The ledger path {path} is a folder; point --db at a ledger file "
+                            "(e.g. scagents_campaigns.sqlite).")
+    if not path.parent.is_dir():
+        raise CampaignError(f"The folder of the ledger {path} does not exist; create it or point --db elsewhere.")
+    if campaign is not None and (not path.exists() or path.stat().st_size == 0):
+        raise CampaignError(f"No campaign named {campaign!r}: there is no ledger at {path} yet. Create the "
+                            "campaign first: give goal= and candidates= (CLI: `scagents next --campaign NAME "
+                            "--goal ... --candidates FILE`), or point --db at the existing ledger.")
+    con = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+    try:
+        con.execute("PRAGMA foreign_keys = ON")
+        con.execute("PRAGMA synchronous = FULL")
+        con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # fails on a non-SQLite file
+        con.executescript(_SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        con.close()
+        raise CampaignError(f"{path} is not a usable campaign ledger ({exc}); point --db at the ledger "
+                            "file, or at a new path to start one.") from exc
     return con
 
 
@@ -132,8 +184,27 @@ def _transaction(con: sqlite3.Connection):
         con.execute("COMMIT")
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_campaign_name(name: str) -> str:
+    """Return ``name`` if it can name a campaign: letters, digits, ``-``, ``_`` and ``.``, starting
+    with a letter or digit, at most 100 characters (no path separators: names become file names).
+
+    Raises
+    ------
+    CampaignError
+        Otherwise.
+    """
+    if not _NAME.fullmatch(str(name)):
+        raise CampaignError(f"Campaign name {str(name)[:120]!r} is not allowed: use letters, digits, '-', '_' "
+                            "and '.', starting with a letter or digit (at most 100 characters, no '/').")
+    return name
+
+
 def parse_objective(goal: str) -> str:
-    """Objective of a goal text: ``"increase"``, ``"decrease"`` or ``"abs"`` (largest change / regulators)."""
+    """Default objective of a goal text: ``"increase"``, ``"decrease"`` or ``"abs"`` (largest change
+    either way / regulators). Only a default: ``next --objective`` states it explicitly."""
     g = goal.lower()
     if any(w in g for w in ("increase", "raise", "higher", "up-regulat", "upregulat", "boost")):
         return "increase"
@@ -155,7 +226,7 @@ def _campaign_row(con: sqlite3.Connection, name: str) -> tuple:
 
 def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Sequence[str],
                     kind: str = "knockout", features: pd.DataFrame | str | Path | None = "auto",
-                    prior: pd.Series | str | None = "auto") -> dict:
+                    prior: pd.Series | str | None = "auto", objective: str | None = None) -> dict:
     """Create a campaign in the ledger at ``db_path`` (the file is created if needed).
 
     Parameters
@@ -185,6 +256,9 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
         expression level, from the T-cell / ``*__mean`` columns, else a ``mean`` column) when
         they have expression-level columns; a Series (index = genes) gives it directly; ``None``
         stores none (round 1 is then random, and its rationale says why).
+    objective
+        ``"increase"``, ``"decrease"`` or ``"either"`` (largest change either way); default: from
+        the goal's words (:func:`parse_objective`).
 
     Returns
     -------
@@ -195,9 +269,12 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
     Raises
     ------
     CampaignError
-        The name exists, the candidate list is empty or has duplicates, or ``kind`` is unknown.
+        The name exists or is not allowed (:func:`check_campaign_name`), the candidate list is
+        empty or has duplicates, or ``kind`` is unknown.
     """
     from scagents.campaign.features import align_features, pbmc_gene_features
+
+    check_campaign_name(name)
 
     if kind not in KINDS:
         raise CampaignError(f"Unknown kind {kind!r}; use one of {', '.join(KINDS)}.")
@@ -209,6 +286,7 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
         raise CampaignError(f"Duplicate candidates {dup[:10]}; list each gene once.")
     if not str(goal).strip():
         raise CampaignError("The goal is empty; say what the campaign looks for.")
+    obj = _stored_objective(objective, goal)
     if isinstance(features, str) and features == "auto":
         try:
             feats = pbmc_gene_features()
@@ -235,7 +313,7 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
                 raise CampaignError(f"A campaign named {name!r} already exists in {db_path}; pick another name.")
             cur = con.execute(
                 "INSERT INTO campaigns(name, goal, objective, kind, feature_names, created) VALUES (?,?,?,?,?,?)",
-                (name, goal, parse_objective(goal), kind, json.dumps(list(F.columns)), time.time()))
+                (name, goal, obj, kind, json.dumps(list(F.columns)), time.time()))
             cid = cur.lastrowid
             con.executemany("INSERT INTO candidates(campaign_id, gene, features) VALUES (?,?,?)",
                             [(cid, g, M[i].tobytes()) for i, g in enumerate(genes)])
@@ -245,7 +323,7 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
                 con.execute("INSERT INTO settings(campaign_id, key, value) VALUES (?, 'prior', 'none')", (cid,))
     finally:
         con.close()
-    return {"name": name, "goal": goal, "objective": parse_objective(goal), "kind": kind,
+    return {"name": name, "goal": goal, "objective": objective_name(obj), "kind": kind,
             "n_candidates": len(genes), "n_features": M.shape[1], "prior": psource}
 
 
@@ -349,11 +427,49 @@ def _load(con: sqlite3.Connection, cid: int):
     return genes, X, meas, prop
 
 
+def _load_designer(con: sqlite3.Connection, cid: int) -> tuple[dict | None, bytes | None]:
+    row = con.execute("SELECT config, state FROM designers WHERE campaign_id = ?", (cid,)).fetchone()
+    if row is None:
+        return None, None
+    try:
+        return json.loads(row[0]), row[1]
+    except json.JSONDecodeError as exc:
+        raise CampaignError(f"The stored designer configuration is not valid JSON ({exc}); the ledger is damaged: "
+                            "give --designer NAME to start a new designer.") from exc
+
+
+def _resolve_config(stored: dict | None, designer: str | None, seed: int | None, n_rounds: int | None,
+                    options: dict) -> dict:
+    """The designer configuration of this round: the stored one, changed by what is given explicitly.
+
+    A different designer name starts from that designer's defaults; the same (or no) name keeps the
+    stored options and overrides only those given.
+    """
+    try:
+        if stored is None or (designer is not None and designer != stored["designer"]):
+            return designer_config(designer, seed=0 if seed is None else seed,
+                                   n_rounds=5 if n_rounds is None else n_rounds, **options)
+        return designer_config(stored["designer"], seed=stored["seed"] if seed is None else seed,
+                               groups=stored.get("groups", "symbol_families"),
+                               n_rounds=stored.get("n_rounds", 5) if n_rounds is None else n_rounds,
+                               **{**stored.get("options", {}), **options})
+    except DesignerError as exc:
+        raise CampaignError(str(exc)) from exc
+
+
 def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: str | None = None,
-                  candidates: Sequence[str] | None = None, designer: str = "policy", seed: int = 0,
-                  n_rounds: int = 5, features: pd.DataFrame | str | Path | None = "auto",
-                  **designer_options) -> pd.DataFrame:
+                  candidates: Sequence[str] | None = None, designer: str | None = None, seed: int | None = None,
+                  n_rounds: int | None = None, features: pd.DataFrame | str | Path | None = "auto",
+                  objective: str | None = None, **designer_options) -> pd.DataFrame:
     """Propose the next round of a campaign and record it (one transaction).
+
+    The designer is built by :func:`~scagents.campaign.acquisition.build_designer` from a
+    :func:`~scagents.campaign.acquisition.designer_config` — the same function and defaults as
+    ``benchmarks/closed_loop.py`` — and its configuration and state (the policy's weights) are
+    stored in the ledger with the round, so every later call, in any process, continues the same
+    designer. What is not given (``designer``, ``seed``, ``n_rounds``, options) comes from the
+    stored configuration, else from the defaults. Measurements are given to the designer in
+    proposal order (round, rank), as the benchmark does.
 
     Parameters
     ----------
@@ -370,46 +486,67 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
     features
         Features of a new campaign (see :func:`create_campaign`; ignored for an existing one).
     designer
-        ``"policy"`` (TRPO→PPO policy on the design environment), ``"ridge_ucb"``, ``"gp_ucb"`` or
-        ``"random"``.
+        ``"policy"`` (TRPO→PPO policy on the design environment), ``"ridge_ucb"``, ``"gp_ucb"``,
+        ``"prior_only"`` or ``"random"``; default: the stored one, else
+        :data:`~scagents.campaign.acquisition.DEFAULT_DESIGNER`. A different name than the stored
+        one starts that designer afresh (its defaults, no stored state).
     seed
-        Random seed (combined with the round number).
+        Random seed (combined with the round number); default: the stored one, else 0.
     n_rounds
-        Planned number of rounds (the policy sees the progress round / n_rounds).
+        Planned number of rounds (the policy sees the progress round / n_rounds); default: the
+        stored one, else 5.
+    objective
+        ``"increase"``, ``"decrease"`` or ``"either"``: of a new campaign (default: from the goal);
+        for an existing one it must match (or be ``None``).
     **designer_options
-        Passed to the designer (e.g. ``total_timesteps`` for the policy). Unless a ``prior`` is
-        given here, the prior stored in the ledger is used (round 0 proposes its top; a campaign
-        stored without one but with expression-level features gets it derived and stored with
-        its first round). Without any prior, round 0 is random and its rationale says why.
+        Designer options (see :func:`~scagents.campaign.acquisition.designer_options`, e.g.
+        ``total_timesteps`` for the policy), stored with the configuration. ``prior=`` overrides
+        the prior stored in the ledger for this call (not stored). Otherwise the stored prior is
+        used (round 0 proposes its top; a campaign stored without one but with expression-level
+        features gets it derived and stored with its first round). Without any prior, round 0 is
+        random and its rationale says why.
 
     Returns
     -------
     pandas.DataFrame
-        The proposals: ``round``, ``rank``, ``gene``, ``score``, ``uncertainty``, ``rationale``.
+        The proposals: ``round``, ``rank``, ``gene``, ``score``, ``uncertainty``, ``rationale``;
+        ``.attrs`` holds ``objective`` (``increase|decrease|either``) and ``designer`` (the
+        configuration used).
 
     Raises
     ------
     CampaignError
-        Unknown campaign (without goal + candidates), a different goal, or ``batch < 1``.
+        Unknown campaign (without goal + candidates), a different goal or objective, an unknown
+        designer or option, or ``batch < 1``.
     """
     if int(batch) < 1:
         raise CampaignError(f"batch must be ≥ 1, got {batch}.")
-    con = _connect(db_path)
-    try:
-        exists = con.execute("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)).fetchone()
-    finally:
-        con.close()
+    if objective is not None:
+        _stored_objective(objective, goal or "")  # validate before anything is written
+    creating = goal is not None and candidates is not None
+    exists = None
+    if Path(db_path).exists() or not creating:  # a new ledger is made by create_campaign, once all is checked
+        con = _connect(db_path, None if creating else campaign)
+        try:
+            exists = con.execute("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)).fetchone()
+        finally:
+            con.close()
+    user_prior = designer_options.pop("prior", None)
     if not exists:
         if goal is None or candidates is None:
             raise CampaignError(f"No campaign named {campaign!r} in {db_path}: give goal= and candidates= "
                                 "to create it (CLI: --goal and --candidates FILE).")
-        create_campaign(db_path, campaign, goal=goal, candidates=candidates, features=features)
-    con = _connect(db_path)
+        _resolve_config(None, designer, seed, n_rounds, designer_options)  # bad options: nothing created
+        create_campaign(db_path, campaign, goal=goal, candidates=candidates, features=features, objective=objective)
+    con = _connect(db_path, campaign)
     try:
-        cid, _, cgoal, objective, _, _ = _campaign_row(con, campaign)
+        cid, _, cgoal, cobjective, _, _ = _campaign_row(con, campaign)
         if goal is not None and exists and goal.strip() != cgoal.strip():
             raise CampaignError(f"Campaign {campaign!r} has the goal {cgoal!r}, not {goal!r}; "
                                 "start a new campaign for a new goal.")
+        if objective is not None and exists and _stored_objective(objective, cgoal) != cobjective:
+            raise CampaignError(f"Campaign {campaign!r} has the objective {objective_name(cobjective)!r}, not "
+                                f"{objective!r}; start a new campaign for a new objective.")
         genes, X, meas, prop = _load(con, cid)
         idx = {g: i for i, g in enumerate(genes)}
         last = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
@@ -421,15 +558,29 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         if prior is None and last is None and not no_prior:  # older ledgers: derive the prior once, store it
             prior, psource = _prior_from_stored_features(con, cid, genes, X)
             new_prior = prior
-        if prior is not None:
-            designer_options.setdefault("prior", prior)
+        if user_prior is not None:
+            prior = np.asarray(user_prior, dtype=np.float64)
+        stored, state = _load_designer(con, cid)
+        config = _resolve_config(stored, designer, seed, n_rounds, designer_options)
+        if stored is not None and config != stored:
+            state = None  # another designer or other settings: start it afresh
+        # measurements in proposal order (round, rank): the order the benchmark gives them in
+        order = [r[0] for r in con.execute("SELECT gene FROM proposals WHERE campaign_id = ? ORDER BY round, rank",
+                                           (cid,))]
         m = meas.groupby("gene")["value"].mean()
+        m = m.reindex([g for g in order if g in m.index])
         measured = np.array([idx[g] for g in m.index], dtype=np.int64)
-        rewards = hit_likeness(m.to_numpy(), objective) if len(m) else np.zeros(0)
+        rewards = hit_likeness(m.to_numpy(), cobjective) if len(m) else np.zeros(0)
         exclude = np.array([idx[g] for g in prop["gene"]], dtype=np.int64)
-        des = make_designer(designer, seed=seed, **designer_options)
-        picks = des.propose(X, measured, rewards, batch, exclude=exclude, round_index=rnd, n_rounds=n_rounds)
-        if prior is None and designer != "random":
+        try:
+            des = build_designer(config, genes, prior=prior, state=state)
+        except DesignerError as exc:
+            raise CampaignError(str(exc)) from exc
+        picks = des.propose(X, measured, rewards, batch, exclude=exclude, round_index=rnd,
+                            n_rounds=config["n_rounds"])
+        new_state = des.get_state()
+        name = config["designer"]
+        if prior is None and name != "random":
             picks["rationale"] = picks["rationale"].replace(
                 "random pick (nothing measured yet)",
                 "random pick: nothing measured yet and no expression prior stored for this campaign (it was "
@@ -438,6 +589,8 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         out = pd.DataFrame({"round": rnd, "rank": np.arange(1, len(picks) + 1),
                             "gene": [genes[i] for i in picks["index"]], "score": picks["score"].to_numpy(),
                             "uncertainty": picks["uncertainty"].to_numpy(), "rationale": picks["rationale"].to_numpy()})
+        out.attrs["objective"] = objective_name(cobjective)
+        out.attrs["designer"] = config
         with _transaction(con):
             # re-check inside the write lock: another process may have added a round meanwhile
             last2 = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
@@ -446,7 +599,9 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
             if new_prior is not None:
                 _store_prior(con, cid, genes, new_prior, psource)
             con.execute("INSERT INTO rounds(campaign_id, round, designer, seed, batch, created) VALUES (?,?,?,?,?,?)",
-                        (cid, rnd, designer, int(seed), len(out), time.time()))
+                        (cid, rnd, name, int(config["seed"]), len(out), time.time()))
+            con.execute("INSERT OR REPLACE INTO designers(campaign_id, config, state, round, updated) "
+                        "VALUES (?,?,?,?,?)", (cid, json.dumps(config), new_state, rnd, time.time()))
             rows = [(cid, rnd, r.gene, int(r.rank), float(r.score), float(r.uncertainty), str(r.rationale))
                     for r in out.itertuples()]
             half = len(rows) // 2
@@ -463,49 +618,56 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
 _GENE_COLS = ("gene", "genes", "target", "target_gene", "perturbation")
 _VALUE_COLS = ("score", "value", "measurement", "effect", "lfc", "log_fold_change")
 
+MAX_RESULTS_BYTES = 16 * 2**20
+"""Largest results file :func:`ingest` reads (16 MiB: about half a million ``gene,score`` rows, far
+more than the proposals of any campaign); a larger file is refused before it is parsed."""
 
-def _read_results(path: Path) -> pd.DataFrame:
+_CHUNK_ROWS = 100_000
+
+
+def _read_results(path: Path) -> tuple[pd.DataFrame, str]:
+    """Check and parse a results file: size first, then the header's columns, then the rows (in
+    chunks, stopping at the first chunk with a bad row). Returns the rows and the file's sha256."""
     if not path.exists():
         raise IngestError(f"Results file {path} does not exist.")
-    raw = path.read_bytes()
-    if not raw.strip():
+    if path.is_dir():
+        raise IngestError(f"Results file {path} is a folder; give the CSV/TSV file (gene,score rows) inside it.")
+    if not path.is_file():
+        raise IngestError(f"Results file {path} is not a regular file; give a CSV/TSV file with gene,score rows.")
+    size = path.stat().st_size
+    if size > MAX_RESULTS_BYTES:
+        raise IngestError(f"Results file {path} is {size / 2**20:.1f} MiB, over the {MAX_RESULTS_BYTES / 2**20:.0f} MiB "
+                          "limit of a results file (one row per proposed gene); keep only the proposed genes' rows.")
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+    if not head.strip():
         raise IngestError(f"Results file {path} is empty; it needs a header with 'gene' and 'score' columns and rows.")
-    if b"\x00" in raw[:4096]:
+    if b"\x00" in head[:4096]:
         raise IngestError(f"Results file {path} is binary, not a text CSV/TSV with 'gene' and 'score' columns.")
-    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") or (b"\t" in raw.splitlines()[0]) else ","
+    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") or (b"\t" in head.splitlines()[0]) else ","
     try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise IngestError(f"Results file {path} is not a readable CSV: {exc}. Write one row per gene: gene,score.") from exc
-    cols = {c.strip().lower(): c for c in df.columns}
-    gcol = next((cols[c] for c in _GENE_COLS if c in cols), None)
-    vcol = next((cols[c] for c in _VALUE_COLS if c in cols), None)
-    if gcol is None:
-        raise IngestError(f"Results file {path} has no gene column (columns: {list(df.columns)}); "
-                          "name it 'gene'.")
-    if vcol is None:
-        raise IngestError(f"Results file {path} has no score column (columns: {list(df.columns)}); "
-                          "name it 'score'.")
-    if len(df) == 0:
+        header = pd.read_csv(path, sep=sep, nrows=0).columns
+        cols = {str(c).strip().lower(): c for c in header}
+        gcol = next((cols[c] for c in _GENE_COLS if c in cols), None)
+        vcol = next((cols[c] for c in _VALUE_COLS if c in cols), None)
+        if gcol is None:
+            raise IngestError(f"Results file {path} has no gene column (columns: {list(header)[:20]}); "
+                              "name it 'gene'.")
+        if vcol is None:
+            raise IngestError(f"Results file {path} has no score column (columns: {list(header)[:20]}); "
+                              "name it 'score'.")
+        rcol = cols.get("round")
+        use = [gcol, vcol] + ([rcol] if rcol is not None else [])
+        chunks = [_check_rows(chunk, path, start, gcol, vcol, rcol) for start, chunk in zip(
+            range(0, 2**62, _CHUNK_ROWS),
+            pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, usecols=use,
+                        chunksize=_CHUNK_ROWS), strict=False)]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        msg = " ".join(str(exc).split())[:300]
+        raise IngestError(f"Results file {path} is not a readable CSV: {msg}. Write one row per gene: gene,score.") from exc
+    out = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
+    if len(out) == 0:
         raise IngestError(f"Results file {path} has a header but no rows.")
-    out = pd.DataFrame({"gene": df[gcol].astype(str).str.strip(), "raw": df[vcol].astype(str).str.strip()})
-    if "round" in cols:
-        out["round"] = df[cols["round"]].astype(str).str.strip()
-    bad_gene = out.index[out["gene"] == ""].tolist()
-    if bad_gene:
-        raise IngestError(f"Results file {path}: empty gene name on data row(s) {[i + 1 for i in bad_gene[:10]]}.")
-    val = pd.to_numeric(out["raw"], errors="coerce")
-    bad = out.index[val.isna() | ~np.isfinite(val.fillna(0))].tolist()
-    if bad:
-        examples = [f"row {i + 1} ({out.at[i, 'gene']}: {out.at[i, 'raw']!r})" for i in bad[:5]]
-        raise IngestError(f"Results file {path}: score is missing or not a finite number on {len(bad)} row(s), "
-                          f"e.g. {', '.join(examples)}. Give a number for every gene.")
-    out["value"] = val.astype(float)
-    if "round" in out:
-        r = pd.to_numeric(out["round"], errors="coerce")
-        if r.isna().any() or (r != r.round()).any():
-            raise IngestError(f"Results file {path}: the 'round' column must hold integers.")
-        out["round"] = r.astype(int)
     dups = out.loc[out["gene"].duplicated(keep=False)]
     if len(dups):
         conflicting = dups.groupby("gene")["value"].nunique()
@@ -514,7 +676,62 @@ def _read_results(path: Path) -> pd.DataFrame:
             raise IngestError(f"Results file {path}: genes {conflicting[:10]} appear more than once with different "
                               "scores; give one score per gene (average replicates first).")
         out = out.drop_duplicates("gene")
-    return out
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            sha.update(block)
+    return out, sha.hexdigest()
+
+
+def _check_rows(df: pd.DataFrame, path: Path, start: int, gcol: str, vcol: str, rcol: str | None) -> pd.DataFrame:
+    """One chunk of results rows (``start``: index of its first data row) → gene, value[, round]."""
+    out = pd.DataFrame({"gene": df[gcol].astype(str).str.strip(), "raw": df[vcol].astype(str).str.strip()})
+    out.index = pd.RangeIndex(start, start + len(df))
+    bad_gene = out.index[out["gene"] == ""].tolist()
+    if bad_gene:
+        raise IngestError(f"Results file {path}: empty gene name on data row(s) {[i + 1 for i in bad_gene[:10]]}.")
+    val = pd.to_numeric(out["raw"], errors="coerce")
+    bad = out.index[val.isna() | ~np.isfinite(val.fillna(0))].tolist()
+    if bad:
+        examples = [f"row {i + 1} ({out.at[i, 'gene'][:40]}: {out.at[i, 'raw'][:40]!r})" for i in bad[:5]]
+        raise IngestError(f"Results file {path}: score is missing or not a finite number on {len(bad)} row(s) "
+                          f"from row {start + 1}, e.g. {', '.join(examples)}. Give a number for every gene.")
+    res = pd.DataFrame({"gene": out["gene"], "value": val.astype(float)})
+    if rcol is not None:
+        r = pd.to_numeric(df[rcol].astype(str).str.strip(), errors="coerce")
+        if r.isna().any() or (r != r.round()).any():
+            raise IngestError(f"Results file {path}: the 'round' column must hold integers.")
+        res["round"] = r.astype(int).to_numpy()
+    return res
+
+
+def _new_measurements(con: sqlite3.Connection, cid: int, campaign: str, path: Path, df: pd.DataFrame,
+                      sha: str) -> list[tuple]:
+    """Check the results rows against the ledger (inside the ingest transaction) → rows to insert."""
+    cands = {r[0] for r in con.execute("SELECT gene FROM candidates WHERE campaign_id = ?", (cid,))}
+    unknown = [g[:40] for g in df["gene"] if g not in cands]
+    if unknown:
+        raise GeneNotFoundError(f"Genes {unknown[:10]} ({len(unknown)} in all) in {path} are not candidates of "
+                                f"campaign {campaign!r}; check the spelling or the campaign name.")
+    prop = dict(con.execute("SELECT gene, round FROM proposals WHERE campaign_id = ?", (cid,)).fetchall())
+    never = [g[:40] for g in df["gene"] if g not in prop]
+    if never:
+        raise GeneNotFoundError(f"Genes {never[:10]} ({len(never)} in all) in {path} were never proposed in "
+                                f"campaign {campaign!r}; only proposed genes can be ingested "
+                                "(run `scagents next` first).")
+    df = df.assign(prop_round=df["gene"].map(prop).astype(int))
+    if "round" in df:
+        wrong = df.loc[df["round"] != df["prop_round"], ["gene", "round", "prop_round"]]
+        if len(wrong):
+            ex = ", ".join(f"{r.gene} (file {r.round}, proposed in {r.prop_round})" for r in wrong.head(5).itertuples())
+            raise IngestError(f"Results file {path}: round does not match the proposing round for {ex}.")
+    old = dict(con.execute("SELECT gene, value FROM measurements WHERE campaign_id = ?", (cid,)).fetchall())
+    conflict = [g for g, v in zip(df["gene"], df["value"], strict=True) if g in old and not np.isclose(old[g], v)]
+    if conflict:
+        raise IngestError(f"Genes {conflict[:10]} in {path} already have a different measurement in campaign "
+                          f"{campaign!r}; the ledger keeps one measurement per gene and round.")
+    new = df[~df["gene"].isin(old.keys())]
+    return [(cid, r.gene, int(r.prop_round), float(r.value), sha) for r in new.itertuples()]
 
 
 def ingest(db_path: str | Path, campaign: str, results_path: str | Path) -> IngestSummary:
@@ -547,38 +764,16 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path) -> Inge
         Unknown campaign.
     """
     path = Path(results_path)
-    con = _connect(db_path)
+    con = _connect(db_path, campaign)
     try:
         cid = _campaign_row(con, campaign)[0]
-        df = _read_results(path)
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        if con.execute("SELECT 1 FROM ingests WHERE campaign_id = ? AND sha256 = ?", (cid, sha)).fetchone():
-            return IngestSummary(campaign, str(path), sha, 0, 0, True, [])
-        cands = {r[0] for r in con.execute("SELECT gene FROM candidates WHERE campaign_id = ?", (cid,))}
-        unknown = [g for g in df["gene"] if g not in cands]
-        if unknown:
-            raise GeneNotFoundError(f"Genes {unknown[:10]} ({len(unknown)} in all) in {path} are not candidates of "
-                                    f"campaign {campaign!r}; check the spelling or the campaign name.")
-        prop = dict(con.execute("SELECT gene, round FROM proposals WHERE campaign_id = ?", (cid,)).fetchall())
-        never = [g for g in df["gene"] if g not in prop]
-        if never:
-            raise GeneNotFoundError(f"Genes {never[:10]} ({len(never)} in all) in {path} were never proposed in "
-                                    f"campaign {campaign!r}; only proposed genes can be ingested "
-                                    "(run `scagents next` first).")
-        df["prop_round"] = df["gene"].map(prop).astype(int)
-        if "round" in df:
-            wrong = df.loc[df["round"] != df["prop_round"], ["gene", "round", "prop_round"]]
-            if len(wrong):
-                ex = ", ".join(f"{r.gene} (file {r.round}, proposed in {r.prop_round})" for r in wrong.head(5).itertuples())
-                raise IngestError(f"Results file {path}: round does not match the proposing round for {ex}.")
-        old = dict(con.execute("SELECT gene, value FROM measurements WHERE campaign_id = ?", (cid,)).fetchall())
-        conflict = [g for g, v in zip(df["gene"], df["value"], strict=True) if g in old and not np.isclose(old[g], v)]
-        if conflict:
-            raise IngestError(f"Genes {conflict[:10]} in {path} already have a different measurement in campaign "
-                              f"{campaign!r}; the ledger keeps one measurement per gene and round.")
-        new = df[~df["gene"].isin(old.keys())]
-        rows = [(cid, r.gene, int(r.prop_round), float(r.value), sha) for r in new.itertuples()]
+        df, sha = _read_results(path)
+        # every check reads the ledger inside the write lock (BEGIN IMMEDIATE): a concurrent ingest
+        # of the same file waits for this one to commit, then finds it already ingested
         with _transaction(con):
+            if con.execute("SELECT 1 FROM ingests WHERE campaign_id = ? AND sha256 = ?", (cid, sha)).fetchone():
+                return IngestSummary(campaign, str(path), sha, 0, 0, True, [])
+            rows = _new_measurements(con, cid, campaign, path, df, sha)
             con.execute("INSERT INTO ingests(campaign_id, sha256, path, n_rows, created) VALUES (?,?,?,?,?)",
                         (cid, sha, str(path.resolve()), len(df), time.time()))
             half = len(rows) // 2
@@ -602,7 +797,7 @@ def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
         ``rationale``, ``designer``, ``measured`` (value or NaN) and ``reward`` (hit-likeness of the
         measured value under the campaign's objective, over all measurements so far).
     """
-    con = _connect(db_path)
+    con = _connect(db_path, campaign)
     try:
         cid, _, _, objective, _, _ = _campaign_row(con, campaign)
         df = pd.read_sql_query(
@@ -622,7 +817,7 @@ def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
 def campaign_info(db_path: str | Path, campaign: str) -> dict:
     """Summary of a campaign: goal, objective, kind, candidates, the stored prior's source
     (``"prior"``, ``None`` when none) and per-round progress."""
-    con = _connect(db_path)
+    con = _connect(db_path, campaign)
     try:
         cid, name, goal, objective, kind, _ = _campaign_row(con, campaign)
         n_cand = con.execute("SELECT COUNT(*) FROM candidates WHERE campaign_id = ?", (cid,)).fetchone()[0]
@@ -633,12 +828,14 @@ def campaign_info(db_path: str | Path, campaign: str) -> dict:
     h = history(db_path, campaign)
     per = h.groupby("round").agg(proposed=("gene", "size"), measured=("measured", "count"),
                                  mean_reward=("reward", "mean"), best_reward=("reward", "max")).reset_index()
-    return {"name": name, "goal": goal, "objective": objective, "kind": kind, "n_candidates": int(n_cand),
+    return {"name": name, "goal": goal, "objective": objective_name(objective), "kind": kind, "n_candidates": int(n_cand),
             "n_ingests": int(n_ing), "prior": src[0] if src else None, "rounds": per.to_dict("records")}
 
 
 def list_campaigns(db_path: str | Path) -> list[str]:
-    """Names of the campaigns in a ledger."""
+    """Names of the campaigns in a ledger (none when the ledger does not exist yet)."""
+    if not Path(db_path).exists():
+        return []
     con = _connect(db_path)
     try:
         return [r[0] for r in con.execute("SELECT name FROM campaigns ORDER BY name")]
@@ -779,7 +976,7 @@ def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
     pathlib.Path
         The written file.
     """
-    con = _connect(db_path)
+    con = _connect(db_path, campaign)
     try:
         objective = _campaign_row(con, campaign)[3]
     finally:

@@ -146,9 +146,14 @@ class RecommendPerturbations(_Args):
     candidates: list[str] | None = Field(None, description="Candidate genes of a NEW campaign.")
     candidates_file: str | None = Field(None, description="File with one candidate gene per line "
                                         "(instead of `candidates`).")
-    designer: Literal["policy", "ridge_ucb", "gp_ucb", "random"] = Field(
-        "ridge_ucb", description="Campaign designer.")
-    seed: int = Field(0, ge=0, lt=2**32, description="Random seed (0 ≤ seed < 2**32).")
+    designer: Literal["policy", "ridge_ucb", "gp_ucb", "bayes_prior", "prior_only", "random"] | None = Field(
+        None, description="Campaign designer; default: the campaign's stored designer, else policy "
+        "(the same default as `scagents next` and the benchmark).")
+    seed: int | None = Field(None, ge=0, lt=2**32, json_schema_extra={"minimum": 0, "exclusiveMaximum": 2**32},
+                             description="Random seed (0 ≤ seed < 2**32); default: the campaign's stored "
+                             "seed, else 0.")
+    objective: Literal["increase", "decrease", "either"] | None = Field(
+        None, description="Objective of a NEW campaign (default: from the goal's words).")
 
     @field_validator("candidates")
     @classmethod

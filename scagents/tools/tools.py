@@ -467,11 +467,12 @@ class Toolkit:
                                    "a text file with one gene per line.") from None
         with self._ledger() as ledger:
             df = propose_round(ledger, a.campaign, batch=a.n, goal=a.goal, candidates=cands,
-                               designer=a.designer, seed=a.seed)
+                               designer=a.designer, seed=a.seed, objective=a.objective)
         rnd = int(df["round"].iloc[0]) if len(df) else 0
         csv = self.ws.new_file("campaigns", f"{a.campaign}_round{rnd}", ".csv")
         self._write_csv(df, csv, index=False)
-        res = {"campaign": a.campaign, "round": rnd, "designer": a.designer,
+        res = {"campaign": a.campaign, "round": rnd, "designer": df.attrs["designer"]["designer"],
+               "designer_config": df.attrs["designer"], "objective": df.attrs["objective"],
                "recommendations": [{"rank": int(r.rank), "gene": r.gene, "score": round(float(r.score), 4),
                                     "uncertainty": round(float(r.uncertainty), 4)}
                                    for r in df.itertuples()],

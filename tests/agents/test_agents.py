@@ -64,6 +64,22 @@ def test_data_agent_stops_on_unknown_gene(tmp_path):
     assert plan_next({**st, **up}) == "end"
 
 
+def test_data_agent_targets_numeric_gene_names(tmp_path):
+    """Data sets whose genes are numbers (e.g. Entrez ids) can be asked about (issue 15)."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    labels = ["control"] * 10 + [g for g in ("1001", "1002", "1003", "1004") for _ in range(5)]
+    adata = ad.AnnData(np.random.default_rng(0).poisson(2.0, (len(labels), 8)).astype(np.float32),
+                       obs=pd.DataFrame({"perturbation": labels}, index=[f"c{i}" for i in range(len(labels))]),
+                       var=pd.DataFrame(index=[str(1000 + i) for i in range(8)]))
+    adata.write_h5ad(tmp_path / "numeric.h5ad")
+    st = _state(tmp_path, goal="predict 1002 knockout", data=str(tmp_path / "numeric.h5ad"))
+    d = DataSummary.model_validate(data_agent(st)["data"])
+    assert d.perturbation["targets"] == ["1002"] and d.goal_measured
+
+
 def test_planner_routes():
     base = {"options": RunOptions(goal="predict IFNG knockout").model_dump(), "log": []}
     assert plan_next(base) == "data"

@@ -212,3 +212,42 @@ def test_sigkill_during_ingest_leaves_no_partial_measurements(db, tmp_path):
     s = ingest(db, "c1", res)
     assert s.n_new == 10 and not s.duplicate_file
     assert history(db, "c1")["measured"].notna().sum() == 10
+
+
+def test_readers_of_a_missing_or_foreign_ledger_write_nothing(tmp_path):
+    from scagents.campaign import list_campaigns
+
+    missing = tmp_path / "none.sqlite"
+    for call in (lambda: history(missing, "c1"), lambda: ingest(missing, "c1", tmp_path / "r.csv"),
+                 lambda: propose_round(missing, "c1", batch=2)):
+        with pytest.raises(CampaignError, match="no ledger"):
+            call()
+    assert list_campaigns(missing) == [] and not missing.exists()
+    foreign = _write(tmp_path / "notes.sqlite", "not a database\n")
+    with pytest.raises(CampaignError, match="not a usable campaign ledger"):
+        history(foreign, "c1")
+    assert foreign.read_text() == "not a database\n"
+    with pytest.raises(CampaignError, match="does not exist"):
+        create_campaign(tmp_path / "no" / "l.sqlite", "c", goal="x", candidates=GENES, features=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.sqlite"]
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", ".hidden", "", "-x", "a b", "x" * 101])
+def test_campaign_names_that_could_name_other_files_are_refused(tmp_path, name):
+    with pytest.raises(CampaignError, match="not allowed"):
+        create_campaign(tmp_path / "l.sqlite", name, goal="x", candidates=GENES, features=None)
+    assert not (tmp_path / "l.sqlite").exists()
+
+
+def test_results_file_checked_for_size_and_columns_before_rows(db, tmp_path, monkeypatch):
+    import scagents.campaign.ledger as ledger
+
+    propose_round(db, "c1", batch=2, designer="random")
+    monkeypatch.setattr(ledger, "MAX_RESULTS_BYTES", 1000)
+    big = _write(tmp_path / "big.csv", "gene,score\n" + "G1,1\n" * 400)
+    with pytest.raises(IngestError, match="MiB limit"):
+        ingest(db, "c1", big)
+    # a header without a score column is refused whatever the rows hold
+    monkeypatch.setattr(ledger, "_check_rows", lambda *a: pytest.fail("rows parsed before the header check"))
+    with pytest.raises(IngestError, match="no score column"):
+        ingest(db, "c1", _write(tmp_path / "h.csv", "gene,foo\n" + "G1,1\n" * 100))

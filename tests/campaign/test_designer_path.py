@@ -1,0 +1,224 @@
+"""One designer path: `scagents next` → ingest and the benchmark's campaign function pick the same genes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scagents.campaign.acquisition import (
+    DesignerError,
+    PolicyDesigner,
+    build_designer,
+    designer_config,
+    designer_options,
+    hit_likeness,
+)
+from scagents.campaign.features import align_features, expression_prior
+from scagents.campaign.ledger import read_feature_file
+from scagents.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("closed_loop_bench", ROOT / "benchmarks" / "closed_loop.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _screen(tmp_path: Path, n_fam: int = 12, per_fam: int = 10, seed: int = 0):
+    """Synthetic screen: gene families (symbol-named), features with a 'mean' column, planted signal."""
+    rng = np.random.default_rng(seed)
+    genes = [f"{chr(65 + f)}X{i + 1}" for f in range(n_fam) for i in range(per_fam)]
+    F = pd.DataFrame(rng.normal(size=(len(genes), 6)), index=genes, columns=[f"f{j}" for j in range(6)])
+    F["mean"] = rng.normal(size=len(genes))
+    fam_effect = np.repeat(rng.normal(0, 1.0, n_fam), per_fam)
+    scores = 1.2 * F["f0"].to_numpy() - 0.8 * F["f1"].to_numpy() + fam_effect + rng.normal(0, 0.5, len(genes))
+    feats = tmp_path / "feats.csv"
+    F.rename_axis("gene").to_csv(feats)
+    cands = tmp_path / "cands.txt"
+    cands.write_text("\n".join(genes) + "\n")
+    return genes, feats, cands, pd.Series(scores, index=genes)
+
+
+def test_cli_campaign_and_benchmark_pick_the_same_genes(tmp_path, capsys):
+    genes, feats, cands, scores = _screen(tmp_path)
+    db = str(tmp_path / "ledger.sqlite")
+    rounds, batch, steps, seed = 3, 8, 512, 3
+    cli_picks = []
+    for r in range(rounds):
+        argv = ["next", "--campaign", "syn", "--db", db, "--batch", str(batch)]
+        if r == 0:  # later rounds give nothing: the stored designer configuration continues
+            argv += ["--goal", "find regulators of X", "--candidates", str(cands), "--features", str(feats),
+                     "--designer", "policy", "--seed", str(seed), "--rounds", str(rounds),
+                     "--policy-steps", str(steps), "--designer-option", "ucb_weight=0"]
+        capsys.readouterr()
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert "objective: either" in printed and "designer: policy (seed 3" in printed
+        con = sqlite3.connect(db)
+        got = [g for (g,) in con.execute("SELECT gene FROM proposals WHERE round = ? ORDER BY rank", (r,))]
+        cfg_json, state = con.execute("SELECT config, state FROM designers").fetchone()
+        con.close()
+        cli_picks.append(got)
+        res = tmp_path / f"results_{r}.csv"  # the results oracle: the screen's score of each proposal
+        pd.DataFrame({"gene": got, "score": scores[got].to_numpy()}).to_csv(res, index=False)
+        assert main(["ingest", "--campaign", "syn", "--db", db, str(res)]) == 0
+    cfg = json.loads(cfg_json)
+    assert cfg["options"]["total_timesteps"] == steps and cfg["seed"] == seed and cfg["n_rounds"] == rounds
+    assert cfg["options"]["ucb_weight"] == 0  # the policy alone: its weights decide the picks
+    assert state is not None  # the trained policy weights are stored for the next process
+
+    F = align_features(read_feature_file(feats), genes)
+    prior = expression_prior(F, columns=["mean"]).to_numpy()
+    bench = _benchmark().screen_campaign(genes, F.to_numpy(), scores.to_numpy(), designer="policy", seed=seed,
+                                         prior=prior, objective="either", rounds=rounds, batch=batch,
+                                         total_timesteps=steps, ucb_weight=0)
+    bench_picks = [[genes[i] for i in p] for p in bench]
+    assert bench_picks == cli_picks
+    # the check is sensitive to the stored weights: round 2 without the round-1 policy picks otherwise
+    idx = {g: i for i, g in enumerate(genes)}
+    m = np.array([idx[g] for g in sum(cli_picks[:2], [])])
+    fresh = build_designer(designer_config(**{k: cfg[k] for k in ("seed", "groups", "n_rounds")},
+                                           name="policy", **cfg["options"]), genes, prior=prior)
+    cold = fresh.propose(F.to_numpy(), m, hit_likeness(scores.to_numpy()[m]), batch, round_index=2, n_rounds=rounds)
+    assert [genes[i] for i in cold["index"]] != cli_picks[2]
+    # the rounds after the first are learned, not the prior's order
+    prior_order = [genes[i] for i in np.argsort(-prior, kind="stable")[: rounds * batch]]
+    assert sum(cli_picks[1:], []) != prior_order[batch:]
+
+
+def test_policy_state_round_trip_is_tensors_only(tmp_path):
+    des = PolicyDesigner(seed=0)
+    assert des.get_state() is None
+    import torch
+
+    des._weights = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
+    blob = des.get_state()
+    other = PolicyDesigner(seed=0)
+    other.set_state(blob)
+    assert torch.equal(other._weights["w"], des._weights["w"])
+    with pytest.raises(DesignerError, match="cannot be read"):
+        other.set_state(b"not a torch file")
+
+
+def test_designer_config_defaults_are_the_designer_defaults():
+    cfg = designer_config("policy")
+    assert cfg["options"] == designer_options("policy")
+    assert cfg["options"]["total_timesteps"] == 4000 and cfg["options"]["ucb_weight"] == 1.0
+    assert designer_config()["designer"] == "policy"
+    with pytest.raises(DesignerError, match="no option"):
+        designer_config("ridge_ucb", total_timesteps=5)
+    des = build_designer(designer_config("ridge_ucb", seed=2), ["RPL1", "RPL2", "MED1", "MED2", "ZZZ"])
+    assert des.seed == 2 and list(des.groups) == [0, 0, 1, 1, -1]
+
+
+def test_next_objective_is_stored_and_checked(tmp_path, capsys):
+    genes, feats, cands, _ = _screen(tmp_path, n_fam=3, per_fam=4)
+    db = str(tmp_path / "l.sqlite")
+    assert main(["next", "--campaign", "c", "--db", db, "--goal", "find regulators of X", "--candidates", str(cands),
+                 "--features", str(feats), "--designer", "random", "--objective", "decrease", "--batch", "2"]) == 0
+    assert "objective: decrease" in capsys.readouterr().out
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT objective FROM campaigns").fetchone()[0] == "decrease"
+    con.close()
+    assert main(["next", "--campaign", "c", "--db", db, "--objective", "increase", "--batch", "2"]) == 2
+    assert "objective 'decrease'" in capsys.readouterr().err
+    # default from the goal's words
+    assert main(["next", "--campaign", "d", "--db", db, "--goal", "boost IL2", "--candidates", str(cands),
+                 "--features", str(feats), "--designer", "random", "--batch", "2"]) == 0
+    assert "objective: increase" in capsys.readouterr().out
+
+
+def test_older_ledger_without_designer_table_continues(tmp_path):
+    genes, feats, cands, scores = _screen(tmp_path, n_fam=3, per_fam=4)
+    db = str(tmp_path / "old.sqlite")
+    assert main(["next", "--campaign", "c", "--db", db, "--goal", "find regulators of X", "--candidates", str(cands),
+                 "--features", str(feats), "--designer", "ridge_ucb", "--batch", "3"]) == 0
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE designers")  # a ledger written before the table existed
+    con.commit()
+    con.close()
+    assert main(["next", "--campaign", "c", "--db", db, "--batch", "3"]) == 0  # default designer, table re-added
+    con = sqlite3.connect(db)
+    assert json.loads(con.execute("SELECT config FROM designers").fetchone()[0])["designer"] == "policy"
+    assert con.execute("SELECT COUNT(*) FROM proposals").fetchone()[0] == 6
+    con.close()
+
+
+def test_next_rejects_bad_designer_options_without_writing(tmp_path, capsys):
+    genes, feats, cands, _ = _screen(tmp_path, n_fam=3, per_fam=4)
+    db = tmp_path / "l.sqlite"
+    assert main(["next", "--campaign", "c", "--db", str(db), "--goal", "g", "--candidates", str(cands),
+                 "--features", str(feats), "--designer", "ridge_ucb", "--designer-option", "steps=3"]) == 2
+    assert "no option" in capsys.readouterr().err
+    assert main(["next", "--campaign", "c", "--db", str(db), "--goal", "g", "--candidates", str(cands),
+                 "--features", str(feats), "--designer-option", "oops"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM campaigns").fetchone()[0] == 0
+    con.close()
+
+
+def test_benchmark_screen_path_must_exist(tmp_path, capsys):
+    assert _benchmark().main(["--screen", str(tmp_path / "ground_truth_NONE.csv"), "--no-twin"]) == 2
+    assert "do not exist" in capsys.readouterr().err
+
+
+def test_tool_continues_the_campaign_designer_like_next(tmp_path, capsys):
+    """The recommend tool and `next` continue a campaign through the same stored designer."""
+    from scagents.tools import make_tools
+
+    genes, feats, cands, scores = _screen(tmp_path, n_fam=6, per_fam=8)
+    first = ["next", "--campaign", "c", "--batch", "6", "--goal", "find regulators of X", "--candidates", str(cands),
+             "--features", str(feats), "--designer", "ridge_ucb", "--seed", "4", "--designer-option", "beta=0.5"]
+    work = tmp_path / "work"
+    work.mkdir()
+    picks = {}
+    for where, db in (("cli", str(tmp_path / "cli.sqlite")), ("tool", str(work / "campaigns.sqlite"))):
+        assert main(first + ["--db", db]) == 0
+        con = sqlite3.connect(db)
+        got = [g for (g,) in con.execute("SELECT gene FROM proposals ORDER BY rank")]
+        con.close()
+        res = tmp_path / f"r_{where}.csv"
+        pd.DataFrame({"gene": got, "score": scores[got].to_numpy()}).to_csv(res, index=False)
+        assert main(["ingest", "--campaign", "c", "--db", db, str(res)]) == 0
+    assert main(["next", "--campaign", "c", "--batch", "6", "--db", str(tmp_path / "cli.sqlite")]) == 0
+    con = sqlite3.connect(tmp_path / "cli.sqlite")
+    picks["cli"] = [g for (g,) in con.execute("SELECT gene FROM proposals WHERE round = 1 ORDER BY rank")]
+    con.close()
+    out = json.loads({t.name: t for t in make_tools(work)}["recommend_perturbations"].invoke({"n": 6, "campaign": "c"}))
+    picks["tool"] = [r["gene"] for r in out["recommendations"]]
+    assert out["designer_config"]["options"]["beta"] == 0.5 and out["designer_config"]["seed"] == 4
+    assert out["objective"] == "either" and out["round"] == 1
+    assert picks["tool"] == picks["cli"]
+
+
+def test_bayes_prior_campaign_matches_the_benchmark_too(tmp_path):
+    genes, feats, cands, scores = _screen(tmp_path)
+    db = str(tmp_path / "b.sqlite")
+    cli = []
+    for r in range(3):
+        argv = ["next", "--campaign", "b", "--db", db, "--batch", "10"]
+        if r == 0:
+            argv += ["--goal", "find regulators of X", "--candidates", str(cands), "--features", str(feats),
+                     "--designer", "bayes_prior", "--seed", "1", "--rounds", "3"]
+        assert main(argv) == 0
+        con = sqlite3.connect(db)
+        got = [g for (g,) in con.execute("SELECT gene FROM proposals WHERE round = ? ORDER BY rank", (r,))]
+        con.close()
+        cli.append(got)
+        res = tmp_path / f"b_{r}.csv"
+        pd.DataFrame({"gene": got, "score": scores[got].to_numpy()}).to_csv(res, index=False)
+        assert main(["ingest", "--campaign", "b", "--db", db, str(res)]) == 0
+    F = align_features(read_feature_file(feats), genes)
+    bench = _benchmark().screen_campaign(genes, F.to_numpy(), scores.to_numpy(), designer="bayes_prior", seed=1,
+                                         prior=expression_prior(F, columns=["mean"]).to_numpy(), rounds=3, batch=10)
+    assert [[genes[i] for i in p] for p in bench] == cli
