@@ -83,7 +83,8 @@ class RunResult:
     perturbation
         The perturbation answered, e.g. ``"STAT1 knockout"``.
     headline
-        One sentence: the answer and which method gave it.
+        The report's headline in plain text: the answer, how far to trust it (its check against
+        observed cells or the twin) and which method gave it.
     method
         The model that answered (e.g. ``"TRPO→PPO policy"``, ``"linear gene embedding"``).
     status
@@ -196,6 +197,8 @@ def _headline(report: dict, label: str, method: str, status: str) -> str:
     given = report.get("headline")
     if isinstance(given, str) and given:
         return given
+    if isinstance(given, list) and given:  # answer, check, method (scagents.agents.report)
+        return " ".join(str(s).replace("**", "") for s in given)
     if isinstance(given, dict) and isinstance(given.get("text"), str):
         return given["text"]
 

@@ -40,7 +40,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         description="Predict the response to a perturbation and write a report (Markdown, JSON, "
         "PNG). Without --data it runs on the embedded digital twin (T-helper model).",
     )
-    p.add_argument("--goal", default=None, help='e.g. "predict STAT1 and IRF1 knockout"')
+    p.add_argument("--goal", default=None,
+                   help='e.g. "predict STAT1 and TBX21 knockout" (one kind per goal: knockout, '
+                        "knockdown or overexpression); name measured genes or the data's "
+                        "perturbation targets")
     p.add_argument("--resume", default=None, metavar="RUN_ID",
                    help="resume a killed run (its folder name under ./scagents_runs) without "
                         "re-running finished agents")
@@ -118,6 +121,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_up[:5]) or "none"
     down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_down[:5]) or "none"
     print(f"{res.goal}  [{res.method}, {res.status}]  run id: {res.run_id}")
+    if res.report.get("goal_note"):  # the goal's kind word vs the data's label, in one line
+        print("  note: " + res.report["goal_note"])
+    for line in (res.report.get("headline") or [])[1:2]:  # the answer's check, in plain words
+        print("  " + line.replace("**", ""))
     if res.status == "unchecked":  # say it before the genes: nothing measured checks this answer
         print(f"  {res.report['method']['description']}")
     ev = res.report.get("evidence") or {}

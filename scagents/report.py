@@ -433,6 +433,8 @@ def render_markdown(result: dict) -> str:
     label = f"{'+'.join(pert['targets'])} {pert['kind']}"
     lines = [f"# scagents report: {label}", ""]
     lines += [f"**Goal:** {result['goal']['text']}", ""]
+    for sentence in result.get("headline") or []:  # the answer and its check, before anything else
+        lines += [sentence, ""]
     data = result["data"]
     lines += [
         f"**Data:** {data['description']} ({data['n_cells']} cells × {data['n_genes']} genes)",
@@ -547,7 +549,8 @@ def _twin_check_lines(tc: dict) -> list[str]:
              f"direction_accuracy_top{k}": f"direction accuracy (up / down / unchanged at "
                                            f"|Δ| > 0.05), top-{k} DE genes",
              f"sign_agreement_top{k}": f"sign agreement, top-{k} DE genes",
-             "mse": "MSE, all genes", "pearson": "Pearson, all genes"}
+             "mse": "MSE, all responding genes",
+             "pearson": "Pearson, all responding genes"}
     lines += _table([{"metric": names.get(m, m), "value": v} for m, v in tc["metrics"].items()],
                     ["metric", "value"]) + [""]
     cols = ["gene", "simulated_delta", "predicted_delta", "activity_delta", "same_direction"]

@@ -111,3 +111,62 @@ def test_run_inputs_reach_the_twin(tmp_path):
     assert mdata.uns["twin"]["params"]["inputs"] == {"IL12A": 1.0}
     truth = pd.read_csv(tmp_path / st["data"]["truth_path"], index_col=0)
     assert "replicate_clears" in truth and not st["data"]["silent_model"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--goal", "predict knockout and overexpression of STAT1"], "one kind per run"),
+        (["--goal", "predict something"], 'e.g. "predict NFATC1 knockout"'),
+    ],
+)
+def test_bad_goal_on_the_default_twin_is_one_line(tmp_path, capsys, args, message):
+    from scagents.cli import main
+
+    assert main(["run", *args, "--quiet", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert "TCR" not in err  # a model input is never suggested as a target
+
+
+def test_all_zero_matrix_is_refused_in_one_line(tmp_path, capsys):
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from scagents.cli import main
+
+    path = tmp_path / "zeros.h5ad"
+    obs = pd.DataFrame({"perturbation": ["non-targeting", "STAT1"] * 5},
+                       index=[f"c{i}" for i in range(10)])
+    ad.AnnData(np.zeros((10, 3), np.float32), obs=obs,
+               var=pd.DataFrame(index=["STAT1", "IRF1", "GAPDH"])).write_h5ad(path)
+    code = main(["run", "--goal", "predict STAT1 knockout", "--data", str(path), "--quiet",
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "X holds only zeros" in err
+
+
+def test_kind_word_mismatch_is_answered_and_named(tmp_path, monkeypatch, capsys):
+    """CRISPRi data (labelled knockdown) asked about with "knockout": answered, held out and
+    checked, and the mismatch printed in one line."""
+    from scagents.agents import state as state_module
+    from scagents.cli import main
+    from tests.agents.test_policy import _screen
+
+    class Tiny(state_module.RunOptions):
+        policy_steps: int = 512
+        max_policy_attempts: int = 1
+
+    monkeypatch.setattr(state_module, "RunOptions", Tiny)
+    path = tmp_path / "crispri.h5ad"
+    _screen(path, "knockdown")
+    code = main(["run", "--goal", "predict G0 knockout", "--data", str(path), "--quiet",
+                 "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 0
+    notes = [line for line in out.splitlines() if line.startswith("  note: ")]
+    assert len(notes) == 1 and "You asked for a knockout; the data label the cells of 'G0' a " \
+                               "knockdown" in notes[0]
+    assert "How far to trust it: the prediction agrees with the 20 observed cells of G0 " \
+           "knockdown" in out

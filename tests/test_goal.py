@@ -1,7 +1,8 @@
 import pytest
 
 from scagents.errors import GeneNotFoundError, GoalError
-from scagents.goal import parse_goal, resolve_gene
+from scagents.goal import match_measured, parse_goal, resolve_gene
+from scagents.perturbation import Perturbation
 
 GENES = ["IFNG", "IFNGR1", "STAT1", "IRF1", "GATA3", "TBX21", "Pu.1", "IL12RB2"]
 
@@ -42,6 +43,87 @@ def test_resolve_gene_case_and_alias():
     assert resolve_gene("tbet", GENES, aliases={"TBET": "TBX21"}) == "TBX21"
     with pytest.raises(GeneNotFoundError, match="STAT1"):
         resolve_gene("STAT11", GENES)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["predict knockout and overexpression of STAT1", "predict STAT1 knockdown and overexpression",
+     "predict STAT1 KO and OE", "what if I knock out and knock down STAT1?"],
+)
+def test_contradictory_kinds_are_refused_in_one_line(text):
+    with pytest.raises(GoalError) as err:
+        parse_goal(text, GENES)
+    msg = str(err.value)
+    assert "\n" not in msg and "one kind per run" in msg and "STAT1" in msg
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("predict STAT1 CRISPR knockdown", "knockdown"),          # CRISPR names the tool, not a kind
+        ("predict STAT1 CRISPRi", "knockdown"),
+        ("predict STAT1 CRISPRa", "overexpression"),
+        ("predict STAT1 CRISPR", "knockout"),
+        ("predict STAT1 knockout in stimulated cells", "knockout"),
+        ("which genes are up-regulated after STAT1 knockout?", "knockout"),
+        ("predict the effect of STAT1 knockout on T cell activation", "knockout"),
+        ("activate STAT1", "overexpression"),
+    ],
+)
+def test_generic_and_descriptive_words_are_not_contradictions(text, kind):
+    assert parse_goal(text, GENES).perturbation.kind == kind
+
+
+def test_perturbation_targets_are_askable_when_not_measured():
+    measured = ["STAT1", "GATA3"]
+    goal = parse_goal("predict IRF1 and SPI1 knockout", measured, targets=["IRF1", "SPI1", "STAT1"])
+    assert goal.perturbation.targets == ("IRF1", "SPI1")
+    with pytest.raises(GeneNotFoundError, match=r"IRF11.*1 genes, 1 more perturbation targets.*Closest gene names: IRF1"):
+        parse_goal("predict IRF11 knockout", ["STAT1"], targets=["IRF1"])
+
+
+def test_inputs_are_never_suggested():
+    genes = ["TCR", "IL12A", "STAT1", "GATA3"]
+    with pytest.raises(GoalError) as err:
+        parse_goal("predict something", genes, inputs=["TCR", "IL12A"])
+    assert "predict STAT1 knockout" in str(err.value)
+    with pytest.raises(GeneNotFoundError) as err:
+        parse_goal("predict TCRX knockout", genes, inputs=["TCR", "IL12A"])
+    assert "TCR," not in str(err.value) and "TCR." not in str(err.value)
+
+
+def _p(t, kind="knockout"):
+    return Perturbation((t,), kind=kind)
+
+
+@pytest.mark.parametrize(
+    ("goal_kind", "data_kind", "by_default", "matched"),
+    [
+        ("knockout", "knockout", False, True),
+        ("knockdown", "knockout", False, True),          # loss of function answers either word
+        ("knockout", "knockdown", False, True),
+        ("overexpression", "knockout", True, True),      # data kinds only a default: same cells
+        ("overexpression", "knockout", False, False),    # named kinds: another experiment
+        ("knockdown", "overexpression", False, False),
+        ("overexpression", "overexpression", False, True),
+    ],
+)
+def test_match_measured(goal_kind, data_kind, by_default, matched):
+    measured = {"STAT1": _p("STAT1", data_kind), "GATA3": _p("GATA3", data_kind),
+                "non-targeting": None}
+    label, note = match_measured(_p("STAT1", goal_kind), measured, kinds_by_default=by_default)
+    assert (label == "STAT1") is matched and (label is None) is (not matched)
+    # a mismatch is always named, in one line
+    assert (note != "") is (goal_kind != data_kind) and "\n" not in note
+    if goal_kind != data_kind:
+        assert goal_kind in note and data_kind in note
+
+
+def test_match_measured_prefers_the_exact_kind():
+    measured = {"STAT1": _p("STAT1"), "STAT1 overexpression": _p("STAT1", "overexpression")}
+    assert match_measured(_p("STAT1", "overexpression"), measured) == ("STAT1 overexpression", "")
+    assert match_measured(_p("STAT1", "knockdown"), measured)[0] == "STAT1"
+    assert match_measured(_p("IRF1"), measured) == (None, "")
 
 
 def test_numeric_and_underscore_gene_names_can_be_targeted():

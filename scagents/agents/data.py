@@ -14,7 +14,7 @@ from scagents.agents.state import AgentRecord, DataSummary, RunOptions, RunState
 from scagents.data import write as write_data
 from scagents.errors import ScagentsError
 
-__all__ = ["data_agent", "DATA_FILE", "GENES_FILE", "TRUTH_FILE"]
+__all__ = ["data_agent", "resolve_goal", "DATA_FILE", "GENES_FILE", "TRUTH_FILE"]
 
 DATA_FILE = "data.h5mu"
 GENES_FILE = "genes_used.csv"
@@ -77,7 +77,7 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
 
     step = Steps("data", ["simulating the twin", "selecting genes", "writing"], enabled=opts.progress)
     net = load_model(opts.model)
-    goal = parse_goal(opts.goal, net.genes, aliases=net.aliases)
+    goal = parse_goal(opts.goal, net.genes, aliases=net.aliases, inputs=net.inputs)
     pert = goal.perturbation
     perts, candidates = _twin_conditions(net, pert, opts.n_candidates, opts.seed)
     step("simulating the twin")
@@ -125,7 +125,8 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
         source=f"twin:{net.name}", description=f"digital twin, model {net.name}",
         path=DATA_FILE, n_cells=int(mdata.n_obs), n_genes=int(rna.n_vars),
         modalities=list(mdata.mod), goal=goal.to_dict(), perturbation=pert.to_dict(),
-        goal_measured=True, measured=measured, candidates=candidates, truth_path=TRUTH_FILE,
+        goal_measured=True, goal_label=goal_label, measured=measured, candidates=candidates,
+        truth_path=TRUTH_FILE,
         truth_fates=fate_shift, inputs=list(net.inputs),
         cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train},
         warnings=twin_warnings, silent_model=bool(twin_warnings),
@@ -169,13 +170,51 @@ def _fractions(fates: pd.Series) -> dict[str, float]:
             fates.value_counts(normalize=True).sort_index().items()}
 
 
+def resolve_goal(text: str, rna) -> tuple:
+    """Parse a goal against standardised data and find the data's own cells of it.
+
+    A goal may name a measured gene or a target of the data's perturbations (measured or not);
+    :func:`scagents.goal.match_measured` then finds the perturbation label of its cells, whatever
+    kind word the user wrote.
+
+    Parameters
+    ----------
+    text
+        The goal in plain words.
+    rna
+        Standardised AnnData (:func:`scagents.data.standardize`).
+
+    Returns
+    -------
+    goal, perturbation, label, note
+        The parsed :class:`~scagents.goal.Goal`; the perturbation to predict (the data's own,
+        with the data's kind, when its cells were measured: the models learn the data's kinds);
+        the ``obs["perturbation"]`` label of the goal's cells (``None`` when none); a one-line
+        note naming a kind mismatch (``""`` when none).
+    """
+    from scagents.data import DEFAULT_TYPE_REASON
+    from scagents.goal import match_measured, parse_goal
+    from scagents.perturbation import Perturbation
+
+    obs = rna.obs
+    perturbed_cells = ~obs["is_control"].astype(bool) & (obs["target_genes"].astype(str) != "")
+    firsts = obs.loc[perturbed_cells].drop_duplicates("perturbation")
+    by_label = {str(r.perturbation): Perturbation.from_obs(r.target_genes, r.perturbation_type)
+                for r in firsts.itertuples()}
+    targets = sorted({t for p in by_label.values() if p is not None for t in p.targets})
+    goal = parse_goal(text, rna.var_names, targets=targets)
+    rec = rna.uns.get("scagents", {}).get("data", {})
+    label, note = match_measured(
+        goal.perturbation, by_label,
+        kinds_by_default=rec.get("perturbation_type_reason") == DEFAULT_TYPE_REASON)
+    pert = by_label[label] if label is not None else goal.perturbation
+    return goal, pert, label, note
 
 
 def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     import mudata as md
 
     from scagents.data import load
-    from scagents.goal import parse_goal
 
     step = Steps("data", ["reading", "selecting genes", "writing"], enabled=opts.progress)
     step(f"reading {Path(opts.data).name}")
@@ -183,13 +222,13 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
                control_labels=opts.control_labels)
     rna = obj["rna"] if hasattr(obj, "mod") and "rna" in obj.mod else (
         obj[list(obj.mod)[0]] if hasattr(obj, "mod") else obj)
-    goal = parse_goal(opts.goal, rna.var_names)
-    pert = goal.perturbation
-    labels = rna.obs.loc[~rna.obs["is_control"].astype(bool), "target_genes"].astype(str)
-    counts = labels.value_counts()
+    obs = rna.obs
+    perturbed_cells = ~obs["is_control"].astype(bool) & (obs["target_genes"].astype(str) != "")
+    counts = obs.loc[perturbed_cells, "target_genes"].astype(str).value_counts()
     measured = sorted(str(g) for g in counts.index if g)
-    label = "+".join(pert.targets)
     perturbed = {t for m in measured for t in m.split("+")}
+    goal, pert, goal_label, goal_note = resolve_goal(opts.goal, rna)
+    excluded = obs.loc[obs["perturbation_type"].astype(str) == "excluded", "perturbation"]
     step("selecting genes")
     genes, selection = _select(rna, pert.targets, perturbed, opts, out)
     var = pd.Series(np.asarray(rna.X.mean(0)).ravel(), index=rna.var_names)[genes]
@@ -202,8 +241,11 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     return DataSummary(
         source=str(opts.data), description=Path(opts.data).name, path=DATA_FILE,
         n_cells=int(rna.n_obs), n_genes=int(rna.n_vars), modalities=mods, goal=goal.to_dict(),
-        perturbation=pert.to_dict(), goal_measured=label in measured, measured=measured,
-        candidates=sorted(candidates), genes_path=GENES_FILE, gene_selection=selection)
+        perturbation=pert.to_dict(), goal_measured=goal_label is not None, goal_label=goal_label,
+        goal_note=goal_note, excluded={str(k): int(v) for k, v in
+                                       excluded.astype(str).value_counts().sort_index().items()},
+        measured=measured, candidates=sorted(candidates), genes_path=GENES_FILE,
+        gene_selection=selection)
 
 
 def _genes_line(sel: dict) -> str:

@@ -103,6 +103,9 @@ class _Context:
     goal_label: str | None
     val_labels: list[str]
     control: pd.Series
+    goal_held: list[str] = field(default_factory=list)
+    held_note: str = ""
+    goal_cells: int = 0
     too_few: str = ""
     """Why no predictor can be trained and validated (too few measured perturbations), or ''."""
     baselines: dict[str, Predict] = field(default_factory=dict)
@@ -131,7 +134,6 @@ def _context(state: RunState) -> _Context:
     import mudata as md
 
     from scagents.envs import ResponseTask
-    from scagents.perturbation import Perturbation
 
     opts = RunOptions.model_validate(state["options"])
     data = DataSummary.model_validate(state["data"])
@@ -153,12 +155,9 @@ def _context(state: RunState) -> _Context:
         source, n_top = mdata, (None if data.n_genes <= 2000 else 1000)
     task = ResponseTask.from_anndata(source, modalities=["rna"], n_top_features=n_top,
                                      max_control_cells=256, seed=opts.seed)
-    goal = Perturbation.from_dict(data.perturbation)
-    try:
-        goal_idx = task.index(goal)
-    except Exception:  # noqa: BLE001 - the goal was not measured: predicted from its targets only
-        goal_idx = None
-    others = [i for i in range(task.n_perturbations) if i != goal_idx]
+    cell_obs = source["rna"].obs if hasattr(source, "mod") else source.obs
+    goal_held, held_note = _goal_held(task, data)
+    others = [i for i in range(task.n_perturbations) if i not in goal_held]
     rng = np.random.default_rng(opts.seed)
     others = _stratified(others, [p.kind for p in task.perturbations], rng)
     n_val = min(opts.n_validation, max(1, len(others) // 3))
@@ -168,14 +167,16 @@ def _context(state: RunState) -> _Context:
                    f"{n_val + 2} are needed to train and validate a predictor")
         n_val = 0
     val = sorted(others[:n_val])
-    goal_held = [goal_idx] if goal_idx is not None else []
     train, held = task.split(test=val + goal_held) if val + goal_held else (task, task)
     fit_task = task.split(test=goal_held)[0] if goal_held else task
     genes = list(task.features["rna"])
     control = pd.Series(np.asarray(train.control_mean["rna"][-1], float), index=genes)
     ctx = _Context(opts=opts, data=data, out=out, task=task, train=train, held=held,
                    fit_task=fit_task, genes=genes,
-                   goal_label=task.labels[goal_idx] if goal_idx is not None else None,
+                   goal_label=task.labels[goal_held[0]] if goal_held else None,
+                   goal_held=[task.labels[i] for i in goal_held], held_note=held_note,
+                   goal_cells=int(cell_obs["perturbation"].astype(str)
+                                  .isin([task.labels[i] for i in goal_held]).sum()),
                    val_labels=[task.labels[i] for i in val], control=control, too_few=too_few)
     for name, fit in ({} if too_few else BASELINES).items():
         ctx.baselines[name] = fit(train)
@@ -187,7 +188,7 @@ def _context(state: RunState) -> _Context:
 
     ctx.gene_sd = task_effects(train)[1].to_numpy(float).std(axis=0)
     if ctx.goal_label is not None:
-        ctx.floor, ctx.n_goal_cells = _goal_floor(source, ctx.goal_label, genes, opts.seed)
+        ctx.floor, ctx.n_goal_cells = _goal_floor(source, ctx.goal_held, genes, opts.seed)
         truth = out / data.truth_path if data.truth_path else None
         if ctx.floor is not None and truth is not None and truth.exists():
             rep = pd.read_csv(truth, index_col=0)
@@ -198,10 +199,11 @@ def _context(state: RunState) -> _Context:
     return ctx
 
 
-def _goal_floor(source, label: str, genes: list[str], seed: int
+def _goal_floor(source, labels: list[str], genes: list[str], seed: int
                 ) -> tuple[pd.DataFrame | None, int]:
     """Noise floor of the goal's observed change (:func:`scagents.evidence.noise_floor`) from the
-    goal's cells and the control cells of the data the task was built from (an AnnData or a
+    goal's cells (every label held out for it) and the control cells of the data the task was
+    built from (an AnnData or a
     MuData); ``(None, 0)`` when they cannot be read."""
     from scagents.data import lognormalize
     from scagents.envs.response import _modality_matrix
@@ -214,7 +216,7 @@ def _goal_floor(source, label: str, genes: list[str], seed: int
     if "perturbation" not in obs or "is_control" not in obs:
         return None, 0
     ctrl = obs["is_control"].fillna(False).to_numpy(bool)
-    goal = (obs["perturbation"].astype(str).to_numpy() == label) & ~ctrl
+    goal = obs["perturbation"].astype(str).isin(labels).to_numpy() & ~ctrl
     if goal.sum() < 2 or ctrl.sum() < 2:
         return None, 0
     rng = np.random.default_rng(seed)
@@ -224,6 +226,29 @@ def _goal_floor(source, label: str, genes: list[str], seed: int
     x_c = _modality_matrix(rna[c_idx], "lognorm", lognormalize)[:, cols]
     x_g = _modality_matrix(rna[np.flatnonzero(goal)], "lognorm", lognormalize)[:, cols]
     return noise_floor(x_c, x_g, genes, min_effect=MIN_LISTED, seed=seed), int(goal.sum())
+
+
+def _goal_held(task, data: DataSummary) -> tuple[list[int], str]:
+    """Positions in ``task`` of the goal's cells, held out of every model, and a note.
+
+    The goal's cells are the data agent's ``goal_label`` plus any other label of the task with the
+    goal's target genes and kind (e.g. one label per guide). Nothing is guessed here: a goal label
+    the task does not hold (too few cells to form a perturbation) is said in the note.
+    """
+    from scagents.perturbation import Perturbation
+
+    goal = Perturbation.from_dict(data.perturbation)
+    same = [i for i, p in enumerate(task.perturbations)
+            if (set(p.targets), p.kind) == (set(goal.targets), goal.kind)
+            and task.labels[i] != data.goal_label]
+    note = ""
+    if data.goal_label is not None and data.goal_label in task.labels:
+        return [task.labels.index(data.goal_label), *same], note
+    if data.goal_label is not None:
+        note = (f"The data hold cells labelled {data.goal_label!r} (the goal's), but fewer than "
+                "the 5 a perturbation needs: they were left out of every model and cannot check "
+                "the answer.")
+    return same, note
 
 
 def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
@@ -517,9 +542,14 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     if ctx.goal_label is not None:
         obs = ctx.held.observed_delta(ctx.goal_label, modality="rna")
         df["observed_delta"] = obs
-        rep = prediction_report(pred.to_numpy(), obs, k=min(20, len(obs)))
-        evaluation = {k: round(float(v), 6) for k, v in rep.items()
-                      if k in ("mse", "pearson", "pearson_delta_topk", "direction_accuracy")}
+        k = min(20, len(obs))
+        rep = prediction_report(pred.to_numpy(), obs, k=k)
+        evaluation = {m: round(float(v), 6) for m, v in rep.items()
+                      if m in ("mse", "pearson", "pearson_delta_topk", "direction_accuracy")}
+        top = np.argsort(-np.abs(obs), kind="stable")[:k]
+        evaluation["k"] = float(k)
+        evaluation["same_sign_topk"] = float(np.sum(np.sign(pred.to_numpy()[top])
+                                                    == np.sign(obs[top])))
     if ctx.floor is not None:
         df["noise_floor"] = ctx.floor["noise_floor"]
         df["clears_noise"] = ctx.floor["clears"]
@@ -544,6 +574,9 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     with atomic_path(ctx.out / PREDICTION_FILE) as tmp:
         df.round(8).to_csv(tmp)
     targets = target_check(pred, goal.targets, goal.kind)
+
+    # model inputs (fixed milieu signals on the twin) are set, not responding: never listed
+    listed = df[~df.index.isin(ctx.data.inputs)]
 
     def rows(sel: pd.DataFrame) -> list[GeneEffect]:
         def num(x) -> float | None:
@@ -570,7 +603,9 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
             train_labels=list(ctx.train.labels),
             fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
             decision=decision, retrain=False, evaluation=evaluation, evidence=evidence,
-            interval=interval, target_check=targets)
+            interval=interval, target_check=targets, held_out=ctx.goal_label,
+            held_out_labels=list(ctx.goal_held), held_out_cells=ctx.goal_cells,
+            held_out_note=ctx.held_note)
     candidates = [] if n_proposals == 0 else ctx.data.candidates or pair_candidates(ctx.genes, ctx.data.measured, goal.targets)
     proposals = rank_proposals(pred, candidates, goal.kind, ensemble or {method: predict},
                                n=ctx.opts.n_proposals if n_proposals is None else n_proposals,
@@ -581,10 +616,12 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         validation_labels=ctx.val_labels, train_labels=list(ctx.train.labels),
         fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
         decision=decision, retrain=retrain,
-        top_up=rows(df[df["delta"] > MIN_LISTED]), top_down=rows(df[df["delta"] < -MIN_LISTED]),
+        held_out=ctx.goal_label, held_out_labels=list(ctx.goal_held),
+        held_out_cells=ctx.goal_cells, held_out_note=ctx.held_note,
+        top_up=rows(listed[listed["delta"] > MIN_LISTED]),
+        top_down=rows(listed[listed["delta"] < -MIN_LISTED]),
         evaluation=evaluation, proposals=proposals, evidence=evidence, interval=interval,
         target_check=targets)
-
 
 def _intervals(ctx: _Context, predict: Predict, calibrate: Predict, models: dict[str, Predict],
                goal) -> dict:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from scagents._atomic import write_text
+from scagents.agents.policy import MIN_LISTED
 from scagents.agents.state import (
     AgentRecord,
     DataSummary,
@@ -19,7 +20,8 @@ from scagents.agents.state import (
     RunState,
 )
 
-__all__ = ["report_agent", "build_result", "twin_check", "STABLE_ACTIVITY"]
+__all__ = ["report_agent", "build_result", "twin_check", "held_out_sentence", "headline",
+           "STABLE_ACTIVITY"]
 
 #: what each agent contributes to the report (the "which agent produced what" table)
 _PRODUCED = {
@@ -49,7 +51,8 @@ def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None 
     truth
         The twin's simulated response (the data agent's ``twin_truth.csv``): ``delta`` (change of
         mean log-normalised counts), optionally ``activity_delta`` (change of the noiseless model
-        activity) and ``is_input`` (milieu input genes, clamped in the model).
+        activity) and ``is_input`` (milieu input genes, clamped in the model: left out of the
+        metrics and the lists, which cover the responding genes only).
     fates
         ``{condition: {fate: fraction}}`` of control and perturbed simulated cells.
     label
@@ -65,15 +68,18 @@ def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None 
     dict
         ``metrics`` (``pearson_delta_top{k}``, ``direction_accuracy_top{k}`` — three-class
         up / down / unchanged at |Δ| > 0.05 of :func:`scagents.metrics.direction_metrics` on those
-        genes —, ``sign_agreement_top{k}``, ``mse`` and ``pearson`` over all genes), ``top_up`` /
+        genes —, ``sign_agreement_top{k}``, ``mse`` and ``pearson`` over all responding genes), ``top_up`` /
         ``top_down`` (simulated vs predicted delta and activity change of the genes the simulation
         moves most), ``fate_shift``, ``compositional`` (listed genes whose count change is not a
         change of model activity) and ``notes`` (plain-language verdict and explanations).
     """
     from scagents.metrics import direction_metrics, mse, pearson, pearson_delta_topk, top_de_indices
 
-    genes = truth.index
-    sim = truth["delta"].astype(float)
+    is_input = (truth["is_input"].astype(bool) if "is_input" in truth
+                else pd.Series(False, index=truth.index))
+    # model inputs are set by the milieu, not responses: left out of the check and the lists
+    genes = truth.index[~is_input.to_numpy()]
+    sim = truth["delta"].astype(float).reindex(genes)
     pred = predicted.reindex(genes).astype(float).fillna(0.0)
     kk = min(k, len(genes))
     idx = top_de_indices(sim.to_numpy(), kk)
@@ -87,8 +93,6 @@ def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None 
     }
     metrics = {m: round(float(v), 4) for m, v in metrics.items()}
     act = truth["activity_delta"].astype(float) if "activity_delta" in truth else None
-    is_input = (truth["is_input"].astype(bool) if "is_input" in truth
-                else pd.Series(False, index=genes))
 
     def rows(sel: pd.Index) -> list[dict]:
         out = []
@@ -106,7 +110,7 @@ def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None 
     listed = list(dict.fromkeys([*up, *down, *pred.abs().sort_values(ascending=False).index[:10]]))
     compositional = []
     if act is not None:
-        compositional = [g for g in listed if (is_input[g] or abs(act[g]) < STABLE_ACTIVITY)
+        compositional = [g for g in listed if abs(act[g]) < STABLE_ACTIVITY
                          and abs(sim[g]) > _MIN_COUNT_CHANGE]
     n_dir = int(round(metrics[f"sign_agreement_top{kk}"] * kk))
     wrong = [g for g in [*up[:5], *down[:5]] if np.sign(pred[g]) != np.sign(sim[g])]
@@ -121,18 +125,117 @@ def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None 
         notes.append(
             "Compositional effect — these genes change in normalised counts although their "
             "model activity barely changes: " + ", ".join(
-                f"{g}{' (milieu input, clamped)' if is_input[g] else ''} {sim[g]:+.2f} "
-                f"(activity {act[g]:+.3f})" for g in compositional)
+                f"{g} {sim[g]:+.2f} (activity {act[g]:+.3f})" for g in compositional)
             + ". Counts are normalised to the same total per cell: when strongly expressed genes "
             "lose counts, unchanged genes take a larger share and appear up (and vice versa). "
             "This is not regulation, and a model trained on normalised counts learns it too.")
     return {
         "description": (f"The twin simulated {label} itself (held out from every model): the "
-                        "prediction above is compared with the simulated change from control. "
-                        "The simulation is the ground truth; it is not used as the answer."),
+                        "prediction above is compared with the simulated change from control of "
+                        f"the model's {len(genes)} responding genes"
+                        + (f" (its inputs {', '.join(map(str, truth.index[is_input.to_numpy()]))} "
+                           "are set by the milieu, not predicted)" if is_input.any() else "")
+                        + ". The simulation is the ground truth; it is not used as the answer."),
         "metrics": metrics, "k": kk, "top_up": rows(up), "top_down": rows(down),
         "fate_shift": fates, "compositional": [str(g) for g in compositional], "notes": notes,
     }
+
+
+def held_out_sentence(pol: PolicySummary, label: str, twin: bool = False) -> str:
+    """The report's held-out sentence, computed from the label sets stored in the run.
+
+    Parameters
+    ----------
+    pol
+        The policy summary: ``held_out_labels`` (the goal's cells), ``train_labels`` (what every
+        candidate model was trained on) and ``fit_labels`` (what the answering model was fitted
+        on).
+    label
+        The goal's perturbation, for the text.
+    twin
+        Whether the data come from the twin (its cells were simulated, not measured).
+    """
+    used = set(pol.train_labels) | set(pol.fit_labels)
+    leaked = [lab for lab in pol.held_out_labels if lab in used]
+    if leaked:
+        return (f"The goal's cells ({', '.join(repr(x) for x in leaked)}) were used to train or fit "
+                "a model: the comparison with them is not a held-out test.")
+    if pol.held_out_labels:
+        made = "simulated" if twin else "measured"
+        return (f"The goal's perturbation ({label}) was held out: its {pol.held_out_cells} "
+                f"{made} cells (label {', '.join(repr(x) for x in pol.held_out_labels)}) are in "
+                f"none of the {len(pol.train_labels)} training and "
+                f"{len(pol.fit_labels)} fitting perturbations, and they check the prediction.")
+    if pol.evaluation:  # compared with observed cells, yet no held-out label stored
+        return ("This run does not record which cells were held out (it was made by an older "
+                "scagents): rerun it to state the held-out facts.")
+    return (f"The data hold no cells of {label}: the prediction is made from the other "
+            f"perturbations ({len(pol.fit_labels)} fitted) and cannot be checked against "
+            "observed cells.")
+
+
+def _agreement(n: int, k: int) -> str:
+    """Plain words for a sign agreement of ``n`` of ``k`` genes (chance is about half)."""
+    frac = n / k if k else 0.0
+    if frac >= 0.8:
+        return "good agreement"
+    if frac >= 0.6:
+        return "partial agreement: trust the strongest changes only"
+    return "poor agreement, about what chance gives: do not rely on this prediction"
+
+
+def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knockout",
+             targets: dict[str, float] | None = None) -> list[str]:
+    """The report's first lines: the answer, how far to trust it, which method answered and why.
+
+    Every figure comes from ``result`` (the twin check or the observed-cells check), ``pol`` and
+    ``targets`` (the predicted change of the goal's own measured target genes: one that moves
+    against its own perturbation — up under a knockout — is said in the trust line).
+    """
+    def genes(rows: list[dict]) -> str:
+        return ", ".join(f"{r['gene']} ({r['delta']:+.2f})" for r in rows[:3])
+
+    up, down = result["top_up"], result["top_down"]
+    parts = [f"raise {genes(up)}" if up else "", f"lower {genes(down)}" if down else ""]
+    said = " and ".join(p for p in parts if p)
+    answer = (f"**Answer:** {label} is predicted to {said}." if said else
+              f"**Answer:** {label} is predicted to change no gene by more than "
+              f"{result['min_effect']}.")
+    if result.get("twin_check"):
+        tc = result["twin_check"]
+        k = tc["k"]
+        n = int(round(tc["metrics"][f"sign_agreement_top{k}"] * k))
+        trust = (f"**How far to trust it:** the prediction agrees in direction with the twin's own "
+                 f"simulation of {label} for {n} of the {k} most changed genes "
+                 f"({_agreement(n, k)}).")
+    elif result.get("evaluation"):
+        k, n = result["evaluation"]["k"], result["evaluation"]["same_sign"]
+        trust = (f"**How far to trust it:** the prediction agrees with the {pol.held_out_cells} "
+                 f"observed cells of {label} in direction for {n} of the {k} most changed genes "
+                 f"({_agreement(n, k)}).")
+    else:
+        val = pol.validation.get(pol.method, {})
+        acc = val.get("direction_accuracy")
+        trust = ("**How far to trust it:** no cells of it were measured, so it cannot be checked "
+                 "directly" + (f"; on {len(pol.validation_labels)} other held-out perturbations "
+                               f"this method predicted the direction of change right for "
+                               f"{100 * acc:.0f} % of the most changed genes." if acc is not None
+                               else "."))
+    sign = {"knockout": -1, "knockdown": -1, "overexpression": 1}.get(kind, 0)
+    against = [f"{g} ({d:+.2f})" for g, d in (targets or {}).items()
+               if sign and d * sign < -MIN_LISTED]
+    if against:
+        trust += (f" It predicts {', '.join(against)} itself to move against its own {kind}: "
+                  "treat the prediction with caution.")
+    if pol.status == "validated":
+        why = (f"it beat the best baseline on {len(pol.validation_labels)} held-out validation "
+               "perturbations by more than the validation noise")
+    elif pol.status == "fallback":
+        why = (f"the TRPO→PPO policy did not beat the baselines on {len(pol.validation_labels)} "
+               "held-out validation perturbations, and this baseline had the lowest error there")
+    else:
+        why = f"status {pol.status}: {pol.reason}" if pol.reason else f"status {pol.status}"
+    return [answer, trust, f"**Answered by:** {pol.method}, because {why}."]
 
 
 #: obs columns shown as the "fate / cell type" panel of the cell plot, first found wins
@@ -236,7 +339,8 @@ def build_result(state: RunState) -> dict:
               **({"lower": float(r.delta_lower), "upper": float(r.delta_upper)}
                  if "delta_lower" in pred and pd.notna(r.delta_lower) else {}),
               **({"clears_noise": bool(r.clears_noise)} if "clears_noise" in pred else {})}
-             for g, r in pred.iterrows()]
+             for g, r in pred.iterrows()
+             if g not in data.inputs]  # model inputs are set, not responses
     figures: dict[str, str] = {}
     noise = (" — no detectable effect: for reference only"
              if pol.evidence and pol.evidence["detectable"] is False else "")
@@ -275,10 +379,14 @@ def build_result(state: RunState) -> dict:
             validation={k: v.get("mse") for k, v in pol.validation.items()},
             title=f"TRPO→PPO training of the policy (last attempt); dashed: validation error on "
                   f"{len(pol.validation_labels)} held-out perturbations").name
-    notes = [f"The goal's perturbation ({label}) was held out: no cell of it was used to train "
-             "any model; the prediction is made from its target genes only."]
-    same_genes = [m for m in pol.fit_labels
-                  if set(m.split()[0].split("+")) & set(pert["targets"])]
+    notes = [n for n in (data.goal_note, held_out_sentence(pol, label, data.truth_path is not None),
+                         pol.held_out_note) if n]
+    if data.excluded:
+        notes.append(f"{sum(data.excluded.values())} cells carry no usable perturbation and were "
+                     "left out of every model: " + ", ".join(
+                         f"{lab!r} ({n})" for lab, n in data.excluded.items()) + ".")
+    same_genes = [m for m in pol.fit_labels if m not in pol.held_out_labels
+                  and set(m.split()[0].split("+")) & set(pert["targets"])]
     if same_genes:
         notes.append(f"Other perturbations of the same gene(s) were measured and used for fitting "
                      f"(different experiments): {', '.join(same_genes)}.")
@@ -335,11 +443,22 @@ def build_result(state: RunState) -> dict:
         truth = pd.read_csv(out / data.truth_path, index_col=0)
         result["twin_check"] = twin_check(pred["delta"], truth, fates=data.truth_fates,
                                           label=label)
-    elif pol.evaluation:
+    elif pol.evaluation and pol.held_out:
         result["evaluation"] = {
             "description": f"{label} was {'simulated on the twin' if data.truth_path else 'measured'}"
-                           " but held out: the prediction is compared with its observed change.",
-            "metrics": pol.evaluation}
+                           f": its {pol.held_out_cells} cells (label "
+                           f"{', '.join(repr(x) for x in pol.held_out_labels)}) were held out of "
+                           "every model, and the prediction is compared with their observed "
+                           "change from control"
+                           + (f"; it has the sign of {int(pol.evaluation['same_sign_topk'])} of "
+                              f"the {int(pol.evaluation['k'])} most changed genes right."
+                              if "k" in pol.evaluation else "."),
+            "metrics": {m: v for m, v in pol.evaluation.items() if m not in ("k", "same_sign_topk")},
+            "k": int(pol.evaluation.get("k", 0)),
+            "same_sign": int(pol.evaluation.get("same_sign_topk", 0))}
+    own = {t: float(pred.loc[t, "delta"]) for t in pert["targets"] if t in pred.index}
+    result["headline"] = headline(result, pol, label, kind=pert["kind"], targets=own)
+    result["goal_note"] = data.goal_note
     agents = []
     for rec in state.get("log", []):
         if rec["agent"] == "report":  # an earlier write of this report: listed once, below

@@ -84,6 +84,14 @@ class DataSummary(_Model):
     goal: dict
     perturbation: dict
     goal_measured: bool
+    goal_label: str | None = Field(None, description=(
+        "The data's perturbation label (obs['perturbation']) of the goal's cells; None when the "
+        "data hold none. The policy agent holds exactly this label out of every model."))
+    goal_note: str = Field("", description=(
+        "One line naming a mismatch between the goal's kind word and the data's labelling."))
+    excluded: dict[str, int] = Field(default_factory=dict, description=(
+        "Labels of cells without a usable perturbation (unassigned, multiplets, …) → cell "
+        "count; left out of every model."))
     measured: list[str] = Field(description="Perturbation labels with cells in the data.")
     candidates: list[str] = Field(description="Genes not yet perturbed that could be tested next.")
     truth_path: str | None = Field(None, description=(
@@ -156,6 +164,13 @@ class PolicySummary(_Model):
     fit_labels: list[str] = Field(default_factory=list, description=(
         "Perturbations the answering model was fitted on (a baseline is refitted on the training "
         "and validation perturbations once chosen); never the goal's."))
+    held_out: str | None = Field(None, description=(
+        "The task label of the goal's cells, held out of every model and used to check the "
+        "prediction (None: the data hold none)."))
+    held_out_labels: list[str] = Field(default_factory=list, description=(
+        "Every task label held out as the goal's cells (the goal's label first)."))
+    held_out_cells: int = Field(0, description="Cells of the held-out labels in the data.")
+    held_out_note: str = ""
     decision: str = Field("", description="Which model answered and why, in plain words.")
     retrain: bool = Field(False, description=(
         "not_validated: whether a retrain with a doubled budget is worth trying."))

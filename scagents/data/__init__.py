@@ -33,10 +33,13 @@ from .io import (
 from .pseudobulk import MAX_PADJ, MIN_EFFECT, gene_effects, perturbation_effects, pseudobulk
 from .validate import (
     CONTROL_TOKENS,
+    DEFAULT_TYPE_REASON,
+    EXCLUDED_TOKENS,
     PERTURBATION_KEYS,
     STANDARD_COLUMNS,
     find_perturbation_key,
     is_control_label,
+    is_excluded_label,
     lognormalize,
     mirror_obs,
     scan_values,
@@ -46,6 +49,8 @@ from .validate import (
 
 __all__ = [
     "CONTROL_TOKENS",
+    "DEFAULT_TYPE_REASON",
+    "EXCLUDED_TOKENS",
     "PERTURBATION_KEYS",
     "RNA_MODALITY_NAMES",
     "STANDARD_COLUMNS",
@@ -55,6 +60,7 @@ __all__ = [
     "find_perturbation_key",
     "gene_effects",
     "is_control_label",
+    "is_excluded_label",
     "load",
     "lognormalize",
     "mirror_obs",

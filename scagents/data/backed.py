@@ -245,7 +245,7 @@ def standardize_backed(
     shell = ad.AnnData(X=sp.csr_matrix((len(shell_obs), adata.n_vars), dtype=np.float32), obs=shell_obs,
                        var=pd.DataFrame(index=adata.var_names.copy()), uns=uns)
     standardize(shell, perturbation_key=key, control_labels=control_labels,
-                perturbation_type=perturbation_type, copy=False)
+                perturbation_type=perturbation_type, check_values=False, copy=False)
     original = adata.obs[key]
     for col in shell.obs.columns:
         if combo is not None and col == f"{key}_original":

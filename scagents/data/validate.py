@@ -24,11 +24,14 @@ from .io import rna_modality
 
 __all__ = [
     "CONTROL_TOKENS",
+    "DEFAULT_TYPE_REASON",
+    "EXCLUDED_TOKENS",
     "PERTURBATION_KEYS",
     "STANDARD_COLUMNS",
     "ValueSummary",
     "find_perturbation_key",
     "is_control_label",
+    "is_excluded_label",
     "lognormalize",
     "mirror_obs",
     "scan_values",
@@ -56,7 +59,20 @@ CONTROL_TOKENS: tuple[str, ...] = (
     "wildtype", "baseline", "noguide", "nogrna",
 )
 _CONTROL_PREFIXES = ("nontargeting", "safetargeting", "negativecontrol", "scrambl")
+
+#: Normalised labels of cells that carry no usable perturbation (no guide assigned, several guides,
+#: a doublet): left out of every analysis, never read as a knockout of a gene of that name.
+#: ``negative`` and ``none`` stay control labels (:data:`CONTROL_TOKENS`).
+EXCLUDED_TOKENS: tuple[str, ...] = (
+    "unassigned", "notassigned", "noassignment", "unknown", "undetermined", "ambiguous", "multi",
+    "multiple", "multiplet", "multiplets", "doublet", "doublets", "unmapped", "lowquality", "nan",
+)
+_EXCLUDED_RE = re.compile(
+    r"^(?:" + "|".join(sorted(EXCLUDED_TOKENS, key=len, reverse=True)) + r")$"
+    r"|^(?:unassigned|multiplet|doublet)|or(?:multi|multiplet|multiple|doublet)s?$")
 _CONTROL_RE = re.compile(r"^(?:" + "|".join(sorted(CONTROL_TOKENS, key=len, reverse=True)) + r")\d*$")
+#: ``uns["scagents"]["data"]["perturbation_type_reason"]`` when the kinds were not given but assumed
+DEFAULT_TYPE_REASON = "default for CRISPR-like data"
 _STIM_KEYS = {"stim", "stimulation", "stimulated", "treatment", "cytokine"}
 _SPLIT_RE = re.compile(r"\s*(?:\+|,|;|\||&)\s*")
 _CHUNK_ROWS = 4096
@@ -83,6 +99,17 @@ def is_control_label(label: str, control_labels: Sequence[str] | None = None) ->
     if not key:
         return False
     return bool(_CONTROL_RE.match(key)) or key.startswith(_CONTROL_PREFIXES)
+
+
+def is_excluded_label(label: str, control_labels: Sequence[str] | None = None) -> bool:
+    """Whether ``label`` marks cells without a usable perturbation (``"unassigned"``,
+    ``"multiplet"``, ``"doublet"``, ``"unassigned_or_multi"``, …; see :data:`EXCLUDED_TOKENS`).
+
+    A label the user names in ``control_labels`` is a control, never excluded.
+    """
+    if control_labels is not None and is_control_label(label, control_labels):
+        return False
+    return bool(_EXCLUDED_RE.search(_norm(label)))
 
 
 def split_targets(
@@ -126,6 +153,7 @@ class ValueSummary:
     n_nan: int = 0
     n_inf: int = 0
     n_negative: int = 0
+    n_nonzero: int = 0
     all_integer: bool = True
     first_nan: tuple[int, int] | None = None
     first_inf: tuple[int, int] | None = None
@@ -170,6 +198,7 @@ def scan_values(X, n_rows: int | None = None) -> ValueSummary:
             vals = chunk
         if vals.size == 0:
             continue
+        s.n_nonzero += int(np.count_nonzero(vals))
         if np.issubdtype(vals.dtype, np.integer) or vals.dtype == bool:
             neg = vals < 0
             nneg = int(neg.sum())
@@ -220,6 +249,12 @@ def _check_values(adata: ad.AnnData, X, what: str) -> ValueSummary:
             f"{what} looks like counts (all values are whole numbers) but {s.n_negative} value(s) are "
             f"negative (first at {_where(adata, s.first_negative)}). Counts cannot be negative: check "
             "how the matrix was produced, or provide normalised (non-integer) values."
+        )
+    if s.n_nonzero == 0:
+        raise DataError(
+            f"{what} holds only zeros ({adata.n_obs} cells × {adata.n_vars} genes): no gene is "
+            "expressed in any cell, so there is nothing to analyse. Check that the file holds the "
+            "expression values (not an empty placeholder matrix) and what filtering emptied it."
         )
     return s
 
@@ -305,7 +340,7 @@ def _infer_type(adata: ad.AnnData, key: str, labels: Sequence[str], targets: Map
         named = [t for lab in labels for t in targets[lab]]
         if named and not any(t in genes for t in named):
             return "stimulation", f"column {key!r} holds conditions, not measured genes"
-    return "knockout", "default for CRISPR-like data"
+    return "knockout", DEFAULT_TYPE_REASON
 
 
 def _validate_type(kind: str) -> str:
@@ -323,6 +358,7 @@ def standardize(
     perturbation_key: str | None = None,
     control_labels: str | Sequence[str] | None = None,
     perturbation_type: str | Mapping[str, str] | None = None,
+    check_values: bool = True,
     copy: bool = False,
 ) -> ad.AnnData | md.MuData | None:
     """Validate single-cell perturbation data and write the standard obs columns.
@@ -351,6 +387,9 @@ def standardize(
         ``None`` infers it: ``stimulation`` when the column is ``stim``/``stimulation``/``treatment``
         (or ``condition`` whose labels are not measured genes), an existing valid
         ``obs["perturbation_type"]`` is kept, else ``knockout``.
+    check_values
+        Check the expression values (NaN, inf, negative counts, all zeros); ``False`` only for a
+        caller that checked them already (the backed path standardises a label-only shell).
     copy
         Return a standardised copy instead of modifying ``adata`` in place.
 
@@ -360,15 +399,18 @@ def standardize(
 
     - ``obs["perturbation"]`` (categorical): the label as given;
     - ``obs["target_genes"]`` (categorical): targets joined by ``+``, ``""`` for controls;
-    - ``obs["perturbation_type"]`` (categorical): knockout/knockdown/overexpression/stimulation/control;
+    - ``obs["perturbation_type"]`` (categorical): knockout/knockdown/overexpression/stimulation/control,
+      or ``excluded`` for cells without a usable perturbation (:func:`is_excluded_label`:
+      unassigned, multiplets, doublets, ``*_or_multi``; empty ``target_genes``, not controls);
     - ``obs["is_control"]`` (bool);
     - ``uns["scagents"]["data"]``: ``is_counts``, ``perturbation_key``, ``control_labels`` (the
-      control labels found), ``n_control``, ``n_perturbations``, ``perturbation_type_reason``.
+      control labels found), ``n_control``, ``n_perturbations``, ``perturbation_type_reason``,
+      ``excluded_labels`` and ``n_excluded``.
 
     Raises
     ------
     DataError
-        Empty data, duplicate names, NaN/inf values, negative counts.
+        Empty data, duplicate names, NaN/inf values, negative counts, an all-zero matrix.
     PerturbationError
         Missing perturbation column, missing labels, no control cells, unknown type.
     """
@@ -377,7 +419,8 @@ def standardize(
         name, rna = rna_modality(mdata)
         try:
             standardize(rna, perturbation_key=perturbation_key, control_labels=control_labels,
-                        perturbation_type=perturbation_type, copy=False)
+                        perturbation_type=perturbation_type, check_values=check_values,
+                        copy=False)
         except DataError as exc:
             raise type(exc)(f"In MuData modality {name!r}: {exc}") from exc
         mirror_obs(mdata, name)
@@ -390,8 +433,8 @@ def standardize(
 
     # --- checks (nothing is written before all pass) ---
     _check_names(adata)
-    summary = _check_values(adata, adata.X, "X")
-    if "counts" in adata.layers:
+    summary = _check_values(adata, adata.X, "X") if check_values else ValueSummary()
+    if check_values and "counts" in adata.layers:
         _check_values(adata, adata.layers["counts"], "layers['counts']")
 
     key = find_perturbation_key(adata, perturbation_key)
@@ -410,8 +453,10 @@ def standardize(
     labels = raw.astype(str).str.strip()
     uniq = list(pd.unique(labels))
     genes = set(map(str, adata.var_names))
-    targets = {lab: split_targets(lab, genes=genes, control_labels=control_labels) for lab in uniq}
-    controls = [lab for lab in uniq if not targets[lab]]
+    excluded = [lab for lab in uniq if is_excluded_label(lab, control_labels)]
+    targets = {lab: () if lab in excluded else
+               split_targets(lab, genes=genes, control_labels=control_labels) for lab in uniq}
+    controls = [lab for lab in uniq if not targets[lab] and lab not in excluded]
     if not controls:
         counts = labels.value_counts()
         seen = ", ".join(f"{lab!r} ({n})" for lab, n in counts.head(20).items())
@@ -439,7 +484,8 @@ def standardize(
         existing = adata.obs.get("perturbation_type")
         if existing is not None and key != "perturbation_type":
             ex = existing.astype(str)
-            if ex[~labels.isin(controls)].isin(KINDS).all() and default != "stimulation":
+            if (ex[~labels.isin(controls) & ~labels.isin(excluded)].isin(KINDS).all()
+                    and default != "stimulation"):
                 per_cell_types = ex
                 reason = "kept from obs['perturbation_type']"
 
@@ -455,9 +501,11 @@ def standardize(
         ptype = per_cell_types.where(~is_control, "control")
     else:
         ptype = labels.map(type_of).where(~is_control, "control")
+    is_excluded = labels.isin(excluded).to_numpy()
+    ptype = ptype.where(~is_excluded, "excluded")
     adata.obs["perturbation"] = pd.Categorical(labels.to_numpy(), categories=uniq)
     adata.obs["target_genes"] = pd.Categorical(target_str.to_numpy())
-    present = [k for k in (*KINDS, "control") if (ptype == k).any()]
+    present = [k for k in (*KINDS, "control", "excluded") if (ptype == k).any()]
     adata.obs["perturbation_type"] = pd.Categorical(ptype.to_numpy(), categories=present)
     adata.obs["is_control"] = is_control
     rec = _recorded(adata)
@@ -466,8 +514,10 @@ def standardize(
         perturbation_key=str(key),
         control_labels=[str(c) for c in controls],
         n_control=int(is_control.sum()),
-        n_perturbations=len(set(target_str[~is_control])),
+        n_perturbations=len(set(target_str[~is_control & ~is_excluded])),
         perturbation_type_reason=reason,
+        excluded_labels=[str(c) for c in excluded],
+        n_excluded=int(is_excluded.sum()),
     )
     scag = adata.uns.get("scagents")
     adata.uns["scagents"] = {**(dict(scag) if isinstance(scag, Mapping) else {}), "data": rec}

@@ -343,7 +343,8 @@ class Toolkit:
     # ------------------------------------------------------------------- predict_perturbation
     def predict_perturbation(self, a: S.PredictPerturbation) -> dict:
         from scagents.agents.graph import default_out_dir, run_graph
-        from scagents.agents.state import RunOptions
+        from scagents.agents.report import held_out_sentence
+        from scagents.agents.state import PolicySummary, RunOptions
 
         goal = f"predict {' and '.join(a.targets)} {a.kind}"
         data = None
@@ -380,14 +381,17 @@ class Toolkit:
         def rows(key: str) -> list[dict]:
             return [{"gene": r["gene"], "delta": round(r["delta"], 4)} for r in pol[key][:N_LISTED]]
 
+        pert = state["data"]["perturbation"]  # as the data label it (the goal may say otherwise)
+        label = f"{'+'.join(pert['targets'])} {pert['kind']}"
         res = {"run_id": out.name, "perturbation": f"{'+'.join(a.targets)} {a.kind}",
                "data": state["data"]["source"], "method": pol["method"], "status": pol["status"],
                "status_reason": pol.get("reason", ""), "top_down": rows("top_down"),
                "top_up": rows("top_up"), "n_ranked_candidates": len(pol.get("proposals", [])),
                "prediction_csv": self.ws.rel(out / pol["prediction_path"]),
                "report": self.ws.rel(out / "report.md"),
-               "note": "delta = predicted change of mean log-normalised expression; the goal's "
-                       "cells were held out of training"}
+               "note": "delta = predicted change of mean log-normalised expression. "
+                       + held_out_sentence(PolicySummary.model_validate(pol), label,
+                                           twin=state["data"].get("truth_path") is not None)}
         if pol.get("evaluation"):
             res["check_against_measured"] = pol["evaluation"]
         if pol.get("evidence"):

@@ -196,14 +196,17 @@ def test_report_has_twin_check_from_actual_numbers(base_state, tmp_path, monkeyp
                    else rna.layers["lognorm"], float)
     lab = rna.obs["perturbation"].astype(str).to_numpy()
     sim = pd.Series(x[lab == "IFNG"].mean(0) - x[lab == "control"].mean(0), index=rna.var_names)
+    sim = sim[~rna.var["is_input"].astype(bool).to_numpy()]  # model inputs are not responses
     pred = pd.read_csv(out / "prediction.csv", index_col="gene")["delta"].reindex(sim.index)
     tc = result["twin_check"]
+    k = min(20, len(sim))
+    assert tc["k"] == k == 19
     assert tc["metrics"]["mse"] == pytest.approx(mse(pred.to_numpy(), sim.to_numpy()), abs=1e-3)
-    assert tc["metrics"]["pearson_delta_top20"] == pytest.approx(
-        pearson_delta_topk(pred.to_numpy(), sim.to_numpy(), k=20), abs=1e-3)
-    idx = top_de_indices(sim.to_numpy(), 20)
+    assert tc["metrics"][f"pearson_delta_top{k}"] == pytest.approx(
+        pearson_delta_topk(pred.to_numpy(), sim.to_numpy(), k=k), abs=1e-3)
+    idx = top_de_indices(sim.to_numpy(), k)
     acc = direction_metrics(pred.to_numpy()[idx], sim.to_numpy()[idx])["accuracy"]
-    assert tc["metrics"]["direction_accuracy_top20"] == pytest.approx(acc, abs=1e-3)
+    assert tc["metrics"][f"direction_accuracy_top{k}"] == pytest.approx(acc, abs=1e-3)
     assert tc["top_down"][0]["gene"] == sim.idxmin()
     assert tc["top_down"][0]["simulated_delta"] == pytest.approx(sim.min(), abs=1e-3)
     assert tc["top_down"][0]["predicted_delta"] == pytest.approx(pred[sim.idxmin()], abs=1e-3)
@@ -220,19 +223,22 @@ def test_report_has_twin_check_from_actual_numbers(base_state, tmp_path, monkeyp
 
 def test_twin_check_flags_wrong_direction_and_composition():
     truth = pd.DataFrame({
-        "delta": [-1.0, -0.5, 0.4, 0.3, 0.0],
-        "activity_delta": [-0.4, -0.2, 0.1, 0.0, 0.0],
-        "is_input": [False, False, False, True, False]},
-        index=["A", "B", "C", "TCR", "D"])
-    pred = pd.Series({"A": -0.8, "B": 0.2, "C": 0.3, "TCR": 0.1, "D": 0.0})
+        "delta": [-1.0, -0.5, 0.4, 0.3, 0.0, 0.2],
+        "activity_delta": [-0.4, -0.2, 0.1, 0.0, 0.0, 0.0],
+        "is_input": [False, False, False, True, False, False]},
+        index=["A", "B", "C", "TCR", "D", "E"])
+    pred = pd.Series({"A": -0.8, "B": 0.2, "C": 0.3, "TCR": -0.1, "D": 0.0, "E": 0.1})
     tc = twin_check(pred, truth, fates={"control": {"Th1": 0.5}, "A knockout": {"Th1": 0.0}},
                     label="A knockout", k=4)
     assert tc["k"] == 4 and tc["metrics"]["sign_agreement_top4"] == pytest.approx(0.75)
     assert [r["gene"] for r in tc["top_down"]] == ["A", "B"]
     assert tc["top_down"][1]["same_direction"] == "NO"
     assert any("B (simulated -0.50, predicted +0.20)" in n for n in tc["notes"])
-    assert tc["compositional"] == ["TCR"]  # an input whose activity does not change
-    assert any("TCR (milieu input, clamped)" in n for n in tc["notes"])
+    assert tc["compositional"] == ["E"]  # counts up although its activity does not change
+    assert any("E +0.20 (activity +0.000)" in n for n in tc["notes"])
+    # TCR is a model input (set by the milieu): never listed, scored or called compositional
+    assert "TCR" not in [r["gene"] for r in tc["top_up"] + tc["top_down"]]
+    assert all("TCR" not in n for n in tc["notes"])
     assert tc["fate_shift"]["A knockout"]["Th1"] == 0.0
 
 

@@ -23,3 +23,23 @@ def test_graph_on_papalexi_with_unmeasured_targets(tmp_path):
     # the observed STAT1 knockout lowers STAT1 itself; the prediction is scored against it
     assert set(ev["metrics"]) >= {"mse", "pearson_delta_topk"}
     assert report["validation"]["answered_by"] == report["method"]["name"]
+
+
+def test_unmeasured_target_with_another_kind_word_is_held_out_and_checked(tmp_path):
+    """IRF1 is perturbed in Papalexi but not measured; asked as a "knockdown" of data labelled
+    knockout by default, its 1,073 cells answer the check and no model sees them."""
+    path = shared_file("perturbseq/papalexi2021_thp1_ifng_crispr.h5ad")
+    opts = RunOptions(goal="predict IRF1 knockdown", data=str(path), policy_steps=1024,
+                      max_policy_attempts=1)
+    state = run_graph(opts, out=tmp_path / "run")
+    pol = state["policy"]
+    assert pol["held_out"] == "IRF1" and pol["held_out_cells"] == 1073
+    assert "IRF1" not in pol["train_labels"] + pol["fit_labels"] + pol["validation_labels"]
+    report = json.loads(Path(tmp_path / "run" / "report.json").read_text())
+    assert report["notes"][0].startswith("You asked for a knockdown; the data label the cells of "
+                                         "'IRF1' a knockout")
+    assert report["notes"][1].startswith("The goal's perturbation (IRF1 knockout) was held out: "
+                                         "its 1073 measured cells (label 'IRF1')")
+    assert "its 1073 cells (label 'IRF1') were held out" in report["evaluation"]["description"]
+    assert report["headline"][1].startswith("**How far to trust it:** the prediction agrees with "
+                                            "the 1073 observed cells of IRF1 knockout")

@@ -240,3 +240,18 @@ def test_group_codes_from_category_codes_match_per_cell_strings(categorical):
     expected[~keep] = -1
     np.testing.assert_array_equal(codes, expected)
     assert codes.tolist() == [2, 0, -1, 1, 2, 0, 1, -1, 0]
+
+
+def test_all_zero_backed_matrix_is_refused(tmp_path):
+    import anndata as ad
+    import pandas as pd
+
+    path = tmp_path / "zeros.h5ad"
+    obs = pd.DataFrame({"perturbation": ["non-targeting", "STAT1"] * 5},
+                       index=[f"c{i}" for i in range(10)])
+    ad.AnnData(sp.csr_matrix((10, 4), dtype=np.float32), obs=obs).write_h5ad(path)
+    a = backed.open_backed(path)
+    with pytest.raises(DataError, match="X holds only zeros"):
+        backed.standardize_backed(a)
+    backed.standardize_backed(a, check_values=False)  # the value pass skipped: labels only
+    assert a.obs["is_control"].sum() == 5

@@ -217,6 +217,8 @@ BAD_CASES = {
     "missing labels": (lambda a: a.obs.__setitem__("gene", a.obs["gene"].where(a.obs_names != "cell5")), {},
                        PerturbationError, r"1 of 9 cells have no label"),
     "bad type": (None, {"perturbation_type": "deletion"}, PerturbationError, "Unknown perturbation_type 'deletion'"),
+    "all zeros": (lambda a: a.X.__setitem__(slice(None), 0), {}, DataError,
+                  r"X holds only zeros \(9 cells × 5 genes\): no gene is expressed"),
 }
 
 
@@ -275,3 +277,43 @@ def test_negative_normalised_values_are_allowed():
     adata.X = adata.X - adata.X.mean(axis=0) + 0.01  # scaled data, not counts
     out = D.standardize(adata, copy=True)
     assert out.uns["scagents"]["data"]["is_counts"] is False
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_all_zero_matrix_is_refused_in_one_line(sparse):
+    adata = make_adata(sparse=sparse, X=np.zeros((9, 5), dtype=np.float32))
+    with pytest.raises(DataError) as err:
+        D.standardize(adata)
+    assert "\n" not in str(err.value) and "only zeros" in str(err.value)
+    # one expressed value is enough
+    X = np.zeros((9, 5), dtype=np.float32)
+    X[3, 1] = 1.0
+    D.standardize(make_adata(sparse=sparse, X=X))
+
+
+@pytest.mark.parametrize("label", ["unassigned", "Unassigned", "unassigned_or_multi", "multiplet",
+                                   "Multiplets", "doublet", "STAT1_or_multi", "multi", "ambiguous",
+                                   "unknown", "Doublet-2"])
+def test_non_perturbation_labels_are_excluded(label):
+    assert D.is_excluded_label(label)
+    adata = make_adata(labels=("non-targeting", "STAT1", label))
+    D.standardize(adata)
+    cells = adata.obs["perturbation"] == label
+    assert not adata.obs.loc[cells, "is_control"].any()
+    assert (adata.obs.loc[cells, "target_genes"] == "").all()          # not a knockout of "label"
+    assert (adata.obs.loc[cells, "perturbation_type"] == "excluded").all()
+    rec = adata.uns["scagents"]["data"]
+    assert rec["excluded_labels"] == [label] and rec["n_excluded"] == 3
+    assert rec["n_perturbations"] == 1 and rec["control_labels"] == ["non-targeting"]
+
+
+@pytest.mark.parametrize("label", ["STAT1", "MULTI1", "UNC5B", "DOT1L", "non-targeting", "negative",
+                                   "none"])
+def test_genes_and_controls_are_not_excluded(label):
+    assert not D.is_excluded_label(label)
+
+
+def test_user_control_label_wins_over_exclusion():
+    adata = make_adata(labels=("unassigned", "STAT1"))
+    D.standardize(adata, control_labels=["unassigned"])
+    assert adata.obs["is_control"].sum() == 3

@@ -172,6 +172,8 @@ def test_campaign_round_trip(tools, workdir):
 def test_predict_then_report_and_integrate_and_train(tools, simulated, workdir):
     pred = json.loads(tools["predict_perturbation"].invoke({"targets": ["IFNG"]}))
     assert pred["perturbation"] == "IFNG knockout" and pred["top_down"]
+    # the held-out claim is computed from the run's stored label sets, not a fixed phrase
+    assert "The goal's perturbation (IFNG knockout) was held out: its" in pred["note"]
     rows = pd.read_csv(workdir / pred["prediction_csv"], index_col=0)
     first = pred["top_down"][0]
     assert rows["delta"].idxmin() == first["gene"]  # the summary quotes the file on disk

@@ -1,0 +1,64 @@
+"""The data agent's goal resolution on a real screen (Papalexi 2021): every measured perturbation
+is askable, also the 16 of 25 whose target gene is not among the measured genes, and each resolves
+to exactly its own cells, which the policy agent holds out."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from scagents.agents.data import resolve_goal
+from scagents.agents.policy import _goal_held
+from scagents.agents.state import DataSummary
+from scagents.errors import GeneNotFoundError
+from tests.conftest import shared_file
+
+PAPALEXI = "perturbseq/papalexi2021_thp1_ifng_crispr.h5ad"
+TARGETS = ["ATF2", "BRD4", "CAV1", "CD86", "CMTM6", "CUL3", "ETV7", "IFNGR1", "IFNGR2", "IRF1",
+           "IRF7", "JAK2", "MARCH8", "MYC", "NFKBIA", "PDCD1LG2", "POU2F2", "SMAD4", "SPI1", "STAT1",
+           "STAT2", "STAT3", "STAT5A", "TNFRSF14", "UBE2L6"]
+
+
+@pytest.fixture(scope="module")
+def papalexi():
+    from scagents.data import load, lognormalize
+    from scagents.envs import ResponseTask
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rna = load(shared_file(PAPALEXI))
+    lognormalize(rna)
+    task = ResponseTask.from_anndata(rna, modalities=["rna"], max_control_cells=64)
+    return rna, task
+
+
+def test_every_papalexi_target_is_askable_and_held_out(papalexi):
+    rna, task = papalexi
+    assert sorted(task.labels) == TARGETS
+    unmeasured = [t for t in TARGETS if t not in rna.var_names]
+    assert len(unmeasured) == 16 and "IRF1" in unmeasured and "SPI1" in unmeasured
+    labels = rna.obs["perturbation"].astype(str).to_numpy()
+    for target in TARGETS:
+        for word in ("knockout", "knockdown"):  # the data carry the default kind (knockout)
+            goal, pert, label, note = resolve_goal(f"predict {target.lower()} {word}", rna)
+            assert goal.perturbation.targets == (target,) and label == target
+            assert pert.targets == (target,) and pert.kind == "knockout"
+            assert (note == "") is (word == "knockout")
+            data = DataSummary(source="papalexi", description="", path="", n_cells=0, n_genes=0,
+                               modalities=["rna"], goal=goal.to_dict(), perturbation=pert.to_dict(),
+                               goal_measured=True, goal_label=label, measured=[], candidates=[])
+            held, held_note = _goal_held(task, data)
+            assert [task.labels[i] for i in held] == [target] and held_note == ""
+            # the held-out task perturbation is exactly the goal's cells
+            mean = rna.layers["lognorm"][labels == target].mean(0)
+            ctrl = rna.layers["lognorm"][rna.obs["is_control"].to_numpy(bool)].mean(0)
+            np.testing.assert_allclose(task.observed_delta(target, modality="rna"),
+                                       np.asarray(mean - ctrl).ravel(), atol=1e-4)
+
+
+def test_unknown_target_names_the_closest_perturbation_targets(papalexi):
+    rna, _ = papalexi
+    with pytest.raises(GeneNotFoundError, match=r"'IRF11'.*perturbation targets.*IRF1"):
+        resolve_goal("predict IRF11 knockout", rna)

@@ -1,0 +1,151 @@
+"""Held-out bookkeeping from facts: whatever kind word the user writes and however the data label
+their perturbations, the goal's cells are found, held out of every model, and the report's
+held-out sentence is computed from the label sets stored in the run."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from scagents.agents.data import data_agent
+from scagents.agents.policy import fallback_agent
+from scagents.agents.report import held_out_sentence, report_agent
+from scagents.agents.state import DataSummary, PolicySummary, RunOptions, initial_state
+
+N_GOAL = 20
+EXCLUDED = {"unassigned_or_multi": 10, "Multiplet": 6}
+
+#: how the data label their perturbations: obs["perturbation_type"] of perturbed cells (None: no
+#: column, the data layer assumes knockout by default)
+LABELLINGS = {"no kind (default)": None, "CRISPRi (knockdown)": "knockdown",
+              "knockout": "knockout", "CRISPRa (overexpression)": "overexpression"}
+#: kind word in the goal → the kind it names
+WORDS = {"knockdown": "knockdown", "CRISPRi": "knockdown", "knockout": "knockout",
+         "overexpression": "overexpression"}
+LOF = {"knockout", "knockdown"}
+
+
+def _screen(path, data_kind: str | None) -> None:
+    """A small screen: 60 control cells, G0..G7 perturbed (20 cells each; each lowers its own
+    gene and a few others), and cells without a usable perturbation."""
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(30)]
+    labels = (["non-targeting"] * 60 + [f"G{i}" for i in range(8) for _ in range(N_GOAL)]
+              + [lab for lab, n in EXCLUDED.items() for _ in range(n)])
+    rate = np.full((len(labels), len(genes)), 4.0)
+    for c, lab in enumerate(labels):
+        if lab.startswith("G"):
+            g = int(lab[1:])
+            rate[c, g] = 0.5
+            rate[c, (g * 7 + 3) % 30] *= 2.5
+    obs = pd.DataFrame({"perturbation": labels}, index=[f"c{i}" for i in range(len(labels))])
+    if data_kind is not None:
+        obs["perturbation_type"] = ["control" if lab == "non-targeting" else data_kind
+                                    for lab in labels]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ad.AnnData(rng.poisson(rate).astype(np.float32), obs=obs,
+                   var=pd.DataFrame(index=genes)).write_h5ad(path)
+
+
+@pytest.fixture(scope="module")
+def screens(tmp_path_factory):
+    root = tmp_path_factory.mktemp("screens")
+    out = {}
+    for name, kind in LABELLINGS.items():
+        out[name] = root / f"{kind or 'default'}.h5ad"
+        _screen(out[name], kind)
+    return out
+
+
+def _answer(path, goal: str, out) -> tuple[dict, DataSummary, PolicySummary]:
+    opts = RunOptions(goal=goal, data=str(path), n_validation=2, n_proposals=2)
+    state = initial_state(opts, out)
+    state.update(data_agent(state))
+    assert state["data"] is not None, state.get("stop_reason")
+    state.update(fallback_agent(state))  # the baselines answer: no policy training needed here
+    return (state, DataSummary.model_validate(state["data"]),
+            PolicySummary.model_validate(state["policy"]))
+
+
+@pytest.mark.parametrize("labelling", list(LABELLINGS))
+@pytest.mark.parametrize("word", list(WORDS))
+def test_goal_cells_held_out_for_every_kind_word_and_labelling(screens, tmp_path, labelling, word):
+    data_kind = LABELLINGS[labelling] or "knockout"
+    asked = WORDS[word]
+    _, data, pol = _answer(screens[labelling], f"predict G0 {word}", tmp_path)
+    # the same cells when the words agree in direction, or when the data's kind is only a default
+    same_cells = (asked == data_kind or {asked, data_kind} <= LOF
+                  or LABELLINGS[labelling] is None)
+    models = set(pol.train_labels) | set(pol.fit_labels) | set(pol.validation_labels)
+    # cells without a usable perturbation are never a perturbation of any model
+    assert data.excluded == EXCLUDED and not models & set(EXCLUDED)
+    if same_cells:
+        assert data.goal_label == "G0" and pol.held_out == "G0"
+        assert pol.held_out_labels == ["G0"] and pol.held_out_cells == N_GOAL
+        assert "G0" not in models                                   # in no training set
+        assert pol.evaluation is not None                           # checked against its cells
+        assert data.perturbation == {**data.perturbation, "targets": ["G0"], "kind": data_kind}
+        sentence = held_out_sentence(pol, f"G0 {data_kind}")
+        assert sentence.startswith(f"The goal's perturbation (G0 {data_kind}) was held out: its "
+                                   f"{N_GOAL} measured cells (label 'G0')")
+    else:
+        # an over-expression and a loss of function the data name are different experiments
+        assert data.goal_label is None and pol.held_out is None and pol.held_out_labels == []
+        assert pol.evaluation is None and "G0" in pol.fit_labels
+        assert held_out_sentence(pol, f"G0 {asked}").startswith("The data hold no cells of G0")
+    # a mismatch between the word and the data's label is named, in one line
+    assert (data.goal_note != "") is (asked != data_kind)
+    assert "\n" not in data.goal_note
+
+
+def test_held_out_sentence_reports_a_leak_instead_of_asserting_it():
+    pol = PolicySummary(status="fallback", held_out="G0", held_out_labels=["G0"],
+                        held_out_cells=5, train_labels=["G1", "G2"], fit_labels=["G0", "G1", "G2"])
+    assert "were used to train or fit a model" in held_out_sentence(pol, "G0 knockout")
+    old = PolicySummary(status="fallback", evaluation={"mse": 0.1}, fit_labels=["G1"])
+    assert "does not record which cells were held out" in held_out_sentence(old, "G0 knockout")
+
+
+def test_report_held_out_sentence_and_observed_section(screens, tmp_path):
+    state, data, pol = _answer(screens["CRISPRi (knockdown)"], "predict G0 knockout", tmp_path)
+    state.update(report_agent(state))
+    report = json.loads((tmp_path / "report.json").read_text())
+    md = (tmp_path / "report.md").read_text()
+    # the mismatch, the held-out fact and the excluded cells, in the notes
+    assert report["notes"][0] == data.goal_note and "knockdown" in data.goal_note
+    assert report["notes"][1] == held_out_sentence(pol, "G0 knockdown")
+    assert any("16 cells carry no usable perturbation" in n for n in report["notes"])
+    # the observed-vs-predicted section is there, from the same stored facts
+    assert f"its {N_GOAL} cells (label 'G0') were held out" in report["evaluation"]["description"]
+    assert "## Check against observed cells" in md
+    # the headline comes first: the answer, its check against the observed cells, the method
+    head = report["headline"]
+    assert head[0].startswith("**Answer:** G0 knockdown is predicted to")
+    n, k = int(pol.evaluation["same_sign_topk"]), int(pol.evaluation["k"])
+    assert f"agrees with the {N_GOAL} observed cells of G0 knockdown in direction for {n} of the " \
+           f"{k} most changed genes" in head[1]
+    assert head[2].startswith(f"**Answered by:** {pol.method}")
+    assert md.index(head[0]) < md.index("## Which model answered")
+
+
+def test_goal_label_the_task_lost_is_said_not_swallowed(screens):
+    from scagents.agents.policy import _goal_held
+    from scagents.data import load
+    from scagents.envs import ResponseTask
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        task = ResponseTask.from_anndata(load(screens["knockout"]), modalities=["rna"])
+    data = DataSummary(source="", description="", path="", n_cells=0, n_genes=0,
+                       modalities=["rna"], goal={}, perturbation={"targets": ["G0"]},
+                       goal_measured=True, goal_label="G0 guide 2", measured=[], candidates=[])
+    held, note = _goal_held(task, data)
+    # the data's own G0 knockout cells are still held out; the lost label is said
+    assert [task.labels[i] for i in held] == ["G0"]
+    assert "'G0 guide 2'" in note and "fewer than the 5" in note

@@ -1,0 +1,70 @@
+"""The report's headline (answer, check, method) and the twin check leave model inputs out."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from scagents.agents.report import headline, twin_check
+from scagents.agents.state import PolicySummary
+
+
+def _truth() -> pd.DataFrame:
+    # TCR is a model input (set by the milieu): its count change is the largest but not a response
+    return pd.DataFrame({"delta": [0.9, -0.6, 0.4, -0.3, 0.05],
+                         "is_input": [True, False, False, False, False]},
+                        index=["TCR", "STAT1", "GATA3", "TBX21", "IL4"])
+
+
+def test_twin_check_never_lists_or_scores_model_inputs():
+    pred = pd.Series({"TCR": -0.9, "STAT1": -0.5, "GATA3": 0.3, "TBX21": 0.2, "IL4": 0.01})
+    tc = twin_check(pred, _truth(), label="STAT1 knockout", k=20)
+    listed = [r["gene"] for r in tc["top_up"] + tc["top_down"]]
+    assert "TCR" not in listed and set(listed) == {"STAT1", "GATA3", "TBX21", "IL4"}
+    # 4 responding genes; TBX21 is the one in the wrong direction (TCR would be a second)
+    assert tc["k"] == 4 and tc["metrics"]["sign_agreement_top4"] == 0.75
+    assert "4 responding genes" in tc["description"] and "TCR" in tc["description"]
+
+
+def _result(**kw) -> dict:
+    base = {"top_up": [{"gene": "GATA3", "delta": 0.3}], "top_down": [{"gene": "TBX21",
+                                                                      "delta": -0.2}],
+            "min_effect": 0.01}
+    return {**base, **kw}
+
+
+def test_headline_answer_then_check_then_method():
+    pol = PolicySummary(status="fallback", method="mean effect per kind",
+                        validation_labels=["A", "B", "C"], held_out="STAT1",
+                        held_out_labels=["STAT1"], held_out_cells=120)
+    ev = {"metrics": {"pearson_delta_topk": 0.6}, "k": 20, "same_sign": 14}
+    lines = headline(_result(evaluation=ev), pol, "STAT1 knockout",
+                     targets={"STAT1": -0.8})
+    assert lines[0] == ("**Answer:** STAT1 knockout is predicted to raise GATA3 (+0.30) and lower "
+                        "TBX21 (-0.20).")
+    assert lines[1] == ("**How far to trust it:** the prediction agrees with the 120 observed "
+                        "cells of STAT1 knockout in direction for 14 of the 20 most changed genes "
+                        "(partial agreement: trust the strongest changes only).")
+    assert lines[2].startswith("**Answered by:** mean effect per kind, because the TRPO→PPO "
+                               "policy did not beat the baselines on 3 held-out")
+
+
+def test_headline_says_when_a_knocked_out_target_goes_up():
+    pol = PolicySummary(status="validated", method="TRPO→PPO policy", validation_labels=["A"])
+    tc = {"k": 19, "metrics": {"sign_agreement_top19": 18 / 19}}
+    lines = headline(_result(twin_check=tc), pol, "STAT1 knockout", kind="knockout",
+                     targets={"STAT1": 0.48})
+    assert "for 18 of the 19 most changed genes (good agreement)" in lines[1]
+    assert "It predicts STAT1 (+0.48) itself to move against its own knockout" in lines[1]
+    # an over-expressed target that goes up is as expected
+    ok = headline(_result(twin_check=tc), pol, "STAT1 overexpression", kind="overexpression",
+                  targets={"STAT1": 0.48})
+    assert "against" not in ok[1]
+
+
+def test_headline_without_measured_cells_uses_validation():
+    pol = PolicySummary(status="validated", method="TRPO→PPO policy",
+                        validation_labels=["A", "B"],
+                        validation={"TRPO→PPO policy": {"direction_accuracy": 0.7}})
+    lines = headline(_result(top_up=[], top_down=[]), pol, "X knockout")
+    assert lines[0] == "**Answer:** X knockout is predicted to change no gene by more than 0.01."
+    assert "no cells of it were measured" in lines[1] and "70 %" in lines[1]
