@@ -300,7 +300,8 @@ def test_answer_carries_evidence_and_calibrated_intervals(base_state, tmp_path, 
     assert result["evidence"]["detectable"] and result["intervals"]["q"] == pol.interval["q"]
     assert {"lower", "upper", "clears_noise"} <= set(result["genes"][0])
     per_gene = result["intervals"]["per_gene"]
-    assert len(per_gene["lower"]) == len(pred) and per_gene["gene"][0] == result["genes"][0]["gene"]
+    assert len(per_gene["lower"]) == len(pred.index.difference(st["data"]["inputs"]))
+    assert per_gene["gene"][0] == result["genes"][0]["gene"]
     md_text = (out / "report.md").read_text()
     assert "## Evidence check" in md_text and "| lower | upper |" in md_text
     assert (out / "intervals.png").stat().st_size > 0
