@@ -258,10 +258,24 @@ def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
                            alpha=0.6, label=f"{f} ({name})")
     z0 = (steerer.x0 - mu) @ vt[:2].T
     ax.scatter(z0[:, 0], z0[:, 1], s=6, color="k", alpha=0.3, label="start")
-    ax.set_xlabel("PC1")
-    ax.set_ylabel("PC2")
+    # the population's mean path, control vs schedule, with the intervention times marked
+    steps = task.describe(best)
+    for s, style, name in ((control, ":", "control path"), (best, "-", "steered path")):
+        times, means = steerer.mean_path(s)
+        z = (means - mu) @ vt[:2].T
+        ax.plot(z[:, 0], z[:, 1], style, color="k", lw=1.6, label=name)
+        ax.annotate("", xy=z[-1], xytext=z[-2], arrowprops={"arrowstyle": "->", "color": "k", "lw": 1.6})
+        if name == "steered path":
+            for step in steps:
+                i = int(np.argmin(np.abs(times - step["time"])))
+                ax.plot(*z[i], "s", color="k", ms=5)
+                ax.annotate(step["intervention"], z[i], fontsize=6, xytext=(4, 4),
+                            textcoords="offset points")
+    ax.set_xlabel("PC1 of the cell states")
+    ax.set_ylabel("PC2 of the cell states")
     ax.legend(fontsize=6)
-    ax.set_title("final states: fate basins, control vs schedule", fontsize=9)
+    ax.set_title("Fate basins (final states by fate) and the population's path,\n"
+                 "control vs schedule (squares: interventions)", fontsize=9)
     fig.tight_layout()
     files["landscape_plot"] = _savefig(fig, out / "steering_landscape.png")
     plt.close(fig)

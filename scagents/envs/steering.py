@@ -414,6 +414,29 @@ class TwinSteerer:
                 fr.append(self.fractions(x))
         return np.array(times), np.array(fr)
 
+    def mean_path(self, schedule: Sequence[int], record_every: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The population's mean state over time under ``schedule`` (not counted, not cached): the
+        steered trajectory drawn on the landscape.
+
+        Returns
+        -------
+        times, means
+            Times as fractions of the trajectory, and ``(n_times, n_genes)`` mean activities.
+        """
+        s = canonical(schedule, self.task.max_interventions)
+        b = self.task.bounds
+        x = self.x0
+        times, means = [0.0], [x.mean(0)]
+        for k in range(self.task.n_decisions):
+            x, rec = self.segment(x, s[:k + 1], k, record_every=record_every)
+            for j, state in enumerate(rec[1:], start=1):
+                times.append((b[k] + j * record_every) / self.task.n_steps)
+                means.append(state.mean(0))
+            if (b[k + 1] - b[k]) % record_every:
+                times.append(b[k + 1] / self.task.n_steps)
+                means.append(x.mean(0))
+        return np.array(times), np.array(means)
+
     def final_states(self, schedule: Sequence[int]) -> np.ndarray:
         """The population's final states under ``schedule`` (not counted)."""
         return self.state_after(canonical(schedule, self.task.max_interventions))

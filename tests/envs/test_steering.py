@@ -55,6 +55,17 @@ def test_episode_return_is_schedule_objective_and_deterministic(task):
     assert not np.array_equal(TwinSteerer(task, 4).x0, fresh.x0)
 
 
+def test_mean_path_runs_from_the_start_to_the_final_states(task):
+    steerer = TwinSteerer(task, 2, cache=False)
+    times, means = steerer.mean_path((1, 0, 0))
+    assert times[0] == 0.0 and times[-1] == pytest.approx(1.0) and np.all(np.diff(times) > 0)
+    assert means.shape == (len(times), steerer.x0.shape[1])
+    np.testing.assert_allclose(means[0], steerer.x0.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(means[-1], steerer.final_states((1, 0, 0)).mean(0), rtol=1e-5, atol=1e-6)
+    # a different schedule takes the population elsewhere
+    assert not np.allclose(means[-1], steerer.mean_path((0, 0, 0))[1][-1])
+
+
 def test_budget_costs_and_space(task):
     env = SteeringEnv(task, seed=0)
     env.reset()
