@@ -13,12 +13,10 @@ Every case is a call that must fail cleanly. Each one asserts:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import anndata as ad
@@ -29,6 +27,7 @@ import pytest
 from scagents.tools import make_tools
 from scagents.tools.tools import RUN_RESULT
 from scagents.tools.workspace import MAX_ERROR_CHARS, OUTSIDE_LINK
+from tests.tools.mcp_client import with_mcp_session
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTINEL = "SENTINEL-7f3c-do-not-echo"
@@ -339,20 +338,10 @@ def test_predict_writes_tool_result_atomically(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------- over MCP
 def _mcp_calls(workdir: Path, calls: list[tuple[str, dict]]) -> list:
-    from mcp import ClientSession, StdioServerParameters
-    from mcp.client.stdio import stdio_client
+    async def use(session) -> list:
+        return [await session.call_tool(name, args) for name, args in calls]
 
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    params = StdioServerParameters(
-        command=sys.executable, cwd=str(ROOT), env=env,
-        args=["-m", "scagents", "mcp", "--workdir", str(workdir), "--n-cells", "40"])
-
-    async def main() -> list:
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-            await session.initialize()
-            return [await session.call_tool(name, args) for name, args in calls]
-
-    return asyncio.run(asyncio.wait_for(main(), timeout=240))
+    return with_mcp_session(workdir, use, n_cells=40, timeout=240)
 
 
 #: the cases sent over MCP: every tool, paths, types, seeds, huge lists, corrupt files

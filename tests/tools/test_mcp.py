@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
-
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
 
 from scagents.tools import TOOL_NAMES
 from scagents.tools import schemas as S
+from tests.tools.mcp_client import with_mcp_session
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _session_calls(workdir: Path) -> dict:
     """Start the server as a subprocess, list the tools and make three calls."""
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    params = StdioServerParameters(
-        command=sys.executable, cwd=str(ROOT), env=env,
-        args=["-m", "scagents", "mcp", "--workdir", str(workdir), "--n-cells", "60"])
+    async def use(session) -> dict:
+        listed = await session.list_tools()
+        sim = await session.call_tool("simulate_perturbation",
+                                      {"targets": ["IFNG"], "kind": "knockout", "seed": 1})
+        escape = await session.call_tool("load_data", {"path": "../../etc/passwd"})
+        bad = await session.call_tool("recommend_perturbations", {"n": -1, "campaign": "x"})
+        return {"tools": listed.tools, "sim": sim, "escape": escape, "bad": bad}
 
-    async def main() -> dict:
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-            await session.initialize()
-            listed = await session.list_tools()
-            sim = await session.call_tool("simulate_perturbation",
-                                          {"targets": ["IFNG"], "kind": "knockout", "seed": 1})
-            escape = await session.call_tool("load_data", {"path": "../../etc/passwd"})
-            bad = await session.call_tool("recommend_perturbations", {"n": -1, "campaign": "x"})
-            return {"tools": listed.tools, "sim": sim, "escape": escape, "bad": bad}
-
-    return asyncio.run(asyncio.wait_for(main(), timeout=120))
+    return with_mcp_session(workdir, use, n_cells=60, timeout=120)
 
 
 def test_mcp_server_lists_and_runs_the_tools(tmp_path):
