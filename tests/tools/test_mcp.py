@@ -10,7 +10,6 @@ from scagents.tools import schemas as S
 from tests.tools.mcp_client import with_mcp_session
 
 
-
 def _session_calls(workdir: Path) -> dict:
     """Start the server as a subprocess, list the tools and make three calls."""
     async def use(session) -> dict:
