@@ -44,8 +44,7 @@ SIZE = {"n_cells": 100, "n_steps": 240}
 
 def th_task(**kw) -> SteeringTask:
     net = load_model("th")
-    cands = [p for p in default_candidates(net) if p.targets[0] not in net.inputs]  # genes, not the milieu
-    return SteeringTask(net, candidates=cands, **SIZE, **kw)
+    return SteeringTask(net, candidates=default_candidates(net), **SIZE, **kw)  # genes, not the milieu
 
 
 def cd4_task() -> SteeringTask | None:

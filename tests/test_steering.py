@@ -67,3 +67,21 @@ def test_cli_steering_run_through_the_agent_graph(tmp_path, capsys):
     assert saved["goal"]["avoid"] and saved["task"]["target"] == "erythroid" and saved["task"]["n_cells"] == 16
     log = [json.loads(line) for line in (out / "agents.log").read_text().splitlines()]
     assert [r["agent"] for r in log if r["event"] == "finished"] == ["steering"]
+
+
+def test_cli_goal_searches_the_benchmark_candidates():
+    """The user's steering goal and benchmarks/steering.py search the same interventions (genes,
+    not the model's milieu inputs)."""
+    import importlib.util
+    from pathlib import Path
+
+    from scagents.steering import _task
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "steering.py"
+    spec = importlib.util.spec_from_file_location("steering_benchmark", bench)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    user = _task(parse_steering_goal("drive Th0 cells to Th1"), n_cells=20, n_steps=45)
+    ref = mod.th_task(target="Th1", start_fate="Th0")
+    assert [(p.targets, p.kind) for p in user.candidates] == [(p.targets, p.kind) for p in ref.candidates]
+    assert not {p.targets[0] for p in user.candidates} & set(user.network.inputs)

@@ -49,8 +49,10 @@ Schedule = tuple[int, ...]
 
 
 def default_candidates(network, kinds: Sequence[str] = ("knockout", "overexpression")) -> list[Perturbation]:
-    """A knockout and an overexpression of every gene of ``network`` (inputs included)."""
-    return [Perturbation((g,), kind=k) for g in network.genes for k in kinds]
+    """A knockout and an overexpression of every gene of ``network`` that is not a model input (the
+    milieu is set by the task's ``inputs``, not searched over; the benchmark's tasks use the same set)."""
+    inputs = set(network.inputs)
+    return [Perturbation((g,), kind=k) for g in network.genes if g not in inputs for k in kinds]
 
 
 def _resolve_fate(network, name: str | None, what: str) -> str | None:
