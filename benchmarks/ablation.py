@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._util import RESULTS, write_results  # noqa: E402
 from scagents.evaluation import (  # noqa: E402
     BASELINE_METHODS,
+    COMBINATION_METHODS,
     METHOD_LABELS,
     RESIDUAL_METHODS,
     RL_METHODS,
@@ -87,6 +88,9 @@ SCALAR = "trpo_ppo_scalar"
 """Ablation-only method: TRPO→PPO with one scalar reward per step (the paper's and SB3's form),
 everything else as chosen for the other RL variants — shows what the per-gene rewards change."""
 LABELS = {**METHOD_LABELS, SCALAR: "TRPO→PPO (one scalar reward)"}
+COMBINATION = COMBINATION_METHODS[0]
+REUSED = " †"
+"""Marks a table row reused from an earlier run (``--reuse-rows``), not recomputed in this one."""
 
 
 def run_one(task, method: str, seed: int, fold: int, n_folds: int, rl: dict) -> pd.DataFrame:
@@ -207,6 +211,9 @@ def verdict(name: str, summary: pd.DataFrame, per_split: pd.DataFrame) -> tuple[
             f"{mse[SCALAR]:.4f}; paired difference {cmp['mean_diff']:+.4f} (95% CI [{lo:+.4f}, {hi:+.4f}], "
             f"{cmp['n']} splits) → " + ("per-gene better" if hi < 0 else "per-gene worse" if lo > 0 else
                                         "no significant difference") + ".")
+    if COMBINATION in mse.index:
+        c_lines, facts["combination"] = combination_verdict(summary, per_split, baselines)
+        lines += c_lines
     for variant, suffix in (("pure", ""), ("residual", "_residual")):
         algos = [a + suffix for a in RL_METHODS]
         top = "trpo_ppo" + suffix
@@ -252,6 +259,75 @@ def verdict(name: str, summary: pd.DataFrame, per_split: pd.DataFrame) -> tuple[
     return lines, facts
 
 
+def _direction(cmp: dict, lower_is_better: bool) -> str:
+    """``better`` / ``worse`` / ``no significant difference`` / ``undefined`` from a paired CI."""
+    if not cmp["n"]:
+        return "undefined"
+    lo, hi = cmp["ci95"]
+    if lower_is_better:
+        return "better" if hi < 0 else "worse" if lo > 0 else "no significant difference"
+    return "better" if lo > 0 else "worse" if hi < 0 else "no significant difference"
+
+
+def combination_verdict(summary: pd.DataFrame, per_split: pd.DataFrame, baselines: list[str],
+                        name: str = COMBINATION) -> tuple[list[str], dict]:
+    """``name`` vs every single baseline (and TRPO→PPO when present) on delta MSE and Pearson-Δ
+    top-20, paired per split (95% CI), and one line saying which it does not beat."""
+    mse = summary[("mse", "mean")]
+    pear = summary[("pearson_delta_topk", "mean")]
+    lines, facts, not_beaten = [], {"vs": {}}, []
+    others = baselines + [m for m in ("trpo_ppo",) if m in mse.index]
+    for b in others:
+        c_mse = paired(per_split, name, b, "mse")
+        c_pear = paired(per_split, name, b, "pearson_delta_topk")
+        w_mse, w_pear = _direction(c_mse, True), _direction(c_pear, False)
+        facts["vs"][b] = {"mse": {**c_mse, "verdict": w_mse},
+                          "pearson_delta_topk": {**c_pear, "verdict": w_pear}}
+        if b in baselines:
+            not_beaten += [f"{LABELS[b]} on MSE ({w_mse})"] if w_mse != "better" else []
+            not_beaten += ([f"{LABELS[b]} on Pearson-Δ top-20 ({w_pear})"]
+                           if w_pear not in ("better", "undefined") else [])
+        pear_txt = (f"Pearson-Δ top-20 {pear[name]:.3f} vs {pear[b]:.3f}, paired "
+                    f"{c_pear['mean_diff']:+.3f} (95% CI [{c_pear['ci95'][0]:+.3f}, "
+                    f"{c_pear['ci95'][1]:+.3f}]) → {w_pear}" if c_pear["n"] else
+                    "Pearson-Δ top-20 undefined for a constant zero prediction")
+        lines.append(
+            f"{LABELS[name]} vs {LABELS.get(b, b)}{' (RL, not a single baseline)' if b not in baselines else ''}: "
+            f"MSE {mse[name]:.4f} vs {mse[b]:.4f}, paired {c_mse['mean_diff']:+.4f} (95% CI "
+            f"[{c_mse['ci95'][0]:+.4f}, {c_mse['ci95'][1]:+.4f}], {c_mse['n']} splits) → {w_mse}; "
+            f"{pear_txt}.")
+    facts["beats_every_single_baseline_on_both"] = not not_beaten
+    facts["not_beaten"] = not_beaten
+    lines.append(
+        f"**{LABELS[name]} beats every single baseline on both delta MSE and Pearson-Δ top-20 "
+        f"(paired 95% CI): {'yes' if not not_beaten else 'no'}**"
+        + (f" — it does not beat: {'; '.join(not_beaten)}." if not_beaten else ".")
+        + (" (No change has no Pearson-Δ; it is compared on MSE only.)"
+           if "no_change" in baselines else ""))
+    return lines, facts
+
+
+def reused_rows(name: str, dataset: str, skip: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Summary and per-split MSE / Pearson-Δ rows of the methods *not* in ``skip`` from an earlier
+    ``results/<name>.json`` (same seeds and folds), and that run's command."""
+    import json
+
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        raise SystemExit(f"--reuse-rows: {path} not found; run the full ablation first.")
+    payload = json.loads(path.read_text())
+    block = payload["datasets"].get(dataset, {})
+    if "summary" not in block:
+        return pd.DataFrame(), pd.DataFrame(), payload.get("command", "?")
+    keep = [m for m in block["summary"] if m not in skip]
+    summary = pd.DataFrame({(k, stat): {m: (np.nan if block["summary"][m][k][stat] is None else
+                                            block["summary"][m][k][stat]) for m in keep}
+                            for k, _ in TABLE_METRICS for stat in ("mean", "sd")})
+    splits = pd.DataFrame(block["split_scores"])
+    splits = splits[splits["method"].isin(keep)].set_index(["method", "seed", "fold"])
+    return summary, splits[["mse", "pearson_delta_topk"]], payload.get("command", "?")
+
+
 def _count(summary: pd.DataFrame, method: str, column: str) -> int:
     """A per-method integer column of :func:`summarize` output (flat or MultiIndex columns)."""
     value = summary.loc[method, column]
@@ -259,7 +335,8 @@ def _count(summary: pd.DataFrame, method: str, column: str) -> int:
     return 0 if pd.isna(value) else int(value)
 
 
-def markdown_table(summary: pd.DataFrame) -> str:
+def markdown_table(summary: pd.DataFrame, reused: frozenset[str] | set[str] = frozenset()) -> str:
+    """The results table; rows of ``reused`` methods are marked †."""
     failed = "n_diverged" in summary.columns
     head = ("| method | " + " | ".join(lab for _, lab in TABLE_METRICS)
             + (" | diverged trainings |" if failed else " |"))
@@ -272,7 +349,8 @@ def markdown_table(summary: pd.DataFrame) -> str:
                  for k, _ in TABLE_METRICS]
         if failed:
             cells.append(f"{_count(summary, m, 'n_diverged')} / {_count(summary, m, 'n_splits')}")
-        rows.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+        mark = REUSED if m in reused else ""
+        rows.append(f"| {LABELS.get(m, m)}{mark} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -336,9 +414,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1,
                     help="forked worker processes for the ablation cells (one torch thread each)")
     ap.add_argument("--datasets", default="twin,papalexi")
-    ap.add_argument("--methods", default=",".join(BASELINE_METHODS + RL_METHODS + (SCALAR,) + RESIDUAL_METHODS))
-    ap.add_argument("--papalexi-methods", default=",".join(BASELINE_METHODS + RL_METHODS + (SCALAR,)),
-                    help="methods on Papalexi (default: without the residual variants, for time)")
+    ap.add_argument("--methods", default=",".join(BASELINE_METHODS + COMBINATION_METHODS + RL_METHODS
+                                                  + (SCALAR,) + RESIDUAL_METHODS),
+                    help="comma-separated methods run on the twin (and on Papalexi with "
+                         "--papalexi-methods same)")
+    ap.add_argument("--papalexi-methods",
+                    default=",".join(BASELINE_METHODS + COMBINATION_METHODS + RL_METHODS + (SCALAR,)),
+                    help="methods on Papalexi (default: without the residual variants, for time; "
+                         "'same': as --methods)")
+    ap.add_argument("--reuse-rows", default=None, metavar="NAME",
+                    help="add the rows of the methods not run here from results/NAME.json (an "
+                         "earlier run, same seeds and folds), marked † in the table")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 seeds × 1 fold, 4096 steps")
     ap.add_argument("--backend", choices=("local", "ray"), default="local",
                     help="ray: scagents.parallel.run_tasks (only worth it with spare cores)")
@@ -357,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.name == "ablation":
             args.name = "ablation_quick"
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    all_methods = set(methods) | (set() if args.papalexi_methods == "same" else
+                                  {m.strip() for m in args.papalexi_methods.split(",")})
+    trains_rl = bool(all_methods & {*RL_METHODS, *RESIDUAL_METHODS, SCALAR})
+    if not trains_rl:
+        args.no_select = True  # nothing to choose an RL configuration for
     selection_md: list[str] = []
     selection: dict = {}
     if args.no_select:
@@ -404,12 +495,16 @@ def main(argv: list[str] | None = None) -> int:
     payload: dict = {"command": command, "config": {**vars(args), "train_config": vars(cfg0)},
                      "selection": selection, "datasets": {}}
     md = ["# Ablation: PPO vs TRPO vs TRPO→PPO vs simple baselines (held-out perturbations)", "",
-          f"Command: `{command.strip()}` (one run writes this file and `ablation.json`).", "",
+          f"Command: `{command.strip()}` (one run writes this file and `{args.name}.json`).", "",
           "Protocol (`EVALUATION.md`): k-fold over perturbations (a held-out target is never seen in "
           "training); each seed reshuffles the folds and seeds the policy; every method is scored on "
           "the delta (change from control) of each held-out perturbation; mean ± sd over seeds × "
           "folds of per-split averages (R²: per-split median over perturbations, because R² explodes "
           "for perturbations with ~zero effect). Verdicts compare methods *paired per split*.", "",
+          *(["RL: no RL method was trained in this run"
+              + (f"; the RL rows marked † were trained as `{args.reuse_rows}.md` describes."
+                 if args.reuse_rows else "."), ""] if not trains_rl else []),
+          *([] if not trains_rl else [
           f"RL: {cfg0.total_steps} env steps per training, one TrainConfig for every variant "
           f"except `algo` (hidden {cfg0.hidden_sizes} shared by actor and critic after one "
           f"{'×'.join(map(str, cfg0.branch_sizes))}-unit branch per observation block — gene state, perturbation "
@@ -429,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
           "on the twin (next section). Disclosure: while developing the per-gene rewards, PPO and "
           "TRPO→PPO were tried on seed 0, folds 0–1 of both data sets (to see whether training was "
           "stable and learned at all); that informed adding the option, not the candidates' values.", "",
-          *selection_md,
+          *selection_md]),
           "Methods. *Network propagation*: ridge network (`scagents.grn.infer_network`, "
           "`method=\"ridge\"`, `alpha=\"auto\"`) inferred from the training fold's cells only "
           "(control cells + every cell of the training perturbations); the held-out perturbation's "
@@ -440,7 +535,14 @@ def main(argv: list[str] | None = None) -> int:
           "added to it (initial policy mean ≈ 0, so training starts at the baseline); in training, "
           "the baseline of each training perturbation is cross-fitted (5 inner folds over the "
           "training perturbations), at test time it is the linear model fitted on the whole "
-          "training fold.", "",
+          "training fold. *Combination* (`scagents.combination.fit_combination`, the function the "
+          "policy agent validates): per-gene non-negative stacking of mean of training effects, "
+          "linear and network propagation, fitted on the training fold only — each base is "
+          "cross-fitted over 5 inner folds of the training perturbations, a global non-negative "
+          "weight per base is fitted by NNLS on those out-of-sample predictions, per-gene weights "
+          "are shrunk toward it with strength κ ∈ {0.1, 1, 10, ∞} chosen by the lowest "
+          "inner-validation MSE (rule fixed in advance; ties → larger κ), and the bases are "
+          "refitted on the whole training fold.", "",
           "Additive: not applicable (both data sets have single-gene perturbations only; for an unseen "
           "single target the additive model equals the mean of training effects).", ""]
     t_all = time.perf_counter()
@@ -455,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
             n_run = min(n_run, args.papalexi_max_folds)
         folds = range(n_run)
         t0 = time.perf_counter()
-        ms = methods if name != "papalexi" else [m.strip() for m in args.papalexi_methods.split(",") if m.strip()]
+        ms = methods if name != "papalexi" or args.papalexi_methods == "same" else \
+            [m.strip() for m in args.papalexi_methods.split(",") if m.strip()]
         jobs = [dict(method=m, seed=s, fold=f, n_folds=args.folds, rl=rl)
                 for s in range(args.seeds) for f in folds for m in ms]
         if args.backend == "ray":
@@ -467,6 +570,26 @@ def main(argv: list[str] | None = None) -> int:
         scores = pd.concat(frames, ignore_index=True)
         summary = summarize(scores)
         per_split = scores.groupby(["method", "seed", "fold"])[["mse", "pearson_delta_topk"]].mean()
+        reuse_note, reused = "", set()
+        if args.reuse_rows:
+            old_sum, old_split, old_cmd = reused_rows(args.reuse_rows, name, ms)
+            check = reused_rows(args.reuse_rows, name, [])[0]
+            same = [m for m in summary.index if m in check.index]
+            drift = max((abs(summary.loc[m, (k, "mean")] - check.loc[m, (k, "mean")])
+                         for m in same for k in ("mse", "pearson_delta_topk")
+                         if np.isfinite(check.loc[m, (k, "mean")])), default=float("nan"))
+            summary = summary.drop(columns=[c for c in ("n_diverged", "n_splits")
+                                            if c in summary.columns], level=0)
+            reused = set(old_sum.index)
+            summary = pd.concat([summary, old_sum])
+            per_split = pd.concat([per_split, old_split])
+            reuse_note = (f"Rows marked †: {', '.join(LABELS.get(m, m) for m in old_sum.index)} — "
+                          f"not rerun here; taken from `results/{args.reuse_rows}.json` (command "
+                          f"`{old_cmd.strip()}`, same seeds and folds; its diverged-training counts "
+                          f"are in `{args.reuse_rows}.md`). Consistency: the methods run in both "
+                          f"({', '.join(LABELS.get(m, m) for m in same) or 'none'}) differ from "
+                          f"that run by at most {drift:.2g} in mean MSE / Pearson-Δ top-20.")
+            print(reuse_note, flush=True)
         lines, facts = verdict(name, summary, per_split)
         wall = time.perf_counter() - t0
         t_train = scores.groupby(["method", "seed", "fold"])["train_time_s"].first()
@@ -477,14 +600,18 @@ def main(argv: list[str] | None = None) -> int:
             "summary": {m: {k: {s: (None if np.isnan(v) else float(v)) for s, v in
                                 summary.loc[m, k].items()} for k, _ in TABLE_METRICS}
                         for m in summary.index},
-            "split_scores": split_means(scores).to_dict(orient="records"),
+            "split_scores": split_means(scores).to_dict(orient="records")
+            + [{**r, "reused": True} for r in
+               (old_split.reset_index().to_dict(orient="records") if reused else [])],
+            "reused_methods": sorted(reused), "reused_note": reuse_note or None,
             "scores_csv": str(write_scores(scores, args.name, name))}
         scope = ("full protocol" if n_run == args.folds else
                  f"**reduced: folds {list(folds)} of {args.folds}** (time budget)")
         md += [f"## {name}: {task!r}", "",
                f"{args.seeds} seeds × {n_run} folds of a {args.folds}-fold split ({scope}); "
                f"{args.seeds * n_run} splits per method.", "",
-               markdown_table(summary), "", "**Verdicts** (computed from the numbers above):", "",
+               *([reuse_note, ""] if reuse_note else []),
+               markdown_table(summary, reused), "", "**Verdicts** (computed from the numbers above):", "",
                *[f"- {line}" for line in lines], "",
                f"Wall time {wall:.0f} s; median training time per split: "
                + ", ".join(f"{LABELS.get(m, m)} {t:.1f} s" for m, t in t_train.items()) + ".",

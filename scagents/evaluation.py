@@ -35,6 +35,11 @@ Methods
     those training cells) is propagated from the mean control profile for 3 steps with
     :func:`scagents.grn.propagate_delta`, and the propagated shift is the predicted delta. A
     target absent from the network's genes gives a zero prediction.
+``"combination"``
+    :func:`scagents.combination.fit_combination`: per-gene non-negative stacking of
+    ``"mean_effect"``, ``"linear"`` and ``"network"``, fitted on cross-fitted predictions of the
+    training perturbations (inner 5-fold, shuffled by ``seed``), its shrinkage chosen by inner
+    validation.
 ``"ppo"``, ``"trpo"``, ``"trpo_ppo"``
     An actor-critic trained by :func:`scagents.policies.train` on
     :class:`scagents.envs.PerturbationResponseVecEnv` of the training perturbations; its
@@ -69,6 +74,7 @@ __all__ = [
     "RL_METHODS",
     "RESIDUAL_METHODS",
     "BASELINE_METHODS",
+    "COMBINATION_METHODS",
     "METHODS",
     "METHOD_LABELS",
     "REPORT_METRICS",
@@ -89,7 +95,9 @@ RESIDUAL_METHODS: tuple[str, ...] = ("ppo_residual", "trpo_residual", "trpo_ppo_
 """The RL optimisers in residual mode (correction on top of the linear baseline)."""
 BASELINE_METHODS: tuple[str, ...] = ("no_change", "mean_effect", "linear", "network")
 """Simple predictors every learned model must beat."""
-METHODS: tuple[str, ...] = BASELINE_METHODS + RL_METHODS + RESIDUAL_METHODS
+COMBINATION_METHODS: tuple[str, ...] = ("combination",)
+"""Stacked combinations of the baselines (:func:`scagents.combination.fit_combination`)."""
+METHODS: tuple[str, ...] = BASELINE_METHODS + RL_METHODS + RESIDUAL_METHODS + COMBINATION_METHODS
 """Every method :func:`heldout_scores` accepts."""
 METHOD_LABELS: dict[str, str] = {
     "no_change": "no change (control)",
@@ -102,6 +110,7 @@ METHOD_LABELS: dict[str, str] = {
     "ppo_residual": "PPO (residual on linear)",
     "trpo_residual": "TRPO (residual on linear)",
     "trpo_ppo_residual": "TRPO→PPO (residual on linear)",
+    "combination": "combination (stacked: mean, linear, network)",
 }
 """Display names used in result tables."""
 REPORT_METRICS: tuple[str, ...] = (
@@ -211,7 +220,7 @@ _BASELINE_FACTORIES: dict[str, Callable[[], Predictor]] = {
 
 
 def fit_baseline(method: str, train_task, *, modality: str | None = None,
-                 point: int = -1) -> Callable[[Any], np.ndarray]:
+                 point: int = -1, seed: int = 0) -> Callable[[Any], np.ndarray]:
     """Fit a simple baseline on a training task.
 
     Parameters
@@ -224,6 +233,8 @@ def fit_baseline(method: str, train_task, *, modality: str | None = None,
         Modality to predict (default the gene modality).
     point
         Pseudotime point whose deltas are learnt (default the last).
+    seed
+        Shuffle of the inner folds of ``"combination"`` (ignored by the others).
 
     Returns
     -------
@@ -232,6 +243,10 @@ def fit_baseline(method: str, train_task, *, modality: str | None = None,
     """
     if method == "network":
         return fit_network_baseline(train_task, modality=modality)
+    if method == "combination":
+        from scagents.combination import fit_combination
+
+        return fit_combination(train_task, modality=modality, seed=seed)
     if method not in _BASELINE_FACTORIES:
         raise DataError(f"Unknown baseline {method!r}; choose from {sorted(_BASELINE_FACTORIES)}.")
     mod = modality or train_task.embedding_modality
@@ -452,7 +467,7 @@ def heldout_scores(task, *, method: str, seed: int = 0, fold: int = 0, n_folds: 
             df = pd.DataFrame({"perturbation": test_task.labels})
         out = pd.concat([pd.DataFrame([{**meta, "diverged": diverged}] * len(df)), df], axis=1)
     else:
-        predict = fit_baseline(method, train_task, modality=mod)
+        predict = fit_baseline(method, train_task, modality=mod, seed=seed)
         elapsed = time.perf_counter() - start
         meta = {"method": method, "seed": int(seed), "fold": int(fold), "n_folds": int(n_folds),
                 "train_time_s": elapsed}

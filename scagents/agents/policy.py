@@ -53,7 +53,7 @@ from scagents.agents.state import (
 
 __all__ = ["policy_agent", "fallback_agent", "POLICY_FILE", "PREDICTION_FILE", "TRAINING_LOG",
            "rank_proposals", "pair_candidates", "compare_to_baseline", "Verdict", "MIN_LISTED", "POLICY", "BASELINES",
-           "REFERENCE"]
+           "REFERENCE", "COMBINATION"]
 
 POLICY_FILE = "policy.pt"
 PREDICTION_FILE = "prediction.csv"
@@ -63,6 +63,9 @@ VALIDATION_METRIC = "mse"
 POLICY = "TRPO→PPO policy"
 REFERENCE = "no change (reference)"
 NETWORK = "network propagation"
+COMBINATION = "combination (stacked)"
+"""Candidate of :func:`_combination_predictor`: mean effect, linear and network propagation stacked
+by :func:`scagents.combination.fit_combination` on the training perturbations only."""
 RETRAIN_GAP = 0.25
 """A doubled training budget is tried only when the policy's validation MSE is at most this much
 (relative) above the best baseline's; a larger gap goes straight to the fallback."""
@@ -183,6 +186,9 @@ def _context(state: RunState) -> _Context:
     prop = _propagation_predictor(state, ctx)
     if prop is not None:
         ctx.baselines[NETWORK] = prop
+    comb = None if too_few else _combination_predictor(train, prop, opts.seed)
+    if comb is not None:
+        ctx.baselines[COMBINATION] = comb
     ctx.reference[REFERENCE] = lambda targets, kind: np.zeros(len(genes))
     from scagents.evaluation import task_effects
 
@@ -289,6 +295,31 @@ def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
                          ).reindex(genes).fillna(0.0).to_numpy(float)
 
     return predict
+
+
+def _combination_predictor(task, network: Predict | None, seed: int) -> Predict | None:
+    """:func:`scagents.combination.fit_combination` of the :data:`BASELINES` (the linear model and
+    the mean effect, per kind) and, when there is a network, network propagation through it
+    (inferred from control cells, so the same in every inner fold), fitted on ``task``'s
+    perturbations only; ``None`` when they are too few to cross-fit."""
+    from scagents.combination import fit_combination
+    from scagents.errors import DataError
+    from scagents.perturbation import Perturbation
+
+    def as_fitter(fit: Callable[[object], Predict]):
+        def fitter(t):
+            predict = fit(t)
+            return lambda p: predict(p.targets, p.kind)
+        return fitter
+
+    fitters = {name: as_fitter(fit) for name, fit in BASELINES.items()}
+    if network is not None:
+        fitters[NETWORK] = as_fitter(lambda t: network)
+    try:
+        model = fit_combination(task, fitters=fitters, seed=seed, modality="rna")
+    except DataError:
+        return None
+    return lambda targets, kind: model(Perturbation(tuple(targets), kind=kind))
 
 
 EXPECTED_SIGN = {"knockout": -1, "knockdown": -1, "overexpression": 1, "stimulation": 1}
@@ -799,6 +830,11 @@ def fallback_agent(state: RunState) -> dict:
         predict, fit_labels = BASELINES[name](ctx.fit_task), list(ctx.fit_task.labels)
         fitted = (f"refitted on {len(fit_labels)} perturbations (training + validation; the goal's "
                   "perturbation held out)")
+    elif name == COMBINATION:
+        refit = _combination_predictor(ctx.fit_task, ctx.baselines.get(NETWORK), ctx.opts.seed)
+        predict, fit_labels = refit or ctx.baselines[name], list(ctx.fit_task.labels)
+        fitted = (f"refitted on {len(fit_labels)} perturbations (training + validation; the goal's "
+                  "perturbation held out), its weights chosen again by inner validation over them")
     else:
         predict, fit_labels = ctx.baselines[name], []
         fitted = "propagated through the network inferred from control cells"

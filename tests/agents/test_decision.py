@@ -62,10 +62,22 @@ def _oracle(ctx):
     return predict
 
 
-def _near_linear(ctx):
-    """The linear baseline's prediction, 1 % smaller: within the noise of the best baseline."""
-    lin = ctx.baselines["linear gene embedding"]
-    return lambda targets, kind: 0.99 * lin(targets, kind)
+def _best_baseline(ctx):
+    """Name of the candidate baseline with the lowest validation MSE (what the rule compares to)."""
+    scores = policy_mod._validate(ctx, ctx.baselines)[1]
+    return min(ctx.baselines, key=lambda k: (scores[k]["mse"], k))
+
+
+def _near_best(ctx):
+    """The best-validating baseline's prediction, 1 % smaller: within its validation noise."""
+    best = ctx.baselines[_best_baseline(ctx)]
+    return lambda targets, kind: 0.99 * best(targets, kind)
+
+
+def _best_in(validation: dict) -> str:
+    """The candidate baseline (not the policy, not the no-change reference) with the lowest MSE."""
+    names = [k for k in validation if k not in (POLICY, policy_mod.REFERENCE)]
+    return min(names, key=lambda k: (validation[k]["mse"], k))
 
 
 # ------------------------------------------------------------------------------ the rule itself
@@ -99,7 +111,7 @@ def test_goal_never_in_training(base_state, tmp_path, monkeypatch):
 
     def spy(ctx):
         seen.extend([ctx.train.labels, ctx.fit_task.labels])
-        return _near_linear(ctx)
+        return _near_best(ctx)
 
     monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(spy))
     st = _fresh(base_state, tmp_path)
@@ -120,12 +132,12 @@ def test_policy_answers_when_it_beats_the_baselines(base_state, tmp_path, monkey
     pol = PolicySummary.model_validate(up["policy"])
     assert pol.status == "validated" and pol.method == POLICY
     assert pol.validation[POLICY]["mse"] == pytest.approx(0.0, abs=1e-12)
-    assert "answers" in pol.decision and "linear gene embedding" in pol.decision
+    assert "answers" in pol.decision and f"best baseline ({_best_in(pol.validation)})" in pol.decision
     assert allowed_moves({**st, **up}) == ["report"]
 
 
 def test_fallback_to_best_baseline_when_policy_within_noise(base_state, tmp_path, monkeypatch):
-    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_linear))
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_best))
     st = _fresh(base_state, tmp_path)
     up = policy_agent(st)
     pol = PolicySummary.model_validate(up["policy"])
@@ -136,7 +148,7 @@ def test_fallback_to_best_baseline_when_policy_within_noise(base_state, tmp_path
     assert allowed_moves(st) == ["fallback"]
     st.update(fallback_agent(st))
     fb = PolicySummary.model_validate(st["policy"])
-    assert fb.status == "fallback" and fb.method == "linear gene embedding"
+    assert fb.status == "fallback" and fb.method == _best_in(fb.validation)
     assert fb.validation["linear gene embedding"]["mse"] < fb.validation["mean effect per kind"]["mse"]
     assert "lowest mean validation MSE" in fb.decision and "did not validate" in fb.decision
     # refitted on training + validation perturbations, never the goal's
@@ -157,6 +169,9 @@ def test_fallback_picks_mean_effect_when_it_validates_best(base_state, tmp_path,
 
     monkeypatch.setitem(policy_mod.BASELINES, "linear gene embedding", bad_linear)
     monkeypatch.setitem(policy_mod.BASELINES, "mean effect per kind", spy_mean)
+    # without the stacked combination (it would reweight the mean effect per gene and win): this
+    # test is about the fallback choosing the mean effect among single baselines
+    monkeypatch.setattr(policy_mod, "_combination_predictor", lambda *a, **k: None)
     st = _fresh(base_state, tmp_path)
     st["policy"] = PolicySummary(status="not_validated", attempts=2, reason="forced").model_dump()
     fb = PolicySummary.model_validate(fallback_agent(st)["policy"])
@@ -176,7 +191,7 @@ def test_report_has_twin_check_from_actual_numbers(base_state, tmp_path, monkeyp
     from scagents.data import lognormalize
     from scagents.metrics import direction_metrics, mse, pearson_delta_topk, top_de_indices
 
-    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_linear))
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_best))
     st = _fresh(base_state, tmp_path)
     st.update(policy_agent(st))
     st["policy"]["retrain"] = False
@@ -187,7 +202,8 @@ def test_report_has_twin_check_from_actual_numbers(base_state, tmp_path, monkeyp
     md_text = (out / "report.md").read_text()
     assert "## Check against the twin's simulation" in md_text
     assert "## Which model answered and why" in md_text and "(answered)" in md_text
-    assert result["validation"]["answered_by"] == "linear gene embedding"
+    assert result["validation"]["answered_by"] == st["policy"]["method"] == \
+        _best_in(st["policy"]["validation"])
 
     # the simulated truth, recomputed from the cells
     rna = md.read_h5mu(out / "data.h5mu")["rna"]
@@ -275,7 +291,7 @@ def test_validation_scores_the_targets_own_direction():
 
 
 def test_answer_carries_evidence_and_calibrated_intervals(base_state, tmp_path, monkeypatch):
-    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_linear))
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_best))
     st = _fresh(base_state, tmp_path)
     st.update(policy_agent(st))
     st["policy"]["retrain"] = False
@@ -361,7 +377,7 @@ def test_unmeasured_goal_evidence_comes_from_the_intervals(tmp_path, monkeypatch
     assert not st["data"]["goal_measured"]
     st["integration"] = {"status": "skipped", "reason": "not needed here"}
     st["network"] = {"status": "skipped", "reason": "not needed here"}
-    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_linear))
+    monkeypatch.setattr(policy_mod, "_train_policy", _fake_training(_near_best))
     st.update(policy_agent(st))
     pol = PolicySummary.model_validate(st["policy"])
     assert pol.evidence["kind"] == "interval" and pol.evaluation is None
