@@ -183,8 +183,11 @@ def _match_word(cmp: dict) -> tuple[str, str]:
     return "worse", "does NOT match (95% CI of the paired difference above 0)"
 
 
-def verdict(name: str, summary: pd.DataFrame, per_split: pd.DataFrame) -> tuple[list[str], dict]:
-    """Plain-words verdicts computed from the numbers (paired per split)."""
+def verdict(name: str, summary: pd.DataFrame, per_split: pd.DataFrame,
+            scores: pd.DataFrame | None = None) -> tuple[list[str], dict]:
+    """Plain-words verdicts computed from the numbers (paired per split; ``scores``, the
+    per-perturbation table, lets Pearson-Δ comparisons use the perturbations where both methods
+    have one)."""
     mse = summary[("mse", "mean")]
     pear = summary[("pearson_delta_topk", "mean")]
     baselines = [m for m in BASELINE_METHODS if m in mse.index]
@@ -212,7 +215,8 @@ def verdict(name: str, summary: pd.DataFrame, per_split: pd.DataFrame) -> tuple[
             f"{cmp['n']} splits) → " + ("per-gene better" if hi < 0 else "per-gene worse" if lo > 0 else
                                         "no significant difference") + ".")
     if COMBINATION in mse.index:
-        c_lines, facts["combination"] = combination_verdict(summary, per_split, baselines)
+        c_lines, facts["combination"] = combination_verdict(summary, per_split, baselines,
+                                                            scores=scores)
         lines += c_lines
     for variant, suffix in (("pure", ""), ("residual", "_residual")):
         algos = [a + suffix for a in RL_METHODS]
@@ -269,10 +273,30 @@ def _direction(cmp: dict, lower_is_better: bool) -> str:
     return "better" if lo > 0 else "worse" if hi < 0 else "no significant difference"
 
 
+def common_pearson(scores: pd.DataFrame, a: str, b: str) -> tuple[pd.DataFrame, float]:
+    """Per-split mean Pearson-Δ top-20 of ``a`` and ``b`` over the held-out perturbations where
+    *both* have one (a constant prediction, e.g. a zero one, has none), and the fraction of
+    ``b``'s scored perturbations that have one."""
+    sub = scores[scores["method"].isin([a, b])]
+    wide = sub.set_index(["seed", "fold", "perturbation", "method"])["pearson_delta_topk"] \
+        .unstack("method")
+    both = wide.dropna(subset=[a, b])[[a, b]]
+    per = both.groupby(level=["seed", "fold"]).mean().stack().rename("pearson_delta_topk")
+    per = per.reorder_levels(["method", "seed", "fold"]).sort_index().to_frame()
+    frac = float(sub.loc[sub["method"] == b, "pearson_delta_topk"].notna().mean())
+    return per, frac
+
+
 def combination_verdict(summary: pd.DataFrame, per_split: pd.DataFrame, baselines: list[str],
-                        name: str = COMBINATION) -> tuple[list[str], dict]:
+                        name: str = COMBINATION, scores: pd.DataFrame | None = None
+                        ) -> tuple[list[str], dict]:
     """``name`` vs every single baseline (and TRPO→PPO when present) on delta MSE and Pearson-Δ
-    top-20, paired per split (95% CI), and one line saying which it does not beat."""
+    top-20, paired per split (95% CI), and one line saying which it does not beat.
+
+    With ``scores`` (per perturbation) the Pearson-Δ comparison with a method that has no
+    Pearson-Δ for some perturbations (it predicts no change for them, e.g. network propagation
+    for a target that is not a measured gene) uses only the perturbations where both have one;
+    the line says how many that is."""
     mse = summary[("mse", "mean")]
     pear = summary[("pearson_delta_topk", "mean")]
     lines, facts, not_beaten = [], {"vs": {}}, []
@@ -280,6 +304,16 @@ def combination_verdict(summary: pd.DataFrame, per_split: pd.DataFrame, baseline
     for b in others:
         c_mse = paired(per_split, name, b, "mse")
         c_pear = paired(per_split, name, b, "pearson_delta_topk")
+        support = ""
+        if scores is not None and b in set(scores["method"]) and b != "no_change":
+            per, frac = common_pearson(scores, name, b)
+            if frac < 1.0 and len(per):
+                c_pear = paired(per, name, b, "pearson_delta_topk")
+                means = per.groupby(level=0)["pearson_delta_topk"].mean()
+                support = (f" [{LABELS.get(b, b)} has a Pearson-Δ for only {100 * frac:.0f}% of "
+                           f"the held-out perturbations (none where it predicts no change); "
+                           f"compared on those: {means[name]:.3f} vs {means[b]:.3f}]")
+                c_pear["common_support_fraction"] = frac
         w_mse, w_pear = _direction(c_mse, True), _direction(c_pear, False)
         facts["vs"][b] = {"mse": {**c_mse, "verdict": w_mse},
                           "pearson_delta_topk": {**c_pear, "verdict": w_pear}}
@@ -289,7 +323,7 @@ def combination_verdict(summary: pd.DataFrame, per_split: pd.DataFrame, baseline
                            if w_pear not in ("better", "undefined") else [])
         pear_txt = (f"Pearson-Δ top-20 {pear[name]:.3f} vs {pear[b]:.3f}, paired "
                     f"{c_pear['mean_diff']:+.3f} (95% CI [{c_pear['ci95'][0]:+.3f}, "
-                    f"{c_pear['ci95'][1]:+.3f}]) → {w_pear}" if c_pear["n"] else
+                    f"{c_pear['ci95'][1]:+.3f}]){support} → {w_pear}" if c_pear["n"] else
                     "Pearson-Δ top-20 undefined for a constant zero prediction")
         lines.append(
             f"{LABELS[name]} vs {LABELS.get(b, b)}{' (RL, not a single baseline)' if b not in baselines else ''}: "
@@ -386,7 +420,9 @@ def render_verdicts(name: str) -> int:
                                             ((m, block["summary"][m][k][stat]) for m in block["summary"])}
                                 for k, _ in TABLE_METRICS for stat in ("mean", "sd")})
         per_split = pd.DataFrame(block["split_scores"]).set_index(["method", "seed", "fold"])
-        lines, facts = verdict(ds, summary, per_split)
+        raw = RESULTS.parent / str(block.get("scores_csv", ""))
+        scores = pd.read_csv(raw) if block.get("scores_csv") and raw.is_file() else None
+        lines, facts = verdict(ds, summary, per_split, scores)
         block["verdict"], block["facts"] = lines, facts
         head = f"## {ds}: "
         start = md.index("**Verdicts**", md.index(head))
@@ -590,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"({', '.join(LABELS.get(m, m) for m in same) or 'none'}) differ from "
                           f"that run by at most {drift:.2g} in mean MSE / Pearson-Δ top-20.")
             print(reuse_note, flush=True)
-        lines, facts = verdict(name, summary, per_split)
+        lines, facts = verdict(name, summary, per_split, scores)
         wall = time.perf_counter() - t0
         t_train = scores.groupby(["method", "seed", "fold"])["train_time_s"].first()
         t_train = t_train.groupby(level=0).median()

@@ -184,6 +184,42 @@ def test_fallback_picks_mean_effect_when_it_validates_best(base_state, tmp_path,
     assert np.isfinite(pred).all() and pred.abs().max() > 0
 
 
+def test_combination_is_a_candidate_fitted_without_validation_or_goal(base_state, tmp_path,
+                                                                       monkeypatch):
+    fitted_on = []
+    real = policy_mod._combination_predictor
+
+    def spy(task, network, seed):
+        fitted_on.append(list(task.labels))
+        return real(task, network, seed)
+
+    monkeypatch.setattr(policy_mod, "_combination_predictor", spy)
+    zeros = _fake_training(lambda ctx: (lambda targets, kind: np.zeros(len(ctx.genes))))
+    monkeypatch.setattr(policy_mod, "_train_policy", zeros)
+    st = _fresh(base_state, tmp_path)
+    up = policy_agent(st)
+    pol = PolicySummary.model_validate(up["policy"])
+    assert policy_mod.COMBINATION in pol.validation and pol.status == "not_validated"
+    assert f"best baseline ({_best_in(pol.validation)})" in pol.reason
+    # fitted on the training perturbations only: never a validation perturbation or the goal
+    assert fitted_on[0] == pol.train_labels
+    assert set(fitted_on[0]).isdisjoint(pol.validation_labels) and "IFNG" not in fitted_on[0]
+    st.update(up)
+    st["policy"]["attempts"] = st["options"]["max_policy_attempts"]
+    st.update(fallback_agent(st))
+    fb = PolicySummary.model_validate(st["policy"])
+    # on this twin the stack validates best, so it answers under the same rule as any baseline
+    assert fb.method == _best_in(fb.validation) == policy_mod.COMBINATION
+    others = [k for k in fb.validation if k not in (POLICY, policy_mod.REFERENCE,
+                                                    policy_mod.COMBINATION)]
+    assert all(fb.validation[policy_mod.COMBINATION]["mse"] < fb.validation[k]["mse"]
+               for k in others)
+    # and is refitted on training + validation perturbations (never the goal's) before answering
+    assert set(fitted_on[-1]) == set(fb.fit_labels) == set(fb.train_labels) | set(
+        fb.validation_labels)
+    assert "IFNG" not in fb.fit_labels and "inner validation" in fb.decision
+
+
 # ------------------------------------------------------------------------------ the twin check
 def test_report_has_twin_check_from_actual_numbers(base_state, tmp_path, monkeypatch):
     import mudata as md
