@@ -39,6 +39,7 @@ from benchmarks._util import RESULTS, write_results  # noqa: E402
 from scagents.evaluation import (  # noqa: E402
     BASELINE_METHODS,
     COMBINATION_METHODS,
+    COMBINATION_RESIDUAL_METHODS,
     METHOD_LABELS,
     RESIDUAL_METHODS,
     RL_METHODS,
@@ -103,7 +104,7 @@ def run_one(task, method: str, seed: int, fold: int, n_folds: int, rl: dict) -> 
         out = heldout_scores(task, method="trpo_ppo", seed=seed, fold=fold, n_folds=n_folds, train_config=cfg)
         out["method"] = SCALAR
         return out
-    algo = method.removesuffix("_residual")
+    algo = method.removesuffix("_combination").removesuffix("_residual")
     cfg = default_train_config(algo if algo in RL_METHODS else "trpo_ppo", **rl)
     return heldout_scores(task, method=method, seed=seed, fold=fold, n_folds=n_folds,
                           train_config=cfg)
@@ -330,6 +331,20 @@ def combination_verdict(summary: pd.DataFrame, per_split: pd.DataFrame, baseline
             f"MSE {mse[name]:.4f} vs {mse[b]:.4f}, paired {c_mse['mean_diff']:+.4f} (95% CI "
             f"[{c_mse['ci95'][0]:+.4f}, {c_mse['ci95'][1]:+.4f}], {c_mse['n']} splits) → {w_mse}; "
             f"{pear_txt}.")
+    for r in COMBINATION_RESIDUAL_METHODS:
+        if r in mse.index:
+            c_mse, c_pear = (paired(per_split, r, name, "mse"),
+                             paired(per_split, r, name, "pearson_delta_topk"))
+            w_mse, w_pear = _direction(c_mse, True), _direction(c_pear, False)
+            facts[r] = {"mse": {**c_mse, "verdict": w_mse},
+                        "pearson_delta_topk": {**c_pear, "verdict": w_pear}}
+            lines.append(
+                f"{LABELS[r]} vs {LABELS[name]} (does the policy's correction help?): MSE "
+                f"{mse[r]:.4f} vs {mse[name]:.4f}, paired {c_mse['mean_diff']:+.4f} (95% CI "
+                f"[{c_mse['ci95'][0]:+.4f}, {c_mse['ci95'][1]:+.4f}], {c_mse['n']} splits) → "
+                f"{w_mse}; Pearson-Δ top-20 {pear[r]:.3f} vs {pear[name]:.3f}, paired "
+                f"{c_pear['mean_diff']:+.3f} (95% CI [{c_pear['ci95'][0]:+.3f}, "
+                f"{c_pear['ci95'][1]:+.3f}]) → {w_pear}.")
     facts["beats_every_single_baseline_on_both"] = not not_beaten
     facts["not_beaten"] = not_beaten
     lines.append(
@@ -451,11 +466,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="forked worker processes for the ablation cells (one torch thread each)")
     ap.add_argument("--datasets", default="twin,papalexi")
     ap.add_argument("--methods", default=",".join(BASELINE_METHODS + COMBINATION_METHODS + RL_METHODS
-                                                  + (SCALAR,) + RESIDUAL_METHODS),
+                                                  + (SCALAR,) + RESIDUAL_METHODS
+                                                  + COMBINATION_RESIDUAL_METHODS),
                     help="comma-separated methods run on the twin (and on Papalexi with "
                          "--papalexi-methods same)")
     ap.add_argument("--papalexi-methods",
-                    default=",".join(BASELINE_METHODS + COMBINATION_METHODS + RL_METHODS + (SCALAR,)),
+                    default=",".join(BASELINE_METHODS + COMBINATION_METHODS + RL_METHODS + (SCALAR,)
+                                     + COMBINATION_RESIDUAL_METHODS),
                     help="methods on Papalexi (default: without the residual variants, for time; "
                          "'same': as --methods)")
     ap.add_argument("--reuse-rows", default=None, metavar="NAME",
@@ -481,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     all_methods = set(methods) | (set() if args.papalexi_methods == "same" else
                                   {m.strip() for m in args.papalexi_methods.split(",")})
-    trains_rl = bool(all_methods & {*RL_METHODS, *RESIDUAL_METHODS, SCALAR})
+    trains_rl = bool(all_methods & {*RL_METHODS, *RESIDUAL_METHODS, SCALAR,
+                                    *COMBINATION_RESIDUAL_METHODS})
     if not trains_rl:
         args.no_select = True  # nothing to choose an RL configuration for
     selection_md: list[str] = []
@@ -578,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
           "weight per base is fitted by NNLS on those out-of-sample predictions, per-gene weights "
           "are shrunk toward it with strength κ ∈ {0.1, 1, 10, ∞} chosen by the lowest "
           "inner-validation MSE (rule fixed in advance; ties → larger κ), and the bases are "
-          "refitted on the whole training fold.", "",
+          "refitted on the whole training fold. *TRPO→PPO (residual on combination)*: the residual "
+          "variant with the combination as the baseline it corrects (cross-fitted the same way).", "",
           "Additive: not applicable (both data sets have single-gene perturbations only; for an unseen "
           "single target the additive model equals the mean of training effects).", ""]
     t_all = time.perf_counter()

@@ -54,6 +54,9 @@ Methods
     learnt against out-of-sample baseline errors, as at test time; the held-out perturbations get
     the linear model fitted on the whole training fold. Nothing of a held-out perturbation enters
     training.
+``"trpo_ppo_residual_combination"``
+    The same, with the ``"combination"`` as the baseline the policy corrects (cross-fitted the
+    same way: each inner fold's combination is itself fitted by its own inner validation).
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ __all__ = [
     "RESIDUAL_METHODS",
     "BASELINE_METHODS",
     "COMBINATION_METHODS",
+    "COMBINATION_RESIDUAL_METHODS",
     "METHODS",
     "METHOD_LABELS",
     "REPORT_METRICS",
@@ -97,7 +101,10 @@ BASELINE_METHODS: tuple[str, ...] = ("no_change", "mean_effect", "linear", "netw
 """Simple predictors every learned model must beat."""
 COMBINATION_METHODS: tuple[str, ...] = ("combination",)
 """Stacked combinations of the baselines (:func:`scagents.combination.fit_combination`)."""
-METHODS: tuple[str, ...] = BASELINE_METHODS + RL_METHODS + RESIDUAL_METHODS + COMBINATION_METHODS
+COMBINATION_RESIDUAL_METHODS: tuple[str, ...] = ("trpo_ppo_residual_combination",)
+"""TRPO→PPO in residual mode on top of the ``"combination"`` instead of the linear baseline."""
+METHODS: tuple[str, ...] = (BASELINE_METHODS + RL_METHODS + RESIDUAL_METHODS + COMBINATION_METHODS
+                            + COMBINATION_RESIDUAL_METHODS)
 """Every method :func:`heldout_scores` accepts."""
 METHOD_LABELS: dict[str, str] = {
     "no_change": "no change (control)",
@@ -111,6 +118,7 @@ METHOD_LABELS: dict[str, str] = {
     "trpo_residual": "TRPO (residual on linear)",
     "trpo_ppo_residual": "TRPO→PPO (residual on linear)",
     "combination": "combination (stacked: mean, linear, network)",
+    "trpo_ppo_residual_combination": "TRPO→PPO (residual on combination)",
 }
 """Display names used in result tables."""
 REPORT_METRICS: tuple[str, ...] = (
@@ -372,7 +380,7 @@ def crossfit_baseline(train_task, *, method: str = "linear", n_folds: int = 5,
         return out
     for f in range(k):
         inner_train, inner_test = train_task.split(n_folds=k, fold=f, seed=seed)
-        predict = fit_baseline(method, inner_train)
+        predict = fit_baseline(method, inner_train, seed=seed)
         rows = [train_task.index(lab) for lab in inner_test.labels]
         out[rows] = _baseline_matrix(predict, train_task, inner_test.perturbations)
     return out
@@ -435,17 +443,18 @@ def heldout_scores(task, *, method: str, seed: int = 0, fold: int = 0, n_folds: 
     task._check_modality(mod)
     start = time.perf_counter()
     policy = None
-    if method in RL_METHODS or method in RESIDUAL_METHODS:
+    if method in RL_METHODS or method in RESIDUAL_METHODS or method in COMBINATION_RESIDUAL_METHODS:
         from scagents.envs.response import PerturbationResponseVecEnv, evaluate_policy
         from scagents.policies import train
 
-        algo = method.removesuffix("_residual")
+        base = "combination" if method in COMBINATION_RESIDUAL_METHODS else "linear"
+        algo = method.removesuffix("_combination").removesuffix("_residual")
         cfg = train_config if train_config is not None else default_train_config()
         cfg = replace(cfg, algo=algo, seed=int(seed))
         train_base = test_base = None
-        if method in RESIDUAL_METHODS:
-            train_base = crossfit_baseline(train_task, method="linear", seed=seed)
-            test_base = _baseline_matrix(fit_baseline("linear", train_task), test_task,
+        if method in RESIDUAL_METHODS or method in COMBINATION_RESIDUAL_METHODS:
+            train_base = crossfit_baseline(train_task, method=base, seed=seed)
+            test_base = _baseline_matrix(fit_baseline(base, train_task, seed=seed), test_task,
                                          test_task.perturbations)
         env = PerturbationResponseVecEnv(train_task, num_envs=cfg.n_envs, baseline=train_base)
         policy, _ = train(env, cfg, progress=False)
