@@ -161,3 +161,20 @@ def test_heldout_scores_runs_the_default_combination_with_network_propagation():
     combo = fit_combination(train)
     assert combo.bases == ["mean_effect", "linear", "network"]
     assert (combo.weights.to_numpy() >= 0).all()
+
+
+def test_residual_policy_on_the_combination_starts_at_the_combination(monkeypatch):
+    import scagents.combination as combination
+    from scagents.evaluation import default_train_config
+    from tests.test_evaluation import _task
+
+    monkeypatch.setattr(combination, "COMBINATION_BASES", ("mean_effect", "linear"))  # no cells
+    task = _task()
+    cfg = default_train_config(total_steps=256, n_envs=64, n_steps=4, hidden_sizes=(16,))
+    comb = heldout_scores(task, method="combination", seed=0, fold=0, n_folds=4)
+    res = heldout_scores(task, method="trpo_ppo_residual_combination", seed=0, fold=0, n_folds=4,
+                         train_config=cfg)
+    assert list(res["perturbation"]) == list(comb["perturbation"])
+    assert set(res["method"]) == {"trpo_ppo_residual_combination"} and not res["diverged"].any()
+    # one tiny update from a ~0 initial correction: predictions stay close to the combination
+    assert abs(res["mse"].mean() - comb["mse"].mean()) < 0.25 * comb["mse"].mean() + 1e-4
