@@ -312,7 +312,8 @@ def combination_verdict(summary: pd.DataFrame, per_split: pd.DataFrame, baseline
                 c_pear = paired(per, name, b, "pearson_delta_topk")
                 means = per.groupby(level=0)["pearson_delta_topk"].mean()
                 support = (f" [{LABELS.get(b, b)} has a Pearson-Δ for only {100 * frac:.0f}% of "
-                           f"the held-out perturbations (none where it predicts no change); "
+                           f"the held-out perturbations (none where its prediction or the observed change "
+                           f"is constant); "
                            f"compared on those: {means[name]:.3f} vs {means[b]:.3f}]")
                 c_pear["common_support_fraction"] = frac
         w_mse, w_pear = _direction(c_mse, True), _direction(c_pear, False)
