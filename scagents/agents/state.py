@@ -128,6 +128,9 @@ class NetworkSummary(_Model):
     n_edges: int = 0
     neighbourhood: list[dict] = Field(default_factory=list,
                                       description="Edges touching the goal's targets.")
+    sources: dict = Field(default_factory=dict, description=(
+        "Each evidence source's contribution: edges supported by a knockout screen, by regression "
+        "alone, and the ATAC prior's statistics (scagents.grn.infer_network's uns['grn']['sources'])."))
 
 
 class GeneEffect(_Model):

@@ -68,7 +68,9 @@ def perturbation_effects(adata, key: str = "target_genes", *, layer: str | None 
         Perturbed regulators x genes signed *edge* evidence: the t statistic, sign-flipped for
         loss-of-function perturbations (``obs["perturbation_type"]`` not overexpression /
         stimulation), so a positive value means "activates" and a negative one "represses"; the
-        regulator's own column is 0. And ``{regulator: cells}`` of the perturbations used.
+        regulator's own column is 0. A gene perturbed in several ways (knocked out and
+        overexpressed) gets the mean of its sign-flipped shifts over the combined standard error.
+        ``attrs["delta"]`` and ``attrs["se"]`` hold those shifts and standard errors. And ``{regulator: cells}`` of the perturbations used.
     """
     if key not in adata.obs:
         raise DataError(f"No obs column {key!r} naming the perturbed genes; pass perturbations=None "
@@ -86,20 +88,25 @@ def perturbation_effects(adata, key: str = "target_genes", *, layer: str | None 
     for g in pd.unique(lab[~ctrl]):
         if "+" in g or g not in genes:
             continue
-        idx = np.flatnonzero((lab == g) & ~ctrl)
-        if idx.size < min_cells:
+        parts = []  # one per perturbation kind of g (a knockout and an overexpression are separate)
+        for kind in pd.unique(kinds[(lab == g) & ~ctrl]):
+            idx = np.flatnonzero((lab == g) & ~ctrl & (kinds == kind))
+            if idx.size < min_cells:
+                continue
+            mp, vp, n_p = _moments(X, idx)
+            flip = 1.0 if any(k in kind for k in _UP_KINDS) else -1.0
+            parts.append((flip * (mp - mc), vp / n_p + vc / nc, idx.size))
+        if not parts:
             continue
-        mp, vp, n_p = _moments(X, idx)
-        se = np.sqrt(vp / n_p + vc / nc)
-        t = np.where(se > 0, (mp - mc) / np.where(se > 0, se, 1.0), 0.0)
-        flip = 1.0 if any(k in kinds[idx[0]] for k in _UP_KINDS) else -1.0
-        t = flip * t
+        delta = np.mean([d for d, _, _ in parts], axis=0)
+        se = np.sqrt(np.sum([v for _, v, _ in parts], axis=0)) / len(parts)
+        t = np.where(se > 0, delta / np.where(se > 0, se, 1.0), 0.0)
         t[genes.get_loc(g)] = 0.0
         rows.append(t)
-        deltas.append(flip * (mp - mc))
+        deltas.append(delta)
         ses.append(se)
         names.append(g)
-        cells[g] = int(idx.size)
+        cells[g] = int(sum(n for _, _, n in parts))
     shape = (len(rows), len(genes))
     P = pd.DataFrame(np.array(rows).reshape(shape), index=pd.Index(names), columns=genes)
     P.attrs["delta"] = np.array(deltas).reshape(shape)
@@ -162,7 +169,7 @@ def combine_evidence(B: np.ndarray, regs: pd.Index, P: pd.DataFrame, *, how: str
     edges then score ``u_R + u_P`` (``how="sum"``: both kinds of evidence rank them above regression
     alone), ``(u_R + u_P) / 2`` (``"mean"``), ``sqrt(u_R u_P)`` (``"product"``) or ``u_P``
     (``"perturbation"``); the other regulators keep ``u_R``. The sign comes from the perturbation
-    where it was measured, else from the regression.
+    where its evidence counts (``|t| ≥ min_t``), else from the regression.
 
     Parameters
     ----------
@@ -205,7 +212,7 @@ def combine_evidence(B: np.ndarray, regs: pd.Index, P: pd.DataFrame, *, how: str
         S[rows] = np.sqrt(r_part * uP)
     else:
         S[rows] = uP
-    sign[rows] = np.where(T != 0, np.sign(T), sign[rows])
+    sign[rows] = np.where(uP > 0, np.sign(T), sign[rows])  # the sign a counted knockout shows
     S = S * sign
     if allowed is not None:
         S = np.where(allowed, S, 0.0)

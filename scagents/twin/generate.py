@@ -128,7 +128,9 @@ def signal_check(mdata, *, min_sd: float = 0.1, min_frac: float = 0.4) -> Signal
 
     Judged on the control cells' noiseless activity (``rna.layers["activity"]``): a gene *varies*
     when its activity has standard deviation ≥ ``min_sd`` across cells. The simulation passes when
-    at least ``min_frac`` of the non-input genes vary and some gene is active (not all-off).
+    at least ``min_frac`` of the non-input genes vary and some non-input gene is active at the end
+    of the trajectories (``obsm["final_state"]`` above 0.1: not all-off once initial transients
+    have decayed).
 
     Parameters
     ----------
@@ -145,7 +147,8 @@ def signal_check(mdata, *, min_sd: float = 0.1, min_frac: float = 0.4) -> Signal
     n_var = int((sd >= min_sd).sum())
     n_dyn = int(dynamic.sum())
     frac = n_var / max(n_dyn, 1)
-    mx = float(act[:, dynamic].max(initial=0.0))
+    final = np.asarray(rna.obsm["final_state"])[ctrl if ctrl.any() else slice(None)]
+    mx = float(final[:, dynamic].max(initial=0.0))
     reasons = []
     if mx <= 0.1:
         reasons.append("all genes off")

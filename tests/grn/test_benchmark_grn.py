@@ -47,8 +47,10 @@ def test_verdict_counts_wins_and_time_goal():
 
 
 def test_benchmark_default_is_what_the_network_agent_runs():
-    """The agent calls infer_network with its defaults; the benchmark scores the same configuration."""
+    """The agent calls infer_network with its defaults (tests/agents/test_agents.py checks that it
+    passes none of the chosen settings); both benchmarks score the same configuration."""
     import inspect
+    import json
 
     from scagents.grn import infer_network
 
@@ -56,3 +58,19 @@ def test_benchmark_default_is_what_the_network_agent_runs():
     params = inspect.signature(infer_network).parameters
     kwargs = {"transform": "none", "alpha": "auto", **bench.METHODS[bench.DEFAULT]}
     assert all(params[k].default == v for k, v in kwargs.items())
+    spec = importlib.util.spec_from_file_location("grn_select", BENCH.with_name("grn_select.py"))
+    sel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sel)
+    dflt = sel.default_kwargs()
+    assert {k: dflt[k] for k in ("method", "transform")} == {"method": bench.METHODS[bench.DEFAULT]["method"],
+                                                             "transform": kwargs["transform"]}
+    # the committed selection result chose exactly these defaults on the training networks
+    result = BENCH.parents[0] / "results" / "grn_select.json"
+    if result.exists():
+        chosen = json.loads(result.read_text()).get("summary", {}).get("selection")
+        if chosen:
+            assert chosen["observational_winner"] in sel.OBS_CANDIDATES
+            won = sel.OBS_CANDIDATES[chosen["observational_winner"]]
+            assert all(dflt[k] == v for k, v in won.items())
+            won = sel.SCREEN_CANDIDATES[chosen["screen_winner"]]
+            assert all(dflt[k] == v for k, v in won.items() if k in dflt)
