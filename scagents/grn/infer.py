@@ -278,29 +278,39 @@ def _ridge_masked(G: np.ndarray, C: np.ndarray, reg_idx: np.ndarray, alpha: floa
     return B
 
 
-def _refit_without(ZR: np.ndarray, z: np.ndarray, drop: np.ndarray, j_reg: int, alpha: float,
+def _refit_without(stats: _Stats, j: int, z_drop: np.ndarray, drop: np.ndarray, j_reg: int, alpha: float,
                    allowed_col: np.ndarray | None = None) -> np.ndarray:
-    """Ridge coefficients of one target refitted without the cells ``drop`` (invariant prediction).
+    """Ridge coefficients of target ``j`` refitted without the cells ``drop`` (invariant prediction).
 
     A target gene's own perturbed cells do not follow its regulatory mechanism (its activity is set
     by the perturbation), so its regression leaves them out; every other target keeps them (they
-    add interventional variation of the regulators). ``j_reg``: the target's position among the
-    regulators (-1 if it is not one), excluded from its own fit.
+    add interventional variation of the regulators). The kept cells' correlations are obtained from
+    the full ones by removing the dropped cells' contribution (``O(dropped x regulators²)``), so
+    nothing of size cells x regulators is copied. ``z_drop``: the target's standardised values on the
+    dropped cells; ``j_reg``: its position among the regulators (-1 if it is not one).
     """
-    keep = ~drop
-    A = ZR[keep]
-    A = (A - A.mean(axis=0)) / np.where(A.std(axis=0) > 0, A.std(axis=0), 1.0)
-    y = z[keep]
-    y = (y - y.mean()) / (y.std() if y.std() > 0 else 1.0)
-    use = np.ones(ZR.shape[1], dtype=bool)
+    n, nk = stats.n, int(drop.sum())
+    keep_n = n - nk
+    beta = np.zeros(len(stats.reg_idx))
+    if keep_n < 3:
+        return beta
+    Zd = stats.ZR[drop]
+    m = -Zd.sum(axis=0) / keep_n  # globally centred columns: the kept cells' mean
+    cov = (n * stats.G - Zd.T @ Zd) / keep_n - np.outer(m, m)
+    my = -z_drop.sum() / keep_n
+    cy = (n * stats.C[:, j] - Zd.T @ z_drop) / keep_n - m * my
+    vy = (n - float(z_drop @ z_drop)) / keep_n - my**2  # z has unit variance over all cells
+    sd = np.sqrt(np.clip(np.diag(cov), 1e-12, None))
+    G = cov / sd[:, None] / sd[None, :]
+    c = cy / sd / np.sqrt(max(vy, 1e-12))
+    use = np.ones(len(beta), dtype=bool)
     if j_reg >= 0:
         use[j_reg] = False
     if allowed_col is not None:
         use &= allowed_col
-    beta = np.zeros(ZR.shape[1])
     if use.any():
-        Au = A[:, use]
-        beta[use] = np.linalg.solve(Au.T @ Au / len(y) + alpha * np.eye(use.sum()), Au.T @ y / len(y))
+        with _one_thread():
+            beta[use] = np.linalg.solve(G[np.ix_(use, use)] + alpha * np.eye(use.sum()), c[use])
     return beta
 
 
@@ -595,8 +605,9 @@ def infer_network(
             pos = {g: i for i, g in enumerate(map(str, regs))}
             for g in P_eff.index:
                 j = genes.get_loc(g)
-                z = stats.ZR[:, pos[g]] if g in pos else _z_block(_dense(X[:, [j]]), transform)[0][:, 0]
-                B[:, j] = _refit_without(stats.ZR, z, lab == g, pos.get(g, -1), alpha_val,
+                drop = lab == g
+                z = stats.ZR[drop, pos[g]] if g in pos else _z_block(_dense(X[:, [j]]), transform)[0][drop, 0]
+                B[:, j] = _refit_without(stats, j, z, drop, pos.get(g, -1), alpha_val,
                                          None if allowed is None else allowed[:, j])
             params["invariant_targets"] = int(len(P_eff.index))
     elif method == "correlation":
