@@ -36,7 +36,8 @@ from scagents.metrics import auprc_ratio, early_precision_ratio  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data" / "grn"
 RESULTS = ROOT / "benchmarks" / "results"
 # name -> infer_network keyword arguments. DEFAULT is the one configuration scored against GRNBoost2 on
-# every network. It is infer_network's own default (plain ridge, α by held-out R²), which the network
+# every network. Since issue 18 infer_network's defaults (observational and with a knockout screen) are
+# chosen by benchmarks/grn_select.py on training networks and reported on disjoint ones. It is infer_network's own default (plain ridge, α by held-out R²), which the network
 # agent runs (tests/grn/test_benchmark_grn.py checks that they agree). It was `ridge_rank` until issue
 # 18: on five published Boolean networks never used here (17 runs) plain ridge scored a geometric-mean
 # AUPRC ratio of 2.96 against 1.67 for ridge_rank, and the held-out validation below separates them
