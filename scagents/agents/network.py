@@ -68,8 +68,8 @@ def _genes(state: RunState, data: DataSummary) -> pd.DataFrame | None:
 def _cells(rna, goal: list[str]) -> tuple[np.ndarray, bool]:
     """Cells to fit and whether they hold a usable knockout screen.
 
-    Control cells always; the perturbed cells too when single-gene perturbations other than the
-    goal's have at least 5 cells each beside at least 20 control cells. The goal's own cells are never
+    Control cells always; the perturbed cells too when single-gene perturbations of measured genes
+    other than the goal's have at least 5 cells each beside at least 20 control cells. The goal's own cells are never
     used: the network must not have seen the answer it helps to predict.
     """
     obs = rna.obs
@@ -80,7 +80,8 @@ def _cells(rna, goal: list[str]) -> tuple[np.ndarray, bool]:
         return ctrl, False
     lab = obs["target_genes"].astype(str).to_numpy()
     goal = "+".join(goal)
-    usable = ~ctrl & (lab != "") & (lab != goal) & (np.char.find(lab.astype(str), "+") < 0)
+    usable = (~ctrl & (lab != "") & (lab != goal) & (np.char.find(lab.astype(str), "+") < 0)
+              & np.isin(lab, rna.var_names.astype(str)))  # a perturbed gene that is measured
     counts = pd.Series(lab[usable]).value_counts()
     ok = set(counts[counts >= 5].index)
     pert = usable & np.isin(lab, list(ok))
@@ -226,6 +227,8 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
                 edges["coef"] = edges["coef"].fillna(0.0)
                 edges["weight"] = edges["weight"].fillna(0.0)
                 edges["sign"] = np.sign(edges["weight"]).astype(int)
+                if "evidence" not in edges:  # no perturbation had enough cells among the genes
+                    edges["evidence"] = "regression"
                 edges["evidence"] = edges["evidence"].fillna("propagation only")
                 edges = edges.iloc[np.argsort(-edges["weight"].abs().to_numpy(), kind="stable")]
             else:
