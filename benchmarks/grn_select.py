@@ -244,6 +244,9 @@ def summarise(results: dict) -> dict:
                     [per_net[n][m][metric] for n in per_net if m in per_net[n]])
         summary[split]["overall"] = overall
         summary[split]["per_network"] = per_net
+        summary[split]["per_dropout"] = {
+            str(d): {m: _gmean(e["scores"][m]["auprc_ratio"] for e in kept if e["dropout"] == d and m in e["scores"])
+                     for m in methods} for d in DROPOUTS if any(e["dropout"] == d for e in kept)}
     tr = summary["train"]["overall"]
     if tr:
         obs = {m.split("/", 1)[1]: v["gmean_auprc_ratio_datasets"] for m, v in tr.items() if m.startswith("obs/")}
@@ -314,11 +317,16 @@ def report() -> dict:
             L.append(f"| {k} | {a['default']:.2f} / {a['reference']:.2f} ({a['ratio']:.2f}×), "
                      f"{a['wins']}/{a['networks']} | {e['default']:.2f} / {e['reference']:.2f}, "
                      f"{e['wins']}/{e['networks']} | {'beats' if row['beats'] else 'does not beat'}{extra} |")
-        L += ["", "### Per evaluation network (AUPRC ratio, gmean over seeds)", ""]
+        L += ["", "### By dropout level (AUPRC ratio, gmean over data sets)", "",
+              "| dropout | " + " | ".join(sorted(ev["overall"])) + " |", "|---" * (len(ev["overall"]) + 1) + "|"]
+        for d, v in ev["per_dropout"].items():
+            L.append(f"| {d} | " + " | ".join(f"{v[m]:.2f}" for m in sorted(ev["overall"])) + " |")
+        L += ["", "### Per evaluation network (AUPRC ratio, gmean over seeds; seeds in brackets)", ""]
         methods = sorted({m for v in ev["per_network"].values() for m in v})
         L += ["| network | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
         for n, v in ev["per_network"].items():
-            L.append(f"| {n} | " + " | ".join(f"{v[m]['auprc_ratio']:.2f}" if m in v else "" for m in methods) + " |")
+            L.append(f"| {n} ({v[methods[0]]['n_seeds'] if methods[0] in v else 0}) | "
+                     + " | ".join(f"{v[m]['auprc_ratio']:.2f}" if m in v else "" for m in methods) + " |")
         impls = sorted({sc_.get("implementation", "") for e in results["datasets"].values()
                         for sc_ in e["scores"].values() if "implementation" in sc_})
         L += ["", f"GRNBoost2/GENIE3 implementation: {', '.join(impls)} (arboreto is not installed here; "
