@@ -71,7 +71,7 @@ def test_benchmark_default_is_what_the_network_agent_runs():
         if chosen:
             assert chosen["observational_winner"] in sel.OBS_CANDIDATES
             won = sel.OBS_CANDIDATES[chosen["observational_winner"]]
-            assert all(dflt[k] == v for k, v in won.items())
+            assert all(dflt.get(k) == v for k, v in won.items())
             won = sel.SCREEN_CANDIDATES[chosen["screen_winner"]]
             assert all(dflt[k] == v for k, v in won.items() if k in dflt)
 
