@@ -275,7 +275,8 @@ _OBJECTIVE_LINES = {"increase": "increase (a hit raises the read-out; reward = s
 
 def _designer_line(cfg: dict) -> str:
     opts = ", ".join(f"{k}={v}" for k, v in cfg.get("options", {}).items())
-    return (f"designer: {cfg['designer']} (seed {cfg['seed']}, groups {cfg['groups']}, {cfg['n_rounds']} planned "
+    graph = f", graph {cfg['graph']}" if cfg.get("graph", "none") != "none" else ""
+    return (f"designer: {cfg['designer']} (seed {cfg['seed']}, groups {cfg['groups']}{graph}, {cfg['n_rounds']} planned "
             f"rounds{'; ' + opts if opts else ''}) — stored in the ledger; later rounds continue it")
 
 
@@ -289,6 +290,9 @@ def format_proposals(df) -> str:
         lines.append(f"objective: {_OBJECTIVE_LINES.get(df.attrs['objective'], df.attrs['objective'])}")
     if df.attrs.get("designer"):
         lines.append(_designer_line(df.attrs["designer"]))
+    if df.attrs.get("feature_coverage"):
+        lines.append("feature sources (share of the candidates each describes): " + ", ".join(
+            f"{k} {'absent' if v is None else f'{v:.0%}'}" for k, v in df.attrs["feature_coverage"].items()))
     if len(why) == 1:
         lines.append(f"why: {why[0]}")
     scores = df["score"].to_numpy(float)
