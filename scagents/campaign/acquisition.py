@@ -626,8 +626,6 @@ class BayesPriorDesigner(Designer):
     name: str = field(default="bayes_prior", init=False)
 
     def _score(self, X, measured, rewards, avail, batch, rng, round_frac, prior):
-        from sklearn.linear_model import BayesianRidge
-
         if self.acquisition not in ("thompson", "ucb"):
             raise DesignerError(f"Unknown acquisition {self.acquisition!r}; use 'thompson' or 'ucb'.")
         Z = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
@@ -635,17 +633,23 @@ class BayesPriorDesigner(Designer):
         y = np.asarray(rewards, dtype=np.float64)
         y = (y - y.mean()) / (y.std() or 1.0)
         resid = y - self.anchor * p[measured]
-        br = BayesianRidge(fit_intercept=True, compute_score=True).fit(Z[measured], resid)
-        # Bayes factor of "the features explain the residual" vs "they do not" (w = 0, intercept + noise):
-        # its posterior probability weights what the features add (model averaging)
-        n = len(resid)
-        rss0 = float(np.sum((resid - resid.mean()) ** 2)) or 1e-12
-        null = -0.5 * n * (np.log(2 * np.pi * rss0 / n) + 1.0)
-        self.evidence_weight_ = float(1.0 / (1.0 + np.exp(np.clip(null - float(br.scores_[-1]), -50, 50))))
-        mu, sd = br.predict(Z[avail], return_std=True)
-        self.evidence_weight_ *= self.feature_weight
-        mu = self.evidence_weight_ * (mu - br.intercept_) + br.intercept_
-        sd = self.evidence_weight_ * sd
+        if self.feature_weight > 0:
+            from sklearn.linear_model import BayesianRidge
+
+            br = BayesianRidge(fit_intercept=True, compute_score=True).fit(Z[measured], resid)
+            # Bayes factor of "the features explain the residual" vs "they do not" (w = 0, intercept + noise):
+            # its posterior probability weights what the features add (model averaging)
+            n = len(resid)
+            rss0 = float(np.sum((resid - resid.mean()) ** 2)) or 1e-12
+            null = -0.5 * n * (np.log(2 * np.pi * rss0 / n) + 1.0)
+            self.evidence_weight_ = float(1.0 / (1.0 + np.exp(np.clip(null - float(br.scores_[-1]), -50, 50))))
+            mu, sd = br.predict(Z[avail], return_std=True)
+            self.evidence_weight_ *= self.feature_weight
+            mu = self.evidence_weight_ * (mu - br.intercept_) + br.intercept_
+            sd = self.evidence_weight_ * sd
+        else:  # the feature model is off: nothing to fit (and sklearn is not imported)
+            br, self.evidence_weight_ = None, 0.0
+            mu, sd = np.zeros(len(avail)), np.zeros(len(avail))
         base = self.anchor * p[avail] + mu
         why = f"score = {self.anchor:g} × the expression prior (in SDs)"
         if self.feature_weight > 0:
@@ -678,6 +682,8 @@ class BayesPriorDesigner(Designer):
         if self.acquisition == "ucb":
             return _diverse_greedy(score, _unit(X[avail]), batch, self.diversity)
         offset, br, Za, rng = self._thompson
+        if br is None:  # no feature model: every draw is the score itself
+            return np.argsort(-score, kind="stable")[:batch]
         cov = np.asarray(br.sigma_, dtype=np.float64)
         L = np.linalg.cholesky(cov + 1e-10 * np.eye(len(cov)))
         chosen: list[int] = []
