@@ -99,17 +99,22 @@ def screen_campaign(genes, X, scores, *, designer: str | None, seed: int, prior=
     return retrospective_picks(des, X, scores, n_rounds=rounds, batch=batch, objective=objective)
 
 
-_GREEDY = {"anchor": 1.0, "group": 2.0, "neighbours": 1.0, "acquisition": "ucb", "beta": 0.0, "diversity": 0.0,
-           "evidence": "hitlike"}
+#: bayes_prior options spelled out in full, so that a later change of the designer's defaults cannot change
+#: what a setting means: the feature model on, Thompson draws, residual evidence (the landed design) ...
+_THOMPSON = {"anchor": 0.5, "acquisition": "thompson", "beta": 1.0, "diversity": 0.3, "group": 0.5, "neighbours": 0.0,
+             "evidence": "residual", "hit_quantile": 0.7, "feature_weight": 1.0}
+#: ... and greedy on the prior + the share of hit-like measured family members / graph partners
+_GREEDY = {"anchor": 1.0, "acquisition": "ucb", "beta": 0.0, "diversity": 0.0, "group": 2.0, "neighbours": 1.0,
+           "evidence": "hitlike", "hit_quantile": 0.7, "feature_weight": 1.0}
 
 #: Every designer setting the protocol chooses among, fixed before any run (label, designer, groups, graph,
 #: options). prior_only comes first: ties go to the earlier setting.
 SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
     ("prior_only", "prior_only", "none", "none", {}),
     ("ridge_ucb", "ridge_ucb", "symbol_families", "none", {"beta": 1.0, "group": 0.5}),
-    ("bayes thompson fam", "bayes_prior", "symbol_families", "none", {"anchor": 0.5, "group": 0.5, "neighbours": 0.0}),
+    ("bayes thompson fam", "bayes_prior", "symbol_families", "none", _THOMPSON),
     ("bayes thompson a2 fam+coexp+LR", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
-     {"anchor": 2.0, "group": 0.5, "neighbours": 0.5}),
+     {**_THOMPSON, "anchor": 2.0, "neighbours": 0.5}),
     ("bayes greedy fam-hitlike", "bayes_prior", "symbol_families", "none", {**_GREEDY, "neighbours": 0.0}),
     ("bayes greedy fam+coexp+LR-hitlike", "bayes_prior", "symbol_families", "coexpression+ligand_receptor", _GREEDY),
     ("bayes greedy fam-hitlike nofeat", "bayes_prior", "symbol_families", "none",
@@ -121,7 +126,7 @@ SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
     ("bayes UCB0.5 fam+coexp+LR-hitlike", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
      {**_GREEDY, "beta": 0.5}),
     ("bayes thompson fam+coexp+LR-hitlike", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
-     {"anchor": 1.0, "group": 2.0, "neighbours": 1.0, "evidence": "hitlike"}),
+     {**_GREEDY, "acquisition": "thompson", "beta": 1.0, "diversity": 0.3}),
 )
 
 RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "
