@@ -258,3 +258,32 @@ def test_default_cli_campaign_matches_the_benchmark(tmp_path, capsys):
     bench = _benchmark().screen_campaign(genes, F.to_numpy(), scores.to_numpy(), designer=None, seed=2,
                                          prior=expression_prior(F, columns=["mean"]).to_numpy(), rounds=3, batch=10)
     assert [[genes[i] for i in p] for p in bench] == cli
+
+
+def test_benchmark_converts_the_wheel_screens_with_one_hit_rule(tmp_path, monkeypatch):
+    """The added screens: read from a (here: fake, already cached) genedisco wheel, written in the shared format."""
+    import zipfile
+
+    from scagents.campaign.screens import load_screen_file
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(200)]
+    z1, z2 = rng.normal(size=200), rng.normal(size=200)
+    rra = rng.uniform(1e-6, 1, 200)
+    bench = _benchmark()
+    (nk, nk_member, _), (cov, cov_member, _) = bench.ADDED_SCREENS
+    with zipfile.ZipFile(tmp_path / "cache" / "wheels" / "genedisco-0.0-py3-none-any.whl", "w") as z:
+        z.writestr(nk_member, "Gene\tsgRNA\tRep1|z\tRep2|z\n" + "".join(
+            f"{g}\t4\t{a}\t{b}\n" for g, a, b in zip(genes, z1, z2, strict=True)))
+        z.writestr(cov_member, "\ufeffid,num,pos|score\n" + "".join(f"{g},4,{r}\n" for g, r in zip(genes, rra, strict=True)))
+    paths, where = bench.added_screens(lambda m: None)
+    assert "cached" in where and len(paths) == 2
+    s = load_screen_file(paths[0])
+    assert s.name == nk and len(s.scores) == 200
+    np.testing.assert_allclose(s.scores["G3"], (z1[3] + z2[3]) / 2)
+    dev = np.abs(s.scores - s.scores.median())
+    assert s.hits == frozenset(dev.index[dev >= dev.quantile(0.95)]) and len(s.hits) == 10  # top 5 %
+    c = load_screen_file(paths[1])
+    assert c.name == cov and c.scores["G7"] == pytest.approx(-np.log(rra[7]))
