@@ -165,3 +165,35 @@ def test_network_fate_prior_ranks_the_direct_th1_drivers_first():
     assert p[labels.index("GATA3")] > 0 > p[labels.index("GATA3 overexpression")]
     with pytest.raises(DesignerError, match="Unknown fate"):
         network_fate_prior(net, labels, "Th17")
+
+
+def test_cli_next_says_in_one_line_why_the_bayesian_designer_answers(tmp_path, capsys):
+    from scagents.cli import main
+
+    t = _task(9, n=120)
+    genes = [f"G{i}" for i in range(len(t.X))]
+    feats = tmp_path / "feats.csv"
+    pd.DataFrame(t.X, index=pd.Index(genes, name="gene"), columns=[f"f{j}" for j in range(6)]).assign(
+        mean=t.prior).to_csv(feats)
+    cands = tmp_path / "cands.txt"
+    cands.write_text("\n".join(genes) + "\n")
+    pol, _ = train_design_policy([_task(0)], total_steps=64, seed=0)
+    pfile = tmp_path / "policy.pt"
+    pfile.write_bytes(policy_state_bytes(pol, gate=loso_gate({"A": [0.1] * 5}, {"A": [0.12] * 5})))
+    db = str(tmp_path / "ledger.sqlite")
+    argv = ["next", "--campaign", "c", "--db", db, "--batch", "10", "--goal", "find regulators of X",
+            "--candidates", str(cands), "--features", str(feats), "--designer", "learned_policy",
+            "--designer-option", f"policy_file={pfile}"]
+    assert main(argv) == 0
+    con = sqlite3.connect(db)
+    got = [g for (g,) in con.execute("SELECT gene FROM proposals ORDER BY rank")]
+    con.close()
+    res = tmp_path / "res.csv"
+    pd.DataFrame({"gene": got, "score": t.scores[[genes.index(g) for g in got]]}).to_csv(res, index=False)
+    assert main(["ingest", "--campaign", "c", "--db", db, str(res)]) == 0
+    capsys.readouterr()
+    assert main(["next", "--campaign", "c", "--db", db, "--batch", "10"]) == 0
+    out = capsys.readouterr().out
+    why = [line for line in out.splitlines() if "learned design policy not used" in line]
+    assert len(why) == 1 and "did not beat the Bayesian designer in leave-one-screen-out validation" in why[0]
+    assert "designer: learned_policy" in out
