@@ -254,7 +254,8 @@ def markdown(results: dict) -> str:
     if "gate" in results:
         g = results["gate"]
         lines += ["", f"**Gate ({'passed' if g['passed'] else 'not passed'})**: {g['reason']}.", "",
-                  f"Pooled over screens: {results['pooled']}"]
+                  "Pooled over the held-out screens (all seed-paired differences; the gate uses TRPO→PPO, fixed "
+                  "before the run): " + "; ".join(f"{k} {v}" for k, v in results["pooled"].items()) + "."]
     if "deployed" in results:
         lines += ["", f"Policy for `scagents next --designer learned_policy`: {results['deployed']}"]
     if "twin" in results:
