@@ -830,3 +830,10 @@ def build_designer(config: dict, genes, *, prior: np.ndarray | None = None, stat
     des.feature_coverage_ = coverage
     des.set_state(state)
     return des
+
+
+# the learned acquisition (TRPO→PPO design policy, issue 12 item 3) lives in its own module, which
+# builds on the classes above; registered here so that designer_config / build_designer know it
+from scagents.campaign.design_policy import LearnedPolicyDesigner  # noqa: E402
+
+DESIGNERS["learned_policy"] = LearnedPolicyDesigner
