@@ -171,10 +171,11 @@ class RunResult:
         else:  # the report keeps the strongest 50 genes
             predicted = pd.DataFrame(report.get("genes", [])).set_index("gene")
         pert = report.get("perturbation") or {}
-        label = f"{'+'.join(pert.get('targets', []))} {pert.get('kind', '')}".strip()
+        label = ((report.get("goal") or {}).get("label")
+                 or f"{'+'.join(pert.get('targets', []))} {pert.get('kind', '')}".strip())
         method = (report.get("method") or {}).get("name", "")
         statuses = [a["status"] for a in report.get("agents", [])
-                    if a.get("agent") in ("policy", "fallback")]
+                    if a.get("agent") in ("policy", "fallback", "stimulation")]
         status = statuses[-1] if statuses else "unknown"
         check = report.get("twin_check") or report.get("evaluation")
         files = {"markdown": folder / "report.md", "html": folder / "report.html",
