@@ -22,7 +22,9 @@ Candidates (cell types):
   response on the control expression, ``Δ_g = a_g + b_g (x_g − x̄_g)``;
 - ``similarity-weighted linear`` — the same regression with the similarity weights;
 - ``ridge on control profiles`` — kernel ridge regression of the response vector on the whole
-  control profile (linear kernel) across cell types.
+  control profile (linear kernel) across cell types;
+- ``average of the learned candidates`` — the mean of the four predictions above, each with the
+  hyper-parameter its own inner validation chose.
 
 Candidates (time points): ``no change``; the baselines ``mean shift`` (mean change of the other
 time points) and ``linear in time`` (piecewise-linear interpolation through 0 h and the other time
@@ -30,7 +32,9 @@ points, extrapolated from the last two beyond them).
 
 :func:`fit_response` chooses by inner validation over the training groups only (leave one group out
 inside training, each hyper-parameter too) with the policy agent's rule
-(:func:`scagents.agents.policy.compare_to_baseline`): the best learned candidate answers only if it
+(:func:`scagents.agents.policy.compare_to_baseline`). The learned candidate put to the test is the
+one with the highest inner Pearson-delta among those whose inner MSE ties the lowest (within one
+paired standard error); it answers only if it
 beats the best baseline by ≥ 5 % mean MSE, by more than one standard error paired over the inner
 groups, and with a Pearson-delta top-20 that is not worse; otherwise the best baseline answers. The
 answer carries split-conformal 80 % intervals calibrated on the inner residuals
@@ -233,8 +237,20 @@ class Candidate:
 
     fn: Predictor
     grid: tuple = (None,)
-    role: str = "learned"  # "learned", "baseline" or "reference"
+    role: str = "learned"  # "learned", "baseline", "reference" or "ensemble"
     describe: str = ""
+
+
+ENSEMBLE = "average of the learned candidates"
+
+
+def _ensemble_fn(cands: dict[str, Candidate]) -> Predictor:
+    def predict(m: ConditionMeans, train: list[int], target: int, params) -> np.ndarray:
+        """Mean of the learned candidates' predictions, each with its hyper-parameter
+        (``params``: ``((name, param), …)``)."""
+        return np.mean([cands[name].fn(m, train, target, p) for name, p in params], axis=0)
+
+    return predict
 
 
 CELL_TYPE_CANDIDATES: dict[str, Candidate] = {
@@ -257,6 +273,9 @@ CELL_TYPE_CANDIDATES: dict[str, Candidate] = {
     "ridge on control profiles": Candidate(
         _ridge_profiles, grid=(0.1, 1.0, 10.0),
         describe="kernel ridge regression of the response on the whole control profile (λ)"),
+    ENSEMBLE: Candidate(_no_change, role="ensemble",
+                        describe="mean of the learned candidates' predictions, each with the "
+                                 "hyper-parameter its inner validation chose"),
 }
 
 TIME_CANDIDATES: dict[str, Candidate] = {
@@ -311,6 +330,20 @@ class ResponseFit:
     params: dict[str, object] = field(default_factory=dict)
 
 
+def _challenger(learned: list[str], rows: dict[str, pd.DataFrame], validation: dict) -> str:
+    """The learned candidate put to the baseline test: among those whose inner MSE is within one
+    paired standard error of the lowest (a tie on MSE), the highest inner Pearson-delta."""
+    best = min(learned, key=lambda k: (validation[k]["mse"], k))
+    tied = []
+    for k in learned:
+        d = (rows[k]["mse"] - rows[best]["mse"].reindex(rows[k].index)).to_numpy(float)
+        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+        if d.mean() <= se:
+            tied.append(k)
+    return max(tied, key=lambda k: (np.nan_to_num(validation[k]["pearson_delta_topk"], nan=-1.0),
+                                    -validation[k]["mse"], k))
+
+
 def fit_response(means: ConditionMeans, target: str, *, candidates: dict[str, Candidate] | None = None,
                  min_improvement: float = 0.05, level: float | None = None) -> ResponseFit:
     """Predict ``target``'s response from the other groups, choosing the predictor by inner
@@ -353,13 +386,18 @@ def fit_response(means: ConditionMeans, target: str, *, candidates: dict[str, Ca
     if not train:
         raise ValueError(f"No other group has {MIN_CELLS} control and treated cells to learn "
                          f"{target!r}'s response from.")
-    learned = [k for k, c in cands.items() if c.role == "learned"]
+    members = [k for k, c in cands.items() if c.role == "learned"]
+    learned = [k for k, c in cands.items() if c.role in ("learned", "ensemble")]
     baselines = [k for k, c in cands.items() if c.role == "baseline"]
     # inner validation: leave each training group out of the training groups
     inner = train if len(train) >= 3 or (m.hours is not None and len(train) >= 2) else []
     rows: dict[str, pd.DataFrame] = {}
     best_param: dict[str, object] = {}
-    for name, c in cands.items():
+    cands = dict(cands)
+    for name, c in sorted(cands.items(), key=lambda kv: kv[1].role == "ensemble"):
+        if c.role == "ensemble":  # after its members: their chosen hyper-parameters
+            c = cands[name] = replace(c, fn=_ensemble_fn(cands),
+                                      grid=(tuple((k, best_param[k]) for k in members),))
         per_param = {}
         for p in c.grid:
             recs = []
@@ -395,7 +433,7 @@ def fit_response(means: ConditionMeans, target: str, *, candidates: dict[str, Ca
     else:
         best_base = min(baselines, key=lambda k: (validation[k]["mse"], k))
         if learned:
-            challenger = min(learned, key=lambda k: (validation[k]["mse"], k))
+            challenger = _challenger(learned, rows, validation)
             verdict = compare_to_baseline(rows, policy=challenger, baselines=baselines,
                                           min_improvement=min_improvement)
             scores = {k: {"mse": v["mse"], "pearson_delta_topk": v["pearson_delta_topk"]}
