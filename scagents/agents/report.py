@@ -295,7 +295,9 @@ def _embedding(state: RunState, data: DataSummary, integ: IntegrationSummary,
     else:
         from sklearn.decomposition import PCA
 
-        coords, how = PCA(n_components=2, random_state=seed).fit_transform(x), "PCA of RNA"
+        # the 2,000 most variable genes carry the picture (a whole transcriptome only slows it)
+        cols = np.sort(np.argsort(-x.var(0), kind="stable")[:2000]) if x.shape[1] > 2000 else slice(None)
+        coords, how = PCA(n_components=2, random_state=seed).fit_transform(x[:, cols]), "PCA of RNA"
     d = delta.reindex(rna.var_names).fillna(0.0).to_numpy()
     z = (x - x.mean(0)) / (x.std(0) + 1e-9)
     score = z @ d / (np.abs(d).sum() + 1e-12)
@@ -339,13 +341,13 @@ def build_result(state: RunState) -> dict:
     if stim:
         label = stim["label"]
     pred = pd.read_csv(out / pol.prediction_path, index_col="gene")
-    genes = [{"gene": str(g), "delta": float(r.delta), "control_mean": float(r.control_mean),
+    genes = [{"gene": str(r.Index), "delta": float(r.delta), "control_mean": float(r.control_mean),
               "perturbed_mean": float(r.perturbed_mean),
               **({"lower": float(r.delta_lower), "upper": float(r.delta_upper)}
                  if "delta_lower" in pred and pd.notna(r.delta_lower) else {}),
               **({"clears_noise": bool(r.clears_noise)} if "clears_noise" in pred else {})}
-             for g, r in pred.iterrows()
-             if g not in data.inputs]  # model inputs are set, not responses
+             for r in pred.itertuples()
+             if r.Index not in data.inputs]  # model inputs are set, not responses
     figures: dict[str, str] = {}
     noise = (" — no detectable effect: for reference only"
              if pol.evidence and pol.evidence["detectable"] is False else "")
