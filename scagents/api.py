@@ -371,7 +371,9 @@ def _write_input(obj: Any, out_dir: Path) -> Path:
     if hasattr(obj, "mod"):
         return write(obj, out_dir / INPUT_FILES["mudata"])
     slim = ad.AnnData(X=obj.X, obs=obj.obs.copy(), var=obj.var.copy(),
-                      layers={k: v for k, v in obj.layers.items()})
+                      layers={k: v for k, v in obj.layers.items()},
+                      # text descriptions (uns["source"], …) can name the data's treatment
+                      uns={k: v for k, v in obj.uns.items() if isinstance(v, str)})
     return write(slim, out_dir / INPUT_FILES["anndata"])
 
 
