@@ -70,7 +70,7 @@ def stimulation_agent(state: RunState) -> dict:
     import mudata as md
 
     from scagents.agents.policy import MIN_LISTED, PREDICTION_FILE
-    from scagents.evidence import evidence_check, noise_floor
+    from scagents.evidence import INTERVAL_LEVEL, MAX_BOOT_CELLS, evidence_check, noise_floor
     from scagents.metrics import prediction_report
     from scagents.stimulation import MEAN_SHIFT, fit_response, score
 
@@ -137,8 +137,16 @@ def stimulation_agent(state: RunState) -> dict:
     x = rna.layers["lognorm"]
     floor = None
     if goal_cells.sum() >= 2 and ctrl_cells.sum() >= 2:
-        floor = noise_floor(_dense(x[np.flatnonzero(ctrl_cells)]), _dense(x[np.flatnonzero(goal_cells)]),
-                            genes, min_effect=MIN_LISTED, seed=opts.seed)
+        rng = np.random.default_rng(opts.seed)  # dense at most MAX_BOOT_CELLS cells per side
+
+        def cells(mask: np.ndarray) -> np.ndarray:
+            idx = np.flatnonzero(mask)
+            if len(idx) > MAX_BOOT_CELLS:
+                idx = np.sort(rng.choice(idx, MAX_BOOT_CELLS, replace=False))
+            return _dense(x[idx])
+
+        floor = noise_floor(cells(ctrl_cells), cells(goal_cells), genes, min_effect=MIN_LISTED,
+                            seed=opts.seed)
     df = pd.DataFrame({"control_mean": control, "delta": pred}, index=pd.Index(genes, name="gene"))
     df["perturbed_mean"] = df["control_mean"] + df["delta"]
     df["delta_lower"] = np.nan if lower is None else lower
@@ -188,7 +196,7 @@ def stimulation_agent(state: RunState) -> dict:
         validation = first.validation
         val_labels = [f"{g} {sg['treatment']}" for g in first.inner]
         interval = None if first.q is None else {
-            "level": 0.8, "q": round(float(first.q), 6), "n_calibration": len(first.inner),
+            "level": INTERVAL_LEVEL, "q": round(float(first.q), 6), "n_calibration": len(first.inner),
             "models": list(first.candidates), "columns": ["delta_lower", "delta_upper"],
             "method": (f"split-conformal on the {len(first.inner)} inner-validation groups: delta ± "
                        "q · scale, scale = spread of the candidate predictions combined with the "
