@@ -533,7 +533,12 @@ def _stimulation_result(result: dict, pol: PolicySummary, data: DataSummary, lab
         + (f" (hyper-parameter {params[pol.method]})" if pol.method in params else "")
         + (f"; candidates validated leaving each of {n_val} other {what}s out in turn"
            if n_val else "; not validated (too few other groups)") + f" ({pol.status})")
-    if pol.validation:
+    if st.get("pooled"):
+        result["validation"]["description"] = (
+            "Each cell type has its own inner validation (leaving each of the other cell types out "
+            "in turn); the per-cell-type table below compares each prediction with that cell "
+            "type's observed response.")
+    elif pol.validation:
         result["validation"]["description"] = (
             f"Inner validation over the training {what}s only: each candidate predicted each of "
             f"{n_val} {what}s ({', '.join(pol.validation_labels)}) from the remaining ones; mean "
