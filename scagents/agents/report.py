@@ -546,8 +546,10 @@ def _stimulation_result(result: dict, pol: PolicySummary, data: DataSummary, lab
             "each one's top-20 changed genes. 'no change' is a reference; the mean shifts are the "
             "baselines a learned candidate must beat (same rule as the policy: ≥ 5 % lower MSE, "
             "paired improvement > 1 s.e., Pearson-delta not worse).")
-    notes = [n for n in result["notes"] if not n.startswith("The goal's perturbation (")
-             and not n.startswith("The data hold no cells of")]
+    # the generic held-out sentence counts perturbations; a stimulation goal's is per group
+    notes = [n for n in result["notes"] if not n.startswith(("The goal's perturbation (",
+                                                             "The goal's cells (",
+                                                             "The data hold no cells of"))]
     result["notes"] = [stimulation_held_out(pol, label), *notes]
     if st.get("not_predicted"):
         result["notes"].append(f"Not predicted (no control cells or no treated cells): "

@@ -73,3 +73,18 @@ def test_time_course_goal_on_scicar(tmp_path, capsys):
     assert report["method"]["name"] == "mean shift"
     assert "not validated" in report["method"]["description"]
     assert report["notes"][0].startswith("The 1075 treated cells of time point '3' were held out")
+
+
+def test_goal_over_all_cells_predicts_each_cell_type_from_the_others(kang_small, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--data", str(kang_small), "--goal", "predict IFNB stimulation", "--out",
+                 str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    rows = report["per_group"]
+    assert len(rows) == 12 and "Eryth" not in {r["cell_type"] for r in rows}
+    assert report["notes"][0].startswith("Each of the 12 cell types was predicted with its own "
+                                         "treated cells held out")
+    assert not any("not a held-out test" in n for n in report["notes"])
+    assert any(n.startswith("Not predicted") and "Eryth" in n for n in report["notes"])
+    assert report["evaluation"]["metrics"]["pearson_delta_topk"] > 0.5
+    assert "## Per cell type" in (out / "report.md").read_text()
