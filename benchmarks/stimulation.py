@@ -92,7 +92,10 @@ def _evaluate(rna, sg, opts, targets: list[str] | None) -> list[dict]:
                          "pearson_delta_top20": s["pearson_delta_topk"],
                          "n_control": int(means.n_control[i]), "n_treated": int(means.n_treated[i]),
                          **({"answered_by": fit.method, "status": fit.status, "seconds": secs,
-                             "trained_on": fit.train} if name == ANSWER else
+                             "trained_on": fit.train,
+                             "interval_coverage": (float(np.mean((fit.lower <= obs) & (obs <= fit.upper)))
+                                                   if fit.lower is not None else float("nan"))}
+                            if name == ANSWER else
                             {"param": str(fit.params.get(name))})})
     return rows
 
@@ -193,6 +196,12 @@ def kang() -> tuple[dict, list[str]]:
     lines += [""]
     out["per_split"] = full.to_dict("records")
     out["per_seed"] = seeds.drop(columns=[c for c in ("trained_on",) if c in seeds]).to_dict("records")
+    cov = answered["interval_coverage"].to_numpy(float)
+    out["interval_coverage"] = {"per_group": dict(zip(answered["group"], cov, strict=True)),
+                                "mean": float(np.nanmean(cov))}
+    lines += [f"Coverage of the nominal 80 % intervals of the answer over all genes, per held-out "
+              f"cell type: mean {np.nanmean(cov):.3f} (range {np.nanmin(cov):.3f}–{np.nanmax(cov):.3f}).",
+              ""]
     leaks = [r.group for r in answered.itertuples() if r.group in r.trained_on]
     out["held_out_check"] = {"groups_whose_own_treated_cells_were_used": leaks}
     lines += [f"Held-out check: a cell type's own treated cells were used to fit its prediction in "
