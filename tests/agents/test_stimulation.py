@@ -53,6 +53,7 @@ def test_cd14_goal_answers_with_a_held_out_check(kang_small, tmp_path, capsys):
 @pytest.mark.parametrize(("goal", "match"), [
     ("predict IFN-beta stimulation in macrophages", "No cell type 'macrophages'"),
     ("predict dexamethasone stimulation", "'dexamethasone' (dexamethasone) is not a treatment"),
+    ("predict IFN-beta stimulation in erythrocytes", "'Eryth' has no control cells"),
 ])
 def test_unknown_cell_type_or_treatment_is_one_line(kang_small, tmp_path, capsys, goal, match):
     out = tmp_path / "run"
