@@ -172,7 +172,7 @@ def stimulation_agent(state: RunState) -> dict:
     evaluation["k"] = float(k)
     evaluation["same_sign_topk"] = float(np.sum(np.sign(pred[top]) == np.sign(observed[top])))
     base = {name: {kk: round(v, 6) for kk, v in score(f_pred, observed).items()}
-            for name, f_pred in _reference_predictions(fits, means).items()}
+            for name, f_pred in _reference_predictions(fits).items()}
     df = df.reindex(df["delta"].abs().sort_values(ascending=False).index)
     with atomic_path(out / PREDICTION_FILE) as tmp:
         df.round(8).to_csv(tmp)
@@ -225,7 +225,6 @@ def stimulation_agent(state: RunState) -> dict:
         if len(fits) == 1 else {},
         "pooled": not (time_course or sg["cell_type"]),
     }
-    listed = df
     is_effect = evidence["detectable"] is not False
     summary = PolicySummary(
         status=status if is_effect else "no_effect", reason=decision, attempts=1, method=method,
@@ -233,8 +232,8 @@ def stimulation_agent(state: RunState) -> dict:
         train_labels=train_labels if len(fits) == 1 else sorted(used), fit_labels=fit_labels,
         held_out=held_labels[0], held_out_labels=held_labels, held_out_cells=int(goal_cells.sum()),
         decision=decision,
-        top_up=rows(listed[listed["delta"] > MIN_LISTED]) if is_effect else [],
-        top_down=rows(listed[listed["delta"] < -MIN_LISTED]) if is_effect else [],
+        top_up=rows(df[df["delta"] > MIN_LISTED]) if is_effect else [],
+        top_down=rows(df[df["delta"] < -MIN_LISTED]) if is_effect else [],
         evaluation=evaluation, evidence=evidence, interval=interval, stimulation=stim)
     rec = AgentRecord(agent="stimulation", status=summary.status,
                       summary=f"{sg['label']}: {method} ({status}); held-out Pearson-delta top-{k} "
@@ -245,7 +244,7 @@ def stimulation_agent(state: RunState) -> dict:
     return {"policy": summary.model_dump(), "log": [rec.model_dump()]}
 
 
-def _reference_predictions(fits: dict, means) -> dict[str, np.ndarray]:
+def _reference_predictions(fits: dict) -> dict[str, np.ndarray]:
     """Every candidate's prediction of the goal (one group), for the report's comparison."""
     if len(fits) != 1:
         return {}
