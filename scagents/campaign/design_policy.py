@@ -409,6 +409,7 @@ class LearnedPolicyDesigner(Designer):
 
     policy_file: str = ""
     require_validation: bool = True
+    graph: object = field(default=None, repr=False)
     name: str = field(default="learned_policy", init=False)
     _payload: dict | None = field(default=None, init=False, repr=False)
     _blob: bytes | None = field(default=None, init=False, repr=False)
@@ -429,7 +430,10 @@ class LearnedPolicyDesigner(Designer):
         self._ensure_loaded()
         gate = self._payload["gate"]
         if (self.require_validation and not gate.get("passed")) or "weights" not in self._payload:
-            self._delegate = BayesPriorDesigner(seed=self.seed, prior=self.prior, groups=self.groups)
+            # the fallback is the default Bayesian designer: its defaults, and the gene–gene graph
+            # build_designer attached (the same designer `next` builds by default)
+            self._delegate = BayesPriorDesigner(seed=self.seed, prior=self.prior, groups=self.groups,
+                                                graph=self.graph)
             score, unc, why = self._delegate._score(X, measured, rewards, avail, batch, rng, round_frac, prior)
             return score, unc, f"learned design policy not used: {gate.get('reason')}. Bayesian designer: {why}"
         self._delegate = None

@@ -120,6 +120,8 @@ def test_gated_policy_defers_to_the_bayesian_designer_and_says_why():
     got = des.propose(t.X, m, t.scores[m], 12, round_index=1, n_rounds=4)
     ref = bayes.propose(t.X, m, t.scores[m], 12, round_index=1, n_rounds=4)
     assert got["index"].tolist() == ref["index"].tolist()
+    # the fallback is the default Bayesian designer with the same gene–gene graph build_designer attached
+    assert des.graph is not None and des._delegate.graph is des.graph
     why = got["rationale"].iloc[0]
     assert why.startswith("learned design policy not used: the learned TRPO→PPO acquisition did not beat")
     # validation not required: the policy itself answers
