@@ -18,9 +18,10 @@ from scagents.agents.state import (
     run_path,
 )
 
-__all__ = ["network_agent", "EDGES_FILE", "neighbourhood"]
+__all__ = ["network_agent", "EDGES_FILE", "PROPAGATION_FILE", "neighbourhood"]
 
 EDGES_FILE = "network_edges.csv"
+PROPAGATION_FILE = "network_propagation.csv"
 
 
 def neighbourhood(edges: pd.DataFrame, targets: list[str], n: int = 12) -> list[dict]:
@@ -133,10 +134,11 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
     each), the edge ranking (``weight``) uses the perturbed cells too:
     ``infer_network(..., perturbations="target_genes")`` merges the perturbed regulators' direct
     effects with the regression (:mod:`scagents.grn.interventional`); ``evidence`` says which edges
-    the screen supports and ``NetworkSummary.sources`` counts them. The ``coef`` column used for
-    in-silico propagation always comes from the fit on control cells only, so no perturbation's cells
-    shape the propagation the policy agent validates on held-out perturbations (edges only that fit
-    has carry ``weight`` 0 and ``evidence`` "propagation only"). When the run has an ATAC modality
+    the screen supports and ``NetworkSummary.sources`` counts them. In-silico propagation always uses
+    the fit on control cells only (``<run>/network_propagation.csv``, ``NetworkSummary.propagation_path``;
+    its coefficient is also the ``coef`` column of the edge table, 0 where that fit kept no such edge),
+    so no perturbation's cells shape the propagation the policy agent validates on held-out
+    perturbations. When the run has an ATAC modality
     whose peaks link to the genes, its accessibility prior constrains both fits
     (``unlinked="keep"``: targets without a linked peak stay regulatable).
 
@@ -221,16 +223,16 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
             rows = W.index.get_indexer(ctrl_edges["source"])
             cols = W.columns.get_indexer(ctrl_edges["target"])
             ctrl_edges["coef"] = W.to_numpy()[rows, cols]
-            if screen:
+            prop_path = None
+            if screen:  # coef: the control fit's coefficient of the edge (0 where it kept none)
                 edges = edges.merge(ctrl_edges[["source", "target", "coef"]], on=["source", "target"],
-                                    how="outer")
+                                    how="left")
                 edges["coef"] = edges["coef"].fillna(0.0)
-                edges["weight"] = edges["weight"].fillna(0.0)
-                edges["sign"] = np.sign(edges["weight"]).astype(int)
                 if "evidence" not in edges:  # no perturbation had enough cells among the genes
                     edges["evidence"] = "regression"
-                edges["evidence"] = edges["evidence"].fillna("propagation only")
-                edges = edges.iloc[np.argsort(-edges["weight"].abs().to_numpy(), kind="stable")]
+                prop_path = PROPAGATION_FILE
+                with atomic_path(out / PROPAGATION_FILE) as tmp:
+                    ctrl_edges.to_csv(tmp, index=False)
             else:
                 edges = ctrl_edges
                 sources = {"n_edges": int(len(edges)), "n_regression_only": int(len(edges))}
@@ -243,7 +245,7 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
             if screen:
                 used += " + knockout screen"
             s = NetworkSummary(status="done", method=str(used), edges_path=EDGES_FILE,
-                               n_edges=int(len(edges)), neighbourhood=neighbourhood(edges, targets),
+                               propagation_path=prop_path, n_edges=int(len(edges)), neighbourhood=neighbourhood(edges, targets),
                                sources=_json_safe(sources))
         except Exception as exc:  # noqa: BLE001 - reported, the run continues without a network
             step.close()

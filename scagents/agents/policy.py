@@ -267,7 +267,8 @@ def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
     if matrix.exists():  # runs from before the edge table carried the coefficients
         w = pd.read_csv(matrix, index_col=0).reindex(index=genes, columns=genes).fillna(0.0)
     else:  # coefficients in expression units (scagents.grn.network_matrix) when present
-        edges = pd.read_csv(ctx.out / NetworkSummary.model_validate(net).edges_path)
+        summary = NetworkSummary.model_validate(net)
+        edges = pd.read_csv(ctx.out / (summary.propagation_path or summary.edges_path))
         value = "coef" if "coef" in edges.columns else "weight"
         w = (edges.pivot_table(index="source", columns="target", values=value, aggfunc="sum")
              .reindex(index=genes, columns=genes).fillna(0.0))

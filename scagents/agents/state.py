@@ -128,6 +128,9 @@ class NetworkSummary(_Model):
     reason: str = ""
     method: str | None = None
     edges_path: str | None = None
+    propagation_path: str | None = Field(None, description=(
+        "Edge table used for in-silico propagation when it differs from edges_path (a knockout screen "
+        "ranks the reported network; propagation uses the control-cell fit)."))
     n_edges: int = 0
     neighbourhood: list[dict] = Field(default_factory=list,
                                       description="Edges touching the goal's targets.")

@@ -199,7 +199,13 @@ def test_network_agent_uses_the_screen_but_not_the_goal_cells(twin_state, monkey
     assert src["n_perturbed_regulators"] > 0 and 0 < src["n_perturbation_supported"] <= src["n_edges"]
     edges = pd.read_csv(Path(twin_state["out_dir"]) / net["edges_path"])
     assert {"coef", "evidence", "perturbation_t"} <= set(edges.columns)
-    assert set(edges["evidence"]) <= {"perturbation", "regression", "propagation only"}
+    assert set(edges["evidence"]) == {"perturbation", "regression"}
+    assert edges.groupby("target").size().max() <= 50  # top_k per target
+    # propagation: the control-cell fit, its own file; the edge table's coef comes from it
+    prop = pd.read_csv(Path(twin_state["out_dir"]) / net["propagation_path"])
+    assert net["propagation_path"] != net["edges_path"] and (prop["coef"] != 0).any()
+    both = edges.merge(prop, on=["source", "target"], suffixes=("", "_prop"))
+    assert len(both) and (both["coef"] == both["coef_prop"]).all()
     rec = up["log"][0]
     assert "supported by the knockout screen" in rec["summary"]
     assert rec["figures"]["n_perturbed_cells"] > 0
