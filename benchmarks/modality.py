@@ -277,7 +277,8 @@ def scicar_scores(X: dict, hours: np.ndarray, *, seeds: int = 5, control: int = 
 # ================================================================================== main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=5, help="twin seeds (0 … n-1)")
+    ap.add_argument("--scicar-seeds", type=int, default=5, help="sci-CAR cell-split seeds")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--max-folds", type=int, default=None,
                     help="run only the first N folds of each seed (every method, every view)")
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     if args.quick:
-        args.seeds, args.max_folds, args.steps = 1, 1, 2_048
+        args.seeds, args.scicar_seeds, args.max_folds, args.steps = 1, 1, 1, 2_048
         if args.name == "ablation_modality":
             args.name = "ablation_modality_quick"
     rl = {} if args.steps is None else {"total_steps": args.steps}
@@ -318,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             t0 = time.perf_counter()
             X, hours, info = scicar_data()
-            sc = scicar_scores(X, hours, seeds=args.seeds)
-            sc_md = scicar_markdown(sc, info, args.seeds)
+            sc = scicar_scores(X, hours, seeds=args.scicar_seeds)
+            sc_md = scicar_markdown(sc, info, args.scicar_seeds)
             payload["scicar"] = {"data": info, "wall_s": time.perf_counter() - t0,
                                  "summary": {b: summary_json(summarize(sc[sc.block == b]
                                                                        .drop(columns="block")))
@@ -335,8 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                "knockout and over-expression of each regulated gene), cut into views with "
                "`scagents.envs.modalities.modality_task`. Protocol of `ablation.md`: "
                f"{args.seeds} seeds × {n_run} folds of a {args.folds}-fold split over perturbations "
-               + ("(full protocol)" if n_run == args.folds else
-                  f"(**reduced: folds {list(range(n_run))} of {args.folds}**, time budget)")
+               + ("(full protocol)" if n_run == args.folds and args.seeds >= 5 else
+                  f"(**reduced from 5 seeds × 5 folds** to seeds {list(range(args.seeds))}, folds "
+                  f"{list(range(n_run))}: the shared 2-core machine was loaded to a load average "
+                  "near 10, so the full run could not finish in the time budget)")
                + f" = {args.seeds * n_run} splits per method, the same splits for every method and "
                "view (a held-out perturbation is held out of every modality); mean ± sd over splits "
                "of per-split averages (R²: per-split median); paired comparisons per split.", "",
@@ -465,7 +468,7 @@ def scicar_markdown(sc: pd.DataFrame, info: dict, seeds: int) -> list[str]:
                 md.append(f"| {SCICAR_METHODS[m]} | " + " | ".join(
                     f"{mean.loc[m, c]:.4g} ± {sd.loc[m, c]:.2g}" if c in ("mse", "rmse", "mae")
                     else f"{mean.loc[m, c]:.3f} ± {sd.loc[m, c]:.3f}" for c, _ in cols) + " |")
-        ps = s.set_index(["method", "seed", "fold"])
+        ps = s.set_index(["method", "seed", "fold"]).sort_index()
         cmp = paired(ps, "linear_time", "mean_shift", "mse")
         cmp2 = paired(ps, "mean_shift", "no_change", "mse")
         by_h = s.groupby(["held_out_h", "method"])["mse"].mean().unstack()
