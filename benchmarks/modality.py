@@ -288,7 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="override RL env steps (smoke only)")
     ap.add_argument("--quick", action="store_true", help="smoke: 1 seed × 1 fold, 2,048 steps")
     ap.add_argument("--name", default="ablation_modality")
+    ap.add_argument("--render-glance", action="store_true",
+                    help="(re)write the at-a-glance section of results/<name>.md from its JSON "
+                         "(no training; numbers are not recomputed)")
     args = ap.parse_args(argv)
+    if args.render_glance:
+        return render_glance(args.name)
     import torch
 
     torch.set_num_threads(1)
@@ -417,10 +422,85 @@ def main(argv: list[str] | None = None) -> int:
             payload["views_done"] = list(payload["twin"])
             write_results(args.name, payload, "\n".join(md + tail) + "\n")     # partial file per view
         payload["twin_wall_s"] = time.perf_counter() - t0
-    md += tail
+    md = md[:4] + glance(payload) + md[4:] + tail
     payload["wall_s"] = time.perf_counter() - t_all
     md.append(f"Total wall time {payload['wall_s']:.0f} s.")
     write_results(args.name, payload, "\n".join(md) + "\n")
+    return 0
+
+
+GLANCE = "## Tables I–III at a glance"
+GLANCE_COLS = [("mse", "MSE", 4), ("rmse", "RMSE", 4), ("mae", "MAE", 4), ("r2", "R² (median)", 3),
+               ("pearson", "Pearson (all)", 3), ("pearson_delta_topk", "Pearson top-20", 3),
+               ("direction_accuracy", "dir. acc", 3), ("direction_precision", "dir. prec", 3),
+               ("direction_recall", "dir. rec", 3), ("direction_f1", "dir. F1", 3),
+               ("direction_auprc", "dir. AUPRC", 3)]
+
+
+def glance(payload: dict) -> list[str]:
+    """The paper-style summary: per view, the best baseline (by MSE) and the three optimisers."""
+    twin = payload.get("twin", {})
+    if not twin:
+        return []
+    md = [GLANCE, "",
+          "Means over the twin splits of each view (the full tables, with sd, are below). "
+          "Best baseline = lowest mean delta MSE among no change, mean effect, linear (and network "
+          "propagation for RNA). Joint is scored on the concatenated [RNA Δ | ATAC Δ]. "
+          "Rendered from `ablation_modality.json` by `python benchmarks/modality.py "
+          "--render-glance` (no number recomputed).", "",
+          "| view | method | " + " | ".join(n for _, n, _ in GLANCE_COLS) + " |",
+          "|---" * (len(GLANCE_COLS) + 2) + "|"]
+    notes = []
+    for view, block in twin.items():
+        summ, facts = block["summary"], block.get("facts", {})
+        best = facts.get("best_baseline_by_mse")
+        for m in [best, *RL_METHODS]:
+            if m not in summ:
+                continue
+            cells = []
+            for k, _, nd in GLANCE_COLS:
+                v = summ[m][k]["mean"]
+                cells.append("n/a" if v is None else f"{v:.{nd}f}")
+            name = LABELS.get(m, m) + (" (best baseline)" if m == best else "")
+            md.append(f"| {VIEW_TITLES[view].split(' — ')[-1]} | {name} | " + " | ".join(cells) + " |")
+        order = facts.get("pure_paper_order", {})
+        vs = facts.get("pure_trpo_ppo_vs_best_baseline", {})
+        if order or vs:
+            lo, hi = (vs.get("ci95") or [None, None])
+            notes.append(f"- {VIEW_TITLES[view]}: TRPO→PPO vs {LABELS.get(best, best)} on MSE: "
+                         f"{vs.get('verdict', 'n/a')} (paired difference {_num(vs.get('mean_diff'))}, "
+                         f"95% CI [{_num(lo)}, {_num(hi)}]); paper ordering TRPO→PPO > TRPO > PPO "
+                         f"on mean MSE: {'holds' if order.get('holds_on_mean_mse') else 'does not hold'}"
+                         f", with paired significance: {'yes' if order.get('holds_paired_ci95') else 'no'}.")
+    return md + [""] + notes + [""]
+
+
+def _num(v) -> str:
+    """A signed 4-decimal number, or ``nan`` for a missing (JSON null) value."""
+    return "nan" if v is None or pd.isna(v) else f"{v:+.4f}"
+
+
+def render_glance(name: str) -> int:
+    """Insert (or replace) the at-a-glance section of ``results/<name>.md`` from its JSON."""
+    import json
+
+    from benchmarks._util import RESULTS
+    from scagents._atomic import write_text
+
+    js, mdp = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    if not js.exists() or not mdp.exists():
+        raise SystemExit(f"{js} or {mdp} is missing; run the benchmark first.")
+    text = mdp.read_text()
+    section = "\n".join(glance(json.loads(js.read_text())))
+    if GLANCE in text:
+        start = text.index(GLANCE)
+        end = text.index("\n## ", start + len(GLANCE))
+        text = text[:start] + section + text[end + 1:]
+    else:
+        at = text.index("\n## ")
+        text = text[:at + 1] + section + "\n" + text[at + 1:]
+    write_text(mdp, text)
+    print(section)
     return 0
 
 
