@@ -110,6 +110,9 @@ class DataSummary(_Model):
         "regulator); None: every gene."))
     gene_selection: dict = Field(default_factory=dict, description=(
         "How the genes were chosen: n_total, cap, n_selected, n_regulators, counts per reason."))
+    stimulation: dict | None = Field(None, description=(
+        "A goal about the data's treatment (scagents.goal.StimulationGoal.to_dict): treatment "
+        "level, cell type, how the goal was read; the stimulation agent answers it."))
 
 
 class IntegrationSummary(_Model):
@@ -187,6 +190,9 @@ class PolicySummary(_Model):
         "prediction file."))
     target_check: list[dict] = Field(default_factory=list, description=(
         "The goal's direct targets: predicted change, expected direction, whether it agrees."))
+    stimulation: dict | None = Field(None, description=(
+        "Stimulation goals: the groups (cell types / time points) each prediction was fitted on, "
+        "the held-out treated cells, the per-cell-type table of a goal over all cells."))
 
 
 class ReportSummary(_Model):
