@@ -239,12 +239,23 @@ def scicar_scores(X: dict, hours: np.ndarray, *, seeds: int = 5, control: int = 
     held-out time point ``h`` (the "fold"), predictors see only half A's cells of the *other*
     time points and 0 h; the observed delta is half B's ``mean(h) − mean(0 h)`` (disjoint cells,
     so a predictor shares no sampling noise with the truth). Predictors: no change; mean shift
-    (mean of the training time points' deltas, i.e. scGen's/the issue's "mean shift over the other
-    time points"); linear in time (the training delta scaled by ``h / t``, a constant-rate model).
+    (mean of the training time points' deltas, the issue's "mean shift over the other time
+    points"); linear in time (piecewise-linear through 0 h and the training time points,
+    extrapolated beyond them; with one training time point, the training delta scaled by
+    ``h / t``) — the time-point candidates of :data:`scagents.stimulation.TIME_CANDIDATES`,
+    applied to half A's means.
     The reference row uses half A's cells *at h* — not a predictor (it sees the held-out time),
     it shows how far sampling noise alone puts two halves apart. Blocks: ``rna`` (all genes),
     ``atac`` (bins) and ``joint`` (the two deltas concatenated, raw values).
     """
+    from scagents.stimulation import (
+        LINEAR_TIME,
+        MEAN_SHIFT,
+        REFERENCE,
+        TIME_CANDIDATES,
+        ConditionMeans,
+    )
+
     rows = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
@@ -253,20 +264,28 @@ def scicar_scores(X: dict, hours: np.ndarray, *, seeds: int = 5, control: int = 
             cells = rng.permutation(np.flatnonzero(hours == h))
             halves["A"][h], halves["B"][h] = cells[: len(cells) // 2], cells[len(cells) // 2:]
         for fold, h in enumerate(points):
-            others = [t for t in points if t != h]
-
             def delta(half: str, t: int, mods, halves=halves) -> np.ndarray:
                 return np.concatenate([X[m][halves[half][t]].mean(axis=0)
                                        - X[m][halves[half][control]].mean(axis=0) for m in mods])
 
             for block, mods in (("rna", ("rna",)), ("atac", ("atac",)), ("joint", ("rna", "atac"))):
                 obs = delta("B", h, mods)
-                train = {t: delta("A", t, mods) for t in others}
-                preds = {"no_change": np.zeros_like(obs),
-                         "mean_shift": np.mean([train[t] for t in others], axis=0),
-                         "linear_time": np.mean([train[t] * (h - control) / (t - control)
-                                                 for t in others], axis=0),
-                         "same_time_other_half": delta("A", h, mods)}
+                # half A's means in the layout of scagents.stimulation (one group per treated time
+                # point, the held-out one's treated profile removed) and its time-point candidates
+                ctrl = np.concatenate([X[m][halves["A"][control]].mean(axis=0) for m in mods])
+                treated = np.stack([ctrl + delta("A", t, mods) for t in points])
+                means = ConditionMeans(
+                    groups=tuple(f"{t} h" for t in points),
+                    genes=tuple(str(j) for j in range(len(ctrl))),
+                    control=np.tile(ctrl, (len(points), 1)), treated=treated,
+                    n_control=np.full(len(points), len(halves["A"][control])),
+                    n_treated=np.array([len(halves["A"][t]) for t in points]),
+                    hours=np.asarray(points, float) - control).without_treated(fold)
+                train = [i for i in range(len(points)) if i != fold]
+                preds = {key: TIME_CANDIDATES[name].fn(means, train, fold, None)
+                         for key, name in (("no_change", REFERENCE), ("mean_shift", MEAN_SHIFT),
+                                           ("linear_time", LINEAR_TIME))}
+                preds["same_time_other_half"] = delta("A", h, mods)
                 for method, pred in preds.items():
                     rows.append({"method": method, "seed": seed, "fold": fold, "held_out_h": h,
                                  "block": block, "perturbation": f"dexamethasone {h} h",
