@@ -372,3 +372,35 @@ def test_unmeasured_goal_evidence_comes_from_the_intervals(tmp_path, monkeypatch
     assert (pol.status == "no_effect") == (not excludes_zero.any())
     # the learnt knockout effect (target down by ~2.2 log units) is larger than the spread
     assert "G20" in pol.evidence["cleared"] and pred.loc["G20", "delta_upper"] < 0
+
+
+def test_knockout_of_a_gene_off_in_the_milieu_says_why_and_where_it_is_on(tmp_path):
+    """STAT4 is off in the Th twin's default milieu (no IL-12): its knockout has no detectable
+    effect, and the answer says why and which inputs express it (issue 14)."""
+    opts = RunOptions(goal="predict STAT4 knockout", n_cells=150, n_train_cells=30,
+                      policy_steps=256)
+    st = initial_state(opts, tmp_path / "run")
+    Path(st["out_dir"]).mkdir()
+    st.update(data_agent(st))
+    (check,) = st["data"]["target_expression"]
+    assert check["gene"] == "STAT4" and not check["expressed"] and check["n_milieus"] == 16
+    assert check["switch_on"] and all(m["inputs"]["IL12A"] == 1.0 for m in check["switch_on"])
+    assert "--inputs" in check["sentence"] and "IL12A=1" in check["sentence"]
+    st["integration"] = {"status": "skipped", "reason": "not needed here"}
+    st["network"] = {"status": "skipped", "reason": "not needed here"}
+    st.update(policy_agent(st))
+    pol = PolicySummary.model_validate(st["policy"])
+    assert pol.status == "no_effect" and pol.proposals == []
+    assert pol.evidence["target_note"] == check["sentence"]
+    assert "STAT4 is not expressed under this milieu" in pol.decision
+    st.update(report_agent(st))
+    out = Path(st["out_dir"])
+    assert "**Why:** STAT4 is not expressed under this milieu" in (out / "report.md").read_text()
+    ev = json.loads((out / "report.json").read_text())["evidence"]
+    assert ev["target_expression"][0]["switch_on"] == check["switch_on"]
+
+
+def test_expressed_target_carries_no_explanation(base_state, tmp_path):
+    (check,) = base_state["data"]["target_expression"]
+    assert check["gene"] == "IFNG" and check["expressed"] and check["sentence"] == ""
+    assert check["n_milieus"] == 0          # nothing scanned for an expressed target
