@@ -845,7 +845,32 @@ def fallback_agent(state: RunState) -> dict:
                 fit_labels=fit_labels, policy_path=prev.policy_path,
                 training_log=prev.training_log, ensemble=ensemble,
                 models={**ctx.baselines, **ctx.reference}, calibrate=ctx.baselines[name])
+    if s.interval is not None:
+        s.interval.update(_fallback_calibration(ctx, name, refitted=name in BASELINES,
+                                                q=s.interval["q"]))
     return _out("fallback", s)
+
+
+def _fallback_calibration(ctx: _Context, name: str, *, refitted: bool, q: float) -> dict:
+    """How the fallback's intervals were calibrated (``interval["calibration"]`` and the end of
+    ``interval["method"]``): split-conformal on the validation perturbations, with ``q`` from the
+    residuals of ``name`` fitted on the training perturbations only — never from a fit that saw
+    them; a refitted baseline keeps that ``q`` and scale (the ``refit`` rows of
+    ``benchmarks/intervals.py`` measure its coverage)."""
+    from scagents.evidence import INTERVAL_LEVEL
+
+    n_val, n_train = len(ctx.val_labels), ctx.train.n_perturbations
+    text = (f"split-conformal on the {n_val} validation perturbations: q from the residuals of "
+            f"{name} fitted on the {n_train} training perturbations only (it never saw the "
+            "validation perturbations)")
+    if refitted:
+        text += (f"; the answer is {name} refitted on training + validation, with the same q and "
+                 "scale")
+    return {"calibration": text, "calibration_fit": "training perturbations only",
+            "method": f"{text}. Interval: delta ± q · scale, scale = spread of the candidate "
+                      "predictions combined with the gene's spread over the training "
+                      f"perturbations, q = {q:.3g}, the {100 * INTERVAL_LEVEL:.0f} % conformal "
+                      "quantile of |observed − predicted| / scale on the validation perturbations"}
 
 
 def _network_answer(state: RunState, ctx: _Context, prev: PolicySummary) -> dict:
@@ -882,7 +907,8 @@ def _network_answer(state: RunState, ctx: _Context, prev: PolicySummary) -> dict
                 f"from control cells ({net.n_edges} edges, {net.method}); it moves {n_moved} other "
                 f"genes by more than {MIN_LISTED}. Not validated: {check}; treat it as a "
                 "hypothesis. No next perturbations are ranked: a ranking would rest on the same "
-                "unchecked network.")
+                "unchecked network. No interval is given: with no validation perturbation nothing "
+                "calibrates one.")
     s = _finish(state, ctx, status="unchecked", method=NETWORK, predict=predict, validation={},
                 attempts=prev.attempts, reason=reason, decision=decision, fit_labels=[],
                 n_proposals=0)

@@ -169,6 +169,44 @@ def test_fallback_picks_mean_effect_when_it_validates_best(base_state, tmp_path,
     assert np.isfinite(pred).all() and pred.abs().max() > 0
 
 
+def test_fallback_intervals_are_split_conformal_on_the_validation_perturbations(
+        base_state, tmp_path):
+    """The fallback answers with a baseline refitted on training + validation; its q comes from
+    the validation residuals of the same baseline fitted on the training perturbations only
+    (issue 14), recomputed here by hand."""
+    from scagents.evaluation import task_effects
+    from scagents.evidence import conformal_quantile, interval_scale
+
+    st = _fresh(base_state, tmp_path)
+    st["policy"] = PolicySummary(status="not_validated", attempts=2, reason="forced").model_dump()
+    fb = PolicySummary.model_validate(fallback_agent(st)["policy"])
+    ctx = policy_mod._context(st)
+    assert fb.validation_labels == ctx.val_labels and len(ctx.val_labels) >= 2
+    models = {**ctx.baselines, **ctx.reference}
+    train_only = policy_mod.BASELINES[fb.method](ctx.train)
+    refit = policy_mod.BASELINES[fb.method](ctx.fit_task)
+    sd = task_effects(ctx.train)[1].to_numpy(float).std(axis=0)
+
+    def q_of(predict):
+        res, scales = [], []
+        for label in ctx.val_labels:
+            p = ctx.task.perturbations[ctx.task.index(label)]
+            obs = np.asarray(ctx.held.observed_delta(label, modality="rna"), float)
+            res.append(obs - predict(p.targets, p.kind))
+            scales.append(interval_scale(np.stack([f(p.targets, p.kind) for f in models.values()]),
+                                         sd))
+        return conformal_quantile(np.stack(res), np.stack(scales))
+
+    assert fb.interval["q"] == pytest.approx(q_of(train_only), abs=1e-6)
+    assert fb.interval["q"] != pytest.approx(q_of(refit), abs=1e-6)   # not from a fit that saw them
+    assert fb.interval["calibration_fit"] == "training perturbations only"
+    assert f"split-conformal on the {len(ctx.val_labels)} validation perturbations" \
+        in fb.interval["method"] and "refitted on training + validation" in fb.interval["method"]
+    pred = pd.read_csv(Path(st["out_dir"]) / fb.prediction_path, index_col="gene")
+    goal = refit(("IFNG",), "knockout")
+    assert np.allclose(pred["delta"].reindex(ctx.genes).to_numpy(), goal, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------ the twin check
 def test_report_has_twin_check_from_actual_numbers(base_state, tmp_path, monkeypatch):
     import mudata as md
