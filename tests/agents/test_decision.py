@@ -415,7 +415,7 @@ def test_unmeasured_goal_evidence_comes_from_the_intervals(tmp_path, monkeypatch
 def test_knockout_of_a_gene_off_in_the_milieu_says_why_and_where_it_is_on(tmp_path):
     """STAT4 is off in the Th twin's default milieu (no IL-12): its knockout has no detectable
     effect, and the answer says why and which inputs express it (issue 14)."""
-    opts = RunOptions(goal="predict STAT4 knockout", n_cells=150, n_train_cells=30,
+    opts = RunOptions(goal="predict STAT4 knockout", n_cells=100, n_train_cells=20,
                       policy_steps=256)
     st = initial_state(opts, tmp_path / "run")
     Path(st["out_dir"]).mkdir()
