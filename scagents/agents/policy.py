@@ -593,8 +593,10 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
 
     if evidence["detectable"] is False:
         status = "no_effect"
-        decision = (f"No detectable effect: {evidence.get('target_note', '')} "
-                    f"{evidence['method']}; no gene clears it, so no gene is "
+        note = evidence.get("target_note", "")
+        how = evidence["method"]
+        decision = (f"No detectable effect: {note + ' Evidence: ' if note else ''}"
+                    f"{how}; no gene clears it, so no gene is "
                     f"listed as up or down and no next experiment is proposed. "
                     f"{evidence['needed']} (The prediction of {method} is kept in "
                     f"{PREDICTION_FILE} for reference.) " + decision).strip()
@@ -637,7 +639,24 @@ def _with_target_expression(ctx: _Context, evidence: dict) -> dict:
     off = [t for t in checks if not t["expressed"]
            and (clears is None or not bool(clears.get(t["gene"], False)))]
     note = " ".join(t["sentence"] for t in off)
-    return {**evidence, "target_expression": checks, "target_note": note}
+    out = {**evidence, "target_expression": checks, "target_note": note}
+    if off and evidence.get("detectable") is False and not ctx.data.silent_model:
+        # more cells cannot lower a gene that is off: what is needed is a milieu expressing it
+        hints = []
+        for t in off:
+            if t["switch_on"]:
+                best = t["switch_on"][0]["inputs"]
+                hints.append(f"{t['gene']}: --inputs " + " ".join(
+                    f"{g}={v:g}" for g, v in best.items() if v != t["milieu"].get(g)))
+        genes = ", ".join(t["gene"] for t in off)
+        out["needed"] = (f"To detect an effect: a milieu in which {genes} "
+                         f"{'is' if len(off) == 1 else 'are'} expressed"
+                         + (f" ({'; '.join(hints)})" if hints else
+                            " (none of the model's input combinations checked expresses it: "
+                            "other initial states)")
+                         + "; more cells cannot lower a gene that is already off.")
+        out["cells_needed"] = None
+    return out
 
 
 def _intervals(ctx: _Context, predict: Predict, calibrate: Predict, models: dict[str, Predict],

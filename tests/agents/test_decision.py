@@ -431,6 +431,9 @@ def test_knockout_of_a_gene_off_in_the_milieu_says_why_and_where_it_is_on(tmp_pa
     assert pol.status == "no_effect" and pol.proposals == []
     assert pol.evidence["target_note"] == check["sentence"]
     assert "STAT4 is not expressed under this milieu" in pol.decision
+    # more cells cannot help: what is needed is a milieu that expresses the target
+    assert pol.evidence["needed"].startswith("To detect an effect: a milieu in which STAT4 is")
+    assert "IL12A=1" in pol.evidence["needed"] and pol.evidence["cells_needed"] is None
     st.update(report_agent(st))
     out = Path(st["out_dir"])
     assert "**Why:** STAT4 is not expressed under this milieu" in (out / "report.md").read_text()
