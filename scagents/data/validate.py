@@ -51,7 +51,7 @@ PERTURBATION_KEYS: tuple[str, ...] = (
 )
 
 #: Normalised (lower-case, alphanumeric) control labels; a trailing number is allowed (``NTC_12``)
-#: and so is a guide prefix (``sgNTC``, ``sgCtrl_2``, ``gRNA-NT``). Cutting and vector controls
+#: and so is a guide prefix or suffix (``sgNTC``, ``sgCtrl_2``, ``gRNA-NT``, ``NTg10``). Cutting and vector controls
 #: count too: intergenic and safe-harbour guides (``AAVS1``), an empty vector (``EV``), guides
 #: against a reporter absent from the genome (``GFP``, ``LacZ``, ``luciferase``). A label whose
 #: every piece is a control (``NegCtrl0_NegCtrl0__NegCtrl0_NegCtrl0``, ``ctrl+ctrl``) is a control.
@@ -81,7 +81,8 @@ _EXCLUDED_RE = re.compile(
     r"^$|^(?:" + "|".join(sorted(EXCLUDED_TOKENS, key=len, reverse=True)) + r")$"
     r"|^(?:unassign|multiplet|doublet|nocall)|or(?:multi|multiplet|multiple|doublet)s?$")
 _CONTROL_RE = re.compile(_GUIDE_PREFIX + r"(?:"
-                         + "|".join(sorted(CONTROL_TOKENS, key=len, reverse=True)) + r")\d*$")
+                         + "|".join(sorted(CONTROL_TOKENS, key=len, reverse=True))
+                         + r")(?:sgrna|grna|sg|g|guide)?\d*$")  # a guide suffix: NTg10, NT_sg2
 _PIECES_RE = re.compile(r"[\s_+,;|&/-]+")
 #: ``uns["scagents"]["data"]["perturbation_type_reason"]`` when the kinds were not given but assumed
 DEFAULT_TYPE_REASON = "default for CRISPR-like data"

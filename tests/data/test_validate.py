@@ -112,7 +112,7 @@ def test_standard_columns(sparse):
      "NegCtrl0_NegCtrl0__NegCtrl0_NegCtrl0", "non_targeting_00123", "NonTarget_3", "sgNTC",
      "sgNT_1", "sgCtrl", "sgControl", "gRNA-NT", "safe_targeting", "SafeTargeting_5",
      "Safe-Harbor", "AAVS1", "intergenic", "INTERGENIC", "Intergenic_1", "empty_vector", "EV",
-     "GFP", "LacZ", "luciferase", "ctrl+ctrl", "scrambled_guide", "no_guide"],
+     "GFP", "LacZ", "luciferase", "ctrl+ctrl", "scrambled_guide", "no_guide", "NTg10", "NT_sg2"],
 )
 def test_control_labels_recognised(label):
     assert D.is_control_label(label)
