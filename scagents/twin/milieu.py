@@ -49,11 +49,12 @@ def _milieus(network: BooleanNetwork, now: dict[str, float]) -> list[dict[str, f
     if len(names) <= MAX_FULL_INPUTS:
         return [dict(zip(names, map(float, bits), strict=True))
                 for bits in itertools.product((0, 1), repeat=len(names))]
-    out = [dict(now)]
+    out = {tuple(now.items()): dict(now)}
     for k in (1, 2):
         for on in itertools.combinations(names, k):
-            out.append({**now, **dict.fromkeys(on, 1.0)})
-    return out
+            m = {**now, **dict.fromkeys(on, 1.0)}
+            out.setdefault(tuple(m.items()), m)  # each milieu once
+    return list(out.values())
 
 
 def scan_milieus(network: BooleanNetwork, *, inputs: dict[str, float] | None = None,

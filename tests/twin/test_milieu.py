@@ -48,3 +48,7 @@ def test_many_inputs_scan_single_and_pair_switches(tmp_path):
     out = target_expression(net, "Z", control_activity=0.0, scan=scan)
     assert out["switch_on"] and out["switch_on"][0]["inputs"]["I0"] == 1.0
     assert out["switch_on"][0]["inputs"]["I1"] == 1.0 and "--inputs I0=1 I1=1" in out["sentence"]
+    # switches on top of a milieu with I0 on: each distinct milieu is simulated once
+    again = scan_milieus(net, n_cells=8, inputs={"I0": 1.0})
+    assert len(again) == len(again.drop_duplicates(subset=list(net.inputs))) == 1 + k - 1 + (
+        (k - 1) * (k - 2) // 2)
