@@ -211,6 +211,18 @@ def main(argv: list[str] | None = None) -> int:
         clears_off = [f"{g} ({r['model']}, {r['milieu']})" for r in results
                       for g in r["pooled"]["inactive_target_clears"]]
 
+        kos = [k for r in results for k in r["knockouts"] if k["control_activity"] < ACTIVE]
+        quiet = [k["control_activity"] for k in kos if not k["target_clears"]]
+        loud = [k["control_activity"] for k in kos if k["target_clears"]]
+        overlap = ("" if not quiet or not loud else
+                   f"Their mean control activity ({min(loud):.3f}–{max(loud):.3f}) "
+                   + ("overlaps" if min(loud) <= max(quiet) else "lies above")
+                   + f" that of the unexpressed genes whose change does not clear "
+                     f"({min(quiet):.3f}–{max(quiet):.3f})"
+                   + (": no activity threshold separates them, so `run` decides from the "
+                      "measured change, not from the activity alone." if min(loud) <= max(quiet)
+                      else "."))
+
         def pc(a: int, b: int) -> str:
             return f"{a} of {b} ({100 * a / max(b, 1):.1f} %)"
         headline = [
@@ -226,15 +238,18 @@ def main(argv: list[str] | None = None) -> int:
             "Expressed genes whose knockout is NOT significant: "
             + (", ".join(fails) if fails else "none") + ".",
             f"Knockouts of genes NOT expressed in the milieu (mean control activity < {ACTIVE}), "
-            f"every case incl. the silent ones: {n_off} (model × milieu × seed × gene). Own change "
-            f"not detectable (answered \"no detectable effect\" for the target): {pc(n_own, n_off)}; "
-            f"explained in the answer (\"not expressed under this milieu\" + the milieus "
-            f"that express it, the data agent's `target_expression`): {pc(n_expl, n_off)} "
-            f"(target 100 %); a milieu of the model's inputs that expresses the gene "
-            f"was found for {pc(n_on, n_off)}; whole answer \"no detectable effect\" (no gene "
-            f"clears): {pc(n_none, n_off)}.",
-            "Unexpressed genes whose own knockout still clears the noise (low but non-zero "
-            "activity; `run` then reports the effect and gives no \"not expressed\" explanation): "
+            f"every case incl. the silent ones: {n_off} (model × milieu × seed × gene). Their own "
+            f"change does not clear the noise for {pc(n_own, n_off)}; those answers carry the "
+            f"explanation (\"not expressed under this milieu\" + the milieus of the inputs that "
+            f"express it, the data agent's `target_expression`) in {pc(n_expl, n_own)} (target "
+            f"100 %); a milieu of the model's inputs expressing the gene was found for "
+            f"{pc(n_on, n_off)} (the rest: no input combination checked expresses it, or the model "
+            f"has no inputs — the answer then says so); whole answer \"no detectable effect\" (no "
+            f"gene clears at all): {pc(n_none, n_off)}.",
+            f"The other {n_off - n_own} unexpressed knockouts are weakly or transiently expressed "
+            "genes (mean activity along the trajectories below the threshold, yet the knockout "
+            "changes them detectably): their own change clears the noise, so `run` reports that "
+            "effect and no \"not expressed\" explanation. " + overlap + " They are: "
             + (", ".join(clears_off) if clears_off else "none") + "."]
         command = "python benchmarks/twin_evidence.py " + " ".join(argv if argv is not None
                                                                     else sys.argv[1:])
