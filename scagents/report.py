@@ -539,6 +539,8 @@ def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> li
     else:
         lines += ["**No detectable effect:** no gene's change clears the noise.", "",
                   ev.get("needed", ""), ""]
+    if ev.get("target_note"):  # a knocked-out target that is off in the twin's milieu
+        lines += [f"**Why:** {ev['target_note']}", ""]
     lines += [f"How: {ev['method']}.", ""]
     if intervals:
         lines += [f"Intervals ({100 * intervals['level']:.0f} %, columns lower / upper): "

@@ -110,6 +110,7 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
                                         index=tmp.var_names)
     truth["is_input"] = [g in net.inputs for g in truth.index]
     truth["replicate_clears"] = _replicate_clears(net, pert, opts).reindex(truth.index)
+    target_expr = _target_expression(net, pert, act[ctrl], list(tmp.var_names), opts)
     with atomic_path(out / TRUTH_FILE) as part:
         truth.round(8).to_csv(part)
     fates = tmp.obs["fate"].astype(str)
@@ -129,8 +130,26 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
         truth_path=TRUTH_FILE,
         truth_fates=fate_shift, inputs=list(net.inputs),
         cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train},
-        warnings=twin_warnings, silent_model=bool(twin_warnings),
+        warnings=twin_warnings, silent_model=bool(twin_warnings), target_expression=target_expr,
         genes_path=GENES_FILE, gene_selection=selection)
+
+
+def _target_expression(net, pert, control_activity: np.ndarray, genes: list[str],
+                       opts: RunOptions) -> list[dict]:
+    """Loss-of-function goal: is each target expressed in the control cells of this milieu, and
+    if not, which milieu of the model's inputs expresses it
+    (:func:`scagents.twin.milieu.target_expression`; the milieus are scanned once, only when a
+    target is off)."""
+    from scagents.twin.milieu import EXPRESSED_ACTIVITY, scan_milieus, target_expression
+
+    if pert.kind not in ("knockout", "knockdown"):
+        return []
+    act = {g: float(control_activity[:, genes.index(g)].mean()) for g in pert.targets
+           if g in genes}
+    scan = (scan_milieus(net, inputs=opts.inputs or None, seed=opts.seed)
+            if any(a < EXPRESSED_ACTIVITY for a in act.values()) and net.inputs else None)
+    return [target_expression(net, g, control_activity=a, inputs=opts.inputs or None, scan=scan,
+                              kind=pert.kind) for g, a in act.items()]
 
 
 def _replicate_clears(net, pert, opts: RunOptions) -> pd.Series:

@@ -105,6 +105,10 @@ class DataSummary(_Model):
         "Twin: problems of the simulation the user must know (e.g. a silent all-off model)."))
     silent_model: bool = Field(False, description=(
         "Twin: every control cell ends in one all-off state (no gene active)."))
+    target_expression: list[dict] = Field(default_factory=list, description=(
+        "Twin, loss-of-function goal: per target, whether it is expressed in the run's milieu and "
+        "which milieus of the model's inputs express it "
+        "(:func:`scagents.twin.milieu.target_expression`)."))
     genes_path: str | None = Field(None, description=(
         "CSV of the genes the network and policy agents work on (gene, reason, variability_rank, "
         "regulator); None: every gene."))
