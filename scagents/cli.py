@@ -43,7 +43,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--goal", default=None,
                    help='e.g. "predict STAT1 and TBX21 knockout" (one kind per goal: knockout, '
                         "knockdown or overexpression); name measured genes or the data's "
-                        "perturbation targets")
+                        "perturbation targets. On data with a treatment column: "
+                        '"predict IFN-beta stimulation in CD14 monocytes" (a held-out cell type) '
+                        'or "predict dexamethasone 3h" (a held-out time point)')
     p.add_argument("--resume", default=None, metavar="RUN_ID",
                    help="resume a killed run (its folder name under ./scagents_runs) without "
                         "re-running finished agents")
@@ -275,7 +277,8 @@ _OBJECTIVE_LINES = {"increase": "increase (a hit raises the read-out; reward = s
 
 def _designer_line(cfg: dict) -> str:
     opts = ", ".join(f"{k}={v}" for k, v in cfg.get("options", {}).items())
-    return (f"designer: {cfg['designer']} (seed {cfg['seed']}, groups {cfg['groups']}, {cfg['n_rounds']} planned "
+    graph = f", graph {cfg['graph']}" if cfg.get("graph", "none") != "none" else ""
+    return (f"designer: {cfg['designer']} (seed {cfg['seed']}, groups {cfg['groups']}{graph}, {cfg['n_rounds']} planned "
             f"rounds{'; ' + opts if opts else ''}) — stored in the ledger; later rounds continue it")
 
 
@@ -289,6 +292,9 @@ def format_proposals(df) -> str:
         lines.append(f"objective: {_OBJECTIVE_LINES.get(df.attrs['objective'], df.attrs['objective'])}")
     if df.attrs.get("designer"):
         lines.append(_designer_line(df.attrs["designer"]))
+    if df.attrs.get("feature_coverage"):
+        lines.append("feature sources (share of the candidates each describes): " + ", ".join(
+            f"{k} {'absent' if v is None else f'{v:.0%}'}" for k, v in df.attrs["feature_coverage"].items()))
     if len(why) == 1:
         lines.append(f"why: {why[0]}")
     scores = df["score"].to_numpy(float)

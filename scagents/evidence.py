@@ -84,10 +84,13 @@ def noise_floor(control: np.ndarray, perturbed: np.ndarray, genes: Sequence[str]
     c = c[rng.choice(len(c), MAX_BOOT_CELLS, replace=False)] if len(c) > MAX_BOOT_CELLS else c
     p = p[rng.choice(len(p), MAX_BOOT_CELLS, replace=False)] if len(p) > MAX_BOOT_CELLS else p
     delta = p.mean(0) - c.mean(0)
-    boot = np.empty((n_boot, c.shape[1]))
+    # the resampled means as one product of resampling counts with the cells (the same draws as
+    # indexing the cells resample by resample, without copying them 2 · n_boot times)
+    w_p, w_c = np.empty((n_boot, len(p))), np.empty((n_boot, len(c)))
     for b in range(n_boot):
-        boot[b] = (p[rng.integers(0, len(p), len(p))].mean(0)
-                   - c[rng.integers(0, len(c), len(c))].mean(0))
+        w_p[b] = np.bincount(rng.integers(0, len(p), len(p)), minlength=len(p))
+        w_c[b] = np.bincount(rng.integers(0, len(c), len(c)), minlength=len(c))
+    boot = w_p @ p / len(p) - w_c @ c / len(c)
     se = boot.std(axis=0, ddof=1)
     m = max(len(genes), 1)
     with np.errstate(divide="ignore", invalid="ignore"):

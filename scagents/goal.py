@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scagents.errors import GeneNotFoundError, GoalError
 from scagents.perturbation import Perturbation
@@ -303,3 +303,343 @@ def _looks_like_symbol(token: str) -> bool:
     has_digit = any(c.isdigit() for c in token)
     upper = sum(c.isupper() for c in token)
     return upper >= 2 or (has_digit and upper >= 1)
+
+
+# --------------------------------------------------------------------------- stimulation goals
+#: obs columns holding each cell's treatment condition (first found wins, case-insensitive)
+CONDITION_KEYS: tuple[str, ...] = (
+    "stim", "stimulation", "stimulated", "condition", "conditions", "treatment", "treated",
+    "cytokine", "drug", "compound")
+#: obs columns holding each cell's time point (hours) of a treatment time course
+TIME_KEYS: tuple[str, ...] = ("time", "timepoint", "time_point", "hours", "hour", "treatment_time",
+                              "time_h", "timepoint_h")
+#: obs columns holding each cell's type (first found wins, case-insensitive)
+CELL_TYPE_KEYS: tuple[str, ...] = (
+    "seurat_annotations", "cell_type", "celltype", "cell_types", "celltypes", "cell_label",
+    "cell_type_label", "annotation", "annotations", "cell_ontology_class", "predicted_celltype",
+    "celltype_major", "broad_cell_type")
+
+#: treatment names (normalised, see :func:`_canon`) → the canonical name and how it is shown;
+#: a goal and the data's own description are matched on the canonical name
+TREATMENTS: dict[str, tuple[str, str]] = {
+    **{k: ("ifnb", "IFN-β") for k in ("ifnb", "ifnbeta", "interferonb", "interferonbeta", "ifnb1")},
+    **{k: ("ifng", "IFN-γ") for k in ("ifng", "ifngamma", "interferong", "interferongamma")},
+    **{k: ("ifna", "IFN-α") for k in ("ifna", "ifnalpha", "interferona", "interferonalpha")},
+    **{k: ("dex", "dexamethasone") for k in ("dex", "dexamethasone", "dexa")},
+    **{k: ("lps", "LPS") for k in ("lps", "lipopolysaccharide")},
+    **{k: ("tnf", "TNF-α") for k in ("tnf", "tnfa", "tnfalpha")},
+    **{k: ("tgfb", "TGF-β") for k in ("tgfb", "tgfbeta", "tgfb1")},
+    **{k: ("pma", "PMA/ionomycin") for k in ("pma", "pmaionomycin", "pmaiono")},
+    **{k: ("il2", "IL-2") for k in ("il2",)}, **{k: ("il4", "IL-4") for k in ("il4",)},
+    **{k: ("il6", "IL-6") for k in ("il6",)}, **{k: ("il10", "IL-10") for k in ("il10",)},
+}
+
+#: words of a stimulation goal that name no treatment, time or cell type
+_STIM_FILLER = frozenset(
+    """predict prediction the of a an and with what if happens happen effect effects on to for
+    response responses stimulation stimulate stimulated stimulating treatment treat treated
+    treating exposure exposed profile profiles expression cells cell after under by at is are
+    will do does show me tell""".split())
+_GENERIC_STIM = re.compile(r"stimulat\w*|treat\w*|expos\w*", re.I)
+_TIME_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(h|hr|hrs|hour|hours|min|mins|minute|minutes|d|day|days)\b",
+                      re.I)
+_CELL_WORDS = (("monocytes", "mono"), ("monocyte", "mono"), ("dendriticcells", "dc"),
+               ("dendriticcell", "dc"), ("megakaryocytes", "mk"), ("megakaryocyte", "mk"),
+               ("erythrocytes", "eryth"), ("erythroid", "eryth"), ("naturalkiller", "nk"),
+               ("tcells", "t"), ("tcell", "t"), ("bcells", "b"), ("bcell", "b"),
+               ("nkcells", "nk"), ("cells", ""), ("cell", ""))
+
+
+def _canon(text: str) -> str:
+    """Lower-case alphanumeric form of a name with Greek letters spelled as one Latin letter
+    ("IFN-β", "IFN-beta", "IFNB" → "ifnb")."""
+    t = str(text).lower()
+    for greek, latin in (("β", "b"), ("γ", "g"), ("α", "a"), ("beta", "b"), ("gamma", "g"),
+                         ("alpha", "a")):
+        t = t.replace(greek, latin)
+    return re.sub(r"[^a-z0-9]", "", t.replace("interferon", "ifn"))
+
+
+def _join_names(text: str) -> str:
+    """Join treatment names written as two words ("interferon beta", "IFN gamma") into one."""
+    return re.sub(r"\b(interferon|ifn)[\s-]+(beta|gamma|alpha|β|γ|α)(?![\w-])", r"IFN-\2", text,
+                  flags=re.I)
+
+
+def _hours(label: str) -> float | None:
+    """Hours of a time-point label ("0", "3h", "30 min", "1 day"); ``None`` if it is not one."""
+    s = str(label).strip().lower()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(h|hr|hrs|hour|hours|min|mins|minute|minutes|d|day|days)?",
+                     s)
+    if not m:
+        return None
+    unit = (m.group(2) or "h")[0]
+    return float(m.group(1)) * {"h": 1.0, "m": 1 / 60, "d": 24.0}[unit]
+
+
+def _fmt_hours(h: float) -> str:
+    return f"{h:g} h"
+
+
+@dataclass(frozen=True)
+class StimulationDesign:
+    """The stimulation structure of a data set's ``obs``.
+
+    Attributes
+    ----------
+    key
+        The column of each cell's condition (``"stim"``) or time point (``"Time"``).
+    control
+        The control level (``"CTRL"``, ``"0"``).
+    treated
+        The other levels, in order (by time for a time course).
+    kind
+        ``"condition"`` or ``"time"`` (levels are time points; ``hours`` gives each one's hours).
+    hours
+        Level → hours (time courses only).
+    cell_type_key
+        The column of each cell's type (``None`` when the data have none).
+    cell_types
+        The cell types, sorted.
+    treatments
+        Canonical treatment names (:data:`TREATMENTS`) the data's description names → shown name.
+    """
+
+    key: str
+    control: str
+    treated: tuple[str, ...]
+    kind: str = "condition"
+    hours: dict = field(default_factory=dict)
+    cell_type_key: str | None = None
+    cell_types: tuple[str, ...] = ()
+    treatments: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "control": self.control, "treated": list(self.treated),
+                "kind": self.kind, "hours": dict(self.hours), "cell_type_key": self.cell_type_key,
+                "cell_types": list(self.cell_types), "treatments": dict(self.treatments)}
+
+
+def _column(obs, names: tuple[str, ...]) -> str | None:
+    lower = {str(c).lower(): str(c) for c in obs.columns}
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def find_stimulation_design(obs, description: str = "") -> StimulationDesign | None:
+    """The treatment structure of ``obs``: a condition column with one control level, or a
+    time-course column whose earliest time point is 0 h; ``None`` when there is neither.
+
+    Parameters
+    ----------
+    obs
+        The cells' annotations (a pandas DataFrame).
+    description
+        Free text describing the data (e.g. ``uns["source"]``): treatment names it mentions
+        (:data:`TREATMENTS`) may be used in a goal although the condition column names none
+        (Kang 2018 labels its cells ``CTRL`` / ``STIM``; its description names IFN-β).
+    """
+    from scagents.data.validate import is_control_label
+
+    cell_key = _column(obs, CELL_TYPE_KEYS)
+    cell_types = () if cell_key is None else tuple(sorted(
+        str(v) for v in obs[cell_key].dropna().astype(str).unique()))
+    words = {_canon(w) for w in re.findall(r"[^\s,;:()/\[\]._]+", description)}
+    design = None
+    for key in [k for k in (_column(obs, TIME_KEYS), _column(obs, CONDITION_KEYS)) if k]:
+        levels = [str(v) for v in obs[key].dropna().astype(str).unique()]
+        if len(levels) < 2:
+            continue
+        hours = {lv: _hours(lv) for lv in levels}
+        if all(h is not None for h in hours.values()) and min(hours.values()) == 0.0:
+            order = sorted(levels, key=lambda lv: hours[lv])
+            design = StimulationDesign(key=key, control=order[0], treated=tuple(order[1:]),
+                                       kind="time", hours={lv: hours[lv] for lv in order})
+            break
+        controls = [lv for lv in levels if is_control_label(lv)]
+        if len(controls) == 1:
+            design = StimulationDesign(key=key, control=controls[0],
+                                       treated=tuple(sorted(lv for lv in levels
+                                                            if lv != controls[0])))
+            break
+    if design is None:
+        return None
+    words |= {_canon(w) for w in (design.key, *design.treated)}
+    named = {TREATMENTS[w][0]: TREATMENTS[w][1] for w in sorted(words) if w in TREATMENTS}
+    return StimulationDesign(**{**design.__dict__, "cell_type_key": cell_key,
+                                "cell_types": cell_types, "treatments": named})
+
+
+@dataclass(frozen=True)
+class StimulationGoal:
+    """A parsed stimulation goal ("predict IFN-beta stimulation in CD14 monocytes").
+
+    Attributes
+    ----------
+    text
+        The goal as written.
+    treatment
+        The level of the condition column whose cells answer the goal (``"STIM"``, ``"3"``).
+    name
+        The treatment as shown (``"IFN-β"``; the level itself when nothing names it).
+    cell_type
+        The cell type asked about (a value of the cell-type column); ``None``: all cells.
+    design
+        The data's :class:`StimulationDesign`.
+    reading
+        One line saying how the goal was read.
+    """
+
+    text: str
+    treatment: str
+    name: str
+    cell_type: str | None
+    design: StimulationDesign
+    reading: str
+
+    @property
+    def label(self) -> str:
+        """``"IFN-β stimulation (STIM) in CD14 Mono"``-style label of the goal."""
+        if self.design.kind == "time":
+            what = f"{self.name} {_fmt_hours(self.design.hours[self.treatment])}"
+        else:
+            what = f"{self.name} stimulation"
+        return what + (f" in {self.cell_type}" if self.cell_type else "")
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "action": "predict", "treatment": self.treatment,
+                "name": self.name, "cell_type": self.cell_type, "label": self.label,
+                "reading": self.reading, "design": self.design.to_dict()}
+
+
+def _match_cell_type(phrase: str, cell_types: tuple[str, ...]) -> str | None:
+    """The cell type ``phrase`` names: case-, spacing- and plural-insensitive, with common words
+    shortened as annotations write them ("CD14 monocytes" → "CD14 Mono", "B cells" → "B")."""
+    def norm(s: str) -> str:
+        s = _canon(s)
+        for long, short in _CELL_WORDS:
+            s = s.replace(long, short)
+        return s
+
+    want = norm(phrase)
+    by_norm = {norm(c): c for c in cell_types}
+    for cand in (want, want[:-1] if want.endswith("s") else want):
+        if cand in by_norm:
+            return by_norm[cand]
+    return None
+
+
+def is_stimulation_goal(text: str | None, design: StimulationDesign | None) -> bool:
+    """Whether a goal asks about the data's treatment rather than a genetic perturbation: the data
+    have a treatment design and the goal names no genetic kind (knockout, knockdown,
+    over-expression) but a treatment word, a time point, a treatment level or name, or a cell
+    type of the data."""
+    if not text or design is None:
+        return False
+    low = text.lower()
+    if any(re.search(p, low) for p, _ in KIND_PATTERNS) or re.search(r"crispr", low):
+        return False
+    if _GENERIC_STIM.search(low) or _TIME_RE.search(low):
+        return True
+    words = {_canon(w) for w in re.findall(r"[^\s,;:?!]+", _join_names(text))}
+    canon = {TREATMENTS[w][0] for w in words if w in TREATMENTS}
+    levels = {_canon(lv) for lv in design.treated}
+    return bool(canon or words & levels)
+
+
+def parse_stimulation_goal(text: str, design: StimulationDesign) -> StimulationGoal:
+    """Parse a stimulation goal against the data's :class:`StimulationDesign`.
+
+    Understood: ``"predict IFN-beta stimulation"``, ``"predict IFN-β stimulation in CD14
+    monocytes"``, ``"predict STIM in B cells"`` (the column's own level), ``"predict stimulation"``
+    (the data's only treatment), ``"predict dexamethasone 3h"`` (a time point of a time course).
+    The treatment may be named by the column's level, by a name the data's description gives
+    (IFN-β for Kang 2018, written "IFN-beta", "IFN-β", "IFNB" or "interferon beta"), or left
+    generic ("stimulation") when the data hold one treatment.
+
+    Raises
+    ------
+    GoalError
+        One line naming what is unknown (treatment, time point or cell type) and what the data
+        hold.
+    """
+    if not text or not text.strip():
+        raise GoalError('The goal is empty. Write e.g. --goal "predict stimulation".')
+    where = f"obs[{design.key!r}]"
+    names = ", ".join(design.treatments.values())
+    available = (f"{where} holds {', '.join(repr(t) for t in design.treated)} (control "
+                 f"{design.control!r})" + (f"; the data's description names {names}" if names
+                                           else ""))
+    body, cell_type, cell_note = text.strip().rstrip("?.! "), None, ""
+    body = _join_names(body)
+    m = ([None, *re.finditer(r"\bin\s+(?!the\b)", body, re.I)])[-1]
+    if m is not None:
+        m = re.match(r"(.*)\bin\s+([^,;]+?)\s*$", body, re.I | re.S)
+    if m and not _TIME_RE.fullmatch(m.group(2).strip()):
+        phrase = m.group(2).strip()
+        if not design.cell_types:
+            raise GoalError(f"The goal names the cells {phrase!r}, but the data have no cell-type "
+                            f"column (looked for {', '.join(CELL_TYPE_KEYS[:5])}, …); ask without "
+                            "'in …' to predict all cells.")
+        cell_type = _match_cell_type(phrase, design.cell_types)
+        if cell_type is None:
+            raise GoalError(f"No cell type {phrase!r} in obs[{design.cell_type_key!r}] (names are "
+                            "matched case- and spacing-insensitively; 'monocytes' reads as 'Mono'); "
+                            f"its cell types are: {', '.join(design.cell_types)}.")
+        if _canon(phrase) != _canon(cell_type):
+            cell_note = f" ({phrase!r} → {cell_type!r})"
+        body = m.group(1).strip()
+    level, name, how = None, None, ""
+    if design.kind == "time":
+        t = _TIME_RE.search(body)
+        if t is None:
+            times = ", ".join(_fmt_hours(design.hours[lv]) for lv in design.treated)
+            raise GoalError(f"Name the time point to predict: {where} holds the time points "
+                            f"{times} after control {_fmt_hours(design.hours[design.control])}, "
+                            'e.g. "predict ' + f'{names or "treatment"} '
+                            f'{_fmt_hours(design.hours[design.treated[-1]]).replace(" ", "")}".')
+        hours = _hours(t.group(1) + t.group(2))
+        level = next((lv for lv in design.treated if design.hours[lv] == hours), None)
+        if level is None:
+            times = ", ".join(_fmt_hours(design.hours[lv]) for lv in design.treated)
+            raise GoalError(f"No time point {_fmt_hours(hours)} in {where}; its treated time points "
+                            f"are {times} (control {_fmt_hours(design.hours[design.control])}).")
+        body = body[:t.start()] + body[t.end():]
+    words = [w for w in re.findall(r"[^\s,;:?!]+", body) if w.lower() not in _STIM_FILLER]
+    by_level = {_canon(lv): lv for lv in design.treated}
+    named = []
+    for w in words:
+        c = _canon(w)
+        if design.kind == "condition" and c in by_level:
+            level = by_level[c]
+            how = f"{w!r} is the level {level!r} of {where}"
+        elif c in TREATMENTS:
+            named.append((w, TREATMENTS[c]))
+        elif c:
+            unknown = w
+            raise GoalError(f"{unknown!r} is not a treatment of these data: {available}. Ask e.g. "
+                            f'"predict {next(iter(design.treatments.values()), design.treated[0])}'
+                            f'{" stimulation" if design.kind == "condition" else ""}'
+                            + (f" in {design.cell_types[0]}" if design.cell_types else "") + '".')
+    for w, (canon, shown) in named:
+        if canon not in design.treatments:
+            raise GoalError(f"{w!r} ({shown}) is not a treatment of these data: {available}.")
+        name = shown
+        how = how or (f"{w!r} is {shown}, which the data's description names")
+    if level is None:
+        if len(design.treated) > 1:
+            raise GoalError(f"The data hold several treatments; name one: {available}.")
+        level = design.treated[0]
+        how = how or "no treatment named: the data's only one"
+    if name is None:
+        name = (next(iter(design.treatments.values())) if len(design.treatments) == 1
+                and len(design.treated) == 1 else level)
+    if design.kind == "time":
+        how = (how + "; " if how else "") + f"time point {level!r} of {where}"
+    g = StimulationGoal(text=text, treatment=level, name=name, cell_type=cell_type, design=design,
+                        reading="")
+    cells = (f"the {cell_type} cells of obs[{design.cell_type_key!r}]{cell_note}" if cell_type
+             else "all cells")
+    reading = (f"Goal read as: {g.label} — the {where} == {level!r} cells vs control "
+               f"{design.control!r} ({how}), in {cells}.")
+    return StimulationGoal(text=text, treatment=level, name=name, cell_type=cell_type,
+                           design=design, reading=reading)

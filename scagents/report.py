@@ -430,7 +430,7 @@ def table_cells(line: str) -> list[str]:
 def render_markdown(result: dict) -> str:
     """Render the Markdown text of a report from a result dictionary."""
     pert = result["perturbation"]
-    label = f"{'+'.join(pert['targets'])} {pert['kind']}"
+    label = result["goal"].get("label") or f"{'+'.join(pert['targets'])} {pert['kind']}"
     lines = [f"# scagents report: {label}", ""]
     lines += [f"**Goal:** {result['goal']['text']}", ""]
     for sentence in result.get("headline") or []:  # the answer and its check, before anything else
@@ -491,6 +491,14 @@ def render_markdown(result: dict) -> str:
         lines += [ev.get("description", ""), ""]
         lines += _table([{"metric": k, "value": v} for k, v in ev["metrics"].items()],
                         ["metric", "value"]) + [""]
+        if ev.get("candidates"):  # stimulation goals: every candidate against the same cells
+            lines += ["Every candidate's prediction against the same observed cells:", ""]
+            lines += _table([{"model": k, **v} for k, v in ev["candidates"].items()],
+                            ["model", "mse", "pearson_delta_topk"]) + [""]
+    if result.get("per_group"):
+        lines += ["## Per cell type", "", "Each cell type's response predicted from the other cell "
+                  "types (its own treated cells held out), against its observed response:", ""]
+        lines += _table(result["per_group"], list(result["per_group"][0])) + [""]
     if result.get("network"):
         net = result["network"]
         lines += ["## Regulatory network around the target", ""]
@@ -531,6 +539,8 @@ def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> li
     else:
         lines += ["**No detectable effect:** no gene's change clears the noise.", "",
                   ev.get("needed", ""), ""]
+    if ev.get("target_note"):  # a knocked-out target that is off in the twin's milieu
+        lines += [f"**Why:** {ev['target_note']}", ""]
     lines += [f"How: {ev['method']}.", ""]
     if intervals:
         lines += [f"Intervals ({100 * intervals['level']:.0f} %, columns lower / upper): "

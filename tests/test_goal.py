@@ -141,3 +141,82 @@ def test_no_gene_error_suggests_a_goal_that_parses(genes):
         parse_goal("predict something", genes)
     suggested = str(info.value).split('e.g. "')[1].rstrip('".')
     assert parse_goal(suggested, genes).perturbation.targets[0] in genes
+
+
+# ------------------------------------------------------------------------- stimulation goals
+def _kang_like_obs():
+    import pandas as pd
+
+    return pd.DataFrame({
+        "stim": ["CTRL", "STIM"] * 6,
+        "seurat_annotations": ["CD14 Mono"] * 4 + ["B"] * 4 + ["CD4 Naive T"] * 4})
+
+
+def _design():
+    from scagents.goal import find_stimulation_design
+
+    return find_stimulation_design(_kang_like_obs(), "Seurat ifnb, Kang 2018")
+
+
+def test_stimulation_design_found_from_obs_and_description():
+    d = _design()
+    assert (d.key, d.control, d.treated) == ("stim", "CTRL", ("STIM",))
+    assert d.cell_type_key == "seurat_annotations"
+    assert d.treatments == {"ifnb": "IFN-β"}
+
+
+@pytest.mark.parametrize(("text", "cell_type"), [
+    ("predict IFN-beta stimulation", None),
+    ("predict IFN-β stimulation in CD14 monocytes", "CD14 Mono"),
+    ("predict IFNB in b cells", "B"),
+    ("predict the effect of interferon beta in CD4 naive T cells", "CD4 Naive T"),
+    ("predict stimulation in cd14 mono", "CD14 Mono"),
+    ("predict STIM in B", "B"),
+])
+def test_parse_stimulation_goal(text, cell_type):
+    from scagents.goal import is_stimulation_goal, parse_stimulation_goal
+
+    d = _design()
+    assert is_stimulation_goal(text, d)
+    g = parse_stimulation_goal(text, d)
+    assert g.treatment == "STIM" and g.cell_type == cell_type and g.name == "IFN-β"
+    assert g.reading.startswith("Goal read as:") and "\n" not in g.reading
+
+
+def test_gene_goals_are_not_stimulation_goals():
+    from scagents.goal import is_stimulation_goal
+
+    assert not is_stimulation_goal("predict STAT1 knockout", _design())
+    assert not is_stimulation_goal("predict IFN-beta stimulation", None)
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("predict dexamethasone stimulation", r"not a treatment of these data: obs\['stim'\] holds 'STIM'"),
+    ("predict IFN-gamma stimulation", r"IFN-γ.*description names IFN-β"),
+    ("predict IFN-beta stimulation in macrophages",
+     r"No cell type 'macrophages'.*its cell types are: B, CD14 Mono, CD4 Naive T"),
+    ("predict IFN-beta stimulation in T cells", r"No cell type 'T cells'"),
+])
+def test_stimulation_goal_errors_name_what_is_available(text, match):
+    from scagents.goal import parse_stimulation_goal
+
+    with pytest.raises(GoalError, match=match) as err:
+        parse_stimulation_goal(text, _design())
+    assert "\n" not in str(err.value)
+
+
+def test_time_course_goal():
+    import pandas as pd
+
+    from scagents.goal import find_stimulation_design, parse_stimulation_goal
+
+    obs = pd.DataFrame({"Time": pd.Categorical(["0", "1", "3"] * 3)})
+    d = find_stimulation_design(obs, "A549, dexamethasone 0/1/3 h")
+    assert d.kind == "time" and d.control == "0" and d.treated == ("1", "3")
+    g = parse_stimulation_goal("predict dexamethasone 3h", d)
+    assert g.treatment == "3" and g.label == "dexamethasone 3 h"
+    assert parse_stimulation_goal("predict dex 1 hour", d).treatment == "1"
+    with pytest.raises(GoalError, match=r"No time point 2 h.*1 h, 3 h"):
+        parse_stimulation_goal("predict dexamethasone 2h", d)
+    with pytest.raises(GoalError, match="Name the time point"):
+        parse_stimulation_goal("predict dexamethasone", d)

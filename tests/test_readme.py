@@ -18,6 +18,22 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 PLACEHOLDER_OPTIONS = {"--data", "--out"}
 
 
+#: data files whose README examples are treatment goals: they need that file, so they are parsed
+#: against it (tests/agents/test_stimulation.py runs the goal) instead of run on the twin
+TREATMENT_DATA = {"kang2018_ifnb_pbmc.h5ad": "stimulation/kang2018_ifnb_pbmc.h5ad"}
+
+
+def treatment_examples(text: str) -> list[tuple[str, str]]:
+    """(shared data file, goal) of the README's treatment-goal examples."""
+    out = []
+    for m in re.finditer(r"python -m scagents run ([^`\n|]*)", text):
+        args = shlex.split(m.group(1))
+        if "--data" in args and Path(args[args.index("--data") + 1]).name in TREATMENT_DATA:
+            out.append((TREATMENT_DATA[Path(args[args.index("--data") + 1]).name],
+                        args[args.index("--goal") + 1]))
+    return out
+
+
 def readme_runs(text: str) -> list[list[str]]:
     """The argument lists of the README's `python -m scagents run` examples (optional
     ``[...]`` parts and placeholder files dropped), in order, without repeats."""
@@ -25,6 +41,8 @@ def readme_runs(text: str) -> list[list[str]]:
     for m in re.finditer(r"python -m scagents run ([^`\n|]*)", text):
         cmd = re.sub(r"\[[^\]]*\]", " ", m.group(1)).split("&&")[0]
         args = shlex.split(cmd)
+        if "--data" in args and Path(args[args.index("--data") + 1]).name in TREATMENT_DATA:
+            continue  # a treatment goal on its own data: see test_readme_treatment_goals_parse
         keep: list[str] = []
         i = 0
         while i < len(args):
@@ -51,7 +69,7 @@ def test_readme_examples_are_found():
 
 def test_every_readme_goal_parses_on_the_default_twin():
     from scagents.cli import build_parser
-    from scagents.goal import parse_goal
+    from scagents.goal import TREATMENTS, _canon, parse_goal
     from scagents.twin import load_model
 
     net = load_model("th")
@@ -59,8 +77,27 @@ def test_every_readme_goal_parses_on_the_default_twin():
                if "--goal" in a.option_strings)
     help_goals = readme_goals(run.help)  # the --goal help's example too
     assert help_goals
+    treatment = {goal for _, goal in treatment_examples(README.read_text())}
     for goal in readme_goals(README.read_text()) + help_goals:
-        parse_goal(goal, net.genes, aliases=net.aliases, inputs=net.inputs)
+        # treatment goals (a treatment name of scagents.goal.TREATMENTS) are parsed on their data
+        if goal not in treatment and not {_canon(w) for w in goal.split()} & set(TREATMENTS):
+            parse_goal(goal, net.genes, aliases=net.aliases, inputs=net.inputs)
+
+
+def test_readme_treatment_goals_parse_on_their_data():
+    import anndata as ad
+
+    from scagents.goal import find_stimulation_design, is_stimulation_goal, parse_stimulation_goal
+    from tests.conftest import shared_file
+
+    examples = treatment_examples(README.read_text())
+    assert examples
+    for rel, goal in examples:
+        backed = ad.read_h5ad(shared_file(rel), backed="r")
+        design = find_stimulation_design(backed.obs, str(backed.uns.get("source", "")))
+        backed.file.close()
+        assert is_stimulation_goal(goal, design)
+        assert parse_stimulation_goal(goal, design).cell_type == "CD14 Mono"
 
 
 @pytest.mark.slow  # three full runs (~35 s on 2 cores)

@@ -14,7 +14,7 @@ from scagents.agents.state import AgentRecord, DataSummary, RunOptions, RunState
 from scagents.data import write as write_data
 from scagents.errors import ScagentsError
 
-__all__ = ["data_agent", "resolve_goal", "DATA_FILE", "GENES_FILE", "TRUTH_FILE"]
+__all__ = ["data_agent", "resolve_goal", "stimulation_request", "DATA_FILE", "GENES_FILE", "TRUTH_FILE"]
 
 DATA_FILE = "data.h5mu"
 GENES_FILE = "genes_used.csv"
@@ -110,6 +110,7 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
                                         index=tmp.var_names)
     truth["is_input"] = [g in net.inputs for g in truth.index]
     truth["replicate_clears"] = _replicate_clears(net, pert, opts).reindex(truth.index)
+    target_expr = _target_expression(net, pert, act[ctrl], list(tmp.var_names), opts)
     with atomic_path(out / TRUTH_FILE) as part:
         truth.round(8).to_csv(part)
     fates = tmp.obs["fate"].astype(str)
@@ -129,8 +130,26 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
         truth_path=TRUTH_FILE,
         truth_fates=fate_shift, inputs=list(net.inputs),
         cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train},
-        warnings=twin_warnings, silent_model=bool(twin_warnings),
+        warnings=twin_warnings, silent_model=bool(twin_warnings), target_expression=target_expr,
         genes_path=GENES_FILE, gene_selection=selection)
+
+
+def _target_expression(net, pert, control_activity: np.ndarray, genes: list[str],
+                       opts: RunOptions) -> list[dict]:
+    """Loss-of-function goal: is each target expressed in the control cells of this milieu, and
+    if not, which milieu of the model's inputs expresses it
+    (:func:`scagents.twin.milieu.target_expression`; the milieus are scanned once, only when a
+    target is off)."""
+    from scagents.twin.milieu import EXPRESSED_ACTIVITY, scan_milieus, target_expression
+
+    if pert.kind not in ("knockout", "knockdown"):
+        return []
+    act = {g: float(control_activity[:, genes.index(g)].mean()) for g in pert.targets
+           if g in genes}
+    scan = (scan_milieus(net, inputs=opts.inputs or None, seed=opts.seed)
+            if any(a < EXPRESSED_ACTIVITY for a in act.values()) and net.inputs else None)
+    return [target_expression(net, g, control_activity=a, inputs=opts.inputs or None, scan=scan,
+                              kind=pert.kind) for g, a in act.items()]
 
 
 def _replicate_clears(net, pert, opts: RunOptions) -> pd.Series:
@@ -211,10 +230,76 @@ def resolve_goal(text: str, rna) -> tuple:
     return goal, pert, label, note
 
 
+def stimulation_request(opts: RunOptions):
+    """The parsed :class:`~scagents.goal.StimulationGoal` when the goal asks about the data's
+    treatment (an ``.h5ad`` whose ``obs`` has a condition or time-point column with a control
+    level, and a goal naming a treatment, time point or treatment word rather than a genetic
+    kind); ``None`` otherwise. Only ``obs`` and ``uns`` are read (backed mode).
+
+    Raises
+    ------
+    GoalError
+        The goal is about the treatment but names an unknown treatment, time point or cell type.
+    """
+    import anndata as ad
+
+    from scagents.goal import find_stimulation_design, is_stimulation_goal, parse_stimulation_goal
+
+    path = Path(opts.data)
+    if opts.perturbation_key or path.suffix.lower() != ".h5ad" or not path.is_file():
+        return None
+    try:
+        backed = ad.read_h5ad(path, backed="r")
+    except Exception:  # noqa: BLE001 - an unreadable file gets load()'s own error
+        return None
+    try:
+        obs = backed.obs.copy()
+        description = " ".join(str(backed.uns.get(k, "")) for k in
+                               ("source", "title", "description", "treatment"))
+    finally:
+        backed.file.close()
+    design = find_stimulation_design(obs, description)
+    if not is_stimulation_goal(opts.goal, design):
+        return None
+    return parse_stimulation_goal(opts.goal, design)
+
+
+def _stimulation_data(opts: RunOptions, out: Path, goal) -> DataSummary:
+    """Load a treatment experiment for a stimulation goal: the condition column is the
+    perturbation column, its control level the control cells."""
+    import mudata as md
+
+    from scagents.data import load
+    from scagents.perturbation import Perturbation
+
+    step = Steps("data", ["reading", "writing"], enabled=opts.progress)
+    design = goal.design
+    step(f"reading {Path(opts.data).name}")
+    rna = load(opts.data, perturbation_key=design.key, control_labels=[design.control])
+    ctrl = rna.obs["is_control"].astype(bool).to_numpy()
+    rna.obs["perturbation_type"] = pd.Categorical(np.where(ctrl, "control", "stimulation"))
+    step(f"writing {DATA_FILE}")
+    write_data(md.MuData({"rna": rna}), out / DATA_FILE)
+    step.close()
+    counts = rna.obs[design.key].astype(str).value_counts()
+    return DataSummary(
+        source=str(opts.data), description=Path(opts.data).name, path=DATA_FILE,
+        n_cells=int(rna.n_obs), n_genes=int(rna.n_vars), modalities=["rna"],
+        goal=goal.to_dict(), perturbation=Perturbation((goal.name,), kind="stimulation").to_dict(),
+        goal_measured=goal.treatment in counts.index, goal_label=goal.treatment,
+        goal_note=goal.reading, measured=list(design.treated), candidates=[],
+        cells_per_condition={str(k): int(v) for k, v in counts.items()},
+        stimulation=goal.to_dict())
+
+
 def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     import mudata as md
 
     from scagents.data import load
+
+    stim = stimulation_request(opts)
+    if stim is not None:
+        return _stimulation_data(opts, out, stim)
 
     step = Steps("data", ["reading", "selecting genes", "writing"], enabled=opts.progress)
     step(f"reading {Path(opts.data).name}")

@@ -6,6 +6,7 @@
                         ├→ integration ┤
                         ├→ network ────┤   every agent returns to the supervisor,
                         ├→ policy ─────┤   which routes on the state (see supervisor.py)
+                        ├→ stimulation ┤   (treatment goals, instead of network and policy)
                         ├→ fallback ───┤
                         ├→ report ─────┘
                         └→ END
@@ -36,6 +37,7 @@ from scagents.agents.policy import fallback_agent, policy_agent
 from scagents.agents.report import report_agent
 from scagents.agents.state import RunOptions, RunState, initial_state
 from scagents.agents.steering import steering_agent
+from scagents.agents.stimulation import stimulation_agent
 from scagents.agents.supervisor import END_MOVE, LLMPlanner, make_supervisor
 from scagents.errors import ScagentsError
 
@@ -56,6 +58,7 @@ SPECIALISTS: dict[str, Callable[[RunState], dict]] = {
     "fallback": fallback_agent,
     "report": report_agent,
     "steering": steering_agent,
+    "stimulation": stimulation_agent,
 }
 
 

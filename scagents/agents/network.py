@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from scagents._atomic import atomic_path
@@ -17,9 +18,10 @@ from scagents.agents.state import (
     run_path,
 )
 
-__all__ = ["network_agent", "EDGES_FILE", "neighbourhood"]
+__all__ = ["network_agent", "EDGES_FILE", "PROPAGATION_FILE", "neighbourhood"]
 
 EDGES_FILE = "network_edges.csv"
+PROPAGATION_FILE = "network_propagation.csv"
 
 
 def neighbourhood(edges: pd.DataFrame, targets: list[str], n: int = 12) -> list[dict]:
@@ -64,16 +66,81 @@ def _genes(state: RunState, data: DataSummary) -> pd.DataFrame | None:
     return pd.read_csv(path, index_col="gene")
 
 
+def _cells(rna, goal: list[str]) -> tuple[np.ndarray, bool]:
+    """Cells to fit and whether they hold a usable knockout screen.
+
+    Control cells always; the perturbed cells too when single-gene perturbations of measured genes
+    other than the goal's have at least 5 cells each beside at least 20 control cells. The goal's own cells are never
+    used: the network must not have seen the answer it helps to predict.
+    """
+    obs = rna.obs
+    ctrl = obs["is_control"].astype(bool).to_numpy()
+    if ctrl.sum() < 20:
+        return np.ones(rna.n_obs, dtype=bool), False
+    if "target_genes" not in obs:
+        return ctrl, False
+    lab = obs["target_genes"].astype(str).to_numpy()
+    goal = "+".join(goal)
+    usable = (~ctrl & (lab != "") & (lab != goal) & (np.char.find(lab.astype(str), "+") < 0)
+              & np.isin(lab, rna.var_names.astype(str)))  # a perturbed gene that is measured
+    counts = pd.Series(lab[usable]).value_counts()
+    ok = set(counts[counts >= 5].index)
+    pert = usable & np.isin(lab, list(ok))
+    return (ctrl | pert, True) if pert.any() else (ctrl, False)
+
+
+def _atac_prior(atac, cells: np.ndarray, genes) -> object | None:
+    """The ATAC modality of the fitted cells when its peaks link to some of the genes, else ``None``."""
+    if atac is None or atac.n_obs != len(cells):
+        return None
+    from scagents.grn import peak_gene_links
+
+    sub = atac[cells].copy()
+    return sub if len(peak_gene_links(sub, list(map(str, genes)))) else None
+
+
+def _json_safe(d):
+    if isinstance(d, dict):
+        return {str(k): _json_safe(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_json_safe(v) for v in d]
+    if isinstance(d, np.generic):
+        return d.item()
+    return d
+
+
+def _sources_line(src: dict) -> str:
+    if not src or "n_perturbation_supported" not in src:
+        return ""
+    unsupported = src["n_from_perturbed_regulators"] - src["n_perturbation_supported"]
+    return (f"; evidence: {src['n_perturbation_supported']} edges supported by the knockout screen "
+            f"({src.get('n_perturbed_regulators', 0)} regulators perturbed; {unsupported} more edges of "
+            f"theirs without screen support), {src['n_regression_only']} from unperturbed regulators "
+            f"(regression alone){', ATAC prior applied' if 'atac_prior' in src else ''}")
+
+
 def network_agent(state: RunState, *, method: str | None = None) -> dict:
     """Infer the regulatory network of the run's RNA data with :func:`scagents.grn.infer_network`.
 
-    The network is fitted on the control cells and on the genes chosen by the data agent
+    The network is fitted on the genes chosen by the data agent
     (``genes_used.csv``: the goal's genes, the perturbation targets and the most variable genes, at
     most ``options.n_genes``); every chosen gene is a target, the ``regulator`` genes of that table
     (at most ``options.n_regulators``) are the candidate regulators, and the
     ``options.network_top_k`` strongest regulators of each target are kept, so memory stays bounded
-    whatever the number of genes in the file. The method is ``infer_network``'s default (plain
-    ridge, α by held-out R²), the default of ``benchmarks/grn.py`` too.
+    whatever the number of genes in the file. The method is ``infer_network``'s default (ridge, α by
+    held-out R²), the default ``benchmarks/grn.py`` and ``benchmarks/grn_select.py`` score.
+
+    When the data hold a knockout screen (single-gene perturbations other than the goal's, ≥ 5 cells
+    each), the edge ranking (``weight``) uses the perturbed cells too:
+    ``infer_network(..., perturbations="target_genes")`` merges the perturbed regulators' direct
+    effects with the regression (:mod:`scagents.grn.interventional`); ``evidence`` says which edges
+    the screen supports and ``NetworkSummary.sources`` counts them. In-silico propagation always uses
+    the fit on control cells only (``<run>/network_propagation.csv``, ``NetworkSummary.propagation_path``;
+    its coefficient is also the ``coef`` column of the edge table, 0 where that fit kept no such edge),
+    so no perturbation's cells shape the propagation the policy agent validates on held-out
+    perturbations. When the run has an ATAC modality
+    whose peaks link to the genes, its accessibility prior constrains both fits
+    (``unlinked="keep"``: targets without a linked peak stay regulatable).
 
     Writes ``<run>/network_edges.csv`` (``source``, ``target``, ``weight`` — standardised —,
     ``sign``, ``coef`` — in expression units, used for propagation) and keeps the edges around the
@@ -112,42 +179,74 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
             from scagents.data import lognormalize
 
             step("reading")
-            rna = md.read_h5mu(out / data.path)["rna"]
-            ctrl = rna[rna.obs["is_control"].astype(bool).to_numpy()].copy()
-            if ctrl.n_obs < 20:
-                ctrl = rna.copy()
+            mdata = md.read_h5mu(out / data.path)
+            rna = mdata["rna"]
+            atac = mdata.mod.get("atac")
+            del mdata
+            cells, screen = _cells(rna, targets)
+            fit = rna[cells].copy()
             del rna
-            lognormalize(ctrl)  # on every gene: library sizes are whole-transcriptome totals
-            if "lognorm" in ctrl.layers:
-                ctrl.X = ctrl.layers["lognorm"]
+            lognormalize(fit)  # on every gene: library sizes are whole-transcriptome totals
+            if "lognorm" in fit.layers:
+                fit.X = fit.layers["lognorm"]
             table = _genes(state, data)
             regulators = None
             if table is not None:
-                ctrl = ctrl[:, [g for g in ctrl.var_names if g in table.index]].copy()
-                regulators = [g for g in ctrl.var_names if bool(table.at[g, "regulator"])]
-                if len(regulators) == ctrl.n_vars:
+                fit = fit[:, [g for g in fit.var_names if g in table.index]].copy()
+                regulators = [g for g in fit.var_names if bool(table.at[g, "regulator"])]
+                if len(regulators) == fit.n_vars:
                     regulators = None  # every gene: the unrestricted fit
-            ctrl.layers.clear()
-            figures = {"n_genes": int(ctrl.n_vars), "n_cells": int(ctrl.n_obs),
-                       "n_regulators": int(ctrl.n_vars if regulators is None else len(regulators)),
-                       "top_k": int(opts.network_top_k)}
-            step(f"inferring ({ctrl.n_obs} cells x {ctrl.n_vars} genes, "
-                 f"{figures['n_regulators']} regulators)")
+            fit.layers.clear()
+            prior = _atac_prior(atac, cells, fit.var_names)
+            is_ctrl = fit.obs["is_control"].astype(bool).to_numpy()
+            ctrl = fit[is_ctrl].copy() if screen else fit
+            figures = {"n_genes": int(fit.n_vars), "n_cells": int(fit.n_obs),
+                       "n_control_cells": int(ctrl.n_obs),
+                       "n_perturbed_cells": int(fit.n_obs - ctrl.n_obs) if screen else 0,
+                       "n_regulators": int(fit.n_vars if regulators is None else len(regulators)),
+                       "top_k": int(opts.network_top_k), "atac_prior": prior is not None}
+            step(f"inferring ({fit.n_obs} cells x {fit.n_vars} genes, "
+                 f"{figures['n_regulators']} regulators{', knockout screen' if screen else ''})")
             kwargs = {"method": method} if method else {}
-            grn.infer_network(ctrl, regulators=regulators, top_k=opts.network_top_k,
-                              progress=opts.progress, **kwargs)
+            common = {"regulators": regulators, "top_k": opts.network_top_k, "progress": opts.progress,
+                      **({"atac": prior, "unlinked": "keep"} if prior is not None else {}), **kwargs}
+            if screen:  # the ranking uses the perturbed cells (see the docstring for coef)
+                grn.infer_network(fit, perturbations="target_genes", **common)
+                sources = dict(fit.uns["grn"].get("sources", {}))
+                edges = _edges_table(grn.network_edges(fit))
+                if prior is not None:
+                    common["atac"] = prior[is_ctrl].copy()
+            grn.infer_network(ctrl, **common)
             step("writing")
-            edges = _edges_table(grn.network_edges(ctrl))
+            ctrl_edges = _edges_table(grn.network_edges(ctrl))
             W = grn.network_matrix(ctrl)
-            rows = W.index.get_indexer(edges["source"])
-            cols = W.columns.get_indexer(edges["target"])
-            edges["coef"] = W.to_numpy()[rows, cols]
+            rows = W.index.get_indexer(ctrl_edges["source"])
+            cols = W.columns.get_indexer(ctrl_edges["target"])
+            ctrl_edges["coef"] = W.to_numpy()[rows, cols]
+            prop_path = None
+            if screen:  # coef: the control fit's coefficient of the edge (0 where it kept none)
+                edges = edges.merge(ctrl_edges[["source", "target", "coef"]], on=["source", "target"],
+                                    how="left")
+                edges["coef"] = edges["coef"].fillna(0.0)
+                if "evidence" not in edges:  # no perturbation had enough cells among the genes
+                    edges["evidence"] = "regression"
+                prop_path = PROPAGATION_FILE
+                with atomic_path(out / PROPAGATION_FILE) as tmp:
+                    ctrl_edges.to_csv(tmp, index=False)
+            else:
+                edges = ctrl_edges
+                sources = {"n_edges": int(len(edges)), "n_regression_only": int(len(edges))}
+            if prior is not None:
+                sources["atac_prior"] = _json_safe(ctrl.uns["grn"]["prior"].get("atac", {}))
             with atomic_path(out / EDGES_FILE) as tmp:
                 edges.to_csv(tmp, index=False)
             step.close()
             used = (ctrl.uns.get("grn", {}).get("params", {}).get("method") or method or "default")
+            if screen:
+                used += " + knockout screen"
             s = NetworkSummary(status="done", method=str(used), edges_path=EDGES_FILE,
-                               n_edges=int(len(edges)), neighbourhood=neighbourhood(edges, targets))
+                               propagation_path=prop_path, n_edges=int(len(edges)), neighbourhood=neighbourhood(edges, targets),
+                               sources=_json_safe(sources))
         except Exception as exc:  # noqa: BLE001 - reported, the run continues without a network
             step.close()
             s = NetworkSummary(status="failed", reason=f"network inference failed: "
@@ -156,6 +255,7 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
                       summary=s.reason or f"{s.n_edges} edges ({s.method}) among "
                                           f"{figures.get('n_genes')} genes "
                                           f"({figures.get('n_regulators')} candidate regulators); "
-                                          f"{len(s.neighbourhood)} around {'+'.join(targets)}",
+                                          f"{len(s.neighbourhood)} around {'+'.join(targets)}"
+                                          f"{_sources_line(s.sources)}",
                       figures={"n_edges": s.n_edges, **figures})
     return {"network": s.model_dump(), "log": [rec.model_dump()]}

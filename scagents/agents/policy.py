@@ -53,7 +53,7 @@ from scagents.agents.state import (
 
 __all__ = ["policy_agent", "fallback_agent", "POLICY_FILE", "PREDICTION_FILE", "TRAINING_LOG",
            "rank_proposals", "pair_candidates", "compare_to_baseline", "Verdict", "MIN_LISTED", "POLICY", "BASELINES",
-           "REFERENCE", "COMBINATION"]
+           "REFERENCE", "COMBINATION", "policy_train_config"]
 
 POLICY_FILE = "policy.pt"
 PREDICTION_FILE = "prediction.csv"
@@ -273,7 +273,8 @@ def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
     if matrix.exists():  # runs from before the edge table carried the coefficients
         w = pd.read_csv(matrix, index_col=0).reindex(index=genes, columns=genes).fillna(0.0)
     else:  # coefficients in expression units (scagents.grn.network_matrix) when present
-        edges = pd.read_csv(ctx.out / NetworkSummary.model_validate(net).edges_path)
+        summary = NetworkSummary.model_validate(net)
+        edges = pd.read_csv(ctx.out / (summary.propagation_path or summary.edges_path))
         value = "coef" if "coef" in edges.columns else "weight"
         w = (edges.pivot_table(index="source", columns="target", values=value, aggfunc="sum")
              .reindex(index=genes, columns=genes).fillna(0.0))
@@ -600,6 +601,7 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
                               "measured and no validation perturbation calibrates an interval",
                     "needed": "To check the effect: measure the perturbation, or enough other "
                               "perturbations to validate a predictor."}
+    evidence = _with_target_expression(ctx, evidence)
     df = df.reindex(df["delta"].abs().sort_values(ascending=False).index)
     df.index.name = "gene"
     with atomic_path(ctx.out / PREDICTION_FILE) as tmp:
@@ -623,7 +625,10 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
 
     if evidence["detectable"] is False:
         status = "no_effect"
-        decision = (f"No detectable effect: {evidence['method']}; no gene clears it, so no gene is "
+        note = evidence.get("target_note", "")
+        how = evidence["method"]
+        decision = (f"No detectable effect: {note + ' Evidence: ' if note else ''}"
+                    f"{how}; no gene clears it, so no gene is "
                     f"listed as up or down and no next experiment is proposed. "
                     f"{evidence['needed']} (The prediction of {method} is kept in "
                     f"{PREDICTION_FILE} for reference.) " + decision).strip()
@@ -653,6 +658,38 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         top_down=rows(listed[listed["delta"] < -MIN_LISTED]),
         evaluation=evaluation, proposals=proposals, evidence=evidence, interval=interval,
         target_check=targets)
+
+def _with_target_expression(ctx: _Context, evidence: dict) -> dict:
+    """Attach the twin's check of the goal's targets (:attr:`DataSummary.target_expression`): a
+    knocked-out / knocked-down target that is not expressed in the milieu, and whose own change
+    does not clear the noise, is explained in ``target_note`` (why no effect on it can be
+    expected, and the milieus of the model's inputs that express it)."""
+    checks = list(ctx.data.target_expression)
+    if not checks:
+        return evidence
+    clears = ctx.floor["clears"] if ctx.floor is not None else None
+    off = [t for t in checks if not t["expressed"]
+           and (clears is None or not bool(clears.get(t["gene"], False)))]
+    note = " ".join(t["sentence"] for t in off)
+    out = {**evidence, "target_expression": checks, "target_note": note}
+    if off and evidence.get("detectable") is False and not ctx.data.silent_model:
+        # more cells cannot lower a gene that is off: what is needed is a milieu expressing it
+        hints = []
+        for t in off:
+            if t["switch_on"]:
+                best = t["switch_on"][0]["inputs"]
+                hints.append(f"{t['gene']}: --inputs " + " ".join(
+                    f"{g}={v:g}" for g, v in best.items() if v != t["milieu"].get(g)))
+        genes = ", ".join(t["gene"] for t in off)
+        out["needed"] = (f"To detect an effect: a milieu in which {genes} "
+                         f"{'is' if len(off) == 1 else 'are'} expressed"
+                         + (f" ({'; '.join(hints)})" if hints else
+                            " (none of the model's input combinations checked expresses it: "
+                            "other initial states)")
+                         + "; more cells cannot lower a gene that is already off.")
+        out["cells_needed"] = None
+    return out
+
 
 def _intervals(ctx: _Context, predict: Predict, calibrate: Predict, models: dict[str, Predict],
                goal) -> dict:
@@ -689,19 +726,31 @@ def _intervals(ctx: _Context, predict: Predict, calibrate: Predict, models: dict
             "columns": ["delta_lower", "delta_upper"], "lower": lower, "upper": upper}
 
 
+def policy_train_config(steps: int, seed: int):
+    """The :class:`~scagents.policies.TrainConfig` of the agent's policy training.
+
+    The one constructor used by :func:`policy_agent` (attempt ``a``: ``steps = policy_steps ·
+    2^(a-1)``, ``seed = seed + a - 1``) and by the benchmarks that measure the agent's policy
+    (``benchmarks/intervals.py``). Per-gene rewards (one advantage per predicted gene; see
+    ``TrainConfig.reward_components``) and γ = 0: the response environment scores each step on
+    its own and its next observation does not depend on the action.
+    """
+    from scagents.policies import TrainConfig
+
+    return TrainConfig(algo="trpo_ppo", total_steps=steps, n_envs=64, n_steps=8,
+                       hidden_sizes=(64, 64), lr=1e-3, ppo_epochs=4, n_minibatches=4,
+                       init_log_std=-2.0, gamma=0.0, gae_lambda=0.0, reward_components=True,
+                       critic_init_gain=0.01, seed=seed)
+
+
 def _train_policy(ctx: _Context, attempt: int) -> tuple[Predict, dict]:
     """Train the TRPO→PPO policy (attempt ``a``: ``policy_steps · 2^(a-1)`` steps, seed
     ``seed + a - 1``) on the training perturbations; save it and its training log."""
     from scagents.envs import PerturbationResponseVecEnv
-    from scagents.policies import TrainConfig, save, train
+    from scagents.policies import save, train
 
     steps = ctx.opts.policy_steps * 2 ** (attempt - 1)
-    # per-gene rewards (one advantage per predicted gene; see TrainConfig.reward_components) and
-    # γ = 0: the response environment scores each step on its own and its next observation does not
-    # depend on the action
-    cfg = TrainConfig(algo="trpo_ppo", total_steps=steps, n_envs=64, n_steps=8, hidden_sizes=(64, 64),
-                      lr=1e-3, ppo_epochs=4, n_minibatches=4, init_log_std=-2.0, gamma=0.0, gae_lambda=0.0,
-                      reward_components=True, critic_init_gain=0.01, seed=ctx.opts.seed + attempt - 1)
+    cfg = policy_train_config(steps, ctx.opts.seed + attempt - 1)
     env = PerturbationResponseVecEnv(ctx.train, num_envs=cfg.n_envs)
     t0 = time.perf_counter()
     policy, log = train(env, cfg, progress=ctx.opts.progress, log_path=ctx.out / TRAINING_LOG)
@@ -852,7 +901,33 @@ def fallback_agent(state: RunState) -> dict:
                 fit_labels=fit_labels, policy_path=prev.policy_path,
                 training_log=prev.training_log, ensemble=ensemble,
                 models={**ctx.baselines, **ctx.reference}, calibrate=ctx.baselines[name])
+    if s.interval is not None:
+        s.interval.update(_fallback_calibration(ctx, name,
+                                                refitted=name in BASELINES or name == COMBINATION,
+                                                q=s.interval["q"]))
     return _out("fallback", s)
+
+
+def _fallback_calibration(ctx: _Context, name: str, *, refitted: bool, q: float) -> dict:
+    """How the fallback's intervals were calibrated (``interval["calibration"]`` and the end of
+    ``interval["method"]``): split-conformal on the validation perturbations, with ``q`` from the
+    residuals of ``name`` fitted on the training perturbations only — never from a fit that saw
+    them; a refitted baseline keeps that ``q`` and scale (the ``refit`` rows of
+    ``benchmarks/intervals.py`` measure its coverage)."""
+    from scagents.evidence import INTERVAL_LEVEL
+
+    n_val, n_train = len(ctx.val_labels), ctx.train.n_perturbations
+    text = (f"split-conformal on the {n_val} validation perturbations: q from the residuals of "
+            f"{name} fitted on the {n_train} training perturbations only (it never saw the "
+            "validation perturbations)")
+    if refitted:
+        text += (f"; the answer is {name} refitted on training + validation, with the same q and "
+                 "scale")
+    return {"calibration": text, "calibration_fit": "training perturbations only",
+            "method": f"{text}. Interval: delta ± q · scale, scale = spread of the candidate "
+                      "predictions combined with the gene's spread over the training "
+                      f"perturbations, q = {q:.3g}, the {100 * INTERVAL_LEVEL:.0f} % conformal "
+                      "quantile of |observed − predicted| / scale on the validation perturbations"}
 
 
 def _network_answer(state: RunState, ctx: _Context, prev: PolicySummary) -> dict:
@@ -889,7 +964,8 @@ def _network_answer(state: RunState, ctx: _Context, prev: PolicySummary) -> dict
                 f"from control cells ({net.n_edges} edges, {net.method}); it moves {n_moved} other "
                 f"genes by more than {MIN_LISTED}. Not validated: {check}; treat it as a "
                 "hypothesis. No next perturbations are ranked: a ranking would rest on the same "
-                "unchecked network.")
+                "unchecked network. No interval is given: with no validation perturbation nothing "
+                "calibrates one.")
     s = _finish(state, ctx, status="unchecked", method=NETWORK, predict=predict, validation={},
                 attempts=prev.attempts, reason=reason, decision=decision, fit_labels=[],
                 n_proposals=0)

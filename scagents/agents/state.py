@@ -105,11 +105,18 @@ class DataSummary(_Model):
         "Twin: problems of the simulation the user must know (e.g. a silent all-off model)."))
     silent_model: bool = Field(False, description=(
         "Twin: every control cell ends in one all-off state (no gene active)."))
+    target_expression: list[dict] = Field(default_factory=list, description=(
+        "Twin, loss-of-function goal: per target, whether it is expressed in the run's milieu and "
+        "which milieus of the model's inputs express it "
+        "(:func:`scagents.twin.milieu.target_expression`)."))
     genes_path: str | None = Field(None, description=(
         "CSV of the genes the network and policy agents work on (gene, reason, variability_rank, "
         "regulator); None: every gene."))
     gene_selection: dict = Field(default_factory=dict, description=(
         "How the genes were chosen: n_total, cap, n_selected, n_regulators, counts per reason."))
+    stimulation: dict | None = Field(None, description=(
+        "A goal about the data's treatment (scagents.goal.StimulationGoal.to_dict): treatment "
+        "level, cell type, how the goal was read; the stimulation agent answers it."))
 
 
 class IntegrationSummary(_Model):
@@ -125,9 +132,15 @@ class NetworkSummary(_Model):
     reason: str = ""
     method: str | None = None
     edges_path: str | None = None
+    propagation_path: str | None = Field(None, description=(
+        "Edge table used for in-silico propagation when it differs from edges_path (a knockout screen "
+        "ranks the reported network; propagation uses the control-cell fit)."))
     n_edges: int = 0
     neighbourhood: list[dict] = Field(default_factory=list,
                                       description="Edges touching the goal's targets.")
+    sources: dict = Field(default_factory=dict, description=(
+        "Each evidence source's contribution: edges supported by a knockout screen, by regression "
+        "alone, and the ATAC prior's statistics (scagents.grn.infer_network's uns['grn']['sources'])."))
 
 
 class GeneEffect(_Model):
@@ -187,6 +200,9 @@ class PolicySummary(_Model):
         "prediction file."))
     target_check: list[dict] = Field(default_factory=list, description=(
         "The goal's direct targets: predicted change, expected direction, whether it agrees."))
+    stimulation: dict | None = Field(None, description=(
+        "Stimulation goals: the groups (cell types / time points) each prediction was fitted on, "
+        "the held-out treated cells, the per-cell-type table of a goal over all cells."))
 
 
 class ReportSummary(_Model):

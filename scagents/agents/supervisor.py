@@ -35,6 +35,10 @@ def allowed_moves(state: RunState) -> list[str]:
         return [END_MOVE] if state.get("report") or not state.get("data") else ["report"]
     if state.get("data") is None:
         return ["data"]
+    if state["data"].get("stimulation"):  # a treatment goal: the stimulation agent answers
+        if state.get("policy") is None:
+            return ["stimulation"]
+        return ["report"] if state.get("report") is None else [END_MOVE]
     if state.get("integration") is None:
         return ["integration"]
     if state.get("network") is None:

@@ -13,8 +13,15 @@ column is standardised over the genes that have it. A gene absent from a data se
 data set's columns and ``1`` in its ``<name>__missing`` indicator column, so genes that were never
 measured stay candidates (they are only described by their missingness).
 
-Computed features are cached as ``.parquet``/``.pkl`` under ``~/.cache/scagents`` (or
-``$SCAGENTS_CACHE``); nothing is written inside the repository.
+Knowledge that lets one measured gene inform others (:func:`knowledge_graph`): co-expression
+neighbourhoods from the shared expression sets (:data:`COEXPRESSION_SOURCES`, metacell
+correlations), gene-symbol families (:func:`symbol_families`) and the ligand–receptor table that
+ships inside the ``liana`` wheel (:func:`ligand_receptor_table`; never downloaded at run time).
+:func:`feature_coverage` and the graphs' coverage tell how many of a screen's genes each source
+describes.
+
+Computed features and neighbourhoods are cached as plain ``.npz`` under ``~/.cache/scagents`` (or
+``$SCAGENTS_CACHE``; never pickles); nothing is written inside the repository.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ from scagents.errors import DataError, DataFileError
 
 __all__ = ["gene_embedding", "combine_features", "align_features", "pbmc_gene_features",
            "default_data_dir", "cache_dir", "PBMC_SOURCES", "expression_prior", "T_CELL_COLUMNS",
-           "symbol_families", "write_frame_cache", "read_frame_cache"]
+           "symbol_families", "write_frame_cache", "read_frame_cache", "COEXPRESSION_SOURCES", "GRAPH_SOURCES",
+           "coexpression_neighbours", "coexpression_graph", "ligand_receptor_table", "ligand_receptor_graph",
+           "knowledge_graph", "feature_coverage"]
 
 #: Kang 2018 cell types used by :func:`expression_prior` (T lymphocytes, the cells of the Schmidt screens).
 T_CELL_COLUMNS = ("kang__type_CD4 Naive T", "kang__type_CD4 Memory T", "kang__type_CD8 T", "kang__type_T activated")
@@ -356,4 +365,280 @@ def symbol_families(genes: Sequence[str], *, min_size: int = 2, max_size: int = 
     remap = np.full(int(codes.max(initial=-1)) + 1, -1, dtype=np.int64)
     remap[keep] = np.arange(len(keep))
     out[out >= 0] = remap[out[out >= 0]]
+    return out
+
+
+#: Expression sets whose gene–gene co-expression defines neighbourhoods: (name, relative path).
+COEXPRESSION_SOURCES: tuple[tuple[str, str], ...] = (
+    ("kang", "stimulation/kang2018_ifnb_pbmc.h5ad"),
+    ("mimitou", "multiome/mimitou2019_citeseq_pbmc.h5ad"),
+    ("pbmc5k", "multiome/pbmc5k_citeseq_small.h5ad"),
+    ("papalexi", "perturbseq/papalexi2021_thp1_ifng_crispr.h5ad"),
+    ("scicar", "multiome/cao2018_scicar_a549_dex_rna.h5ad"),
+)
+
+#: Knowledge sources of :func:`knowledge_graph`.
+GRAPH_SOURCES = ("coexpression", "ligand_receptor")
+
+#: The ligand–receptor table shipped inside the ``liana`` wheel (BSD-3-Clause; OmniPath consensus and
+#: other resources): path inside the package / wheel.
+LIANA_TABLE = "liana/resource/omni_resource.csv"
+
+
+def coexpression_neighbours(adata, *, k: int = 20, n_meta: int = 100, min_frac: float = 0.02,
+                            max_cells: int = 5000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` most co-expressed genes of every gene of ``adata``.
+
+    Cells are pooled into up to ``n_meta`` metacells (k-means on 30 principal components; pooling
+    removes most of the drop-out noise of single cells), and the Pearson correlation of the genes'
+    metacell means is the co-expression.
+
+    Parameters
+    ----------
+    adata
+        AnnData with counts or log-normalised values (as :func:`gene_embedding`).
+    k
+        Neighbours kept per gene.
+    n_meta
+        Metacells (at most one per 10 cells).
+    min_frac
+        Genes expressed in fewer than this fraction of cells are left out.
+    max_cells
+        Larger data sets are subsampled to this many cells (seeded).
+
+    Returns
+    -------
+    tuple
+        ``names`` (upper-case symbols, length g), ``nb`` (g × k neighbour indices into ``names``)
+        and ``w`` (g × k correlations).
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    if adata.n_obs > max_cells:
+        adata = adata[np.sort(np.random.default_rng(seed).choice(adata.n_obs, max_cells, replace=False))]
+    L, names = _lognorm(adata)
+    names_arr = np.asarray(names)
+    _, first = np.unique(names_arr, return_index=True)
+    keep = np.zeros(len(names_arr), bool)
+    keep[first] = True
+    keep &= (L > 0).mean(axis=0) >= min_frac
+    if keep.sum() <= k + 1:
+        raise DataError(f"Only {int(keep.sum())} genes are expressed in ≥ {min_frac:.0%} of cells; co-expression "
+                        f"neighbourhoods need more than {k + 1}.")
+    L, names_arr = L[:, keep], names_arr[keep]
+    nm = int(min(n_meta, max(10, L.shape[0] // 10)))
+    ncomp = int(min(30, L.shape[1] - 1, L.shape[0] - 1))
+    pcs = PCA(n_components=ncomp, random_state=seed).fit_transform(L - L.mean(0))
+    lab = KMeans(nm, n_init=1, random_state=seed).fit_predict(pcs)
+    M = np.stack([L[lab == c].mean(0) for c in np.unique(lab)])
+    Z = M - M.mean(0)
+    sd = Z.std(0)
+    Z /= np.where(sd > 0, sd, 1.0) * np.sqrt(len(M))
+    G = Z.T.astype(np.float32)
+    g = len(names_arr)
+    nb = np.empty((g, k), np.int64)
+    w = np.empty((g, k), np.float32)
+    for s in range(0, g, 2000):
+        C = G[s:s + 2000] @ G.T
+        C[np.arange(C.shape[0]), np.arange(s, s + C.shape[0])] = -np.inf
+        top = np.argpartition(-C, k, axis=1)[:, :k]
+        nb[s:s + 2000] = top
+        w[s:s + 2000] = np.take_along_axis(C, top, 1)
+    return names_arr, nb, w
+
+
+def _neighbour_cache(name: str, path: Path, k: int) -> Path:
+    key = hashlib.sha256(repr((name, str(path), path.stat().st_size, k, 1)).encode()).hexdigest()[:16]
+    return cache_dir() / f"coexpression_{name}_{key}.npz"
+
+
+def _cached_neighbours(name: str, path: Path, *, k: int, use_cache: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`coexpression_neighbours` of one file, cached as plain ``.npz`` (no pickles)."""
+    import anndata as ad
+
+    cpath = _neighbour_cache(name, path, k)
+    if use_cache and cpath.exists():
+        try:
+            with np.load(cpath, allow_pickle=False) as z:
+                return z["names"].astype(str), z["nb"], z["w"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # a damaged cache is computed again
+    names, nb, w = coexpression_neighbours(ad.read_h5ad(path), k=k)
+    if use_cache:
+        with atomic_path(cpath) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, names=names.astype(str), nb=nb, w=w)
+    return names, nb, w
+
+
+def _shares_genes(path: Path, idx: Mapping[str, int], least: int = 2) -> bool:
+    """Whether the data set at ``path`` measures at least ``least`` of the genes (var names only)."""
+    import anndata as ad
+
+    a = ad.read_h5ad(path, backed="r")
+    try:
+        names = {str(g).removeprefix("hg19_").removeprefix("GRCh38_").upper() for g in a.var_names}
+    finally:
+        a.file.close()
+    return sum(g in names for g in idx) >= least
+
+
+def coexpression_graph(genes: Sequence[str], data_dir: str | Path | None = None, *, k: int = 20,
+                       min_corr: float = 0.3, sources: Sequence[tuple[str, str]] = COEXPRESSION_SOURCES,
+                       use_cache: bool = True):
+    """Co-expression neighbourhoods of ``genes`` from the shared expression sets.
+
+    Each data set's :func:`coexpression_neighbours` (computed at first use, cached under
+    :func:`cache_dir`) adds an edge ``i — j`` weighted by the correlation when ``j`` is among the
+    ``k`` most co-expressed genes of ``i`` with correlation ≥ ``min_corr``; the graph is symmetric
+    and sums the data sets' weights.
+
+    Returns
+    -------
+    tuple
+        ``(A, coverage)``: ``A`` a ``scipy.sparse.csr_matrix`` (len(genes) × len(genes)), and per
+        data set the fraction of ``genes`` linked there to at least one other of ``genes``
+        (``"coexpression:<name>"``; data sets absent from ``data_dir`` are reported as ``None``).
+    """
+    import scipy.sparse as sp
+
+    up = [str(g).split("+")[0].strip().upper() for g in genes]
+    idx = {g: i for i, g in reversed(list(enumerate(up)))}
+    n = len(up)
+    A = sp.csr_matrix((n, n), dtype=np.float64)
+    coverage: dict[str, float | None] = {}
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    for name, rel in sources:
+        path = None if root is None else root / rel
+        if path is None or not path.exists():
+            coverage[f"coexpression:{name}"] = None
+            continue
+        if not (use_cache and _neighbour_cache(name, path, k).exists()) and not _shares_genes(path, idx):
+            # nothing to link: skip computing this data set's neighbourhoods
+            coverage[f"coexpression:{name}"] = 0.0
+            continue
+        names, nb, w = _cached_neighbours(name, path, k=k, use_cache=use_cache)
+        m = np.array([idx.get(str(g), -1) for g in names], dtype=np.int64)
+        ok = (w >= min_corr) & (m[nb] >= 0) & (m[:, None] >= 0)
+        r, c = np.nonzero(ok)
+        B = sp.csr_matrix((w[r, c].astype(np.float64), (m[r], m[nb[r, c]])), shape=(n, n))
+        B = B.maximum(B.T)
+        coverage[f"coexpression:{name}"] = float((np.asarray((B > 0).sum(axis=1)).ravel() > 0).mean()) if n else 0.0
+        A = A + B
+    return A.tocsr(), coverage
+
+
+def ligand_receptor_table() -> tuple[pd.DataFrame | None, str]:
+    """The ligand–receptor pairs shipped inside the ``liana`` package (BSD-3-Clause), without importing it.
+
+    Looked up in the installed ``liana`` package, else in a ``liana-*.whl`` under
+    ``<cache_dir>/wheels`` (the closed-loop benchmark puts one there with ``pip download --no-deps``;
+    nothing is downloaded here).
+
+    Returns
+    -------
+    tuple
+        ``(pairs, where)``: a DataFrame with columns ``ligand``, ``receptor`` (upper-case symbols;
+        complexes ``A_B`` split into their subunits) or ``None`` when no copy is found, and where
+        it was read from (or why not).
+    """
+    import importlib.util
+    import io
+
+    text, where = None, "not found: install liana (pip install liana) or run benchmarks/closed_loop.py once"
+    try:
+        spec = importlib.util.find_spec("liana")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        p = Path(list(spec.submodule_search_locations)[0]) / "resource" / "omni_resource.csv"
+        if p.exists():
+            text, where = p.read_text(), f"installed liana ({p})"
+    if text is None:
+        wheels = sorted((cache_dir() / "wheels").glob("liana-*.whl"))
+        for whl in reversed(wheels):
+            try:
+                with zipfile.ZipFile(whl) as z:
+                    text = z.read(LIANA_TABLE).decode()
+                where = f"{whl.name} ({LIANA_TABLE})"
+                break
+            except (KeyError, OSError, zipfile.BadZipFile):
+                continue
+    if text is None:
+        return None, where
+    df = pd.read_csv(io.StringIO(text), usecols=["source_genesymbol", "target_genesymbol"])
+    rows = []
+    for lig, rec in df.itertuples(index=False):
+        for a in str(lig).upper().split("_"):
+            for b in str(rec).upper().split("_"):
+                rows.append((a, b))
+    return pd.DataFrame(rows, columns=["ligand", "receptor"]).drop_duplicates(), where
+
+
+def ligand_receptor_graph(genes: Sequence[str]):
+    """Edges between ligands and their receptors among ``genes`` (:func:`ligand_receptor_table`),
+    plus edges among the ligands of one receptor and among the receptors of one ligand.
+
+    Returns ``(A, coverage)`` as :func:`coexpression_graph`; coverage key ``"ligand_receptor"``
+    (fraction of ``genes`` listed in the table as a ligand or receptor; ``None`` when the table is
+    not available).
+    """
+    import scipy.sparse as sp
+
+    up = [str(g).split("+")[0].strip().upper() for g in genes]
+    idx = {g: i for i, g in reversed(list(enumerate(up)))}
+    n = len(up)
+    pairs, _ = ligand_receptor_table()
+    if pairs is None:
+        return sp.csr_matrix((n, n), dtype=np.float64), {"ligand_receptor": None}
+    p = pairs[pairs["ligand"].isin(idx) & pairs["receptor"].isin(idx)]
+    li = p["ligand"].map(idx).to_numpy(np.int64)
+    ri = p["receptor"].map(idx).to_numpy(np.int64)
+    B = sp.csr_matrix((np.ones(len(li)), (li, ri)), shape=(n, n))
+    B = ((B + B.T) > 0).astype(np.float64)
+    # second order: ligands sharing a receptor, receptors sharing a ligand (weight 0.5)
+    S = ((B @ B) > 0).astype(np.float64) * 0.5
+    S.setdiag(0)
+    A = (B + S).tocsr()
+    A.eliminate_zeros()
+    listed = set(pairs["ligand"]) | set(pairs["receptor"])
+    return A, {"ligand_receptor": float(np.mean([g in listed for g in up])) if n else 0.0}
+
+
+def knowledge_graph(genes: Sequence[str], sources: Sequence[str] = GRAPH_SOURCES,
+                    data_dir: str | Path | None = None, *, use_cache: bool = True):
+    """Gene–gene graph from several knowledge sources (:data:`GRAPH_SOURCES`), each normalised to a
+    maximum edge weight of 1 and summed.
+
+    Returns
+    -------
+    tuple
+        ``(A, coverage)``: ``scipy.sparse.csr_matrix`` and the coverage of each source (see
+        :func:`coexpression_graph`, :func:`ligand_receptor_graph`).
+    """
+    import scipy.sparse as sp
+
+    unknown = sorted(set(sources) - set(GRAPH_SOURCES))
+    if unknown:
+        raise DataError(f"Unknown knowledge source(s) {unknown}; use {', '.join(GRAPH_SOURCES)}.")
+    n = len(genes)
+    A = sp.csr_matrix((n, n), dtype=np.float64)
+    coverage: dict[str, float | None] = {}
+    for s in sources:
+        B, cov = (coexpression_graph(genes, data_dir, use_cache=use_cache) if s == "coexpression"
+                  else ligand_receptor_graph(genes))
+        if B.nnz:
+            A = A + B / float(B.max())
+        coverage.update(cov)
+    return A.tocsr(), coverage
+
+
+def feature_coverage(genes: Sequence[str], features: pd.DataFrame | None = None) -> dict[str, float]:
+    """Coverage of ``genes`` by the feature sources that need no graph: the expression features
+    (fraction of genes not ``missing`` in ``features``, an :func:`align_features` output) and the
+    gene-symbol families (:func:`symbol_families`)."""
+    out: dict[str, float] = {}
+    if features is not None and "missing" in features:
+        out["expression_features"] = float(1 - features["missing"].mean())
+    out["symbol_families"] = float((symbol_families(genes) >= 0).mean()) if len(genes) else 0.0
     return out

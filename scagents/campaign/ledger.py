@@ -300,11 +300,11 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
         feats = pd.DataFrame(index=pd.Index([], dtype=str))
     singles = sorted({p for g in genes for p in g.split("+")})
     F = align_features(feats, singles)
-    rows = []
-    for g in genes:
-        parts = g.split("+")
-        rows.append(F.loc[parts].to_numpy().mean(0))
-    M = np.asarray(rows, dtype=np.float64)
+    pos = {g: i for i, g in enumerate(F.index)}
+    V = F.to_numpy(np.float64)
+    # one row per candidate; a pair "A+B" gets the mean of its genes' rows (vectorised: 18k genes in ms)
+    M = np.asarray([V[pos[g]] if "+" not in g else V[[pos[p] for p in g.split("+")]].mean(0) for g in genes],
+                   dtype=np.float64).reshape(len(genes), V.shape[1])
     pvals, psource = _candidate_prior(prior, F, genes, feats_given=len(feats.columns) > 0)
     con = _connect(db_path)
     try:
@@ -450,7 +450,7 @@ def _resolve_config(stored: dict | None, designer: str | None, seed: int | None,
             return designer_config(designer, seed=0 if seed is None else seed,
                                    n_rounds=5 if n_rounds is None else n_rounds, **options)
         return designer_config(stored["designer"], seed=stored["seed"] if seed is None else seed,
-                               groups=stored.get("groups", "symbol_families"),
+                               groups=stored.get("groups", "symbol_families"), graph=stored.get("graph", "none"),
                                n_rounds=stored.get("n_rounds", 5) if n_rounds is None else n_rounds,
                                **{**stored.get("options", {}), **options})
     except DesignerError as exc:
@@ -591,6 +591,7 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
                             "uncertainty": picks["uncertainty"].to_numpy(), "rationale": picks["rationale"].to_numpy()})
         out.attrs["objective"] = objective_name(cobjective)
         out.attrs["designer"] = config
+        out.attrs["feature_coverage"] = dict(getattr(des, "feature_coverage_", {}))
         with _transaction(con):
             # re-check inside the write lock: another process may have added a round meanwhile
             last2 = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
@@ -602,6 +603,8 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
                         (cid, rnd, name, int(config["seed"]), len(out), time.time()))
             con.execute("INSERT OR REPLACE INTO designers(campaign_id, config, state, round, updated) "
                         "VALUES (?,?,?,?,?)", (cid, json.dumps(config), new_state, rnd, time.time()))
+            con.execute("INSERT OR REPLACE INTO settings(campaign_id, key, value) VALUES (?, 'feature_coverage', ?)",
+                        (cid, json.dumps(out.attrs["feature_coverage"])))
             rows = [(cid, rnd, r.gene, int(r.rank), float(r.score), float(r.uncertainty), str(r.rationale))
                     for r in out.itertuples()]
             half = len(rows) // 2

@@ -50,27 +50,40 @@ PERTURBATION_KEYS: tuple[str, ...] = (
     "grna", "condition", "stim", "stimulation", "treatment",
 )
 
-#: Normalised (lower-case, alphanumeric) control labels; a trailing number is allowed (``NTC_12``).
+#: Normalised (lower-case, alphanumeric) control labels; a trailing number is allowed (``NTC_12``)
+#: and so is a guide prefix or suffix (``sgNTC``, ``sgCtrl_2``, ``gRNA-NT``, ``NTg10``). Cutting and vector controls
+#: count too: intergenic and safe-harbour guides (``AAVS1``), an empty vector (``EV``), guides
+#: against a reporter absent from the genome (``GFP``, ``LacZ``, ``luciferase``). A label whose
+#: every piece is a control (``NegCtrl0_NegCtrl0__NegCtrl0_NegCtrl0``, ``ctrl+ctrl``) is a control.
 #: ``WT`` is left out on purpose: ``WT1`` is a gene.
 CONTROL_TOKENS: tuple[str, ...] = (
     "control", "ctrl", "ctl", "nt", "ntc", "nc", "neg", "negative", "negativecontrol", "negctrl",
     "nontargeting", "nontarget", "nontargetingcontrol", "safetargeting", "safe", "unperturbed",
     "untreated", "unstimulated", "scramble", "scrambled", "mock", "vehicle", "dmso", "none",
-    "wildtype", "baseline", "noguide", "nogrna",
+    "wildtype", "baseline", "noguide", "nogrna", "intergenic", "safeharbor", "safeharbour",
+    "aavs1", "empty", "emptyvector", "ev", "gfp", "egfp", "lacz", "luciferase",
 )
-_CONTROL_PREFIXES = ("nontargeting", "safetargeting", "negativecontrol", "scrambl")
+_CONTROL_PREFIXES = ("nontargeting", "safetargeting", "negativecontrol", "scrambl", "intergenic",
+                     "safeharbo", "emptyvector")
+_GUIDE_PREFIX = r"(?:sgrna|grna|sg|guide)?"
 
 #: Normalised labels of cells that carry no usable perturbation (no guide assigned, several guides,
 #: a doublet): left out of every analysis, never read as a knockout of a gene of that name.
-#: ``negative`` and ``none`` stay control labels (:data:`CONTROL_TOKENS`).
+#: ``negative`` and ``none`` stay control labels (:data:`CONTROL_TOKENS`). A label with no letter
+#: or digit at all (``""``, ``"*"``, ``"-"``) is excluded too: it names nothing.
 EXCLUDED_TOKENS: tuple[str, ...] = (
     "unassigned", "notassigned", "noassignment", "unknown", "undetermined", "ambiguous", "multi",
     "multiple", "multiplet", "multiplets", "doublet", "doublets", "unmapped", "lowquality", "nan",
+    "na", "null", "nocall", "noguidecall", "blank", "invalid", "multipleguides", "multiguide",
+    "multigrna", "multisgrna",
 )
 _EXCLUDED_RE = re.compile(
-    r"^(?:" + "|".join(sorted(EXCLUDED_TOKENS, key=len, reverse=True)) + r")$"
-    r"|^(?:unassigned|multiplet|doublet)|or(?:multi|multiplet|multiple|doublet)s?$")
-_CONTROL_RE = re.compile(r"^(?:" + "|".join(sorted(CONTROL_TOKENS, key=len, reverse=True)) + r")\d*$")
+    r"^$|^(?:" + "|".join(sorted(EXCLUDED_TOKENS, key=len, reverse=True)) + r")$"
+    r"|^(?:unassign|multiplet|doublet|nocall)|or(?:multi|multiplet|multiple|doublet)s?$")
+_CONTROL_RE = re.compile(_GUIDE_PREFIX + r"(?:"
+                         + "|".join(sorted(CONTROL_TOKENS, key=len, reverse=True))
+                         + r")(?:sgrna|grna|sg|g|guide)?\d*$")  # a guide suffix: NTg10, NT_sg2
+_PIECES_RE = re.compile(r"[\s_+,;|&/-]+")
 #: ``uns["scagents"]["data"]["perturbation_type_reason"]`` when the kinds were not given but assumed
 DEFAULT_TYPE_REASON = "default for CRISPR-like data"
 _STIM_KEYS = {"stim", "stimulation", "stimulated", "treatment", "cytokine"}
@@ -98,7 +111,13 @@ def is_control_label(label: str, control_labels: Sequence[str] | None = None) ->
         return key in {_norm(c) for c in control_labels}
     if not key:
         return False
-    return bool(_CONTROL_RE.match(key)) or key.startswith(_CONTROL_PREFIXES)
+    if _CONTROL_RE.fullmatch(key) or re.sub("^" + _GUIDE_PREFIX, "", key).startswith(
+            _CONTROL_PREFIXES):
+        return True
+    # a combination of control pieces only ("NegCtrl0_NegCtrl0__NegCtrl0_NegCtrl0", "ctrl+ctrl")
+    pieces = [_norm(p) for p in _PIECES_RE.split(str(label)) if _norm(p)]
+    return len(pieces) > 1 and all(
+        _CONTROL_RE.fullmatch(p) or p.startswith(_CONTROL_PREFIXES) for p in pieces)
 
 
 def is_excluded_label(label: str, control_labels: Sequence[str] | None = None) -> bool:

@@ -5,6 +5,7 @@
 * :class:`PerturbationResponseEnv` / :class:`PerturbationResponseVecEnv` — predict a cell's
   post-perturbation change, reward = negative error (the vector env steps many cells per call);
 * :class:`ModalityParallelEnv` — PettingZoo, one agent per modality branch;
+  :func:`modality_task` — RNA-only / ATAC-only / joint views of one task (the paper's Tables I–III);
 * :class:`DesignEnv` / :class:`BatchDesignParallelEnv` — choose perturbations toward a goal;
   :func:`twin_effect_table` scores candidates on the twin;
 * :class:`ShardedVectorEnv` / :class:`RayVectorEnv` — a batched env split into shards, stepped
@@ -26,6 +27,7 @@ from scagents.envs.encoding import (
     gene_embedding_from_effects,
     network_gene_embedding,
 )
+from scagents.envs.modalities import modality_task, twin_feature_genes
 from scagents.envs.multiagent import ModalityParallelEnv
 from scagents.envs.ray_vec import RayVectorEnv, ShardedVectorEnv, ShardError
 from scagents.envs.response import (
@@ -60,7 +62,9 @@ __all__ = [
     "encode_perturbations",
     "evaluate_policy",
     "gene_embedding_from_effects",
+    "modality_task",
     "network_gene_embedding",
     "predict_delta",
     "twin_effect_table",
+    "twin_feature_genes",
 ]

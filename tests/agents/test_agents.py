@@ -165,3 +165,47 @@ def test_pair_candidates_when_every_single_gene_was_measured():
     pairs = pair_candidates(["IFNG", "STAT1", "TBX21", "GATA3"], measured, ("IFNG",))
     # no pair with the goal's own target, none already measured (in either order), no duplicates
     assert sorted(pairs) == ["STAT1+TBX21", "TBX21+GATA3"]
+
+
+def test_network_agent_uses_the_screen_but_not_the_goal_cells(twin_state, monkeypatch):
+    """With a knockout screen the ranking uses the perturbed cells (never the goal's own), with
+    infer_network's defaults; propagation coefficients come from the control-cell fit."""
+    import pandas as pd
+
+    from scagents import grn
+
+    calls = []
+    real = grn.infer_network
+
+    def spy(adata, **kw):
+        calls.append((adata.obs.copy(), kw))
+        return real(adata, **kw)
+
+    monkeypatch.setattr(grn, "infer_network", spy)
+    up = network_agent(twin_state)
+    net = up["network"]
+    assert net["status"] == "done", net["reason"]
+    (obs_screen, kw_screen), (obs_ctrl, kw_ctrl) = calls
+    # the screen fit: control + perturbed cells, the goal's (IFNG) cells left out
+    assert kw_screen["perturbations"] == "target_genes"
+    assert (~obs_screen["is_control"].astype(bool)).sum() > 0
+    assert "IFNG" not in set(obs_screen["target_genes"].astype(str))
+    # the propagation fit: control cells only
+    assert obs_ctrl["is_control"].astype(bool).all() and "perturbations" not in kw_ctrl
+    # one default: the agent never overrides what the selection chose (infer_network's defaults)
+    chosen = {"method", "transform", "fit_cells", "combine", "direct", "min_t", "alpha"}
+    assert not chosen & (set(kw_screen) | set(kw_ctrl))
+    src = net["sources"]
+    assert src["n_perturbed_regulators"] > 0 and 0 < src["n_perturbation_supported"] <= src["n_edges"]
+    edges = pd.read_csv(Path(twin_state["out_dir"]) / net["edges_path"])
+    assert {"coef", "evidence", "perturbation_t"} <= set(edges.columns)
+    assert set(edges["evidence"]) == {"perturbation", "regression"}
+    assert edges.groupby("target").size().max() <= 50  # top_k per target
+    # propagation: the control-cell fit, its own file; the edge table's coef comes from it
+    prop = pd.read_csv(Path(twin_state["out_dir"]) / net["propagation_path"])
+    assert net["propagation_path"] != net["edges_path"] and (prop["coef"] != 0).any()
+    both = edges.merge(prop, on=["source", "target"], suffixes=("", "_prop"))
+    assert len(both) and (both["coef"] == both["coef_prop"]).all()
+    rec = up["log"][0]
+    assert "supported by the knockout screen" in rec["summary"]
+    assert rec["figures"]["n_perturbed_cells"] > 0

@@ -220,6 +220,47 @@ def test_combination_is_a_candidate_fitted_without_validation_or_goal(base_state
     assert "IFNG" not in fb.fit_labels and "inner validation" in fb.decision
 
 
+def test_fallback_intervals_are_split_conformal_on_the_validation_perturbations(
+        base_state, tmp_path):
+    """The fallback answers with a baseline refitted on training + validation; its q comes from
+    the validation residuals of the same baseline fitted on the training perturbations only
+    (issue 14), recomputed here by hand."""
+    from scagents.evaluation import task_effects
+    from scagents.evidence import conformal_quantile, interval_scale
+
+    st = _fresh(base_state, tmp_path)
+    st["policy"] = PolicySummary(status="not_validated", attempts=2, reason="forced").model_dump()
+    fb = PolicySummary.model_validate(fallback_agent(st)["policy"])
+    ctx = policy_mod._context(st)
+    assert fb.validation_labels == ctx.val_labels and len(ctx.val_labels) >= 2
+    models = {**ctx.baselines, **ctx.reference}
+    # the answering baseline's own fit (the stacked combination is refitted by its own function)
+    fit = policy_mod.BASELINES.get(fb.method) or (lambda t: policy_mod._combination_predictor(
+        t, ctx.baselines.get(policy_mod.NETWORK), ctx.opts.seed))
+    train_only = fit(ctx.train)
+    refit = fit(ctx.fit_task)
+    sd = task_effects(ctx.train)[1].to_numpy(float).std(axis=0)
+
+    def q_of(predict):
+        res, scales = [], []
+        for label in ctx.val_labels:
+            p = ctx.task.perturbations[ctx.task.index(label)]
+            obs = np.asarray(ctx.held.observed_delta(label, modality="rna"), float)
+            res.append(obs - predict(p.targets, p.kind))
+            scales.append(interval_scale(np.stack([f(p.targets, p.kind) for f in models.values()]),
+                                         sd))
+        return conformal_quantile(np.stack(res), np.stack(scales))
+
+    assert fb.interval["q"] == pytest.approx(q_of(train_only), abs=1e-6)
+    assert fb.interval["q"] != pytest.approx(q_of(refit), abs=1e-6)   # not from a fit that saw them
+    assert fb.interval["calibration_fit"] == "training perturbations only"
+    assert f"split-conformal on the {len(ctx.val_labels)} validation perturbations" \
+        in fb.interval["method"] and "refitted on training + validation" in fb.interval["method"]
+    pred = pd.read_csv(Path(st["out_dir"]) / fb.prediction_path, index_col="gene")
+    goal = refit(("IFNG",), "knockout")
+    assert np.allclose(pred["delta"].reindex(ctx.genes).to_numpy(), goal, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------ the twin check
 def test_report_has_twin_check_from_actual_numbers(base_state, tmp_path, monkeypatch):
     import mudata as md
@@ -424,3 +465,38 @@ def test_unmeasured_goal_evidence_comes_from_the_intervals(tmp_path, monkeypatch
     assert (pol.status == "no_effect") == (not excludes_zero.any())
     # the learnt knockout effect (target down by ~2.2 log units) is larger than the spread
     assert "G20" in pol.evidence["cleared"] and pred.loc["G20", "delta_upper"] < 0
+
+
+def test_knockout_of_a_gene_off_in_the_milieu_says_why_and_where_it_is_on(tmp_path):
+    """STAT4 is off in the Th twin's default milieu (no IL-12): its knockout has no detectable
+    effect, and the answer says why and which inputs express it (issue 14)."""
+    opts = RunOptions(goal="predict STAT4 knockout", n_cells=100, n_train_cells=20,
+                      policy_steps=256)
+    st = initial_state(opts, tmp_path / "run")
+    Path(st["out_dir"]).mkdir()
+    st.update(data_agent(st))
+    (check,) = st["data"]["target_expression"]
+    assert check["gene"] == "STAT4" and not check["expressed"] and check["n_milieus"] == 16
+    assert check["switch_on"] and all(m["inputs"]["IL12A"] == 1.0 for m in check["switch_on"])
+    assert "--inputs" in check["sentence"] and "IL12A=1" in check["sentence"]
+    st["integration"] = {"status": "skipped", "reason": "not needed here"}
+    st["network"] = {"status": "skipped", "reason": "not needed here"}
+    st.update(policy_agent(st))
+    pol = PolicySummary.model_validate(st["policy"])
+    assert pol.status == "no_effect" and pol.proposals == []
+    assert pol.evidence["target_note"] == check["sentence"]
+    assert "STAT4 is not expressed under this milieu" in pol.decision
+    # more cells cannot help: what is needed is a milieu that expresses the target
+    assert pol.evidence["needed"].startswith("To detect an effect: a milieu in which STAT4 is")
+    assert "IL12A=1" in pol.evidence["needed"] and pol.evidence["cells_needed"] is None
+    st.update(report_agent(st))
+    out = Path(st["out_dir"])
+    assert "**Why:** STAT4 is not expressed under this milieu" in (out / "report.md").read_text()
+    ev = json.loads((out / "report.json").read_text())["evidence"]
+    assert ev["target_expression"][0]["switch_on"] == check["switch_on"]
+
+
+def test_expressed_target_carries_no_explanation(base_state, tmp_path):
+    (check,) = base_state["data"]["target_expression"]
+    assert check["gene"] == "IFNG" and check["expressed"] and check["sentence"] == ""
+    assert check["n_milieus"] == 0          # nothing scanned for an expressed target

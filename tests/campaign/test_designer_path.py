@@ -113,7 +113,7 @@ def test_designer_config_defaults_are_the_designer_defaults():
     cfg = designer_config("policy")
     assert cfg["options"] == designer_options("policy")
     assert cfg["options"]["total_timesteps"] == 4000 and cfg["options"]["ucb_weight"] == 1.0
-    assert designer_config()["designer"] == "policy"
+    assert designer_config()["designer"] == "bayes_prior"
     with pytest.raises(DesignerError, match="no option"):
         designer_config("ridge_ucb", total_timesteps=5)
     des = build_designer(designer_config("ridge_ucb", seed=2), ["RPL1", "RPL2", "MED1", "MED2", "ZZZ"])
@@ -148,7 +148,7 @@ def test_older_ledger_without_designer_table_continues(tmp_path):
     con.close()
     assert main(["next", "--campaign", "c", "--db", db, "--batch", "3"]) == 0  # default designer, table re-added
     con = sqlite3.connect(db)
-    assert json.loads(con.execute("SELECT config FROM designers").fetchone()[0])["designer"] == "policy"
+    assert json.loads(con.execute("SELECT config FROM designers").fetchone()[0])["designer"] == "bayes_prior"
     assert con.execute("SELECT COUNT(*) FROM proposals").fetchone()[0] == 6
     con.close()
 
@@ -220,3 +220,70 @@ def test_bayes_prior_campaign_matches_the_benchmark_too(tmp_path):
     bench = _benchmark().screen_campaign(genes, F.to_numpy(), scores.to_numpy(), designer="bayes_prior", seed=1,
                                          prior=expression_prior(F, columns=["mean"]).to_numpy(), rounds=3, batch=10)
     assert [[genes[i] for i in p] for p in bench] == cli
+
+
+def test_default_designer_is_the_benchmarks_overall_choice():
+    """`next`'s default = the setting the leave-one-screen-out benchmark selected over all screens (recorded)."""
+    res = json.loads((ROOT / "benchmarks" / "results" / "closed_loop.json").read_text())
+    label = res["overall"]["chosen"]
+    _, name, groups, graph, opts = {s[0]: s for s in _benchmark().SETTINGS}[label]
+    cfg = designer_config()
+    assert (cfg["designer"], cfg["groups"], cfg["graph"]) == (name, groups, graph)
+    assert {k: cfg["options"][k] for k in opts} == opts
+
+
+def test_default_cli_campaign_matches_the_benchmark(tmp_path, capsys):
+    genes, feats, cands, scores = _screen(tmp_path)
+    db = str(tmp_path / "d.sqlite")
+    cli = []
+    for r in range(3):
+        argv = ["next", "--campaign", "d", "--db", db, "--batch", "10"]
+        if r == 0:  # no --designer: the default
+            argv += ["--goal", "find regulators of X", "--candidates", str(cands), "--features", str(feats),
+                     "--seed", "2", "--rounds", "3"]
+        capsys.readouterr()
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert "designer: bayes_prior" in printed and "feature sources" in printed
+        con = sqlite3.connect(db)
+        got = [g for (g,) in con.execute("SELECT gene FROM proposals WHERE round = ? ORDER BY rank", (r,))]
+        cov = json.loads(con.execute("SELECT value FROM settings WHERE key = 'feature_coverage'").fetchone()[0])
+        con.close()
+        assert cov["symbol_families"] == 1.0  # every synthetic gene has a family
+        cli.append(got)
+        res = tmp_path / f"d_{r}.csv"
+        pd.DataFrame({"gene": got, "score": scores[got].to_numpy()}).to_csv(res, index=False)
+        assert main(["ingest", "--campaign", "d", "--db", db, str(res)]) == 0
+    F = align_features(read_feature_file(feats), genes)
+    bench = _benchmark().screen_campaign(genes, F.to_numpy(), scores.to_numpy(), designer=None, seed=2,
+                                         prior=expression_prior(F, columns=["mean"]).to_numpy(), rounds=3, batch=10)
+    assert [[genes[i] for i in p] for p in bench] == cli
+
+
+def test_benchmark_converts_the_wheel_screens_with_one_hit_rule(tmp_path, monkeypatch):
+    """The added screens: read from a (here: fake, already cached) genedisco wheel, written in the shared format."""
+    import zipfile
+
+    from scagents.campaign.screens import load_screen_file
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(200)]
+    z1, z2 = rng.normal(size=200), rng.normal(size=200)
+    rra = rng.uniform(1e-6, 1, 200)
+    bench = _benchmark()
+    (nk, nk_member, _), (cov, cov_member, _) = bench.ADDED_SCREENS
+    with zipfile.ZipFile(tmp_path / "cache" / "wheels" / "genedisco-0.0-py3-none-any.whl", "w") as z:
+        z.writestr(nk_member, "Gene\tsgRNA\tRep1|z\tRep2|z\n" + "".join(
+            f"{g}\t4\t{a}\t{b}\n" for g, a, b in zip(genes, z1, z2, strict=True)))
+        z.writestr(cov_member, "\ufeffid,num,pos|score\n" + "".join(f"{g},4,{r}\n" for g, r in zip(genes, rra, strict=True)))
+    paths, where = bench.added_screens(lambda m: None)
+    assert "cached" in where and len(paths) == 2
+    s = load_screen_file(paths[0])
+    assert s.name == nk and len(s.scores) == 200
+    np.testing.assert_allclose(s.scores["G3"], (z1[3] + z2[3]) / 2)
+    dev = np.abs(s.scores - s.scores.median())
+    assert s.hits == frozenset(dev.index[dev >= dev.quantile(0.95)]) and len(s.hits) == 10  # top 5 %
+    c = load_screen_file(paths[1])
+    assert c.name == cov and c.scores["G7"] == pytest.approx(-np.log(rra[7]))

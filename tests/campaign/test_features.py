@@ -101,3 +101,82 @@ def test_frame_cache_write_is_atomic(tmp_path, monkeypatch):
         write_frame_cache(df * 2, tmp_path / "c.npz")
     pd.testing.assert_frame_equal(read_frame_cache(tmp_path / "c.npz"), df)
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+
+
+def _modules_adata(n_cells: int = 300, seed: int = 0) -> ad.AnnData:
+    """Two co-expression modules (genes A0–A9 follow one latent factor, B0–B9 another) plus noise genes."""
+    rng = np.random.default_rng(seed)
+    fa, fb = rng.gamma(2.0, 1.0, n_cells), rng.gamma(2.0, 1.0, n_cells)
+    cols = [rng.poisson(3 * fa) for _ in range(10)] + [rng.poisson(3 * fb) for _ in range(10)]
+    cols += [rng.poisson(3, n_cells) for _ in range(20)]
+    names = [f"A{i}" for i in range(10)] + [f"B{i}" for i in range(10)] + [f"N{i}" for i in range(20)]
+    return ad.AnnData(np.column_stack(cols).astype(np.float32), var=pd.DataFrame(index=names))
+
+
+def test_coexpression_neighbours_recover_modules():
+    from scagents.campaign.features import coexpression_neighbours
+
+    names, nb, w = coexpression_neighbours(_modules_adata(), k=5, n_meta=30)
+    names = list(names)
+    for g in ("A0", "B3"):
+        i = names.index(g)
+        assert all(names[j][0] == g[0] for j in nb[i])  # its 5 closest genes are its own module's
+        assert w[i].min() > 0.3
+    noise = names.index("N0")
+    assert w[noise].mean() < w[names.index("A0")].mean()
+
+
+def test_coexpression_graph_caches_plain_npz_and_reports_coverage(tmp_path, monkeypatch):
+    from scagents.campaign import features as fmod
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
+    _modules_adata().write_h5ad(tmp_path / "data" / "mod.h5ad")
+    genes = ["A0", "A1", "B0", "ZZZ9", "A2+B1"]
+    sources = (("mod", "mod.h5ad"), ("gone", "absent.h5ad"))
+    A, cov = fmod.coexpression_graph(genes, tmp_path / "data", k=5, sources=sources)
+    assert cov["coexpression:gone"] is None  # an absent data set is reported, not silently dropped
+    # covered = linked to another candidate: A0, A1, A2 (the pair takes A2); B0's module mates are not
+    # candidates and ZZZ9 is not measured
+    assert cov["coexpression:mod"] == pytest.approx(3 / 5)
+    assert A.shape == (5, 5) and A[0, 1] > 0 and A[0, 2] == 0 and (A != A.T).nnz == 0
+    (cache,) = (tmp_path / "cache").glob("coexpression_mod_*.npz")
+    with np.load(cache, allow_pickle=False) as z:  # plain arrays, readable without unpickling
+        assert set(z.files) == {"names", "nb", "w"}
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed despite the cache")
+
+    monkeypatch.setattr(fmod, "coexpression_neighbours", boom)
+    A2, _ = fmod.coexpression_graph(genes, tmp_path / "data", k=5, sources=sources)
+    assert (A2 != A).nnz == 0
+    # genes the data set does not measure: nothing computed, coverage 0
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache2"))
+    _, cov0 = fmod.coexpression_graph(["Q1", "Q2"], tmp_path / "data", k=5, sources=sources)
+    assert cov0["coexpression:mod"] == 0.0
+
+
+def test_ligand_receptor_table_read_from_a_wheel_without_installing(tmp_path, monkeypatch):
+    import importlib.util
+    import zipfile
+
+    from scagents.campaign import features as fmod
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # liana not installed
+    genes = ["IFNG", "IFNGR1", "IFNGR2", "CD4", "TNF", "TNFRSF1A"]
+    assert fmod.ligand_receptor_table()[0] is None
+    A0, cov0 = fmod.ligand_receptor_graph(genes)
+    assert cov0 == {"ligand_receptor": None} and A0.nnz == 0
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    csv = ('"","source","target","source_genesymbol","target_genesymbol","resource"\n'
+           '"1","P1","P2","IFNG","IFNGR1_IFNGR2","consensus"\n"2","P3","P4","TNF","TNFRSF1A","consensus"\n')
+    with zipfile.ZipFile(tmp_path / "cache" / "wheels" / "liana-9.9-py3-none-any.whl", "w") as z:
+        z.writestr(fmod.LIANA_TABLE, csv)
+    pairs, where = fmod.ligand_receptor_table()
+    assert "liana-9.9" in where and ("IFNG", "IFNGR2") in set(map(tuple, pairs.to_numpy()))  # complex split
+    A, cov = fmod.ligand_receptor_graph(genes)
+    assert cov["ligand_receptor"] == pytest.approx(5 / 6)
+    assert A[0, 1] == 1 and A[0, 2] == 1 and A[4, 5] == 1 and A[1, 2] == 0.5 and A[0, 3] == 0
+    with pytest.raises(fmod.DataError, match="Unknown knowledge source"):
+        fmod.knowledge_graph(genes, ("go_terms",))

@@ -106,7 +106,13 @@ def test_standard_columns(sparse):
 @pytest.mark.parametrize(
     "label",
     ["non-targeting", "nontargeting", "non_targeting", "Non-Targeting", "control", "Control", "ctrl", "CTRL",
-     "NT", "NTC_12", "safe-targeting", "negative control", "Negative_Control", "unperturbed"],
+     "NT", "NTC_12", "safe-targeting", "negative control", "Negative_Control", "unperturbed",
+     # issue 14: the common spellings of control guides and vectors
+     "negative", "Negative", "none", "None", "neg", "NEG", "neg_ctrl", "NegCtrl",
+     "NegCtrl0_NegCtrl0__NegCtrl0_NegCtrl0", "non_targeting_00123", "NonTarget_3", "sgNTC",
+     "sgNT_1", "sgCtrl", "sgControl", "gRNA-NT", "safe_targeting", "SafeTargeting_5",
+     "Safe-Harbor", "AAVS1", "intergenic", "INTERGENIC", "Intergenic_1", "empty_vector", "EV",
+     "GFP", "LacZ", "luciferase", "ctrl+ctrl", "scrambled_guide", "no_guide", "NTg10", "NT_sg2"],
 )
 def test_control_labels_recognised(label):
     assert D.is_control_label(label)
@@ -114,7 +120,9 @@ def test_control_labels_recognised(label):
     assert out.obs["is_control"].sum() == 3
 
 
-@pytest.mark.parametrize("label", ["STAT1", "NT5E", "NTRK1", "WT1", "NEGR1", "SAFB", "NCOA1", "CTLA4"])
+@pytest.mark.parametrize("label", ["STAT1", "NT5E", "NTRK1", "WT1", "NEGR1", "SAFB", "NCOA1", "CTLA4",
+                                   "SGCA", "GFPT1", "EVX1", "LUC7L", "NONO", "NCK1", "NACA",
+                                   "STAT1+ctrl"])
 def test_gene_names_are_not_controls(label):
     assert not D.is_control_label(label)
 
@@ -293,7 +301,10 @@ def test_all_zero_matrix_is_refused_in_one_line(sparse):
 
 @pytest.mark.parametrize("label", ["unassigned", "Unassigned", "unassigned_or_multi", "multiplet",
                                    "Multiplets", "doublet", "STAT1_or_multi", "multi", "ambiguous",
-                                   "unknown", "Doublet-2"])
+                                   "unknown", "Doublet-2",
+                                   # issue 14: junk that names nothing
+                                   "", "*", "-", "NA", "N/A", "null", "no_call", "NoCall",
+                                   "blank", "unassignable", "multiple_guides", "invalid"])
 def test_non_perturbation_labels_are_excluded(label):
     assert D.is_excluded_label(label)
     adata = make_adata(labels=("non-targeting", "STAT1", label))
@@ -308,7 +319,7 @@ def test_non_perturbation_labels_are_excluded(label):
 
 
 @pytest.mark.parametrize("label", ["STAT1", "MULTI1", "UNC5B", "DOT1L", "non-targeting", "negative",
-                                   "none"])
+                                   "none", "NAA10", "NULL1", "BLANK1", "sgNTC", "AAVS1", "EV"])
 def test_genes_and_controls_are_not_excluded(label):
     assert not D.is_excluded_label(label)
 
@@ -317,3 +328,21 @@ def test_user_control_label_wins_over_exclusion():
     adata = make_adata(labels=("unassigned", "STAT1"))
     D.standardize(adata, control_labels=["unassigned"])
     assert adata.obs["is_control"].sum() == 3
+
+
+def test_control_and_junk_labels_in_one_data_set():
+    """Every control spelling pools into the control cells; junk is excluded, never a knockout."""
+    ctrl = ("negative", "sgNTC_1", "NegCtrl0_NegCtrl0__NegCtrl0_NegCtrl0", "safe-targeting")
+    junk = ("*", "no_call", "unassigned")
+    labels = np.array([*ctrl, *junk, "STAT1", "IRF1"])
+    X = np.random.default_rng(0).poisson(2.0, (len(labels) * 3, 5)).astype(np.float32)
+    adata = ad.AnnData(X, obs=pd.DataFrame({"perturbation": np.repeat(labels, 3)},
+                                           index=[f"c{i}" for i in range(len(labels) * 3)]),
+                       var=pd.DataFrame(index=["STAT1", "IRF1", "GATA3", "TBX21", "CD4"]))
+    D.standardize(adata)
+    rec = adata.uns["scagents"]["data"]
+    assert sorted(rec["control_labels"]) == sorted(ctrl)
+    assert sorted(rec["excluded_labels"]) == sorted(junk)
+    assert rec["n_perturbations"] == 2 and int(adata.obs["is_control"].sum()) == 12
+    assert set(adata.obs.loc[adata.obs["perturbation_type"] == "excluded", "perturbation"]) \
+        == set(junk)

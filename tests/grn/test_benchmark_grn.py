@@ -47,8 +47,10 @@ def test_verdict_counts_wins_and_time_goal():
 
 
 def test_benchmark_default_is_what_the_network_agent_runs():
-    """The agent calls infer_network with its defaults; the benchmark scores the same configuration."""
+    """The agent calls infer_network with its defaults (tests/agents/test_agents.py checks that it
+    passes none of the chosen settings); both benchmarks score the same configuration."""
     import inspect
+    import json
 
     from scagents.grn import infer_network
 
@@ -56,3 +58,69 @@ def test_benchmark_default_is_what_the_network_agent_runs():
     params = inspect.signature(infer_network).parameters
     kwargs = {"transform": "none", "alpha": "auto", **bench.METHODS[bench.DEFAULT]}
     assert all(params[k].default == v for k, v in kwargs.items())
+    spec = importlib.util.spec_from_file_location("grn_select", BENCH.with_name("grn_select.py"))
+    sel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sel)
+    dflt = sel.default_kwargs()
+    assert {k: dflt[k] for k in ("method", "transform")} == {"method": bench.METHODS[bench.DEFAULT]["method"],
+                                                             "transform": kwargs["transform"]}
+    # the committed selection result chose exactly these defaults on the training networks
+    result = BENCH.parents[0] / "results" / "grn_select.json"
+    if result.exists():
+        chosen = json.loads(result.read_text()).get("summary", {}).get("selection")
+        if chosen:
+            assert chosen["observational_winner"] in sel.OBS_CANDIDATES
+            won = sel.OBS_CANDIDATES[chosen["observational_winner"]]
+            assert all(dflt.get(k) == v for k, v in won.items())
+            won = sel.SCREEN_CANDIDATES[chosen["screen_winner"]]
+            assert all(dflt[k] == v for k, v in won.items() if k in dflt)
+
+
+def test_selection_summary_picks_winners_and_counts_wins():
+    spec = importlib.util.spec_from_file_location("grn_select", BENCH.with_name("grn_select.py"))
+    sel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sel)
+
+    def entry(split, net, seed, scores, passed=True):
+        return {"split": split, "network": net, "seed": seed, "passed": passed, "dropout": 0.05,
+                "scores": {m: {"auprc_ratio": a, "epr": a} for m, a in scores.items()}}
+
+    ds = {"t0": entry("train", "a", 0, {"obs/ridge": 2.0, "obs/ridge_rank": 1.0,
+                                        "screen/x": 3.0, "screen/y": 2.5}),
+          "t1": entry("train", "b", 0, {"obs/ridge": 1.5, "obs/ridge_rank": 1.8,
+                                        "screen/x": 1.0, "screen/y": 2.5}),
+          "t2": entry("train", "c", 0, {}, passed=False),
+          "e0": entry("eval", "n1", 0, {"screen/default": 4.0, "screen/grnboost2": 2.0}),
+          "e1": entry("eval", "n1", 1, {"screen/default": 1.0, "screen/grnboost2": 2.0}),
+          "e2": entry("eval", "n2", 0, {"screen/default": 3.0, "screen/grnboost2": 1.0})}
+    s = sel.summarise({"datasets": ds})
+    assert s["train"]["n_dropped"] == 1 and s["train"]["dropped"] == ["c|0"]
+    assert s["selection"]["observational_winner"] == "ridge"  # gmean 1.73 vs 1.34
+    assert s["selection"]["screen_winner"] == "y"  # gmean 2.5 vs 1.73
+    v = s["verdict"]["screen_vs_grnboost2"]["auprc_ratio"]
+    # per network: n1 gmean(4, 1) = 2 vs 2 (no win), n2 3 vs 1 (win); over networks sqrt(6) vs sqrt(2)
+    assert v["wins"] == 1 and v["networks"] == 2
+    assert abs(v["ratio"] - 3**0.5) < 1e-9
+    assert s["verdict"]["screen_vs_grnboost2"]["ratio_goal_1.5_met"]
+
+
+@pytest.mark.parametrize("algo", ["grnboost2", "genie3"])
+def test_reference_fallback_finds_cascade_edges(algo, monkeypatch):
+    """Without arboreto, GRNBoost2 / GENIE3 run as the same sklearn regressors (run_reference)."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_arboreto(name, *args, **kwargs):
+        if name.startswith("arboreto"):
+            raise ImportError("arboreto hidden by the test")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_arboreto)
+    bench = _bench()
+    adata = _cascade(n_cells=300)
+    net, impl = bench.run_reference(adata, algo, genie3_trees=30)
+    assert impl.startswith("sklearn")
+    assert (net["source"] != net["target"]).all()
+    best = net.loc[net.groupby("target")["weight"].idxmax()].set_index("target")["source"]
+    assert best["D"] == "R"

@@ -1,0 +1,366 @@
+"""Choosing the network-inference default on many networks, and reporting it on disjoint ones.
+
+Run from the repository root (resumable: finished data sets are kept in the JSON and skipped)::
+
+    python benchmarks/grn_select.py train      # scores every candidate on the TRAINING networks
+    python benchmarks/grn_select.py eval       # default vs GRNBoost2 / GENIE3 on the EVALUATION networks
+    python benchmarks/grn_select.py report     # writes benchmarks/results/grn_select.{json,md}
+
+Protocol (fixed before any result was seen):
+
+- Networks: the shipped twin models, the published models of ``../shared/data/grn/boolean_models``
+  and random Boolean networks (:func:`scagents.twin.generate.random_network`, 10–100 genes,
+  scale-free out-degree, feed-forward loops, toggle switches, autoregulation). The split is by
+  name (``SPLIT`` below): the two Th models (one model in two files) and GSD (scored for real in
+  ``benchmarks/grn.py``) are evaluation networks, so nothing about them steers the choice.
+- Each network is simulated with the twin only in an informative regime
+  (:func:`scagents.twin.generate.informative_simulation`: ≥ 40 % of the non-input genes vary
+  across control cells, not all-off; up to 4 milieus / initial states are tried, else the data set
+  is dropped and counted). ``SEEDS`` seeds per network; seed ``k`` uses dropout ``DROPOUTS[k % 3]``.
+  Observational regime: ``N_CONTROL`` control cells. Screen regime: the same control cells plus a
+  knockout screen of a random half of the network's regulators (at most ``MAX_KO``), ``N_PER_KO``
+  cells each (obs ``target_genes``, as in a real screen).
+- Selection rule (fixed before the training run): on the training data sets, the candidate with the highest geometric-mean AUPRC
+  ratio (over all training data sets) wins, separately for the observational part (``OBS_CANDIDATES``)
+  and the screen part (``SCREEN_CANDIDATES``, each on top of the chosen observational setting).
+  The winners are ``infer_network``'s defaults (tests/grn/test_benchmark_grn.py checks it).
+- Evaluation: the default against GRNBoost2 and GENIE3 (arboreto if installed, else the same
+  regressors in scikit-learn, ``benchmarks/grn.py::run_reference``) on the evaluation data sets;
+  AUPRC ratio and EPR (``scagents.metrics``), geometric mean per network over seeds, then over
+  networks, and wins per network.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from scagents._atomic import write_json  # noqa: E402
+from scagents.grn import infer_network, network_edges  # noqa: E402
+from scagents.metrics import auprc_ratio, early_precision_ratio  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "grn" / "boolean_models"
+RESULTS = ROOT / "benchmarks" / "results"
+OUT = RESULTS / "grn_select.json"
+SEEDS = (0, 1, 2, 3, 4)
+DROPOUTS = (0.05, 0.2, 0.4)
+N_CONTROL, N_PER_KO, MAX_KO = 500, 50, 12
+GENIE3_TREES = 50  # arboreto uses 1,000; 50 keeps the evaluation within the session on a loaded 2-core machine
+RANDOM_SIZES = {"train": {0: 10, 2: 20, 4: 30, 6: 50, 8: 80, 10: 100},
+                "eval": {1: 12, 3: 25, 5: 40, 7: 60, 9: 90, 11: 15}}
+SPLIT = {
+    "train": ["shipped:krumsiek11", "shared:mammalian_cell_cycle.bnet",
+              "shared:lymphoid_myeloid_specification.bnet", "shared:mCAD.txt"]
+             + [f"random:{n}:{s}" for s, n in RANDOM_SIZES["train"].items()],
+    "eval": ["shipped:th_mendoza2006", "shared:Th_differentiation_Mendoza2006.bnet",
+             "shared:CD4_T_cell_differentiation.bnet", "shared:GSD.txt"]
+            + [f"random:{n}:{s}" for s, n in RANDOM_SIZES["eval"].items()],
+}
+# candidates: name -> infer_network keyword arguments
+OBS_CANDIDATES: dict[str, dict] = {
+    "ridge": {"method": "ridge", "transform": "none"},
+    "ridge_rank": {"method": "ridge", "transform": "rank"},
+    "partial_correlation": {"method": "partial_correlation", "transform": "none"},
+    "correlation": {"method": "correlation", "transform": "none"},
+    # pseudotime-aware (BEELINE's GSD ships a pseudotime): each cell's expression replaced by the mean of
+    # the k cells nearest in obs["pseudotime"] (the twin's sampled time), then ridge
+    "ridge_pseudotime_smooth5": {"method": "ridge", "transform": "none", "_smooth": 5},
+    "ridge_pseudotime_smooth20": {"method": "ridge", "transform": "none", "_smooth": 20},
+}
+SCREEN_CANDIDATES: dict[str, dict] = {
+    "control_only": {"perturbations": None},  # ignore the screen: regression on control cells
+    "all_cells_no_effects": {"perturbations": "target_genes", "combine": "sum", "fit_cells": "all",
+                             "_no_effects": True},
+    "all_invariant_only": {"perturbations": "target_genes", "fit_cells": "all", "combine": "sum",
+                           "direct": False, "min_t": 1e9},  # invariant refit, perturbation ranks unused
+    **{f"{fc}_{how}_total": {"perturbations": "target_genes", "fit_cells": fc, "combine": how,
+                             "direct": False, "min_t": 0.0}
+       for fc in ("all", "control") for how in ("sum", "mean", "product", "perturbation")},
+    **{f"{fc}_sum_{ev}_t{t:g}": {"perturbations": "target_genes", "fit_cells": fc, "combine": "sum",
+                                  "direct": ev == "direct", "min_t": t}
+       for fc in ("all", "control") for ev in ("total", "direct") for t in (0.0, 3.0, 5.0)
+       if (fc, ev, t) != ("control", "total", 0.0) and (fc, ev, t) != ("all", "total", 0.0)},
+}
+
+
+def load_network(spec: str):
+    from scagents.twin import load_model
+    from scagents.twin.generate import random_network
+
+    kind, _, rest = spec.partition(":")
+    if kind == "shipped":
+        return load_model(rest)
+    if kind == "shared":
+        return load_model(SHARED / rest)
+    n, s = rest.split(":")
+    return random_network(int(n), seed=int(s))
+
+
+def dataset(spec: str, seed: int):
+    """``(observational AnnData, screen AnnData, truth, record)``, or ``(None, None, None, record)``."""
+    import scanpy as sc
+
+    from scagents.perturbation import Perturbation
+    from scagents.twin import simulate
+    from scagents.twin.generate import informative_simulation
+
+    net = load_network(spec)
+    dropout = DROPOUTS[seed % len(DROPOUTS)]
+    mdata, rec = informative_simulation(net, n_cells=N_CONTROL, seed=seed, dropout=dropout)
+    record = {"passed": rec["passed"], "tries": rec["tries"], "dropout": dropout,
+              "frac_varying": round(float(rec["frac_varying"]), 3)}
+    if mdata is None:
+        return None, None, None, record
+    truth = net.edges[["source", "target"]].astype(str)
+    regs = sorted(set(truth["source"]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 77]))
+    ko = sorted(rng.choice(regs, min(MAX_KO, max(1, len(regs) // 2)), replace=False).tolist())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        scr = simulate(rec["network"], perturbations=[Perturbation(g) for g in ko], n_cells=N_PER_KO,
+                       seed=seed + 500, dropout=dropout, modalities=("rna",))
+    obs_ad = mdata.mod["rna"].copy()
+    screen = ad.concat([obs_ad, scr.mod["rna"]], index_unique="-")
+    out = []
+    for a in (obs_ad, screen):
+        a.layers.clear()
+        sc.pp.normalize_total(a, target_sum=1e4)
+        sc.pp.log1p(a)
+        out.append(a)
+    record.update(n_genes=int(net.n_genes), n_true_edges=int((truth.source != truth.target).sum()),
+                  knockouts=ko)
+    return out[0], out[1], truth, record
+
+
+def _score(edges: pd.DataFrame, truth: pd.DataFrame, genes: list[str]) -> dict:
+    return {"auprc_ratio": float(auprc_ratio(edges, truth, genes=genes)),
+            "epr": float(early_precision_ratio(edges, truth, genes=genes))}
+
+
+def smooth_along(adata: ad.AnnData, key: str, k: int) -> ad.AnnData:
+    """Each cell replaced by the mean of the ``k`` cells nearest to it in ``obs[key]`` (sorted order)."""
+    X = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X, dtype=np.float64)
+    order = np.argsort(adata.obs[key].to_numpy(), kind="stable")
+    csum = np.vstack([np.zeros((1, X.shape[1])), np.cumsum(X[order], axis=0)])
+    n = len(order)
+    lo = np.clip(np.arange(n) - k // 2, 0, max(n - k, 0))
+    out = ad.AnnData(((csum[lo + min(k, n)] - csum[lo]) / min(k, n)).astype(np.float32))
+    out.var_names = adata.var_names
+    return out
+
+
+def ours(adata: ad.AnnData, kwargs: dict) -> pd.DataFrame:
+    kw = {k: v for k, v in kwargs.items() if not k.startswith("_") and v is not None}
+    if kwargs.get("perturbations") is None and "target_genes" in adata.obs:  # control cells only
+        adata = adata[adata.obs["is_control"].to_numpy(bool)].copy()
+    if kwargs.get("_smooth"):
+        adata = smooth_along(adata, "pseudotime", int(kwargs["_smooth"]))
+    if kwargs.get("_no_effects"):  # all cells, invariant refit, no perturbation ranks
+        kw = {k: v for k, v in kw.items() if k not in ("perturbations", "combine", "fit_cells")}
+    infer_network(adata, **kw)
+    return network_edges(adata)
+
+
+def default_kwargs() -> dict:
+    """infer_network's own defaults for the settings the selection chooses."""
+    import inspect
+
+    p = inspect.signature(infer_network).parameters
+    return {k: p[k].default for k in ("method", "transform", "fit_cells", "combine", "direct", "min_t")}
+
+
+def _load() -> dict:
+    return json.loads(OUT.read_text()) if OUT.exists() else {"datasets": {}}
+
+
+def run(split: str, budget_s: float) -> None:
+    results = _load()
+    t_start = time.perf_counter()
+    dflt = default_kwargs()
+    for seed in SEEDS:  # seed-major: an interrupted run still covers every network
+        for spec in SPLIT[split]:
+            key = f"{split}|{spec}|{seed}"
+            if key in results["datasets"]:
+                continue
+            if time.perf_counter() - t_start > budget_s:
+                print("budget spent; rerun to continue", flush=True)
+                write_json(OUT, results, indent=1)
+                return
+            t0 = time.perf_counter()
+            try:
+                obs_ad, screen, truth, rec = dataset(spec, seed)
+            except Exception as exc:  # noqa: BLE001 - a model that cannot be simulated is recorded
+                rec, obs_ad = {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:200]}, None
+            entry = {"split": split, "network": spec, "seed": seed, **rec, "scores": {}}
+            if obs_ad is not None:
+                genes = list(map(str, obs_ad.var_names))
+                sc_ = entry["scores"]
+                if split == "train":
+                    for name, kw in OBS_CANDIDATES.items():
+                        sc_[f"obs/{name}"] = _score(ours(obs_ad, kw), truth, genes)
+                    base = {"method": dflt["method"], "transform": dflt["transform"]}
+                    for name, kw in SCREEN_CANDIDATES.items():
+                        sc_[f"screen/{name}"] = _score(ours(screen, {**base, **kw}), truth, genes)
+                else:
+                    from grn import run_reference
+
+                    sc_["obs/default"] = _score(ours(obs_ad, {"perturbations": None}), truth, genes)
+                    sc_["screen/default"] = _score(ours(screen, {"perturbations": "target_genes"}), truth, genes)
+                    for regime, a in (("obs", obs_ad), ("screen", screen)):
+                        for algo in ("grnboost2", "genie3"):
+                            e, impl = run_reference(a, algo, seed=seed, genie3_trees=GENIE3_TREES, n_jobs=1)
+                            sc_[f"{regime}/{algo}"] = {**_score(e, truth, genes), "implementation": impl}
+            entry["seconds"] = round(time.perf_counter() - t0, 1)
+            results["datasets"][key] = entry
+            print(key, entry.get("passed"), {k: round(v["auprc_ratio"], 2) for k, v in entry["scores"].items()},
+                  entry["seconds"], flush=True)
+            write_json(OUT, results, indent=1)
+    write_json(OUT, results, indent=1)
+
+
+def _gmean(x) -> float:
+    x = np.asarray(list(x), dtype=float)
+    return float(np.exp(np.mean(np.log(np.maximum(x, 1e-9))))) if x.size else float("nan")
+
+
+def summarise(results: dict) -> dict:
+    ds = results["datasets"]
+    summary: dict = {"protocol": {"seeds": list(SEEDS), "dropouts": list(DROPOUTS), "n_control": N_CONTROL,
+                                  "n_per_knockout": N_PER_KO, "max_knockouts": MAX_KO,
+                                  "genie3_trees": GENIE3_TREES, "split": SPLIT}}
+    for split in ("train", "eval"):
+        entries = [e for e in ds.values() if e["split"] == split]
+        dropped = [f"{e['network']}|{e['seed']}" for e in entries if not e.get("passed")]
+        kept = [e for e in entries if e.get("passed")]
+        summary[split] = {"n_datasets": len(entries), "n_dropped": len(dropped), "dropped": dropped,
+                          "networks": sorted({e["network"] for e in kept})}
+        methods = sorted({m for e in kept for m in e["scores"]})
+        overall = {}
+        per_net: dict = {}
+        for m in methods:
+            for metric in ("auprc_ratio", "epr"):
+                vals = [e["scores"][m][metric] for e in kept if m in e["scores"]]
+                overall.setdefault(m, {})[f"gmean_{metric}_datasets"] = _gmean(vals)
+                for net in summary[split]["networks"]:
+                    v = [e["scores"][m][metric] for e in kept if e["network"] == net and m in e["scores"]]
+                    if v:
+                        per_net.setdefault(net, {}).setdefault(m, {})[metric] = _gmean(v)
+                        per_net[net][m]["n_seeds"] = len(v)
+            for metric in ("auprc_ratio", "epr"):
+                overall[m][f"gmean_{metric}_networks"] = _gmean(
+                    [per_net[n][m][metric] for n in per_net if m in per_net[n]])
+        summary[split]["overall"] = overall
+        summary[split]["per_network"] = per_net
+        summary[split]["per_dropout"] = {
+            str(d): {m: _gmean(e["scores"][m]["auprc_ratio"] for e in kept if e["dropout"] == d and m in e["scores"])
+                     for m in methods} for d in DROPOUTS if any(e["dropout"] == d for e in kept)}
+    tr = summary["train"]["overall"]
+    if tr:
+        obs = {m.split("/", 1)[1]: v["gmean_auprc_ratio_datasets"] for m, v in tr.items() if m.startswith("obs/")}
+        scr = {m.split("/", 1)[1]: v["gmean_auprc_ratio_datasets"] for m, v in tr.items() if m.startswith("screen/")}
+        summary["selection"] = {"observational_winner": max(obs, key=obs.get) if obs else None,
+                                "screen_winner": max(scr, key=scr.get) if scr else None,
+                                "observational": obs, "screen": scr, "default_kwargs": default_kwargs()}
+    ev = summary["eval"]
+    verdict = {}
+    for regime in ("obs", "screen"):
+        d = f"{regime}/default"
+        for ref in ("grnboost2", "genie3"):
+            r = f"{regime}/{ref}"
+            if d not in ev["overall"] or r not in ev["overall"]:
+                continue
+            row = {}
+            for metric in ("auprc_ratio", "epr"):
+                gd = ev["overall"][d][f"gmean_{metric}_networks"]
+                gr = ev["overall"][r][f"gmean_{metric}_networks"]
+                nets = [n for n, v in ev["per_network"].items() if d in v and r in v]
+                wins = [n for n in nets if ev["per_network"][n][d][metric] > ev["per_network"][n][r][metric]]
+                row[metric] = {"default": gd, "reference": gr, "ratio": gd / gr, "wins": len(wins),
+                               "networks": len(nets)}
+            row["beats"] = all(row[m]["ratio"] > 1 for m in ("auprc_ratio", "epr"))
+            if regime == "screen":
+                row["ratio_goal_1.5_met"] = row["auprc_ratio"]["ratio"] >= 1.5
+            verdict[f"{regime}_vs_{ref}"] = row
+    summary["verdict"] = verdict
+    return summary
+
+
+def report() -> dict:
+    results = _load()
+    s = summarise(results)
+    results["summary"] = s
+    write_json(OUT, results, indent=1)
+    L = ["# GRN default: selection on training networks, report on disjoint evaluation networks", "",
+         "Produced by `python benchmarks/grn_select.py train|eval|report` (protocol in the module docstring; "
+         "machine shared with other developers while it ran). AUPRC ratio and EPR (BEELINE, directed, "
+         "self-loops excluded, random ≈ 1); geometric means over seeds per network, then over networks.", ""]
+    for split in ("train", "eval"):
+        x = s[split]
+        L.append(f"- {split}: {x['n_datasets']} data sets on {len(SPLIT[split])} networks; "
+                 f"{x['n_dropped']} dropped by the signal check ({', '.join(x['dropped']) or 'none'})")
+    if "selection" in s:
+        sel = s["selection"]
+        L += ["", "## Selection (training networks, geometric-mean AUPRC ratio over data sets)", "",
+              "| part | candidate | gmean AUPRC ratio |", "|---|---|---|"]
+        for part, key in (("observational", "observational"), ("screen", "screen")):
+            for m, v in sorted(sel[key].items(), key=lambda kv: -kv[1]):
+                L.append(f"| {part} | {m} | {v:.3f} |")
+        L += ["", f"Winners: observational `{sel['observational_winner']}`, screen `{sel['screen_winner']}`. "
+              f"infer_network defaults now: `{sel['default_kwargs']}`."]
+    ev = s["eval"]
+    if ev["overall"]:
+        L += ["", "## Evaluation networks (disjoint)", "",
+              "| regime | method | gmean AUPRC ratio | gmean EPR |", "|---|---|---|---|"]
+        for m, v in sorted(ev["overall"].items()):
+            L.append(f"| {m.split('/')[0]} | {m.split('/')[1]} | {v['gmean_auprc_ratio_networks']:.2f} | "
+                     f"{v['gmean_epr_networks']:.2f} |")
+        L += ["", "| comparison | AUPRC ratio: default / reference (ratio), wins | EPR: default / reference, wins | "
+              "verdict |", "|---|---|---|---|"]
+        for k, row in s["verdict"].items():
+            a, e = row["auprc_ratio"], row["epr"]
+            extra = ""
+            if "ratio_goal_1.5_met" in row:
+                extra = f"; ≥ 1.5× AUPRC goal **{'met' if row['ratio_goal_1.5_met'] else 'missed'}**"
+            L.append(f"| {k} | {a['default']:.2f} / {a['reference']:.2f} ({a['ratio']:.2f}×), "
+                     f"{a['wins']}/{a['networks']} | {e['default']:.2f} / {e['reference']:.2f}, "
+                     f"{e['wins']}/{e['networks']} | {'beats' if row['beats'] else 'does not beat'}{extra} |")
+        L += ["", "### By dropout level (AUPRC ratio, gmean over data sets)", "",
+              "| dropout | " + " | ".join(sorted(ev["overall"])) + " |", "|---" * (len(ev["overall"]) + 1) + "|"]
+        for d, v in ev["per_dropout"].items():
+            L.append(f"| {d} | " + " | ".join(f"{v[m]:.2f}" for m in sorted(ev["overall"])) + " |")
+        L += ["", "### Per evaluation network (AUPRC ratio, gmean over seeds; seeds in brackets)", ""]
+        methods = sorted({m for v in ev["per_network"].values() for m in v})
+        L += ["| network | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+        for n, v in ev["per_network"].items():
+            L.append(f"| {n} ({v[methods[0]]['n_seeds'] if methods[0] in v else 0}) | "
+                     + " | ".join(f"{v[m]['auprc_ratio']:.2f}" if m in v else "" for m in methods) + " |")
+        impls = sorted({sc_.get("implementation", "") for e in results["datasets"].values()
+                        for sc_ in e["scores"].values() if "implementation" in sc_})
+        L += ["", f"GRNBoost2/GENIE3 implementation: {', '.join(impls)} (arboreto is not installed here; "
+              f"GENIE3 with {GENIE3_TREES} trees instead of arboreto's 1,000 to fit the session)."]
+    (RESULTS / "grn_select.md").write_text("\n".join(L) + "\n")
+    return s
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "report"
+    budget = float(sys.argv[2]) if len(sys.argv) > 2 else 840.0
+    if cmd in ("train", "eval"):
+        run(cmd, budget)
+        report()
+    elif cmd == "report":
+        print(json.dumps(report().get("verdict", {}), indent=1))
+    else:
+        print(f"unknown command {cmd!r}; use train, eval or report")
+        sys.exit(2)

@@ -1,0 +1,101 @@
+"""Interventional evidence from a knockout screen (scagents.grn.interventional, infer_network)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scagents.data as scd
+from scagents.grn import infer_network, network_edges
+from scagents.grn.interventional import combine_evidence, perturbation_effects
+from scagents.metrics import auprc_ratio
+from scagents.perturbation import Perturbation
+from scagents.twin import read_model, simulate
+
+# a tiny planted network: S (input) -> A -> B -> C, A -| D, B -| E
+MODEL = """@name tiny
+@input S = 0.6 sd 0.4
+@initial A = 0.3 sd 0.3
+S =
+A = S
+B = A
+C = B
+D = not A
+E = not B
+"""
+PLANTED = {("S", "A", 1), ("A", "B", 1), ("B", "C", 1), ("A", "D", -1), ("B", "E", -1)}
+
+
+@pytest.fixture(scope="module")
+def tiny_screen():
+    net = read_model(MODEL, format="scanpy")
+    perts = [None, Perturbation("A"), Perturbation("B")]
+    mdata = simulate(net, perturbations=perts, n_cells=200, seed=0, modalities=("rna",), library_size=5000,
+                     dropout=0.02)
+    rna = mdata["rna"].copy()
+    scd.lognormalize(rna)
+    rna.X = rna.layers["lognorm"]
+    rna.layers.clear()
+    return rna
+
+
+def test_perturbation_effects_find_targets_and_signs(tiny_screen):
+    P, cells = perturbation_effects(tiny_screen)
+    assert set(P.index) == {"A", "B"} and cells == {"A": 200, "B": 200}
+    assert P.loc["A", "A"] == 0.0 and P.loc["B", "B"] == 0.0
+    # knockout of A: B goes down (A activates B: positive evidence), D goes up (A represses D)
+    assert P.loc["A", "B"] > 5 and P.loc["A", "D"] < -5
+    assert P.loc["B", "C"] > 5 and P.loc["B", "E"] < -5
+    assert abs(P.loc["B", "A"]) < 3  # upstream of B: the knockout of B does not move A
+
+
+def test_infer_network_with_screen_recovers_planted_edges_and_signs(tiny_screen):
+    a = tiny_screen.copy()
+    infer_network(a, perturbations="target_genes")
+    e = network_edges(a)
+    top = e.head(6)
+    got = {(r.source, r.target, int(r.sign)) for r in top.itertuples()}
+    assert len(got & PLANTED) >= 4  # the planted edges lead the ranking, with their signs
+    # the direct edges of the perturbed regulators are supported by the screen
+    sup = e[e["evidence"] == "perturbation"]
+    assert {("A", "B"), ("A", "D"), ("B", "C"), ("B", "E")} <= set(zip(sup.source, sup.target, strict=True))
+    # A -> C is only indirect (through B): direct-effect scoring weakens it below its total effect
+    P, _ = perturbation_effects(a)
+    ac = e[(e.source == "A") & (e.target == "C")]
+    assert ac.empty or abs(ac["perturbation_t"].iloc[0]) < 0.8 * abs(P.loc["A", "C"])
+    src = a.uns["grn"]["sources"]
+    assert src["n_perturbed_regulators"] == 2 and src["n_perturbation_supported"] == len(sup)
+    genes = list(a.var_names)
+    truth = pd.DataFrame(sorted(PLANTED), columns=["source", "target", "sign"])
+    with_screen = auprc_ratio(e, truth, genes=genes)
+    ctrl = tiny_screen[tiny_screen.obs["is_control"].to_numpy(bool)].copy()
+    infer_network(ctrl)
+    assert with_screen >= auprc_ratio(network_edges(ctrl), truth, genes=genes)
+
+
+def test_without_perturbations_nothing_changes(tiny_screen):
+    a, b = tiny_screen.copy(), tiny_screen.copy()
+    infer_network(a)
+    infer_network(b, perturbations=None, fit_cells="control", combine="mean")
+    pd.testing.assert_frame_equal(network_edges(a), network_edges(b))
+    assert "evidence" not in network_edges(a)
+
+
+def test_bad_perturbation_column_is_one_clear_error(tiny_screen):
+    from scagents.errors import DataError
+
+    with pytest.raises(DataError, match="No obs column 'guide'"):
+        infer_network(tiny_screen.copy(), perturbations="guide")
+    with pytest.raises(ValueError, match="combine"):
+        infer_network(tiny_screen.copy(), perturbations="target_genes", combine="max")
+
+
+def test_combine_evidence_ranks_perturbed_edges_with_both_sources():
+    regs = pd.Index(["R1", "R2"])
+    B = np.array([[0.0, 0.5, 0.1], [0.2, 0.0, 0.4]])  # regulators x genes (G = R1, R2, T)
+    P = pd.DataFrame([[0.0, -1.0, 8.0]], index=["R1"], columns=["R1", "R2", "T"])
+    S, info = combine_evidence(B, regs, P, how="sum", min_t=3.0)
+    assert info["n_perturbed_regulators"] == 1
+    assert S[0, 2] > S[0, 1] > 0  # R1 -> T: weak regression, strong knockout evidence
+    assert S[1, 0] > 0 and S[1, 2] > 0  # the unperturbed regulator keeps its regression ranks
+    S2, _ = combine_evidence(B, regs, P, how="perturbation", min_t=3.0)
+    assert S2[0, 1] == 0.0  # |t| below min_t: no evidence
