@@ -432,7 +432,8 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
         ``validated`` is true only when all three checks pass: ``"≥ min_improvement lower MSE"``,
         ``"paired improvement > 1 s.e."`` (mean of the per-perturbation MSE differences
         policy − baseline below minus its standard error) and ``"Pearson-delta not worse"`` (mean
-        top-20 Pearson-delta at least the baseline's; a NaN baseline value passes); with a
+        top-20 Pearson-delta at least the baseline's, both averaged over the perturbations where
+        both have one; none such passes); with a
         ``target_direction`` column also ``"targets' own direction not worse"`` (the fraction of
         the validation perturbations' measured targets moved the expected way).
     """
@@ -442,10 +443,12 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
     diff = (pol["mse"] - base["mse"]).to_numpy(float)
     mean = float(diff.mean())
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
-    p_pol = float(np.nanmean(pol["pearson_delta_topk"])) if pol["pearson_delta_topk"].notna().any() \
-        else float("nan")
-    p_base = float(np.nanmean(base["pearson_delta_topk"])) \
-        if base["pearson_delta_topk"].notna().any() else float("nan")
+    # Pearson-delta compared on the perturbations where both models have one (a model that
+    # predicts no change for a perturbation has none there; averaging each over its own subset
+    # would compare different perturbations)
+    both = pol["pearson_delta_topk"].notna() & base["pearson_delta_topk"].notna()
+    p_pol = float(pol.loc[both, "pearson_delta_topk"].mean()) if both.any() else float("nan")
+    p_base = float(base.loc[both, "pearson_delta_topk"].mean()) if both.any() else float("nan")
     checks = {
         f"≥ {100 * min_improvement:.0f} % lower MSE": rel >= min_improvement,
         "paired improvement > 1 s.e.": bool(np.isfinite(se) and mean < -se),

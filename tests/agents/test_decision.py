@@ -105,6 +105,18 @@ def test_compare_needs_margin_beyond_noise():
     assert not v.validated and not v.checks["Pearson-delta not worse"]
 
 
+def test_compare_pearson_on_the_perturbations_both_score():
+    # the baseline has a Pearson-delta on p0 and p3 only (it predicts no change elsewhere): the
+    # policy is compared there (0.75 vs 0.70), not by its mean over all four (0.425)
+    base = _rows([0.40, 0.50, 0.60, 0.70], [0.9, np.nan, np.nan, 0.5])
+    pol = _rows([0.30, 0.40, 0.50, 0.60], [0.95, 0.1, 0.1, 0.55])
+    v = compare_to_baseline({"pol": pol, "b": base}, policy="pol", baselines=["b"])
+    assert v.checks["Pearson-delta not worse"] and v.validated
+    worse = _rows([0.30, 0.40, 0.50, 0.60], [0.85, 0.9, 0.9, 0.45])  # higher overall, lower where both score
+    v = compare_to_baseline({"pol": worse, "b": base}, policy="pol", baselines=["b"])
+    assert not v.checks["Pearson-delta not worse"] and not v.validated
+
+
 # ------------------------------------------------------------------------------ forced branches
 def test_goal_never_in_training(base_state, tmp_path, monkeypatch):
     seen = []
