@@ -392,6 +392,8 @@ class Verdict:
     paired_mean: float
     paired_se: float
     checks: dict[str, bool]
+    #: mean Pearson-delta top-20 of the policy / the best baseline on the perturbations both score
+    pearson_pair: tuple[float, float] = (float("nan"), float("nan"))
 
     def describe(self, policy: str, scores: dict[str, dict[str, float]], min_improvement: float
                  ) -> str:
@@ -402,10 +404,10 @@ class Verdict:
             f"(needs ≥ {100 * min_improvement:.0f} % lower)",
             f"paired MSE difference {self.paired_mean:+.4g} ± {self.paired_se:.2g} s.e. (must be "
             "below −1 s.e.)",
-            f"Pearson-delta top-20 {scores[policy]['pearson_delta_topk']:.3f} vs "
-            f"{scores[b]['pearson_delta_topk']:.3f} (must not be lower)"]
+            f"Pearson-delta top-20 {self.pearson_pair[0]:.3f} vs {self.pearson_pair[1]:.3f} on the "
+            "perturbations both score (must not be lower)"]
         failed = [name for name, ok in self.checks.items() if not ok]
-        verdict = ("the policy beats the best baseline beyond the validation noise"
+        verdict = (f"{policy} beats the best baseline beyond the validation noise"
                    if self.validated else f"failed: {', '.join(failed)}")
         return "; ".join(parts) + f" → {verdict}"
 
@@ -460,7 +462,7 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
                   and base["target_direction"].notna().any() else float("nan"))
         checks["targets' own direction not worse"] = bool(np.isnan(t_base) or t_pol >= t_base)
     return Verdict(validated=all(checks.values()), best_baseline=best, relative_improvement=rel,
-                   paired_mean=mean, paired_se=se, checks=checks)
+                   paired_mean=mean, paired_se=se, checks=checks, pearson_pair=(p_pol, p_base))
 
 
 def _policy_predictor(ctx: _Context, policy) -> Predict:

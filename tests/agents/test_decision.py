@@ -112,6 +112,10 @@ def test_compare_pearson_on_the_perturbations_both_score():
     pol = _rows([0.30, 0.40, 0.50, 0.60], [0.95, 0.1, 0.1, 0.55])
     v = compare_to_baseline({"pol": pol, "b": base}, policy="pol", baselines=["b"])
     assert v.checks["Pearson-delta not worse"] and v.validated
+    assert v.pearson_pair == pytest.approx((0.75, 0.70))
+    scores = {"pol": {"mse": 0.45, "pearson_delta_topk": 0.425}, "b": {"mse": 0.55, "pearson_delta_topk": 0.7}}
+    assert "Pearson-delta top-20 0.750 vs 0.700 on the perturbations both score" in v.describe("pol", scores, 0.05)
+    assert v.describe("pol", scores, 0.05).endswith("→ pol beats the best baseline beyond the validation noise")
     worse = _rows([0.30, 0.40, 0.50, 0.60], [0.85, 0.9, 0.9, 0.45])  # higher overall, lower where both score
     v = compare_to_baseline({"pol": worse, "b": base}, policy="pol", baselines=["b"])
     assert not v.checks["Pearson-delta not worse"] and not v.validated
