@@ -75,15 +75,21 @@ def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12,
                  inputs: Sequence[str] = ()) -> Path:
     """Horizontal bar chart of the strongest predicted changes (up in red, down in blue).
 
-    ``inputs`` (a twin's milieu inputs, held fixed by the model) are not drawn as responding
-    genes; those that would have made the top ``n_top`` are named under the chart."""
+    Up to ``n_top`` genes: the strongest changes of each direction, half the rows each (a side
+    with fewer genes leaves its rows to the other), so a response dominated by induced genes still
+    shows what goes down. ``inputs`` (a twin's milieu inputs, held fixed by the model) are not
+    drawn as responding genes; those that would have made the top ``n_top`` are named under the
+    chart."""
     from matplotlib.patches import Patch
 
     plt = _plt()
     fixed = set(inputs)
     ranked = sorted(genes, key=lambda r: abs(r["delta"]), reverse=True)
     hidden = [r["gene"] for r in ranked[:n_top] if r["gene"] in fixed]
-    rows = [r for r in ranked if r["gene"] not in fixed][:n_top][::-1]
+    up = [r for r in ranked if r["gene"] not in fixed and r["delta"] > 0]
+    down = [r for r in ranked if r["gene"] not in fixed and r["delta"] < 0]
+    n_down = min(len(down), max(n_top // 2, n_top - len(up)))
+    rows = sorted(up[:n_top - n_down] + down[:n_down], key=lambda r: r["delta"])  # largest up on top
     fig, ax = plt.subplots(figsize=(6.0, 0.35 * max(len(rows), 3) + 1.6))
     colours = [UP if r["delta"] > 0 else DOWN for r in rows]
     ax.barh([r["gene"] for r in rows], [r["delta"] for r in rows], color=colours)
@@ -93,7 +99,7 @@ def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12,
         xlabel += f"\nnot shown: model inputs held fixed ({', '.join(hidden)})"
     ax.set_xlabel(xlabel)
     ax.set_ylabel("gene")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 60), fontsize=10)
     ax.legend(handles=[Patch(color=UP, label="up"), Patch(color=DOWN, label="down")],
               frameon=False, fontsize=8, loc="best")
     return _save(fig, path)

@@ -157,6 +157,17 @@ def test_effects_plot_labels(tmp_path, figures):
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["up", "down"]
 
 
+def test_effects_plot_shows_both_directions(tmp_path, figures):
+    # 20 strong increases and 3 weaker decreases: the decreases still get their rows
+    genes = ([{"gene": f"U{i}", "delta": 3.0 - 0.1 * i} for i in range(20)]
+             + [{"gene": f"D{i}", "delta": -0.5 - 0.1 * i} for i in range(3)])
+    plot_effects(genes, tmp_path / "e.png", title="a long title " * 10, n_top=12)
+    ax = figures[-1].axes[0]
+    shown = [t.get_text() for t in ax.get_yticklabels()]
+    assert shown == ["D2", "D1", "D0"] + [f"U{i}" for i in range(8, -1, -1)]
+    assert "\n" in ax.get_title()  # a long title is wrapped, not cut off
+
+
 def test_effects_plot_leaves_out_model_inputs(tmp_path, figures):
     genes = [{"gene": "TCR", "delta": 0.9}, {"gene": "A", "delta": 0.5},
              {"gene": "B", "delta": -0.3}]
