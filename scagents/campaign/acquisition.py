@@ -604,6 +604,10 @@ class BayesPriorDesigner(Designer):
     ``group``; with a gene–gene ``graph``
     (co-expression, ligand–receptor: :func:`~scagents.campaign.features.knowledge_graph`) the
     shrunk mean residual of measured neighbours (:func:`graph_smooth`) with weight ``neighbours``.
+    With ``evidence="calibrated"`` the family and graph evidence (hit-like shares) get weights fitted
+    by empirical Bayes on the measured genes instead of the fixed ``group`` / ``neighbours`` (which
+    then only switch a source on, when > 0): see :meth:`_calibrated_lift`; the fitted weights are in
+    ``calibration_``.
 
     Acquisition ``"thompson"``: every pick of a batch is the argmax of one posterior draw of
     ``w`` (draws differ, so the batch spreads); ``"ucb"``: mean + ``beta``·sd with the
@@ -655,13 +659,22 @@ class BayesPriorDesigner(Designer):
         if self.feature_weight > 0:
             why += (" + what the measurements add (Bayesian ridge on the genes' features, weighted by the evidence "
                     f"that the features explain the measurements: {self.evidence_weight_:.2f})")
+        if self.evidence == "calibrated":  # weights of the family / graph evidence by empirical Bayes
+            lift, note = self._calibrated_lift(measured, y, p[measured], avail)
+            self._posterior = (br, Z, avail)
+            why += note
+            base = base + lift
+            if self.acquisition == "ucb":
+                return base + self.beta * sd, sd, why + "; picked in score order"
+            self._thompson = (base - mu, br, Z[avail], rng)
+            return base, sd, why + "; picks: one Thompson draw of the posterior per pick"
         if self.evidence == "hitlike":  # 1 for the top (1 − hit_quantile) of the measured genes, else 0
             spread = (y >= np.quantile(y, self.hit_quantile)).astype(np.float64)
             what = f"share of hit-like (top {1 - self.hit_quantile:.0%} measured)"
         elif self.evidence == "residual":
             spread, what = resid, "mean residual"
         else:
-            raise DesignerError(f"Unknown evidence {self.evidence!r}; use 'residual' or 'hitlike'.")
+            raise DesignerError(f"Unknown evidence {self.evidence!r}; use 'residual', 'hitlike' or 'calibrated'.")
         if self.group > 0 and self.groups is not None:
             base = base + self.group * group_smooth(self.groups, measured, spread, avail)[0]
             why += f" + {self.group:g} × the {what} among measured members of the gene's family"
@@ -677,6 +690,57 @@ class BayesPriorDesigner(Designer):
             return base + self.beta * sd, sd, why
         self._thompson = (base - mu, br, Z[avail], rng)
         return base, sd, why + "; picks: one Thompson draw of the posterior per pick; uncertainty = posterior SD"
+
+    def _calibrated_lift(self, measured, y, prior_m, avail) -> tuple[np.ndarray, str]:
+        """What measured family members and graph partners say, with weights set by empirical Bayes.
+
+        Evidence columns (one per source: the gene family with ``group > 0``, the gene–gene graph with
+        ``neighbours > 0``): the shrunk share of hit-like genes (top ``1 − hit_quantile`` of the
+        measured) among a gene's measured family members / graph partners, minus the measured share
+        (:func:`group_smooth`, :func:`graph_smooth`). For the measured genes the same columns are computed
+        leaving the gene itself out, and a Bayesian ridge (evidence-maximised ``λ``, ``α``) regresses
+        the standardised rewards ``y`` on them and on the prior ``p``: its coefficients of the evidence
+        columns are the weights of the sources, and its posterior probability against the model with
+        the prior alone (ratio of the two log evidences, equal prior odds) scales them. Uninformative feedback thus leaves the prior ranking; evidence
+        that predicts the measured genes from their neighbours lifts the neighbours of hits.
+        """
+        lab = (y >= np.quantile(y, self.hit_quantile)).astype(np.float64)
+        mu = float(lab.mean())
+        cols_m, cols_a, names = [], [], []
+        if self.group > 0 and self.groups is not None:
+            g = np.asarray(self.groups, dtype=np.int64)
+            ng = int(max(g.max(initial=-1), 0)) + 1
+            gm = g[measured]
+            ok = gm >= 0
+            tot = np.bincount(gm[ok], weights=lab[ok], minlength=ng)
+            cnt = np.bincount(gm[ok], minlength=ng).astype(np.float64)
+            loo = np.zeros(len(measured))
+            loo[ok] = (tot[gm[ok]] - lab[ok] + 2.0 * mu) / (cnt[gm[ok]] - 1.0 + 2.0) - mu  # the gene left out
+            cols_m.append(loo)
+            cols_a.append(group_smooth(g, measured, lab, avail)[0])
+            names.append("family")
+        if self.neighbours > 0 and self.graph is not None and self.graph.nnz:
+            # the graph has no self-loops: a measured gene's own reward never enters its column
+            cols_m.append(graph_smooth(self.graph, measured, lab, measured)[0])
+            cols_a.append(graph_smooth(self.graph, measured, lab, avail)[0])
+            names.append("co-expression / ligand–receptor partners")
+        self.calibration_ = {"weights": {}, "evidence_weight": 0.0}
+        if not names or len(measured) < 8:
+            return np.zeros(len(avail)), "; family / graph evidence: none yet"
+        from sklearn.linear_model import BayesianRidge
+
+        # the prior is a covariate of both models, so that the weights are what the evidence adds beyond it
+        # (regressing the residual y − anchor·p instead would let the evidence learn −p under pure noise)
+        Em, Ea = np.column_stack([prior_m, *cols_m]), np.column_stack(cols_a)
+        br = BayesianRidge(fit_intercept=True, compute_score=True).fit(Em, y)
+        br0 = BayesianRidge(fit_intercept=True, compute_score=True).fit(prior_m[:, None], y)
+        w_ev = float(1.0 / (1.0 + np.exp(np.clip(float(br0.scores_[-1]) - float(br.scores_[-1]), -50, 50))))
+        coef = w_ev * np.asarray(br.coef_[1:], dtype=np.float64)
+        self.calibration_ = {"weights": dict(zip(names, coef.tolist(), strict=True)), "evidence_weight": w_ev}
+        desc = ", ".join(f"{c:+.2f} × {nm}" for nm, c in zip(names, coef, strict=True))
+        return Ea @ coef, (f" + the share of hit-like (top {1 - self.hit_quantile:.0%} measured) among measured "
+                           f"{' and '.join(names)}, weighted by empirical Bayes ({desc}; posterior probability "
+                           f"that this evidence predicts the measurements {w_ev:.2f})")
 
     def _select(self, X, avail, score, batch):
         if self.acquisition == "ucb":
