@@ -102,10 +102,11 @@ def screen_campaign(genes, X, scores, *, designer: str | None, seed: int, prior=
 #: bayes_prior options spelled out in full, so that a later change of the designer's defaults cannot change
 #: what a setting means: the feature model on, Thompson draws, residual evidence (the landed design) ...
 _THOMPSON = {"anchor": 0.5, "acquisition": "thompson", "beta": 1.0, "diversity": 0.3, "group": 0.5, "neighbours": 0.0,
-             "evidence": "residual", "hit_quantile": 0.7, "feature_weight": 1.0}
+             "evidence": "residual", "hit_quantile": 0.7, "feature_weight": 1.0,
+             "feature_target": "residual"}
 #: ... and greedy on the prior + the share of hit-like measured family members / graph partners
 _GREEDY = {"anchor": 1.0, "acquisition": "ucb", "beta": 0.0, "diversity": 0.0, "group": 2.0, "neighbours": 1.0,
-           "evidence": "hitlike", "hit_quantile": 0.7, "feature_weight": 1.0}
+           "evidence": "hitlike", "hit_quantile": 0.7, "feature_weight": 1.0, "feature_target": "residual"}
 
 #: Every designer setting the protocol chooses among, fixed before any run (label, designer, groups, graph,
 #: options). prior_only comes first: ties go to the earlier setting.
@@ -127,8 +128,12 @@ SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
      {**_GREEDY, "beta": 0.5}),
     ("bayes thompson fam+coexp+LR-hitlike", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
      {**_GREEDY, "acquisition": "thompson", "beta": 1.0, "diversity": 0.3}),
+    # added with issue 12's "make the feedback count" work: family / graph weights by empirical Bayes, and the
+    # feature model fitted with the prior as a covariate (what the features add beyond it)
     ("bayes greedy fam+coexp+LR-EB nofeat", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
      {**_GREEDY, "evidence": "calibrated", "feature_weight": 0.0}),
+    ("bayes greedy fam+coexp+LR-hitlike feat-cov", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
+     {**_GREEDY, "feature_target": "covariate"}),
 )
 
 RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "

@@ -25,6 +25,7 @@ prior; the random designer ignores the prior.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -598,7 +599,9 @@ class BayesPriorDesigner(Designer):
     features explain, ``w`` adds to it. What ``w`` adds is weighted by the posterior probability
     that the features explain the residual at all (log evidence of the Bayesian ridge against the
     model ``w = 0``, equal prior odds), so a handful of noisy measurements cannot pull the ranking
-    away from the prior (``feature_weight`` scales that weight; 0 = the features are not used). With ``groups`` the shrunk mean residual of measured group
+    away from the prior (``feature_weight`` scales that weight; 0 = the features are not used). With
+    ``feature_target="covariate"`` the Bayesian ridge regresses ``y`` on the prior and the features, its
+    null model on the prior alone, and ``w`` is the features' part (what they add beyond the prior). With ``groups`` the shrunk mean residual of measured group
     members (:func:`group_smooth`; with ``evidence="hitlike"`` instead: the shrunk share of
     hit-like members, the top ``1 − hit_quantile`` of the measured rewards) is added with weight
     ``group``; with a gene–gene ``graph``
@@ -626,6 +629,7 @@ class BayesPriorDesigner(Designer):
     evidence: str = "hitlike"
     hit_quantile: float = 0.7
     feature_weight: float = 0.0
+    feature_target: str = "residual"
     graph: object = field(default=None, repr=False)
     name: str = field(default="bayes_prior", init=False)
 
@@ -640,14 +644,29 @@ class BayesPriorDesigner(Designer):
         if self.feature_weight > 0:
             from sklearn.linear_model import BayesianRidge
 
-            br = BayesianRidge(fit_intercept=True, compute_score=True).fit(Z[measured], resid)
-            # Bayes factor of "the features explain the residual" vs "they do not" (w = 0, intercept + noise):
+            if self.feature_target == "covariate":
+                # the prior is a covariate of the model and of its null, so that w is what the features add
+                # beyond it (on the residual y − anchor·p, the features can learn −p from pure noise)
+                full = BayesianRidge(fit_intercept=True, compute_score=True).fit(
+                    np.column_stack([p[measured], Z[measured]]), y)
+                br0 = BayesianRidge(fit_intercept=True, compute_score=True).fit(p[measured][:, None], y)
+                null = float(br0.scores_[-1])
+                br = SimpleNamespace(coef_=full.coef_[1:], sigma_=full.sigma_[1:, 1:], intercept_=float(full.intercept_),
+                                     scores_=full.scores_)
+                Za_ = Z[avail]
+                mu = Za_ @ br.coef_ + br.intercept_
+                sd = np.sqrt(np.einsum("ij,jk,ik->i", Za_, br.sigma_, Za_) + 1.0 / full.alpha_)
+            elif self.feature_target == "residual":
+                br = BayesianRidge(fit_intercept=True, compute_score=True).fit(Z[measured], resid)
+                # Bayes factor of "the features explain the residual" vs "they do not" (w = 0, intercept + noise)
+                n = len(resid)
+                rss0 = float(np.sum((resid - resid.mean()) ** 2)) or 1e-12
+                null = -0.5 * n * (np.log(2 * np.pi * rss0 / n) + 1.0)
+                mu, sd = br.predict(Z[avail], return_std=True)
+            else:
+                raise DesignerError(f"Unknown feature_target {self.feature_target!r}; use 'residual' or 'covariate'.")
             # its posterior probability weights what the features add (model averaging)
-            n = len(resid)
-            rss0 = float(np.sum((resid - resid.mean()) ** 2)) or 1e-12
-            null = -0.5 * n * (np.log(2 * np.pi * rss0 / n) + 1.0)
             self.evidence_weight_ = float(1.0 / (1.0 + np.exp(np.clip(null - float(br.scores_[-1]), -50, 50))))
-            mu, sd = br.predict(Z[avail], return_std=True)
             self.evidence_weight_ *= self.feature_weight
             mu = self.evidence_weight_ * (mu - br.intercept_) + br.intercept_
             sd = self.evidence_weight_ * sd
