@@ -617,9 +617,10 @@ class BayesPriorDesigner(Designer):
     similarity penalty ``diversity`` of the policy designer.
     """
 
-    # defaults = the setting benchmarks/closed_loop.py selects over all shared screens (leave-one-screen-out
-    # protocol; "bayes greedy fam+coexp+LR-hitlike nofeat"): the prior plus what measured family members and
-    # co-expression / ligand–receptor partners say, picked greedily; the feature model is off by default
+    # defaults = the setting benchmarks/closed_loop.py selects over all screens (leave-one-screen-out protocol;
+    # "bayes greedy fam+coexp+LR-hitlike feat-cov"): the prior plus what measured family members and
+    # co-expression / ligand–receptor partners say, plus what the features add beyond the prior (weighted by
+    # the evidence for it), picked greedily
     anchor: float = 1.0
     acquisition: str = "ucb"
     beta: float = 0.0
@@ -628,8 +629,8 @@ class BayesPriorDesigner(Designer):
     neighbours: float = 1.0
     evidence: str = "hitlike"
     hit_quantile: float = 0.7
-    feature_weight: float = 0.0
-    feature_target: str = "residual"
+    feature_weight: float = 1.0
+    feature_target: str = "covariate"
     graph: object = field(default=None, repr=False)
     name: str = field(default="bayes_prior", init=False)
 

@@ -76,9 +76,10 @@ def posterior_state(X: np.ndarray, measured: np.ndarray, rewards: np.ndarray, av
     probability that the features explain the measurements (0–1).
     """
     # the feature model's posterior, with the options the shipped policy was trained on (pinned: the designer's
-    # defaults have since become the leave-one-screen-out choice, which has the feature model off)
+    # defaults have since become the leave-one-screen-out choice)
     bp = BayesPriorDesigner(seed=seed, prior=prior, groups=groups, acquisition="ucb", beta=0.0, anchor=0.5,
-                            group=0.5, evidence="residual", feature_weight=1.0)
+                            group=0.5, evidence="residual", feature_weight=1.0, feature_target="residual",
+                            hit_quantile=0.7)
     rng = np.random.default_rng(seed)
     base, sd, _ = bp._score(X, measured, rewards, avail, 1, rng, 0.0, prior)
     kmean, kmax, _ = knn_smooth(X, measured, rewards, avail, k=10)
