@@ -57,7 +57,7 @@ from scagents.errors import DataError, GeneNotFoundError, ModalityError
 
 __all__ = ["METHODS", "TRANSFORMS", "infer_network", "network_edges", "network_matrix", "peak_gene_links"]
 
-METHODS: tuple[str, ...] = ("ridge", "correlation", "partial_correlation")
+METHODS: tuple[str, ...] = ("ridge", "ensemble", "correlation", "partial_correlation")
 TRANSFORMS: tuple[str, ...] = ("none", "rank")
 _ALPHA_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
@@ -570,7 +570,7 @@ def infer_network(
         Z, sd = _z_block(_dense(X), transform)
     else:
         stats = _Stats(X, reg_idx, transform, float64=method == "correlation",
-                       choose_alpha=method == "ridge" and alpha == "auto", progress=progress)
+                       choose_alpha=method in ("ridge", "ensemble") and alpha == "auto", progress=progress)
         sd = stats.sd
     const = sd == 0
 
@@ -591,7 +591,7 @@ def infer_network(
     params: dict[str, Any] = {"method": method, "layer": layer or "X", "top_k": -1 if top_k is None else int(top_k),
                               "n_cells": int(X.shape[0]), "n_genes": int(len(genes)),
                               "n_regulators": int(len(regs)), "transform": transform}
-    if method == "ridge":
+    if method in ("ridge", "ensemble"):
         if alpha == "auto":
             alpha_val = float(stats.alpha)
             params["alpha_scores"] = stats.alpha_scores
@@ -632,8 +632,26 @@ def infer_network(
 
     if method != "partial_correlation":
         del stats
+    S_obs = B
+    if method == "ensemble":  # rank average of ridge and extra-trees importances (scagents.grn.ensemble)
+        from scagents.grn import ensemble as _ens
+
+        if _ens.trees_fit(int(X.shape[0]), len(genes)):
+            lab = (target.obs[perturbations].astype(str).to_numpy()
+                   if P_eff is not None and fit_cells == "all" else None)
+            W = _ens.tree_importance(X, reg_idx, labels=lab, genes=genes, allowed=allowed)
+            W[:, const] = 0.0
+            W[const[reg_idx], :] = 0.0
+            S_obs = _ens.rank_average(B, W)
+            params["trees"] = {"fitted": True, "n_trees": _ens.N_TREES,
+                               "n_cells": int(min(X.shape[0], _ens.TREE_MAX_CELLS)),
+                               "invariant": lab is not None}
+        else:
+            params["trees"] = {"fitted": False, "reason": (
+                f"{len(genes)} genes x {min(int(X.shape[0]), _ens.TREE_MAX_CELLS)} cells is above the "
+                f"size rule ({_ens.TREE_BUDGET:,}); ridge alone")}
     sources: dict[str, Any] = {}
-    S = B
+    S = S_obs
     if P_eff is not None:
         from scagents.grn.interventional import combine_evidence
 
@@ -642,7 +660,7 @@ def infer_network(
             from scagents.grn.interventional import direct_effects
 
             P_eff = direct_effects(P_eff, B, regs, sd)
-        S, sources = combine_evidence(B, regs, P_eff, how=combine, min_t=min_t, allowed=allowed)
+        S, sources = combine_evidence(S_obs, regs, P_eff, how=combine, min_t=min_t, allowed=allowed)
         S[:, const] = 0.0
         params.update(perturbations=perturbations, fit_cells=fit_cells, combine=combine, direct=bool(direct),
                       min_t=float(min_t))
