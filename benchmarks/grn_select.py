@@ -24,6 +24,13 @@ Protocol (fixed before any result was seen):
   ratio (over all training data sets) wins, separately for the observational part (``OBS_CANDIDATES``)
   and the screen part (``SCREEN_CANDIDATES``, each on top of the chosen observational setting).
   The winners are ``infer_network``'s defaults (tests/grn/test_benchmark_grn.py checks it).
+- Candidates added later (session 5: ``ensemble``, the rank average of ridge and extra-trees
+  importances, and the screen candidates on top of it) are scored on the same training data sets
+  (the runs resume: a stored data set is simulated again with its seed and only its missing scores
+  are computed; the simulations are deterministic). The screen winner is chosen among the candidates
+  on top of the observational winner. Evaluation scores record which default they are of
+  (``default_tag``); when the default changes only ``obs/default`` and ``screen/default`` are
+  recomputed (the references do not depend on it), the previous ones kept as ``previous_default``.
 - Evaluation: the default against GRNBoost2 and GENIE3 (arboreto if installed, else the same
   regressors in scikit-learn, ``benchmarks/grn.py::run_reference``) on the evaluation data sets;
   AUPRC ratio and EPR (``scagents.metrics``), geometric mean per network over seeds, then over
@@ -369,6 +376,23 @@ def summarise(results: dict) -> dict:
         summary[split]["per_dropout"] = {
             str(d): {m: _gmean(e["scores"][m]["auprc_ratio"] for e in kept if e["dropout"] == d and m in e["scores"])
                      for m in methods} for d in DROPOUTS if any(e["dropout"] == d for e in kept)}
+    checks: dict = {}
+    for split in ("train", "eval"):
+        cs = [e["screen_check"] for e in ds.values() if e["split"] == split and e.get("screen_check")]
+        if not cs:
+            continue
+        tot = {k: sum(c[k] for c in cs) for k in ("n_regulators", "n_knockouts", "n_knockouts_moving",
+                                                  "n_moved_genes", "n_moved_true_targets", "n_true_targets")}
+        checks[split] = {"n_datasets": len(cs), "regulators_per_dataset": tot["n_regulators"] / len(cs),
+                         "knockouts_per_dataset": tot["n_knockouts"] / len(cs),
+                         "frac_knockouts_moving": tot["n_knockouts_moving"] / max(tot["n_knockouts"], 1),
+                         "moved_per_knockout": tot["n_moved_genes"] / max(tot["n_knockouts"], 1),
+                         "precision": tot["n_moved_true_targets"] / max(tot["n_moved_genes"], 1),
+                         "recall": tot["n_moved_true_targets"] / max(tot["n_true_targets"], 1),
+                         "mean_frac_control_cells_expressing": float(np.mean(
+                             [c["mean_frac_control_cells_expressing"] for c in cs]))}
+    if checks:
+        summary["screen_check"] = checks
     tr = summary["train"]["overall"]
     if tr:
         obs = {m.split("/", 1)[1]: v["gmean_auprc_ratio_datasets"] for m, v in tr.items() if m.startswith("obs/")}
@@ -418,13 +442,38 @@ def report() -> dict:
         x = s[split]
         L.append(f"- {split}: {x['n_datasets']} data sets on {len(SPLIT[split])} networks; "
                  f"{x['n_dropped']} dropped by the signal check ({', '.join(x['dropped']) or 'none'})")
+    if "screen_check" in s:
+        L += ["", "## What the screen shows (all data sets with a screen)", "",
+              "The screen: CRISPR-knockout-like loss of function (the twin clamps the gene off) of a random "
+              f"half of each network's regulators (at most {MAX_KO}), {N_PER_KO} cells each, next to the "
+              f"{N_CONTROL} control cells. A knockout 'moves' a gene when Welch |t| ≥ 3 (knocked-out vs control "
+              "cells).", "",
+              "| split | data sets | regulators / data set | knockouts / data set | knockouts moving ≥ 1 gene | "
+              "control cells expressing the knocked-out gene | moved genes / knockout | moved genes that are "
+              "true targets (precision) | true targets moved (recall) |", "|---|---|---|---|---|---|---|---|---|"]
+        for split, c in s["screen_check"].items():
+            L.append(f"| {split} | {c['n_datasets']} | {c['regulators_per_dataset']:.1f} | "
+                     f"{c['knockouts_per_dataset']:.1f} | {c['frac_knockouts_moving']:.0%} | "
+                     f"{c['mean_frac_control_cells_expressing']:.0%} | {c['moved_per_knockout']:.1f} | "
+                     f"{c['precision']:.0%} | {c['recall']:.0%} |")
+        L += ["", "Knockouts are informative in the sense that they move genes, but most moved genes are "
+              "indirect (descendants, or a shift of the fate mix), which is what limits the screen's gain."
+              if all(c["precision"] < 0.5 for c in s["screen_check"].values()) else
+              "Most moved genes are true targets."]
     if "selection" in s:
         sel = s["selection"]
         L += ["", "## Selection (training networks, geometric-mean AUPRC ratio over data sets)", "",
+              "Rule (fixed in advance): the observational candidate with the highest geometric mean wins; "
+              "the screen winner is the best screen candidate on top of the observational winner.", "",
               "| part | candidate | gmean AUPRC ratio |", "|---|---|---|"]
-        for part, key in (("observational", "observational"), ("screen", "screen")):
-            for m, v in sorted(sel[key].items(), key=lambda kv: -kv[1]):
-                L.append(f"| {part} | {m} | {v:.3f} |")
+        for m, v in sorted(sel["observational"].items(), key=lambda kv: -kv[1]):
+            L.append(f"| observational | {m} | {v:.3f} |")
+        for m, v in sorted(sel["screen"].items(), key=lambda kv: -kv[1]):
+            L.append(f"| screen (on {sel['screen_base']}) | {m} | {v:.3f} |")
+        if sel.get("screen_other_bases"):
+            L += ["", "Screen candidates on top of the other observational base (not eligible): "
+                  + ", ".join(f"{m} {v:.3f}" for m, v in sorted(sel["screen_other_bases"].items(),
+                                                                  key=lambda kv: -kv[1])[:8]) + " (best 8)."]
         L += ["", f"Winners: observational `{sel['observational_winner']}`, screen `{sel['screen_winner']}`. "
               f"infer_network defaults now: `{sel['default_kwargs']}`."]
     ev = s["eval"]

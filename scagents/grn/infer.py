@@ -12,6 +12,13 @@ Methods (``infer_network(method=...)``):
     on 20 % of the cells (at most 1,000; scored on the regulators and at most 2,000 other targets).
     Only the regulators' columns are held in memory; the other genes are processed in blocks of
     columns, so memory is ``O(cells x regulators + regulators x genes)``.
+``"ensemble"``
+    DREAM5's community ranking of two methods: the mean percentile rank of the ridge coefficient and
+    of an extra-trees importance per target (GENIE3's idea; :mod:`scagents.grn.ensemble`), signed by
+    the ridge fit. Edge weights are then rank scores in [-1, 1]; the coefficient matrix (propagation)
+    is the ridge one. The trees are fitted only up to a size (``n_genes x min(n_cells, 2000)`` ≤
+    300,000, cells subsampled to 2,000); above it the method is plain ridge, and
+    ``uns["grn"]["params"]["trees"]`` says which happened.
 ``"correlation"``
     Pearson correlation between regulator and target (the baseline of BEELINE).
 ``"partial_correlation"``
@@ -418,7 +425,7 @@ def _edge_table(B: np.ndarray, regs: pd.Index, genes: pd.Index, top_k: int | Non
 def infer_network(
     adata,
     *,
-    method: str = "ridge",
+    method: str = "ensemble",
     regulators=None,
     layer: str | None = None,
     atac: ad.AnnData | None = None,
@@ -433,7 +440,7 @@ def infer_network(
     fit_cells: str = "all",
     combine: str = "sum",
     direct: bool = True,
-    min_t: float = 3.0,
+    min_t: float = 5.0,
     progress: bool = False,
     copy: bool = False,
 ):
@@ -445,7 +452,8 @@ def infer_network(
         Cells x genes AnnData (log-normalised expression is expected), or a MuData whose ``"rna"``
         modality is used (and its ``"atac"`` modality as ``atac`` when present).
     method
-        ``"ridge"``, ``"correlation"`` or ``"partial_correlation"`` (see the module docstring).
+        ``"ridge"``, ``"ensemble"``, ``"correlation"`` or ``"partial_correlation"`` (see the module
+        docstring).
     regulators
         Genes allowed as regulators (e.g. transcription factors); ``None`` = every gene. Any listed
         gene absent from the data raises :class:`~scagents.errors.GeneNotFoundError`.
