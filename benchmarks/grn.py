@@ -37,11 +37,12 @@ SHARED = ROOT.parent / "shared" / "data" / "grn"
 RESULTS = ROOT / "benchmarks" / "results"
 # name -> infer_network keyword arguments. DEFAULT is the one configuration scored against GRNBoost2 on
 # every network. Since issue 18 infer_network's defaults (observational and with a knockout screen) are
-# chosen by benchmarks/grn_select.py on training networks and reported on disjoint ones. It is infer_network's own default (plain ridge, α by held-out R²), which the network
-# agent runs (tests/grn/test_benchmark_grn.py checks that they agree). It was `ridge_rank` until issue
-# 18: on five published Boolean networks never used here (17 runs) plain ridge scored a geometric-mean
-# AUPRC ratio of 2.96 against 1.67 for ridge_rank, and the held-out validation below separates them
-# by less than its noise (2.117 vs 2.145).
+# chosen by benchmarks/grn_select.py on training networks and reported on disjoint ones. It is
+# infer_network's own default, which the network agent runs (tests/grn/test_benchmark_grn.py checks
+# that they agree): `ensemble` (rank average of ridge and extra-trees importances, plain ridge above the
+# size rule of scagents.grn.ensemble) since session 5, chosen there over plain ridge on the training
+# networks. Before: `ridge_rank` until issue 18, then plain ridge (on five published Boolean networks
+# never used here, 17 runs, ridge 2.96 vs ridge_rank 1.67 geometric-mean AUPRC ratio).
 METHODS: dict[str, dict] = {
     "ensemble": {"method": "ensemble"},
     "ridge": {"method": "ridge"},
@@ -393,8 +394,8 @@ def main(rerun_arboreto: bool = False, reuse_scale: bool = False) -> None:
              "`python benchmarks/grn.py` (arboreto rows are reused from the previous `grn.json` unless "
              "`--rerun-arboreto`; they take ~20 min on 2 cores).", "",
              f"**Default** `{DEFAULT}` = `infer_network(adata, **{METHODS[DEFAULT]})`, infer_network's own "
-             "default and the network agent's method (ridge, α by held-out R²; see the comment above METHODS "
-             "in benchmarks/grn.py for why it replaced `ridge_rank`).", "",
+             "default and the network agent's method (chosen by `benchmarks/grn_select.py` on training "
+             "networks; see the comment above METHODS in benchmarks/grn.py).", "",
              "## Verdict", "",
              f"- AUPRC ratio above GRNBoost2 on **{v['n_beats']} of {len(v['networks_compared'])}** networks "
              f"({', '.join(v['beats_grnboost2_on']) or 'none'}); goal (≥ 3 of 4) "

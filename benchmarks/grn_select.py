@@ -483,6 +483,10 @@ def report() -> dict:
         for m, v in sorted(ev["overall"].items()):
             L.append(f"| {m.split('/')[0]} | {m.split('/')[1]} | {v['gmean_auprc_ratio_networks']:.2f} | "
                      f"{v['gmean_epr_networks']:.2f} |")
+        if any(m.endswith("/previous_default") for m in ev["overall"]):
+            L += ["", "`previous_default`: infer_network's default before session 5 (plain ridge; with a screen "
+                  "ridge + direct knockout effects, min_t 3), scored by the first run on the same data sets; "
+                  "shown for comparison, not part of the verdict."]
         L += ["", "| comparison | AUPRC ratio: default / reference (ratio), wins | EPR: default / reference, wins | "
               "verdict |", "|---|---|---|---|"]
         for k, row in s["verdict"].items():
