@@ -334,6 +334,20 @@ def _gsd_lines(v: dict, sel: dict | None) -> list[str]:
     return [line]
 
 
+def _vs_ridge_lines(results: dict) -> list[str]:
+    """The default against plain ridge on every network, when the default is not ridge itself."""
+    if DEFAULT == "ridge":
+        return []
+    rows = [(n, r["methods"][DEFAULT]["auprc_ratio"], r["methods"]["ridge"]["auprc_ratio"])
+            for n, r in results["networks"].items()
+            if "auprc_ratio" in r["methods"].get(DEFAULT, {}) and "auprc_ratio" in r["methods"].get("ridge", {})]
+    if not rows:
+        return []
+    worse = [n for n, a, b in rows if a < b]
+    return [f"- `{DEFAULT}` vs plain ridge (AUPRC ratio): " + ", ".join(f"{n} {a:.2f} vs {b:.2f}" for n, a, b in rows)
+            + (f"; worse on {', '.join(worse)}" if worse else "; better or equal on every network") + "."]
+
+
 def _selection_lines(sel: dict | None) -> list[str]:
     """The verdict of benchmarks/grn_select.py (training/evaluation split), when it has run."""
     if not sel or not sel.get("verdict"):
@@ -403,6 +417,7 @@ def main(rerun_arboreto: bool = False, reuse_scale: bool = False) -> None:
              f"- 2,000 genes x 10,000 cells: median {v['scale_median_seconds']:.1f} s on 2 threads; goal (≤ 60 s) "
              f"**{'met' if v['goal_60s_met'] else 'missed'}**.",
              *_gsd_lines(v, results.get("selection")),
+             *_vs_ridge_lines(results),
              *_selection_lines(results.get("selection")), "",
              "| network | genes | cells | method | AUPRC ratio | EPR | seconds |", "|---|---|---|---|---|---|---|"]
     for net, r in results["networks"].items():
