@@ -37,19 +37,21 @@ SHARED = ROOT.parent / "shared" / "data" / "grn"
 RESULTS = ROOT / "benchmarks" / "results"
 # name -> infer_network keyword arguments. DEFAULT is the one configuration scored against GRNBoost2 on
 # every network. Since issue 18 infer_network's defaults (observational and with a knockout screen) are
-# chosen by benchmarks/grn_select.py on training networks and reported on disjoint ones. It is infer_network's own default (plain ridge, α by held-out R²), which the network
-# agent runs (tests/grn/test_benchmark_grn.py checks that they agree). It was `ridge_rank` until issue
-# 18: on five published Boolean networks never used here (17 runs) plain ridge scored a geometric-mean
-# AUPRC ratio of 2.96 against 1.67 for ridge_rank, and the held-out validation below separates them
-# by less than its noise (2.117 vs 2.145).
+# chosen by benchmarks/grn_select.py on training networks and reported on disjoint ones. It is
+# infer_network's own default, which the network agent runs (tests/grn/test_benchmark_grn.py checks
+# that they agree): `ensemble` (rank average of ridge and extra-trees importances, plain ridge above the
+# size rule of scagents.grn.ensemble) since session 5, chosen there over plain ridge on the training
+# networks. Before: `ridge_rank` until issue 18, then plain ridge (on five published Boolean networks
+# never used here, 17 runs, ridge 2.96 vs ridge_rank 1.67 geometric-mean AUPRC ratio).
 METHODS: dict[str, dict] = {
+    "ensemble": {"method": "ensemble"},
     "ridge": {"method": "ridge"},
     "ridge_rank": {"method": "ridge", "transform": "rank"},
     "ridge_rank_alpha1": {"method": "ridge", "transform": "rank", "alpha": 1.0},
     "partial_correlation": {"method": "partial_correlation"},
     "correlation": {"method": "correlation"},
 }
-DEFAULT = "ridge"
+DEFAULT = "ensemble"
 EXTRA_NOTES = [
     '- arboreto rows: computed by `run_arboreto` in separate processes this session (values rounded to 3 decimals in the cache); GENIE3 on SERGIO DS4 was stopped unfinished (time budget).',
     '- Tried and not adopted (exploration on the benchmark networks, reported for honesty): spline (hinge-basis) group ridge (twin 1.15, SERGIO 7.4-8.0, 20-35 s per 100 genes); ExtraTrees/RandomForest per target, 100 trees (twin 2.16/2.93, krumsiek 2.14/2.53, GSD 1.29/1.38, too slow for 2,000 genes); Spearman correlation (GSD 1.71, SERGIO 3.71); rank averaging ridge+correlation. Pseudotime/velocity were not used.',
@@ -332,6 +334,20 @@ def _gsd_lines(v: dict, sel: dict | None) -> list[str]:
     return [line]
 
 
+def _vs_ridge_lines(results: dict) -> list[str]:
+    """The default against plain ridge on every network, when the default is not ridge itself."""
+    if DEFAULT == "ridge":
+        return []
+    rows = [(n, r["methods"][DEFAULT]["auprc_ratio"], r["methods"]["ridge"]["auprc_ratio"])
+            for n, r in results["networks"].items()
+            if "auprc_ratio" in r["methods"].get(DEFAULT, {}) and "auprc_ratio" in r["methods"].get("ridge", {})]
+    if not rows:
+        return []
+    worse = [n for n, a, b in rows if a < b]
+    return [f"- `{DEFAULT}` vs plain ridge (AUPRC ratio): " + ", ".join(f"{n} {a:.2f} vs {b:.2f}" for n, a, b in rows)
+            + (f"; worse on {', '.join(worse)}" if worse else "; better or equal on every network") + "."]
+
+
 def _selection_lines(sel: dict | None) -> list[str]:
     """The verdict of benchmarks/grn_select.py (training/evaluation split), when it has run."""
     if not sel or not sel.get("verdict"):
@@ -392,8 +408,8 @@ def main(rerun_arboreto: bool = False, reuse_scale: bool = False) -> None:
              "`python benchmarks/grn.py` (arboreto rows are reused from the previous `grn.json` unless "
              "`--rerun-arboreto`; they take ~20 min on 2 cores).", "",
              f"**Default** `{DEFAULT}` = `infer_network(adata, **{METHODS[DEFAULT]})`, infer_network's own "
-             "default and the network agent's method (ridge, α by held-out R²; see the comment above METHODS "
-             "in benchmarks/grn.py for why it replaced `ridge_rank`).", "",
+             "default and the network agent's method (chosen by `benchmarks/grn_select.py` on training "
+             "networks; see the comment above METHODS in benchmarks/grn.py).", "",
              "## Verdict", "",
              f"- AUPRC ratio above GRNBoost2 on **{v['n_beats']} of {len(v['networks_compared'])}** networks "
              f"({', '.join(v['beats_grnboost2_on']) or 'none'}); goal (≥ 3 of 4) "
@@ -401,6 +417,7 @@ def main(rerun_arboreto: bool = False, reuse_scale: bool = False) -> None:
              f"- 2,000 genes x 10,000 cells: median {v['scale_median_seconds']:.1f} s on 2 threads; goal (≤ 60 s) "
              f"**{'met' if v['goal_60s_met'] else 'missed'}**.",
              *_gsd_lines(v, results.get("selection")),
+             *_vs_ridge_lines(results),
              *_selection_lines(results.get("selection")), "",
              "| network | genes | cells | method | AUPRC ratio | EPR | seconds |", "|---|---|---|---|---|---|---|"]
     for net, r in results["networks"].items():

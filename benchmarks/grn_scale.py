@@ -73,7 +73,17 @@ def child(n_cells: int, n_genes: int, n_regulators: int, top_k: int | None) -> N
     print("__BENCH__" + json.dumps({
         "seconds": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_before_mb": before, "n_edges": int(len(g["edges"])), "alpha": g["params"]["alpha"],
-        "density": float(adata.X.nnz / (n_cells * n_genes))}))
+        "density": float(adata.X.nnz / (n_cells * n_genes)), "method": g["params"]["method"],
+        "trees": g["params"].get("trees")}))
+
+
+def _method_line(run: dict) -> str:
+    """The default method as it ran (the ensemble's trees are skipped above its size rule)."""
+    trees = run.get("trees") or {}
+    if run.get("method") == "ensemble":
+        return ("ensemble; its trees " + ("were fitted" if trees.get("fitted") else
+                f"were not fitted ({trees.get('reason', 'size rule')})") + ", α by held-out R²")
+    return f"{run.get('method', 'ridge')}, α by held-out R²"
 
 
 def measure(args, top_k: int | None) -> dict:
@@ -118,7 +128,7 @@ def main() -> None:
                "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
     run_list = ", ".join(f"{r['seconds']:.1f} s / {r['peak_rss_mb']:.0f} MB" for r in runs)
     md = (f"# Network inference at scale\n\n`infer_network(adata, regulators=<{args.regulators} genes>, "
-          f"top_k={top_k})` (default method: ridge, α by held-out R²) on {args.genes:,} genes x "
+          f"top_k={top_k})` (default method: {_method_line(runs[0])}) on {args.genes:,} genes x "
           f"{args.cells:,} cells (CSR float32, density {runs[0]['density']:.2f}), every gene a target; "
           f"median of {args.repeats} fresh processes, 2 BLAS threads. Produced by "
           f"`python benchmarks/grn_scale.py`.\n\n| | median | target |\n|---|---|---|\n"

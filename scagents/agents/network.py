@@ -127,8 +127,10 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
     most ``options.n_genes``); every chosen gene is a target, the ``regulator`` genes of that table
     (at most ``options.n_regulators``) are the candidate regulators, and the
     ``options.network_top_k`` strongest regulators of each target are kept, so memory stays bounded
-    whatever the number of genes in the file. The method is ``infer_network``'s default (ridge, α by
-    held-out R²), the default ``benchmarks/grn.py`` and ``benchmarks/grn_select.py`` score.
+    whatever the number of genes in the file. The method is ``infer_network``'s default (``"ensemble"``: the
+    rank average of ridge, α by held-out R², and extra-trees importances while the problem is small,
+    plain ridge above the size rule of :mod:`scagents.grn.ensemble`), the default
+    ``benchmarks/grn.py`` and ``benchmarks/grn_select.py`` score.
 
     When the data hold a knockout screen (single-gene perturbations other than the goal's, ≥ 5 cells
     each), the edge ranking (``weight``) uses the perturbed cells too:
@@ -142,7 +144,7 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
     whose peaks link to the genes, its accessibility prior constrains both fits
     (``unlinked="keep"``: targets without a linked peak stay regulatable).
 
-    Writes ``<run>/network_edges.csv`` (``source``, ``target``, ``weight`` — standardised —,
+    Writes ``<run>/network_edges.csv`` (``source``, ``target``, ``weight`` — standardised, or a signed rank score with the ensemble —,
     ``sign``, ``coef`` — in expression units, used for propagation) and keeps the edges around the
     goal's targets in the state. ``options.skip_network`` (``run --skip-network``) skips it. When
     :mod:`scagents.grn` does not provide ``infer_network`` the agent reports ``status="skipped"``

@@ -1,7 +1,7 @@
 """scagents.grn — regulatory network inference and in-silico perturbation through the network.
 
 >>> from scagents.grn import infer_network, network_edges, perturb
->>> infer_network(adata, method="ridge")            # writes adata.uns["grn"], adata.varm["grn_coef"]
+>>> infer_network(adata)                            # writes adata.uns["grn"], adata.varm["grn_coef"]
 >>> network_edges(adata).to_csv("edges.csv")
 >>> perturb(adata, Perturbation(("GATA1",)))         # writes adata.layers["perturb_delta"]
 """

@@ -12,6 +12,13 @@ Methods (``infer_network(method=...)``):
     on 20 % of the cells (at most 1,000; scored on the regulators and at most 2,000 other targets).
     Only the regulators' columns are held in memory; the other genes are processed in blocks of
     columns, so memory is ``O(cells x regulators + regulators x genes)``.
+``"ensemble"``
+    DREAM5's community ranking of two methods: the mean percentile rank of the ridge coefficient and
+    of an extra-trees importance per target (GENIE3's idea; :mod:`scagents.grn.ensemble`), signed by
+    the ridge fit. Edge weights are then rank scores in [-1, 1]; the coefficient matrix (propagation)
+    is the ridge one. The trees are fitted only up to a size (``n_genes x min(n_cells, 2000)`` ≤
+    300,000, cells subsampled to 2,000); above it the method is plain ridge, and
+    ``uns["grn"]["params"]["trees"]`` says which happened.
 ``"correlation"``
     Pearson correlation between regulator and target (the baseline of BEELINE).
 ``"partial_correlation"``
@@ -57,7 +64,7 @@ from scagents.errors import DataError, GeneNotFoundError, ModalityError
 
 __all__ = ["METHODS", "TRANSFORMS", "infer_network", "network_edges", "network_matrix", "peak_gene_links"]
 
-METHODS: tuple[str, ...] = ("ridge", "correlation", "partial_correlation")
+METHODS: tuple[str, ...] = ("ridge", "ensemble", "correlation", "partial_correlation")
 TRANSFORMS: tuple[str, ...] = ("none", "rank")
 _ALPHA_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
@@ -418,7 +425,7 @@ def _edge_table(B: np.ndarray, regs: pd.Index, genes: pd.Index, top_k: int | Non
 def infer_network(
     adata,
     *,
-    method: str = "ridge",
+    method: str = "ensemble",
     regulators=None,
     layer: str | None = None,
     atac: ad.AnnData | None = None,
@@ -433,7 +440,7 @@ def infer_network(
     fit_cells: str = "all",
     combine: str = "sum",
     direct: bool = True,
-    min_t: float = 3.0,
+    min_t: float = 5.0,
     progress: bool = False,
     copy: bool = False,
 ):
@@ -445,7 +452,8 @@ def infer_network(
         Cells x genes AnnData (log-normalised expression is expected), or a MuData whose ``"rna"``
         modality is used (and its ``"atac"`` modality as ``atac`` when present).
     method
-        ``"ridge"``, ``"correlation"`` or ``"partial_correlation"`` (see the module docstring).
+        ``"ridge"``, ``"ensemble"``, ``"correlation"`` or ``"partial_correlation"`` (see the module
+        docstring).
     regulators
         Genes allowed as regulators (e.g. transcription factors); ``None`` = every gene. Any listed
         gene absent from the data raises :class:`~scagents.errors.GeneNotFoundError`.
@@ -570,7 +578,7 @@ def infer_network(
         Z, sd = _z_block(_dense(X), transform)
     else:
         stats = _Stats(X, reg_idx, transform, float64=method == "correlation",
-                       choose_alpha=method == "ridge" and alpha == "auto", progress=progress)
+                       choose_alpha=method in ("ridge", "ensemble") and alpha == "auto", progress=progress)
         sd = stats.sd
     const = sd == 0
 
@@ -591,7 +599,7 @@ def infer_network(
     params: dict[str, Any] = {"method": method, "layer": layer or "X", "top_k": -1 if top_k is None else int(top_k),
                               "n_cells": int(X.shape[0]), "n_genes": int(len(genes)),
                               "n_regulators": int(len(regs)), "transform": transform}
-    if method == "ridge":
+    if method in ("ridge", "ensemble"):
         if alpha == "auto":
             alpha_val = float(stats.alpha)
             params["alpha_scores"] = stats.alpha_scores
@@ -632,8 +640,26 @@ def infer_network(
 
     if method != "partial_correlation":
         del stats
+    S_obs = B
+    if method == "ensemble":  # rank average of ridge and extra-trees importances (scagents.grn.ensemble)
+        from scagents.grn import ensemble as _ens
+
+        if _ens.trees_fit(int(X.shape[0]), len(genes)):
+            lab = (target.obs[perturbations].astype(str).to_numpy()
+                   if P_eff is not None and fit_cells == "all" else None)
+            W = _ens.tree_importance(X, reg_idx, labels=lab, genes=genes, allowed=allowed)
+            W[:, const] = 0.0
+            W[const[reg_idx], :] = 0.0
+            S_obs = _ens.rank_average(B, W)
+            params["trees"] = {"fitted": True, "n_trees": _ens.N_TREES,
+                               "n_cells": int(min(X.shape[0], _ens.TREE_MAX_CELLS)),
+                               "invariant": lab is not None}
+        else:
+            params["trees"] = {"fitted": False, "reason": (
+                f"{len(genes)} genes x {min(int(X.shape[0]), _ens.TREE_MAX_CELLS)} cells is above the "
+                f"size rule ({_ens.TREE_BUDGET:,}); ridge alone")}
     sources: dict[str, Any] = {}
-    S = B
+    S = S_obs
     if P_eff is not None:
         from scagents.grn.interventional import combine_evidence
 
@@ -642,7 +668,7 @@ def infer_network(
             from scagents.grn.interventional import direct_effects
 
             P_eff = direct_effects(P_eff, B, regs, sd)
-        S, sources = combine_evidence(B, regs, P_eff, how=combine, min_t=min_t, allowed=allowed)
+        S, sources = combine_evidence(S_obs, regs, P_eff, how=combine, min_t=min_t, allowed=allowed)
         S[:, const] = 0.0
         params.update(perturbations=perturbations, fit_cells=fit_cells, combine=combine, direct=bool(direct),
                       min_t=float(min_t))

@@ -60,8 +60,9 @@ class InferNetwork(_Args):
     """Arguments of ``infer_network``."""
 
     dataset: str = Field(description="Data set file in the working directory.")
-    method: Literal["ridge", "correlation", "partial_correlation"] = Field(
-        "ridge", description="Inference method.")
+    method: Literal["ensemble", "ridge", "correlation", "partial_correlation"] = Field(
+        "ensemble", description="Inference method (default: infer_network's, ridge + extra-trees "
+                                "rank average, plain ridge above its size rule).")
     regulators: list[str] | None = Field(None, description="Genes allowed as regulators; default all.")
     top_k: int | None = Field(None, ge=1, le=1000,
                               description="Keep at most this many regulators per target.")

@@ -86,7 +86,7 @@ def test_results_written_in_scverse_places():
     assert "grn" not in adata.uns and out is not None
     assert out.varm["grn_coef"].shape == (12, 12)
     assert np.allclose(np.diag(out.varm["grn_coef"]), 0)
-    assert out.uns["grn"]["params"]["method"] == "ridge"
+    assert out.uns["grn"]["params"]["method"] == "ensemble"  # the default (grn_select)
     # a regulator subset: coefficients in uns, not varm
     infer_network(adata, regulators=["G0", "G1", "G2"], top_k=2)
     assert "grn_coef" not in adata.varm

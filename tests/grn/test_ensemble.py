@@ -1,0 +1,89 @@
+"""Extra-trees importance and the ridge + trees rank average (scagents.grn.ensemble)."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from scagents.grn import ensemble, infer_network, network_edges
+
+
+def _and_gate(n_cells: int = 600, seed: int = 0) -> ad.AnnData:
+    """C = A AND B (a threshold interaction a linear fit sees only weakly); N is noise."""
+    rng = np.random.default_rng(seed)
+    A, B, N = rng.uniform(0, 1, (3, n_cells))
+    C = ((A > 0.5) & (B > 0.5)).astype(float) * 3 + 0.1 * rng.normal(size=n_cells)
+    adata = ad.AnnData(np.column_stack([A, B, N, C]).astype(np.float32))
+    adata.var_names = ["A", "B", "N", "C"]
+    return adata
+
+
+def test_tree_importance_finds_the_inputs_of_an_and_gate():
+    adata = _and_gate()
+    W = ensemble.tree_importance(adata.X, np.arange(4), n_trees=30)
+    assert W.shape == (4, 4)
+    assert np.all(np.diag(W) == 0)  # a target never regulates itself
+    c = W[:, 3]
+    assert c[0] > 3 * c[2] and c[1] > 3 * c[2]  # A and B, not the noise gene
+    assert abs(c.sum() - 1.0) < 1e-9
+
+
+def test_tree_importance_leaves_out_the_targets_own_perturbed_cells():
+    adata = _and_gate()
+    X = np.asarray(adata.X).copy()
+    labels = np.array([""] * adata.n_obs, dtype=object)
+    labels[:200] = "C"  # C clamped by the intervention in these cells: they must not be used for C
+    X[:200, 3] = np.where(X[:200, 2] > 0.5, 3.0, 0.0)  # ... and there C follows the noise gene
+    with_lab = ensemble.tree_importance(X, np.arange(4), labels=labels, genes=list(adata.var_names),
+                                        n_trees=30)
+    without = ensemble.tree_importance(X, np.arange(4), n_trees=30)
+    assert without[2, 3] > 2 * with_lab[2, 3]
+
+
+def test_tree_importance_subsamples_cells_and_respects_a_mask():
+    adata = _and_gate(n_cells=400)
+    allowed = np.ones((4, 4), dtype=bool)
+    allowed[0, 3] = False
+    W = ensemble.tree_importance(adata.X, np.arange(4), max_cells=100, n_trees=10, allowed=allowed)
+    assert W[0, 3] == 0 and W[1, 3] > 0
+
+
+def test_rank_average_keeps_the_regression_sign_and_zeros():
+    B = np.array([[0.0, -0.5, 0.2], [0.1, 0.0, -0.9]])
+    W = np.array([[0.0, 0.1, 0.9], [0.3, 0.0, 0.5]])
+    S = ensemble.rank_average(B, W)
+    assert S[0, 0] == 0 and S[1, 1] == 0
+    assert np.all(np.sign(S) == np.sign(B))
+    # |B| percentiles of (-0.5, 0.2, 0.1, -0.9): .75, .5, .25, 1; W's: .25, 1, .5, .75
+    assert S[0, 1] == pytest.approx(-(0.75 + 0.25) / 2)
+    assert S[1, 2] == pytest.approx(-(1.0 + 0.75) / 2)
+
+
+def test_size_rule():
+    assert ensemble.trees_fit(10_000, 150)  # cells beyond TREE_MAX_CELLS are subsampled
+    assert not ensemble.trees_fit(10_000, 10_000)
+    assert ensemble.trees_fit(1000, 300) and not ensemble.trees_fit(1000, 301)
+
+
+def test_infer_network_ensemble_ranks_the_and_gate_and_records_the_trees():
+    adata = _and_gate()
+    infer_network(adata, method="ensemble")
+    p = adata.uns["grn"]["params"]
+    assert p["method"] == "ensemble" and p["trees"]["fitted"]
+    e = network_edges(adata)
+    top2 = set(e[e.target == "C"].head(2)["source"])
+    assert top2 == {"A", "B"}
+    assert e["weight"].abs().max() <= 1.0
+    assert (np.sign(e["weight"]) == e["sign"]).all()
+
+
+def test_infer_network_ensemble_above_the_size_rule_is_ridge(monkeypatch):
+    adata = _and_gate()
+    monkeypatch.setattr(ensemble, "TREE_BUDGET", 10)
+    infer_network(adata, method="ensemble")
+    assert not adata.uns["grn"]["params"]["trees"]["fitted"]
+    ridge = _and_gate()
+    infer_network(ridge, method="ridge")
+    a = network_edges(adata).set_index(["source", "target"])["weight"]
+    b = network_edges(ridge).set_index(["source", "target"])["weight"]
+    pd.testing.assert_series_equal(a.sort_index(), b.sort_index())
