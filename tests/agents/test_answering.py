@@ -46,7 +46,8 @@ def _rows(mse: dict[str, list[float]], pearson: dict[str, list[float]] | None = 
           ) -> dict[str, pd.DataFrame]:
     labels = [f"p{i}" for i in range(len(next(iter(mse.values()))))]
     pearson = pearson or {k: [0.5] * len(v) for k, v in mse.items()}
-    return {k: pd.DataFrame({"mse": v, "pearson_delta_topk": pearson[k]}, index=labels)
+    return {k: pd.DataFrame({"mse": v, "pearson_delta_topk": pearson[k], "pearson": pearson[k],
+                             "direction_accuracy": 0.5}, index=labels)
             for k, v in mse.items()}
 
 
