@@ -246,7 +246,7 @@ def _target_mask(genes: pd.Index, p) -> np.ndarray:
 def fit_combination(train_task, *, fitters: Mapping[str, Fitter] | None = None,
                     n_folds: int = 5, seed: int = 0, modality: str | None = None,
                     kappas: Sequence[float] = SHRINKAGE_GRID,
-                    bases: Sequence[str] = COMBINATION_BASES) -> Callable[[Any], np.ndarray]:
+                    bases: Sequence[str] | None = None) -> Callable[[Any], np.ndarray]:
     """Fit the stacked combination of base predictors on a training task (see module docs).
 
     Parameters
@@ -267,7 +267,7 @@ def fit_combination(train_task, *, fitters: Mapping[str, Fitter] | None = None,
         Candidate shrinkage strengths (:data:`SHRINKAGE_GRID`).
     bases
         Methods of :func:`scagents.evaluation.fit_baseline` stacked when ``fitters`` is not
-        given (default :data:`COMBINATION_BASES`; the policy agent leaves ``"network"`` out when
+        given (``None``: :data:`COMBINATION_BASES`; the policy agent leaves ``"network"`` out when
         the run skips the network).
 
     Returns
@@ -282,7 +282,9 @@ def fit_combination(train_task, *, fitters: Mapping[str, Fitter] | None = None,
     DataError
         Fewer than :data:`MIN_PERTURBATIONS` training perturbations.
     """
-    fitters = dict(fitters) if fitters is not None else _fitters(bases, modality)
+    if fitters is None:
+        fitters = _fitters(COMBINATION_BASES if bases is None else bases, modality)
+    fitters = dict(fitters)
     if not fitters:
         raise DataError("fit_combination needs at least one base predictor.")
     bases, y, folds, target = crossfit_predictions(train_task, fitters, n_folds=n_folds,
