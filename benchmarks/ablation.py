@@ -615,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(`scagents.agents.policy.policy_train_config`, `RunOptions.policy_steps` = "
                 f"{_agent_steps()}), and so does the answering-predictor row.")
             selection_md += [*selection_rows(selection["best"], pd.DataFrame(selection["table"])
-                                             .set_index("candidate")),
+                                             .set_index("candidate")), "",
                              f"Selection wall time {selection['wall_s']:.0f} s (that run).", ""]
     else:
         t_sel = time.perf_counter()
