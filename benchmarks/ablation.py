@@ -21,6 +21,16 @@ Usage::
                                                 # twin and Papalexi, 5 seeds × 5 folds each
                                                 # (the published run: ~45 min on 2 busy cores)
     python benchmarks/ablation.py --quick   # smoke: 2 seeds × 1 fold, 4096 steps
+    # the published ablation.md: the non-RL rows, the combination and the answering predictor
+    # rerun; the RL rows (unchanged configuration) reused from earlier runs, marked †
+    python benchmarks/ablation.py --workers 2 --no-select --steps 65536 \
+        --methods no_change,mean_effect,linear,network,combination,answering \
+        --papalexi-methods same \
+        --reuse-rows ablation_rl,ablation_combination_rl,ablation_combination_rl_papalexi
+
+The answering predictor row (``answering``) is what the policy agent answers with:
+:func:`scagents.agents.policy.answering_predictor` runs the agent's rule inside each training
+fold (see :func:`run_answering`).
 """
 
 from __future__ import annotations
@@ -88,7 +98,12 @@ CANDIDATES: dict[str, dict] = {
 SCALAR = "trpo_ppo_scalar"
 """Ablation-only method: TRPO→PPO with one scalar reward per step (the paper's and SB3's form),
 everything else as chosen for the other RL variants — shows what the per-gene rewards change."""
-LABELS = {**METHOD_LABELS, SCALAR: "TRPO→PPO (one scalar reward)"}
+ANSWERING = "answering"
+"""Ablation-only method: the policy agent's rule (:func:`scagents.agents.policy.answering_predictor`)
+applied inside the training fold — validation split, candidates, policy training and retrain, the
+decision and the refit exactly as the agent does them — scored on the held-out fold."""
+LABELS = {**METHOD_LABELS, SCALAR: "TRPO→PPO (one scalar reward)",
+          ANSWERING: "answering predictor (the agent's rule)"}
 COMBINATION = COMBINATION_METHODS[0]
 REUSED = " †"
 """Marks a table row reused from an earlier run (``--reuse-rows``), not recomputed in this one."""
@@ -97,8 +112,11 @@ REUSED = " †"
 def run_one(task, method: str, seed: int, fold: int, n_folds: int, rl: dict) -> pd.DataFrame:
     """One (method, seed, fold) cell of the ablation (module level so Ray can ship it).
 
-    ``rl`` holds the :class:`TrainConfig` overrides shared by every RL variant.
+    ``rl`` holds the :class:`TrainConfig` overrides shared by every RL variant (not used by
+    :data:`ANSWERING`, which trains with the agent's own defaults).
     """
+    if method == ANSWERING:
+        return run_answering(task, seed=seed, fold=fold, n_folds=n_folds)
     if method == SCALAR:
         cfg = default_train_config("trpo_ppo", **{**rl, "reward_components": False})
         out = heldout_scores(task, method="trpo_ppo", seed=seed, fold=fold, n_folds=n_folds, train_config=cfg)
@@ -108,6 +126,43 @@ def run_one(task, method: str, seed: int, fold: int, n_folds: int, rl: dict) -> 
     cfg = default_train_config(algo if algo in RL_METHODS else "trpo_ppo", **rl)
     return heldout_scores(task, method=method, seed=seed, fold=fold, n_folds=n_folds,
                           train_config=cfg)
+
+
+def run_answering(task, *, seed: int, fold: int, n_folds: int, k: int = 20) -> pd.DataFrame:
+    """Score the agent's answer (:func:`scagents.agents.policy.answering_predictor`, the agent's
+    defaults, the split's seed as the run's seed) fitted on the training fold; the held-out
+    perturbations play the goals (their targets enter the policy's target check, their cells
+    nothing). Each row records the candidate that answered (``answered_by``)."""
+    from scagents.agents.policy import answering_predictor
+    from scagents.evaluation import _score_rows
+
+    train_task, test_task = task.split(n_folds=n_folds, fold=fold, seed=seed)
+    t0 = time.perf_counter()
+    predict, info = answering_predictor(train_task, seed=seed,
+                                        answer_for=list(test_task.perturbations))
+    meta = {"method": ANSWERING, "seed": int(seed), "fold": int(fold), "n_folds": int(n_folds),
+            "train_time_s": time.perf_counter() - t0, "answered_by": info["answered_by"],
+            "attempts": info["attempts"]}
+    return pd.DataFrame(_score_rows(lambda i: predict(test_task.perturbations[i]), test_task,
+                                    task.embedding_modality, k, meta))
+
+
+def answered_counts(scores: pd.DataFrame) -> dict[str, int]:
+    """How many splits each candidate answered in the :data:`ANSWERING` rows."""
+    if "answered_by" not in scores.columns:
+        return {}
+    sub = scores[scores["method"] == ANSWERING]
+    firsts = sub.groupby(["seed", "fold"])["answered_by"].first()
+    return {str(k): int(v) for k, v in firsts.value_counts().items()}
+
+
+def answered_line(scores: pd.DataFrame) -> str:
+    """One sentence: which candidate answered in how many splits, and how often it retrained."""
+    counts = answered_counts(scores)
+    sub = scores[scores["method"] == ANSWERING].groupby(["seed", "fold"])["attempts"].first()
+    return (f"Who answered in the {LABELS[ANSWERING]} row ({sum(counts.values())} splits): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+            + f"; the policy was retrained (2nd attempt) in {int((sub > 1).sum())} splits.")
 
 
 _WORKER_TASK = None
@@ -155,6 +210,38 @@ def choose_rl_config(task, *, seeds: tuple[int, ...] = (0, 1),
                                       split_seed=0, inner_folds=5, inner_fold_ids=inner_fold_ids,
                                       seeds=seeds)
     return best, dict(CANDIDATES[best]), table
+
+
+def selection_rows(best: str, table: pd.DataFrame) -> list[str]:
+    """The inner-validation table of the RL candidates (markdown lines)."""
+    rows = ["| candidate | inner-val MSE Δ | Pearson Δ top-20 | median train s | splits |",
+            "|---|---|---|---|---|"]
+    for name, r in table.iterrows():
+        mark = " **(chosen)**" if name == best else ""
+        rows.append(f"| {name}{mark} | {r.mse_mean:.4f} ± {r.mse_sd:.4f} | "
+                    f"{r.pearson_delta_topk_mean:.3f} ± {r.pearson_delta_topk_sd:.3f} | "
+                    f"{r.train_time_s:.1f} | {int(r.n_splits)} |")
+    return rows
+
+
+def earlier_selection(reuse_rows: str | None) -> tuple[str, dict] | None:
+    """The RL selection record (and its file) of the first ``--reuse-rows`` run that has one."""
+    import json
+
+    for src in [r.strip() for r in (reuse_rows or "").split(",") if r.strip()]:
+        path = RESULTS / f"{src}.json"
+        if path.exists():
+            payload = json.loads(path.read_text())
+            if payload.get("selection", {}).get("table"):
+                return src, {**payload["selection"], "command": payload.get("command", "?")}
+    return None
+
+
+def _agent_steps() -> int:
+    """The policy agent's default first-attempt budget (``RunOptions.policy_steps``)."""
+    from scagents.agents.state import RunOptions
+
+    return int(RunOptions.model_fields["policy_steps"].default)
 
 
 def paired(per_split: pd.DataFrame, a: str, b: str, metric: str) -> dict:
@@ -215,6 +302,10 @@ def verdict(name: str, summary: pd.DataFrame, per_split: pd.DataFrame,
             f"{mse[SCALAR]:.4f}; paired difference {cmp['mean_diff']:+.4f} (95% CI [{lo:+.4f}, {hi:+.4f}], "
             f"{cmp['n']} splits) → " + ("per-gene better" if hi < 0 else "per-gene worse" if lo > 0 else
                                         "no significant difference") + ".")
+    if ANSWERING in mse.index:
+        a_lines, facts["answering"] = combination_verdict(summary, per_split, baselines,
+                                                          name=ANSWERING, scores=scores)
+        lines += a_lines
     if COMBINATION in mse.index:
         c_lines, facts["combination"] = combination_verdict(summary, per_split, baselines,
                                                             scores=scores)
@@ -301,7 +392,7 @@ def combination_verdict(summary: pd.DataFrame, per_split: pd.DataFrame, baseline
     mse = summary[("mse", "mean")]
     pear = summary[("pearson_delta_topk", "mean")]
     lines, facts, not_beaten = [], {"vs": {}}, []
-    others = baselines + [m for m in ("trpo_ppo",) if m in mse.index]
+    others = baselines + [m for m in (COMBINATION, "trpo_ppo") if m in mse.index and m != name]
     for b in others:
         c_mse = paired(per_split, name, b, "mse")
         c_pear = paired(per_split, name, b, "pearson_delta_topk")
@@ -328,12 +419,12 @@ def combination_verdict(summary: pd.DataFrame, per_split: pd.DataFrame, baseline
                     f"{c_pear['ci95'][1]:+.3f}]){support} → {w_pear}" if c_pear["n"] else
                     "Pearson-Δ top-20 undefined for a constant zero prediction")
         lines.append(
-            f"{LABELS[name]} vs {LABELS.get(b, b)}{' (RL, not a single baseline)' if b not in baselines else ''}: "
+            f"{LABELS[name]} vs {LABELS.get(b, b)}{' (not a single baseline)' if b not in baselines else ''}: "
             f"MSE {mse[name]:.4f} vs {mse[b]:.4f}, paired {c_mse['mean_diff']:+.4f} (95% CI "
             f"[{c_mse['ci95'][0]:+.4f}, {c_mse['ci95'][1]:+.4f}], {c_mse['n']} splits) → {w_mse}; "
             f"{pear_txt}.")
     for r in COMBINATION_RESIDUAL_METHODS:
-        if r in mse.index:
+        if r in mse.index and name == COMBINATION:
             c_mse, c_pear = (paired(per_split, r, name, "mse"),
                              paired(per_split, r, name, "pearson_delta_topk"))
             w_mse, w_pear = _direction(c_mse, True), _direction(c_pear, False)
@@ -466,14 +557,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1,
                     help="forked worker processes for the ablation cells (one torch thread each)")
     ap.add_argument("--datasets", default="twin,papalexi")
-    ap.add_argument("--methods", default=",".join(BASELINE_METHODS + COMBINATION_METHODS + RL_METHODS
+    ap.add_argument("--methods", default=",".join(BASELINE_METHODS + COMBINATION_METHODS
+                                                  + (ANSWERING,) + RL_METHODS
                                                   + (SCALAR,) + RESIDUAL_METHODS
                                                   + COMBINATION_RESIDUAL_METHODS),
                     help="comma-separated methods run on the twin (and on Papalexi with "
                          "--papalexi-methods same)")
     ap.add_argument("--papalexi-methods",
-                    default=",".join(BASELINE_METHODS + COMBINATION_METHODS + RL_METHODS + (SCALAR,)
-                                     + COMBINATION_RESIDUAL_METHODS),
+                    default=",".join(BASELINE_METHODS + COMBINATION_METHODS + (ANSWERING,)
+                                     + RL_METHODS + (SCALAR,) + COMBINATION_RESIDUAL_METHODS),
                     help="methods on Papalexi (default: without the residual variants, for time; "
                          "'same': as --methods)")
     ap.add_argument("--reuse-rows", default=None, metavar="NAME",
@@ -499,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     all_methods = set(methods) | (set() if args.papalexi_methods == "same" else
                                   {m.strip() for m in args.papalexi_methods.split(",")})
-    trains_rl = bool(all_methods & {*RL_METHODS, *RESIDUAL_METHODS, SCALAR,
+    trains_rl = bool(all_methods & {*RL_METHODS, *RESIDUAL_METHODS, SCALAR, ANSWERING,
                                     *COMBINATION_RESIDUAL_METHODS})
     if not trains_rl:
         args.no_select = True  # nothing to choose an RL configuration for
@@ -512,6 +604,19 @@ def main(argv: list[str] | None = None) -> int:
         selection_md = ["## How the RL budget was chosen", "",
                         "Not chosen in this run (`--no-select`): `default_train_config()`"
                         + (f" with {args.steps} steps" if args.steps else "") + ".", ""]
+        earlier = earlier_selection(args.reuse_rows)
+        if earlier is not None:
+            src, selection = earlier
+            selection_md[-2] += (
+                f" The choice below was made by the run whose RL rows are reused (†, "
+                f"`results/{src}.json`, command `{selection.get('command', '?')}`), before any "
+                f"held-out scoring, as described there; it is not repeated here. The policy agent "
+                f"trains with the chosen configuration by default "
+                f"(`scagents.agents.policy.policy_train_config`, `RunOptions.policy_steps` = "
+                f"{_agent_steps()}), and so does the answering-predictor row.")
+            selection_md += [*selection_rows(selection["best"], pd.DataFrame(selection["table"])
+                                             .set_index("candidate")), "",
+                             f"Selection wall time {selection['wall_s']:.0f} s (that run).", ""]
     else:
         t_sel = time.perf_counter()
         twin, _ = load_task("twin")
@@ -522,13 +627,7 @@ def main(argv: list[str] | None = None) -> int:
                                           for k, v in rl.items()},
                      "wall_s": sel_wall, "table": table.reset_index().to_dict(orient="records")}
         print(table.to_string(), "\nchosen:", best, flush=True)
-        rows = ["| candidate | inner-val MSE Δ | Pearson Δ top-20 | median train s | splits |",
-                "|---|---|---|---|---|"]
-        for name, r in table.iterrows():
-            mark = " **(chosen)**" if name == best else ""
-            rows.append(f"| {name}{mark} | {r.mse_mean:.4f} ± {r.mse_sd:.4f} | "
-                        f"{r.pearson_delta_topk_mean:.3f} ± {r.pearson_delta_topk_sd:.3f} | "
-                        f"{r.train_time_s:.1f} | {int(r.n_splits)} |")
+        rows = selection_rows(best, table)
         selection_md = [
             "## How the RL budget was chosen", "",
             "Before any held-out scoring, TRPO→PPO (pure) was trained with each candidate below "
@@ -598,7 +697,22 @@ def main(argv: list[str] | None = None) -> int:
           "are shrunk toward it with strength κ ∈ {0.1, 1, 10, ∞} chosen by the lowest "
           "inner-validation MSE (rule fixed in advance; ties → larger κ), and the bases are "
           "refitted on the whole training fold. *TRPO→PPO (residual on combination)*: the residual "
-          "variant with the combination as the baseline it corrects (cross-fitted the same way).", "",
+          "variant with the combination as the baseline it corrects (cross-fitted the same way). "
+          "*Answering predictor (the agent's rule)*: what `python -m scagents run` answers with, "
+          "computed by the function the policy agent runs (`scagents.agents.policy."
+          "answering_predictor`, the agent's defaults): inside the training fold a validation set "
+          "is held out (at most `RunOptions.n_validation` = 10 perturbations and a third of them, "
+          "stratified by kind, shuffled by the split's seed); linear, mean effect, network "
+          "propagation and the combination (the constructors of the rows above) are fitted on the "
+          "rest and TRPO→PPO is trained there with `policy_train_config` "
+          f"({_agent_steps()} steps, the configuration of the RL rows); `answering_rule` lets the "
+          "policy answer only if `compare_to_baseline` validates it (≥ 5 % lower validation MSE "
+          "than the best candidate, paired improvement > 1 s.e., Pearson-Δ not worse, targets' "
+          "own direction not worse) and it moves no held-out perturbation's own target the wrong "
+          "way (predictions only, never their cells); a close miss (≤ 25 % worse) is retrained "
+          "once with a doubled budget; otherwise the candidate with the lowest validation MSE "
+          "answers, refitted on the whole training fold. The held-out fold is then scored; which "
+          "candidate answered is counted under each table.", "",
           "Additive: not applicable (both data sets have single-gene perturbations only; for an unseen "
           "single target the additive model equals the mean of training effects).", ""]
     t_all = time.perf_counter()
@@ -627,25 +741,34 @@ def main(argv: list[str] | None = None) -> int:
         summary = summarize(scores)
         per_split = scores.groupby(["method", "seed", "fold"])[["mse", "pearson_delta_topk"]].mean()
         reuse_note, reused = "", set()
+        old_splits: list[pd.DataFrame] = []
         if args.reuse_rows:
-            old_sum, old_split, old_cmd = reused_rows(args.reuse_rows, name, ms)
-            check = reused_rows(args.reuse_rows, name, [])[0]
-            same = [m for m in summary.index if m in check.index]
-            drift = max((abs(summary.loc[m, (k, "mean")] - check.loc[m, (k, "mean")])
-                         for m in same for k in ("mse", "pearson_delta_topk")
-                         if np.isfinite(check.loc[m, (k, "mean")])), default=float("nan"))
+            notes = []
             summary = summary.drop(columns=[c for c in ("n_diverged", "n_splits")
                                             if c in summary.columns], level=0)
-            reused = set(old_sum.index)
-            summary = pd.concat([summary, old_sum])
-            per_split = pd.concat([per_split, old_split])
-            reuse_note = (f"Rows marked †: {', '.join(LABELS.get(m, m) for m in old_sum.index)} — "
-                          f"not rerun here; taken from `results/{args.reuse_rows}.json` (command "
-                          f"`{old_cmd.strip()}`, same seeds and folds; its diverged-training counts "
-                          f"are in `{args.reuse_rows}.md`). Consistency: the methods run in both "
-                          f"({', '.join(LABELS.get(m, m) for m in same) or 'none'}) differ from "
-                          f"that run by at most {drift:.2g} in mean MSE / Pearson-Δ top-20.")
-            print(reuse_note, flush=True)
+            for src in [r.strip() for r in args.reuse_rows.split(",") if r.strip()]:
+                old_sum, old_split, old_cmd = reused_rows(src, name, [*ms, *reused])
+                if old_sum.empty:
+                    continue
+                check = reused_rows(src, name, [])[0]
+                same = [m for m in ms if m in check.index]
+                drift = max((abs(summary.loc[m, (k, "mean")] - check.loc[m, (k, "mean")])
+                             for m in same for k in ("mse", "pearson_delta_topk")
+                             if np.isfinite(check.loc[m, (k, "mean")])), default=float("nan"))
+                reused |= set(old_sum.index)
+                summary = pd.concat([summary, old_sum])
+                per_split = pd.concat([per_split, old_split])
+                old_splits.append(old_split)
+                notes.append(
+                    f"{', '.join(LABELS.get(m, m) for m in old_sum.index)} from "
+                    f"`results/{src}.json` (command `{old_cmd.strip()}`; its diverged-training "
+                    f"counts are in `{src}.md`; the methods run in both — "
+                    f"{', '.join(LABELS.get(m, m) for m in same) or 'none'} — differ from that "
+                    f"run by at most {drift:.2g} in mean MSE / Pearson-Δ top-20)")
+            if notes:
+                reuse_note = ("Rows marked †: not rerun here, same seeds and folds — "
+                              + "; ".join(notes) + ".")
+                print(reuse_note, flush=True)
         lines, facts = verdict(name, summary, per_split, scores)
         wall = time.perf_counter() - t0
         t_train = scores.groupby(["method", "seed", "fold"])["train_time_s"].first()
@@ -657,8 +780,9 @@ def main(argv: list[str] | None = None) -> int:
                                 summary.loc[m, k].items()} for k, _ in TABLE_METRICS}
                         for m in summary.index},
             "split_scores": split_means(scores).to_dict(orient="records")
-            + [{**r, "reused": True} for r in
-               (old_split.reset_index().to_dict(orient="records") if reused else [])],
+            + [{**r, "reused": True} for old in old_splits
+               for r in old.reset_index().to_dict(orient="records")],
+            "answered_by": answered_counts(scores),
             "reused_methods": sorted(reused), "reused_note": reuse_note or None,
             "scores_csv": str(write_scores(scores, args.name, name))}
         scope = ("full protocol" if n_run == args.folds else
@@ -667,7 +791,9 @@ def main(argv: list[str] | None = None) -> int:
                f"{args.seeds} seeds × {n_run} folds of a {args.folds}-fold split ({scope}); "
                f"{args.seeds * n_run} splits per method.", "",
                *([reuse_note, ""] if reuse_note else []),
-               markdown_table(summary, reused), "", "**Verdicts** (computed from the numbers above):", "",
+               markdown_table(summary, reused), "",
+               *([answered_line(scores), ""] if answered_counts(scores) else []),
+               "**Verdicts** (computed from the numbers above):", "",
                *[f"- {line}" for line in lines], "",
                f"Wall time {wall:.0f} s; median training time per split: "
                + ", ".join(f"{LABELS.get(m, m)} {t:.1f} s" for m, t in t_train.items()) + ".",

@@ -74,7 +74,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="smaller budgets everywhere: 1000 genes, 250 candidate regulators, top 20 "
                         "regulators per gene, 4000 policy training steps and no retrain, 1000 cells "
-                        "integrated (defaults: 2000, 500, 50, 12000 with one retrain, 2000); an "
+                        "integrated (defaults: 2000, 500, 50, 65536 with one retrain, 2000); an "
                         "explicit --genes wins")
     p.set_defaults(func=_cmd_run)
 
@@ -364,12 +364,17 @@ def _add_mcp(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", default=".", help="working directory of the tools (default: .)")
     p.add_argument("--n-cells", type=int, default=1000,
                    help="default cells per condition simulated on the twin")
-    p.add_argument("--policy-steps", type=int, default=12_000,
-                   help="default environment steps of the policy training in predictions")
+    p.add_argument("--policy-steps", type=int, default=None,
+                   help="default environment steps of the policy training in predictions "
+                        "(default: the run's, RunOptions.policy_steps)")
     p.set_defaults(func=_cmd_mcp)
 
 
 def _cmd_mcp(args: argparse.Namespace) -> int:
+    if args.policy_steps is None:
+        from scagents.agents.state import RunOptions
+
+        args.policy_steps = int(RunOptions.model_fields["policy_steps"].default)
     if args.n_cells < 10 or args.policy_steps < 256:
         print("error: --n-cells must be at least 10 and --policy-steps at least 256",
               file=sys.stderr)

@@ -245,7 +245,8 @@ def _target_mask(genes: pd.Index, p) -> np.ndarray:
 
 def fit_combination(train_task, *, fitters: Mapping[str, Fitter] | None = None,
                     n_folds: int = 5, seed: int = 0, modality: str | None = None,
-                    kappas: Sequence[float] = SHRINKAGE_GRID) -> Callable[[Any], np.ndarray]:
+                    kappas: Sequence[float] = SHRINKAGE_GRID,
+                    bases: Sequence[str] | None = None) -> Callable[[Any], np.ndarray]:
     """Fit the stacked combination of base predictors on a training task (see module docs).
 
     Parameters
@@ -254,8 +255,8 @@ def fit_combination(train_task, *, fitters: Mapping[str, Fitter] | None = None,
         The training :class:`~scagents.envs.ResponseTask` (for the default network base built
         with ``keep_cells=True``). Only its perturbations are used.
     fitters
-        Base name → ``fit(task) -> predict(perturbation)``; default :data:`COMBINATION_BASES`
-        through :func:`scagents.evaluation.fit_baseline`.
+        Base name → ``fit(task) -> predict(perturbation)``; default ``bases`` through
+        :func:`scagents.evaluation.fit_baseline`.
     n_folds
         Inner folds of the cross-fitting and of the choice of ``κ``.
     seed
@@ -264,6 +265,10 @@ def fit_combination(train_task, *, fitters: Mapping[str, Fitter] | None = None,
         Predicted modality (default the gene modality).
     kappas
         Candidate shrinkage strengths (:data:`SHRINKAGE_GRID`).
+    bases
+        Methods of :func:`scagents.evaluation.fit_baseline` stacked when ``fitters`` is not
+        given (``None``: :data:`COMBINATION_BASES`; the policy agent leaves ``"network"`` out when
+        the run skips the network).
 
     Returns
     -------
@@ -277,7 +282,9 @@ def fit_combination(train_task, *, fitters: Mapping[str, Fitter] | None = None,
     DataError
         Fewer than :data:`MIN_PERTURBATIONS` training perturbations.
     """
-    fitters = dict(fitters) if fitters is not None else _fitters(COMBINATION_BASES, modality)
+    if fitters is None:
+        fitters = _fitters(COMBINATION_BASES if bases is None else bases, modality)
+    fitters = dict(fitters)
     if not fitters:
         raise DataError("fit_combination needs at least one base predictor.")
     bases, y, folds, target = crossfit_predictions(train_task, fitters, n_folds=n_folds,

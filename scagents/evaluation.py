@@ -136,10 +136,12 @@ def default_train_config(algo: str = "trpo_ppo", **overrides: Any):
     The three algorithms (pure and residual) share every setting (network sizes, rollout,
     learning rate, budget) except ``algo``. The networks are the paper's: modality-specific
     branches (one 64-unit layer per observation block, when there are several) followed by 2 × 256
-    shared hidden units, for actor and critic. The rollout layout and budget (256 environments ×
-    8 steps, 32,768 steps) were chosen among four candidates by *inner* validation (held-out
+    shared hidden units, for actor and critic. The rollout layout (256 environments × 8 steps)
+    and the budget were chosen among five candidates by *inner* validation (held-out
     perturbations inside the twin's outer-fold-0 training set, :func:`select_train_config`; see
-    ``benchmarks/ablation.py`` and its results); no setting was tuned on a held-out fold. The response task is a contextual
+    ``benchmarks/ablation.py`` and its results: 65,536 steps, which the ablation passes as
+    ``total_steps`` and the policy agent uses by default through
+    :func:`scagents.agents.policy.policy_train_config`); no setting was tuned on a held-out fold. The response task is a contextual
     bandit for static data (``T = 1``, ``gamma = 0``); the initial policy standard deviation is
     small because deltas are small (~0.1).
 

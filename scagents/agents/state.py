@@ -49,7 +49,9 @@ class RunOptions(_Model):
     seed: int = 0
     perturbation_key: str | None = None
     control_labels: list[str] | None = None
-    policy_steps: int = Field(12_000, ge=256, description="Environment steps of the first training.")
+    policy_steps: int = Field(65_536, ge=256, description=(
+        "Environment steps of the first training (the budget chosen by inner validation on the "
+        "twin in benchmarks/ablation.py; configuration: scagents.agents.policy.policy_train_config)."))
     max_policy_attempts: int = Field(2, ge=1, description="Training attempts before the fallback.")
     n_validation: int = Field(10, ge=1, description="Perturbations held out for validation (at "
                                                     "most a third of those besides the goal).")

@@ -36,7 +36,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,13 @@ class ToolRunError(ScagentsError, ValueError):
     """A tool cannot do what was asked with the current working directory (e.g. no run yet)."""
 
 
+def _run_default(name: str):
+    """The default of a :class:`~scagents.agents.RunOptions` field (one set of defaults)."""
+    from scagents.agents.state import RunOptions
+
+    return RunOptions.model_fields[name].default
+
+
 @dataclass
 class ToolSettings:
     """Defaults used when a call leaves a size argument out (small values make tools fast).
@@ -85,7 +92,7 @@ class ToolSettings:
     """
 
     n_cells: int = 1000
-    policy_steps: int = 12_000
+    policy_steps: int = field(default_factory=lambda: _run_default("policy_steps"))
     train_steps: int = 20_000
     task_cells: int = 128
     max_proposals: int = 50

@@ -189,6 +189,7 @@ def test_fallback_picks_mean_effect_when_it_validates_best(base_state, tmp_path,
     # test is about the fallback choosing the mean effect among single baselines
     monkeypatch.setattr(policy_mod, "_combination_predictor", lambda *a, **k: None)
     st = _fresh(base_state, tmp_path)
+    st["options"] = {**st["options"], "skip_network": True}   # no network candidate either
     st["policy"] = PolicySummary(status="not_validated", attempts=2, reason="forced").model_dump()
     fb = PolicySummary.model_validate(fallback_agent(st)["policy"])
     assert fb.method == "mean effect per kind"  # not network propagation, not linear
@@ -205,9 +206,9 @@ def test_combination_is_a_candidate_fitted_without_validation_or_goal(base_state
     fitted_on = []
     real = policy_mod._combination_predictor
 
-    def spy(task, network, seed):
+    def spy(task, seed, network=True):
         fitted_on.append(list(task.labels))
-        return real(task, network, seed)
+        return real(task, seed, network)
 
     monkeypatch.setattr(policy_mod, "_combination_predictor", spy)
     zeros = _fake_training(lambda ctx: (lambda targets, kind: np.zeros(len(ctx.genes))))
@@ -236,6 +237,27 @@ def test_combination_is_a_candidate_fitted_without_validation_or_goal(base_state
     assert "IFNG" not in fb.fit_labels and "inner validation" in fb.decision
 
 
+def test_agent_candidates_are_the_shared_constructors(base_state, tmp_path):
+    """The agent's candidates are fit_candidates on its training perturbations: network
+    propagation by fit_network_baseline on their cells (not the network agent's network), the
+    combination by fit_combination with that network base — the ablation's constructors."""
+    from scagents.evaluation import fit_baseline
+
+    st = _fresh(base_state, tmp_path)
+    ctx = policy_mod._context(st)
+    assert ctx.train.cell_states and set(ctx.train.cell_states) <= set(ctx.train.labels)
+    ref = policy_mod.fit_candidates(ctx.train, seed=ctx.opts.seed)
+    assert set(ctx.baselines) == set(ref) >= {policy_mod.NETWORK, policy_mod.COMBINATION}
+    net = fit_baseline("network", ctx.train, modality="rna")
+    comb = fit_baseline("combination", ctx.train, modality="rna", seed=ctx.opts.seed)
+    for label in ctx.val_labels:
+        p = ctx.task.perturbations[ctx.task.index(label)]
+        for name, f in ref.items():
+            assert np.allclose(ctx.baselines[name](p.targets, p.kind), f(p.targets, p.kind))
+        assert np.allclose(ctx.baselines[policy_mod.NETWORK](p.targets, p.kind), net(p))
+        assert np.allclose(ctx.baselines[policy_mod.COMBINATION](p.targets, p.kind), comb(p))
+
+
 def test_fallback_intervals_are_split_conformal_on_the_validation_perturbations(
         base_state, tmp_path):
     """The fallback answers with a baseline refitted on training + validation; its q comes from
@@ -251,8 +273,9 @@ def test_fallback_intervals_are_split_conformal_on_the_validation_perturbations(
     assert fb.validation_labels == ctx.val_labels and len(ctx.val_labels) >= 2
     models = {**ctx.baselines, **ctx.reference}
     # the answering baseline's own fit (the stacked combination is refitted by its own function)
-    fit = policy_mod.BASELINES.get(fb.method) or (lambda t: policy_mod._combination_predictor(
-        t, ctx.baselines.get(policy_mod.NETWORK), ctx.opts.seed))
+    def fit(t):   # the answering baseline's own constructor (refit_candidate: the agent's refit)
+        return policy_mod.refit_candidate(fb.method, t, seed=ctx.opts.seed)
+
     train_only = fit(ctx.train)
     refit = fit(ctx.fit_task)
     sd = task_effects(ctx.train)[1].to_numpy(float).std(axis=0)
