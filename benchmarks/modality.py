@@ -63,6 +63,19 @@ VIEWS: dict[str, tuple[str, ...]] = {"rna": ("rna",), "atac": ("atac",), "joint"
 VIEW_TITLES = {"rna": "Table I — RNA only", "atac": "Table II — ATAC only",
                "joint": "Table III — joint RNA + ATAC", "prot": "Extra — protein only"}
 SIMPLE = ("no_change", "mean_effect", "linear")
+COMBINATION = "combination"
+"""The stacked combination (:func:`scagents.combination.fit_combination`), the candidate the policy
+agent validates; its bases per modality are :func:`combination_bases`."""
+COMBINATION_LABELS = {"rna": "combination (stacked: mean, linear, network)",
+                      "atac": "combination (stacked: mean, linear)",
+                      "prot": "combination (stacked: mean, linear)",
+                      "joint": "combination (RNA: mean, linear, network; ATAC: mean, linear)"}
+
+
+def use_view_labels(view: str) -> None:
+    """Name the combination row after the bases it has in ``view`` (tables and verdicts read
+    :data:`benchmarks.ablation.LABELS`)."""
+    LABELS[COMBINATION] = COMBINATION_LABELS[view]
 
 
 def twin_views(*, n_cells: int = 256) -> dict:
@@ -77,8 +90,51 @@ def twin_views(*, n_cells: int = 256) -> dict:
 
 
 def methods_for(view: str) -> list[str]:
-    """Baselines that apply to a view, then the RL optimisers."""
-    return list(SIMPLE) + (["network"] if view == "rna" else []) + list(RL_METHODS)
+    """Baselines that apply to a view, the stacked combination, then the RL optimisers."""
+    return (list(SIMPLE) + (["network"] if view == "rna" else []) + [COMBINATION]
+            + list(RL_METHODS))
+
+
+def combination_bases(modality: str) -> tuple[str, ...]:
+    """Base predictors of the combination for one modality.
+
+    RNA: :data:`scagents.combination.COMBINATION_BASES` (mean effect, linear, network
+    propagation). ATAC / protein: mean effect and linear only — network propagation forces a change
+    of the target gene's *expression* and propagates it through a network inferred from expression;
+    a knockout does not force the target's promoter accessibility or surface protein, so that base
+    does not apply there.
+    """
+    from scagents.combination import COMBINATION_BASES
+
+    return tuple(COMBINATION_BASES) if modality == "rna" else ("mean_effect", "linear")
+
+
+def fit_view_combination(train_task, modality: str, seed: int):
+    """:func:`scagents.combination.fit_combination` of :func:`combination_bases` on one modality
+    of ``train_task`` (inner folds shuffled by ``seed``; held-out perturbations never enter)."""
+    from scagents.combination import fit_combination
+
+    fitters = {b: (lambda t, b=b: fit_baseline(b, t, modality=modality))
+               for b in combination_bases(modality)}
+    return fit_combination(train_task, fitters=fitters, seed=seed, modality=modality)
+
+
+def combination_cell(task, view: str, seed: int, fold: int, n_folds: int) -> pd.DataFrame:
+    """One (seed, fold) cell of the combination on a single-modality view (the rows of
+    :func:`scagents.evaluation.heldout_scores` for a baseline)."""
+    (mod,) = VIEWS[view]
+    train, test = task.split(n_folds=n_folds, fold=fold, seed=seed)
+    t0 = time.perf_counter()
+    predict = fit_view_combination(train, mod, seed)
+    meta = {"method": COMBINATION, "seed": int(seed), "fold": int(fold), "n_folds": int(n_folds),
+            "train_time_s": time.perf_counter() - t0}
+    rows = []
+    for i, label in enumerate(test.labels):
+        obs = test.observed_delta(i, modality=mod)
+        rows.append({**meta, "perturbation": label,
+                     **prediction_report(predict(test.perturbations[i]), obs,
+                                         k=min(20, len(obs)))})
+    return pd.DataFrame(rows)
 
 
 # ================================================================================== joint view
@@ -106,7 +162,8 @@ def joint_cell(task, method: str, seed: int, fold: int, n_folds: int, rl: dict) 
             return predict_delta(policy, test, i, modality=None)
     else:
         train, _ = task.split(n_folds=n_folds, fold=fold, seed=seed)
-        models = {m: fit_baseline(method, train, modality=m) for m in task.modalities}
+        models = {m: (fit_view_combination(train, m, seed) if method == COMBINATION
+                      else fit_baseline(method, train, modality=m)) for m in task.modalities}
 
         def predict(i: int) -> np.ndarray:
             p = test.perturbations[i]
@@ -128,6 +185,9 @@ def run_cell(task, view: str, job: dict) -> pd.DataFrame:
     """One ablation cell of a view: :func:`benchmarks.ablation.run_one` or :func:`joint_cell`."""
     if view == "joint":
         return joint_cell(task, **job)
+    if job["method"] == COMBINATION:
+        return combination_cell(task, view, job["seed"], job["fold"], job["n_folds"]).assign(
+            block=view)
     return run_one(task, **job).assign(block=view)
 
 
@@ -174,6 +234,73 @@ def view_block(scores: pd.DataFrame, block: str) -> tuple[pd.DataFrame, pd.DataF
     summary = summarize(s)
     per_split = s.groupby(["method", "seed", "fold"])[["mse", "pearson_delta_topk"]].mean()
     return summary, per_split
+
+
+def ablation_steps_note(steps: int) -> str:
+    """One sentence comparing this run's RL budget with ``results/ablation.json``'s (read, not
+    assumed)."""
+    import json
+
+    from benchmarks._util import RESULTS
+
+    path = RESULTS / "ablation.json"
+    try:
+        other = json.loads(path.read_text())["config"]["train_config"]["total_steps"]
+    except (OSError, KeyError, ValueError):
+        return "(`ablation.json` not readable: its RL budget is not compared here.)"
+    if int(other) == int(steps):
+        return f"(`ablation.md` used the same {int(other):,} steps.)"
+    return (f"(`ablation.md` used {int(other):,} steps; this run keeps `default_train_config()`'s "
+            f"{int(steps):,}, so its RNA RL rows differ from `ablation.md`'s.)")
+
+
+def best_vs_baselines(summary: pd.DataFrame, per_split: pd.DataFrame,
+                      scores: pd.DataFrame | None = None) -> tuple[list[str], dict]:
+    """The best method of a view (lowest mean held-out delta MSE) against each baseline.
+
+    Paired over the (seed, fold) splits, 95% CI = mean ± 1.96 · sd / √n of the per-split
+    differences, on delta MSE and on Pearson-Δ top-20 (with ``scores``, the Pearson-Δ comparison
+    uses the held-out perturbations where both methods have one; no change has none). Baselines:
+    no change, mean of training effects, linear, and network propagation where it runs.
+    """
+    from benchmarks.ablation import _direction, common_pearson
+
+    mse = summary[("mse", "mean")].dropna()
+    pear = summary[("pearson_delta_topk", "mean")]
+    best = str(mse.idxmin())
+    baselines = [m for m in (*SIMPLE, "network") if m in mse.index and m != best]
+    facts: dict = {"best_by_mse": best, "vs": {}}
+    lines = [f"Best method by mean held-out delta MSE: **{LABELS.get(best, best)}** "
+             f"({mse[best]:.4f}; Pearson Δ top-20 {pear[best]:.3f})."]
+    not_beaten = []
+    for b in baselines:
+        c_mse = paired(per_split, best, b, "mse")
+        c_pear = paired(per_split, best, b, "pearson_delta_topk")
+        if scores is not None and b != "no_change":
+            per, frac = common_pearson(scores, best, b)
+            if len(per):
+                c_pear = {**paired(per, best, b, "pearson_delta_topk"),
+                          "common_support_fraction": frac}
+        w_mse, w_pear = _direction(c_mse, True), _direction(c_pear, False)
+        facts["vs"][b] = {"mse": {**c_mse, "verdict": w_mse},
+                          "pearson_delta_topk": {**c_pear, "verdict": w_pear}}
+        not_beaten += [f"{LABELS[b]} on MSE ({w_mse})"] if w_mse != "better" else []
+        not_beaten += ([f"{LABELS[b]} on Pearson-Δ top-20 ({w_pear})"]
+                       if w_pear not in ("better", "undefined") else [])
+        pear_txt = (f"Pearson-Δ top-20 paired {c_pear['mean_diff']:+.3f} (95% CI "
+                    f"[{c_pear['ci95'][0]:+.3f}, {c_pear['ci95'][1]:+.3f}], {c_pear['n']} splits) "
+                    f"→ {w_pear}" if c_pear["n"] else
+                    "Pearson-Δ top-20 undefined (a constant zero prediction has none)")
+        lines.append(
+            f"{LABELS.get(best, best)} vs {LABELS[b]}: MSE {mse[best]:.4f} vs {mse[b]:.4f}, paired "
+            f"{c_mse['mean_diff']:+.4f} (95% CI [{c_mse['ci95'][0]:+.4f}, "
+            f"{c_mse['ci95'][1]:+.4f}], {c_mse['n']} splits) → {w_mse}; {pear_txt}.")
+    facts["beats_every_baseline_on_both"] = not not_beaten
+    facts["not_beaten"] = not_beaten
+    lines.append(f"**{LABELS.get(best, best)} beats every baseline on both delta MSE and Pearson-Δ "
+                 f"top-20 (paired 95% CI): {'yes' if not not_beaten else 'no'}**"
+                 + (f" — it does not beat: {'; '.join(not_beaten)}." if not_beaten else "."))
+    return lines, facts
 
 
 def summary_json(summary: pd.DataFrame) -> dict:
@@ -387,21 +514,33 @@ def main(argv: list[str] | None = None) -> int:
                f"env steps, {cfg.n_envs} envs × {cfg.n_steps} steps, hidden {cfg.hidden_sizes} after "
                f"{cfg.branch_sizes[0]}-unit branches, lr {cfg.lr}, TRPO δ {cfg.delta}, per-gene "
                f"rewards {cfg.reward_components}, TRPO→PPO switch at {cfg.trpo_fraction:.0%}). "
-               "(`ablation.md` used 65,536 steps, its own inner-validation choice; this run keeps the "
-               "one default, so its RNA rows differ from `ablation.md`'s.) Network propagation is "
+               + ablation_steps_note(cfg.total_steps) + " Network propagation is "
                "run on RNA only: it propagates a forced change of the target gene's *expression* "
                "through a network inferred from expression; for ATAC / protein features a knockout "
                "does not force the feature itself, and the joint baseline would need an ATAC block.",
+               "",
+               "Combination (`scagents.combination.fit_combination`, the candidate the policy "
+               "agent validates): non-negative per-gene stacking of base predictors, cross-fitted "
+               "and shrinkage-chosen by inner folds over the *training* perturbations only (inner "
+               "folds shuffled by the split's seed). Bases: RNA — mean effect, linear, network "
+               "propagation (`COMBINATION_BASES`); ATAC and protein — mean effect and linear only, "
+               "because network propagation does not apply there (above); joint — the RNA "
+               "combination and the ATAC combination, each fitted on its own modality, "
+               "concatenated (as the joint baselines).",
                ""]
         for view in views:
             task = tasks[view]
             jobs = [dict(method=m, seed=s, fold=f, n_folds=args.folds, rl=rl)
                     for s in range(args.seeds) for f in range(n_run) for m in methods_for(view)]
             tv = time.perf_counter()
+            use_view_labels(view)
             scores = run_view(task, view, jobs, workers=args.workers)
             wall = time.perf_counter() - tv
             summary, per_split = view_block(scores, view)
-            lines, facts = verdict(view, summary, per_split)
+            own = scores[scores["block"] == view].drop(columns="block")
+            lines, facts = verdict(view, summary, per_split, scores=own)
+            b_lines, facts["best_vs_baselines"] = best_vs_baselines(summary, per_split, own)
+            lines = b_lines + lines
             block = {"task": repr(task), "wall_s": wall, "methods": methods_for(view),
                      "summary": summary_json(summary), "verdict": lines, "facts": facts,
                      "split_scores": scores.groupby(["block", "method", "seed", "fold"])
@@ -471,17 +610,26 @@ def glance(payload: dict) -> list[str]:
           "|---" * (len(GLANCE_COLS) + 2) + "|"]
     notes = []
     for view, block in twin.items():
+        use_view_labels(view)
         summ, facts = block["summary"], block.get("facts", {})
         best = facts.get("best_baseline_by_mse")
-        for m in [best, *RL_METHODS]:
-            if m not in summ:
+        top = facts.get("best_vs_baselines", {}).get("best_by_mse")
+        for m in dict.fromkeys([best, COMBINATION, *RL_METHODS, top]):
+            if m is None or m not in summ:
                 continue
             cells = []
             for k, _, nd in GLANCE_COLS:
                 v = summ[m][k]["mean"]
                 cells.append("n/a" if v is None else f"{v:.{nd}f}")
-            name = LABELS.get(m, m) + (" (best baseline)" if m == best else "")
+            name = LABELS.get(m, m) + (" (best baseline)" if m == best else "") + (
+                " (best method)" if m == top else "")
             md.append(f"| {VIEW_TITLES[view].split(' — ')[-1]} | {name} | " + " | ".join(cells) + " |")
+        bvb = facts.get("best_vs_baselines")
+        if bvb:
+            nb = bvb.get("not_beaten", [])
+            notes.append(f"- {VIEW_TITLES[view]}: best method by mean MSE "
+                         f"{LABELS.get(top, top)}; beats every baseline on both MSE and Pearson-Δ "
+                         f"top-20 (paired 95% CI): {'yes' if not nb else 'no — not: ' + '; '.join(nb)}.")
         order = facts.get("pure_paper_order", {})
         vs = facts.get("pure_trpo_ppo_vs_best_baseline", {})
         if order or vs:
