@@ -435,8 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke: 1 seed × 1 fold, 2,048 steps")
     ap.add_argument("--name", default="ablation_modality")
     ap.add_argument("--render-glance", action="store_true",
-                    help="(re)write the at-a-glance and the paper sections of results/<name>.md "
-                         "from its JSON (no training; numbers are not recomputed)")
+                    help="(re)write the at-a-glance, sci-CAR and paper sections of "
+                         "results/<name>.md from its JSON (no training; the sci-CAR tables from "
+                         "its stored per-split rows)")
     args = ap.parse_args(argv)
     if args.render_glance:
         render_glance(args.name)
@@ -682,7 +683,9 @@ def scicar_markdown(sc: pd.DataFrame, info: dict, seeds: int) -> list[str]:
           "**Why not the twin's protocol.** sci-CAR has one treatment and three time points, no "
           "genetic perturbation: there is nothing to split by perturbation, and a perturbation-"
           "conditioned policy trained on the one remaining training time point can at best "
-          "reproduce that time point's delta (the mean shift), so no RL rows are run here "
+          "reproduce that time point's delta (the mean shift), so no RL rows are run here; nor "
+          "is the combination: it stacks base predictors by inner folds over at least "
+          "4 training perturbations, and here there is one training time point "
           "(`trajectories.md` fits a policy to the measured time course by cell halves instead). "
           "What the structure allows: hold out a *time point* and predict its response (delta "
           "from 0 h) from the other one, per modality.", "",
@@ -735,7 +738,7 @@ PAPER_SOURCE = {
     "repository": "boabangf/GNN_RL_gene_trajectory_perturbation",
     "path": "Multi-Step Differentiation Experiment/Escaping_Local_Optima_in_the_Waddington_Landscape"
             "__A_Multi_Stage_TRPO_PPO_Approach_for_Single_Cell_Perturbation_Analysis.pdf",
-    "file_last_changed": "2025-10-12 (commit c79f3eb)",
+    "file_last_changed": "2025-10-12, commit c79f3eb",
     "header": "Submitted to IEEE Transactions on Computational Biology and Bioinformatics",
 }
 """Where :data:`PAPER_TABLES` were read: the authors' manuscript PDF in their public repository
@@ -773,7 +776,7 @@ def paper_section(payload: dict | None = None) -> list[str]:
           "abstract page, v1 mirrors and summaries) show only the abstract and opening, never the "
           "tables. The numbers below were read from the authors' manuscript PDF in their public "
           f"repository `{src['repository']}`, file `{src['path']}` (last changed "
-          f"{src['file_last_changed']}, two days before arXiv v1; header \"{src['header']}\"; "
+          f"{src['file_last_changed']}; two days before arXiv v1; header \"{src['header']}\"; "
           "same title and abstract as v1). That they equal arXiv v1's printed tables could not be "
           "checked. In that manuscript **Table I is the joint RNA + ATAC data, Table II RNA, "
           "Table III ATAC**; each has only PPO and TRPO→PPO rows (no TRPO alone, no baseline), one "
@@ -838,27 +841,41 @@ def paper_section(payload: dict | None = None) -> list[str]:
     return md
 
 
+def _replace_section(text: str, title: str, section: str) -> str:
+    """``text`` with its ``title`` section (up to the next ``## `` heading or the closing "Total
+    wall time" line) replaced by ``section`` (appended when absent)."""
+    if title not in text:
+        return text.rstrip("\n") + "\n\n" + section
+    start = text.index(title)
+    ends = [i for i in (text.find("\n## ", start + len(title)),
+                        text.find("\nTotal wall time", start)) if i >= 0]
+    end = min(ends) if ends else len(text)
+    return text[:start] + section.rstrip("\n") + "\n" + text[end:]
+
+
 def render_paper(name: str) -> None:
-    """Replace the paper section of ``results/<name>.md`` with :func:`paper_section` of its JSON."""
+    """Re-render the sci-CAR sections and the paper section of ``results/<name>.md`` from its
+    JSON (no number recomputed)."""
     import json
 
     from benchmarks._util import RESULTS
     from scagents._atomic import write_text
 
     js, mdp = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    payload = json.loads(js.read_text())
     text = mdp.read_text()
-    section = "\n".join(paper_section(json.loads(js.read_text())))
-    title = "## The paper's Tables I–III beside these"
-    if title in text:
-        start = text.index(title)
-        nxt = text.find("\n## ", start + len(title))
-        tail = text.find("\nTotal wall time", start)
-        end = min(x for x in (nxt, tail, len(text)) if x >= 0)
-        text = text[:start] + section + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
+    sc = payload.get("scicar", {})
+    if "rows" in sc:
+        section = "\n".join(scicar_markdown(pd.DataFrame(sc["rows"]), sc["data"],
+                                            int(payload["config"]["scicar_seeds"])))
+        first = "## sci-CAR (A549 + dexamethasone 0 / 1 / 3 h)"
+        if first in text:   # the sci-CAR block: its "## " section and its "### " subsections
+            start = text.index(first)
+            end = text.index("\n## ", start + len(first))
+            text = text[:start] + section.rstrip("\n") + "\n" + text[end:]
+    text = _replace_section(text, "## The paper's Tables I–III beside these",
+                            "\n".join(paper_section(payload)))
     write_text(mdp, text)
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
