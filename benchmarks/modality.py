@@ -642,6 +642,14 @@ def glance(payload: dict) -> list[str]:
                          f"95% CI [{_num(lo)}, {_num(hi)}]); paper ordering TRPO→PPO > TRPO > PPO "
                          f"on mean MSE: {'holds' if order.get('holds_on_mean_mse') else 'does not hold'}"
                          f", with paired significance: {'yes' if order.get('holds_paired_ci95') else 'no'}.")
+    asked = [v.strip() for v in str(payload.get("config", {}).get("views", "")).split(",")
+             if v.strip()]
+    missing = [v for v in asked if v not in twin]
+    if missing:
+        notes.append("- Not in this run's results: " + ", ".join(VIEW_TITLES.get(v, v)
+                                                               for v in missing)
+                     + " — the run was stopped before these views finished (time budget); "
+                     "the views above are complete.")
     return md + [""] + notes + [""]
 
 
