@@ -52,7 +52,7 @@ import scipy.sparse as sp
 
 __all__ = ["ConditionMeans", "condition_means", "ResponseFit", "fit_response", "CELL_TYPE_CANDIDATES",
            "TIME_CANDIDATES", "REFERENCE", "MEAN_SHIFT", "POOLED_SHIFT", "LINEAR_TIME",
-           "MIN_CELLS", "score"]
+           "MIN_CELLS", "SCORE_KEYS", "score"]
 
 REFERENCE = "no change"
 MEAN_SHIFT = "mean shift"
@@ -292,13 +292,23 @@ def _floor(m: ConditionMeans, target: int, pred: np.ndarray) -> np.ndarray:
     return np.maximum(pred, -np.nan_to_num(m.control[target]))
 
 
+SCORE_KEYS: tuple[str, ...] = ("mse", "pearson", "pearson_delta_topk", "direction_accuracy")
+"""What :func:`score` returns, per validation group (the columns of the report's validation
+table)."""
+
+
 def score(pred: np.ndarray, obs: np.ndarray, k: int = TOP_K) -> dict[str, float]:
-    """MSE over all genes and Pearson of the change over the ``k`` most changed observed genes."""
-    from scagents.metrics import pearson_delta_topk
+    """MSE, Pearson and direction accuracy (up / down / unchanged at
+    :data:`scagents.metrics.DEFAULT_DIRECTION_EPS`) over all genes, and Pearson of the change over
+    the ``k`` most changed observed genes (:func:`scagents.metrics.prediction_report`'s
+    definitions; a constant prediction has no Pearson: ``nan``)."""
+    from scagents.metrics import direction_labels, pearson, pearson_delta_topk
 
     kk = min(k, len(obs))
     return {"mse": float(np.mean((pred - obs) ** 2)),
-            "pearson_delta_topk": float(pearson_delta_topk(pred, obs, k=kk))}
+            "pearson": float(pearson(pred, obs)),
+            "pearson_delta_topk": float(pearson_delta_topk(pred, obs, k=kk)),
+            "direction_accuracy": float(np.mean(direction_labels(pred) == direction_labels(obs)))}
 
 
 @dataclass
@@ -408,7 +418,7 @@ def fit_response(means: ConditionMeans, target: str, *, candidates: dict[str, Ca
                 pred = _floor(m, i, c.fn(m, rest, i, p)) if rest else np.zeros(len(m.genes))
                 recs.append({"group": m.groups[i], **score(pred, m.delta[i])})
             per_param[p] = pd.DataFrame(recs).set_index("group") if recs else pd.DataFrame(
-                columns=["mse", "pearson_delta_topk"])
+                columns=list(SCORE_KEYS))
         p_best = min(c.grid, key=lambda p: (float(per_param[p]["mse"].mean())
                                             if len(per_param[p]) else 0.0, str(p)))
         best_param[name], rows[name] = p_best, per_param[p_best]
@@ -420,8 +430,8 @@ def fit_response(means: ConditionMeans, target: str, *, candidates: dict[str, Ca
             validation[name] = {
                 "mse": round(float(r["mse"].mean()), 6),
                 "mse_sd": round(float(r["mse"].std(ddof=1)) if len(r) > 1 else 0.0, 6),
-                "pearson_delta_topk": round(float(np.nanmean(r["pearson_delta_topk"]))
-                                            if r["pearson_delta_topk"].notna().any() else np.nan, 6),
+                **{key: round(float(np.nanmean(r[key])) if r[key].notna().any() else np.nan, 6)
+                   for key in ("pearson", "pearson_delta_topk", "direction_accuracy")},
                 "n": float(len(r))}
     if not inner:
         method = MEAN_SHIFT

@@ -101,3 +101,23 @@ def test_a_group_without_control_cells_cannot_be_predicted():
                         genes=genes)
     with pytest.raises(ValueError, match="no control cells"):
         fit_response(m, "type1")
+
+
+def test_validation_table_fills_every_column_it_shows():
+    """The report's validation table shows mse, mse_sd, pearson, pearson_delta_topk and
+    direction_accuracy: each is computed per inner-validation group (no change has no Pearson)."""
+    from scagents.metrics import prediction_report
+    from scagents.stimulation import SCORE_KEYS
+
+    x, groups, cond, genes = _two_family_data()
+    m = condition_means(x, groups, cond, control="CTRL", treated="STIM", genes=genes)
+    fit = fit_response(m, "type2")
+    for name, v in fit.validation.items():
+        assert {"mse", "mse_sd", *SCORE_KEYS} <= set(v)
+        assert 0.0 <= v["direction_accuracy"] <= 1.0
+        assert np.isnan(v["pearson"]) == (name == REFERENCE)
+    # score() uses prediction_report's definitions
+    obs = m.delta[m.index("type2")]
+    rep, s = prediction_report(fit.delta, obs, k=20), score(fit.delta, obs)
+    for key in SCORE_KEYS:
+        assert s[key] == pytest.approx(rep[key])

@@ -398,7 +398,9 @@ def _score_rows(ctx: _Context, predict: Predict) -> pd.DataFrame:
     """Validation metrics of a predictor, one row per validation perturbation (with
     ``target_direction``: how its own measured targets are predicted to move)."""
     from scagents.metrics import prediction_report
+    from scagents.twin.milieu import hold_inputs
 
+    predict = hold_inputs(predict, ctx.genes, ctx.data.inputs)  # the twin's clamped inputs: 0
     rows = []
     for label in ctx.val_labels:
         p = ctx.task.perturbations[ctx.task.index(label)]
@@ -652,7 +654,10 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     from scagents.evidence import evidence_check
     from scagents.metrics import prediction_report
     from scagents.perturbation import Perturbation
+    from scagents.twin.milieu import hold_inputs
 
+    predict, calibrate, models, ensemble = (hold_inputs(f, ctx.genes, ctx.data.inputs)
+                                            for f in (predict, calibrate, models, ensemble))
     goal = Perturbation.from_dict(ctx.data.perturbation)
     pred = pd.Series(predict(goal.targets, goal.kind), index=ctx.genes)
     df = pd.DataFrame({"control_mean": ctx.control, "delta": pred})

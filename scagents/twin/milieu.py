@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,8 +29,8 @@ import pandas as pd
 from scagents.twin.rules import BooleanNetwork
 from scagents.twin.simulate import SILENT_ACTIVITY, simulate
 
-__all__ = ["EXPRESSED_ACTIVITY", "MAX_FULL_INPUTS", "current_milieu", "scan_milieus",
-           "target_expression"]
+__all__ = ["EXPRESSED_ACTIVITY", "MAX_FULL_INPUTS", "current_milieu", "hold_inputs",
+           "scan_milieus", "target_expression"]
 
 EXPRESSED_ACTIVITY = SILENT_ACTIVITY
 """Mean control activity from which a gene counts as expressed (its knockout can lower it)."""
@@ -42,6 +44,61 @@ def current_milieu(network: BooleanNetwork, inputs: dict[str, float] | None = No
     neither sets an input)."""
     inputs = inputs or {}
     return {g: float(inputs.get(g, network.input_values.get(g, 0.0))) for g in network.inputs}
+
+
+_P = TypeVar("_P")
+
+
+def hold_inputs(predict: _P, genes: Sequence[str], inputs: Iterable[str]) -> _P:
+    """Predictors that leave the model's milieu inputs unchanged.
+
+    The twin clamps its input genes (``BooleanNetwork.inputs``: TCR, IL12, …) to the milieu's
+    value in every cell, so a perturbation cannot change them — unless it targets one itself (a
+    knockout clamps its targets to 0). Their measured mean change is sampling noise of the per-cell
+    input values, and a predictor fitted to such data predicts noise for them. This wraps
+    ``predict(targets, kind) -> delta over genes`` so that the entries of ``inputs`` among
+    ``genes`` are 0, except the perturbation's own targets.
+
+    Parameters
+    ----------
+    predict
+        ``predict(targets, kind) -> 1-D delta`` in ``genes`` order, a ``{name: predict}`` mapping
+        of them (each wrapped), or ``None`` (returned as is).
+    genes
+        The predicted genes, in order.
+    inputs
+        The model's input genes (on real data: none, and ``predict`` is returned unchanged).
+
+    Returns
+    -------
+    The same kind of object as ``predict``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> held = hold_inputs(lambda targets, kind: np.ones(3), ["TCR", "GATA3", "TBX21"], ["TCR"])
+    >>> held(("GATA3",), "knockout").tolist()
+    [0.0, 1.0, 1.0]
+    >>> held(("TCR",), "knockout").tolist()          # its own knockout does change it
+    [1.0, 1.0, 1.0]
+    """
+    genes = [str(g) for g in genes]
+    held = set(map(str, inputs)) & set(genes)
+    if predict is None or not held:
+        return predict
+    if isinstance(predict, dict):
+        return {k: hold_inputs(f, genes, held) for k, f in predict.items()}  # type: ignore[return-value]
+    pos = {g: i for i, g in enumerate(genes) if g in held}
+    inner: Callable = predict  # type: ignore[assignment]
+
+    def predict_held(targets, kind) -> np.ndarray:
+        out = np.array(inner(targets, kind), dtype=float, copy=True)
+        own = {str(t) for t in targets}
+        out[[i for g, i in pos.items() if g not in own]] = 0.0
+        return out
+
+    predict_held.__wrapped__ = inner  # type: ignore[attr-defined]
+    return predict_held  # type: ignore[return-value]
 
 
 def _milieus(network: BooleanNetwork, now: dict[str, float]) -> list[dict[str, float]]:

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from scagents.agents.data import data_agent
@@ -129,14 +130,21 @@ def test_policy_fallback_and_report(twin_state):
         targets = prop.perturbation.split(" ")[0].split("+")
         assert len(targets) == 2 and "IFNG" not in targets
     assert [p.score for p in pol.proposals] == sorted((p.score for p in pol.proposals), reverse=True)
+    # the twin's milieu inputs are clamped: predicted unchanged in the file (and when scored)
+    inputs = DataSummary.model_validate(st["data"]).inputs
+    out = Path(st["out_dir"])
+    pred = pd.read_csv(out / "prediction.csv", index_col="gene")
+    assert set(inputs) & set(pred.index)
+    assert (pred.loc[pred.index.isin(inputs), "delta"] == 0).all()
     st.update(up)
     st.update(fallback_agent(st))
     fb = PolicySummary.model_validate(st["policy"])
+    pred = pd.read_csv(out / "prediction.csv", index_col="gene")
+    assert (pred.loc[pred.index.isin(inputs), "delta"] == 0).all()
     baselines = [k for k in fb.validation if k not in ("TRPO→PPO policy", "no change (reference)")]
     assert fb.status == "fallback"
     assert fb.method == min(baselines, key=lambda k: fb.validation[k]["mse"])
     st.update(report_agent(st))
-    out = Path(st["out_dir"])
     for f in ("report.md", "report.html", "report.json", "effects.png", "embedding.png"):
         assert (out / f).stat().st_size > 0
     html = (out / "report.html").read_text()

@@ -46,7 +46,16 @@ def test_cd14_goal_answers_with_a_held_out_check(kang_small, tmp_path, capsys):
     trained = pol["stimulation"]["trained_on"]["CD14 Mono"]
     assert "CD14 Mono" not in trained and len(trained) == 11  # Eryth has no control cells
     assert pol["held_out_cells"] == 303
-    assert (out / "report.md").read_text().count("## Check against observed cells") == 1
+    md = (out / "report.md").read_text()
+    assert md.count("## Check against observed cells") == 1
+    # the validation table's columns are all filled (no change alone has no Pearson: "–")
+    head = "| model | mse | mse_sd | pearson | pearson_delta_topk | direction_accuracy |"
+    table = md.split(head, 1)[1].split("\n\n", 1)[0].strip().splitlines()[1:]
+    assert len(table) >= 3
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert all(cells), row
+        assert (cells[3] == "–") == (cells[0] == "no change"), row
 
 
 @pytest.mark.parametrize(("goal", "match"), [

@@ -52,3 +52,27 @@ def test_many_inputs_scan_single_and_pair_switches(tmp_path):
     again = scan_milieus(net, n_cells=8, inputs={"I0": 1.0})
     assert len(again) == len(again.drop_duplicates(subset=list(net.inputs))) == 1 + k - 1 + (
         (k - 1) * (k - 2) // 2)
+
+
+def test_hold_inputs_zeroes_clamped_inputs_but_not_own_targets():
+    import numpy as np
+
+    from scagents.twin.milieu import hold_inputs
+
+    genes = ["TCR", "GATA3", "IL12", "TBX21"]
+    calls = []
+
+    def predict(targets, kind):
+        calls.append((targets, kind))
+        return np.array([0.3, -0.2, 0.1, 0.4])
+
+    held = hold_inputs(predict, genes, ["TCR", "IL12", "IFNB"])   # IFNB: not a predicted gene
+    np.testing.assert_array_equal(held(("GATA3",), "knockout"), [0.0, -0.2, 0.0, 0.4])
+    np.testing.assert_array_equal(held(("IL12",), "knockout"), [0.0, -0.2, 0.1, 0.4])
+    assert calls == [(("GATA3",), "knockout"), (("IL12",), "knockout")]
+    # mappings are wrapped entry by entry, None and data without inputs pass through unchanged
+    both = hold_inputs({"a": predict, "b": predict}, genes, ["TCR"])
+    assert set(both) == {"a", "b"} and both["b"](("GATA3",), "knockout")[0] == 0.0
+    assert hold_inputs(None, genes, ["TCR"]) is None
+    assert hold_inputs(predict, genes, []) is predict
+    assert hold_inputs(predict, genes, ["IFNB"]) is predict
