@@ -400,7 +400,8 @@ def _score_rows(ctx: _Context, predict: Predict) -> pd.DataFrame:
     from scagents.metrics import prediction_report
     from scagents.twin.milieu import hold_inputs
 
-    predict = hold_inputs(predict, ctx.genes, ctx.data.inputs)  # the twin's clamped inputs: 0
+    if ctx.data is not None:  # the twin's clamped inputs: 0 (no run data: a benchmark's view)
+        predict = hold_inputs(predict, ctx.genes, ctx.data.inputs)
     rows = []
     for label in ctx.val_labels:
         p = ctx.task.perturbations[ctx.task.index(label)]
