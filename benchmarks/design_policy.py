@@ -253,6 +253,12 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} ({r['n_hits']} hits / {r['n_genes']}, batch {r['batch']}) | "
                      + " | ".join(f"{d[k]['mean']:.4f}" for k in ("random", "prior_only", "bayes_prior", *p["algos"]))
                      + " |")
+    fixed = [k for k in ("prior_only", "bayes_prior")
+             if results.get("screens") and all(len(set(r["designers"][k]["per_seed"])) == 1
+                                               for r in results["screens"].values())]
+    if fixed:
+        lines += ["", f"{' and '.join(fixed)} gave the same final hit ratio for every seed on every screen, so "
+                  "their paired intervals show only the other designer's seed spread."]
     lines += ["", "Paired differences (mean [95 % t CI] over seeds, same seed on the same screen):", "",
               "| held-out screen | comparison | difference |", "|---|---|---|"]
     for name, r in results.get("screens", {}).items():
