@@ -128,7 +128,9 @@ def hit_curve(task: CampaignTask, picks) -> list[float]:
 
 
 # ================================================================================== part 1
-def run_screens(args, log) -> dict:
+def run_screens(args, log, checkpoint=None) -> dict:
+    """Leave-one-screen-out results of ``args.held_out``; ``checkpoint(out)`` is called after each
+    held-out screen with the results so far (so a stopped run keeps the screens it finished)."""
     feats = pbmc_gene_features()
     screens = {n: screen_task(n, feats, batch=args.batch, rounds=args.rounds, subsample=args.subsample)
                for n in SCREENS}
@@ -178,6 +180,8 @@ def run_screens(args, log) -> dict:
                                                                     res["designers"][y]["per_seed"]))
         res["paired"]["bayes_prior - prior_only"] = paired_ci(np.subtract(b, p0))
         out[held] = res
+        if checkpoint is not None and held != args.held_out[-1]:
+            checkpoint(out)
     return out
 
 
@@ -237,6 +241,9 @@ def markdown(results: dict) -> str:
              "`" + "`; `".join(c.strip() for c in p["commands"]) + f"` — {p['seeds']} seeds, {p['steps']} training steps (simulated campaign rounds) per "
              f"policy for every algorithm, simulated campaigns of {p['subsample']} genes; wall "
              f"{results['wall_time_s'] / 60:.1f} min in all on a loaded, shared 2-core machine.", "",
+             *([f"**Partial (written while the last command ran; not its final output):** held-out screens still "
+                f"to run: {', '.join(results['pending'])}. The gate and the table below cover only the screens "
+                "listed.", ""] if results.get("pending") else []),
              "## Leave-one-screen-out (5 rounds × 128 genes; final hit ratio, mean over seeds)", "",
              f"Policy: {p['policy']}", "",
              "| held-out screen | random | prior_only | bayes_prior | " + " | ".join(ALGO_NAME[a] for a in p["algos"]) + " |",
@@ -246,6 +253,12 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} ({r['n_hits']} hits / {r['n_genes']}, batch {r['batch']}) | "
                      + " | ".join(f"{d[k]['mean']:.4f}" for k in ("random", "prior_only", "bayes_prior", *p["algos"]))
                      + " |")
+    fixed = [k for k in ("prior_only", "bayes_prior")
+             if results.get("screens") and all(len(set(r["designers"][k]["per_seed"])) == 1
+                                               for r in results["screens"].values())]
+    if fixed:
+        lines += ["", f"{' and '.join(fixed)} gave the same final hit ratio for every seed on every screen, so "
+                  "their paired intervals show only the other designer's seed spread."]
     lines += ["", "Paired differences (mean [95 % t CI] over seeds, same seed on the same screen):", "",
               "| held-out screen | comparison | difference |", "|---|---|---|"]
     for name, r in results.get("screens", {}).items():
@@ -274,6 +287,25 @@ def markdown(results: dict) -> str:
         met = t["must_show_met_by"]
         lines += ["", "Must-show (≥ 80 % of seeds): " + (f"met by {', '.join(met)}." if met else "not met by any designer.")]
     return "\n".join(lines) + "\n"
+
+
+def _summarise_screens(results: dict, previous: dict) -> list[str]:
+    """Add the gate and the pooled differences of ``results["screens"]``; the algorithms every screen has."""
+    algos = [a for a in ALGOS if all(a in r["designers"] for r in results["screens"].values())]
+    results["protocol"]["algos"] = algos
+    pol = {n: r["designers"]["trpo_ppo"]["per_seed"] for n, r in results["screens"].items()
+           if "trpo_ppo" in r["designers"]}
+    bay = {n: r["designers"]["bayes_prior"]["per_seed"] for n, r in results["screens"].items()}
+    results["gate"] = loso_gate(pol, bay)
+    pooled = {}
+    for a in algos:
+        diffs = np.concatenate([np.subtract(r["designers"][a]["per_seed"], r["designers"]["bayes_prior"]["per_seed"])
+                                for r in results["screens"].values()])
+        pooled[f"{a} - bayes_prior"] = _ci(paired_ci(diffs))
+    results["pooled"] = pooled
+    if "deployed" in previous:
+        results["deployed"] = previous["deployed"]
+    return algos
 
 
 def main(argv=None) -> int:
@@ -321,25 +353,29 @@ def main(argv=None) -> int:
     previous = {}
     if not args.quick and args.merge and (RESULTS / "design_policy.json").is_file():
         previous = json.loads((RESULTS / "design_policy.json").read_text())
+    def checkpoint(done: dict) -> None:
+        if args.quick:
+            return
+        part = json.loads(json.dumps(results))
+        part["screens"] = {**previous.get("screens", {}), **done}
+        part["pending"] = [h for h in args.held_out if h not in done]
+        _summarise_screens(part, previous)
+        for k in ("twin", "deployed"):
+            if k in previous:
+                part[k] = previous[k]
+        if "twin" in previous:
+            part["protocol"]["twin_seeds"] = previous["protocol"]["twin_seeds"]
+        part["wall_time_s"] = time.time() - t0 + previous.get("wall_time_s", 0.0)
+        part["protocol"]["commands"] = previous.get("protocol", {}).get("commands", []) + part["protocol"]["commands"]
+        write_results("design_policy", part, markdown(part))
+        log(f"checkpoint written ({len(done)} held-out screen(s) of this command)")
+
     if not args.no_screens:
-        results["screens"] = {**previous.get("screens", {}), **run_screens(args, log)}
+        results["screens"] = {**previous.get("screens", {}), **run_screens(args, log, checkpoint)}
     elif "screens" in previous:
         results["screens"] = previous["screens"]
     if results.get("screens"):
-        algos = [a for a in ALGOS if all(a in r["designers"] for r in results["screens"].values())]
-        results["protocol"]["algos"] = algos
-        pol = {n: r["designers"]["trpo_ppo"]["per_seed"] for n, r in results["screens"].items()
-               if "trpo_ppo" in r["designers"]}
-        bay = {n: r["designers"]["bayes_prior"]["per_seed"] for n, r in results["screens"].items()}
-        results["gate"] = loso_gate(pol, bay)
-        pooled = {}
-        for a in algos:
-            diffs = np.concatenate([np.subtract(r["designers"][a]["per_seed"], r["designers"]["bayes_prior"]["per_seed"])
-                                    for r in results["screens"].values()])
-            pooled[f"{a} - bayes_prior"] = _ci(paired_ci(diffs))
-        results["pooled"] = pooled
-        if "deployed" in previous:
-            results["deployed"] = previous["deployed"]
+        _summarise_screens(results, previous)
         if args.deploy:
             if set(results["screens"]) != set(SCREENS):
                 print("error: --deploy needs the leave-one-screen-out results of all 5 screens (run the others "

@@ -287,3 +287,44 @@ def test_benchmark_converts_the_wheel_screens_with_one_hit_rule(tmp_path, monkey
     assert s.hits == frozenset(dev.index[dev >= dev.quantile(0.95)]) and len(s.hits) == 10  # top 5 %
     c = load_screen_file(paths[1])
     assert c.name == cov and c.scores["G7"] == pytest.approx(-np.log(rra[7]))
+
+
+def _design_policy_benchmark():
+    spec = importlib.util.spec_from_file_location("design_policy_bench", ROOT / "benchmarks" / "design_policy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_design_policy_benchmark_reference_and_fallback_are_the_default_next_designer(tmp_path, capsys):
+    """The gate's `bayes_prior` column and the gated policy's fallback = what a default `next` picks."""
+    from scagents.campaign.design_policy import CampaignTask
+    from scagents.campaign.screens import retrospective_picks
+
+    genes, feats, cands, scores = _screen(tmp_path, seed=3)
+    db = str(tmp_path / "g.sqlite")
+    cli = []
+    for r in range(3):
+        argv = ["next", "--campaign", "g", "--db", db, "--batch", "10"]
+        if r == 0:  # no --designer: the default `next` uses
+            argv += ["--goal", "find regulators of X", "--candidates", str(cands), "--features", str(feats),
+                     "--seed", "4", "--rounds", "3"]
+        assert main(argv) == 0
+        con = sqlite3.connect(db)
+        got = [g for (g,) in con.execute("SELECT gene FROM proposals WHERE round = ? ORDER BY rank", (r,))]
+        con.close()
+        cli.append(got)
+        res = tmp_path / f"g_{r}.csv"
+        pd.DataFrame({"gene": got, "score": scores[got].to_numpy()}).to_csv(res, index=False)
+        assert main(["ingest", "--campaign", "g", "--db", db, str(res)]) == 0
+    capsys.readouterr()
+    F = align_features(read_feature_file(feats), genes)
+    prior = expression_prior(F, columns=["mean"]).to_numpy()
+    s = scores.to_numpy()
+    task = CampaignTask("synthetic", F.to_numpy(), s, s > np.quantile(s, 0.9), prior=prior, batch=10, n_rounds=3)
+    bench = _design_policy_benchmark().campaign(task, genes, "bayes_prior", 4)
+    assert [[genes[i] for i in p] for p in bench] == cli
+    # a policy that has not passed the gate defers to that same designer
+    cfg = designer_config("learned_policy", seed=4, n_rounds=3, policy_file=str(tmp_path / "no_policy.pt"))
+    gated = retrospective_picks(build_designer(cfg, genes, prior=prior), task.X, s, n_rounds=3, batch=10)
+    assert [[genes[i] for i in p] for p in gated] == cli
