@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from scagents.grn.interventional import _percentile
+
 __all__ = ["TREE_BUDGET", "TREE_MAX_CELLS", "N_TREES", "rank_average", "tree_importance", "trees_fit"]
 
 N_TREES = 50
@@ -89,17 +91,6 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
         m.fit(Xd[keep][:, reg_idx[use]], y)
         W[use, j] = m.feature_importances_
     return W
-
-
-def _percentile(a: np.ndarray) -> np.ndarray:
-    """Percentile ranks in (0, 1] of the non-zero entries of ``a`` (ties averaged); zeros stay 0."""
-    from scipy.stats import rankdata
-
-    out = np.zeros(a.shape)
-    nz = a > 0
-    if nz.any():
-        out[nz] = rankdata(a[nz]) / nz.sum()
-    return out
 
 
 def rank_average(B: np.ndarray, *scores: np.ndarray) -> np.ndarray:
