@@ -271,7 +271,8 @@ def fit_baseline(method: str, train_task, *, modality: str | None = None,
 
 
 def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: int = 3,
-                         alpha: float | str = "auto") -> Callable[[Any], np.ndarray]:
+                         alpha: float | str = "auto", n_regulators: int | None = None
+                         ) -> Callable[[Any], np.ndarray]:
     """Fit the network-propagation baseline on a training task's cells.
 
     A ridge network (:func:`scagents.grn.infer_network`) is inferred from an AnnData of the
@@ -291,6 +292,12 @@ def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: in
     alpha
         Ridge penalty of :func:`~scagents.grn.infer_network` (``"auto"``: its internal held-out
         choice, on the training cells).
+    n_regulators
+        Candidate regulators when the task has more genes (default
+        :data:`scagents.data.genes.DEFAULT_N_REGULATORS`, the network agent's cap): the training
+        perturbations' targets first, then the genes most variable over the training cells — the
+        priority of :func:`scagents.data.genes.select_genes`. Every gene stays a target. Tasks with
+        at most that many genes (the twin, a 299-gene Perturb-seq panel) use every gene.
 
     Returns
     -------
@@ -306,7 +313,7 @@ def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: in
     import anndata as ad
 
     from scagents.errors import GeneNotFoundError
-    from scagents.grn import infer_network, network_matrix, propagate_delta
+    from scagents.grn import infer_network, network_matrix, propagator
 
     mod = modality or train_task.embedding_modality
     if mod != train_task.embedding_modality:
@@ -321,10 +328,13 @@ def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: in
     X = np.concatenate([train_task.states[mod][:, -1]]
                        + [cells[lab] for lab in train_task.labels if lab in cells]).astype(np.float32)
     adata = ad.AnnData(X=X, var=pd.DataFrame(index=genes))
-    infer_network(adata, method="ridge", alpha=alpha)
+    infer_network(adata, method="ridge", alpha=alpha,
+                  regulators=_network_regulators(train_task, genes, X, n_regulators))
     W = network_matrix(adata)
     control = pd.Series(train_task.control_mean[mod][-1].astype(np.float64), index=genes)
     gene_max = pd.Series(X.max(axis=0).astype(np.float64), index=genes)
+    shift = propagator(W, control, n_steps, gene_max=gene_max)
+    del adata, W
 
     def predict(p) -> np.ndarray:
         known = tuple(t for t in p.targets if t in genes)
@@ -332,12 +342,27 @@ def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: in
             return np.zeros(len(genes))
         q = replace(p, targets=known)
         try:
-            return propagate_delta(W, control, q, n_steps=n_steps,
-                                   gene_max=gene_max).to_numpy(dtype=np.float64)
+            return shift(q)
         except GeneNotFoundError:  # pragma: no cover - guarded by ``known``
             return np.zeros(len(genes))
 
     return predict
+
+
+def _network_regulators(train_task, genes: pd.Index, X: np.ndarray, n_regulators: int | None
+                        ) -> list[str] | None:
+    """Candidate regulators of :func:`fit_network_baseline` (``None``: every gene)."""
+    from scagents.data.genes import DEFAULT_N_REGULATORS
+
+    cap = DEFAULT_N_REGULATORS if n_regulators is None else int(n_regulators)
+    if len(genes) <= cap:
+        return None
+    named = [str(t) for p in train_task.perturbations for t in p.targets]
+    var = pd.Series(X.var(axis=0), index=genes)
+    named = var.reindex(list(dict.fromkeys(g for g in named if g in genes)))
+    order = named.sort_values(ascending=False, kind="stable").index.append(
+        var.sort_values(ascending=False, kind="stable").index)
+    return list(dict.fromkeys(order))[:cap]
 
 
 def _baseline_matrix(predict: Callable[[Any], np.ndarray], task, perturbations) -> np.ndarray:

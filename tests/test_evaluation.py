@@ -215,6 +215,21 @@ def test_network_baseline_propagates_a_knockout_along_the_inferred_edge():
     assert len(df) == 1 and np.isfinite(df["mse"]).all()
 
 
+def test_network_baseline_caps_the_regulators_named_targets_first():
+    task = _network_task()
+    train, _ = task.split(["G0"])
+    # every gene a regulator (6 genes <= the cap): G0's knockout reaches G1
+    assert fit_network_baseline(train)(Perturbation(("G0",)))[1] < -0.5
+    # one regulator: a training perturbation's target (named first), not G0 — G1 does not move
+    capped = fit_network_baseline(train, n_regulators=1)(Perturbation(("G0",)))
+    assert capped[0] < -1.0 and np.abs(capped[1:]).max() < 1e-9
+    from scagents.evaluation import _network_regulators
+
+    X = np.concatenate([train.states["rna"][:, -1]] + [train.cell_states[lab] for lab in train.labels])
+    regs = _network_regulators(train, pd.Index(train.features["rna"]), X, 5)
+    assert len(regs) == 5 and set(regs[:4]) == set(train.labels) and regs[4] in {"G0", "G1"}
+
+
 def test_network_baseline_needs_the_cells():
     with pytest.raises(DataError, match="keep_cells=True"):
         fit_network_baseline(_task())

@@ -14,7 +14,7 @@ from scagents.grn.infer import (
     network_matrix,
     peak_gene_links,
 )
-from scagents.grn.propagate import perturb, propagate_delta
+from scagents.grn.propagate import perturb, propagate_delta, propagator
 
 __all__ = [
     "METHODS",
@@ -25,4 +25,5 @@ __all__ = [
     "peak_gene_links",
     "perturb",
     "propagate_delta",
+    "propagator",
 ]

@@ -131,6 +131,7 @@ def test_candidates_are_the_ablations_constructors(twin_task, monkeypatch):
         return real(task, **kw)
 
     monkeypatch.setattr(ev, "fit_network_baseline", spy)
+    policy_mod._CANDIDATES.clear()  # the last fit of this process is reused (see the memo test)
     cands = fit_candidates(train, seed=1)
     assert set(cands) == {*policy_mod.BASELINES, NETWORK, COMBINATION}
     assert list(train.labels) in fitted_on                  # the candidate and the refit base
@@ -147,6 +148,27 @@ def test_candidates_are_the_ablations_constructors(twin_task, monkeypatch):
     assert np.allclose(refit(p.targets, p.kind), fit_baseline("network", twin_task)(p))
     without = fit_candidates(train, seed=1, network=False)
     assert NETWORK not in without and COMBINATION in without
+
+
+def test_fit_candidates_reuses_the_fits_of_the_same_task_only(twin_task, monkeypatch):
+    """The policy and the fallback agents of one run fit the same candidates: the second call
+    reuses them; another task or seed fits again."""
+    import scagents.evaluation as ev
+
+    train, _ = twin_task.split(n_folds=5, fold=1, seed=0)
+    calls = []
+    real = ev.fit_network_baseline
+    monkeypatch.setattr(ev, "fit_network_baseline", lambda task, **kw: calls.append(1) or real(task, **kw))
+    policy_mod._CANDIDATES.clear()
+    first = fit_candidates(train, seed=2)
+    n = len(calls)
+    assert n > 0
+    again = fit_candidates(train, seed=2)
+    assert len(calls) == n and all(again[k] is first[k] for k in first)
+    fit_candidates(train, seed=3)
+    assert len(calls) > n
+    other, _ = twin_task.split(n_folds=5, fold=2, seed=0)
+    assert policy_mod._task_key(other, 2, True) != policy_mod._task_key(train, 2, True)
 
 
 def test_answering_predictor_runs_the_agents_rule(twin_task, monkeypatch):

@@ -178,6 +178,34 @@ def test_propagate_delta_pseudobulk():
     assert abs(d1["F"]) < abs(propagate_delta(W, baseline, Perturbation(("A",)), n_steps=2)["F"])
 
 
+def test_propagator_equals_propagate_delta_and_skips_zero_rows():
+    from scagents.grn import propagator
+
+    adata = _cascade()
+    infer_network(adata)
+    W = network_matrix(adata)
+    baseline = pd.Series(np.asarray(adata.X).mean(axis=0), index=adata.var_names)
+    perts = [Perturbation(("A",)), Perturbation(("B", "D"), "overexpression"),
+             Perturbation(("C",), "knockdown", strength=0.3)]
+    shift = propagator(W, baseline, n_steps=3)
+    for p in perts:
+        np.testing.assert_allclose(shift(p), propagate_delta(W, baseline, p, n_steps=3).to_numpy())
+    # a network whose only regulator is A (the other rows zero): only A's row travels on
+    W1 = W.copy()
+    W1.loc[W1.index != "A"] = 0.0
+    dense = propagate_delta(W1, baseline, perts[1], n_steps=3).to_numpy()
+    np.testing.assert_allclose(propagator(W1, baseline, n_steps=3)(perts[1]), dense, atol=1e-12)
+    ko = propagator(W1, baseline, n_steps=2)(Perturbation(("A",)))
+    manual = np.zeros(len(baseline))
+    manual[0] = -baseline["A"]
+    for _ in range(2):
+        manual = np.maximum(manual @ W1.to_numpy(), -baseline.to_numpy())
+        manual[0] = -baseline["A"]
+    np.testing.assert_allclose(ko, manual, atol=1e-12)
+    with pytest.raises(GeneNotFoundError):
+        shift(Perturbation(("NOPE",)))
+
+
 def test_errors():
     adata = _cascade()
     with pytest.raises(ValueError, match="Unknown method"):
