@@ -443,7 +443,7 @@ def infer_network(
     min_t: float = 5.0,
     reduce: bool = False,
     gate: float = 1.0,
-    orient: float = 1.0,
+    orient: float = 0.5,
     progress: bool = False,
     copy: bool = False,
 ):
@@ -510,8 +510,10 @@ def infer_network(
         Factor for the reverse edge ``g → r`` of a knockout of ``r`` that moves ``g`` (total
         ``|t| ≥ 3``, :func:`~scagents.grn.interventional.orient_by_knockouts`); 1 = off.
 
-    The defaults of ``method``, ``transform``, ``fit_cells``, ``combine``, ``direct`` and ``min_t`` were
-    chosen on training networks and reported on disjoint ones (``benchmarks/grn_select.py``).
+    The defaults of ``method``, ``transform``, ``fit_cells``, ``combine``, ``direct``, ``min_t``, ``reduce``,
+    ``gate`` and ``orient`` were chosen on training networks and reported on disjoint ones
+    (``benchmarks/grn_select.py``).
+
     progress
         Show a progress bar (tqdm, on stderr) over the blocks of genes.
     copy
