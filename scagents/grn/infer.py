@@ -441,6 +441,9 @@ def infer_network(
     combine: str = "sum",
     direct: bool = True,
     min_t: float = 5.0,
+    reduce: bool = False,
+    gate: float = 1.0,
+    orient: float = 0.5,
     progress: bool = False,
     copy: bool = False,
 ):
@@ -497,9 +500,20 @@ def infer_network(
         (:func:`~scagents.grn.interventional.direct_effects`) instead of the total shifts.
     min_t
         Perturbation evidence counts only where ``|t| ≥ min_t``.
+    reduce
+        Drop knockout edges explained by a path through another knocked-out regulator
+        (:func:`~scagents.grn.interventional.transitive_reduction`) before combining.
+    gate
+        Factor for the edges of knocked-out regulators whose knockout leaves the target unmoved
+        (total ``|t| < 1``, :func:`~scagents.grn.interventional.ancestor_gate`); 1 = off.
+    orient
+        Factor for the reverse edge ``g → r`` of a knockout of ``r`` that moves ``g`` (total
+        ``|t| ≥ 3``, :func:`~scagents.grn.interventional.orient_by_knockouts`); 1 = off.
 
-    The defaults of ``method``, ``transform``, ``fit_cells``, ``combine``, ``direct`` and ``min_t`` were
-    chosen on training networks and reported on disjoint ones (``benchmarks/grn_select.py``).
+    The defaults of ``method``, ``transform``, ``fit_cells``, ``combine``, ``direct``, ``min_t``, ``reduce``,
+    ``gate`` and ``orient`` were chosen on training networks and reported on disjoint ones
+    (``benchmarks/grn_select.py``).
+
     progress
         Show a progress bar (tqdm, on stderr) over the blocks of genes.
     copy
@@ -664,14 +678,27 @@ def infer_network(
         from scagents.grn.interventional import combine_evidence
 
         P_eff = P_eff.reindex(columns=genes, fill_value=0.0)
+        P_total = P_eff
         if direct:
             from scagents.grn.interventional import direct_effects
 
             P_eff = direct_effects(P_eff, B, regs, sd)
+        if reduce:
+            from scagents.grn.interventional import transitive_reduction
+
+            P_eff = transitive_reduction(P_eff)
         S, sources = combine_evidence(S_obs, regs, P_eff, how=combine, min_t=min_t, allowed=allowed)
+        if gate != 1.0:
+            from scagents.grn.interventional import ancestor_gate
+
+            S = ancestor_gate(S, regs, P_total, factor=gate)
+        if orient != 1.0:
+            from scagents.grn.interventional import orient_by_knockouts
+
+            S = orient_by_knockouts(S, regs, P_total, factor=orient)
         S[:, const] = 0.0
         params.update(perturbations=perturbations, fit_cells=fit_cells, combine=combine, direct=bool(direct),
-                      min_t=float(min_t))
+                      min_t=float(min_t), reduce=bool(reduce), gate=float(gate), orient=float(orient))
         sources["cells_per_perturbation"] = p_cells
     edges, kept = _edge_table(S, regs, genes, top_k)
     if P_eff is not None:

@@ -6,7 +6,13 @@ import pytest
 
 import scagents.data as scd
 from scagents.grn import infer_network, network_edges
-from scagents.grn.interventional import combine_evidence, perturbation_effects
+from scagents.grn.interventional import (
+    ancestor_gate,
+    combine_evidence,
+    orient_by_knockouts,
+    perturbation_effects,
+    transitive_reduction,
+)
 from scagents.metrics import auprc_ratio
 from scagents.perturbation import Perturbation
 from scagents.twin import read_model, simulate
@@ -99,3 +105,78 @@ def test_combine_evidence_ranks_perturbed_edges_with_both_sources():
     assert S[1, 0] > 0 and S[1, 2] > 0  # the unperturbed regulator keeps its regression ranks
     S2, _ = combine_evidence(B, regs, P, how="perturbation", min_t=3.0)
     assert S2[0, 1] == 0.0  # |t| below min_t: no evidence
+
+
+CHAIN = """@name chain
+@input S = 0.6 sd 0.4
+@initial A = 0.3 sd 0.3
+S =
+A = S
+B = A
+C = B
+"""
+
+
+def test_knockout_of_chain_head_ranks_indirect_edge_below_direct():
+    """S -> A -> B -> C with a knockout of A only: A's knockout moves B and C, but A -> C is
+    indirect (through B), so the default inference ranks it below A -> B."""
+    net = read_model(CHAIN, format="scanpy")
+    mdata = simulate(net, perturbations=[None, Perturbation("A")], n_cells=200, seed=1, modalities=("rna",),
+                     library_size=5000, dropout=0.02)
+    rna = mdata["rna"].copy()
+    scd.lognormalize(rna)
+    rna.X = rna.layers["lognorm"]
+    rna.layers.clear()
+    P, _ = perturbation_effects(rna)
+    assert abs(P.loc["A", "C"]) > 5  # the knockout does move C (the indirect effect is there)
+    plain = rna.copy()
+    infer_network(plain, perturbations="target_genes", orient=1.0)
+    infer_network(rna, perturbations="target_genes", orient=0.5, gate=0.6, reduce=True)
+    e, e0 = network_edges(rna), network_edges(plain)
+    w = {(r.source, r.target): abs(r.weight) for r in e.itertuples()}
+    w0 = {(r.source, r.target): abs(r.weight) for r in e0.itertuples()}
+    for ww in (w, w0):
+        assert ww[("A", "B")] > ww.get(("A", "C"), 0.0)
+    t_ac = e0.set_index(["source", "target"]).loc[("A", "C"), "perturbation_t"]
+    assert abs(t_ac) < 0.85 * abs(P.loc["A", "C"])  # direct-effect scoring weakens A -> C
+    # A's knockout moves B, so the reverse edge B -> A is halved by orient=0.5
+    assert w[("B", "A")] == pytest.approx(0.5 * w0[("B", "A")]) and w0[("B", "A")] > 0
+    assert rna.uns["grn"]["params"]["orient"] == 0.5 and rna.uns["grn"]["params"]["reduce"]
+
+
+def test_transitive_reduction_drops_explained_edge_only():
+    genes = ["a", "b", "c", "d"]
+    # knockouts of a and b (edge evidence, + = activates): a -> b, b -> c, a -> c (weaker), a -> d
+    P = pd.DataFrame([[0.0, 10.0, 6.0, 8.0], [0.0, 0.0, 9.0, 0.5]], index=["a", "b"], columns=genes)
+    R = transitive_reduction(P)
+    assert R.loc["a", "c"] == 0.0  # explained by a -> b -> c, whose weakest link (9) beats 6
+    assert R.loc["a", "b"] == 10.0 and R.loc["a", "d"] == 8.0 and R.loc["b", "c"] == 9.0
+    P2 = P.copy()
+    P2.loc["a", "c"] = -6.0  # the path's sign (+ x +) disagrees with the edge's: kept
+    assert transitive_reduction(P2).loc["a", "c"] == -6.0
+    P3 = P.copy()
+    P3.loc["a", "c"] = 9.5  # stronger than the path's weakest link (9): kept
+    assert transitive_reduction(P3).loc["a", "c"] == 9.5
+
+
+def test_orient_by_knockouts_scales_reverse_edges_unless_loop():
+    regs = pd.Index(["r", "g", "h"])
+    S = np.array([[0.0, 0.8, 0.6], [0.8, 0.0, 0.1], [0.6, 0.2, 0.0]])  # symmetric observational scores
+    P = pd.DataFrame([[0.0, 7.0, -4.0]], index=["r"], columns=["r", "g", "h"])
+    Sr = orient_by_knockouts(S, regs, P, factor=0.5)
+    assert Sr[1, 0] == 0.4 and Sr[2, 0] == 0.3  # g -> r and h -> r: r's knockout moves g and h
+    assert Sr[0, 1] == 0.8 and Sr[0, 2] == 0.6 and Sr[1, 2] == 0.1  # everything else unchanged
+    P_loop = pd.DataFrame([[0.0, 7.0, -4.0], [5.0, 0.0, 0.0]], index=["r", "g"], columns=["r", "g", "h"])
+    O2 = orient_by_knockouts(S, regs, P_loop, factor=0.5)
+    assert O2[1, 0] == 0.8 and O2[0, 1] == 0.8  # both knockouts move each other: a loop, both kept
+    assert O2[2, 0] == 0.3
+
+
+def test_ancestor_gate_pushes_down_unmoved_targets():
+    regs = pd.Index(["r", "g", "h"])
+    S = np.array([[0.0, -0.8, 0.6], [0.5, 0.0, 0.4], [0.3, 0.2, 0.0]])
+    P = pd.DataFrame([[0.0, -6.0, 0.2]], index=["r"], columns=["r", "g", "h"])
+    G = ancestor_gate(S, regs, P, factor=0.5)
+    assert G[0, 2] == 0.3  # r's knockout leaves h unmoved: r -> h halved
+    assert G[0, 1] == -0.8  # moved: kept, sign too
+    assert np.array_equal(G[1:], S[1:]) and G[0, 0] == 0.0  # other regulators and the self-edge untouched
