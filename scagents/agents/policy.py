@@ -140,7 +140,9 @@ def _stratified(indices: list[int], kinds: list[str], rng: np.random.Generator) 
     return out
 
 
-def _context(state: RunState) -> _Context:
+def _context(state: RunState, *, candidates: bool = True) -> _Context:
+    """The run's task, splits and goal floor; with ``candidates`` also the fitted candidates
+    (:func:`_fit_context_candidates`, which :func:`policy_agent` runs beside the training)."""
     import mudata as md
 
     from scagents.envs import ResponseTask
@@ -183,13 +185,8 @@ def _context(state: RunState) -> _Context:
                    goal_cells=int(cell_obs["perturbation"].astype(str)
                                   .isin([task.labels[i] for i in goal_held]).sum()),
                    val_labels=[task.labels[i] for i in val], control=control, too_few=too_few)
-    if too_few:  # the network agent's network answers (_network_answer), unvalidated
-        prop = _propagation_predictor(state, ctx)
-        if prop is not None:
-            ctx.baselines[NETWORK] = prop
-    else:
-        ctx.baselines.update(fit_candidates(train, seed=opts.seed,
-                                            network=not opts.skip_network))
+    if candidates:
+        _fit_context_candidates(state, ctx)
     ctx.reference[REFERENCE] = lambda targets, kind: np.zeros(len(genes))
     from scagents.evaluation import task_effects
 
@@ -204,6 +201,18 @@ def _context(state: RunState) -> _Context:
                 ctx.floor["clears"] = ctx.floor["clears"] & again.to_numpy()
                 ctx.replicated = True
     return ctx
+
+
+def _fit_context_candidates(state: RunState, ctx: _Context) -> None:
+    """Fill ``ctx.baselines``: :func:`fit_candidates` on the training perturbations, or — with too
+    few perturbations to validate — the network agent's network (:func:`_network_answer`)."""
+    if ctx.too_few:
+        prop = _propagation_predictor(state, ctx)
+        if prop is not None:
+            ctx.baselines[NETWORK] = prop
+    else:
+        ctx.baselines.update(fit_candidates(ctx.train, seed=ctx.opts.seed,
+                                            network=not ctx.opts.skip_network))
 
 
 def _goal_floor(source, labels: list[str], genes: list[str], seed: int
@@ -1010,13 +1019,27 @@ def policy_agent(state: RunState) -> dict:
         s = PolicySummary(status="skipped", attempts=attempt,
                           reason=f"skipped: the response environments are unavailable ({exc})")
         return _out("policy", s)
-    ctx = _context(state)
+    ctx = _context(state, candidates=False)
     if ctx.too_few:  # the fallback answers through the network (see _network_answer)
         return _out("policy", PolicySummary(status="skipped", attempts=attempt,
                                             reason=f"skipped: {ctx.too_few}"))
     if ctx.floor is not None and not ctx.floor["clears"].any():
+        _fit_context_candidates(state, ctx)
         return _no_effect_without_training(state, ctx, attempt)
-    predict, info = _train_policy(ctx, attempt)
+    # the candidates (NumPy) are fitted on a second thread while the policy trains (torch, one
+    # thread): the same fits, in the time of the training
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fit_beside() -> None:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):  # one core each
+            _fit_context_candidates(state, ctx)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candidates") as pool:
+        fitting = pool.submit(fit_beside)
+        predict, info = _train_policy(ctx, attempt)
+        fitting.result()
     rows, validation = _validate(ctx, {POLICY: predict, **ctx.baselines, **ctx.reference})
     from scagents.perturbation import Perturbation
 

@@ -85,9 +85,15 @@ def _best_baseline(ctx):
 
 
 def _near_best(ctx):
-    """The best-validating baseline's prediction, 1 % smaller: within its validation noise."""
-    best = ctx.baselines[_best_baseline(ctx)]
-    return lambda targets, kind: 0.99 * best(targets, kind)
+    """The best-validating baseline's prediction, 1 % smaller: within its validation noise. The
+    baseline is looked up at the first call: the agent fits the candidates beside the training."""
+    chosen: dict = {}
+
+    def predict(targets, kind):
+        if "best" not in chosen:
+            chosen["best"] = ctx.baselines[_best_baseline(ctx)]
+        return 0.99 * chosen["best"](targets, kind)
+    return predict
 
 
 def _best_in(validation: dict) -> str:
