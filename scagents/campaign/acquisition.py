@@ -718,7 +718,7 @@ class BayesPriorDesigner(Designer):
         if graphs:
             each = " (each knowledge source on its own)" if len(graphs) > 1 else ""
             why += (f" + {self.neighbours:g} × the {what} among measured co-expressed / ligand–receptor / "
-                    f"shared-phenotype partners{each}")
+                    f"shared-phenotype / shared-pathway partners{each}")
         self._posterior = (br, Z, avail)
         if self.acquisition == "ucb":
             if self.beta:
@@ -835,8 +835,8 @@ GROUPINGS = ("symbol_families", "none")
 
 #: Gene–gene graphs of :func:`designer_config` (``"+"``-joined knowledge sources of
 #: :func:`~scagents.campaign.features.knowledge_graph`), used by ``bayes_prior``.
-GRAPHS = ("none", "coexpression", "ligand_receptor", "phenotype", "coexpression+ligand_receptor",
-          "coexpression+ligand_receptor+phenotype")
+GRAPHS = ("none", "coexpression", "ligand_receptor", "phenotype", "pathway", "coexpression+ligand_receptor",
+          "coexpression+ligand_receptor+phenotype", "coexpression+ligand_receptor+phenotype+pathway")
 
 _NOT_OPTIONS = ("seed", "prior", "groups", "graph", "name", "backend", "address")
 
@@ -916,7 +916,7 @@ def build_designer(config: dict, genes, *, prior: np.ndarray | None = None, stat
 
     The designer's ``feature_coverage_`` attribute holds the fraction of ``genes`` each knowledge
     source describes (gene families, and the graph's sources: co-expression per data set,
-    ligand–receptor table, HPO phenotypes; ``None`` = source not available here).
+    ligand–receptor table, HPO phenotypes, pathways; ``None`` = source not available here).
     """
     from scagents.campaign.features import feature_coverage, knowledge_graphs, symbol_families
 
