@@ -918,9 +918,9 @@ def build_designer(config: dict, genes, *, prior: np.ndarray | None = None, stat
     source describes (gene families, and the graph's sources: co-expression per data set,
     ligand–receptor table, HPO phenotypes, pathways; ``None`` = source not available here).
     """
-    from scagents.campaign.features import feature_coverage, knowledge_graphs, symbol_families
-
     import scipy.sparse as sp
+
+    from scagents.campaign.features import feature_coverage, knowledge_graphs, symbol_families
 
     genes = list(genes)
     groups_on = config.get("groups") == "symbol_families"

