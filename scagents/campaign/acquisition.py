@@ -620,20 +620,21 @@ class BayesPriorDesigner(Designer):
     """
 
     # defaults = the setting benchmarks/closed_loop.py selects over all screens (leave-one-screen-out protocol;
-    # "bayes greedy fam+coexp+LR-hitlike feat-cov"): the prior plus what measured family members and
-    # co-expression / ligand–receptor partners say, plus what the features add beyond the prior (weighted by
-    # the evidence for it), picked greedily
+    # "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 feat-cov per-source"): the prior plus what measured family
+    # members and co-expression / ligand–receptor / shared-phenotype / shared-pathway partners say (each source on
+    # its own; hit-like = top 20 % of the measured), plus what the features add beyond the prior (weighted by the
+    # evidence for it), picked greedily
     anchor: float = 1.0
     acquisition: str = "ucb"
     beta: float = 0.0
     diversity: float = 0.0
     group: float = 2.0
-    neighbours: float = 1.0
+    neighbours: float = 2.0
     evidence: str = "hitlike"
-    hit_quantile: float = 0.7
+    hit_quantile: float = 0.8
     feature_weight: float = 1.0
     feature_target: str = "covariate"
-    graph_mode: str = "sum"
+    graph_mode: str = "per_source"
     graph: object = field(default=None, repr=False)
     name: str = field(default="bayes_prior", init=False)
 
@@ -827,7 +828,7 @@ def make_designer(name: str, *, seed: int = 0, **options) -> Designer:
 DEFAULT_DESIGNER = "bayes_prior"
 
 #: The gene–gene graph of designers that use one (``bayes_prior``) when none is named.
-DEFAULT_GRAPH = "coexpression+ligand_receptor"
+DEFAULT_GRAPH = "coexpression+ligand_receptor+phenotype+pathway"
 
 #: Candidate groups of :func:`designer_config`: ``"symbol_families"`` (gene families from the gene
 #: symbols, :func:`~scagents.campaign.features.symbol_families`) or ``"none"``.

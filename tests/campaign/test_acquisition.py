@@ -432,6 +432,7 @@ def test_build_designer_passes_one_graph_per_source_in_per_source_mode(tmp_path,
     per = build_designer(designer_config("bayes_prior", graph="coexpression+ligand_receptor+phenotype",
                                          graph_mode="per_source"), genes)
     assert isinstance(per.graph, list) and len(per.graph) == 3 and len(per._graphs()) == 2  # empty one left out
-    summed = build_designer(designer_config("bayes_prior", graph="coexpression+ligand_receptor+phenotype"), genes)
+    summed = build_designer(designer_config("bayes_prior", graph="coexpression+ligand_receptor+phenotype",
+                                            graph_mode="sum"), genes)
     assert abs(summed.graph - (fake["coexpression"] + fake["phenotype"])).max() == 0
     assert summed.feature_coverage_["phenotype"] == 0.5
