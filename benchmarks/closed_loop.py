@@ -110,10 +110,11 @@ def screen_campaign(genes, X, scores, *, designer: str | None, seed: int, prior=
 #: what a setting means: the feature model on, Thompson draws, residual evidence (the landed design) ...
 _THOMPSON = {"anchor": 0.5, "acquisition": "thompson", "beta": 1.0, "diversity": 0.3, "group": 0.5, "neighbours": 0.0,
              "evidence": "residual", "hit_quantile": 0.7, "feature_weight": 1.0,
-             "feature_target": "residual"}
+             "feature_target": "residual", "graph_mode": "sum"}
 #: ... and greedy on the prior + the share of hit-like measured family members / graph partners
 _GREEDY = {"anchor": 1.0, "acquisition": "ucb", "beta": 0.0, "diversity": 0.0, "group": 2.0, "neighbours": 1.0,
-           "evidence": "hitlike", "hit_quantile": 0.7, "feature_weight": 1.0, "feature_target": "residual"}
+           "evidence": "hitlike", "hit_quantile": 0.7, "feature_weight": 1.0, "feature_target": "residual",
+           "graph_mode": "sum"}
 
 _ALL_GRAPHS = "coexpression+ligand_receptor+phenotype+pathway"
 
