@@ -303,9 +303,9 @@ def test_default_designer_spreads_a_hit_to_its_family_and_keeps_the_prior_under_
         gains.append(hit[picks(None, scores)].sum() - hit[picks("prior_only", scores)].sum())
         noise = np.random.default_rng(100 + seed).normal(size=len(genes))
         overlaps.append(len(set(picks(None, noise)) & set(picks("prior_only", noise))) / (4 * 24))
-    # informative feedback: more hits than the prior's order on every seed (measured +9, +5, +3 of ~33 hits)
+    # informative feedback: more hits than the prior's order on every seed (measured +11, +8, +2 of ~33 hits)
     assert min(gains) >= 1 and sum(gains) >= 12
-    assert min(overlaps) >= 0.7  # uninformative feedback: mostly the prior's order (measured 0.82–0.88)
+    assert min(overlaps) >= 0.7  # uninformative feedback: mostly the prior's order (measured 0.84–0.90)
 
 
 def test_hitlike_evidence_option_is_checked():
