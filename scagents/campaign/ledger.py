@@ -449,10 +449,13 @@ def _resolve_config(stored: dict | None, designer: str | None, seed: int | None,
         if stored is None or (designer is not None and designer != stored["designer"]):
             return designer_config(designer, seed=0 if seed is None else seed,
                                    n_rounds=5 if n_rounds is None else n_rounds, **options)
+        kept = dict(stored.get("options", {}))
+        if stored["designer"] == "bayes_prior" and "graph_mode" not in kept:
+            kept["graph_mode"] = "sum"  # stored before graph_mode existed: continue the summed graph it ran with
         return designer_config(stored["designer"], seed=stored["seed"] if seed is None else seed,
                                groups=stored.get("groups", "symbol_families"), graph=stored.get("graph", "none"),
                                n_rounds=stored.get("n_rounds", 5) if n_rounds is None else n_rounds,
-                               **{**stored.get("options", {}), **options})
+                               **{**kept, **options})
     except DesignerError as exc:
         raise CampaignError(str(exc)) from exc
 

