@@ -89,6 +89,15 @@ OBS_CANDIDATES: dict[str, dict] = {
     # added in session 5 (before any evaluation-network score of it existed): DREAM5's community
     # ranking, the rank average of ridge and an extra-trees importance (scagents.grn.ensemble)
     "ensemble": {"method": "ensemble", "transform": "none"},
+    # added in session 7 (issue #18, before any evaluation-network score of them existed): the ensemble's
+    # tree options (scagents.grn.ensemble) — GENIE3's random forest instead of extra trees, more trees,
+    # the tree ranks weighted 2:1 against ridge, and the tree ranks alone (signed by ridge)
+    "ensemble_rf": {"method": "ensemble", "transform": "none", "trees": "rf"},
+    "ensemble_rf_w2": {"method": "ensemble", "transform": "none", "trees": "rf", "tree_weight": 2.0},
+    "rf_only": {"method": "ensemble", "transform": "none", "trees": "rf", "tree_weight": float("inf")},
+    "ensemble_w2": {"method": "ensemble", "transform": "none", "tree_weight": 2.0},
+    "extra_only": {"method": "ensemble", "transform": "none", "tree_weight": float("inf")},
+    "ensemble_et200": {"method": "ensemble", "transform": "none", "n_trees": 200},
 }
 # screen candidates are scored on top of an observational candidate (the base); "screen/NAME" is on
 # top of ridge (the first run), "screen@BASE/NAME" on top of another base. The screen winner is chosen
@@ -236,13 +245,15 @@ def screen_key(base: str, name: str) -> str:
 
 def default_tag() -> str:
     """infer_network's chosen defaults as one string (eval scores record which default they are of)."""
-    off = {"reduce": False, "gate": 1.0, "orient": 1.0}  # settings added later, left out while off
+    off = {"reduce": False, "gate": 1.0, "orient": 1.0,  # settings added later, left out while off
+           "trees": "extra", "n_trees": 50, "tree_weight": 1.0}
     return ",".join(f"{k}={v}" for k, v in default_kwargs().items() if k not in off or v != off[k])
 
 
 def _obs_part(tag: str) -> str:
-    """The settings of a default tag that act without a screen (``method``, ``transform``)."""
-    return ",".join(p for p in tag.split(",") if p.split("=")[0] in ("method", "transform"))
+    """The settings of a default tag that act without a screen (``method``, ``transform`` and the trees)."""
+    return ",".join(p for p in tag.split(",")
+                    if p.split("=")[0] in ("method", "transform", "trees", "n_trees", "tree_weight"))
 
 
 def _missing(entry: dict, split: str) -> bool:
@@ -290,7 +301,7 @@ def default_kwargs() -> dict:
 
     p = inspect.signature(infer_network).parameters
     return {k: p[k].default for k in ("method", "transform", "fit_cells", "combine", "direct", "min_t",
-                                      "reduce", "gate", "orient")}
+                                      "reduce", "gate", "orient", "trees", "n_trees", "tree_weight")}
 
 
 def _load() -> dict:
