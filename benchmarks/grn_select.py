@@ -200,6 +200,18 @@ def smooth_along(adata: ad.AnnData, key: str, k: int) -> ad.AnnData:
     return out
 
 
+LATER_OFF = {"reduce": False, "gate": 1.0, "orient": 1.0}
+"""Screen settings added after the first candidates, off unless a candidate sets them (so that a candidate
+means the same whatever infer_network's current default is; they were off when the older ones were scored)."""
+TREES_OFF = {"trees": "extra", "n_trees": 50, "tree_weight": 1.0}
+"""Tree settings of the session-5 ensemble, used unless an ensemble candidate sets them (same reason)."""
+
+
+def _explicit(kwargs: dict) -> dict:
+    """An observational candidate with every tree setting explicit (method ``ensemble`` only)."""
+    return {**TREES_OFF, **kwargs} if kwargs.get("method") == "ensemble" else dict(kwargs)
+
+
 def ours(adata: ad.AnnData, kwargs: dict) -> pd.DataFrame:
     kw = {k: v for k, v in kwargs.items() if not k.startswith("_") and v is not None}
     if kwargs.get("perturbations") is None and "target_genes" in adata.obs:  # control cells only
@@ -249,8 +261,7 @@ def screen_key(base: str, name: str) -> str:
 
 def default_tag() -> str:
     """infer_network's chosen defaults as one string (eval scores record which default they are of)."""
-    off = {"reduce": False, "gate": 1.0, "orient": 1.0,  # settings added later, left out while off
-           "trees": "extra", "n_trees": 50, "tree_weight": 1.0}
+    off = {**LATER_OFF, **TREES_OFF}  # settings added later, left out of the tag while off
     return ",".join(f"{k}={v}" for k, v in default_kwargs().items() if k not in off or v != off[k])
 
 
@@ -343,14 +354,15 @@ def run(split: str, budget_s: float) -> None:
                 if split == "train":
                     for name, kw in OBS_CANDIDATES.items():
                         if f"obs/{name}" not in sc_:
-                            sc_[f"obs/{name}"] = _score(ours(obs_ad, kw), truth, genes)
+                            sc_[f"obs/{name}"] = _score(ours(obs_ad, _explicit(kw)), truth, genes)
                     for b in SCREEN_BASES:
-                        base = {k: v for k, v in OBS_CANDIDATES[b].items() if not k.startswith("_")}
+                        base = {k: v for k, v in _explicit(OBS_CANDIDATES[b]).items() if not k.startswith("_")}
                         for name, kw in SCREEN_CANDIDATES.items():
                             if b == "ridge" and name in ENSEMBLE_ONLY:
                                 continue
                             if screen_key(b, name) not in sc_:
-                                sc_[screen_key(b, name)] = _score(ours(screen, {**base, **kw}), truth, genes)
+                                sc_[screen_key(b, name)] = _score(ours(screen, {**base, **LATER_OFF, **kw}),
+                                                                  truth, genes)
                 else:
                     from grn import run_reference
 
