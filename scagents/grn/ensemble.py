@@ -18,6 +18,7 @@ Options (``infer_network(trees=..., n_trees=..., tree_weight=...)``): ``trees="e
 ``ExtraTreesRegressor``) or ``"rf"`` (``RandomForestRegressor(max_features="sqrt")``, GENIE3's
 regressor); ``n_trees`` per target; ``tree_weight`` the weight of the tree ranks against the ridge
 ranks' 1 in the average (``float("inf")`` = tree ranks alone, signed by the ridge coefficients).
+``infer_network``'s defaults are whatever ``benchmarks/grn_select.py`` chose on its training networks.
 """
 
 from __future__ import annotations

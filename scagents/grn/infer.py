@@ -13,10 +13,12 @@ Methods (``infer_network(method=...)``):
     Only the regulators' columns are held in memory; the other genes are processed in blocks of
     columns, so memory is ``O(cells x regulators + regulators x genes)``.
 ``"ensemble"``
-    DREAM5's community ranking of two methods: the mean percentile rank of the ridge coefficient and
-    of an extra-trees importance per target (GENIE3's idea; :mod:`scagents.grn.ensemble`), signed by
-    the ridge fit. Edge weights are then rank scores in [-1, 1]; the coefficient matrix (propagation)
-    is the ridge one. The trees are fitted only up to a size (``n_genes x min(n_cells, 2000)`` ≤
+    Extra-trees importances per target (GENIE3's idea; :mod:`scagents.grn.ensemble`) ranked and
+    signed by the ridge fit (default ``tree_weight=inf``, chosen on the training networks of
+    ``benchmarks/grn_select.py``); a finite ``tree_weight`` gives DREAM5's community ranking, the
+    weighted mean percentile rank of the ridge coefficient and the tree importance. Edge weights are
+    then rank scores in [-1, 1]; the coefficient matrix (propagation) is the ridge one.
+    The trees are fitted only up to a size (``n_genes x min(n_cells, 2000)`` ≤
     300,000, cells subsampled to 2,000); above it the method is plain ridge, and
     ``uns["grn"]["params"]["trees"]`` says which happened.
 ``"correlation"``
@@ -446,7 +448,7 @@ def infer_network(
     orient: float = 0.5,
     trees: str = "extra",
     n_trees: int = 50,
-    tree_weight: float = 1.0,
+    tree_weight: float = np.inf,
     progress: bool = False,
     copy: bool = False,
 ):
