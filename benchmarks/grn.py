@@ -41,7 +41,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 # infer_network's own default, which the network agent runs (tests/grn/test_benchmark_grn.py checks
 # that they agree): `ensemble` (rank average of ridge and extra-trees importances, plain ridge above the
 # size rule of scagents.grn.ensemble) since session 5, chosen there over plain ridge on the training
-# networks. Before: `ridge_rank` until issue 18, then plain ridge (on five published Boolean networks
+# networks; since session 7 with tree_weight=inf (the extra-trees ranks alone, signed by ridge), chosen
+# there over the other tree options. Before: `ridge_rank` until issue 18, then plain ridge (on five published Boolean networks
 # never used here, 17 runs, ridge 2.96 vs ridge_rank 1.67 geometric-mean AUPRC ratio).
 METHODS: dict[str, dict] = {
     "ensemble": {"method": "ensemble"},

@@ -30,7 +30,10 @@ Protocol (fixed before any result was seen):
   are computed; the simulations are deterministic). The screen winner is chosen among the candidates
   on top of the observational winner. Session 6 added screen candidates on top of the session-5
   winner (``ENSEMBLE_ONLY``: knockout direction for the reverse edges, an ancestor gate, a transitive
-  reduction of the knockout graph), scored on the ensemble base only. Evaluation scores record which default they are of
+  reduction of the knockout graph), scored on the ensemble base only. Session 7 (issue #18) added
+  observational candidates, options of the ensemble's trees (GENIE3's random forest, 200 trees, the
+  tree ranks weighted 2:1 or alone); a new observational winner becomes a screen base scored with
+  every screen candidate. Evaluation scores record which default they are of
   (``default_tag``); when the default changes only ``obs/default`` and ``screen/default`` are
   recomputed (the references do not depend on it), the previous ones kept as ``previous_default``.
 - Evaluation: the default against GRNBoost2 and GENIE3 (arboreto if installed, else the same
@@ -89,11 +92,20 @@ OBS_CANDIDATES: dict[str, dict] = {
     # added in session 5 (before any evaluation-network score of it existed): DREAM5's community
     # ranking, the rank average of ridge and an extra-trees importance (scagents.grn.ensemble)
     "ensemble": {"method": "ensemble", "transform": "none"},
+    # added in session 7 (issue #18, before any evaluation-network score of them existed): the ensemble's
+    # tree options (scagents.grn.ensemble) — GENIE3's random forest instead of extra trees, more trees,
+    # the tree ranks weighted 2:1 against ridge, and the tree ranks alone (signed by ridge)
+    "ensemble_rf": {"method": "ensemble", "transform": "none", "trees": "rf"},
+    "ensemble_rf_w2": {"method": "ensemble", "transform": "none", "trees": "rf", "tree_weight": 2.0},
+    "rf_only": {"method": "ensemble", "transform": "none", "trees": "rf", "tree_weight": float("inf")},
+    "ensemble_w2": {"method": "ensemble", "transform": "none", "tree_weight": 2.0},
+    "extra_only": {"method": "ensemble", "transform": "none", "tree_weight": float("inf")},
+    "ensemble_et200": {"method": "ensemble", "transform": "none", "n_trees": 200},
 }
 # screen candidates are scored on top of an observational candidate (the base); "screen/NAME" is on
 # top of ridge (the first run), "screen@BASE/NAME" on top of another base. The screen winner is chosen
 # among those on top of the observational winner.
-SCREEN_BASES = ("ridge", "ensemble")
+SCREEN_BASES = ("ridge", "ensemble", "extra_only")
 SCREEN_CANDIDATES: dict[str, dict] = {
     "control_only": {"perturbations": None},  # ignore the screen: regression on control cells
     "all_cells_no_effects": {"perturbations": "target_genes", "combine": "sum", "fit_cells": "all",
@@ -118,7 +130,8 @@ SCREEN_CANDIDATES: dict[str, dict] = {
                        ("gate0.6", {"gate": 0.6}), ("reduce", {"reduce": True}))},
 }
 ENSEMBLE_ONLY = {n for n in SCREEN_CANDIDATES if n.startswith("all_sum_direct_t5_")}
-"""Screen candidates scored only on top of the ensemble base (the observational winner since session 5)."""
+"""Screen candidates not scored on top of the ridge base (added after ridge stopped being the observational
+winner); every later base gets every screen candidate."""
 
 
 def load_network(spec: str):
@@ -187,6 +200,18 @@ def smooth_along(adata: ad.AnnData, key: str, k: int) -> ad.AnnData:
     return out
 
 
+LATER_OFF = {"reduce": False, "gate": 1.0, "orient": 1.0}
+"""Screen settings added after the first candidates, off unless a candidate sets them (so that a candidate
+means the same whatever infer_network's current default is; they were off when the older ones were scored)."""
+TREES_OFF = {"trees": "extra", "n_trees": 50, "tree_weight": 1.0}
+"""Tree settings of the session-5 ensemble, used unless an ensemble candidate sets them (same reason)."""
+
+
+def _explicit(kwargs: dict) -> dict:
+    """An observational candidate with every tree setting explicit (method ``ensemble`` only)."""
+    return {**TREES_OFF, **kwargs} if kwargs.get("method") == "ensemble" else dict(kwargs)
+
+
 def ours(adata: ad.AnnData, kwargs: dict) -> pd.DataFrame:
     kw = {k: v for k, v in kwargs.items() if not k.startswith("_") and v is not None}
     if kwargs.get("perturbations") is None and "target_genes" in adata.obs:  # control cells only
@@ -236,13 +261,14 @@ def screen_key(base: str, name: str) -> str:
 
 def default_tag() -> str:
     """infer_network's chosen defaults as one string (eval scores record which default they are of)."""
-    off = {"reduce": False, "gate": 1.0, "orient": 1.0}  # settings added later, left out while off
+    off = {**LATER_OFF, **TREES_OFF}  # settings added later, left out of the tag while off
     return ",".join(f"{k}={v}" for k, v in default_kwargs().items() if k not in off or v != off[k])
 
 
 def _obs_part(tag: str) -> str:
-    """The settings of a default tag that act without a screen (``method``, ``transform``)."""
-    return ",".join(p for p in tag.split(",") if p.split("=")[0] in ("method", "transform"))
+    """The settings of a default tag that act without a screen (``method``, ``transform`` and the trees)."""
+    return ",".join(p for p in tag.split(",")
+                    if p.split("=")[0] in ("method", "transform", "trees", "n_trees", "tree_weight"))
 
 
 def _missing(entry: dict, split: str) -> bool:
@@ -255,7 +281,7 @@ def _missing(entry: dict, split: str) -> bool:
     if split == "train":
         need = [f"obs/{n}" for n in OBS_CANDIDATES] + [screen_key(b, n) for b in SCREEN_BASES
                                                        for n in SCREEN_CANDIDATES
-                                                       if b == "ensemble" or n not in ENSEMBLE_ONLY]
+                                                       if b != "ridge" or n not in ENSEMBLE_ONLY]
         return any(k not in sc_ for k in need)
     return sc_.get("obs/default", {}).get("default") != default_tag()
 
@@ -290,7 +316,7 @@ def default_kwargs() -> dict:
 
     p = inspect.signature(infer_network).parameters
     return {k: p[k].default for k in ("method", "transform", "fit_cells", "combine", "direct", "min_t",
-                                      "reduce", "gate", "orient")}
+                                      "reduce", "gate", "orient", "trees", "n_trees", "tree_weight")}
 
 
 def _load() -> dict:
@@ -328,14 +354,15 @@ def run(split: str, budget_s: float) -> None:
                 if split == "train":
                     for name, kw in OBS_CANDIDATES.items():
                         if f"obs/{name}" not in sc_:
-                            sc_[f"obs/{name}"] = _score(ours(obs_ad, kw), truth, genes)
+                            sc_[f"obs/{name}"] = _score(ours(obs_ad, _explicit(kw)), truth, genes)
                     for b in SCREEN_BASES:
-                        base = {k: v for k, v in OBS_CANDIDATES[b].items() if not k.startswith("_")}
+                        base = {k: v for k, v in _explicit(OBS_CANDIDATES[b]).items() if not k.startswith("_")}
                         for name, kw in SCREEN_CANDIDATES.items():
-                            if b != "ensemble" and name in ENSEMBLE_ONLY:
+                            if b == "ridge" and name in ENSEMBLE_ONLY:
                                 continue
                             if screen_key(b, name) not in sc_:
-                                sc_[screen_key(b, name)] = _score(ours(screen, {**base, **kw}), truth, genes)
+                                sc_[screen_key(b, name)] = _score(ours(screen, {**base, **LATER_OFF, **kw}),
+                                                                  truth, genes)
                 else:
                     from grn import run_reference
 

@@ -128,7 +128,7 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
     (at most ``options.n_regulators``) are the candidate regulators, and the
     ``options.network_top_k`` strongest regulators of each target are kept, so memory stays bounded
     whatever the number of genes in the file. The method is ``infer_network``'s default (``"ensemble"``: the
-    rank average of ridge, α by held-out R², and extra-trees importances while the problem is small,
+    extra-trees importances signed by ridge, α by held-out R², while the problem is small,
     plain ridge above the size rule of :mod:`scagents.grn.ensemble`), the default
     ``benchmarks/grn.py`` and ``benchmarks/grn_select.py`` score.
 

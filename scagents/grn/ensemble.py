@@ -11,7 +11,14 @@ the regression gives the sign.
 The trees are fitted only while the problem is small: ``n_genes x min(n_cells, TREE_MAX_CELLS)``
 at most :data:`TREE_BUDGET` (e.g. 150 genes x 2,000 cells or 300 genes x 1,000 cells); beyond it
 ``method="ensemble"`` is plain ridge and ``uns["grn"]["params"]["trees"]`` says so. Cells beyond
-:data:`TREE_MAX_CELLS` are subsampled (seeded) for the trees.
+:data:`TREE_MAX_CELLS` are subsampled (seeded) for the trees. The size rule does not depend on the
+tree options below (their cost grows linearly with ``n_trees``, so the budget caps it as well).
+
+Options (``infer_network(trees=..., n_trees=..., tree_weight=...)``): ``trees="extra"`` (default,
+``ExtraTreesRegressor``) or ``"rf"`` (``RandomForestRegressor(max_features="sqrt")``, GENIE3's
+regressor); ``n_trees`` per target; ``tree_weight`` the weight of the tree ranks against the ridge
+ranks' 1 in the average (``float("inf")`` = tree ranks alone, signed by the ridge coefficients).
+``infer_network``'s defaults are whatever ``benchmarks/grn_select.py`` chose on its training networks.
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ import scipy.sparse as sp
 
 from scagents.grn.interventional import _percentile
 
-__all__ = ["TREE_BUDGET", "TREE_MAX_CELLS", "N_TREES", "rank_average", "tree_importance", "trees_fit"]
+__all__ = ["TREE_BUDGET", "TREE_MAX_CELLS", "N_TREES", "TREE_KINDS", "rank_average", "tree_importance",
+           "trees_fit"]
 
 N_TREES = 50
-"""Trees per target."""
+"""Trees per target (default)."""
+TREE_KINDS: tuple[str, ...] = ("extra", "rf")
+"""Tree regressors: extremely randomised trees or GENIE3's random forest (both ``max_features="sqrt"``)."""
 TREE_MAX_CELLS = 2000
 """Cells the trees are fitted on at most (a seeded random subsample beyond)."""
 TREE_BUDGET = 300_000
@@ -32,14 +42,15 @@ TREE_BUDGET = 300_000
 
 
 def trees_fit(n_cells: int, n_genes: int) -> bool:
-    """Whether the size rule lets ``method="ensemble"`` fit the trees (see the module docstring)."""
+    """Whether the size rule lets ``method="ensemble"`` fit the trees (see the module docstring; the
+    same rule for every tree kind and count)."""
     return n_genes * min(n_cells, TREE_MAX_CELLS) <= TREE_BUDGET
 
 
 def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None, genes=None,
                     n_trees: int = N_TREES, max_cells: int = TREE_MAX_CELLS, seed: int = 0,
-                    allowed: np.ndarray | None = None) -> np.ndarray:
-    """Extra-trees importance of every regulator for every target, regulators x genes.
+                    allowed: np.ndarray | None = None, kind: str = "extra") -> np.ndarray:
+    """Tree importance (extra trees or random forest) of every regulator for every target, regulators x genes.
 
     Parameters
     ----------
@@ -54,21 +65,35 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
     genes
         Gene names (columns of ``X``); needed with ``labels``.
     n_trees
-        Trees per target (``ExtraTreesRegressor``, ``max_features="sqrt"``).
+        Trees per target (``max_features="sqrt"``).
     max_cells
         At most this many cells (a seeded random subsample).
     seed
         Random seed of the subsample and of the trees.
     allowed
         Optional regulators x genes mask; a target with no allowed regulator gets none.
+    kind
+        ``"extra"`` (``ExtraTreesRegressor``) or ``"rf"`` (``RandomForestRegressor``, bootstrap
+        samples and the best split per feature, as GENIE3).
 
     Returns
     -------
     ndarray
         Regulators x genes mean decrease in impurity (each target's importances sum to 1 over its
         regulators, 0 for constant targets).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``kind`` or ``n_trees < 1``.
     """
-    from sklearn.ensemble import ExtraTreesRegressor
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+    if kind not in TREE_KINDS:
+        raise ValueError(f"Unknown tree kind {kind!r}; use one of {', '.join(TREE_KINDS)}.")
+    if int(n_trees) < 1:
+        raise ValueError(f"n_trees must be >= 1, got {n_trees}.")
+    Forest = ExtraTreesRegressor if kind == "extra" else RandomForestRegressor
 
     reg_idx = np.asarray(reg_idx)
     n, g = X.shape
@@ -87,13 +112,13 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
         y = Xd[keep, j]
         if y.size < 3 or np.ptp(y) == 0:
             continue
-        m = ExtraTreesRegressor(n_estimators=n_trees, max_features="sqrt", random_state=seed, n_jobs=1)
+        m = Forest(n_estimators=int(n_trees), max_features="sqrt", random_state=seed, n_jobs=1)
         m.fit(Xd[keep][:, reg_idx[use]], y)
         W[use, j] = m.feature_importances_
     return W
 
 
-def rank_average(B: np.ndarray, *scores: np.ndarray) -> np.ndarray:
+def rank_average(B: np.ndarray, *scores: np.ndarray, weight: float = 1.0) -> np.ndarray:
     """Signed mean percentile rank of ``|B|`` and of every score matrix (DREAM5's community ranking).
 
     Parameters
@@ -103,11 +128,26 @@ def rank_average(B: np.ndarray, *scores: np.ndarray) -> np.ndarray:
         or constant) stays 0.
     scores
         Non-negative scores of the same shape (e.g. :func:`tree_importance`).
+    weight
+        Weight of each score matrix's ranks against the weight 1 of ``|B|``'s ranks;
+        ``float("inf")`` leaves ``|B|`` out (the scores' ranks alone, signed by ``B``).
 
     Returns
     -------
     ndarray
-        ``sign(B) * mean(pct(|B|), pct(s1), ...)`` in [-1, 1].
+        ``sign(B) * (pct(|B|) + weight * sum(pct(s_i))) / (1 + weight * len(scores))`` in [-1, 1].
+
+    Raises
+    ------
+    ValueError
+        ``weight`` negative or NaN, or infinite without scores.
     """
-    parts = [_percentile(np.abs(B))] + [_percentile(np.asarray(s, dtype=float)) for s in scores]
-    return np.sign(B) * np.mean(parts, axis=0)
+    if not weight >= 0:
+        raise ValueError(f"weight must be >= 0, got {weight}.")
+    pct = [_percentile(np.asarray(s, dtype=float)) for s in scores]
+    if np.isinf(weight):
+        if not pct:
+            raise ValueError("weight=inf needs at least one score matrix.")
+        return np.sign(B) * np.mean(pct, axis=0)
+    total = _percentile(np.abs(B)) + weight * (np.sum(pct, axis=0) if pct else 0.0)
+    return np.sign(B) * total / (1.0 + weight * len(pct))

@@ -13,10 +13,12 @@ Methods (``infer_network(method=...)``):
     Only the regulators' columns are held in memory; the other genes are processed in blocks of
     columns, so memory is ``O(cells x regulators + regulators x genes)``.
 ``"ensemble"``
-    DREAM5's community ranking of two methods: the mean percentile rank of the ridge coefficient and
-    of an extra-trees importance per target (GENIE3's idea; :mod:`scagents.grn.ensemble`), signed by
-    the ridge fit. Edge weights are then rank scores in [-1, 1]; the coefficient matrix (propagation)
-    is the ridge one. The trees are fitted only up to a size (``n_genes x min(n_cells, 2000)`` ≤
+    Extra-trees importances per target (GENIE3's idea; :mod:`scagents.grn.ensemble`) ranked and
+    signed by the ridge fit (default ``tree_weight=inf``, chosen on the training networks of
+    ``benchmarks/grn_select.py``); a finite ``tree_weight`` gives DREAM5's community ranking, the
+    weighted mean percentile rank of the ridge coefficient and the tree importance. Edge weights are
+    then rank scores in [-1, 1]; the coefficient matrix (propagation) is the ridge one.
+    The trees are fitted only up to a size (``n_genes x min(n_cells, 2000)`` ≤
     300,000, cells subsampled to 2,000); above it the method is plain ridge, and
     ``uns["grn"]["params"]["trees"]`` says which happened.
 ``"correlation"``
@@ -444,6 +446,9 @@ def infer_network(
     reduce: bool = False,
     gate: float = 1.0,
     orient: float = 0.5,
+    trees: str = "extra",
+    n_trees: int = 50,
+    tree_weight: float = np.inf,
     progress: bool = False,
     copy: bool = False,
 ):
@@ -509,10 +514,18 @@ def infer_network(
     orient
         Factor for the reverse edge ``g → r`` of a knockout of ``r`` that moves ``g`` (total
         ``|t| ≥ 3``, :func:`~scagents.grn.interventional.orient_by_knockouts`); 1 = off.
+    trees
+        With ``method="ensemble"``: the tree regressor, ``"extra"`` (extremely randomised trees) or
+        ``"rf"`` (GENIE3's random forest, ``max_features="sqrt"``); see :mod:`scagents.grn.ensemble`.
+    n_trees
+        With ``method="ensemble"``: trees per target (the size rule is the same for every count).
+    tree_weight
+        With ``method="ensemble"``: weight of the tree ranks against the ridge ranks' 1 in the rank
+        average; ``float("inf")`` = the tree ranks alone, signed by the ridge coefficients.
 
     The defaults of ``method``, ``transform``, ``fit_cells``, ``combine``, ``direct``, ``min_t``, ``reduce``,
-    ``gate`` and ``orient`` were chosen on training networks and reported on disjoint ones
-    (``benchmarks/grn_select.py``).
+    ``gate``, ``orient``, ``trees``, ``n_trees`` and ``tree_weight`` were chosen on training networks and
+    reported on disjoint ones (``benchmarks/grn_select.py``).
 
     progress
         Show a progress bar (tqdm, on stderr) over the blocks of genes.
@@ -543,6 +556,14 @@ def infer_network(
 
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; use one of {', '.join(METHODS)}.")
+    from scagents.grn.ensemble import TREE_KINDS
+
+    if trees not in TREE_KINDS:
+        raise ValueError(f"Unknown trees {trees!r}; use one of {', '.join(TREE_KINDS)}.")
+    if int(n_trees) < 1:
+        raise ValueError(f"n_trees must be >= 1, got {n_trees}.")
+    if not tree_weight >= 0:
+        raise ValueError(f"tree_weight must be >= 0 (inf = trees alone), got {tree_weight}.")
     if unlinked not in ("drop", "keep"):
         raise ValueError(f"unlinked must be 'drop' or 'keep', got {unlinked!r}.")
     if transform not in TRANSFORMS:
@@ -661,11 +682,13 @@ def infer_network(
         if _ens.trees_fit(int(X.shape[0]), len(genes)):
             lab = (target.obs[perturbations].astype(str).to_numpy()
                    if P_eff is not None and fit_cells == "all" else None)
-            W = _ens.tree_importance(X, reg_idx, labels=lab, genes=genes, allowed=allowed)
+            W = _ens.tree_importance(X, reg_idx, labels=lab, genes=genes, allowed=allowed,
+                                     n_trees=int(n_trees), kind=trees)
             W[:, const] = 0.0
             W[const[reg_idx], :] = 0.0
-            S_obs = _ens.rank_average(B, W)
-            params["trees"] = {"fitted": True, "n_trees": _ens.N_TREES,
+            S_obs = _ens.rank_average(B, W, weight=float(tree_weight))
+            params["trees"] = {"fitted": True, "kind": trees, "n_trees": int(n_trees),
+                               "weight": float(tree_weight),
                                "n_cells": int(min(X.shape[0], _ens.TREE_MAX_CELLS)),
                                "invariant": lab is not None}
         else:

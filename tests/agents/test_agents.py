@@ -201,7 +201,8 @@ def test_network_agent_uses_the_screen_but_not_the_goal_cells(twin_state, monkey
     # the propagation fit: control cells only
     assert obs_ctrl["is_control"].astype(bool).all() and "perturbations" not in kw_ctrl
     # one default: the agent never overrides what the selection chose (infer_network's defaults)
-    chosen = {"method", "transform", "fit_cells", "combine", "direct", "min_t", "alpha"}
+    chosen = {"method", "transform", "fit_cells", "combine", "direct", "min_t", "alpha", "reduce", "gate", "orient",
+              "trees", "n_trees", "tree_weight"}
     assert not chosen & (set(kw_screen) | set(kw_ctrl))
     src = net["sources"]
     assert src["n_perturbed_regulators"] > 0 and 0 < src["n_perturbation_supported"] <= src["n_edges"]

@@ -70,9 +70,10 @@ def test_benchmark_default_is_what_the_network_agent_runs():
         chosen = json.loads(result.read_text()).get("summary", {}).get("selection")
         if chosen:
             assert chosen["observational_winner"] in sel.OBS_CANDIDATES
-            won = sel.OBS_CANDIDATES[chosen["observational_winner"]]
-            assert all(dflt.get(k) == v for k, v in won.items())
-            won = sel.SCREEN_CANDIDATES[chosen["screen_winner"]]
+            won = sel._explicit(sel.OBS_CANDIDATES[chosen["observational_winner"]])
+            assert all(dflt.get(k) == v for k, v in won.items() if not k.startswith("_"))
+            # screen candidates were scored with the later settings off unless they set them
+            won = {**sel.LATER_OFF, **sel.SCREEN_CANDIDATES[chosen["screen_winner"]]}
             assert all(dflt[k] == v for k, v in won.items() if k in dflt)
 
 

@@ -87,3 +87,91 @@ def test_infer_network_ensemble_above_the_size_rule_is_ridge(monkeypatch):
     a = network_edges(adata).set_index(["source", "target"])["weight"]
     b = network_edges(ridge).set_index(["source", "target"])["weight"]
     pd.testing.assert_series_equal(a.sort_index(), b.sort_index())
+
+
+# --- tree options: GENIE3's random forest, the tree count, the rank weights (issue #18) ---
+
+
+def test_tree_importance_random_forest_finds_the_and_gate_and_differs_from_extra_trees():
+    adata = _and_gate()
+    rf = ensemble.tree_importance(adata.X, np.arange(4), n_trees=30, kind="rf")
+    et = ensemble.tree_importance(adata.X, np.arange(4), n_trees=30, kind="extra")
+    c = rf[:, 3]
+    assert c[0] > 3 * c[2] and c[1] > 3 * c[2]
+    assert abs(c.sum() - 1.0) < 1e-9 and np.all(np.diag(rf) == 0)
+    assert not np.allclose(rf, et)  # a different regressor, not the extra trees under another name
+    with pytest.raises(ValueError, match="tree kind"):
+        ensemble.tree_importance(adata.X, np.arange(4), kind="gbm")
+    with pytest.raises(ValueError, match="n_trees"):
+        ensemble.tree_importance(adata.X, np.arange(4), n_trees=0)
+
+
+def test_tree_importance_uses_the_requested_number_of_trees(monkeypatch):
+    from sklearn import ensemble as sk
+
+    seen = []
+    real = sk.RandomForestRegressor.fit
+
+    def spy(self, X, y, **kw):
+        seen.append(self.n_estimators)
+        return real(self, X, y, **kw)
+
+    monkeypatch.setattr(sk.RandomForestRegressor, "fit", spy)
+    ensemble.tree_importance(_and_gate(n_cells=100).X, np.arange(4), n_trees=7, kind="rf")
+    assert seen == [7, 7, 7, 7]
+
+
+def test_rank_average_weights():
+    B = np.array([[0.0, -0.5, 0.2], [0.1, 0.0, -0.9]])
+    W = np.array([[0.0, 0.1, 0.9], [0.3, 0.0, 0.5]])
+    # |B| percentiles of (-0.5, 0.2, 0.1, -0.9): .75, .5, .25, 1; W's: .25, 1, .5, .75
+    np.testing.assert_allclose(ensemble.rank_average(B, W, weight=1.0), ensemble.rank_average(B, W))
+    S2 = ensemble.rank_average(B, W, weight=2.0)
+    assert S2[0, 1] == pytest.approx(-(0.75 + 2 * 0.25) / 3)
+    assert S2[0, 2] == pytest.approx((0.5 + 2 * 1.0) / 3)
+    Sinf = ensemble.rank_average(B, W, weight=float("inf"))  # the tree ranks alone, signed by B
+    assert Sinf[0, 1] == pytest.approx(-0.25) and Sinf[1, 2] == pytest.approx(-0.75)
+    assert Sinf[0, 0] == 0 and Sinf[1, 1] == 0
+    S0 = ensemble.rank_average(B, W, weight=0.0)  # ridge ranks alone
+    assert S0[1, 2] == pytest.approx(-1.0) and S0[0, 2] == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        ensemble.rank_average(B, W, weight=-1.0)
+
+
+def test_infer_network_tree_options_are_applied_and_recorded():
+    adata = _and_gate()
+    infer_network(adata, method="ensemble", trees="rf", n_trees=20, tree_weight=2.0)
+    t = adata.uns["grn"]["params"]["trees"]
+    assert t["fitted"] and t["kind"] == "rf" and t["n_trees"] == 20 and t["weight"] == 2.0
+    e = network_edges(adata)
+    assert set(e[e.target == "C"].head(2)["source"]) == {"A", "B"}
+    # tree_weight=inf: the edge order is the random forest's importance order
+    alone = _and_gate()
+    infer_network(alone, method="ensemble", trees="rf", n_trees=20, tree_weight=float("inf"))
+    W = ensemble.tree_importance(alone.X, np.arange(4), n_trees=20, kind="rf")
+    ea = network_edges(alone)
+    c = ea[ea.target == "C"].set_index("source")["weight"].abs()
+    imp = pd.Series(W[:, 3], index=list(alone.var_names)).drop("C")
+    assert list(c.sort_values(ascending=False).index) == list(imp.sort_values(ascending=False).index)
+    default = _and_gate()
+    infer_network(default, method="ensemble")
+    assert not network_edges(default)["weight"].equals(e["weight"])
+    with pytest.raises(ValueError, match="trees"):
+        infer_network(_and_gate(), method="ensemble", trees="boost")
+    with pytest.raises(ValueError, match="n_trees"):
+        infer_network(_and_gate(), method="ensemble", n_trees=0)
+    with pytest.raises(ValueError, match="tree_weight"):
+        infer_network(_and_gate(), method="ensemble", tree_weight=-1.0)
+
+
+def test_size_rule_applies_to_every_tree_option(monkeypatch):
+    monkeypatch.setattr(ensemble, "TREE_BUDGET", 10)
+    ridge = _and_gate()
+    infer_network(ridge, method="ridge")
+    b = network_edges(ridge).set_index(["source", "target"])["weight"].sort_index()
+    for kw in ({"trees": "rf"}, {"n_trees": 200}, {"tree_weight": float("inf")}):
+        adata = _and_gate()
+        infer_network(adata, method="ensemble", **kw)
+        assert not adata.uns["grn"]["params"]["trees"]["fitted"]
+        a = network_edges(adata).set_index(["source", "target"])["weight"].sort_index()
+        pd.testing.assert_series_equal(a, b)
