@@ -300,8 +300,7 @@ def _propagation_predictor(state: RunState, ctx: _Context) -> Predict | None:
         known = tuple(t for t in targets if t in measured)
         if not known:
             return np.zeros(len(genes))
-        res = pd.Series(shift(Perturbation(known, kind=kind)), index=ctx.control.index)
-        return res.reindex(genes).fillna(0.0).to_numpy(float)
+        return shift(Perturbation(known, kind=kind))  # ctx.control is indexed by the genes
 
     return predict
 

@@ -711,6 +711,20 @@ def shared_term_graph(genes: Sequence[str], pairs: pd.DataFrame, *, max_size: in
     return A
 
 
+def _table_graph(genes: Sequence[str], pairs: pd.DataFrame | None, key: str, max_size: int):
+    """:func:`shared_term_graph` of a gene–term table and its coverage of ``genes`` under ``key``
+    (``None`` and an empty graph when the table is not available)."""
+    import scipy.sparse as sp
+
+    up = [str(g).split("+")[0].strip().upper() for g in genes]
+    if pairs is None:
+        n = len(up)
+        return sp.csr_matrix((n, n), dtype=np.float64), {key: None}
+    listed = set(pairs["gene"])
+    return shared_term_graph(up, pairs, max_size=max_size), {
+        key: float(np.mean([g in listed for g in up])) if up else 0.0}
+
+
 def phenotype_graph(genes: Sequence[str], *, max_size: int = 50):
     """Genes annotated with the same specific phenotype or disease in the Human Phenotype Ontology
     (:func:`phenotype_table`, :func:`shared_term_graph` with terms of 2 … ``max_size`` genes).
@@ -718,16 +732,7 @@ def phenotype_graph(genes: Sequence[str], *, max_size: int = 50):
     Returns ``(A, coverage)`` as :func:`coexpression_graph`; coverage key ``"phenotype"`` (fraction of
     ``genes`` annotated in the table; ``None`` when the table is not available).
     """
-    import scipy.sparse as sp
-
-    up = [str(g).split("+")[0].strip().upper() for g in genes]
-    pairs, _ = phenotype_table()
-    if pairs is None:
-        n = len(up)
-        return sp.csr_matrix((n, n), dtype=np.float64), {"phenotype": None}
-    listed = set(pairs["gene"])
-    return shared_term_graph(up, pairs, max_size=max_size), {
-        "phenotype": float(np.mean([g in listed for g in up])) if up else 0.0}
+    return _table_graph(genes, phenotype_table()[0], "phenotype", max_size)
 
 
 _PATHWAY_CACHE: dict[tuple, tuple[pd.DataFrame | None, str]] = {}
@@ -787,16 +792,7 @@ def pathway_graph(genes: Sequence[str], *, max_size: int = 50):
     Returns ``(A, coverage)`` as :func:`coexpression_graph`; coverage key ``"pathway"`` (fraction of
     ``genes`` in at least one pathway; ``None`` when the gene sets are not available).
     """
-    import scipy.sparse as sp
-
-    up = [str(g).split("+")[0].strip().upper() for g in genes]
-    pairs, _ = pathway_table()
-    if pairs is None:
-        n = len(up)
-        return sp.csr_matrix((n, n), dtype=np.float64), {"pathway": None}
-    listed = set(pairs["gene"])
-    return shared_term_graph(up, pairs, max_size=max_size), {
-        "pathway": float(np.mean([g in listed for g in up])) if up else 0.0}
+    return _table_graph(genes, pathway_table()[0], "pathway", max_size)
 
 
 def knowledge_graphs(genes: Sequence[str], sources: Sequence[str] = GRAPH_SOURCES,
