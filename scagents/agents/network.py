@@ -18,7 +18,7 @@ from scagents.agents.state import (
     run_path,
 )
 
-__all__ = ["network_agent", "EDGES_FILE", "PROPAGATION_FILE", "neighbourhood"]
+__all__ = ["network_agent", "EDGES_FILE", "PROPAGATION_FILE", "method_label", "neighbourhood"]
 
 EDGES_FILE = "network_edges.csv"
 PROPAGATION_FILE = "network_propagation.csv"
@@ -117,6 +117,23 @@ def _sources_line(src: dict) -> str:
             f"({src.get('n_perturbed_regulators', 0)} regulators perturbed; {unsupported} more edges of "
             f"theirs without screen support), {src['n_regression_only']} from unperturbed regulators "
             f"(regression alone){', ATAC prior applied' if 'atac_prior' in src else ''}")
+
+
+def method_label(params: dict) -> str:
+    """What ``infer_network`` actually fitted, in words (``uns["grn"]["params"]``): the ``"ensemble"``
+    method is extra-trees (or random-forest) importance signed by ridge, a rank average of the two, or
+    ridge alone above the tree size rule."""
+    method = str(params.get("method") or "")
+    trees = params.get("trees") or {}
+    if method != "ensemble" or not trees:
+        return method
+    if not trees.get("fitted"):
+        return "ridge (above the ensemble's tree size rule)"
+    kind = {"extra": "extra-trees", "rf": "random-forest"}.get(str(trees.get("kind", "extra")), "tree")
+    weight = float(trees.get("weight", 1.0))
+    if weight == float("inf"):
+        return f"{kind} importance signed by ridge"
+    return f"rank average of ridge and {kind} importance (trees weighted {weight:g}:1)"
 
 
 def network_agent(state: RunState, *, method: str | None = None) -> dict:
@@ -243,7 +260,7 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
             with atomic_path(out / EDGES_FILE) as tmp:
                 edges.to_csv(tmp, index=False)
             step.close()
-            used = (ctrl.uns.get("grn", {}).get("params", {}).get("method") or method or "default")
+            used = method_label(ctrl.uns.get("grn", {}).get("params", {})) or method or "default"
             if screen:
                 used += " + knockout screen"
             s = NetworkSummary(status="done", method=str(used), edges_path=EDGES_FILE,

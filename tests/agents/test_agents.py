@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -218,3 +219,23 @@ def test_network_agent_uses_the_screen_but_not_the_goal_cells(twin_state, monkey
     rec = up["log"][0]
     assert "supported by the knockout screen" in rec["summary"]
     assert rec["figures"]["n_perturbed_cells"] > 0
+
+
+def test_network_method_label_says_what_was_fitted():
+    """The report names what infer_network fitted, not only the method's name."""
+    import anndata as ad
+
+    from scagents.agents.network import method_label
+    from scagents.grn import infer_network
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6))
+    x[:, 1] = x[:, 0] + 0.1 * rng.normal(size=200)
+    a = ad.AnnData(x.astype(np.float32))
+    infer_network(a)
+    assert method_label(a.uns["grn"]["params"]) == "extra-trees importance signed by ridge"
+    infer_network(a, tree_weight=1.0, trees="rf")
+    assert method_label(a.uns["grn"]["params"]) == (
+        "rank average of ridge and random-forest importance (trees weighted 1:1)")
+    assert method_label({"method": "ensemble", "trees": {"fitted": False}}).startswith("ridge")
+    assert method_label({"method": "ridge"}) == "ridge"
