@@ -131,6 +131,10 @@ def test_network_plot_signed_directed_no_double_heads(tmp_path, figures):
     assert arrows[2].get_connectionstyle().rad == 0
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any("activates" in t for t in legend) and any("represses" in t for t in legend)
+    assert "inferred from co-expression;" in fig.axes[0].get_legend().get_title().get_text()
+    plot_network(edges, ["IFNG"], tmp_path / "net2.png", title="net",
+                 inferred_from="co-expression and the knockout screen")
+    assert "knockout screen" in figures[-1].axes[0].get_legend().get_title().get_text()
 
 
 def test_training_plot_draws_validation_and_baselines(tmp_path, figures):

@@ -371,7 +371,10 @@ def build_result(state: RunState) -> dict:
         figures["network"] = plot_network(net.neighbourhood, list(pert["targets"]),
                                           out / "network.png",
                                           title=f"Inferred regulators and targets of "
-                                                f"{'+'.join(pert['targets'])}").name
+                                                f"{'+'.join(pert['targets'])}",
+                                          inferred_from=("co-expression and the knockout screen"
+                                                         if "knockout screen" in (net.method or "")
+                                                         else "co-expression")).name
     if pol.interval:
         from scagents.report import plot_intervals
 
