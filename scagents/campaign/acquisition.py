@@ -230,6 +230,23 @@ def candidate_state(X: np.ndarray, known: np.ndarray, y_known: np.ndarray, query
     return out.astype(np.float32)
 
 
+def _penalised_logistic(D: np.ndarray, t: np.ndarray, penalty: np.ndarray, *,
+                        iters: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """L2-penalised logistic regression by Newton steps: coefficients of ``D`` (``penalty`` per column, 0 =
+    unpenalised) for 0/1 targets ``t``, and their Laplace posterior covariance (inverse Hessian)."""
+    w = np.zeros(D.shape[1])
+    P = np.diag(np.asarray(penalty, dtype=np.float64))
+    H = P + np.eye(len(w))
+    for _ in range(iters):
+        m = 1.0 / (1.0 + np.exp(-np.clip(D @ w, -30, 30)))
+        H = (D * (m * (1 - m) + 1e-9)[:, None]).T @ D + P + 1e-8 * np.eye(len(w))
+        step = np.linalg.solve(H, D.T @ (t - m) - P @ w)
+        w = w + step
+        if float(np.max(np.abs(step))) < 1e-6:
+            break
+    return w, np.linalg.inv(H)
+
+
 def _diverse_greedy(scores: np.ndarray, U: np.ndarray, batch: int, penalty: float) -> np.ndarray:
     """Greedy picks maximising ``score − penalty·max cosine similarity to earlier picks``."""
     order = np.argsort(-scores)
@@ -635,6 +652,10 @@ class BayesPriorDesigner(Designer):
     feature_weight: float = 1.0
     feature_target: str = "covariate"
     graph_mode: str = "per_source"
+    source_penalty: float = 3.0
+    source_lcb: float = 1.0
+    prior_floor: float = 1.0
+    learned_features: bool = False
     graph: object = field(default=None, repr=False)
     name: str = field(default="bayes_prior", init=False)
 
@@ -694,8 +715,11 @@ class BayesPriorDesigner(Designer):
         if self.feature_weight > 0:
             why += (" + what the measurements add (Bayesian ridge on the genes' features, weighted by the evidence "
                     f"that the features explain the measurements: {self.evidence_weight_:.2f})")
-        if self.evidence == "calibrated":  # weights of the family / graph evidence by empirical Bayes
-            lift, note = self._calibrated_lift(measured, y, p[measured], avail)
+        if self.evidence in ("calibrated", "learned", "hitlike+learned"):  # source weights fitted on the rounds
+            if self.evidence == "calibrated":  # weights of the family / graph evidence by empirical Bayes
+                lift, note = self._calibrated_lift(measured, y, p[measured], avail)
+            else:  # per-source weights of a campaign-level logistic model of the hit-like genes
+                lift, note = self._learned_lift(measured, y, p[measured], avail, Z)
             self._posterior = (br, Z, avail)
             why += note
             base = base + lift
@@ -709,7 +733,8 @@ class BayesPriorDesigner(Designer):
         elif self.evidence == "residual":
             spread, what = resid, "mean residual"
         else:
-            raise DesignerError(f"Unknown evidence {self.evidence!r}; use 'residual', 'hitlike' or 'calibrated'.")
+            raise DesignerError(f"Unknown evidence {self.evidence!r}; use 'residual', 'hitlike', 'calibrated', "
+                                "'learned' or 'hitlike+learned'.")
         if self.group > 0 and self.groups is not None:
             base = base + self.group * group_smooth(self.groups, measured, spread, avail)[0]
             why += f" + {self.group:g} × the {what} among measured members of the gene's family"
@@ -781,6 +806,99 @@ class BayesPriorDesigner(Designer):
         return Ea @ coef, (f" + the share of hit-like (top {1 - self.hit_quantile:.0%} measured) among measured "
                            f"{' and '.join(names)}, weighted by empirical Bayes ({desc}; posterior probability "
                            f"that this evidence predicts the measurements {w_ev:.2f})")
+
+    def _evidence_columns(self, measured: np.ndarray, lab: np.ndarray, avail: np.ndarray):
+        """Family and per-source graph evidence of the hit-like labels ``lab`` of the measured genes: columns for
+        the measured genes (each gene left out of its own column) and for ``avail``, their names and the fixed
+        weights (``group`` / ``neighbours``) the ``"hitlike"`` evidence gives them."""
+        mu = float(lab.mean())
+        cols_m, cols_a, names, fixed = [], [], [], []
+        if self.group > 0 and self.groups is not None:
+            g = np.asarray(self.groups, dtype=np.int64)
+            ng = int(max(g.max(initial=-1), 0)) + 1
+            gm = g[measured]
+            ok = gm >= 0
+            tot = np.bincount(gm[ok], weights=lab[ok], minlength=ng)
+            cnt = np.bincount(gm[ok], minlength=ng).astype(np.float64)
+            loo = np.zeros(len(measured))
+            loo[ok] = (tot[gm[ok]] - lab[ok] + 2.0 * mu) / (cnt[gm[ok]] - 1.0 + 2.0) - mu  # the gene left out
+            cols_m.append(loo)
+            cols_a.append(group_smooth(g, measured, lab, avail)[0])
+            names.append("family")
+            fixed.append(self.group)
+        graphs = self._graphs() if self.neighbours > 0 else []
+        for k, A in enumerate(graphs):
+            # the graphs have no self-loops: a measured gene's own label never enters its column
+            cols_m.append(graph_smooth(A, measured, lab, measured)[0])
+            cols_a.append(graph_smooth(A, measured, lab, avail)[0])
+            names.append("graph partners" + (f" (source {k + 1})" if len(graphs) > 1 else ""))
+            fixed.append(self.neighbours)
+        return cols_m, cols_a, names, fixed
+
+    def _learned_lift(self, measured, y, prior_m, avail, Z) -> tuple[np.ndarray, str]:
+        """What each knowledge source adds on this screen, learned from the ingested rounds.
+
+        A campaign-level logistic regression of the hit-like label (top ``1 − hit_quantile`` of the measured)
+        on the prior ``p`` and one evidence column per source (the shrunk hit-like share among measured family
+        members and among each graph's measured partners, the gene itself left out; with ``learned_features``
+        also a 5-fold cross-fitted Bayesian-ridge prediction of ``y`` from the expression features), fitted on
+        the measured genes with an L2 penalty ``source_penalty`` on the (standardised) source weights. Weights
+        are kept ≥ 0 (a source whose fitted weight is negative is dropped and the model refitted) and lowered by
+        ``source_lcb`` posterior SDs (Laplace approximation), floored at 0, so that a source enters only as far as
+        the rounds support it; with uninformative feedback they are ≈ 0. Each weight is put on the scale of the
+        score (``anchor`` × prior in SDs) by dividing by the prior's fitted coefficient, floored at
+        ``prior_floor``. ``evidence="learned"``: these weights alone (pure noise → the prior ranking);
+        ``"hitlike+learned"``: added to the fixed ``group`` / ``neighbours`` weights of ``"hitlike"``. The
+        weights are in ``calibration_``.
+        """
+        lab = (y >= np.quantile(y, self.hit_quantile)).astype(np.float64)
+        cols_m, cols_a, names, fixed = self._evidence_columns(measured, lab, avail)
+        if self.evidence == "learned":
+            fixed = [0.0] * len(fixed)
+        if self.learned_features:
+            from sklearn.linear_model import BayesianRidge
+
+            fold = np.arange(len(measured)) % 5
+            fm = np.zeros(len(measured))
+            if len(measured) >= 10:
+                for f in range(5):
+                    tr = fold != f
+                    fm[~tr] = BayesianRidge().fit(Z[measured[tr]], y[tr]).predict(Z[measured[~tr]])
+            cols_m.append(fm)
+            cols_a.append(BayesianRidge().fit(Z[measured], y).predict(Z[avail]))
+            names.append("expression features")
+            fixed.append(0.0)
+        fixed_a = np.asarray(fixed, dtype=np.float64)
+        base = np.column_stack(cols_a) @ fixed_a if names else np.zeros(len(avail))
+        self.calibration_ = {"weights": dict.fromkeys(names, 0.0), "prior_coef": None}
+        if not names or len(measured) < 8 or lab.sum() < 2 or lab.sum() > len(lab) - 2:
+            return base, "; learned source weights: none yet (too few measurements)"
+        Cm, Ca = np.column_stack(cols_m), np.column_stack(cols_a)
+        sdv = Cm.std(0)
+        keep = sdv > 0  # a column without spread among the measured says nothing yet
+        sdv[~keep] = 1.0
+        Cs = Cm / sdv
+        w, cov = np.zeros(2), np.eye(2)
+        for _ in range(Cm.shape[1] + 1):  # refit without the sources whose weight is negative
+            D = np.column_stack([np.ones(len(lab)), prior_m, Cs[:, keep]])
+            pen = np.r_[0.0, 0.0, np.full(int(keep.sum()), self.source_penalty)]
+            w, cov = _penalised_logistic(D, lab, pen)
+            if (w[2:] >= 0).all():
+                break
+            idx = np.flatnonzero(keep)
+            keep[idx[w[2:] < 0]] = False
+        wk, se = np.zeros(Cm.shape[1]), np.zeros(Cm.shape[1])
+        wk[keep], se[keep] = w[2:], np.sqrt(np.clip(np.diag(cov)[2:], 0.0, None))
+        lower = np.maximum(0.0, wk - self.source_lcb * se)
+        a = max(float(w[1]), self.prior_floor)
+        learned = self.anchor * lower / sdv / a
+        self.calibration_ = {"weights": dict(zip(names, learned.tolist(), strict=True)), "prior_coef": float(w[1])}
+        desc = ", ".join(f"{c:+.2f} × {nm}" for nm, c in zip(names, learned, strict=True))
+        what = "fixed + learned" if self.evidence == "hitlike+learned" else "learned"
+        return base + Ca @ learned, (f" + the share of hit-like (top {1 - self.hit_quantile:.0%} measured) among "
+                                     f"measured {', '.join(names)} with {what} weights (logistic model of this "
+                                     f"campaign's hit-like genes, lower {self.source_lcb:g}-SD bound; learned: "
+                                     f"{desc})")
 
     def _select(self, X, avail, score, batch):
         if self.acquisition == "ucb":
