@@ -117,6 +117,9 @@ _GREEDY = {"anchor": 1.0, "acquisition": "ucb", "beta": 0.0, "diversity": 0.0, "
            "graph_mode": "sum"}
 
 _ALL_GRAPHS = "coexpression+ligand_receptor+phenotype+pathway"
+#: ... the session-8 settings: the best greedy setting above plus source weights learned on the campaign's rounds
+_LEARNED = {**_GREEDY, "feature_target": "covariate", "graph_mode": "per_source", "neighbours": 2.0, "hit_quantile": 0.8,
+            "source_penalty": 3.0, "source_lcb": 1.0, "prior_floor": 1.0}
 
 #: Every designer setting the protocol chooses among, fixed before any run (label, designer, groups, graph,
 #: options). prior_only comes first: ties go to the earlier setting.
@@ -163,6 +166,16 @@ SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
     ("bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 feat-cov per-source", "bayes_prior", "symbol_families",
      _ALL_GRAPHS, {**_GREEDY, "feature_target": "covariate", "graph_mode": "per_source", "neighbours": 2.0,
                    "hit_quantile": 0.8}),
+    # added in session 8 (after single-seed development runs on all seven screens): per-source weights learned
+    # on the campaign's own rounds (logistic model of the hit-like genes with the prior as a covariate, weights
+    # ≥ 0 and lowered by one posterior SD), added to the fixed weights above, without / with a cross-fitted
+    # expression-feature column; and the learned weights alone (uninformative feedback → the prior ranking)
+    ("bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources feat-cov per-source", "bayes_prior",
+     "symbol_families", _ALL_GRAPHS, {**_LEARNED, "evidence": "hitlike+learned", "learned_features": False}),
+    ("bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources+features feat-cov per-source", "bayes_prior",
+     "symbol_families", _ALL_GRAPHS, {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True}),
+    ("bayes greedy fam+coexp+LR+HPO+path learned-sources+features only feat-cov per-source", "bayes_prior",
+     "symbol_families", _ALL_GRAPHS, {**_LEARNED, "evidence": "learned", "learned_features": True}),
 )
 
 #: Settings added after development runs (seed 0, real and permuted feedback) on all seven screens reported here.
@@ -175,7 +188,13 @@ DEVELOPED_ON = {"bayes greedy fam+coexp+LR-EB nofeat": "the five shared and the 
                 "bayes greedy fam+coexp+LR+HPO+path-hitlike feat-cov per-source":
                     "the five shared and the two added screens",
                 "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 feat-cov per-source":
-                    "the five shared and the two added screens"}
+                    "the five shared and the two added screens",
+                **{lab: "the five shared and the two added screens (session 8, after earlier sessions' recorded "
+                        "runs of the other settings)"
+                   for lab in ("bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources feat-cov per-source",
+                               "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources+features feat-cov "
+                               "per-source",
+                               "bayes greedy fam+coexp+LR+HPO+path learned-sources+features only feat-cov per-source")}}
 
 RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "
         "log(final hit ratio / prior_only's final hit ratio) (real feedback, mean over seeds); ties → the earlier "
