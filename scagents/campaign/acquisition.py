@@ -630,6 +630,14 @@ class BayesPriorDesigner(Designer):
     ``calibration_``. With ``graph_mode="per_source"`` the ``graph`` is one matrix per knowledge source
     (co-expression, ligand–receptor, shared HPO phenotypes) and each source's neighbour evidence is
     computed on its own and added (so a sparse but specific source is not averaged away by a dense one).
+    With ``evidence="learned"`` the weight of every source (family, each graph and, with
+    ``learned_features``, a cross-fitted expression-feature prediction) is learned from the campaign's
+    own rounds by a logistic model of the hit-like genes with the prior as a covariate
+    (:meth:`_learned_lift`: weights ≥ 0, penalty ``source_penalty``, lowered by ``source_lcb``
+    posterior SDs, put on the score's scale by the prior's coefficient floored at ``prior_floor``), so
+    a source enters only on screens where the rounds show it predicts hits and uninformative feedback
+    leaves the prior ranking; ``"hitlike+learned"`` adds these learned weights to the fixed ``group`` /
+    ``neighbours`` weights of ``"hitlike"``.
 
     Acquisition ``"thompson"``: every pick of a batch is the argmax of one posterior draw of
     ``w`` (draws differ, so the batch spreads); ``"ucb"``: mean + ``beta``·sd with the
