@@ -645,17 +645,18 @@ class BayesPriorDesigner(Designer):
     """
 
     # defaults = the setting benchmarks/closed_loop.py selects over all screens (leave-one-screen-out protocol;
-    # "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 feat-cov per-source"): the prior plus what measured family
-    # members and co-expression / ligand–receptor / shared-phenotype / shared-pathway partners say (each source on
-    # its own; hit-like = top 20 % of the measured), plus what the features add beyond the prior (weighted by the
-    # evidence for it), picked greedily
+    # "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources+features feat-cov per-source"): the prior
+    # plus what measured family members and co-expression / ligand–receptor / shared-phenotype / shared-pathway
+    # partners say (each source on its own; hit-like = top 20 % of the measured) with fixed weights plus weights
+    # learned on the campaign's rounds (and a cross-fitted expression-feature column), plus what the features add
+    # beyond the prior (weighted by the evidence for it), picked greedily
     anchor: float = 1.0
     acquisition: str = "ucb"
     beta: float = 0.0
     diversity: float = 0.0
     group: float = 2.0
     neighbours: float = 2.0
-    evidence: str = "hitlike"
+    evidence: str = "hitlike+learned"
     hit_quantile: float = 0.8
     feature_weight: float = 1.0
     feature_target: str = "covariate"
@@ -663,7 +664,7 @@ class BayesPriorDesigner(Designer):
     source_penalty: float = 3.0
     source_lcb: float = 1.0
     prior_floor: float = 1.0
-    learned_features: bool = False
+    learned_features: bool = True
     graph: object = field(default=None, repr=False)
     name: str = field(default="bayes_prior", init=False)
 
