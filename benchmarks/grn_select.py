@@ -128,10 +128,33 @@ SCREEN_CANDIDATES: dict[str, dict] = {
                                     "direct": True, "min_t": 5.0, **kw}
        for tag, kw in (("orient0.5", {"orient": 0.5}), ("orient0.25", {"orient": 0.25}),
                        ("gate0.6", {"gate": 0.6}), ("reduce", {"reduce": True}))},
+    # added in session 8 (before any evaluation-network score of them existed), scored on the extra_only
+    # base only (ODDS_BASES): the two kinds of evidence added on a log-odds-like scale
+    # (combine_evidence(how="odds"): -log(1 - u_R + 1/N) + w log(1 + max(|t_direct| - min_t, 0))), with
+    # the weight w, the offset min_t, the regulator prior (a knocked-out gene that moves some gene raises
+    # its row) and the knockout orientation as options; one on total instead of direct effects
+    **{f"odds{'_total' if not direct else ''}_w{w:g}_t{t:g}"
+       f"{f'_prior{pr:g}' if pr else ''}{f'_orient{o:g}' if o != 1.0 else ''}": {
+           "perturbations": "target_genes", "fit_cells": "all", "combine": "odds", "direct": direct,
+           "min_t": t, "evidence_weight": w, "regulator_prior": pr, "orient": o}
+       for direct, w, t, pr, o in ((True, 2.0, 1.5, 0.0, 1.0), (True, 2.0, 1.5, 1.0, 1.0),
+                                   (True, 2.0, 1.5, 0.0, 0.7), (True, 2.0, 1.5, 1.0, 0.7),
+                                   (True, 1.5, 1.5, 1.0, 0.7), (True, 3.0, 1.5, 1.0, 0.7),
+                                   (True, 2.0, 3.0, 1.0, 0.7), (True, 2.0, 1.5, 0.5, 0.7),
+                                   (False, 2.0, 1.5, 1.0, 0.7))},
 }
 ENSEMBLE_ONLY = {n for n in SCREEN_CANDIDATES if n.startswith("all_sum_direct_t5_")}
 """Screen candidates not scored on top of the ridge base (added after ridge stopped being the observational
 winner); every later base gets every screen candidate."""
+ODDS_BASES = ("extra_only",)
+"""The bases the session-8 candidates (``odds_*``) are scored on (the observational winner when they were added)."""
+
+
+def _scored(base: str, name: str) -> bool:
+    """Whether screen candidate ``name`` is scored on top of observational candidate ``base``."""
+    if name.startswith("odds"):
+        return base in ODDS_BASES
+    return base != "ridge" or name not in ENSEMBLE_ONLY
 
 
 def load_network(spec: str):
@@ -200,7 +223,7 @@ def smooth_along(adata: ad.AnnData, key: str, k: int) -> ad.AnnData:
     return out
 
 
-LATER_OFF = {"reduce": False, "gate": 1.0, "orient": 1.0}
+LATER_OFF = {"reduce": False, "gate": 1.0, "orient": 1.0, "evidence_weight": 2.0, "regulator_prior": 0.0}
 """Screen settings added after the first candidates, off unless a candidate sets them (so that a candidate
 means the same whatever infer_network's current default is; they were off when the older ones were scored)."""
 TREES_OFF = {"trees": "extra", "n_trees": 50, "tree_weight": 1.0}
@@ -280,8 +303,7 @@ def _missing(entry: dict, split: str) -> bool:
         return True
     if split == "train":
         need = [f"obs/{n}" for n in OBS_CANDIDATES] + [screen_key(b, n) for b in SCREEN_BASES
-                                                       for n in SCREEN_CANDIDATES
-                                                       if b != "ridge" or n not in ENSEMBLE_ONLY]
+                                                       for n in SCREEN_CANDIDATES if _scored(b, n)]
         return any(k not in sc_ for k in need)
     return sc_.get("obs/default", {}).get("default") != default_tag()
 
@@ -316,7 +338,8 @@ def default_kwargs() -> dict:
 
     p = inspect.signature(infer_network).parameters
     return {k: p[k].default for k in ("method", "transform", "fit_cells", "combine", "direct", "min_t",
-                                      "reduce", "gate", "orient", "trees", "n_trees", "tree_weight")}
+                                      "reduce", "gate", "orient", "evidence_weight", "regulator_prior", "trees",
+                                      "n_trees", "tree_weight")}
 
 
 def _load() -> dict:
@@ -358,7 +381,7 @@ def run(split: str, budget_s: float) -> None:
                     for b in SCREEN_BASES:
                         base = {k: v for k, v in _explicit(OBS_CANDIDATES[b]).items() if not k.startswith("_")}
                         for name, kw in SCREEN_CANDIDATES.items():
-                            if b == "ridge" and name in ENSEMBLE_ONLY:
+                            if not _scored(b, name):
                                 continue
                             if screen_key(b, name) not in sc_:
                                 sc_[screen_key(b, name)] = _score(ours(screen, {**base, **LATER_OFF, **kw}),
