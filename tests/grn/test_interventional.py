@@ -229,7 +229,7 @@ def test_infer_network_odds_combination_and_regulator_prior(tiny_screen):
     ea, eb = network_edges(a), network_edges(b)
     for e in (ea, eb):
         top = e.head(5)
-        got = {(s, t, int(np.sign(w))) for s, t, w in zip(top.source, top.target, top.weight)}
+        got = {(s, t, int(np.sign(w))) for s, t, w in zip(top.source, top.target, top.weight, strict=True)}
         assert len(got & PLANTED) >= 4  # the planted edges lead, with their signs
     wa = ea.set_index(["source", "target"])["weight"].abs()
     wb = eb.set_index(["source", "target"])["weight"].abs()
