@@ -440,14 +440,14 @@ def infer_network(
     unlinked: str = "drop",
     perturbations: str | None = None,
     fit_cells: str = "all",
-    combine: str = "sum",
+    combine: str = "odds",
     direct: bool = True,
-    min_t: float = 5.0,
+    min_t: float = 1.5,
     reduce: bool = False,
     gate: float = 1.0,
-    orient: float = 0.5,
+    orient: float = 0.7,
     evidence_weight: float = 2.0,
-    regulator_prior: float = 0.0,
+    regulator_prior: float = 0.5,
     trees: str = "extra",
     n_trees: int = 50,
     tree_weight: float = np.inf,
@@ -493,7 +493,9 @@ def infer_network(
         and some single-gene perturbation has ≥ 5 cells besides ≥ 5 controls (``obs["is_control"]``),
         the perturbed regulators' Welch t statistics (:func:`scagents.grn.interventional.perturbation_effects`)
         are merged with the regression by ranks (:func:`~scagents.grn.interventional.combine_evidence`);
-        edge weights are then signed combined percentiles (0–2) and each edge's ``evidence`` says
+        edge weights are then signed combined scores (with the default ``combine="odds"`` a
+        log-odds-like score ≥ 0: ``-log(1 - percentile + 1/N)`` of the regression plus the knockout's
+        evidence; with the percentile combinations 0–2) and each edge's ``evidence`` says
         where it came from (``"perturbation"`` when its regulator was perturbed and ``|t| ≥ 3``,
         else ``"regression"``); ``uns["grn"]["sources"]`` counts them.
     fit_cells
@@ -506,7 +508,8 @@ def infer_network(
         Score perturbations by their shifts not mediated by the other regulators' shifts
         (:func:`~scagents.grn.interventional.direct_effects`) instead of the total shifts.
     min_t
-        Perturbation evidence counts only where ``|t| ≥ min_t``.
+        Perturbation evidence counts only where ``|t| ≥ min_t`` (with ``combine="odds"``: ``|t|`` adds
+        ``evidence_weight * log(1 + |t| - min_t)`` above it).
     reduce
         Drop knockout edges explained by a path through another knocked-out regulator
         (:func:`~scagents.grn.interventional.transitive_reduction`) before combining.
