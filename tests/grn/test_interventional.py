@@ -221,7 +221,8 @@ def test_regulator_prior_raises_rows_of_knockouts_that_move_something():
 
 def test_infer_network_odds_combination_and_regulator_prior(tiny_screen):
     a, b = tiny_screen.copy(), tiny_screen.copy()
-    infer_network(a, perturbations="target_genes", combine="odds", min_t=1.5, evidence_weight=2.0, orient=1.0)
+    infer_network(a, perturbations="target_genes", combine="odds", min_t=1.5, evidence_weight=2.0, orient=1.0,
+                  regulator_prior=0.0)
     infer_network(b, perturbations="target_genes", combine="odds", min_t=1.5, evidence_weight=2.0, orient=1.0,
                   regulator_prior=1.0)
     p = b.uns["grn"]["params"]
