@@ -39,9 +39,12 @@ Protocol (fixed before any result was seen):
   a regulator prior for knockouts that move some gene, and the orientation factor; their form and
   the values tried (w 1.5–3, min_t 1.5–3, prior 0–1, orient 0.7–1) came from an exploration on the
   training data sets alone (a knockout's direct ``|t|`` multiplied the odds of an edge at every
-  regression percentile; conditional regressions on mediators and co-movement of non-knocked-out
-  pairs did not help there), so their training scores are optimistic by that search; nothing of the
-  evaluation networks was looked at. Evaluation scores record which default they are of
+  regression percentile; conditional regressions of the target on the knockout indicator and its
+  mediators, tree-based (instead of ridge) mediator models, co-movement of non-knocked-out pairs,
+  a penalty for knockouts that move many genes, row-scaled ``|t|``, unmoved targets as negative
+  evidence and a transitive reduction did not help there and were not made candidates), so their
+  training scores are optimistic by that search; nothing of the evaluation networks was looked at
+  before the winner was fixed. Evaluation scores record which default they are of
   (``default_tag``); when the default changes only ``obs/default`` and ``screen/default`` are
   recomputed (the references do not depend on it), the previous ones kept as ``previous_default``.
 - Evaluation: the default against GRNBoost2 and GENIE3 (arboreto if installed, else the same
