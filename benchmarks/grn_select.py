@@ -33,7 +33,18 @@ Protocol (fixed before any result was seen):
   reduction of the knockout graph), scored on the ensemble base only. Session 7 (issue #18) added
   observational candidates, options of the ensemble's trees (GENIE3's random forest, 200 trees, the
   tree ranks weighted 2:1 or alone); a new observational winner becomes a screen base scored with
-  every screen candidate. Evaluation scores record which default they are of
+  every screen candidate. Session 8 (issue #18) added screen candidates on top of ``extra_only``
+  only (``ODDS_BASES``): ``combine="odds"`` (:func:`scagents.grn.interventional.combine_evidence`:
+  regression percentile as ``-log(1 - u + 1/N)`` plus ``w log(1 + max(|t_direct| - min_t, 0))``),
+  a regulator prior for knockouts that move some gene, and the orientation factor; their form and
+  the values tried (w 1.5–3, min_t 1.5–3, prior 0–1, orient 0.7–1) came from an exploration on the
+  training data sets alone (a knockout's direct ``|t|`` multiplied the odds of an edge at every
+  regression percentile; conditional regressions of the target on the knockout indicator and its
+  mediators, tree-based (instead of ridge) mediator models, co-movement of non-knocked-out pairs,
+  a penalty for knockouts that move many genes, row-scaled ``|t|``, unmoved targets as negative
+  evidence and a transitive reduction did not help there and were not made candidates), so their
+  training scores are optimistic by that search; nothing of the evaluation networks was looked at
+  before the winner was fixed. Evaluation scores record which default they are of
   (``default_tag``); when the default changes only ``obs/default`` and ``screen/default`` are
   recomputed (the references do not depend on it), the previous ones kept as ``previous_default``.
 - Evaluation: the default against GRNBoost2 and GENIE3 (arboreto if installed, else the same
@@ -128,10 +139,33 @@ SCREEN_CANDIDATES: dict[str, dict] = {
                                     "direct": True, "min_t": 5.0, **kw}
        for tag, kw in (("orient0.5", {"orient": 0.5}), ("orient0.25", {"orient": 0.25}),
                        ("gate0.6", {"gate": 0.6}), ("reduce", {"reduce": True}))},
+    # added in session 8 (before any evaluation-network score of them existed), scored on the extra_only
+    # base only (ODDS_BASES): the two kinds of evidence added on a log-odds-like scale
+    # (combine_evidence(how="odds"): -log(1 - u_R + 1/N) + w log(1 + max(|t_direct| - min_t, 0))), with
+    # the weight w, the offset min_t, the regulator prior (a knocked-out gene that moves some gene raises
+    # its row) and the knockout orientation as options; one on total instead of direct effects
+    **{f"odds{'_total' if not direct else ''}_w{w:g}_t{t:g}"
+       f"{f'_prior{pr:g}' if pr else ''}{f'_orient{o:g}' if o != 1.0 else ''}": {
+           "perturbations": "target_genes", "fit_cells": "all", "combine": "odds", "direct": direct,
+           "min_t": t, "evidence_weight": w, "regulator_prior": pr, "orient": o}
+       for direct, w, t, pr, o in ((True, 2.0, 1.5, 0.0, 1.0), (True, 2.0, 1.5, 1.0, 1.0),
+                                   (True, 2.0, 1.5, 0.0, 0.7), (True, 2.0, 1.5, 1.0, 0.7),
+                                   (True, 1.5, 1.5, 1.0, 0.7), (True, 3.0, 1.5, 1.0, 0.7),
+                                   (True, 2.0, 3.0, 1.0, 0.7), (True, 2.0, 1.5, 0.5, 0.7),
+                                   (False, 2.0, 1.5, 1.0, 0.7))},
 }
 ENSEMBLE_ONLY = {n for n in SCREEN_CANDIDATES if n.startswith("all_sum_direct_t5_")}
 """Screen candidates not scored on top of the ridge base (added after ridge stopped being the observational
 winner); every later base gets every screen candidate."""
+ODDS_BASES = ("extra_only",)
+"""The bases the session-8 candidates (``odds_*``) are scored on (the observational winner when they were added)."""
+
+
+def _scored(base: str, name: str) -> bool:
+    """Whether screen candidate ``name`` is scored on top of observational candidate ``base``."""
+    if name.startswith("odds"):
+        return base in ODDS_BASES
+    return base != "ridge" or name not in ENSEMBLE_ONLY
 
 
 def load_network(spec: str):
@@ -200,7 +234,7 @@ def smooth_along(adata: ad.AnnData, key: str, k: int) -> ad.AnnData:
     return out
 
 
-LATER_OFF = {"reduce": False, "gate": 1.0, "orient": 1.0}
+LATER_OFF = {"reduce": False, "gate": 1.0, "orient": 1.0, "evidence_weight": 2.0, "regulator_prior": 0.0}
 """Screen settings added after the first candidates, off unless a candidate sets them (so that a candidate
 means the same whatever infer_network's current default is; they were off when the older ones were scored)."""
 TREES_OFF = {"trees": "extra", "n_trees": 50, "tree_weight": 1.0}
@@ -280,8 +314,7 @@ def _missing(entry: dict, split: str) -> bool:
         return True
     if split == "train":
         need = [f"obs/{n}" for n in OBS_CANDIDATES] + [screen_key(b, n) for b in SCREEN_BASES
-                                                       for n in SCREEN_CANDIDATES
-                                                       if b != "ridge" or n not in ENSEMBLE_ONLY]
+                                                       for n in SCREEN_CANDIDATES if _scored(b, n)]
         return any(k not in sc_ for k in need)
     return sc_.get("obs/default", {}).get("default") != default_tag()
 
@@ -316,7 +349,8 @@ def default_kwargs() -> dict:
 
     p = inspect.signature(infer_network).parameters
     return {k: p[k].default for k in ("method", "transform", "fit_cells", "combine", "direct", "min_t",
-                                      "reduce", "gate", "orient", "trees", "n_trees", "tree_weight")}
+                                      "reduce", "gate", "orient", "evidence_weight", "regulator_prior", "trees",
+                                      "n_trees", "tree_weight")}
 
 
 def _load() -> dict:
@@ -358,7 +392,7 @@ def run(split: str, budget_s: float) -> None:
                     for b in SCREEN_BASES:
                         base = {k: v for k, v in _explicit(OBS_CANDIDATES[b]).items() if not k.startswith("_")}
                         for name, kw in SCREEN_CANDIDATES.items():
-                            if b == "ridge" and name in ENSEMBLE_ONLY:
+                            if not _scored(b, name):
                                 continue
                             if screen_key(b, name) not in sc_:
                                 sc_[screen_key(b, name)] = _score(ours(screen, {**base, **LATER_OFF, **kw}),
@@ -484,7 +518,43 @@ def summarise(results: dict) -> dict:
                 row["ratio_goal_1.5_met"] = row["auprc_ratio"]["ratio"] >= 1.5
             verdict[f"{regime}_vs_{ref}"] = row
     summary["verdict"] = verdict
+    summary["sources_contribution"] = sources_contribution(results)
     return summary
+
+
+SOURCE_STEPS = (
+    ("control cells only (observational)", "control_only"),
+    ("+ knocked-out cells in the fit (invariant refit), no knockout effects", "all_cells_no_effects"),
+    ("+ knockout total effects, percentile sum (min_t 5)", "all_sum_total_t5"),
+    ("direct effects instead (session-5/7 winner: percentile sum, orient 0.5)", "all_sum_direct_t5_orient0.5"),
+    ("odds combination of total effects (prior 1, orient 0.7)", "odds_total_w2_t1.5_prior1_orient0.7"),
+    ("odds combination of direct effects", "odds_w2_t1.5"),
+    ("+ orientation 0.7", "odds_w2_t1.5_orient0.7"),
+    ("+ regulator prior 1", "odds_w2_t1.5_prior1_orient0.7"),
+    ("regulator prior 0.5 instead (session-8 winner)", "odds_w2_t1.5_prior0.5_orient0.7"),
+)
+"""The chain of screen candidates (on ``ODDS_BASES[0]``) that shows what each source of evidence adds."""
+
+
+def sources_contribution(results: dict) -> list[dict]:
+    """Training gmean AUPRC ratio of each step of :data:`SOURCE_STEPS`, with paired wins against the step
+    before (data sets scored by both)."""
+    kept = [e for e in results["datasets"].values() if e["split"] == "train" and e.get("passed")]
+    rows, prev = [], None
+    for step, name in SOURCE_STEPS:
+        key = screen_key(ODDS_BASES[0], name)
+        vals = {f"{e['network']}|{e['seed']}": e["scores"][key]["auprc_ratio"] for e in kept if key in e["scores"]}
+        if not vals:
+            prev = None
+            continue
+        row = {"step": step, "candidate": name, "gmean": _gmean(vals.values()), "n": len(vals)}
+        if prev is not None:
+            both = [k for k in vals if k in prev]
+            row["up"] = sum(vals[k] > prev[k] for k in both)
+            row["down"] = sum(vals[k] < prev[k] for k in both)
+        rows.append(row)
+        prev = vals
+    return rows
 
 
 def report() -> dict:
@@ -534,6 +604,15 @@ def report() -> dict:
                                                                   key=lambda kv: -kv[1])[:8]) + " (best 8)."]
         L += ["", f"Winners: observational `{sel['observational_winner']}`, screen `{sel['screen_winner']}`. "
               f"infer_network defaults now: `{sel['default_kwargs']}`."]
+        contrib = s.get("sources_contribution")
+        if contrib:
+            L += ["", f"### What each source adds (training, on `{ODDS_BASES[0]}`)", "",
+                  "Each row is one candidate; 'vs the row above': data sets where it scores higher / lower "
+                  "(paired, same data sets).", "",
+                  "| step | candidate | gmean AUPRC ratio | vs the row above |", "|---|---|---|---|"]
+            for row in contrib:
+                L.append(f"| {row['step']} | {row['candidate']} | {row['gmean']:.3f} | "
+                         f"{row.get('up', '')}{'/' if 'up' in row else ''}{row.get('down', '')} |")
     ev = s["eval"]
     if ev["overall"]:
         L += ["", "## Evaluation networks (disjoint)", "",

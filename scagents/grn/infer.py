@@ -440,12 +440,14 @@ def infer_network(
     unlinked: str = "drop",
     perturbations: str | None = None,
     fit_cells: str = "all",
-    combine: str = "sum",
+    combine: str = "odds",
     direct: bool = True,
-    min_t: float = 5.0,
+    min_t: float = 1.5,
     reduce: bool = False,
     gate: float = 1.0,
-    orient: float = 0.5,
+    orient: float = 0.7,
+    evidence_weight: float = 2.0,
+    regulator_prior: float = 0.5,
     trees: str = "extra",
     n_trees: int = 50,
     tree_weight: float = np.inf,
@@ -491,7 +493,9 @@ def infer_network(
         and some single-gene perturbation has ≥ 5 cells besides ≥ 5 controls (``obs["is_control"]``),
         the perturbed regulators' Welch t statistics (:func:`scagents.grn.interventional.perturbation_effects`)
         are merged with the regression by ranks (:func:`~scagents.grn.interventional.combine_evidence`);
-        edge weights are then signed combined percentiles (0–2) and each edge's ``evidence`` says
+        edge weights are then signed combined scores (with the default ``combine="odds"`` a
+        log-odds-like score ≥ 0: ``-log(1 - percentile + 1/N)`` of the regression plus the knockout's
+        evidence; with the percentile combinations 0–2) and each edge's ``evidence`` says
         where it came from (``"perturbation"`` when its regulator was perturbed and ``|t| ≥ 3``,
         else ``"regression"``); ``uns["grn"]["sources"]`` counts them.
     fit_cells
@@ -499,12 +503,13 @@ def infer_network(
         interventional variation) or on the ``"control"`` cells only.
     combine
         How perturbation and regression ranks merge (``"sum"``, ``"mean"``, ``"product"``,
-        ``"perturbation"``; see :func:`~scagents.grn.interventional.combine_evidence`).
+        ``"perturbation"``, ``"odds"``; see :func:`~scagents.grn.interventional.combine_evidence`).
     direct
         Score perturbations by their shifts not mediated by the other regulators' shifts
         (:func:`~scagents.grn.interventional.direct_effects`) instead of the total shifts.
     min_t
-        Perturbation evidence counts only where ``|t| ≥ min_t``.
+        Perturbation evidence counts only where ``|t| ≥ min_t`` (with ``combine="odds"``: ``|t|`` adds
+        ``evidence_weight * log(1 + |t| - min_t)`` above it).
     reduce
         Drop knockout edges explained by a path through another knocked-out regulator
         (:func:`~scagents.grn.interventional.transitive_reduction`) before combining.
@@ -514,6 +519,14 @@ def infer_network(
     orient
         Factor for the reverse edge ``g → r`` of a knockout of ``r`` that moves ``g`` (total
         ``|t| ≥ 3``, :func:`~scagents.grn.interventional.orient_by_knockouts`); 1 = off.
+    evidence_weight
+        With ``combine="odds"``: weight of the perturbation evidence ``log(1 + max(|t| - min_t, 0))``
+        against the regression's log-odds-like score (see
+        :func:`~scagents.grn.interventional.combine_evidence`).
+    regulator_prior
+        Added to the (``"odds"``-scale) scores of every edge of a perturbed regulator whose
+        perturbation moves some gene (total ``|t| ≥ 3``,
+        :func:`~scagents.grn.interventional.regulator_prior`); 0 = off.
     trees
         With ``method="ensemble"``: the tree regressor, ``"extra"`` (extremely randomised trees) or
         ``"rf"`` (GENIE3's random forest, ``max_features="sqrt"``); see :mod:`scagents.grn.ensemble`.
@@ -524,8 +537,8 @@ def infer_network(
         average; ``float("inf")`` = the tree ranks alone, signed by the ridge coefficients.
 
     The defaults of ``method``, ``transform``, ``fit_cells``, ``combine``, ``direct``, ``min_t``, ``reduce``,
-    ``gate``, ``orient``, ``trees``, ``n_trees`` and ``tree_weight`` were chosen on training networks and
-    reported on disjoint ones (``benchmarks/grn_select.py``).
+    ``gate``, ``orient``, ``evidence_weight``, ``regulator_prior``, ``trees``, ``n_trees`` and ``tree_weight``
+    were chosen on training networks and reported on disjoint ones (``benchmarks/grn_select.py``).
 
     progress
         Show a progress bar (tqdm, on stderr) over the blocks of genes.
@@ -593,6 +606,9 @@ def infer_network(
             raise ValueError(f"fit_cells must be 'all' or 'control', got {fit_cells!r}.")
         if combine not in COMBINE:
             raise ValueError(f"Unknown combine {combine!r}; use one of {', '.join(COMBINE)}.")
+        if not (evidence_weight >= 0 and np.isfinite(regulator_prior)):
+            raise ValueError(f"evidence_weight must be >= 0 and regulator_prior finite, got {evidence_weight} "
+                             f"and {regulator_prior}.")
         P_eff, p_cells = perturbation_effects(target, perturbations, layer=layer)
         if P_eff.empty:
             P_eff = None
@@ -710,7 +726,12 @@ def infer_network(
             from scagents.grn.interventional import transitive_reduction
 
             P_eff = transitive_reduction(P_eff)
-        S, sources = combine_evidence(S_obs, regs, P_eff, how=combine, min_t=min_t, allowed=allowed)
+        S, sources = combine_evidence(S_obs, regs, P_eff, how=combine, min_t=min_t, allowed=allowed,
+                                      weight=evidence_weight)
+        if regulator_prior != 0.0:
+            from scagents.grn.interventional import regulator_prior as _row_prior
+
+            S = _row_prior(S, regs, P_total, boost=regulator_prior)
         if gate != 1.0:
             from scagents.grn.interventional import ancestor_gate
 
@@ -721,7 +742,8 @@ def infer_network(
             S = orient_by_knockouts(S, regs, P_total, factor=orient)
         S[:, const] = 0.0
         params.update(perturbations=perturbations, fit_cells=fit_cells, combine=combine, direct=bool(direct),
-                      min_t=float(min_t), reduce=bool(reduce), gate=float(gate), orient=float(orient))
+                      min_t=float(min_t), reduce=bool(reduce), gate=float(gate), orient=float(orient),
+                      evidence_weight=float(evidence_weight), regulator_prior=float(regulator_prior))
         sources["cells_per_perturbation"] = p_cells
     edges, kept = _edge_table(S, regs, genes, top_k)
     if P_eff is not None:

@@ -203,6 +203,7 @@ def test_network_agent_uses_the_screen_but_not_the_goal_cells(twin_state, monkey
     assert obs_ctrl["is_control"].astype(bool).all() and "perturbations" not in kw_ctrl
     # one default: the agent never overrides what the selection chose (infer_network's defaults)
     chosen = {"method", "transform", "fit_cells", "combine", "direct", "min_t", "alpha", "reduce", "gate", "orient",
+              "evidence_weight", "regulator_prior",
               "trees", "n_trees", "tree_weight"}
     assert not chosen & (set(kw_screen) | set(kw_ctrl))
     src = net["sources"]

@@ -11,6 +11,7 @@ from scagents.grn.interventional import (
     combine_evidence,
     orient_by_knockouts,
     perturbation_effects,
+    regulator_prior,
     transitive_reduction,
 )
 from scagents.metrics import auprc_ratio
@@ -180,3 +181,61 @@ def test_ancestor_gate_pushes_down_unmoved_targets():
     assert G[0, 2] == 0.3  # r's knockout leaves h unmoved: r -> h halved
     assert G[0, 1] == -0.8  # moved: kept, sign too
     assert np.array_equal(G[1:], S[1:]) and G[0, 0] == 0.0  # other regulators and the self-edge untouched
+
+
+def test_combine_odds_multiplies_odds_instead_of_lifting_every_knockout_edge():
+    regs = pd.Index(["R1", "R2", "R3"])
+    # regulators x genes (genes R1, R2, R3, T, U); R2 -> T is the best regression edge
+    B = np.array([[0.0, 0.05, 0.02, 0.01, 0.3], [0.1, 0.0, 0.2, 0.9, 0.4], [0.15, 0.25, 0.0, 0.35, 0.5]])
+    P = pd.DataFrame([[0.0, 1.0, -2.0, -6.0, 20.0]], index=["R1"], columns=["R1", "R2", "R3", "T", "U"])
+    S, info = combine_evidence(B, regs, P, how="odds", min_t=1.5, weight=2.0)
+    assert info["combine"] == "odds" and info["weight"] == 2.0
+    n = 12  # non-zero regression edges
+    nz = B != 0
+    u = np.zeros(B.shape)
+    u[nz] = pd.Series(np.abs(B[nz])).rank().to_numpy() / n  # the percentiles of the non-zero edges
+    L = np.where(nz, -np.log(1 - u + 1 / n), 0.0)
+    assert S[1, 3] == pytest.approx(L[1, 3]) and S[1, 3] == pytest.approx(np.log(n))  # top edge: log N
+    assert S[0, 1] == pytest.approx(L[0, 1])  # |t| = 1 < min_t: regression alone (sign from it)
+    # |t| above min_t adds weight * log(1 + |t| - min_t); the knockout gives the sign (loss of T: activates)
+    assert S[0, 3] == pytest.approx(-(L[0, 3] + 2.0 * np.log1p(6.0 - 1.5)))
+    assert S[0, 2] == pytest.approx(-(L[0, 2] + 2.0 * np.log1p(0.5)))
+    # a weak knockout shift (|t| = 2) does not lift a weak regression edge above the best regression edge ...
+    assert abs(S[0, 2]) < S[1, 3]
+    # ... a strong one (|t| = 6) does, and the order among the knockout's edges follows |t|
+    assert abs(S[0, 3]) > S[1, 3] and abs(S[0, 4]) > abs(S[0, 3]) > abs(S[0, 2])
+    S0, _ = combine_evidence(B, regs, P, how="odds", min_t=1.5, weight=0.0)
+    assert np.allclose(np.abs(S0), L)  # weight 0: the regression's scores only
+
+
+def test_regulator_prior_raises_rows_of_knockouts_that_move_something():
+    regs = pd.Index(["r", "q", "g"])
+    S = np.array([[0.0, -1.5, 0.5], [0.4, 0.0, 0.0], [0.3, 0.2, 0.0]])
+    P = pd.DataFrame([[0.0, -4.0, 0.2], [0.0, 0.0, 2.0]], index=["r", "q"], columns=["r", "q", "g"])
+    R = regulator_prior(S, regs, P, boost=1.0)
+    assert R[0, 1] == -2.5 and R[0, 2] == 1.5 and R[0, 0] == 0.0  # r moves q: its row gains 1, signs kept
+    assert np.array_equal(R[1:], S[1:])  # q moves nothing at |t| >= 3; g was not knocked out
+    P_self = pd.DataFrame([[9.0, 1.0, 0.2]], index=["r"], columns=["r", "q", "g"])
+    assert np.array_equal(regulator_prior(S, regs, P_self), S)  # its own shift does not count
+
+
+def test_infer_network_odds_combination_and_regulator_prior(tiny_screen):
+    a, b = tiny_screen.copy(), tiny_screen.copy()
+    infer_network(a, perturbations="target_genes", combine="odds", min_t=1.5, evidence_weight=2.0, orient=1.0,
+                  regulator_prior=0.0)
+    infer_network(b, perturbations="target_genes", combine="odds", min_t=1.5, evidence_weight=2.0, orient=1.0,
+                  regulator_prior=1.0)
+    p = b.uns["grn"]["params"]
+    assert p["combine"] == "odds" and p["regulator_prior"] == 1.0 and p["evidence_weight"] == 2.0
+    ea, eb = network_edges(a), network_edges(b)
+    for e in (ea, eb):
+        top = e.head(5)
+        got = {(s, t, int(np.sign(w))) for s, t, w in zip(top.source, top.target, top.weight, strict=True)}
+        assert len(got & PLANTED) >= 4  # the planted edges lead, with their signs
+    wa = ea.set_index(["source", "target"])["weight"].abs()
+    wb = eb.set_index(["source", "target"])["weight"].abs()
+    # A and B were knocked out and move genes: their edges gain 1, the others are unchanged
+    assert wb[("A", "C")] == pytest.approx(wa[("A", "C")] + 1.0)
+    assert wb[("S", "A")] == pytest.approx(wa[("S", "A")])
+    with pytest.raises(ValueError, match="evidence_weight"):
+        infer_network(tiny_screen.copy(), perturbations="target_genes", combine="odds", evidence_weight=-1.0)
