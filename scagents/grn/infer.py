@@ -515,8 +515,9 @@ def infer_network(
         Factor for the reverse edge ``g → r`` of a knockout of ``r`` that moves ``g`` (total
         ``|t| ≥ 3``, :func:`~scagents.grn.interventional.orient_by_knockouts`); 1 = off.
     trees
-        With ``method="ensemble"``: the tree regressor, ``"extra"`` (extremely randomised trees) or
-        ``"rf"`` (GENIE3's random forest, ``max_features="sqrt"``); see :mod:`scagents.grn.ensemble`.
+        With ``method="ensemble"``: the tree regressor, ``"extra"`` (extremely randomised trees),
+        ``"rf"`` (GENIE3's random forest, ``max_features="sqrt"``) or ``"both"`` (both forests, their
+        importances averaged); see :mod:`scagents.grn.ensemble`.
     n_trees
         With ``method="ensemble"``: trees per target (the size rule is the same for every count).
     tree_weight
