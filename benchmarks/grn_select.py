@@ -114,7 +114,7 @@ OBS_CANDIDATES: dict[str, dict] = {
 # screen candidates are scored on top of an observational candidate (the base); "screen/NAME" is on
 # top of ridge (the first run), "screen@BASE/NAME" on top of another base. The screen winner is chosen
 # among those on top of the observational winner.
-SCREEN_BASES = ("ridge", "ensemble", "extra_only")
+SCREEN_BASES = ("ridge", "ensemble", "extra_only", "both_only")
 SCREEN_CANDIDATES: dict[str, dict] = {
     "control_only": {"perturbations": None},  # ignore the screen: regression on control cells
     "all_cells_no_effects": {"perturbations": "target_genes", "combine": "sum", "fit_cells": "all",
