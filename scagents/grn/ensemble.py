@@ -14,9 +14,10 @@ at most :data:`TREE_BUDGET` (e.g. 150 genes x 2,000 cells or 300 genes x 1,000 c
 :data:`TREE_MAX_CELLS` are subsampled (seeded) for the trees. The size rule does not depend on the
 tree options below (their cost grows linearly with ``n_trees``, so the budget caps it as well).
 
-Options (``infer_network(trees=..., n_trees=..., tree_weight=...)``): ``trees="extra"`` (default,
-``ExtraTreesRegressor``), ``"rf"`` (``RandomForestRegressor(max_features="sqrt")``, GENIE3's
-regressor) or ``"both"`` (both forests, their per-target importances averaged); ``n_trees`` per
+Options (``infer_network(trees=..., n_trees=..., tree_weight=...)``): ``trees="extra"``
+(``ExtraTreesRegressor``), ``"rf"`` (``RandomForestRegressor(max_features="sqrt")``, GENIE3's
+regressor) or ``"both"`` (both forests, their per-target importances averaged; the default since
+session 8); ``n_trees`` per
 target (and per forest with ``"both"``); ``tree_weight`` the weight of the tree ranks against the ridge
 ranks' 1 in the average (``float("inf")`` = tree ranks alone, signed by the ridge coefficients).
 ``infer_network``'s defaults are whatever ``benchmarks/grn_select.py`` chose on its training networks.

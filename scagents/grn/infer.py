@@ -13,8 +13,9 @@ Methods (``infer_network(method=...)``):
     Only the regulators' columns are held in memory; the other genes are processed in blocks of
     columns, so memory is ``O(cells x regulators + regulators x genes)``.
 ``"ensemble"``
-    Extra-trees importances per target (GENIE3's idea; :mod:`scagents.grn.ensemble`) ranked and
-    signed by the ridge fit (default ``tree_weight=inf``, chosen on the training networks of
+    Tree importances per target (GENIE3's idea; :mod:`scagents.grn.ensemble`; by default the mean
+    of an extra-trees and a random-forest importance, ``trees="both"``) ranked and signed by the
+    ridge fit (default ``tree_weight=inf``, chosen on the training networks of
     ``benchmarks/grn_select.py``); a finite ``tree_weight`` gives DREAM5's community ranking, the
     weighted mean percentile rank of the ridge coefficient and the tree importance. Edge weights are
     then rank scores in [-1, 1]; the coefficient matrix (propagation) is the ridge one.
@@ -446,7 +447,7 @@ def infer_network(
     reduce: bool = False,
     gate: float = 1.0,
     orient: float = 0.5,
-    trees: str = "extra",
+    trees: str = "both",
     n_trees: int = 50,
     tree_weight: float = np.inf,
     progress: bool = False,
@@ -677,7 +678,7 @@ def infer_network(
     if method != "partial_correlation":
         del stats
     S_obs = B
-    if method == "ensemble":  # rank average of ridge and extra-trees importances (scagents.grn.ensemble)
+    if method == "ensemble":  # tree importances, alone or rank-averaged with ridge (scagents.grn.ensemble)
         from scagents.grn import ensemble as _ens
 
         if _ens.trees_fit(int(X.shape[0]), len(genes)):
