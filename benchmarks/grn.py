@@ -42,7 +42,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 # that they agree): `ensemble` (rank average of ridge and extra-trees importances, plain ridge above the
 # size rule of scagents.grn.ensemble) since session 5, chosen there over plain ridge on the training
 # networks; since session 7 with tree_weight=inf (the extra-trees ranks alone, signed by ridge), chosen
-# there over the other tree options. Before: `ridge_rank` until issue 18, then plain ridge (on five published Boolean networks
+# there over the other tree options; since session 8 with trees="both" (the mean of the extra-trees and
+# random-forest importances), chosen there over extra trees alone. Before: `ridge_rank` until issue 18, then plain ridge (on five published Boolean networks
 # never used here, 17 runs, ridge 2.96 vs ridge_rank 1.67 geometric-mean AUPRC ratio).
 METHODS: dict[str, dict] = {
     "ensemble": {"method": "ensemble"},

@@ -44,7 +44,14 @@ Protocol (fixed before any result was seen):
   a penalty for knockouts that move many genes, row-scaled ``|t|``, unmoved targets as negative
   evidence and a transitive reduction did not help there and were not made candidates), so their
   training scores are optimistic by that search; nothing of the evaluation networks was looked at
-  before the winner was fixed. Evaluation scores record which default they are of
+  before the winner was fixed. Session 8 also scored GRNBoost2 and GENIE3 on the training data sets (for
+  comparison only, never candidates; the sklearn GENIE3 reference and the ``rf_only`` candidate give
+  identical importances at the same seed, so the two differ on a data set only by the forest's random
+  seed) and added ``both_only`` (both forests, their importances averaged); background corrections
+  (CLR), regulator/target z-scores and rank sums of the tree importances with partial correlation or
+  ridge were tried on 16 training data sets and not added (none above extra trees alone).
+  ``both_only`` won the observational selection, so the odds candidates were scored on it as well
+  (``ODDS_BASES``). Evaluation scores record which default they are of
   (``default_tag``); when the default changes only ``obs/default`` and ``screen/default`` are
   recomputed (the references do not depend on it), the previous ones kept as ``previous_default``.
 - Evaluation: the default against GRNBoost2 and GENIE3 (arboreto if installed, else the same
@@ -112,11 +119,14 @@ OBS_CANDIDATES: dict[str, dict] = {
     "ensemble_w2": {"method": "ensemble", "transform": "none", "tree_weight": 2.0},
     "extra_only": {"method": "ensemble", "transform": "none", "tree_weight": float("inf")},
     "ensemble_et200": {"method": "ensemble", "transform": "none", "n_trees": 200},
+    # added in session 8 (before any evaluation-network score of it existed): both forests (extra trees and
+    # GENIE3's random forest, 50 trees each, per-target importances averaged), signed by ridge
+    "both_only": {"method": "ensemble", "transform": "none", "trees": "both", "tree_weight": float("inf")},
 }
 # screen candidates are scored on top of an observational candidate (the base); "screen/NAME" is on
 # top of ridge (the first run), "screen@BASE/NAME" on top of another base. The screen winner is chosen
 # among those on top of the observational winner.
-SCREEN_BASES = ("ridge", "ensemble", "extra_only")
+SCREEN_BASES = ("ridge", "ensemble", "extra_only", "both_only")
 SCREEN_CANDIDATES: dict[str, dict] = {
     "control_only": {"perturbations": None},  # ignore the screen: regression on control cells
     "all_cells_no_effects": {"perturbations": "target_genes", "combine": "sum", "fit_cells": "all",
@@ -154,10 +164,14 @@ SCREEN_CANDIDATES: dict[str, dict] = {
                                    (True, 2.0, 3.0, 1.0, 0.7), (True, 2.0, 1.5, 0.5, 0.7),
                                    (False, 2.0, 1.5, 1.0, 0.7))},
 }
+REFERENCES = ("grnboost2", "genie3")
+TRAIN_REFERENCES = [f"{regime}/{algo}" for regime in ("obs", "screen") for algo in REFERENCES]
+"""GRNBoost2 / GENIE3 scores on the training data sets (added in session 8, for comparison only: never
+candidates of the selection)."""
 ENSEMBLE_ONLY = {n for n in SCREEN_CANDIDATES if n.startswith("all_sum_direct_t5_")}
 """Screen candidates not scored on top of the ridge base (added after ridge stopped being the observational
 winner); every later base gets every screen candidate."""
-ODDS_BASES = ("extra_only",)
+ODDS_BASES = ("both_only", "extra_only")
 """The bases the session-8 candidates (``odds_*``) are scored on (the observational winner when they were added)."""
 
 
@@ -315,7 +329,7 @@ def _missing(entry: dict, split: str) -> bool:
     if split == "train":
         need = [f"obs/{n}" for n in OBS_CANDIDATES] + [screen_key(b, n) for b in SCREEN_BASES
                                                        for n in SCREEN_CANDIDATES if _scored(b, n)]
-        return any(k not in sc_ for k in need)
+        return any(k not in sc_ for k in need + TRAIN_REFERENCES)
     return sc_.get("obs/default", {}).get("default") != default_tag()
 
 
@@ -355,6 +369,19 @@ def default_kwargs() -> dict:
 
 def _load() -> dict:
     return json.loads(OUT.read_text()) if OUT.exists() else {"datasets": {}}
+
+
+def _references(sc_: dict, obs_ad: ad.AnnData, screen: ad.AnnData, truth: pd.DataFrame, genes: list[str],
+                seed: int) -> None:
+    """GRNBoost2 / GENIE3 scores (``obs/ALGO``, ``screen/ALGO``) a data set lacks; they do not depend on
+    our default, so a stored one is kept."""
+    from grn import run_reference
+
+    for regime, a in (("obs", obs_ad), ("screen", screen)):
+        for algo in REFERENCES:
+            if f"{regime}/{algo}" not in sc_:
+                e, impl = run_reference(a, algo, seed=seed, genie3_trees=GENIE3_TREES, n_jobs=1)
+                sc_[f"{regime}/{algo}"] = {**_score(e, truth, genes), "implementation": impl}
 
 
 def run(split: str, budget_s: float) -> None:
@@ -397,9 +424,8 @@ def run(split: str, budget_s: float) -> None:
                             if screen_key(b, name) not in sc_:
                                 sc_[screen_key(b, name)] = _score(ours(screen, {**base, **LATER_OFF, **kw}),
                                                                   truth, genes)
+                    _references(sc_, obs_ad, screen, truth, genes, seed)
                 else:
-                    from grn import run_reference
-
                     tag = default_tag()
                     if sc_.get("obs/default", {}).get("default") != tag:  # scored with another default
                         if "obs/default" in sc_ and "default" not in sc_["obs/default"]:
@@ -418,12 +444,7 @@ def run(split: str, budget_s: float) -> None:
                                                   "default": tag}
                         sc_["screen/default"] = {**_score(ours(screen, {"perturbations": "target_genes"}),
                                                           truth, genes), "default": tag}
-                    for regime, a in (("obs", obs_ad), ("screen", screen)):
-                        for algo in ("grnboost2", "genie3"):
-                            if f"{regime}/{algo}" in sc_:  # the references do not depend on our default
-                                continue
-                            e, impl = run_reference(a, algo, seed=seed, genie3_trees=GENIE3_TREES, n_jobs=1)
-                            sc_[f"{regime}/{algo}"] = {**_score(e, truth, genes), "implementation": impl}
+                    _references(sc_, obs_ad, screen, truth, genes, seed)
             entry["seconds"] = round(time.perf_counter() - t0, 1)
             results["datasets"][key] = entry
             print(key, entry.get("passed"), {k: round(v["auprc_ratio"], 2) for k, v in entry["scores"].items()},
@@ -487,16 +508,23 @@ def summarise(results: dict) -> dict:
         summary["screen_check"] = checks
     tr = summary["train"]["overall"]
     if tr:
-        obs = {m.split("/", 1)[1]: v["gmean_auprc_ratio_datasets"] for m, v in tr.items() if m.startswith("obs/")}
+        obs = {m.split("/", 1)[1]: v["gmean_auprc_ratio_datasets"] for m, v in tr.items()
+               if m.startswith("obs/") and m not in TRAIN_REFERENCES}
         w_obs = max(obs, key=obs.get) if obs else None
-        scr_all = {m: v["gmean_auprc_ratio_datasets"] for m, v in tr.items() if m.startswith("screen")}
+        scr_all = {m: v["gmean_auprc_ratio_datasets"] for m, v in tr.items()
+                   if m.startswith("screen") and m not in TRAIN_REFERENCES}
         prefix = screen_key(w_obs or "ridge", "")
         scr = {m[len(prefix):]: v for m, v in scr_all.items() if m.startswith(prefix)}
         other = {m: v for m, v in scr_all.items() if not m.startswith(prefix)}
         summary["selection"] = {"observational_winner": w_obs,
                                 "screen_winner": max(scr, key=scr.get) if scr else None,
                                 "observational": obs, "screen": scr, "screen_base": w_obs,
-                                "screen_other_bases": other, "default_kwargs": default_kwargs()}
+                                "screen_other_bases": other, "default_kwargs": default_kwargs(),
+                                "references": {m: {"gmean_auprc_ratio_datasets": tr[m]["gmean_auprc_ratio_datasets"],
+                                                   "gmean_epr_datasets": tr[m]["gmean_epr_datasets"],
+                                                   "n_datasets": sum(m in e["scores"] for e in ds.values()
+                                                                     if e["split"] == "train" and e.get("passed"))}
+                                               for m in TRAIN_REFERENCES if m in tr}}
     ev = summary["eval"]
     verdict = {}
     for regime in ("obs", "screen"):
@@ -602,6 +630,11 @@ def report() -> dict:
             L += ["", "Screen candidates on top of the other observational base (not eligible): "
                   + ", ".join(f"{m} {v:.3f}" for m, v in sorted(sel["screen_other_bases"].items(),
                                                                   key=lambda kv: -kv[1])[:8]) + " (best 8)."]
+        if sel.get("references"):
+            L += ["", "GRNBoost2 / GENIE3 on the same training data sets (for comparison, not candidates; "
+                  "geometric mean over data sets): " + ", ".join(
+                      f"{m} AUPRC ratio {v['gmean_auprc_ratio_datasets']:.3f}, EPR {v['gmean_epr_datasets']:.3f}"
+                      f" ({v['n_datasets']} data sets)" for m, v in sel["references"].items()) + "."]
         L += ["", f"Winners: observational `{sel['observational_winner']}`, screen `{sel['screen_winner']}`. "
               f"infer_network defaults now: `{sel['default_kwargs']}`."]
         contrib = s.get("sources_contribution")

@@ -121,15 +121,16 @@ def _sources_line(src: dict) -> str:
 
 def method_label(params: dict) -> str:
     """What ``infer_network`` actually fitted, in words (``uns["grn"]["params"]``): the ``"ensemble"``
-    method is extra-trees (or random-forest) importance signed by ridge, a rank average of the two, or
-    ridge alone above the tree size rule."""
+    method is a tree importance (extra trees, random forest, or the mean of both) signed by ridge, a
+    rank average of the two, or ridge alone above the tree size rule."""
     method = str(params.get("method") or "")
     trees = params.get("trees") or {}
     if method != "ensemble" or not trees:
         return method
     if not trees.get("fitted"):
         return "ridge (above the ensemble's tree size rule)"
-    kind = {"extra": "extra-trees", "rf": "random-forest"}.get(str(trees.get("kind", "extra")), "tree")
+    kind = {"extra": "extra-trees", "rf": "random-forest", "both": "extra-trees + random-forest"}.get(
+        str(trees.get("kind", "extra")), "tree")
     weight = float(trees.get("weight", 1.0))
     if weight == float("inf"):
         return f"{kind} importance signed by ridge"
@@ -145,7 +146,7 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
     (at most ``options.n_regulators``) are the candidate regulators, and the
     ``options.network_top_k`` strongest regulators of each target are kept, so memory stays bounded
     whatever the number of genes in the file. The method is ``infer_network``'s default (``"ensemble"``: the
-    extra-trees importances signed by ridge, α by held-out R², while the problem is small,
+    mean extra-trees and random-forest importances signed by ridge, α by held-out R², while the problem is small,
     plain ridge above the size rule of :mod:`scagents.grn.ensemble`), the default
     ``benchmarks/grn.py`` and ``benchmarks/grn_select.py`` score.
 

@@ -14,9 +14,11 @@ at most :data:`TREE_BUDGET` (e.g. 150 genes x 2,000 cells or 300 genes x 1,000 c
 :data:`TREE_MAX_CELLS` are subsampled (seeded) for the trees. The size rule does not depend on the
 tree options below (their cost grows linearly with ``n_trees``, so the budget caps it as well).
 
-Options (``infer_network(trees=..., n_trees=..., tree_weight=...)``): ``trees="extra"`` (default,
-``ExtraTreesRegressor``) or ``"rf"`` (``RandomForestRegressor(max_features="sqrt")``, GENIE3's
-regressor); ``n_trees`` per target; ``tree_weight`` the weight of the tree ranks against the ridge
+Options (``infer_network(trees=..., n_trees=..., tree_weight=...)``): ``trees="extra"``
+(``ExtraTreesRegressor``), ``"rf"`` (``RandomForestRegressor(max_features="sqrt")``, GENIE3's
+regressor) or ``"both"`` (both forests, their per-target importances averaged; the default since
+session 8); ``n_trees`` per
+target (and per forest with ``"both"``); ``tree_weight`` the weight of the tree ranks against the ridge
 ranks' 1 in the average (``float("inf")`` = tree ranks alone, signed by the ridge coefficients).
 ``infer_network``'s defaults are whatever ``benchmarks/grn_select.py`` chose on its training networks.
 """
@@ -33,8 +35,9 @@ __all__ = ["TREE_BUDGET", "TREE_MAX_CELLS", "N_TREES", "TREE_KINDS", "rank_avera
 
 N_TREES = 50
 """Trees per target (default)."""
-TREE_KINDS: tuple[str, ...] = ("extra", "rf")
-"""Tree regressors: extremely randomised trees or GENIE3's random forest (both ``max_features="sqrt"``)."""
+TREE_KINDS: tuple[str, ...] = ("extra", "rf", "both")
+"""Tree regressors: extremely randomised trees, GENIE3's random forest (both ``max_features="sqrt"``), or
+both (``n_trees`` of each, their importances averaged)."""
 TREE_MAX_CELLS = 2000
 """Cells the trees are fitted on at most (a seeded random subsample beyond)."""
 TREE_BUDGET = 300_000
@@ -73,8 +76,9 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
     allowed
         Optional regulators x genes mask; a target with no allowed regulator gets none.
     kind
-        ``"extra"`` (``ExtraTreesRegressor``) or ``"rf"`` (``RandomForestRegressor``, bootstrap
-        samples and the best split per feature, as GENIE3).
+        ``"extra"`` (``ExtraTreesRegressor``), ``"rf"`` (``RandomForestRegressor``, bootstrap
+        samples and the best split per feature, as GENIE3) or ``"both"`` (``n_trees`` of each, the
+        mean of their importances).
 
     Returns
     -------
@@ -93,7 +97,8 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
         raise ValueError(f"Unknown tree kind {kind!r}; use one of {', '.join(TREE_KINDS)}.")
     if int(n_trees) < 1:
         raise ValueError(f"n_trees must be >= 1, got {n_trees}.")
-    Forest = ExtraTreesRegressor if kind == "extra" else RandomForestRegressor
+    forests = {"extra": (ExtraTreesRegressor,), "rf": (RandomForestRegressor,),
+               "both": (ExtraTreesRegressor, RandomForestRegressor)}[kind]
 
     reg_idx = np.asarray(reg_idx)
     n, g = X.shape
@@ -112,9 +117,9 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
         y = Xd[keep, j]
         if y.size < 3 or np.ptp(y) == 0:
             continue
-        m = Forest(n_estimators=int(n_trees), max_features="sqrt", random_state=seed, n_jobs=1)
-        m.fit(Xd[keep][:, reg_idx[use]], y)
-        W[use, j] = m.feature_importances_
+        Xj = Xd[keep][:, reg_idx[use]]
+        W[use, j] = np.mean([Forest(n_estimators=int(n_trees), max_features="sqrt", random_state=seed,
+                                    n_jobs=1).fit(Xj, y).feature_importances_ for Forest in forests], axis=0)
     return W
 
 

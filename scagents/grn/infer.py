@@ -13,8 +13,9 @@ Methods (``infer_network(method=...)``):
     Only the regulators' columns are held in memory; the other genes are processed in blocks of
     columns, so memory is ``O(cells x regulators + regulators x genes)``.
 ``"ensemble"``
-    Extra-trees importances per target (GENIE3's idea; :mod:`scagents.grn.ensemble`) ranked and
-    signed by the ridge fit (default ``tree_weight=inf``, chosen on the training networks of
+    Tree importances per target (GENIE3's idea; :mod:`scagents.grn.ensemble`; by default the mean
+    of an extra-trees and a random-forest importance, ``trees="both"``) ranked and signed by the
+    ridge fit (default ``tree_weight=inf``, chosen on the training networks of
     ``benchmarks/grn_select.py``); a finite ``tree_weight`` gives DREAM5's community ranking, the
     weighted mean percentile rank of the ridge coefficient and the tree importance. Edge weights are
     then rank scores in [-1, 1]; the coefficient matrix (propagation) is the ridge one.
@@ -448,7 +449,7 @@ def infer_network(
     orient: float = 0.7,
     evidence_weight: float = 2.0,
     regulator_prior: float = 0.5,
-    trees: str = "extra",
+    trees: str = "both",
     n_trees: int = 50,
     tree_weight: float = np.inf,
     progress: bool = False,
@@ -528,8 +529,9 @@ def infer_network(
         perturbation moves some gene (total ``|t| ≥ 3``,
         :func:`~scagents.grn.interventional.regulator_prior`); 0 = off.
     trees
-        With ``method="ensemble"``: the tree regressor, ``"extra"`` (extremely randomised trees) or
-        ``"rf"`` (GENIE3's random forest, ``max_features="sqrt"``); see :mod:`scagents.grn.ensemble`.
+        With ``method="ensemble"``: the tree regressor, ``"extra"`` (extremely randomised trees),
+        ``"rf"`` (GENIE3's random forest, ``max_features="sqrt"``) or ``"both"`` (both forests, their
+        importances averaged); see :mod:`scagents.grn.ensemble`.
     n_trees
         With ``method="ensemble"``: trees per target (the size rule is the same for every count).
     tree_weight
@@ -692,7 +694,7 @@ def infer_network(
     if method != "partial_correlation":
         del stats
     S_obs = B
-    if method == "ensemble":  # rank average of ridge and extra-trees importances (scagents.grn.ensemble)
+    if method == "ensemble":  # tree importances, alone or rank-averaged with ridge (scagents.grn.ensemble)
         from scagents.grn import ensemble as _ens
 
         if _ens.trees_fit(int(X.shape[0]), len(genes)):

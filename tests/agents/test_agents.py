@@ -234,7 +234,7 @@ def test_network_method_label_says_what_was_fitted():
     x[:, 1] = x[:, 0] + 0.1 * rng.normal(size=200)
     a = ad.AnnData(x.astype(np.float32))
     infer_network(a)
-    assert method_label(a.uns["grn"]["params"]) == "extra-trees importance signed by ridge"
+    assert method_label(a.uns["grn"]["params"]) == "extra-trees + random-forest importance signed by ridge"
     infer_network(a, tree_weight=1.0, trees="rf")
     assert method_label(a.uns["grn"]["params"]) == (
         "rank average of ridge and random-forest importance (trees weighted 1:1)")

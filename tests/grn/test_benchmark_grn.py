@@ -86,10 +86,11 @@ def test_selection_summary_picks_winners_and_counts_wins():
         return {"split": split, "network": net, "seed": seed, "passed": passed, "dropout": 0.05,
                 "scores": {m: {"auprc_ratio": a, "epr": a} for m, a in scores.items()}}
 
+    refs = {"obs/genie3": 9.0, "obs/grnboost2": 9.0, "screen/genie3": 9.0}  # references are never candidates
     ds = {"t0": entry("train", "a", 0, {"obs/ridge": 2.0, "obs/ridge_rank": 1.0,
-                                        "screen/x": 3.0, "screen/y": 2.5}),
+                                        "screen/x": 3.0, "screen/y": 2.5, **refs}),
           "t1": entry("train", "b", 0, {"obs/ridge": 1.5, "obs/ridge_rank": 1.8,
-                                        "screen/x": 1.0, "screen/y": 2.5}),
+                                        "screen/x": 1.0, "screen/y": 2.5, **refs}),
           "t2": entry("train", "c", 0, {}, passed=False),
           "e0": entry("eval", "n1", 0, {"screen/default": 4.0, "screen/grnboost2": 2.0}),
           "e1": entry("eval", "n1", 1, {"screen/default": 1.0, "screen/grnboost2": 2.0}),
@@ -98,6 +99,8 @@ def test_selection_summary_picks_winners_and_counts_wins():
     assert s["train"]["n_dropped"] == 1 and s["train"]["dropped"] == ["c|0"]
     assert s["selection"]["observational_winner"] == "ridge"  # gmean 1.73 vs 1.34
     assert s["selection"]["screen_winner"] == "y"  # gmean 2.5 vs 1.73
+    assert "genie3" not in s["selection"]["observational"] and not s["selection"]["screen_other_bases"]
+    assert s["selection"]["references"]["obs/genie3"]["n_datasets"] == 2
     v = s["verdict"]["screen_vs_grnboost2"]["auprc_ratio"]
     # per network: n1 gmean(4, 1) = 2 vs 2 (no win), n2 3 vs 1 (win); over networks sqrt(6) vs sqrt(2)
     assert v["wins"] == 1 and v["networks"] == 2

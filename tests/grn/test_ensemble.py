@@ -106,6 +106,19 @@ def test_tree_importance_random_forest_finds_the_and_gate_and_differs_from_extra
         ensemble.tree_importance(adata.X, np.arange(4), n_trees=0)
 
 
+def test_tree_importance_both_is_the_mean_of_the_two_forests():
+    X = _and_gate().X
+    both = ensemble.tree_importance(X, np.arange(4), n_trees=20, kind="both")
+    rf = ensemble.tree_importance(X, np.arange(4), n_trees=20, kind="rf")
+    et = ensemble.tree_importance(X, np.arange(4), n_trees=20, kind="extra")
+    np.testing.assert_allclose(both, (rf + et) / 2)
+    c = both[:, 3]
+    assert c[0] > 3 * c[2] and c[1] > 3 * c[2] and abs(c.sum() - 1.0) < 1e-9
+    adata = _and_gate()
+    infer_network(adata, method="ensemble", trees="both", n_trees=20)
+    assert adata.uns["grn"]["params"]["trees"]["kind"] == "both"
+
+
 def test_tree_importance_uses_the_requested_number_of_trees(monkeypatch):
     from sklearn import ensemble as sk
 
@@ -169,7 +182,7 @@ def test_size_rule_applies_to_every_tree_option(monkeypatch):
     ridge = _and_gate()
     infer_network(ridge, method="ridge")
     b = network_edges(ridge).set_index(["source", "target"])["weight"].sort_index()
-    for kw in ({"trees": "rf"}, {"n_trees": 200}, {"tree_weight": float("inf")}):
+    for kw in ({"trees": "rf"}, {"trees": "both"}, {"n_trees": 200}, {"tree_weight": float("inf")}):
         adata = _and_gate()
         infer_network(adata, method="ensemble", **kw)
         assert not adata.uns["grn"]["params"]["trees"]["fitted"]
