@@ -558,8 +558,8 @@ SOURCE_STEPS = (
     ("odds combination of total effects (prior 1, orient 0.7)", "odds_total_w2_t1.5_prior1_orient0.7"),
     ("odds combination of direct effects", "odds_w2_t1.5"),
     ("+ orientation 0.7", "odds_w2_t1.5_orient0.7"),
-    ("+ regulator prior 1", "odds_w2_t1.5_prior1_orient0.7"),
-    ("regulator prior 0.5 instead (session-8 winner)", "odds_w2_t1.5_prior0.5_orient0.7"),
+    ("+ regulator prior 1 (session-8 winner on both_only)", "odds_w2_t1.5_prior1_orient0.7"),
+    ("regulator prior 0.5 instead (winner on extra_only)", "odds_w2_t1.5_prior0.5_orient0.7"),
 )
 """The chain of screen candidates (on ``ODDS_BASES[0]``) that shows what each source of evidence adds."""
 

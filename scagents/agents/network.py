@@ -162,7 +162,8 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
     whose peaks link to the genes, its accessibility prior constrains both fits
     (``unlinked="keep"``: targets without a linked peak stay regulatable).
 
-    Writes ``<run>/network_edges.csv`` (``source``, ``target``, ``weight`` — standardised, or a signed rank score with the ensemble —,
+    Writes ``<run>/network_edges.csv`` (``source``, ``target``, ``weight`` — standardised, a signed rank
+    score with the ensemble, or with perturbed cells a signed log-odds-like score (``combine="odds"``) —,
     ``sign``, ``coef`` — in expression units, used for propagation) and keeps the edges around the
     goal's targets in the state. ``options.skip_network`` (``run --skip-network``) skips it. When
     :mod:`scagents.grn` does not provide ``infer_network`` the agent reports ``status="skipped"``

@@ -448,7 +448,7 @@ def infer_network(
     gate: float = 1.0,
     orient: float = 0.7,
     evidence_weight: float = 2.0,
-    regulator_prior: float = 0.5,
+    regulator_prior: float = 1.0,
     trees: str = "both",
     n_trees: int = 50,
     tree_weight: float = np.inf,
