@@ -49,9 +49,11 @@ Protocol (fixed before any result was seen):
   identical importances at the same seed, so the two differ on a data set only by the forest's random
   seed) and added ``both_only`` (both forests, their importances averaged); background corrections
   (CLR), regulator/target z-scores and rank sums of the tree importances with partial correlation or
-  ridge were tried on 16 training data sets and not added (none above extra trees alone).
-  ``both_only`` won the observational selection, so the odds candidates were scored on it as well
-  (``ODDS_BASES``). Evaluation scores record which default they are of
+  ridge were tried on 16 training data sets and not added (none above extra trees alone). ``both_only``
+  won (1.620 vs ``extra_only`` 1.603) and became a screen base scored with every screen candidate, the
+  odds candidates included (``ODDS_BASES``); among the older candidates the best on it is
+  ``all_sum_direct_t3`` (1.848), and the winner is ``odds_w2_t1.5_prior1_orient0.7`` (1.955).
+  Evaluation scores record which default they are of
   (``default_tag``); when the default changes only ``obs/default`` and ``screen/default`` are
   recomputed (the references do not depend on it), the previous ones kept as ``previous_default``.
 - Evaluation: the default against GRNBoost2 and GENIE3 (arboreto if installed, else the same
