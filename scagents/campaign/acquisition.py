@@ -778,26 +778,7 @@ class BayesPriorDesigner(Designer):
         that predicts the measured genes from their neighbours lifts the neighbours of hits.
         """
         lab = (y >= np.quantile(y, self.hit_quantile)).astype(np.float64)
-        mu = float(lab.mean())
-        cols_m, cols_a, names = [], [], []
-        if self.group > 0 and self.groups is not None:
-            g = np.asarray(self.groups, dtype=np.int64)
-            ng = int(max(g.max(initial=-1), 0)) + 1
-            gm = g[measured]
-            ok = gm >= 0
-            tot = np.bincount(gm[ok], weights=lab[ok], minlength=ng)
-            cnt = np.bincount(gm[ok], minlength=ng).astype(np.float64)
-            loo = np.zeros(len(measured))
-            loo[ok] = (tot[gm[ok]] - lab[ok] + 2.0 * mu) / (cnt[gm[ok]] - 1.0 + 2.0) - mu  # the gene left out
-            cols_m.append(loo)
-            cols_a.append(group_smooth(g, measured, lab, avail)[0])
-            names.append("family")
-        graphs = self._graphs() if self.neighbours > 0 else []
-        for k, A in enumerate(graphs):
-            # the graphs have no self-loops: a measured gene's own reward never enters its column
-            cols_m.append(graph_smooth(A, measured, lab, measured)[0])
-            cols_a.append(graph_smooth(A, measured, lab, avail)[0])
-            names.append("graph partners" + (f" (source {k + 1})" if len(graphs) > 1 else ""))
+        cols_m, cols_a, names, _ = self._evidence_columns(measured, lab, avail)
         self.calibration_ = {"weights": {}, "evidence_weight": 0.0}
         if not names or len(measured) < 8:
             return np.zeros(len(avail)), "; family / graph evidence: none yet"

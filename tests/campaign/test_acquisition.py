@@ -286,6 +286,31 @@ def _family_screen(seed: int, n_fam: int = 60, per_fam: int = 8):
     return genes, rng.normal(size=(len(genes), 4)), prior, scores, hit
 
 
+def _family_signal_vs_noise(cfg: dict):
+    """Four rounds of 24 picks by ``cfg`` on three planted family screens and on pure noise: hits gained over
+    the prior's order, overlap with the prior's picks under noise, and the family weights fitted with signal
+    and with noise; also the last seed's signal designer, features and scores."""
+    from scagents.campaign.acquisition import build_designer, designer_config
+    from scagents.campaign.screens import retrospective_picks
+
+    gains, overlaps, w_signal, w_noise = [], [], [], []
+    for seed in range(3):
+        genes, X, prior, scores, hit = _family_screen(seed)
+
+        def picks(c, sc, genes=genes, X=X, prior=prior):
+            des = build_designer(c, genes, prior=prior)
+            return np.concatenate(retrospective_picks(des, X, sc, n_rounds=4, batch=24)), des
+
+        real, des = picks(cfg, scores)
+        gains.append(hit[real].sum() - hit[picks(designer_config("prior_only"), scores)[0]].sum())
+        w_signal.append(des.calibration_["weights"]["family"])
+        noise = np.random.default_rng(100 + seed).normal(size=len(genes))
+        nz, des_n = picks(cfg, noise)
+        overlaps.append(len(set(nz) & set(picks(designer_config("prior_only"), noise)[0])) / (4 * 24))
+        w_noise.append(des_n.calibration_["weights"]["family"])
+    return gains, overlaps, w_signal, w_noise, (des, X, scores)
+
+
 def test_default_designer_spreads_a_hit_to_its_family_and_keeps_the_prior_under_noise():
     from scagents.campaign.acquisition import build_designer, designer_config
     from scagents.campaign.screens import retrospective_picks
@@ -316,25 +341,10 @@ def test_hitlike_evidence_option_is_checked():
 
 def test_calibrated_evidence_learns_family_weight_from_signal_and_keeps_the_prior_under_noise():
     """Empirical-Bayes weights of the family evidence: large with planted family hits, ≈ 0 with pure noise."""
-    from scagents.campaign.acquisition import build_designer, designer_config
-    from scagents.campaign.screens import retrospective_picks
+    from scagents.campaign.acquisition import designer_config
 
     cfg = designer_config("bayes_prior", graph="none", evidence="calibrated")
-    gains, overlaps, w_signal, w_noise = [], [], [], []
-    for seed in range(3):
-        genes, X, prior, scores, hit = _family_screen(seed)
-
-        def picks(c, sc, genes=genes, X=X, prior=prior):
-            des = build_designer(c, genes, prior=prior)
-            return np.concatenate(retrospective_picks(des, X, sc, n_rounds=4, batch=24)), des
-
-        real, des = picks(cfg, scores)
-        gains.append(hit[real].sum() - hit[picks(designer_config("prior_only"), scores)[0]].sum())
-        w_signal.append(des.calibration_["weights"]["family"])
-        noise = np.random.default_rng(100 + seed).normal(size=len(genes))
-        nz, des_n = picks(cfg, noise)
-        overlaps.append(len(set(nz) & set(picks(designer_config("prior_only"), noise)[0])) / (4 * 24))
-        w_noise.append(des_n.calibration_["weights"]["family"])
+    gains, overlaps, w_signal, w_noise, (des, X, scores) = _family_signal_vs_noise(cfg)
     assert min(gains) >= 3 and sum(gains) >= 15  # measured +9, +8, +5 of ~33 hits
     assert min(overlaps) >= 0.9  # measured 1.0: pure noise leaves the prior's order
     assert min(w_signal) > 1.0 and max(abs(w) for w in w_noise) < 0.2  # measured ≈ 2.6 and ≤ 0.02
@@ -453,25 +463,10 @@ def test_penalised_logistic_recovers_coefficients_and_shrinks_penalised_ones():
 def test_learned_source_weights_keep_the_prior_under_noise_and_follow_planted_family_hits():
     """evidence='learned': source weights fitted on the campaign's rounds; ≈ 0 (the prior ranking) under pure noise,
     > 0 for the family source and more hits than the prior's order when hits cluster in families."""
-    from scagents.campaign.acquisition import build_designer, designer_config
-    from scagents.campaign.screens import retrospective_picks
+    from scagents.campaign.acquisition import designer_config
 
     cfg = designer_config("bayes_prior", graph="none", evidence="learned", feature_weight=0.0)
-    gains, overlaps, w_signal, w_noise = [], [], [], []
-    for seed in range(3):
-        genes, X, prior, scores, hit = _family_screen(seed)
-
-        def picks(c, sc, genes=genes, X=X, prior=prior):
-            des = build_designer(c, genes, prior=prior)
-            return np.concatenate(retrospective_picks(des, X, sc, n_rounds=4, batch=24)), des
-
-        real, des = picks(cfg, scores)
-        gains.append(hit[real].sum() - hit[picks(designer_config("prior_only"), scores)[0]].sum())
-        w_signal.append(des.calibration_["weights"]["family"])
-        noise = np.random.default_rng(100 + seed).normal(size=len(genes))
-        nz, des_n = picks(cfg, noise)
-        overlaps.append(len(set(nz) & set(picks(designer_config("prior_only"), noise)[0])) / (4 * 24))
-        w_noise.append(des_n.calibration_["weights"]["family"])
+    gains, overlaps, w_signal, w_noise, (des, X, scores) = _family_signal_vs_noise(cfg)
     assert min(gains) >= 3 and sum(gains) >= 15, gains
     # pure noise: the prior's order (measured overlaps 1.0, 1.0, 0.89: a noise weight passes its 1-SD bound now and then)
     assert min(overlaps) >= 0.85 and np.mean(overlaps) >= 0.9, overlaps
