@@ -34,7 +34,7 @@ def test_run_default(tmp_path):
 
 
 def test_run_default_out_dir_and_runs_listing(tmp_path):
-    proc = _cli("run", "--goal", "predict GATA3 overexpression", "--n-cells", "100", "--quiet",
+    proc = _cli("run", "--goal", "predict GATA3 overexpression", "--n-cells", "100", "--quick", "--quiet",
                 cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "FutureWarning" not in proc.stderr  # dependency warnings are filtered

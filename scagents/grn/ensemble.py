@@ -26,6 +26,8 @@ ranks' 1 in the average (``float("inf")`` = tree ranks alone, signed by the ridg
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -53,7 +55,8 @@ def trees_fit(n_cells: int, n_genes: int) -> bool:
 
 def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None, genes=None,
                     n_trees: int = N_TREES, max_cells: int = TREE_MAX_CELLS, seed: int = 0,
-                    allowed: np.ndarray | None = None, kind: str = "extra") -> np.ndarray:
+                    allowed: np.ndarray | None = None, kind: str = "extra",
+                    n_jobs: int | None = None) -> np.ndarray:
     """Tree importance (extra trees or random forest) of every regulator for every target, regulators x genes.
 
     Parameters
@@ -80,6 +83,9 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
         ``"extra"`` (``ExtraTreesRegressor``), ``"rf"`` (``RandomForestRegressor``, bootstrap
         samples and the best split per feature, as GENIE3) or ``"both"`` (``n_trees`` of each, the
         mean of their importances).
+    n_jobs
+        Threads each forest grows its trees on; ``None`` = every CPU this process may use. The
+        importances do not depend on it (every tree's random state is drawn from ``seed`` first).
 
     Returns
     -------
@@ -101,6 +107,8 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
     forests = {"extra": (ExtraTreesRegressor,), "rf": (RandomForestRegressor,),
                "both": (ExtraTreesRegressor, RandomForestRegressor)}[kind]
 
+    if n_jobs is None:
+        n_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     reg_idx = np.asarray(reg_idx)
     n, g = X.shape
     rng = np.random.default_rng(seed)
@@ -120,7 +128,7 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
             continue
         Xj = Xd[keep][:, reg_idx[use]]
         W[use, j] = np.mean([Forest(n_estimators=int(n_trees), max_features="sqrt", random_state=seed,
-                                    n_jobs=1).fit(Xj, y).feature_importances_ for Forest in forests], axis=0)
+                                    n_jobs=int(n_jobs)).fit(Xj, y).feature_importances_ for Forest in forests], axis=0)
     return W
 
 

@@ -24,7 +24,7 @@ def _events(run: Path):
 
 @pytest.mark.slow
 def test_kill_and_resume(tmp_path):
-    args = ["run", "--goal", "predict IFNG knockout", "--n-cells", "80", "--quiet"]
+    args = ["run", "--goal", "predict IFNG knockout", "--n-cells", "80", "--quick", "--quiet"]
     ref = _cli(*args, "--out", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
     killed = _cli(*args, "--out", str(tmp_path / "runs" / "k1"),

@@ -119,6 +119,26 @@ def test_tree_importance_both_is_the_mean_of_the_two_forests():
     assert adata.uns["grn"]["params"]["trees"]["kind"] == "both"
 
 
+def test_tree_importance_threads_grow_the_same_trees(monkeypatch):
+    from sklearn import ensemble as sk
+
+    jobs = []
+    real = sk.ExtraTreesRegressor.fit
+
+    def spy(self, X, y, **kw):
+        jobs.append(self.n_jobs)
+        return real(self, X, y, **kw)
+
+    monkeypatch.setattr(sk.ExtraTreesRegressor, "fit", spy)
+    X = _and_gate(n_cells=200).X
+    one = ensemble.tree_importance(X, np.arange(4), n_trees=8, kind="both", n_jobs=1)
+    two = ensemble.tree_importance(X, np.arange(4), n_trees=8, kind="both", n_jobs=2)
+    default = ensemble.tree_importance(X, np.arange(4), n_trees=8, kind="both")
+    assert jobs[:8] == [1] * 4 + [2] * 4 and min(jobs[8:]) >= 1
+    np.testing.assert_array_equal(one, two)  # every tree's random state comes from the seed
+    np.testing.assert_array_equal(one, default)
+
+
 def test_tree_importance_uses_the_requested_number_of_trees(monkeypatch):
     from sklearn import ensemble as sk
 
