@@ -137,6 +137,42 @@ def method_label(params: dict) -> str:
     return f"rank average of ridge and {kind} importance (trees weighted {weight:g}:1)"
 
 
+def weight_scale(params: dict) -> str:
+    """What an edge's ``weight`` means for the fit that ranked the network (``uns["grn"]["params"]``),
+    in one sentence for the report: its sign is the direction, its size a ranking score whose scale
+    depends on the method (a percentile rank, a coefficient, or log-odds-like evidence units)."""
+    method = str(params.get("method") or "")
+    trees = params.get("trees") or {}
+    sign = "weight: + activates, − represses"
+    if params.get("perturbations") and params.get("combine") == "odds":
+        min_t, w = float(params.get("min_t", 0.0)), float(params.get("evidence_weight", 0.0))
+        n = max(int(params.get("n_regulators", 1)) * max(int(params.get("n_genes", 1)) - 1, 1), 1)
+        extra = []
+        if float(params.get("regulator_prior", 0.0)):
+            extra.append(f"+{float(params['regulator_prior']):g} on every edge of a knocked-out gene "
+                         "that moves some gene")
+        if float(params.get("orient", 1.0)) != 1.0:
+            extra.append(f"×{float(params['orient']):g} on an edge into a knocked-out gene that moves "
+                         "its source (the knockout shows the other direction)")
+        return (f"{sign} (the knockout's direction where the regulator was knocked out and moved the "
+                f"target, else the regression's); size = evidence in log-odds-like units, not an effect "
+                f"size: −log(1 − u + 1/N) for the edge's regression percentile u (the best of N ≈ {n:,} "
+                f"candidate edges scores about {np.log(n + 1):.1f}, the median about {np.log(2):.1f}), "
+                f"plus {w:g}·log(1 + max(|t| − {min_t:g}, 0)) for the knocked-out regulator's direct "
+                f"effect |t| on the target" + "".join(f", {e}" for e in extra) + ".")
+    if params.get("perturbations"):
+        return (f"{sign}; size = a percentile-rank score of the regression and the knockout evidence "
+                f"(combined by {params.get('combine')!s}), not an effect size.")
+    if method == "ensemble" and trees.get("fitted"):
+        return (f"{sign} (the ridge coefficient's sign); size = the edge's percentile rank among all "
+                "candidate edges (0–1, 1 = strongest), not an effect size.")
+    if method in ("ridge", "ensemble"):
+        return f"{sign}; size = the ridge coefficient on z-scored expression."
+    if method in ("correlation", "partial_correlation"):
+        return f"{sign}; size = the {method.replace('_', ' ')} (−1 to 1)."
+    return ""
+
+
 def network_agent(state: RunState, *, method: str | None = None) -> dict:
     """Infer the regulatory network of the run's RNA data with :func:`scagents.grn.infer_network`.
 
@@ -265,7 +301,9 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
             used = method_label(ctrl.uns.get("grn", {}).get("params", {})) or method or "default"
             if screen:
                 used += " + knockout screen"
+            ranked = fit if screen else ctrl
             s = NetworkSummary(status="done", method=str(used), edges_path=EDGES_FILE,
+                               weight_note=weight_scale(ranked.uns.get("grn", {}).get("params", {})),
                                propagation_path=prop_path, n_edges=int(len(edges)), neighbourhood=neighbourhood(edges, targets),
                                sources=_json_safe(sources))
         except Exception as exc:  # noqa: BLE001 - reported, the run continues without a network

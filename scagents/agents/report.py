@@ -431,8 +431,10 @@ def build_result(state: RunState) -> dict:
                            "direction accuracy. 'no change' is a reference, not a candidate.",
             "scores": pol.validation, "decision": pol.decision or pol.reason,
             "answered_by": pol.method},
-        "network": {"description": (f"{net.n_edges} edges inferred ({net.method}); the strongest "
-                                    f"touching {'+'.join(pert['targets'])}:")
+        "network": {"description": (f"{net.n_edges} edges inferred ({net.method}). "
+                                    + (f"{net.weight_note[0].upper()}{net.weight_note[1:]} "
+                                       if net.weight_note else "")
+                                    + f"The strongest touching {'+'.join(pert['targets'])}:")
                     if net.status == "done" else f"No network: {net.reason}",
                     "edges": net.neighbourhood},
         "proposals": [p.model_dump() for p in pol.proposals],

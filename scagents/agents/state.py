@@ -138,6 +138,7 @@ class NetworkSummary(_Model):
         "Edge table used for in-silico propagation when it differs from edges_path (a knockout screen "
         "ranks the reported network; propagation uses the control-cell fit)."))
     n_edges: int = 0
+    weight_note: str = Field("", description="What an edge's weight means (its sign and its scale).")
     neighbourhood: list[dict] = Field(default_factory=list,
                                       description="Edges touching the goal's targets.")
     sources: dict = Field(default_factory=dict, description=(

@@ -217,6 +217,7 @@ def test_network_agent_uses_the_screen_but_not_the_goal_cells(twin_state, monkey
     assert net["propagation_path"] != net["edges_path"] and (prop["coef"] != 0).any()
     both = edges.merge(prop, on=["source", "target"], suffixes=("", "_prop"))
     assert len(both) and (both["coef"] == both["coef_prop"]).all()
+    assert "log-odds-like" in net["weight_note"] and "not an effect size" in net["weight_note"]
     rec = up["log"][0]
     assert "supported by the knockout screen" in rec["summary"]
     assert rec["figures"]["n_perturbed_cells"] > 0
@@ -240,3 +241,34 @@ def test_network_method_label_says_what_was_fitted():
         "rank average of ridge and random-forest importance (trees weighted 1:1)")
     assert method_label({"method": "ensemble", "trees": {"fitted": False}}).startswith("ridge")
     assert method_label({"method": "ridge"}) == "ridge"
+
+
+def test_network_weight_scale_matches_the_weights():
+    """The report's sentence on the weight scale says what the numbers are."""
+    import anndata as ad
+
+    from scagents.agents.network import weight_scale
+    from scagents.grn import infer_network, network_edges
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6))
+    x[:, 1] = x[:, 0] + 0.1 * rng.normal(size=300)
+    labels = np.array(["non-targeting"] * 200 + ["G0"] * 50 + ["G2"] * 50)
+    x[labels == "G0", 0] -= 3.0
+    x[labels == "G0", 1] -= 3.0  # G0's knockout lowers G1: G0 activates G1
+    a = ad.AnnData(x.astype(np.float32))
+    a.var_names = [f"G{i}" for i in range(6)]
+    a.obs["target_genes"] = labels
+    ctrl = a[labels == "non-targeting"].copy()
+    infer_network(ctrl)
+    w = network_edges(ctrl)["weight"].abs()
+    assert "percentile rank" in weight_scale(ctrl.uns["grn"]["params"]) and w.max() <= 1.0
+    infer_network(a, perturbations="target_genes")
+    note = weight_scale(a.uns["grn"]["params"])
+    edges = network_edges(a)
+    assert "log-odds-like" in note and "2·log(1 + max(|t| − 1.5, 0))" in note
+    assert edges["weight"].abs().max() > 1.0  # not a rank in [0, 1]: the sentence says why
+    top = edges.loc[(edges["source"] == "G0") & (edges["target"] == "G1"), "weight"]
+    assert len(top) == 1 and top.iloc[0] > 0  # "+ activates", as the knockout shows
+    assert weight_scale({"method": "correlation"}).endswith("correlation (−1 to 1).")
+    assert weight_scale({}) == ""
