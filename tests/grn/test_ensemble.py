@@ -119,17 +119,24 @@ def test_tree_importance_both_is_the_mean_of_the_two_forests():
     assert adata.uns["grn"]["params"]["trees"]["kind"] == "both"
 
 
-def test_tree_importance_threads_grow_the_same_trees(monkeypatch):
+def _spy_fit(monkeypatch, forest: str, attr: str) -> list:
+    """Record ``attr`` of every fitted sklearn ``forest`` (the fit itself is unchanged)."""
     from sklearn import ensemble as sk
 
-    jobs = []
-    real = sk.ExtraTreesRegressor.fit
+    seen: list = []
+    cls = getattr(sk, forest)
+    real = cls.fit
 
     def spy(self, X, y, **kw):
-        jobs.append(self.n_jobs)
+        seen.append(getattr(self, attr))
         return real(self, X, y, **kw)
 
-    monkeypatch.setattr(sk.ExtraTreesRegressor, "fit", spy)
+    monkeypatch.setattr(cls, "fit", spy)
+    return seen
+
+
+def test_tree_importance_threads_grow_the_same_trees(monkeypatch):
+    jobs = _spy_fit(monkeypatch, "ExtraTreesRegressor", "n_jobs")
     X = _and_gate(n_cells=200).X
     one = ensemble.tree_importance(X, np.arange(4), n_trees=8, kind="both", n_jobs=1)
     two = ensemble.tree_importance(X, np.arange(4), n_trees=8, kind="both", n_jobs=2)
@@ -140,16 +147,7 @@ def test_tree_importance_threads_grow_the_same_trees(monkeypatch):
 
 
 def test_tree_importance_uses_the_requested_number_of_trees(monkeypatch):
-    from sklearn import ensemble as sk
-
-    seen = []
-    real = sk.RandomForestRegressor.fit
-
-    def spy(self, X, y, **kw):
-        seen.append(self.n_estimators)
-        return real(self, X, y, **kw)
-
-    monkeypatch.setattr(sk.RandomForestRegressor, "fit", spy)
+    seen = _spy_fit(monkeypatch, "RandomForestRegressor", "n_estimators")
     ensemble.tree_importance(_and_gate(n_cells=100).X, np.arange(4), n_trees=7, kind="rf")
     assert seen == [7, 7, 7, 7]
 
