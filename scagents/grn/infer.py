@@ -449,6 +449,7 @@ def infer_network(
     orient: float = 0.7,
     evidence_weight: float = 2.0,
     regulator_prior: float = 1.0,
+    indirect: float = 0.0,
     trees: str = "both",
     n_trees: int = 50,
     tree_weight: float = np.inf,
@@ -528,6 +529,10 @@ def infer_network(
         Added to the (``"odds"``-scale) scores of every edge of a perturbed regulator whose
         perturbation moves some gene (total ``|t| ≥ 3``,
         :func:`~scagents.grn.interventional.regulator_prior`); 0 = off.
+    indirect
+        Weight of ``log(1 + |t_total|)`` subtracted from the (``"odds"``-scale) scores of a perturbed
+        regulator's edges: at a given direct shift, a large total shift marks an indirect effect
+        (:func:`~scagents.grn.interventional.indirect_penalty`); 0 = off.
     trees
         With ``method="ensemble"``: the tree regressor, ``"extra"`` (extremely randomised trees),
         ``"rf"`` (GENIE3's random forest, ``max_features="sqrt"``) or ``"both"`` (both forests, their
@@ -539,7 +544,8 @@ def infer_network(
         average; ``float("inf")`` = the tree ranks alone, signed by the ridge coefficients.
 
     The defaults of ``method``, ``transform``, ``fit_cells``, ``combine``, ``direct``, ``min_t``, ``reduce``,
-    ``gate``, ``orient``, ``evidence_weight``, ``regulator_prior``, ``trees``, ``n_trees`` and ``tree_weight``
+    ``gate``, ``orient``, ``evidence_weight``, ``regulator_prior``, ``indirect``, ``trees``, ``n_trees`` and
+    ``tree_weight``
     were chosen on training networks and reported on disjoint ones (``benchmarks/grn_select.py``).
 
     progress
@@ -730,6 +736,10 @@ def infer_network(
             P_eff = transitive_reduction(P_eff)
         S, sources = combine_evidence(S_obs, regs, P_eff, how=combine, min_t=min_t, allowed=allowed,
                                       weight=evidence_weight)
+        if indirect != 0.0:
+            from scagents.grn.interventional import indirect_penalty
+
+            S = indirect_penalty(S, regs, P_total, weight=indirect)
         if regulator_prior != 0.0:
             from scagents.grn.interventional import regulator_prior as _row_prior
 
@@ -745,7 +755,8 @@ def infer_network(
         S[:, const] = 0.0
         params.update(perturbations=perturbations, fit_cells=fit_cells, combine=combine, direct=bool(direct),
                       min_t=float(min_t), reduce=bool(reduce), gate=float(gate), orient=float(orient),
-                      evidence_weight=float(evidence_weight), regulator_prior=float(regulator_prior))
+                      evidence_weight=float(evidence_weight), regulator_prior=float(regulator_prior),
+                      indirect=float(indirect))
         sources["cells_per_perturbation"] = p_cells
     edges, kept = _edge_table(S, regs, genes, top_k)
     if P_eff is not None:

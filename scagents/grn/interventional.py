@@ -26,8 +26,8 @@ import scipy.sparse as sp
 
 from scagents.errors import DataError
 
-__all__ = ["COMBINE", "ancestor_gate", "combine_evidence", "control_mask", "direct_effects", "orient_by_knockouts",
-           "perturbation_effects", "regulator_prior", "transitive_reduction"]
+__all__ = ["COMBINE", "ancestor_gate", "combine_evidence", "control_mask", "direct_effects", "indirect_penalty",
+           "orient_by_knockouts", "perturbation_effects", "regulator_prior", "transitive_reduction"]
 
 COMBINE: tuple[str, ...] = ("sum", "mean", "product", "perturbation", "odds")
 """How :func:`combine_evidence` merges the two percentiles of a perturbed regulator's edges."""
@@ -284,6 +284,43 @@ def regulator_prior(S: np.ndarray, regs: pd.Index, P: pd.DataFrame, *, boost: fl
     if moves.size:
         sub = S[moves]
         S[moves] = np.where(sub != 0, np.sign(sub) * (np.abs(sub) + boost), 0.0)
+    return S
+
+
+def indirect_penalty(S: np.ndarray, regs: pd.Index, P: pd.DataFrame, *, weight: float = 0.5,
+                     still: float = 0.0, still_t: float = 1.0) -> np.ndarray:
+    """Lower the edges of perturbed regulators by their *total* shift (session 9 of ``grn_select.py``).
+
+    With the direct shift already counted (:func:`combine_evidence` on :func:`direct_effects`), a
+    large total shift at a given direct one is the mark of an indirect effect (a descendant, or a
+    shift of the fate mix): ``|S|`` of a perturbed regulator's non-zero edge loses
+    ``weight * log(1 + |t_total|)``, and ``still`` more where the target is unmoved
+    (``|t_total| < still_t``). Meant for the ``"odds"`` scale; ``|S|`` is kept above 0 and its sign.
+
+    Parameters
+    ----------
+    S
+        Signed edge scores, regulators x genes (columns as ``P``).
+    regs
+        Names of the rows of ``S``.
+    P
+        Total perturbation t statistics (:func:`perturbation_effects`).
+    weight, still, still_t
+        Weight of ``log(1 + |t_total|)``, the extra penalty of an unmoved target, and its threshold.
+
+    Returns
+    -------
+    ndarray
+        A copy of ``S`` with the perturbed regulators' rows lowered.
+    """
+    S = np.array(S, dtype=float, copy=True)
+    genes = pd.Index(P.columns.astype(str))
+    ok, rows, _ = _rows_cols(P, regs, genes)
+    T = np.abs(P.to_numpy()[ok])
+    sub = S[rows]
+    low = np.abs(sub) - weight * np.log1p(T) - still * (T < still_t)
+    floor = 1e-9 * np.abs(sub).max(initial=0.0)
+    S[rows] = np.where(sub != 0, np.sign(sub) * np.maximum(low, floor), 0.0)
     return S
 
 

@@ -9,6 +9,7 @@ from scagents.grn import infer_network, network_edges
 from scagents.grn.interventional import (
     ancestor_gate,
     combine_evidence,
+    indirect_penalty,
     orient_by_knockouts,
     perturbation_effects,
     regulator_prior,
@@ -217,6 +218,32 @@ def test_regulator_prior_raises_rows_of_knockouts_that_move_something():
     assert np.array_equal(R[1:], S[1:])  # q moves nothing at |t| >= 3; g was not knocked out
     P_self = pd.DataFrame([[9.0, 1.0, 0.2]], index=["r"], columns=["r", "q", "g"])
     assert np.array_equal(regulator_prior(S, regs, P_self), S)  # its own shift does not count
+
+
+def test_indirect_penalty_lowers_knockout_rows_by_the_total_shift():
+    regs = pd.Index(["r", "q", "g"])
+    S = np.array([[0.0, -3.0, 2.0], [0.4, 0.0, 0.0], [0.3, 0.2, 0.0]])
+    P = pd.DataFrame([[0.0, -4.0, 0.5]], index=["r"], columns=["r", "q", "g"])
+    R = indirect_penalty(S, regs, P, weight=0.5)
+    assert R[0, 1] == pytest.approx(-(3.0 - 0.5 * np.log1p(4.0)))  # sign kept, |S| lowered by the total |t|
+    assert R[0, 2] == pytest.approx(2.0 - 0.5 * np.log1p(0.5))
+    assert R[0, 0] == 0.0 and np.array_equal(R[1:], S[1:])  # zero edges stay 0; other rows unchanged
+    R2 = indirect_penalty(S, regs, P, weight=0.0, still=1.0)
+    assert R2[0, 2] == pytest.approx(1.0) and R2[0, 1] == -3.0  # unmoved target (|t| < 1) loses `still`
+    R3 = indirect_penalty(S, regs, P, weight=10.0)
+    assert np.all(np.abs(R3[0, 1:]) > 0) and np.sign(R3[0, 1]) == -1  # lowered, never to 0 or across 0
+    assert np.array_equal(indirect_penalty(S, regs, P, weight=0.0), S)
+
+
+def test_infer_network_indirect_option(tiny_screen):
+    a, b = tiny_screen.copy(), tiny_screen.copy()
+    infer_network(a, perturbations="target_genes")
+    infer_network(b, perturbations="target_genes", indirect=0.5)
+    assert a.uns["grn"]["params"]["indirect"] == 0.0 and b.uns["grn"]["params"]["indirect"] == 0.5
+    wa = network_edges(a).set_index(["source", "target"])["weight"].abs()
+    wb = network_edges(b).set_index(["source", "target"])["weight"].abs()
+    assert wb[("S", "A")] == pytest.approx(wa[("S", "A")])  # S was not knocked out: unchanged
+    assert wb[("A", "B")] < wa[("A", "B")]  # A's knockout moves B: its edge is lowered
 
 
 def test_infer_network_odds_combination_and_regulator_prior(tiny_screen):
