@@ -637,7 +637,10 @@ class BayesPriorDesigner(Designer):
     posterior SDs, put on the score's scale by the prior's coefficient floored at ``prior_floor``), so
     a source enters only on screens where the rounds show it predicts hits and uninformative feedback
     leaves the prior ranking; ``"hitlike+learned"`` adds these learned weights to the fixed ``group`` /
-    ``neighbours`` weights of ``"hitlike"``.
+    ``neighbours`` weights of ``"hitlike"``. With ``prior_weight="learned"`` (learned evidence only) the prior's
+    own weight in the score is multiplied by the posterior probability (Laplace approximation) that its
+    coefficient in that logistic model is > 0, so a campaign whose rounds show the prior ranking its hit-like
+    genes last leans on the other sources; ``"fixed"`` keeps ``anchor``.
 
     Acquisition ``"thompson"``: every pick of a batch is the argmax of one posterior draw of
     ``w`` (draws differ, so the batch spreads); ``"ucb"``: mean + ``beta``·sd with the
@@ -665,6 +668,7 @@ class BayesPriorDesigner(Designer):
     source_lcb: float = 1.0
     prior_floor: float = 1.0
     learned_features: bool = True
+    prior_weight: str = "fixed"
     graph: object = field(default=None, repr=False)
     name: str = field(default="bayes_prior", init=False)
 
@@ -729,6 +733,10 @@ class BayesPriorDesigner(Designer):
                 lift, note = self._calibrated_lift(measured, y, p[measured], avail)
             else:  # per-source weights of a campaign-level logistic model of the hit-like genes
                 lift, note = self._learned_lift(measured, y, p[measured], avail, Z)
+                share = self.calibration_.get("prior_share", 1.0)
+                if share < 1.0:  # the rounds say the prior predicts the hit-like genes less than assumed
+                    lift = lift - (1.0 - share) * self.anchor * p[avail]
+                    note += f"; the prior's weight × {share:.2f} (posterior probability that it predicts hit-like genes)"
             self._posterior = (br, Z, avail)
             why += note
             base = base + lift
@@ -882,7 +890,17 @@ class BayesPriorDesigner(Designer):
         lower = np.maximum(0.0, wk - self.source_lcb * se)
         a = max(float(w[1]), self.prior_floor)
         learned = self.anchor * lower / sdv / a
-        self.calibration_ = {"weights": dict(zip(names, learned.tolist(), strict=True)), "prior_coef": float(w[1])}
+        se_p = float(np.sqrt(max(float(cov[1, 1]), 0.0)))
+        self.calibration_ = {"weights": dict(zip(names, learned.tolist(), strict=True)), "prior_coef": float(w[1]),
+                             "prior_se": se_p, "prior_share": 1.0}
+        if self.prior_weight == "learned":
+            # the prior's own weight, from the same model: the posterior probability that its coefficient is > 0
+            # (Laplace approximation); the score keeps anchor × share × prior
+            from scipy.stats import norm
+
+            self.calibration_["prior_share"] = float(norm.cdf(float(w[1]) / max(se_p, 1e-12)))
+        elif self.prior_weight != "fixed":
+            raise DesignerError(f"Unknown prior_weight {self.prior_weight!r}; use 'fixed' or 'learned'.")
         desc = ", ".join(f"{c:+.2f} × {nm}" for nm, c in zip(names, learned, strict=True))
         what = "fixed + learned" if self.evidence == "hitlike+learned" else "learned"
         return base + Ca @ learned, (f" + the share of hit-like (top {1 - self.hit_quantile:.0%} measured) among "
