@@ -648,15 +648,15 @@ class BayesPriorDesigner(Designer):
     """
 
     # defaults = the setting benchmarks/closed_loop.py selects over all screens (leave-one-screen-out protocol;
-    # "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources+features feat-cov per-source"): the prior
-    # plus what measured family members and co-expression / ligand–receptor / shared-phenotype / shared-pathway
+    # "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources+features feat-cov per-source div0.1"): the
+    # prior plus what measured family members and co-expression / ligand–receptor / shared-phenotype / shared-pathway
     # partners say (each source on its own; hit-like = top 20 % of the measured) with fixed weights plus weights
     # learned on the campaign's rounds (and a cross-fitted expression-feature column), plus what the features add
-    # beyond the prior (weighted by the evidence for it), picked greedily
+    # beyond the prior (weighted by the evidence for it), picked greedily with a small expression-similarity penalty
     anchor: float = 1.0
     acquisition: str = "ucb"
     beta: float = 0.0
-    diversity: float = 0.0
+    diversity: float = 0.1
     group: float = 2.0
     neighbours: float = 2.0
     evidence: str = "hitlike+learned"
@@ -741,7 +741,7 @@ class BayesPriorDesigner(Designer):
             why += note
             base = base + lift
             if self.acquisition == "ucb":
-                return base + self.beta * sd, sd, why + "; picked in score order"
+                return base + self.beta * sd, sd, why + "; picked in score order" + self._diversity_note()
             self._thompson = (base - mu, br, Z[avail], rng)
             return base, sd, why + "; picks: one Thompson draw of the posterior per pick"
         if self.evidence == "hitlike":  # 1 for the top (1 − hit_quantile) of the measured genes, else 0
@@ -768,9 +768,13 @@ class BayesPriorDesigner(Designer):
                 why += f"; + {self.beta:g} × the posterior SD (optimistic); uncertainty = that SD"
             else:
                 why += "; picked in score order (greedy); uncertainty = posterior SD of the feature model"
-            return base + self.beta * sd, sd, why
+            return base + self.beta * sd, sd, why + self._diversity_note()
         self._thompson = (base - mu, br, Z[avail], rng)
         return base, sd, why + "; picks: one Thompson draw of the posterior per pick; uncertainty = posterior SD"
+
+    def _diversity_note(self) -> str:
+        return (f"; each pick's score lowered by {self.diversity:g} × the score SD × its largest expression-profile "
+                "similarity (cosine) to the batch's earlier picks") if self.diversity > 0 else ""
 
     def _calibrated_lift(self, measured, y, prior_m, avail) -> tuple[np.ndarray, str]:
         """What measured family members and graph partners say, with weights set by empirical Bayes.

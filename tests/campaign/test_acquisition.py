@@ -328,9 +328,9 @@ def test_default_designer_spreads_a_hit_to_its_family_and_keeps_the_prior_under_
         gains.append(hit[picks(None, scores)].sum() - hit[picks("prior_only", scores)].sum())
         noise = np.random.default_rng(100 + seed).normal(size=len(genes))
         overlaps.append(len(set(picks(None, noise)) & set(picks("prior_only", noise))) / (4 * 24))
-    # informative feedback: more hits than the prior's order on every seed (measured +11, +8, +2 of ~33 hits)
+    # informative feedback: more hits than the prior's order on every seed (measured +16, +8, +7 of ~33 hits)
     assert min(gains) >= 1 and sum(gains) >= 12
-    assert min(overlaps) >= 0.7  # uninformative feedback: mostly the prior's order (measured 0.84–0.90)
+    assert min(overlaps) >= 0.7  # uninformative feedback: mostly the prior's order (measured 0.85–0.90)
 
 
 def test_hitlike_evidence_option_is_checked():
@@ -465,7 +465,9 @@ def test_learned_source_weights_keep_the_prior_under_noise_and_follow_planted_fa
     > 0 for the family source and more hits than the prior's order when hits cluster in families."""
     from scagents.campaign.acquisition import designer_config
 
-    cfg = designer_config("bayes_prior", graph="none", evidence="learned", feature_weight=0.0)
+    # diversity 0: this checks the learned weights alone (the similarity penalty reorders a batch by design; the
+    # default designer with it is checked under noise in test_default_designer_spreads_a_hit_...)
+    cfg = designer_config("bayes_prior", graph="none", evidence="learned", feature_weight=0.0, diversity=0.0)
     gains, overlaps, w_signal, w_noise, (des, X, scores) = _family_signal_vs_noise(cfg)
     assert min(gains) >= 3 and sum(gains) >= 15, gains
     # pure noise: the prior's order (measured overlaps 1.0, 1.0, 0.89: a noise weight passes its 1-SD bound now and then)
