@@ -37,7 +37,7 @@ Part 2 — twin (``--twin``). Candidates: knockout and overexpression of every g
 
 Usage::
 
-    nice -n 10 python benchmarks/closed_loop.py             # 5 screens × 10 seeds × all settings (~8 min)
+    nice -n 10 python benchmarks/closed_loop.py             # 7 screens × 10 seeds × all settings (~22 min on 2 shared cores)
     python benchmarks/closed_loop.py --quick                # 2 seeds; writes nothing
     python benchmarks/closed_loop.py --screen path/ground_truth_X.csv --settings "bayes greedy fam-hitlike"
 
