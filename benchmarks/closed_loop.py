@@ -37,7 +37,7 @@ Part 2 — twin (``--twin``). Candidates: knockout and overexpression of every g
 
 Usage::
 
-    nice -n 10 python benchmarks/closed_loop.py             # 5 screens × 10 seeds × all settings (~8 min)
+    nice -n 10 python benchmarks/closed_loop.py             # 7 screens × 10 seeds × all settings (~22 min on 2 shared cores)
     python benchmarks/closed_loop.py --quick                # 2 seeds; writes nothing
     python benchmarks/closed_loop.py --screen path/ground_truth_X.csv --settings "bayes greedy fam-hitlike"
 
@@ -176,6 +176,24 @@ SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
      "symbol_families", _ALL_GRAPHS, {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True}),
     ("bayes greedy fam+coexp+LR+HPO+path learned-sources+features only feat-cov per-source", "bayes_prior",
      "symbol_families", _ALL_GRAPHS, {**_LEARNED, "evidence": "learned", "learned_features": True}),
+    # added in session 9 (after single-seed development runs, real and permuted feedback, on all seven screens):
+    # every variant tried there, scored here — a stricter hit-like label (top 10 % / 5 % of the measured);
+    # feature-space diversity inside a batch (the similarity penalty of the greedy picks, 0.1 / 0.3); the prior's
+    # own weight learned on the campaign's rounds (× the posterior probability that its coefficient in the
+    # logistic model of the hit-like genes is > 0), alone and with diversity
+    *((f"bayes greedy fam+coexp+LR+HPO+path-hitlike{q} n2 +learned-sources+features feat-cov per-source", "bayes_prior",
+       "symbol_families", _ALL_GRAPHS, {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True,
+                                        "hit_quantile": 1 - q / 100}) for q in (10, 5)),
+    *((f"bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2{src} feat-cov per-source div{d}", "bayes_prior",
+       "symbol_families", _ALL_GRAPHS,
+       {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True, "diversity": d} if src else
+       {**_GREEDY, "feature_target": "covariate", "graph_mode": "per_source", "neighbours": 2.0, "hit_quantile": 0.8,
+        "diversity": d})
+      for src in (" +learned-sources+features", "") for d in (0.1, 0.3)),
+    *((f"bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources+features learned-prior feat-cov "
+       f"per-source{' div' + str(d) if d else ''}", "bayes_prior", "symbol_families", _ALL_GRAPHS,
+       {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True, "prior_weight": "learned",
+        "diversity": d}) for d in (0.0, 0.1, 0.3)),
 )
 
 #: Settings added after development runs (seed 0, real and permuted feedback) on all seven screens reported here.
@@ -194,7 +212,9 @@ DEVELOPED_ON = {"bayes greedy fam+coexp+LR-EB nofeat": "the five shared and the 
                    for lab in ("bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources feat-cov per-source",
                                "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources+features feat-cov "
                                "per-source",
-                               "bayes greedy fam+coexp+LR+HPO+path learned-sources+features only feat-cov per-source")}}
+                               "bayes greedy fam+coexp+LR+HPO+path learned-sources+features only feat-cov per-source")},
+                **{lab: "the five shared and the two added screens (session 9, after the recorded session-8 run of "
+                        "the other settings)" for lab, *_ in SETTINGS[22:]}}
 
 RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "
         "log(final hit ratio / prior_only's final hit ratio) (real feedback, mean over seeds); ties → the earlier "

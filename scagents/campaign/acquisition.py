@@ -637,7 +637,10 @@ class BayesPriorDesigner(Designer):
     posterior SDs, put on the score's scale by the prior's coefficient floored at ``prior_floor``), so
     a source enters only on screens where the rounds show it predicts hits and uninformative feedback
     leaves the prior ranking; ``"hitlike+learned"`` adds these learned weights to the fixed ``group`` /
-    ``neighbours`` weights of ``"hitlike"``.
+    ``neighbours`` weights of ``"hitlike"``. With ``prior_weight="learned"`` (learned evidence only) the prior's
+    own weight in the score is multiplied by the posterior probability (Laplace approximation) that its
+    coefficient in that logistic model is > 0, so a campaign whose rounds show the prior ranking its hit-like
+    genes last leans on the other sources; ``"fixed"`` keeps ``anchor``.
 
     Acquisition ``"thompson"``: every pick of a batch is the argmax of one posterior draw of
     ``w`` (draws differ, so the batch spreads); ``"ucb"``: mean + ``beta``·sd with the
@@ -645,15 +648,15 @@ class BayesPriorDesigner(Designer):
     """
 
     # defaults = the setting benchmarks/closed_loop.py selects over all screens (leave-one-screen-out protocol;
-    # "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources+features feat-cov per-source"): the prior
-    # plus what measured family members and co-expression / ligand–receptor / shared-phenotype / shared-pathway
+    # "bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources+features feat-cov per-source div0.1"): the
+    # prior plus what measured family members and co-expression / ligand–receptor / shared-phenotype / shared-pathway
     # partners say (each source on its own; hit-like = top 20 % of the measured) with fixed weights plus weights
     # learned on the campaign's rounds (and a cross-fitted expression-feature column), plus what the features add
-    # beyond the prior (weighted by the evidence for it), picked greedily
+    # beyond the prior (weighted by the evidence for it), picked greedily with a small expression-similarity penalty
     anchor: float = 1.0
     acquisition: str = "ucb"
     beta: float = 0.0
-    diversity: float = 0.0
+    diversity: float = 0.1
     group: float = 2.0
     neighbours: float = 2.0
     evidence: str = "hitlike+learned"
@@ -665,6 +668,7 @@ class BayesPriorDesigner(Designer):
     source_lcb: float = 1.0
     prior_floor: float = 1.0
     learned_features: bool = True
+    prior_weight: str = "fixed"
     graph: object = field(default=None, repr=False)
     name: str = field(default="bayes_prior", init=False)
 
@@ -729,11 +733,15 @@ class BayesPriorDesigner(Designer):
                 lift, note = self._calibrated_lift(measured, y, p[measured], avail)
             else:  # per-source weights of a campaign-level logistic model of the hit-like genes
                 lift, note = self._learned_lift(measured, y, p[measured], avail, Z)
+                share = self.calibration_.get("prior_share", 1.0)
+                if share < 1.0:  # the rounds say the prior predicts the hit-like genes less than assumed
+                    lift = lift - (1.0 - share) * self.anchor * p[avail]
+                    note += f"; the prior's weight × {share:.2f} (posterior probability that it predicts hit-like genes)"
             self._posterior = (br, Z, avail)
             why += note
             base = base + lift
             if self.acquisition == "ucb":
-                return base + self.beta * sd, sd, why + "; picked in score order"
+                return base + self.beta * sd, sd, why + "; picked in score order" + self._diversity_note()
             self._thompson = (base - mu, br, Z[avail], rng)
             return base, sd, why + "; picks: one Thompson draw of the posterior per pick"
         if self.evidence == "hitlike":  # 1 for the top (1 − hit_quantile) of the measured genes, else 0
@@ -760,9 +768,13 @@ class BayesPriorDesigner(Designer):
                 why += f"; + {self.beta:g} × the posterior SD (optimistic); uncertainty = that SD"
             else:
                 why += "; picked in score order (greedy); uncertainty = posterior SD of the feature model"
-            return base + self.beta * sd, sd, why
+            return base + self.beta * sd, sd, why + self._diversity_note()
         self._thompson = (base - mu, br, Z[avail], rng)
         return base, sd, why + "; picks: one Thompson draw of the posterior per pick; uncertainty = posterior SD"
+
+    def _diversity_note(self) -> str:
+        return (f"; each pick's score lowered by {self.diversity:g} × the score SD × its largest expression-profile "
+                "similarity (cosine) to the batch's earlier picks") if self.diversity > 0 else ""
 
     def _calibrated_lift(self, measured, y, prior_m, avail) -> tuple[np.ndarray, str]:
         """What measured family members and graph partners say, with weights set by empirical Bayes.
@@ -882,7 +894,17 @@ class BayesPriorDesigner(Designer):
         lower = np.maximum(0.0, wk - self.source_lcb * se)
         a = max(float(w[1]), self.prior_floor)
         learned = self.anchor * lower / sdv / a
-        self.calibration_ = {"weights": dict(zip(names, learned.tolist(), strict=True)), "prior_coef": float(w[1])}
+        se_p = float(np.sqrt(max(float(cov[1, 1]), 0.0)))
+        self.calibration_ = {"weights": dict(zip(names, learned.tolist(), strict=True)), "prior_coef": float(w[1]),
+                             "prior_se": se_p, "prior_share": 1.0}
+        if self.prior_weight == "learned":
+            # the prior's own weight, from the same model: the posterior probability that its coefficient is > 0
+            # (Laplace approximation); the score keeps anchor × share × prior
+            from scipy.stats import norm
+
+            self.calibration_["prior_share"] = float(norm.cdf(float(w[1]) / max(se_p, 1e-12)))
+        elif self.prior_weight != "fixed":
+            raise DesignerError(f"Unknown prior_weight {self.prior_weight!r}; use 'fixed' or 'learned'.")
         desc = ", ".join(f"{c:+.2f} × {nm}" for nm, c in zip(names, learned, strict=True))
         what = "fixed + learned" if self.evidence == "hitlike+learned" else "learned"
         return base + Ca @ learned, (f" + the share of hit-like (top {1 - self.hit_quantile:.0%} measured) among "

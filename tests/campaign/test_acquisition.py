@@ -328,9 +328,9 @@ def test_default_designer_spreads_a_hit_to_its_family_and_keeps_the_prior_under_
         gains.append(hit[picks(None, scores)].sum() - hit[picks("prior_only", scores)].sum())
         noise = np.random.default_rng(100 + seed).normal(size=len(genes))
         overlaps.append(len(set(picks(None, noise)) & set(picks("prior_only", noise))) / (4 * 24))
-    # informative feedback: more hits than the prior's order on every seed (measured +11, +8, +2 of ~33 hits)
+    # informative feedback: more hits than the prior's order on every seed (measured +16, +8, +7 of ~33 hits)
     assert min(gains) >= 1 and sum(gains) >= 12
-    assert min(overlaps) >= 0.7  # uninformative feedback: mostly the prior's order (measured 0.84–0.90)
+    assert min(overlaps) >= 0.7  # uninformative feedback: mostly the prior's order (measured 0.85–0.90)
 
 
 def test_hitlike_evidence_option_is_checked():
@@ -465,7 +465,9 @@ def test_learned_source_weights_keep_the_prior_under_noise_and_follow_planted_fa
     > 0 for the family source and more hits than the prior's order when hits cluster in families."""
     from scagents.campaign.acquisition import designer_config
 
-    cfg = designer_config("bayes_prior", graph="none", evidence="learned", feature_weight=0.0)
+    # diversity 0: this checks the learned weights alone (the similarity penalty reorders a batch by design; the
+    # default designer with it is checked under noise in test_default_designer_spreads_a_hit_...)
+    cfg = designer_config("bayes_prior", graph="none", evidence="learned", feature_weight=0.0, diversity=0.0)
     gains, overlaps, w_signal, w_noise, (des, X, scores) = _family_signal_vs_noise(cfg)
     assert min(gains) >= 3 and sum(gains) >= 15, gains
     # pure noise: the prior's order (measured overlaps 1.0, 1.0, 0.89: a noise weight passes its 1-SD bound now and then)
@@ -496,3 +498,30 @@ def test_learned_weights_add_to_the_fixed_ones_only_as_far_as_the_rounds_support
         overlaps.append(len(set(picks(plus, noise)) & set(picks(fixed, noise))) / (4 * 24))
     assert min(gains) >= 0 and sum(gains) >= 3, gains
     assert min(overlaps) >= 0.9, overlaps
+
+
+def test_learned_prior_weight_follows_whether_the_rounds_support_the_prior():
+    """prior_weight='learned': the prior's weight × P(its coefficient in the campaign's logistic model > 0) —
+    near 1 when the prior ranks the measured genes' hits, near 0 when it ranks them last, 1 with 'fixed'."""
+    from scagents.campaign.acquisition import build_designer, designer_config, hit_likeness
+
+    rng = np.random.default_rng(0)
+    n = 400
+    genes = [f"G{i}" for i in range(n)]
+    X = rng.normal(size=(n, 4))
+    scores = rng.normal(size=n) * np.where(rng.random(n) < 0.2, 5.0, 1.0)
+    pull = np.abs(scores - np.median(scores))
+    shares, why = {}, {}
+    for sign in (1.0, -1.0):
+        prior = sign * pull + rng.normal(0, 1.0, n)
+        for pw in ("learned", "fixed"):
+            des = build_designer(designer_config("bayes_prior", graph="none", prior_weight=pw), genes, prior=prior)
+            m = rng.choice(n, 120, replace=False)
+            out = des.propose(X, m, hit_likeness(scores[m]), 10, round_index=1)
+            shares[sign, pw], why[sign, pw] = des.calibration_["prior_share"], out["rationale"].iloc[0]
+    assert shares[1.0, "learned"] > 0.9 and shares[-1.0, "learned"] < 0.1, shares
+    assert shares[1.0, "fixed"] == 1.0 and shares[-1.0, "fixed"] == 1.0
+    assert "prior's weight" in why[-1.0, "learned"] and "prior's weight" not in why[-1.0, "fixed"]
+    with pytest.raises(Exception, match="prior_weight"):
+        build_designer(designer_config("bayes_prior", graph="none", prior_weight="bogus"), genes,
+                       prior=prior).propose(X, m, hit_likeness(scores[m]), 10, round_index=1)
