@@ -19,16 +19,17 @@ N_GENES = 300
 
 @pytest.fixture(scope="module")
 def stimulated(tmp_path_factory):
-    """300 genes x 300 cells of Poisson counts: 150 control and 150 stimulated cells (genes
-    50-69 up); genes 0-39 share a latent factor so the network has edges among them."""
+    """300 genes x 1,100 cells of Poisson counts: 550 control and 550 stimulated cells (genes
+    50-69 up); genes 0-39 share a latent factor so the network has edges among them. 300 genes x
+    1,100 cells is above the tree ensemble's size rule, so the network is the (fast) ridge fit."""
     rng = np.random.default_rng(0)
-    n = 300
+    n = 1100
     mu = rng.normal(0.0, 1.0, N_GENES)
     factor = rng.normal(0.0, 0.6, (n, 1))
     log_lam = np.tile(mu, (n, 1)) + factor * (np.arange(N_GENES) < 40)
-    log_lam[150:, 50:70] += 1.0
+    log_lam[n // 2:, 50:70] += 1.0
     X = sp.csr_matrix(rng.poisson(np.exp(log_lam)).astype(np.float32))
-    adata = ad.AnnData(X, obs=pd.DataFrame({"condition": ["ctrl"] * 150 + ["stim"] * 150},
+    adata = ad.AnnData(X, obs=pd.DataFrame({"condition": ["ctrl"] * (n // 2) + ["stim"] * (n // 2)},
                                            index=[f"c{i}" for i in range(n)]))
     adata.var_names = [f"G{i:03d}" for i in range(N_GENES)]
     path = tmp_path_factory.mktemp("data") / "stim.h5ad"
