@@ -124,6 +124,16 @@ OBS_CANDIDATES: dict[str, dict] = {
     # added in session 8 (before any evaluation-network score of it existed): both forests (extra trees and
     # GENIE3's random forest, 50 trees each, per-target importances averaged), signed by ridge
     "both_only": {"method": "ensemble", "transform": "none", "trees": "both", "tree_weight": float("inf")},
+    # added in session 8 (issue #18, before any evaluation-network or GSD score of them existed): time-aware
+    # candidates (benchmarks/grn_time.py; obs["pseudotime"], the twin's simulation time): each cell's
+    # derivative from its nearest cells regressed on every gene's level (ridge / extra trees, the target's
+    # own level a covariate), window-mean derivatives regressed on window means (SCODE / SINCERITIES-like),
+    # and the default's trees with the time as one more feature
+    "pseudotime_velocity_ridge": {"_time": "velocity_ridge"},
+    "pseudotime_velocity_trees": {"_time": "velocity_trees"},
+    "pseudotime_mean_derivative": {"_time": "mean_derivative"},
+    "pseudotime_feature": {"method": "ensemble", "transform": "none", "trees": "both", "tree_weight": float("inf"),
+                           "_time": "time_feature"},
 }
 # screen candidates are scored on top of an observational candidate (the base); "screen/NAME" is on
 # top of ridge (the first run), "screen@BASE/NAME" on top of another base. The screen winner is chosen
@@ -266,6 +276,10 @@ def ours(adata: ad.AnnData, kwargs: dict) -> pd.DataFrame:
     kw = {k: v for k, v in kwargs.items() if not k.startswith("_") and v is not None}
     if kwargs.get("perturbations") is None and "target_genes" in adata.obs:  # control cells only
         adata = adata[adata.obs["is_control"].to_numpy(bool)].copy()
+    if kwargs.get("_time"):  # time-aware candidates (benchmarks/grn_time.py)
+        from grn_time import time_edges
+
+        return time_edges(adata, kwargs["_time"], base=kw)
     if kwargs.get("_smooth"):
         adata = smooth_along(adata, "pseudotime", int(kwargs["_smooth"]))
     if kwargs.get("_no_effects"):  # all cells, invariant refit, no perturbation ranks
