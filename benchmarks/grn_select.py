@@ -53,6 +53,23 @@ Protocol (fixed before any result was seen):
   won (1.620 vs ``extra_only`` 1.603) and became a screen base scored with every screen candidate, the
   odds candidates included (``ODDS_BASES``); among the older candidates the best on it is
   ``all_sum_direct_t3`` (1.848), and the winner is ``odds_w2_t1.5_prior1_orient0.7`` (1.955).
+  Later in session 8 (issue #18, GSD goal) time-aware observational candidates were added
+  (``benchmarks/grn_time.py``; the twin's cells carry their simulation time as ``obs["pseudotime"]``):
+  each cell's derivative from its 15 nearest cells regressed on every gene's level (ridge or extra
+  trees, the target's own level a covariate: ``pseudotime_velocity_*``), window-mean derivatives regressed
+  on window means (SCODE / SINCERITIES-like, ``pseudotime_mean_derivative``) and the default's trees with
+  the time as one more feature (``pseudotime_feature``). An exploration on 20 training data sets before
+  they were added (velocity with trees 1.14, window means 1.14, time feature 1.69 vs ``both_only`` 1.70;
+  subtracting each gene's trend along time, 25-cell windows, below ``both_only`` on 7 of the first 10) and
+  on the same 10 training networks simulated over 5 instead of 20 time constants, so that cells are
+  sampled along the transient (seed 0: velocity with trees 1.17, window means 1.13 vs ``both_only`` 1.79),
+  found no time signal the level-based trees lack. By the fixed rule ``pseudotime_feature`` won the
+  training run (1.624 vs ``both_only`` 1.620; paired 26 up, 24 down of 50: a tie in all but the rule),
+  so ``infer_network(time_key="pseudotime")`` is the default: the time is used when ``obs`` has it and
+  there is no screen (the screen candidates were not scored on top of it; the screen part is chosen on
+  top of the best observational candidate that is a screen base, ``both_only``, and ``time_key`` does
+  not act with a screen). Only after that were the candidates scored on BEELINE's GSD with its
+  pseudotime (``benchmarks/grn_gsd_time.py``, report only).
   Evaluation scores record which default they are of
   (``default_tag``); when the default changes only ``obs/default`` and ``screen/default`` are
   recomputed (the references do not depend on it), the previous ones kept as ``previous_default``.

@@ -21,7 +21,9 @@ Methods (``infer_network(method=...)``):
     then rank scores in [-1, 1]; the coefficient matrix (propagation) is the ridge one.
     The trees are fitted only up to a size (``n_genes x min(n_cells, 2000)`` ≤
     300,000, cells subsampled to 2,000); above it the method is plain ridge, and
-    ``uns["grn"]["params"]["trees"]`` says which happened.
+    ``uns["grn"]["params"]["trees"]`` says which happened. When ``obs["pseudotime"]`` holds a cell time
+    (``time_key``) and there is no perturbation screen, the time is one more feature of the trees and
+    of the signing ridge fit (chosen on the training networks, session 8).
 ``"correlation"``
     Pearson correlation between regulator and target (the baseline of BEELINE).
 ``"partial_correlation"``
