@@ -671,7 +671,9 @@ def report() -> dict:
         sel = s["selection"]
         L += ["", "## Selection (training networks, geometric-mean AUPRC ratio over data sets)", "",
               "Rule (fixed in advance): the observational candidate with the highest geometric mean wins; "
-              "the screen winner is the best screen candidate on top of the observational winner.", "",
+              "the screen winner is the best screen candidate on top of the observational winner (when the "
+              "winner acts only without a screen, `time_key`: on top of the best observational candidate that "
+              "is a screen base).", "",
               "| part | candidate | gmean AUPRC ratio |", "|---|---|---|"]
         for m, v in sorted(sel["observational"].items(), key=lambda kv: -kv[1]):
             L.append(f"| observational | {m} | {v:.3f} |")
@@ -686,6 +688,15 @@ def report() -> dict:
                   "geometric mean over data sets): " + ", ".join(
                       f"{m} AUPRC ratio {v['gmean_auprc_ratio_datasets']:.3f}, EPR {v['gmean_epr_datasets']:.3f}"
                       f" ({v['n_datasets']} data sets)" for m, v in sel["references"].items()) + "."]
+        ranked = sorted(sel["observational"], key=lambda m: -sel["observational"][m])
+        if len(ranked) > 1:
+            a_, b_ = (f"obs/{m}" for m in ranked[:2])
+            kept = [e for e in results["datasets"].values() if e["split"] == "train" and e.get("passed")
+                    and a_ in e["scores"] and b_ in e["scores"]]
+            up = sum(e["scores"][a_]["auprc_ratio"] > e["scores"][b_]["auprc_ratio"] for e in kept)
+            down = sum(e["scores"][a_]["auprc_ratio"] < e["scores"][b_]["auprc_ratio"] for e in kept)
+            L += ["", f"Observational winner `{ranked[0]}` vs the runner-up `{ranked[1]}`, paired over "
+                  f"{len(kept)} training data sets: higher on {up}, lower on {down}."]
         L += ["", f"Winners: observational `{sel['observational_winner']}`, screen `{sel['screen_winner']}`. "
               f"infer_network defaults now: `{sel['default_kwargs']}`."]
         contrib = s.get("sources_contribution")
