@@ -122,7 +122,14 @@ def _sources_line(src: dict) -> str:
 def method_label(params: dict) -> str:
     """What ``infer_network`` actually fitted, in words (``uns["grn"]["params"]``): the ``"ensemble"``
     method is a tree importance (extra trees, random forest, or the mean of both) signed by ridge, a
-    rank average of the two, or ridge alone above the tree size rule."""
+    rank average of the two, or ridge alone above the tree size rule; the cell time when it was one more
+    feature (``time_key``)."""
+    label = _method_label(params)
+    tp = params.get("time") or {}
+    return f"{label}, with the cell time obs[{tp.get('key')!r}] as one more feature" if tp.get("used") else label
+
+
+def _method_label(params: dict) -> str:
     method = str(params.get("method") or "")
     trees = params.get("trees") or {}
     if method != "ensemble" or not trees:

@@ -21,7 +21,9 @@ Methods (``infer_network(method=...)``):
     then rank scores in [-1, 1]; the coefficient matrix (propagation) is the ridge one.
     The trees are fitted only up to a size (``n_genes x min(n_cells, 2000)`` ≤
     300,000, cells subsampled to 2,000); above it the method is plain ridge, and
-    ``uns["grn"]["params"]["trees"]`` says which happened.
+    ``uns["grn"]["params"]["trees"]`` says which happened. When ``obs["pseudotime"]`` holds a cell time
+    (``time_key``) and there is no perturbation screen, the time is one more feature of the trees and
+    of the signing ridge fit (chosen on the training networks, session 9).
 ``"correlation"``
     Pearson correlation between regulator and target (the baseline of BEELINE).
 ``"partial_correlation"``
@@ -453,6 +455,7 @@ def infer_network(
     trees: str = "both",
     n_trees: int = 50,
     tree_weight: float = np.inf,
+    time_key: str | None = "pseudotime",
     progress: bool = False,
     copy: bool = False,
 ):
@@ -543,10 +546,18 @@ def infer_network(
         With ``method="ensemble"``: weight of the tree ranks against the ridge ranks' 1 in the rank
         average; ``float("inf")`` = the tree ranks alone, signed by the ridge coefficients.
 
+    time_key
+        ``obs`` column of a per-cell time (a pseudotime, or the twin's simulation time ``"pseudotime"``).
+        When it is present (numeric, finite, not constant), ``method="ensemble"`` fits its trees, there is
+        no ``perturbations`` screen, no ``atac`` and no ``prior``, the time is one more feature of every
+        target's trees and of the ridge fit that signs them (a regulator's importance is then measured
+        beside the common time trend; no edge from or to the time is reported); ``None`` = never.
+        ``uns["grn"]["params"]["time"]`` says whether it was used.
+
     The defaults of ``method``, ``transform``, ``fit_cells``, ``combine``, ``direct``, ``min_t``, ``reduce``,
-    ``gate``, ``orient``, ``evidence_weight``, ``regulator_prior``, ``indirect``, ``trees``, ``n_trees`` and
-    ``tree_weight``
-    were chosen on training networks and reported on disjoint ones (``benchmarks/grn_select.py``).
+    ``gate``, ``orient``, ``evidence_weight``, ``regulator_prior``, ``indirect``, ``trees``, ``n_trees``,
+    ``tree_weight`` and ``time_key`` were chosen on training networks and reported on disjoint ones
+    (``benchmarks/grn_select.py``; ``time_key``: the candidate ``pseudotime_feature``, session 9).
 
     progress
         Show a progress bar (tqdm, on stderr) over the blocks of genes.
@@ -606,6 +617,17 @@ def infer_network(
     X = target.layers[layer] if layer is not None else target.X
     if not sp.issparse(X):
         X = np.asarray(X)
+    t_cells = _cell_time(target, time_key)
+    use_time = (t_cells is not None and method == "ensemble" and perturbations is None and atac is None
+                and prior is None)
+    if use_time:
+        from scagents.grn import ensemble as _ens
+
+        use_time = _ens.trees_fit(int(X.shape[0]), len(genes) + 1)
+    if use_time:
+        _with_time(target, X, t_cells, time_key, regulators=regulators, top_k=top_k, alpha=alpha,
+                   transform=transform, trees=trees, n_trees=n_trees, tree_weight=tree_weight, progress=progress)
+        return adata if copy else None
     P_eff = None
     if perturbations is not None:
         from scagents.grn.interventional import COMBINE, control_mask, perturbation_effects
@@ -786,8 +808,57 @@ def infer_network(
         record["coef"] = pd.DataFrame(coef, index=list(map(str, regs)), columns=list(map(str, genes)))
         record["coef_key"] = "uns/grn/coef"
         target.varm.pop("grn_coef", None)
+    params["time"] = {"used": False, "key": time_key, "reason": (
+        "time_key=None" if time_key is None else f"no usable obs[{time_key!r}]" if t_cells is None else
+        "only with method='ensemble' fitting its trees, no perturbations, atac or prior")}
     target.uns["grn"] = record
     return adata if copy else None
+
+
+TIME_FEATURE = "__time__"
+"""Name of the time feature inside :func:`infer_network` (never reported as a gene)."""
+
+
+def _cell_time(adata: ad.AnnData, key: str | None) -> np.ndarray | None:
+    """``obs[key]`` as float when it is a usable time (numeric, finite, not constant), else ``None``."""
+    if key is None or key not in adata.obs:
+        return None
+    col = adata.obs[key]
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return None
+    t = col.to_numpy(dtype=float)
+    if not np.isfinite(t).all() or np.ptp(t) == 0:
+        return None
+    return t
+
+
+def _with_time(target: ad.AnnData, X, t: np.ndarray, key: str, *, regulators, **kwargs) -> None:
+    """:func:`infer_network` (``method="ensemble"``) with the cell time as one more feature, written to
+    ``target`` without any edge or coefficient of the time."""
+    genes = list(map(str, target.var_names))
+    Xd = X.toarray() if sp.issparse(X) else np.asarray(X)
+    aug = ad.AnnData(np.c_[Xd, t].astype(np.float32))
+    aug.var_names = [*genes, TIME_FEATURE]
+    regs = None
+    if regulators is not None:
+        regs = [regulators] if isinstance(regulators, str) else [str(g) for g in regulators]
+        missing = [g for g in regs if g not in genes]
+        if missing:
+            raise _missing_genes(missing, pd.Index(genes), "regulator")
+        regs = [*dict.fromkeys(regs), TIME_FEATURE]
+    infer_network(aug, method="ensemble", regulators=regs, time_key=None, **kwargs)
+    rec = dict(aug.uns["grn"])
+    e = rec["edges"]
+    rec["edges"] = e[(e["source"] != TIME_FEATURE) & (e["target"] != TIME_FEATURE)].reset_index(drop=True)
+    rec["regulators"] = [g for g in rec["regulators"] if g != TIME_FEATURE]
+    rec["params"] = {**rec["params"], "n_genes": len(genes), "n_regulators": len(rec["regulators"]),
+                     "time": {"used": True, "key": key}}
+    if rec.get("coef_key") == "uns/grn/coef":
+        rec["coef"] = rec["coef"].drop(index=TIME_FEATURE, columns=TIME_FEATURE)
+        target.varm.pop("grn_coef", None)
+    else:
+        target.varm["grn_coef"] = np.asarray(aug.varm["grn_coef"])[:-1, :-1]
+    target.uns["grn"] = rec
 
 
 def _grn_adata(adata) -> ad.AnnData:

@@ -241,6 +241,11 @@ def test_network_method_label_says_what_was_fitted():
         "rank average of ridge and random-forest importance (trees weighted 1:1)")
     assert method_label({"method": "ensemble", "trees": {"fitted": False}}).startswith("ridge")
     assert method_label({"method": "ridge"}) == "ridge"
+    a.obs["pseudotime"] = rng.uniform(size=200)
+    infer_network(a, n_trees=5)
+    assert method_label(a.uns["grn"]["params"]) == (
+        "extra-trees + random-forest importance signed by ridge, with the cell time obs['pseudotime'] as one "
+        "more feature")
 
 
 def test_network_weight_scale_matches_the_weights():

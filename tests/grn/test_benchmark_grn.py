@@ -128,3 +128,21 @@ def test_reference_fallback_finds_cascade_edges(algo, monkeypatch):
     assert (net["source"] != net["target"]).all()
     best = net.loc[net.groupby("target")["weight"].idxmax()].set_index("target")["source"]
     assert best["D"] == "R"
+
+
+def test_selection_screen_base_when_the_winner_acts_only_without_a_screen():
+    spec = importlib.util.spec_from_file_location("grn_select", BENCH.with_name("grn_select.py"))
+    sel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sel)
+
+    def entry(net, scores):
+        return {"split": "train", "network": net, "seed": 0, "passed": True, "dropout": 0.05,
+                "scores": {m: {"auprc_ratio": a, "epr": a} for m, a in scores.items()}}
+
+    ds = {"t0": entry("a", {"obs/pseudotime_feature": 3.0, "obs/ridge": 2.0, "obs/ridge_rank": 2.5,
+                            "screen/x": 3.0, "screen/y": 2.5}),
+          "t1": entry("b", {"obs/pseudotime_feature": 2.0, "obs/ridge": 1.5, "obs/ridge_rank": 0.5,
+                            "screen/x": 1.0, "screen/y": 2.5})}
+    s = sel.summarise({"datasets": ds})["selection"]
+    assert s["observational_winner"] == "pseudotime_feature"  # no screen candidate on top of it
+    assert s["screen_base"] == "ridge" and s["screen_winner"] == "y"  # ridge_rank is not a screen base

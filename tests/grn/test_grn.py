@@ -316,3 +316,53 @@ def test_gene_blocks_and_sparse_input_give_the_same_network(monkeypatch, transfo
     edges = network_edges(many)
     assert edges.groupby("target").size().max() == 4  # top_k regulators per target
     assert set(edges["source"]) <= set(regs)
+
+
+def _timed(n_cells: int = 300, seed: int = 2):
+    """The cascade with a cell time that drives A (so every gene trends with it)."""
+    adata = _cascade(n_cells, seed)
+    t = np.random.default_rng(seed).uniform(0.0, 1.0, n_cells)
+    adata.obs["pseudotime"] = t
+    return adata
+
+
+def test_time_key_adds_the_time_as_a_feature_and_reports_no_time_edge():
+    adata = _timed()
+    infer_network(adata, n_trees=10)
+    g = adata.uns["grn"]
+    assert g["params"]["time"] == {"used": True, "key": "pseudotime"}
+    e = network_edges(adata)
+    assert set(e["source"]) | set(e["target"]) <= set(adata.var_names)
+    assert len(e) <= 42
+    assert adata.varm["grn_coef"].shape == (7, 7)
+    # the same computation as the time written as one more gene (the scored candidate)
+    aug = ad.AnnData(np.c_[adata.X, adata.obs["pseudotime"].to_numpy()].astype(np.float32))
+    aug.var_names = [*adata.var_names, "T"]
+    infer_network(aug, n_trees=10, time_key=None)
+    ea = network_edges(aug)
+    ea = ea[(ea["source"] != "T") & (ea["target"] != "T")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(e[["source", "target", "weight"]], ea[["source", "target", "weight"]])
+
+
+@pytest.mark.parametrize("kwargs,obs", [({"time_key": None}, 0.5), ({"method": "ridge"}, 0.5), ({}, "x"),
+                                        ({}, 1.0)])
+def test_time_key_unused_without_a_usable_time_or_outside_the_trees(kwargs, obs):
+    adata = _timed(120)
+    if isinstance(obs, str) or obs == 1.0:  # non-numeric / constant time
+        adata.obs["pseudotime"] = obs
+    infer_network(adata, n_trees=5, **kwargs)
+    assert adata.uns["grn"]["params"]["time"]["used"] is False
+    assert adata.varm["grn_coef"].shape == (7, 7)
+
+
+def test_time_key_unused_with_a_screen_and_kept_with_regulators():
+    adata = _timed(200)
+    adata.obs["target_genes"] = np.where(np.arange(200) < 100, "", "A")
+    adata.obs["is_control"] = np.arange(200) < 100
+    infer_network(adata, n_trees=5, perturbations="target_genes")
+    assert adata.uns["grn"]["params"]["time"]["used"] is False
+    adata = _timed(200)
+    infer_network(adata, n_trees=5, regulators=["A", "R"])
+    assert adata.uns["grn"]["params"]["time"]["used"] is True
+    assert set(network_edges(adata)["source"]) <= {"A", "R"}
+    assert list(adata.uns["grn"]["coef"].index) == ["A", "R"] and "grn_coef" not in adata.varm
