@@ -19,11 +19,12 @@ N_GENES = 300
 
 @pytest.fixture(scope="module")
 def stimulated(tmp_path_factory):
-    """300 genes x 1,100 cells of Poisson counts: 550 control and 550 stimulated cells (genes
+    """300 genes x 2,100 cells of Poisson counts: 1,050 control and 1,050 stimulated cells (genes
     50-69 up); genes 0-39 share a latent factor so the network has edges among them. 300 genes x
-    1,100 cells is above the tree ensemble's size rule, so the network is the (fast) ridge fit."""
+    1,050 control cells (the network is fitted on them) is above the tree ensemble's size rule,
+    so the network is the (fast) ridge fit; the trees are tested in tests/grn."""
     rng = np.random.default_rng(0)
-    n = 1100
+    n = 2100
     mu = rng.normal(0.0, 1.0, N_GENES)
     factor = rng.normal(0.0, 0.6, (n, 1))
     log_lam = np.tile(mu, (n, 1)) + factor * (np.arange(N_GENES) < 40)
