@@ -27,6 +27,7 @@ ranks' 1 in the average (``float("inf")`` = tree ranks alone, signed by the ridg
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -84,8 +85,8 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
         samples and the best split per feature, as GENIE3) or ``"both"`` (``n_trees`` of each, the
         mean of their importances).
     n_jobs
-        Threads each forest grows its trees on; ``None`` = every CPU this process may use. The
-        importances do not depend on it (every tree's random state is drawn from ``seed`` first).
+        Threads the targets are fitted on (each target's forests are independent); ``None`` = every
+        CPU this process may use. The importances do not depend on it.
 
     Returns
     -------
@@ -116,19 +117,24 @@ def tree_importance(X, reg_idx: np.ndarray, *, labels: np.ndarray | None = None,
     Xd = np.asarray(X[rows].toarray() if sp.issparse(X) else X[rows], dtype=np.float32)
     lab = None if labels is None else np.asarray(labels, dtype=str)[rows]
     W = np.zeros((len(reg_idx), g))
-    for j in range(g):
+
+    def fit_target(j: int) -> None:
         use = reg_idx != j
         if allowed is not None:
             use &= allowed[:, j]
         if not use.any():
-            continue
+            return
         keep = slice(None) if lab is None else lab != str(genes[j])
         y = Xd[keep, j]
         if y.size < 3 or np.ptp(y) == 0:
-            continue
+            return
         Xj = Xd[keep][:, reg_idx[use]]
         W[use, j] = np.mean([Forest(n_estimators=int(n_trees), max_features="sqrt", random_state=seed,
-                                    n_jobs=int(n_jobs)).fit(Xj, y).feature_importances_ for Forest in forests], axis=0)
+                                    n_jobs=1).fit(Xj, y).feature_importances_ for Forest in forests], axis=0)
+
+    # targets are independent: threads over them (the trees' Cython code releases the GIL)
+    with ThreadPoolExecutor(max_workers=max(1, int(n_jobs))) as pool:
+        list(pool.map(fit_target, range(g)))
     return W
 
 

@@ -135,14 +135,25 @@ def _spy_fit(monkeypatch, forest: str, attr: str) -> list:
     return seen
 
 
-def test_tree_importance_threads_grow_the_same_trees(monkeypatch):
-    jobs = _spy_fit(monkeypatch, "ExtraTreesRegressor", "n_jobs")
+def test_tree_importance_threads_over_targets_give_the_same_importances(monkeypatch):
+    import threading
+
+    threads = _spy_fit(monkeypatch, "ExtraTreesRegressor", "n_jobs")
+    seen = set()
+    real = ensemble.np.mean
+
+    def mean(*a, **kw):
+        seen.add(threading.get_ident())
+        return real(*a, **kw)
+
     X = _and_gate(n_cells=200).X
     one = ensemble.tree_importance(X, np.arange(4), n_trees=8, kind="both", n_jobs=1)
+    monkeypatch.setattr(ensemble.np, "mean", mean)
     two = ensemble.tree_importance(X, np.arange(4), n_trees=8, kind="both", n_jobs=2)
     default = ensemble.tree_importance(X, np.arange(4), n_trees=8, kind="both")
-    assert jobs[:8] == [1] * 4 + [2] * 4 and min(jobs[8:]) >= 1
-    np.testing.assert_array_equal(one, two)  # every tree's random state comes from the seed
+    assert threads == [1] * 12  # each forest on one thread; the targets are spread over threads
+    assert threading.get_ident() not in seen  # fitted in the pool, not in the caller
+    np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(one, default)
 
 
