@@ -30,3 +30,18 @@ def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
     write_json(js, {"machine": machine(), **payload}, indent=2)
     write_text(md, markdown)
     return js, md
+
+
+def machine_line(load_start: float, load_end: float) -> str:
+    """One sentence on the conditions of a timing run, from what was measured: CPUs, niceness and the
+    1-minute load average at the start and the end (a load near or above the CPU count means other
+    jobs shared the machine, so the times are upper bounds)."""
+    import os
+
+    cpus = os.cpu_count() or 1
+    nice = os.nice(0)
+    busy = max(load_start, load_end) >= 0.75 * cpus
+    return (f"Machine: {cpus} cores{f', run under nice {nice}' if nice else ''}; 1-min load average "
+            f"{load_start:.1f} at the start, {load_end:.1f} at the end"
+            + (" (other jobs shared the machine, so the times are upper bounds)." if busy else
+               " (no other heavy job)."))

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _util import median, write_results  # noqa: E402
+from _util import machine_line, median, write_results  # noqa: E402
 
 TARGET_S = 15.0
 
@@ -59,6 +59,7 @@ def main(argv=None) -> int:
         return 2
     scores = screen.scores
     times: list[list[float]] = [[] for _ in range(args.rounds)]
+    load0 = os.getloadavg()[0]
     designer_line = ""
     with tempfile.TemporaryDirectory() as tmp:
         cands = Path(tmp) / "genes.txt"
@@ -95,8 +96,7 @@ def main(argv=None) -> int:
           "| round | median (s) | max (s) | ≤ 15 s |", "|---|---|---|---|"]
     md += [f"| {r['round']} | {r['median_s']:.1f} | {r['max_s']:.1f} | {'yes' if r['median_s'] <= TARGET_S else 'no'} |"
            for r in rows]
-    md += ["", "Measured on the shared 2-core machine while other developers' jobs ran (`nice -n 10`); the "
-           "lead re-measures on a quiet machine."]
+    md += ["", machine_line(load0, os.getloadavg()[0])]
     write_results("next_latency", payload, "\n".join(md) + "\n")
     print("\n".join(md))
     return 0

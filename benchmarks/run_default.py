@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import median, write_results  # noqa: E402
+from _util import machine_line, median, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -176,8 +176,7 @@ def main() -> None:
                              "meets_target": wall <= tgt["wall_s"] and rss <= tgt["peak_rss_mb"]}
     kept = _keep_previous(results, list(known))
     payload: dict = {"cases": results,
-                     "note": "measured under nice -n 10 on a 2-core machine shared with other jobs",
-               "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
+                     "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
     if "default" in results and "skipped" not in results["default"]:  # the keys of the first version
         d = results["default"]
         payload.update({"goal": "predict IFNG knockout", "repeats": d["repeats"],
@@ -185,9 +184,8 @@ def main() -> None:
                         "target": d["target"], "meets_target": d["meets_target"]})
     lines = ["# `scagents run`: wall time and peak memory", "",
              f"Fresh processes, median of {args.repeats}; peak RSS = the largest of the process and its "
-             "children. Produced by `python benchmarks/run_default.py`. Machine: 2 cores shared with other "
-             f"jobs (run under `nice -n 10`; 1-min load average {load0:.1f} at the start, "
-             f"{payload['load_average_1min']['end']:.1f} at the end), so the times are upper bounds.", "",
+             "children. Produced by `python benchmarks/run_default.py`. "
+             + machine_line(load0, payload["load_average_1min"]["end"]), "",
              "| case | data | goal | median wall (s) | median peak RSS (MB) | target | met | outcome |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
