@@ -836,8 +836,9 @@ def _with_time(target: ad.AnnData, X, t: np.ndarray, key: str, *, regulators, **
     """:func:`infer_network` (``method="ensemble"``) with the cell time as one more feature, written to
     ``target`` without any edge or coefficient of the time."""
     genes = list(map(str, target.var_names))
-    Xd = X.toarray() if sp.issparse(X) else np.asarray(X)
-    aug = ad.AnnData(np.c_[Xd, t].astype(np.float32))
+    tcol = t.astype(np.float32)[:, None]  # sparse input stays sparse (memory: O(non-zeros))
+    aug = ad.AnnData(sp.hstack([sp.csr_matrix(X, dtype=np.float32), sp.csr_matrix(tcol)], format="csr")
+                     if sp.issparse(X) else np.c_[np.asarray(X, dtype=np.float32), tcol])
     aug.var_names = [*genes, TIME_FEATURE]
     regs = None
     if regulators is not None:

@@ -6,6 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from scagents.errors import DataError, GeneNotFoundError
 from scagents.grn import infer_network, network_edges, network_matrix, perturb, propagate_delta
@@ -299,8 +300,6 @@ def test_all_genes_listed_as_regulators_equals_the_unrestricted_fit():
 
 @pytest.mark.parametrize("transform", ["none", "rank"])
 def test_gene_blocks_and_sparse_input_give_the_same_network(monkeypatch, transform):
-    import scipy.sparse as sp
-
     import scagents.grn.infer as infer
 
     adata, _, _ = _sem(n_genes=40, n_cells=400)
@@ -342,6 +341,11 @@ def test_time_key_adds_the_time_as_a_feature_and_reports_no_time_edge():
     ea = network_edges(aug)
     ea = ea[(ea["source"] != "T") & (ea["target"] != "T")].reset_index(drop=True)
     pd.testing.assert_frame_equal(e[["source", "target", "weight"]], ea[["source", "target", "weight"]])
+    sparse = adata.copy()  # sparse counts stay sparse and give the same network
+    sparse.X = sp.csr_matrix(adata.X)
+    infer_network(sparse, n_trees=10)
+    pd.testing.assert_frame_equal(network_edges(sparse)[["source", "target", "weight"]],
+                                  e[["source", "target", "weight"]], atol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs,obs", [({"time_key": None}, 0.5), ({"method": "ridge"}, 0.5), ({}, "x"),
