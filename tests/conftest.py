@@ -3,7 +3,10 @@ a local Ray instance."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -17,6 +20,15 @@ def shared_file(relpath: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data file {path} is absent (../shared/data is not beside this checkout)")
     return path
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """The module ``benchmarks/<name>.py`` (not a package), imported as ``benchmarks_<name>``."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up while defining
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

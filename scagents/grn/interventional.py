@@ -275,11 +275,8 @@ def regulator_prior(S: np.ndarray, regs: pd.Index, P: pd.DataFrame, *, boost: fl
     ndarray
         A copy of ``S`` with the rows of the regulators whose perturbation moves a gene raised.
     """
-    S = np.array(S, dtype=float, copy=True)
-    genes = pd.Index(P.columns.astype(str))
-    ok, rows, cols = _rows_cols(P, regs, genes)
-    T = np.abs(P.to_numpy()[ok])
-    T[np.arange(len(ok)), cols] = 0.0
+    S, rows, cols, T = _perturbed_rows(S, regs, P)
+    T[np.arange(len(rows)), cols] = 0.0
     moves = rows[(T >= moved_t).any(axis=1)]
     if moves.size:
         sub = S[moves]
@@ -313,10 +310,7 @@ def indirect_penalty(S: np.ndarray, regs: pd.Index, P: pd.DataFrame, *, weight: 
     ndarray
         A copy of ``S`` with the perturbed regulators' rows lowered.
     """
-    S = np.array(S, dtype=float, copy=True)
-    genes = pd.Index(P.columns.astype(str))
-    ok, rows, _ = _rows_cols(P, regs, genes)
-    T = np.abs(P.to_numpy()[ok])
+    S, rows, _, T = _perturbed_rows(S, regs, P)
     sub = S[rows]
     low = np.abs(sub) - weight * np.log1p(T) - still * (T < still_t)
     floor = 1e-9 * np.abs(sub).max(initial=0.0)
@@ -329,6 +323,14 @@ def _rows_cols(P: pd.DataFrame, regs: pd.Index, genes: pd.Index) -> tuple[np.nda
     rows = regs.get_indexer(pd.Index(P.index.astype(str)))
     ok = np.flatnonzero(rows >= 0)
     return ok, rows[ok], genes.get_indexer(pd.Index(P.index.astype(str))[ok])
+
+
+def _perturbed_rows(S: np.ndarray, regs: pd.Index, P: pd.DataFrame
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A float copy of ``S`` and, for the perturbed regulators among ``regs``: their rows in ``S``,
+    their own columns and ``|P|`` (their rows of the t statistics)."""
+    ok, rows, cols = _rows_cols(P, regs, pd.Index(P.columns.astype(str)))
+    return np.array(S, dtype=float, copy=True), rows, cols, np.abs(P.to_numpy()[ok])
 
 
 def ancestor_gate(S: np.ndarray, regs: pd.Index, P: pd.DataFrame, *, still_t: float = 1.0,
@@ -355,12 +357,9 @@ def ancestor_gate(S: np.ndarray, regs: pd.Index, P: pd.DataFrame, *, still_t: fl
     ndarray
         A gated copy of ``S``.
     """
-    S = np.array(S, dtype=float, copy=True)
-    genes = pd.Index(P.columns.astype(str))
-    ok, rows, cols = _rows_cols(P, regs, genes)
-    T = np.abs(P.to_numpy()[ok])
+    S, rows, cols, T = _perturbed_rows(S, regs, P)
     still = T < still_t
-    still[np.arange(len(ok)), cols] = False
+    still[np.arange(len(rows)), cols] = False
     S[rows] = np.where(still, factor * S[rows], S[rows])
     return S
 

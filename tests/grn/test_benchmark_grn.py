@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from tests.conftest import ROOT, load_benchmark
 from tests.grn.test_grn import _cascade
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "grn.py"
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("grn_benchmark", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("grn")
 
 
 def test_arboreto_adapter_finds_cascade_edges():
@@ -58,14 +51,12 @@ def test_benchmark_default_is_what_the_network_agent_runs():
     params = inspect.signature(infer_network).parameters
     kwargs = {"transform": "none", "alpha": "auto", **bench.METHODS[bench.DEFAULT]}
     assert all(params[k].default == v for k, v in kwargs.items())
-    spec = importlib.util.spec_from_file_location("grn_select", BENCH.with_name("grn_select.py"))
-    sel = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sel)
+    sel = load_benchmark("grn_select")
     dflt = sel.default_kwargs()
     assert {k: dflt[k] for k in ("method", "transform")} == {"method": bench.METHODS[bench.DEFAULT]["method"],
                                                              "transform": kwargs["transform"]}
     # the committed selection result chose exactly these defaults on the training networks
-    result = BENCH.parents[0] / "results" / "grn_select.json"
+    result = ROOT / "benchmarks" / "results" / "grn_select.json"
     if result.exists():
         chosen = json.loads(result.read_text()).get("summary", {}).get("selection")
         if chosen:
@@ -78,9 +69,7 @@ def test_benchmark_default_is_what_the_network_agent_runs():
 
 
 def test_selection_summary_picks_winners_and_counts_wins():
-    spec = importlib.util.spec_from_file_location("grn_select", BENCH.with_name("grn_select.py"))
-    sel = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sel)
+    sel = load_benchmark("grn_select")
 
     def entry(split, net, seed, scores, passed=True):
         return {"split": split, "network": net, "seed": seed, "passed": passed, "dropout": 0.05,
@@ -131,9 +120,7 @@ def test_reference_fallback_finds_cascade_edges(algo, monkeypatch):
 
 
 def test_selection_screen_base_when_the_winner_acts_only_without_a_screen():
-    spec = importlib.util.spec_from_file_location("grn_select", BENCH.with_name("grn_select.py"))
-    sel = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sel)
+    sel = load_benchmark("grn_select")
 
     def entry(net, scores):
         return {"split": "train", "network": net, "seed": 0, "passed": True, "dropout": 0.05,

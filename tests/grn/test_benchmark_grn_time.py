@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import anndata as ad
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "grn_time.py"
+from tests.conftest import load_benchmark
 
 
 def _mod():
-    spec = importlib.util.spec_from_file_location("grn_time", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("grn_time")
 
 
 def _driven_in_time(n: int = 600, seed: int = 0) -> ad.AnnData:
