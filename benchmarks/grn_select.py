@@ -92,6 +92,10 @@ Protocol (fixed before any result was seen):
   top of the best observational candidate that is a screen base, ``both_only``, and ``time_key`` does
   not act with a screen). Only after that were the candidates scored on BEELINE's GSD with its
   pseudotime (``benchmarks/grn_gsd_time.py``, report only).
+  Session 10 pre-registered, before scoring any new candidate, a margin for candidates added from then on
+  (:data:`CHALLENGERS`): such a candidate replaces the incumbent winner only with a higher geometric mean and a
+  significant paired sign test over the training data sets (one-sided, p < 0.05). It is not applied back to
+  the session-9 choice (that winner is the incumbent now), although session 9's tie would not have passed it.
   Evaluation scores record which default they are of
   (``default_tag``); when the default changes only ``obs/default`` and ``screen/default`` are
   recomputed (the references do not depend on it), the previous ones kept as ``previous_default``.
@@ -108,6 +112,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import anndata as ad
@@ -239,6 +244,51 @@ ODDS_BASES = ("both_only", "extra_only")
 
 INDIRECT_BASES = ("both_only",)
 """The base the session-9 candidates (``*_indirect*``) are scored on (the observational winner when they were added)."""
+
+
+CHALLENGERS: dict[str, int] = {}
+"""Candidates added from session 10 on (observational or screen names) -> the session that added them.
+
+Pre-registered in session 10, before any such candidate was scored: a challenger replaces the incumbent (the
+winner among the candidates added before session 10, by the rule above) only when its geometric mean is
+higher **and** it is higher than the incumbent on significantly more training data sets than lower (paired
+over the data sets both score, ties dropped; one-sided sign test, p < :data:`CHALLENGE_P`). Session 9's
+observational winner won by 26 up / 24 down (p = 0.44): under this rule such a tie keeps the incumbent. The
+rule is not applied back to the candidates before session 10 (their winner is the incumbent)."""
+CHALLENGE_P = 0.05
+
+
+def sign_test(up: int, down: int) -> float:
+    """One-sided sign-test p-value of ``up`` wins against ``down`` losses (ties dropped)."""
+    from scipy.stats import binomtest
+
+    return float(binomtest(up, up + down, 0.5, alternative="greater").pvalue) if up + down else 1.0
+
+
+def challenge(gmeans: dict[str, float], key: Callable[[str], str], kept: list[dict]) -> tuple[str | None, list]:
+    """The winner of ``gmeans`` (candidate -> training gmean) under the challenger rule (:data:`CHALLENGERS`).
+
+    ``key(name)`` is the score key of a candidate in a data set's ``scores``; ``kept`` the training data sets.
+    Returns the winner and one record per challenger with a higher gmean than the incumbent.
+    """
+    old = {m: v for m, v in gmeans.items() if m not in CHALLENGERS}
+    incumbent = max(old, key=old.get) if old else None
+    if incumbent is None:
+        return (max(gmeans, key=gmeans.get) if gmeans else None), []
+    tests, eligible = [], {}
+    for m, v in gmeans.items():
+        if m not in CHALLENGERS or v <= gmeans[incumbent]:
+            continue
+        a, b = key(m), key(incumbent)
+        pairs = [(e["scores"][a]["auprc_ratio"], e["scores"][b]["auprc_ratio"]) for e in kept
+                 if a in e["scores"] and b in e["scores"]]
+        up, down = sum(x > y for x, y in pairs), sum(x < y for x, y in pairs)
+        p = sign_test(up, down)
+        tests.append({"challenger": m, "incumbent": incumbent, "gmean": v, "incumbent_gmean": gmeans[incumbent],
+                      "up": up, "down": down, "p": p, "replaces": p < CHALLENGE_P})
+        if p < CHALLENGE_P:
+            eligible[m] = v
+    return (max(eligible, key=eligible.get) if eligible else incumbent), tests
 
 
 def _scored(base: str, name: str) -> bool:
@@ -652,7 +702,8 @@ def summarise(results: dict) -> dict:
     if tr:
         obs = {m.split("/", 1)[1]: v["gmean_auprc_ratio_datasets"] for m, v in tr.items()
                if m.startswith("obs/") and m not in TRAIN_REFERENCES}
-        w_obs = max(obs, key=obs.get) if obs else None
+        kept_tr = [e for e in ds.values() if e["split"] == "train" and e.get("passed")]
+        w_obs, obs_tests = challenge(obs, lambda m: f"obs/{m}", kept_tr)
         scr_all = {m: v["gmean_auprc_ratio_datasets"] for m, v in tr.items()
                    if m.startswith("screen") and m not in TRAIN_REFERENCES}
         base = w_obs or "ridge"
@@ -664,8 +715,9 @@ def summarise(results: dict) -> dict:
         prefix = screen_key(base, "")
         scr = {m[len(prefix):]: v for m, v in scr_all.items() if m.startswith(prefix)}
         other = {m: v for m, v in scr_all.items() if not m.startswith(prefix)}
+        w_scr, scr_tests = challenge(scr, lambda m: prefix + m, kept_tr)
         summary["selection"] = {"observational_winner": w_obs,
-                                "screen_winner": max(scr, key=scr.get) if scr else None,
+                                "screen_winner": w_scr, "challenges": obs_tests + scr_tests,
                                 "observational": obs, "screen": scr, "screen_base": base,
                                 "screen_other_bases": other, "default_kwargs": default_kwargs(),
                                 "references": {m: {"gmean_auprc_ratio_datasets": tr[m]["gmean_auprc_ratio_datasets"],
@@ -780,7 +832,10 @@ def report() -> dict:
               "Rule (fixed in advance): the observational candidate with the highest geometric mean wins; "
               "the screen winner is the best screen candidate on top of the observational winner (when the "
               "winner acts only without a screen, `time_key`: on top of the best observational candidate that "
-              "is a screen base).", "",
+              "is a screen base). From session 10 on (pre-registered before any such candidate was scored), a "
+              "candidate added later replaces that winner only when its geometric mean is higher and it is higher "
+              f"on significantly more training data sets than lower (paired, one-sided sign test p < {CHALLENGE_P}).",
+              "",
               "| part | candidate | gmean AUPRC ratio |", "|---|---|---|"]
         for m, v in sorted(sel["observational"].items(), key=lambda kv: -kv[1]):
             L.append(f"| observational | {m} | {v:.3f} |")
@@ -804,6 +859,10 @@ def report() -> dict:
             down = sum(e["scores"][a_]["auprc_ratio"] < e["scores"][b_]["auprc_ratio"] for e in kept)
             L += ["", f"Observational winner `{ranked[0]}` vs the runner-up `{ranked[1]}`, paired over "
                   f"{len(kept)} training data sets: higher on {up}, lower on {down}."]
+        for t in sel.get("challenges", []):
+            L += ["", f"Challenger `{t['challenger']}` (gmean {t['gmean']:.3f}) vs the incumbent `{t['incumbent']}` "
+                  f"({t['incumbent_gmean']:.3f}): higher on {t['up']}, lower on {t['down']} training data sets, "
+                  f"sign test p = {t['p']:.3g} → " + ("replaces it." if t["replaces"] else "the incumbent stays.")]
         L += ["", f"Winners: observational `{sel['observational_winner']}`, screen `{sel['screen_winner']}`. "
               f"infer_network defaults now: `{sel['default_kwargs']}`."]
         contrib = s.get("sources_contribution")

@@ -133,3 +133,24 @@ def test_selection_screen_base_when_the_winner_acts_only_without_a_screen():
     s = sel.summarise({"datasets": ds})["selection"]
     assert s["observational_winner"] == "pseudotime_feature"  # no screen candidate on top of it
     assert s["screen_base"] == "ridge" and s["screen_winner"] == "y"  # ridge_rank is not a screen base
+
+
+def test_a_challenger_needs_a_significant_paired_win(monkeypatch):
+    """Candidates added from session 10 on replace the incumbent only with a significant sign test."""
+    sel = load_benchmark("grn_select")
+
+    def entry(i, scores):
+        return {"split": "train", "network": f"n{i}", "seed": 0, "passed": True, "dropout": 0.05,
+                "scores": {m: {"auprc_ratio": a, "epr": a} for m, a in scores.items()}}
+
+    # "tie": higher gmean (one big win) but up 5 / down 5; "clear": higher on 9 of 10
+    ds = {f"t{i}": entry(i, {"obs/ridge": 2.0, "obs/tie": (6.0 if i == 0 else 2.1 if i < 5 else 1.9),
+                             "obs/clear": 2.2 if i < 9 else 1.0}) for i in range(10)}
+    monkeypatch.setattr(sel, "CHALLENGERS", {"tie": 10, "clear": 10})
+    s = sel.summarise({"datasets": ds})["selection"]
+    assert s["observational_winner"] == "clear"  # gmean 2.03 > 2.0, up 9 / down 1
+    assert s["observational"]["tie"] > s["observational"]["clear"]  # the tie has the highest gmean...
+    tests = {t["challenger"]: (t["up"], t["down"], t["replaces"]) for t in s["challenges"]}
+    assert tests == {"tie": (5, 5, False), "clear": (9, 1, True)}  # ...but no significant paired win
+    monkeypatch.setattr(sel, "CHALLENGERS", {})  # the rule before session 10: the highest gmean wins
+    assert sel.summarise({"datasets": ds})["selection"]["observational_winner"] == "tie"
