@@ -341,11 +341,18 @@ def find_perturbation_key(adata: ad.AnnData, perturbation_key: str | None = None
         col = lower.get(name)
         if col is not None and not pd.api.types.is_bool_dtype(adata.obs[col]):
             return str(col)
+    if not cols:
+        raise PerturbationError(
+            "No perturbation labels: obs has no columns, so these cells look unperturbed. Predicting a "
+            "perturbation needs perturbed and control cells with a column naming each cell's perturbation "
+            "(perturbation_key='<column>'; CLI: --perturbation-key COLUMN); without data, the digital twin "
+            "predicts knockouts of its model's genes (`python -m scagents run --goal ...` without --data)."
+        )
     raise PerturbationError(
         "No perturbation column found in obs (looked for "
-        f"{', '.join(PERTURBATION_KEYS[:12])}, ...). The obs columns are: {cols or 'none'}. "
-        "Pass perturbation_key='<column>' naming the column that holds each cell's perturbation "
-        "(e.g. the guide target or the stimulation condition)."
+        f"{', '.join(PERTURBATION_KEYS[:12])}, ...). The obs columns are: {cols}. "
+        "Pass perturbation_key='<column>' (CLI: --perturbation-key COLUMN) naming the column that holds "
+        "each cell's perturbation (e.g. the guide target or the stimulation condition)."
     )
 
 

@@ -72,8 +72,17 @@ def test_kang_stimulation():
                                  "multiome/pbmc_multiome_small.h5mu"])
 def test_multiome_without_perturbation_column(rel):
     data = D.read(shared_file(rel))
-    with pytest.raises(PerturbationError, match="No perturbation column.*perturbation_key="):
+    with pytest.raises(PerturbationError, match="No perturbation (column|labels).*perturbation_key=.*--perturbation-key"):
         D.standardize(data)
+
+
+def test_no_obs_columns_says_the_cells_look_unperturbed():
+    import anndata as ad
+    import numpy as np
+
+    adata = ad.AnnData(np.ones((4, 3), dtype=np.float32))
+    with pytest.raises(PerturbationError, match="obs has no columns.*--perturbation-key.*without --data"):
+        D.standardize(adata)
 
 
 def test_scicar_time_as_stimulation():
