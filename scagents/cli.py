@@ -295,6 +295,10 @@ def format_proposals(df) -> str:
     if df.attrs.get("feature_coverage"):
         lines.append("feature sources (share of the candidates each describes): " + ", ".join(
             f"{k} {'absent' if v is None else f'{v:.0%}'}" for k, v in df.attrs["feature_coverage"].items()))
+        from scagents.campaign.features import absent_sources_line
+
+        if (absent := absent_sources_line(df.attrs["feature_coverage"])) is not None:
+            lines.append(absent)
     if len(why) == 1:
         lines.append(f"why: {why[0]}")
     scores = df["score"].to_numpy(float)

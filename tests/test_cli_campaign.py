@@ -136,6 +136,20 @@ def test_next_states_score_meaning_and_diversity_order():
     assert "rationale" in mixed.splitlines()[0] and "why:" not in mixed
 
 
+def test_next_names_absent_knowledge_sources_and_how_to_get_them():
+    from scagents.cli import format_proposals
+
+    df = pd.DataFrame({"round": 0, "rank": [1, 2], "gene": ["A", "B"], "score": [2.0, 1.0], "uncertainty": 0.1,
+                       "rationale": "prior"})
+    df.attrs["feature_coverage"] = {"symbol_families": 0.5, "pathway": 0.6, "complex_family": None}
+    text = format_proposals(df)
+    assert "complex_family absent" in text
+    line = next(x for x in text.splitlines() if x.startswith("absent knowledge sources"))
+    assert "complex_family: pip install famplex" in line and "pathway" not in line
+    df.attrs["feature_coverage"] = {"symbol_families": 0.5, "complex_family": 0.2}
+    assert "absent knowledge sources" not in format_proposals(df)
+
+
 def test_report_of_a_moved_run_writes_into_its_new_folder(finished_run, tmp_path, capsys):
     import hashlib
     import shutil

@@ -967,7 +967,9 @@ GROUPINGS = ("symbol_families", "none")
 #: Gene–gene graphs of :func:`designer_config` (``"+"``-joined knowledge sources of
 #: :func:`~scagents.campaign.features.knowledge_graph`), used by ``bayes_prior``.
 GRAPHS = ("none", "coexpression", "ligand_receptor", "phenotype", "pathway", "coexpression+ligand_receptor",
-          "coexpression+ligand_receptor+phenotype", "coexpression+ligand_receptor+phenotype+pathway")
+          "coexpression+ligand_receptor+phenotype", "coexpression+ligand_receptor+phenotype+pathway",
+          "complex_family", "coexpression+ligand_receptor+phenotype+complex_family",
+          "coexpression+ligand_receptor+phenotype+pathway+complex_family")
 
 _NOT_OPTIONS = ("seed", "prior", "groups", "graph", "name", "backend", "address")
 
@@ -1047,7 +1049,8 @@ def build_designer(config: dict, genes, *, prior: np.ndarray | None = None, stat
 
     The designer's ``feature_coverage_`` attribute holds the fraction of ``genes`` each knowledge
     source describes (gene families, and the graph's sources: co-expression per data set,
-    ligand–receptor table, HPO phenotypes, pathways; ``None`` = source not available here).
+    ligand–receptor table, HPO phenotypes, pathways, FamPlex complexes / families; ``None`` = source not
+    available here).
     """
     import scipy.sparse as sp
 

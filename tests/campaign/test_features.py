@@ -251,3 +251,67 @@ def test_pathway_table_read_from_the_sdist_archive_without_unpacking(tmp_path, m
     assert A[0, 1] == pytest.approx(1 / np.log(4)) and A[3, 4] == pytest.approx(1 / np.log(3))
     assert A[0, 3] == 0  # only the KEGG file (not read) would link CD3E and ACTB
     assert list(fmod.read_gmt("S\tdesc\tA\tB\nS\tdesc\tA\n")["gene"]) == ["A", "B"]
+
+
+FAMPLEX_ROWS = ("HGNC,IKBKB,partof,FPLX,IKK_complex\nHGNC,CHUK,partof,FPLX,IKK_complex\n"
+                "HGNC,IKBKG,partof,FPLX,IKK_complex\nFPLX,IKK_complex,partof,FPLX,NFkB_signalosome\n"
+                "HGNC,NFKB1,partof,FPLX,NFkB_signalosome\nHGNC,HRAS,isa,FPLX,RAS\nHGNC,KRAS,isa,FPLX,RAS\n"
+                "UP,P01112,isa,FPLX,RAS\nHGNC,ACTB,isa,MESH,D000199\n")
+
+
+def test_complex_family_table_read_from_the_wheel_data_folder_and_graph_follows_the_hierarchy(tmp_path, monkeypatch):
+    import importlib.util
+    import zipfile
+
+    from scagents.campaign import features as fmod
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # famplex not installed
+    monkeypatch.setattr(fmod, "_FAMPLEX_CACHE", {})
+    genes = ["IKBKB", "CHUK", "NFKB1", "hras", "KRAS", "ACTB", "GAPDH"]
+    assert fmod.complex_family_table()[0] is None
+    A0, cov0 = fmod.complex_family_graph(genes)
+    assert cov0 == {"complex_family": None} and A0.nnz == 0
+    assert "pip install famplex" in fmod.complex_family_table()[1]
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    member = "famplex-9.9.data/data/lib/python3.10/site-packages/" + fmod.FAMPLEX_TABLE  # where the wheel keeps it
+    with zipfile.ZipFile(tmp_path / "cache" / "wheels" / "famplex-9.9-py3-none-any.whl", "w") as z:
+        z.writestr(member, FAMPLEX_ROWS)
+        z.writestr("famplex/__init__.py", "")
+    monkeypatch.setattr(fmod, "_FAMPLEX_CACHE", {})
+    pairs, where = fmod.complex_family_table()
+    assert "famplex-9.9" in where and member in where
+    got = set(map(tuple, pairs.to_numpy()))
+    # IKBKB is in the IKK complex and, through it, in the signalosome; UniProt-only and non-FamPlex rows are dropped
+    assert {("IKBKB", "FPLX:IKK_complex"), ("IKBKB", "FPLX:NFkB_signalosome"), ("NFKB1", "FPLX:NFkB_signalosome"),
+            ("HRAS", "FPLX:RAS")} <= got
+    assert not any(g in ("P01112", "ACTB") for g, _ in got) and ("NFKB1", "FPLX:IKK_complex") not in got
+    A, cov = fmod.complex_family_graph(genes)
+    assert cov["complex_family"] == pytest.approx(5 / 7)  # ACTB (MESH row only) and GAPDH are not in FamPlex
+    w2, w3 = 1 / np.log(3), 1 / np.log(4)  # IKK_complex: IKBKB, CHUK (2 of the genes); signalosome: + NFKB1 (3)
+    assert A[0, 1] == pytest.approx(min(1.0, w2 + w3)) and A[0, 2] == pytest.approx(w3)
+    assert A[3, 4] == pytest.approx(w2) and A[0, 3] == 0 and A[5].nnz == 0 and (A != A.T).nnz == 0
+    graphs, cov2 = fmod.knowledge_graphs(genes, ("complex_family",))
+    assert list(graphs) == ["complex_family"] and graphs["complex_family"].max() == pytest.approx(1.0)
+    assert "complex_family" in fmod.GRAPH_SOURCES
+
+
+def test_complex_family_graph_is_a_designer_graph(tmp_path, monkeypatch):
+    import importlib.util
+    import zipfile
+
+    from scagents.campaign import features as fmod
+    from scagents.campaign.acquisition import build_designer, designer_config
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fmod, "_FAMPLEX_CACHE", {})
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",  # an installed famplex would be read first: hide it
+                        lambda name, *a: None if name == "famplex" else real_find_spec(name, *a))
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "cache" / "wheels" / "famplex-9.9-py3-none-any.whl", "w") as z:
+        z.writestr(fmod.FAMPLEX_TABLE, FAMPLEX_ROWS)  # also found at the member path itself
+    genes = ["IKBKB", "CHUK", "NFKB1", "HRAS", "KRAS", "ACTB"]
+    des = build_designer(designer_config("bayes_prior", graph="complex_family"), genes)
+    assert des.feature_coverage_["complex_family"] == pytest.approx(5 / 6)
+    assert len(des.graph) == 1 and des.graph[0].nnz > 0  # per-source graphs (the default graph_mode)
