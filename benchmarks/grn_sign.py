@@ -299,8 +299,9 @@ def report(res: dict) -> None:
         L.append(f"- evaluation: {s['eval']['n_kept']} data sets used of {s['eval']['n_datasets']}")
     L += ["", "## Training data sets (all candidates)", "",
           "| candidate | score (mean of both regimes' top-k) | vs ridge up/down, p | obs (a) anywhere | obs (b) top-k "
-          "| screen (a) anywhere | screen (b) top-k | top-k vs ridge up/down (p): obs; screen |",
-          "|---|---|---|---|---|---|---|---|"]
+          "| screen (a) anywhere | screen (b) top-k | top-k vs ridge up/down (p): obs; screen "
+          "| anywhere vs ridge up/down (p): obs; screen |",
+          "|---|---|---|---|---|---|---|---|---|"]
 
     def ms(x: dict) -> str:
         return "–" if x["mean"] is None else f"{x['mean']:.3f} ± {x['sd'] or 0:.3f}"
@@ -309,8 +310,22 @@ def report(res: dict) -> None:
         v = row["score_vs_ridge"]
         L.append(f"| {c} | {ms(row['score'])} | {v['up']}/{v['down']}, {v['p']:.3g} | {ms(row['obs/anywhere'])} | "
                  f"{ms(row['obs/topk'])} | {ms(row['screen/anywhere'])} | {ms(row['screen/topk'])} | "
-                 + "; ".join(f"{row[f'{r}/topk']['vs_ridge']['up']}/{row[f'{r}/topk']['vs_ridge']['down']} "
-                             f"({row[f'{r}/topk']['vs_ridge']['p']:.3g})" for r in REGIMES) + " |")
+                 + " | ".join("; ".join(f"{row[f'{r}/{m}']['vs_ridge']['up']}/{row[f'{r}/{m}']['vs_ridge']['down']} "
+                                        f"({row[f'{r}/{m}']['vs_ridge']['p']:.3g})" for r in REGIMES)
+                              for m in ("topk", "anywhere")) + " |")
+    sig = [c for c, row in tr["candidates"].items() if c != INCUMBENT
+           and all(row[f"{r}/anywhere"]["vs_ridge"]["p"] < P_MAX for r in REGIMES)]
+    n_top = {r: sum(row[f"{r}/topk"]["vs_ridge"]["ties"] for c, row in tr["candidates"].items() if c != INCUMBENT)
+             for r in REGIMES}
+    n_all = {r: sum(sum(row[f"{r}/topk"]["vs_ridge"][x] for x in ("up", "down", "ties"))
+                    for c, row in tr["candidates"].items() if c != INCUMBENT) for r in REGIMES}
+    L += ["", "On measure (b), the top-k edges, a candidate ties ridge on "
+          + " and ".join(f"{n_top[r]} of {n_all[r]} candidate x data set pairs ({r})" for r in REGIMES)
+          + ": the strongest edges mostly get the same sign from every source. "
+          + (f"On measure (a), all true edges ranked anywhere (not the pre-registered measure), "
+             f"{', '.join(f'`{c}`' for c in sig)} {'is' if len(sig) == 1 else 'are'} higher than ridge on "
+             f"significantly more data sets than lower in both regimes (one-sided sign test p < {P_MAX})."
+             if sig else "On measure (a), no candidate beats ridge significantly in both regimes.")]
     L += ["", "## Decision (pre-registered rule)", "",
           f"Highest mean training score: `{dec['best']}` ({dec['best_score']:.3f} vs ridge {dec['ridge_score']:.3f}); "
           + ("it is ridge itself, so ridge stays." if dec["best"] == INCUMBENT else
@@ -333,6 +348,14 @@ def report(res: dict) -> None:
             if k_["knockout"]["n"]:
                 L.append(f"| {c} | {meas} | {k_['knockout']['n']} | {k_['knockout']['pooled_acc']:.3f} | "
                          f"{k_['own']['pooled_acc']:.3f} | {k_['total_effect']['pooled_acc']:.3f} |")
+    k_r = tr["candidates"][INCUMBENT]["knockout_override"]
+    if k_r["anywhere"]["knockout"]["n"]:
+        a_, t_ = k_r["anywhere"], k_r["topk"]
+        L += ["", f"On the true edges a knockout overrides (ranked anywhere: {a_['knockout']['n']}), the knockout's "
+              f"direction is right on {a_['knockout']['pooled_acc']:.1%}, ridge's own sign on {a_['own']['pooled_acc']:.1%}"
+              f" (top k: {t_['knockout']['n']} edges, {t_['knockout']['pooled_acc']:.1%} vs {t_['own']['pooled_acc']:.1%}); "
+              + ("the override is right more often." if a_["knockout"]["pooled_acc"] > a_["own"]["pooled_acc"]
+                 else "the override is not right more often than the regression sign it replaces.")]
     if "eval" in s:
         ev = s["eval"]["candidates"]
         L += ["", "## Evaluation data sets (disjoint; never used to choose)", "",
@@ -342,13 +365,17 @@ def report(res: dict) -> None:
             L.append(f"| {c} | {ms(r['score'])} | {ms(r['obs/anywhere'])} | {ms(r['obs/topk'])} | "
                      f"{ms(r['screen/anywhere'])} | {ms(r['screen/topk'])} |")
         w = dec["winner"]
-        if w != INCUMBENT and w in ev:
-            v = ev[w]["score_vs_ridge"]
-            L += ["", f"`{w}` vs ridge on the evaluation data sets: higher on {v['up']}, lower on {v['down']} "
-                  f"({v['ties']} ties), one-sided sign test p = {v['p']:.3g}."]
-        elif w == INCUMBENT:
-            L += ["", f"Ridge stayed the default; shown next to the best training candidate `{dec['best']}` for "
-                  "information only."]
+        if w == INCUMBENT:
+            L += ["", f"Ridge stayed the default (no change: before = after); shown next to the best training "
+                  f"candidate `{dec['best']}` for information only."]
+        shown = w if w != INCUMBENT else dec["best"]
+        if shown != INCUMBENT and shown in ev:
+            v = ev[shown]["score_vs_ridge"]
+            L += ["", f"`{shown}` vs ridge on the evaluation data sets (score): higher on {v['up']}, lower on "
+                  f"{v['down']} ({v['ties']} ties), one-sided sign test p = {v['p']:.3g}; (a) anywhere: "
+                  + "; ".join(f"{r} {ev[shown][f'{r}/anywhere']['vs_ridge']['up']}/"
+                              f"{ev[shown][f'{r}/anywhere']['vs_ridge']['down']} "
+                              f"(p = {ev[shown][f'{r}/anywhere']['vs_ridge']['p']:.3g})" for r in REGIMES) + "."]
     if "twin_th" in s:
         L += ["", "## The default run's twin (Th model, `scagents run --goal \"predict IFNG knockout\"`)", "",
               "True sign of TBX21 → IFNG in `th_mendoza2006`: "
@@ -388,12 +415,15 @@ def main(argv: list[str]) -> int:
     summary["twin_truth"] = {f"{s}->{t}": ("activation" if int(g) > 0 else "repression")
                              for s, t, g in truth[["source", "target", "sign"]].itertuples(index=False)
                              if {s, t} == {"TBX21", "IFNG"}}
-    if cmd == "all" or "twin_th" not in res.get("summary", {}):
-        summary["twin_th"] = {"ridge (before)": twin_th(INCUMBENT)}
-        if dec["winner"] != INCUMBENT:
-            summary["twin_th"][f"{dec['winner']} (after)"] = twin_th(dec["winner"])
-    else:
-        summary["twin_th"] = res["summary"]["twin_th"]
+    # before = ridge; after = the winner (= ridge when no candidate replaced it); the best training candidate
+    # is shown too, for information, when it did not win. Stored runs are kept (resumable).
+    want = {"ridge (before)": INCUMBENT}
+    if dec["winner"] != INCUMBENT:
+        want[f"{dec['winner']} (after)"] = dec["winner"]
+    if dec["best"] != dec["winner"]:
+        want[f"{dec['best']} (best training candidate, not adopted)"] = dec["best"]
+    old_twin = res.get("summary", {}).get("twin_th", {})
+    summary["twin_th"] = {tag: old_twin[tag] if tag in old_twin else twin_th(sf) for tag, sf in want.items()}
     # cumulative over resumed runs (a report alone adds nothing)
     summary["seconds"] = res.get("summary", {}).get("seconds", 0.0) + (time.time() - t0 if cmd == "all" else 0.0)
     summary["command"] = COMMAND

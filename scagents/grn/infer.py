@@ -673,7 +673,9 @@ def infer_network(
     sign_from
         Source of each edge's sign with ``method="ridge"`` / ``"ensemble"``: one of :data:`SIGN_SOURCES`
         (see the module docstring). Only signs change, never ``|weight|`` (the ranking); a knockout that
-        counts still overrides the sign; the propagation coefficients stay the ridge fit's.
+        counts still overrides the sign; the propagation coefficients stay the ridge fit's. The default is the
+        decision of ``benchmarks/grn_sign.py``'s pre-registered rule on the training networks (session 10: no
+        candidate beat ridge significantly on the top-k sign accuracy, so ridge stayed).
 
     The defaults of ``method``, ``transform``, ``fit_cells``, ``combine``, ``direct``, ``min_t``, ``reduce``,
     ``gate``, ``orient``, ``evidence_weight``, ``regulator_prior``, ``indirect``, ``trees``, ``n_trees``,

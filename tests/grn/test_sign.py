@@ -105,3 +105,14 @@ def test_knockout_direction_still_overrides():
             want = [np.sign(r_all[genes.index(str(u)), genes.index(str(v))])
                     for u, v in zip(rest["source"], rest["target"], strict=True)]
             assert len(rest) and (rest["sign"].to_numpy() == want).all()
+
+
+def test_report_sentence_names_the_sign_source():
+    from scagents.agents.network import method_label, weight_scale
+
+    a = _collider(n_cells=200)
+    for s, word in (("ridge", "ridge coefficient"), ("spearman", "Spearman")):
+        infer_network(a, sign_from=s)
+        params = a.uns["grn"]["params"]
+        assert word in weight_scale(params)
+        assert method_label(params).endswith(f"signed by {s}")
