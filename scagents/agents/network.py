@@ -140,8 +140,20 @@ def _method_label(params: dict) -> str:
         str(trees.get("kind", "extra")), "tree")
     weight = float(trees.get("weight", 1.0))
     if weight == float("inf"):
-        return f"{kind} importance signed by ridge"
+        by = str(params.get("sign_from") or "ridge").replace("_", " ")
+        return f"{kind} importance signed by {by}"
     return f"rank average of ridge and {kind} importance (trees weighted {weight:g}:1)"
+
+
+SIGN_WORDS = {
+    "ridge": "the ridge coefficient's sign (conditional on the other regulators)",
+    "correlation": "the sign of the regulator's Pearson correlation with the target",
+    "spearman": "the sign of the regulator's Spearman correlation with the target",
+    "partial_correlation": "the sign of the partial correlation given every other gene",
+    "sum": "the sign of ridge coefficient + Pearson correlation",
+    "vote": "the majority of the ridge, Pearson and Spearman signs",
+}
+"""Where an edge's sign came from (``infer_network(sign_from=...)``, ``uns["grn"]["params"]["sign_from"]``), in words."""
 
 
 def weight_scale(params: dict) -> str:
@@ -151,6 +163,7 @@ def weight_scale(params: dict) -> str:
     method = str(params.get("method") or "")
     trees = params.get("trees") or {}
     sign = "weight: + activates, − represses"
+    source = SIGN_WORDS.get(str(params.get("sign_from") or "ridge"), "the ridge coefficient's sign")
     if params.get("perturbations") and params.get("combine") == "odds":
         min_t, w = float(params.get("min_t", 0.0)), float(params.get("evidence_weight", 0.0))
         n = max(int(params.get("n_regulators", 1)) * max(int(params.get("n_genes", 1)) - 1, 1), 1)
@@ -162,7 +175,7 @@ def weight_scale(params: dict) -> str:
             extra.append(f"×{float(params['orient']):g} on an edge into a knocked-out gene that moves "
                          "its source (the knockout shows the other direction)")
         return (f"{sign} (the knockout's direction where the regulator was knocked out and moved the "
-                f"target, else the regression's); size = evidence in log-odds-like units, not an effect "
+                f"target, else {source}); size = evidence in log-odds-like units, not an effect "
                 f"size: −log(1 − u + 1/N) for the edge's regression percentile u (the best of N ≈ {n:,} "
                 f"candidate edges scores about {np.log(n + 1):.1f}, the median about {np.log(2):.1f}), "
                 f"plus {w:g}·log(1 + max(|t| − {min_t:g}, 0)) for the knocked-out regulator's direct "
@@ -171,7 +184,7 @@ def weight_scale(params: dict) -> str:
         return (f"{sign}; size = a percentile-rank score of the regression and the knockout evidence "
                 f"(combined by {params.get('combine')!s}), not an effect size.")
     if method == "ensemble" and trees.get("fitted"):
-        return (f"{sign} (the ridge coefficient's sign); size = the edge's percentile rank among all "
+        return (f"{sign} ({source}); size = the edge's percentile rank among all "
                 "candidate edges (0–1, 1 = strongest), not an effect size.")
     if method in ("ridge", "ensemble"):
         return f"{sign}; size = the ridge coefficient on z-scored expression."

@@ -8,6 +8,7 @@
 
 from scagents.grn.infer import (
     METHODS,
+    SIGN_SOURCES,
     TRANSFORMS,
     infer_network,
     network_edges,
@@ -18,6 +19,7 @@ from scagents.grn.propagate import perturb, propagate_delta, propagator
 
 __all__ = [
     "METHODS",
+    "SIGN_SOURCES",
     "TRANSFORMS",
     "infer_network",
     "network_edges",
