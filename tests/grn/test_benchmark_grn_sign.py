@@ -59,6 +59,37 @@ def test_infer_network_sign_default_is_the_benchmark_decision():
     assert default in _bench().CANDIDATES
     result = ROOT / "benchmarks" / "results" / "grn_sign.json"
     if result.exists():
-        decision = json.loads(result.read_text()).get("summary", {}).get("decision")
-        if decision:
-            assert decision["winner"] == default
+        summary = json.loads(result.read_text()).get("summary", {})
+        if summary.get("decision"):
+            assert summary.get("winner", summary["decision"]["winner"]) == default
+
+
+def test_second_challenge_only_when_the_first_kept_ridge():
+    bench = _bench()
+
+    def rows(n_up, n_down):
+        up = {"ridge": (0.5, 0.5), "spearman": (0.5, 0.5)}
+        return [up] * 4 + [{"ridge": (0.6, 0.6), "spearman": (0.7, 0.7)}] * n_up \
+            + [{"ridge": (0.7, 0.7), "spearman": (0.6, 0.6)}] * n_down
+
+    def with_anywhere(res, shift):
+        # measure (a) differs from (b): spearman better on all ranked edges of every data set
+        for e in res["datasets"].values():
+            for r in ("obs", "screen"):
+                e[r]["spearman"]["anywhere"]["acc"] = e[r]["ridge"]["anywhere"]["acc"] + shift
+        return res
+
+    cands = ("ridge", "spearman")
+    res = with_anywhere(_results(bench, rows(3, 2)), 0.05)  # (b): 3 up / 2 down, not significant
+    s = bench.summarise(res, "train", cands)
+    first = bench.decide(s)
+    assert not first["replaces"]
+    second = bench.decide_anywhere(s, first)
+    assert (second["best"], second["up"], second["down"], second["replaces"]) == ("spearman", 9, 0, True)
+    assert second["winner"] == "spearman"
+    # when the first rule already replaced ridge, the second does not act
+    assert not bench.decide_anywhere(s, {**first, "replaces": True, "winner": "x"})["replaces"]
+    # no significant (a) advantage: ridge stays
+    res = with_anywhere(_results(bench, rows(3, 2)), 0.0)
+    s = bench.summarise(res, "train", cands)
+    assert bench.decide_anywhere(s, bench.decide(s))["winner"] == "ridge"
