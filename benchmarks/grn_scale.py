@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import median, write_results  # noqa: E402
+from _util import machine_line, median, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S, TARGET_MB = 60.0, 4096.0
@@ -74,7 +74,7 @@ def child(n_cells: int, n_genes: int, n_regulators: int, top_k: int | None) -> N
         "seconds": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_before_mb": before, "n_edges": int(len(g["edges"])), "alpha": g["params"]["alpha"],
         "density": float(adata.X.nnz / (n_cells * n_genes)), "method": g["params"]["method"],
-        "trees": g["params"].get("trees")}))
+        "trees": g["params"].get("trees"), "sign_from": g["params"].get("sign_from")}))
 
 
 def _method_line(run: dict) -> str:
@@ -84,6 +84,10 @@ def _method_line(run: dict) -> str:
         return ("ensemble; its trees " + ("were fitted" if trees.get("fitted") else
                 f"were not fitted ({trees.get('reason', 'size rule')})") + ", α by held-out R²")
     return f"{run.get('method', 'ridge')}, α by held-out R²"
+
+
+def _sign_line(run: dict) -> str:
+    return f", edges signed by {run['sign_from']}" if run.get("sign_from") else ""
 
 
 def measure(args, top_k: int | None) -> dict:
@@ -124,11 +128,10 @@ def main() -> None:
                "median_peak_rss_mb": rss, "all_edges_run": all_edges,
                "target": {"seconds": TARGET_S, "peak_rss_mb": TARGET_MB},
                "meets_target": sec <= TARGET_S and rss <= TARGET_MB,
-               "note": "measured with nice -n 10 on a 2-core machine shared with other jobs",
                "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
     run_list = ", ".join(f"{r['seconds']:.1f} s / {r['peak_rss_mb']:.0f} MB" for r in runs)
     md = (f"# Network inference at scale\n\n`infer_network(adata, regulators=<{args.regulators} genes>, "
-          f"top_k={top_k})` (default method: {_method_line(runs[0])}) on {args.genes:,} genes x "
+          f"top_k={top_k})` (default method: {_method_line(runs[0])}{_sign_line(runs[0])}) on {args.genes:,} genes x "
           f"{args.cells:,} cells (CSR float32, density {runs[0]['density']:.2f}), every gene a target; "
           f"median of {args.repeats} fresh processes, 2 BLAS threads. Produced by "
           f"`python benchmarks/grn_scale.py`.\n\n| | median | target |\n|---|---|---|\n"
@@ -140,9 +143,7 @@ def main() -> None:
           f"- keeping every non-zero edge (`top_k=None`, {all_edges['n_edges']:,} edges): "
           f"{all_edges['seconds']:.1f} s, {all_edges['peak_rss_mb']:.0f} MB (one run).\n"
           f"- Verdict: {'meets' if payload['meets_target'] else 'misses'} the target. "
-          f"Machine: 2 cores shared with other jobs (run under `nice -n 10`; 1-min load average "
-          f"{load0:.1f} at the start, {payload['load_average_1min']['end']:.1f} at the end), so the "
-          f"timings are upper bounds.\n")
+          f"{machine_line(load0, payload['load_average_1min']['end'])}\n")
     js, mdp = write_results("grn_scale", payload, md)
     print(md)
     print(f"written {js} and {mdp}")
