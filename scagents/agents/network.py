@@ -121,7 +121,7 @@ def _sources_line(src: dict) -> str:
 
 def method_label(params: dict) -> str:
     """What ``infer_network`` actually fitted, in words (``uns["grn"]["params"]``): the ``"ensemble"``
-    method is a tree importance (extra trees, random forest, or the mean of both) signed by ridge, a
+    method is a tree importance (extra trees, random forest, or the mean of both) signed by ``sign_from`` (Spearman by default), a
     rank average of the two, or ridge alone above the tree size rule; the cell time when it was one more
     feature (``time_key``)."""
     label = _method_label(params)
@@ -140,10 +140,15 @@ def _method_label(params: dict) -> str:
         str(trees.get("kind", "extra")), "tree")
     weight = float(trees.get("weight", 1.0))
     if weight == float("inf"):
-        by = str(params.get("sign_from") or "ridge").replace("_", " ")
+        by = SIGN_LABELS.get(str(params.get("sign_from") or "ridge"), str(params.get("sign_from")))
         return f"{kind} importance signed by {by}"
     return f"rank average of ridge and {kind} importance (trees weighted {weight:g}:1)"
 
+
+SIGN_LABELS = {"ridge": "ridge", "correlation": "Pearson correlation", "spearman": "Spearman correlation",
+               "partial_correlation": "partial correlation", "sum": "ridge + Pearson correlation",
+               "vote": "a ridge / Pearson / Spearman vote"}
+"""Short names of the sign sources for the method label."""
 
 SIGN_WORDS = {
     "ridge": "the ridge coefficient's sign (conditional on the other regulators)",
@@ -202,7 +207,7 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
     (at most ``options.n_regulators``) are the candidate regulators, and the
     ``options.network_top_k`` strongest regulators of each target are kept, so memory stays bounded
     whatever the number of genes in the file. The method is ``infer_network``'s default (``"ensemble"``: the
-    mean extra-trees and random-forest importances signed by ridge, α by held-out R², while the problem is small,
+    mean extra-trees and random-forest importances, signed by the Spearman correlation, α by held-out R², while the problem is small,
     plain ridge above the size rule of :mod:`scagents.grn.ensemble`), the default
     ``benchmarks/grn.py`` and ``benchmarks/grn_select.py`` score.
 

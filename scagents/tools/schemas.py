@@ -62,7 +62,7 @@ class InferNetwork(_Args):
     dataset: str = Field(description="Data set file in the working directory.")
     method: Literal["ensemble", "ridge", "correlation", "partial_correlation"] = Field(
         "ensemble", description="Inference method (default: infer_network's, extra-trees + random-forest "
-                                "importances signed by ridge, plain ridge above its size rule).")
+                                "importances signed by the Spearman correlation; plain ridge above its size rule).")
     regulators: list[str] | None = Field(None, description="Genes allowed as regulators; default all.")
     top_k: int | None = Field(None, ge=1, le=1000,
                               description="Keep at most this many regulators per target.")

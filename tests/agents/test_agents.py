@@ -235,7 +235,8 @@ def test_network_method_label_says_what_was_fitted():
     x[:, 1] = x[:, 0] + 0.1 * rng.normal(size=200)
     a = ad.AnnData(x.astype(np.float32))
     infer_network(a)
-    assert method_label(a.uns["grn"]["params"]) == "extra-trees + random-forest importance signed by spearman"
+    assert method_label(a.uns["grn"]["params"]) == (
+        "extra-trees + random-forest importance signed by Spearman correlation")
     infer_network(a, tree_weight=1.0, trees="rf")
     assert method_label(a.uns["grn"]["params"]) == (
         "rank average of ridge and random-forest importance (trees weighted 1:1)")
@@ -244,8 +245,8 @@ def test_network_method_label_says_what_was_fitted():
     a.obs["pseudotime"] = rng.uniform(size=200)
     infer_network(a, n_trees=5)
     assert method_label(a.uns["grn"]["params"]) == (
-        "extra-trees + random-forest importance signed by spearman, with the cell time obs['pseudotime'] as one "
-        "more feature")
+        "extra-trees + random-forest importance signed by Spearman correlation, with the cell time "
+        "obs['pseudotime'] as one more feature")
 
 
 def test_network_weight_scale_matches_the_weights():
