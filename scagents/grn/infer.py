@@ -100,6 +100,9 @@ SIGN_SOURCES: tuple[str, ...] = ("ridge", "correlation", "spearman", "partial_co
 """Where the sign of a ``"ridge"`` / ``"ensemble"`` edge comes from (``infer_network(sign_from=...)``, see the
 module docstring); the ranking (``|weight|``) never depends on it."""
 _ALPHA_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+MAX_PARTIAL_GENES = 5000
+"""Most genes ``"partial_correlation"`` (method or sign source) accepts: it inverts a dense genes x genes
+covariance (5,000 genes: 0.2 GB per copy)."""
 
 
 def _missing_genes(names, available: pd.Index, what: str = "gene") -> GeneNotFoundError:
@@ -783,6 +786,13 @@ def infer_network(
             raise _missing_genes(missing, genes, "regulator")
         reg_idx = genes.get_indexer(pd.Index(regulators).unique())
     regs = genes[reg_idx]
+    if "partial_correlation" in (method, sign_from) and len(genes) > MAX_PARTIAL_GENES:
+        what = "method" if method == "partial_correlation" else "sign_from"
+        raise ValueError(
+            f"{what}='partial_correlation' needs a dense genes x genes matrix: {len(genes):,} genes would take "
+            f"{len(genes) ** 2 * 8 / 2**30:.1f} GB per copy. Use at most {MAX_PARTIAL_GENES:,} genes (subset the "
+            f"AnnData to the genes of interest) or the default ({what}="
+            f"{'ensemble' if what == 'method' else 'spearman'!r}).")
     if method == "partial_correlation":  # needs every gene's column at once
         Z, sd = _z_block(_dense(X), transform)
     else:

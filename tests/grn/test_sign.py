@@ -111,8 +111,25 @@ def test_report_sentence_names_the_sign_source():
     from scagents.agents.network import method_label, weight_scale
 
     a = _collider(n_cells=200)
-    for s, word in (("ridge", "ridge coefficient"), ("spearman", "Spearman")):
+    for s, word, label in (("ridge", "ridge coefficient", "ridge"), ("spearman", "Spearman", "Spearman correlation")):
         infer_network(a, sign_from=s)
         params = a.uns["grn"]["params"]
         assert word in weight_scale(params)
-        assert method_label(params).endswith(f"signed by {s}")
+        assert method_label(params).endswith(f"signed by {label}")
+
+
+def test_partial_correlation_refuses_too_many_genes(monkeypatch):
+    """The dense genes x genes inverse is size-guarded, as method and as sign source, with one clear line."""
+    import anndata as ad
+    import numpy as np
+    import pytest
+
+    from scagents.grn import infer as infer_mod
+
+    monkeypatch.setattr(infer_mod, "MAX_PARTIAL_GENES", 4)
+    a = ad.AnnData(np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32))
+    with pytest.raises(ValueError, match="sign_from='partial_correlation' needs a dense .*sign_from='spearman'"):
+        infer_mod.infer_network(a, sign_from="partial_correlation")
+    with pytest.raises(ValueError, match="method='partial_correlation' needs a dense .*method='ensemble'"):
+        infer_mod.infer_network(a, method="partial_correlation")
+    infer_mod.infer_network(a)  # the default is not affected
