@@ -363,3 +363,15 @@ def test_benchmark_fetches_a_source_archive_only_with_the_index_hash(tmp_path, m
     assert (tmp_path / "wheels" / "pkg-1.0.tar.gz").read_bytes() == blob
     assert bench.fetch_sdist("pkg", "1.0", log.append, index="https://index.example.org/simple") == "cached"
     assert bench.fetch_sdist("pkg", "2.0", log.append, index="file:///etc").startswith("failed")
+
+
+def test_benchmark_markdown_lists_every_setting_added_after_development_once():
+    """closed_loop.md groups the settings added after development runs in one table, each exactly once."""
+    bench = _benchmark()
+    res = json.loads((ROOT / "benchmarks" / "results" / "closed_loop.json").read_text())
+    md = bench.markdown(res, None)
+    table = [ln for ln in md.splitlines() if ln.startswith("| the five shared")]
+    assert len(table) == len(set(bench.DEVELOPED_ON.values()))
+    listed = [s.strip(" `|") for ln in table for s in ln.split(" | ", 1)[1].split("; ")]
+    assert sorted(listed) == sorted(bench.DEVELOPED_ON)
+    assert (ROOT / "benchmarks" / "results" / "closed_loop.md").read_text() == md  # the committed md is this one
