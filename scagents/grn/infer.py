@@ -394,22 +394,31 @@ def _marginal(X, reg_idx: np.ndarray, rank: bool, dropped: dict[int, np.ndarray]
     return R
 
 
+def _partial_matrix(Z: np.ndarray, const: np.ndarray) -> tuple[np.ndarray, float]:
+    """Partial correlations of every pair of columns of the standardised ``Z`` (genes x genes, 0 on the
+    diagonal and for the ``const`` columns) from the Ledoit-Wolf-shrunk precision, and the shrinkage."""
+    from sklearn.covariance import LedoitWolf
+
+    g = Z.shape[1]
+    keep = np.flatnonzero(~const)
+    P, shrinkage = np.zeros((g, g)), float("nan")
+    if keep.size:
+        lw = LedoitWolf(assume_centered=True).fit(Z[:, keep])
+        P[np.ix_(keep, keep)] = lw.precision_
+        shrinkage = float(lw.shrinkage_)
+    d = np.sqrt(np.clip(np.diag(P), 1e-12, None))
+    pc = -P / d[:, None] / d[None, :]
+    np.fill_diagonal(pc, 0.0)
+    return pc, shrinkage
+
+
 def _partial(X, reg_idx: np.ndarray, transform: str, dropped: dict[int, np.ndarray]) -> np.ndarray:
     """Partial correlation (Ledoit-Wolf precision of every gene) of every regulator with every gene, each
     target over the cells its regression fits. Dense in genes x genes: meant for networks of at most a few
     thousand genes."""
-    from sklearn.covariance import LedoitWolf
-
     def pcor(Xd: np.ndarray) -> np.ndarray:
         Z, sd = _z_block(Xd, transform)
-        ok = np.flatnonzero(sd > 0)
-        P = np.zeros((Xd.shape[1], Xd.shape[1]))
-        if ok.size > 1:
-            P[np.ix_(ok, ok)] = LedoitWolf(assume_centered=True).fit(Z[:, ok]).precision_
-        d = np.sqrt(np.clip(np.diag(P), 1e-12, None))
-        pc = -P / d[:, None] / d[None, :]
-        np.fill_diagonal(pc, 0.0)
-        return pc[reg_idx]
+        return _partial_matrix(Z, sd == 0)[0][reg_idx]
 
     D = _dense(X)
     R = pcor(D)
@@ -843,17 +852,8 @@ def infer_network(
         B = stats.C.copy()
         B[np.arange(len(reg_idx)), reg_idx] = 0.0
     else:
-        from sklearn.covariance import LedoitWolf
-
-        lw = LedoitWolf(assume_centered=True).fit(Z[:, ~const] if const.any() else Z)
-        P = np.zeros((len(genes), len(genes)))
-        keep = np.flatnonzero(~const)
-        P[np.ix_(keep, keep)] = lw.precision_
-        d = np.sqrt(np.clip(np.diag(P), 1e-12, None))
-        pc = -P / d[:, None] / d[None, :]
-        np.fill_diagonal(pc, 0.0)
+        pc, params["shrinkage"] = _partial_matrix(Z, const)
         B = pc[reg_idx]
-        params["shrinkage"] = float(lw.shrinkage_)
     B[:, const] = 0.0
     B[const[reg_idx], :] = 0.0
     if allowed is not None:
