@@ -411,6 +411,9 @@ class LearnedPolicyDesigner(Designer):
     policy_file: str = ""
     require_validation: bool = True
     graph: object = field(default=None, repr=False)
+    # how build_designer attaches the knowledge graphs: as the default Bayesian designer takes them (one matrix
+    # per source), so that the fallback is that designer; not an option of this designer
+    graph_mode: str = field(default=BayesPriorDesigner.graph_mode, init=False, repr=False)
     name: str = field(default="learned_policy", init=False)
     _payload: dict | None = field(default=None, init=False, repr=False)
     _blob: bytes | None = field(default=None, init=False, repr=False)

@@ -199,3 +199,36 @@ def test_cli_next_says_in_one_line_why_the_bayesian_designer_answers(tmp_path, c
     why = [line for line in out.splitlines() if "learned design policy not used" in line]
     assert len(why) == 1 and "did not beat the Bayesian designer in leave-one-screen-out validation" in why[0]
     assert "designer: learned_policy" in out
+
+
+def test_gated_fallback_keeps_the_knowledge_sources_apart_as_the_default_designer(tmp_path, monkeypatch):
+    """With several knowledge graphs the fallback gets one matrix per source (not their sum), as the
+    default Bayesian designer does, and so picks the genes it picks."""
+    import scipy.sparse as sp
+
+    import scagents.campaign.features as features
+
+    def fake_graphs(genes, sources, *args, **kwargs):
+        n = len(genes)
+        out = {}
+        for k, s in enumerate(sources):  # the same sparse, symmetric graphs on every call
+            A = sp.random(n, n, density=0.04, random_state=np.random.default_rng(10 + k), format="csr")
+            A = (A + A.T).tolil()
+            A.setdiag(0)
+            A = A.tocsr()
+            out[s] = A / A.max()
+        return out, {s: 1.0 for s in sources}
+
+    monkeypatch.setattr(features, "knowledge_graphs", fake_graphs)
+    t = _task(11)
+    genes = [f"G{i}" for i in range(len(t.X))]
+    ref = build_designer(designer_config("bayes_prior", seed=2, groups="none", n_rounds=4), genes, prior=t.prior)
+    cfg = designer_config("learned_policy", seed=2, groups="none", n_rounds=4,
+                          policy_file=str(tmp_path / "absent.pt"))
+    des = build_designer(cfg, genes, prior=t.prior)
+    assert isinstance(ref.graph, list) and len(ref.graph) > 1
+    assert isinstance(des.graph, list) and len(des.graph) == len(ref.graph)
+    assert all((a != b).nnz == 0 for a, b in zip(des.graph, ref.graph, strict=True))
+    got = retrospective_picks(des, t.X, t.scores, n_rounds=4, batch=12, objective="increase")
+    want = retrospective_picks(ref, t.X, t.scores, n_rounds=4, batch=12, objective="increase")
+    assert [p.tolist() for p in got] == [p.tolist() for p in want]
