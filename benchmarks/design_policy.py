@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _util import RESULTS, write_results  # noqa: E402
+from _util import RESULTS, machine_line, write_results  # noqa: E402
 from closed_loop import screen_batch  # noqa: E402
 
 from scagents._atomic import write_bytes  # noqa: E402
@@ -240,7 +240,8 @@ def markdown(results: dict) -> str:
     lines = ["# Learned acquisition: the TRPO→PPO design policy", "",
              "`" + "`; `".join(c.strip() for c in p["commands"]) + f"` — {p['seeds']} seeds, {p['steps']} training steps (simulated campaign rounds) per "
              f"policy for every algorithm, simulated campaigns of {p['subsample']} genes; wall "
-             f"{results['wall_time_s'] / 60:.1f} min in all on a loaded, shared 2-core machine.", "",
+             f"{results['wall_time_s'] / 60:.1f} min in all (the commands' wall times summed)."
+             + (" Last command: " + machine_line(*p["load"]) if p.get("load") else ""), "",
              *([f"**Partial (written while the last command ran; not its final output):** held-out screens still "
                 f"to run: {', '.join(results['pending'])}. The gate and the table below cover only the screens "
                 "listed.", ""] if results.get("pending") else []),
@@ -336,6 +337,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     t0 = time.time()
+    load0 = os.getloadavg()[0]
 
     def log(msg: str) -> None:
         print(f"[{time.time() - t0:6.0f}s] {msg}", flush=True)
@@ -346,7 +348,9 @@ def main(argv=None) -> int:
         "seeds": args.seeds, "twin_seeds": args.twin_seeds, "steps": args.steps, "subsample": args.subsample,
         "algos": args.algos, "held_out": args.held_out,
         "policy": "shared per-gene linear scorer post_mean + a·[post_mean, post_sd, prior, knn_mean, knn_max] "
-                  "(bayes_prior posterior, expression prior, 10 nearest measured feature neighbours; z-scored "
+                  "(posterior of the Bayesian designer with the options the policy was trained on, pinned in "
+                  "posterior_state: anchor 0.5, family weight 0.5, residual evidence, no knowledge graphs — not "
+                  "the current bayes_prior default; expression prior, 10 nearest measured feature neighbours; z-scored "
                   "over the untested genes), a = the policy's action from the campaign state; top-k batch; "
                   "trained on simulated campaigns of the other screens + 6 twin tasks (Th1, Th2, 4 Krumsiek "
                   "fates); reward = hits per round / hits of a random batch"}}
@@ -366,6 +370,7 @@ def main(argv=None) -> int:
         if "twin" in previous:
             part["protocol"]["twin_seeds"] = previous["protocol"]["twin_seeds"]
         part["wall_time_s"] = time.time() - t0 + previous.get("wall_time_s", 0.0)
+        part["protocol"]["load"] = [load0, os.getloadavg()[0]]
         part["protocol"]["commands"] = previous.get("protocol", {}).get("commands", []) + part["protocol"]["commands"]
         write_results("design_policy", part, markdown(part))
         log(f"checkpoint written ({len(done)} held-out screen(s) of this command)")
@@ -399,6 +404,7 @@ def main(argv=None) -> int:
     if not args.no_twin:
         results["twin"] = run_twin(args, log)
     results["wall_time_s"] = time.time() - t0 + (previous.get("wall_time_s", 0.0) if previous else 0.0)
+    results["protocol"]["load"] = [load0, os.getloadavg()[0]]
     if previous:
         results["protocol"]["commands"] = previous["protocol"].get("commands", []) + results["protocol"]["commands"]
     md = markdown(results)
