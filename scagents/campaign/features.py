@@ -408,7 +408,7 @@ PATHWAY_GMTS = ("reactome_geneset_final.gmt", "wikipathways_geneset_final.gmt")
 FAMPLEX_TABLE = "famplex/resources/relations.csv"
 
 #: The human protein–protein interaction network shipped inside the ``scnet`` wheel (scNET, Sheinin et al. 2025,
-#: Nature Methods; the package and its data files are BSD-3-Clause): 545,673 interactions among 19,043 genes
+#: Nature Methods; the package and its data files are BSD-3-Clause): 545,673 rows, 545,566 distinct pairs of 19,043 genes
 #: (gene symbols), each with a confidence weight in (0, 1]; a path inside the package (import name ``scNET``).
 PPI_TABLE = "scNET/Data/format_h_sapiens.csv"
 
