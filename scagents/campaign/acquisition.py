@@ -969,7 +969,8 @@ GROUPINGS = ("symbol_families", "none")
 GRAPHS = ("none", "coexpression", "ligand_receptor", "phenotype", "pathway", "coexpression+ligand_receptor",
           "coexpression+ligand_receptor+phenotype", "coexpression+ligand_receptor+phenotype+pathway",
           "complex_family", "coexpression+ligand_receptor+phenotype+complex_family",
-          "coexpression+ligand_receptor+phenotype+pathway+complex_family")
+          "coexpression+ligand_receptor+phenotype+pathway+complex_family", "protein_interaction",
+          "coexpression+ligand_receptor+phenotype+pathway+protein_interaction")
 
 _NOT_OPTIONS = ("seed", "prior", "groups", "graph", "name", "backend", "address")
 

