@@ -622,7 +622,8 @@ def markdown(results: dict, args) -> str:
     if added:
         lines.append(f"- Above prior_only (paired CI > 0) on every added screen: "
                      f"{yn[all(v[n]['above_prior_only_ci'] for n in added)]} "
-                     f"({', '.join(n for n in added if v[n]['above_prior_only_ci']) or 'none'} of {', '.join(added)}).")
+                     f"({sum(v[n]['above_prior_only_ci'] for n in added)} of {len(added)}: "
+                     f"{', '.join(n for n in added if v[n]['above_prior_only_ci']) or 'none'}).")
     for n in ("IFNG", "IL2"):
         if n in v:
             lines.append(f"- {n}: real feedback ≥ 25 % above permuted: {yn[v[n]['real_25pct_above_permuted']]} "

@@ -186,7 +186,8 @@ def group_smooth(groups: np.ndarray, known: np.ndarray, y_known: np.ndarray, que
 def graph_smooth(A, known: np.ndarray, y_known: np.ndarray, query: np.ndarray, *,
                  shrink: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Propagation along a weighted gene–gene graph ``A`` (e.g.
-    :func:`~scagents.campaign.features.knowledge_graph`: co-expression, ligand–receptor).
+    :func:`~scagents.campaign.features.knowledge_graph`: co-expression, ligand–receptor, shared
+    phenotypes or pathways, complexes, protein interactions).
 
     Returns, for every query, the edge-weighted mean of its measured neighbours' rewards minus the
     mean of all measured rewards, shrunk toward 0 (``Σ w·(y − ȳ) / (Σ w + shrink)``), and the
@@ -621,8 +622,8 @@ class BayesPriorDesigner(Designer):
     null model on the prior alone, and ``w`` is the features' part (what they add beyond the prior). With ``groups`` the shrunk mean residual of measured group
     members (:func:`group_smooth`; with ``evidence="hitlike"`` instead: the shrunk share of
     hit-like members, the top ``1 − hit_quantile`` of the measured rewards) is added with weight
-    ``group``; with a gene–gene ``graph``
-    (co-expression, ligand–receptor: :func:`~scagents.campaign.features.knowledge_graph`) the
+    ``group``; with a gene–gene ``graph`` (co-expression, ligand–receptor, shared phenotypes or pathways,
+    complexes, protein interactions: :func:`~scagents.campaign.features.knowledge_graph`) the
     shrunk mean residual of measured neighbours (:func:`graph_smooth`) with weight ``neighbours``.
     With ``evidence="calibrated"`` the family and graph evidence (hit-like shares) get weights fitted
     by empirical Bayes on the measured genes instead of the fixed ``group`` / ``neighbours`` (which
