@@ -49,7 +49,7 @@ from benchmarks.ablation import load_task  # noqa: E402
 
 VARIANTS: tuple[str, ...] = ("coef", "edges")
 """``signs=`` of :func:`scagents.evaluation.fit_network_baseline`: the current one first, then the candidate."""
-LABELS = {"coef": "ridge coefficients' signs (current)", "edges": "|coef| x drawn edge sign (candidate)"}
+LABELS = {"coef": "ridge coefficients' signs (current)", "edges": "abs(coef) × drawn edge sign (candidate)"}
 
 
 def score_split(task, *, seed: int, fold: int, n_folds: int, k: int = 20) -> tuple[pd.DataFrame, dict]:

@@ -144,6 +144,10 @@ class NetworkSummary(_Model):
     sources: dict = Field(default_factory=dict, description=(
         "Each evidence source's contribution: edges supported by a knockout screen, by regression "
         "alone, and the ATAC prior's statistics (scagents.grn.infer_network's uns['grn']['sources'])."))
+    coef_signs: dict = Field(default_factory=dict, description=(
+        "Drawn edges vs the coefficients propagation uses (scagents.agents.network.coef_sign_counts): "
+        "n_edges, n_with_coef (edges with a non-zero coefficient), n_opposite (coefficient's sign "
+        "opposite to the drawn edge's)."))
 
 
 class GeneEffect(_Model):
