@@ -100,6 +100,26 @@ def compare(scores: pd.DataFrame) -> dict:
             "passes": passes, "n_splits": int(len(a))}
 
 
+def ablation_check(name: str, current: dict) -> str:
+    """One sentence comparing the current variant with the ``network`` row of ``results/ablation.json`` (same
+    protocol and splits: the means should agree), '' when that file or row is absent."""
+    import json
+
+    from benchmarks._util import RESULTS
+
+    path = RESULTS / "ablation.json"
+    if not path.exists():
+        return ""
+    row = json.loads(path.read_text()).get("datasets", {}).get(name, {}).get("summary", {}).get("network")
+    if not row:
+        return ""
+    dm = abs(current["mse"]["mean"] - row["mse"]["mean"])
+    dp = abs(current["pearson_delta_topk"]["mean"] - row["pearson_delta_topk"]["mean"])
+    return (f"Check: the current variant's means differ from the network row of `results/ablation.json` "
+            f"(MSE {row['mse']['mean']:.5f}, Pearson-Δ top-20 {row['pearson_delta_topk']['mean']:.3f}) by "
+            f"{dm:.1e} and {dp:.1e}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     import os
 
@@ -156,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             .reset_index().to_dict(orient="records")}
         pm, pp = cmp["paired_mse"], cmp["paired_pearson_delta_topk"]
         pv = cmp["per_variant"]
+        check = ablation_check(name, pv["coef"])
         md += [f"## {name}: {task!r}", "",
                f"{args.seeds} seeds x {n_run} folds of a {args.folds}-fold split: {cmp['n_splits']} paired splits.", "",
                "| propagation | MSE Δ (mean ± sd over splits) | Pearson-Δ top-20 |", "|---|---|---|",
@@ -173,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                f"{int(cnt['n_with_coef'].median())} with a coefficient; the coefficient's sign is opposite to the "
                f"drawn edge's on a median {int(cnt['n_opposite'].median())} of them ({frac.median():.1%}; range "
                f"{int(cnt['n_opposite'].min())}–{int(cnt['n_opposite'].max())}).",
+               *([f"- {check}"] if check else []),
                f"- Rule on {name}: {'passed' if ok else 'not passed'}.", "",
                f"Wall time {wall:.0f} s.", ""]
         payload["wall_s"] = time.perf_counter() - t_all

@@ -34,7 +34,10 @@ Methods
     knockdown: ``strength`` of it removed; over-expression: target raised to its maximum over
     those training cells) is propagated from the mean control profile for 3 steps with
     :func:`scagents.grn.propagate_delta`, and the propagated shift is the predicted delta. A
-    target absent from the network's genes gives a zero prediction.
+    target absent from the network's genes gives a zero prediction. The propagated coefficients are
+    the ridge fit's own (partial effects); their sign can differ from the edge table's (Spearman by
+    default) — ``benchmarks/results/propagation_sign.md`` counts how often and compares propagating
+    the edge table's signs instead (not adopted).
 ``"combination"``
     :func:`scagents.combination.fit_combination`: per-gene non-negative stacking of
     ``"mean_effect"``, ``"linear"`` and ``"network"``, fitted on cross-fitted predictions of the
@@ -302,7 +305,8 @@ def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: in
         Signs of the propagated coefficients (:func:`scagents.grn.network_matrix`): ``"coef"``
         (default) the ridge coefficients' own (partial effects), ``"edges"`` ``|coefficient|`` x the
         edge table's sign (``infer_network``'s ``sign_from``, Spearman by default).
-        ``benchmarks/propagation_sign.py`` compares the two on held-out perturbations.
+        ``benchmarks/propagation_sign.py`` compares the two on held-out perturbations; by its
+        pre-registered rule ``"edges"`` was not adopted (higher MSE on the twin).
 
     Returns
     -------

@@ -82,7 +82,9 @@ def propagation_sign_note(counts: dict, edges_file: str = EDGES_FILE) -> str:
             f"{opp} of those{share} have a coefficient of the opposite sign, so a perturbation propagates "
             f"along such an edge against its drawn arrow. The network-propagation candidate (alone and "
             f"inside the combination) refits a ridge network on the control cells and the training perturbations' cells and "
-            f"propagates its coefficients the same way.")
+            f"propagates its coefficients the same way. Propagating the drawn signs instead was tested on "
+            f"held-out perturbations and not adopted (benchmarks/results/propagation_sign.md: higher error on "
+            f"the twin).")
 
 
 def _edges_table(obj) -> pd.DataFrame:

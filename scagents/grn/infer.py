@@ -64,7 +64,11 @@ target without its own perturbed cells):
 
 A source that is 0 for an edge falls back to the ridge sign. With a knockout screen the knockout's
 direction still overrides the sign where it counts (:func:`scagents.grn.interventional.combine_evidence`).
-The coefficient matrix used for propagation stays the ridge fit. The default is chosen on the training
+The coefficient matrix used for propagation stays the ridge fit, with the coefficients' own signs (partial
+effects), which can differ from the edge's: :func:`sign_agreement` counts the edges where they do, and
+``network_matrix(signs="edges")`` gives ``|coefficient|`` x the edge's sign instead — propagating that was
+tested on held-out perturbations by ``benchmarks/propagation_sign.py`` and not adopted (its pre-registered
+rule: lower MSE on the twin and on Papalexi; the twin's MSE was higher). The default is chosen on the training
 networks by ``benchmarks/grn_sign.py`` (its pre-registered rule).
 
 Edge weights are signed and in standardised units (comparable across genes); the coefficient matrix
