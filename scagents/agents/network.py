@@ -68,9 +68,10 @@ def coef_sign_counts(edges: pd.DataFrame) -> dict[str, int]:
             "n_opposite": int(((c != 0) & (np.sign(c) != np.sign(w))).sum())}
 
 
-def propagation_sign_note(counts: dict, edges_file: str = EDGES_FILE) -> str:
+def propagation_sign_note(counts: dict, edges_file: str = EDGES_FILE, candidate: dict | None = None) -> str:
     """The report's sentence on what network propagation propagates, from :func:`coef_sign_counts` of the
-    run's edge table ('' without counts)."""
+    run's edge table ('' without counts) and, when given, ``candidate``: :func:`scagents.grn.sign_agreement`
+    of the network-propagation candidate's own network (:attr:`PolicySummary.network_signs`)."""
     if not counts:
         return ""
     n, k, opp = counts["n_edges"], counts["n_with_coef"], counts["n_opposite"]
@@ -82,9 +83,13 @@ def propagation_sign_note(counts: dict, edges_file: str = EDGES_FILE) -> str:
             f"{opp} of those{share} have a coefficient of the opposite sign, so a perturbation propagates "
             f"along such an edge against its drawn arrow. The network-propagation candidate (alone and "
             f"inside the combination) refits a ridge network on the control cells and the training perturbations' cells and "
-            f"propagates its coefficients the same way. Propagating the drawn signs instead was tested on "
-            f"held-out perturbations and not adopted (benchmarks/results/propagation_sign.md: higher error on "
-            f"the twin).")
+            f"propagates its coefficients the same way"
+            + (f" (in this run {candidate['n_opposite']} of its {candidate['n_with_coef']} edges with a "
+               f"coefficient, {candidate['n_opposite'] / max(candidate['n_with_coef'], 1):.0%}, have a "
+               f"coefficient of the sign opposite to the sign of its own edge)" if candidate else "")
+            + ". Propagating the drawn signs instead was tested on "
+            "held-out perturbations and not adopted (benchmarks/results/propagation_sign.md: higher error on "
+            "the twin).")
 
 
 def _edges_table(obj) -> pd.DataFrame:

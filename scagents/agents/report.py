@@ -435,7 +435,7 @@ def build_result(state: RunState) -> dict:
         "network": {"description": (f"{net.n_edges} edges inferred ({net.method}). "
                                     + (f"{net.weight_note[0].upper()}{net.weight_note[1:]} "
                                        if net.weight_note else "")
-                                    + (f"{propagation_sign_note(net.coef_signs, net.edges_path or EDGES_FILE)} "
+                                    + (f"{propagation_sign_note(net.coef_signs, net.edges_path or EDGES_FILE, pol.network_signs)} "
                                        if net.coef_signs else "")
                                     + f"The strongest touching {'+'.join(pert['targets'])}:")
                     if net.status == "done" else f"No network: {net.reason}",

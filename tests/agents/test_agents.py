@@ -125,6 +125,9 @@ def test_coef_sign_counts_and_the_report_sentence():
     assert coef_sign_counts(edges.drop(columns="coef")) == {} and propagation_sign_note({}) == ""
     full = propagation_sign_note({"n_edges": 2, "n_with_coef": 2, "n_opposite": 0})
     assert "carry none" not in full and "0 of those (0%)" in full
+    cand = propagation_sign_note(counts, candidate={"n_edges": 8, "n_with_coef": 8, "n_opposite": 2})
+    assert "in this run 2 of its 8 edges with a coefficient, 25%, have a coefficient of the sign opposite" in cand
+    assert "in this run" not in note
 
 
 def test_neighbourhood_orders_by_weight():
@@ -181,6 +184,10 @@ def test_policy_fallback_and_report(twin_state):
                                  "n_opposite": opposite}
     assert "regression coefficients (partial effects" in md
     assert f"{opposite} of those" in md and f"of the {len(edges)} drawn edges" in md
+    # and for the network-propagation candidate's own network, fitted on the training perturbations
+    cand = fb.network_signs
+    assert set(cand) == {"n_edges", "n_with_coef", "n_opposite"} and cand["n_with_coef"] > 0
+    assert f"in this run {cand['n_opposite']} of its {cand['n_with_coef']} edges with a coefficient" in md
 
 
 def test_rank_proposals_ucb():
