@@ -34,7 +34,10 @@ Methods
     knockdown: ``strength`` of it removed; over-expression: target raised to its maximum over
     those training cells) is propagated from the mean control profile for 3 steps with
     :func:`scagents.grn.propagate_delta`, and the propagated shift is the predicted delta. A
-    target absent from the network's genes gives a zero prediction.
+    target absent from the network's genes gives a zero prediction. The propagated coefficients are
+    the ridge fit's own (partial effects); their sign can differ from the edge table's (Spearman by
+    default) — ``benchmarks/results/propagation_sign.md`` counts how often and compares propagating
+    the edge table's signs instead (not adopted).
 ``"combination"``
     :func:`scagents.combination.fit_combination`: per-gene non-negative stacking of
     ``"mean_effect"``, ``"linear"`` and ``"network"``, fitted on cross-fitted predictions of the
@@ -271,8 +274,8 @@ def fit_baseline(method: str, train_task, *, modality: str | None = None,
 
 
 def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: int = 3,
-                         alpha: float | str = "auto", n_regulators: int | None = None
-                         ) -> Callable[[Any], np.ndarray]:
+                         alpha: float | str = "auto", n_regulators: int | None = None,
+                         signs: str = "coef") -> Callable[[Any], np.ndarray]:
     """Fit the network-propagation baseline on a training task's cells.
 
     A ridge network (:func:`scagents.grn.infer_network`) is inferred from an AnnData of the
@@ -298,12 +301,20 @@ def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: in
         perturbations' targets first, then the genes most variable over the training cells — the
         priority of :func:`scagents.data.genes.select_genes`. Every gene stays a target. Tasks with
         at most that many genes (the twin, a 299-gene Perturb-seq panel) use every gene.
+    signs
+        Signs of the propagated coefficients (:func:`scagents.grn.network_matrix`): ``"coef"``
+        (default) the ridge coefficients' own (partial effects), ``"edges"`` ``|coefficient|`` x the
+        edge table's sign (``infer_network``'s ``sign_from``, Spearman by default).
+        ``benchmarks/propagation_sign.py`` compares the two on held-out perturbations; by its
+        pre-registered rule ``"edges"`` was not adopted (higher MSE on the twin).
 
     Returns
     -------
     Callable
         ``predict(perturbation) -> 1-D delta``; zero for a perturbation none of whose targets is
-        a gene of the network.
+        a gene of the network. Its attribute ``sign_agreement`` holds
+        :func:`scagents.grn.sign_agreement` of the fitted network (edges, edges with a coefficient,
+        and those whose coefficient's sign is opposite to the edge's).
 
     Raises
     ------
@@ -313,7 +324,7 @@ def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: in
     import anndata as ad
 
     from scagents.errors import GeneNotFoundError
-    from scagents.grn import infer_network, network_matrix, propagator
+    from scagents.grn import infer_network, network_matrix, propagator, sign_agreement
 
     mod = modality or train_task.embedding_modality
     if mod != train_task.embedding_modality:
@@ -330,7 +341,8 @@ def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: in
     adata = ad.AnnData(X=X, var=pd.DataFrame(index=genes))
     infer_network(adata, method="ridge", alpha=alpha,
                   regulators=_network_regulators(train_task, genes, X, n_regulators))
-    W = network_matrix(adata)
+    W = network_matrix(adata, signs=signs)
+    agreement = sign_agreement(adata)
     control = pd.Series(train_task.control_mean[mod][-1].astype(np.float64), index=genes)
     gene_max = pd.Series(X.max(axis=0).astype(np.float64), index=genes)
     shift = propagator(W, control, n_steps, gene_max=gene_max)
@@ -346,6 +358,7 @@ def fit_network_baseline(train_task, *, modality: str | None = None, n_steps: in
         except GeneNotFoundError:  # pragma: no cover - guarded by ``known``
             return np.zeros(len(genes))
 
+    predict.sign_agreement = agreement  # type: ignore[attr-defined]
     return predict
 
 

@@ -230,6 +230,23 @@ def test_network_baseline_caps_the_regulators_named_targets_first():
     assert len(regs) == 5 and set(regs[:4]) == set(train.labels) and regs[4] in {"G0", "G1"}
 
 
+def test_network_baseline_signs_option_and_counts():
+    """``signs="edges"`` propagates |coefficient| x the drawn sign; the fit reports the sign counts."""
+    task = _network_task()
+    train, _ = task.split(["G0"])
+    coef = fit_network_baseline(train)
+    drawn = fit_network_baseline(train, signs="edges")
+    counts = coef.sign_agreement
+    assert counts == drawn.sign_agreement and set(counts) == {"n_edges", "n_with_coef", "n_opposite"}
+    assert 0 <= counts["n_opposite"] <= counts["n_with_coef"] <= counts["n_edges"]
+    p = Perturbation(("G0",))
+    a, b = coef(p), drawn(p)
+    assert a[0] == pytest.approx(b[0])                           # the forced change is the same
+    assert counts["n_opposite"] > 0 and np.abs(a - b).max() > 1e-9  # 10 of its 30 edges disagree
+    with pytest.raises(ValueError, match="signs"):
+        fit_network_baseline(train, signs="magic")
+
+
 def test_network_baseline_needs_the_cells():
     with pytest.raises(DataError, match="keep_cells=True"):
         fit_network_baseline(_task())

@@ -18,7 +18,8 @@ from scagents.agents.state import (
     run_path,
 )
 
-__all__ = ["network_agent", "EDGES_FILE", "PROPAGATION_FILE", "method_label", "neighbourhood"]
+__all__ = ["network_agent", "EDGES_FILE", "PROPAGATION_FILE", "coef_sign_counts", "method_label", "neighbourhood",
+           "propagation_sign_note"]
 
 EDGES_FILE = "network_edges.csv"
 PROPAGATION_FILE = "network_propagation.csv"
@@ -42,6 +43,53 @@ def neighbourhood(edges: pd.DataFrame, targets: list[str], n: int = 12) -> list[
     sel = sel.reindex(sel["weight"].abs().sort_values(ascending=False).index).head(n)
     return [{"source": str(r.source), "target": str(r.target), "weight": float(r.weight)}
             for r in sel.itertuples()]
+
+
+def coef_sign_counts(edges: pd.DataFrame) -> dict[str, int]:
+    """How many drawn edges the propagation coefficients contradict.
+
+    Parameters
+    ----------
+    edges
+        The run's edge table: ``weight`` (the drawn, signed edge) and ``coef`` (the regression
+        coefficient in expression units that in-silico propagation uses; 0 where it has none).
+
+    Returns
+    -------
+    dict
+        ``n_edges``, ``n_with_coef`` (edges with a non-zero coefficient) and ``n_opposite`` (those whose
+        coefficient's sign is opposite to the edge's weight); ``{}`` without a ``coef`` column.
+    """
+    if "coef" not in edges or "weight" not in edges:
+        return {}
+    c = edges["coef"].fillna(0.0).to_numpy(dtype=np.float64)
+    w = edges["weight"].to_numpy(dtype=np.float64)
+    return {"n_edges": int(len(edges)), "n_with_coef": int((c != 0).sum()),
+            "n_opposite": int(((c != 0) & (np.sign(c) != np.sign(w))).sum())}
+
+
+def propagation_sign_note(counts: dict, edges_file: str = EDGES_FILE, candidate: dict | None = None) -> str:
+    """The report's sentence on what network propagation propagates, from :func:`coef_sign_counts` of the
+    run's edge table ('' without counts) and, when given, ``candidate``: :func:`scagents.grn.sign_agreement`
+    of the network-propagation candidate's own network (:attr:`PolicySummary.network_signs`)."""
+    if not counts:
+        return ""
+    n, k, opp = counts["n_edges"], counts["n_with_coef"], counts["n_opposite"]
+    share = f" ({opp / k:.0%})" if k else ""
+    return (f"Network propagation moves genes along regression coefficients (partial effects: a regulator's "
+            f"effect with the other regulators held fixed), not along the drawn signs: of the {n} drawn edges, "
+            f"{k} carry a coefficient (column coef of {edges_file}"
+            + (f"; {n - k} carry none and propagate nothing" if n > k else "") + ") and "
+            f"{opp} of those{share} have a coefficient of the opposite sign, so a perturbation propagates "
+            f"along such an edge against its drawn arrow. The network-propagation candidate (alone and "
+            f"inside the combination) refits a ridge network on the control cells and the training perturbations' cells and "
+            f"propagates its coefficients the same way"
+            + (f" (in this run {candidate['n_opposite']} of its {candidate['n_with_coef']} edges with a "
+               f"coefficient, {candidate['n_opposite'] / max(candidate['n_with_coef'], 1):.0%}, have a "
+               f"coefficient of the sign opposite to the sign of its own edge)" if candidate else "")
+            + ". Propagating the drawn signs instead was tested on "
+            "held-out perturbations and not adopted (benchmarks/results/propagation_sign.md: higher error on "
+            "the twin).")
 
 
 def _edges_table(obj) -> pd.DataFrame:
@@ -330,7 +378,7 @@ def network_agent(state: RunState, *, method: str | None = None) -> dict:
             s = NetworkSummary(status="done", method=str(used), edges_path=EDGES_FILE,
                                weight_note=weight_scale(ranked.uns.get("grn", {}).get("params", {})),
                                propagation_path=prop_path, n_edges=int(len(edges)), neighbourhood=neighbourhood(edges, targets),
-                               sources=_json_safe(sources))
+                               sources=_json_safe(sources), coef_signs=coef_sign_counts(edges))
         except Exception as exc:  # noqa: BLE001 - reported, the run continues without a network
             step.close()
             s = NetworkSummary(status="failed", reason=f"network inference failed: "

@@ -86,8 +86,13 @@ def _fit_kindwise(method: str) -> Callable[[object], Predict]:
         from scagents.perturbation import Perturbation
 
         model = fit_baseline(method, train_task, modality="rna")
-        return lambda targets, kind: np.asarray(
-            model(Perturbation(tuple(targets), kind=kind)), dtype=float)
+
+        def predict(targets, kind) -> np.ndarray:
+            return np.asarray(model(Perturbation(tuple(targets), kind=kind)), dtype=float)
+
+        if hasattr(model, "sign_agreement"):  # network propagation: its network's sign counts
+            predict.sign_agreement = model.sign_agreement  # type: ignore[attr-defined]
+        return predict
 
     return fit
 
@@ -778,7 +783,7 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
             decision=decision, retrain=False, evaluation=evaluation, evidence=evidence,
             interval=interval, target_check=targets, held_out=ctx.goal_label,
             held_out_labels=list(ctx.goal_held), held_out_cells=ctx.goal_cells,
-            held_out_note=ctx.held_note)
+            held_out_note=ctx.held_note, network_signs=_network_signs(ctx))
     candidates = [] if n_proposals == 0 else ctx.data.candidates or pair_candidates(ctx.genes, ctx.data.measured, goal.targets)
     proposals = rank_proposals(pred, candidates, goal.kind, ensemble or {method: predict},
                                n=ctx.opts.n_proposals if n_proposals is None else n_proposals,
@@ -794,7 +799,13 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         top_up=rows(listed[listed["delta"] > MIN_LISTED]),
         top_down=rows(listed[listed["delta"] < -MIN_LISTED]),
         evaluation=evaluation, proposals=proposals, evidence=evidence, interval=interval,
-        target_check=targets)
+        target_check=targets, network_signs=_network_signs(ctx))
+
+
+def _network_signs(ctx: _Context) -> dict:
+    """:func:`scagents.grn.sign_agreement` of the network-propagation candidate fitted on the training
+    perturbations ({} when there is none, or it is the network agent's network)."""
+    return dict(getattr(ctx.baselines.get(NETWORK), "sign_agreement", None) or {})
 
 def _with_target_expression(ctx: _Context, evidence: dict) -> dict:
     """Attach the twin's check of the goal's targets (:attr:`DataSummary.target_expression`): a

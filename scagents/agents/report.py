@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from scagents._atomic import write_text
+from scagents.agents.network import EDGES_FILE, propagation_sign_note
 from scagents.agents.policy import MIN_LISTED
 from scagents.agents.state import (
     AgentRecord,
@@ -434,6 +435,8 @@ def build_result(state: RunState) -> dict:
         "network": {"description": (f"{net.n_edges} edges inferred ({net.method}). "
                                     + (f"{net.weight_note[0].upper()}{net.weight_note[1:]} "
                                        if net.weight_note else "")
+                                    + (f"{propagation_sign_note(net.coef_signs, net.edges_path or EDGES_FILE, pol.network_signs)} "
+                                       if net.coef_signs else "")
                                     + f"The strongest touching {'+'.join(pert['targets'])}:")
                     if net.status == "done" else f"No network: {net.reason}",
                     "edges": net.neighbourhood},

@@ -144,6 +144,10 @@ class NetworkSummary(_Model):
     sources: dict = Field(default_factory=dict, description=(
         "Each evidence source's contribution: edges supported by a knockout screen, by regression "
         "alone, and the ATAC prior's statistics (scagents.grn.infer_network's uns['grn']['sources'])."))
+    coef_signs: dict = Field(default_factory=dict, description=(
+        "Drawn edges vs the coefficients propagation uses (scagents.agents.network.coef_sign_counts): "
+        "n_edges, n_with_coef (edges with a non-zero coefficient), n_opposite (coefficient's sign "
+        "opposite to the drawn edge's)."))
 
 
 class GeneEffect(_Model):
@@ -203,6 +207,10 @@ class PolicySummary(_Model):
         "prediction file."))
     target_check: list[dict] = Field(default_factory=list, description=(
         "The goal's direct targets: predicted change, expected direction, whether it agrees."))
+    network_signs: dict = Field(default_factory=dict, description=(
+        "The network-propagation candidate's own ridge network (fitted on the training perturbations' and "
+        "the control cells; scagents.grn.sign_agreement): n_edges, n_with_coef, n_opposite (coefficient's "
+        "sign opposite to the edge's). Empty when that candidate was not fitted."))
     stimulation: dict | None = Field(None, description=(
         "Stimulation goals: the groups (cell types / time points) each prediction was fitted on, "
         "the held-out treated cells, the per-cell-type table of a goal over all cells."))

@@ -7,6 +7,7 @@
 """
 
 from scagents.grn.infer import (
+    COEF_SIGNS,
     METHODS,
     SIGN_SOURCES,
     TRANSFORMS,
@@ -14,10 +15,12 @@ from scagents.grn.infer import (
     network_edges,
     network_matrix,
     peak_gene_links,
+    sign_agreement,
 )
 from scagents.grn.propagate import perturb, propagate_delta, propagator
 
 __all__ = [
+    "COEF_SIGNS",
     "METHODS",
     "SIGN_SOURCES",
     "TRANSFORMS",
@@ -28,4 +31,5 @@ __all__ = [
     "perturb",
     "propagate_delta",
     "propagator",
+    "sign_agreement",
 ]

@@ -64,7 +64,11 @@ target without its own perturbed cells):
 
 A source that is 0 for an edge falls back to the ridge sign. With a knockout screen the knockout's
 direction still overrides the sign where it counts (:func:`scagents.grn.interventional.combine_evidence`).
-The coefficient matrix used for propagation stays the ridge fit. The default is chosen on the training
+The coefficient matrix used for propagation stays the ridge fit, with the coefficients' own signs (partial
+effects), which can differ from the edge's: :func:`sign_agreement` counts the edges where they do, and
+``network_matrix(signs="edges")`` gives ``|coefficient|`` x the edge's sign instead — propagating that was
+tested on held-out perturbations by ``benchmarks/propagation_sign.py`` and not adopted (its pre-registered
+rule: lower MSE on the twin and on Papalexi; the twin's MSE was higher). The default is chosen on the training
 networks by ``benchmarks/grn_sign.py`` (its pre-registered rule).
 
 Edge weights are signed and in standardised units (comparable across genes); the coefficient matrix
@@ -92,7 +96,8 @@ import scipy.sparse as sp
 
 from scagents.errors import DataError, GeneNotFoundError, ModalityError
 
-__all__ = ["METHODS", "SIGN_SOURCES", "TRANSFORMS", "infer_network", "network_edges", "network_matrix", "peak_gene_links"]
+__all__ = ["COEF_SIGNS", "METHODS", "SIGN_SOURCES", "TRANSFORMS", "infer_network", "network_edges", "network_matrix",
+           "peak_gene_links", "sign_agreement"]
 
 METHODS: tuple[str, ...] = ("ridge", "ensemble", "correlation", "partial_correlation")
 TRANSFORMS: tuple[str, ...] = ("none", "rank")
@@ -1048,14 +1053,79 @@ def network_edges(adata, *, min_abs_weight: float = 0.0, top: int | None = None)
     return edges.reset_index(drop=True)
 
 
-def network_matrix(adata) -> pd.DataFrame:
+COEF_SIGNS: tuple[str, ...] = ("coef", "edges")
+"""Signs :func:`network_matrix` can give the coefficients: their own (``"coef"``, the ridge fit's partial
+effects) or the edge table's (``"edges"``, ``|coefficient|`` x the drawn edge's sign)."""
+
+
+def _edge_signs_matrix(a: ad.AnnData, genes: pd.Index) -> np.ndarray:
+    """The edge table's sign at (source, target), genes x genes; 0 where there is no edge."""
+    edges = pd.DataFrame(a.uns["grn"]["edges"])
+    S = np.zeros((len(genes), len(genes)))
+    r = genes.get_indexer(edges["source"].astype(str))
+    t = genes.get_indexer(edges["target"].astype(str))
+    ok = (r >= 0) & (t >= 0)
+    S[r[ok], t[ok]] = np.sign(edges["weight"].to_numpy(dtype=np.float64)[ok])
+    return S
+
+
+def network_matrix(adata, *, signs: str = "coef") -> pd.DataFrame:
     """The coefficient matrix in expression units as a genes x genes DataFrame (source x target).
 
     Rows of genes that are not regulators are zero.
+
+    Parameters
+    ----------
+    adata
+        AnnData (or MuData with ``"rna"``) after :func:`infer_network`.
+    signs
+        ``"coef"`` (default): the regression coefficients as fitted (partial effects: a regulator's
+        effect with the other regulators held fixed; their sign can differ from the edge table's, which
+        comes from ``sign_from``); ``"edges"``: ``|coefficient|`` with the sign of the edge table's
+        ``weight`` (0 where the table has no edge).
+
+    Returns
+    -------
+    DataFrame genes x genes (rows = regulators, columns = targets).
     """
+    if signs not in COEF_SIGNS:
+        raise ValueError(f"Unknown signs {signs!r}; use one of {', '.join(COEF_SIGNS)}.")
     a = _grn_adata(adata)
     genes = pd.Index(a.var_names.astype(str))
     if "grn_coef" in a.varm:
-        return pd.DataFrame(np.asarray(a.varm["grn_coef"]), index=genes, columns=genes)
-    coef = pd.DataFrame(a.uns["grn"]["coef"])
-    return coef.reindex(index=genes, columns=genes, fill_value=0.0)
+        W = pd.DataFrame(np.asarray(a.varm["grn_coef"]), index=genes, columns=genes)
+    else:
+        W = pd.DataFrame(a.uns["grn"]["coef"]).reindex(index=genes, columns=genes, fill_value=0.0)
+    if signs == "edges":
+        W = pd.DataFrame(np.abs(W.to_numpy(dtype=np.float64)) * _edge_signs_matrix(a, genes),
+                         index=genes, columns=genes)
+    return W
+
+
+def sign_agreement(adata) -> dict[str, int]:
+    """How often the propagation coefficients' sign differs from the edge table's sign.
+
+    Parameters
+    ----------
+    adata
+        AnnData (or MuData with ``"rna"``) after :func:`infer_network`.
+
+    Returns
+    -------
+    dict
+        ``n_edges`` (rows of the edge table), ``n_with_coef`` (those with a non-zero coefficient in
+        :func:`network_matrix`) and ``n_opposite`` (those whose coefficient's sign is opposite to the
+        edge's ``weight``).
+    """
+    a = _grn_adata(adata)
+    genes = pd.Index(a.var_names.astype(str))
+    edges = pd.DataFrame(a.uns["grn"]["edges"])
+    W = network_matrix(a).to_numpy(dtype=np.float64)
+    r = genes.get_indexer(edges["source"].astype(str))
+    t = genes.get_indexer(edges["target"].astype(str))
+    ok = (r >= 0) & (t >= 0)
+    c = np.zeros(len(edges))
+    c[ok] = W[r[ok], t[ok]]
+    w = edges["weight"].to_numpy(dtype=np.float64)
+    return {"n_edges": int(len(edges)), "n_with_coef": int((c != 0).sum()),
+            "n_opposite": int(((c != 0) & (np.sign(c) != np.sign(w))).sum())}

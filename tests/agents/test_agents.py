@@ -108,6 +108,28 @@ def test_network_agent(twin_state):
     assert all("IFNG" in (e["source"], e["target"]) for e in net["neighbourhood"])
 
 
+def test_coef_sign_counts_and_the_report_sentence():
+    """Drawn edges whose propagation coefficient has the other sign are counted and said in words."""
+    import pandas as pd
+
+    from scagents.agents.network import coef_sign_counts, propagation_sign_note
+
+    edges = pd.DataFrame({"source": list("AABC"), "target": list("BCDD"),
+                          "weight": [0.9, -0.5, 0.4, -0.2], "coef": [1.2, 0.3, 0.0, -0.1]})
+    counts = coef_sign_counts(edges)
+    assert counts == {"n_edges": 4, "n_with_coef": 3, "n_opposite": 1}
+    note = propagation_sign_note(counts)
+    assert "regression coefficients (partial effects" in note
+    assert "of the 4 drawn edges, 3 carry a coefficient" in note and "1 carry none" in note
+    assert "1 of those (33%) have a coefficient of the opposite sign" in note
+    assert coef_sign_counts(edges.drop(columns="coef")) == {} and propagation_sign_note({}) == ""
+    full = propagation_sign_note({"n_edges": 2, "n_with_coef": 2, "n_opposite": 0})
+    assert "carry none" not in full and "0 of those (0%)" in full
+    cand = propagation_sign_note(counts, candidate={"n_edges": 8, "n_with_coef": 8, "n_opposite": 2})
+    assert "in this run 2 of its 8 edges with a coefficient, 25%, have a coefficient of the sign opposite" in cand
+    assert "in this run" not in note
+
+
 def test_neighbourhood_orders_by_weight():
     import pandas as pd
 
@@ -153,6 +175,19 @@ def test_policy_fallback_and_report(twin_state):
     md = (out / "report.md").read_text()
     assert "Recommended next perturbations" in md and "Which agent produced what" in md
     assert json.loads((out / "report.json").read_text())["method"]["name"] == fb.method
+    # the report says what propagation propagates, counted from the run's edge table
+    net = st["network"]
+    edges = pd.read_csv(out / net["edges_path"])
+    c, w = edges["coef"].to_numpy(), edges["weight"].to_numpy()
+    opposite = int(((c != 0) & (np.sign(c) != np.sign(w))).sum())
+    assert net["coef_signs"] == {"n_edges": len(edges), "n_with_coef": int((c != 0).sum()),
+                                 "n_opposite": opposite}
+    assert "regression coefficients (partial effects" in md
+    assert f"{opposite} of those" in md and f"of the {len(edges)} drawn edges" in md
+    # and for the network-propagation candidate's own network, fitted on the training perturbations
+    cand = fb.network_signs
+    assert set(cand) == {"n_edges", "n_with_coef", "n_opposite"} and cand["n_with_coef"] > 0
+    assert f"in this run {cand['n_opposite']} of its {cand['n_with_coef']} edges with a coefficient" in md
 
 
 def test_rank_proposals_ucb():

@@ -133,3 +133,28 @@ def test_partial_correlation_refuses_too_many_genes(monkeypatch):
     with pytest.raises(ValueError, match="method='partial_correlation' needs a dense .*method='ensemble'"):
         infer_mod.infer_network(a, method="partial_correlation")
     infer_mod.infer_network(a)  # the default is not affected
+
+
+def test_network_matrix_edge_signs_and_sign_agreement():
+    """``network_matrix(signs="edges")``: |coefficient| with the drawn edge's sign; ``sign_agreement`` counts
+    the drawn edges whose coefficient has the other sign (the collider's B→C: ridge +, Spearman −)."""
+    from scagents.grn import network_matrix, sign_agreement
+
+    a = _collider()
+    infer_network(a, method="ridge", sign_from="spearman")
+    assert _signs(a) == TRUE
+    coef, drawn = network_matrix(a), network_matrix(a, signs="edges")
+    assert coef.loc["B", "C"] > 0 and drawn.loc["B", "C"] < 0  # propagation vs the drawn arrow
+    np.testing.assert_allclose(np.abs(drawn.to_numpy()), np.abs(coef.to_numpy()))
+    e = network_edges(a)
+    c = coef.to_numpy()[coef.index.get_indexer(e["source"]), coef.columns.get_indexer(e["target"])]
+    d = drawn.to_numpy()[coef.index.get_indexer(e["source"]), coef.columns.get_indexer(e["target"])]
+    assert (np.sign(d[c != 0]) == e["sign"].to_numpy()[c != 0]).all()
+    counts = sign_agreement(a)
+    assert counts["n_edges"] == len(e) and counts["n_with_coef"] == int((c != 0).sum())
+    assert counts["n_opposite"] == int(((c != 0) & (np.sign(c) != e["sign"].to_numpy())).sum()) >= 1
+    infer_network(a, method="ridge", sign_from="ridge")
+    assert sign_agreement(a)["n_opposite"] == 0
+    np.testing.assert_allclose(network_matrix(a, signs="edges").to_numpy(), network_matrix(a).to_numpy())
+    with pytest.raises(ValueError, match="signs"):
+        network_matrix(a, signs="magic")
