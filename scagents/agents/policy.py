@@ -1119,8 +1119,9 @@ def fallback_agent(state: RunState) -> dict:
     refit = refit_candidate(name, ctx.fit_task, seed=ctx.opts.seed,
                             network=not ctx.opts.skip_network)
     predict, fit_labels = refit or ctx.baselines[name], list(ctx.fit_task.labels)
-    fitted = (f"refitted on {len(fit_labels)} perturbations (training + validation; the goal's "
-              "perturbation held out)")
+    # only a measured goal has cells to hold out; an unmeasured one is simply not among them
+    fitted = (f"refitted on {len(fit_labels)} perturbations (training + validation"
+              + ("; the goal's perturbation held out)" if ctx.goal_held else ")"))
     if name == COMBINATION:
         fitted += ", its weights chosen again by inner validation over them"
     elif name == NETWORK:
