@@ -131,7 +131,7 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
         truth_fates=fate_shift, inputs=list(net.inputs),
         cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train},
         warnings=twin_warnings, silent_model=bool(twin_warnings), target_expression=target_expr,
-        genes_path=GENES_FILE, gene_selection=selection)
+        genes_path=GENES_FILE, gene_selection=selection, is_counts=True)
 
 
 def _target_expression(net, pert, control_activity: np.ndarray, genes: list[str],
@@ -323,7 +323,14 @@ def _stimulation_data(opts: RunOptions, out: Path, goal) -> DataSummary:
         goal_measured=goal.treatment in counts.index, goal_label=goal.treatment,
         goal_note=note, measured=list(design.treated), candidates=[],
         cells_per_condition={str(k): int(v) for k, v in counts.items()},
-        stimulation=goal.to_dict())
+        stimulation=goal.to_dict(), is_counts=_is_counts(rna))
+
+
+def _is_counts(rna) -> bool | None:
+    """Whether ``standardize`` found counts in the RNA ``X`` (``None`` when it did not say)."""
+    rec = (rna.uns.get("scagents") or {}).get("data") or {}
+    value = rec.get("is_counts") if hasattr(rec, "get") else None
+    return None if value is None else bool(value)
 
 
 def _user_data(opts: RunOptions, out: Path) -> DataSummary:
@@ -364,7 +371,7 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
         goal_note=goal_note, excluded={str(k): int(v) for k, v in
                                        excluded.astype(str).value_counts().sort_index().items()},
         measured=measured, candidates=sorted(candidates), genes_path=GENES_FILE,
-        gene_selection=selection)
+        gene_selection=selection, is_counts=_is_counts(rna))
 
 
 def _genes_line(sel: dict) -> str:

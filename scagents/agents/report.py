@@ -352,6 +352,7 @@ def build_result(state: RunState) -> dict:
     noise = (" — no detectable effect: for reference only"
              if pol.evidence and pol.evidence["detectable"] is False else "")
     figures["effects"] = plot_effects(genes, out / "effects.png", inputs=data.inputs,
+                                      is_counts=data.is_counts,
                                       title=f"Predicted response to {label} ({pol.method}"
                                             + (", not validated)" if pol.status == "unchecked"
                                                else ")") + noise).name
@@ -416,7 +417,7 @@ def build_result(state: RunState) -> dict:
     result: dict = {
         "goal": data.goal, "perturbation": pert,
         "data": {"source": data.source, "description": data.description,
-                 "n_cells": data.n_cells, "n_genes": data.n_genes},
+                 "n_cells": data.n_cells, "n_genes": data.n_genes, "is_counts": data.is_counts},
         "method": {"name": pol.method, "description": method},
         "genes": genes[:50],
         "top_up": [g.model_dump() for g in pol.top_up],

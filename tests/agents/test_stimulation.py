@@ -82,6 +82,10 @@ def test_time_course_goal_on_scicar(tmp_path, capsys):
     assert report["method"]["name"] == "mean shift"
     assert "not validated" in report["method"]["description"]
     assert report["notes"][0].startswith("The 1075 treated cells of time point '3' were held out")
+    # sci-CAR holds normalised values, not counts: the report must not say they were normalised
+    assert report["data"]["is_counts"] is False
+    md = (out / "report.md").read_text()
+    assert "they are not counts" in md and "counts normalised to 10⁴" not in md
 
 
 def test_goal_over_all_cells_predicts_each_cell_type_from_the_others(kang_small, tmp_path):
