@@ -719,6 +719,11 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         evaluation["k"] = float(k)
         evaluation["same_sign_topk"] = float(np.sum(np.sign(pred.to_numpy()[top])
                                                     == np.sign(obs[top])))
+        if ctx.floor is not None:  # of those genes, the ones whose change clears the noise
+            clear = ctx.floor["clears"].reindex(ctx.genes).fillna(False).to_numpy(bool)[top]
+            evaluation["k_clear"] = float(clear.sum())
+            evaluation["same_sign_clear"] = float(np.sum((np.sign(pred.to_numpy()[top])
+                                                          == np.sign(obs[top]))[clear]))
     if ctx.floor is not None:
         df["noise_floor"] = ctx.floor["noise_floor"]
         df["clears_noise"] = ctx.floor["clears"]
