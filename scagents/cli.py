@@ -199,7 +199,7 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
                         "else either); stored with the campaign")
     p.add_argument("--designer", default=None,
                    help="policy, ridge_ucb, gp_ucb, bayes_prior (prior-anchored Bayesian), prior_only or random; default: the campaign's stored "
-                        "designer, else policy (naming another one starts it afresh)")
+                        "designer, else bayes_prior (naming another one starts it afresh)")
     p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
     p.add_argument("--seed", type=_seed, default=None, help="random seed (default: the stored one, else 0)")
     p.add_argument("--rounds", type=int, default=None,

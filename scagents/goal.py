@@ -104,6 +104,39 @@ def _kind(text: str, example: str = "...") -> str | None:
     return None
 
 
+#: the kind words a goal may use, for spotting a misspelt one ("knockut", "overexpresion")
+KIND_WORDS: tuple[str, ...] = (
+    "knockout", "knockouts", "knockdown", "knockdowns", "overexpression", "overexpress",
+    "overexpressed", "overexpressing", "deletion", "silencing", "inhibition", "crispri", "crispra",
+)
+
+
+def _misspelt_kind(text: str, skip: Iterable[str] = ()) -> tuple[str, str] | None:
+    """A word of ``text`` that is nearly, but not exactly, a kind word.
+
+    Parameters
+    ----------
+    text
+        The goal in plain words, in which :func:`_kind` found no kind.
+    skip
+        Upper-case names never taken for a kind word (the data's genes and targets).
+
+    Returns
+    -------
+    tuple[str, str] | None
+        ``(word, closest kind word)``, or ``None`` when no word is that close (similarity ≥ 0.85,
+        words of six letters or more, so "detection" is not read as "deletion").
+    """
+    skip = set(skip)
+    for word in re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower()):
+        if len(word) < 6 or word.upper() in skip:
+            continue
+        close = difflib.get_close_matches(word.replace("-", ""), KIND_WORDS, n=1, cutoff=0.85)
+        if close:
+            return word, close[0]
+    return None
+
+
 def _candidate_tokens(text: str) -> list[str]:
     # gene names: letters, digits, '.', '-', '_' (e.g. Pu.1, HLA-DRA, IL12RB2, 1234, gene_7); a
     # word of digits only names a gene only when the data have a gene of that name
@@ -204,8 +237,8 @@ def parse_goal(
     Raises
     ------
     GoalError
-        If the goal is empty, names no gene, or names two contradicting kinds (knockout and
-        overexpression).
+        If the goal is empty, names no gene, names two contradicting kinds (knockout and
+        overexpression), or names no kind but a misspelt kind word ("overexpresion").
     GeneNotFoundError
         If a word that looks like a gene symbol is neither in ``genes`` nor in ``targets``.
     """
@@ -227,7 +260,15 @@ def parse_goal(
                 found.append(gene)
         elif _looks_like_symbol(token):
             unknown.append(token)
-    kind = _kind(text, "+".join(found) or "GENE") or default_kind
+    kind = _kind(text, "+".join(found) or "GENE")
+    if kind is None and (typo := _misspelt_kind(text, known_upper | alias_upper)) is not None:
+        # a misspelt kind word must not fall back silently to the default (an "overexpresion"
+        # goal answered as a knockout predicts the opposite perturbation)
+        raise GoalError(
+            f"{typo[0]!r} in the goal {text!r} is not a perturbation kind; did you mean {typo[1]!r}? "
+            f'Write e.g. "predict {"+".join(found) or "GENE"} {typo[1]}" (knockout, knockdown or '
+            "overexpression).")
+    kind = kind or default_kind
     if unknown:
         # a symbol-like word the data do not have: say which and what is close
         resolve_gene(unknown[0], genes, aliases=aliases, targets=targets, inputs=inputs)

@@ -72,14 +72,15 @@ def embedding_axis_labels(key: str | None) -> tuple[str, str]:
 
 
 def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12,
-                 inputs: Sequence[str] = ()) -> Path:
+                 inputs: Sequence[str] = (), is_counts: bool | None = True) -> Path:
     """Horizontal bar chart of the strongest predicted changes (up in red, down in blue).
 
     Up to ``n_top`` genes: the strongest changes of each direction, half the rows each (a side
     with fewer genes leaves its rows to the other), so a response dominated by induced genes still
     shows what goes down. ``inputs`` (a twin's milieu inputs, held fixed by the model) are not
     drawn as responding genes; those that would have made the top ``n_top`` are named under the
-    chart."""
+    chart. ``is_counts=False`` labels the axis with the data's own values (not counts, used as
+    given) instead of log1p counts per 10⁴."""
     from matplotlib.patches import Patch
 
     plt = _plt()
@@ -94,7 +95,9 @@ def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12,
     colours = [UP if r["delta"] > 0 else DOWN for r in rows]
     ax.barh([r["gene"] for r in rows], [r["delta"] for r in rows], color=colours)
     ax.axvline(0, color="black", lw=0.8)
-    xlabel = "predicted change from control\n(mean log1p expression, counts per 10⁴)"
+    xlabel = ("predicted change from control\n(mean of the data's own values, not counts)"
+              if is_counts is False else
+              "predicted change from control\n(mean log1p expression, counts per 10⁴)")
     if hidden:
         xlabel += f"\nnot shown: model inputs held fixed ({', '.join(hidden)})"
     ax.set_xlabel(xlabel)
@@ -434,6 +437,26 @@ def table_cells(line: str) -> list[str]:
     return out
 
 
+def expression_units(data: dict) -> str:
+    """The sentence saying what a predicted change is a change of.
+
+    Parameters
+    ----------
+    data
+        The report's ``data`` entry; its ``is_counts`` (``False``: the RNA values were not counts
+        and were used as given, not re-normalised) chooses the sentence.
+
+    Returns
+    -------
+    str
+        One sentence for the report.
+    """
+    if data.get("is_counts") is False:
+        return ("Change from control of the mean of the data's own RNA values (they are not counts, "
+                "e.g. already normalised, so they were used as given, not normalised again).")
+    return "Change from control of mean log1p-normalised expression (counts normalised to 10⁴ per cell)."
+
+
 def render_markdown(result: dict) -> str:
     """Render the Markdown text of a report from a result dictionary."""
     pert = result["perturbation"]
@@ -468,10 +491,7 @@ def render_markdown(result: dict) -> str:
     if ev:
         lines += _evidence_lines(ev, result.get("intervals"), result.get("target_check") or [])
     lines += ["## Predicted change in expression", ""]
-    lines += [
-        "Change from control of mean log1p-normalised expression (counts normalised to 10⁴ per cell).",
-        "",
-    ]
+    lines += [expression_units(result.get("data") or {}), ""]
     cols = ["gene", "delta", "lower", "upper", "clears_noise", "control_mean", "perturbed_mean"]
     for direction in ("up", "down"):
         rows = result[f"top_{direction}"]

@@ -3,6 +3,7 @@ argument checks)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 
 import pandas as pd
@@ -217,3 +218,13 @@ def test_campaigns_bad_ledger_is_a_clear_error(tmp_path, capsys):
     assert main(["campaigns", "--db", str(notes)]) == 2
     assert "is not a campaign ledger" in capsys.readouterr().err
     assert notes.read_text() == "not a database\n"
+
+
+def test_next_help_names_the_default_designer():
+    # the help said "else policy" while a new campaign gets DEFAULT_DESIGNER (bayes_prior)
+    from scagents.campaign.acquisition import DEFAULT_DESIGNER
+    from scagents.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    designer = next(a for a in sub.choices["next"]._actions if a.dest == "designer")
+    assert f"else {DEFAULT_DESIGNER} " in designer.help

@@ -220,3 +220,26 @@ def test_time_course_goal():
         parse_stimulation_goal("predict dexamethasone 2h", d)
     with pytest.raises(GoalError, match="Name the time point"):
         parse_stimulation_goal("predict dexamethasone", d)
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "meant"),
+    [
+        ("predict STAT1 overexpresion", "overexpresion", "overexpression"),
+        ("predict STAT1 knockut", "knockut", "knockout"),
+        ("predict STAT1 knockdwn", "knockdwn", "knockdown"),
+        ("what if STAT1 is overexpresed?", "overexpresed", "overexpressed"),
+    ],
+)
+def test_misspelt_kind_word_is_refused_not_read_as_knockout(text, word, meant):
+    # a misspelt "overexpression" used to fall back to the default kind: a knockout, the opposite
+    with pytest.raises(GoalError) as err:
+        parse_goal(text, GENES)
+    msg = str(err.value)
+    assert "\n" not in msg and repr(word) in msg and repr(meant) in msg and "STAT1" in msg
+
+
+@pytest.mark.parametrize("text", ["predict STAT1 with detection of IFNG", "predict the effect of STAT1",
+                                  "predict STAT1 knock-out"])
+def test_words_near_no_kind_word_keep_the_default(text):
+    assert parse_goal(text, GENES).perturbation.kind == "knockout"

@@ -179,3 +179,12 @@ def test_effects_plot_leaves_out_model_inputs(tmp_path, figures):
     ax = figures[-1].axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["B", "A"]
     assert "model inputs held fixed (TCR)" in ax.get_xlabel()
+
+
+def test_expression_units_follow_whether_the_data_were_counts():
+    from scagents.report import expression_units
+
+    assert "counts normalised to 10⁴ per cell" in expression_units({"is_counts": True})
+    assert "counts normalised to 10⁴ per cell" in expression_units({})  # a run from before
+    said = expression_units({"is_counts": False})
+    assert "not counts" in said and "10⁴" not in said

@@ -131,7 +131,7 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
         truth_fates=fate_shift, inputs=list(net.inputs),
         cells_per_condition={"control": opts.n_cells, "goal": opts.n_cells, "training": n_train},
         warnings=twin_warnings, silent_model=bool(twin_warnings), target_expression=target_expr,
-        genes_path=GENES_FILE, gene_selection=selection)
+        genes_path=GENES_FILE, gene_selection=selection, is_counts=True)
 
 
 def _target_expression(net, pert, control_activity: np.ndarray, genes: list[str],
@@ -230,11 +230,28 @@ def resolve_goal(text: str, rna) -> tuple:
     return goal, pert, label, note
 
 
+def _h5mu_rna_modality(path: Path) -> tuple[str | None, list[str]]:
+    """The RNA modality of an ``.h5mu`` file (``rna``, ``gex``, …, else the first) and all its
+    modalities, read from the file's layout only; ``(None, [])`` when it has none."""
+    import h5py
+
+    from scagents.data import RNA_MODALITY_NAMES
+
+    try:
+        with h5py.File(path, "r") as f:
+            mods = list(f["mod"].keys()) if "mod" in f else []
+    except OSError:  # not HDF5: load() says so
+        return None, []
+    rna = next((m for m in RNA_MODALITY_NAMES if m in mods), mods[0] if mods else None)
+    return rna, mods
+
+
 def stimulation_request(opts: RunOptions):
     """The parsed :class:`~scagents.goal.StimulationGoal` when the goal asks about the data's
-    treatment (an ``.h5ad`` whose ``obs`` has a condition or time-point column with a control
-    level, and a goal naming a treatment, time point or treatment word rather than a genetic
-    kind); ``None`` otherwise. Only ``obs`` and ``uns`` are read (backed mode).
+    treatment (an ``.h5ad`` — or the RNA modality of an ``.h5mu`` — whose ``obs`` has a condition
+    or time-point column with a control level, and a goal naming a treatment, time point or
+    treatment word rather than a genetic kind); ``None`` otherwise. Only ``obs`` and ``uns`` are
+    read (backed mode).
 
     Raises
     ------
@@ -242,14 +259,22 @@ def stimulation_request(opts: RunOptions):
         The goal is about the treatment but names an unknown treatment, time point or cell type.
     """
     import anndata as ad
+    import mudata as md
 
     from scagents.goal import find_stimulation_design, is_stimulation_goal, parse_stimulation_goal
 
     path = Path(opts.data)
-    if opts.perturbation_key or path.suffix.lower() != ".h5ad" or not path.is_file():
+    suffix = path.suffix.lower()
+    if opts.perturbation_key or suffix not in (".h5ad", ".h5mu") or not path.is_file():
         return None
     try:
-        backed = ad.read_h5ad(path, backed="r")
+        if suffix == ".h5mu":
+            rna, _ = _h5mu_rna_modality(path)
+            if rna is None:
+                return None
+            backed = md.read_h5ad(path, rna, backed="r")
+        else:
+            backed = ad.read_h5ad(path, backed="r")
     except Exception:  # noqa: BLE001 - an unreadable file gets load()'s own error
         return None
     try:
@@ -275,7 +300,16 @@ def _stimulation_data(opts: RunOptions, out: Path, goal) -> DataSummary:
     step = Steps("data", ["reading", "writing"], enabled=opts.progress)
     design = goal.design
     step(f"reading {Path(opts.data).name}")
-    rna = load(opts.data, perturbation_key=design.key, control_labels=[design.control])
+    note = goal.reading
+    modality = None
+    if Path(opts.data).suffix.lower() == ".h5mu":  # the treatment is predicted from RNA alone
+        modality, mods = _h5mu_rna_modality(Path(opts.data))
+        if others := [m for m in mods if m != modality]:
+            note += (f" The .h5mu's RNA modality {modality!r} is used; a treatment's response is "
+                     f"predicted from RNA only, so {', '.join(repr(m) for m in others)} "
+                     f"{'is' if len(others) == 1 else 'are'} not used.")
+    rna = load(opts.data, perturbation_key=design.key, control_labels=[design.control],
+               modality=modality)
     ctrl = rna.obs["is_control"].astype(bool).to_numpy()
     rna.obs["perturbation_type"] = pd.Categorical(np.where(ctrl, "control", "stimulation"))
     step(f"writing {DATA_FILE}")
@@ -287,9 +321,16 @@ def _stimulation_data(opts: RunOptions, out: Path, goal) -> DataSummary:
         n_cells=int(rna.n_obs), n_genes=int(rna.n_vars), modalities=["rna"],
         goal=goal.to_dict(), perturbation=Perturbation((goal.name,), kind="stimulation").to_dict(),
         goal_measured=goal.treatment in counts.index, goal_label=goal.treatment,
-        goal_note=goal.reading, measured=list(design.treated), candidates=[],
+        goal_note=note, measured=list(design.treated), candidates=[],
         cells_per_condition={str(k): int(v) for k, v in counts.items()},
-        stimulation=goal.to_dict())
+        stimulation=goal.to_dict(), is_counts=_is_counts(rna))
+
+
+def _is_counts(rna) -> bool | None:
+    """Whether ``standardize`` found counts in the RNA ``X`` (``None`` when it did not say)."""
+    rec = (rna.uns.get("scagents") or {}).get("data") or {}
+    value = rec.get("is_counts") if hasattr(rec, "get") else None
+    return None if value is None else bool(value)
 
 
 def _user_data(opts: RunOptions, out: Path) -> DataSummary:
@@ -330,7 +371,7 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
         goal_note=goal_note, excluded={str(k): int(v) for k, v in
                                        excluded.astype(str).value_counts().sort_index().items()},
         measured=measured, candidates=sorted(candidates), genes_path=GENES_FILE,
-        gene_selection=selection)
+        gene_selection=selection, is_counts=_is_counts(rna))
 
 
 def _genes_line(sel: dict) -> str:

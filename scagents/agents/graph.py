@@ -185,7 +185,8 @@ def _run_folder(run: str | Path, root: str | Path, action: str) -> Path:
     folder = Path(run) if Path(run).is_dir() else Path(root) / run
     if not (folder / CHECKPOINTS).is_file():
         raise RunNotFoundError(f"No run {str(run)!r} to {action}: {folder / CHECKPOINTS} does not exist. Run "
-                               f"ids are the folder names under {root}/.")
+                               f"ids are the folder names under {root}/; for a run written with --out "
+                               "elsewhere, give the path of its folder.")
     _check_checkpoints(folder)
     return folder
 

@@ -724,6 +724,11 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         evaluation["k"] = float(k)
         evaluation["same_sign_topk"] = float(np.sum(np.sign(pred.to_numpy()[top])
                                                     == np.sign(obs[top])))
+        if ctx.floor is not None:  # of those genes, the ones whose change clears the noise
+            clear = ctx.floor["clears"].reindex(ctx.genes).fillna(False).to_numpy(bool)[top]
+            evaluation["k_clear"] = float(clear.sum())
+            evaluation["same_sign_clear"] = float(np.sum((np.sign(pred.to_numpy()[top])
+                                                          == np.sign(obs[top]))[clear]))
     if ctx.floor is not None:
         df["noise_floor"] = ctx.floor["noise_floor"]
         df["clears_noise"] = ctx.floor["clears"]
@@ -1130,8 +1135,9 @@ def fallback_agent(state: RunState) -> dict:
     refit = refit_candidate(name, ctx.fit_task, seed=ctx.opts.seed,
                             network=not ctx.opts.skip_network)
     predict, fit_labels = refit or ctx.baselines[name], list(ctx.fit_task.labels)
-    fitted = (f"refitted on {len(fit_labels)} perturbations (training + validation; the goal's "
-              "perturbation held out)")
+    # only a measured goal has cells to hold out; an unmeasured one is simply not among them
+    fitted = (f"refitted on {len(fit_labels)} perturbations (training + validation"
+              + ("; the goal's perturbation held out)" if ctx.goal_held else ")"))
     if name == COMBINATION:
         fitted += ", its weights chosen again by inner validation over them"
     elif name == NETWORK:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,8 @@ _MIN_COUNT_CHANGE = 0.05
 
 
 def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None = None,
-               label: str = "the perturbation", k: int = 20, n_top: int = 8) -> dict:
+               label: str = "the perturbation", k: int = 20, n_top: int = 8,
+               cleared: Iterable[str] | None = None) -> dict:
     """Compare a predicted response with the twin's own simulation of the same perturbation.
 
     Parameters
@@ -65,6 +67,8 @@ def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None 
         accuracy (capped at the number of genes).
     n_top
         Genes listed per direction.
+    cleared
+        Genes whose change clears the noise (the evidence check); ``None``: not known.
 
     Returns
     -------
@@ -74,7 +78,9 @@ def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None 
         genes —, ``sign_agreement_top{k}``, ``mse`` and ``pearson`` over all responding genes), ``top_up`` /
         ``top_down`` (simulated vs predicted delta and activity change of the genes the simulation
         moves most), ``fate_shift``, ``compositional`` (listed genes whose count change is not a
-        change of model activity) and ``notes`` (plain-language verdict and explanations).
+        change of model activity) and ``notes`` (plain-language verdict and explanations); with
+        ``cleared`` also ``k_clear`` (how many of the top-``k`` genes clear the noise) and
+        ``same_sign_clear`` (how many of those the prediction has the sign of right).
     """
     from scagents.metrics import direction_metrics, mse, pearson, pearson_delta_topk, top_de_indices
 
@@ -132,7 +138,13 @@ def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None 
             + ". Counts are normalised to the same total per cell: when strongly expressed genes "
             "lose counts, unchanged genes take a larger share and appear up (and vice versa). "
             "This is not regulation, and a model trained on normalised counts learns it too.")
+    noise = {}
+    if cleared is not None:
+        clear = np.isin(np.asarray(genes[idx], dtype=str), [str(g) for g in cleared])
+        noise = {"k_clear": int(clear.sum()),
+                 "same_sign_clear": int(np.sum((np.sign(p_top) == np.sign(s_top))[clear]))}
     return {
+        **noise,
         "description": (f"The twin simulated {label} itself (held out from every model): the "
                         "prediction above is compared with the simulated change from control of "
                         f"the model's {len(genes)} responding genes"
@@ -177,6 +189,34 @@ def held_out_sentence(pol: PolicySummary, label: str, twin: bool = False) -> str
             "observed cells.")
 
 
+def _agreement_clause(n: int, k: int, k_clear: int | None, n_clear: int | None) -> str:
+    """``"{n} of the {k} most changed genes (verdict)"``, the verdict on the genes whose change
+    clears the noise when only ``k_clear`` of the ``k`` do (agreement on noise-level changes says
+    nothing about the prediction).
+
+    Parameters
+    ----------
+    n, k
+        Genes with the right sign among the ``k`` most changed.
+    k_clear, n_clear
+        How many of those ``k`` clear the noise, and how many of these have the right sign;
+        ``None`` when not known (the sentence is then about all ``k``).
+
+    Returns
+    -------
+    str
+        The clause, ending without a full stop.
+    """
+    said = f"{n} of the {k} most changed genes"
+    if k_clear is None or n_clear is None or k_clear >= k:
+        return f"{said} ({_agreement(n, k)})"
+    if k_clear == 0:
+        return (f"{said}, but none of them changes beyond the noise (see the evidence check), so "
+                "this agreement says little")
+    return (f"{said}; only {k_clear} of them change beyond the noise, and it has the direction of "
+            f"{n_clear} of those {k_clear} right ({_agreement(n_clear, k_clear)})")
+
+
 def _agreement(n: int, k: int) -> str:
     """Plain words for a sign agreement of ``n`` of ``k`` genes (chance is about half)."""
     frac = n / k if k else 0.0
@@ -209,13 +249,14 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
         k = tc["k"]
         n = int(round(tc["metrics"][f"sign_agreement_top{k}"] * k))
         trust = (f"**How far to trust it:** the prediction agrees in direction with the twin's own "
-                 f"simulation of {label} for {n} of the {k} most changed genes "
-                 f"({_agreement(n, k)}).")
+                 f"simulation of {label} for "
+                 f"{_agreement_clause(n, k, tc.get('k_clear'), tc.get('same_sign_clear'))}.")
     elif result.get("evaluation"):
-        k, n = result["evaluation"]["k"], result["evaluation"]["same_sign"]
+        ev = result["evaluation"]
+        k, n = ev["k"], ev["same_sign"]
         trust = (f"**How far to trust it:** the prediction agrees with the {pol.held_out_cells} "
-                 f"observed cells of {label} in direction for {n} of the {k} most changed genes "
-                 f"({_agreement(n, k)}).")
+                 f"observed cells of {label} in direction for "
+                 f"{_agreement_clause(n, k, ev.get('k_clear'), ev.get('same_sign_clear'))}.")
     else:
         val = pol.validation.get(pol.method, {})
         acc = val.get("direction_accuracy")
@@ -353,6 +394,7 @@ def build_result(state: RunState) -> dict:
     noise = (" — no detectable effect: for reference only"
              if pol.evidence and pol.evidence["detectable"] is False else "")
     figures["effects"] = plot_effects(genes, out / "effects.png", inputs=data.inputs,
+                                      is_counts=data.is_counts,
                                       title=f"Predicted response to {label} ({pol.method}"
                                             + (", not validated)" if pol.status == "unchecked"
                                                else ")") + noise).name
@@ -417,7 +459,7 @@ def build_result(state: RunState) -> dict:
     result: dict = {
         "goal": data.goal, "perturbation": pert,
         "data": {"source": data.source, "description": data.description,
-                 "n_cells": data.n_cells, "n_genes": data.n_genes},
+                 "n_cells": data.n_cells, "n_genes": data.n_genes, "is_counts": data.is_counts},
         "method": {"name": pol.method, "description": method},
         "genes": genes[:50],
         "top_up": [g.model_dump() for g in pol.top_up],
@@ -458,8 +500,12 @@ def build_result(state: RunState) -> dict:
                                     "check it, a ranking would rest on the same unchecked network.")
     if data.truth_path and (out / data.truth_path).exists():
         truth = pd.read_csv(out / data.truth_path, index_col=0)
+        ev = pol.evidence or {}
+        cleared = ev.get("cleared")  # the evidence stores at most 50 names: only a full list
+        if cleared is not None and ev.get("n_clear", len(cleared)) > len(cleared):
+            cleared = None
         result["twin_check"] = twin_check(pred["delta"], truth, fates=data.truth_fates,
-                                          label=label)
+                                          label=label, cleared=cleared)
     elif pol.evaluation and pol.held_out:
         result["evaluation"] = {
             "description": f"{label} was {'simulated on the twin' if data.truth_path else 'measured'}"
@@ -470,9 +516,12 @@ def build_result(state: RunState) -> dict:
                            + (f"; it has the sign of {int(pol.evaluation['same_sign_topk'])} of "
                               f"the {int(pol.evaluation['k'])} most changed genes right."
                               if "k" in pol.evaluation else "."),
-            "metrics": {m: v for m, v in pol.evaluation.items() if m not in ("k", "same_sign_topk")},
+            "metrics": {m: v for m, v in pol.evaluation.items()
+                        if m not in ("k", "same_sign_topk", "k_clear", "same_sign_clear")},
             "k": int(pol.evaluation.get("k", 0)),
-            "same_sign": int(pol.evaluation.get("same_sign_topk", 0))}
+            "same_sign": int(pol.evaluation.get("same_sign_topk", 0)),
+            **{m: int(pol.evaluation[m]) for m in ("k_clear", "same_sign_clear")
+               if m in pol.evaluation}}
     own = {t: float(pred.loc[t, "delta"]) for t in pert["targets"] if t in pred.index}
     result["headline"] = headline(result, pol, label, kind=pert["kind"], targets=own)
     if stim:

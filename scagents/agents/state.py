@@ -116,6 +116,9 @@ class DataSummary(_Model):
         "regulator); None: every gene."))
     gene_selection: dict = Field(default_factory=dict, description=(
         "How the genes were chosen: n_total, cap, n_selected, n_regulators, counts per reason."))
+    is_counts: bool | None = Field(None, description=(
+        "Whether the RNA values are counts (log1p-normalised to 10⁴ per cell before use) or "
+        "already-normalised values used as given; None: not recorded (a run from before)."))
     stimulation: dict | None = Field(None, description=(
         "A goal about the data's treatment (scagents.goal.StimulationGoal.to_dict): treatment "
         "level, cell type, how the goal was read; the stimulation agent answers it."))

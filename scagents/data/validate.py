@@ -330,7 +330,8 @@ def find_perturbation_key(adata: ad.AnnData, perturbation_key: str | None = None
         if perturbation_key not in adata.obs:
             raise PerturbationError(
                 f"perturbation_key={perturbation_key!r} is not an obs column. The obs columns are: "
-                f"{cols or 'none'}. Pass the column that holds each cell's perturbation label."
+                f"{cols or 'none'}. Pass the column that holds each cell's perturbation label "
+                "(CLI: --perturbation-key COLUMN)."
             )
         return perturbation_key
     recorded = _recorded(adata).get("perturbation_key")
@@ -491,7 +492,7 @@ def standardize(
                else "No control label (non-targeting, control, ctrl, NT, safe-targeting, ...) was recognised")
         raise PerturbationError(
             f"{how} in obs[{key!r}]. Labels seen: {seen}{more}. Pass control_labels=[...] naming "
-            "the label(s) of the control cells."
+            "the label(s) of the control cells (CLI: --control LABEL)."
         )
     perturbed = [lab for lab in uniq if targets[lab]]
 

@@ -51,3 +51,11 @@ def test_resume_unknown_run(tmp_path):
     proc = _cli("run", "--resume", "nope", "--quiet", cwd=tmp_path)
     assert proc.returncode == 2 and "No run 'nope' to resume" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_unknown_run_error_says_a_run_folder_path_works(tmp_path):
+    # a run written with --out elsewhere is not under ./scagents_runs: the error says what to give
+    from scagents.agents.graph import RunNotFoundError, _run_folder
+
+    with pytest.raises(RunNotFoundError, match="give the path of its folder"):
+        _run_folder("my_run", tmp_path / "scagents_runs", "resume")

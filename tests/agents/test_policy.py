@@ -149,3 +149,12 @@ def test_goal_label_the_task_lost_is_said_not_swallowed(screens):
     # the data's own G0 knockout cells are still held out; the lost label is said
     assert [task.labels[i] for i in held] == ["G0"]
     assert "'G0 guide 2'" in note and "fewer than the 5" in note
+
+
+def test_fallback_says_held_out_only_when_the_goal_was_measured(screens, tmp_path):
+    # an unmeasured goal has no cells to hold out: the decision must not claim it was held out
+    _, data, pol = _answer(screens["knockout"], "predict G20 knockout", tmp_path / "unmeasured")
+    assert not data.goal_measured
+    assert "refitted on" in pol.decision and "held out)" not in pol.decision
+    _, data, pol = _answer(screens["knockout"], "predict G3 knockout", tmp_path / "measured")
+    assert data.goal_measured and "the goal's perturbation held out)" in pol.decision

@@ -68,3 +68,27 @@ def test_headline_without_measured_cells_uses_validation():
     lines = headline(_result(top_up=[], top_down=[]), pol, "X knockout")
     assert lines[0] == "**Answer:** X knockout is predicted to change no gene by more than 0.01."
     assert "no cells of it were measured" in lines[1] and "70 %" in lines[1]
+
+
+def test_trust_verdict_rests_on_the_genes_that_clear_the_noise():
+    # 19 most changed genes, only 4 clear the noise and 3 of those have the right sign: the
+    # verdict must not be "poor agreement ... do not rely" because noise-level genes disagree
+    pol = PolicySummary(status="fallback", method="combination (stacked)", validation_labels=["A"])
+    tc = {"k": 19, "metrics": {"sign_agreement_top19": 11 / 19}, "k_clear": 4, "same_sign_clear": 3}
+    line = headline(_result(twin_check=tc), pol, "STAT1 knockout")[1]
+    assert "for 11 of the 19 most changed genes; only 4 of them change beyond the noise" in line
+    assert "3 of those 4 right (partial agreement" in line and "do not rely" not in line
+    none = {**tc, "k_clear": 0, "same_sign_clear": 0}
+    assert "none of them changes beyond the noise" in headline(_result(twin_check=none), pol,
+                                                               "STAT1 knockout")[1]
+    ev = {"metrics": {}, "k": 20, "same_sign": 20, "k_clear": 20, "same_sign_clear": 20}
+    pol.held_out_cells = 444
+    assert "for 20 of the 20 most changed genes (good agreement)." in headline(
+        _result(evaluation=ev), pol, "STAT1 knockout")[1]
+
+
+def test_twin_check_counts_the_top_genes_that_clear_the_noise():
+    pred = pd.Series({"TCR": -0.9, "STAT1": -0.5, "GATA3": 0.3, "TBX21": 0.2, "IL4": 0.01})
+    tc = twin_check(pred, _truth(), label="STAT1 knockout", k=20, cleared=["STAT1", "TBX21", "TCR"])
+    assert tc["k_clear"] == 2 and tc["same_sign_clear"] == 1  # TBX21 predicted up, simulated down
+    assert "k_clear" not in twin_check(pred, _truth(), label="STAT1 knockout", k=20)

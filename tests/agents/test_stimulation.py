@@ -82,6 +82,10 @@ def test_time_course_goal_on_scicar(tmp_path, capsys):
     assert report["method"]["name"] == "mean shift"
     assert "not validated" in report["method"]["description"]
     assert report["notes"][0].startswith("The 1075 treated cells of time point '3' were held out")
+    # sci-CAR holds normalised values, not counts: the report must not say they were normalised
+    assert report["data"]["is_counts"] is False
+    md = (out / "report.md").read_text()
+    assert "they are not counts" in md and "counts normalised to 10⁴" not in md
 
 
 def test_goal_over_all_cells_predicts_each_cell_type_from_the_others(kang_small, tmp_path):
@@ -97,3 +101,23 @@ def test_goal_over_all_cells_predicts_each_cell_type_from_the_others(kang_small,
     assert any(n.startswith("Not predicted") and "Eryth" in n for n in report["notes"])
     assert report["evaluation"]["metrics"]["pearson_delta_topk"] > 0.5
     assert "## Per cell type" in (out / "report.md").read_text()
+
+
+def test_time_course_goal_on_an_h5mu_uses_its_rna_modality(tmp_path, capsys):
+    # an RNA + ATAC .h5mu used to stop with "No perturbation column found" for a treatment goal
+    import anndata as ad
+    import mudata as md
+
+    rna = ad.read_h5ad(shared_file("multiome/cao2018_scicar_a549_dex_rna.h5ad"))
+    atac = ad.AnnData(np.ones((rna.n_obs, 5), np.float32), obs=rna.obs.copy())
+    atac.var_names = [f"peak{i}" for i in range(5)]
+    path = tmp_path / "scicar.h5mu"
+    md.MuData({"rna": rna, "atac": atac}).write(path)
+    out = tmp_path / "run"
+    rc = main(["run", "--data", str(path), "--goal", "predict dexamethasone 3h", "--out", str(out),
+               "--quiet"])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    assert "RNA modality 'rna' is used" in printed.out and "'atac' is not used" in printed.out
+    report = json.loads((out / "report.json").read_text())
+    assert report["notes"][0].startswith("The 1075 treated cells of time point '3' were held out")

@@ -355,3 +355,13 @@ def test_control_and_junk_labels_in_one_data_set():
     assert rec["n_perturbations"] == 2 and int(adata.obs["is_control"].sum()) == 12
     assert set(adata.obs.loc[adata.obs["perturbation_type"] == "excluded", "perturbation"]) \
         == set(junk)
+
+
+def test_column_and_control_errors_name_the_cli_flags():
+    # a CLI user cannot pass control_labels=[...]: the errors name the flags too
+    obs = pd.DataFrame({"perturbation": ["a", "b", "a", "b"]}, index=[f"c{i}" for i in range(4)])
+    adata = ad.AnnData(np.ones((4, 3), np.float32), obs=obs)
+    with pytest.raises(PerturbationError, match="CLI: --control LABEL"):
+        D.standardize(adata.copy())
+    with pytest.raises(PerturbationError, match="CLI: --perturbation-key COLUMN"):
+        D.standardize(adata.copy(), perturbation_key="guide")
