@@ -189,6 +189,11 @@ def held_out_sentence(pol: PolicySummary, label: str, twin: bool = False) -> str
             "observed cells.")
 
 
+MIN_JUDGED = 5
+"""Fewest genes clearing the noise on which the trust line gives a verdict: with fewer, even all signs right
+is not unlikely by chance (4 of 4: p = 0.0625 against a coin flip)."""
+
+
 def _agreement_clause(n: int, k: int, k_clear: int | None, n_clear: int | None) -> str:
     """``"{n} of the {k} most changed genes (verdict)"``, the verdict on the genes whose change
     clears the noise when only ``k_clear`` of the ``k`` do (agreement on noise-level changes says
@@ -213,8 +218,10 @@ def _agreement_clause(n: int, k: int, k_clear: int | None, n_clear: int | None) 
     if k_clear == 0:
         return (f"{said}, but none of them changes beyond the noise (see the evidence check), so "
                 "this agreement says little")
+    verdict = (_agreement(n_clear, k_clear) if k_clear >= MIN_JUDGED else
+               f"too few to tell from chance: {MIN_JUDGED} or more are needed")
     return (f"{said}; only {k_clear} of them change beyond the noise, and it has the direction of "
-            f"{n_clear} of those {k_clear} right ({_agreement(n_clear, k_clear)})")
+            f"{n_clear} of those {k_clear} right ({verdict})")
 
 
 def _agreement(n: int, k: int) -> str:

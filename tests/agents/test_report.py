@@ -77,7 +77,11 @@ def test_trust_verdict_rests_on_the_genes_that_clear_the_noise():
     tc = {"k": 19, "metrics": {"sign_agreement_top19": 11 / 19}, "k_clear": 4, "same_sign_clear": 3}
     line = headline(_result(twin_check=tc), pol, "STAT1 knockout")[1]
     assert "for 11 of the 19 most changed genes; only 4 of them change beyond the noise" in line
-    assert "3 of those 4 right (partial agreement" in line and "do not rely" not in line
+    assert "3 of those 4 right (too few to tell from chance" in line and "do not rely" not in line
+    five = {**tc, "k_clear": 5, "same_sign_clear": 4}
+    assert "4 of those 5 right (good agreement)" in headline(_result(twin_check=five), pol, "STAT1 knockout")[1]
+    one = {**tc, "k_clear": 1, "same_sign_clear": 1}  # one gene right is a coin flip, not "good agreement"
+    assert "good agreement" not in headline(_result(twin_check=one), pol, "STAT1 knockout")[1]
     none = {**tc, "k_clear": 0, "same_sign_clear": 0}
     assert "none of them changes beyond the noise" in headline(_result(twin_check=none), pol,
                                                                "STAT1 knockout")[1]
