@@ -732,7 +732,9 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     if ctx.floor is not None:
         df["noise_floor"] = ctx.floor["noise_floor"]
         df["clears_noise"] = ctx.floor["clears"]
-        evidence = evidence_check(ctx.floor, kind="observed", n_cells=ctx.n_goal_cells,
+        # the twin's milieu inputs are set, not responding: a count change of theirs is only the normalisation
+        responding = ctx.floor[~ctx.floor.index.isin(ctx.data.inputs)]
+        evidence = evidence_check(responding, kind="observed", n_cells=ctx.n_goal_cells,
                                   inputs=ctx.data.inputs, silent_model=ctx.data.silent_model,
                                   replicated=ctx.replicated)
     elif interval is not None:

@@ -448,6 +448,10 @@ def test_answer_carries_evidence_and_calibrated_intervals(base_state, tmp_path, 
     pol = PolicySummary.model_validate(st["policy"])
     assert pol.evidence["kind"] == "observed" and pol.evidence["detectable"]
     assert "IFNG" in pol.evidence["cleared"]
+    # the twin's milieu inputs are set, not responding: never counted as genes that change
+    inputs = set(st["data"]["inputs"])
+    assert inputs and not inputs & set(pol.evidence["cleared"])
+    assert pol.evidence["n_genes"] == len(pd.read_csv(Path(st["out_dir"]) / "prediction.csv")) - len(inputs)
     assert pol.interval["level"] == 0.8 and 0 < pol.interval["q"] < np.inf
     assert pol.interval["n_calibration"] == len(pol.validation_labels)
     out = Path(st["out_dir"])
