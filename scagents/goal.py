@@ -44,6 +44,9 @@ GENERIC_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"stimulat\w*|treat\w*", "stimulation"),
 )
 
+#: nouns of a gain that a goal without a kind word must not have answered as the default knockout
+AMBIGUOUS_UP = r"\bactivations?\b|up[- ]?regulations?\b|\binductions?\b"
+
 #: kinds that remove a gene's function: the data's knockout and knockdown answer each other's goal
 LOSS_OF_FUNCTION = frozenset({"knockout", "knockdown"})
 
@@ -268,6 +271,13 @@ def parse_goal(
             f"{typo[0]!r} in the goal {text!r} is not a perturbation kind; did you mean {typo[1]!r}? "
             f'Write e.g. "predict {"+".join(found) or "GENE"} {typo[1]}" (knockout, knockdown or '
             "overexpression).")
+    if kind is None and found and (noun := re.search(AMBIGUOUS_UP, text.lower())) is not None:
+        # "STAT1 activation" may mean more of the gene (CRISPRa) or of its protein's activity: never the
+        # default knockout, which is the opposite perturbation
+        raise GoalError(
+            f"{noun.group(0)!r} in the goal {text!r} is not read as a perturbation kind; write "
+            f'"predict {"+".join(found)} overexpression" (more of the gene, e.g. CRISPRa) or '
+            f'"predict {"+".join(found)} knockout".')
     kind = kind or default_kind
     if unknown:
         # a symbol-like word the data do not have: say which and what is close

@@ -243,3 +243,20 @@ def test_misspelt_kind_word_is_refused_not_read_as_knockout(text, word, meant):
                                   "predict STAT1 knock-out"])
 def test_words_near_no_kind_word_keep_the_default(text):
     assert parse_goal(text, GENES).perturbation.kind == "knockout"
+
+
+@pytest.mark.parametrize("text", ["predict STAT1 activation", "predict STAT1 upregulation",
+                                  "predict STAT1 up-regulation", "predict induction of STAT1"])
+def test_gain_nouns_without_a_kind_are_refused_not_read_as_knockout(text):
+    # "STAT1 activation" answered as the default knockout would predict the opposite perturbation
+    with pytest.raises(GoalError) as err:
+        parse_goal(text, GENES)
+    msg = str(err.value)
+    assert "\n" not in msg and "STAT1 overexpression" in msg and "STAT1 knockout" in msg
+
+
+@pytest.mark.parametrize("text, kind", [("predict STAT1 knockout in activated T cells", "knockout"),
+                                        ("activate STAT1", "overexpression"),
+                                        ("predict STAT1 overexpression and its activation", "overexpression")])
+def test_gain_nouns_beside_a_kind_keep_the_kind(text, kind):
+    assert parse_goal(text, GENES).perturbation.kind == kind
