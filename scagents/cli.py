@@ -198,7 +198,9 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
                         "default for a new campaign: from the goal's words (increase/boost, decrease/suppress, "
                         "else either); stored with the campaign")
     p.add_argument("--designer", default=None,
-                   help="policy, ridge_ucb, gp_ucb, bayes_prior (prior-anchored Bayesian), prior_only or random; default: the campaign's stored "
+                   help="policy, ridge_ucb, gp_ucb, bayes_prior (prior-anchored Bayesian), learned_policy (the trained "
+                        "TRPO→PPO acquisition; answers only if it passed its validation), prior_only or random; default: "
+                        "the campaign's stored "
                         "designer, else bayes_prior (naming another one starts it afresh)")
     p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
     p.add_argument("--seed", type=_seed, default=None, help="random seed (default: the stored one, else 0)")
@@ -322,9 +324,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         print(f"{summary.path}: already ingested (this file was ingested before; nothing added to "
               f"campaign {summary.campaign!r}).")
     else:
-        rounds = ", ".join(str(r) for r in summary.rounds) or "-"
+        rounds = ", ".join(str(r) for r in summary.rounds)
         print(f"{summary.path}: {summary.n_new} new measurement(s) added to campaign "
-              f"{summary.campaign!r} (round {rounds}); {summary.n_already} already stored.")
+              f"{summary.campaign!r}{f' (round {rounds})' if rounds else ''}; {summary.n_already} already stored.")
     return 0
 
 

@@ -228,3 +228,23 @@ def test_next_help_names_the_default_designer():
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     designer = next(a for a in sub.choices["next"]._actions if a.dest == "designer")
     assert f"else {DEFAULT_DESIGNER} " in designer.help
+
+
+def test_campaigns_best_is_the_campaigns_own_reward(campaign, tmp_path, capsys):
+    # objective "either" rewards the distance from the measured median (hit_likeness), not |score|:
+    # of 10.0, 9.5 and 1.0 the 1.0 is farthest from the median 9.5
+    db, first = campaign
+    g = list(first["gene"][:3])
+    res = tmp_path / "r.csv"
+    res.write_text(f"gene,score\n{g[0]},10.0\n{g[1]},9.5\n{g[2]},1.0\n")
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    assert "(round 0)" in capsys.readouterr().out
+    again = tmp_path / "r2.csv"  # the same measurements in another file: nothing new, no round to name
+    again.write_text(f"gene,score\n{g[2]},1.0\n{g[0]},10.0\n")
+    assert main(["ingest", "--campaign", "ifng", str(again), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "0 new measurement(s)" in out and "round" not in out
+    assert main(["campaigns", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = dict(zip(lines[0].split(), re.split(r"\s{2,}", lines[1]), strict=True))
+    assert row["best"] == f"{g[2]} (+1)"

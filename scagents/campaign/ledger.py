@@ -882,10 +882,12 @@ def campaign_summaries(db_path: str | Path) -> list[dict]:
                 last_ingest = con.execute("SELECT MAX(created) FROM ingests WHERE campaign_id = ?",
                                           (cid,)).fetchone()[0]
                 best = "-"
-                if meas:
-                    key = {"increase": lambda r: r[1], "decrease": lambda r: -r[1]}.get(
-                        objective, lambda r: abs(r[1]))
-                    gene, value = max(meas, key=key)
+                if meas:  # best under the campaign's own reward (for "either": farthest from the median)
+                    from scagents.campaign.acquisition import hit_likeness
+
+                    values = np.array([v for _, v in meas], dtype=np.float64)
+                    reward = hit_likeness(values, objective if objective in ("increase", "decrease") else "abs")
+                    gene, value = meas[int(np.argmax(reward))]
                     best = f"{gene} ({value:+.3g})"
                 updated = max(t for t in (created, last_round, last_ingest) if t is not None)
                 rows.append({"campaign": name, "goal": goal, "rounds": int(n_rounds),
