@@ -214,6 +214,10 @@ def additive_comparison(predicted: pd.Series, additive: pd.Series, targets: Iter
         sentence += ("; the targets themselves: " + ", ".join(
             f"{t} predicted {v['predicted']:+.2f} vs additive {v['additive']:+.2f}"
             for t, v in own.items()))
+    unmeasured = [str(t) for t in targets if t not in add.index]
+    if unmeasured:
+        sentence += (f" ({', '.join(unmeasured)} {'is' if len(unmeasured) == 1 else 'are'} not "
+                     "among the genes worked on)")
     return {
         "description": (f"Additive reference for {label} {kind}: the sum of the observed changes "
                         "from control of " + " + ".join(
@@ -345,6 +349,11 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
                                f"this method predicted the direction of change right for "
                                f"{100 * acc:.0f} % of the most changed genes." if acc is not None
                                else "."))
+    add = result.get("additive")
+    if add:  # a combination: the sum of its measured singles is the reference to beat
+        trust += (f" Beside the sum of the measured single effects (additive reference), it has "
+                  f"the sign of {add['same_sign']} of that sum's {add['k']} most changed genes and "
+                  f"{add['norm_ratio']:.2f} times its size.")
     sign = {"knockout": -1, "knockdown": -1, "overexpression": 1}.get(kind, 0)
     against = [f"{g} ({d:+.2f})" for g, d in (targets or {}).items()
                if sign and d * sign < -MIN_LISTED]

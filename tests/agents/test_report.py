@@ -120,3 +120,12 @@ def test_additive_comparison_puts_the_sum_of_singles_beside_a_shrunken_predictio
     ratio = float(np.linalg.norm(pred.drop("TCR")) / np.linalg.norm(add.drop("TCR")))
     assert out["norm_ratio"] == round(ratio, 4) and f"{ratio:.2f} times" in out["sentence"]
     assert "'STAT1g1', 'STAT1g2', averaged" in out["description"]
+
+
+def test_headline_names_the_additive_reference_of_a_combination():
+    add = {"same_sign": 19, "k": 20, "norm_ratio": 0.13}
+    pol = PolicySummary(status="fallback", method="linear gene embedding", validation_labels=["A"])
+    head = headline(_result(additive=add), pol, "STAT1+IRF1 knockout")
+    assert ("additive reference), it has the sign of 19 of that sum's 20 most changed genes and "
+            "0.13 times its size.") in head[1]
+    assert "additive" not in headline(_result(), pol, "STAT1 knockout")[1]
