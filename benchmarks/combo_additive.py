@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--n-regulators", type=int, default=5)
+    ap.add_argument("--summarise-only", action="store_true",
+                    help="write the results from the cached runs, starting no new one")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     regs = regulators(args.n_regulators)
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     for seed in seeds:  # every pair at seed 0 first: a cut-short run still covers the pairs
         for a, b in pairs:
-            if (f"{a}+{b}", seed) in done:
+            if (f"{a}+{b}", seed) in done or args.summarise_only:
                 continue
             row = one_run(a, b, seed)
             done[(row["pair"], seed)] = row
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
              f"Command: `{command.strip()}` (each run `python -m scagents run --goal \"predict A "
              "and B knockout\" --seed S`, CLI defaults).", "",
              f"Regulators (most edges to non-input genes): {', '.join(regs)}; {len(pairs)} pairs "
-             f"× seeds {seeds}; {len(ok)} of {len(rows)} runs finished with both scores. Answering "
+             f"× seeds {seeds}; {len(ok)} of {len(pairs) * len(seeds)} planned runs finished with both "
+             f"scores ({len(rows)} started). Answering "
              f"methods seen: {', '.join(methods) or 'none'}.", "",
              "Differences are answer − additive, paired by run (MSE: lower is better; "
              "Pearson-delta top-20: higher is better).", "",
