@@ -503,6 +503,8 @@ def render_markdown(result: dict) -> str:
         else:
             lines += [f"No gene changes {direction} by more than {result['min_effect']}."]
         lines += [""]
+    if result.get("additive"):
+        lines += _additive_lines(result["additive"])
     if result.get("fate_shift"):
         lines += ["## Fate shift", "", "Fraction of cells whose trajectory reaches each fate.", ""]
         fs = result["fate_shift"]
@@ -576,6 +578,21 @@ def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> li
         lines += [f"- Direct target {t['gene']}: predicted {t['predicted_delta']:+.3f} (expected "
                   f"{t['expected']}) — {'agrees' if t['agrees'] else 'DISAGREES'}."]
     return lines + ([""] if targets else [])
+
+
+def _additive_lines(add: dict) -> list[str]:
+    """Markdown of the "Additive reference" section of a combination goal."""
+    lines = ["## Additive reference: sum of the measured single effects", "",
+             add.get("description", ""), "", f"**{add['sentence']}**", ""]
+    lines += _table(add["rows"], ["gene", "predicted_delta", "additive_delta",
+                                  "same_direction"]) + [""]
+    if add.get("twin_metrics"):
+        lines += [add.get("twin_sentence", ""), ""]
+        tm = add["twin_metrics"]
+        lines += _table([{"metric": m, "prediction": v, "additive reference": tm["additive"][m]}
+                         for m, v in tm["prediction"].items()],
+                        ["metric", "prediction", "additive reference"]) + [""]
+    return lines
 
 
 def _twin_check_lines(tc: dict) -> list[str]:

@@ -67,6 +67,29 @@ def test_twin_check_table_rows_parse_to_two_cells():
     assert len(table_cells(rows[0])) == 2
 
 
+def test_additive_section_sits_beside_the_prediction_with_the_twin_scores():
+    base = {
+        "perturbation": {"targets": ["STAT1", "TBX21"], "kind": "knockout"},
+        "goal": {"text": "g"}, "data": {"description": "d", "n_cells": 1, "n_genes": 2},
+        "method": {"name": "m", "description": "x"}, "seed": 0, "version": "0",
+        "top_up": [], "top_down": [], "min_effect": 0.01}
+    add = {"description": "Additive reference for STAT1+TBX21 knockout: ...",
+           "sentence": "The prediction has the sign of 13 of the 19 genes.",
+           "rows": [{"gene": "STAT1", "predicted_delta": -0.735, "additive_delta": 0.887,
+                     "same_direction": "NO"}],
+           "twin_sentence": "Against the twin's simulation: closer by MSE: the additive reference.",
+           "twin_metrics": {"prediction": {"mse": 0.4375}, "additive": {"mse": 0.2717}}}
+    md = render_markdown({**base, "additive": add})
+    assert "## Additive reference: sum of the measured single effects" in md
+    assert "**The prediction has the sign of 13 of the 19 genes.**" in md
+    row = next(ln for ln in md.splitlines() if ln.startswith("| STAT1"))
+    assert table_cells(row) == ["STAT1", "-0.735", "0.887", "NO"]
+    mse = next(ln for ln in md.splitlines() if ln.startswith("| mse"))
+    assert table_cells(mse) == ["mse", "0.438", "0.272"]
+    # absent for a single-gene goal
+    assert "Additive reference" not in render_markdown(base)
+
+
 @pytest.mark.parametrize("key, first", [("X_joint_umap", "UMAP 1"), ("X_umap", "UMAP 1"),
                                         ("X_pca", "PC 1"), ("PCA of RNA", "PC 1"),
                                         ("X_diffmap", "diffusion component 1"),

@@ -60,7 +60,7 @@ __all__ = ["policy_agent", "fallback_agent", "POLICY_FILE", "PREDICTION_FILE", "
            "rank_proposals", "pair_candidates", "compare_to_baseline", "Verdict", "MIN_LISTED", "POLICY", "BASELINES",
            "REFERENCE", "COMBINATION", "NETWORK", "policy_train_config", "Answer", "answering_rule",
            "answering_predictor", "fallback_choice", "fit_candidates", "refit_candidate",
-           "validation_split"]
+           "validation_split", "additive_of_singles"]
 
 POLICY_FILE = "policy.pt"
 PREDICTION_FILE = "prediction.csv"
@@ -679,6 +679,42 @@ def rank_proposals(goal_delta: pd.Series, candidates: list[str], kind: str,
     return out
 
 
+def additive_of_singles(task, targets: tuple[str, ...], kind: str
+                        ) -> tuple[np.ndarray, dict[str, list[str]]] | None:
+    """The additive reference of a combination: the sum of its targets' measured single effects.
+
+    The standard baseline for combinations (Norman et al. 2019; Ahlmann-Eltze et al. 2025): each
+    target's observed single-gene effect of the same kind (the mean over its labels, e.g. one per
+    guide) in ``task``, summed. Observed data, not a model: nothing is fitted.
+
+    Parameters
+    ----------
+    task
+        The run's :class:`scagents.envs.ResponseTask` (every perturbation, its observed deltas).
+    targets, kind
+        The combination.
+
+    Returns
+    -------
+    tuple or None
+        ``(delta, labels)`` — the summed observed delta over the task's genes and, per target, the
+        labels whose effects were averaged — or ``None`` when the goal has fewer than two targets
+        or a target has no measured single perturbation of that kind.
+    """
+    if len(targets) < 2:
+        return None
+    total = np.zeros(len(task.features["rna"]))
+    used: dict[str, list[str]] = {}
+    for t in targets:
+        idx = [i for i, p in enumerate(task.perturbations)
+               if tuple(p.targets) == (t,) and p.kind == kind]
+        if not idx:
+            return None
+        used[t] = [task.labels[i] for i in idx]
+        total += np.mean([task.observed_delta(i, modality="rna") for i in idx], axis=0)
+    return total, used
+
+
 def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict: Predict,
             validation: dict, attempts: int, reason: str = "", decision: str = "",
             fit_labels: list[str] | None = None, retrain: bool = False,
@@ -751,6 +787,10 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
                     "needed": "To check the effect: measure the perturbation, or enough other "
                               "perturbations to validate a predictor."}
     evidence = _with_target_expression(ctx, evidence)
+    additive = additive_of_singles(ctx.task, goal.targets, goal.kind)
+    if additive is not None:  # the combination's reference: sum of the measured single effects
+        df["additive_delta"] = additive[0]
+    additive_labels = {} if additive is None else additive[1]
     df = df.reindex(df["delta"].abs().sort_values(ascending=False).index)
     df.index.name = "gene"
     with atomic_path(ctx.out / PREDICTION_FILE) as tmp:
@@ -788,7 +828,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
             train_labels=list(ctx.train.labels),
             fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
             decision=decision, retrain=False, evaluation=evaluation, evidence=evidence,
-            interval=interval, target_check=targets, held_out=ctx.goal_label,
+            interval=interval, target_check=targets, additive_labels=additive_labels,
+            held_out=ctx.goal_label,
             held_out_labels=list(ctx.goal_held), held_out_cells=ctx.goal_cells,
             held_out_note=ctx.held_note, network_signs=_network_signs(ctx))
     candidates = [] if n_proposals == 0 else ctx.data.candidates or pair_candidates(ctx.genes, ctx.data.measured, goal.targets)
@@ -806,7 +847,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         top_up=rows(listed[listed["delta"] > MIN_LISTED]),
         top_down=rows(listed[listed["delta"] < -MIN_LISTED]),
         evaluation=evaluation, proposals=proposals, evidence=evidence, interval=interval,
-        target_check=targets, network_signs=_network_signs(ctx))
+        target_check=targets, additive_labels=additive_labels,
+        network_signs=_network_signs(ctx))
 
 
 def _network_signs(ctx: _Context) -> dict:

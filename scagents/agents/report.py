@@ -23,7 +23,7 @@ from scagents.agents.state import (
 )
 
 __all__ = ["report_agent", "build_result", "twin_check", "held_out_sentence", "headline",
-           "STABLE_ACTIVITY"]
+           "additive_comparison", "STABLE_ACTIVITY"]
 
 #: what each agent contributes to the report (the "which agent produced what" table)
 _PRODUCED = {
@@ -156,6 +156,83 @@ def twin_check(predicted: pd.Series, truth: pd.DataFrame, *, fates: dict | None 
     }
 
 
+def additive_comparison(predicted: pd.Series, additive: pd.Series, targets: Iterable[str], *,
+                        kind: str, labels: dict[str, list[str]], k: int = 20, n_top: int = 10,
+                        inputs: Iterable[str] = ()) -> dict:
+    """Set a combination's prediction beside the additive reference (sum of the measured singles).
+
+    Parameters
+    ----------
+    predicted, additive
+        Predicted change and the sum of the targets' observed single effects, indexed by gene.
+    targets, kind
+        The goal's targets and kind.
+    labels
+        Per target, the labels whose observed effects were summed (for the text).
+    k
+        Genes the additive reference changes most, on which the sign agreement and the Pearson
+        correlation are computed (capped at the number of genes).
+    n_top
+        Genes listed: the largest of ``max(|predicted|, |additive|)``.
+    inputs
+        Model inputs (set, not predicted): left out.
+
+    Returns
+    -------
+    dict
+        ``description``, ``rows`` (gene, predicted_delta, additive_delta), ``k``,
+        ``same_sign`` (genes among the additive reference's top ``k`` whose predicted sign is the
+        same), ``pearson_topk``, ``norm_ratio`` (‖prediction‖ / ‖additive‖ over all genes),
+        ``targets`` (each target's predicted and additive change) and ``sentence``.
+    """
+    from scagents.metrics import pearson
+
+    drop = set(map(str, inputs))
+    genes = [g for g in additive.index if str(g) not in drop]
+    add = additive.reindex(genes).astype(float)
+    pred = predicted.reindex(genes).astype(float).fillna(0.0)
+    kk = min(k, len(genes))
+    top = np.argsort(-np.abs(add.to_numpy()), kind="stable")[:kk]
+    p_top, a_top = pred.to_numpy()[top], add.to_numpy()[top]
+    same = int(np.sum(np.sign(p_top) == np.sign(a_top)))
+    r = float(pearson(p_top, a_top)) if kk > 1 else float("nan")
+    n_add = float(np.linalg.norm(add.to_numpy()))
+    ratio = float(np.linalg.norm(pred.to_numpy()) / n_add) if n_add > 0 else float("nan")
+    size = np.maximum(pred.abs(), add.abs()).sort_values(ascending=False, kind="stable")
+    rows = [{"gene": str(g), "predicted_delta": round(float(pred[g]), 4),
+             "additive_delta": round(float(add[g]), 4),
+             "same_direction": "yes" if np.sign(pred[g]) == np.sign(add[g]) else "NO"}
+            for g in size.index[:n_top]]
+    own = {str(t): {"predicted": round(float(pred[t]), 4), "additive": round(float(add[t]), 4)}
+           for t in targets if t in add.index}
+    label = "+".join(map(str, targets))
+    sentence = (f"The prediction has the sign of {same} of the {kk} genes the sum of the measured "
+                f"single effects changes most (Pearson {r:.2f} on them) and moves genes "
+                f"{ratio:.2f} times as far as that sum (ratio of the norms over all "
+                f"{len(genes)} genes)")
+    if own:
+        sentence += ("; the targets themselves: " + ", ".join(
+            f"{t} predicted {v['predicted']:+.2f} vs additive {v['additive']:+.2f}"
+            for t, v in own.items()))
+    unmeasured = [str(t) for t in targets if t not in add.index]
+    if unmeasured:
+        sentence += (f" ({', '.join(unmeasured)} {'is' if len(unmeasured) == 1 else 'are'} not "
+                     "among the genes worked on)")
+    return {
+        "description": (f"Additive reference for {label} {kind}: the sum of the observed changes "
+                        "from control of " + " + ".join(
+                            f"{t} {kind} (label{'s' if len(v) > 1 else ''} "
+                            f"{', '.join(repr(x) for x in v)}"
+                            + (", averaged" if len(v) > 1 else "") + ")"
+                            for t, v in labels.items())
+                        + ", measured in the data's cells. Adding single effects is the standard, "
+                          "hard-to-beat baseline for combinations (Norman et al. 2019; "
+                          "Ahlmann-Eltze et al. 2025); it is a reference, not the answer."),
+        "rows": rows, "k": kk, "same_sign": same, "pearson_topk": round(r, 4),
+        "norm_ratio": round(ratio, 4), "targets": own, "sentence": sentence + ".",
+    }
+
+
 def held_out_sentence(pol: PolicySummary, label: str, twin: bool = False) -> str:
     """The report's held-out sentence, computed from the label sets stored in the run.
 
@@ -272,6 +349,11 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
                                f"this method predicted the direction of change right for "
                                f"{100 * acc:.0f} % of the most changed genes." if acc is not None
                                else "."))
+    add = result.get("additive")
+    if add:  # a combination: the sum of its measured singles is the reference to beat
+        trust += (f" Beside the sum of the measured single effects (additive reference), it has "
+                  f"the sign of {add['same_sign']} of that sum's {add['k']} most changed genes and "
+                  f"{add['norm_ratio']:.2f} times its size.")
     sign = {"knockout": -1, "knockdown": -1, "overexpression": 1}.get(kind, 0)
     against = [f"{g} ({d:+.2f})" for g, d in (targets or {}).items()
                if sign and d * sign < -MIN_LISTED]
@@ -529,6 +611,24 @@ def build_result(state: RunState) -> dict:
             "same_sign": int(pol.evaluation.get("same_sign_topk", 0)),
             **{m: int(pol.evaluation[m]) for m in ("k_clear", "same_sign_clear")
                if m in pol.evaluation}}
+    if "additive_delta" in pred and pol.additive_labels:
+        result["additive"] = additive_comparison(
+            pred["delta"], pred["additive_delta"], pert["targets"], kind=pert["kind"],
+            labels=pol.additive_labels, inputs=data.inputs)
+        if result.get("twin_check"):  # the simulated combination scores the reference too
+            ref = twin_check(pred["additive_delta"], truth, label=label)
+            tm = result["twin_check"]["metrics"]
+            result["additive"]["twin_metrics"] = {"prediction": tm, "additive": ref["metrics"]}
+            kk = result["twin_check"]["k"]
+            pd_key = f"pearson_delta_top{kk}"
+            result["additive"]["twin_sentence"] = (
+                f"Against the twin's simulation of {label}: the prediction has MSE "
+                f"{tm['mse']:.4f} and Pearson-delta top-{kk} {tm[pd_key]:.2f}, the additive "
+                f"reference MSE {ref['metrics']['mse']:.4f} and Pearson-delta top-{kk} "
+                f"{ref['metrics'][pd_key]:.2f} (closer by MSE: "
+                + ("the prediction" if tm["mse"] < ref["metrics"]["mse"] else
+                   "the additive reference" if tm["mse"] > ref["metrics"]["mse"] else "neither")
+                + ").")
     own = {t: float(pred.loc[t, "delta"]) for t in pert["targets"] if t in pred.index}
     result["headline"] = headline(result, pol, label, kind=pert["kind"], targets=own)
     if stim:

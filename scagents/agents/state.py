@@ -210,6 +210,10 @@ class PolicySummary(_Model):
         "prediction file."))
     target_check: list[dict] = Field(default_factory=list, description=(
         "The goal's direct targets: predicted change, expected direction, whether it agrees."))
+    additive_labels: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "Multi-target goals whose every target has a measured single perturbation of the goal's "
+        "kind: per target, the labels whose observed effects were summed into the additive "
+        "reference (the additive_delta column of the prediction file). Empty otherwise."))
     network_signs: dict = Field(default_factory=dict, description=(
         "The network-propagation candidate's own ridge network (fitted on the training perturbations' and "
         "the control cells; scagents.grn.sign_agreement): n_edges, n_with_coef, n_opposite (coefficient's "

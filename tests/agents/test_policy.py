@@ -158,3 +158,49 @@ def test_fallback_says_held_out_only_when_the_goal_was_measured(screens, tmp_pat
     assert "refitted on" in pol.decision and "held out)" not in pol.decision
     _, data, pol = _answer(screens["knockout"], "predict G3 knockout", tmp_path / "measured")
     assert data.goal_measured and "the goal's perturbation held out)" in pol.decision
+
+
+def test_additive_of_singles_sums_the_measured_single_effects_of_the_goal_kind():
+    from types import SimpleNamespace
+
+    from scagents.agents.policy import additive_of_singles
+    from scagents.perturbation import Perturbation
+
+    deltas = {"A1": [-1.0, 0.2, 0.0], "A2": [-0.6, 0.4, 0.0], "B": [0.1, -0.5, 0.3],
+              "Aoe": [5.0, 5.0, 5.0], "A+B": [9.0, 9.0, 9.0]}
+    perts = {"A1": (("A",), "knockout"), "A2": (("A",), "knockout"), "B": (("B",), "knockout"),
+             "Aoe": (("A",), "overexpression"), "A+B": (("A", "B"), "knockout")}
+    labels = list(deltas)
+    task = SimpleNamespace(
+        labels=labels, features={"rna": ["A", "B", "C"]},
+        perturbations=[Perturbation(perts[lab][0], kind=perts[lab][1]) for lab in labels],
+        observed_delta=lambda i, modality: np.asarray(deltas[labels[i]], float))
+    total, used = additive_of_singles(task, ("A", "B"), "knockout")
+    # A: mean of its two knockout labels (not the over-expression, not the measured pair) + B
+    np.testing.assert_allclose(total, [-0.8 + 0.1, 0.3 - 0.5, 0.3])
+    assert used == {"A": ["A1", "A2"], "B": ["B"]}
+    assert additive_of_singles(task, ("A",), "knockout") is None       # not a combination
+    assert additive_of_singles(task, ("A", "C"), "knockout") is None   # C was never perturbed
+
+
+def test_combination_report_shows_the_additive_reference(screens, tmp_path):
+    state, data, pol = _answer(screens["knockout"], "predict G0 and G1 knockout", tmp_path)
+    assert pol.additive_labels == {"G0": ["G0"], "G1": ["G1"]}
+    state.update(report_agent(state))
+    report = json.loads((tmp_path / "report.json").read_text())
+    md = (tmp_path / "report.md").read_text()
+    pred = pd.read_csv(tmp_path / pol.prediction_path, index_col="gene")
+    add = report["additive"]
+    # each listed gene: the prediction and the stored sum of the observed singles, side by side
+    for r in add["rows"]:
+        assert r["predicted_delta"] == round(pred.loc[r["gene"], "delta"], 4)
+        assert r["additive_delta"] == round(pred.loc[r["gene"], "additive_delta"], 4)
+    # G0 and G1 lose most of their counts in their own single knockouts: the sum says so
+    assert add["targets"]["G0"]["additive"] < -0.5 and add["targets"]["G1"]["additive"] < -0.5
+    assert "## Additive reference: sum of the measured single effects" in md
+    assert add["sentence"] in md and "G0 predicted" in add["sentence"]
+    # a single-gene goal has no additive reference
+    state1, _, pol1 = _answer(screens["knockout"], "predict G0 knockout", tmp_path / "one")
+    assert pol1.additive_labels == {}
+    state1.update(report_agent(state1))
+    assert "additive" not in json.loads((tmp_path / "one" / "report.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from scagents.agents.report import headline, twin_check
@@ -96,3 +97,35 @@ def test_twin_check_counts_the_top_genes_that_clear_the_noise():
     tc = twin_check(pred, _truth(), label="STAT1 knockout", k=20, cleared=["STAT1", "TBX21", "TCR"])
     assert tc["k_clear"] == 2 and tc["same_sign_clear"] == 1  # TBX21 predicted up, simulated down
     assert "k_clear" not in twin_check(pred, _truth(), label="STAT1 knockout", k=20)
+
+
+def test_additive_comparison_puts_the_sum_of_singles_beside_a_shrunken_prediction():
+    from scagents.agents.report import additive_comparison
+
+    # the measured singles sum to STAT1 -1.55; the prediction shrinks it to -0.30 and flips IRF8
+    add = pd.Series({"STAT1": -1.55, "IRF1": -0.8, "GBP1": -0.6, "IRF8": 0.4, "TCR": 0.9,
+                     "CXCL10": -0.3})
+    pred = pd.Series({"STAT1": -0.30, "IRF1": -0.2, "GBP1": -0.1, "IRF8": -0.1, "TCR": -0.9,
+                      "CXCL10": -0.05})
+    out = additive_comparison(pred, add, ["STAT1", "IRF1"], kind="knockout",
+                              labels={"STAT1": ["STAT1g1", "STAT1g2"], "IRF1": ["IRF1"]},
+                              inputs=["TCR"])
+    assert [r["gene"] for r in out["rows"]][:2] == ["STAT1", "IRF1"]
+    assert "TCR" not in [r["gene"] for r in out["rows"]]  # a model input is set, not predicted
+    assert out["k"] == 5 and out["same_sign"] == 4  # IRF8 is predicted the other way
+    assert next(r for r in out["rows"] if r["gene"] == "IRF8")["same_direction"] == "NO"
+    assert out["targets"]["STAT1"] == {"predicted": -0.3, "additive": -1.55}
+    assert "STAT1 predicted -0.30 vs additive -1.55" in out["sentence"]
+    assert "4 of the 5 genes" in out["sentence"]
+    ratio = float(np.linalg.norm(pred.drop("TCR")) / np.linalg.norm(add.drop("TCR")))
+    assert out["norm_ratio"] == round(ratio, 4) and f"{ratio:.2f} times" in out["sentence"]
+    assert "'STAT1g1', 'STAT1g2', averaged" in out["description"]
+
+
+def test_headline_names_the_additive_reference_of_a_combination():
+    add = {"same_sign": 19, "k": 20, "norm_ratio": 0.13}
+    pol = PolicySummary(status="fallback", method="linear gene embedding", validation_labels=["A"])
+    head = headline(_result(additive=add), pol, "STAT1+IRF1 knockout")
+    assert ("additive reference), it has the sign of 19 of that sum's 20 most changed genes and "
+            "0.13 times its size.") in head[1]
+    assert "additive" not in headline(_result(), pol, "STAT1 knockout")[1]
