@@ -56,7 +56,7 @@ from scagents.agents.state import (
     run_path,
 )
 
-__all__ = ["policy_agent", "fallback_agent", "POLICY_FILE", "PREDICTION_FILE", "TRAINING_LOG",
+__all__ = ["policy_agent", "generic_answer", "fallback_agent", "POLICY_FILE", "PREDICTION_FILE", "TRAINING_LOG",
            "rank_proposals", "pair_candidates", "compare_to_baseline", "Verdict", "MIN_LISTED", "POLICY", "BASELINES",
            "REFERENCE", "COMBINATION", "NETWORK", "policy_train_config", "Answer", "answering_rule",
            "answering_predictor", "fallback_choice", "fit_candidates", "refit_candidate",
@@ -791,6 +791,7 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     if additive is not None:  # the combination's reference: sum of the measured single effects
         df["additive_delta"] = additive[0]
     additive_labels = {} if additive is None else additive[1]
+    generic = generic_answer(pred, ctx, goal, method)
     df = df.reindex(df["delta"].abs().sort_values(ascending=False).index)
     df.index.name = "gene"
     with atomic_path(ctx.out / PREDICTION_FILE) as tmp:
@@ -828,7 +829,7 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
             train_labels=list(ctx.train.labels),
             fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
             decision=decision, retrain=False, evaluation=evaluation, evidence=evidence,
-            interval=interval, target_check=targets, additive_labels=additive_labels,
+            interval=interval, target_check=targets, additive_labels=additive_labels, generic=generic,
             held_out=ctx.goal_label,
             held_out_labels=list(ctx.goal_held), held_out_cells=ctx.goal_cells,
             held_out_note=ctx.held_note, network_signs=_network_signs(ctx))
@@ -847,8 +848,53 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
         top_up=rows(listed[listed["delta"] > MIN_LISTED]),
         top_down=rows(listed[listed["delta"] < -MIN_LISTED]),
         evaluation=evaluation, proposals=proposals, evidence=evidence, interval=interval,
-        target_check=targets, additive_labels=additive_labels,
+        target_check=targets, additive_labels=additive_labels, generic=generic,
         network_signs=_network_signs(ctx))
+
+
+GENERIC_PEARSON = 0.99
+"""An answer whose Pearson correlation with the mean training effect (over all genes) is at least this, at a
+size within ``GENERIC_SIZE`` of it, is called the mean effect (nothing in it specific to the goal)."""
+GENERIC_SIZE = (0.9, 1.1)
+
+
+def generic_answer(pred: pd.Series, ctx: _Context, goal, method: str) -> dict | None:
+    """Whether the answer is, in effect, the mean effect of the training perturbations of its kind.
+
+    A candidate that cannot place the goal's perturbation (a target outside the genes worked on has no gene
+    embedding and no network node) falls back to that mean without saying so; the report must say it.
+
+    Returns
+    -------
+    dict or None
+        ``pearson`` and ``size_ratio`` (‖answer‖ / ‖mean effect‖) of the answer against the mean training
+        effect of its kind, and ``unplaced`` (the goal's targets that are not among the genes worked on),
+        when the answer is that mean (:data:`GENERIC_PEARSON`, :data:`GENERIC_SIZE`); else ``None`` (also
+        when the mean-effect candidate itself answered: the report names it then).
+    """
+    from scagents.metrics import pearson
+
+    name = "mean effect per kind"
+    if method == name:
+        return None
+    # the mean over the training perturbations, and over training + validation (what an answer is refitted on)
+    means = [f for f in (ctx.baselines.get(name),
+                         BASELINES[name](ctx.fit_task) if getattr(ctx, "fit_task", None) is not None else None)
+             if f is not None]
+    a = pred.to_numpy(dtype=np.float64)
+    if not np.isfinite(a).all():
+        return None
+    for mean_fn in means:
+        mean = np.asarray(mean_fn(goal.targets, goal.kind), dtype=np.float64)
+        norm = float(np.linalg.norm(mean))
+        if norm == 0:
+            continue
+        r, ratio = float(pearson(a, mean)), float(np.linalg.norm(a) / norm)
+        if r >= GENERIC_PEARSON and GENERIC_SIZE[0] <= ratio <= GENERIC_SIZE[1]:
+            genes = set(ctx.genes)
+            return {"pearson": round(r, 4), "size_ratio": round(ratio, 4),
+                    "unplaced": [str(t) for t in goal.targets if t not in genes]}
+    return None
 
 
 def _network_signs(ctx: _Context) -> dict:

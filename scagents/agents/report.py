@@ -349,6 +349,13 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
                                f"this method predicted the direction of change right for "
                                f"{100 * acc:.0f} % of the most changed genes." if acc is not None
                                else "."))
+    if pol.generic:  # the answer is the mean training effect: nothing in it is specific to the goal
+        g = pol.generic
+        why = (f"; {', '.join(g['unplaced'])} {'is' if len(g['unplaced']) == 1 else 'are'} not among the genes "
+               "worked on, so the models cannot place this perturbation" if g.get("unplaced") else "")
+        trust += (f" This answer is, in effect, the mean effect of the training perturbations (Pearson "
+                  f"{g['pearson']:.2f} with it, {g['size_ratio']:.2f} times its size{why}): nothing in it is "
+                  f"specific to {label}.")
     add = result.get("additive")
     if add:  # a combination: the sum of its measured singles is the reference to beat
         trust += (f" Beside the sum of the measured single effects (additive reference), it has "

@@ -214,6 +214,9 @@ class PolicySummary(_Model):
         "Multi-target goals whose every target has a measured single perturbation of the goal's "
         "kind: per target, the labels whose observed effects were summed into the additive "
         "reference (the additive_delta column of the prediction file). Empty otherwise."))
+    generic: dict | None = Field(None, description=(
+        "Set when the answer is, in effect, the mean training effect of its kind (nothing specific to the "
+        "goal): pearson, size_ratio against it, and unplaced (goal targets not among the genes worked on)."))
     network_signs: dict = Field(default_factory=dict, description=(
         "The network-propagation candidate's own ridge network (fitted on the training perturbations' and "
         "the control cells; scagents.grn.sign_agreement): n_edges, n_with_coef, n_opposite (coefficient's "

@@ -204,3 +204,21 @@ def test_combination_report_shows_the_additive_reference(screens, tmp_path):
     assert pol1.additive_labels == {}
     state1.update(report_agent(state1))
     assert "additive" not in json.loads((tmp_path / "one" / "report.json").read_text())
+
+
+def test_generic_answer_flags_only_the_mean_training_effect():
+    from types import SimpleNamespace
+
+    from scagents.agents.policy import generic_answer
+    from scagents.perturbation import Perturbation
+
+    genes = [f"G{i}" for i in range(30)]
+    mean = np.linspace(-1.0, 1.0, 30)
+    ctx = SimpleNamespace(genes=genes, baselines={"mean effect per kind": lambda t, k: mean})
+    goal = Perturbation(("G1", "IRF1"), kind="knockout")
+    flagged = generic_answer(pd.Series(1.02 * mean, index=genes), ctx, goal, "linear gene embedding")
+    assert flagged == {"pearson": 1.0, "size_ratio": 1.02, "unplaced": ["IRF1"]}
+    specific = mean.copy()
+    specific[1] -= 3.0  # the measured target moves on its own: not the mean effect
+    assert generic_answer(pd.Series(specific, index=genes), ctx, goal, "linear gene embedding") is None
+    assert generic_answer(pd.Series(mean, index=genes), ctx, goal, "mean effect per kind") is None

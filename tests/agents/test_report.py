@@ -129,3 +129,16 @@ def test_headline_names_the_additive_reference_of_a_combination():
     assert ("additive reference), it has the sign of 19 of that sum's 20 most changed genes and "
             "0.13 times its size.") in head[1]
     assert "additive" not in headline(_result(), pol, "STAT1 knockout")[1]
+
+
+def test_headline_says_when_the_answer_is_the_mean_training_effect():
+    # a target outside the genes worked on cannot be placed: the answer falls back to the mean effect
+    pol = PolicySummary(status="fallback", method="linear gene embedding", validation_labels=["A", "B"],
+                        validation={"linear gene embedding": {"direction_accuracy": 0.7}},
+                        generic={"pearson": 1.0, "size_ratio": 1.0, "unplaced": ["IRF1"]})
+    line = headline(_result(top_up=[], top_down=[]), pol, "STAT1+IRF1 knockout")[1]
+    assert "in effect, the mean effect of the training perturbations" in line
+    assert "IRF1 is not among the genes worked on" in line
+    pol.generic = None
+    assert "mean effect of the training" not in headline(_result(top_up=[], top_down=[]), pol,
+                                                         "STAT1+IRF1 knockout")[1]
