@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
              f"scores ({len(rows)} started). Answering "
              f"methods seen: {', '.join(methods) or 'none'}.", "",
              "Differences are answer − additive, paired by run (MSE: lower is better; "
-             "Pearson-delta top-20: higher is better).", "",
+             "Pearson-delta top-20: higher is better; 20 is capped at the model's responding genes, 19 on "
+             "the th twin, so the column named top-20 is top-19 there).", "",
              "| metric | n | answer median | additive median | diff median [IQR] | diff mean ± s.e. "
              "| answer better | additive better | Wilcoxon p |", "|" + "---|" * 9]
     for m, s in stats.items():
