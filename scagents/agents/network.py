@@ -60,12 +60,11 @@ def coef_sign_counts(edges: pd.DataFrame) -> dict[str, int]:
         ``n_edges``, ``n_with_coef`` (edges with a non-zero coefficient) and ``n_opposite`` (those whose
         coefficient's sign is opposite to the edge's weight); ``{}`` without a ``coef`` column.
     """
+    from scagents.grn import sign_counts
+
     if "coef" not in edges or "weight" not in edges:
         return {}
-    c = edges["coef"].fillna(0.0).to_numpy(dtype=np.float64)
-    w = edges["weight"].to_numpy(dtype=np.float64)
-    return {"n_edges": int(len(edges)), "n_with_coef": int((c != 0).sum()),
-            "n_opposite": int(((c != 0) & (np.sign(c) != np.sign(w))).sum())}
+    return sign_counts(edges["coef"].fillna(0.0).to_numpy(), edges["weight"].to_numpy())
 
 
 def propagation_sign_note(counts: dict, edges_file: str = EDGES_FILE, candidate: dict | None = None) -> str:

@@ -902,6 +902,7 @@ def _network_signs(ctx: _Context) -> dict:
     perturbations ({} when there is none, or it is the network agent's network)."""
     return dict(getattr(ctx.baselines.get(NETWORK), "sign_agreement", None) or {})
 
+
 def _with_target_expression(ctx: _Context, evidence: dict) -> dict:
     """Attach the twin's check of the goal's targets (:attr:`DataSummary.target_expression`): a
     knocked-out / knocked-down target that is not expressed in the milieu, and whose own change

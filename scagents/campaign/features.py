@@ -511,6 +511,13 @@ def _shares_genes(path: Path, idx: Mapping[str, int], least: int = 2) -> bool:
     return sum(g in names for g in idx) >= least
 
 
+def _symbol_index(genes: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+    """Upper-case symbols of ``genes`` (a combination label reads as its first gene) and each symbol's first
+    position, as the knowledge graphs match genes to their tables."""
+    up = [str(g).split("+")[0].strip().upper() for g in genes]
+    return up, {g: i for i, g in reversed(list(enumerate(up)))}
+
+
 def coexpression_graph(genes: Sequence[str], data_dir: str | Path | None = None, *, k: int = 20,
                        min_corr: float = 0.3, sources: Sequence[tuple[str, str]] = COEXPRESSION_SOURCES,
                        use_cache: bool = True):
@@ -530,8 +537,7 @@ def coexpression_graph(genes: Sequence[str], data_dir: str | Path | None = None,
     """
     import scipy.sparse as sp
 
-    up = [str(g).split("+")[0].strip().upper() for g in genes]
-    idx = {g: i for i, g in reversed(list(enumerate(up)))}
+    up, idx = _symbol_index(genes)
     n = len(up)
     A = sp.csr_matrix((n, n), dtype=np.float64)
     coverage: dict[str, float | None] = {}
@@ -594,8 +600,7 @@ def ligand_receptor_graph(genes: Sequence[str]):
     """
     import scipy.sparse as sp
 
-    up = [str(g).split("+")[0].strip().upper() for g in genes]
-    idx = {g: i for i, g in reversed(list(enumerate(up)))}
+    up, idx = _symbol_index(genes)
     n = len(up)
     pairs, _ = ligand_receptor_table()
     if pairs is None:
@@ -693,8 +698,7 @@ def shared_term_graph(genes: Sequence[str], pairs: pd.DataFrame, *, max_size: in
     """
     import scipy.sparse as sp
 
-    up = [str(g).split("+")[0].strip().upper() for g in genes]
-    idx = {g: i for i, g in reversed(list(enumerate(up)))}
+    up, idx = _symbol_index(genes)
     n = len(up)
     p = pairs[pairs["gene"].isin(idx)].drop_duplicates()
     if p.empty:
@@ -717,7 +721,7 @@ def _table_graph(genes: Sequence[str], pairs: pd.DataFrame | None, key: str, max
     (``None`` and an empty graph when the table is not available)."""
     import scipy.sparse as sp
 
-    up = [str(g).split("+")[0].strip().upper() for g in genes]
+    up = _symbol_index(genes)[0]
     if pairs is None:
         n = len(up)
         return sp.csr_matrix((n, n), dtype=np.float64), {key: None}
@@ -925,8 +929,7 @@ def protein_interaction_graph(genes: Sequence[str]):
     """
     import scipy.sparse as sp
 
-    up = [str(g).split("+")[0].strip().upper() for g in genes]
-    idx = {g: i for i, g in reversed(list(enumerate(up)))}
+    up, idx = _symbol_index(genes)
     n = len(up)
     pairs, _ = protein_interaction_table()
     if pairs is None:

@@ -16,6 +16,7 @@ from scagents.grn.infer import (
     network_matrix,
     peak_gene_links,
     sign_agreement,
+    sign_counts,
 )
 from scagents.grn.propagate import perturb, propagate_delta, propagator
 
@@ -32,4 +33,5 @@ __all__ = [
     "propagate_delta",
     "propagator",
     "sign_agreement",
+    "sign_counts",
 ]

@@ -96,7 +96,7 @@ import scipy.sparse as sp
 
 from scagents.errors import DataError, GeneNotFoundError, ModalityError
 
-__all__ = ["COEF_SIGNS", "METHODS", "SIGN_SOURCES", "TRANSFORMS", "infer_network", "network_edges", "network_matrix",
+__all__ = ["COEF_SIGNS", "METHODS", "SIGN_SOURCES", "TRANSFORMS", "infer_network", "network_edges", "network_matrix", "sign_counts",
            "peak_gene_links", "sign_agreement"]
 
 METHODS: tuple[str, ...] = ("ridge", "ensemble", "correlation", "partial_correlation")
@@ -1126,6 +1126,13 @@ def sign_agreement(adata) -> dict[str, int]:
     ok = (r >= 0) & (t >= 0)
     c = np.zeros(len(edges))
     c[ok] = W[r[ok], t[ok]]
-    w = edges["weight"].to_numpy(dtype=np.float64)
-    return {"n_edges": int(len(edges)), "n_with_coef": int((c != 0).sum()),
+    return sign_counts(c, edges["weight"].to_numpy(dtype=np.float64))
+
+
+def sign_counts(coef: np.ndarray, weight: np.ndarray) -> dict[str, int]:
+    """``n_edges``, ``n_with_coef`` (non-zero ``coef``) and ``n_opposite`` (those whose ``coef`` has the sign
+    opposite to ``weight``) of edges given as two aligned arrays (coefficient 0 where an edge has none)."""
+    c = np.nan_to_num(np.asarray(coef, dtype=np.float64))
+    w = np.asarray(weight, dtype=np.float64)
+    return {"n_edges": int(len(c)), "n_with_coef": int((c != 0).sum()),
             "n_opposite": int(((c != 0) & (np.sign(c) != np.sign(w))).sum())}
