@@ -115,8 +115,9 @@ def _matrix(adata: ad.AnnData, layer: str | None) -> Any:
                         "layer=None to use X, or the name of an existing layer.")
     if X is None:
         raise DataError("The AnnData has no X matrix; pass layer= naming a layer that holds the counts.")
-    fmt = getattr(X, "format", None)
-    if fmt == "csc" or (sp.issparse(X) and X.format == "csc"):
+    if sp.issparse(X) and X.format == "csc":  # in memory already: one conversion, no disk reads
+        return sp.csr_matrix(X)
+    if getattr(X, "format", None) == "csc":
         raise DataError(
             "X is stored as a CSC (column-compressed) matrix, so reading a block of cells needs the "
             "whole matrix. Convert the file once to CSR: adata = anndata.read_h5ad(path); "

@@ -47,8 +47,16 @@ PERTURBATION_KEYS: tuple[str, ...] = (
     "perturbation", "perturbations", "perturbation_name", "perturbation_label",
     "target_genes", "target_gene", "targets", "target", "gene_target", "gene_targets",
     "guide_target", "gene", "genes", "guide_identity", "guide_ids", "guide_id", "sgrna",
-    "grna", "condition", "stim", "stimulation", "treatment",
+    "grna", "guide", "guides", "guide_name", "sgrna_id", "grna_id", "feature_call",
+    "condition", "stim", "stimulation", "treatment",
 )
+
+#: var columns recognised (in this order) as gene symbols when ``var_names`` are Ensembl IDs.
+SYMBOL_COLUMNS: tuple[str, ...] = (
+    "gene_symbols", "gene_symbol", "feature_name", "gene_name", "gene_names", "symbol", "symbols",
+    "gene_short_name", "features", "feature", "name", "gene",
+)
+_ENSEMBL_RE = re.compile(r"^ENS[A-Z]*G\d{6,}(?:\.\d+)?$")
 
 #: Normalised (lower-case, alphanumeric) control labels; a trailing number is allowed (``NTC_12``)
 #: and so is a guide prefix or suffix (``sgNTC``, ``sgCtrl_2``, ``gRNA-NT``, ``NTg10``). Cutting and vector controls
@@ -88,6 +96,10 @@ _PIECES_RE = re.compile(r"[\s_+,;|&/-]+")
 DEFAULT_TYPE_REASON = "default for CRISPR-like data"
 _STIM_KEYS = {"stim", "stimulation", "stimulated", "treatment", "cytokine"}
 _SPLIT_RE = re.compile(r"\s*(?:\+|,|;|\||&)\s*")
+# a guide-level label: the target and a guide number ("STAT1g2", "STAT1sg2" with a lower-case guide
+# word and no separator; "STAT1_g1", "STAT1-sgRNA2", "STAT1_2" with one)
+_GUIDE_WORD_RE = re.compile(r"^(.*?[^_.\s-])(?:sgrna|grna|guide|sg|g)[_.-]?\d+$")
+_GUIDE_SEP_RE = re.compile(r"^(.+?)[_.-](sgrna|grna|guide|sg|g)?[_.-]?\d+$", re.IGNORECASE)
 _CHUNK_ROWS = 4096
 
 
@@ -131,33 +143,99 @@ def is_excluded_label(label: str, control_labels: Sequence[str] | None = None) -
     return bool(_EXCLUDED_RE.search(_norm(label)))
 
 
-def split_targets(
-    label: str, *, genes: set[str] | None = None, control_labels: Sequence[str] | None = None
-) -> tuple[str, ...]:
-    """The target genes of a perturbation label; ``()`` for a control label.
+def _unambiguous(names) -> tuple[set[str], dict[str, str]]:
+    """The names, and their lower-case spellings that belong to one name only."""
+    names = set(names)
+    lower: dict[str, list[str]] = {}
+    for name in names:
+        lower.setdefault(name.lower(), []).append(name)
+    return names, {k: v[0] for k, v in lower.items() if len(v) == 1}
 
-    ``"STAT1+IRF1"``, ``"STAT1,IRF1"``, ``"STAT1 & IRF1"`` and ``"STAT1;IRF1"`` are split. An
-    underscore splits only when every piece is a gene in ``genes`` (so ``"CBL_UBASH3B"`` splits but a
-    guide name such as ``"AARS_P1P2"`` does not). Control pieces (``"STAT1+ctrl"``) are dropped.
+
+class _Targets:
+    """Resolves the pieces of perturbation labels to target names.
+
+    ``genes`` are the measured gene names; ``known`` are further target names (other labels of the
+    same data naming a target that is not measured).
     """
-    text = str(label).strip()
+
+    def __init__(self, genes: set[str] | None = None, known: set[str] | None = None) -> None:
+        self.genes = _unambiguous(genes or ())
+        self.known = _unambiguous(n for n in (known or ()) if n.lower() not in self.genes[1])
+
+    def name(self, piece: str) -> str | None:
+        """``piece`` spelled as a measured gene, else as a known target (exactly, else ignoring
+        case when that is unambiguous: ``"stat1"`` → ``STAT1``); ``None`` if neither."""
+        for exact, lower in (self.genes, self.known):
+            if piece in exact:
+                return piece
+            if (name := lower.get(piece.lower())) is not None:
+                return name
+        return None
+
+    def target(self, piece: str) -> str:
+        """The target of one piece: itself, its known spelling, or the target of a guide-level
+        label (``STAT1g2``, ``STAT1_g1``, ``STAT1_2`` → ``STAT1`` when STAT1 is a known target)."""
+        if (name := self.name(piece)) is not None:
+            return name
+        for pattern in (_GUIDE_WORD_RE, _GUIDE_SEP_RE):
+            m = pattern.fullmatch(piece)
+            if m and (name := self.name(m.group(1))) is not None:
+                return name
+        return piece
+
+
+def guide_stem(label: str) -> str | None:
+    """The target part of a guide-level label: a guide word and number (``STAT1g2``,
+    ``STAT1_sg1``, ``STAT1-guide3``) or an underscore / dot and a number (``STAT1_2``) →
+    ``STAT1``; ``None`` for any other label. A hyphen and a bare number is not enough (``NKX2-1``
+    is a gene; gene symbols never hold ``_`` or ``.``)."""
+    m = _GUIDE_WORD_RE.fullmatch(label)
+    if m:
+        return m.group(1)
+    m = _GUIDE_SEP_RE.fullmatch(label)
+    if m and (m.group(2) or re.fullmatch(r".+?[_.]\d+", label)):
+        return m.group(1)
+    return None
+
+
+def _split(text: str, resolve: _Targets, control_labels: Sequence[str] | None) -> tuple[str, ...]:
     if is_control_label(text, control_labels):
         return ()
-    genes = genes or set()
     out: list[str] = []
     for part in _SPLIT_RE.split(text):
         part = part.strip()
         if not part or is_control_label(part, control_labels):
             continue
         pieces = [p for p in part.split("_") if p]
+        named = [resolve.name(p) for p in pieces]
         if (
-            "_" in part and part not in genes and len(pieces) > 1
-            and all(p in genes or is_control_label(p, control_labels) for p in pieces)
+            "_" in part and resolve.name(part) is None and len(pieces) > 1
+            and all(n is not None or is_control_label(p, control_labels)
+                    for p, n in zip(pieces, named, strict=True))
         ):
-            out.extend(p for p in pieces if not is_control_label(p, control_labels))
+            out.extend(n for p, n in zip(pieces, named, strict=True)
+                       if n is not None and not is_control_label(p, control_labels))
         else:
-            out.append(part)
+            out.append(resolve.target(part))
     return tuple(dict.fromkeys(out))
+
+
+def split_targets(
+    label: str, *, genes: set[str] | None = None, control_labels: Sequence[str] | None = None,
+    known: set[str] | None = None,
+) -> tuple[str, ...]:
+    """The target genes of a perturbation label; ``()`` for a control label.
+
+    ``"STAT1+IRF1"``, ``"STAT1,IRF1"``, ``"STAT1|IRF1"``, ``"STAT1 & IRF1"`` and ``"STAT1;IRF1"``
+    are split. An underscore splits only when every piece is a gene in ``genes`` or a name in
+    ``known`` (so ``"CBL_UBASH3B"`` splits but a guide name such as ``"AARS_P1P2"`` does not).
+    Control pieces (``"STAT1+ctrl"``) are dropped. A piece is spelled as the gene it names when
+    it differs only in case (``"stat1"`` → ``STAT1``), and a guide-level label names its target
+    (``"STAT1g2"``, ``"STAT1_g1"``, ``"STAT1_2"`` → ``STAT1``) when that target is a gene in
+    ``genes`` or a name in ``known``.
+    """
+    return _split(str(label).strip(), _Targets(genes, known), control_labels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -379,6 +457,45 @@ def _validate_type(kind: str) -> str:
     return kind
 
 
+def _known_targets(labels: Sequence[str]) -> set[str]:
+    """Target names the labels of one data set vouch for beyond the measured genes: a plain label
+    (``IRF1``, no separator or guide number), and the target part of guide-level labels when two
+    or more labels share it or it is a plain label too (``IRF1g1``, ``IRF1g2`` → ``IRF1``)."""
+    plain = {lab for lab in labels if not re.search(r"[\s_+,;|&/]", lab) and guide_stem(lab) is None}
+    stems = pd.Series([s for lab in labels if (s := guide_stem(lab)) is not None], dtype=object)
+    counts = stems.value_counts()
+    return plain | {str(s) for s, n in counts.items() if n >= 2 or s in plain}
+
+
+def _symbol_names(adata: ad.AnnData) -> tuple[str, pd.Index, int] | None:
+    """Gene symbols to use as ``var_names`` when these are Ensembl IDs (``ENSG…``).
+
+    The first of :data:`SYMBOL_COLUMNS` in ``var`` that holds symbols (most values not IDs) gives
+    the names; a gene without a symbol keeps its ID, and a symbol shared by several IDs is made
+    unique the AnnData way (``TBCE``, ``TBCE-1``). ``None`` when the names are not mostly IDs or no
+    symbol column exists; else the column, the names and how many symbols were duplicates.
+    """
+    ids = adata.var_names.astype(str)
+    if len(ids) == 0 or np.mean([bool(_ENSEMBL_RE.match(i)) for i in ids]) < 0.9:
+        return None
+    lower = {str(c).lower(): c for c in adata.var.columns}
+    for name in SYMBOL_COLUMNS:
+        col = lower.get(name)
+        if col is None:
+            continue
+        values = adata.var[col]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+                or isinstance(values.dtype, pd.CategoricalDtype)):
+            continue
+        text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+        usable = (text != "") & ~text.str.match(_ENSEMBL_RE.pattern)
+        if usable.mean() < 0.5:
+            continue
+        names = pd.Index(np.where(usable, text, ids), dtype=str)
+        return str(col), ad.utils.make_index_unique(names), int(names.duplicated().sum())
+    return None
+
+
 def standardize(
     adata: ad.AnnData | md.MuData,
     *,
@@ -450,6 +567,8 @@ def standardize(
                         copy=False)
         except DataError as exc:
             raise type(exc)(f"In MuData modality {name!r}: {exc}") from exc
+        if not mdata.var_names[mdata.varmap[name].ravel() > 0].equals(rna.var_names):
+            mdata.update()  # the modality's Ensembl IDs became gene symbols
         mirror_obs(mdata, name)
         return mdata if copy else None
     if not isinstance(adata, ad.AnnData):
@@ -479,10 +598,12 @@ def standardize(
         )
     labels = raw.astype(str).str.strip()
     uniq = list(pd.unique(labels))
-    genes = set(map(str, adata.var_names))
+    symbols = _symbol_names(adata)
+    genes = set(map(str, adata.var_names if symbols is None else symbols[1]))
     excluded = [lab for lab in uniq if is_excluded_label(lab, control_labels)]
-    targets = {lab: () if lab in excluded else
-               split_targets(lab, genes=genes, control_labels=control_labels) for lab in uniq}
+    resolve = _Targets(genes, _known_targets(
+        [lab for lab in uniq if lab not in excluded and not is_control_label(lab, control_labels)]))
+    targets = {lab: () if lab in excluded else _split(lab, resolve, control_labels) for lab in uniq}
     controls = [lab for lab in uniq if not targets[lab] and lab not in excluded]
     if not controls:
         counts = labels.value_counts()
@@ -536,6 +657,12 @@ def standardize(
     adata.obs["perturbation_type"] = pd.Categorical(ptype.to_numpy(), categories=present)
     adata.obs["is_control"] = is_control
     rec = _recorded(adata)
+    if symbols is not None:
+        column, names, n_dup = symbols
+        if "gene_ids" not in adata.var:
+            adata.var["gene_ids"] = adata.var_names.astype(str)
+        adata.var_names = names
+        rec.update(gene_names_from=f"var[{column!r}]", n_duplicate_symbols=n_dup)
     rec.update(
         is_counts=bool(summary.is_counts),
         perturbation_key=str(key),

@@ -365,3 +365,96 @@ def test_column_and_control_errors_name_the_cli_flags():
         D.standardize(adata.copy())
     with pytest.raises(PerturbationError, match="CLI: --perturbation-key COLUMN"):
         D.standardize(adata.copy(), perturbation_key="guide")
+
+
+# ---------------------------------------------------------------------------------------------
+# files as other tools write them: guide-level labels, lower-case symbols, Ensembl IDs
+# ---------------------------------------------------------------------------------------------
+
+
+def _papalexi_guides(form: str) -> ad.AnnData:
+    """Papalexi with its per-cell guide (``STAT1g2``, ``NTg7``) as the only perturbation column,
+    written the way ``form`` says (``{t}g{n}``, ``{t}_g{n}``, ``{t}_{n}``)."""
+    adata = ad.read_h5ad(shared_file("perturbseq/papalexi2021_thp1_ifng_crispr.h5ad"))
+    parts = adata.obs["top_grna"].astype(str).str.extract(r"^(.*?)g(\d+)$")
+    adata.obs["guide"] = [form.format(t=t, n=n) for t, n in zip(parts[0], parts[1], strict=True)]
+    adata.obs = adata.obs[["guide", "perturbation"]].rename(columns={"perturbation": "truth"})
+    return adata
+
+
+@pytest.mark.parametrize("form", ["{t}g{n}", "{t}_g{n}", "{t}_{n}", "{t}-sgRNA{n}"])
+def test_papalexi_guide_labels_name_their_targets(form):
+    """Every guide of a target names that target — also IRF1, CMTM6, … which the 299 genes do not
+    measure — and the NT guides are the controls (the real file's own target column agrees)."""
+    adata = _papalexi_guides(form)
+    D.standardize(adata)
+    obs = adata.obs
+    truth = obs["truth"].astype(str)
+    assert (obs["is_control"] == (truth == "non-targeting")).all()
+    perturbed = ~obs["is_control"]
+    assert (obs.loc[perturbed, "target_genes"].astype(str) == truth[perturbed]).all()
+    assert adata.uns["scagents"]["data"]["n_perturbations"] == 25
+
+
+@pytest.mark.parametrize(
+    ("labels", "genes", "targets"),
+    [
+        (("STAT1g1", "STAT1g2"), ("STAT1",), ("STAT1", "STAT1")),
+        (("STAT1_g1", "STAT1_2"), ("STAT1",), ("STAT1", "STAT1")),
+        (("IRF9g1", "IRF9g2"), (), ("IRF9", "IRF9")),  # not measured: two guides vouch for it
+        (("IRF9_1", "IRF9_2"), (), ("IRF9", "IRF9")),
+        (("stat1", "Stat1"), ("STAT1",), ("STAT1", "STAT1")),  # the measured gene's spelling
+        (("stat1_g1", "STAT1+irf9"), ("STAT1",), ("STAT1", "STAT1+irf9")),
+        (("STAT1|IRF1", "STAT1_IRF1"), ("STAT1", "IRF1"), ("STAT1+IRF1", "STAT1+IRF1")),
+        (("STAT1_IRF9", "IRF9"), ("STAT1",), ("STAT1+IRF9", "IRF9")),  # IRF9 is a target of its own
+        (("NKX2-1", "NKX2-2"), (), ("NKX2-1", "NKX2-2")),  # genes, not guides of "NKX2"
+        (("NKX2-1", "CD4"), ("NKX2-1",), ("NKX2-1", "CD4")),
+        (("IRF9g1", "STAT1"), ("STAT1",), ("IRF9g1", "STAT1")),  # one guide of an unknown target: kept
+    ],
+)
+def test_labels_as_other_tools_write_them(labels, genes, targets):
+    names = list(dict.fromkeys([*genes, "GAPDH"]))
+    X = np.random.default_rng(0).poisson(3.0, size=(9, len(names))).astype(np.float32)
+    lab = ["non-targeting"] * 3 + [labels[0]] * 3 + [labels[1]] * 3
+    adata = ad.AnnData(X, obs=pd.DataFrame({"perturbation": lab}, index=[f"c{i}" for i in range(9)]),
+                       var=pd.DataFrame(index=names))
+    D.standardize(adata)
+    got = adata.obs.groupby("perturbation", observed=True)["target_genes"].first()
+    assert (got[labels[0]], got[labels[1]]) == targets
+
+
+@pytest.mark.parametrize("column", ["gene_symbols", "feature_name", "gene_name", "symbol"])
+def test_ensembl_var_names_take_the_symbols(column):
+    """Ensembl IDs as var_names with the symbols in a var column: the symbols name the genes
+    (targets and goals name symbols), the IDs stay in var['gene_ids'], a symbol shared by two IDs
+    is made unique, and an ID without a symbol keeps its ID."""
+    adata = make_adata(labels=("non-targeting", "STAT1", "IRF1+STAT1"))
+    symbols = ["STAT1", "IRF1", "GAPDH", "GAPDH", None]
+    ids = [f"ENSG{i:011d}.{i}" for i in range(5)]
+    adata.var = pd.DataFrame({column: pd.Categorical(symbols)}, index=ids)
+    out = D.standardize(adata, copy=True)
+    assert list(out.var_names) == ["STAT1", "IRF1", "GAPDH", "GAPDH-1", ids[4]]
+    assert list(out.var["gene_ids"]) == ids
+    rec = out.uns["scagents"]["data"]
+    assert rec["gene_names_from"] == f"var[{column!r}]" and rec["n_duplicate_symbols"] == 1
+    assert set(out.obs["target_genes"]) == {"", "STAT1", "IRF1+STAT1"}
+    assert list(adata.var_names) == ids  # copy=True: the input is untouched
+
+
+def test_ensembl_var_names_without_symbols_are_kept():
+    adata = make_adata()
+    adata.var = pd.DataFrame({"n_cells": np.arange(5)}, index=[f"ENSG{i:011d}" for i in range(5)])
+    out = D.standardize(adata, copy=True)
+    assert list(out.var_names) == list(adata.var_names)
+    assert "gene_names_from" not in out.uns["scagents"]["data"]
+
+
+def test_ensembl_var_names_in_a_mudata_modality():
+    rna = make_adata()
+    rna.var = pd.DataFrame({"gene_symbols": list(rna.var_names)},
+                           index=[f"ENSG{i:011d}" for i in range(5)])
+    prot = ad.AnnData(np.ones((rna.n_obs, 2), np.float32), obs=pd.DataFrame(index=rna.obs_names),
+                      var=pd.DataFrame(index=["CD3", "CD4"]))
+    out = D.load(md.MuData({"rna": rna, "prot": prot}))
+    assert list(out["rna"].var_names) == ["STAT1", "IRF1", "GAPDH", "CBL", "UBASH3B"]
+    assert "rna:STAT1" in out.var_names or "STAT1" in out.var_names
