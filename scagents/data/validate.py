@@ -30,6 +30,7 @@ __all__ = [
     "STANDARD_COLUMNS",
     "ValueSummary",
     "find_perturbation_key",
+    "gene_names",
     "is_control_label",
     "is_excluded_label",
     "lognormalize",
@@ -494,6 +495,14 @@ def _symbol_names(adata: ad.AnnData) -> tuple[str, pd.Index, int] | None:
         names = pd.Index(np.where(usable, text, ids), dtype=str)
         return str(col), ad.utils.make_index_unique(names), int(names.duplicated().sum())
     return None
+
+
+def gene_names(adata: ad.AnnData) -> pd.Index:
+    """The gene names :func:`standardize` gives ``adata``'s genes, in ``var`` order: the symbols
+    when ``var_names`` are Ensembl IDs with a symbol column (:data:`SYMBOL_COLUMNS`), else
+    ``var_names`` themselves. Maps a result indexed by those names back onto the user's genes."""
+    symbols = _symbol_names(adata)
+    return adata.var_names.astype(str) if symbols is None else symbols[1]
 
 
 def standardize(
