@@ -29,6 +29,7 @@ __all__ = [
     "PERTURBATION_KEYS",
     "STANDARD_COLUMNS",
     "ValueSummary",
+    "counts_as_x",
     "find_perturbation_key",
     "gene_names",
     "is_control_label",
@@ -494,6 +495,43 @@ def _symbol_names(adata: ad.AnnData) -> tuple[str, pd.Index, int] | None:
             continue
         names = pd.Index(np.where(usable, text, ids), dtype=str)
         return str(col), ad.utils.make_index_unique(names), int(names.duplicated().sum())
+    return None
+
+
+def counts_as_x(adata: ad.AnnData) -> str | None:
+    """Make the counts ``X`` when ``X`` holds something else (log-normalised or scaled values) and
+    ``layers["counts"]`` or ``.raw`` holds counts (whole, non-negative numbers).
+
+    The counts of ``layers["counts"]``, else those of ``.raw`` for ``X``'s genes, replace ``X``
+    (the layer, or ``.raw``, is dropped: it is ``X`` now). ``X``'s own values are dropped: every
+    analysis normalises the counts itself. Modifies ``adata`` in place; call it on a copy.
+
+    Returns
+    -------
+    ``"layers['counts']"`` or ``".raw"`` when counts were moved into ``X``, else ``None`` (``X``
+    holds counts already, or no counts are found; backed data are left alone).
+    """
+    if adata.isbacked or adata.n_obs == 0 or adata.n_vars == 0:
+        return None
+    candidates = []
+    if "counts" in adata.layers:
+        candidates.append(("layers['counts']", lambda: adata.layers["counts"]))
+    raw = adata.raw
+    if raw is not None and adata.var_names.isin(raw.var_names).all():
+        candidates.append((".raw", lambda: raw[:, adata.var_names].X))
+    if not candidates or scan_values(adata.X).is_counts:
+        return None
+    for name, get in candidates:
+        X = get()
+        s = scan_values(X, adata.n_obs)
+        if not s.is_counts or s.n_nonzero == 0:
+            continue
+        adata.X = X
+        if name == ".raw":
+            adata.raw = None
+        else:
+            del adata.layers["counts"]
+        return name
     return None
 
 

@@ -458,3 +458,58 @@ def test_ensembl_var_names_in_a_mudata_modality():
     out = D.load(md.MuData({"rna": rna, "prot": prot}))
     assert list(out["rna"].var_names) == ["STAT1", "IRF1", "GAPDH", "CBL", "UBASH3B"]
     assert "rna:STAT1" in out.var_names or "STAT1" in out.var_names
+
+
+def _papalexi_small(n: int = 600) -> ad.AnnData:
+    adata = ad.read_h5ad(shared_file("perturbseq/papalexi2021_thp1_ifng_crispr.h5ad"))
+    return adata[np.random.default_rng(0).choice(adata.n_obs, n, replace=False)].copy()
+
+
+def _lognorm(X):
+    x = sp.csr_matrix(X, dtype=np.float32)
+    x = sp.csr_matrix(sp.diags(1e4 / np.maximum(np.asarray(x.sum(1)).ravel(), 1)) @ x)
+    x.data = np.log1p(x.data)
+    return x
+
+
+@pytest.mark.parametrize("where", ["layer", "raw", "raw_all_genes"])
+@pytest.mark.parametrize("x_is", ["lognorm", "scaled"])
+def test_counts_beside_normalised_x_become_x(where, x_is):
+    """Papalexi as scanpy users save it: log-normalised (or scaled) X with the counts in
+    layers['counts'] or .raw. load() analyses the counts, never the X values as counts, and leaves
+    the caller's object as it was."""
+    adata = _papalexi_small()
+    counts = adata.X.toarray()
+    given = _lognorm(counts)
+    if x_is == "scaled":
+        dense = given.toarray()
+        given = (dense - dense.mean(0)) / (dense.std(0) + 1e-6)
+    if where == "layer":
+        adata.layers["counts"] = adata.X.copy()
+    else:
+        adata.raw = adata
+        if where == "raw_all_genes":  # X cut to some genes after .raw was set
+            adata = adata[:, 20:].copy()
+            counts = counts[:, 20:]
+            given = given[:, 20:]
+    adata.X = given
+    before = adata.copy()
+    out = D.load(adata)
+    rec = out.uns["scagents"]["data"]
+    assert rec["is_counts"] is True
+    assert rec["counts_from"] == ("layers['counts']" if where == "layer" else ".raw")
+    np.testing.assert_array_equal(np.asarray(sp.csr_matrix(out.X).toarray()), counts)
+    assert out.var_names.equals(adata.var_names) and "counts" not in out.layers
+    np.testing.assert_array_equal(np.asarray(sp.csr_matrix(adata.X).toarray()),
+                                  np.asarray(sp.csr_matrix(before.X).toarray()))
+
+
+def test_normalised_raw_and_no_counts_leave_x_as_given():
+    """.raw holding log-normalised values (scanpy's tutorial order) is not counts: X is used as
+    given and said to be not counts."""
+    adata = _papalexi_small()
+    adata.X = _lognorm(adata.X)
+    adata.raw = adata
+    out = D.load(adata)
+    rec = out.uns["scagents"]["data"]
+    assert rec["is_counts"] is False and "counts_from" not in rec
