@@ -228,7 +228,7 @@ def standardize_backed(
         raise TypeError(f"standardize_backed() takes an AnnData, got {type(adata).__name__}.")
     is_counts = True
     if check_values:
-        is_counts = _check_values(adata, _matrix(adata, None), "X").is_counts
+        is_counts = _check_values(adata, _matrix(adata, None), "X", expression=True).is_counts
     uns = {"scagents": dict(adata.uns["scagents"])} if "scagents" in adata.uns else {}
     key = find_perturbation_key(adata, perturbation_key)
     combo = _label_combinations(adata.obs, key)

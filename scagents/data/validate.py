@@ -103,6 +103,9 @@ _SPLIT_RE = re.compile(r"\s*(?:\+|,|;|\||&)\s*")
 _GUIDE_WORD_RE = re.compile(r"^(.*?[^_.\s-])(?:sgrna|grna|guide|sg|g)[_.-]?\d+$")
 _GUIDE_SEP_RE = re.compile(r"^(.+?)[_.-](sgrna|grna|guide|sg|g)?[_.-]?\d+$", re.IGNORECASE)
 _CHUNK_ROWS = 4096
+#: Above this, non-negative non-integer expression values cannot be on a log scale (log1p of
+#: counts per million stays below 14, log2(TPM + 1) below 20): they are refused as unlogged.
+LOG_SCALE_MAX = 30.0
 
 
 def _norm(label: str) -> str:
@@ -257,6 +260,7 @@ class ValueSummary:
     first_nan: tuple[int, int] | None = None
     first_inf: tuple[int, int] | None = None
     first_negative: tuple[int, int] | None = None
+    max_value: float = float("-inf")
 
     @property
     def is_counts(self) -> bool:
@@ -299,6 +303,7 @@ def scan_values(X, n_rows: int | None = None) -> ValueSummary:
             continue
         s.n_nonzero += int(np.count_nonzero(vals))
         if np.issubdtype(vals.dtype, np.integer) or vals.dtype == bool:
+            s.max_value = max(s.max_value, float(vals.max()))
             neg = vals < 0
             nneg = int(neg.sum())
             if nneg and s.first_negative is None:
@@ -320,6 +325,7 @@ def scan_values(X, n_rows: int | None = None) -> ValueSummary:
         if nneg and s.first_negative is None:
             s.first_negative = _first_pos(chunk, neg, start)
         s.n_negative += nneg
+        s.max_value = max(s.max_value, float(finite.max()))
         if s.all_integer and not np.array_equal(finite, np.round(finite)):
             s.all_integer = False
     return s
@@ -329,7 +335,9 @@ def _where(adata: ad.AnnData, pos: tuple[int, int]) -> str:
     return f"cell {adata.obs_names[pos[0]]!r}, gene {adata.var_names[pos[1]]!r}"
 
 
-def _check_values(adata: ad.AnnData, X, what: str) -> ValueSummary:
+def _check_values(adata: ad.AnnData, X, what: str, *, expression: bool = False) -> ValueSummary:
+    """Refuse NaN, infinite, negative whole-number and all-zero values; with ``expression``, also
+    unlogged non-integer values (:data:`LOG_SCALE_MAX`: the RNA ``X`` an analysis reads)."""
     s = scan_values(X, adata.n_obs)
     if s.n_nan:
         raise DataError(
@@ -348,6 +356,14 @@ def _check_values(adata: ad.AnnData, X, what: str) -> ValueSummary:
             f"{what} looks like counts (all values are whole numbers) but {s.n_negative} value(s) are "
             f"negative (first at {_where(adata, s.first_negative)}). Counts cannot be negative: check "
             "how the matrix was produced, or provide normalised (non-integer) values."
+        )
+    if expression and not s.all_integer and not s.n_negative and s.max_value > LOG_SCALE_MAX:
+        raise DataError(
+            f"{what} holds non-negative values that are not whole numbers and reach "
+            f"{s.max_value:.4g}: neither counts nor log-scale values (log-normalised expression "
+            f"stays below {LOG_SCALE_MAX:g}). They look like normalised or corrected counts (CPM, "
+            "TPM, ambient-corrected): give the raw counts (in X or layers['counts']), or "
+            "log-transform the values first (e.g. scanpy.pp.log1p(adata))."
         )
     if s.n_nonzero == 0:
         raise DataError(
@@ -626,7 +642,8 @@ def standardize(
 
     # --- checks (nothing is written before all pass) ---
     _check_names(adata)
-    summary = _check_values(adata, adata.X, "X") if check_values else ValueSummary()
+    summary = (_check_values(adata, adata.X, "X", expression=True) if check_values
+               else ValueSummary())
     if check_values and "counts" in adata.layers:
         _check_values(adata, adata.layers["counts"], "layers['counts']")
 

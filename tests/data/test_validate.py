@@ -513,3 +513,29 @@ def test_normalised_raw_and_no_counts_leave_x_as_given():
     out = D.load(adata)
     rec = out.uns["scagents"]["data"]
     assert rec["is_counts"] is False and "counts_from" not in rec
+
+
+@pytest.mark.parametrize("kind", ["cpm", "corrected"])
+def test_unlogged_values_stop_in_one_line(kind, tmp_path):
+    """CPM or ambient-corrected counts (non-integer, far above any log scale) in X: one line
+    naming the problem and the fix, in memory and backed, file untouched; log1p of them passes."""
+    from scagents.data import backed
+
+    adata = _papalexi_small()
+    X = sp.csr_matrix(adata.X, dtype=np.float32)
+    if kind == "cpm":
+        X = sp.csr_matrix(sp.diags(1e6 / np.asarray(X.sum(1)).ravel()) @ X).astype(np.float32)
+    else:
+        X.data = X.data * np.float32(0.93) + np.float32(0.01)
+    adata.X = X
+    path = tmp_path / "unlogged.h5ad"
+    adata.write_h5ad(path)
+    digest = sha256(path)
+    with pytest.raises(DataError, match=r"not whole numbers .* log-transform") as err:
+        D.load(path)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="log-transform"):
+        backed.standardize_backed(backed.open_backed(path))
+    assert sha256(path) == digest
+    adata.X = X.log1p()
+    assert D.load(adata).uns["scagents"]["data"]["is_counts"] is False
