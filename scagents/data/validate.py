@@ -610,9 +610,19 @@ def standardize(
       or ``excluded`` for cells without a usable perturbation (:func:`is_excluded_label`:
       unassigned, multiplets, doublets, ``*_or_multi``; empty ``target_genes``, not controls);
     - ``obs["is_control"]`` (bool);
+    - ``var_names``: when they are Ensembl IDs and a var column holds the symbols
+      (:data:`SYMBOL_COLUMNS`: ``gene_symbols``, ``feature_name``, ``gene_name``, …), the symbols
+      (made unique; a gene without one keeps its ID), the IDs kept in ``var["gene_ids"]``
+      (:func:`gene_names`);
     - ``uns["scagents"]["data"]``: ``is_counts``, ``perturbation_key``, ``control_labels`` (the
       control labels found), ``n_control``, ``n_perturbations``, ``perturbation_type_reason``,
-      ``excluded_labels`` and ``n_excluded``.
+      ``excluded_labels`` and ``n_excluded``; with symbols taken from ``var``,
+      ``gene_names_from`` and ``n_duplicate_symbols``.
+
+    Perturbation labels are read as other tools write them: ``+``, ``,``, ``;``, ``|`` and ``&``
+    join combinations (``_`` too when every piece is a measured gene or another label's target);
+    a label differing from a measured gene only in case names that gene; guide-level labels
+    (``STAT1g2``, ``STAT1_g1``, ``STAT1_2``) name their target (see :func:`split_targets`).
 
     Raises
     ------
