@@ -382,8 +382,10 @@ def write_result(obj: Any, result: RunResult, *, key_added: str = RESULT_KEY) ->
     rna = obj
     if hasattr(obj, "mod"):
         rna = obj.mod["rna"] if "rna" in obj.mod else obj.mod[next(iter(obj.mod))]
+    from scagents.data import gene_names
+
     table = result.predicted.select_dtypes("number").astype("float64")
-    table = table.reindex(rna.var_names.astype(str))
+    table = table.reindex(gene_names(rna))  # the run's names: symbols for Ensembl var_names
     table.index = rna.var_names
     rna.varm[key_added] = table
     obj.uns[key_added] = _h5_safe({

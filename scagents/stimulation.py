@@ -394,8 +394,13 @@ def fit_response(means: ConditionMeans, target: str, *, candidates: dict[str, Ca
     m = means.without_treated(t)  # the held-out group's treated cells are never seen below
     train = [i for i in m.usable() if i != t]
     if not train:
+        if len(means.groups) == 1:
+            raise ValueError(
+                "The cells form one group (no cell-type or time-point column in obs), so there is "
+                "no other group to learn the treatment's response from. Add a cell-type column "
+                "(e.g. obs['cell_type']) or a time-point column (e.g. obs['time']).")
         raise ValueError(f"No other group has {MIN_CELLS} control and treated cells to learn "
-                         f"{target!r}'s response from.")
+                         f"{str(target)!r}'s response from.")
     members = [k for k, c in cands.items() if c.role == "learned"]
     learned = [k for k, c in cands.items() if c.role in ("learned", "ensemble")]
     baselines = [k for k, c in cands.items() if c.role == "baseline"]

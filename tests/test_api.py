@@ -106,6 +106,21 @@ def test_write_result_into_a_mudata(answered):
         res.predicted["delta"].reindex(mdata["rna"].var_names).rename_axis(None))
 
 
+def test_write_result_onto_ensembl_var_names(answered):
+    """Ensembl IDs as var_names, symbols in var["gene_symbols"]: the run names genes by symbol and
+    the answer lands on the user's own rows (by ID), not as all-NaN."""
+    _, _, res, _ = answered
+    adata = _user_adata()
+    symbols = list(adata.var_names)
+    adata.var = pd.DataFrame({"gene_symbols": symbols},
+                             index=[f"ENSG{i:011d}" for i in range(adata.n_vars)])
+    write_result(adata, res, key_added="stat1")
+    got = adata.varm["stat1"]["delta"]
+    assert list(got.index) == list(adata.var_names)
+    np.testing.assert_allclose(got.to_numpy(), res.predicted["delta"].reindex(symbols).to_numpy())
+    assert got.notna().any()
+
+
 def test_backed_anndata_is_read_from_its_file(answered, monkeypatch, tmp_path):
     """A backed AnnData is not copied into the run folder: the data agent reads its file."""
     from scagents.api import INPUT_FILES

@@ -121,3 +121,13 @@ def test_validation_table_fills_every_column_it_shows():
     rep, s = prediction_report(fit.delta, obs, k=20), score(fit.delta, obs)
     for key in SCORE_KEYS:
         assert s[key] == pytest.approx(rep[key])
+
+
+def test_one_group_of_cells_says_what_column_is_missing():
+    """A treatment column but no cell-type or time column: one line naming what to add."""
+    x, _, cond, genes = _two_family_data()
+    m = condition_means(x, np.array(["all cells"] * len(cond)), cond, control="CTRL",
+                        treated="STIM", genes=genes)
+    with pytest.raises(ValueError, match=r"one group .*cell-type column") as err:
+        fit_response(m, "all cells")
+    assert "np.str_" not in str(err.value)

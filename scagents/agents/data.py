@@ -317,13 +317,23 @@ def _stimulation_data(opts: RunOptions, out: Path, goal) -> DataSummary:
     step.close()
     counts = rna.obs[design.key].astype(str).value_counts()
     return DataSummary(
-        source=str(opts.data), description=Path(opts.data).name, path=DATA_FILE,
+        source=str(opts.data), description=_describe(opts.data, rna), path=DATA_FILE,
         n_cells=int(rna.n_obs), n_genes=int(rna.n_vars), modalities=["rna"],
         goal=goal.to_dict(), perturbation=Perturbation((goal.name,), kind="stimulation").to_dict(),
         goal_measured=goal.treatment in counts.index, goal_label=goal.treatment,
         goal_note=note, measured=list(design.treated), candidates=[],
         cells_per_condition={str(k): int(v) for k, v in counts.items()},
         stimulation=goal.to_dict(), is_counts=_is_counts(rna))
+
+
+def _describe(path, rna) -> str:
+    """The file's name, and where its counts and gene names came from when not ``X`` /
+    ``var_names`` (:func:`scagents.data.load`)."""
+    rec = (rna.uns.get("scagents") or {}).get("data") or {}
+    how = [f"counts from {rec['counts_from']}"] if rec.get("counts_from") else []
+    if rec.get("gene_names_from"):
+        how.append(f"gene names from {rec['gene_names_from']}")
+    return Path(path).name + (f": {'; '.join(how)}" if how else "")
 
 
 def _is_counts(rna) -> bool | None:
@@ -365,7 +375,7 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     write_data(obj if hasattr(obj, "mod") else md.MuData({"rna": obj}), path)
     step.close()
     return DataSummary(
-        source=str(opts.data), description=Path(opts.data).name, path=DATA_FILE,
+        source=str(opts.data), description=_describe(opts.data, rna), path=DATA_FILE,
         n_cells=int(rna.n_obs), n_genes=int(rna.n_vars), modalities=mods, goal=goal.to_dict(),
         perturbation=pert.to_dict(), goal_measured=goal_label is not None, goal_label=goal_label,
         goal_note=goal_note, excluded={str(k): int(v) for k, v in

@@ -94,8 +94,9 @@ def stimulation_agent(state: RunState) -> dict:
         fits = {g: fit_response(means, g, min_improvement=opts.min_improvement) for g in targets}
     except ValueError as exc:
         ok = [g for i, g in enumerate(means.groups) if min(means.n_control[i], means.n_treated[i]) > 0]
-        msg = (f"No prediction possible for {sg['label']}: {exc} Ask about one that has both: "
-               f"{', '.join(ok)}.")
+        ask = (f" Ask about one that has both: {', '.join(map(str, ok))}." if len(means.groups) > 1
+               else "")
+        msg = f"No prediction possible for {sg['label']}: {exc}{ask}"
         rec = AgentRecord(agent="stimulation", status="failed", summary=msg)
         return {"stop_reason": msg, "log": [rec.model_dump()]}
     skipped = [g for i, g in enumerate(means.groups) if g not in fits and not time_course

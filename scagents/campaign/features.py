@@ -81,8 +81,18 @@ def default_data_dir() -> Path | None:
 
 
 def _lognorm(adata) -> tuple[np.ndarray, list[str]]:
+    """Log-normalised cells × genes and the gene names (symbols when ``var_names`` are Ensembl IDs
+    with a symbol column). Counts — in ``X``, else in ``layers["counts"]`` or ``.raw`` — are
+    normalised to 1e4 per cell and ``log1p``-ed; log-scale or scaled values are used as they are;
+    non-negative values beyond any log scale (CPM, TPM) are normalised like counts."""
     import scipy.sparse as sp
 
+    from scagents.data import counts_as_x, gene_names, scan_values
+    from scagents.data.validate import LOG_SCALE_MAX
+
+    if "counts" in adata.layers or adata.raw is not None:
+        adata = adata.copy()
+        counts_as_x(adata)
     X = adata.X
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
     X = X.astype(np.float64)
@@ -90,13 +100,14 @@ def _lognorm(adata) -> tuple[np.ndarray, list[str]]:
         raise DataError("The expression matrix is empty; give a data set with cells and genes.")
     if np.isnan(X).any():
         raise DataError("The expression matrix contains NaN; remove or impute them first.")
-    if (X < 0).any():  # already log-normalised / scaled values: use as they are
-        L = X
-    else:
+    values = scan_values(X)
+    if values.is_counts or (not values.n_negative and values.max_value > LOG_SCALE_MAX):
         tot = X.sum(axis=1, keepdims=True)
         tot[tot == 0] = 1.0
         L = np.log1p(X / tot * 1e4)
-    names = [str(g).removeprefix("hg19_").removeprefix("GRCh38_").upper() for g in adata.var_names]
+    else:  # already log-normalised / scaled values: use as they are
+        L = X
+    names = [str(g).removeprefix("hg19_").removeprefix("GRCh38_").upper() for g in gene_names(adata)]
     return L, names
 
 

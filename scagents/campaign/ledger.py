@@ -715,6 +715,16 @@ def _new_measurements(con: sqlite3.Connection, cid: int, campaign: str, path: Pa
                       sha: str) -> list[tuple]:
     """Check the results rows against the ledger (inside the ingest transaction) → rows to insert."""
     cands = {r[0] for r in con.execute("SELECT gene FROM candidates WHERE campaign_id = ?", (cid,))}
+    upper: dict[str, list[str]] = {}
+    for g in cands:
+        upper.setdefault(g.upper(), []).append(g)
+    # a gene spelled in another case ("rpl34", "Stat1") is the candidate of that name when only one is
+    df = df.assign(gene=[g if g in cands or len(upper.get(g.upper(), [])) != 1 else upper[g.upper()][0]
+                         for g in df["gene"]])
+    twice = df.loc[df["gene"].duplicated(), "gene"].unique().tolist()
+    if twice:
+        raise IngestError(f"Results file {path}: genes {twice[:10]} appear more than once (spelled in "
+                          "different cases); give one score per gene.")
     unknown = [g[:40] for g in df["gene"] if g not in cands]
     if unknown:
         raise GeneNotFoundError(f"Genes {unknown[:10]} ({len(unknown)} in all) in {path} are not candidates of "

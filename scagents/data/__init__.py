@@ -37,7 +37,9 @@ from .validate import (
     EXCLUDED_TOKENS,
     PERTURBATION_KEYS,
     STANDARD_COLUMNS,
+    counts_as_x,
     find_perturbation_key,
+    gene_names,
     is_control_label,
     is_excluded_label,
     lognormalize,
@@ -57,7 +59,9 @@ __all__ = [
     "DataFileNotFoundError",
     "MAX_PADJ",
     "MIN_EFFECT",
+    "counts_as_x",
     "find_perturbation_key",
+    "gene_names",
     "gene_effects",
     "is_control_label",
     "is_excluded_label",
@@ -103,12 +107,23 @@ def load(
 
     Returns
     -------
-    The standardised AnnData or MuData (see :func:`standardize` for the columns written).
+    The standardised AnnData or MuData (see :func:`standardize` for the columns written). When
+    ``X`` does not hold counts but ``layers["counts"]`` or ``.raw`` does, the counts become ``X``
+    (:func:`counts_as_x`; ``uns["scagents"]["data"]["counts_from"]`` says where they came from).
     """
     obj = read(source, modality=modality)
     options = dict(perturbation_key=perturbation_key, control_labels=control_labels,
                    perturbation_type=perturbation_type)
     if isinstance(source, ad.AnnData | md.MuData):  # never modify the caller's object
-        return standardize(obj, **options, copy=True)
-    standardize(obj, **options, copy=False)  # freshly read from disk: safe to modify
+        obj = obj.copy()
+    _, rna = rna_modality(obj)
+    counts_from = counts_as_x(rna)
+    if counts_from and isinstance(obj, md.MuData):
+        obj.update()
+    standardize(obj, **options, copy=False)  # a copy, or freshly read from disk: safe to modify
+    if counts_from:
+        rec = rna.uns["scagents"]["data"]
+        rec["counts_from"] = counts_from
+        if isinstance(obj, md.MuData):
+            obj.uns["scagents"]["data"]["counts_from"] = counts_from
     return obj

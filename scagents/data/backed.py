@@ -115,8 +115,9 @@ def _matrix(adata: ad.AnnData, layer: str | None) -> Any:
                         "layer=None to use X, or the name of an existing layer.")
     if X is None:
         raise DataError("The AnnData has no X matrix; pass layer= naming a layer that holds the counts.")
-    fmt = getattr(X, "format", None)
-    if fmt == "csc" or (sp.issparse(X) and X.format == "csc"):
+    if sp.issparse(X) and X.format == "csc":  # in memory already: one conversion, no disk reads
+        return sp.csr_matrix(X)
+    if getattr(X, "format", None) == "csc":
         raise DataError(
             "X is stored as a CSC (column-compressed) matrix, so reading a block of cells needs the "
             "whole matrix. Convert the file once to CSR: adata = anndata.read_h5ad(path); "
@@ -227,7 +228,7 @@ def standardize_backed(
         raise TypeError(f"standardize_backed() takes an AnnData, got {type(adata).__name__}.")
     is_counts = True
     if check_values:
-        is_counts = _check_values(adata, _matrix(adata, None), "X").is_counts
+        is_counts = _check_values(adata, _matrix(adata, None), "X", expression=True).is_counts
     uns = {"scagents": dict(adata.uns["scagents"])} if "scagents" in adata.uns else {}
     key = find_perturbation_key(adata, perturbation_key)
     combo = _label_combinations(adata.obs, key)

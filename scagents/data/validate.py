@@ -29,7 +29,9 @@ __all__ = [
     "PERTURBATION_KEYS",
     "STANDARD_COLUMNS",
     "ValueSummary",
+    "counts_as_x",
     "find_perturbation_key",
+    "gene_names",
     "is_control_label",
     "is_excluded_label",
     "lognormalize",
@@ -47,8 +49,16 @@ PERTURBATION_KEYS: tuple[str, ...] = (
     "perturbation", "perturbations", "perturbation_name", "perturbation_label",
     "target_genes", "target_gene", "targets", "target", "gene_target", "gene_targets",
     "guide_target", "gene", "genes", "guide_identity", "guide_ids", "guide_id", "sgrna",
-    "grna", "condition", "stim", "stimulation", "treatment",
+    "grna", "guide", "guides", "guide_name", "sgrna_id", "grna_id", "feature_call",
+    "condition", "stim", "stimulation", "treatment",
 )
+
+#: var columns recognised (in this order) as gene symbols when ``var_names`` are Ensembl IDs.
+SYMBOL_COLUMNS: tuple[str, ...] = (
+    "gene_symbols", "gene_symbol", "feature_name", "gene_name", "gene_names", "symbol", "symbols",
+    "gene_short_name", "features", "feature", "name", "gene",
+)
+_ENSEMBL_RE = re.compile(r"^ENS[A-Z]*G\d{6,}(?:\.\d+)?$")
 
 #: Normalised (lower-case, alphanumeric) control labels; a trailing number is allowed (``NTC_12``)
 #: and so is a guide prefix or suffix (``sgNTC``, ``sgCtrl_2``, ``gRNA-NT``, ``NTg10``). Cutting and vector controls
@@ -88,7 +98,14 @@ _PIECES_RE = re.compile(r"[\s_+,;|&/-]+")
 DEFAULT_TYPE_REASON = "default for CRISPR-like data"
 _STIM_KEYS = {"stim", "stimulation", "stimulated", "treatment", "cytokine"}
 _SPLIT_RE = re.compile(r"\s*(?:\+|,|;|\||&)\s*")
+# a guide-level label: the target and a guide number ("STAT1g2", "STAT1sg2" with a lower-case guide
+# word and no separator; "STAT1_g1", "STAT1-sgRNA2", "STAT1_2" with one)
+_GUIDE_WORD_RE = re.compile(r"^(.*?[^_.\s-])(?:sgrna|grna|guide|sg|g)[_.-]?\d+$")
+_GUIDE_SEP_RE = re.compile(r"^(.+?)[_.-](sgrna|grna|guide|sg|g)?[_.-]?\d+$", re.IGNORECASE)
 _CHUNK_ROWS = 4096
+#: Above this, non-negative non-integer expression values cannot be on a log scale (log1p of
+#: counts per million stays below 14, log2(TPM + 1) below 20): they are refused as unlogged.
+LOG_SCALE_MAX = 30.0
 
 
 def _norm(label: str) -> str:
@@ -131,33 +148,99 @@ def is_excluded_label(label: str, control_labels: Sequence[str] | None = None) -
     return bool(_EXCLUDED_RE.search(_norm(label)))
 
 
-def split_targets(
-    label: str, *, genes: set[str] | None = None, control_labels: Sequence[str] | None = None
-) -> tuple[str, ...]:
-    """The target genes of a perturbation label; ``()`` for a control label.
+def _unambiguous(names) -> tuple[set[str], dict[str, str]]:
+    """The names, and their lower-case spellings that belong to one name only."""
+    names = set(names)
+    lower: dict[str, list[str]] = {}
+    for name in names:
+        lower.setdefault(name.lower(), []).append(name)
+    return names, {k: v[0] for k, v in lower.items() if len(v) == 1}
 
-    ``"STAT1+IRF1"``, ``"STAT1,IRF1"``, ``"STAT1 & IRF1"`` and ``"STAT1;IRF1"`` are split. An
-    underscore splits only when every piece is a gene in ``genes`` (so ``"CBL_UBASH3B"`` splits but a
-    guide name such as ``"AARS_P1P2"`` does not). Control pieces (``"STAT1+ctrl"``) are dropped.
+
+class _Targets:
+    """Resolves the pieces of perturbation labels to target names.
+
+    ``genes`` are the measured gene names; ``known`` are further target names (other labels of the
+    same data naming a target that is not measured).
     """
-    text = str(label).strip()
+
+    def __init__(self, genes: set[str] | None = None, known: set[str] | None = None) -> None:
+        self.genes = _unambiguous(genes or ())
+        self.known = _unambiguous(n for n in (known or ()) if n.lower() not in self.genes[1])
+
+    def name(self, piece: str) -> str | None:
+        """``piece`` spelled as a measured gene, else as a known target (exactly, else ignoring
+        case when that is unambiguous: ``"stat1"`` → ``STAT1``); ``None`` if neither."""
+        for exact, lower in (self.genes, self.known):
+            if piece in exact:
+                return piece
+            if (name := lower.get(piece.lower())) is not None:
+                return name
+        return None
+
+    def target(self, piece: str) -> str:
+        """The target of one piece: itself, its known spelling, or the target of a guide-level
+        label (``STAT1g2``, ``STAT1_g1``, ``STAT1_2`` → ``STAT1`` when STAT1 is a known target)."""
+        if (name := self.name(piece)) is not None:
+            return name
+        for pattern in (_GUIDE_WORD_RE, _GUIDE_SEP_RE):
+            m = pattern.fullmatch(piece)
+            if m and (name := self.name(m.group(1))) is not None:
+                return name
+        return piece
+
+
+def guide_stem(label: str) -> str | None:
+    """The target part of a guide-level label: a guide word and number (``STAT1g2``,
+    ``STAT1_sg1``, ``STAT1-guide3``) or an underscore / dot and a number (``STAT1_2``) →
+    ``STAT1``; ``None`` for any other label. A hyphen and a bare number is not enough (``NKX2-1``
+    is a gene; gene symbols never hold ``_`` or ``.``)."""
+    m = _GUIDE_WORD_RE.fullmatch(label)
+    if m:
+        return m.group(1)
+    m = _GUIDE_SEP_RE.fullmatch(label)
+    if m and (m.group(2) or re.fullmatch(r".+?[_.]\d+", label)):
+        return m.group(1)
+    return None
+
+
+def _split(text: str, resolve: _Targets, control_labels: Sequence[str] | None) -> tuple[str, ...]:
     if is_control_label(text, control_labels):
         return ()
-    genes = genes or set()
     out: list[str] = []
     for part in _SPLIT_RE.split(text):
         part = part.strip()
         if not part or is_control_label(part, control_labels):
             continue
         pieces = [p for p in part.split("_") if p]
+        named = [resolve.name(p) for p in pieces]
         if (
-            "_" in part and part not in genes and len(pieces) > 1
-            and all(p in genes or is_control_label(p, control_labels) for p in pieces)
+            "_" in part and resolve.name(part) is None and len(pieces) > 1
+            and all(n is not None or is_control_label(p, control_labels)
+                    for p, n in zip(pieces, named, strict=True))
         ):
-            out.extend(p for p in pieces if not is_control_label(p, control_labels))
+            out.extend(n for p, n in zip(pieces, named, strict=True)
+                       if n is not None and not is_control_label(p, control_labels))
         else:
-            out.append(part)
+            out.append(resolve.target(part))
     return tuple(dict.fromkeys(out))
+
+
+def split_targets(
+    label: str, *, genes: set[str] | None = None, control_labels: Sequence[str] | None = None,
+    known: set[str] | None = None,
+) -> tuple[str, ...]:
+    """The target genes of a perturbation label; ``()`` for a control label.
+
+    ``"STAT1+IRF1"``, ``"STAT1,IRF1"``, ``"STAT1|IRF1"``, ``"STAT1 & IRF1"`` and ``"STAT1;IRF1"``
+    are split. An underscore splits only when every piece is a gene in ``genes`` or a name in
+    ``known`` (so ``"CBL_UBASH3B"`` splits but a guide name such as ``"AARS_P1P2"`` does not).
+    Control pieces (``"STAT1+ctrl"``) are dropped. A piece is spelled as the gene it names when
+    it differs only in case (``"stat1"`` → ``STAT1``), and a guide-level label names its target
+    (``"STAT1g2"``, ``"STAT1_g1"``, ``"STAT1_2"`` → ``STAT1``) when that target is a gene in
+    ``genes`` or a name in ``known``.
+    """
+    return _split(str(label).strip(), _Targets(genes, known), control_labels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,6 +260,7 @@ class ValueSummary:
     first_nan: tuple[int, int] | None = None
     first_inf: tuple[int, int] | None = None
     first_negative: tuple[int, int] | None = None
+    max_value: float = float("-inf")
 
     @property
     def is_counts(self) -> bool:
@@ -219,6 +303,7 @@ def scan_values(X, n_rows: int | None = None) -> ValueSummary:
             continue
         s.n_nonzero += int(np.count_nonzero(vals))
         if np.issubdtype(vals.dtype, np.integer) or vals.dtype == bool:
+            s.max_value = max(s.max_value, float(vals.max()))
             neg = vals < 0
             nneg = int(neg.sum())
             if nneg and s.first_negative is None:
@@ -240,6 +325,7 @@ def scan_values(X, n_rows: int | None = None) -> ValueSummary:
         if nneg and s.first_negative is None:
             s.first_negative = _first_pos(chunk, neg, start)
         s.n_negative += nneg
+        s.max_value = max(s.max_value, float(finite.max()))
         if s.all_integer and not np.array_equal(finite, np.round(finite)):
             s.all_integer = False
     return s
@@ -249,7 +335,9 @@ def _where(adata: ad.AnnData, pos: tuple[int, int]) -> str:
     return f"cell {adata.obs_names[pos[0]]!r}, gene {adata.var_names[pos[1]]!r}"
 
 
-def _check_values(adata: ad.AnnData, X, what: str) -> ValueSummary:
+def _check_values(adata: ad.AnnData, X, what: str, *, expression: bool = False) -> ValueSummary:
+    """Refuse NaN, infinite, negative whole-number and all-zero values; with ``expression``, also
+    unlogged non-integer values (:data:`LOG_SCALE_MAX`: the RNA ``X`` an analysis reads)."""
     s = scan_values(X, adata.n_obs)
     if s.n_nan:
         raise DataError(
@@ -268,6 +356,14 @@ def _check_values(adata: ad.AnnData, X, what: str) -> ValueSummary:
             f"{what} looks like counts (all values are whole numbers) but {s.n_negative} value(s) are "
             f"negative (first at {_where(adata, s.first_negative)}). Counts cannot be negative: check "
             "how the matrix was produced, or provide normalised (non-integer) values."
+        )
+    if expression and not s.all_integer and not s.n_negative and s.max_value > LOG_SCALE_MAX:
+        raise DataError(
+            f"{what} holds non-negative values that are not whole numbers and reach "
+            f"{s.max_value:.4g}: neither counts nor log-scale values (log-normalised expression "
+            f"stays below {LOG_SCALE_MAX:g}). They look like normalised or corrected counts (CPM, "
+            "TPM, ambient-corrected): give the raw counts (in X or layers['counts']), or "
+            "log-transform the values first (e.g. scanpy.pp.log1p(adata))."
         )
     if s.n_nonzero == 0:
         raise DataError(
@@ -379,6 +475,90 @@ def _validate_type(kind: str) -> str:
     return kind
 
 
+def _known_targets(labels: Sequence[str]) -> set[str]:
+    """Target names the labels of one data set vouch for beyond the measured genes: a plain label
+    (``IRF1``, no separator or guide number), and the target part of guide-level labels when two
+    or more labels share it or it is a plain label too (``IRF1g1``, ``IRF1g2`` → ``IRF1``)."""
+    plain = {lab for lab in labels if not re.search(r"[\s_+,;|&/]", lab) and guide_stem(lab) is None}
+    stems = pd.Series([s for lab in labels if (s := guide_stem(lab)) is not None], dtype=object)
+    counts = stems.value_counts()
+    return plain | {str(s) for s, n in counts.items() if n >= 2 or s in plain}
+
+
+def _symbol_names(adata: ad.AnnData) -> tuple[str, pd.Index, int] | None:
+    """Gene symbols to use as ``var_names`` when these are Ensembl IDs (``ENSG…``).
+
+    The first of :data:`SYMBOL_COLUMNS` in ``var`` that holds symbols (most values not IDs) gives
+    the names; a gene without a symbol keeps its ID, and a symbol shared by several IDs is made
+    unique the AnnData way (``TBCE``, ``TBCE-1``). ``None`` when the names are not mostly IDs or no
+    symbol column exists; else the column, the names and how many symbols were duplicates.
+    """
+    ids = adata.var_names.astype(str)
+    if len(ids) == 0 or np.mean([bool(_ENSEMBL_RE.match(i)) for i in ids]) < 0.9:
+        return None
+    lower = {str(c).lower(): c for c in adata.var.columns}
+    for name in SYMBOL_COLUMNS:
+        col = lower.get(name)
+        if col is None:
+            continue
+        values = adata.var[col]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+                or isinstance(values.dtype, pd.CategoricalDtype)):
+            continue
+        text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+        usable = (text != "") & ~text.str.match(_ENSEMBL_RE.pattern)
+        if usable.mean() < 0.5:
+            continue
+        names = pd.Index(np.where(usable, text, ids), dtype=str)
+        return str(col), ad.utils.make_index_unique(names), int(names.duplicated().sum())
+    return None
+
+
+def counts_as_x(adata: ad.AnnData) -> str | None:
+    """Make the counts ``X`` when ``X`` holds something else (log-normalised or scaled values) and
+    ``layers["counts"]`` or ``.raw`` holds counts (whole, non-negative numbers).
+
+    The counts of ``layers["counts"]``, else those of ``.raw`` for ``X``'s genes, replace ``X``
+    (the layer, or ``.raw``, is dropped: it is ``X`` now). ``X``'s own values are dropped: every
+    analysis normalises the counts itself. Modifies ``adata`` in place; call it on a copy.
+
+    Returns
+    -------
+    ``"layers['counts']"`` or ``".raw"`` when counts were moved into ``X``, else ``None`` (``X``
+    holds counts already, or no counts are found; backed data are left alone).
+    """
+    if adata.isbacked or adata.n_obs == 0 or adata.n_vars == 0:
+        return None
+    candidates = []
+    if "counts" in adata.layers:
+        candidates.append(("layers['counts']", lambda: adata.layers["counts"]))
+    raw = adata.raw
+    if raw is not None and adata.var_names.isin(raw.var_names).all():
+        candidates.append((".raw", lambda: raw[:, adata.var_names].X))
+    if not candidates or scan_values(adata.X).is_counts:
+        return None
+    for name, get in candidates:
+        X = get()
+        s = scan_values(X, adata.n_obs)
+        if not s.is_counts or s.n_nonzero == 0:
+            continue
+        adata.X = X
+        if name == ".raw":
+            adata.raw = None
+        else:
+            del adata.layers["counts"]
+        return name
+    return None
+
+
+def gene_names(adata: ad.AnnData) -> pd.Index:
+    """The gene names :func:`standardize` gives ``adata``'s genes, in ``var`` order: the symbols
+    when ``var_names`` are Ensembl IDs with a symbol column (:data:`SYMBOL_COLUMNS`), else
+    ``var_names`` themselves. Maps a result indexed by those names back onto the user's genes."""
+    symbols = _symbol_names(adata)
+    return adata.var_names.astype(str) if symbols is None else symbols[1]
+
+
 def standardize(
     adata: ad.AnnData | md.MuData,
     *,
@@ -430,9 +610,19 @@ def standardize(
       or ``excluded`` for cells without a usable perturbation (:func:`is_excluded_label`:
       unassigned, multiplets, doublets, ``*_or_multi``; empty ``target_genes``, not controls);
     - ``obs["is_control"]`` (bool);
+    - ``var_names``: when they are Ensembl IDs and a var column holds the symbols
+      (:data:`SYMBOL_COLUMNS`: ``gene_symbols``, ``feature_name``, ``gene_name``, …), the symbols
+      (made unique; a gene without one keeps its ID), the IDs kept in ``var["gene_ids"]``
+      (:func:`gene_names`);
     - ``uns["scagents"]["data"]``: ``is_counts``, ``perturbation_key``, ``control_labels`` (the
       control labels found), ``n_control``, ``n_perturbations``, ``perturbation_type_reason``,
-      ``excluded_labels`` and ``n_excluded``.
+      ``excluded_labels`` and ``n_excluded``; with symbols taken from ``var``,
+      ``gene_names_from`` and ``n_duplicate_symbols``.
+
+    Perturbation labels are read as other tools write them: ``+``, ``,``, ``;``, ``|`` and ``&``
+    join combinations (``_`` too when every piece is a measured gene or another label's target);
+    a label differing from a measured gene only in case names that gene; guide-level labels
+    (``STAT1g2``, ``STAT1_g1``, ``STAT1_2``) name their target (see :func:`split_targets`).
 
     Raises
     ------
@@ -450,6 +640,8 @@ def standardize(
                         copy=False)
         except DataError as exc:
             raise type(exc)(f"In MuData modality {name!r}: {exc}") from exc
+        if not mdata.var_names[mdata.varmap[name].ravel() > 0].equals(rna.var_names):
+            mdata.update()  # the modality's Ensembl IDs became gene symbols
         mirror_obs(mdata, name)
         return mdata if copy else None
     if not isinstance(adata, ad.AnnData):
@@ -460,7 +652,8 @@ def standardize(
 
     # --- checks (nothing is written before all pass) ---
     _check_names(adata)
-    summary = _check_values(adata, adata.X, "X") if check_values else ValueSummary()
+    summary = (_check_values(adata, adata.X, "X", expression=True) if check_values
+               else ValueSummary())
     if check_values and "counts" in adata.layers:
         _check_values(adata, adata.layers["counts"], "layers['counts']")
 
@@ -479,10 +672,12 @@ def standardize(
         )
     labels = raw.astype(str).str.strip()
     uniq = list(pd.unique(labels))
-    genes = set(map(str, adata.var_names))
+    symbols = _symbol_names(adata)
+    genes = set(map(str, adata.var_names if symbols is None else symbols[1]))
     excluded = [lab for lab in uniq if is_excluded_label(lab, control_labels)]
-    targets = {lab: () if lab in excluded else
-               split_targets(lab, genes=genes, control_labels=control_labels) for lab in uniq}
+    resolve = _Targets(genes, _known_targets(
+        [lab for lab in uniq if lab not in excluded and not is_control_label(lab, control_labels)]))
+    targets = {lab: () if lab in excluded else _split(lab, resolve, control_labels) for lab in uniq}
     controls = [lab for lab in uniq if not targets[lab] and lab not in excluded]
     if not controls:
         counts = labels.value_counts()
@@ -536,6 +731,12 @@ def standardize(
     adata.obs["perturbation_type"] = pd.Categorical(ptype.to_numpy(), categories=present)
     adata.obs["is_control"] = is_control
     rec = _recorded(adata)
+    if symbols is not None:
+        column, names, n_dup = symbols
+        if "gene_ids" not in adata.var:
+            adata.var["gene_ids"] = adata.var_names.astype(str)
+        adata.var_names = names
+        rec.update(gene_names_from=f"var[{column!r}]", n_duplicate_symbols=n_dup)
     rec.update(
         is_counts=bool(summary.is_counts),
         perturbation_key=str(key),

@@ -394,3 +394,39 @@ def test_packaged_text_finds_an_installed_package_by_the_members_import_name(tmp
                         (spec if name == "scNET" else None))
     text, where = fmod._packaged_text("scnet", fmod.PPI_TABLE)
     assert text == PPI_ROWS and "installed scnet" in where and asked == ["scNET"]
+
+
+def _kang_small():
+    from tests.conftest import shared_file
+
+    k = ad.read_h5ad(shared_file("stimulation/kang2018_ifnb_pbmc.h5ad"))
+    k = k[:400, np.asarray((k.X > 0).sum(0)).ravel() >= 20].copy()
+    del k.layers["lognorm"]
+    return k
+
+
+@pytest.mark.parametrize("form", ["ensembl", "lognorm_x", "counts_layer"])
+def test_gene_embedding_reads_files_as_scanpy_users_save_them(form):
+    """Kang 2018 counts vs the same counts saved with Ensembl IDs as var_names (symbols in
+    var["gene_symbols"]), as log-normalised X (log values never normalised again as if counts), or
+    as log-normalised X with the counts in layers["counts"]: the same genes, the same features."""
+    import scipy.sparse as sp
+
+    from scagents.campaign.features import gene_embedding
+
+    k = _kang_small()
+    ref = gene_embedding(k)
+    other = k.copy()
+    if form == "ensembl":
+        other.var["gene_symbols"] = other.var_names.to_numpy()
+        other.var_names = [f"ENSG{i:011d}" for i in range(other.n_vars)]
+    else:
+        x = sp.csr_matrix(k.X, dtype=np.float64)
+        x = sp.csr_matrix(sp.diags(1e4 / np.asarray(x.sum(1)).ravel()) @ x)
+        x.data = np.log1p(x.data)
+        other.X = x
+        if form == "counts_layer":
+            other.layers["counts"] = k.X.copy()
+    got = gene_embedding(other)
+    assert got.index.equals(ref.index)
+    np.testing.assert_allclose(np.abs(got.to_numpy()), np.abs(ref.to_numpy()), atol=1e-6)

@@ -72,6 +72,23 @@ def test_round_ingest_history(db, tmp_path):
     assert out.stat().st_size > 1000
 
 
+def test_ingest_matches_genes_spelled_in_another_case(db, tmp_path):
+    """A results file writing the proposed genes in lower case (g3 for G3) is ingested under the
+    candidates' names; the same gene twice in two cases is refused, the ledger untouched."""
+    p0 = propose_round(db, "c1", batch=4, designer="random", seed=1)
+    genes = list(p0["gene"])
+    before = _snapshot(db)
+    twice = _write(tmp_path / "twice.csv", f"gene,score\n{genes[0]},1\n{genes[0].lower()},2\n")
+    with pytest.raises(IngestError, match="different cases"):
+        ingest(db, "c1", twice)
+    assert _snapshot(db) == before
+    res = _write(tmp_path / "lower.csv",
+                 "gene,score\n" + "".join(f"{g.lower()},{i}\n" for i, g in enumerate(genes)))
+    assert ingest(db, "c1", res).n_new == 4
+    h = history(db, "c1").set_index("gene")
+    assert h.loc[genes, "measured"].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_campaign_plot_integer_rounds_and_labelled_hits(db, tmp_path):
     from scagents.campaign.ledger import HIT_THRESHOLD, _campaign_figure
 

@@ -144,12 +144,23 @@ def test_response_task_from_backed_equals_from_anndata(atlas, in_memory):
     assert obs.shape[0] == 4 and np.all(reward <= 0)
 
 
-def test_csc_is_rejected_with_advice():
+def test_csc_on_disk_is_rejected_with_advice(tmp_path):
     import anndata as ad
 
-    a = ad.AnnData(sp.csc_matrix(np.ones((4, 3), np.float32)))
+    ad.AnnData(sp.csc_matrix(np.ones((4, 3), np.float32))).write_h5ad(tmp_path / "csc.h5ad")
+    a = backed.open_backed(tmp_path / "csc.h5ad")
     with pytest.raises(DataError, match="CSC"):
         next(backed.iter_chunks(a))
+
+
+def test_csc_in_memory_is_read_as_csr():
+    """An in-memory CSC X (e.g. a loaded file's) is converted once, not refused."""
+    import anndata as ad
+
+    X = np.arange(12, dtype=np.float32).reshape(4, 3)
+    a = ad.AnnData(sp.csc_matrix(X))
+    got = np.vstack([c.toarray() for _, c in backed.iter_chunks(a, chunk_size=3)])
+    np.testing.assert_array_equal(got, X)
 
 
 def test_chunked_pass_memory_is_bounded(tmp_path):

@@ -365,3 +365,177 @@ def test_column_and_control_errors_name_the_cli_flags():
         D.standardize(adata.copy())
     with pytest.raises(PerturbationError, match="CLI: --perturbation-key COLUMN"):
         D.standardize(adata.copy(), perturbation_key="guide")
+
+
+# ---------------------------------------------------------------------------------------------
+# files as other tools write them: guide-level labels, lower-case symbols, Ensembl IDs
+# ---------------------------------------------------------------------------------------------
+
+
+def _papalexi_guides(form: str) -> ad.AnnData:
+    """Papalexi with its per-cell guide (``STAT1g2``, ``NTg7``) as the only perturbation column,
+    written the way ``form`` says (``{t}g{n}``, ``{t}_g{n}``, ``{t}_{n}``)."""
+    adata = ad.read_h5ad(shared_file("perturbseq/papalexi2021_thp1_ifng_crispr.h5ad"))
+    parts = adata.obs["top_grna"].astype(str).str.extract(r"^(.*?)g(\d+)$")
+    adata.obs["guide"] = [form.format(t=t, n=n) for t, n in zip(parts[0], parts[1], strict=True)]
+    adata.obs = adata.obs[["guide", "perturbation"]].rename(columns={"perturbation": "truth"})
+    return adata
+
+
+@pytest.mark.parametrize("form", ["{t}g{n}", "{t}_g{n}", "{t}_{n}", "{t}-sgRNA{n}"])
+def test_papalexi_guide_labels_name_their_targets(form):
+    """Every guide of a target names that target — also IRF1, CMTM6, … which the 299 genes do not
+    measure — and the NT guides are the controls (the real file's own target column agrees)."""
+    adata = _papalexi_guides(form)
+    D.standardize(adata)
+    obs = adata.obs
+    truth = obs["truth"].astype(str)
+    assert (obs["is_control"] == (truth == "non-targeting")).all()
+    perturbed = ~obs["is_control"]
+    assert (obs.loc[perturbed, "target_genes"].astype(str) == truth[perturbed]).all()
+    assert adata.uns["scagents"]["data"]["n_perturbations"] == 25
+
+
+@pytest.mark.parametrize(
+    ("labels", "genes", "targets"),
+    [
+        (("STAT1g1", "STAT1g2"), ("STAT1",), ("STAT1", "STAT1")),
+        (("STAT1_g1", "STAT1_2"), ("STAT1",), ("STAT1", "STAT1")),
+        (("IRF9g1", "IRF9g2"), (), ("IRF9", "IRF9")),  # not measured: two guides vouch for it
+        (("IRF9_1", "IRF9_2"), (), ("IRF9", "IRF9")),
+        (("stat1", "Stat1"), ("STAT1",), ("STAT1", "STAT1")),  # the measured gene's spelling
+        (("stat1_g1", "STAT1+irf9"), ("STAT1",), ("STAT1", "STAT1+irf9")),
+        (("STAT1|IRF1", "STAT1_IRF1"), ("STAT1", "IRF1"), ("STAT1+IRF1", "STAT1+IRF1")),
+        (("STAT1_IRF9", "IRF9"), ("STAT1",), ("STAT1+IRF9", "IRF9")),  # IRF9 is a target of its own
+        (("NKX2-1", "NKX2-2"), (), ("NKX2-1", "NKX2-2")),  # genes, not guides of "NKX2"
+        (("NKX2-1", "CD4"), ("NKX2-1",), ("NKX2-1", "CD4")),
+        (("IRF9g1", "STAT1"), ("STAT1",), ("IRF9g1", "STAT1")),  # one guide of an unknown target: kept
+    ],
+)
+def test_labels_as_other_tools_write_them(labels, genes, targets):
+    names = list(dict.fromkeys([*genes, "GAPDH"]))
+    X = np.random.default_rng(0).poisson(3.0, size=(9, len(names))).astype(np.float32)
+    lab = ["non-targeting"] * 3 + [labels[0]] * 3 + [labels[1]] * 3
+    adata = ad.AnnData(X, obs=pd.DataFrame({"perturbation": lab}, index=[f"c{i}" for i in range(9)]),
+                       var=pd.DataFrame(index=names))
+    D.standardize(adata)
+    got = adata.obs.groupby("perturbation", observed=True)["target_genes"].first()
+    assert (got[labels[0]], got[labels[1]]) == targets
+
+
+@pytest.mark.parametrize("column", ["gene_symbols", "feature_name", "gene_name", "symbol"])
+def test_ensembl_var_names_take_the_symbols(column):
+    """Ensembl IDs as var_names with the symbols in a var column: the symbols name the genes
+    (targets and goals name symbols), the IDs stay in var['gene_ids'], a symbol shared by two IDs
+    is made unique, and an ID without a symbol keeps its ID."""
+    adata = make_adata(labels=("non-targeting", "STAT1", "IRF1+STAT1"))
+    symbols = ["STAT1", "IRF1", "GAPDH", "GAPDH", None]
+    ids = [f"ENSG{i:011d}.{i}" for i in range(5)]
+    adata.var = pd.DataFrame({column: pd.Categorical(symbols)}, index=ids)
+    out = D.standardize(adata, copy=True)
+    assert list(out.var_names) == ["STAT1", "IRF1", "GAPDH", "GAPDH-1", ids[4]]
+    assert list(out.var["gene_ids"]) == ids
+    rec = out.uns["scagents"]["data"]
+    assert rec["gene_names_from"] == f"var[{column!r}]" and rec["n_duplicate_symbols"] == 1
+    assert set(out.obs["target_genes"]) == {"", "STAT1", "IRF1+STAT1"}
+    assert list(adata.var_names) == ids  # copy=True: the input is untouched
+
+
+def test_ensembl_var_names_without_symbols_are_kept():
+    adata = make_adata()
+    adata.var = pd.DataFrame({"n_cells": np.arange(5)}, index=[f"ENSG{i:011d}" for i in range(5)])
+    out = D.standardize(adata, copy=True)
+    assert list(out.var_names) == list(adata.var_names)
+    assert "gene_names_from" not in out.uns["scagents"]["data"]
+
+
+def test_ensembl_var_names_in_a_mudata_modality():
+    rna = make_adata()
+    rna.var = pd.DataFrame({"gene_symbols": list(rna.var_names)},
+                           index=[f"ENSG{i:011d}" for i in range(5)])
+    prot = ad.AnnData(np.ones((rna.n_obs, 2), np.float32), obs=pd.DataFrame(index=rna.obs_names),
+                      var=pd.DataFrame(index=["CD3", "CD4"]))
+    out = D.load(md.MuData({"rna": rna, "prot": prot}))
+    assert list(out["rna"].var_names) == ["STAT1", "IRF1", "GAPDH", "CBL", "UBASH3B"]
+    assert "rna:STAT1" in out.var_names or "STAT1" in out.var_names
+
+
+def _papalexi_small(n: int = 600) -> ad.AnnData:
+    adata = ad.read_h5ad(shared_file("perturbseq/papalexi2021_thp1_ifng_crispr.h5ad"))
+    return adata[np.random.default_rng(0).choice(adata.n_obs, n, replace=False)].copy()
+
+
+def _lognorm(X):
+    x = sp.csr_matrix(X, dtype=np.float32)
+    x = sp.csr_matrix(sp.diags(1e4 / np.maximum(np.asarray(x.sum(1)).ravel(), 1)) @ x)
+    x.data = np.log1p(x.data)
+    return x
+
+
+@pytest.mark.parametrize("where", ["layer", "raw", "raw_all_genes"])
+@pytest.mark.parametrize("x_is", ["lognorm", "scaled"])
+def test_counts_beside_normalised_x_become_x(where, x_is):
+    """Papalexi as scanpy users save it: log-normalised (or scaled) X with the counts in
+    layers['counts'] or .raw. load() analyses the counts, never the X values as counts, and leaves
+    the caller's object as it was."""
+    adata = _papalexi_small()
+    counts = adata.X.toarray()
+    given = _lognorm(counts)
+    if x_is == "scaled":
+        dense = given.toarray()
+        given = (dense - dense.mean(0)) / (dense.std(0) + 1e-6)
+    if where == "layer":
+        adata.layers["counts"] = adata.X.copy()
+    else:
+        adata.raw = adata
+        if where == "raw_all_genes":  # X cut to some genes after .raw was set
+            adata = adata[:, 20:].copy()
+            counts = counts[:, 20:]
+            given = given[:, 20:]
+    adata.X = given
+    before = adata.copy()
+    out = D.load(adata)
+    rec = out.uns["scagents"]["data"]
+    assert rec["is_counts"] is True
+    assert rec["counts_from"] == ("layers['counts']" if where == "layer" else ".raw")
+    np.testing.assert_array_equal(np.asarray(sp.csr_matrix(out.X).toarray()), counts)
+    assert out.var_names.equals(adata.var_names) and "counts" not in out.layers
+    np.testing.assert_array_equal(np.asarray(sp.csr_matrix(adata.X).toarray()),
+                                  np.asarray(sp.csr_matrix(before.X).toarray()))
+
+
+def test_normalised_raw_and_no_counts_leave_x_as_given():
+    """.raw holding log-normalised values (scanpy's tutorial order) is not counts: X is used as
+    given and said to be not counts."""
+    adata = _papalexi_small()
+    adata.X = _lognorm(adata.X)
+    adata.raw = adata
+    out = D.load(adata)
+    rec = out.uns["scagents"]["data"]
+    assert rec["is_counts"] is False and "counts_from" not in rec
+
+
+@pytest.mark.parametrize("kind", ["cpm", "corrected"])
+def test_unlogged_values_stop_in_one_line(kind, tmp_path):
+    """CPM or ambient-corrected counts (non-integer, far above any log scale) in X: one line
+    naming the problem and the fix, in memory and backed, file untouched; log1p of them passes."""
+    from scagents.data import backed
+
+    adata = _papalexi_small()
+    X = sp.csr_matrix(adata.X, dtype=np.float32)
+    if kind == "cpm":
+        X = sp.csr_matrix(sp.diags(1e6 / np.asarray(X.sum(1)).ravel()) @ X).astype(np.float32)
+    else:
+        X.data = X.data * np.float32(0.93) + np.float32(0.01)
+    adata.X = X
+    path = tmp_path / "unlogged.h5ad"
+    adata.write_h5ad(path)
+    digest = sha256(path)
+    with pytest.raises(DataError, match=r"not whole numbers .* log-transform") as err:
+        D.load(path)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="log-transform"):
+        backed.standardize_backed(backed.open_backed(path))
+    assert sha256(path) == digest
+    adata.X = X.log1p()
+    assert D.load(adata).uns["scagents"]["data"]["is_counts"] is False
