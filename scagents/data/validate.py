@@ -362,7 +362,8 @@ def _check_values(adata: ad.AnnData, X, what: str, *, expression: bool = False) 
             f"{what} holds non-negative values that are not whole numbers and reach "
             f"{s.max_value:.4g}: neither counts nor log-scale values (log-normalised expression "
             f"stays below {LOG_SCALE_MAX:g}). They look like normalised or corrected counts (CPM, "
-            "TPM, ambient-corrected): give the raw counts (in X or layers['counts']), or "
+            "TPM, ambient-corrected): give the raw counts (in X or layers['counts']), round "
+            "fractional counts to whole numbers (e.g. adata.X = np.rint(adata.X)), or "
             "log-transform the values first (e.g. scanpy.pp.log1p(adata))."
         )
     if s.n_nonzero == 0:
