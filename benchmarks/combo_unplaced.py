@@ -29,9 +29,19 @@ Protocol, fixed before running (commit of this script, before its first run):
   and, over them, the additive reference has the lower MSE (answer − additive median > 0) with a
   paired Wilcoxon signed-rank two-sided p < 0.05; with fewer than 8 flagged runs R1 is not judged
   (not adopted). R2 (the broader trigger: a goal's target is not among the genes worked on and
-  every target's single is measured) is adopted only if, over all runs, the same holds with
-  p < 0.025 (0.05 / 2 tests); if R2 is adopted it is implemented (it covers R1), else R1 if
-  adopted, else nothing changes. Pearson-delta is reported, not decisive. No other rule is scored.
+  every target's single is measured) is adopted only if, over all runs of the default arm, the
+  same holds with p < 0.025 (0.05 / 2 tests); if R2 is adopted it is implemented (it covers R1),
+  else R1 if adopted, else nothing changes. Pearson-delta is reported, not decisive. No other rule
+  is scored.
+
+Amendment (second commit, before the second arm's first run; the first arm had finished 3 runs,
+none flagged generic: with network propagation among the candidates the stacked combination
+answers, and network propagation of the placed target alone is not the mean effect). A second arm,
+``skip_network`` — the same 24 runs with ``skip_network=True`` (the CLI's ``--skip-network``): every
+candidate except the policy then answers an unplaced target with the mean training effect, the state
+of the Papalexi answer (the linear model answering with the mean). R1 is judged over the runs flagged
+generic in both arms together; R2 over all runs of the default arm, as above. The arms are cached
+apart (``results/combo_unplaced_runs.jsonl`` and ``results/combo_unplaced_skip_network_runs.jsonl``).
 
 Before this commit, two pilot runs checked only that the mechanism takes effect (the gene is left
 out of ``genes_used.csv`` and the network): IFNAR1+IFNG seed 0 (not a benchmark pair) and GATA3+STAT1
@@ -42,6 +52,7 @@ Each finished run is cached in ``results/combo_unplaced_runs.jsonl`` so an inter
 resumes. Usage::
 
     nice -n 10 python benchmarks/combo_unplaced.py [--seeds 0,1,2] [--n-pairs 8]
+        [--arms network,skip_network]
 """
 
 from __future__ import annotations
@@ -61,7 +72,13 @@ from _util import RESULTS, write_results  # noqa: E402
 from combo_additive import paired, regulators  # noqa: E402
 
 NAME = "combo_unplaced"
-CACHE = RESULTS / f"{NAME}_runs.jsonl"
+ARMS = ("network", "skip_network")
+"""Arms: the CLI defaults, and the same with ``skip_network=True``."""
+
+
+def cache(arm: str) -> Path:
+    """The cached runs of one arm."""
+    return RESULTS / (f"{NAME}_runs.jsonl" if arm == "network" else f"{NAME}_{arm}_runs.jsonl")
 METRICS = ("mse", "pearson_delta_top20")
 MIN_GENERIC = 8
 ALPHA = {"R1": 0.05, "R2": 0.025}
@@ -96,14 +113,14 @@ def _record_generic():
     return seen, lambda: setattr(pol, "generic_answer", original)
 
 
-def one_run(a: str, b: str, seed: int) -> dict:
+def one_run(a: str, b: str, seed: int, arm: str = "network") -> dict:
     """One agent run on the twin with ``b`` left out of the genes worked on; both candidates' scores."""
     import pandas as pd
 
     from scagents import api
     from scagents.agents.report import twin_check
 
-    row: dict = {"pair": f"{a}+{b}", "unplaced": b, "seed": seed}
+    row: dict = {"pair": f"{a}+{b}", "unplaced": b, "seed": seed, "arm": arm}
     undo_sel = _drop_from_selection(b)
     seen, undo_gen = _record_generic()
     t0 = time.perf_counter()
@@ -111,7 +128,8 @@ def one_run(a: str, b: str, seed: int) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "run"
             try:
-                res = api.run(goal=f"predict {a} and {b} knockout", seed=seed, out=out, quiet=True)
+                res = api.run(goal=f"predict {a} and {b} knockout", seed=seed, out=out, quiet=True,
+                              skip_network=arm == "skip_network")
             except Exception as exc:  # noqa: BLE001 - recorded, the benchmark goes on
                 row["error"] = f"{type(exc).__name__}: {exc}"[-500:]
                 return row
@@ -140,9 +158,10 @@ def one_run(a: str, b: str, seed: int) -> dict:
 
 
 def decide(stats: dict[str, dict], n_generic: int) -> dict:
-    """The pre-registered decision from the MSE statistics (see the module docstring)."""
+    """The pre-registered decision from the MSE statistics (see the module docstring): R1 over
+    ``stats["generic"]`` (both arms), R2 over ``stats["network"]`` (the default arm)."""
     out = {}
-    for rule, key in (("R1", "generic"), ("R2", "all")):
+    for rule, key in (("R1", "generic"), ("R2", "network")):
         s = stats[key]["mse"]
         if rule == "R1" and n_generic < MIN_GENERIC:
             out[rule] = {"adopted": False, "judged": False,
@@ -150,9 +169,10 @@ def decide(stats: dict[str, dict], n_generic: int) -> dict:
             continue
         ok = bool(s.get("n") and s["diff_median"] > 0 and s["wilcoxon_p"] < ALPHA[rule])
         out[rule] = {"adopted": ok, "judged": True,
-                     "why": (f"answer − additive MSE median {s.get('diff_median', float('nan')):+.4f}, "
-                             f"Wilcoxon p {s.get('wilcoxon_p', float('nan')):.3g} "
-                             f"(needs median > 0 and p < {ALPHA[rule]})")}
+                     "why": (f"over {s.get('n', 0)} runs: answer − additive MSE median "
+                             f"{s.get('diff_median', float('nan')):+.4f}, Wilcoxon p "
+                             f"{s.get('wilcoxon_p', float('nan')):.3g} (needs median > 0 and "
+                             f"p < {ALPHA[rule]})")}
     out["implemented"] = "R2" if out["R2"]["adopted"] else ("R1" if out["R1"]["adopted"] else None)
     return out
 
@@ -171,87 +191,108 @@ def _table(stats: dict) -> list[str]:
     return lines
 
 
+def _stats(rows: list[dict]) -> dict:
+    return {"mse": paired(rows, "mse", lower_better=True),
+            "pearson_delta_top20": paired(rows, "pearson_delta_top20", lower_better=False)}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--n-pairs", type=int, default=8)
+    ap.add_argument("--arms", default=",".join(ARMS),
+                    help="arms to run (the results always summarise every cached arm)")
     ap.add_argument("--summarise-only", action="store_true",
                     help="write the results from the cached runs, starting no new one")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    run_arms = [a for a in args.arms.split(",") if a]
     regs = regulators(5)
     pairs = list(itertools.combinations(regs, 2))[:args.n_pairs]
-    done: dict[tuple[str, int], dict] = {}
-    if CACHE.exists():
-        for line in CACHE.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["pair"], r["seed"])] = r
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    done: dict[tuple[str, str, int], dict] = {}
+    for arm in ARMS:
+        if cache(arm).exists():
+            for line in cache(arm).read_text().splitlines():
+                r = json.loads(line)
+                done[(arm, r["pair"], r["seed"])] = {"arm": arm, **r}
+    RESULTS.mkdir(parents=True, exist_ok=True)
     t_start = time.process_time()
-    for seed in seeds:  # every pair at seed 0 first: a cut-short run still covers the pairs
-        for a, b in pairs:
-            if (f"{a}+{b}", seed) in done or args.summarise_only:
-                continue
-            row = one_run(a, b, seed)
-            done[(row["pair"], seed)] = row
-            with CACHE.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
-            print(json.dumps(row), flush=True)
+    for arm in run_arms:
+        for seed in seeds:  # every pair at seed 0 first: a cut-short run still covers the pairs
+            for a, b in pairs:
+                if (arm, f"{a}+{b}", seed) in done or args.summarise_only:
+                    continue
+                row = one_run(a, b, seed, arm)
+                done[(arm, row["pair"], seed)] = row
+                with cache(arm).open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                print(json.dumps(row), flush=True)
     cpu_s = time.process_time() - t_start
-    rows = [done[(f"{a}+{b}", s)] for s in seeds for a, b in pairs if (f"{a}+{b}", s) in done]
+    rows = [done[(arm, f"{a}+{b}", s)] for arm in ARMS for s in seeds for a, b in pairs
+            if (arm, f"{a}+{b}", s) in done]
     ok = [r for r in rows if "error" not in r]
     generic = [r for r in ok if r.get("generic")]
-    stats = {key: {"mse": paired(sub, "mse", lower_better=True),
-                   "pearson_delta_top20": paired(sub, "pearson_delta_top20", lower_better=False)}
-             for key, sub in (("all", ok), ("generic", generic), ("not_generic",
-                                                                   [r for r in ok if not r.get("generic")]))}
+    subsets = {arm: [r for r in ok if r["arm"] == arm] for arm in ARMS}
+    subsets["generic"] = generic
+    subsets["not_generic"] = [r for r in ok if not r.get("generic")]
+    stats = {key: _stats(sub) for key, sub in subsets.items()}
     decision = decide(stats, len(generic))
     command = f"nice -n 10 python benchmarks/{NAME}.py " + " ".join(argv if argv is not None
                                                                     else sys.argv[1:])
-    methods = {m: sum(r["method"] == m for r in ok) for m in sorted({r["method"] for r in ok})}
-    walls = [r["wall_s"] for r in ok]
     lines = ["# Twin double knockouts with one target the models cannot place: answer vs additive "
              "reference", "",
              f"Command: `{command.strip()}` (each run `scagents.api.run(goal=\"predict A and B "
-             "knockout\", seed=S)`, the CLI's path and defaults, with B left out of the genes worked "
-             "on; its knockout cells kept).", "",
+             "knockout\", seed=S)`, the CLI's path and defaults — arm skip_network with "
+             "`skip_network=True`, the CLI's `--skip-network` — with B left out of the genes worked "
+             "on and its knockout cells kept).", "",
              f"Pairs (first {len(pairs)} of combo_additive's, B = the second): "
-             + ", ".join(f"{a}+{b}" for a, b in pairs) + f"; seeds {seeds}; {len(ok)} of "
-             f"{len(pairs) * len(seeds)} planned runs scored ({len(rows)} started). B was absent "
-             f"from genes_used.csv in {sum(not r.get('b_in_genes_used', True) for r in ok)} of "
-             f"{len(ok)}. Answering methods: "
-             + ", ".join(f"{m} {n}" for m, n in methods.items()) + ". "
-             f"Answers flagged as the mean training effect (generic): {len(generic)} of {len(ok)}."
-             + (f" Wall time per run median {np.median(walls):.0f} s (range {min(walls):.0f}–"
-                f"{max(walls):.0f} s)." if walls else ""), "",
-             "Differences are answer − additive, paired by run, against the twin's simulation of "
-             "the pair (MSE over the responding genes: lower is better; Pearson-delta over the "
-             "top-20 simulated DE genes, 20 capped at the responding genes — 19 on th: higher is "
-             "better).", ""]
-    for key, title in (("all", "All runs"), ("generic", "Runs whose answer is flagged generic"),
-                       ("not_generic", "Runs whose answer is not flagged generic")):
+             + ", ".join(f"{a}+{b}" for a, b in pairs) + f"; seeds {seeds}."]
+    for arm in ARMS:
+        sub = subsets[arm]
+        n_rows = sum(r["arm"] == arm for r in rows)
+        methods = {m: sum(r["method"] == m for r in sub) for m in sorted({r["method"] for r in sub})}
+        walls = [r["wall_s"] for r in sub]
+        lines.append(
+            f"Arm {arm}: {len(sub)} of {len(pairs) * len(seeds)} planned runs scored ({n_rows} "
+            f"started); B absent from genes_used.csv in "
+            f"{sum(not r.get('b_in_genes_used', True) for r in sub)} of {len(sub)}; answering "
+            "methods: " + (", ".join(f"{m} {n}" for m, n in methods.items()) or "none")
+            + f"; answers flagged as the mean training effect (generic): "
+            f"{sum(bool(r.get('generic')) for r in sub)} of {len(sub)}"
+            + (f"; wall time per run median {np.median(walls):.0f} s (range {min(walls):.0f}–"
+               f"{max(walls):.0f} s)." if walls else "."))
+    lines += ["", "Differences are answer − additive, paired by run, against the twin's simulation "
+              "of the pair (MSE over the responding genes: lower is better; Pearson-delta over the "
+              "top-20 simulated DE genes, 20 capped at the responding genes — 19 on th: higher is "
+              "better).", ""]
+    titles = {"network": "Arm network (CLI defaults), all runs",
+              "skip_network": "Arm skip_network, all runs",
+              "generic": "Runs whose answer is flagged generic (both arms)",
+              "not_generic": "Runs whose answer is not flagged generic (both arms)"}
+    for key, title in titles.items():
         lines += [f"**{title}**", "", *_table(stats[key]), ""]
     lines += ["**Decision (pre-registered in the script's docstring)**", ""]
-    for rule, text in (("R1", "R1, answer with the additive reference when the answer is generic"),
+    for rule, text in (("R1", "R1, answer with the additive reference when the answer is generic "
+                              "(runs flagged generic, both arms)"),
                        ("R2", "R2, answer with the additive reference when a target is not among "
-                              "the genes worked on")):
+                              "the genes worked on (arm network)")):
         d = decision[rule]
         lines.append(f"- {text}: {'adopted' if d['adopted'] else 'not adopted'} "
                      f"({'' if d['judged'] else 'not judged: '}{d['why']}).")
     lines += [f"- Implemented: {decision['implemented'] or 'nothing (current behaviour kept)'}.", "",
-              "| pair | seed | method | generic | answer MSE | additive MSE | answer PΔ20 | "
-              "additive PΔ20 |", "|" + "---|" * 8]
+              "| arm | pair | seed | method | generic | answer MSE | additive MSE | answer PΔ20 | "
+              "additive PΔ20 |", "|" + "---|" * 9]
     for r in ok:
-        lines.append(f"| {r['pair']} | {r['seed']} | {r['method']} | "
+        lines.append(f"| {r['arm']} | {r['pair']} | {r['seed']} | {r['method']} | "
                      f"{'yes' if r.get('generic') else 'no'} | {r['answer_mse']} | "
                      f"{r['additive_mse']} | {r['answer_pearson_delta_top20']} | "
                      f"{r['additive_pearson_delta_top20']} |")
     failed = [r for r in rows if "error" in r]
     if failed:
-        lines += ["", "Runs without scores: " + "; ".join(f"{r['pair']} seed {r['seed']} "
+        lines += ["", "Runs without scores: " + "; ".join(f"{r['arm']} {r['pair']} seed {r['seed']} "
                                                           f"({r['error'][:120]})" for r in failed)]
     write_results(NAME, {"command": command.strip(), "regulators": regs,
-                         "pairs": [f"{a}+{b}" for a, b in pairs], "seeds": seeds,
+                         "pairs": [f"{a}+{b}" for a, b in pairs], "seeds": seeds, "arms": list(ARMS),
                          "stats": stats, "decision": decision, "runs": rows,
                          "cpu_s_this_invocation": round(cpu_s, 1)},
                   "\n".join(lines) + "\n")
