@@ -862,7 +862,9 @@ def generic_answer(pred: pd.Series, ctx: _Context, goal, method: str) -> dict | 
     """Whether the answer is, in effect, the mean effect of the training perturbations of its kind.
 
     A candidate that cannot place the goal's perturbation (a target outside the genes worked on has no gene
-    embedding and no network node) falls back to that mean without saying so; the report must say it.
+    embedding and no network node) falls back to that mean without saying so; the report must say it. On the
+    twin the answer is held at 0 on the milieu inputs (:func:`scagents.twin.milieu.hold_inputs`), and so is the
+    mean it is compared with.
 
     Returns
     -------
@@ -873,13 +875,18 @@ def generic_answer(pred: pd.Series, ctx: _Context, goal, method: str) -> dict | 
         when the mean-effect candidate itself answered: the report names it then).
     """
     from scagents.metrics import pearson
+    from scagents.twin.milieu import hold_inputs
 
     name = "mean effect per kind"
     if method == name:
         return None
-    # the mean over the training perturbations, and over training + validation (what an answer is refitted on)
-    means = [f for f in (ctx.baselines.get(name),
-                         BASELINES[name](ctx.fit_task) if getattr(ctx, "fit_task", None) is not None else None)
+    # the mean over the training perturbations, and over training + validation (what an answer is refitted on);
+    # held at the twin's milieu inputs as the answer is (_finish), else those genes alone hide the mean
+    data = getattr(ctx, "data", None)
+    inputs = list(data.inputs) if data is not None else []
+    means = [hold_inputs(f, ctx.genes, inputs)
+             for f in (ctx.baselines.get(name),
+                       BASELINES[name](ctx.fit_task) if getattr(ctx, "fit_task", None) is not None else None)
              if f is not None]
     a = pred.to_numpy(dtype=np.float64)
     if not np.isfinite(a).all():

@@ -361,6 +361,13 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
         trust += (f" Beside the sum of the measured single effects (additive reference), it has "
                   f"the sign of {add['same_sign']} of that sum's {add['k']} most changed genes and "
                   f"{add['norm_ratio']:.2f} times its size.")
+        if pol.generic:  # the reference holds what the mean cannot: each target's own measured effect
+            own = add.get("targets") or {}
+            trust += (" Unlike this answer, the additive reference (column additive_delta of the prediction "
+                      "file, and its section below) uses each target's own measured single effect"
+                      + (" (" + ", ".join(f"{t} {v['additive']:+.2f} in it vs {v['predicted']:+.2f} here"
+                                          for t, v in own.items()) + ")" if own else "")
+                      + "; it assumes the targets act independently (no interaction).")
     sign = {"knockout": -1, "knockdown": -1, "overexpression": 1}.get(kind, 0)
     against = [f"{g} ({d:+.2f})" for g, d in (targets or {}).items()
                if sign and d * sign < -MIN_LISTED]

@@ -222,3 +222,27 @@ def test_generic_answer_flags_only_the_mean_training_effect():
     specific[1] -= 3.0  # the measured target moves on its own: not the mean effect
     assert generic_answer(pd.Series(specific, index=genes), ctx, goal, "linear gene embedding") is None
     assert generic_answer(pd.Series(mean, index=genes), ctx, goal, "mean effect per kind") is None
+
+
+def test_generic_answer_holds_the_twins_inputs_like_the_answer():
+    """On the twin the answer is 0 on the milieu inputs (hold_inputs); the mean training effect is
+    not, and with 4 of 22 genes differing the mean-effect answer went unflagged (Pearson 0.95 in a
+    twin run whose linear model answered a pair with a target outside the genes worked on)."""
+    from types import SimpleNamespace
+
+    from scagents.agents.policy import generic_answer
+    from scagents.perturbation import Perturbation
+
+    genes = ["TCR", "IL18", *(f"G{i}" for i in range(20))]
+    rng = np.random.default_rng(0)
+    mean = rng.normal(0.0, 0.1, len(genes))
+    mean[:2] = [1.5, -1.5]  # the inputs' measured mean change: sampling noise of the milieu
+    answer = mean.copy()
+    answer[:2] = 0.0  # held at the milieu's value, as _finish holds every answer
+    ctx = SimpleNamespace(genes=genes, baselines={"mean effect per kind": lambda t, k: mean},
+                          data=SimpleNamespace(inputs=["TCR", "IL18"]))
+    goal = Perturbation(("G1", "STAT6"), kind="knockout")
+    flagged = generic_answer(pd.Series(answer, index=genes), ctx, goal, "linear gene embedding")
+    assert flagged is not None and flagged["pearson"] == 1.0 and flagged["unplaced"] == ["STAT6"]
+    ctx.data = SimpleNamespace(inputs=[])  # real data: no inputs, nothing held
+    assert generic_answer(pd.Series(answer, index=genes), ctx, goal, "linear gene embedding") is None

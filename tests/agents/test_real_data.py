@@ -43,3 +43,21 @@ def test_unmeasured_target_with_another_kind_word_is_held_out_and_checked(tmp_pa
     assert "its 1073 cells (label 'IRF1') were held out" in report["evaluation"]["description"]
     assert report["headline"][1].startswith("**How far to trust it:** the prediction agrees with "
                                             "the 1073 observed cells of IRF1 knockout")
+
+
+def test_papalexi_pair_with_an_unplaced_target_points_to_the_additive_reference(tmp_path):
+    """STAT1+IRF1 knockout: IRF1's cells are measured but IRF1 is not among the genes worked on, so
+    the answer is the mean training effect; the trust line says so and points to the sum of the
+    measured singles, which holds STAT1's own knockout."""
+    path = shared_file("perturbseq/papalexi2021_thp1_ifng_crispr.h5ad")
+    opts = RunOptions(goal="predict STAT1 and IRF1 knockout", data=str(path), policy_steps=1024,
+                      max_policy_attempts=1)
+    state = run_graph(opts, out=tmp_path / "run")
+    assert state["policy"]["generic"]["unplaced"] == ["IRF1"]
+    report = json.loads(Path(tmp_path / "run" / "report.json").read_text())
+    line = report["headline"][1]
+    assert "in effect, the mean effect of the training perturbations" in line
+    own = report["additive"]["targets"]["STAT1"]
+    assert own["additive"] < own["predicted"]  # the measured knockout lowers STAT1 further
+    assert (f"uses each target's own measured single effect (STAT1 {own['additive']:+.2f} in it vs "
+            f"{own['predicted']:+.2f} here); it assumes the targets act independently") in line

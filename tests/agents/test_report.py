@@ -142,3 +142,18 @@ def test_headline_says_when_the_answer_is_the_mean_training_effect():
     pol.generic = None
     assert "mean effect of the training" not in headline(_result(top_up=[], top_down=[]), pol,
                                                          "STAT1+IRF1 knockout")[1]
+
+
+def test_headline_points_a_generic_combination_to_the_additive_reference():
+    # Papalexi STAT1+IRF1: IRF1 cannot be placed, the answer is the mean effect (STAT1 -0.30) while
+    # the sum of the measured singles holds STAT1's own knockout (-3.30)
+    add = {"same_sign": 12, "k": 20, "norm_ratio": 0.2,
+           "targets": {"STAT1": {"predicted": -0.30, "additive": -3.30}}}
+    pol = PolicySummary(status="fallback", method="linear gene embedding", validation_labels=["A"],
+                        generic={"pearson": 1.0, "size_ratio": 1.0, "unplaced": ["IRF1"]})
+    line = headline(_result(additive=add), pol, "STAT1+IRF1 knockout")[1]
+    assert ("Unlike this answer, the additive reference (column additive_delta of the prediction file, "
+            "and its section below) uses each target's own measured single effect (STAT1 -3.30 in it "
+            "vs -0.30 here); it assumes the targets act independently (no interaction).") in line
+    pol.generic = None  # a specific answer: the reference is set beside it, not pointed to
+    assert "Unlike this answer" not in headline(_result(additive=add), pol, "STAT1+IRF1 knockout")[1]
