@@ -140,6 +140,32 @@ def test_backed_anndata_is_read_from_its_file(answered, monkeypatch, tmp_path):
     assert backed.varm["scagents"]["delta"].notna().all()
 
 
+def test_write_result_onto_a_backed_ensembl_file_keeps_its_ids(answered, tmp_path):
+    """A backed file with Ensembl var_names: the answer lands on its rows by ID; after
+    standardize_backed (symbols as var_names, as standardize) on the rows by symbol, the IDs kept."""
+    from scagents.data.backed import standardize_backed
+
+    _, _, res, _ = answered
+    adata = _user_adata()
+    symbols = list(adata.var_names)
+    ids = [f"ENSG{i:011d}" for i in range(adata.n_vars)]
+    adata.var = pd.DataFrame({"gene_symbols": symbols}, index=ids)
+    adata.write_h5ad(tmp_path / "ens.h5ad")
+    want = res.predicted["delta"].reindex(symbols).to_numpy()
+    for standardised in (False, True):
+        backed = ad.read_h5ad(tmp_path / "ens.h5ad", backed="r")
+        if standardised:
+            standardize_backed(backed)
+            assert list(backed.var_names) == symbols and list(backed.var["gene_ids"]) == ids
+        else:
+            assert list(backed.var_names) == ids
+        write_result(backed, res, key_added="stat1")
+        got = backed.varm["stat1"]["delta"]
+        assert list(got.index) == list(backed.var_names)
+        np.testing.assert_allclose(got.to_numpy(), want)
+        assert got.notna().any()
+
+
 def test_namespaces_resolve_and_plot(answered, tmp_path):
     adata, _, res, _ = answered
     for ns in (scagents.pp, scagents.tl, scagents.pl):

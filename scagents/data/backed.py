@@ -44,6 +44,7 @@ from .validate import (
     _check_names,
     _check_values,
     find_perturbation_key,
+    gene_names,
     standardize,
 )
 
@@ -217,7 +218,9 @@ def standardize_backed(
     Returns
     -------
     ``None``. Writes ``obs["perturbation"]``, ``obs["target_genes"]``, ``obs["perturbation_type"]``,
-    ``obs["is_control"]`` and ``uns["scagents"]["data"]`` exactly as :func:`~scagents.data.standardize`.
+    ``obs["is_control"]`` and ``uns["scagents"]["data"]`` exactly as :func:`~scagents.data.standardize`,
+    and, as it does, gene symbols as ``var_names`` when these are Ensembl IDs with a symbol column
+    (the IDs kept in ``var["gene_ids"]``; the file keeps its IDs).
 
     Raises
     ------
@@ -243,10 +246,14 @@ def standardize_backed(
         cols = [c for c in (key, "perturbation_type") if c in adata.obs]
         shell_obs = adata.obs.iloc[first][cols].copy()
         shell_obs.index = pd.Index([str(i) for i in range(len(first))])
+    # var is small and in memory: the shell gets all of it, so that standardize() names the genes
+    # (symbols for Ensembl var_names) and resolves the targets against those names
     shell = ad.AnnData(X=sp.csr_matrix((len(shell_obs), adata.n_vars), dtype=np.float32), obs=shell_obs,
-                       var=pd.DataFrame(index=adata.var_names.copy()), uns=uns)
+                       var=adata.var.copy(), uns=uns)
     standardize(shell, perturbation_key=key, control_labels=control_labels,
                 perturbation_type=perturbation_type, check_values=False, copy=False)
+    if not shell.var_names.equals(adata.var_names):  # symbols replaced the IDs (kept in var["gene_ids"])
+        adata.var = shell.var
     original = adata.obs[key]
     for col in shell.obs.columns:
         if combo is not None and col == f"{key}_original":
@@ -756,7 +763,9 @@ def response_arrays_backed(
     genes = np.arange(adata.n_vars)
     if n_top_genes is not None and n_top_genes < adata.n_vars:
         genes = np.sort(np.argsort(-var, kind="stable")[:n_top_genes])
-    names = adata.var_names.astype(str)[genes].tolist()
+    # the names standardize() gives (symbols for Ensembl var_names, also when obs was standardised
+    # before); the sampler reads by the AnnData's own var_names
+    names = gene_names(adata)[genes].tolist()
 
     group_ids, first_cells = np.unique(codes, return_index=True)
     first = dict(zip(group_ids.tolist(), first_cells.tolist(), strict=True))
@@ -778,7 +787,8 @@ def response_arrays_backed(
     ctrl_idx = np.flatnonzero(is_ctrl)
     rng = np.random.default_rng(seed)
     start_idx = np.sort(rng.choice(ctrl_idx, min(max_control_cells, len(ctrl_idx)), replace=False))
-    sampler = CellMinibatchSampler(adata, genes=names, target_sum=target_sum, cells=ctrl_idx)
+    sampler = CellMinibatchSampler(adata, genes=adata.var_names.astype(str)[genes].tolist(),
+                                   target_sum=target_sum, cells=ctrl_idx)
     states = np.concatenate([sampler.read(start_idx[i:i + 4096]) for i in range(0, len(start_idx), 4096)])
     if "pseudotime" in obs:
         pt = obs["pseudotime"].to_numpy(dtype=np.float32)[start_idx][:, None]

@@ -266,3 +266,70 @@ def test_all_zero_backed_matrix_is_refused(tmp_path):
         backed.standardize_backed(a)
     backed.standardize_backed(a, check_values=False)  # the value pass skipped: labels only
     assert a.obs["is_control"].sum() == 5
+
+
+def _ensembl_guide_file(path):
+    """A small screen as other tools write it: Ensembl IDs as var_names with a symbol column,
+    guide-level labels (``STAT1g1``, ``STAT1_g2``, ``IRF1_1``) and a lower-case control."""
+    import anndata as ad
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    symbols = ["STAT1", "IRF1", "GAPDH", "CD274", "ACTB", "JAK2"]
+    ids = [f"ENSG{i:011d}" for i in range(1, len(symbols) + 1)]
+    pool = ["STAT1g1", "STAT1_g2", "IRF1_1", "IRF1_2", "non-targeting", "jak2"]
+    labels = [pool[i % len(pool)] for i in range(60)]
+    obs = pd.DataFrame({"guide_identity": pd.Categorical(labels)}, index=[f"c{i}" for i in range(60)])
+    var = pd.DataFrame({"gene_symbols": symbols}, index=ids)
+    X = sp.csr_matrix(rng.poisson(3.0, (60, len(symbols))).astype(np.float32))
+    ad.AnnData(X=X, obs=obs, var=var).write_h5ad(path)
+    return ids, symbols
+
+
+def test_backed_path_reads_ensembl_ids_and_guide_labels_as_load(tmp_path):
+    path = tmp_path / "ensembl.h5ad"
+    ids, symbols = _ensembl_guide_file(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = data.load(path)
+    got = backed.open_backed(path)
+    backed.standardize_backed(got)
+    assert got.isbacked
+    assert list(ref.var_names) == symbols
+    assert list(got.var_names) == list(ref.var_names)
+    assert list(got.var["gene_ids"]) == ids == list(ref.var["gene_ids"])
+    for col in STANDARD:
+        assert (got.obs[col].astype(str).to_numpy() == ref.obs[col].astype(str).to_numpy()).all(), col
+    assert set(got.obs["target_genes"].astype(str)) == {"STAT1", "IRF1", "JAK2", ""}
+    assert got.uns["scagents"]["data"] == ref.uns["scagents"]["data"]
+    assert got.uns["scagents"]["data"]["gene_names_from"] == "var['gene_symbols']"
+    # the file itself is unchanged: its var_names are still the user's IDs
+    assert list(backed.open_backed(path).var_names) == ids
+
+
+def test_response_task_from_backed_names_symbols_for_ensembl_ids(tmp_path):
+    from scagents.envs import ResponseTask
+
+    path = tmp_path / "ensembl.h5ad"
+    _, symbols = _ensembl_guide_file(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = data.load(path)
+    data.lognormalize(ref)
+    want = ResponseTask.from_anndata(ref, max_control_cells=50, seed=0)
+    got = ResponseTask.from_backed(path, max_control_cells=50, seed=0, chunk_size=17)
+    assert got.features["rna"] == want.features["rna"] == symbols
+    assert got.labels == want.labels
+    assert [p.targets for p in got.perturbations] == [p.targets for p in want.perturbations]
+    assert {t for p in got.perturbations for t in p.targets} == {"STAT1", "IRF1", "JAK2"}
+    np.testing.assert_allclose(got.deltas["rna"], want.deltas["rna"], rtol=1e-5, atol=1e-6)
+
+
+def test_response_arrays_backed_names_symbols_when_obs_is_standardised_already(tmp_path):
+    path = tmp_path / "ensembl.h5ad"
+    ids, symbols = _ensembl_guide_file(path)
+    a = backed.open_backed(path)
+    backed.standardize_backed(a)
+    a.var_names = a.var["gene_ids"].astype(str).to_numpy()  # obs standardised, var_names still IDs
+    r = backed.response_arrays_backed(a, max_control_cells=20)
+    assert r.genes == symbols
