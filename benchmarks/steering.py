@@ -254,7 +254,8 @@ def markdown(p: dict) -> str:
     lines = ["# Fate steering on the twin: searchers vs the exhaustive optimum", "",
              f"`PYTHONPATH=. nice -n 10 python benchmarks/steering.py --seeds {len(p['seeds'])}` — "
              f"{len(p['seeds'])} seeds, {p['wall_time_s'] / 60:.1f} min wall. "
-             + machine_line(p["load_average_1min"]["start"], p["load_average_1min"]["end"]),
+             + (machine_line(load["start"], load["end"]) if (load := p.get("load_average_1min"))
+                else "Load average not recorded."),
              "", "Score: gap to the optimum closed, `(best - do nothing) / (optimum - do nothing)`, on the "
              "search population (seed 0), after 5 %, 10 % and 25 % of the exhaustive search's simulations "
              "(budget 25 %; one simulation = one schedule run to the end on the whole population; "
