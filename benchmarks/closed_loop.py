@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _util import write_results  # noqa: E402
+from _util import machine_line, write_results  # noqa: E402
 
 from scagents.campaign.acquisition import (  # noqa: E402
     build_designer,
@@ -683,7 +683,9 @@ def markdown(results: dict, args) -> str:
         lines.append(f"| exhaustive | 1.00 | 100% | {t['exhaustive']['sims']} |")
     else:
         lines += ["", "The twin part was not run this time (`--twin` adds it)."]
-    lines += ["", f"Wall time {results['wall_time_s']:.0f} s (machine shared with other developers; `nice -n 10`)."]
+    load = results.get("load_average_1min")
+    lines += ["", f"Wall time {results['wall_time_s']:.0f} s. "
+              + (machine_line(load["start"], load["end"]) if load else "Load average not recorded.")]
     if results.get("command"):
         lines += ["", f"Command: `{results['command']}`"]
     return "\n".join(lines) + "\n"
@@ -735,6 +737,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     t0 = time.time()
+    load0 = os.getloadavg()[0]
 
     def log(msg: str) -> None:
         print(f"[{time.time() - t0:6.0f}s] {msg}", flush=True)
@@ -807,6 +810,7 @@ def main(argv=None) -> int:
     if args.twin and not args.no_twin:
         results["twin"] = run_twin(args, log)
     results["wall_time_s"] = time.time() - t0
+    results["load_average_1min"] = {"start": load0, "end": os.getloadavg()[0]}
     md = markdown(results, args)
     if not args.quick:  # quick runs are for development: they do not replace the recorded results
         write_results("closed_loop", results, md)

@@ -123,6 +123,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _util import machine_line  # noqa: E402
+
 from scagents._atomic import write_json  # noqa: E402
 from scagents.grn import infer_network, network_edges  # noqa: E402
 from scagents.metrics import auprc_ratio, early_precision_ratio  # noqa: E402
@@ -570,6 +572,12 @@ def _references(sc_: dict, obs_ad: ad.AnnData, screen: ad.AnnData, truth: pd.Dat
 def run(split: str, budget_s: float) -> None:
     results = _load()
     t_start = time.perf_counter()
+    load0 = os.getloadavg()[0]
+
+    def save() -> None:  # with this invocation's 1-min load average at its start and now
+        results.setdefault("load_average_1min", {})[split] = {"start": load0, "end": os.getloadavg()[0]}
+        write_json(OUT, results, indent=1)
+
     _memoise_trees()
     for seed in SEEDS:  # seed-major: an interrupted run still covers every network
         for spec in SPLIT[split]:
@@ -579,7 +587,7 @@ def run(split: str, budget_s: float) -> None:
                 continue
             if time.perf_counter() - t_start > budget_s:
                 print("budget spent; rerun to continue", flush=True)
-                write_json(OUT, results, indent=1)
+                save()
                 return
             t0 = time.perf_counter()
             try:
@@ -641,8 +649,8 @@ def run(split: str, budget_s: float) -> None:
             results["datasets"][key] = entry
             print(key, entry.get("passed"), {k: round(v["auprc_ratio"], 2) for k, v in entry["scores"].items()},
                   entry["seconds"], flush=True)
-            write_json(OUT, results, indent=1)
-    write_json(OUT, results, indent=1)
+            save()
+    save()
 
 
 def _gmean(x) -> float:
@@ -801,9 +809,12 @@ def report() -> dict:
     results["summary"] = s
     write_json(OUT, results, indent=1)
     L = ["# GRN default: selection on training networks, report on disjoint evaluation networks", "",
-         "Produced by `python benchmarks/grn_select.py train|eval|report` (protocol in the module docstring; "
-         "machine shared with other developers while it ran). AUPRC ratio and EPR (BEELINE, directed, "
-         "self-loops excluded, random ≈ 1); geometric means over seeds per network, then over networks.", ""]
+         "Produced by `python benchmarks/grn_select.py train|eval|report` (protocol in the module docstring). "
+         "AUPRC ratio and EPR (BEELINE, directed, self-loops excluded, random ≈ 1); geometric means over "
+         "seeds per network, then over networks.", "",
+         *([f"- Last `{split}` run: {machine_line(v['start'], v['end'])}"
+            for split, v in results["load_average_1min"].items()] if results.get("load_average_1min")
+           else ["- Load average not recorded."]), ""]
     for split in ("train", "eval"):
         x = s[split]
         L.append(f"- {split}: {x['n_datasets']} data sets on {len(SPLIT[split])} networks; "

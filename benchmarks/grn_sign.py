@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _util import machine_line  # noqa: E402
 from grn_select import SEEDS, SPLIT, _memoise_trees, dataset, load_network, sign_test  # noqa: E402
 
 from scagents._atomic import write_json  # noqa: E402
@@ -323,8 +324,10 @@ def report(res: dict) -> None:
     s = res["summary"]
     tr, dec = s["train"], s["decision"]
     L = ["# Sign of inferred edges: which source is right most often (issue #18)", "",
-         f"Produced by `{COMMAND}` (protocol and the pre-registered rule in the module docstring; machine shared "
-         "with other developers). Ranking = `infer_network`'s default; only the sign source changes "
+         f"Produced by `{COMMAND}` (protocol and the pre-registered rule in the module docstring). "
+         + ("Last run: " + machine_line(load["start"], load["end"]) if (load := s.get("load_average_1min"))
+            else "Load average not recorded.")
+         + " Ranking = `infer_network`'s default; only the sign source changes "
          "(`infer_network(sign_from=...)`). Accuracy = fraction of true edges (self-loops and pairs with both "
          "signs excluded) whose inferred sign is the true sign; (a) among the true edges ranked anywhere, "
          "(b) among those in the top k (k = number of true edges). Mean ± sd over data sets.", "",
@@ -461,6 +464,7 @@ def main(argv: list[str]) -> int:
     cmd = argv[0] if argv else "all"
     budget = float(argv[1]) if len(argv) > 1 else 1500.0
     t0 = time.time()
+    load0 = os.getloadavg()[0]
     end = t0 + budget
     res = _load()
     if cmd == "all":
@@ -499,6 +503,9 @@ def main(argv: list[str]) -> int:
     summary["twin_th"] = {tag: old_twin[tag] if tag in old_twin else twin_th(sf) for tag, sf in want.items()}
     # cumulative over resumed runs (a report alone adds nothing)
     summary["seconds"] = res.get("summary", {}).get("seconds", 0.0) + (time.time() - t0 if cmd == "all" else 0.0)
+    # this invocation's 1-min load average at its start and end (a report alone keeps the last run's)
+    summary["load_average_1min"] = ({"start": load0, "end": os.getloadavg()[0]} if cmd == "all"
+                                    else res.get("summary", {}).get("load_average_1min"))
     summary["command"] = COMMAND
     res["summary"] = summary
     write_json(OUT, res, indent=1)

@@ -42,6 +42,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._util import write_results  # noqa: E402
+from benchmarks._util import machine_line, write_results  # noqa: E402
 from benchmarks.ablation import load_task  # noqa: E402
 
 METHODS = ("no_change", "mean_effect", "linear", "network")
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/intervals.py " + " ".join(argv if argv is not None
                                                              else sys.argv[1:])
     t_all = time.perf_counter()
+    load0 = os.getloadavg()[0]
     payload: dict = {"command": command.strip(), "level": LEVEL, "datasets": {}}
     md = ["# Calibrated intervals: coverage of the nominal 80 % intervals on held-out "
           "perturbations", "",
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
           f"k-fold split over perturbations, {args.seeds} seeds × {args.folds} folds; "
           "split-conformal on a third of each training fold (the validation perturbations); "
           "coverage = fraction of held-out perturbation × gene changes inside the interval "
-          "(target 75–85 %). Mean ± sd over splits. Machine shared and loaded.", "",
+          "(target 75–85 %). Mean ± sd over splits.", "",
           ("RL: not run (--no-rl)." if args.no_rl else
            "RL: the agent's TRPO→PPO policy (`scagents.agents.policy.policy_train_config`, the "
            "agent's first-attempt budget of `RunOptions().policy_steps` = "
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         rl_rows = df[df["method"] == RL]
         rl_line = ([] if rl_rows.empty else
                    [f"- RL: {len(rl_rows)} policy trainings (one per split), "
-                    f"{rl_rows['train_s'].mean():.1f} s each on average (loaded machine)."])
+                    f"{rl_rows['train_s'].mean():.1f} s each on average."])
         block["rl_splits"] = int(len(rl_rows))
         md += [f"## {name}: {task!r}", "", *lines, "", f"- {verdict}", *rl_line,
                "- The no-change and mean-effect rows give the reference errors: a useful "
@@ -250,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                f"Wall time {wall:.0f} s.", ""]
         print("\n".join(lines), "\n", verdict, flush=True)
     payload["wall_s"] = time.perf_counter() - t_all
-    md.append(f"Total wall time {payload['wall_s']:.0f} s.")
+    payload["load_average_1min"] = {"start": load0, "end": os.getloadavg()[0]}
+    md.append(f"Total wall time {payload['wall_s']:.0f} s. "
+              + machine_line(load0, payload["load_average_1min"]["end"]))
     write_results("intervals", payload, "\n".join(md) + "\n")
     return 0
 

@@ -17,6 +17,7 @@ Writes ``benchmarks/results/steering.{json,md}``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import write_results  # noqa: E402
+from _util import machine_line, write_results  # noqa: E402
 
 from scagents.envs.steering import (  # noqa: E402
     SteeringEnv,
@@ -209,6 +210,7 @@ def main() -> None:
     args = ap.parse_args()
     seeds = list(range(args.seeds))
     t_start = time.perf_counter()
+    load0 = os.getloadavg()[0]
     tp = throughput()
     print("throughput", {k: round(v["ratio"], 2) for k, v in tp.items()}, flush=True)
     results = {}
@@ -242,7 +244,7 @@ def main() -> None:
     wall = time.perf_counter() - t_start
     payload = {"seeds": seeds, "throughput": tp, "tasks": results,
                "trap_search": {k: v for k, v in traps_found.items()}, "paired": tests, "wall_time_s": wall,
-               "note": "machine shared by 8 developers (2 cores) while measured; run with nice -n 10"}
+               "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
     write_results("steering", payload, markdown(payload))
     print(f"done in {wall:.0f} s")
 
@@ -251,7 +253,9 @@ def markdown(p: dict) -> str:
     res = p["tasks"]
     lines = ["# Fate steering on the twin: searchers vs the exhaustive optimum", "",
              f"`PYTHONPATH=. nice -n 10 python benchmarks/steering.py --seeds {len(p['seeds'])}` — "
-             f"{len(p['seeds'])} seeds, {p['wall_time_s'] / 60:.1f} min wall on a loaded, shared 2-core machine.",
+             f"{len(p['seeds'])} seeds, {p['wall_time_s'] / 60:.1f} min wall. "
+             + (machine_line(load["start"], load["end"]) if (load := p.get("load_average_1min"))
+                else "Load average not recorded."),
              "", "Score: gap to the optimum closed, `(best - do nothing) / (optimum - do nothing)`, on the "
              "search population (seed 0), after 5 %, 10 % and 25 % of the exhaustive search's simulations "
              "(budget 25 %; one simulation = one schedule run to the end on the whole population; "

@@ -27,6 +27,7 @@ Usage::
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import write_results  # noqa: E402
+from _util import machine_line, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -159,8 +160,7 @@ def kang() -> tuple[dict, list[str]]:
                                                 skipped.itertuples()) if len(skipped) else "")
               + ". The answering method per cell type: "
               + ", ".join(f"{m} ({n})" for m, n in answered["answered_by"].value_counts().items())
-              + f"; {secs:.1f} s for all {answered['group'].nunique()} fits (2-core machine shared "
-              "with other jobs).", ""]
+              + f"; {secs:.1f} s for all {answered['group'].nunique()} fits.", ""]
     for name, table in (("full data", full), (f"mean over {len(SEEDS)} seeds of {FRACTION:.0%} "
                                               "cell subsamples", seeds_mean)):
         summ = _summary(table)
@@ -242,6 +242,7 @@ def scicar() -> tuple[dict, list[str]]:
 
 
 def main() -> None:
+    load0 = os.getloadavg()[0]
     payload: dict = {"protocol": __doc__.split("Usage::")[0].strip()}
     lines = ["# Stimulation goals: held-out cell type / time point", "",
              "Produced by `python benchmarks/stimulation.py` (protocol in its docstring). Response = "
@@ -255,6 +256,8 @@ def main() -> None:
         res, part = fn()
         payload[name] = res
         lines += part
+    payload["load_average_1min"] = {"start": load0, "end": os.getloadavg()[0]}
+    lines += [machine_line(load0, payload["load_average_1min"]["end"]), ""]
     md = "\n".join(lines) + "\n"
     js, mdp = write_results("stimulation", payload, md)
     print(md)

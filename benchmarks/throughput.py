@@ -44,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._util import machine, median, write_results  # noqa: E402
+from benchmarks._util import machine, machine_line, median, write_results  # noqa: E402
 
 N_EVAL_CELLS = 64
 NET = (256, 256)
@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
     task = ResponseTask.from_twin("th", seed=0)
     results: list[dict] = []
     t_start = time.perf_counter()
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         task_path = os.path.join(tmp, "task.pkl")
         with open(task_path, "wb") as fh:
@@ -390,6 +391,7 @@ def main(argv: list[str] | None = None) -> dict:
                       f"final mse {res['final_mse']:.4g}  ({res['train_s']:.1f} s)", flush=True)
                 results.append(res)
     total_s = time.perf_counter() - t_start
+    load1 = os.getloadavg()[0]
 
     no_change = results[0]["no_change_mse"]
     names = [r["name"] for r in rows]
@@ -425,7 +427,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     payload = {"benchmark": "throughput", "task": repr(task), "seeds": args.seeds, "budget_s": args.budget,
                "eval_every_s": args.eval_every, "no_change_mse": no_change, "targets": targets,
-               "total_wall_s": total_s, "summary": summary, "ratios": ratios, "runs": results}
+               "total_wall_s": total_s, "load_average_1min": {"start": load0, "end": load1},
+               "summary": summary, "ratios": ratios, "runs": results}
     md = render_markdown(payload, names)
     print(md)
     if not args.no_write:
@@ -443,8 +446,9 @@ def render_markdown(payload: dict, names: list[str]) -> str:
         f"1 torch thread; fresh subprocess per run; {payload['seeds']} seed(s), rows interleaved per seed; "
         f"{payload['budget_s']:.0f} s training budget per run, evaluation every {payload['eval_every_s']} s "
         "(evaluation time excluded).", "",
-        f"Machine: {m['platform']}, {m['cpus']} CPUs (shared), Python {m['python']}; total wall "
-        f"{payload['total_wall_s']:.0f} s.", "",
+        f"Platform: {m['platform']}, Python {m['python']}; total wall {payload['total_wall_s']:.0f} s. "
+        + (machine_line(load["start"], load["end"]) if (load := payload.get("load_average_1min"))
+           else f"Machine: {m['cpus']} CPUs; load average not recorded."), "",
         f"Errors are the task's weighted MSE on {N_EVAL_CELLS} cells × every perturbation; 'no change' scores "
         f"{payload['no_change_mse']:.4g}. Target A = median final error of SB3 PPO (defaults) = "
         f"{fmt(t['sb3_ppo_defaults_final'], '.4g')}; target B = half the no-change error = {t['half_no_change']:.4g}.",

@@ -36,6 +36,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -46,7 +47,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._util import write_results  # noqa: E402
+from benchmarks._util import machine_line, write_results  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "grn" / "boolean_models"
 ACTIVE = 0.1
@@ -186,10 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n_cells = args.n_cells or RunOptions.model_fields["n_cells"].default
     t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
     results, rows_md = [], []
 
     def write(done: bool) -> list[str]:
         wall = time.perf_counter() - t0
+        load1 = os.getloadavg()[0]
         live = [r for r in results if r["pooled"]["n_active"]]
         dead = [r for r in results if r["milieu"].startswith("silent")]
         n_act = sum(r["pooled"]["n_active"] for r in live)
@@ -255,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                     else sys.argv[1:])
         md = ["# Twin evidence: knockouts at the default cell count, silent models", "",
               f"Command: `{command.strip()}`; {args.seeds} seeds; {n_cells} cells per condition "
-              f"(`RunOptions().n_cells`). Wall time {wall:.0f} s on a loaded shared machine"
-          + ("." if done else " (partial: the run was still going).") + "", "",
+              f"(`RunOptions().n_cells`). Wall time {wall:.0f} s"
+          + ("." if done else " (partial: the run was still going).") + " " + machine_line(load0, load1), "",
               *[f"- {h}" for h in headline], "",
               "Columns: *active* = knocked-out genes whose mean control activity is ≥ "
               f"{ACTIVE} (mean per seed); *significant* = the target's own change is down with Welch BH "
@@ -284,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    if k["explained"]), None)] if ex], ""]
         write_results("twin_evidence", {"command": command, "n_cells": n_cells, "seeds": args.seeds,
                                         "active_threshold": ACTIVE, "headline": headline,
-                                        "wall_s": wall, "results": results}, "\n".join(md))
+                                        "wall_s": wall, "load_average_1min": {"start": load0, "end": load1},
+                                        "results": results}, "\n".join(md))
         return md
 
     for model, milieu, net, inputs, why in cases():
