@@ -212,11 +212,30 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
                    help="any designer option (e.g. ucb_weight=0, diversity=0.5, beta=2); repeatable; stored "
                         "with the campaign's designer")
     p.set_defaults(func=_cmd_next)
-    p = sub.add_parser("ingest", help="add measured results to a campaign",
-                       description="Ingest a CSV/TSV with gene and score columns.")
-    p.add_argument("--campaign", required=True)
-    p.add_argument("results")
-    p.add_argument("--db", default="scagents_campaigns.sqlite")
+    p = sub.add_parser(
+        "ingest", help="add measured results to a campaign",
+        description="Add a round's measured results to a campaign: a MAGeCK RRA or MLE gene summary "
+                    "(gene_summary.txt), a BAGEL2 BF table, or a CSV/TSV with a gene column and a signed score "
+                    "column. The rows of the campaign's proposed genes are stored under the round that "
+                    "proposed them; other rows (the rest of a screen's library) are counted and ignored. "
+                    "The line 'score = ...' says which column became the score.",
+        epilog="score rules: MAGeCK RRA → neg|lfc (gene log2 fold change); MAGeCK MLE → <condition>|beta "
+               "(several conditions: give --score-column); BAGEL2 → −BF (sign flipped: negative = depleted); "
+               "other tables → the one column named score, value, effect, lfc, log2FC, logFC, z or beta "
+               "(column names are compared case-insensitively). p-values, FDRs, ranks and RRA scores are "
+               "never a score.")
+    p.add_argument("--campaign", required=True, help="name of the campaign whose proposals were measured")
+    p.add_argument("results", help="results file: MAGeCK gene_summary.txt (RRA or MLE), BAGEL2 .bf table, or "
+                                   "CSV/TSV with gene and score columns (optionally round)")
+    p.add_argument("--db", default="scagents_campaigns.sqlite",
+                   help="campaign ledger (SQLite; default: %(default)s)")
+    p.add_argument("--score-column", default=None, metavar="NAME",
+                   help="the column holding the signed effect (e.g. 'Rep1|beta' of a MAGeCK MLE summary with "
+                        "several conditions, or log2FC of a table with several score columns); "
+                        "case-insensitive")
+    p.add_argument("--gene-column", default=None, metavar="NAME",
+                   help="the column holding the gene symbols, when the file has none or several of gene, id, "
+                        "symbol, gene_name, target, perturbation; case-insensitive")
     p.set_defaults(func=_cmd_ingest)
     p = sub.add_parser("campaign", help="show a campaign's history table and plot",
                        description="Print the history of a campaign and write its progress plot.")
@@ -319,15 +338,36 @@ def format_proposals(df) -> str:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from scagents.campaign import ingest
 
-    summary = ingest(args.db, args.campaign, args.results)
-    if summary.duplicate_file:
-        print(f"{summary.path}: already ingested (this file was ingested before; nothing added to "
-              f"campaign {summary.campaign!r}).")
-    else:
-        rounds = ", ".join(str(r) for r in summary.rounds)
-        print(f"{summary.path}: {summary.n_new} new measurement(s) added to campaign "
-              f"{summary.campaign!r}{f' (round {rounds})' if rounds else ''}; {summary.n_already} already stored.")
+    summary = ingest(args.db, args.campaign, args.results, score_column=args.score_column,
+                     gene_column=args.gene_column)
+    print(format_ingest(summary))
     return 0
+
+
+def format_ingest(summary) -> str:
+    """What ``ingest`` did, in plain lines: the score rule, what was added, what was ignored."""
+    if summary.duplicate_file:
+        rule = f" with {summary.score_rule}" if summary.score_rule else ""
+        return (f"{summary.path}: already ingested{rule} (this file was ingested before; nothing added to "
+                f"campaign {summary.campaign!r}).")
+    rounds = ", ".join(str(r) for r in summary.rounds)
+    lines = [summary.score_rule] if summary.score_rule else []
+    lines.append(f"{summary.path}: {summary.n_new} new measurement(s) added to campaign "
+                 f"{summary.campaign!r}{f' (round {rounds})' if rounds else ''}; {summary.n_already} already stored.")
+    ignored = summary.n_unproposed + summary.n_unknown
+    if ignored:
+        parts = []
+        if summary.n_unproposed:
+            parts.append(f"{summary.n_unproposed} candidate(s) not proposed yet")
+        if summary.n_unknown:
+            eg = f" (e.g. {', '.join(summary.unknown)})" if summary.unknown else ""
+            parts.append(f"{summary.n_unknown} gene(s) that are not candidates of the campaign{eg}")
+        lines.append(f"ignored: {ignored} other row(s): {'; '.join(parts)}.")
+    if summary.n_unmeasured:
+        lines.append(f"still unmeasured: {summary.n_unmeasured} proposed gene(s) of the campaign.")
+    if summary.note:
+        lines.append(f"note: {summary.note}.")
+    return "\n".join(lines)
 
 
 def _cmd_campaign(args: argparse.Namespace) -> int:

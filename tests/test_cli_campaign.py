@@ -85,6 +85,73 @@ def test_ingest_rejects_unproposed_genes(campaign, tmp_path, capsys):
     assert err.startswith("error:") and "never proposed" in err and never in err
 
 
+def _mageck_rra(path, genes):
+    """A MAGeCK RRA gene summary (TSV) of a whole library: the proposed genes and others."""
+    cols = ["id", "num", "neg|score", "neg|p-value", "neg|fdr", "neg|rank", "neg|goodsgrna", "neg|lfc",
+            "pos|score", "pos|p-value", "pos|fdr", "pos|rank", "pos|goodsgrna", "pos|lfc"]
+    rows = [[g, 4, 1e-5, 1e-4, 0.01, i + 1, 3, -1.5 + i, 1.0, 1.0, 1.0, len(genes) - i, 0, -1.5 + i]
+            for i, g in enumerate(genes)]
+    pd.DataFrame(rows, columns=cols).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_ingest_a_mageck_summary_says_the_score_rule_and_what_it_ignored(campaign, tmp_path, capsys):
+    db, first = campaign
+    library = first["gene"].tolist() + sorted(set(CANDIDATES) - set(first["gene"])) + ["LIB1", "LIB2"]
+    res = _mageck_rra(tmp_path / "round0.gene_summary.txt", library)
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "score = MAGeCK RRA neg|lfc (gene-level log2 fold change)"
+    assert "3 new measurement(s) added to campaign 'ifng' (round 0)" in out[1]
+    assert out[2] == ("ignored: 5 other row(s): 3 candidate(s) not proposed yet; 2 gene(s) that are not "
+                      "candidates of the campaign (e.g. LIB1, LIB2).")
+    assert main(["campaign", "ifng", "--db", db, "--plot", str(tmp_path / "p.png")]) == 0
+    hist = capsys.readouterr().out.split("plot:")[0]
+    for g, v in zip(first["gene"], ("-1.5", "-0.5", "0.5"), strict=True):
+        assert v in next(ln for ln in hist.splitlines() if f" {g} " in ln).split()
+
+
+def test_ingest_asks_for_the_score_column_of_a_multi_condition_mle_summary(campaign, tmp_path, capsys):
+    db, first = campaign
+    genes = first["gene"].tolist()
+    res = tmp_path / "mle.gene_summary.txt"
+    res.write_text("Gene\tsgRNA\tday7|beta\tday7|z\tday7|p-value\tday14|beta\tday14|z\tday14|p-value\n" +
+                   "".join(f"{g}\t4\t{i}\t{2 * i}\t0.1\t{-i}\t{-2 * i}\t0.1\n" for i, g in enumerate(genes)))
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "day7|beta, day14|beta" in err[0]
+    assert "--score-column" in err[0]
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db, "--score-column", "day14|beta"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("score = MAGeCK MLE day14|beta (gene beta of condition day14")
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db, "--score-column", "day7|beta"]) == 0
+    assert "already ingested with score = MAGeCK MLE day14|beta" in capsys.readouterr().out  # same file: no-op
+
+
+def test_ingest_refuses_a_p_value_as_the_score(campaign, tmp_path, capsys):
+    db, first = campaign
+    res = tmp_path / "de.csv"
+    res.write_text("gene,pvalue\n" + "".join(f"{g},0.01\n" for g in first["gene"]))
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 2
+    assert "no score column" in capsys.readouterr().err
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db, "--score-column", "pvalue"]) == 2
+    err = capsys.readouterr().err
+    assert "holds p-values, not a signed effect" in err and "--score-column" in err
+
+
+def test_every_ingest_option_has_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    text = capsys.readouterr().out
+    for opt in ("--campaign", "results", "--db", "--score-column", "--gene-column"):
+        assert opt in text
+    from scagents.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    ing = sub.choices["ingest"]
+    assert all(a.help for a in ing._actions), [a.dest for a in ing._actions if not a.help]
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     from scagents.agents.graph import run_graph

@@ -6,13 +6,16 @@ Tables: ``campaigns`` (name, goal, objective, kind), ``candidates`` (gene + feat
 most once per campaign), ``designers`` (the designer configuration of
 :func:`~scagents.campaign.acquisition.designer_config` as JSON and its state after the last round,
 e.g. the policy weights as a ``torch.save``-d dict of tensors read back with ``weights_only=True``;
-added by ``CREATE TABLE IF NOT EXISTS``, so older ledgers gain it at their next open), ``ingests`` (sha256 of every ingested file) and ``measurements``
-(unique per campaign, gene and round).
+added by ``CREATE TABLE IF NOT EXISTS``, so older ledgers gain it at their next open), ``ingests`` (sha256 of every ingested file),
+``ingest_scores`` (per ingested file: its format, gene and score columns, the score's sign and the
+rule line, and the rows ignored; added the same way) and ``measurements`` (unique per campaign, gene
+and round).
 
 Durability: every round (``propose_round``) and every ingest is one ``BEGIN IMMEDIATE …
 COMMIT`` transaction, so a process killed at any point leaves either all of it or none of it
 (SQLite rolls a hot journal back at the next open). Re-ingesting a file with the same content is a
-no-op. A malformed results file raises :class:`IngestError` and changes nothing.
+no-op. A malformed results file raises :class:`IngestError` and changes nothing. Results files are
+read as MAGeCK (RRA, MLE), BAGEL2 and generic tables write them (see :func:`ingest`).
 
 Test hook: the environment variable ``SCAGENTS_TEST_PAUSE_IN_TXN`` (seconds) makes
 ``propose_round`` and ``ingest`` sleep in the middle of their open transaction, after part of the
@@ -29,7 +32,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +92,10 @@ CREATE TABLE IF NOT EXISTS proposals (
 CREATE TABLE IF NOT EXISTS ingests (
     campaign_id INTEGER NOT NULL, sha256 TEXT NOT NULL, path TEXT NOT NULL, n_rows INTEGER NOT NULL,
     created REAL NOT NULL, PRIMARY KEY (campaign_id, sha256));
+CREATE TABLE IF NOT EXISTS ingest_scores (
+    campaign_id INTEGER NOT NULL, sha256 TEXT NOT NULL, format TEXT NOT NULL, gene_column TEXT NOT NULL,
+    score_column TEXT NOT NULL, sign REAL NOT NULL, rule TEXT NOT NULL, n_ignored INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, sha256));
 CREATE TABLE IF NOT EXISTS designers (
     campaign_id INTEGER PRIMARY KEY REFERENCES campaigns(id), config TEXT NOT NULL, state BLOB,
     round INTEGER NOT NULL, updated REAL NOT NULL);
@@ -122,6 +129,20 @@ class IngestSummary:
         ``True`` when this exact file content had been ingested before (nothing added).
     rounds
         Rounds the new measurements belong to.
+    score_rule
+        The one line saying which column is the score and what it means (e.g. ``"score = MAGeCK
+        RRA neg|lfc (gene-level log2 fold change)"``); for a duplicate file, the rule it was
+        ingested with (empty for files ingested before rules were stored).
+    source_format
+        ``"MAGeCK RRA"``, ``"MAGeCK MLE"``, ``"BAGEL2 BF"`` or ``"table"``.
+    n_unproposed, n_unknown
+        Rows ignored: candidates not proposed (yet), and genes that are not candidates.
+    unknown
+        A few of the genes that are not candidates.
+    n_unmeasured
+        Proposed genes of the campaign still without a measurement after this ingest.
+    note
+        A line when earlier ingests of the campaign used another score rule, else ``None``.
     """
 
     campaign: str
@@ -131,6 +152,13 @@ class IngestSummary:
     n_already: int
     duplicate_file: bool
     rounds: list[int]
+    score_rule: str = ""
+    source_format: str = ""
+    n_unproposed: int = 0
+    n_unknown: int = 0
+    unknown: list[str] = field(default_factory=list)
+    n_unmeasured: int = 0
+    note: str | None = None
 
 
 def _pause(where: str) -> None:
@@ -621,19 +649,158 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
     return out
 
 
-_GENE_COLS = ("gene", "genes", "target", "target_gene", "perturbation")
-_VALUE_COLS = ("score", "value", "measurement", "effect", "lfc", "log_fold_change")
+#: Gene columns of a generic results table, compared case-insensitively (MAGeCK and BAGEL2 files
+#: have their own: ``id`` for MAGeCK RRA, ``Gene`` for MAGeCK MLE, ``GENE`` for BAGEL2).
+_GENE_COLS = ("gene", "genes", "gene_symbol", "symbol", "gene_name", "id", "target", "target_gene", "perturbation")
+#: Signed-effect columns of a generic results table, compared case-insensitively.
+_VALUE_COLS = ("score", "value", "measurement", "effect", "lfc", "log_fold_change", "logfc", "log2fc", "log2_fc",
+               "log2foldchange", "log2_fold_change", "z", "zscore", "z_score", "beta")
+#: Columns (or the part after MAGeCK's ``|``) that hold no signed effect: never a score, even when named.
+_NOT_EFFECT = {**dict.fromkeys(("p-value", "pvalue", "p_value", "pval", "p", "wald-p-value"), "p-values"),
+               **dict.fromkeys(("fdr", "padj", "p_adj", "p.adj", "qvalue", "q-value", "q_value", "qval",
+                                "wald-fdr"), "FDRs (adjusted p-values)"),
+               "rank": "ranks", **dict.fromkeys(("num", "sgrna", "goodsgrna", "numobs"), "counts"),
+               **dict.fromkeys(("std", "std_boostedbf"), "standard deviations"),
+               **dict.fromkeys(("recall", "precision"), "precision-recall values"), "round": "round numbers"}
+#: BAGEL2 Bayes-factor columns (positive = evidence that the knockout depletes the cells).
+_BAGEL_BF = ("bf", "boostedbf", "normbf")
 
 MAX_RESULTS_BYTES = 16 * 2**20
-"""Largest results file :func:`ingest` reads (16 MiB: about half a million ``gene,score`` rows, far
-more than the proposals of any campaign); a larger file is refused before it is parsed."""
+"""Largest results file :func:`ingest` reads (16 MiB: about half a million ``gene,score`` rows, or
+several genome-wide MAGeCK gene summaries); a larger file is refused before it is parsed."""
 
 _CHUNK_ROWS = 100_000
 
 
-def _read_results(path: Path) -> tuple[pd.DataFrame, str]:
-    """Check and parse a results file: size first, then the header's columns, then the rows (in
-    chunks, stopping at the first chunk with a bad row). Returns the rows and the file's sha256."""
+@dataclass(frozen=True)
+class _Choice:
+    """How a results file is read: its format, gene and score columns, the score's sign and the rule."""
+
+    fmt: str
+    gene: str
+    score: str
+    sign: float
+    rule: str
+    alt: str | None = None  # MAGeCK RRA pos|lfc, which must equal neg|lfc
+
+
+def _results_format(low: set[str]) -> str:
+    """The tool that wrote a results table, from its lower-cased column names."""
+    if "gene" in low and any(c.endswith("|beta") for c in low):
+        return "MAGeCK MLE"
+    if "id" in low and any(c.startswith(("neg|", "pos|")) for c in low):
+        return "MAGeCK RRA"
+    if "gene" in low and "bf" in low:
+        return "BAGEL2 BF"
+    return "table"
+
+
+def _score_rule(fmt: str, name: str) -> str:
+    """The one line that says what the stored score is."""
+    key = name.lower()
+    if fmt == "MAGeCK RRA" and key.endswith("|lfc"):
+        return f"score = MAGeCK RRA {name} (gene-level log2 fold change)"
+    if fmt == "MAGeCK MLE" and key.endswith("|beta"):
+        return (f"score = MAGeCK MLE {name} (gene beta of condition {name.rsplit('|', 1)[0]}: a log fold "
+                "change-like selection effect)")
+    if fmt == "MAGeCK MLE" and key.endswith("|z"):
+        return f"score = MAGeCK MLE {name} (beta / its standard error of condition {name.rsplit('|', 1)[0]})"
+    if fmt == "BAGEL2 BF" and key in _BAGEL_BF:
+        return (f"score = −{name} of BAGEL2 (log2 Bayes factor of essentiality, sign flipped: negative = the "
+                "knockout depletes the cells, as in a log fold change)")
+    return f"score = column {name!r} as written, taken as a signed effect ({fmt if fmt != 'table' else 'generic table'})"
+
+
+def _not_effect(key: str) -> str | None:
+    """Why a (lower-cased) column cannot be a signed effect, or ``None``."""
+    tail = key.rsplit("|", 1)[-1]
+    if "|" in key and tail == "score":
+        return "MAGeCK's RRA score (small for strong hits in either direction)"
+    return _NOT_EFFECT.get(tail)
+
+
+def _choose_columns(header: Sequence, path: Path, score_column: str | None, gene_column: str | None) -> _Choice:
+    """The gene and score columns of a results file (rules: see :func:`ingest`)."""
+    cols: dict[str, str] = {}
+    for c in header:
+        cols.setdefault(str(c).strip().lower(), str(c))
+    low = set(cols)
+    fmt = _results_format(low)
+    names = list(cols.values())
+    shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
+
+    def named(name: str, option: str) -> str:
+        key = str(name).strip().lower()
+        if key not in cols:
+            raise IngestError(f"Results file {path} has no column {name!r} (given by {option}); its columns: {shown}.")
+        return cols[key]
+
+    if gene_column is not None:
+        gcol = named(gene_column, "--gene-column")
+    elif fmt == "BAGEL2 BF" and "rna" in low:
+        raise IngestError(f"Results file {path} is BAGEL2's sgRNA-level table (RNA, GENE, …, BF: one row per guide); "
+                          "ingest its gene-level table (BAGEL.py bf without -r).")
+    elif fmt in ("MAGeCK MLE", "BAGEL2 BF"):
+        gcol = cols["gene"]
+    elif fmt == "MAGeCK RRA":
+        gcol = cols["id"]
+    else:
+        found = [cols[c] for c in _GENE_COLS if c in cols]
+        if not found:
+            raise IngestError(f"Results file {path} has no gene column (columns: {shown}); name it 'gene' (or id, "
+                              "symbol, target) or give --gene-column NAME.")
+        if len(found) > 1:
+            raise IngestError(f"Results file {path} has several gene columns ({', '.join(found)}); say which holds "
+                              f"the gene symbols with --gene-column NAME (e.g. --gene-column {found[0]}).")
+        gcol = found[0]
+    alt, sign = None, 1.0
+    if score_column is not None:
+        vcol = named(score_column, "--score-column")
+        why = _not_effect(vcol.lower())
+        if why is not None:
+            raise IngestError(f"Results file {path}: column {vcol!r} holds {why}, not a signed effect; the campaign's "
+                              "objective (increase / decrease / either) needs one (a log fold change, beta or z): "
+                              "name such a column with --score-column.")
+        if vcol == gcol:
+            raise IngestError(f"Results file {path}: column {vcol!r} is the gene column; give another --score-column.")
+        if fmt == "BAGEL2 BF" and vcol.lower() in _BAGEL_BF:
+            sign = -1.0
+    elif fmt == "MAGeCK MLE":
+        betas = [n for k, n in cols.items() if k.endswith("|beta")]
+        if len(betas) > 1:
+            raise IngestError(f"Results file {path} is a MAGeCK MLE gene summary with {len(betas)} conditions "
+                              f"({', '.join(betas)}); say which condition's beta is the score with --score-column "
+                              f"NAME (e.g. --score-column '{betas[0]}').")
+        vcol = betas[0]
+    elif fmt == "MAGeCK RRA":
+        if "neg|lfc" not in cols and "pos|lfc" not in cols:
+            raise IngestError(f"Results file {path} is a MAGeCK RRA gene summary without neg|lfc / pos|lfc: its "
+                              "score, p-value, FDR and rank columns are not signed effects (an RRA score is small "
+                              "for strong hits in either direction); ingest a gene summary with the lfc columns "
+                              "(mageck test writes them), or name a signed column with --score-column NAME.")
+        vcol = cols.get("neg|lfc", cols.get("pos|lfc"))
+        alt = cols.get("pos|lfc") if "neg|lfc" in cols else None
+    elif fmt == "BAGEL2 BF":
+        vcol, sign = cols["bf"], -1.0
+    else:
+        found = [cols[c] for c in _VALUE_COLS if c in cols and cols[c] != gcol]
+        if not found:
+            raise IngestError(f"Results file {path} has no score column (columns: {shown}); name the signed effect "
+                              "'score' (or lfc, log2FC, z, beta) or give --score-column NAME.")
+        if len(found) > 1:
+            raise IngestError(f"Results file {path} has several score columns ({', '.join(found)}); say which holds "
+                              f"the measured signed effect with --score-column NAME (e.g. --score-column {found[0]}).")
+        vcol = found[0]
+    return _Choice(fmt, gcol, vcol, sign, _score_rule(fmt, vcol), alt)
+
+
+def _read_results(path: Path, score_column: str | None = None, gene_column: str | None = None
+                  ) -> tuple[pd.DataFrame, str, _Choice]:
+    """Check and parse a results file: size first, then the header's columns (:func:`_choose_columns`),
+    then the rows (in chunks, stopping at the first chunk with a malformed row). Returns the rows
+    (``gene``, ``raw``, ``value`` — signed by the rule, NaN where not a finite number — and
+    ``round`` when given), the file's sha256 and the column choice. Values are checked later, on
+    the rows that are taken (:func:`_new_measurements`)."""
     if not path.exists():
         raise IngestError(f"Results file {path} does not exist.")
     if path.is_dir():
@@ -643,7 +810,7 @@ def _read_results(path: Path) -> tuple[pd.DataFrame, str]:
     size = path.stat().st_size
     if size > MAX_RESULTS_BYTES:
         raise IngestError(f"Results file {path} is {size / 2**20:.1f} MiB, over the {MAX_RESULTS_BYTES / 2**20:.0f} MiB "
-                          "limit of a results file (one row per proposed gene); keep only the proposed genes' rows.")
+                          "limit of a results file; keep only the proposed genes' rows.")
     with path.open("rb") as fh:
         head = fh.read(65536)
     if not head.strip():
@@ -653,56 +820,47 @@ def _read_results(path: Path) -> tuple[pd.DataFrame, str]:
     sep = "\t" if path.suffix.lower() in (".tsv", ".txt") or (b"\t" in head.splitlines()[0]) else ","
     try:
         header = pd.read_csv(path, sep=sep, nrows=0).columns
-        cols = {str(c).strip().lower(): c for c in header}
-        gcol = next((cols[c] for c in _GENE_COLS if c in cols), None)
-        vcol = next((cols[c] for c in _VALUE_COLS if c in cols), None)
-        if gcol is None:
-            raise IngestError(f"Results file {path} has no gene column (columns: {list(header)[:20]}); "
-                              "name it 'gene'.")
-        if vcol is None:
-            raise IngestError(f"Results file {path} has no score column (columns: {list(header)[:20]}); "
-                              "name it 'score'.")
-        rcol = cols.get("round")
-        use = [gcol, vcol] + ([rcol] if rcol is not None else [])
-        chunks = [_check_rows(chunk, path, start, gcol, vcol, rcol) for start, chunk in zip(
-            range(0, 2**62, _CHUNK_ROWS),
-            pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, usecols=use,
-                        chunksize=_CHUNK_ROWS), strict=False)]
+        choice = _choose_columns(header, path, score_column, gene_column)
+        rcol = next((str(c) for c in header if str(c).strip().lower() == "round"), None)
+        use = [choice.gene, choice.score] + [c for c in (choice.alt, rcol) if c is not None]
+        chunks = [_check_rows(chunk, path, start, choice.gene, choice.score, rcol, alt=choice.alt, sign=choice.sign)
+                  for start, chunk in zip(range(0, 2**62, _CHUNK_ROWS),
+                                          pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, usecols=use,
+                                                      chunksize=_CHUNK_ROWS), strict=False)]
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         msg = " ".join(str(exc).split())[:300]
         raise IngestError(f"Results file {path} is not a readable CSV: {msg}. Write one row per gene: gene,score.") from exc
-    out = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
+    out = pd.concat(chunks) if chunks else pd.DataFrame()
     if len(out) == 0:
         raise IngestError(f"Results file {path} has a header but no rows.")
-    dups = out.loc[out["gene"].duplicated(keep=False)]
-    if len(dups):
-        conflicting = dups.groupby("gene")["value"].nunique()
-        conflicting = conflicting[conflicting > 1].index.tolist()
-        if conflicting:
-            raise IngestError(f"Results file {path}: genes {conflicting[:10]} appear more than once with different "
-                              "scores; give one score per gene (average replicates first).")
-        out = out.drop_duplicates("gene")
     sha = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(2**20), b""):
             sha.update(block)
-    return out, sha.hexdigest()
+    return out, sha.hexdigest(), choice
 
 
-def _check_rows(df: pd.DataFrame, path: Path, start: int, gcol: str, vcol: str, rcol: str | None) -> pd.DataFrame:
-    """One chunk of results rows (``start``: index of its first data row) → gene, value[, round]."""
+def _check_rows(df: pd.DataFrame, path: Path, start: int, gcol: str, vcol: str, rcol: str | None, *,
+                alt: str | None = None, sign: float = 1.0) -> pd.DataFrame:
+    """One chunk of results rows (``start``: index of its first data row) → gene, raw, value[, round]."""
     out = pd.DataFrame({"gene": df[gcol].astype(str).str.strip(), "raw": df[vcol].astype(str).str.strip()})
     out.index = pd.RangeIndex(start, start + len(df))
     bad_gene = out.index[out["gene"] == ""].tolist()
     if bad_gene:
         raise IngestError(f"Results file {path}: empty gene name on data row(s) {[i + 1 for i in bad_gene[:10]]}.")
-    val = pd.to_numeric(out["raw"], errors="coerce")
-    bad = out.index[val.isna() | ~np.isfinite(val.fillna(0))].tolist()
-    if bad:
-        examples = [f"row {i + 1} ({out.at[i, 'gene'][:40]}: {out.at[i, 'raw'][:40]!r})" for i in bad[:5]]
-        raise IngestError(f"Results file {path}: score is missing or not a finite number on {len(bad)} row(s) "
-                          f"from row {start + 1}, e.g. {', '.join(examples)}. Give a number for every gene.")
-    res = pd.DataFrame({"gene": out["gene"], "value": val.astype(float)})
+    val = pd.to_numeric(out["raw"], errors="coerce").astype(float)
+    val = val.where(np.isfinite(val.fillna(np.inf)))
+    if alt is not None:  # MAGeCK RRA writes one gene-level lfc twice; --gene-lfc-method alphamedian may not
+        other = pd.to_numeric(df[alt].astype(str).str.strip(), errors="coerce").astype(float).to_numpy()
+        v = val.to_numpy()
+        differ = np.flatnonzero(np.isfinite(v) & np.isfinite(other) & ~np.isclose(v, other, rtol=1e-4, atol=1e-6))
+        if len(differ):
+            i = int(differ[0])
+            raise IngestError(f"Results file {path}: {vcol} and {alt} differ ({len(differ)} gene(s), e.g. "
+                              f"{out['gene'].iloc[i][:40]}: {v[i]:g} vs {other[i]:g}; MAGeCK's alphamedian lfc is "
+                              f"computed per direction); say which is the score with --score-column '{vcol}' or "
+                              f"--score-column '{alt}'.")
+    res = out.assign(value=sign * val)
     if rcol is not None:
         r = pd.to_numeric(df[rcol].astype(str).str.strip(), errors="coerce")
         if r.isna().any() or (r != r.round()).any():
@@ -712,29 +870,54 @@ def _check_rows(df: pd.DataFrame, path: Path, start: int, gcol: str, vcol: str, 
 
 
 def _new_measurements(con: sqlite3.Connection, cid: int, campaign: str, path: Path, df: pd.DataFrame,
-                      sha: str) -> list[tuple]:
-    """Check the results rows against the ledger (inside the ingest transaction) → rows to insert."""
+                      sha: str) -> dict:
+    """Check the results rows against the ledger (inside the ingest transaction).
+
+    The rows of genes proposed in the campaign are taken and checked; the others are counted and
+    ignored (a MAGeCK gene summary holds the whole library). Returns ``rows`` (to insert),
+    ``n_taken``, ``n_unproposed`` (candidates not proposed yet), ``n_unknown`` (not candidates)
+    and ``unknown`` (a few of them)."""
     cands = {r[0] for r in con.execute("SELECT gene FROM candidates WHERE campaign_id = ?", (cid,))}
     upper: dict[str, list[str]] = {}
     for g in cands:
         upper.setdefault(g.upper(), []).append(g)
     # a gene spelled in another case ("rpl34", "Stat1") is the candidate of that name when only one is
-    df = df.assign(gene=[g if g in cands or len(upper.get(g.upper(), [])) != 1 else upper[g.upper()][0]
+    df = df.assign(spelled=df["gene"],
+                   gene=[g if g in cands or len(upper.get(g.upper(), [])) != 1 else upper[g.upper()][0]
                          for g in df["gene"]])
-    twice = df.loc[df["gene"].duplicated(), "gene"].unique().tolist()
+    prop = dict(con.execute("SELECT gene, round FROM proposals WHERE campaign_id = ?", (cid,)).fetchall())
+    take = df["gene"].isin(prop.keys()).to_numpy()
+    genes = pd.unique(df["gene"])
+    unknown = [g[:40] for g in genes if g not in cands]
+    if not take.any():
+        if len(unknown) == len(genes):
+            raise GeneNotFoundError(f"Genes {unknown[:10]} ({len(unknown)} in all) in {path} are not candidates of "
+                                    f"campaign {campaign!r}; check the spelling or the campaign name.")
+        never = [g[:40] for g in genes if g in cands]
+        raise GeneNotFoundError(f"Genes {never[:10]} ({len(never)} in all) in {path} were never proposed in "
+                                f"campaign {campaign!r}; only proposed genes can be ingested (run `scagents next` "
+                                f"first){f'; {len(unknown)} other gene(s) are not candidates' if unknown else ''}.")
+    other = df.loc[~take, "gene"]
+    n_unknown = int((~other.isin(cands)).sum())
+    df = df[take]
+    cased = df.groupby("gene")["spelled"].nunique()
+    twice = cased[cased > 1].index.tolist()
     if twice:
         raise IngestError(f"Results file {path}: genes {twice[:10]} appear more than once (spelled in "
                           "different cases); give one score per gene.")
-    unknown = [g[:40] for g in df["gene"] if g not in cands]
-    if unknown:
-        raise GeneNotFoundError(f"Genes {unknown[:10]} ({len(unknown)} in all) in {path} are not candidates of "
-                                f"campaign {campaign!r}; check the spelling or the campaign name.")
-    prop = dict(con.execute("SELECT gene, round FROM proposals WHERE campaign_id = ?", (cid,)).fetchall())
-    never = [g[:40] for g in df["gene"] if g not in prop]
-    if never:
-        raise GeneNotFoundError(f"Genes {never[:10]} ({len(never)} in all) in {path} were never proposed in "
-                                f"campaign {campaign!r}; only proposed genes can be ingested "
-                                "(run `scagents next` first).")
+    dups = df.loc[df["gene"].duplicated(keep=False)]
+    if len(dups):
+        conflicting = dups.groupby("gene")["value"].nunique(dropna=False)
+        conflicting = conflicting[conflicting > 1].index.tolist()
+        if conflicting:
+            raise IngestError(f"Results file {path}: genes {conflicting[:10]} appear more than once with different "
+                              "scores; give one score per gene (average replicates first).")
+        df = df.drop_duplicates("gene")
+    bad = df.index[df["value"].isna()].tolist()
+    if bad:
+        examples = [f"row {i + 1} ({df.at[i, 'gene'][:40]}: {df.at[i, 'raw'][:40]!r})" for i in bad[:5]]
+        raise IngestError(f"Results file {path}: score is missing or not a finite number on {len(bad)} row(s) of "
+                          f"proposed genes, e.g. {', '.join(examples)}. Give a number for every gene.")
     df = df.assign(prop_round=df["gene"].map(prop).astype(int))
     if "round" in df:
         wrong = df.loc[df["round"] != df["prop_round"], ["gene", "round", "prop_round"]]
@@ -747,11 +930,47 @@ def _new_measurements(con: sqlite3.Connection, cid: int, campaign: str, path: Pa
         raise IngestError(f"Genes {conflict[:10]} in {path} already have a different measurement in campaign "
                           f"{campaign!r}; the ledger keeps one measurement per gene and round.")
     new = df[~df["gene"].isin(old.keys())]
-    return [(cid, r.gene, int(r.prop_round), float(r.value), sha) for r in new.itertuples()]
+    return {"rows": [(cid, r.gene, int(r.prop_round), float(r.value), sha) for r in new.itertuples()],
+            "n_taken": len(df), "n_unproposed": len(other) - n_unknown, "n_unknown": n_unknown,
+            "unknown": [g[:40] for g in pd.unique(other[~other.isin(cands)])[:5]]}
 
 
-def ingest(db_path: str | Path, campaign: str, results_path: str | Path) -> IngestSummary:
+def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, score_column: str | None = None,
+           gene_column: str | None = None) -> IngestSummary:
     """Add measured results to a campaign (one transaction; idempotent per file content).
+
+    Files are read as their tools write them (tab- or comma-separated; column names compared
+    case-insensitively), and the score is a signed effect, so that the campaign's objective
+    (increase / decrease / either) means what it says:
+
+    * MAGeCK RRA gene summary (``mageck test``: ``id``, ``num``, ``neg|score`` … ``neg|lfc``,
+      ``pos|…``): gene = ``id``, score = ``neg|lfc``, the gene-level log2 fold change (MAGeCK writes
+      the same value as ``pos|lfc``; where they differ, it stops and asks for ``score_column``).
+      A summary without lfc columns is refused: its RRA score, p-values, FDRs and ranks are not
+      signed.
+    * MAGeCK MLE gene summary (``mageck mle``: ``Gene``, ``sgRNA``, ``<condition>|beta``, ``|z``,
+      ``|p-value``, ``|fdr``, ``|wald-p-value``, ``|wald-fdr``): gene = ``Gene``, score = the
+      condition's ``|beta``; with several conditions it stops and asks for ``score_column``.
+    * BAGEL2 gene-level BF table (``BAGEL.py bf``: ``GENE``, ``BF``, optionally ``STD``,
+      ``NumObs``, …): gene = ``GENE``, score = −``BF`` (BF > 0 is evidence that the knockout
+      depletes the cells, so the sign is flipped to read like a fold change).
+    * Any other table: gene = the one column named ``gene``, ``genes``, ``gene_symbol``,
+      ``symbol``, ``gene_name``, ``id``, ``target``, ``target_gene`` or ``perturbation``; score =
+      the one column named ``score``, ``value``, ``measurement``, ``effect``, ``lfc``,
+      ``log_fold_change``, ``logFC``, ``log2FC``, ``log2_fc``, ``log2FoldChange``,
+      ``log2_fold_change``, ``z``, ``zscore``, ``z_score`` or ``beta``; with none or several it
+      stops and asks for ``gene_column`` / ``score_column``. An optional ``round`` column is
+      checked against the proposing round.
+
+    ``score_column`` / ``gene_column`` name the columns explicitly; a column of p-values, FDRs,
+    ranks, counts, standard deviations or a MAGeCK RRA score is refused even then. The rule used
+    (:attr:`IngestSummary.score_rule`) is stored in the ledger's ``ingest_scores`` table with the
+    file's hash, beside its measurements and their rounds.
+
+    Rows of genes proposed in the campaign are taken (each stored under the round that proposed
+    it); the other rows — a screen's whole library, candidates not proposed yet — are counted
+    (:attr:`IngestSummary.n_unproposed`, :attr:`IngestSummary.n_unknown`) and ignored. A file
+    without any proposed gene is refused.
 
     Parameters
     ----------
@@ -760,9 +979,9 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path) -> Inge
     campaign
         Campaign name.
     results_path
-        CSV/TSV with a ``gene`` column and a ``score`` column (also accepted: ``value``,
-        ``measurement``, ``effect``, ``lfc``) and optionally ``round``. Every gene must be a
-        candidate that was proposed; its measurement is stored under the round that proposed it.
+        The results file (CSV/TSV, see above).
+    score_column, gene_column
+        Column names (case-insensitive) overriding the rules above.
 
     Returns
     -------
@@ -771,11 +990,13 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path) -> Inge
     Raises
     ------
     IngestError
-        Missing/empty/binary file, missing gene or score column, no rows, empty gene names,
-        non-numeric/NaN/infinite scores, conflicting duplicates, a wrong round, or a gene that
-        already has a different measurement. Nothing is written.
+        Missing/empty/binary file, no or several gene or score columns, a named column that is
+        absent or not a signed effect, no rows, empty gene names, non-numeric/NaN/infinite scores
+        of proposed genes, conflicting duplicates, a wrong round, or a gene that already has a
+        different measurement. Nothing is written.
     GeneNotFoundError
-        A gene is not a candidate of the campaign, or was never proposed. Nothing is written.
+        No gene of the file was proposed in the campaign (none is a candidate, or none was
+        proposed yet). Nothing is written.
     CampaignError
         Unknown campaign.
     """
@@ -783,24 +1004,41 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path) -> Inge
     con = _connect(db_path, campaign)
     try:
         cid = _campaign_row(con, campaign)[0]
-        df, sha = _read_results(path)
+        df, sha, choice = _read_results(path, score_column=score_column, gene_column=gene_column)
         # every check reads the ledger inside the write lock (BEGIN IMMEDIATE): a concurrent ingest
         # of the same file waits for this one to commit, then finds it already ingested
         with _transaction(con):
             if con.execute("SELECT 1 FROM ingests WHERE campaign_id = ? AND sha256 = ?", (cid, sha)).fetchone():
-                return IngestSummary(campaign, str(path), sha, 0, 0, True, [])
-            rows = _new_measurements(con, cid, campaign, path, df, sha)
+                stored = con.execute("SELECT rule FROM ingest_scores WHERE campaign_id = ? AND sha256 = ?",
+                                     (cid, sha)).fetchone()
+                return IngestSummary(campaign, str(path), sha, 0, 0, True, [],
+                                     score_rule=stored[0] if stored else "", source_format=choice.fmt)
+            earlier = [r[0] for r in con.execute("SELECT DISTINCT rule FROM ingest_scores WHERE campaign_id = ? "
+                                                 "AND rule != ?", (cid, choice.rule))]
+            got = _new_measurements(con, cid, campaign, path, df, sha)
+            rows = got["rows"]
             con.execute("INSERT INTO ingests(campaign_id, sha256, path, n_rows, created) VALUES (?,?,?,?,?)",
-                        (cid, sha, str(path.resolve()), len(df), time.time()))
+                        (cid, sha, str(path.resolve()), got["n_taken"], time.time()))
+            con.execute("INSERT INTO ingest_scores(campaign_id, sha256, format, gene_column, score_column, sign, "
+                        "rule, n_ignored) VALUES (?,?,?,?,?,?,?,?)",
+                        (cid, sha, choice.fmt, choice.gene, choice.score, choice.sign, choice.rule,
+                         got["n_unproposed"] + got["n_unknown"]))
             half = len(rows) // 2
             ins = "INSERT INTO measurements(campaign_id, gene, round, value, ingest_sha) VALUES (?,?,?,?,?)"
             con.executemany(ins, rows[:half])
             _pause("ingest")
             con.executemany(ins, rows[half:])
+            unmeasured = con.execute(
+                "SELECT COUNT(*) FROM proposals p LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND "
+                "m.gene = p.gene AND m.round = p.round WHERE p.campaign_id = ? AND m.gene IS NULL", (cid,)).fetchone()[0]
     finally:
         con.close()
-    return IngestSummary(campaign, str(path), sha, len(rows), len(df) - len(rows), False,
-                         sorted({r[2] for r in rows}))
+    note = (f"earlier ingests of this campaign used another score ({'; '.join(earlier)}); the designer compares "
+            "all measurements on one scale" if earlier else None)
+    return IngestSummary(campaign, str(path), sha, len(rows), got["n_taken"] - len(rows), False,
+                         sorted({r[2] for r in rows}), score_rule=choice.rule, source_format=choice.fmt,
+                         n_unproposed=got["n_unproposed"], n_unknown=got["n_unknown"], unknown=got["unknown"],
+                         n_unmeasured=int(unmeasured), note=note)
 
 
 def history(db_path: str | Path, campaign: str) -> pd.DataFrame:

@@ -166,8 +166,16 @@ class IngestResults(_Args):
     """Arguments of ``ingest_results``."""
 
     campaign: str = Field(description="Campaign name.")
-    results_path: str = Field(description="CSV/TSV in the working directory with a `gene` column "
-                              "and a `score` column (one row per tested perturbation).")
+    results_path: str = Field(description="Results file in the working directory: a MAGeCK RRA or MLE "
+                              "gene_summary.txt, a BAGEL2 BF table, or a CSV/TSV with a `gene` column and a "
+                              "signed `score` column (e.g. lfc, log2FC, z, beta). Rows of genes not proposed "
+                              "in the campaign are ignored and counted.")
+    score_column: str | None = Field(None, description="Column holding the signed effect (the CLI's "
+                                     "--score-column), e.g. 'Rep1|beta' of a MAGeCK MLE summary with several "
+                                     "conditions; default: chosen by the file's format (see `score_rule` in "
+                                     "the answer).")
+    gene_column: str | None = Field(None, description="Column holding the gene symbols (the CLI's "
+                                    "--gene-column); default: chosen by the file's format.")
 
 
 class WriteReport(_Args):

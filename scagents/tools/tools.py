@@ -500,11 +500,12 @@ class Toolkit:
 
         path = self.ws.resolve(a.results_path, must_exist=True, what="results file")
         with self._ledger() as ledger:
-            s = ingest(ledger, a.campaign, path)
+            s = ingest(ledger, a.campaign, path, score_column=a.score_column, gene_column=a.gene_column)
             info = campaign_info(ledger, a.campaign)
-        return {"campaign": a.campaign, "file": self.ws.rel(path), "n_new": s.n_new,
-                "n_already_stored": s.n_already, "duplicate_file": s.duplicate_file,
-                "rounds": s.rounds, "progress_by_round": info["rounds"]}
+        return {"campaign": a.campaign, "file": self.ws.rel(path), "score_rule": s.score_rule,
+                "n_new": s.n_new, "n_already_stored": s.n_already, "duplicate_file": s.duplicate_file,
+                "rounds": s.rounds, "n_ignored_not_proposed": s.n_unproposed,
+                "n_ignored_not_candidates": s.n_unknown, "progress_by_round": info["rounds"]}
 
     # --------------------------------------------------------------------------- write_report
     def write_report(self, a: S.WriteReport) -> dict:
@@ -584,8 +585,9 @@ _SPECS: dict[str, tuple[type[BaseModel], str]] = {
         "the latest predict_perturbation run; with `campaign`, propose and record the next round "
         "of a closed-loop campaign (create it with `goal` and `candidates`).")),
     "ingest_results": (S.IngestResults, (
-        "Add measured results (CSV/TSV with gene and score columns) of proposed perturbations to a "
-        "closed-loop campaign; returns the progress per round.")),
+        "Add measured results of proposed perturbations to a closed-loop campaign: a MAGeCK RRA/MLE "
+        "gene summary, a BAGEL2 BF table or a CSV/TSV with gene and score columns; returns which column "
+        "became the score (score_rule), the rows ignored and the progress per round.")),
     "write_report": (S.WriteReport, (
         "(Re)write the Markdown/HTML/JSON report of a prediction run (latest by default), or the "
         "history table and progress plot of a campaign.")),

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ def _snapshot(path: Path) -> dict:
     con = sqlite3.connect(path)
     try:
         return {t: con.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
-                for t in ("campaigns", "rounds", "proposals", "ingests", "measurements")}
+                for t in ("campaigns", "rounds", "proposals", "ingests", "ingest_scores", "measurements")}
     finally:
         con.close()
 
@@ -280,3 +281,220 @@ def test_a_stored_configuration_from_before_graph_mode_keeps_the_summed_graph():
     new = designer_config("bayes_prior")
     assert _resolve_config(new, None, None, None, {})["options"]["graph_mode"] == new["options"]["graph_mode"]
     assert _resolve_config(old, None, None, None, {"graph_mode": "per_source"})["options"]["graph_mode"] == "per_source"
+
+
+# ------------------------------------------------------------------ screen tools' result files
+RRA_COLS = ["id", "num", "neg|score", "neg|p-value", "neg|fdr", "neg|rank", "neg|goodsgrna", "neg|lfc",
+            "pos|score", "pos|p-value", "pos|fdr", "pos|rank", "pos|goodsgrna", "pos|lfc"]
+LIBRARY = [f"LIB{i}" for i in range(100)]  # library genes that are not candidates of the campaign
+
+
+def _lfc(gene: str) -> float:
+    """A distinct signed log fold change per gene (reproducible from the name)."""
+    return round(float(np.random.default_rng(zlib.crc32(gene.encode())).normal(0, 2)), 4)
+
+
+def _rra(path: Path, genes, *, lfc=_lfc, pos_lfc=None, drop=()) -> Path:
+    """A MAGeCK RRA gene summary as `mageck test` writes it (TSV; RRA score / p-value small for strong hits)."""
+    rows = []
+    for rank, g in enumerate(genes, 1):
+        v = lfc(g)
+        small = 10.0 ** -(abs(v) * 3)  # the RRA score and p-values are unsigned: small either way
+        rows.append([g, 4, small, small, min(1.0, small * 10), rank, 3, v, 1 - small, 1.0, 1.0,
+                     len(genes) - rank + 1, 0, v if pos_lfc is None else pos_lfc(g)])
+    df = pd.DataFrame(rows, columns=RRA_COLS).drop(columns=list(drop))
+    df.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def _mle(path: Path, genes, conditions=("Rep1",)) -> Path:
+    """A MAGeCK MLE gene summary (`mageck mle`): Gene, sgRNA, then per condition beta, z, p-value, fdr,
+    wald-p-value, wald-fdr."""
+    cols = {"Gene": list(genes), "sgRNA": [6] * len(genes)}
+    for k, c in enumerate(conditions):
+        beta = [_lfc(g) + k for g in genes]
+        cols.update({f"{c}|beta": beta, f"{c}|z": [b * 3 for b in beta], f"{c}|p-value": [0.01] * len(genes),
+                     f"{c}|fdr": [0.05] * len(genes), f"{c}|wald-p-value": [0.02] * len(genes),
+                     f"{c}|wald-fdr": [0.9] * len(genes)})
+    pd.DataFrame(cols).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def _bagel(path: Path, genes) -> Path:
+    """A BAGEL2 gene-level table (`BAGEL.py bf` with bootstrapping): GENE, BF, STD, NumObs."""
+    lines = ["GENE\tBF\tSTD\tNumObs"] + [f"{g}\t{_lfc(g) * 10:4.3f}\t1.000\t10" for g in sorted(genes)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _measured(db: Path) -> dict:
+    h = history(db, "c1")
+    return dict(zip(h.loc[h["measured"].notna(), "gene"], h.loc[h["measured"].notna(), "measured"], strict=True))
+
+
+def test_ingest_reads_a_mageck_rra_summary_of_the_whole_library(db, tmp_path):
+    """Whole-library MAGeCK RRA output: the proposed genes' neg|lfc is stored (not the RRA score or
+    p-value), the other rows are counted and ignored, and the rule is stored with the file's hash."""
+    p0 = propose_round(db, "c1", batch=5, designer="random", seed=0)
+    path = _rra(tmp_path / "screen.gene_summary.txt", GENES + LIBRARY)
+    s = ingest(db, "c1", path)
+    assert s.score_rule == "score = MAGeCK RRA neg|lfc (gene-level log2 fold change)"
+    assert s.source_format == "MAGeCK RRA" and s.n_new == 5 and s.rounds == [0]
+    assert (s.n_unproposed, s.n_unknown) == (55, 100) and s.unknown == LIBRARY[:5] and s.n_unmeasured == 0
+    assert _measured(db) == {g: _lfc(g) for g in p0["gene"]}
+    con = sqlite3.connect(db)
+    stored = con.execute("SELECT format, gene_column, score_column, sign, rule, n_ignored FROM ingest_scores").fetchall()
+    con.close()
+    assert stored == [("MAGeCK RRA", "id", "neg|lfc", 1.0, s.score_rule, 155)]
+    again = ingest(db, "c1", path)
+    assert again.duplicate_file and again.score_rule == s.score_rule
+    # next round: the same library file again holds the new proposals (a new file content: new rows)
+    p1 = propose_round(db, "c1", batch=3, designer="random", seed=1)
+    s1 = ingest(db, "c1", _rra(tmp_path / "round1.txt", list(reversed(GENES + LIBRARY))))
+    assert s1.n_new == 3 and s1.n_already == 5 and s1.rounds == [1] and s1.note is None
+    assert set(_measured(db)) == set(p0["gene"]) | set(p1["gene"])
+
+
+def test_rra_without_a_signed_column_or_with_two_different_lfcs_is_refused(db, tmp_path):
+    p0 = propose_round(db, "c1", batch=3, designer="random", seed=0)
+    before = _snapshot(db)
+    no_lfc = _rra(tmp_path / "no_lfc.txt", GENES, drop=("neg|lfc", "pos|lfc"))
+    with pytest.raises(IngestError, match=r"without neg\|lfc / pos\|lfc.*not signed effects"):
+        ingest(db, "c1", no_lfc)
+    for col in ("neg|score", "pos|p-value", "neg|fdr", "neg|rank", "num"):  # named explicitly: still refused
+        with pytest.raises(IngestError, match="not a signed effect"):
+            ingest(db, "c1", no_lfc, score_column=col)
+    two = _rra(tmp_path / "alphamedian.txt", GENES, pos_lfc=lambda g: _lfc(g) + 0.5)
+    with pytest.raises(IngestError, match=r"neg\|lfc and pos\|lfc differ.*--score-column"):
+        ingest(db, "c1", two)
+    assert _snapshot(db) == before
+    s = ingest(db, "c1", two, score_column="POS|LFC")  # case-insensitive
+    assert s.score_rule == "score = MAGeCK RRA pos|lfc (gene-level log2 fold change)"
+    assert _measured(db) == {g: pytest.approx(_lfc(g) + 0.5) for g in p0["gene"]}
+
+
+def test_ingest_reads_mageck_mle_and_asks_which_condition(db, tmp_path):
+    p0 = propose_round(db, "c1", batch=4, designer="random", seed=0)
+    before = _snapshot(db)
+    two = _mle(tmp_path / "mle2.gene_summary.txt", GENES + LIBRARY, conditions=("Rep1", "Rep2"))
+    with pytest.raises(IngestError, match=r"2 conditions \(Rep1\|beta, Rep2\|beta\).*--score-column") as info:
+        ingest(db, "c1", two)
+    assert "\n" not in str(info.value)
+    assert _snapshot(db) == before
+    s = ingest(db, "c1", two, score_column="Rep2|beta")
+    assert s.score_rule.startswith("score = MAGeCK MLE Rep2|beta (gene beta of condition Rep2")
+    assert _measured(db) == {g: pytest.approx(_lfc(g) + 1) for g in p0["gene"]}
+    p1 = propose_round(db, "c1", batch=2, designer="random", seed=1)
+    # a later round's file (without round 0's genes, which Rep1 would re-measure differently: refused)
+    one = ingest(db, "c1", _mle(tmp_path / "mle1.txt", [g for g in GENES if g not in set(p0["gene"])]))
+    assert one.score_rule.startswith("score = MAGeCK MLE Rep1|beta") and one.n_new == 2
+    assert one.note.startswith("earlier ingests of this campaign used another score (score = MAGeCK MLE Rep2|beta")
+    assert {g: _measured(db)[g] for g in p1["gene"]} == {g: pytest.approx(_lfc(g)) for g in p1["gene"]}
+
+
+def test_bagel2_bayes_factor_is_stored_with_its_sign_flipped(tmp_path):
+    """BF > 0 = the knockout depletes the cells: with the sign flipped, a 'decrease' campaign
+    rewards the gene with the largest BF most."""
+    db = tmp_path / "l.sqlite"
+    create_campaign(db, "c1", goal="genes whose knockout decrease growth", candidates=GENES, features=None)
+    p0 = propose_round(db, "c1", batch=6, designer="random", seed=0)
+    s = ingest(db, "c1", _bagel(tmp_path / "screen.bf", GENES + LIBRARY))
+    assert s.source_format == "BAGEL2 BF" and "−BF of BAGEL2" in s.score_rule and "sign flipped" in s.score_rule
+    assert _measured(db) == {g: pytest.approx(-_lfc(g) * 10, abs=1e-3) for g in p0["gene"]}
+    h = history(db, "c1").dropna(subset=["measured"])
+    top_bf = max(p0["gene"], key=lambda g: _lfc(g))
+    assert h.loc[h["reward"].idxmax(), "gene"] == top_bf
+    rna = _write(tmp_path / "guides.bf", "RNA\tGENE\tREP1\tBF\nsg1\tG0\t1.0\t2.0\n")
+    with pytest.raises(IngestError, match="sgRNA-level"):
+        ingest(db, "c1", rna)
+
+
+def test_generic_tables_by_common_column_names_and_explicit_columns(db, tmp_path):
+    p0 = propose_round(db, "c1", batch=3, designer="random", seed=0)
+    genes = list(p0["gene"])
+    before = _snapshot(db)
+    several = _write(tmp_path / "de.csv", "Symbol,log2FC,Z,padj\n" + "".join(
+        f"{g},{i},{10 * i},0.01\n" for i, g in enumerate(genes)))
+    with pytest.raises(IngestError, match=r"several score columns \(log2FC, Z\).*--score-column"):
+        ingest(db, "c1", several)
+    both_genes = _write(tmp_path / "two_genes.tsv", "gene\tperturbation\tlfc\n" + "".join(
+        f"{g}\t{g}_KO\t{i}\n" for i, g in enumerate(genes)))
+    with pytest.raises(IngestError, match=r"several gene columns \(gene, perturbation\).*--gene-column"):
+        ingest(db, "c1", both_genes)
+    for bad, msg in (({"score_column": "padj"}, "FDRs"), ({"score_column": "nope"}, "no column 'nope'"),
+                     ({"score_column": "Symbol"}, "is the gene column")):
+        with pytest.raises(IngestError, match=msg):
+            ingest(db, "c1", several, **bad)
+    assert _snapshot(db) == before
+    s = ingest(db, "c1", several, score_column="z")
+    assert s.score_rule.startswith("score = column 'Z' as written") and s.n_new == 3
+    assert _measured(db) == {g: 10.0 * i for i, g in enumerate(genes)}
+    p1 = propose_round(db, "c1", batch=2, designer="random", seed=1)
+    s1 = ingest(db, "c1", _write(
+        tmp_path / "two_genes2.tsv", "GENE\tperturbation\tLFC\n" + "".join(
+            f"{g}\t{g}_KO\t{-i}\n" for i, g in enumerate(p1["gene"]))), gene_column="GENE")
+    assert s1.score_rule.startswith("score = column 'LFC'") and s1.n_new == 2
+
+
+def test_rows_of_genes_not_proposed_are_ignored_and_only_taken_rows_checked(db, tmp_path):
+    """A file mixing proposed genes, candidates not proposed, unknown genes (with a NaN score in an
+    ignored row) adds the proposed ones; a file with no proposed gene is refused in one line."""
+    p0 = propose_round(db, "c1", batch=2, designer="random", seed=0)
+    a, b = p0["gene"]
+    unproposed = [g for g in GENES if g not in (a, b)][:3]
+    mixed = _write(tmp_path / "mixed.csv", f"gene,score\n{a},1.5\nTYPO1,nan\n{b},-2\n" +
+                   "".join(f"{g},0.1\n" for g in unproposed))
+    s = ingest(db, "c1", mixed)
+    assert (s.n_new, s.n_unproposed, s.n_unknown, s.unknown) == (2, 3, 1, ["TYPO1"])
+    assert _measured(db) == {a: 1.5, b: -2.0}
+    before = _snapshot(db)
+    with pytest.raises(GeneNotFoundError, match=r"never proposed.*1 other gene\(s\) are not candidates"):
+        ingest(db, "c1", _write(tmp_path / "none.csv", f"gene,score\n{unproposed[0]},1\nTYPO2,1\n"))
+    with pytest.raises(IngestError, match="not a finite number on 1 row"):
+        ingest(db, "c1", _write(tmp_path / "nan.csv", f"gene,score\n{a},1.5\n{b},nan\n"))
+    assert _snapshot(db) == before
+
+
+def _genedisco_member(name: str, tmp_path: Path) -> Path:
+    """A screen file from the cached genedisco wheel (benchmarks/closed_loop.py caches it), written to tmp_path."""
+    import zipfile
+
+    from scagents.campaign.features import cache_dir
+
+    wheels = sorted((cache_dir() / "wheels").glob("genedisco-*.whl"))
+    if not wheels:
+        pytest.skip(f"no genedisco wheel in {cache_dir() / 'wheels'} (python benchmarks/closed_loop.py caches it)")
+    with zipfile.ZipFile(wheels[-1]) as z:
+        member = f"genedisco/datasets/screens/{name}"
+        if member not in z.namelist():
+            pytest.skip(f"{wheels[-1].name} has no {member}")
+        out = tmp_path / name
+        out.write_bytes(z.read(member))
+    return out
+
+
+def test_real_mageck_mle_and_rra_summaries_from_genedisco(tmp_path):
+    """Zhuang 2019 (MAGeCK MLE, conditions Rep1 and Rep2) and Schmidt 2021 (MAGeCK RRA) as published."""
+    mle = _genedisco_member("zhuang_2019_low_selection.gene_summary.txt", tmp_path)
+    table = pd.read_csv(mle, sep="\t")
+    cands = table["Gene"].iloc[:200].tolist()
+    db = tmp_path / "l.sqlite"
+    create_campaign(db, "c1", goal="NK resistance regulators", candidates=cands, features=None)
+    p0 = propose_round(db, "c1", batch=8, designer="random", seed=0)
+    with pytest.raises(IngestError, match=r"MAGeCK MLE gene summary with 2 conditions \(Rep1\|beta, Rep2\|beta\)"):
+        ingest(db, "c1", mle)
+    s = ingest(db, "c1", mle, score_column="Rep1|beta")
+    assert s.n_new == 8 and s.n_unproposed == 192 and s.n_unknown == len(table) - 200
+    want = table.set_index("Gene").loc[p0["gene"], "Rep1|beta"]
+    assert _measured(db) == pytest.approx(want.to_dict())
+
+    rra = _genedisco_member("schmidt_ifng_d1.gene_summary.txt", tmp_path)
+    table = pd.read_csv(rra, sep="\t")
+    assert (table["neg|lfc"] == table["pos|lfc"]).all()  # MAGeCK writes the gene lfc twice
+    create_campaign(db, "c2", goal="IFNG regulators", candidates=table["id"].iloc[::50].tolist(), features=None)
+    p1 = propose_round(db, "c2", batch=8, designer="random", seed=0)
+    s = ingest(db, "c2", rra)
+    assert s.score_rule == "score = MAGeCK RRA neg|lfc (gene-level log2 fold change)" and s.n_new == 8
+    h = history(db, "c2")
+    assert dict(zip(h["gene"], h["measured"], strict=True)) == pytest.approx(
+        table.set_index("id").loc[p1["gene"], "neg|lfc"].to_dict())

@@ -154,6 +154,8 @@ def test_campaign_round_trip(tools, workdir):
         f"{g},{i - 1.5}\n" for i, g in enumerate(genes)))
     ing = json.loads(tools["ingest_results"].invoke({"campaign": "ifng", "results_path": "round0.csv"}))
     assert ing["n_new"] == 4 and ing["rounds"] == [0] and not ing["duplicate_file"]
+    assert ing["score_rule"].startswith("score = column 'score' as written")
+    assert ing["n_ignored_not_proposed"] == ing["n_ignored_not_candidates"] == 0
     assert ing["progress_by_round"][0]["measured"] == 4
     again = json.loads(tools["ingest_results"].invoke({"campaign": "ifng",
                                                        "results_path": "round0.csv"}))
