@@ -1119,14 +1119,15 @@ def sign_agreement(adata) -> dict[str, int]:
     """
     a = _grn_adata(adata)
     genes = pd.Index(a.var_names.astype(str))
-    edges = pd.DataFrame(a.uns["grn"]["edges"])
-    W = network_matrix(a).to_numpy(dtype=np.float64)
-    r = genes.get_indexer(edges["source"].astype(str))
-    t = genes.get_indexer(edges["target"].astype(str))
+    edges = a.uns["grn"]["edges"]  # read column by column: no copy of a whole-transcriptome table
+    # the coefficients as stored (network_matrix's "coef" values without a dense float64 copy)
+    W = np.asarray(a.varm["grn_coef"]) if "grn_coef" in a.varm else network_matrix(a).to_numpy()
+    r = genes.get_indexer(pd.Series(edges["source"]).astype(str))
+    t = genes.get_indexer(pd.Series(edges["target"]).astype(str))
     ok = (r >= 0) & (t >= 0)
-    c = np.zeros(len(edges))
+    c = np.zeros(len(r))
     c[ok] = W[r[ok], t[ok]]
-    return sign_counts(c, edges["weight"].to_numpy(dtype=np.float64))
+    return sign_counts(c, np.asarray(edges["weight"], dtype=np.float64))
 
 
 def sign_counts(coef: np.ndarray, weight: np.ndarray) -> dict[str, int]:
