@@ -186,8 +186,9 @@ def _cmd_campaigns(args: argparse.Namespace) -> int:
 def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("next", help="propose the next perturbations of a campaign",
                        description="Propose and record the next round of a closed-loop campaign.")
-    p.add_argument("--campaign", required=True)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--campaign", required=True,
+                   help="campaign name: a new name starts a campaign, an existing one continues it")
+    p.add_argument("--batch", type=int, default=16, help="genes to propose this round (default: %(default)s)")
     p.add_argument("--goal", default=None, help="goal of a new campaign")
     p.add_argument("--candidates", default=None, help="file with one candidate gene per line")
     p.add_argument("--features", default=None,
@@ -239,14 +240,15 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_ingest)
     p = sub.add_parser("campaign", help="show a campaign's history table and plot",
                        description="Print the history of a campaign and write its progress plot.")
-    p.add_argument("name")
-    p.add_argument("--db", default="scagents_campaigns.sqlite")
+    p.add_argument("name", help="campaign name (see 'scagents campaigns')")
+    p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite; default: %(default)s)")
     p.add_argument("--plot", default=None, help="PNG path (default <name>_progress.png)")
     p.set_defaults(func=_cmd_campaign)
     p = sub.add_parser("report", help="(re)write the report of a finished run",
                        description="Rewrite report.md/html/json of a run folder from its state.")
     p.add_argument("run", help="run id or run folder")
-    p.add_argument("--root", default="scagents_runs")
+    p.add_argument("--root", default="scagents_runs",
+                   help="folder holding the runs, for a run id (default: %(default)s)")
     p.set_defaults(func=_cmd_report)
 
 

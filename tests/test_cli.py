@@ -170,3 +170,16 @@ def test_kind_word_mismatch_is_answered_and_named(tmp_path, monkeypatch, capsys)
                                "knockdown" in notes[0]
     assert "How far to trust it: the prediction agrees with the 20 observed cells of G0 " \
            "knockdown" in out
+
+
+def test_every_option_of_every_command_has_help():
+    """``--help`` explains every argument of every command (none is listed bare)."""
+    import argparse
+
+    from scagents.cli import build_parser
+
+    bare = [(name, x.option_strings or [x.dest])
+            for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+            for name, sp in a.choices.items() for x in sp._actions
+            if x.dest != "help" and not x.help]
+    assert not bare, f"arguments without help: {bare}"
