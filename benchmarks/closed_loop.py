@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _util import machine_line, write_results  # noqa: E402
+from _util import load_record, machine_line_of, write_results  # noqa: E402
 
 from scagents.campaign.acquisition import (  # noqa: E402
     build_designer,
@@ -685,7 +685,7 @@ def markdown(results: dict, args) -> str:
         lines += ["", "The twin part was not run this time (`--twin` adds it)."]
     load = results.get("load_average_1min")
     lines += ["", f"Wall time {results['wall_time_s']:.0f} s. "
-              + (machine_line(load["start"], load["end"]) if load else "Load average not recorded.")]
+              + (machine_line_of(load) if load else "Load average not recorded.")]
     if results.get("command"):
         lines += ["", f"Command: `{results['command']}`"]
     return "\n".join(lines) + "\n"
@@ -810,7 +810,7 @@ def main(argv=None) -> int:
     if args.twin and not args.no_twin:
         results["twin"] = run_twin(args, log)
     results["wall_time_s"] = time.time() - t0
-    results["load_average_1min"] = {"start": load0, "end": os.getloadavg()[0]}
+    results["load_average_1min"] = load_record(load0)
     md = markdown(results, args)
     if not args.quick:  # quick runs are for development: they do not replace the recorded results
         write_results("closed_loop", results, md)

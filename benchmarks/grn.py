@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._util import machine_line  # noqa: E402
+from benchmarks._util import load_record, machine_line_of  # noqa: E402
 from scagents._atomic import write_json  # noqa: E402
 from scagents.grn import infer_network, network_edges  # noqa: E402
 from scagents.metrics import auprc_ratio, early_precision_ratio  # noqa: E402
@@ -267,7 +267,7 @@ def scale(method: str = DEFAULT, repeats: int = 3) -> dict:
             "median_seconds": statistics.median(secs),
             "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in runs),
             "note": "peak RSS of the whole child process (data generation included)",
-            "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
+            "load_average_1min": load_record(load0)}
 
 
 def validation_sets() -> dict[str, tuple[ad.AnnData, pd.DataFrame]]:
@@ -461,7 +461,7 @@ def main(rerun_arboreto: bool = False, reuse_scale: bool = False) -> None:
     lines += ["", "## Scale: 2,000 genes x 10,000 cells (default, median of 3 runs, 2 BLAS threads)", "",
               f"- {s['method']}: {s['median_seconds']:.1f} s (runs {', '.join(f'{x:.1f}' for x in s['runs_seconds'])}), "
               f"peak RSS {s['peak_rss_mb_median']:.0f} MB (whole process, data generation included)", "",
-              (machine_line(load["start"], load["end"]) if (load := s.get("load_average_1min"))
+              (machine_line_of(load) if (load := s.get("load_average_1min"))
                else "Load average not recorded for these runs."), "",
               "## Choosing the default (held-out validation, geometric-mean AUPRC ratio)", ""]
     lines += [f"- {k}: {x:.3f}" for k, x in results["validation_geomean_auprc_ratio"].items()]

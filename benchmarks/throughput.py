@@ -49,7 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._util import machine, machine_line, median, write_results  # noqa: E402
+from benchmarks._util import load_record, machine, machine_line_of, median, write_results  # noqa: E402
 
 N_EVAL_CELLS = 64
 NET = (256, 256)
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> dict:
                       f"final mse {res['final_mse']:.4g}  ({res['train_s']:.1f} s)", flush=True)
                 results.append(res)
     total_s = time.perf_counter() - t_start
-    load1 = os.getloadavg()[0]
+    load = load_record(load0)
 
     no_change = results[0]["no_change_mse"]
     names = [r["name"] for r in rows]
@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     payload = {"benchmark": "throughput", "task": repr(task), "seeds": args.seeds, "budget_s": args.budget,
                "eval_every_s": args.eval_every, "no_change_mse": no_change, "targets": targets,
-               "total_wall_s": total_s, "load_average_1min": {"start": load0, "end": load1},
+               "total_wall_s": total_s, "load_average_1min": load,
                "summary": summary, "ratios": ratios, "runs": results}
     md = render_markdown(payload, names)
     print(md)
@@ -584,7 +584,7 @@ def render_markdown(payload: dict, names: list[str]) -> str:
         "(evaluation time excluded).", "",
         networks_text({name: payload["summary"][name] for name in names}), "",
         f"Platform: {m['platform']}, Python {m['python']}; total wall {payload['total_wall_s']:.0f} s. "
-        + (machine_line(load["start"], load["end"]) if (load := payload.get("load_average_1min"))
+        + (machine_line_of(load, m.get("cpus")) if (load := payload.get("load_average_1min"))
            else f"Machine: {m['cpus']} CPUs; load average not recorded."), "",
         f"Errors are the task's weighted MSE on {N_EVAL_CELLS} cells × every perturbation; 'no change' scores "
         f"{payload['no_change_mse']:.4g}. Target A = median final error of SB3 PPO (defaults) = "
