@@ -67,6 +67,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _util import load_record, machine_line_of, write_results  # noqa: E402
 
 from scagents.campaign.acquisition import (  # noqa: E402
+    PolicyDesigner,
     build_designer,
     designer_config,
 )
@@ -583,8 +584,9 @@ def markdown(results: dict, args) -> str:
              "gene–gene graph, prior strength `anchor`, acquisition, UCB weight) are listed below with their "
              f"results on every screen. {len(DEVELOPED_ON)} of them were added after development runs (seed 0, real "
              "and permuted feedback) on the screens reported here, which the protocol cannot undo (table below); "
-             "the policy designer is not among them (4,000 TRPO→PPO steps per round × 10 seeds × 5 screens do not "
-             "fit this benchmark's time; the learned-acquisition work reports it).", "",
+             f"the policy designer is not among them ({PolicyDesigner().total_timesteps:,} TRPO→PPO steps per round "
+             f"× {p['seeds']} seeds × {len(SCREENS)} screens do not fit this benchmark's time; the "
+             "learned-acquisition work reports it).", "",
              "| settings added after development runs on | settings |", "|---|---|",
              *[f"| {when} | " + "; ".join(f"`{k}`" for k, v in DEVELOPED_ON.items() if v == when) + " |"
                for when in dict.fromkeys(DEVELOPED_ON.values())], "",

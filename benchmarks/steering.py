@@ -207,7 +207,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--only", default=None, help="substring of the task names to run")
+    ap.add_argument("--render", action="store_true", help="rewrite the .md from the saved .json and exit")
     args = ap.parse_args()
+    if args.render:
+        import json
+
+        from _util import RESULTS
+
+        from scagents._atomic import write_text
+
+        write_text(RESULTS / "steering.md", markdown(json.loads((RESULTS / "steering.json").read_text())))
+        return
     seeds = list(range(args.seeds))
     t_start = time.perf_counter()
     load0 = os.getloadavg()[0]
