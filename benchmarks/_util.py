@@ -32,16 +32,70 @@ def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
     return js, md
 
 
-def machine_line(load_start: float, load_end: float) -> str:
-    """One sentence on the conditions of a timing run, from what was measured: CPUs, niceness and the
-    1-minute load average at the start and the end (a load near or above the CPU count means other
-    jobs shared the machine, so the times are upper bounds)."""
+def load_record(load_start: float) -> dict:
+    """The conditions of a timing run, taken at its end: ``{"start", "end", "nice", "cpus"}``.
+
+    Parameters
+    ----------
+    load_start
+        The 1-minute load average taken when the run started (``os.getloadavg()[0]``).
+
+    Returns
+    -------
+    dict
+        The 1-minute load average at the start and now, this process's niceness and the CPU count,
+        to store in the results JSON so that a re-rendered report shows the run's conditions.
+    """
     import os
 
-    cpus = os.cpu_count() or 1
-    nice = os.nice(0)
+    return {"start": float(load_start), "end": float(os.getloadavg()[0]), "nice": os.nice(0),
+            "cpus": os.cpu_count() or 1}
+
+
+def machine_line(load_start: float, load_end: float, nice: int | None = None, cpus: int | None = None) -> str:
+    """One sentence on the conditions of a timing run, from what was measured: CPUs, niceness and the
+    1-minute load average at the start and the end (a load near or above the CPU count means other
+    jobs shared the machine, so the times are upper bounds).
+
+    Parameters
+    ----------
+    load_start, load_end
+        1-minute load averages at the start and the end of the run.
+    nice
+        The run's niceness; ``None``: this process's (right only when called by the run itself).
+    cpus
+        The run machine's CPU count; ``None``: this machine's.
+    """
+    import os
+
+    return _line(load_start, load_end, os.nice(0) if nice is None else nice, cpus)
+
+
+def machine_line_of(load: dict | list | tuple, cpus: int | None = None) -> str:
+    """:func:`machine_line` of a stored record: a :func:`load_record` dict, or from older results
+    ``{"start", "end"}`` / ``[start, end]`` without the niceness, which the sentence then says was
+    not recorded (rather than showing the renderer's).
+
+    Parameters
+    ----------
+    load
+        The stored record.
+    cpus
+        The run machine's CPU count when the record has none (older results: the ``machine`` entry
+        :func:`write_results` stores); ``None``: this machine's.
+    """
+    if isinstance(load, dict):
+        return _line(load["start"], load["end"], load.get("nice"), load.get("cpus") or cpus)
+    return _line(load[0], load[1], None, cpus)
+
+
+def _line(load_start: float, load_end: float, nice: int | None, cpus: int | None) -> str:
+    import os
+
+    cpus = cpus or os.cpu_count() or 1
     busy = max(load_start, load_end) >= 0.75 * cpus
-    return (f"Machine: {cpus} cores{f', run under nice {nice}' if nice else ''}; 1-min load average "
+    nice_text = "niceness not recorded" if nice is None else (f"run under nice {nice}" if nice else "")
+    return (f"Machine: {cpus} cores{f', {nice_text}' if nice_text else ''}; 1-min load average "
             f"{load_start:.1f} at the start, {load_end:.1f} at the end"
             + (" (other jobs shared the machine, so the times are upper bounds)." if busy else
                " (no other heavy job)."))

@@ -14,13 +14,20 @@ memory, never in the repository), then a FRESH Python process runs the path on i
 
 The child reports wall time per stage and its peak RSS (``VmHWM`` from ``/proc/self/status``; ``ru_maxrss``
 would include the parent's peak, inherited across fork + exec),
-including the imports (measured separately as ``import_rss_mib``). Results go to
+including the imports (measured separately as ``import_rss_mib``). The machine's memory, its 1-minute
+load average at the start and the end and the niceness are recorded. Results go to
 ``benchmarks/results/atlas_memory.{json,md}``.
+
+Not measured by this script: the profile (tracemalloc + VmHWM per stage, 1M vs 100k cells) made for
+commit ad901a4 put the growth of the peak in the cell names that anndata loads with ``obs`` (one Python
+string per cell, ~98 MB at 1M) and in non-Python memory (HDF5 / allocator) during the streaming passes;
+the Python allocations of the streaming stages were flat in cells.
 
 Usage::
 
     python benchmarks/atlas_memory.py                  # 100k, 300k, 1M cells
     python benchmarks/atlas_memory.py --sizes 20000 --keep
+    python benchmarks/atlas_memory.py --render         # rewrite the .md from the saved .json
 """
 
 from __future__ import annotations
@@ -129,20 +136,95 @@ def child(path: str) -> dict:
     return out
 
 
+def _memory_gib() -> float | None:
+    """This machine's memory (``MemTotal`` of ``/proc/meminfo``) in GiB; ``None`` elsewhere."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def run_conditions(payload: dict) -> str:
+    """The machine sentence of a results payload: its load record, or for results written before
+    it the 1-minute field of the stored ``/proc/loadavg`` strings (niceness not recorded)."""
+    from _util import machine_line_of
+
+    if "load_average_1min" in payload:
+        return machine_line_of(payload["load_average_1min"])
+    try:
+        old = [float(payload[k].split()[0]) for k in ("load_average_before", "load_average_after")]
+    except (KeyError, ValueError, IndexError):
+        return "Load average not recorded."
+    return machine_line_of(old, cpus=payload.get("machine", {}).get("cpus"))
+
+
+def render_markdown(payload: dict) -> str:
+    """The report, from the results payload only."""
+    rows = payload["runs"]
+    nz = sorted({f"{100 * r['nnz'] / (r['n_cells'] * r['n_genes']):.1f}" for r in rows if r.get("nnz")}, key=float)
+    nz_text = f"{nz[0]}–{nz[-1]} % non-zeros, " if len(nz) > 1 else f"{nz[0]} % non-zeros, " if nz else ""
+    mem = payload.get("memory_gib")
+    lines = [
+        "# Atlas memory: data → environment path on backed synthetic files",
+        "",
+        f"Synthetic screens of {payload['n_genes']} genes, {payload['n_perturbations']} perturbations + "
+        "non-targeting controls, "
+        + nz_text
+        + f"read in chunks of {payload['chunk_size']:,} cells; each size runs in a fresh process. "
+        "Peak RSS is the child's `VmHWM` (peak resident set, imports included). "
+        + (f"Machine memory: {mem:.1f} GiB." if mem else "Machine memory not recorded."),
+        "",
+        run_conditions(payload),
+        "",
+        "| cells | non-zeros | file (MiB) | path time (s) | peak RSS (MiB) | RSS after imports (MiB) | "
+        "peak RSS after open_backed (MiB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['n_cells']:,} | {r['nnz']:,} | {r['file_mib']:.0f} | {r['total_s']:.1f} | "
+                     f"{r['peak_rss_mib']:.0f} | {r['import_rss_mib']:.0f} | {r['rss_after_open_mib']:.0f} |")
+    lines += ["", "Time per stage (s):", "",
+              "| cells | " + " | ".join(rows[0]["stages_s"]) + " |",
+              "|---:|" + "---:|" * len(rows[0]["stages_s"])]
+    for r in rows:
+        lines.append(f"| {r['n_cells']:,} | " + " | ".join(f"{v:.1f}" for v in r["stages_s"].values()) + " |")
+    if len(rows) > 1:
+        lo, hi = rows[0], rows[-1]
+        growth = hi["peak_rss_mib"] - lo["peak_rss_mib"]
+        lines += ["", f"From {lo['n_cells']:,} to {hi['n_cells']:,} cells ({hi['n_cells'] / lo['n_cells']:.0f}×) "
+                  f"peak RSS grows by {growth:.0f} MiB ({hi['peak_rss_mib'] / lo['peak_rss_mib']:.2f}×); "
+                  f"opening the file (obs / var in memory) adds "
+                  f"{lo['rss_after_open_mib'] - lo['import_rss_mib']:.0f} MiB over the imports at "
+                  f"{lo['n_cells']:,} cells and {hi['rss_after_open_mib'] - hi['import_rss_mib']:.0f} MiB at "
+                  f"{hi['n_cells']:,}."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     ap.add_argument("--dir", default=None,
                     help="where the generated files go (default: a new temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ap.add_argument("--render", action="store_true", help="rewrite the .md from the saved .json and exit")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child)))
         return
 
-    from _util import write_results
+    from _util import RESULTS, load_record, write_results
 
+    if args.render:
+        from scagents._atomic import write_text
+
+        md = render_markdown(json.loads((RESULTS / "atlas_memory.json").read_text()))
+        write_text(RESULTS / "atlas_memory.md", md)
+        print(md)
+        return
     from scagents.data.backed import write_synthetic_atlas
 
     # a fresh private folder by default: a fixed /tmp name could be pre-created by another user
@@ -150,6 +232,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     load_before = _load()
+    load0 = os.getloadavg()[0]
     for n in args.sizes:
         path = folder / f"atlas_{n}.h5ad"
         t = time.perf_counter()
@@ -175,41 +258,10 @@ def main() -> None:
         except OSError:
             pass
 
-    lines = [
-        "# Atlas memory: data → environment path on backed synthetic files",
-        "",
-        f"Synthetic screens of {N_GENES} genes, {N_PERTURBATIONS} perturbations + non-targeting controls, "
-        f"~7 % non-zeros, read in chunks of {CHUNK_SIZE:,} cells; each size runs in a fresh process. "
-        "Peak RSS is the child's `VmHWM` (peak resident set, imports included). Machine memory: 24 GiB.",
-        "",
-        f"Machine load average (1, 5, 15 min) before: {load_before}; after: {load_after} (the 2 cores are "
-        "shared with other jobs, so times vary; memory does not depend on the load).",
-        "",
-        "| cells | non-zeros | file (MiB) | path time (s) | peak RSS (MiB) | RSS after imports (MiB) | "
-        "peak RSS after open_backed (MiB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(f"| {r['n_cells']:,} | {r['nnz']:,} | {r['file_mib']:.0f} | {r['total_s']:.1f} | "
-                     f"{r['peak_rss_mib']:.0f} | {r['import_rss_mib']:.0f} | {r['rss_after_open_mib']:.0f} |")
-    lines += ["", "Time per stage (s):", "",
-              "| cells | " + " | ".join(rows[0]["stages_s"]) + " |",
-              "|---:|" + "---:|" * len(rows[0]["stages_s"])]
-    for r in rows:
-        lines.append(f"| {r['n_cells']:,} | " + " | ".join(f"{v:.1f}" for v in r["stages_s"].values()) + " |")
-    if len(rows) > 1:
-        lo, hi = rows[0], rows[-1]
-        growth = hi["peak_rss_mib"] - lo["peak_rss_mib"]
-        lines += ["", f"From {lo['n_cells']:,} to {hi['n_cells']:,} cells ({hi['n_cells'] / lo['n_cells']:.0f}×) "
-                  f"peak RSS grows by {growth:.0f} MiB ({hi['peak_rss_mib'] / lo['peak_rss_mib']:.2f}×); "
-                  "X is read in fixed-size chunks. Profiled (tracemalloc + VmHWM per stage, 1M vs 100k cells): "
-                  "the cell names that anndata loads with `obs` (one Python string per cell, ~98 MB at 1M; "
-                  "see the column 'peak RSS after open_backed') and non-Python memory (HDF5 / allocator) "
-                  "during the streaming passes; Python allocations of the streaming stages are flat in cells. "
-                  "Per-cell label strings (standardisation, group codes) were removed: labels are handled as "
-                  "category codes."]
-    payload = {"load_average_before": load_before, "load_average_after": load_after, "n_genes": N_GENES, "n_perturbations": N_PERTURBATIONS, "chunk_size": CHUNK_SIZE, "runs": rows}
-    js, md = write_results("atlas_memory", payload, "\n".join(lines) + "\n")
+    payload = {"load_average_before": load_before, "load_average_after": load_after,
+               "load_average_1min": load_record(load0), "memory_gib": _memory_gib(), "n_genes": N_GENES,
+               "n_perturbations": N_PERTURBATIONS, "chunk_size": CHUNK_SIZE, "runs": rows}
+    js, md = write_results("atlas_memory", payload, render_markdown(payload))
     print(f"wrote {js} and {md}")
 
 

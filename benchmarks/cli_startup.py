@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import machine_line, median, write_results  # noqa: E402
+from _util import load_record, machine_line_of, median, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 2.0
@@ -63,7 +63,7 @@ def main() -> None:
             print(f"{name:30s} median {rows[-1]['median_s']:.2f} s, max {rows[-1]['max_s']:.2f} s",
                   flush=True)
     ok = all(r["median_s"] < TARGET_S for r in rows)
-    load = {"start": load0, "end": os.getloadavg()[0]}
+    load = load_record(load0)
     payload = {"repeats": args.repeats, "target_s": TARGET_S, "cases": rows, "meets_target": ok,
                "load_average_1min": load}
     lines = ["# Command-line start-up", "",
@@ -72,7 +72,7 @@ def main() -> None:
              f"checked. Target: under {TARGET_S:.0f} s.", "",
              "| case | median s | max s |", "|---|---|---|"]
     lines += [f"| `{shlex.join(r['argv'])}` | {r['median_s']:.2f} | {r['max_s']:.2f} |" for r in rows]
-    lines += ["", f"Meets the target: {'yes' if ok else 'no'}.", "", machine_line(load["start"], load["end"]), ""]
+    lines += ["", f"Meets the target: {'yes' if ok else 'no'}.", "", machine_line_of(load), ""]
     js, md = write_results("cli_startup", payload, "\n".join(lines))
     print(f"wrote {js} and {md}")
 

@@ -64,9 +64,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _util import machine_line, write_results  # noqa: E402
+from _util import load_record, machine_line_of, write_results  # noqa: E402
 
 from scagents.campaign.acquisition import (  # noqa: E402
+    PolicyDesigner,
     build_designer,
     designer_config,
 )
@@ -583,8 +584,9 @@ def markdown(results: dict, args) -> str:
              "gene–gene graph, prior strength `anchor`, acquisition, UCB weight) are listed below with their "
              f"results on every screen. {len(DEVELOPED_ON)} of them were added after development runs (seed 0, real "
              "and permuted feedback) on the screens reported here, which the protocol cannot undo (table below); "
-             "the policy designer is not among them (4,000 TRPO→PPO steps per round × 10 seeds × 5 screens do not "
-             "fit this benchmark's time; the learned-acquisition work reports it).", "",
+             f"the policy designer is not among them ({PolicyDesigner().total_timesteps:,} TRPO→PPO steps per round "
+             f"× {p['seeds']} seeds × {len(SCREENS)} screens do not fit this benchmark's time; the "
+             "learned-acquisition work reports it).", "",
              "| settings added after development runs on | settings |", "|---|---|",
              *[f"| {when} | " + "; ".join(f"`{k}`" for k, v in DEVELOPED_ON.items() if v == when) + " |"
                for when in dict.fromkeys(DEVELOPED_ON.values())], "",
@@ -685,7 +687,7 @@ def markdown(results: dict, args) -> str:
         lines += ["", "The twin part was not run this time (`--twin` adds it)."]
     load = results.get("load_average_1min")
     lines += ["", f"Wall time {results['wall_time_s']:.0f} s. "
-              + (machine_line(load["start"], load["end"]) if load else "Load average not recorded.")]
+              + (machine_line_of(load) if load else "Load average not recorded.")]
     if results.get("command"):
         lines += ["", f"Command: `{results['command']}`"]
     return "\n".join(lines) + "\n"
@@ -810,7 +812,7 @@ def main(argv=None) -> int:
     if args.twin and not args.no_twin:
         results["twin"] = run_twin(args, log)
     results["wall_time_s"] = time.time() - t0
-    results["load_average_1min"] = {"start": load0, "end": os.getloadavg()[0]}
+    results["load_average_1min"] = load_record(load0)
     md = markdown(results, args)
     if not args.quick:  # quick runs are for development: they do not replace the recorded results
         write_results("closed_loop", results, md)

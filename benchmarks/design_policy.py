@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _util import RESULTS, machine_line, write_results  # noqa: E402
+from _util import RESULTS, load_record, machine_line_of, write_results  # noqa: E402
 from closed_loop import screen_batch  # noqa: E402
 
 from scagents._atomic import write_bytes  # noqa: E402
@@ -241,7 +241,7 @@ def markdown(results: dict) -> str:
              "`" + "`; `".join(c.strip() for c in p["commands"]) + f"` — {p['seeds']} seeds, {p['steps']} training steps (simulated campaign rounds) per "
              f"policy for every algorithm, simulated campaigns of {p['subsample']} genes; wall "
              f"{results['wall_time_s'] / 60:.1f} min in all (the commands' wall times summed)."
-             + (" Last command: " + machine_line(*p["load"]) if p.get("load") else ""), "",
+             + (" Last command: " + machine_line_of(p["load"]) if p.get("load") else ""), "",
              *([f"**Partial (written while the last command ran; not its final output):** held-out screens still "
                 f"to run: {', '.join(results['pending'])}. The gate and the table below cover only the screens "
                 "listed.", ""] if results.get("pending") else []),
@@ -370,7 +370,7 @@ def main(argv=None) -> int:
         if "twin" in previous:
             part["protocol"]["twin_seeds"] = previous["protocol"]["twin_seeds"]
         part["wall_time_s"] = time.time() - t0 + previous.get("wall_time_s", 0.0)
-        part["protocol"]["load"] = [load0, os.getloadavg()[0]]
+        part["protocol"]["load"] = load_record(load0)
         part["protocol"]["commands"] = previous.get("protocol", {}).get("commands", []) + part["protocol"]["commands"]
         write_results("design_policy", part, markdown(part))
         log(f"checkpoint written ({len(done)} held-out screen(s) of this command)")
@@ -404,7 +404,7 @@ def main(argv=None) -> int:
     if not args.no_twin:
         results["twin"] = run_twin(args, log)
     results["wall_time_s"] = time.time() - t0 + (previous.get("wall_time_s", 0.0) if previous else 0.0)
-    results["protocol"]["load"] = [load0, os.getloadavg()[0]]
+    results["protocol"]["load"] = load_record(load0)
     if previous:
         results["protocol"]["commands"] = previous["protocol"].get("commands", []) + results["protocol"]["commands"]
     md = markdown(results)

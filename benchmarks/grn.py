@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._util import machine_line  # noqa: E402
+from benchmarks._util import load_record, machine_line_of  # noqa: E402
 from scagents._atomic import write_json  # noqa: E402
 from scagents.grn import infer_network, network_edges  # noqa: E402
 from scagents.metrics import auprc_ratio, early_precision_ratio  # noqa: E402
@@ -267,7 +267,7 @@ def scale(method: str = DEFAULT, repeats: int = 3) -> dict:
             "median_seconds": statistics.median(secs),
             "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in runs),
             "note": "peak RSS of the whole child process (data generation included)",
-            "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
+            "load_average_1min": load_record(load0)}
 
 
 def validation_sets() -> dict[str, tuple[ad.AnnData, pd.DataFrame]]:
@@ -394,6 +394,19 @@ def _selection_lines(sel: dict | None) -> list[str]:
     return lines
 
 
+def _scale_shape(scale: dict) -> str:
+    """``2,000 genes x 10,000 cells`` from the stored scale record."""
+    return f"{scale['n_genes']:,} genes x {scale['n_cells']:,} cells"
+
+
+def _arboreto_time(results: dict) -> str:
+    """The stored arboreto rows' total time, as the report's note on re-running them."""
+    secs = [v["seconds"] for r in results["networks"].values() for k, v in r["methods"].items()
+            if k.startswith("arboreto_") and "seconds" in v]
+    return f"the {len(secs)} stored arboreto runs took {sum(secs) / 60:.0f} min in total" if secs else \
+        "no arboreto run is stored"
+
+
 def main(rerun_arboreto: bool = False, reuse_scale: bool = False) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     previous = {}
@@ -433,7 +446,7 @@ def main(rerun_arboreto: bool = False, reuse_scale: bool = False) -> None:
              "self-loops excluded, random ≈ 1. Every method ranks all ordered gene pairs (every gene is a "
              "candidate regulator, the target itself excluded; arboreto with `tf_names='all'`). Produced by "
              "`python benchmarks/grn.py` (arboreto rows are reused from the previous `grn.json` unless "
-             "`--rerun-arboreto`; they take ~20 min on 2 cores).", "",
+             f"`--rerun-arboreto`; {_arboreto_time(results)}).", "",
              f"**Default** `{DEFAULT}` = `infer_network(adata, **{METHODS[DEFAULT]})`, infer_network's own "
              "default and the network agent's method (chosen by `benchmarks/grn_select.py` on training "
              "networks; see the comment above METHODS in benchmarks/grn.py).", "",
@@ -441,7 +454,8 @@ def main(rerun_arboreto: bool = False, reuse_scale: bool = False) -> None:
              f"- AUPRC ratio above GRNBoost2 on **{v['n_beats']} of {len(v['networks_compared'])}** networks "
              f"({', '.join(v['beats_grnboost2_on']) or 'none'}); goal (≥ 3 of 4) "
              f"**{'met' if v['goal_auprc_met'] else 'missed'}**.",
-             f"- 2,000 genes x 10,000 cells: median {v['scale_median_seconds']:.1f} s on 2 threads; goal (≤ 60 s) "
+             f"- {_scale_shape(results['scale'])}: median {v['scale_median_seconds']:.1f} s on "
+             f"{results['scale']['threads']} threads; goal (≤ 60 s) "
              f"**{'met' if v['goal_60s_met'] else 'missed'}**.",
              *_gsd_lines(v, results.get("selection")),
              *_vs_ridge_lines(results),
@@ -458,10 +472,11 @@ def main(rerun_arboreto: bool = False, reuse_scale: bool = False) -> None:
                 lines.append(f"| {net} | {r['n_genes']} | {r['n_cells']} | {name} | {val['auprc_ratio']:.2f} | "
                              f"{val['early_precision_ratio']:.2f} | {val['seconds']:.1f} |")
     s = results["scale"]
-    lines += ["", "## Scale: 2,000 genes x 10,000 cells (default, median of 3 runs, 2 BLAS threads)", "",
+    lines += ["", f"## Scale: {_scale_shape(s)} (default, median of {len(s['runs_seconds'])} runs, "
+              f"{s['threads']} BLAS threads)", "",
               f"- {s['method']}: {s['median_seconds']:.1f} s (runs {', '.join(f'{x:.1f}' for x in s['runs_seconds'])}), "
               f"peak RSS {s['peak_rss_mb_median']:.0f} MB (whole process, data generation included)", "",
-              (machine_line(load["start"], load["end"]) if (load := s.get("load_average_1min"))
+              (machine_line_of(load) if (load := s.get("load_average_1min"))
                else "Load average not recorded for these runs."), "",
               "## Choosing the default (held-out validation, geometric-mean AUPRC ratio)", ""]
     lines += [f"- {k}: {x:.3f}" for k, x in results["validation_geomean_auprc_ratio"].items()]

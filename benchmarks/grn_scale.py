@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import machine_line, median, write_results  # noqa: E402
+from _util import load_record, machine_line_of, median, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S, TARGET_MB = 60.0, 4096.0
@@ -128,7 +128,7 @@ def main() -> None:
                "median_peak_rss_mb": rss, "all_edges_run": all_edges,
                "target": {"seconds": TARGET_S, "peak_rss_mb": TARGET_MB},
                "meets_target": sec <= TARGET_S and rss <= TARGET_MB,
-               "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
+               "load_average_1min": load_record(load0)}
     run_list = ", ".join(f"{r['seconds']:.1f} s / {r['peak_rss_mb']:.0f} MB" for r in runs)
     md = (f"# Network inference at scale\n\n`infer_network(adata, regulators=<{args.regulators} genes>, "
           f"top_k={top_k})` (default method: {_method_line(runs[0])}{_sign_line(runs[0])}) on {args.genes:,} genes x "
@@ -143,7 +143,7 @@ def main() -> None:
           f"- keeping every non-zero edge (`top_k=None`, {all_edges['n_edges']:,} edges): "
           f"{all_edges['seconds']:.1f} s, {all_edges['peak_rss_mb']:.0f} MB (one run).\n"
           f"- Verdict: {'meets' if payload['meets_target'] else 'misses'} the target. "
-          f"{machine_line(load0, payload['load_average_1min']['end'])}\n")
+          f"{machine_line_of(payload['load_average_1min'])}\n")
     js, mdp = write_results("grn_scale", payload, md)
     print(md)
     print(f"written {js} and {mdp}")

@@ -123,7 +123,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _util import machine_line  # noqa: E402
+from _util import load_record, machine_line_of  # noqa: E402
 
 from scagents._atomic import write_json  # noqa: E402
 from scagents.grn import infer_network, network_edges  # noqa: E402
@@ -575,7 +575,7 @@ def run(split: str, budget_s: float) -> None:
     load0 = os.getloadavg()[0]
 
     def save() -> None:  # with this invocation's 1-min load average at its start and now
-        results.setdefault("load_average_1min", {})[split] = {"start": load0, "end": os.getloadavg()[0]}
+        results.setdefault("load_average_1min", {})[split] = load_record(load0)
         write_json(OUT, results, indent=1)
 
     _memoise_trees()
@@ -812,7 +812,7 @@ def report() -> dict:
          "Produced by `python benchmarks/grn_select.py train|eval|report` (protocol in the module docstring). "
          "AUPRC ratio and EPR (BEELINE, directed, self-loops excluded, random ≈ 1); geometric means over "
          "seeds per network, then over networks.", "",
-         *([f"- Last `{split}` run: {machine_line(v['start'], v['end'])}"
+         *([f"- Last `{split}` run: {machine_line_of(v)}"
             for split, v in results["load_average_1min"].items()] if results.get("load_average_1min")
            else ["- Load average not recorded."]), ""]
     for split in ("train", "eval"):

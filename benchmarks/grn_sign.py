@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _util import machine_line  # noqa: E402
+from _util import load_record, machine_line_of  # noqa: E402
 from grn_select import SEEDS, SPLIT, _memoise_trees, dataset, load_network, sign_test  # noqa: E402
 
 from scagents._atomic import write_json  # noqa: E402
@@ -325,7 +325,7 @@ def report(res: dict) -> None:
     tr, dec = s["train"], s["decision"]
     L = ["# Sign of inferred edges: which source is right most often (issue #18)", "",
          f"Produced by `{COMMAND}` (protocol and the pre-registered rule in the module docstring). "
-         + ("Last run: " + machine_line(load["start"], load["end"]) if (load := s.get("load_average_1min"))
+         + ("Last run: " + machine_line_of(load) if (load := s.get("load_average_1min"))
             else "Load average not recorded.")
          + " Ranking = `infer_network`'s default; only the sign source changes "
          "(`infer_network(sign_from=...)`). Accuracy = fraction of true edges (self-loops and pairs with both "
@@ -504,7 +504,7 @@ def main(argv: list[str]) -> int:
     # cumulative over resumed runs (a report alone adds nothing)
     summary["seconds"] = res.get("summary", {}).get("seconds", 0.0) + (time.time() - t0 if cmd == "all" else 0.0)
     # this invocation's 1-min load average at its start and end (a report alone keeps the last run's)
-    summary["load_average_1min"] = ({"start": load0, "end": os.getloadavg()[0]} if cmd == "all"
+    summary["load_average_1min"] = (load_record(load0) if cmd == "all"
                                     else res.get("summary", {}).get("load_average_1min"))
     summary["command"] = COMMAND
     res["summary"] = summary

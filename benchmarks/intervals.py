@@ -52,7 +52,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._util import machine_line, write_results  # noqa: E402
+from benchmarks._util import load_record, machine_line_of, write_results  # noqa: E402
 from benchmarks.ablation import load_task  # noqa: E402
 
 METHODS = ("no_change", "mean_effect", "linear", "network")
@@ -252,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                f"Wall time {wall:.0f} s.", ""]
         print("\n".join(lines), "\n", verdict, flush=True)
     payload["wall_s"] = time.perf_counter() - t_all
-    payload["load_average_1min"] = {"start": load0, "end": os.getloadavg()[0]}
+    payload["load_average_1min"] = load_record(load0)
     md.append(f"Total wall time {payload['wall_s']:.0f} s. "
-              + machine_line(load0, payload["load_average_1min"]["end"]))
+              + machine_line_of(payload["load_average_1min"]))
     write_results("intervals", payload, "\n".join(md) + "\n")
     return 0
 

@@ -46,7 +46,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._util import machine_line, write_results  # noqa: E402
+from benchmarks._util import load_record, machine_line_of, write_results  # noqa: E402
 from benchmarks.ablation import LABELS, markdown_table, paired, run_one, verdict  # noqa: E402
 from scagents.evaluation import (  # noqa: E402
     RL_METHODS,
@@ -505,8 +505,9 @@ def main(argv: list[str] | None = None) -> int:
                "gene's promoter (its regulatory input f_g(x), `scagents.twin`), renamed to their gene "
                "(gene-level accessibility) so the encoding — a PCA gene embedding of the *training* "
                "ATAC deltas — and the linear model find the targets. No RNA enters this view.",
-               "* **Joint** (Table III): observation = RNA *and* ATAC state (one 64-unit branch per observation block — RNA, ATAC, perturbation context — "
-               "then the shared 2 × 256 layers); action = the concatenated delta "
+               "* **Joint** (Table III): observation = RNA *and* ATAC state (one "
+               f"{'×'.join(map(str, cfg.branch_sizes))}-unit branch per observation block — RNA, ATAC, perturbation "
+               f"context — then the shared {_sizes(cfg.hidden_sizes)} layers); action = the concatenated delta "
                "`[RNA Δ (23) | ATAC Δ (19)]`; the reward is the mean of the two modalities' MSEs "
                "(per-feature rewards weighted 1 / (2 · d_m)); the encoding comes from the RNA "
                "deltas. Scored on the concatenated 42-feature delta (the table), and per block "
@@ -586,9 +587,9 @@ def main(argv: list[str] | None = None) -> int:
         payload["twin_wall_s"] = time.perf_counter() - t0
     md = md[:4] + glance(payload) + md[4:] + sc_md + paper_section(payload)
     payload["wall_s"] = time.perf_counter() - t_all
-    payload["load_average_1min"] = {"start": load0, "end": os.getloadavg()[0]}
+    payload["load_average_1min"] = load_record(load0)
     md.append(f"Total wall time {payload['wall_s']:.0f} s. "
-              + machine_line(load0, payload["load_average_1min"]["end"]))
+              + machine_line_of(payload["load_average_1min"]))
     write_results(args.name, payload, "\n".join(md) + "\n")
     return 0
 
@@ -659,6 +660,11 @@ def glance(payload: dict) -> list[str]:
 def _num(v) -> str:
     """A signed 4-decimal number, or ``nan`` for a missing (JSON null) value."""
     return "nan" if v is None or pd.isna(v) else f"{v:+.4f}"
+
+
+def _sizes(hidden: tuple[int, ...]) -> str:
+    """``2 × 256`` for equal layers, else ``(256, 128)``."""
+    return f"{len(hidden)} × {hidden[0]}" if hidden and len(set(hidden)) == 1 else str(tuple(hidden))
 
 
 def render_glance(name: str) -> int:

@@ -44,7 +44,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._util import machine_line, write_results  # noqa: E402
+from benchmarks._util import load_record, machine_line_of, write_results  # noqa: E402
 from benchmarks.ablation import load_task  # noqa: E402
 
 VARIANTS: tuple[str, ...] = ("coef", "edges")
@@ -205,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
                 "the ridge-signed propagation stays" + ("" if both else " (not every data set was run)"))
     payload["decision"] = decision
     payload["wall_s"] = time.perf_counter() - t_all
+    payload["load_average_1min"] = load_record(load0)
     md += [f"**Decision by the pre-registered rule: {decision}** "
            f"({', '.join(f'{k}: ' + ('skipped' if v is None else 'passed' if v else 'not passed') for k, v in verdicts.items())}).",
-           "", f"Total wall time {payload['wall_s']:.0f} s. {machine_line(load0, os.getloadavg()[0])}"]
+           "", f"Total wall time {payload['wall_s']:.0f} s. {machine_line_of(payload['load_average_1min'])}"]
     write_results(args.name, payload, "\n".join(md) + "\n")
     print("\n".join(md), flush=True)
     return 0

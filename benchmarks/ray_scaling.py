@@ -8,13 +8,14 @@ results are checked to be identical across the three.
 Second part, rollouts on Ray actors (:class:`scagents.envs.ray_vec.RayVectorEnv`): 200 steps of 256
 copies split into 2 shards, in-process (:class:`~scagents.envs.ray_vec.ShardedVectorEnv`) vs 2 actors,
 for (a) the twin response env (``PerturbationResponseVecEnv``, a cheap NumPy step) and (b) an
-"expensive" env whose step does 2 small matrix products per copy (CPU-bound, a stand-in for a simulator). The load
-average of the machine before and after is recorded (other jobs may share it).
-Results: ``benchmarks/results/ray_scaling.{json,md}``.
+"expensive" env whose step does 2 small matrix products per copy (CPU-bound, a stand-in for a simulator). The
+1-minute load average at the start and the end, the niceness and the CPU count are recorded (other jobs may share
+the machine). Results: ``benchmarks/results/ray_scaling.{json,md}``.
 
 Usage::
 
     python benchmarks/ray_scaling.py [--steps 12288] [--repeats 3]
+    python benchmarks/ray_scaling.py --render   # rewrite the .md from the saved .json
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+RAY_CPUS = 2  # the local Ray instance's CPUs (1 worker at 2 CPUs per task, 2 at 1)
 
 
 def train_seed(seed: int, total_steps: int) -> list[float]:
@@ -105,23 +108,92 @@ def actor_rollouts(n_steps: int, n_envs: int = 256) -> dict[str, dict[str, float
     return out
 
 
+def run_conditions(payload: dict) -> str:
+    """The machine sentence of a results payload: its load record, or for results written before
+    it the 1-minute field of the stored ``/proc/loadavg`` strings (niceness not recorded)."""
+    from _util import machine_line_of
+
+    if "load_average_1min" in payload:
+        return machine_line_of(payload["load_average_1min"])
+    try:
+        old = [float(payload[k].split()[0]) for k in ("load_average_before", "load_average_after")]
+    except (KeyError, ValueError, IndexError):
+        return "Load average not recorded."
+    return machine_line_of(old, cpus=payload.get("machine", {}).get("cpus"))
+
+
+def actors_text(rollouts: dict) -> str:
+    """What the actor rollouts showed, from their measured speed-ups."""
+    faster = [k for k, v in rollouts.items() if v["speedup"] > 1]
+    slower = [k for k, v in rollouts.items() if v["speedup"] <= 1]
+    if [k.split()[0] for k in faster] == ["expensive_env"] and [k.split()[0] for k in slower] == ["response_env"]:
+        return ("Actors paid off only for the CPU-bound step (it costs much more than the actor round trip); "
+                "the twin response env was faster in-process.")
+    return (f"Faster on 2 Ray actors: {', '.join(faster) or 'none'}; faster in-process: {', '.join(slower) or 'none'}.")
+
+
+def render_markdown(payload: dict) -> str:
+    """The report, from the results payload only."""
+    med, rollouts = payload["median_s"], payload["actor_rollouts"]
+    return "\n".join([
+        "# Ray scaling: a batch of seeds on 1 vs 2 workers",
+        "",
+        f"{len(payload['seeds'])} seeds × TRPO→PPO on `TargetMatchVecEnv` ({payload['total_steps']} steps each), "
+        f"torch 1 thread per task, median of {payload['repeats']} repeats, local Ray instance with "
+        f"{payload.get('ray_cpus', 2)} CPUs.",
+        "",
+        "| run | median wall time (s) |",
+        "|---|---:|",
+        *[f"| {k} | {v:.1f} |" for k, v in med.items()],
+        "",
+        f"Speed-up from 1 to 2 Ray workers: **{payload['speedup_1_to_2_workers']:.2f}×**. Per-seed results "
+        f"identical in-process and on Ray: **{payload['identical_results']}**.",
+        "",
+        run_conditions(payload),
+        "",
+        "## Rollouts on Ray actors (`RayVectorEnv`, 256 copies in 2 shards)",
+        "",
+        "| env | steps | in-process shards (ms/step) | 2 Ray actors (ms/step) | speed-up | same rewards |",
+        "|---|---:|---:|---:|---:|---|",
+        *[f"| {k} | {v['steps']} | {v['ms_per_step_in_process']:.2f} | {v['ms_per_step_ray']:.2f} | "
+          f"{v['speedup']:.2f}× | {v['identical']} |" for k, v in rollouts.items()],
+        "",
+        actors_text(rollouts),
+        "",
+    ])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=12288)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--rollout-steps", type=int, default=200)
+    ap.add_argument("--render", action="store_true", help="rewrite the .md from the saved .json and exit")
     args = ap.parse_args()
+    from _util import RESULTS, load_record, median, write_results
+
+    if args.render:
+        import json
+
+        from scagents._atomic import write_text
+
+        md = render_markdown(json.loads((RESULTS / "ray_scaling.json").read_text()))
+        write_text(RESULTS / "ray_scaling.md", md)
+        print(md)
+        return
+    import os
+
     import ray
     import torch
-    from _util import median, write_results
 
     from scagents.parallel import run_seeds
 
     torch.set_num_threads(1)
     seeds = list(range(args.seeds))
     load_before = _load()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    load0 = os.getloadavg()[0]
+    ray.init(num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     times: dict[str, list[float]] = {"in_process": [], "ray_1_worker": [], "ray_2_workers": []}
     results = {}
@@ -144,36 +216,11 @@ def main() -> None:
                     for k in ("ray_1_worker", "ray_2_workers") for i in range(len(seeds)))
     med = {k: median(v) for k, v in times.items()}
     speedup = med["ray_1_worker"] / med["ray_2_workers"]
-    payload = {"seeds": seeds, "total_steps": args.steps, "repeats": args.repeats, "times_s": times,
-               "median_s": med, "speedup_1_to_2_workers": speedup, "identical_results": identical,
-               "actor_rollouts": rollouts, "load_average_before": load_before, "load_average_after": load_after}
-    md = "\n".join([
-        "# Ray scaling: a batch of seeds on 1 vs 2 workers",
-        "",
-        f"{len(seeds)} seeds × TRPO→PPO on `TargetMatchVecEnv` ({args.steps} steps each), torch 1 thread per "
-        f"task, median of {args.repeats} repeats, local Ray instance with 2 CPUs (machine: 2 cores, shared).",
-        "",
-        "| run | median wall time (s) |",
-        "|---|---:|",
-        *[f"| {k} | {v:.1f} |" for k, v in med.items()],
-        "",
-        f"Speed-up from 1 to 2 Ray workers: **{speedup:.2f}×**. Per-seed results identical in-process and "
-        f"on Ray: **{identical}**.",
-        "",
-        f"Machine load average (1, 5, 15 min) before: {load_before}; after: {load_after} (the 2 cores are "
-        "shared with other jobs, so absolute times and the speed-up vary from run to run).",
-        "",
-        "## Rollouts on Ray actors (`RayVectorEnv`, 256 copies in 2 shards)",
-        "",
-        "| env | steps | in-process shards (ms/step) | 2 Ray actors (ms/step) | speed-up | same rewards |",
-        "|---|---:|---:|---:|---:|---|",
-        *[f"| {k} | {v['steps']} | {v['ms_per_step_in_process']:.2f} | {v['ms_per_step_ray']:.2f} | "
-          f"{v['speedup']:.2f}× | {v['identical']} |" for k, v in rollouts.items()],
-        "",
-        "Actors pay off only when a step costs much more than the actor round trip; the twin response "
-        "env is faster in-process.",
-        "",
-    ])
+    payload = {"seeds": seeds, "total_steps": args.steps, "repeats": args.repeats, "ray_cpus": RAY_CPUS,
+               "times_s": times, "median_s": med, "speedup_1_to_2_workers": speedup, "identical_results": identical,
+               "actor_rollouts": rollouts, "load_average_before": load_before, "load_average_after": load_after,
+               "load_average_1min": load_record(load0)}
+    md = render_markdown(payload)
     js, mdp = write_results("ray_scaling", payload, md)
     print(md)
     print(f"wrote {js} and {mdp}")

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import machine_line, median, write_results  # noqa: E402
+from _util import load_record, machine_line_of, median, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -176,7 +176,7 @@ def main() -> None:
                              "meets_target": wall <= tgt["wall_s"] and rss <= tgt["peak_rss_mb"]}
     kept = _keep_previous(results, list(known))
     payload: dict = {"cases": results,
-                     "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
+                     "load_average_1min": load_record(load0)}
     if "default" in results and "skipped" not in results["default"]:  # the keys of the first version
         d = results["default"]
         payload.update({"goal": "predict IFNG knockout", "repeats": d["repeats"],
@@ -185,7 +185,7 @@ def main() -> None:
     lines = ["# `scagents run`: wall time and peak memory", "",
              f"Fresh processes, median of {args.repeats}; peak RSS = the largest of the process and its "
              "children. Produced by `python benchmarks/run_default.py`. "
-             + machine_line(load0, payload["load_average_1min"]["end"]), "",
+             + machine_line_of(payload["load_average_1min"]), "",
              "| case | data | goal | median wall (s) | median peak RSS (MB) | target | met | outcome |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():

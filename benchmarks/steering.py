@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import machine_line, write_results  # noqa: E402
+from _util import load_record, machine_line_of, write_results  # noqa: E402
 
 from scagents.envs.steering import (  # noqa: E402
     SteeringEnv,
@@ -207,7 +207,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--only", default=None, help="substring of the task names to run")
+    ap.add_argument("--render", action="store_true", help="rewrite the .md from the saved .json and exit")
     args = ap.parse_args()
+    if args.render:
+        import json
+
+        from _util import RESULTS
+
+        from scagents._atomic import write_text
+
+        write_text(RESULTS / "steering.md", markdown(json.loads((RESULTS / "steering.json").read_text())))
+        return
     seeds = list(range(args.seeds))
     t_start = time.perf_counter()
     load0 = os.getloadavg()[0]
@@ -244,7 +254,7 @@ def main() -> None:
     wall = time.perf_counter() - t_start
     payload = {"seeds": seeds, "throughput": tp, "tasks": results,
                "trap_search": {k: v for k, v in traps_found.items()}, "paired": tests, "wall_time_s": wall,
-               "load_average_1min": {"start": load0, "end": os.getloadavg()[0]}}
+               "load_average_1min": load_record(load0)}
     write_results("steering", payload, markdown(payload))
     print(f"done in {wall:.0f} s")
 
@@ -254,7 +264,7 @@ def markdown(p: dict) -> str:
     lines = ["# Fate steering on the twin: searchers vs the exhaustive optimum", "",
              f"`PYTHONPATH=. nice -n 10 python benchmarks/steering.py --seeds {len(p['seeds'])}` — "
              f"{len(p['seeds'])} seeds, {p['wall_time_s'] / 60:.1f} min wall. "
-             + (machine_line(load["start"], load["end"]) if (load := p.get("load_average_1min"))
+             + (machine_line_of(load) if (load := p.get("load_average_1min"))
                 else "Load average not recorded."),
              "", "Score: gap to the optimum closed, `(best - do nothing) / (optimum - do nothing)`, on the "
              "search population (seed 0), after 5 %, 10 % and 25 % of the exhaustive search's simulations "

@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import machine_line, write_results  # noqa: E402
+from _util import load_record, machine_line_of, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -256,8 +256,8 @@ def main() -> None:
         res, part = fn()
         payload[name] = res
         lines += part
-    payload["load_average_1min"] = {"start": load0, "end": os.getloadavg()[0]}
-    lines += [machine_line(load0, payload["load_average_1min"]["end"]), ""]
+    payload["load_average_1min"] = load_record(load0)
+    lines += [machine_line_of(payload["load_average_1min"]), ""]
     md = "\n".join(lines) + "\n"
     js, mdp = write_results("stimulation", payload, md)
     print(md)

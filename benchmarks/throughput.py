@@ -14,15 +14,20 @@ report gives
 * wall time (training only) to first reach the target error, where the target is the median final
   error of SB3 PPO with its defaults (and, second, half of the "no change" error).
 
-Networks: 2 × 256 tanh MLPs for the policy and the value function in every library (SB3
-``net_arch=dict(pi=[256, 256], vf=[256, 256])``, orthogonal init, state-independent log-std);
-scagents runs with ``modality_slices={"obs": slice(0, 62)}``, i.e. without its modality branches,
-so the networks have identical shapes.
+Networks: SB3 gets ``net_arch=dict(pi=[NET], vf=[NET])`` with tanh, and scagents' rows get
+``hidden_sizes=NET`` with ``modality_slices={"obs": slice(0, 62)}`` (one observation block, so no
+modality branch). Each run records the layers and parameter counts of the network it actually
+trained (:func:`network_record`), and the report's sentence on the networks is built from these
+records; ``--describe-networks`` adds them to a results file written before runs recorded them, by
+building each row's network with the same code as the runs (one update for scagents' rows, no
+training for SB3's).
 
 Usage::
 
     python benchmarks/throughput.py            # 3 seeds × 13 rows, 15 s each: ~20 min on 2 cores
     python benchmarks/throughput.py --quick    # 1 seed, short budgets (~1 min smoke run)
+    python benchmarks/throughput.py --describe-networks  # add the network records to the saved .json
+    python benchmarks/throughput.py --render   # rewrite the .md from the saved .json
 
 Writes ``benchmarks/results/throughput.json`` and ``.md``.
 """
@@ -44,7 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._util import machine, machine_line, median, write_results  # noqa: E402
+from benchmarks._util import load_record, machine, machine_line_of, median, write_results  # noqa: E402
 
 N_EVAL_CELLS = 64
 NET = (256, 256)
@@ -210,32 +215,17 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
     torch.optim.Adam([w]).step()
     import tqdm.auto  # noqa: F401  (scagents' progress bar; imported by train())
 
-    from scagents.envs.response import PerturbationResponseEnv, PerturbationResponseVecEnv
+    from scagents.envs.response import PerturbationResponseVecEnv
 
     with open(task_path, "rb") as fh:
         task = pickle.load(fh)  # noqa: S301 - the parent process wrote this temporary file
     evaluator = Evaluator(task)
     n_envs = row["n_envs"]
     if row["lib"] == "ours":
-        from scagents.policies import TrainConfig, train
+        from scagents.policies import train
 
         env = PerturbationResponseVecEnv(task, num_envs=n_envs)
-        kw = {"algo": row["algo"], "seed": seed, "total_steps": max_steps, "hidden_sizes": NET, "torch_threads": 1}
-        if row.get("preset") == "response":  # scagents' settings for response tasks (the ablation's)
-            from scagents.evaluation import default_train_config
-
-            cfg = default_train_config(**kw, **row.get("overrides", {}))
-        elif "n_steps" in row:  # matched settings; otherwise TrainConfig's defaults
-            kw["n_steps"] = row["n_steps"]
-            n_mb = row["n_envs"] * row["n_steps"] // row["batch_size"]
-            kw["n_minibatches"] = n_mb
-            if row["algo"] == "ppo":
-                kw["ppo_epochs"] = row["n_epochs"]
-            else:
-                kw.update(vf_epochs=row["n_critic_updates"], cg_iters=row["cg_iters"], fvp_fraction=1.0,
-                          backtrack_coeff=0.8)
-        if row.get("preset") != "response":
-            cfg = TrainConfig(**kw)
+        cfg = our_config(row, seed, max_steps)
         clock = None
         start_steps = [0]
 
@@ -244,9 +234,9 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
 
         clock = Clock(evaluator, eval_every, budget, max_steps)
         clock.tick(0, lambda o: np.zeros((len(o), evaluator.core.act_dim), np.float32))
-        policy, log = train(env, cfg, progress=False, callback=callback,
-                            modality_slices={"obs": slice(0, env.single_observation_space.shape[0])})
+        policy, log = train(env, cfg, progress=False, callback=callback, modality_slices=our_slices(env))
         train_s = clock.train_time()
+        network = our_network_record(policy)
         steps = int(log.rows[-1]["step"]) - start_steps[0]
         settings = {k: getattr(cfg, k) for k in ("n_steps", "ppo_epochs", "n_minibatches", "vf_epochs",
                                                  "cg_iters", "fvp_fraction", "lr", "init_log_std", "gamma",
@@ -254,30 +244,10 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
         settings["n_envs"] = n_envs
         final_fn = policy.predict
     else:
-        from stable_baselines3 import PPO
         from stable_baselines3.common.callbacks import BaseCallback
-        from stable_baselines3.common.env_util import make_vec_env
 
-        if row["vec"] == "dummy":
-            venv = make_vec_env(lambda: PerturbationResponseEnv(task), n_envs=n_envs, seed=seed)
-        else:
-            venv = sb3_batched_adapter(PerturbationResponseVecEnv(task, num_envs=n_envs))
-        pk = {"net_arch": {"pi": list(NET), "vf": list(NET)}, "activation_fn": torch.nn.Tanh}
-        if "log_std_init" in row:
-            pk["log_std_init"] = row["log_std_init"]
-        if row["algo"] == "ppo":
-            extra = {k: row[k] for k in ("gamma", "gae_lambda") if k in row}
-            model = PPO("MlpPolicy", venv, n_steps=row["n_steps"], batch_size=row["batch_size"],
-                        n_epochs=row["n_epochs"], policy_kwargs=pk, device="cpu", seed=seed, **extra)
-        else:
-            from sb3_contrib import TRPO
-
-            kw = {}
-            if "batch_size" in row:
-                kw = {"batch_size": row["batch_size"], "n_critic_updates": row["n_critic_updates"],
-                      "cg_max_steps": row["cg_iters"]}
-            model = TRPO("MlpPolicy", venv, n_steps=row["n_steps"], policy_kwargs=pk, device="cpu", seed=seed, **kw)
-        clock = Clock(evaluator, eval_every, budget, max_steps)
+        model, pk = sb3_model(row, task, seed)
+        network = sb3_network_record(model)
         act_fn = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
 
         class Tick(BaseCallback):
@@ -297,7 +267,157 @@ def run_one(row: dict, seed: int, task_path: str, budget: float, eval_every: flo
     final = evaluator(final_fn)
     return {"row": row["name"], "seed": seed, "steps": steps, "train_s": train_s, "sps": steps / train_s,
             "final_mse": final, "no_change_mse": evaluator.no_change, "curve": clock.curve,
-            "settings": settings}
+            "settings": settings, "network": network}
+
+
+# ---------------------------------------------------------------------------------- the networks
+def our_slices(env) -> dict:
+    """One observation block: scagents' rows run without modality branches."""
+    return {"obs": slice(0, env.single_observation_space.shape[0])}
+
+
+def our_config(row: dict, seed: int, max_steps: int):
+    """The :class:`~scagents.policies.TrainConfig` of one of scagents' rows."""
+    from scagents.policies import TrainConfig
+
+    kw = {"algo": row["algo"], "seed": seed, "total_steps": max_steps, "hidden_sizes": NET, "torch_threads": 1}
+    if row.get("preset") == "response":  # scagents' settings for response tasks (the ablation's)
+        from scagents.evaluation import default_train_config
+
+        return default_train_config(**kw, **row.get("overrides", {}))
+    if "n_steps" in row:  # matched settings; otherwise TrainConfig's defaults
+        kw["n_steps"] = row["n_steps"]
+        kw["n_minibatches"] = row["n_envs"] * row["n_steps"] // row["batch_size"]
+        if row["algo"] == "ppo":
+            kw["ppo_epochs"] = row["n_epochs"]
+        else:
+            kw.update(vf_epochs=row["n_critic_updates"], cg_iters=row["cg_iters"], fvp_fraction=1.0,
+                      backtrack_coeff=0.8)
+    return TrainConfig(**kw)
+
+
+def sb3_model(row: dict, task, seed: int):
+    """The SB3 / sb3-contrib model of one of SB3's rows and its ``policy_kwargs``."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from scagents.envs.response import PerturbationResponseEnv, PerturbationResponseVecEnv
+
+    n_envs = row["n_envs"]
+    if row["vec"] == "dummy":
+        venv = make_vec_env(lambda: PerturbationResponseEnv(task), n_envs=n_envs, seed=seed)
+    else:
+        venv = sb3_batched_adapter(PerturbationResponseVecEnv(task, num_envs=n_envs))
+    pk = {"net_arch": {"pi": list(NET), "vf": list(NET)}, "activation_fn": torch.nn.Tanh}
+    if "log_std_init" in row:
+        pk["log_std_init"] = row["log_std_init"]
+    if row["algo"] == "ppo":
+        extra = {k: row[k] for k in ("gamma", "gae_lambda") if k in row}
+        return PPO("MlpPolicy", venv, n_steps=row["n_steps"], batch_size=row["batch_size"],
+                   n_epochs=row["n_epochs"], policy_kwargs=pk, device="cpu", seed=seed, **extra), pk
+    from sb3_contrib import TRPO
+
+    kw = {}
+    if "batch_size" in row:
+        kw = {"batch_size": row["batch_size"], "n_critic_updates": row["n_critic_updates"],
+              "cg_max_steps": row["cg_iters"]}
+    return TRPO("MlpPolicy", venv, n_steps=row["n_steps"], policy_kwargs=pk, device="cpu", seed=seed, **kw), pk
+
+
+def network_record(actor: list, critic: list, n_params: int, extra: dict | None = None) -> dict:
+    """Layers and parameter count of an actor-critic, read from its modules.
+
+    Parameters
+    ----------
+    actor, critic
+        The modules on the path from the observation to the action mean / the value, in order.
+    n_params
+        Number of parameters of the whole network (log-std included).
+    extra
+        Other fields to record.
+
+    Returns
+    -------
+    dict
+        ``actor`` / ``critic`` (``"62→256→256→48"`` for a chain of linear layers, else the layers
+        ``"in→out"`` joined by ``", "``), ``activations`` (names of the activation modules on
+        both paths) and ``params``.
+    """
+    import torch
+
+    def path(mods: list) -> tuple[str, set[str]]:
+        lin, acts = [], set()
+        for mod in mods:
+            for m in mod.modules():
+                if isinstance(m, torch.nn.Linear):
+                    lin.append((m.in_features, m.out_features))
+                elif not list(m.children()) and not isinstance(m, (torch.nn.Identity, torch.nn.Flatten)):
+                    acts.add(type(m).__name__)
+        chain = all(a[1] == b[0] for a, b in zip(lin, lin[1:], strict=False))
+        text = "→".join([str(lin[0][0])] + [str(o) for _, o in lin]) if chain and lin else \
+            ", ".join(f"{i}→{o}" for i, o in lin)
+        return text, acts
+
+    a, acts_a = path(actor)
+    c, acts_c = path(critic)
+    return {"actor": a, "critic": c, "activations": sorted(acts_a | acts_c), "params": int(n_params), **(extra or {})}
+
+
+def our_network_record(policy) -> dict:
+    """:func:`network_record` of a scagents ``ActorCritic``."""
+    import torch
+
+    branches = sum(not isinstance(b, torch.nn.Identity) for b in policy.actor_body.branches.values())
+    return network_record([policy.actor_body, policy.actor_head], [policy.critic_body, policy.critic_head],
+                          sum(p.numel() for p in policy.parameters()),
+                          {"modality_branches": int(branches), "value_outputs": int(policy.value_dim)})
+
+
+def sb3_network_record(model) -> dict:
+    """:func:`network_record` of an SB3 ``ActorCriticPolicy`` (features extractor: flatten)."""
+    pol = model.policy
+    return network_record([pol.mlp_extractor.policy_net, pol.action_net], [pol.mlp_extractor.value_net, pol.value_net],
+                          sum(p.numel() for p in pol.parameters()),
+                          {"modality_branches": 0, "value_outputs": int(pol.value_net.out_features)})
+
+
+def describe_networks(rows: list[dict], task) -> dict:
+    """Build each row's network as its run does, without the run: one update for scagents' rows
+    (``train`` builds the network inside), none for SB3's; return ``{row name: network_record}``."""
+    import dataclasses
+
+    from scagents.envs.response import PerturbationResponseVecEnv
+    from scagents.policies import train
+
+    out = {}
+    for row in rows:
+        if row["lib"] == "ours":
+            env = PerturbationResponseVecEnv(task, num_envs=row["n_envs"])
+            cfg = dataclasses.replace(our_config(row, 0, 1), total_steps=1)
+            policy, _ = train(env, cfg, progress=False, modality_slices=our_slices(env))
+            out[row["name"]] = our_network_record(policy)
+        else:
+            out[row["name"]] = sb3_network_record(sb3_model(row, task, 0)[0])
+    return out
+
+
+def networks_text(summary: dict) -> str:
+    """The report's sentence on the networks, from each row's network record."""
+    recs = {name: s.get("network") for name, s in summary.items()}
+    if not all(recs.values()):
+        return "Network shapes not recorded (run with --describe-networks)."
+    groups: dict[str, list[str]] = {}
+    for name, r in recs.items():
+        desc = (f"actor {r['actor']}, critic {r['critic']}"
+                + (" (one value per reward component)" if r["value_outputs"] > 1 else "")
+                + (f", {r['modality_branches']} modality branches" if r["modality_branches"] else "")
+                + f", {'/'.join(a.lower() for a in r['activations'])}; {r['params']:,} parameters")
+        groups.setdefault(desc, []).append(name)
+    after = any(r.get("source") for r in recs.values())
+    return ("Networks (read from the modules " + ("built by `--describe-networks` with this script's code after "
+            "the run, which did not record them" if after else "each run trained") + "): "
+            + "; ".join(f"{', '.join(names)}: {desc}" for desc, names in groups.items()) + ".")
 
 
 def _worker(args) -> None:
@@ -355,11 +475,27 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true", help="1 seed, 3 s per run")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--render", action="store_true", help="rewrite the .md from the saved .json and exit")
+    p.add_argument("--describe-networks", action="store_true",
+                   help="build each row's network (no run), add its record to the saved .json, rewrite the .md")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         _worker(args)
         return {}
+    if args.describe_networks:
+        from benchmarks._util import RESULTS
+        from scagents._atomic import write_json, write_text
+        from scagents.envs.response import ResponseTask
+
+        payload = json.loads((RESULTS / "throughput.json").read_text())
+        rows = [r for r in ROWS if r["name"] in payload["summary"]]
+        for name, rec in describe_networks(rows, ResponseTask.from_twin("th", seed=0)).items():
+            payload["summary"][name]["network"] = {**rec, "source": "--describe-networks (built after the run)"}
+        write_json(RESULTS / "throughput.json", payload, indent=2)
+        md = render_markdown(payload, list(payload["summary"]))
+        write_text(RESULTS / "throughput.md", md)
+        print(md)
+        return payload
     if args.render:
         from benchmarks._util import RESULTS
 
@@ -391,7 +527,7 @@ def main(argv: list[str] | None = None) -> dict:
                       f"final mse {res['final_mse']:.4g}  ({res['train_s']:.1f} s)", flush=True)
                 results.append(res)
     total_s = time.perf_counter() - t_start
-    load1 = os.getloadavg()[0]
+    load = load_record(load0)
 
     no_change = results[0]["no_change_mse"]
     names = [r["name"] for r in rows]
@@ -403,7 +539,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in names:
         rs = [r for r in results if r["row"] == name]
         s = {"sps_median": median([r["sps"] for r in rs]), "final_mse_median": median([r["final_mse"] for r in rs]),
-             "sps": [r["sps"] for r in rs], "settings": rs[0]["settings"]}
+             "sps": [r["sps"] for r in rs], "settings": rs[0]["settings"], "network": rs[0]["network"]}
         for k in targets:
             ts = [r["time_to_target"][k] for r in rs]
             s[f"time_to_{k}"] = ts
@@ -427,7 +563,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     payload = {"benchmark": "throughput", "task": repr(task), "seeds": args.seeds, "budget_s": args.budget,
                "eval_every_s": args.eval_every, "no_change_mse": no_change, "targets": targets,
-               "total_wall_s": total_s, "load_average_1min": {"start": load0, "end": load1},
+               "total_wall_s": total_s, "load_average_1min": load,
                "summary": summary, "ratios": ratios, "runs": results}
     md = render_markdown(payload, names)
     print(md)
@@ -438,16 +574,17 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def render_markdown(payload: dict, names: list[str]) -> str:
-    m = machine()
+    m = payload.get("machine") or machine()  # the run's machine (written by write_results)
     t = payload["targets"]
     lines = [
         "# Throughput: scagents PPO/TRPO vs Stable-Baselines3 PPO / sb3-contrib TRPO", "",
-        f"Task: {payload['task']}; 2 × 256 tanh MLPs for policy and value in every library; "
+        f"Task: {payload['task']}; "
         f"1 torch thread; fresh subprocess per run; {payload['seeds']} seed(s), rows interleaved per seed; "
         f"{payload['budget_s']:.0f} s training budget per run, evaluation every {payload['eval_every_s']} s "
         "(evaluation time excluded).", "",
+        networks_text({name: payload["summary"][name] for name in names}), "",
         f"Platform: {m['platform']}, Python {m['python']}; total wall {payload['total_wall_s']:.0f} s. "
-        + (machine_line(load["start"], load["end"]) if (load := payload.get("load_average_1min"))
+        + (machine_line_of(load, m.get("cpus")) if (load := payload.get("load_average_1min"))
            else f"Machine: {m['cpus']} CPUs; load average not recorded."), "",
         f"Errors are the task's weighted MSE on {N_EVAL_CELLS} cells × every perturbation; 'no change' scores "
         f"{payload['no_change_mse']:.4g}. Target A = median final error of SB3 PPO (defaults) = "

@@ -47,7 +47,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._util import machine_line, write_results  # noqa: E402
+from benchmarks._util import load_record, machine_line_of, write_results  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "grn" / "boolean_models"
 ACTIVE = 0.1
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def write(done: bool) -> list[str]:
         wall = time.perf_counter() - t0
-        load1 = os.getloadavg()[0]
+        load = load_record(load0)
         live = [r for r in results if r["pooled"]["n_active"]]
         dead = [r for r in results if r["milieu"].startswith("silent")]
         n_act = sum(r["pooled"]["n_active"] for r in live)
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         md = ["# Twin evidence: knockouts at the default cell count, silent models", "",
               f"Command: `{command.strip()}`; {args.seeds} seeds; {n_cells} cells per condition "
               f"(`RunOptions().n_cells`). Wall time {wall:.0f} s"
-          + ("." if done else " (partial: the run was still going).") + " " + machine_line(load0, load1), "",
+          + ("." if done else " (partial: the run was still going).") + " " + machine_line_of(load), "",
               *[f"- {h}" for h in headline], "",
               "Columns: *active* = knocked-out genes whose mean control activity is ≥ "
               f"{ACTIVE} (mean per seed); *significant* = the target's own change is down with Welch BH "
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    if k["explained"]), None)] if ex], ""]
         write_results("twin_evidence", {"command": command, "n_cells": n_cells, "seeds": args.seeds,
                                         "active_threshold": ACTIVE, "headline": headline,
-                                        "wall_s": wall, "load_average_1min": {"start": load0, "end": load1},
+                                        "wall_s": wall, "load_average_1min": load,
                                         "results": results}, "\n".join(md))
         return md
 
