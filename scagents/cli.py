@@ -256,15 +256,9 @@ def _cmd_next(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from scagents.campaign import propose_round
-    from scagents.errors import DataFileError
+    from scagents.campaign.ledger import read_candidates_file
 
-    cands = None
-    if args.candidates:
-        try:
-            cands = [g.strip() for g in Path(args.candidates).read_text(encoding="utf-8").split() if g.strip()]
-        except UnicodeDecodeError:
-            raise DataFileError(f"Candidates file {args.candidates} is not UTF-8 text; write one gene symbol "
-                                "per line.") from None
+    cands, header = (None, None) if not args.candidates else read_candidates_file(Path(args.candidates))
     opts = {} if args.policy_steps is None else {"total_timesteps": args.policy_steps}
     for item in args.designer_option:
         key, sep, val = item.partition("=")
@@ -277,6 +271,9 @@ def _cmd_next(args: argparse.Namespace) -> int:
                        designer=args.designer, seed=args.seed, n_rounds=args.rounds,
                        features=args.features or "auto", objective=args.objective, **opts)
     print(format_proposals(df))
+    if header is not None and df.attrs.get("created"):
+        print(f"candidates: {len(cands)} gene(s) read from {args.candidates} (first line {header!r} taken as a "
+              "header and skipped).")
     return 0
 
 
@@ -305,6 +302,13 @@ def _designer_line(cfg: dict) -> str:
             f"rounds{'; ' + opts if opts else ''}) — stored in the ledger; later rounds continue it")
 
 
+def unmeasured_line(waiting: dict[int, int]) -> str:
+    """What ``next`` says when earlier rounds still wait for results: ``{round: genes not measured}``."""
+    rounds = ", ".join(str(r) for r in sorted(waiting))
+    return (f"{sum(waiting.values())} gene(s) proposed in round(s) {rounds} are not measured yet; this round was "
+            "chosen without their results (ingest them first, and they inform the next round)")
+
+
 def format_proposals(df) -> str:
     """The ``next`` table in plain words: the proposals (the rationale once below the table when
     every row shares it) and, when the ranks do not follow the score, a line saying why."""
@@ -324,6 +328,8 @@ def format_proposals(df) -> str:
             lines.append(absent)
     if len(why) == 1:
         lines.append(f"why: {why[0]}")
+    if waiting := df.attrs.get("unmeasured"):
+        lines.append(f"note: {unmeasured_line(waiting)}.")
     scores = df["score"].to_numpy(float)
     later_higher = [(i, j) for i in range(len(df)) for j in range(i + 1, len(df))
                     if scores[j] > scores[i] + 1e-12]

@@ -126,7 +126,9 @@ class IngestSummary:
     n_already
         Rows identical to measurements already stored (skipped).
     duplicate_file
-        ``True`` when this exact file content had been ingested before (nothing added).
+        ``True`` when this exact file content had been ingested before and holds no gene proposed
+        since (nothing added). The same file ingested again after a later round (a whole-library
+        summary) adds the rows of the genes proposed since.
     rounds
         Rounds the new measurements belong to.
     score_rule
@@ -312,6 +314,13 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
     dup = pd.Index(genes)[pd.Index(genes).duplicated()].unique().tolist()
     if dup:
         raise CampaignError(f"Duplicate candidates {dup[:10]}; list each gene once.")
+    spellings: dict[str, list[str]] = {}
+    for g in genes:
+        spellings.setdefault(g.upper(), []).append(g)
+    cased = [" / ".join(v) for v in spellings.values() if len(v) > 1]
+    if cased:  # one gene in two cases would be two candidates with the same features, measured twice
+        raise CampaignError(f"Duplicate candidates in different cases: {', '.join(cased[:10])}; list each gene "
+                            "once, in one spelling.")
     if not str(goal).strip():
         raise CampaignError("The goal is empty; say what the campaign looks for.")
     obj = _stored_objective(objective, goal)
@@ -353,6 +362,33 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
         con.close()
     return {"name": name, "goal": goal, "objective": objective_name(obj), "kind": kind,
             "n_candidates": len(genes), "n_features": M.shape[1], "prior": psource}
+
+
+def read_candidates_file(path: str | Path) -> tuple[list[str], str | None]:
+    """The genes of a candidates file: one gene per line (or whitespace-separated), blank lines
+    skipped, and a first line that is a column name (``gene``, ``symbol``, ``id``, … as in
+    :data:`_GENE_COLS`) skipped as a header.
+
+    Returns
+    -------
+    tuple[list[str], str | None]
+        The genes in file order (duplicates kept: :func:`create_campaign` refuses them) and the
+        header line skipped, if any.
+
+    Raises
+    ------
+    DataFileError
+        The file is not UTF-8 text.
+    FileNotFoundError, IsADirectoryError
+        No such file.
+    """
+    try:
+        genes = [g.strip() for g in Path(path).read_text(encoding="utf-8-sig").split() if g.strip()]
+    except UnicodeDecodeError:
+        raise DataFileError(f"Candidates file {path} is not UTF-8 text; write one gene symbol per line.") from None
+    if genes and genes[0].lower() in _GENE_COLS:
+        return genes[1:], genes[0]
+    return genes, None
 
 
 def read_feature_file(path: str | Path) -> pd.DataFrame:
@@ -623,6 +659,9 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         out.attrs["objective"] = objective_name(cobjective)
         out.attrs["designer"] = config
         out.attrs["feature_coverage"] = dict(getattr(des, "feature_coverage_", {}))
+        out.attrs["created"] = not exists
+        waiting = prop[~prop["gene"].isin(meas["gene"])]  # proposed in earlier rounds, not measured yet
+        out.attrs["unmeasured"] = {int(r): int(n) for r, n in waiting.groupby("round").size().items()}
         with _transaction(con):
             # re-check inside the write lock: another process may have added a round meanwhile
             last2 = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
@@ -937,7 +976,7 @@ def _new_measurements(con: sqlite3.Connection, cid: int, campaign: str, path: Pa
 
 def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, score_column: str | None = None,
            gene_column: str | None = None) -> IngestSummary:
-    """Add measured results to a campaign (one transaction; idempotent per file content).
+    """Add measured results to a campaign (one transaction; idempotent per file content and proposals).
 
     Files are read as their tools write them (tab- or comma-separated; column names compared
     case-insensitively), and the score is a signed effect, so that the campaign's objective
@@ -1008,21 +1047,37 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, scor
         # every check reads the ledger inside the write lock (BEGIN IMMEDIATE): a concurrent ingest
         # of the same file waits for this one to commit, then finds it already ingested
         with _transaction(con):
-            if con.execute("SELECT 1 FROM ingests WHERE campaign_id = ? AND sha256 = ?", (cid, sha)).fetchone():
-                stored = con.execute("SELECT rule FROM ingest_scores WHERE campaign_id = ? AND sha256 = ?",
-                                     (cid, sha)).fetchone()
-                return IngestSummary(campaign, str(path), sha, 0, 0, True, [],
-                                     score_rule=stored[0] if stored else "", source_format=choice.fmt)
+            seen = con.execute("SELECT 1 FROM ingests WHERE campaign_id = ? AND sha256 = ?", (cid, sha)).fetchone()
+            stored = con.execute("SELECT rule FROM ingest_scores WHERE campaign_id = ? AND sha256 = ?",
+                                 (cid, sha)).fetchone()
+            if seen and stored and stored[0] != choice.rule:  # the same file read with another column
+                waiting = {r[0].upper() for r in con.execute(
+                    "SELECT p.gene FROM proposals p LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND "
+                    "m.gene = p.gene WHERE p.campaign_id = ? AND m.gene IS NULL", (cid,))}
+                if not df["gene"].str.upper().isin(waiting).any():
+                    return IngestSummary(campaign, str(path), sha, 0, 0, True, [], score_rule=stored[0],
+                                         source_format=choice.fmt)
+                raise IngestError(f"Results file {path} was ingested before with {stored[0]}; ingest it again "
+                                  f"with the same columns, not with {choice.rule}.")
             earlier = [r[0] for r in con.execute("SELECT DISTINCT rule FROM ingest_scores WHERE campaign_id = ? "
                                                  "AND rule != ?", (cid, choice.rule))]
             got = _new_measurements(con, cid, campaign, path, df, sha)
             rows = got["rows"]
-            con.execute("INSERT INTO ingests(campaign_id, sha256, path, n_rows, created) VALUES (?,?,?,?,?)",
-                        (cid, sha, str(path.resolve()), got["n_taken"], time.time()))
-            con.execute("INSERT INTO ingest_scores(campaign_id, sha256, format, gene_column, score_column, sign, "
-                        "rule, n_ignored) VALUES (?,?,?,?,?,?,?,?)",
-                        (cid, sha, choice.fmt, choice.gene, choice.score, choice.sign, choice.rule,
-                         got["n_unproposed"] + got["n_unknown"]))
+            if seen and not rows:  # the same file again, and no gene of it was proposed since
+                return IngestSummary(campaign, str(path), sha, 0, 0, True, [],
+                                     score_rule=stored[0] if stored else "", source_format=choice.fmt)
+            if seen:  # a whole-library file ingested again after a later round: take the genes proposed since
+                con.execute("UPDATE ingests SET n_rows = ?, created = ? WHERE campaign_id = ? AND sha256 = ?",
+                            (got["n_taken"], time.time(), cid, sha))
+                con.execute("UPDATE ingest_scores SET n_ignored = ? WHERE campaign_id = ? AND sha256 = ?",
+                            (got["n_unproposed"] + got["n_unknown"], cid, sha))
+            else:
+                con.execute("INSERT INTO ingests(campaign_id, sha256, path, n_rows, created) VALUES (?,?,?,?,?)",
+                            (cid, sha, str(path.resolve()), got["n_taken"], time.time()))
+                con.execute("INSERT INTO ingest_scores(campaign_id, sha256, format, gene_column, score_column, "
+                            "sign, rule, n_ignored) VALUES (?,?,?,?,?,?,?,?)",
+                            (cid, sha, choice.fmt, choice.gene, choice.score, choice.sign, choice.rule,
+                             got["n_unproposed"] + got["n_unknown"]))
             half = len(rows) // 2
             ins = "INSERT INTO measurements(campaign_id, gene, round, value, ingest_sha) VALUES (?,?,?,?,?)"
             con.executemany(ins, rows[:half])
@@ -1035,6 +1090,9 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, scor
         con.close()
     note = (f"earlier ingests of this campaign used another score ({'; '.join(earlier)}); the designer compares "
             "all measurements on one scale" if earlier else None)
+    if seen:
+        again = "this file was ingested before; its rows of the genes proposed since were added"
+        note = f"{again}; {note}" if note else again
     return IngestSummary(campaign, str(path), sha, len(rows), got["n_taken"] - len(rows), False,
                          sorted({r[2] for r in rows}), score_rule=choice.rule, source_format=choice.fmt,
                          n_unproposed=got["n_unproposed"], n_unknown=got["n_unknown"], unknown=got["unknown"],

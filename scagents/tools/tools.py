@@ -46,7 +46,7 @@ from pydantic import BaseModel, ValidationError
 
 from scagents._atomic import atomic_path, write_json
 from scagents.data import write as write_data
-from scagents.errors import ScagentsError
+from scagents.errors import DataFileError, ScagentsError
 from scagents.tools import schemas as S
 from scagents.tools.workspace import Workspace, format_error, format_validation_error
 
@@ -468,12 +468,14 @@ class Toolkit:
     def _propose(self, a: S.RecommendPerturbations) -> dict:
         from scagents.campaign import propose_round
 
-        cands = a.candidates
+        from scagents.campaign.ledger import read_candidates_file
+
+        cands, header = a.candidates, None
         if a.candidates_file is not None:
             path = self.ws.resolve(a.candidates_file, must_exist=True, what="candidates file")
             try:
-                cands = [g.strip() for g in path.read_text(encoding="utf-8").split() if g.strip()]
-            except UnicodeDecodeError:
+                cands, header = read_candidates_file(path)
+            except DataFileError:
                 raise ToolRunError(f"The candidates file {a.candidates_file!r} is not text; give "
                                    "a text file with one gene per line.") from None
         with self._ledger() as ledger:
@@ -492,6 +494,12 @@ class Toolkit:
                             "gene,score"}
         if len(df) < a.n:
             res["note"] = f"only {len(df)} untested candidate(s) were left; {a.n} were asked for"
+        if waiting := df.attrs.get("unmeasured"):
+            from scagents.cli import unmeasured_line
+
+            res["unmeasured_earlier"] = unmeasured_line(waiting)
+        if header is not None and df.attrs.get("created"):
+            res["candidates_header_skipped"] = header
         return res
 
     # ------------------------------------------------------------------------- ingest_results

@@ -24,6 +24,7 @@ from scagents.campaign import (
     plot_campaign,
     propose_round,
 )
+from scagents.campaign.ledger import list_campaigns, read_candidates_file
 from scagents.errors import GeneNotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -355,6 +356,25 @@ def test_ingest_reads_a_mageck_rra_summary_of_the_whole_library(db, tmp_path):
     assert set(_measured(db)) == set(p0["gene"]) | set(p1["gene"])
 
 
+def test_the_same_library_file_ingested_after_the_next_round_adds_the_new_proposals(db, tmp_path):
+    """A biologist ingests the one whole-library MAGeCK summary after every round: the second time
+    it must add the genes proposed since, not answer 'already ingested' and lose them."""
+    p0 = propose_round(db, "c1", batch=5, designer="random", seed=0)
+    path = _rra(tmp_path / "screen.gene_summary.txt", GENES + LIBRARY)
+    assert ingest(db, "c1", path).n_new == 5
+    p1 = propose_round(db, "c1", batch=3, designer="random", seed=1)
+    s1 = ingest(db, "c1", path)
+    assert not s1.duplicate_file and s1.n_new == 3 and s1.n_already == 5 and s1.rounds == [1]
+    assert s1.note == "this file was ingested before; its rows of the genes proposed since were added"
+    assert _measured(db) == {g: _lfc(g) for g in list(p0["gene"]) + list(p1["gene"])}
+    assert ingest(db, "c1", path).duplicate_file  # nothing proposed since: nothing added
+    propose_round(db, "c1", batch=2, designer="random", seed=2)
+    before = _snapshot(db)
+    with pytest.raises(IngestError, match="ingested before with score = MAGeCK RRA neg.lfc"):
+        ingest(db, "c1", path, score_column="pos|lfc")  # another column of the same file: refused
+    assert _snapshot(db) == before
+
+
 def test_rra_without_a_signed_column_or_with_two_different_lfcs_is_refused(db, tmp_path):
     p0 = propose_round(db, "c1", batch=3, designer="random", seed=0)
     before = _snapshot(db)
@@ -498,3 +518,18 @@ def test_real_mageck_mle_and_rra_summaries_from_genedisco(tmp_path):
     h = history(db, "c2")
     assert dict(zip(h["gene"], h["measured"], strict=True)) == pytest.approx(
         table.set_index("id").loc[p1["gene"], "neg|lfc"].to_dict())
+
+
+def test_one_gene_in_two_cases_is_refused_as_a_duplicate_candidate(tmp_path):
+    db = tmp_path / "l.sqlite"
+    with pytest.raises(CampaignError, match="Duplicate candidates in different cases: IFIT1 / ifit1; list each"):
+        create_campaign(db, "c", goal="g", candidates=["IFIT1", "STAT1", "ifit1"], features=None)
+    assert not db.exists() or not list_campaigns(db)
+
+
+def test_read_candidates_file_skips_a_header_and_blank_lines(tmp_path):
+    path = tmp_path / "lib.txt"
+    path.write_text("\ufeffGene\n\nSTAT1\n  \nIRF1\n")
+    assert read_candidates_file(path) == (["STAT1", "IRF1"], "Gene")
+    path.write_text("STAT1\nIRF1\n")
+    assert read_candidates_file(path) == (["STAT1", "IRF1"], None)
