@@ -1248,8 +1248,9 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
         axes[0].axhline(HIT_THRESHOLD, color="#c0392b", ls="--", lw=0.8,
                         label=f"hit threshold ({HIT_THRESHOLD:g})")
         axes[0].legend(frameon=False, fontsize=7, loc="best")
+        done = sorted(int(r) for r in m["round"].unique())  # rounds with results: a waiting round is no zero
         hits = (m.assign(hit=y >= HIT_THRESHOLD).groupby("round")["hit"].sum()
-                .reindex(rounds, fill_value=0).cumsum())
+                .reindex(done, fill_value=0).cumsum())
         axes[1].step(hits.index, hits.to_numpy(), where="mid", color="#c0392b", marker="o")
         axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))
         axes[1].set_ylim(bottom=0)
@@ -1271,7 +1272,13 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
                 title="hits found")
     axes[2].set(xlabel="round", ylabel="best hit-likeness so far",
                 title="best so far (label: the gene)")
+    measured_rounds = set(m["round"].astype(int))
+    waiting = [r for r in rounds if r not in measured_rounds and r in set(h["round"].astype(int))]
     for ax in axes:
+        for r in waiting:  # proposed, results not ingested yet: say so where the round's points would be
+            ax.axvspan(r - 0.5, r + 0.5, color="#ecf0f1", zorder=0)
+            ax.text(r, 0.5, "not measured yet", transform=ax.get_xaxis_transform(), rotation=90,
+                    ha="center", va="center", fontsize=7, color="#7f8c8d")
         ax.set_xlim(rounds[0] - 0.5, rounds[-1] + 0.5)
         ax.set_xticks(rounds if len(rounds) <= 12 else
                       [int(t) for t in MaxNLocator(integer=True).tick_values(rounds[0], rounds[-1])])

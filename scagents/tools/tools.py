@@ -467,7 +467,6 @@ class Toolkit:
 
     def _propose(self, a: S.RecommendPerturbations) -> dict:
         from scagents.campaign import propose_round
-
         from scagents.campaign.ledger import read_candidates_file
 
         cands, header = a.candidates, None

@@ -118,6 +118,26 @@ def test_campaign_plot_integer_rounds_and_labelled_hits(db, tmp_path):
     plt.close(fig)
 
 
+def test_campaign_plot_does_not_count_a_round_without_results(db, tmp_path):
+    """A proposed round whose results are not ingested is no round with zero new hits: the hits
+    line stops at the last measured round and the waiting round is marked 'not measured yet'."""
+    from scagents.campaign.ledger import _campaign_figure
+
+    p = propose_round(db, "c1", batch=6, designer="random", seed=0)
+    ingest(db, "c1", _write(tmp_path / "r0.csv", "gene,score\n" + "".join(
+        f"{g},{10.0 if i == 0 else 0.1 * i}\n" for i, g in enumerate(p["gene"]))))
+    propose_round(db, "c1", batch=6, designer="random", seed=1)
+    fig = _campaign_figure(history(db, "c1"), "c1", "abs")
+    scatter, hits, best = fig.axes
+    assert list(hits.lines[0].get_xdata()) == [0] and list(hits.lines[0].get_ydata()) == [1]
+    for ax in fig.axes:
+        assert list(ax.get_xticks()) == [0, 1]
+        assert "not measured yet" in [t.get_text() for t in ax.texts]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def test_unknown_campaign_and_goal_mismatch(db):
     with pytest.raises(CampaignError, match="No campaign"):
         propose_round(db, "nope", batch=4, designer="random")
