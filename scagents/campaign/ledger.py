@@ -1208,15 +1208,16 @@ def campaign_summaries(db_path: str | Path) -> list[dict]:
     return rows
 
 
-_OBJECTIVE_WORDS = {"abs": "|score − median| in robust SDs", "increase": "score above the median, in "
-                    "robust SDs", "decrease": "score below the median, in robust SDs"}
+_OBJECTIVE_WORDS = {"abs": "|score − median|", "increase": "score above the median",
+                    "decrease": "score below the median"}
 
 
 HIT_THRESHOLD = 2.0
 """Hit-likeness (robust SDs from the median) at which the campaign plot counts a gene as a hit."""
 
 
-def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels: int = 8):
+def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels: int = 8,
+                     score_rule: str | None = None):
     """The campaign progress figure of a :func:`history` table (see :func:`plot_campaign`)."""
     import matplotlib
 
@@ -1266,8 +1267,11 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
                                  textcoords="offset points", fontsize=7)
     else:
         axes[0].text(0.5, 0.5, "no measurements yet", ha="center", transform=axes[0].transAxes)
-    ylabel = f"hit-likeness\n({_OBJECTIVE_WORDS.get(objective, objective)})"
+    ylabel = (f"hit-likeness: {_OBJECTIVE_WORDS.get(objective, objective)}\n"
+              "in robust SDs (median, SD of the measured genes)")
     axes[0].set(xlabel="round", ylabel=ylabel, title=f"{campaign}: every measured proposal")
+    if score_rule:  # which column of the results files is the score, e.g. MAGeCK RRA neg|lfc
+        axes[0].set_title(f"{campaign}: every measured proposal\n{score_rule}", fontsize=9)
     axes[1].set(xlabel="round", ylabel=f"hits so far (hit-likeness ≥ {HIT_THRESHOLD:g})",
                 title="hits found")
     axes[2].set(xlabel="round", ylabel="best hit-likeness so far",
@@ -1299,10 +1303,13 @@ def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
     """
     con = _connect(db_path, campaign)
     try:
-        objective = _campaign_row(con, campaign)[3]
+        cid, objective = (lambda row: (row[0], row[3]))(_campaign_row(con, campaign))
+        rules = [r[0] for r in con.execute("SELECT DISTINCT rule FROM ingest_scores WHERE campaign_id = ? AND "
+                                           "rule != '' ORDER BY rule", (cid,))]
     finally:
         con.close()
-    fig = _campaign_figure(history(db_path, campaign), campaign, objective)
+    rule = rules[0] if len(rules) == 1 else ("scores from several rules: " + "; ".join(rules) if rules else None)
+    fig = _campaign_figure(history(db_path, campaign), campaign, objective, score_rule=rule)
     import matplotlib.pyplot as plt
 
     out = Path(path)

@@ -133,9 +133,23 @@ def test_campaign_plot_does_not_count_a_round_without_results(db, tmp_path):
     for ax in fig.axes:
         assert list(ax.get_xticks()) == [0, 1]
         assert "not measured yet" in [t.get_text() for t in ax.texts]
+    assert "median, SD of the measured genes" in scatter.get_ylabel()  # not the library's: say so
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_campaign_plot_names_the_score_column_of_the_results(db, tmp_path, monkeypatch):
+    """The plot's reader learns which column of the results is the score (its unit)."""
+    import scagents.campaign.ledger as L
+
+    propose_round(db, "c1", batch=5, designer="random", seed=0)
+    s = ingest(db, "c1", _rra(tmp_path / "screen.gene_summary.txt", GENES))
+    seen = {}
+    real = L._campaign_figure
+    monkeypatch.setattr(L, "_campaign_figure", lambda *a, **k: seen.setdefault("fig", real(*a, **k)))
+    plot_campaign(db, "c1", tmp_path / "p.png")
+    assert s.score_rule in seen["fig"].axes[0].get_title()
 
 
 def test_unknown_campaign_and_goal_mismatch(db):
