@@ -381,6 +381,7 @@ def format_ingest(summary) -> str:
 def _cmd_campaign(args: argparse.Namespace) -> int:
     from scagents.campaign import history, plot_campaign
     from scagents.campaign.ledger import check_campaign_name
+    from scagents.errors import DataFileError
 
     check_campaign_name(args.name)  # the default plot file is named after it
     h = history(args.db, args.name)
@@ -388,7 +389,12 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     print("")
     for rnd, why in h.groupby("round", sort=True)["rationale"].unique().items():
         print(f"round {rnd} ({h.loc[h['round'] == rnd, 'designer'].iloc[0]}): {'; '.join(why)}")
-    path = plot_campaign(args.db, args.name, args.plot or f"{args.name}_progress.png")
+    plot = args.plot or f"{args.name}_progress.png"
+    try:
+        path = plot_campaign(args.db, args.name, plot)
+    except OSError as exc:
+        why = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else (exc.strerror or str(exc))
+        raise DataFileError(f"Cannot write the plot {plot} ({why}); give --plot PATH in a writable folder.") from None
     print(f"plot: {path}")
     return 0
 

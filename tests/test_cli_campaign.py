@@ -360,3 +360,13 @@ def test_ingest_of_the_same_library_file_after_the_next_round_adds_the_new_genes
     out = capsys.readouterr().out
     assert "2 new measurement(s) added to campaign 'ifng' (round 1); 3 already stored." in out
     assert "note: this file was ingested before; its rows of the genes proposed since were added." in out
+
+
+def test_campaign_plot_that_cannot_be_written_is_one_line(campaign, tmp_path, capsys):
+    db, _ = campaign
+    (tmp_path / "afile").write_text("x")
+    rc = main(["campaign", "ifng", "--db", db, "--plot", str(tmp_path / "afile" / "p.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith(f"error: Cannot write the plot {tmp_path / 'afile' / 'p.png'} (")
+    assert err[0].endswith("); give --plot PATH in a writable folder.")

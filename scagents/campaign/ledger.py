@@ -202,11 +202,27 @@ def _connect(db_path: str | Path, campaign: str | None = None) -> sqlite3.Connec
     return con
 
 
+def _read_only(con: sqlite3.Connection, exc: sqlite3.OperationalError) -> CampaignError | None:
+    """The error to raise when ``exc`` says the ledger cannot be written (a read-only file or folder)."""
+    if "readonly" not in str(exc) and "read-only" not in str(exc):
+        return None
+    path = con.execute("PRAGMA database_list").fetchone()[2]
+    return CampaignError(f"The ledger {path} is read-only ({exc}); nothing was written. Reading works "
+                         "(`scagents campaign`, `campaigns`); to propose or ingest, make the file and its folder "
+                         "writable or copy the ledger elsewhere and point --db at the copy.")
+
+
 @contextmanager
 def _transaction(con: sqlite3.Connection):
-    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise (_read_only(con, exc) or exc) from None
     try:
         yield con
+    except sqlite3.OperationalError as exc:
+        con.execute("ROLLBACK")
+        raise (_read_only(con, exc) or exc) from None
     except BaseException:
         con.execute("ROLLBACK")
         raise

@@ -567,3 +567,21 @@ def test_read_candidates_file_skips_a_header_and_blank_lines(tmp_path):
     assert read_candidates_file(path) == (["STAT1", "IRF1"], "Gene")
     path.write_text("STAT1\nIRF1\n")
     assert read_candidates_file(path) == (["STAT1", "IRF1"], None)
+
+
+def test_a_read_only_ledger_is_one_clear_error_and_stays_readable(db, monkeypatch):
+    """A ledger the user may only read (shared read-only, a read-only mount): `next` says so in one
+    sentence; reading the history still works."""
+    import scagents.campaign.ledger as L
+
+    propose_round(db, "c1", batch=3, designer="random", seed=0)
+    before = _snapshot(db)
+    real = sqlite3.connect
+    monkeypatch.setattr(L.sqlite3, "connect", lambda path, *a, **k: real(
+        path if str(path).startswith("file:") else f"file:{path}?mode=ro", *a, **{**k, "uri": True}))
+    with pytest.raises(CampaignError, match=r"The ledger .*ledger\.sqlite is read-only \(attempt to write a readonly "
+                                            r"database\); nothing was written"):
+        propose_round(db, "c1", batch=3, designer="random", seed=1)
+    assert len(history(db, "c1")) == 3
+    monkeypatch.undo()
+    assert _snapshot(db) == before
