@@ -330,6 +330,20 @@ def test_next_reads_a_candidates_file_with_a_header_and_blank_lines(tmp_path, ca
     assert f"candidates: {len(CANDIDATES)} gene(s) read from {cands} (first line 'gene' taken as a header" in out
 
 
+def test_next_names_the_candidates_without_a_row_in_the_features(tmp_path, capsys):
+    cands = tmp_path / "library.txt"
+    cands.write_text("\n".join(CANDIDATES + ["NOTAGENE1"]) + "\n")
+    feats = tmp_path / "feats.csv"
+    feats.write_text("gene,f1,f2\n" + "".join(f"{g},{i},{-i}\n" for i, g in enumerate(CANDIDATES)))
+    assert main(["next", "--campaign", "c", "--goal", "g", "--candidates", str(cands), "--features", str(feats),
+                 "--designer", "random", "--batch", "2", "--db", str(tmp_path / "l.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert (f"candidates: {len(CANDIDATES) + 1} gene(s) read from {cands}; 1 without a row in {feats} "
+            "(NOTAGENE1): they have no expression features (zeros, flagged 'missing').") in out
+    assert main(["next", "--campaign", "c", "--batch", "2", "--db", str(tmp_path / "l.sqlite")]) == 0
+    assert "candidates:" not in capsys.readouterr().out  # said once, when the campaign is made
+
+
 def test_next_refuses_one_gene_in_two_cases(tmp_path, capsys):
     cands = tmp_path / "library.txt"
     cands.write_text("STAT1\nstat1\nIRF1\n")

@@ -309,8 +309,10 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
     Returns
     -------
     dict
-        ``{"name", "goal", "objective", "kind", "n_candidates", "n_features", "prior"}`` —
-        ``prior`` is the stored prior's source, or ``None``.
+        ``{"name", "goal", "objective", "kind", "n_candidates", "n_features", "prior",
+        "without_features"}`` — ``prior`` is the stored prior's source, or ``None``;
+        ``without_features`` the candidates without a row in the feature data (zero features, the
+        ``missing`` column set; empty when no feature data was given).
 
     Raises
     ------
@@ -376,8 +378,9 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
                 con.execute("INSERT INTO settings(campaign_id, key, value) VALUES (?, 'prior', 'none')", (cid,))
     finally:
         con.close()
+    absent = [g for g in genes if any(F.at[p, "missing"] for p in g.split("+"))] if len(feats.columns) else []
     return {"name": name, "goal": goal, "objective": objective_name(obj), "kind": kind,
-            "n_candidates": len(genes), "n_features": M.shape[1], "prior": psource}
+            "n_candidates": len(genes), "n_features": M.shape[1], "prior": psource, "without_features": absent}
 
 
 def read_candidates_file(path: str | Path) -> tuple[list[str], str | None]:
@@ -620,7 +623,8 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
             raise CampaignError(f"No campaign named {campaign!r} in {db_path}: give goal= and candidates= "
                                 "to create it (CLI: --goal and --candidates FILE).")
         _resolve_config(None, designer, seed, n_rounds, designer_options)  # bad options: nothing created
-        create_campaign(db_path, campaign, goal=goal, candidates=candidates, features=features, objective=objective)
+        made = create_campaign(db_path, campaign, goal=goal, candidates=candidates, features=features,
+                               objective=objective)
     con = _connect(db_path, campaign)
     try:
         cid, _, cgoal, cobjective, _, _ = _campaign_row(con, campaign)
@@ -676,6 +680,11 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         out.attrs["designer"] = config
         out.attrs["feature_coverage"] = dict(getattr(des, "feature_coverage_", {}))
         out.attrs["created"] = not exists
+        if not exists:
+            out.attrs["candidates"] = {"n": len(genes), "without_features": made["without_features"],
+                                       "features": "the shared PBMC expression data" if isinstance(features, str)
+                                       and features == "auto" else str(features) if isinstance(features, str | Path)
+                                       else "the given features"}
         waiting = prop[~prop["gene"].isin(meas["gene"])]  # proposed in earlier rounds, not measured yet
         out.attrs["unmeasured"] = {int(r): int(n) for r, n in waiting.groupby("round").size().items()}
         with _transaction(con):

@@ -489,16 +489,18 @@ class Toolkit:
                                     "uncertainty": round(float(r.uncertainty), 4)}
                                    for r in df.itertuples()],
                "csv": self.ws.rel(csv), "ledger": self.ws.rel(self.ws.ledger),
-               "next_step": "measure these perturbations, then call ingest_results with a CSV of "
-                            "gene,score"}
+               "next_step": "measure these perturbations, then call ingest_results with the results "
+                            "file (gene,score CSV, MAGeCK gene_summary or BAGEL2 BF table)"}
         if len(df) < a.n:
             res["note"] = f"only {len(df)} untested candidate(s) were left; {a.n} were asked for"
         if waiting := df.attrs.get("unmeasured"):
             from scagents.cli import unmeasured_line
 
             res["unmeasured_earlier"] = unmeasured_line(waiting)
-        if header is not None and df.attrs.get("created"):
-            res["candidates_header_skipped"] = header
+        if info := df.attrs.get("candidates"):
+            from scagents.cli import candidates_line
+
+            res["candidates"] = candidates_line(info, a.candidates_file, header)
         return res
 
     # ------------------------------------------------------------------------- ingest_results
