@@ -384,7 +384,9 @@ def format_ingest(summary) -> str:
             parts.append(f"{summary.n_unknown} gene(s) that are not candidates of the campaign{eg}")
         lines.append(f"ignored: {ignored} other row(s): {'; '.join(parts)}.")
     if summary.n_unmeasured:
-        lines.append(f"still unmeasured: {summary.n_unmeasured} proposed gene(s) of the campaign.")
+        eg = ", ".join(summary.unmeasured) + (", …" if summary.n_unmeasured > len(summary.unmeasured) else "")
+        lines.append(f"still unmeasured: {summary.n_unmeasured} proposed gene(s) of the campaign"
+                     f"{f' ({eg}): not in this file' if eg else ''}.")
     if summary.note:
         lines.append(f"note: {summary.note}.")
     return "\n".join(lines)

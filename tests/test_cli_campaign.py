@@ -384,3 +384,14 @@ def test_campaign_plot_that_cannot_be_written_is_one_line(campaign, tmp_path, ca
     assert rc == 2 and len(err) == 1
     assert err[0].startswith(f"error: Cannot write the plot {tmp_path / 'afile' / 'p.png'} (")
     assert err[0].endswith("); give --plot PATH in a writable folder.")
+
+
+def test_ingest_names_the_proposed_genes_the_file_lacks(campaign, tmp_path, capsys):
+    db, first = campaign
+    genes = first["gene"].tolist()
+    res = tmp_path / "partial.csv"
+    res.write_text(f"gene,score\n{genes[0]},1.0\n")
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert (f"still unmeasured: 2 proposed gene(s) of the campaign ({genes[1]} (round 0), {genes[2]} (round 0)): "
+            "not in this file.") in out

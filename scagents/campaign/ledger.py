@@ -143,8 +143,11 @@ class IngestSummary:
         A few of the genes that are not candidates.
     n_unmeasured
         Proposed genes of the campaign still without a measurement after this ingest.
+    unmeasured
+        A few of them (proposal order), with their round: ``"GENE (round R)"``.
     note
-        A line when earlier ingests of the campaign used another score rule, else ``None``.
+        A line when earlier ingests of the campaign used another score rule or the same file was
+        ingested before, else ``None``.
     """
 
     campaign: str
@@ -161,6 +164,7 @@ class IngestSummary:
     unknown: list[str] = field(default_factory=list)
     n_unmeasured: int = 0
     note: str | None = None
+    unmeasured: list[str] = field(default_factory=list)
 
 
 def _pause(where: str) -> None:
@@ -1108,9 +1112,10 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, scor
             con.executemany(ins, rows[:half])
             _pause("ingest")
             con.executemany(ins, rows[half:])
-            unmeasured = con.execute(
-                "SELECT COUNT(*) FROM proposals p LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND "
-                "m.gene = p.gene AND m.round = p.round WHERE p.campaign_id = ? AND m.gene IS NULL", (cid,)).fetchone()[0]
+            waiting = con.execute(
+                "SELECT p.gene, p.round FROM proposals p LEFT JOIN measurements m ON m.campaign_id = p.campaign_id "
+                "AND m.gene = p.gene AND m.round = p.round WHERE p.campaign_id = ? AND m.gene IS NULL "
+                "ORDER BY p.round, p.rank", (cid,)).fetchall()
     finally:
         con.close()
     note = (f"earlier ingests of this campaign used another score ({'; '.join(earlier)}); the designer compares "
@@ -1121,7 +1126,8 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, scor
     return IngestSummary(campaign, str(path), sha, len(rows), got["n_taken"] - len(rows), False,
                          sorted({r[2] for r in rows}), score_rule=choice.rule, source_format=choice.fmt,
                          n_unproposed=got["n_unproposed"], n_unknown=got["n_unknown"], unknown=got["unknown"],
-                         n_unmeasured=int(unmeasured), note=note)
+                         n_unmeasured=len(waiting), note=note,
+                         unmeasured=[f"{g[:40]} (round {r})" for g, r in waiting[:5]])
 
 
 def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
