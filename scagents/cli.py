@@ -256,15 +256,9 @@ def _cmd_next(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from scagents.campaign import propose_round
-    from scagents.errors import DataFileError
+    from scagents.campaign.ledger import read_candidates_file
 
-    cands = None
-    if args.candidates:
-        try:
-            cands = [g.strip() for g in Path(args.candidates).read_text(encoding="utf-8").split() if g.strip()]
-        except UnicodeDecodeError:
-            raise DataFileError(f"Candidates file {args.candidates} is not UTF-8 text; write one gene symbol "
-                                "per line.") from None
+    cands, header = (None, None) if not args.candidates else read_candidates_file(Path(args.candidates))
     opts = {} if args.policy_steps is None else {"total_timesteps": args.policy_steps}
     for item in args.designer_option:
         key, sep, val = item.partition("=")
@@ -277,7 +271,22 @@ def _cmd_next(args: argparse.Namespace) -> int:
                        designer=args.designer, seed=args.seed, n_rounds=args.rounds,
                        features=args.features or "auto", objective=args.objective, **opts)
     print(format_proposals(df))
+    if info := df.attrs.get("candidates"):
+        print(candidates_line(info, args.candidates, header))
     return 0
+
+
+def candidates_line(info: dict, source: str | None = None, header: str | None = None) -> str:
+    """What a new campaign's candidates are: how many, the header skipped, those without features."""
+    line = f"candidates: {info['n']} gene(s)" + (f" read from {source}" if source else "")
+    if header is not None:
+        line += f" (first line {header!r} taken as a header and skipped)"
+    absent = info.get("without_features") or []
+    if absent:
+        eg = ", ".join(absent[:5]) + (", …" if len(absent) > 5 else "")
+        line += (f"; {len(absent)} without a row in {info['features']} ({eg}): they have no expression features "
+                 "(zeros, flagged 'missing')")
+    return line + "."
 
 
 def _option_value(text: str):
@@ -305,6 +314,13 @@ def _designer_line(cfg: dict) -> str:
             f"rounds{'; ' + opts if opts else ''}) — stored in the ledger; later rounds continue it")
 
 
+def unmeasured_line(waiting: dict[int, int]) -> str:
+    """What ``next`` says when earlier rounds still wait for results: ``{round: genes not measured}``."""
+    rounds = ", ".join(str(r) for r in sorted(waiting))
+    return (f"{sum(waiting.values())} gene(s) proposed in round(s) {rounds} are not measured yet; this round was "
+            "chosen without their results (ingest them first, and they inform the next round)")
+
+
 def format_proposals(df) -> str:
     """The ``next`` table in plain words: the proposals (the rationale once below the table when
     every row shares it) and, when the ranks do not follow the score, a line saying why."""
@@ -324,6 +340,8 @@ def format_proposals(df) -> str:
             lines.append(absent)
     if len(why) == 1:
         lines.append(f"why: {why[0]}")
+    if waiting := df.attrs.get("unmeasured"):
+        lines.append(f"note: {unmeasured_line(waiting)}.")
     scores = df["score"].to_numpy(float)
     later_higher = [(i, j) for i in range(len(df)) for j in range(i + 1, len(df))
                     if scores[j] > scores[i] + 1e-12]
@@ -366,7 +384,9 @@ def format_ingest(summary) -> str:
             parts.append(f"{summary.n_unknown} gene(s) that are not candidates of the campaign{eg}")
         lines.append(f"ignored: {ignored} other row(s): {'; '.join(parts)}.")
     if summary.n_unmeasured:
-        lines.append(f"still unmeasured: {summary.n_unmeasured} proposed gene(s) of the campaign.")
+        eg = ", ".join(summary.unmeasured) + (", …" if summary.n_unmeasured > len(summary.unmeasured) else "")
+        lines.append(f"still unmeasured: {summary.n_unmeasured} proposed gene(s) of the campaign"
+                     f"{f' ({eg}): not in this file' if eg else ''}.")
     if summary.note:
         lines.append(f"note: {summary.note}.")
     return "\n".join(lines)
@@ -375,6 +395,7 @@ def format_ingest(summary) -> str:
 def _cmd_campaign(args: argparse.Namespace) -> int:
     from scagents.campaign import history, plot_campaign
     from scagents.campaign.ledger import check_campaign_name
+    from scagents.errors import DataFileError
 
     check_campaign_name(args.name)  # the default plot file is named after it
     h = history(args.db, args.name)
@@ -382,7 +403,12 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     print("")
     for rnd, why in h.groupby("round", sort=True)["rationale"].unique().items():
         print(f"round {rnd} ({h.loc[h['round'] == rnd, 'designer'].iloc[0]}): {'; '.join(why)}")
-    path = plot_campaign(args.db, args.name, args.plot or f"{args.name}_progress.png")
+    plot = args.plot or f"{args.name}_progress.png"
+    try:
+        path = plot_campaign(args.db, args.name, plot)
+    except OSError as exc:
+        why = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else (exc.strerror or str(exc))
+        raise DataFileError(f"Cannot write the plot {plot} ({why}); give --plot PATH in a writable folder.") from None
     print(f"plot: {path}")
     return 0
 

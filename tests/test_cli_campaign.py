@@ -315,3 +315,83 @@ def test_campaigns_best_is_the_campaigns_own_reward(campaign, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     row = dict(zip(lines[0].split(), re.split(r"\s{2,}", lines[1]), strict=True))
     assert row["best"] == f"{g[2]} (+1)"
+
+
+def test_next_reads_a_candidates_file_with_a_header_and_blank_lines(tmp_path, capsys):
+    """A library file as biologists keep it: a 'gene' header line and blank lines; the header is
+    not a candidate, and the output says it was skipped."""
+    cands = tmp_path / "library.txt"
+    cands.write_text("gene\n\n" + "\n".join(CANDIDATES) + "\n  \n")
+    db = str(tmp_path / "l.sqlite")
+    assert main(["next", "--campaign", "c", "--goal", "find regulators of IFNG", "--candidates", str(cands),
+                 "--designer", "random", "--batch", str(len(CANDIDATES)), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert set(_table(out)["gene"]) == set(CANDIDATES)
+    assert f"candidates: {len(CANDIDATES)} gene(s) read from {cands} (first line 'gene' taken as a header" in out
+
+
+def test_next_names_the_candidates_without_a_row_in_the_features(tmp_path, capsys):
+    cands = tmp_path / "library.txt"
+    cands.write_text("\n".join(CANDIDATES + ["NOTAGENE1"]) + "\n")
+    feats = tmp_path / "feats.csv"
+    feats.write_text("gene,f1,f2\n" + "".join(f"{g},{i},{-i}\n" for i, g in enumerate(CANDIDATES)))
+    assert main(["next", "--campaign", "c", "--goal", "g", "--candidates", str(cands), "--features", str(feats),
+                 "--designer", "random", "--batch", "2", "--db", str(tmp_path / "l.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert (f"candidates: {len(CANDIDATES) + 1} gene(s) read from {cands}; 1 without a row in {feats} "
+            "(NOTAGENE1): they have no expression features (zeros, flagged 'missing').") in out
+    assert main(["next", "--campaign", "c", "--batch", "2", "--db", str(tmp_path / "l.sqlite")]) == 0
+    assert "candidates:" not in capsys.readouterr().out  # said once, when the campaign is made
+
+
+def test_next_refuses_one_gene_in_two_cases(tmp_path, capsys):
+    cands = tmp_path / "library.txt"
+    cands.write_text("STAT1\nstat1\nIRF1\n")
+    rc = main(["next", "--campaign", "c", "--goal", "g", "--candidates", str(cands),
+               "--db", str(tmp_path / "l.sqlite")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: Duplicate candidates in different cases: STAT1 / stat1;")
+    assert not (tmp_path / "l.sqlite").exists()
+
+
+def test_next_says_when_earlier_rounds_are_not_measured(campaign, capsys):
+    db, first = campaign
+    assert main(["next", "--campaign", "ifng", "--batch", "2", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert ("note: 3 gene(s) proposed in round(s) 0 are not measured yet; this round was chosen without their "
+            "results") in out
+
+
+def test_ingest_of_the_same_library_file_after_the_next_round_adds_the_new_genes(campaign, tmp_path, capsys):
+    db, first = campaign
+    res = tmp_path / "screen.csv"
+    res.write_text("gene,score\n" + "".join(f"{g},{i / 10}\n" for i, g in enumerate(CANDIDATES)))
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["next", "--campaign", "ifng", "--batch", "2", "--db", db]) == 0
+    assert "not measured yet" not in capsys.readouterr().out
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "2 new measurement(s) added to campaign 'ifng' (round 1); 3 already stored." in out
+    assert "note: this file was ingested before; its rows of the genes proposed since were added." in out
+
+
+def test_campaign_plot_that_cannot_be_written_is_one_line(campaign, tmp_path, capsys):
+    db, _ = campaign
+    (tmp_path / "afile").write_text("x")
+    rc = main(["campaign", "ifng", "--db", db, "--plot", str(tmp_path / "afile" / "p.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith(f"error: Cannot write the plot {tmp_path / 'afile' / 'p.png'} (")
+    assert err[0].endswith("); give --plot PATH in a writable folder.")
+
+
+def test_ingest_names_the_proposed_genes_the_file_lacks(campaign, tmp_path, capsys):
+    db, first = campaign
+    genes = first["gene"].tolist()
+    res = tmp_path / "partial.csv"
+    res.write_text(f"gene,score\n{genes[0]},1.0\n")
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert (f"still unmeasured: 2 proposed gene(s) of the campaign ({genes[1]} (round 0), {genes[2]} (round 0)): "
+            "not in this file.") in out

@@ -126,7 +126,9 @@ class IngestSummary:
     n_already
         Rows identical to measurements already stored (skipped).
     duplicate_file
-        ``True`` when this exact file content had been ingested before (nothing added).
+        ``True`` when this exact file content had been ingested before and holds no gene proposed
+        since (nothing added). The same file ingested again after a later round (a whole-library
+        summary) adds the rows of the genes proposed since.
     rounds
         Rounds the new measurements belong to.
     score_rule
@@ -141,8 +143,11 @@ class IngestSummary:
         A few of the genes that are not candidates.
     n_unmeasured
         Proposed genes of the campaign still without a measurement after this ingest.
+    unmeasured
+        A few of them (proposal order), with their round: ``"GENE (round R)"``.
     note
-        A line when earlier ingests of the campaign used another score rule, else ``None``.
+        A line when earlier ingests of the campaign used another score rule or the same file was
+        ingested before, else ``None``.
     """
 
     campaign: str
@@ -159,6 +164,7 @@ class IngestSummary:
     unknown: list[str] = field(default_factory=list)
     n_unmeasured: int = 0
     note: str | None = None
+    unmeasured: list[str] = field(default_factory=list)
 
 
 def _pause(where: str) -> None:
@@ -200,11 +206,27 @@ def _connect(db_path: str | Path, campaign: str | None = None) -> sqlite3.Connec
     return con
 
 
+def _read_only(con: sqlite3.Connection, exc: sqlite3.OperationalError) -> CampaignError | None:
+    """The error to raise when ``exc`` says the ledger cannot be written (a read-only file or folder)."""
+    if "readonly" not in str(exc) and "read-only" not in str(exc):
+        return None
+    path = con.execute("PRAGMA database_list").fetchone()[2]
+    return CampaignError(f"The ledger {path} is read-only ({exc}); nothing was written. Reading works "
+                         "(`scagents campaign`, `campaigns`); to propose or ingest, make the file and its folder "
+                         "writable or copy the ledger elsewhere and point --db at the copy.")
+
+
 @contextmanager
 def _transaction(con: sqlite3.Connection):
-    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise (_read_only(con, exc) or exc) from None
     try:
         yield con
+    except sqlite3.OperationalError as exc:
+        con.execute("ROLLBACK")
+        raise (_read_only(con, exc) or exc) from None
     except BaseException:
         con.execute("ROLLBACK")
         raise
@@ -291,8 +313,10 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
     Returns
     -------
     dict
-        ``{"name", "goal", "objective", "kind", "n_candidates", "n_features", "prior"}`` —
-        ``prior`` is the stored prior's source, or ``None``.
+        ``{"name", "goal", "objective", "kind", "n_candidates", "n_features", "prior",
+        "without_features"}`` — ``prior`` is the stored prior's source, or ``None``;
+        ``without_features`` the candidates without a row in the feature data (zero features, the
+        ``missing`` column set; empty when no feature data was given).
 
     Raises
     ------
@@ -312,6 +336,13 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
     dup = pd.Index(genes)[pd.Index(genes).duplicated()].unique().tolist()
     if dup:
         raise CampaignError(f"Duplicate candidates {dup[:10]}; list each gene once.")
+    spellings: dict[str, list[str]] = {}
+    for g in genes:
+        spellings.setdefault(g.upper(), []).append(g)
+    cased = [" / ".join(v) for v in spellings.values() if len(v) > 1]
+    if cased:  # one gene in two cases would be two candidates with the same features, measured twice
+        raise CampaignError(f"Duplicate candidates in different cases: {', '.join(cased[:10])}; list each gene "
+                            "once, in one spelling.")
     if not str(goal).strip():
         raise CampaignError("The goal is empty; say what the campaign looks for.")
     obj = _stored_objective(objective, goal)
@@ -351,8 +382,36 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
                 con.execute("INSERT INTO settings(campaign_id, key, value) VALUES (?, 'prior', 'none')", (cid,))
     finally:
         con.close()
+    absent = [g for g in genes if any(F.at[p, "missing"] for p in g.split("+"))] if len(feats.columns) else []
     return {"name": name, "goal": goal, "objective": objective_name(obj), "kind": kind,
-            "n_candidates": len(genes), "n_features": M.shape[1], "prior": psource}
+            "n_candidates": len(genes), "n_features": M.shape[1], "prior": psource, "without_features": absent}
+
+
+def read_candidates_file(path: str | Path) -> tuple[list[str], str | None]:
+    """The genes of a candidates file: one gene per line (or whitespace-separated), blank lines
+    skipped, and a first line that is a column name (``gene``, ``symbol``, ``id``, … as in
+    :data:`_GENE_COLS`) skipped as a header.
+
+    Returns
+    -------
+    tuple[list[str], str | None]
+        The genes in file order (duplicates kept: :func:`create_campaign` refuses them) and the
+        header line skipped, if any.
+
+    Raises
+    ------
+    DataFileError
+        The file is not UTF-8 text.
+    FileNotFoundError, IsADirectoryError
+        No such file.
+    """
+    try:
+        genes = [g.strip() for g in Path(path).read_text(encoding="utf-8-sig").split() if g.strip()]
+    except UnicodeDecodeError:
+        raise DataFileError(f"Candidates file {path} is not UTF-8 text; write one gene symbol per line.") from None
+    if genes and genes[0].lower() in _GENE_COLS:
+        return genes[1:], genes[0]
+    return genes, None
 
 
 def read_feature_file(path: str | Path) -> pd.DataFrame:
@@ -568,7 +627,8 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
             raise CampaignError(f"No campaign named {campaign!r} in {db_path}: give goal= and candidates= "
                                 "to create it (CLI: --goal and --candidates FILE).")
         _resolve_config(None, designer, seed, n_rounds, designer_options)  # bad options: nothing created
-        create_campaign(db_path, campaign, goal=goal, candidates=candidates, features=features, objective=objective)
+        made = create_campaign(db_path, campaign, goal=goal, candidates=candidates, features=features,
+                               objective=objective)
     con = _connect(db_path, campaign)
     try:
         cid, _, cgoal, cobjective, _, _ = _campaign_row(con, campaign)
@@ -623,6 +683,14 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         out.attrs["objective"] = objective_name(cobjective)
         out.attrs["designer"] = config
         out.attrs["feature_coverage"] = dict(getattr(des, "feature_coverage_", {}))
+        out.attrs["created"] = not exists
+        if not exists:
+            out.attrs["candidates"] = {"n": len(genes), "without_features": made["without_features"],
+                                       "features": "the shared PBMC expression data" if isinstance(features, str)
+                                       and features == "auto" else str(features) if isinstance(features, str | Path)
+                                       else "the given features"}
+        waiting = prop[~prop["gene"].isin(meas["gene"])]  # proposed in earlier rounds, not measured yet
+        out.attrs["unmeasured"] = {int(r): int(n) for r, n in waiting.groupby("round").size().items()}
         with _transaction(con):
             # re-check inside the write lock: another process may have added a round meanwhile
             last2 = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
@@ -937,7 +1005,7 @@ def _new_measurements(con: sqlite3.Connection, cid: int, campaign: str, path: Pa
 
 def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, score_column: str | None = None,
            gene_column: str | None = None) -> IngestSummary:
-    """Add measured results to a campaign (one transaction; idempotent per file content).
+    """Add measured results to a campaign (one transaction; idempotent per file content and proposals).
 
     Files are read as their tools write them (tab- or comma-separated; column names compared
     case-insensitively), and the score is a signed effect, so that the campaign's objective
@@ -1008,37 +1076,58 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, scor
         # every check reads the ledger inside the write lock (BEGIN IMMEDIATE): a concurrent ingest
         # of the same file waits for this one to commit, then finds it already ingested
         with _transaction(con):
-            if con.execute("SELECT 1 FROM ingests WHERE campaign_id = ? AND sha256 = ?", (cid, sha)).fetchone():
-                stored = con.execute("SELECT rule FROM ingest_scores WHERE campaign_id = ? AND sha256 = ?",
-                                     (cid, sha)).fetchone()
-                return IngestSummary(campaign, str(path), sha, 0, 0, True, [],
-                                     score_rule=stored[0] if stored else "", source_format=choice.fmt)
+            seen = con.execute("SELECT 1 FROM ingests WHERE campaign_id = ? AND sha256 = ?", (cid, sha)).fetchone()
+            stored = con.execute("SELECT rule FROM ingest_scores WHERE campaign_id = ? AND sha256 = ?",
+                                 (cid, sha)).fetchone()
+            if seen and stored and stored[0] != choice.rule:  # the same file read with another column
+                waiting = {r[0].upper() for r in con.execute(
+                    "SELECT p.gene FROM proposals p LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND "
+                    "m.gene = p.gene WHERE p.campaign_id = ? AND m.gene IS NULL", (cid,))}
+                if not df["gene"].str.upper().isin(waiting).any():
+                    return IngestSummary(campaign, str(path), sha, 0, 0, True, [], score_rule=stored[0],
+                                         source_format=choice.fmt)
+                raise IngestError(f"Results file {path} was ingested before with {stored[0]}; ingest it again "
+                                  f"with the same columns, not with {choice.rule}.")
             earlier = [r[0] for r in con.execute("SELECT DISTINCT rule FROM ingest_scores WHERE campaign_id = ? "
                                                  "AND rule != ?", (cid, choice.rule))]
             got = _new_measurements(con, cid, campaign, path, df, sha)
             rows = got["rows"]
-            con.execute("INSERT INTO ingests(campaign_id, sha256, path, n_rows, created) VALUES (?,?,?,?,?)",
-                        (cid, sha, str(path.resolve()), got["n_taken"], time.time()))
-            con.execute("INSERT INTO ingest_scores(campaign_id, sha256, format, gene_column, score_column, sign, "
-                        "rule, n_ignored) VALUES (?,?,?,?,?,?,?,?)",
-                        (cid, sha, choice.fmt, choice.gene, choice.score, choice.sign, choice.rule,
-                         got["n_unproposed"] + got["n_unknown"]))
+            if seen and not rows:  # the same file again, and no gene of it was proposed since
+                return IngestSummary(campaign, str(path), sha, 0, 0, True, [],
+                                     score_rule=stored[0] if stored else "", source_format=choice.fmt)
+            if seen:  # a whole-library file ingested again after a later round: take the genes proposed since
+                con.execute("UPDATE ingests SET n_rows = ?, created = ? WHERE campaign_id = ? AND sha256 = ?",
+                            (got["n_taken"], time.time(), cid, sha))
+                con.execute("UPDATE ingest_scores SET n_ignored = ? WHERE campaign_id = ? AND sha256 = ?",
+                            (got["n_unproposed"] + got["n_unknown"], cid, sha))
+            else:
+                con.execute("INSERT INTO ingests(campaign_id, sha256, path, n_rows, created) VALUES (?,?,?,?,?)",
+                            (cid, sha, str(path.resolve()), got["n_taken"], time.time()))
+                con.execute("INSERT INTO ingest_scores(campaign_id, sha256, format, gene_column, score_column, "
+                            "sign, rule, n_ignored) VALUES (?,?,?,?,?,?,?,?)",
+                            (cid, sha, choice.fmt, choice.gene, choice.score, choice.sign, choice.rule,
+                             got["n_unproposed"] + got["n_unknown"]))
             half = len(rows) // 2
             ins = "INSERT INTO measurements(campaign_id, gene, round, value, ingest_sha) VALUES (?,?,?,?,?)"
             con.executemany(ins, rows[:half])
             _pause("ingest")
             con.executemany(ins, rows[half:])
-            unmeasured = con.execute(
-                "SELECT COUNT(*) FROM proposals p LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND "
-                "m.gene = p.gene AND m.round = p.round WHERE p.campaign_id = ? AND m.gene IS NULL", (cid,)).fetchone()[0]
+            waiting = con.execute(
+                "SELECT p.gene, p.round FROM proposals p LEFT JOIN measurements m ON m.campaign_id = p.campaign_id "
+                "AND m.gene = p.gene AND m.round = p.round WHERE p.campaign_id = ? AND m.gene IS NULL "
+                "ORDER BY p.round, p.rank", (cid,)).fetchall()
     finally:
         con.close()
     note = (f"earlier ingests of this campaign used another score ({'; '.join(earlier)}); the designer compares "
             "all measurements on one scale" if earlier else None)
+    if seen:
+        again = "this file was ingested before; its rows of the genes proposed since were added"
+        note = f"{again}; {note}" if note else again
     return IngestSummary(campaign, str(path), sha, len(rows), got["n_taken"] - len(rows), False,
                          sorted({r[2] for r in rows}), score_rule=choice.rule, source_format=choice.fmt,
                          n_unproposed=got["n_unproposed"], n_unknown=got["n_unknown"], unknown=got["unknown"],
-                         n_unmeasured=int(unmeasured), note=note)
+                         n_unmeasured=len(waiting), note=note,
+                         unmeasured=[f"{g[:40]} (round {r})" for g, r in waiting[:5]])
 
 
 def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
@@ -1150,15 +1239,16 @@ def campaign_summaries(db_path: str | Path) -> list[dict]:
     return rows
 
 
-_OBJECTIVE_WORDS = {"abs": "|score − median| in robust SDs", "increase": "score above the median, in "
-                    "robust SDs", "decrease": "score below the median, in robust SDs"}
+_OBJECTIVE_WORDS = {"abs": "|score − median|", "increase": "score above the median",
+                    "decrease": "score below the median"}
 
 
 HIT_THRESHOLD = 2.0
 """Hit-likeness (robust SDs from the median) at which the campaign plot counts a gene as a hit."""
 
 
-def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels: int = 8):
+def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels: int = 8,
+                     score_rule: str | None = None):
     """The campaign progress figure of a :func:`history` table (see :func:`plot_campaign`)."""
     import matplotlib
 
@@ -1190,8 +1280,9 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
         axes[0].axhline(HIT_THRESHOLD, color="#c0392b", ls="--", lw=0.8,
                         label=f"hit threshold ({HIT_THRESHOLD:g})")
         axes[0].legend(frameon=False, fontsize=7, loc="best")
+        done = sorted(int(r) for r in m["round"].unique())  # rounds with results: a waiting round is no zero
         hits = (m.assign(hit=y >= HIT_THRESHOLD).groupby("round")["hit"].sum()
-                .reindex(rounds, fill_value=0).cumsum())
+                .reindex(done, fill_value=0).cumsum())
         axes[1].step(hits.index, hits.to_numpy(), where="mid", color="#c0392b", marker="o")
         axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))
         axes[1].set_ylim(bottom=0)
@@ -1207,13 +1298,22 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
                                  textcoords="offset points", fontsize=7)
     else:
         axes[0].text(0.5, 0.5, "no measurements yet", ha="center", transform=axes[0].transAxes)
-    ylabel = f"hit-likeness\n({_OBJECTIVE_WORDS.get(objective, objective)})"
+    ylabel = (f"hit-likeness: {_OBJECTIVE_WORDS.get(objective, objective)}\n"
+              "in robust SDs (median, SD of the measured genes)")
     axes[0].set(xlabel="round", ylabel=ylabel, title=f"{campaign}: every measured proposal")
+    if score_rule:  # which column of the results files is the score, e.g. MAGeCK RRA neg|lfc
+        axes[0].set_title(f"{campaign}: every measured proposal\n{score_rule}", fontsize=9)
     axes[1].set(xlabel="round", ylabel=f"hits so far (hit-likeness ≥ {HIT_THRESHOLD:g})",
                 title="hits found")
     axes[2].set(xlabel="round", ylabel="best hit-likeness so far",
                 title="best so far (label: the gene)")
+    measured_rounds = set(m["round"].astype(int))
+    waiting = [r for r in rounds if r not in measured_rounds and r in set(h["round"].astype(int))]
     for ax in axes:
+        for r in waiting:  # proposed, results not ingested yet: say so where the round's points would be
+            ax.axvspan(r - 0.5, r + 0.5, color="#ecf0f1", zorder=0)
+            ax.text(r, 0.5, "not measured yet", transform=ax.get_xaxis_transform(), rotation=90,
+                    ha="center", va="center", fontsize=7, color="#7f8c8d")
         ax.set_xlim(rounds[0] - 0.5, rounds[-1] + 0.5)
         ax.set_xticks(rounds if len(rounds) <= 12 else
                       [int(t) for t in MaxNLocator(integer=True).tick_values(rounds[0], rounds[-1])])
@@ -1234,10 +1334,13 @@ def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
     """
     con = _connect(db_path, campaign)
     try:
-        objective = _campaign_row(con, campaign)[3]
+        cid, objective = (lambda row: (row[0], row[3]))(_campaign_row(con, campaign))
+        rules = [r[0] for r in con.execute("SELECT DISTINCT rule FROM ingest_scores WHERE campaign_id = ? AND "
+                                           "rule != '' ORDER BY rule", (cid,))]
     finally:
         con.close()
-    fig = _campaign_figure(history(db_path, campaign), campaign, objective)
+    rule = rules[0] if len(rules) == 1 else ("scores from several rules: " + "; ".join(rules) if rules else None)
+    fig = _campaign_figure(history(db_path, campaign), campaign, objective, score_rule=rule)
     import matplotlib.pyplot as plt
 
     out = Path(path)

@@ -148,7 +148,7 @@ class RecommendPerturbations(_Args):
     candidates_file: str | None = Field(None, description="File with one candidate gene per line "
                                         "(instead of `candidates`).")
     designer: Literal["policy", "ridge_ucb", "gp_ucb", "bayes_prior", "prior_only", "random"] | None = Field(
-        None, description="Campaign designer; default: the campaign's stored designer, else policy "
+        None, description="Campaign designer; default: the campaign's stored designer, else bayes_prior "
         "(the same default as `scagents next` and the benchmark).")
     seed: int | None = Field(None, ge=0, lt=2**32, json_schema_extra={"minimum": 0, "exclusiveMaximum": 2**32},
                              description="Random seed (0 ≤ seed < 2**32); default: the campaign's stored "

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ValidationError
 
 from scagents._atomic import atomic_path, write_json
 from scagents.data import write as write_data
-from scagents.errors import ScagentsError
+from scagents.errors import DataFileError, ScagentsError
 from scagents.tools import schemas as S
 from scagents.tools.workspace import Workspace, format_error, format_validation_error
 
@@ -467,13 +467,14 @@ class Toolkit:
 
     def _propose(self, a: S.RecommendPerturbations) -> dict:
         from scagents.campaign import propose_round
+        from scagents.campaign.ledger import read_candidates_file
 
-        cands = a.candidates
+        cands, header = a.candidates, None
         if a.candidates_file is not None:
             path = self.ws.resolve(a.candidates_file, must_exist=True, what="candidates file")
             try:
-                cands = [g.strip() for g in path.read_text(encoding="utf-8").split() if g.strip()]
-            except UnicodeDecodeError:
+                cands, header = read_candidates_file(path)
+            except DataFileError:
                 raise ToolRunError(f"The candidates file {a.candidates_file!r} is not text; give "
                                    "a text file with one gene per line.") from None
         with self._ledger() as ledger:
@@ -488,10 +489,18 @@ class Toolkit:
                                     "uncertainty": round(float(r.uncertainty), 4)}
                                    for r in df.itertuples()],
                "csv": self.ws.rel(csv), "ledger": self.ws.rel(self.ws.ledger),
-               "next_step": "measure these perturbations, then call ingest_results with a CSV of "
-                            "gene,score"}
+               "next_step": "measure these perturbations, then call ingest_results with the results "
+                            "file (gene,score CSV, MAGeCK gene_summary or BAGEL2 BF table)"}
         if len(df) < a.n:
             res["note"] = f"only {len(df)} untested candidate(s) were left; {a.n} were asked for"
+        if waiting := df.attrs.get("unmeasured"):
+            from scagents.cli import unmeasured_line
+
+            res["unmeasured_earlier"] = unmeasured_line(waiting)
+        if info := df.attrs.get("candidates"):
+            from scagents.cli import candidates_line
+
+            res["candidates"] = candidates_line(info, a.candidates_file, header)
         return res
 
     # ------------------------------------------------------------------------- ingest_results

@@ -24,6 +24,7 @@ from scagents.campaign import (
     plot_campaign,
     propose_round,
 )
+from scagents.campaign.ledger import list_campaigns, read_candidates_file
 from scagents.errors import GeneNotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +116,40 @@ def test_campaign_plot_integer_rounds_and_labelled_hits(db, tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_campaign_plot_does_not_count_a_round_without_results(db, tmp_path):
+    """A proposed round whose results are not ingested is no round with zero new hits: the hits
+    line stops at the last measured round and the waiting round is marked 'not measured yet'."""
+    from scagents.campaign.ledger import _campaign_figure
+
+    p = propose_round(db, "c1", batch=6, designer="random", seed=0)
+    ingest(db, "c1", _write(tmp_path / "r0.csv", "gene,score\n" + "".join(
+        f"{g},{10.0 if i == 0 else 0.1 * i}\n" for i, g in enumerate(p["gene"]))))
+    propose_round(db, "c1", batch=6, designer="random", seed=1)
+    fig = _campaign_figure(history(db, "c1"), "c1", "abs")
+    scatter, hits, best = fig.axes
+    assert list(hits.lines[0].get_xdata()) == [0] and list(hits.lines[0].get_ydata()) == [1]
+    for ax in fig.axes:
+        assert list(ax.get_xticks()) == [0, 1]
+        assert "not measured yet" in [t.get_text() for t in ax.texts]
+    assert "median, SD of the measured genes" in scatter.get_ylabel()  # not the library's: say so
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_campaign_plot_names_the_score_column_of_the_results(db, tmp_path, monkeypatch):
+    """The plot's reader learns which column of the results is the score (its unit)."""
+    import scagents.campaign.ledger as L
+
+    propose_round(db, "c1", batch=5, designer="random", seed=0)
+    s = ingest(db, "c1", _rra(tmp_path / "screen.gene_summary.txt", GENES))
+    seen = {}
+    real = L._campaign_figure
+    monkeypatch.setattr(L, "_campaign_figure", lambda *a, **k: seen.setdefault("fig", real(*a, **k)))
+    plot_campaign(db, "c1", tmp_path / "p.png")
+    assert s.score_rule in seen["fig"].axes[0].get_title()
 
 
 def test_unknown_campaign_and_goal_mismatch(db):
@@ -355,6 +390,25 @@ def test_ingest_reads_a_mageck_rra_summary_of_the_whole_library(db, tmp_path):
     assert set(_measured(db)) == set(p0["gene"]) | set(p1["gene"])
 
 
+def test_the_same_library_file_ingested_after_the_next_round_adds_the_new_proposals(db, tmp_path):
+    """A biologist ingests the one whole-library MAGeCK summary after every round: the second time
+    it must add the genes proposed since, not answer 'already ingested' and lose them."""
+    p0 = propose_round(db, "c1", batch=5, designer="random", seed=0)
+    path = _rra(tmp_path / "screen.gene_summary.txt", GENES + LIBRARY)
+    assert ingest(db, "c1", path).n_new == 5
+    p1 = propose_round(db, "c1", batch=3, designer="random", seed=1)
+    s1 = ingest(db, "c1", path)
+    assert not s1.duplicate_file and s1.n_new == 3 and s1.n_already == 5 and s1.rounds == [1]
+    assert s1.note == "this file was ingested before; its rows of the genes proposed since were added"
+    assert _measured(db) == {g: _lfc(g) for g in list(p0["gene"]) + list(p1["gene"])}
+    assert ingest(db, "c1", path).duplicate_file  # nothing proposed since: nothing added
+    propose_round(db, "c1", batch=2, designer="random", seed=2)
+    before = _snapshot(db)
+    with pytest.raises(IngestError, match="ingested before with score = MAGeCK RRA neg.lfc"):
+        ingest(db, "c1", path, score_column="pos|lfc")  # another column of the same file: refused
+    assert _snapshot(db) == before
+
+
 def test_rra_without_a_signed_column_or_with_two_different_lfcs_is_refused(db, tmp_path):
     p0 = propose_round(db, "c1", batch=3, designer="random", seed=0)
     before = _snapshot(db)
@@ -498,3 +552,36 @@ def test_real_mageck_mle_and_rra_summaries_from_genedisco(tmp_path):
     h = history(db, "c2")
     assert dict(zip(h["gene"], h["measured"], strict=True)) == pytest.approx(
         table.set_index("id").loc[p1["gene"], "neg|lfc"].to_dict())
+
+
+def test_one_gene_in_two_cases_is_refused_as_a_duplicate_candidate(tmp_path):
+    db = tmp_path / "l.sqlite"
+    with pytest.raises(CampaignError, match="Duplicate candidates in different cases: IFIT1 / ifit1; list each"):
+        create_campaign(db, "c", goal="g", candidates=["IFIT1", "STAT1", "ifit1"], features=None)
+    assert not db.exists() or not list_campaigns(db)
+
+
+def test_read_candidates_file_skips_a_header_and_blank_lines(tmp_path):
+    path = tmp_path / "lib.txt"
+    path.write_text("\ufeffGene\n\nSTAT1\n  \nIRF1\n")
+    assert read_candidates_file(path) == (["STAT1", "IRF1"], "Gene")
+    path.write_text("STAT1\nIRF1\n")
+    assert read_candidates_file(path) == (["STAT1", "IRF1"], None)
+
+
+def test_a_read_only_ledger_is_one_clear_error_and_stays_readable(db, monkeypatch):
+    """A ledger the user may only read (shared read-only, a read-only mount): `next` says so in one
+    sentence; reading the history still works."""
+    import scagents.campaign.ledger as L
+
+    propose_round(db, "c1", batch=3, designer="random", seed=0)
+    before = _snapshot(db)
+    real = sqlite3.connect
+    monkeypatch.setattr(L.sqlite3, "connect", lambda path, *a, **k: real(
+        path if str(path).startswith("file:") else f"file:{path}?mode=ro", *a, **{**k, "uri": True}))
+    with pytest.raises(CampaignError, match=r"The ledger .*ledger\.sqlite is read-only \(attempt to write a readonly "
+                                            r"database\); nothing was written"):
+        propose_round(db, "c1", batch=3, designer="random", seed=1)
+    assert len(history(db, "c1")) == 3
+    monkeypatch.undo()
+    assert _snapshot(db) == before

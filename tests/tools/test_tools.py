@@ -170,6 +170,28 @@ def test_campaign_round_trip(tools, workdir):
     assert (workdir / rep["progress_plot"]).stat().st_size > 1000
 
 
+def test_campaign_from_a_library_file_as_a_biologist_keeps_it(tools, workdir):
+    """A candidates file with a 'gene' header and blank lines, one whole-library results file
+    ingested after every round, a round proposed before the last one was measured."""
+    lib = ["STAT1", "IRF1", "JAK2", "TBX21", "GATA3", "STAT4", "IL12RB2", "NOTAGENE1"]
+    (workdir / "library.txt").write_text("gene\n\n" + "\n".join(lib) + "\n")
+    (workdir / "screen.csv").write_text("gene,score\n" + "".join(f"{g},{i / 10}\n" for i, g in enumerate(lib)))
+    call = {"n": 3, "campaign": "lib", "goal": "find regulators of IFNG", "designer": "random",
+            "candidates_file": "library.txt"}
+    rec = json.loads(tools["recommend_perturbations"].invoke(call))
+    assert rec["candidates"].startswith("candidates: 8 gene(s) read from library.txt (first line 'gene' taken "
+                                        "as a header and skipped)")
+    assert "NOTAGENE1" in rec["candidates"] and "unmeasured_earlier" not in rec
+    ing = json.loads(tools["ingest_results"].invoke({"campaign": "lib", "results_path": "screen.csv"}))
+    assert ing["n_new"] == 3 and ing["n_ignored_not_proposed"] == 5
+    nxt = json.loads(tools["recommend_perturbations"].invoke({"n": 2, "campaign": "lib"}))
+    assert "candidates" not in nxt and "unmeasured_earlier" not in nxt
+    third = json.loads(tools["recommend_perturbations"].invoke({"n": 2, "campaign": "lib"}))
+    assert third["unmeasured_earlier"].startswith("2 gene(s) proposed in round(s) 1 are not measured yet")
+    again = json.loads(tools["ingest_results"].invoke({"campaign": "lib", "results_path": "screen.csv"}))
+    assert not again["duplicate_file"] and again["n_new"] == 4 and again["rounds"] == [1, 2]
+
+
 @pytest.mark.slow
 def test_predict_then_report_and_integrate_and_train(tools, simulated, workdir):
     pred = json.loads(tools["predict_perturbation"].invoke({"targets": ["IFNG"]}))
