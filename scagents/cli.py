@@ -90,14 +90,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.goal is None and args.resume is None:
         print("error: give --goal \"predict IFNG knockout\" (or --resume RUN_ID)", file=sys.stderr)
         return 2
-    if args.resume is None:
-        from scagents.steering import is_steering_goal
-
-        if is_steering_goal(args.goal):  # fate steering: the steering agent answers on the twin
-            from scagents.agents.steering import run_steering
-
-            return run_steering(args.goal, out=args.out, model=args.model, seed=args.seed,
-                                n_cells=args.n_cells, quiet=args.quiet)
     inputs = {}
     for item in args.inputs or []:
         gene, sep, value = item.partition("=")
@@ -109,6 +101,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"error: --inputs {item!r}: write GENE=VALUE with a number, e.g. TCR=1",
                   file=sys.stderr)
             return 2
+    if args.resume is None:
+        from scagents.steering import is_steering_goal
+
+        if is_steering_goal(args.goal):  # fate steering: the steering agent answers on the twin
+            from scagents.agents.steering import run_steering
+
+            return run_steering(args.goal, out=args.out, model=args.model, seed=args.seed,
+                                n_cells=args.n_cells, quiet=args.quiet, inputs=inputs, data=args.data)
     if args.genes is not None and args.genes < 10:
         print(f"error: --genes must be at least 10, got {args.genes}", file=sys.stderr)
         return 2
