@@ -456,7 +456,19 @@ def list_runs(root: str | os.PathLike = "scagents_runs") -> list[dict]:
                 started = float(events[0].get("time", started))
         row = {"run_id": folder.name,
                "started": datetime.fromtimestamp(started).isoformat(sep=" ", timespec="seconds")}
-        if has_report:
+        steering = folder / "steering.json"
+        if not has_report and steering.is_file():  # a finished fate-steering run
+            try:
+                st = json.loads(steering.read_text())
+                steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in st["best"]["steps"])
+                answer = ("no signal" if st.get("no_signal") else
+                          f"{steps or 'do nothing'} -> {st['task']['target']} "
+                          f"{st['best']['target_fraction_mean']:.2f} (control "
+                          f"{st['control']['target_fraction_mean']:.2f})")
+                row.update(goal=st["goal"]["text"], state="finished (steering)", answer=answer)
+            except (ValueError, KeyError, TypeError) as exc:
+                row.update(goal="?", state=f"unreadable steering.json ({exc})", answer="")
+        elif has_report:
             try:
                 res = RunResult.load(folder)
                 row.update(goal=res.goal, state="finished",

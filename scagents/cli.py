@@ -101,9 +101,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"error: --inputs {item!r}: write GENE=VALUE with a number, e.g. TCR=1",
                   file=sys.stderr)
             return 2
-    if args.resume is None:
-        from scagents.steering import is_steering_goal
+    from scagents.steering import is_steering_goal
 
+    if args.resume is not None:  # a steering run resumes through the steering path
+        from scagents.agents.graph import run_state
+
+        try:
+            goal = (run_state(args.resume).get("options") or {}).get("goal")
+        except ScagentsError:
+            goal = None  # api.run says what is wrong with the run id
+        if is_steering_goal(goal):
+            from scagents.agents.steering import run_steering
+
+            return run_steering(goal, resume=args.resume, quiet=args.quiet)
+    else:
         if is_steering_goal(args.goal):  # fate steering: the steering agent answers on the twin
             from scagents.agents.steering import run_steering
 
@@ -394,6 +405,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from scagents.agents.report import report_agent
 
     values = run_state(args.run, root=args.root)
+    if values.get("steering"):  # a fate-steering run: its steering.{md,json} are rewritten
+        from scagents.steering import _write, print_answer
+
+        folder = Path(values["out_dir"])
+        _write(values["steering"], folder)
+        print_answer(values["steering"], folder, float(values["steering"].get("wall_time_s", 0.0)))
+        return 0
     if not values.get("policy"):
         print("error: the run has no prediction yet; resume it with run --resume", file=sys.stderr)
         return 2

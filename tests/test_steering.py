@@ -189,3 +189,21 @@ def test_cli_steering_bad_options_one_line_no_folder(tmp_path, capsys, extra, me
     assert main(["run", "--goal", "drive Th0 cells to Th1", "--out", str(out), "--quiet", *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and not out.exists()
+
+
+def test_finished_steering_run_is_listed_reported_and_resumed(tmp_path, capsys):
+    path = tmp_path / "toggle.bnet"
+    path.write_text(TOGGLE)
+    root = tmp_path / "runs"
+    out = root / "st"
+    assert main(["run", "--model", str(path), "--goal", "steer Bfate cells to Afate", "--n-cells", "16",
+                 "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--out", str(root)]) == 0
+    listing = capsys.readouterr().out
+    assert "finished (steering)" in listing and "interrupted" not in listing and "-> Afate" in listing
+    (out / "steering.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "best schedule:" in capsys.readouterr().out and (out / "steering.md").is_file()
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0
+    assert "best schedule:" in capsys.readouterr().out

@@ -34,7 +34,7 @@ def steering_agent(state: RunState) -> dict:
 
 def run_steering(goal: str, *, out: str | None = None, model: str = "th", seed: int = 0, n_cells: int = 100,
                  quiet: bool = False, root: str = "scagents_runs", inputs: dict[str, float] | None = None,
-                 data: str | None = None) -> int:
+                 data: str | None = None, resume: str | None = None) -> int:
     """Run a steering goal through the agent graph and print the answer (the CLI's ``run`` path).
 
     Raises
@@ -51,6 +51,10 @@ def run_steering(goal: str, *, out: str | None = None, model: str = "th", seed: 
     from scagents.steering import parse_steering_goal, print_answer
     from scagents.twin import load_model
 
+    if resume is not None:  # a steering run: finish it (a finished one is only printed again)
+        state = run_graph(resume=resume, root=root, on_event=None)
+        print_answer(state["steering"], Path(state["out_dir"]), state["wall_time_s"])
+        return 0
     if data is not None:
         raise GoalError(f"Steering goals ({goal!r}) are answered on the digital twin only (--model th, "
                         f"krumsiek11 or a Boolean model file), not on --data {data}: drop --data, or ask "
