@@ -285,11 +285,13 @@ def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
     files = {}
     fig, ax = plt.subplots(figsize=(6.5, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for s, style, name in ((control, "--", "control"), (best, "-", "schedule")):
+    for s, style in ((control, "--"), (best, "-")):
         times, fr = steerer.trajectory(s)
         for j, f in enumerate(task.fate_names):
-            ax.plot(times, fr[:, j], style, color=colors[j % len(colors)],
-                    label=f"{f} ({name})" if name == "schedule" or j == 0 else None)
+            ax.plot(times, fr[:, j], style, color=colors[j % len(colors)], label=f if style == "-" else None)
+    # the line styles once, in black: colours are fates, styles are the two runs
+    ax.plot([], [], "--", color="k", label="control (no intervention)")
+    ax.plot([], [], "-", color="k", label="schedule" if task.describe(best) else "best found: do nothing")
     for k, step in enumerate(task.describe(best)):
         ax.axvline(step["time"], color="grey", lw=0.8)
         ax.text(step["time"], 1.02 + 0.06 * k, step["intervention"], fontsize=7)
