@@ -68,6 +68,8 @@ def _fate_index(models: list[str]) -> dict[str, dict[str, str]]:
 # words that stand before "cells" without naming a start fate ("push cells", "make more cells")
 _NOT_A_FATE = {"the", "of", "my", "these", "those", "all", "some", "more", "which", "what", "naive", "our",
                "your", "their", "any", "many", "most", "t", "the.", "into", "to", "towards", "toward"}
+_TIMED = re.compile(r"\b(?:at|after|before|from|until|by)\s+(?:time\s+|t\s*=?\s*|day\s+|hour\s+)?\d[\d.]*"
+                    r"\s*(?:h|hours?|d|days?|min|%)?(?=\W|$)", re.I)
 _EXCLUDE = re.compile(r"\b(?:without|except|excluding)\s+(?:touching|using|perturbing|targeting|"
                       r"changing|hitting)?\s*([A-Za-z0-9.\-]+(?:\s*(?:,|and|or|nor)\s*[A-Za-z0-9.\-]+)*)",
                       re.I)
@@ -109,6 +111,11 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
     if user_file and not index[preferred]:
         raise GoalError(f"The model file {str(model)!r} defines no fates; add lines such as "
                         f"'# @fate Th1 = TBX21 & !GATA3' (or a sidecar FILE.inputs.json with \"fates\").")
+    timed = _TIMED.search(text)
+    if timed:
+        raise GoalError(f"A fixed time ({timed.group(0).strip()!r}) cannot be set in a steering goal: the search "
+                        "picks when to intervene among t = 0, 0.33 and 0.67 of the trajectory and the report "
+                        "says when; drop the time from the goal.")
     words = re.findall(r"[A-Za-z0-9.\-]+", text)
     chosen = preferred
     if not any(_match(w, index[preferred]) for w in words):
@@ -129,7 +136,8 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
     target = _match(target_w.group(1), fates)
     if target is None:
         raise GoalError(f"Unknown fate {target_w.group(1)!r} in the goal; model {chosen!r} has fates: "
-                        f"{', '.join(fates.values())}.")
+                        f"{', '.join(fates.values())}. For a fate no shipped model has, pass --model "
+                        f"FILE.bnet with a line such as '# @fate {target_w.group(1)} = RORC & !FOXP3'.")
     start = None
     if (start_w is not None and start_w.group(1).lower() not in _NOT_A_FATE
             and not _STEER.fullmatch(start_w.group(1))):

@@ -30,7 +30,7 @@ def test_prediction_goals_are_not_steering():
 
 
 def test_unknown_fates_name_the_model_fates():
-    with pytest.raises(GoalError, match="Th17.*Th1, Th2, Th0"):
+    with pytest.raises(GoalError, match=r"Th17.*Th1, Th2, Th0.*--model FILE.bnet.*# @fate Th17 = "):
         parse_steering_goal("drive Th0 cells to Th17")
     with pytest.raises(GoalError, match="start fate 'Th9'"):
         parse_steering_goal("drive Th9 cells to Th1")
@@ -207,3 +207,11 @@ def test_finished_steering_run_is_listed_reported_and_resumed(tmp_path, capsys):
     assert "best schedule:" in capsys.readouterr().out and (out / "steering.md").is_file()
     assert main(["run", "--resume", str(out), "--quiet"]) == 0
     assert "best schedule:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["steer Th0 cells to Th1 with one intervention after t=0.5",
+                                  "drive Th0 cells to Th1 at 6h", "block the erythroid fate before day 2"])
+def test_fixed_times_are_refused_not_ignored(text):
+    with pytest.raises(GoalError, match="cannot be set in a steering goal"):
+        parse_steering_goal(text)
+    parse_steering_goal("which two perturbations make granulocytes")  # no digit after a time word
