@@ -137,7 +137,7 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
     if target is None:
         raise GoalError(f"Unknown fate {target_w.group(1)!r} in the goal; model {chosen!r} has fates: "
                         f"{', '.join(fates.values())}. For a fate no shipped model has, pass --model "
-                        f"FILE.bnet with a line such as '# @fate {target_w.group(1)} = RORC & !FOXP3'.")
+                        f"FILE.bnet with a line such as '# @fate {target_w.group(1)} = GENE1 & !GENE2'.")
     start = None
     if (start_w is not None and start_w.group(1).lower() not in _NOT_A_FATE
             and not _STEER.fullmatch(start_w.group(1))):
