@@ -58,7 +58,8 @@ def run_steering(goal: str, *, out: str | None = None, model: str = "th", seed: 
     if data is not None:
         raise GoalError(f"Steering goals ({goal!r}) are answered on the digital twin only (--model th, "
                         f"krumsiek11 or a Boolean model file), not on --data {data}: drop --data, or ask "
-                        f"what a perturbation does in the data, e.g. --goal \"predict STAT1 knockout\".")
+                        f"what a perturbation does in the data (--goal \"predict STAT1 knockout\"), or rank "
+                        f"perturbations for a read-out with `python -m scagents next --campaign NAME --goal ...`.")
     g = parse_steering_goal(goal, model)  # a bad goal fails here, before a run folder is made
     _check_twin_inputs(load_model(g.model), inputs or {})
     opts = RunOptions(goal=goal, model=model, n_cells=n_cells, seed=seed, progress=not quiet,
