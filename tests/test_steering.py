@@ -215,3 +215,11 @@ def test_fixed_times_are_refused_not_ignored(text):
     with pytest.raises(GoalError, match="cannot be set in a steering goal"):
         parse_steering_goal(text)
     parse_steering_goal("which two perturbations make granulocytes")  # no digit after a time word
+
+
+def test_unreachable_start_fate_in_the_milieu_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "--goal", "drive Th1 cells to Th2", "--inputs", "TCR=0", "IL12A=0", "IFNB1=0", "IL18=0",
+                 "--n-cells", "16", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reaches the start fate 'Th1'" in err[0] and not out.exists()

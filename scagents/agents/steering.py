@@ -70,6 +70,14 @@ def run_steering(goal: str, *, out: str | None = None, model: str = "th", seed: 
         for rec in update.get("log", []):
             print(f"[{rec['agent']}] {rec['status']}: {rec['summary']}", file=sys.stderr, flush=True)
 
-    state = run_graph(opts, out=out_dir, on_event=None if quiet else progress)
+    created = not out_dir.exists()
+    try:
+        state = run_graph(opts, out=out_dir, on_event=None if quiet else progress)
+    except GoalError:  # e.g. no cell reaches the start fate in this milieu: a rejected run leaves no folder
+        if created:
+            import shutil
+
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     print_answer(state["steering"], Path(state["out_dir"]), state["wall_time_s"])
     return 0
