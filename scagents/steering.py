@@ -383,7 +383,8 @@ def _write(result: dict, out: Path) -> dict[str, str]:
     lines += [f"- t = {s['time']:.2f}: {s['intervention']}" for s in b["steps"]] or ["- do nothing"]
     if result.get("n_tied_best", 1) > 1:
         lines += ["", f"{result['n_tied_best']} schedules found reach the same objective "
-                  f"({b['objective']:.3f}) on the search population; this is one of them (runner-ups below)."]
+                  f"({b['objective']:.3f}) on the search population; this is one of them "
+                  f"({min(len(result['runner_up']), result['n_tied_best'] - 1)} of the others below)."]
     lines += ["", f"{t['target']} fraction over {len(result['interval_seeds'])} fresh population seeds: "
               f"{b['target_fraction_mean']:.3f} (min {b['target_fraction_min']:.3f}, max "
               f"{b['target_fraction_max']:.3f}); control {c['target_fraction_mean']:.3f} (min "
