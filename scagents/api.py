@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scagents.errors import ScagentsError, check_path
+from scagents.errors import GoalError, ScagentsError, check_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -304,6 +304,12 @@ def run(
     """
     if goal is None and resume is None:
         raise RunStoppedError('Give a goal, e.g. goal="predict IFNG knockout" (or resume=RUN_ID).')
+    from scagents.steering import is_steering_goal
+
+    if resume is None and is_steering_goal(goal):  # no prediction to return: say where it is answered
+        raise GoalError(f"{goal!r} is a fate-steering goal: scagents.run answers prediction goals; use "
+                        f"scagents.steering.answer_steering_goal({goal!r}, out_dir, model=...) or "
+                        f"`python -m scagents run --goal {goal!r}`.")
     obj = None
     data_path: str | None = None
     if isinstance(data, str | os.PathLike):
