@@ -6,6 +6,12 @@ Goals understood (model fates matched case-insensitively, plurals accepted)::
     turn Th2 cells into Th1           start population Th2, target Th1
     block the erythroid fate          avoid erythroid (model chosen by its fates: krumsiek11)
     which two perturbations make granulocytes     target granulocyte, budget 2
+    steer to Th1 without touching IFNG            IFNG's knockout and overexpression left out
+
+A model file (``model="my.bnet"``) stays the model; a fixed time ("after t=0.5") is refused (the
+search picks the decision times). When the best schedule's target fraction does not clear the
+control's over the fresh population seeds, the answer says the simulation carries no signal and
+proposes nothing.
 
 :func:`parse_steering_goal` turns the words into a :class:`SteeringGoal` (model, start fate, target,
 avoid, budget); :func:`answer_steering_goal` searches schedules on the twin
