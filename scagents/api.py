@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scagents.errors import ScagentsError, check_path
+from scagents.errors import GoalError, ScagentsError, check_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -304,6 +304,12 @@ def run(
     """
     if goal is None and resume is None:
         raise RunStoppedError('Give a goal, e.g. goal="predict IFNG knockout" (or resume=RUN_ID).')
+    from scagents.steering import is_steering_goal
+
+    if resume is None and is_steering_goal(goal):  # no prediction to return: say where it is answered
+        raise GoalError(f"{goal!r} is a fate-steering goal: scagents.run answers prediction goals; use "
+                        f"scagents.steering.answer_steering_goal({goal!r}, out_dir, model=...) or "
+                        f"`python -m scagents run --goal {goal!r}`.")
     obj = None
     data_path: str | None = None
     if isinstance(data, str | os.PathLike):
@@ -456,7 +462,19 @@ def list_runs(root: str | os.PathLike = "scagents_runs") -> list[dict]:
                 started = float(events[0].get("time", started))
         row = {"run_id": folder.name,
                "started": datetime.fromtimestamp(started).isoformat(sep=" ", timespec="seconds")}
-        if has_report:
+        steering = folder / "steering.json"
+        if not has_report and steering.is_file():  # a finished fate-steering run
+            try:
+                st = json.loads(steering.read_text())
+                steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in st["best"]["steps"])
+                answer = ("no signal" if st.get("no_signal") else
+                          f"{steps or 'do nothing'} -> {st['task']['target']} "
+                          f"{st['best']['target_fraction_mean']:.2f} (control "
+                          f"{st['control']['target_fraction_mean']:.2f})")
+                row.update(goal=st["goal"]["text"], state="finished (steering)", answer=answer)
+            except (ValueError, KeyError, TypeError) as exc:
+                row.update(goal="?", state=f"unreadable steering.json ({exc})", answer="")
+        elif has_report:
             try:
                 res = RunResult.load(folder)
                 row.update(goal=res.goal, state="finished",

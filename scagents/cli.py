@@ -90,14 +90,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.goal is None and args.resume is None:
         print("error: give --goal \"predict IFNG knockout\" (or --resume RUN_ID)", file=sys.stderr)
         return 2
-    if args.resume is None:
-        from scagents.steering import is_steering_goal
-
-        if is_steering_goal(args.goal):  # fate steering: the steering agent answers on the twin
-            from scagents.agents.steering import run_steering
-
-            return run_steering(args.goal, out=args.out, model=args.model, seed=args.seed,
-                                n_cells=args.n_cells, quiet=args.quiet)
     inputs = {}
     for item in args.inputs or []:
         gene, sep, value = item.partition("=")
@@ -109,6 +101,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"error: --inputs {item!r}: write GENE=VALUE with a number, e.g. TCR=1",
                   file=sys.stderr)
             return 2
+    from scagents.steering import is_steering_goal
+
+    if args.resume is not None:  # a steering run resumes through the steering path
+        from scagents.agents.graph import run_state
+
+        try:
+            goal = (run_state(args.resume).get("options") or {}).get("goal")
+        except ScagentsError:
+            goal = None  # api.run says what is wrong with the run id
+        if is_steering_goal(goal):
+            from scagents.agents.steering import run_steering
+
+            return run_steering(goal, resume=args.resume, quiet=args.quiet)
+    else:
+        if is_steering_goal(args.goal):  # fate steering: the steering agent answers on the twin
+            from scagents.agents.steering import run_steering
+
+            return run_steering(args.goal, out=args.out, model=args.model, seed=args.seed,
+                                n_cells=args.n_cells, quiet=args.quiet, inputs=inputs, data=args.data)
     if args.genes is not None and args.genes < 10:
         print(f"error: --genes must be at least 10, got {args.genes}", file=sys.stderr)
         return 2
@@ -420,6 +431,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from scagents.agents.report import report_agent
 
     values = run_state(args.run, root=args.root)
+    if values.get("steering"):  # a fate-steering run: its steering.{md,json} are rewritten
+        from scagents.steering import _write, print_answer
+
+        folder = Path(values["out_dir"])
+        _write(values["steering"], folder)
+        print_answer(values["steering"], folder, float(values["steering"].get("wall_time_s", 0.0)))
+        return 0
     if not values.get("policy"):
         print("error: the run has no prediction yet; resume it with run --resume", file=sys.stderr)
         return 2

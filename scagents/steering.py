@@ -6,6 +6,12 @@ Goals understood (model fates matched case-insensitively, plurals accepted)::
     turn Th2 cells into Th1           start population Th2, target Th1
     block the erythroid fate          avoid erythroid (model chosen by its fates: krumsiek11)
     which two perturbations make granulocytes     target granulocyte, budget 2
+    steer to Th1 without touching IFNG            IFNG's knockout and overexpression left out
+
+A model file (``model="my.bnet"``) stays the model; a fixed time ("after t=0.5") is refused (the
+search picks the decision times). When the best schedule's target fraction does not clear the
+control's over the fresh population seeds, the answer says the simulation carries no signal and
+proposes nothing.
 
 :func:`parse_steering_goal` turns the words into a :class:`SteeringGoal` (model, start fate, target,
 avoid, budget); :func:`answer_steering_goal` searches schedules on the twin
@@ -46,6 +52,7 @@ class SteeringGoal:
     avoid: bool = False
     max_interventions: int = 2
     n_decisions: int = 3
+    exclude: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +69,16 @@ def _fate_index(models: list[str]) -> dict[str, dict[str, str]]:
     from scagents.twin import load_model
 
     return {m: {f.lower(): f for f in load_model(m).fates} for m in models}
+
+
+# words that stand before "cells" without naming a start fate ("push cells", "make more cells")
+_NOT_A_FATE = {"the", "of", "my", "these", "those", "all", "some", "more", "which", "what", "naive", "our",
+               "your", "their", "any", "many", "most", "t", "the.", "into", "to", "towards", "toward"}
+_TIMED = re.compile(r"\b(?:at|after|before|from|until|by)\s+(?:time\s+|t\s*=?\s*|day\s+|hour\s+)?\d[\d.]*"
+                    r"\s*(?:h|hours?|d|days?|min|%)?(?=\W|$)", re.I)
+_EXCLUDE = re.compile(r"\b(?:without|except|excluding)\s+(?:touching|using|perturbing|targeting|"
+                      r"changing|hitting)?\s*([A-Za-z0-9.\-]+(?:\s*(?:,|and|or|nor)\s*[A-Za-z0-9.\-]+)*)",
+                      re.I)
 
 
 def _match(word: str, fates: dict[str, str]) -> str | None:
@@ -87,12 +104,24 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
     GoalError
         No target fate, or a fate word the model does not have (the message lists its fates).
     """
-    from scagents.twin import list_models, load_model
+    from scagents.twin import list_models, load_model, shipped_model
 
     if not text or not text.strip():
         raise GoalError('The goal is empty. Write e.g. --goal "drive Th0 cells to Th1".')
-    preferred = load_model(model).name
-    index = _fate_index([preferred] + [m for m in list_models() if m != preferred])
+    # a model file stays the model (its path is kept: the task reads the file again); a shipped
+    # model may give way to another shipped model whose fates the goal names
+    user_file = shipped_model(model) is None
+    preferred = str(model) if user_file else load_model(model).name
+    shipped = [] if user_file else [m for m in list_models() if m != preferred]
+    index = _fate_index([preferred] + shipped)
+    if user_file and not index[preferred]:
+        raise GoalError(f"The model file {str(model)!r} defines no fates; add lines such as "
+                        f"'# @fate Th1 = TBX21 & !GATA3' (or a sidecar FILE.inputs.json with \"fates\").")
+    timed = _TIMED.search(text)
+    if timed:
+        raise GoalError(f"A fixed time ({timed.group(0).strip()!r}) cannot be set in a steering goal: the search "
+                        "picks when to intervene among t = 0, 0.33 and 0.67 of the trajectory and the report "
+                        "says when; drop the time from the goal.")
     words = re.findall(r"[A-Za-z0-9.\-]+", text)
     chosen = preferred
     if not any(_match(w, index[preferred]) for w in words):
@@ -113,33 +142,53 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
     target = _match(target_w.group(1), fates)
     if target is None:
         raise GoalError(f"Unknown fate {target_w.group(1)!r} in the goal; model {chosen!r} has fates: "
-                        f"{', '.join(fates.values())}.")
+                        f"{', '.join(fates.values())}. For a fate no shipped model has, pass --model "
+                        f"FILE.bnet with a line such as '# @fate {target_w.group(1)} = GENE1 & !GENE2'.")
     start = None
-    if start_w is not None and start_w.group(1).lower() not in ("the", "of", "my", "these", "all"):
+    if (start_w is not None and start_w.group(1).lower() not in _NOT_A_FATE
+            and not _STEER.fullmatch(start_w.group(1))):
         start = _match(start_w.group(1), fates)
         if start is None:
             raise GoalError(f"Unknown start fate {start_w.group(1)!r} in the goal; model {chosen!r} has "
                             f"fates: {', '.join(fates.values())}.")
+    if start == target and start_w is not None and start_w.start() >= target_w.start():
+        start = None  # "make Th1 cells": the target's own word, not a start population
+    exclude: list[str] = []
+    for m_ex in _EXCLUDE.finditer(text):
+        net = load_model(model if chosen == preferred else chosen)
+        for word in re.split(r"\s*(?:,|\band\b|\bor\b|\bnor\b)\s*", m_ex.group(1)):
+            if not word:
+                continue
+            try:
+                exclude.append(net.resolve_gene(word))
+            except KeyError as e:
+                raise GoalError(f"Cannot leave out {word!r} ({m_ex.group(0).split()[0]!r} in the goal): "
+                                f"{e.args[0]}") from None
     budget = 2
     m = re.search(r"\b(one|single|a|two|pair|three|[123])\s+(?:of\s+)?(?:perturbations?|interventions?|"
                   r"knockouts?|steps?|changes?)", low)
     if m:
         budget = _NUMBERS[m.group(1)]
     return SteeringGoal(text=text, model=chosen, target=target, start_fate=start,
-                        avoid=bool(_AVOID.search(text)), max_interventions=budget)
+                        avoid=bool(_AVOID.search(text)), max_interventions=budget,
+                        exclude=tuple(dict.fromkeys(exclude)))
 
 
-def _task(goal: SteeringGoal, n_cells: int, n_steps: int):
-    from scagents.envs.steering import SteeringTask
+def _task(goal: SteeringGoal, n_cells: int, n_steps: int, inputs: dict[str, float] | None = None):
+    from scagents.envs.steering import SteeringTask, default_candidates
+    from scagents.twin import load_model
 
-    return SteeringTask(goal.model, goal.target, start_fate=goal.start_fate, avoid=goal.avoid,
-                        n_decisions=goal.n_decisions, max_interventions=goal.max_interventions,
-                        n_cells=n_cells, n_steps=n_steps)
+    net = load_model(goal.model)
+    candidates = [p for p in default_candidates(net) if not set(p.targets) & set(goal.exclude)]
+    return SteeringTask(net, goal.target, start_fate=goal.start_fate, avoid=goal.avoid,
+                        candidates=candidates, n_decisions=goal.n_decisions,
+                        max_interventions=goal.max_interventions, n_cells=n_cells, n_steps=n_steps,
+                        inputs=dict(inputs or {}))
 
 
 def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model: str = "th", seed: int = 0,
                          n_cells: int = 100, n_steps: int = 240, rl_budget: int = 240, n_seeds: int = 5,
-                         n_runner_up: int = 4) -> dict:
+                         n_runner_up: int = 4, inputs: dict[str, float] | None = None) -> dict:
     """Search a schedule for a steering goal on the twin and write ``steering.{json,md}`` and plots.
 
     Returns
@@ -158,7 +207,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         goal = parse_steering_goal(goal, model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    task = _task(goal, n_cells, n_steps)
+    task = _task(goal, n_cells, n_steps, inputs)
     steerer = TwinSteerer(task, seed)
     runs = {"greedy": search("greedy", steerer, 10 * task.n_actions, seed),
             "cem": search("cem", steerer, rl_budget, seed),
@@ -184,6 +233,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         return {"schedule": list(s), "steps": task.describe(s), "objective": round(float(v), 4), **over_seeds(s)}
 
     best_s, best_v = ranked[0]
+    n_tied = sum(v == best_v for v in pooled.values())  # schedules as good as the best on the search seed
     answer_best = entry(best_s, best_v)
     runner_up = [entry(s, v) for s, v in ranked[1:]]
     ctrl = {"objective": round(float(steerer.objective(control, record=False)), 4), **over_seeds(control)}
@@ -201,13 +251,37 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
     proposals.sort(key=lambda p: -p["marginal_contribution"])
     for i, p in enumerate(proposals, 1):
         p["rank"] = i
+    # signal: the best schedule's target fraction clears the control's over every fresh seed
+    lo, hi = ("target_fraction_max", "target_fraction_min") if task.avoid else ("target_fraction_min",
+                                                                               "target_fraction_max")
+    moved = (answer_best[lo] < ctrl[hi]) if task.avoid else (answer_best[lo] > ctrl[hi])
+    no_signal = None
+    if not moved:
+        no_signal = (f"No schedule found moves the {task.target} fraction beyond its spread over "
+                     f"{len(seeds)} fresh population seeds (control {ctrl['target_fraction_min']:.3f}-"
+                     f"{ctrl['target_fraction_max']:.3f}, best {answer_best['target_fraction_min']:.3f}-"
+                     f"{answer_best['target_fraction_max']:.3f}): the simulation carries no signal for "
+                     "this goal, so no schedule is proposed.")
+        if answer_best["fractions"]["undecided"] == 1.0 and ctrl["fractions"]["undecided"] == 1.0:
+            no_signal += (" Every simulated cell ends in none of the model's fates (all 'undecided'), "
+                          "without interventions and under the best schedule found: check the fate "
+                          "rules (@fate) against the states the model reaches.")
+        from scagents.twin.simulate import SILENT_ACTIVITY, silent_warning
+
+        if silent_warning(task.network, steerer.final_states(control), task.inputs) is not None:
+            no_signal += (f" Without interventions every cell ends all-off (no non-input gene above "
+                          f"activity {SILENT_ACTIVITY}): give the model a milieu or initial states "
+                          "('# @input GENE = 1' / '# @initial GENE = 0.8' lines, or --inputs).")
+        proposals = []
     files = _plots(steerer, task, control, best_s, out)
     result = {
+        "signal": moved, "no_signal": no_signal,
         "goal": goal.to_dict(), "task": task.to_dict(), "seed": seed, "interval_seeds": seeds,
         "best": answer_best, "runner_up": runner_up, "control": ctrl, "proposals": proposals,
         "searchers": {k: {"simulations": r.n_simulations, "best_objective": round(r.best[1], 4),
                           "best_schedule": task.describe(r.best[0])} for k, r in runs.items()},
-        "simulations": sum(r.n_simulations for r in runs.values()),
+        "simulations": sum(r.n_simulations for r in runs.values()), "n_tied_best": n_tied,
+        "excluded": list(goal.exclude),
         "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
                      f"end minus {task.cost} per intervention",
     }
@@ -225,11 +299,13 @@ def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
     files = {}
     fig, ax = plt.subplots(figsize=(6.5, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for s, style, name in ((control, "--", "control"), (best, "-", "schedule")):
+    for s, style in ((control, "--"), (best, "-")):
         times, fr = steerer.trajectory(s)
         for j, f in enumerate(task.fate_names):
-            ax.plot(times, fr[:, j], style, color=colors[j % len(colors)],
-                    label=f"{f} ({name})" if name == "schedule" or j == 0 else None)
+            ax.plot(times, fr[:, j], style, color=colors[j % len(colors)], label=f if style == "-" else None)
+    # the line styles once, in black: colours are fates, styles are the two runs
+    ax.plot([], [], "--", color="k", label="control (no intervention)")
+    ax.plot([], [], "-", color="k", label="schedule" if task.describe(best) else "best found: do nothing")
     for k, step in enumerate(task.describe(best)):
         ax.axvline(step["time"], color="grey", lw=0.8)
         ax.text(step["time"], 1.02 + 0.06 * k, step["intervention"], fontsize=7)
@@ -295,8 +371,26 @@ def _write(result: dict, out: Path) -> dict[str, str]:
              f"Model `{t['model']}`; start population: {t['start_fate'] or 'model start state'} "
              f"({t['n_cells']} cells); objective: {result['objective']}; up to {t['max_interventions']} "
              f"interventions at {t['n_decisions']} decision times; {result['simulations']} twin simulations.",
-             "", "## Best schedule", ""]
+             ""]
+    if result.get("excluded"):
+        lines += [f"Left out of the search at the goal's request: {', '.join(result['excluded'])} "
+                  "(no knockout or overexpression of them).", ""]
+    if t.get("inputs"):
+        lines += ["Milieu (inputs clamped for the whole run): "
+                  + ", ".join(f"{k} = {v:g}" for k, v in t["inputs"].items()) + ".", ""]
+    if result.get("no_signal"):
+        lines += ["## No signal", "", result["no_signal"], "", "| fate | control | best found |",
+                  "|---|---|---|"]
+        lines += [f"| {f} | {c['fractions'][f]:.3f} | {b['fractions'][f]:.3f} |" for f in b["fractions"]]
+        lines += ["", "![fate fractions](steering_fates.png)", ""]
+        return {"markdown": write_text(out / "steering.md", "\n".join(lines)).name,
+                "json": write_json(out / "steering.json", result).name}
+    lines += ["## Best schedule", ""]
     lines += [f"- t = {s['time']:.2f}: {s['intervention']}" for s in b["steps"]] or ["- do nothing"]
+    if result.get("n_tied_best", 1) > 1:
+        lines += ["", f"{result['n_tied_best']} schedules found reach the same objective "
+                  f"({b['objective']:.3f}) on the search population; this is one of them "
+                  f"({min(len(result['runner_up']), result['n_tied_best'] - 1)} of the others below)."]
     lines += ["", f"{t['target']} fraction over {len(result['interval_seeds'])} fresh population seeds: "
               f"{b['target_fraction_mean']:.3f} (min {b['target_fraction_min']:.3f}, max "
               f"{b['target_fraction_max']:.3f}); control {c['target_fraction_mean']:.3f} (min "
@@ -325,10 +419,18 @@ def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
     steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in b["steps"]) or "do nothing"
     print(f"{result['goal']['text']}  [steering on {t['model']}, {result['simulations']} twin simulations]"
           f"  run id: {out.name}")
+    if result.get("excluded"):
+        print(f"  left out of the search: {', '.join(result['excluded'])}")
+    if result.get("no_signal"):
+        print("  " + result["no_signal"])
+        print(f"report: {out / 'steering.md'}  ({wall_time_s:.1f} s)")
+        return
     print(f"  best schedule: {steps}")
     print(f"  {t['target']} fraction: {b['target_fraction_mean']:.2f} (min {b['target_fraction_min']:.2f}, "
           f"max {b['target_fraction_max']:.2f} over {len(result['interval_seeds'])} seeds); control "
           f"{result['control']['target_fraction_mean']:.2f}")
+    if result.get("n_tied_best", 1) > 1:
+        print(f"  {result['n_tied_best']} schedules found reach the same objective; runner-ups in the report")
     for p in result["proposals"]:
         print(f"  step #{p['rank']}: {p['perturbation']} at t={p['time']:.2f} "
               f"(marginal {p['marginal_contribution']:+.3f})")

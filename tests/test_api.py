@@ -218,3 +218,11 @@ def test_import_is_lazy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT).stdout.strip()
     assert out == "[]"
+
+
+def test_run_with_a_steering_goal_says_where_it_is_answered(tmp_path):
+    from scagents.errors import GoalError
+
+    with pytest.raises(GoalError, match="fate-steering goal.*answer_steering_goal"):
+        scagents.run(None, goal="block the erythroid fate", out=tmp_path / "r", quiet=True)
+    assert not (tmp_path / "r").exists()

@@ -85,6 +85,7 @@ def test_run_bad_input_clear_error(tmp_path, args, message):
     (["TCR"], "write GENE=VALUE"),
     (["TCR=high"], "write GENE=VALUE"),
     (["IFNG=1"], "IFNG is not an input of model"),
+    (["FOO=1"], "--inputs FOO=1: model 'th_mendoza2006' has no gene 'FOO'; its inputs: TCR"),
     (["TCR=3"], "must lie in [0, 1]"),
 ])
 def test_run_inputs_bad_values_one_clear_line(tmp_path, capsys, inputs, message):

@@ -30,7 +30,7 @@ def test_prediction_goals_are_not_steering():
 
 
 def test_unknown_fates_name_the_model_fates():
-    with pytest.raises(GoalError, match="Th17.*Th1, Th2, Th0"):
+    with pytest.raises(GoalError, match=r"Th17.*Th1, Th2, Th0.*--model FILE.bnet.*# @fate Th17 = "):
         parse_steering_goal("drive Th0 cells to Th17")
     with pytest.raises(GoalError, match="start fate 'Th9'"):
         parse_steering_goal("drive Th9 cells to Th1")
@@ -85,3 +85,141 @@ def test_cli_goal_searches_the_benchmark_candidates():
     ref = mod.th_task(target="Th1", start_fate="Th0")
     assert [(p.targets, p.kind) for p in user.candidates] == [(p.targets, p.kind) for p in ref.candidates]
     assert not {p.targets[0] for p in user.candidates} & set(user.network.inputs)
+
+
+TOGGLE = """# a toggle switch between two fates, driven by a signal
+# @input SIG = 0.5 sd 0.3
+# @initial A = 0.3 sd 0.2
+# @initial B = 0.3 sd 0.2
+# @fate Afate = A & !B
+# @fate Bfate = B & !A
+targets, factors
+A, (SIG | A) & !B
+B, !A & !SIG | B & !A
+C, A
+"""
+
+# every gene needs all the others: every simulation ends all-off, and no two interventions reach ABC
+DEAD = """# @fate ABC = A & B & C
+targets, factors
+A, A & B & C & D
+B, A & B & C & D
+C, A & B & C & D
+D, A & B & C & D
+"""
+
+
+@pytest.mark.parametrize("text, target, start", [
+    ("which perturbations push cells towards Th2", "Th2", None),  # 'push' is no start fate
+    ("how do I make Th1 cells", "Th1", None),  # the target's own word, not a Th1 start population
+    ("drive Th0 cells to Th1", "Th1", "Th0"),
+])
+def test_parse_words_before_cells(text, target, start):
+    g = parse_steering_goal(text)
+    assert (g.target, g.start_fate) == (target, start)
+
+
+def test_without_gene_leaves_it_out_of_the_search():
+    from scagents.steering import _task
+
+    g = parse_steering_goal("steer to Th1 without touching IFNG and tbet")
+    assert g.exclude == ("IFNG", "TBX21")
+    task = _task(g, n_cells=10, n_steps=30)
+    assert not {t for p in task.candidates for t in p.targets} & {"IFNG", "TBX21"}
+    assert len(task.candidates) == len(_task(parse_steering_goal("steer to Th1"), 10, 30).candidates) - 4
+    with pytest.raises(GoalError, match="Cannot leave out 'FOO'"):
+        parse_steering_goal("steer to Th1 without FOO")
+
+
+def test_user_model_file_is_kept(tmp_path):
+    path = tmp_path / "toggle.bnet"
+    path.write_text(TOGGLE)
+    g = parse_steering_goal("steer Bfate cells to Afate", str(path))
+    assert (g.model, g.target, g.start_fate) == (str(path), "Afate", "Bfate")
+    # a model file is not swapped for a shipped model whose fates the goal names
+    with pytest.raises(GoalError, match="Unknown fate 'Th1'.*Afate, Bfate"):
+        parse_steering_goal("drive cells to Th1", str(path))
+    nofate = tmp_path / "nofate.bnet"
+    nofate.write_text("targets, factors\nA, !B\nB, A\n")
+    with pytest.raises(GoalError, match="defines no fates"):
+        parse_steering_goal("make X", str(nofate))
+
+
+def test_cli_user_model_with_inputs(tmp_path, capsys):
+    path = tmp_path / "toggle.bnet"
+    path.write_text(TOGGLE)
+    out = tmp_path / "run"
+    assert main(["run", "--model", str(path), "--goal", "steer Bfate cells to Afate", "--inputs", "SIG=1",
+                 "--n-cells", "16", "--out", str(out), "--quiet"]) == 0
+    saved = json.loads((out / "steering.json").read_text())
+    assert saved["task"]["model"] == "toggle" and saved["task"]["inputs"] == {"SIG": 1.0}
+    assert "SIG = 1" in (out / "steering.md").read_text()
+
+
+def test_no_signal_is_said_not_ranked(tmp_path):
+    path = tmp_path / "dead.bnet"
+    path.write_text(DEAD)
+    r = answer_steering_goal(parse_steering_goal("steer cells to ABC", str(path)), tmp_path / "o", n_cells=16,
+                             n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2)
+    assert r["signal"] is False and r["proposals"] == []
+    assert "carries no signal" in r["no_signal"] and "all-off" in r["no_signal"]
+    md = (tmp_path / "o" / "steering.md").read_text()
+    assert "## No signal" in md and "## Best schedule" not in md and "## Runner-up" not in md
+
+
+def test_signal_and_ties_are_reported(tmp_path):
+    path = tmp_path / "toggle.bnet"
+    path.write_text(TOGGLE)
+    r = answer_steering_goal(parse_steering_goal("steer Bfate cells to Afate", str(path)), tmp_path, n_cells=16,
+                             n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2)
+    assert r["signal"] is True and r["no_signal"] is None and r["proposals"]
+    ties = [v for v in [r["best"]] + r["runner_up"] if v["objective"] == r["best"]["objective"]]
+    assert r["n_tied_best"] >= len(ties)
+    md = (tmp_path / "steering.md").read_text()
+    assert (f"{r['n_tied_best']} schedules found reach the same objective" in md) == (r["n_tied_best"] > 1)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--data", "screen.h5ad"], "answered on the digital twin only"),
+    (["--inputs", "FOO=1"], "--inputs FOO=1: model 'th_mendoza2006' has no gene 'FOO'"),
+    (["--inputs", "GATA3=1"], "GATA3 is not an input"),
+])
+def test_cli_steering_bad_options_one_line_no_folder(tmp_path, capsys, extra, message):
+    out = tmp_path / "r"
+    assert main(["run", "--goal", "drive Th0 cells to Th1", "--out", str(out), "--quiet", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and not out.exists()
+
+
+def test_finished_steering_run_is_listed_reported_and_resumed(tmp_path, capsys):
+    path = tmp_path / "toggle.bnet"
+    path.write_text(TOGGLE)
+    root = tmp_path / "runs"
+    out = root / "st"
+    assert main(["run", "--model", str(path), "--goal", "steer Bfate cells to Afate", "--n-cells", "16",
+                 "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--out", str(root)]) == 0
+    listing = capsys.readouterr().out
+    assert "finished (steering)" in listing and "interrupted" not in listing and "-> Afate" in listing
+    (out / "steering.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "best schedule:" in capsys.readouterr().out and (out / "steering.md").is_file()
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0
+    assert "best schedule:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["steer Th0 cells to Th1 with one intervention after t=0.5",
+                                  "drive Th0 cells to Th1 at 6h", "block the erythroid fate before day 2"])
+def test_fixed_times_are_refused_not_ignored(text):
+    with pytest.raises(GoalError, match="cannot be set in a steering goal"):
+        parse_steering_goal(text)
+    parse_steering_goal("which two perturbations make granulocytes")  # no digit after a time word
+
+
+def test_unreachable_start_fate_in_the_milieu_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "--goal", "drive Th1 cells to Th2", "--inputs", "TCR=0", "IL12A=0", "IFNB1=0", "IL18=0",
+                 "--n-cells", "16", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reaches the start fate 'Th1'" in err[0] and not out.exists()

@@ -173,10 +173,14 @@ def _replicate_clears(net, pert, opts: RunOptions) -> pd.Series:
 
 def _check_twin_inputs(net, inputs: dict[str, float]) -> None:
     """``--inputs`` must name input genes of the model, with activities in [0, 1]."""
-    from scagents.errors import DataError
+    from scagents.errors import DataError, GeneNotFoundError
 
     for name, value in inputs.items():
-        gene = net.resolve_gene(name)
+        try:
+            gene = net.resolve_gene(name)
+        except GeneNotFoundError:
+            raise DataError(f"--inputs {name}={value:g}: model {net.name!r} has no gene {name!r}; its "
+                            f"inputs: {', '.join(net.inputs) or 'none'}.") from None
         if gene not in net.inputs:
             raise DataError(f"--inputs {name}={value:g}: {gene} is not an input of model "
                             f"{net.name!r} (its inputs: {', '.join(net.inputs) or 'none'}).")

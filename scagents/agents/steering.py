@@ -19,34 +19,65 @@ def steering_agent(state: RunState) -> dict:
     opts = RunOptions.model_validate(state["options"])
     # at most 100 cells: the default --n-cells (200) would double the time of the answer
     result = answer_steering_goal(opts.goal, state["out_dir"], model=opts.model, seed=opts.seed,
-                                  n_cells=min(opts.n_cells, 100))
+                                  n_cells=min(opts.n_cells, 100), inputs=opts.inputs)
     best = result["best"]
     steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in best["steps"]) or "do nothing"
-    rec = AgentRecord(agent="steering", status="done",
-                      summary=f"best schedule: {steps} → {result['task']['target']} "
-                              f"{best['target_fraction_mean']:.2f} (control {result['control']['target_fraction_mean']:.2f})",
+    summary = (f"no signal: no schedule moves {result['task']['target']} beyond the seed spread"
+               if result.get("no_signal") else
+               f"best schedule: {steps} → {result['task']['target']} {best['target_fraction_mean']:.2f} "
+               f"(control {result['control']['target_fraction_mean']:.2f})")
+    rec = AgentRecord(agent="steering", status="done", summary=summary,
                       figures={"simulations": result["simulations"], "objective": best["objective"]})
     return {"steering": result, "report": {"status": "done", "files": result["files"]},
             "log": [rec.model_dump()]}
 
 
 def run_steering(goal: str, *, out: str | None = None, model: str = "th", seed: int = 0, n_cells: int = 100,
-                 quiet: bool = False, root: str = "scagents_runs") -> int:
-    """Run a steering goal through the agent graph and print the answer (the CLI's ``run`` path)."""
+                 quiet: bool = False, root: str = "scagents_runs", inputs: dict[str, float] | None = None,
+                 data: str | None = None, resume: str | None = None) -> int:
+    """Run a steering goal through the agent graph and print the answer (the CLI's ``run`` path).
+
+    Raises
+    ------
+    GoalError
+        With ``data``: steering goals are answered on the twin only.
+    """
     import sys
     from pathlib import Path
 
+    from scagents.agents.data import _check_twin_inputs
     from scagents.agents.graph import default_out_dir, run_graph
+    from scagents.errors import GoalError
     from scagents.steering import parse_steering_goal, print_answer
+    from scagents.twin import load_model
 
-    parse_steering_goal(goal, model)  # a bad goal fails here, before a run folder is made
-    opts = RunOptions(goal=goal, model=model, n_cells=n_cells, seed=seed, progress=not quiet)
+    if resume is not None:  # a steering run: finish it (a finished one is only printed again)
+        state = run_graph(resume=resume, root=root, on_event=None)
+        print_answer(state["steering"], Path(state["out_dir"]), state["wall_time_s"])
+        return 0
+    if data is not None:
+        raise GoalError(f"Steering goals ({goal!r}) are answered on the digital twin only (--model th, "
+                        f"krumsiek11 or a Boolean model file), not on --data {data}: drop --data, or ask "
+                        f"what a perturbation does in the data (--goal \"predict STAT1 knockout\"), or rank "
+                        f"perturbations for a read-out with `python -m scagents next --campaign NAME --goal ...`.")
+    g = parse_steering_goal(goal, model)  # a bad goal fails here, before a run folder is made
+    _check_twin_inputs(load_model(g.model), inputs or {})
+    opts = RunOptions(goal=goal, model=model, n_cells=n_cells, seed=seed, progress=not quiet,
+                      inputs=dict(inputs or {}))
     out_dir = Path(out) if out is not None else default_out_dir(goal, root)
 
     def progress(agent: str, update: dict) -> None:
         for rec in update.get("log", []):
             print(f"[{rec['agent']}] {rec['status']}: {rec['summary']}", file=sys.stderr, flush=True)
 
-    state = run_graph(opts, out=out_dir, on_event=None if quiet else progress)
+    created = not out_dir.exists()
+    try:
+        state = run_graph(opts, out=out_dir, on_event=None if quiet else progress)
+    except GoalError:  # e.g. no cell reaches the start fate in this milieu: a rejected run leaves no folder
+        if created:
+            import shutil
+
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     print_answer(state["steering"], Path(state["out_dir"]), state["wall_time_s"])
     return 0
