@@ -99,3 +99,15 @@ def _line(load_start: float, load_end: float, nice: int | None, cpus: int | None
             f"{load_start:.1f} at the start, {load_end:.1f} at the end"
             + (" (other jobs shared the machine, so the times are upper bounds)." if busy else
                " (no other heavy job)."))
+
+
+def run_conditions(payload: dict) -> str:
+    """The machine sentence of a results payload: its load record, or for results written before
+    it the 1-minute field of the stored ``/proc/loadavg`` strings (niceness not recorded)."""
+    if "load_average_1min" in payload:
+        return machine_line_of(payload["load_average_1min"])
+    try:
+        old = [float(payload[k].split()[0]) for k in ("load_average_before", "load_average_after")]
+    except (KeyError, ValueError, IndexError):
+        return "Load average not recorded."
+    return machine_line_of(old, cpus=payload.get("machine", {}).get("cpus"))

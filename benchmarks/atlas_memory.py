@@ -147,22 +147,10 @@ def _memory_gib() -> float | None:
     return None
 
 
-def run_conditions(payload: dict) -> str:
-    """The machine sentence of a results payload: its load record, or for results written before
-    it the 1-minute field of the stored ``/proc/loadavg`` strings (niceness not recorded)."""
-    from _util import machine_line_of
-
-    if "load_average_1min" in payload:
-        return machine_line_of(payload["load_average_1min"])
-    try:
-        old = [float(payload[k].split()[0]) for k in ("load_average_before", "load_average_after")]
-    except (KeyError, ValueError, IndexError):
-        return "Load average not recorded."
-    return machine_line_of(old, cpus=payload.get("machine", {}).get("cpus"))
-
-
 def render_markdown(payload: dict) -> str:
     """The report, from the results payload only."""
+    from _util import run_conditions
+
     rows = payload["runs"]
     nz = sorted({f"{100 * r['nnz'] / (r['n_cells'] * r['n_genes']):.1f}" for r in rows if r.get("nnz")}, key=float)
     nz_text = f"{nz[0]}–{nz[-1]} % non-zeros, " if len(nz) > 1 else f"{nz[0]} % non-zeros, " if nz else ""

@@ -112,6 +112,21 @@ def paired(rows: list[dict], metric: str, lower_better: bool) -> dict:
             "ties": int((d == 0).sum()), "wilcoxon_p": p}
 
 
+def stats_table(stats: dict) -> list[str]:
+    """Markdown rows of :func:`paired`'s statistics per metric (answer vs additive reference)."""
+    lines = ["| metric | n | answer median | additive median | diff median [IQR] | diff mean ± s.e. "
+             "| answer better | additive better | Wilcoxon p |", "|" + "---|" * 9]
+    for m, s in stats.items():
+        if not s.get("n"):
+            lines.append(f"| {m} | 0 | | | | | | | |")
+            continue
+        lines.append(f"| {m} | {s['n']} | {s['answer_median']:.4f} | {s['additive_median']:.4f} | "
+                     f"{s['diff_median']:+.4f} [{s['diff_iqr'][0]:+.4f}, {s['diff_iqr'][1]:+.4f}] "
+                     f"| {s['diff_mean']:+.4f} ± {s['diff_se']:.4f} | {s['answer_wins']} | "
+                     f"{s['additive_wins']} | {s['wilcoxon_p']:.3g} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2")
@@ -154,16 +169,7 @@ def main(argv: list[str] | None = None) -> None:
              "Differences are answer − additive, paired by run (MSE: lower is better; "
              "Pearson-delta top-20: higher is better; 20 is capped at the model's responding genes, 19 on "
              "the th twin, so the column named top-20 is top-19 there).", "",
-             "| metric | n | answer median | additive median | diff median [IQR] | diff mean ± s.e. "
-             "| answer better | additive better | Wilcoxon p |", "|" + "---|" * 9]
-    for m, s in stats.items():
-        if not s.get("n"):
-            lines.append(f"| {m} | 0 | | | | | | | |")
-            continue
-        lines.append(f"| {m} | {s['n']} | {s['answer_median']:.4f} | {s['additive_median']:.4f} | "
-                     f"{s['diff_median']:+.4f} [{s['diff_iqr'][0]:+.4f}, {s['diff_iqr'][1]:+.4f}] "
-                     f"| {s['diff_mean']:+.4f} ± {s['diff_se']:.4f} | {s['answer_wins']} | "
-                     f"{s['additive_wins']} | {s['wilcoxon_p']:.3g} |")
+             *stats_table(stats)]
     lines += ["", "| pair | seed | method | answer MSE | additive MSE | answer PΔ20 | additive PΔ20 |",
               "|" + "---|" * 7]
     for r in ok:

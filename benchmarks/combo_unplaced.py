@@ -69,7 +69,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import RESULTS, write_results  # noqa: E402
-from combo_additive import paired, regulators  # noqa: E402
+from combo_additive import paired, regulators, stats_table  # noqa: E402
 
 NAME = "combo_unplaced"
 ARMS = ("network", "skip_network")
@@ -178,20 +178,6 @@ def decide(stats: dict[str, dict], n_generic: int) -> dict:
     return out
 
 
-def _table(stats: dict) -> list[str]:
-    lines = ["| metric | n | answer median | additive median | diff median [IQR] | diff mean ± s.e. "
-             "| answer better | additive better | Wilcoxon p |", "|" + "---|" * 9]
-    for m, s in stats.items():
-        if not s.get("n"):
-            lines.append(f"| {m} | 0 | | | | | | | |")
-            continue
-        lines.append(f"| {m} | {s['n']} | {s['answer_median']:.4f} | {s['additive_median']:.4f} | "
-                     f"{s['diff_median']:+.4f} [{s['diff_iqr'][0]:+.4f}, {s['diff_iqr'][1]:+.4f}] "
-                     f"| {s['diff_mean']:+.4f} ± {s['diff_se']:.4f} | {s['answer_wins']} | "
-                     f"{s['additive_wins']} | {s['wilcoxon_p']:.3g} |")
-    return lines
-
-
 def _stats(rows: list[dict]) -> dict:
     return {"mse": paired(rows, "mse", lower_better=True),
             "pearson_delta_top20": paired(rows, "pearson_delta_top20", lower_better=False)}
@@ -276,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
               "generic": "Runs whose answer is flagged generic (both arms)",
               "not_generic": "Runs whose answer is not flagged generic (both arms)"}
     for key, title in titles.items():
-        lines += [f"**{title}**", "", *_table(stats[key]), ""]
+        lines += [f"**{title}**", "", *stats_table(stats[key]), ""]
     lines += ["**Decision (pre-registered in the script's docstring)**", ""]
     for rule, text in (("R1", "R1, answer with the additive reference when the answer is generic "
                               "(runs flagged generic, both arms)"),

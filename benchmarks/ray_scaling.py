@@ -108,20 +108,6 @@ def actor_rollouts(n_steps: int, n_envs: int = 256) -> dict[str, dict[str, float
     return out
 
 
-def run_conditions(payload: dict) -> str:
-    """The machine sentence of a results payload: its load record, or for results written before
-    it the 1-minute field of the stored ``/proc/loadavg`` strings (niceness not recorded)."""
-    from _util import machine_line_of
-
-    if "load_average_1min" in payload:
-        return machine_line_of(payload["load_average_1min"])
-    try:
-        old = [float(payload[k].split()[0]) for k in ("load_average_before", "load_average_after")]
-    except (KeyError, ValueError, IndexError):
-        return "Load average not recorded."
-    return machine_line_of(old, cpus=payload.get("machine", {}).get("cpus"))
-
-
 def actors_text(rollouts: dict) -> str:
     """What the actor rollouts showed, from their measured speed-ups."""
     faster = [k for k, v in rollouts.items() if v["speedup"] > 1]
@@ -134,6 +120,8 @@ def actors_text(rollouts: dict) -> str:
 
 def render_markdown(payload: dict) -> str:
     """The report, from the results payload only."""
+    from _util import run_conditions
+
     med, rollouts = payload["median_s"], payload["actor_rollouts"]
     return "\n".join([
         "# Ray scaling: a batch of seeds on 1 vs 2 workers",
