@@ -201,10 +201,13 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
                    help="campaign name: a new name starts a campaign, an existing one continues it")
     p.add_argument("--batch", type=int, default=16, help="genes to propose this round (default: %(default)s)")
     p.add_argument("--goal", default=None, help="goal of a new campaign")
-    p.add_argument("--candidates", default=None, help="file with one candidate gene per line")
+    p.add_argument("--candidates", default=None,
+                   help="file with one candidate gene per line, of a new campaign (an existing one keeps its own: "
+                        "another set is refused)")
     p.add_argument("--features", default=None,
                    help="candidate features of a new campaign: .h5ad expression file or CSV/TSV table "
-                        "(gene, feature columns); default: the shared PBMC expression data when present")
+                        "(gene, feature columns); default: the shared PBMC expression data when present; an "
+                        "existing campaign keeps its stored features (giving others is refused)")
     p.add_argument("--objective", default=None, choices=["increase", "decrease", "either"],
                    help="what counts as a hit: the read-out goes up, down, or either way (largest change); "
                         "default for a new campaign: from the goal's words (increase/boost, decrease/suppress, "

@@ -205,6 +205,40 @@ def resolve_gene(
     )
 
 
+#: a time written in a goal: "t=0.5", "at time 5", "after 3h", "30 min", "day 2", "at 1 day"; a bare
+#: number without a time word or unit ("at 50%", "knockdown at 0.5") is not read as a time. The
+#: look-behind keeps digits inside gene symbols ("C1D", "ZC3H") from reading as "1 d", "3 h".
+_UNIT = r"(?:h|hrs?|hours?|min|mins|minutes?|d|days?|weeks?)"
+_NUM = r"\d+(?:\.\d+)?"
+GOAL_TIME = re.compile(
+    r"(?:\b(?:at|after|before|from|until|by|within|over|for|in)\s+)?"
+    r"(?P<time>\bt\s*=\s*" + _NUM
+    + r"|\b(?:time(?:\s*point)?|timepoint|day|hour|week|minute)\s+" + _NUM + r"(?:\s*" + _UNIT + r")?"
+    + r"|(?<![\w.])" + _NUM + r"\s*" + _UNIT + r")(?!\w|\.\d)",
+    re.I)
+
+#: why a genetic goal's time cannot be honoured on measured data (the default of ``parse_goal``)
+DATA_TIME_REASON = ("a genetic perturbation is predicted for its cells as the data measured them, "
+                    "with no time point to choose")
+
+
+def goal_time(text: str, skip: Iterable[str] = ()) -> str | None:
+    """The time a goal names ("at t=0.5", "after 3h", "day 2"); ``None`` when it names none.
+
+    Parameters
+    ----------
+    text
+        The goal in plain words.
+    skip
+        Upper-case names (the data's genes) never read as a time although they look like one.
+    """
+    skip = set(skip)
+    for m in GOAL_TIME.finditer(text):
+        if m.group("time").upper() not in skip:
+            return m.group(0).strip()
+    return None
+
+
 def parse_goal(
     text: str,
     genes: Iterable[str],
@@ -213,6 +247,8 @@ def parse_goal(
     default_kind: str = "knockout",
     targets: Iterable[str] = (),
     inputs: Iterable[str] = (),
+    time_reason: str = DATA_TIME_REASON,
+    time_instead: str = "",
 ) -> Goal:
     """Parse a goal such as ``"predict STAT1 and IRF1 knockout"``.
 
@@ -232,6 +268,10 @@ def parse_goal(
     inputs
         Model inputs (fixed milieu signals, e.g. TCR on the T-helper twin): never suggested as a
         target in an error message.
+    time_reason, time_instead
+        Why a time in the goal cannot be honoured, and what else to ask (``", or ask …"``), both
+        said in the refusal. A genetic goal's prediction never takes a time; a treatment time
+        course is asked by :func:`parse_stimulation_goal`, which is not this function.
 
     Returns
     -------
@@ -240,8 +280,9 @@ def parse_goal(
     Raises
     ------
     GoalError
-        If the goal is empty, names no gene, names two contradicting kinds (knockout and
-        overexpression), or names no kind but a misspelt kind word ("overexpresion").
+        If the goal is empty, names a time (:func:`goal_time`: never silently dropped), names no
+        gene, names two contradicting kinds (knockout and overexpression), or names no kind but a
+        misspelt kind word ("overexpresion").
     GeneNotFoundError
         If a word that looks like a gene symbol is neither in ``genes`` nor in ``targets``.
     """
@@ -252,6 +293,11 @@ def parse_goal(
     inputs = list(inputs)
     known_upper = {g.upper() for g in (*genes, *targets)}
     alias_upper = {a.upper() for a in (aliases or {})}
+    if (when := goal_time(text, known_upper | alias_upper)) is not None:
+        # a time the prediction cannot honour must not be dropped silently: the answer would be for
+        # another experiment than the one asked
+        raise GoalError(f"The goal names a time ({when!r}) that this run cannot honour: {time_reason}; "
+                        f"drop {when!r} from the goal{time_instead}.")
 
     found: list[str] = []
     unknown: list[str] = []

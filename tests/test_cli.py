@@ -119,6 +119,10 @@ def test_run_inputs_reach_the_twin(tmp_path):
     [
         (["--goal", "predict knockout and overexpression of STAT1"], "one kind per run"),
         (["--goal", "predict something"], 'e.g. "predict NFATC1 knockout"'),
+        # a time the twin's prediction cannot honour was dropped silently (answered as no time)
+        (["--goal", "predict GATA3 knockout at t=0.5"],
+         "drop 'at t=0.5' from the goal, or ask a steering goal"),
+        (["--goal", "predict GATA3 knockout after 3 hours"], "cannot honour"),
     ],
 )
 def test_bad_goal_on_the_default_twin_is_one_line(tmp_path, capsys, args, message):

@@ -395,3 +395,23 @@ def test_ingest_names_the_proposed_genes_the_file_lacks(campaign, tmp_path, caps
     out = capsys.readouterr().out
     assert (f"still unmeasured: 2 proposed gene(s) of the campaign ({genes[1]} (round 0), {genes[2]} (round 0)): "
             "not in this file.") in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--candidates", "other.txt"], "1 not among them (NEW1)"),
+    (["--features", "feats.csv"], "'feats.csv' would not be used"),
+    (["--goal", "find regulators of IL2"], "start a new campaign for a new goal"),
+])
+def test_next_on_an_existing_campaign_never_ignores_what_it_cannot_use(campaign, tmp_path, capsys, args, message):
+    # --candidates and --features of an existing campaign used to be ignored silently
+    db, _ = campaign
+    (tmp_path / "other.txt").write_text("\n".join([*CANDIDATES, "NEW1"]) + "\n")
+    (tmp_path / "feats.csv").write_text("gene,a\n" + "".join(f"{g},1\n" for g in CANDIDATES))
+    args = [str(tmp_path / a) if a.endswith((".txt", ".csv")) else a for a in args]
+    message = message.replace("'feats.csv'", repr(str(tmp_path / "feats.csv")))
+    rc = main(["next", "--campaign", "ifng", *args, "--designer", "random", "--batch", "2", "--db", db])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+    # the campaign's own candidate file is its own set: the round is proposed
+    assert main(["next", "--campaign", "ifng", "--candidates", str(tmp_path / "candidates.txt"),
+                 "--designer", "random", "--batch", "2", "--db", db]) == 0

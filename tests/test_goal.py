@@ -132,7 +132,10 @@ def test_numeric_and_underscore_gene_names_can_be_targeted():
     assert parse_goal("predict 1234 and 5678 knockout", genes).perturbation.targets == ("1234", "5678")
     assert parse_goal("predict gene_7 overexpression", genes).perturbation.targets == ("gene_7",)
     # digit-led words that name no gene are not taken for unknown genes
-    assert parse_goal("predict ABC knockout at 24H", genes).perturbation.targets == ("ABC",)
+    assert parse_goal("predict ABC knockout in 3x replicates", genes).perturbation.targets == ("ABC",)
+    # a digit-led time is not an unknown gene either, but it is refused by name, never dropped
+    with pytest.raises(GoalError, match=r"names a time \('at 24H'\)"):
+        parse_goal("predict ABC knockout at 24H", genes)
 
 
 @pytest.mark.parametrize("genes", [["1000", "1001"], ["x", "AND", "7"], ["gene_1"]])
@@ -260,3 +263,34 @@ def test_gain_nouns_without_a_kind_are_refused_not_read_as_knockout(text):
                                         ("predict STAT1 overexpression and its activation", "overexpression")])
 def test_gain_nouns_beside_a_kind_keep_the_kind(text, kind):
     assert parse_goal(text, GENES).perturbation.kind == kind
+
+
+@pytest.mark.parametrize(("text", "when"), [
+    ("predict GATA3 knockout at t=0.5", "at t=0.5"),
+    ("predict GATA3 knockout at t = 0.5.", "at t = 0.5"),
+    ("predict STAT1 knockdown after 3h", "after 3h"),
+    ("what happens if I knock out IRF1 at day 2?", "at day 2"),
+    ("predict IFNG knockout 30 min", "30 min"),
+    ("predict TBX21 overexpression at time 5", "at time 5"),
+])
+def test_a_time_is_refused_not_dropped(text, when):
+    # the time used to be dropped silently: the answer was for the goal without it
+    from scagents.goal import goal_time
+
+    assert goal_time(text) == when
+    with pytest.raises(GoalError, match=rf"names a time \({when!r}\).*drop {when!r} from the goal, or ask X\.$"):
+        parse_goal(text, GENES, time_reason="no time here", time_instead=", or ask X")
+    with pytest.raises(GoalError, match="as the data measured them") as err:
+        parse_goal(text, GENES)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text", [
+    "predict C1D knockout", "predict ZC3H knockout", "predict STAT1 knockdown at 50%",
+    "predict IL12RB2 at 0.5", "predict 3h knockout", "predict IFNG knockout in T cells",
+])
+def test_gene_symbols_and_bare_numbers_are_not_times(text):
+    from scagents.goal import goal_time
+
+    assert goal_time(text, {"3H"}) is None
+    assert goal_time("predict C1D knockout after 2 days") == "after 2 days"

@@ -70,6 +70,13 @@ def _dense(x) -> np.ndarray:
     return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
 
 
+#: why a prediction goal's time cannot be honoured on the twin, and what to ask instead
+TWIN_TIME_REASON = ("the twin's prediction applies the perturbation from t = 0 and answers for cells "
+                    "sampled along the whole trajectory")
+TWIN_TIME_INSTEAD = (', or ask a steering goal (e.g. "drive Th0 cells to Th1"), whose search picks '
+                     "when to intervene")
+
+
 def _twin(opts: RunOptions, out: Path) -> DataSummary:
     from scagents.data import gene_effects, lognormalize
     from scagents.goal import parse_goal
@@ -77,7 +84,8 @@ def _twin(opts: RunOptions, out: Path) -> DataSummary:
 
     step = Steps("data", ["simulating the twin", "selecting genes", "writing"], enabled=opts.progress)
     net = load_model(opts.model)
-    goal = parse_goal(opts.goal, net.genes, aliases=net.aliases, inputs=net.inputs)
+    goal = parse_goal(opts.goal, net.genes, aliases=net.aliases, inputs=net.inputs,
+                      time_reason=TWIN_TIME_REASON, time_instead=TWIN_TIME_INSTEAD)
     pert = goal.perturbation
     perts, candidates = _twin_conditions(net, pert, opts.n_candidates, opts.seed)
     step("simulating the twin")

@@ -547,6 +547,40 @@ def _resolve_config(stored: dict | None, designer: str | None, seed: int | None,
         raise CampaignError(str(exc)) from exc
 
 
+def _check_kept(campaign: str, genes: list[str], n_features: int, candidates: Sequence[str] | None,
+                features: pd.DataFrame | str | Path | None) -> None:
+    """Refuse candidates or features given for an existing campaign that would not be used.
+
+    A campaign's candidates and their features are stored when it is created and every later round
+    proposes from them; a different set given later was silently ignored. The same candidates (any
+    order, surrounding spaces) are accepted: nothing is ignored.
+
+    Raises
+    ------
+    CampaignError
+        One line naming what differs and the fix (drop it, or start a new campaign).
+    """
+    if candidates is not None:
+        given = [str(g).strip() for g in candidates]
+        new = [g for g in dict.fromkeys(given) if g not in set(genes)]
+        absent = sorted(set(genes) - set(given))
+        if new or absent:
+            what = "; ".join(part for part in (
+                f"{len(new)} not among them ({', '.join(new[:3])}{', …' if len(new) > 3 else ''})" if new else "",
+                f"{len(absent)} of them missing ({', '.join(absent[:3])}{', …' if len(absent) > 3 else ''})"
+                if absent else "") if part)
+            raise CampaignError(
+                f"Campaign {campaign!r} keeps the {len(genes)} candidates it was created with and the candidates "
+                f"given differ ({what}); they would not be used: give none to continue it (CLI: drop --candidates), "
+                "or start a new campaign name for a new candidate set.")
+    if not (isinstance(features, str) and features == "auto"):
+        shown = f"{str(features)!r}" if isinstance(features, str | Path) else "given"
+        raise CampaignError(
+            f"Campaign {campaign!r} keeps the features stored when it was created ({n_features} per candidate); "
+            f"the features {shown} would not be used: give none to continue it (CLI: drop --features), or start "
+            "a new campaign name to use other features.")
+
+
 def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: str | None = None,
                   candidates: Sequence[str] | None = None, designer: str | None = None, seed: int | None = None,
                   n_rounds: int | None = None, features: pd.DataFrame | str | Path | None = "auto",
@@ -572,9 +606,11 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
     goal
         Goal of a new campaign; for an existing one it must match (or be ``None``).
     candidates
-        Candidates of a new campaign (ignored for an existing one).
+        Candidates of a new campaign. An existing campaign keeps the candidates it was created
+        with: the same set is accepted (in any order), another set is refused (never ignored).
     features
-        Features of a new campaign (see :func:`create_campaign`; ignored for an existing one).
+        Features of a new campaign (see :func:`create_campaign`). An existing campaign keeps its
+        stored features: anything but the default ``"auto"`` is refused (never ignored).
     designer
         ``"policy"`` (TRPO→PPO policy on the design environment), ``"ridge_ucb"``, ``"gp_ucb"``,
         ``"prior_only"`` or ``"random"``; default: the stored one, else
@@ -606,8 +642,8 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
     Raises
     ------
     CampaignError
-        Unknown campaign (without goal + candidates), a different goal or objective, an unknown
-        designer or option, or ``batch < 1``.
+        Unknown campaign (without goal + candidates), a different goal, objective or candidate set,
+        features given for an existing campaign, an unknown designer or option, or ``batch < 1``.
     """
     if int(batch) < 1:
         raise CampaignError(f"batch must be ≥ 1, got {batch}.")
@@ -639,6 +675,8 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
             raise CampaignError(f"Campaign {campaign!r} has the objective {objective_name(cobjective)!r}, not "
                                 f"{objective!r}; start a new campaign for a new objective.")
         genes, X, meas, prop = _load(con, cid)
+        if exists:
+            _check_kept(campaign, genes, X.shape[1], candidates, features)
         idx = {g: i for i, g in enumerate(genes)}
         last = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
         rnd = 0 if last is None else int(last) + 1

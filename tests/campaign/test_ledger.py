@@ -161,6 +161,23 @@ def test_unknown_campaign_and_goal_mismatch(db):
         create_campaign(db, "c1", goal="x", candidates=GENES, features=None)
 
 
+def test_candidates_or_features_for_an_existing_campaign_are_refused_not_ignored(db, tmp_path):
+    # they used to be ignored silently: the round came from the stored candidates and features
+    before = _snapshot(db)
+    with pytest.raises(CampaignError, match=r"keeps the .* candidates.*1 not among them \(NEW1\).*new campaign name"):
+        propose_round(db, "c1", batch=2, candidates=[*GENES, "NEW1"], designer="random")
+    with pytest.raises(CampaignError, match=rf"1 of them missing \({GENES[0]}\)"):
+        propose_round(db, "c1", batch=2, candidates=GENES[1:], designer="random")
+    with pytest.raises(CampaignError, match=r"keeps the features .*'other.csv' would not be used.*drop --features"):
+        propose_round(db, "c1", batch=2, features="other.csv", designer="random")
+    with pytest.raises(CampaignError, match="keeps the features"):
+        propose_round(db, "c1", batch=2, features=_features(1), designer="random")
+    assert _snapshot(db) == before  # nothing recorded
+    # the same candidates (another order, spaces) are the campaign's own: nothing is ignored
+    out = propose_round(db, "c1", batch=2, candidates=[f" {g}" for g in reversed(GENES)], designer="random")
+    assert len(out) == 2
+
+
 def test_new_campaign_via_propose(tmp_path):
     path = tmp_path / "l.sqlite"
     out = propose_round(path, "new", batch=5, goal="increase IL2", candidates=["A", "B", "C", "D", "E", "F"],
