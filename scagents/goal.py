@@ -438,7 +438,7 @@ _STIM_FILLER = frozenset(
     treating exposure exposed profile profiles expression cells cell after under by at is are
     will do does show me tell""".split())
 _GENERIC_STIM = re.compile(r"stimulat\w*|treat\w*|expos\w*", re.I)
-_TIME_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(h|hr|hrs|hour|hours|min|mins|minute|minutes|d|day|days)\b",
+_TIME_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(h|hr|hrs|hour|hours|min|mins|minute|minutes|d|day|days)\b",
                       re.I)
 _CELL_WORDS = (("monocytes", "mono"), ("monocyte", "mono"), ("dendriticcells", "dc"),
                ("dendriticcell", "dc"), ("megakaryocytes", "mk"), ("megakaryocyte", "mk"),

@@ -191,6 +191,10 @@ def test_gene_goals_are_not_stimulation_goals():
 
     assert not is_stimulation_goal("predict STAT1 knockout", _design())
     assert not is_stimulation_goal("predict IFN-beta stimulation", None)
+    # digits inside a gene symbol are not a time point ("C1D" is not "1 d", "ZC3H15" not "3 h")
+    for gene in ("C1D", "ZC3H15", "SLC25A5", "C2orf3H"):
+        assert not is_stimulation_goal(f"predict {gene}", _design()), gene
+    assert is_stimulation_goal("what happens at 3h", _design())
 
 
 @pytest.mark.parametrize(("text", "match"), [
