@@ -208,7 +208,9 @@ def resolve_gene(
 #: a time written in a goal: "t=0.5", "at time 5", "after 3h", "30 min", "day 2", "at 1 day"; a bare
 #: number without a time word or unit ("at 50%", "knockdown at 0.5") is not read as a time. The
 #: look-behind keeps digits inside gene symbols ("C1D", "ZC3H") from reading as "1 d", "3 h".
-_UNIT = r"(?:h|hrs?|hours?|min|mins|minutes?|d|days?|weeks?)"
+#: units of a time point in hours, minutes or days (treatment time courses: :func:`_hours`)
+_HOUR_UNITS = r"h|hr|hrs|hour|hours|min|mins|minute|minutes|d|day|days"
+_UNIT = rf"(?:{_HOUR_UNITS}|weeks?)"
 _NUM = r"\d+(?:\.\d+)?"
 GOAL_TIME = re.compile(
     r"(?:\b(?:at|after|before|from|until|by|within|over|for|in)\s+)?"
@@ -438,8 +440,7 @@ _STIM_FILLER = frozenset(
     treating exposure exposed profile profiles expression cells cell after under by at is are
     will do does show me tell""".split())
 _GENERIC_STIM = re.compile(r"stimulat\w*|treat\w*|expos\w*", re.I)
-_TIME_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(h|hr|hrs|hour|hours|min|mins|minute|minutes|d|day|days)\b",
-                      re.I)
+_TIME_RE = re.compile(rf"(?<![\w.])({_NUM})\s*({_HOUR_UNITS})\b", re.I)
 _CELL_WORDS = (("monocytes", "mono"), ("monocyte", "mono"), ("dendriticcells", "dc"),
                ("dendriticcell", "dc"), ("megakaryocytes", "mk"), ("megakaryocyte", "mk"),
                ("erythrocytes", "eryth"), ("erythroid", "eryth"), ("naturalkiller", "nk"),
@@ -466,8 +467,7 @@ def _join_names(text: str) -> str:
 def _hours(label: str) -> float | None:
     """Hours of a time-point label ("0", "3h", "30 min", "1 day"); ``None`` if it is not one."""
     s = str(label).strip().lower()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(h|hr|hrs|hour|hours|min|mins|minute|minutes|d|day|days)?",
-                     s)
+    m = re.fullmatch(rf"({_NUM})\s*({_HOUR_UNITS})?", s)
     if not m:
         return None
     unit = (m.group(2) or "h")[0]

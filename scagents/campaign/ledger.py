@@ -825,6 +825,16 @@ def _not_effect(key: str) -> str | None:
     return _NOT_EFFECT.get(tail)
 
 
+def _one_column(found: list[str], path: Path, what: str, option: str, none_hint: str, holds: str) -> str:
+    """The one column of ``found`` (a results file's ``what`` column); none or several: one line naming ``option``."""
+    if not found:
+        raise IngestError(f"Results file {path} has no {what} column {none_hint} or give {option} NAME.")
+    if len(found) > 1:
+        raise IngestError(f"Results file {path} has several {what} columns ({', '.join(found)}); say which holds "
+                          f"{holds} with {option} NAME (e.g. {option} {found[0]}).")
+    return found[0]
+
+
 def _choose_columns(header: Sequence, path: Path, score_column: str | None, gene_column: str | None) -> _Choice:
     """The gene and score columns of a results file (rules: see :func:`ingest`)."""
     cols: dict[str, str] = {}
@@ -851,14 +861,8 @@ def _choose_columns(header: Sequence, path: Path, score_column: str | None, gene
     elif fmt == "MAGeCK RRA":
         gcol = cols["id"]
     else:
-        found = [cols[c] for c in _GENE_COLS if c in cols]
-        if not found:
-            raise IngestError(f"Results file {path} has no gene column (columns: {shown}); name it 'gene' (or id, "
-                              "symbol, target) or give --gene-column NAME.")
-        if len(found) > 1:
-            raise IngestError(f"Results file {path} has several gene columns ({', '.join(found)}); say which holds "
-                              f"the gene symbols with --gene-column NAME (e.g. --gene-column {found[0]}).")
-        gcol = found[0]
+        gcol = _one_column([cols[c] for c in _GENE_COLS if c in cols], path, "gene", "--gene-column",
+                           f"(columns: {shown}); name it 'gene' (or id, symbol, target)", "the gene symbols")
     alt, sign = None, 1.0
     if score_column is not None:
         vcol = named(score_column, "--score-column")
@@ -889,14 +893,9 @@ def _choose_columns(header: Sequence, path: Path, score_column: str | None, gene
     elif fmt == "BAGEL2 BF":
         vcol, sign = cols["bf"], -1.0
     else:
-        found = [cols[c] for c in _VALUE_COLS if c in cols and cols[c] != gcol]
-        if not found:
-            raise IngestError(f"Results file {path} has no score column (columns: {shown}); name the signed effect "
-                              "'score' (or lfc, log2FC, z, beta) or give --score-column NAME.")
-        if len(found) > 1:
-            raise IngestError(f"Results file {path} has several score columns ({', '.join(found)}); say which holds "
-                              f"the measured signed effect with --score-column NAME (e.g. --score-column {found[0]}).")
-        vcol = found[0]
+        vcol = _one_column([cols[c] for c in _VALUE_COLS if c in cols and cols[c] != gcol], path, "score",
+                           "--score-column", f"(columns: {shown}); name the signed effect 'score' (or lfc, log2FC, z, "
+                           "beta)", "the measured signed effect")
     return _Choice(fmt, gcol, vcol, sign, _score_rule(fmt, vcol), alt)
 
 
