@@ -1322,7 +1322,7 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
                 .reindex(done, fill_value=0).cumsum())
         axes[1].step(hits.index, hits.to_numpy(), where="mid", color="#c0392b", marker="o")
         axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[1].set_ylim(bottom=0)
+        axes[1].set_ylim(0, max(1.0, float(hits.max())) * 1.1)  # a count: whole ticks even with no hit yet
         per = m.loc[m.groupby("round")["reward"].idxmax(), ["round", "gene", "reward"]]
         best = per.set_index("round")["reward"].cummax()
         axes[2].plot(best.index, best.to_numpy(), marker="o", color="#c0392b")

@@ -602,3 +602,20 @@ def test_a_read_only_ledger_is_one_clear_error_and_stays_readable(db, monkeypatc
     assert len(history(db, "c1")) == 3
     monkeypatch.undo()
     assert _snapshot(db) == before
+
+
+def test_campaign_plot_counts_hits_in_whole_numbers_before_the_first_hit(db, tmp_path):
+    """No hit yet: the hits panel's ticks are whole numbers (a count), not 0.006, 0.012, …"""
+    from scagents.campaign.ledger import _campaign_figure
+
+    p = propose_round(db, "c1", batch=6, designer="random", seed=0)
+    ingest(db, "c1", _write(tmp_path / "r0.csv", "gene,score\n" + "".join(
+        f"{g},{0.1 * i}\n" for i, g in enumerate(p["gene"]))))
+    fig = _campaign_figure(history(db, "c1"), "c1", "abs")
+    hits = fig.axes[1]
+    assert list(hits.lines[0].get_ydata()) == [0]
+    ticks = [t for t in hits.get_yticks() if hits.get_ylim()[0] <= t <= hits.get_ylim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks) and max(ticks) >= 1
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
