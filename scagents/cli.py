@@ -286,21 +286,10 @@ def _cmd_next(args: argparse.Namespace) -> int:
                        features=args.features or "auto", objective=args.objective, **opts)
     print(format_proposals(df))
     if info := df.attrs.get("candidates"):
+        from scagents.campaign.ledger import candidates_line
+
         print(candidates_line(info, args.candidates, header))
     return 0
-
-
-def candidates_line(info: dict, source: str | None = None, header: str | None = None) -> str:
-    """What a new campaign's candidates are: how many, the header skipped, those without features."""
-    line = f"candidates: {info['n']} gene(s)" + (f" read from {source}" if source else "")
-    if header is not None:
-        line += f" (first line {header!r} taken as a header and skipped)"
-    absent = info.get("without_features") or []
-    if absent:
-        eg = ", ".join(absent[:5]) + (", …" if len(absent) > 5 else "")
-        line += (f"; {len(absent)} without a row in {info['features']} ({eg}): they have no expression features "
-                 "(zeros, flagged 'missing')")
-    return line + "."
 
 
 def _option_value(text: str):

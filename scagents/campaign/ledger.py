@@ -387,6 +387,19 @@ def create_campaign(db_path: str | Path, name: str, *, goal: str, candidates: Se
             "n_candidates": len(genes), "n_features": M.shape[1], "prior": psource, "without_features": absent}
 
 
+def candidates_line(info: dict, source: str | None = None, header: str | None = None) -> str:
+    """What a new campaign's candidates are: how many, the header skipped, those without features."""
+    line = f"candidates: {info['n']} gene(s)" + (f" read from {source}" if source else "")
+    if header is not None:
+        line += f" (first line {header!r} taken as a header and skipped)"
+    absent = info.get("without_features") or []
+    if absent:
+        eg = ", ".join(absent[:5]) + (", …" if len(absent) > 5 else "")
+        line += (f"; {len(absent)} without a row in {info['features']} ({eg}): they have no expression features "
+                 "(zeros, flagged 'missing')")
+    return line + "."
+
+
 def read_candidates_file(path: str | Path) -> tuple[list[str], str | None]:
     """The genes of a candidates file: one gene per line (or whitespace-separated), blank lines
     skipped, and a first line that is a column name (``gene``, ``symbol``, ``id``, … as in

@@ -498,7 +498,7 @@ class Toolkit:
 
             res["unmeasured_earlier"] = unmeasured_line(waiting)
         if info := df.attrs.get("candidates"):
-            from scagents.cli import candidates_line
+            from scagents.campaign.ledger import candidates_line
 
             res["candidates"] = candidates_line(info, a.candidates_file, header)
         return res
