@@ -37,6 +37,7 @@ __all__ = [
     "lognormalize",
     "mirror_obs",
     "scan_values",
+    "library_target",
     "split_targets",
     "standardize",
 ]
@@ -50,6 +51,7 @@ PERTURBATION_KEYS: tuple[str, ...] = (
     "target_genes", "target_gene", "targets", "target", "gene_target", "gene_targets",
     "guide_target", "gene", "genes", "guide_identity", "guide_ids", "guide_id", "sgrna",
     "grna", "guide", "guides", "guide_name", "sgrna_id", "grna_id", "feature_call",
+    "gene_transcript", "sgid_ab",
     "condition", "stim", "stimulation", "treatment",
 )
 
@@ -102,6 +104,15 @@ _SPLIT_RE = re.compile(r"\s*(?:\+|,|;|\||&)\s*")
 # word and no separator; "STAT1_g1", "STAT1-sgRNA2", "STAT1_2" with one)
 _GUIDE_WORD_RE = re.compile(r"^(.*?[^_.\s-])(?:sgrna|grna|guide|sg|g)[_.-]?\d+$")
 _GUIDE_SEP_RE = re.compile(r"^(.+?)[_.-](sgrna|grna|guide|sg|g)?[_.-]?\d+$", re.IGNORECASE)
+# CRISPRi library labels (Horlbeck et al. 2016 hCRISPRi-v2, Replogle et al. 2022): a target and
+# the transcription start site(s) its guides aim at ("AARS_P1P2", "AARS_P1"); Replogle's
+# ``gene_transcript``, "{row}_{gene}_{TSS}_{Ensembl ID}" ("1_AARS_P1P2_ENSG00000090861", controls
+# "10748_non-targeting_non-targeting_non-targeting"); a guide ID, "{gene}_{strand}_{position}-{TSS}"
+# ("AARS_+_70323216.23-P1P2"; a dual-guide pair joins two with "|")
+_TSS = r"P\d+(?:P\d+)*"
+_TSS_RE = re.compile(rf"^(.+?)_{_TSS}$")
+_GENE_TRANSCRIPT_RE = re.compile(r"^\d+_([^_]+)_([^_]+)_([^_]+)$")
+_GUIDE_ID_RE = re.compile(rf"([^\s_+,;|&]+)_[+-]_\d+(?:\.\d+)?-{_TSS}")
 _CHUNK_ROWS = 4096
 #: Above this, non-negative non-integer expression values cannot be on a log scale (log1p of
 #: counts per million stays below 14, log2(TPM + 1) below 20): they are refused as unlogged.
@@ -110,6 +121,44 @@ LOG_SCALE_MAX = 30.0
 
 def _norm(label: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(label).lower())
+
+
+def library_target(label: str) -> str | None:
+    """The target named by a CRISPRi library label; ``None`` for any other label.
+
+    Recognises the target and its transcription start site(s) (``AARS_P1P2``, ``AARS_P1``,
+    ``AARS_P2`` → ``AARS``; Horlbeck et al. 2016, Replogle et al. 2022), Replogle's
+    ``gene_transcript`` (``1_AARS_P1P2_ENSG00000090861`` → ``AARS``;
+    ``10748_non-targeting_non-targeting_non-targeting`` → ``non-targeting``) and a guide ID
+    (``AARS_+_70323216.23-P1P2`` → ``AARS``).
+
+    Parameters
+    ----------
+    label
+        One perturbation label (not a combination).
+
+    Returns
+    -------
+    str or None
+        The target (or control) name the label carries.
+    """
+    label = str(label).strip()
+    m = _GENE_TRANSCRIPT_RE.fullmatch(label)
+    if m and (m[2] == m[1] or re.fullmatch(_TSS, m[2])) and (
+            m[3] == m[1] or _ENSEMBL_RE.match(m[3])):
+        return m[1]
+    m = _GUIDE_ID_RE.fullmatch(label)
+    if m:
+        return m[1]
+    m = _TSS_RE.fullmatch(label)
+    return m[1] if m else None
+
+
+def _unwrap(label: str) -> str:
+    """``label`` with every CRISPRi library label in it replaced by its target
+    (:func:`library_target`); other labels unchanged."""
+    label = _GUIDE_ID_RE.sub(lambda m: m[1], str(label).strip())
+    return library_target(label) or label
 
 
 def is_control_label(label: str, control_labels: Sequence[str] | None = None) -> bool:
@@ -124,8 +173,11 @@ def is_control_label(label: str, control_labels: Sequence[str] | None = None) ->
         punctuation). ``None`` uses the built-in vocabulary (:data:`CONTROL_TOKENS`).
     """
     key = _norm(label)
+    inner = _unwrap(label)
     if control_labels is not None:
-        return key in {_norm(c) for c in control_labels}
+        return bool({key, _norm(inner)} & {_norm(c) for c in control_labels})
+    if inner != str(label).strip():  # a library label: its target decides
+        return is_control_label(inner)
     if not key:
         return False
     if _CONTROL_RE.fullmatch(key) or re.sub("^" + _GUIDE_PREFIX, "", key).startswith(
@@ -207,9 +259,10 @@ def guide_stem(label: str) -> str | None:
 def _split(text: str, resolve: _Targets, control_labels: Sequence[str] | None) -> tuple[str, ...]:
     if is_control_label(text, control_labels):
         return ()
+    text = _GUIDE_ID_RE.sub(lambda m: m[1], text)  # guide IDs hold "+" (the strand)
     out: list[str] = []
     for part in _SPLIT_RE.split(text):
-        part = part.strip()
+        part = _unwrap(part)
         if not part or is_control_label(part, control_labels):
             continue
         pieces = [p for p in part.split("_") if p]
@@ -234,7 +287,9 @@ def split_targets(
 
     ``"STAT1+IRF1"``, ``"STAT1,IRF1"``, ``"STAT1|IRF1"``, ``"STAT1 & IRF1"`` and ``"STAT1;IRF1"``
     are split. An underscore splits only when every piece is a gene in ``genes`` or a name in
-    ``known`` (so ``"CBL_UBASH3B"`` splits but a guide name such as ``"AARS_P1P2"`` does not).
+    ``known`` (``"CBL_UBASH3B"``); a CRISPRi library label names its target (``"AARS_P1P2"``,
+    ``"1_AARS_P1P2_ENSG00000090861"``, ``"AARS_+_70323216.23-P1P2|AARS_-_70323296.23-P1P2"`` →
+    ``AARS``; :func:`library_target`).
     Control pieces (``"STAT1+ctrl"``) are dropped. A piece is spelled as the gene it names when
     it differs only in case (``"stat1"`` → ``STAT1``), and a guide-level label names its target
     (``"STAT1g2"``, ``"STAT1_g1"``, ``"STAT1_2"`` → ``STAT1``) when that target is a gene in
@@ -479,8 +534,12 @@ def _validate_type(kind: str) -> str:
 def _known_targets(labels: Sequence[str]) -> set[str]:
     """Target names the labels of one data set vouch for beyond the measured genes: a plain label
     (``IRF1``, no separator or guide number), and the target part of guide-level labels when two
-    or more labels share it or it is a plain label too (``IRF1g1``, ``IRF1g2`` → ``IRF1``)."""
+    or more labels share it or it is a plain label too (``IRF1g1``, ``IRF1g2`` → ``IRF1``); a
+    CRISPRi library label names its target (``AARS_P1P2`` → ``AARS``, :func:`library_target`)."""
+    labels = [_unwrap(lab) for lab in labels]
     plain = {lab for lab in labels if not re.search(r"[\s_+,;|&/]", lab) and guide_stem(lab) is None}
+    plain |= {t for lab in labels for piece in _SPLIT_RE.split(lab)
+              if (t := library_target(piece)) is not None}
     stems = pd.Series([s for lab in labels if (s := guide_stem(lab)) is not None], dtype=object)
     counts = stems.value_counts()
     return plain | {str(s) for s, n in counts.items() if n >= 2 or s in plain}

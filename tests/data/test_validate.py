@@ -121,7 +121,11 @@ def test_standard_columns(sparse):
      "NegCtrl0_NegCtrl0__NegCtrl0_NegCtrl0", "non_targeting_00123", "NonTarget_3", "sgNTC",
      "sgNT_1", "sgCtrl", "sgControl", "gRNA-NT", "safe_targeting", "SafeTargeting_5",
      "Safe-Harbor", "AAVS1", "intergenic", "INTERGENIC", "Intergenic_1", "empty_vector", "EV",
-     "GFP", "LacZ", "luciferase", "ctrl+ctrl", "scrambled_guide", "no_guide", "NTg10", "NT_sg2"],
+     "GFP", "LacZ", "luciferase", "ctrl+ctrl", "scrambled_guide", "no_guide", "NTg10", "NT_sg2",
+     "NTC", "Non-Targeting_1", "nontargeting_2", "AAVS1_3", "sgAAVS1-2",
+     # Replogle 2022 (K562 Perturb-seq): gene_transcript and dual-guide sgID_AB controls
+     "10748_non-targeting_non-targeting_non-targeting",
+     "non-targeting_03786|non-targeting_00417"],
 )
 def test_control_labels_recognised(label):
     assert D.is_control_label(label)
@@ -143,7 +147,8 @@ def test_gene_names_are_not_controls(label):
         ("STAT1,IRF1", ("STAT1", "IRF1")),
         ("STAT1 & IRF1", ("STAT1", "IRF1")),
         ("CBL_UBASH3B", ("CBL", "UBASH3B")),  # both measured genes: split
-        ("AARS_P1P2", ("AARS_P1P2",)),  # a guide name: kept whole
+        ("AARS_P1P2", ("AARS",)),  # a CRISPRi library label: its target
+        ("AARS_P1P2+STAT1", ("AARS", "STAT1")),
         ("STAT1+ctrl", ("STAT1",)),  # Norman-style single perturbation
         ("ctrl+ctrl", ()),
         ("non-targeting", ()),
@@ -458,6 +463,55 @@ def test_ensembl_var_names_in_a_mudata_modality():
     out = D.load(md.MuData({"rna": rna, "prot": prot}))
     assert list(out["rna"].var_names) == ["STAT1", "IRF1", "GAPDH", "CBL", "UBASH3B"]
     assert "rna:STAT1" in out.var_names or "STAT1" in out.var_names
+
+
+# Replogle et al. 2022 (K562 CRISPRi Perturb-seq) writes a target in four ways: obs['gene']
+# ("AARS"), the target and its transcription start site(s) ("AARS_P1P2", "AARS_P1", "AARS_P2"),
+# obs['gene_transcript'] ("1_AARS_P1P2_ENSG00000090861") and obs['sgID_AB'] (two guide IDs)
+_REPLOGLE_FORMS = {
+    "tss": {"AARS": ["AARS_P1P2", "AARS_P1", "AARS_P2"], "STAT1": ["STAT1_P1P2"],
+            "ctrl": ["non-targeting"]},
+    "gene_transcript": {"AARS": ["1_AARS_P1P2_ENSG00000090861", "2_AARS_P2_ENSG00000090861"],
+                        "STAT1": ["8140_STAT1_P1P2_ENSG00000115415"],
+                        "ctrl": ["10748_non-targeting_non-targeting_non-targeting",
+                                 "10749_non-targeting_non-targeting_non-targeting"]},
+    "sgID_AB": {"AARS": ["AARS_+_70323216.23-P1P2|AARS_-_70323296.23-P1P2"],
+                "STAT1": ["STAT1_-_191878976.23-P1P2|STAT1_+_191878966.23-P1P2"],
+                "ctrl": ["non-targeting_03786|non-targeting_00417"]},
+}
+
+
+@pytest.mark.parametrize("form", sorted(_REPLOGLE_FORMS))
+def test_replogle_labels_name_their_targets(form):
+    """Each label names its target (AARS is not a measured gene: the label alone vouches for it)
+    and the non-targeting rows are the controls, found in the column Replogle's files use."""
+    labels = _REPLOGLE_FORMS[form]
+    lab = [x for group in labels.values() for x in group]
+    truth = [t for t, group in labels.items() for _ in group]
+    key = form if form != "tss" else "perturbation"
+    X = np.random.default_rng(0).poisson(3.0, size=(3 * len(lab), 3)).astype(np.float32)
+    adata = ad.AnnData(X, obs=pd.DataFrame({key: np.repeat(lab, 3), "truth": np.repeat(truth, 3)},
+                                           index=[f"c{i}" for i in range(3 * len(lab))]),
+                       var=pd.DataFrame(index=["STAT1", "GAPDH", "IRF1"]))
+    D.standardize(adata)
+    obs = adata.obs
+    assert (obs["is_control"] == (obs["truth"] == "ctrl")).all()
+    got = obs.loc[~obs["is_control"], "target_genes"].astype(str)
+    assert (got == obs.loc[~obs["is_control"], "truth"]).all()
+    rec = adata.uns["scagents"]["data"]
+    assert rec["perturbation_key"] == key and rec["n_perturbations"] == 2
+    assert rec["control_labels"] == labels["ctrl"]
+
+
+@pytest.mark.parametrize(("label", "target"), [
+    ("AARS_P1P2", "AARS"), ("AARS_P1", "AARS"), ("1_AARS_P1P2_ENSG00000090861", "AARS"),
+    ("10000_RPL13_P1_ENSG00000167526", "RPL13"),
+    ("10748_non-targeting_non-targeting_non-targeting", "non-targeting"),
+    ("AARS_+_70323216.23-P1P2", "AARS"),
+    ("STAT1", None), ("STAT1_2", None), ("CBL_UBASH3B", None), ("1_AARS_P1P2_foo", None),
+])
+def test_library_target(label, target):
+    assert D.library_target(label) == target
 
 
 def _papalexi_small(n: int = 600) -> ad.AnnData:
