@@ -345,6 +345,12 @@ def _describe(path, rna) -> str:
     how = [f"counts from {rec['counts_from']}"] if rec.get("counts_from") else []
     if rec.get("gene_names_from"):
         how.append(f"gene names from {rec['gene_names_from']}")
+    if rec.get("genome"):
+        from scagents.data import genome_line
+
+        how.append(genome_line(rec["genome"]))
+    if rec.get("reference_prefix"):
+        how.append(f"reference prefix {rec['reference_prefix']}_ removed from the gene names")
     return Path(path).name + (f": {'; '.join(how)}" if how else "")
 
 

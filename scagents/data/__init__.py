@@ -40,11 +40,14 @@ from .validate import (
     counts_as_x,
     find_perturbation_key,
     gene_names,
+    genome_line,
     is_control_label,
     is_excluded_label,
     library_target,
     lognormalize,
     mirror_obs,
+    one_genome,
+    reference_prefixes,
     scan_values,
     split_targets,
     standardize,
@@ -63,6 +66,7 @@ __all__ = [
     "counts_as_x",
     "find_perturbation_key",
     "gene_names",
+    "genome_line",
     "gene_effects",
     "is_control_label",
     "is_excluded_label",
@@ -70,6 +74,8 @@ __all__ = [
     "load",
     "lognormalize",
     "mirror_obs",
+    "one_genome",
+    "reference_prefixes",
     "perturbation_effects",
     "pseudobulk",
     "read",
@@ -112,20 +118,30 @@ def load(
     The standardised AnnData or MuData (see :func:`standardize` for the columns written). When
     ``X`` does not hold counts but ``layers["counts"]`` or ``.raw`` does, the counts become ``X``
     (:func:`counts_as_x`; ``uns["scagents"]["data"]["counts_from"]`` says where they came from).
+    Genes of a multi-genome (barnyard) reference (``GRCh38_STAT1`` and ``mm10_Stat1``): the
+    reference with the most counts and the cells drawing most of their counts from it are kept
+    (:func:`one_genome`; ``uns["scagents"]["data"]["genome"]`` says what was kept and left out);
+    a single reference's prefix is removed from the gene names (:func:`standardize`).
     """
     obj = read(source, modality=modality)
     options = dict(perturbation_key=perturbation_key, control_labels=control_labels,
                    perturbation_type=perturbation_type)
     if isinstance(source, ad.AnnData | md.MuData):  # never modify the caller's object
         obj = obj.copy()
-    _, rna = rna_modality(obj)
+    name, rna = rna_modality(obj)
     counts_from = counts_as_x(rna)
-    if counts_from and isinstance(obj, md.MuData):
+    rna, genome = one_genome(rna)
+    if genome is not None:
+        if isinstance(obj, md.MuData):
+            obj.mod[name] = rna
+        else:
+            obj = rna
+    if (counts_from or genome) and isinstance(obj, md.MuData):
         obj.update()
     standardize(obj, **options, copy=False)  # a copy, or freshly read from disk: safe to modify
-    if counts_from:
-        rec = rna.uns["scagents"]["data"]
-        rec["counts_from"] = counts_from
+    extra = {k: v for k, v in (("counts_from", counts_from), ("genome", genome)) if v}
+    if extra:
+        rna.uns["scagents"]["data"].update(extra)
         if isinstance(obj, md.MuData):
-            obj.uns["scagents"]["data"]["counts_from"] = counts_from
+            obj.uns["scagents"]["data"].update(extra)
     return obj

@@ -32,12 +32,15 @@ __all__ = [
     "counts_as_x",
     "find_perturbation_key",
     "gene_names",
+    "genome_line",
     "is_control_label",
     "is_excluded_label",
+    "library_target",
     "lognormalize",
     "mirror_obs",
+    "one_genome",
+    "reference_prefixes",
     "scan_values",
-    "library_target",
     "split_targets",
     "standardize",
 ]
@@ -545,6 +548,135 @@ def _known_targets(labels: Sequence[str]) -> set[str]:
     return plain | {str(s) for s, n in counts.items() if n >= 2 or s in plain}
 
 
+#: A reference (genome) name as Cell Ranger writes it before each gene of a multi-genome
+#: reference: letters and a version number, optionally a build tag (``GRCh38``, ``hg19``, ``mm10``,
+#: ``GRCm39``, ``GRCh38-2020-A``); chromosome names (``chr1``) are not references.
+_GENOME_RE = re.compile(r"^(?!chr|ENS[A-Z]*G\d)[A-Za-z][A-Za-z]*\d+[A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*$", re.IGNORECASE)
+#: Most references one file combines (a barnyard has two, rarely three).
+MAX_REFERENCES = 3
+#: Share of the gene names that must carry a reference prefix (all references together).
+GENOME_PREFIX_SHARE = 0.95
+#: Share of its counts a cell must draw from the kept reference (:func:`one_genome`).
+GENOME_CELL_SHARE = 0.9
+_PREFIXED_RE = r"^([^_]+)_+(.+)$"
+
+
+def reference_prefixes(names: Sequence[str] | pd.Index) -> dict[str, int]:
+    """The reference (genome) prefixes of gene names written by a Cell Ranger multi-genome
+    reference (``GRCh38_STAT1``, ``mm10_Stat1``, ``GRCh38-2020-A_STAT1``, padded
+    ``GRCh38______STAT1``).
+
+    Parameters
+    ----------
+    names
+        Gene names (``var_names``, or a symbol column).
+
+    Returns
+    -------
+    dict
+        Reference name → number of genes carrying it, when (almost) every name
+        (:data:`GENOME_PREFIX_SHARE`) carries one: one entry for a single reference, two or more for
+        a barnyard (e.g. human and mouse); ``{}`` otherwise (also for more than
+        :data:`MAX_REFERENCES` prefixes: those are not references). A reference carried by fewer
+        than 1 % of the names is not counted; Ensembl IDs and chromosome names are no references.
+    """
+    names = pd.Index(names).astype(str)
+    if len(names) == 0:
+        return {}
+    prefix = names.str.extract(_PREFIXED_RE)[0]
+    counts = prefix[prefix.notna()].value_counts()
+    refs = {str(p): int(n) for p, n in counts.items()
+            if _GENOME_RE.fullmatch(str(p)) and n >= 0.01 * len(names)}
+    enough = sum(refs.values()) >= GENOME_PREFIX_SHARE * len(names)
+    return refs if enough and len(refs) <= MAX_REFERENCES else {}
+
+
+def _strip_references(names: Sequence[str] | pd.Index, refs: Mapping[str, int]) -> pd.Index:
+    """``names`` without the reference prefixes ``refs`` (names without one are kept)."""
+    names = pd.Index(names).astype(str)
+    parts = names.str.extract(_PREFIXED_RE)
+    has = parts[0].isin(list(refs)).to_numpy()
+    return pd.Index(np.where(has, parts[1].fillna("").to_numpy(dtype=object), names.to_numpy(dtype=object)),
+                    dtype=str)
+
+
+def _genome_error(refs: Mapping[str, int], counts: Mapping[str, float] | None = None) -> str:
+    """One line: the genes come from several references; how to keep one."""
+    def share(r: str) -> str:
+        return f", {100 * counts[r] / max(sum(counts.values()), 1):.0f} % of counts" if counts else ""
+    named = ", ".join(f"{r} ({n} genes{share(r)})" for r, n in refs.items())
+    first = next(iter(refs))
+    return (f"The genes come from {len(refs)} references ({named}; a multi-genome Cell Ranger "
+            "reference, e.g. a human-mouse barnyard), and scagents analyses one species: load the "
+            "file with scagents.data.load (or `python -m scagents run`), which keeps the reference "
+            "with the most counts and its cells, or keep one yourself, e.g. "
+            f"adata = adata[:, adata.var_names.str.startswith('{first}_')].copy().")
+
+
+def one_genome(adata: ad.AnnData, share: float = GENOME_CELL_SHARE) -> tuple[ad.AnnData, dict | None]:
+    """Keep one reference of data aligned to a multi-genome (barnyard) reference.
+
+    The reference holding the most counts is kept: its genes, and the cells that draw at least
+    ``share`` of their counts from it (cells of the other species and mixed-species multiplets are
+    left out). The prefixes stay on the names (:func:`standardize` removes them).
+
+    Parameters
+    ----------
+    adata
+        In-memory AnnData; not modified.
+    share
+        Share of a cell's counts that must come from the kept reference.
+
+    Returns
+    -------
+    adata, info
+        ``adata`` itself and ``None`` when its genes carry fewer than two references; else a new
+        AnnData (one reference) and ``{"kept", "references", "counts", "n_cells_kept",
+        "n_cells_left_out"}``.
+
+    Raises
+    ------
+    DataError
+        No cell draws ``share`` of its counts from the kept reference.
+    """
+    refs = reference_prefixes(adata.var_names)
+    if len(refs) < 2:
+        return adata, None
+    prefix = pd.Index(adata.var_names).astype(str).str.extract(_PREFIXED_RE)[0]
+    onehot = np.stack([(prefix == r).to_numpy(float) for r in refs], axis=1)
+    # counts per cell and reference: cells x references, chunk by chunk (no dense copy of X)
+    per_cell = np.zeros((adata.n_obs, len(refs)))
+    for start, chunk in _row_chunks(adata.X, adata.n_obs):
+        block = chunk @ onehot if sp.issparse(chunk) else np.asarray(chunk, dtype=float) @ onehot
+        per_cell[start:start + block.shape[0]] = np.asarray(block)
+    totals = per_cell.sum(axis=0)
+    counts = {r: float(t) for r, t in zip(refs, totals, strict=True)}
+    k = int(np.argmax(totals))
+    kept = list(refs)[k]
+    cell_total = per_cell.sum(axis=1)
+    cells = (cell_total > 0) & (per_cell[:, k] >= share * cell_total)
+    if not cells.any():
+        raise DataError(_genome_error(refs, counts) + f" (No cell draws {100 * share:.0f} % of its "
+                                                       f"counts from {kept}.)")
+    out = adata[cells][:, (prefix == kept).to_numpy()].copy()
+    return out, {"kept": kept, "references": dict(refs), "counts": counts,
+                 "n_cells_kept": int(cells.sum()), "n_cells_left_out": int((~cells).sum()),
+                 "share": float(share)}
+
+
+def genome_line(info: Mapping) -> str:
+    """One line saying which reference :func:`one_genome` kept and what was left out."""
+    total = max(sum(info["counts"].values()), 1.0)
+    others = [r for r in info["references"] if r != info["kept"]]
+    return (f"the genes come from {len(info['references'])} references ("
+            + ", ".join(f"{r}: {info['references'][r]} genes, {100 * info['counts'][r] / total:.0f} % "
+                        "of counts" for r in info["references"])
+            + f"); kept {info['kept']} (most counts) and the {info['n_cells_kept']} cells drawing "
+            f"≥ {100 * info['share']:.0f} % of their counts from it; {info['n_cells_left_out']} "
+            f"cells ({', '.join(others)} cells and mixed-species multiplets) left out. To analyse "
+            f"{others[0]} instead, subset its genes and cells before the run")
+
+
 def _symbol_names(adata: ad.AnnData) -> tuple[str, pd.Index, int] | None:
     """Gene symbols to use as ``var_names`` when these are Ensembl IDs (``ENSG…``).
 
@@ -554,6 +686,8 @@ def _symbol_names(adata: ad.AnnData) -> tuple[str, pd.Index, int] | None:
     symbol column exists; else the column, the names and how many symbols were duplicates.
     """
     ids = adata.var_names.astype(str)
+    if refs := reference_prefixes(ids):  # GRCh38_ENSG00000115415
+        ids = _strip_references(ids, refs)
     if len(ids) == 0 or np.mean([bool(_ENSEMBL_RE.match(i)) for i in ids]) < 0.9:
         return None
     lower = {str(c).lower(): c for c in adata.var.columns}
@@ -566,6 +700,8 @@ def _symbol_names(adata: ad.AnnData) -> tuple[str, pd.Index, int] | None:
                 or isinstance(values.dtype, pd.CategoricalDtype)):
             continue
         text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+        if refs := reference_prefixes(text[text != ""]):  # GRCh38_STAT1
+            text = pd.Series(_strip_references(text, refs), index=text.index)
         usable = (text != "") & ~text.str.match(_ENSEMBL_RE.pattern)
         if usable.mean() < 0.5:
             continue
@@ -615,8 +751,26 @@ def gene_names(adata: ad.AnnData) -> pd.Index:
     """The gene names :func:`standardize` gives ``adata``'s genes, in ``var`` order: the symbols
     when ``var_names`` are Ensembl IDs with a symbol column (:data:`SYMBOL_COLUMNS`), else
     ``var_names`` themselves. Maps a result indexed by those names back onto the user's genes."""
+    names = _run_names(adata)
+    return adata.var_names.astype(str) if names is None else names[1]
+
+
+def _run_names(adata: ad.AnnData) -> tuple[dict, pd.Index] | None:
+    """The gene names :func:`standardize` gives when they are not ``var_names`` as they are: the
+    symbols of Ensembl IDs, and names without a reference prefix (``GRCh38_STAT1`` → ``STAT1``;
+    with several references each loses its own). ``None`` when ``var_names`` stay; else what to
+    record (``gene_names_from``, ``n_duplicate_symbols``, ``reference_prefix``) and the names."""
     symbols = _symbol_names(adata)
-    return adata.var_names.astype(str) if symbols is None else symbols[1]
+    refs = reference_prefixes(adata.var_names)
+    if symbols is not None:
+        column, names, n_dup = symbols
+        how = {"gene_names_from": f"var[{column!r}]", "n_duplicate_symbols": n_dup}
+        return ({**how, "reference_prefix": ", ".join(refs)} if refs else how), names
+    if not refs:
+        return None
+    names = _strip_references(adata.var_names, refs)
+    return ({"reference_prefix": ", ".join(refs), "n_duplicate_symbols": int(names.duplicated().sum())},
+            ad.utils.make_index_unique(names))
 
 
 def standardize(
@@ -732,8 +886,10 @@ def standardize(
         )
     labels = raw.astype(str).str.strip()
     uniq = list(pd.unique(labels))
-    symbols = _symbol_names(adata)
-    genes = set(map(str, adata.var_names if symbols is None else symbols[1]))
+    if len(refs := reference_prefixes(adata.var_names)) > 1:
+        raise DataError(_genome_error(refs))
+    renamed = _run_names(adata)
+    genes = set(map(str, adata.var_names if renamed is None else renamed[1]))
     excluded = [lab for lab in uniq if is_excluded_label(lab, control_labels)]
     resolve = _Targets(genes, _known_targets(
         [lab for lab in uniq if lab not in excluded and not is_control_label(lab, control_labels)]))
@@ -791,12 +947,12 @@ def standardize(
     adata.obs["perturbation_type"] = pd.Categorical(ptype.to_numpy(), categories=present)
     adata.obs["is_control"] = is_control
     rec = _recorded(adata)
-    if symbols is not None:
-        column, names, n_dup = symbols
+    if renamed is not None:
+        how, names = renamed
         if "gene_ids" not in adata.var:
             adata.var["gene_ids"] = adata.var_names.astype(str)
         adata.var_names = names
-        rec.update(gene_names_from=f"var[{column!r}]", n_duplicate_symbols=n_dup)
+        rec.update(how)
     rec.update(
         is_counts=bool(summary.is_counts),
         perturbation_key=str(key),

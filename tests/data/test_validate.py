@@ -593,3 +593,77 @@ def test_unlogged_values_stop_in_one_line(kind, tmp_path):
     assert sha256(path) == digest
     adata.X = X.log1p()
     assert D.load(adata).uns["scagents"]["data"]["is_counts"] is False
+
+
+# ---------------------------------------------------------------------------------------------
+# Cell Ranger multi-genome references: GRCh38_STAT1, mm10_Stat1
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["GRCh38_", "hg19_", "mm10_", "GRCh38-2020-A_", "GRCh38______"])
+def test_reference_prefix_is_removed(prefix):
+    """One reference's prefix on every gene: the names lose it (the goal and targets name STAT1),
+    the run says so, and gene_names() maps results back onto the user's prefixed genes."""
+    adata = make_adata()
+    adata.var_names = [prefix + g for g in adata.var_names]
+    assert D.gene_names(adata).tolist() == ["STAT1", "IRF1", "GAPDH", "CBL", "UBASH3B"]
+    out = D.standardize(adata, copy=True)
+    assert out.var_names.tolist() == ["STAT1", "IRF1", "GAPDH", "CBL", "UBASH3B"]
+    assert set(out.obs["target_genes"]) == {"", "STAT1", "IRF1+STAT1"}
+    assert out.uns["scagents"]["data"]["reference_prefix"] == prefix.rstrip("_")
+    assert list(out.var["gene_ids"]) == list(adata.var_names)
+
+
+def test_reference_prefix_on_ensembl_ids_and_symbols():
+    adata = make_adata()
+    symbols = list(adata.var_names)
+    adata.var = pd.DataFrame({"gene_symbols": [f"GRCh38_{g}" for g in symbols]},
+                             index=[f"GRCh38_ENSG{i:011d}" for i in range(5)])
+    out = D.standardize(adata, copy=True)
+    assert out.var_names.tolist() == symbols
+
+
+def _barnyard(n_human: int = 3) -> ad.AnnData:
+    """Human cells (counts on GRCh38 genes), mouse cells and one human-mouse doublet."""
+    human = make_adata(n_per_group=n_human)
+    n = human.n_obs
+    rng = np.random.default_rng(2)
+    X = np.zeros((n + 4, 8), np.float32)
+    X[:n, :5] = human.X
+    X[:n, 5:] = rng.poisson(0.05, (n, 3))  # ambient mouse reads
+    X[n:n + 3, 5:] = rng.poisson(5.0, (3, 3))  # mouse cells
+    X[n + 3] = 4.0  # a doublet
+    obs = pd.DataFrame({"gene": [*human.obs["gene"], *["non-targeting"] * 4]},
+                       index=[f"c{i}" for i in range(n + 4)])
+    var = pd.DataFrame(index=[*(f"GRCh38_{g}" for g in human.var_names),
+                              "mm10___Stat1", "mm10___Irf1", "mm10___Gapdh"])
+    return ad.AnnData(sp.csr_matrix(X), obs=obs, var=var)
+
+
+def test_two_references_are_refused_by_standardize_in_one_line():
+    with pytest.raises(DataError, match=r"2 references \(GRCh38 \(5 genes\), mm10 \(3 genes\).*"
+                                        r"scagents.data.load") as err:
+        D.standardize(_barnyard(), copy=True)
+    assert "\n" not in str(err.value)
+
+
+def test_barnyard_keeps_the_reference_with_most_counts_and_its_cells(tmp_path):
+    adata = _barnyard()
+    path = tmp_path / "barnyard.h5ad"
+    adata.write_h5ad(path)
+    out = D.load(path)
+    assert out.var_names.tolist() == ["STAT1", "IRF1", "GAPDH", "CBL", "UBASH3B"]
+    assert out.n_obs == 9  # the 9 human cells; 3 mouse cells and the doublet left out
+    info = out.uns["scagents"]["data"]["genome"]
+    assert info["kept"] == "GRCh38" and info["n_cells_left_out"] == 4
+    line = D.genome_line(info)
+    assert "kept GRCh38 (most counts)" in line and "4 cells (mm10 cells" in line
+    assert D.gene_names(adata).tolist()[:5] == out.var_names.tolist()
+    assert D.load(adata).n_obs == 9 and adata.n_obs == 13  # the caller's object is untouched
+
+
+@pytest.mark.parametrize("names", [["gene_1", "gene_2"], ["chr1_100_200", "chr2_5_9"],
+                                   ["ENSG00000000001_STAT1", "ENSG00000000002_IRF1"],
+                                   ["STAT1", "IRF1"], ["GRCh38_STAT1", "IRF1", "GAPDH"]])
+def test_names_without_a_reference_prefix(names):
+    assert D.reference_prefixes(names) == {}
