@@ -361,10 +361,29 @@ def _is_counts(rna) -> bool | None:
     return None if value is None else bool(value)
 
 
+def _rna(obj):
+    """The RNA modality of a loaded AnnData / MuData (``rna``, else the first)."""
+    if not hasattr(obj, "mod"):
+        return obj
+    return obj["rna"] if "rna" in obj.mod else obj[list(obj.mod)[0]]
+
+
+def set_aside_line(aside: dict[str, int], targets, label: str | None) -> str:
+    """One line: the combinations holding the goal's genes left out of the run (``""`` if none)."""
+    if not aside:
+        return ""
+    genes = "+".join(targets)
+    return (f"{sum(aside.values())} cells of combinations holding {genes} were left aside: "
+            + ", ".join(f"{lab!r} ({n})" for lab, n in aside.items())
+            + f". The goal asks for {genes} alone, so it is answered and checked on its own cells "
+            f"({label!r}); the combinations' cells were used neither as the goal's cells nor for "
+            f"fitting (they carry {genes}'s own effect into the check).")
+
+
 def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     import mudata as md
 
-    from scagents.data import load
+    from scagents.data import combinations_with, load
 
     stim = stimulation_request(opts)
     if stim is not None:
@@ -374,14 +393,18 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     step(f"reading {Path(opts.data).name}")
     obj = load(opts.data, perturbation_key=opts.perturbation_key,
                control_labels=opts.control_labels)
-    rna = obj["rna"] if hasattr(obj, "mod") and "rna" in obj.mod else (
-        obj[list(obj.mod)[0]] if hasattr(obj, "mod") else obj)
+    rna = _rna(obj)
+    goal, pert, goal_label, goal_note = resolve_goal(opts.goal, rna)
+    aside = combinations_with(rna.obs, pert.targets) if goal_label is not None else {}
+    if aside:  # the goal's own cells were measured: combinations holding its genes stay out
+        drop = rna.obs_names[rna.obs["perturbation"].astype(str).isin(list(aside)).to_numpy()]
+        obj = obj[~obj.obs_names.isin(drop)].copy()
+        rna = _rna(obj)
     obs = rna.obs
     perturbed_cells = ~obs["is_control"].astype(bool) & (obs["target_genes"].astype(str) != "")
     counts = obs.loc[perturbed_cells, "target_genes"].astype(str).value_counts()
     measured = sorted(str(g) for g in counts.index if g)
     perturbed = {t for m in measured for t in m.split("+")}
-    goal, pert, goal_label, goal_note = resolve_goal(opts.goal, rna)
     excluded = obs.loc[obs["perturbation_type"].astype(str) == "excluded", "perturbation"]
     step("selecting genes")
     genes, selection = _select(rna, pert.targets, perturbed, opts, out)
@@ -398,7 +421,7 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
         perturbation=pert.to_dict(), goal_measured=goal_label is not None, goal_label=goal_label,
         goal_note=goal_note, excluded={str(k): int(v) for k, v in
                                        excluded.astype(str).value_counts().sort_index().items()},
-        measured=measured, candidates=sorted(candidates), genes_path=GENES_FILE,
+        set_aside=aside, measured=measured, candidates=sorted(candidates), genes_path=GENES_FILE,
         gene_selection=selection, is_counts=_is_counts(rna))
 
 
@@ -436,6 +459,9 @@ def data_agent(state: RunState) -> dict:
         summary=f"{summary.description}: {summary.n_cells} cells × {summary.n_genes} genes, "
                 f"modalities {', '.join(summary.modalities)}, {len(summary.measured)} perturbations; "
                 f"{_genes_line(summary.gene_selection)}"
+                + (f"; {sum(summary.set_aside.values())} cells of combinations holding "
+                   f"{'+'.join(summary.perturbation['targets'])} left aside"
+                   if summary.set_aside else "")
                 + "".join(f"; WARNING: {w}" for w in summary.warnings),
         figures={"n_cells": summary.n_cells, "n_genes": summary.n_genes,
                  "gene_selection": summary.gene_selection,

@@ -537,6 +537,10 @@ def build_result(state: RunState) -> dict:
                   f"{len(pol.validation_labels)} held-out perturbations").name
     notes = [n for n in (data.goal_note, held_out_sentence(pol, label, data.truth_path is not None),
                          pol.held_out_note) if n]
+    if data.set_aside:
+        from scagents.agents.data import set_aside_line
+
+        notes.append(set_aside_line(data.set_aside, pert["targets"], data.goal_label))
     if data.excluded:
         notes.append(f"{sum(data.excluded.values())} cells carry no usable perturbation and were "
                      "left out of every model: " + ", ".join(

@@ -94,6 +94,9 @@ class DataSummary(_Model):
     excluded: dict[str, int] = Field(default_factory=dict, description=(
         "Labels of cells without a usable perturbation (unassigned, multiplets, …) → cell "
         "count; left out of every model."))
+    set_aside: dict[str, int] = Field(default_factory=dict, description=(
+        "Combinations holding every goal gene and more (label → cell count; e.g. STAT1+IRF1 for "
+        "a STAT1 goal), left out of every model when the goal's own cells were measured."))
     measured: list[str] = Field(description="Perturbation labels with cells in the data.")
     candidates: list[str] = Field(description="Genes not yet perturbed that could be tested next.")
     truth_path: str | None = Field(None, description=(

@@ -29,6 +29,7 @@ __all__ = [
     "PERTURBATION_KEYS",
     "STANDARD_COLUMNS",
     "ValueSummary",
+    "combinations_with",
     "counts_as_x",
     "find_perturbation_key",
     "gene_names",
@@ -966,6 +967,37 @@ def standardize(
     scag = adata.uns.get("scagents")
     adata.uns["scagents"] = {**(dict(scag) if isinstance(scag, Mapping) else {}), "data": rec}
     return adata if copy else None
+
+
+def combinations_with(obs: pd.DataFrame, targets: Sequence[str]) -> dict[str, int]:
+    """The perturbations that hold every one of ``targets`` and more genes: the combinations a
+    goal's cells must not be mixed with (``STAT1+IRF1``, ``STAT1_IRF1``, ``STAT1|IRF1`` for a
+    STAT1 goal).
+
+    Parameters
+    ----------
+    obs
+        Standardised ``obs`` (:func:`standardize`: ``perturbation``, ``target_genes``,
+        ``is_control``).
+    targets
+        The goal's target genes.
+
+    Returns
+    -------
+    dict
+        ``obs["perturbation"]`` label → number of cells, in label order; ``{}`` when none.
+    """
+    goal = set(map(str, targets))
+    if not goal:
+        return {}
+    ctrl = obs["is_control"].fillna(False).to_numpy(bool)
+    genes = obs["target_genes"].astype(str).to_numpy()
+    labels = obs["perturbation"].astype(str).to_numpy()
+    first = pd.DataFrame({"label": labels[~ctrl], "genes": genes[~ctrl]}).drop_duplicates("label")
+    chosen = [lab for lab, t in zip(first["label"], first["genes"], strict=True)
+              if goal < set(filter(None, t.split("+")))]
+    counts = pd.Series(labels[~ctrl]).value_counts()
+    return {str(lab): int(counts[lab]) for lab in sorted(chosen)}
 
 
 def mirror_obs(mdata: md.MuData, modality: str, columns: Sequence[str] = STANDARD_COLUMNS) -> None:

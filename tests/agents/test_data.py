@@ -62,3 +62,40 @@ def test_unknown_target_names_the_closest_perturbation_targets(papalexi):
     rna, _ = papalexi
     with pytest.raises(GeneNotFoundError, match=r"'IRF11'.*perturbation targets.*IRF1"):
         resolve_goal("predict IRF11 knockout", rna)
+
+
+@pytest.mark.parametrize("sep", ["+", "_", "|", ";"])
+def test_single_gene_goal_leaves_combinations_aside(tmp_path, sep):
+    """A STAT1 goal on data with STAT1 combinations: the goal's cells are the single-gene ones,
+    the combinations holding STAT1 are left out of the data the models see, and the run says how
+    many cells that was."""
+    import anndata as ad
+    import pandas as pd
+
+    from scagents.agents.data import _user_data, set_aside_line
+    from scagents.agents.state import RunOptions
+
+    labels = ["non-targeting"] * 30 + ["STAT1"] * 10 + ["IRF1"] * 10 + [f"STAT1{sep}IRF1"] * 7
+    rng = np.random.default_rng(0)
+    genes = ["STAT1", "IRF1", "GAPDH", "JAK2", "CD4"]
+    adata = ad.AnnData(rng.poisson(3.0, (len(labels), len(genes))).astype(np.float32),
+                       obs=pd.DataFrame({"perturbation": labels},
+                                        index=[f"c{i}" for i in range(len(labels))]),
+                       var=pd.DataFrame(index=genes))
+    path = tmp_path / "combos.h5ad"
+    adata.write_h5ad(path)
+    opts = RunOptions(goal="predict STAT1 knockout", data=str(path), progress=False)
+    summary = _user_data(opts, tmp_path)
+    assert summary.goal_label == "STAT1"
+    assert summary.set_aside == {f"STAT1{sep}IRF1": 7}
+    assert summary.measured == ["IRF1", "STAT1"]
+    import mudata as md
+
+    written = md.read_h5mu(tmp_path / summary.path)["rna"]
+    assert written.n_obs == 50 and f"STAT1{sep}IRF1" not in set(written.obs["perturbation"])
+    line = set_aside_line(summary.set_aside, ["STAT1"], summary.goal_label)
+    assert line.startswith("7 cells of combinations holding STAT1 were left aside")
+    # a goal on the combination itself keeps every cell
+    opts = RunOptions(goal="predict STAT1 and IRF1 knockout", data=str(path), progress=False)
+    both = _user_data(opts, tmp_path)
+    assert both.set_aside == {} and both.n_cells == len(labels)

@@ -667,3 +667,20 @@ def test_barnyard_keeps_the_reference_with_most_counts_and_its_cells(tmp_path):
                                    ["STAT1", "IRF1"], ["GRCh38_STAT1", "IRF1", "GAPDH"]])
 def test_names_without_a_reference_prefix(names):
     assert D.reference_prefixes(names) == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# combinations holding a goal's genes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_combinations_with_a_goal_gene():
+    """Every way of writing a combination holding STAT1 is found; STAT1 itself, IRF1 alone and
+    controls are not."""
+    labels = ("non-targeting", "STAT1", "IRF1", "STAT1+IRF1", "STAT1_IRF1", "IRF1|STAT1",
+              "STAT1;IRF1", "CBL_UBASH3B")
+    out = D.standardize(make_adata(n_per_group=2, labels=labels), copy=True)
+    assert D.combinations_with(out.obs, ["STAT1"]) == {
+        "IRF1|STAT1": 2, "STAT1+IRF1": 2, "STAT1;IRF1": 2, "STAT1_IRF1": 2}
+    assert D.combinations_with(out.obs, ["STAT1", "IRF1"]) == {}
+    assert D.combinations_with(out.obs, ["GAPDH"]) == {}
