@@ -338,11 +338,24 @@ def _stimulation_data(opts: RunOptions, out: Path, goal) -> DataSummary:
         stimulation=goal.to_dict(), is_counts=_is_counts(rna))
 
 
+def control_line(rec: dict) -> str:
+    """Which labels were taken as the control cells (``uns["scagents"]["data"]``); ``""`` when
+    :func:`scagents.data.standardize` did not record them."""
+    labels = [str(c) for c in rec.get("control_labels", [])]
+    if not labels:
+        return ""
+    shown = ", ".join(repr(c) for c in labels[:3])
+    more = f" and {len(labels) - 3} more" if len(labels) > 3 else ""
+    return f"control: {rec.get('n_control', '?')} cells labelled {shown}{more}"
+
+
 def _describe(path, rna) -> str:
-    """The file's name, and where its counts and gene names came from when not ``X`` /
-    ``var_names`` (:func:`scagents.data.load`)."""
+    """The file's name, which labels are the control cells, and where its counts and gene names
+    came from when not ``X`` / ``var_names`` (:func:`scagents.data.load`)."""
     rec = (rna.uns.get("scagents") or {}).get("data") or {}
-    how = [f"counts from {rec['counts_from']}"] if rec.get("counts_from") else []
+    how = [line] if (line := control_line(rec)) else []
+    if rec.get("counts_from"):
+        how.append(f"counts from {rec['counts_from']}")
     if rec.get("gene_names_from"):
         how.append(f"gene names from {rec['gene_names_from']}")
     if rec.get("genome"):

@@ -99,3 +99,24 @@ def test_single_gene_goal_leaves_combinations_aside(tmp_path, sep):
     opts = RunOptions(goal="predict STAT1 and IRF1 knockout", data=str(path), progress=False)
     both = _user_data(opts, tmp_path)
     assert both.set_aside == {} and both.n_cells == len(labels)
+
+
+@pytest.mark.parametrize("control", ["safe-targeting", "AAVS1", "NTC", "Non-Targeting_1", "intergenic"])
+def test_the_run_names_the_control_label(tmp_path, control):
+    """Safe-harbour, intergenic and non-targeting guides are all controls; the data line says
+    which label was taken as the control."""
+    import anndata as ad
+    import pandas as pd
+
+    from scagents.agents.data import _user_data
+    from scagents.agents.state import RunOptions
+
+    labels = [control] * 20 + ["STAT1"] * 10 + ["IRF1"] * 10
+    adata = ad.AnnData(np.random.default_rng(0).poisson(3.0, (40, 3)).astype(np.float32),
+                       obs=pd.DataFrame({"perturbation": labels},
+                                        index=[f"c{i}" for i in range(40)]),
+                       var=pd.DataFrame(index=["STAT1", "IRF1", "GAPDH"]))
+    adata.write_h5ad(tmp_path / "x.h5ad")
+    opts = RunOptions(goal="predict STAT1 knockout", data=str(tmp_path / "x.h5ad"), progress=False)
+    summary = _user_data(opts, tmp_path)
+    assert f"control: 20 cells labelled {control!r}" in summary.description
