@@ -362,7 +362,7 @@ def _describe(path, rna) -> str:
         from scagents.data import genome_line
 
         how.append(genome_line(rec["genome"]))
-    if rec.get("reference_prefix"):
+    elif rec.get("reference_prefix"):
         how.append(f"reference prefix {rec['reference_prefix']}_ removed from the gene names")
     return Path(path).name + (f": {'; '.join(how)}" if how else "")
 
