@@ -134,8 +134,11 @@ def load(
     counts_from = counts_as_x(rna)
     rna, genome = one_genome(rna)
     if genome is not None:
-        if isinstance(obj, md.MuData):
+        if isinstance(obj, md.MuData):  # the other species' cells leave every modality
             obj.mod[name] = rna
+            obj.update()
+            obj = obj[obj.obs_names.isin(rna.obs_names)].copy()
+            rna = obj.mod[name]
         else:
             obj = rna
     if (counts_from or genome) and isinstance(obj, md.MuData):

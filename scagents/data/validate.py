@@ -751,8 +751,10 @@ def counts_as_x(adata: ad.AnnData) -> str | None:
 
 def gene_names(adata: ad.AnnData) -> pd.Index:
     """The gene names :func:`standardize` gives ``adata``'s genes, in ``var`` order: the symbols
-    when ``var_names`` are Ensembl IDs with a symbol column (:data:`SYMBOL_COLUMNS`), else
-    ``var_names`` themselves. Maps a result indexed by those names back onto the user's genes."""
+    when ``var_names`` are Ensembl IDs with a symbol column (:data:`SYMBOL_COLUMNS`), without the
+    reference prefix of a Cell Ranger multi-genome reference (``GRCh38_STAT1`` → ``STAT1``; with
+    several references each gene loses its own, :func:`reference_prefixes`), else ``var_names``
+    themselves. Maps a result indexed by those names back onto the user's genes."""
     names = _run_names(adata)
     return adata.var_names.astype(str) if names is None else names[1]
 
@@ -826,6 +828,10 @@ def standardize(
       or ``excluded`` for cells without a usable perturbation (:func:`is_excluded_label`:
       unassigned, multiplets, doublets, ``*_or_multi``; empty ``target_genes``, not controls);
     - ``obs["is_control"]`` (bool);
+    - ``var_names`` without a Cell Ranger reference prefix (``GRCh38_STAT1`` → ``STAT1``,
+      :func:`reference_prefixes`; recorded as ``reference_prefix``; genes of two or more
+      references are refused: :func:`one_genome`, which :func:`~scagents.data.load` applies,
+      keeps one);
     - ``var_names``: when they are Ensembl IDs and a var column holds the symbols
       (:data:`SYMBOL_COLUMNS`: ``gene_symbols``, ``feature_name``, ``gene_name``, …), the symbols
       (made unique; a gene without one keeps its ID), the IDs kept in ``var["gene_ids"]``
@@ -843,7 +849,8 @@ def standardize(
     Raises
     ------
     DataError
-        Empty data, duplicate names, NaN/inf values, negative counts, an all-zero matrix.
+        Empty data, duplicate names, NaN/inf values, negative counts, an all-zero matrix, genes
+        of several references (a barnyard: use :func:`one_genome` or :func:`~scagents.data.load`).
     PerturbationError
         Missing perturbation column, missing labels, no control cells, unknown type.
     """

@@ -684,3 +684,14 @@ def test_combinations_with_a_goal_gene():
         "IRF1|STAT1": 2, "STAT1+IRF1": 2, "STAT1;IRF1": 2, "STAT1_IRF1": 2}
     assert D.combinations_with(out.obs, ["STAT1", "IRF1"]) == {}
     assert D.combinations_with(out.obs, ["GAPDH"]) == {}
+
+
+def test_barnyard_in_a_mudata_leaves_the_other_species_cells_out_of_every_modality():
+    rna = _barnyard()
+    prot = ad.AnnData(np.ones((rna.n_obs, 2), np.float32), obs=pd.DataFrame(index=rna.obs_names),
+                      var=pd.DataFrame(index=["CD3", "CD4"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = D.load(md.MuData({"rna": rna, "prot": prot}))
+    assert out.n_obs == 9 and out["prot"].n_obs == 9 and out["rna"].n_vars == 5
+    assert out.uns["scagents"]["data"]["genome"]["kept"] == "GRCh38"
