@@ -350,12 +350,10 @@ def control_line(rec: dict) -> str:
 
 
 def _describe(path, rna) -> str:
-    """The file's name, which labels are the control cells, and where its counts and gene names
-    came from when not ``X`` / ``var_names`` (:func:`scagents.data.load`)."""
+    """The file's name, and where its counts and gene names came from when not ``X`` /
+    ``var_names`` (:func:`scagents.data.load`)."""
     rec = (rna.uns.get("scagents") or {}).get("data") or {}
-    how = [line] if (line := control_line(rec)) else []
-    if rec.get("counts_from"):
-        how.append(f"counts from {rec['counts_from']}")
+    how = [f"counts from {rec['counts_from']}"] if rec.get("counts_from") else []
     if rec.get("gene_names_from"):
         how.append(f"gene names from {rec['gene_names_from']}")
     if rec.get("genome"):
@@ -365,6 +363,12 @@ def _describe(path, rna) -> str:
     elif rec.get("reference_prefix"):
         how.append(f"reference prefix {rec['reference_prefix']}_ removed from the gene names")
     return Path(path).name + (f": {'; '.join(how)}" if how else "")
+
+
+def _record(rna) -> dict:
+    """``uns["scagents"]["data"]`` of a loaded AnnData (``{}`` when absent)."""
+    rec = (rna.uns.get("scagents") or {}).get("data") or {}
+    return rec if hasattr(rec, "get") else {}
 
 
 def _is_counts(rna) -> bool | None:
@@ -434,7 +438,7 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
         perturbation=pert.to_dict(), goal_measured=goal_label is not None, goal_label=goal_label,
         goal_note=goal_note, excluded={str(k): int(v) for k, v in
                                        excluded.astype(str).value_counts().sort_index().items()},
-        set_aside=aside, measured=measured, candidates=sorted(candidates), genes_path=GENES_FILE,
+        set_aside=aside, control=control_line(_record(rna)), measured=measured, candidates=sorted(candidates), genes_path=GENES_FILE,
         gene_selection=selection, is_counts=_is_counts(rna))
 
 
@@ -470,8 +474,9 @@ def data_agent(state: RunState) -> dict:
     rec = AgentRecord(
         agent="data", status="done",
         summary=f"{summary.description}: {summary.n_cells} cells × {summary.n_genes} genes, "
-                f"modalities {', '.join(summary.modalities)}, {len(summary.measured)} perturbations; "
-                f"{_genes_line(summary.gene_selection)}"
+                f"modalities {', '.join(summary.modalities)}, {len(summary.measured)} perturbations"
+                + (f", {summary.control}" if summary.control else "") + "; "
+                + _genes_line(summary.gene_selection)
                 + (f"; {sum(summary.set_aside.values())} cells of combinations holding "
                    f"{'+'.join(summary.perturbation['targets'])} left aside"
                    if summary.set_aside else "")

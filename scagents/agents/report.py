@@ -565,7 +565,8 @@ def build_result(state: RunState) -> dict:
                   + (" (policy validated)" if pol.status == "validated" else f" ({pol.status})"))
     result: dict = {
         "goal": data.goal, "perturbation": pert,
-        "data": {"source": data.source, "description": data.description,
+        "data": {"source": data.source, "description": data.description
+                 + (f"; {data.control}" if data.control else ""),
                  "n_cells": data.n_cells, "n_genes": data.n_genes, "is_counts": data.is_counts},
         "method": {"name": pol.method, "description": method},
         "genes": genes[:50],

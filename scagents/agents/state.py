@@ -94,6 +94,9 @@ class DataSummary(_Model):
     excluded: dict[str, int] = Field(default_factory=dict, description=(
         "Labels of cells without a usable perturbation (unassigned, multiplets, …) → cell "
         "count; left out of every model."))
+    control: str = Field("", description=(
+        "Which labels were taken as the control cells, e.g. \"control: 600 cells labelled "
+        "'safe-targeting'\" (empty on the twin)."))
     set_aside: dict[str, int] = Field(default_factory=dict, description=(
         "Combinations holding every goal gene and more (label → cell count; e.g. STAT1+IRF1 for "
         "a STAT1 goal), left out of every model when the goal's own cells were measured."))

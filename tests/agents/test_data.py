@@ -119,4 +119,4 @@ def test_the_run_names_the_control_label(tmp_path, control):
     adata.write_h5ad(tmp_path / "x.h5ad")
     opts = RunOptions(goal="predict STAT1 knockout", data=str(tmp_path / "x.h5ad"), progress=False)
     summary = _user_data(opts, tmp_path)
-    assert f"control: 20 cells labelled {control!r}" in summary.description
+    assert summary.control == f"control: 20 cells labelled {control!r}"
