@@ -390,6 +390,8 @@ def format_ingest(summary) -> str:
         eg = ", ".join(summary.unmeasured) + (", …" if summary.n_unmeasured > len(summary.unmeasured) else "")
         lines.append(f"still unmeasured: {summary.n_unmeasured} proposed gene(s) of the campaign"
                      f"{f' ({eg}): not in this file' if eg else ''}.")
+    if summary.library:
+        lines.append(summary.library)
     if summary.note:
         lines.append(f"note: {summary.note}.")
     return "\n".join(lines)
@@ -397,7 +399,7 @@ def format_ingest(summary) -> str:
 
 def _cmd_campaign(args: argparse.Namespace) -> int:
     from scagents.campaign import history, plot_campaign
-    from scagents.campaign.ledger import check_campaign_name
+    from scagents.campaign.ledger import campaign_progress, check_campaign_name
     from scagents.errors import DataFileError
 
     check_campaign_name(args.name)  # the default plot file is named after it
@@ -406,6 +408,11 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     print("")
     for rnd, why in h.groupby("round", sort=True)["rationale"].unique().items():
         print(f"round {rnd} ({h.loc[h['round'] == rnd, 'designer'].iloc[0]}): {'; '.join(why)}")
+    prog = campaign_progress(args.db, args.name)
+    print("")
+    print(prog["scale"])
+    print(prog["random_reference"])
+    print("\n".join(prog["lines"]))
     plot = args.plot or f"{args.name}_progress.png"
     try:
         path = plot_campaign(args.db, args.name, plot)
