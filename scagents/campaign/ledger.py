@@ -1246,8 +1246,8 @@ def _store_library(con: sqlite3.Connection, cid: int, objective: str, path: Path
         n = int(df.loc[np.isfinite(df["value"].to_numpy(float)), "gene"].str.upper().nunique())
         return (f"scale: this file holds {n:,} gene(s) with a score, {n_taken} of them proposed: no library "
                 f"(a library needs ≥ {LIBRARY_MIN_GENES} genes and more than the proposals), so its values are "
-                "scored on the measured proposals' scale (their median and robust SD, which moves as rounds are "
-                "added) and there is no random reference; ingest the screen's whole gene summary for both.")
+                "scored on the measured proposals' scale (their median and robust SD, which change as more proposals are "
+                "measured) and there is no random reference; ingest the screen's whole gene summary for both.")
     con.execute("INSERT INTO ingest_library(campaign_id, sha256, n_genes, median, scale, n_hits, n_candidates, "
                 "n_candidate_hits, objective, threshold) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (cid, sha, lib.n_genes, lib.median, lib.scale, lib.n_hits, lib.n_candidates, lib.n_candidate_hits,
