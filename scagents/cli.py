@@ -253,7 +253,11 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
                         "symbol, gene_name, target, perturbation; case-insensitive")
     p.set_defaults(func=_cmd_ingest)
     p = sub.add_parser("campaign", help="show a campaign's history table and plot",
-                       description="Print the history of a campaign and write its progress plot.")
+                       description="Print the history of a campaign and write its progress plot. Hit-likeness "
+                                   "is on the scale of an ingested whole-library file (its median and robust SD, "
+                                   "fixed across rounds) when there is one, else on the measured proposals' scale; "
+                                   "it prints that scale and, per round, the hits found and, with a library, the "
+                                   "hits random batches of the same size are expected to hold.")
     p.add_argument("name", help="campaign name (see 'scagents campaigns')")
     p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite; default: %(default)s)")
     p.add_argument("--plot", default=None, help="PNG path (default <name>_progress.png)")
