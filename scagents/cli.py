@@ -253,7 +253,11 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
                         "symbol, gene_name, target, perturbation; case-insensitive")
     p.set_defaults(func=_cmd_ingest)
     p = sub.add_parser("campaign", help="show a campaign's history table and plot",
-                       description="Print the history of a campaign and write its progress plot.")
+                       description="Print the history of a campaign and write its progress plot. Hit-likeness "
+                                   "is on the scale of an ingested whole-library file (its median and robust SD, "
+                                   "fixed across rounds) when there is one, else on the measured proposals' scale; "
+                                   "it prints that scale and, per round, the hits found and, with a library, the "
+                                   "hits random batches of the same size are expected to hold.")
     p.add_argument("name", help="campaign name (see 'scagents campaigns')")
     p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite; default: %(default)s)")
     p.add_argument("--plot", default=None, help="PNG path (default <name>_progress.png)")
@@ -390,6 +394,8 @@ def format_ingest(summary) -> str:
         eg = ", ".join(summary.unmeasured) + (", …" if summary.n_unmeasured > len(summary.unmeasured) else "")
         lines.append(f"still unmeasured: {summary.n_unmeasured} proposed gene(s) of the campaign"
                      f"{f' ({eg}): not in this file' if eg else ''}.")
+    if summary.library:
+        lines.append(summary.library)
     if summary.note:
         lines.append(f"note: {summary.note}.")
     return "\n".join(lines)
@@ -397,7 +403,7 @@ def format_ingest(summary) -> str:
 
 def _cmd_campaign(args: argparse.Namespace) -> int:
     from scagents.campaign import history, plot_campaign
-    from scagents.campaign.ledger import check_campaign_name
+    from scagents.campaign.ledger import campaign_progress, check_campaign_name
     from scagents.errors import DataFileError
 
     check_campaign_name(args.name)  # the default plot file is named after it
@@ -406,6 +412,11 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     print("")
     for rnd, why in h.groupby("round", sort=True)["rationale"].unique().items():
         print(f"round {rnd} ({h.loc[h['round'] == rnd, 'designer'].iloc[0]}): {'; '.join(why)}")
+    prog = campaign_progress(args.db, args.name)
+    print("")
+    print(prog["scale"])
+    print(prog["random_reference"])
+    print("\n".join(prog["lines"]))
     plot = args.plot or f"{args.name}_progress.png"
     try:
         path = plot_campaign(args.db, args.name, plot)

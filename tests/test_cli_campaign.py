@@ -415,3 +415,68 @@ def test_next_on_an_existing_campaign_never_ignores_what_it_cannot_use(campaign,
     # the campaign's own candidate file is its own set: the round is proposed
     assert main(["next", "--campaign", "ifng", "--candidates", str(tmp_path / "candidates.txt"),
                  "--designer", "random", "--batch", "2", "--db", db]) == 0
+
+
+def test_campaign_states_hits_per_round_and_the_random_expectation_of_a_library(campaign, tmp_path, capsys):
+    """A whole-library results file (the 6 candidates and 120 other genes): `ingest` says the library's
+    scale, `campaign` says the scale, the random reference and per round the hits found vs expected."""
+    import numpy as np
+
+    db, first = campaign
+    cand = {"STAT1": 5.0, "IRF1": -5.0, "JAK2": 0.1, "TBX21": 0.2, "GATA3": -0.1, "STAT4": 0.0}
+    other = {f"LIB{i}": float(v) for i, v in enumerate(np.random.default_rng(0).normal(0, 1, 120))}
+    res = tmp_path / "screen.csv"
+    res.write_text("gene,score\n" + "".join(f"{g},{v}\n" for g, v in {**cand, **other}.items()))
+    values = np.array(list(cand.values()) + list(other.values()))
+    med = float(np.median(values))
+    scale = 1.4826 * float(np.median(np.abs(values - med)))
+    hit = {g: abs(v - med) / scale >= 2 for g, v in cand.items()}
+    n_hits = int((np.abs(values - med) / scale >= 2).sum())
+    share = sum(hit.values()) / 6
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert f"library: 126 genes with a score in this file, median {med:.3g}, robust SD {scale:.3g}" in out
+    assert main(["next", "--campaign", "ifng", "--designer", "random", "--batch", "2", "--db", db]) == 0
+    second = _table(capsys.readouterr().out)["gene"].tolist()
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["campaign", "ifng", "--db", db, "--plot", str(tmp_path / "p.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"scale: library of 126 genes (screen.csv): median {med:.3g}, robust SD {scale:.3g} (1.4826·MAD) of " \
+           "score; fixed across rounds." in out
+    ref = next(ln for ln in out if ln.startswith("random reference:"))
+    assert (f"{sum(hit.values())} of the 6 genes of screen.csv that are candidates are hits (share "
+            f"{100 * share:.2f}%; the whole library: {n_hits} of 126)") in ref
+    h0 = sum(hit[g] for g in first["gene"])
+    h1 = sum(hit[g] for g in second)
+    assert (f"round 0: 3 of 3 measured, {h0} hit{'s' if h0 != 1 else ''} (random batch of 3: {3 * share:.2f} "
+            f"expected); so far {h0} hit{'s' if h0 != 1 else ''} vs {3 * share:.2f} expected") in "\n".join(out)
+    assert (f"round 1: 2 of 2 measured, {h1} hit{'s' if h1 != 1 else ''} (random batch of 2: {2 * share:.2f} "
+            f"expected); so far {h0 + h1} hit{'s' if h0 + h1 != 1 else ''} vs {5 * share:.2f} expected") \
+        in "\n".join(out)
+
+
+def test_a_file_of_only_the_proposed_genes_is_said_to_give_no_library(campaign, tmp_path, capsys, monkeypatch):
+    """Results of the proposed genes only: `ingest` says there is no library, `campaign` that the scale is
+    the measured proposals' and that there is no random reference, and so does the plot."""
+    import scagents.campaign.ledger as L
+
+    db, first = campaign
+    res = tmp_path / "results.csv"
+    res.write_text("gene,score\n" + "".join(f"{g},{v}\n" for g, v in zip(first["gene"], (2.0, -1.0, 0.1),
+                                                                          strict=True)))
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    assert ("scale: this file holds 3 gene(s) with a score, 3 of them proposed: no library"
+            in capsys.readouterr().out)
+    seen = {}
+    real = L._campaign_figure
+    monkeypatch.setattr(L, "_campaign_figure", lambda *a, **k: seen.setdefault("fig", real(*a, **k)))
+    assert main(["campaign", "ifng", "--db", db, "--plot", str(tmp_path / "p.png")]) == 0
+    out = capsys.readouterr().out
+    assert "\nscale: measured proposals only (median 0.1, robust SD 1.63 of the 3 measured score values" in out
+    assert "\nno random reference: no ingested file held a library to count hits in." in out
+    assert "\nround 0: 3 of 3 measured, 0 hits; so far 0 hits (no random reference).\n" in out
+    scatter, hits, _ = seen["fig"].axes
+    assert "scale: measured proposals only" in scatter.get_title()
+    assert "no random reference" in hits.get_title()
+    assert not [ln for ln in hits.lines if ln.get_label() == "random batches (expected)"]

@@ -5,7 +5,9 @@ Public functions (used by ``scagents next``, ``scagents ingest`` and ``scagents 
 * :func:`create_campaign` — a goal, candidate genes, features;
 * :func:`propose_round` — propose and record the next batch (one transaction);
 * :func:`ingest` — add a results file (one transaction, idempotent per file content);
-* :func:`history`, :func:`campaign_info`, :func:`plot_campaign` — progress table and plot;
+* :func:`history`, :func:`campaign_info`, :func:`campaign_progress`, :func:`plot_campaign` — progress
+  table, hits per round against random batches (on a whole-library file's fixed scale, see
+  :mod:`scagents.campaign.progress`) and plot;
 * :func:`campaign_summaries` — one row per campaign (``scagents campaigns``);
 * :func:`designer_config` → :func:`build_designer` — the one way a designer is built (``next``, the
   tools and ``benchmarks/closed_loop.py``), with one set of defaults.
@@ -23,6 +25,7 @@ from scagents.campaign.ledger import (
     IngestError,
     IngestSummary,
     campaign_info,
+    campaign_progress,
     campaign_summaries,
     create_campaign,
     history,
@@ -32,7 +35,7 @@ from scagents.campaign.ledger import (
     propose_round,
 )
 
-__all__ = ["CampaignError", "IngestError", "IngestSummary", "campaign_info", "campaign_summaries",
+__all__ = ["CampaignError", "IngestError", "IngestSummary", "campaign_info", "campaign_progress", "campaign_summaries",
            "create_campaign", "history",
            "ingest", "list_campaigns", "plot_campaign", "propose_round", "DESIGNERS", "hit_likeness",
            "make_designer", "designer_config", "build_designer"]

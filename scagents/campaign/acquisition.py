@@ -32,7 +32,7 @@ import pandas as pd
 
 from scagents.errors import ScagentsError
 
-__all__ = ["hit_likeness", "RidgeEnsemble", "candidate_state", "group_smooth", "knn_smooth", "PriorDesigner", "STATE_COLUMNS", "Designer", "RandomDesigner",
+__all__ = ["hit_likeness", "robust_scale", "RidgeEnsemble", "candidate_state", "group_smooth", "knn_smooth", "PriorDesigner", "STATE_COLUMNS", "Designer", "RandomDesigner",
            "RidgeUCBDesigner", "GPUCBDesigner", "PolicyDesigner", "BayesPriorDesigner", "make_designer", "DESIGNERS", "designer_config",
            "designer_options", "build_designer", "DEFAULT_DESIGNER", "GROUPINGS", "GRAPHS", "DEFAULT_GRAPH",
            "graph_smooth",
@@ -43,7 +43,15 @@ class DesignerError(ScagentsError, ValueError):
     """A designer name or option is invalid, or there is nothing left to propose."""
 
 
-def hit_likeness(values: np.ndarray, objective: str = "abs", *, center: float | None = None) -> np.ndarray:
+def robust_scale(values: np.ndarray, center: float) -> float:
+    """The robust SD of ``values`` around ``center``: ``1.4826·MAD``, else the SD, else 1 (all equal)."""
+    v = np.asarray(values, dtype=np.float64)
+    mad = float(np.median(np.abs(v - center))) * 1.4826
+    return mad if mad > 0 else (float(v.std()) or 1.0)
+
+
+def hit_likeness(values: np.ndarray, objective: str = "abs", *, center: float | None = None,
+                 scale: float | None = None) -> np.ndarray:
     """Reward of measured read-outs toward the goal.
 
     Parameters
@@ -51,17 +59,22 @@ def hit_likeness(values: np.ndarray, objective: str = "abs", *, center: float | 
     values
         Measured scores (e.g. a screen's log-fold change).
     objective
-        ``"abs"`` (or ``"either"``): largest change either way, ``|v − center| / (1.4826·MAD)``; ``"increase"``:
-        ``v``; ``"decrease"``: ``−v`` (both robust-standardised).
+        ``"abs"`` (or ``"either"``): largest change either way, ``|v − center| / scale``; ``"increase"``:
+        ``(v − center) / scale``; ``"decrease"``: ``(center − v) / scale``.
     center
-        Centre of the ``"abs"`` objective (default: the median of ``values``).
+        The centre (default: the median of ``values``).
+    scale
+        The robust SD (default: :func:`robust_scale` of ``values`` around the centre, i.e.
+        ``1.4826·MAD``). Give ``center`` and ``scale`` of a reference distribution (a screen's
+        whole library) to score values on a scale that does not move with the values scored.
     """
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return v
     med = float(np.median(v)) if center is None else float(center)
-    mad = float(np.median(np.abs(v - med))) * 1.4826
-    scale = mad if mad > 0 else (float(v.std()) or 1.0)
+    scale = robust_scale(v, med) if scale is None else float(scale)
+    if not scale > 0:
+        raise DesignerError(f"The scale of hit-likeness must be positive, got {scale!r}.")
     if objective in ("abs", "either"):
         return np.abs(v - med) / scale
     if objective == "increase":

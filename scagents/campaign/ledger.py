@@ -8,8 +8,10 @@ most once per campaign), ``designers`` (the designer configuration of
 e.g. the policy weights as a ``torch.save``-d dict of tensors read back with ``weights_only=True``;
 added by ``CREATE TABLE IF NOT EXISTS``, so older ledgers gain it at their next open), ``ingests`` (sha256 of every ingested file),
 ``ingest_scores`` (per ingested file: its format, gene and score columns, the score's sign and the
-rule line, and the rows ignored; added the same way) and ``measurements`` (unique per campaign, gene
-and round).
+rule line, and the rows ignored; added the same way), ``ingest_library`` (per ingested file that holds
+a library, i.e. more genes than the proposals it measures: its number of genes, median and robust SD
+of the score and its hits; see :mod:`scagents.campaign.progress`; added the same way) and
+``measurements`` (unique per campaign, gene and round).
 
 Durability: every round (``propose_round``) and every ingest is one ``BEGIN IMMEDIATE …
 COMMIT`` transaction, so a process killed at any point leaves either all of it or none of it
@@ -44,10 +46,22 @@ from scagents.campaign.acquisition import (
     designer_config,
     hit_likeness,
 )
+from scagents.campaign.progress import (
+    HIT_THRESHOLD,
+    LIBRARY_MIN_GENES,
+    LibraryStats,
+    library_stats,
+    reference_line,
+    round_lines,
+    round_progress,
+    scale_line,
+    score_measurements,
+)
 from scagents.errors import DataError, DataFileError, GeneNotFoundError, ScagentsError
 
 __all__ = ["CampaignError", "IngestError", "IngestSummary", "MAX_RESULTS_BYTES", "check_campaign_name",
-           "create_campaign", "propose_round", "ingest", "history", "campaign_info", "plot_campaign",
+           "create_campaign", "propose_round", "ingest", "history", "campaign_info", "campaign_progress",
+           "plot_campaign", "HIT_THRESHOLD",
            "list_campaigns", "parse_objective", "read_feature_file", "OBJECTIVES", "objective_name"]
 
 #: Objectives a campaign can have (``--objective``); ``"either"`` is stored as ``"abs"``.
@@ -96,6 +110,10 @@ CREATE TABLE IF NOT EXISTS ingest_scores (
     campaign_id INTEGER NOT NULL, sha256 TEXT NOT NULL, format TEXT NOT NULL, gene_column TEXT NOT NULL,
     score_column TEXT NOT NULL, sign REAL NOT NULL, rule TEXT NOT NULL, n_ignored INTEGER NOT NULL,
     PRIMARY KEY (campaign_id, sha256));
+CREATE TABLE IF NOT EXISTS ingest_library (
+    campaign_id INTEGER NOT NULL, sha256 TEXT NOT NULL, n_genes INTEGER NOT NULL, median REAL NOT NULL,
+    scale REAL NOT NULL, n_hits INTEGER NOT NULL, n_candidates INTEGER NOT NULL, n_candidate_hits INTEGER NOT NULL,
+    objective TEXT NOT NULL, threshold REAL NOT NULL, PRIMARY KEY (campaign_id, sha256));
 CREATE TABLE IF NOT EXISTS designers (
     campaign_id INTEGER PRIMARY KEY REFERENCES campaigns(id), config TEXT NOT NULL, state BLOB,
     round INTEGER NOT NULL, updated REAL NOT NULL);
@@ -148,6 +166,9 @@ class IngestSummary:
     note
         A line when earlier ingests of the campaign used another score rule or the same file was
         ingested before, else ``None``.
+    library
+        One line on the file's library: its genes, median and robust SD (the scale of the values
+        from this file) and hits; or why its values are on the measured proposals' scale.
     """
 
     campaign: str
@@ -165,6 +186,7 @@ class IngestSummary:
     n_unmeasured: int = 0
     note: str | None = None
     unmeasured: list[str] = field(default_factory=list)
+    library: str = ""
 
 
 def _pause(where: str) -> None:
@@ -198,7 +220,11 @@ def _connect(db_path: str | Path, campaign: str | None = None) -> sqlite3.Connec
         con.execute("PRAGMA foreign_keys = ON")
         con.execute("PRAGMA synchronous = FULL")
         con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # fails on a non-SQLite file
-        con.executescript(_SCHEMA)
+        try:
+            con.executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:  # an older read-only ledger: read it as it is
+            if _read_only(con, exc) is None:
+                raise
     except sqlite3.DatabaseError as exc:
         con.close()
         raise CampaignError(f"{path} is not a usable campaign ledger ({exc}); point --db at the ledger "
@@ -1121,7 +1147,7 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, scor
     path = Path(results_path)
     con = _connect(db_path, campaign)
     try:
-        cid = _campaign_row(con, campaign)[0]
+        cid, objective = (lambda row: (row[0], row[3]))(_campaign_row(con, campaign))
         df, sha, choice = _read_results(path, score_column=score_column, gene_column=gene_column)
         # every check reads the ledger inside the write lock (BEGIN IMMEDIATE): a concurrent ingest
         # of the same file waits for this one to commit, then finds it already ingested
@@ -1145,6 +1171,7 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, scor
             if seen and not rows:  # the same file again, and no gene of it was proposed since
                 return IngestSummary(campaign, str(path), sha, 0, 0, True, [],
                                      score_rule=stored[0] if stored else "", source_format=choice.fmt)
+            library = _store_library(con, cid, objective, path, df, sha, got["n_taken"])
             if seen:  # a whole-library file ingested again after a later round: take the genes proposed since
                 con.execute("UPDATE ingests SET n_rows = ?, created = ? WHERE campaign_id = ? AND sha256 = ?",
                             (got["n_taken"], time.time(), cid, sha))
@@ -1177,7 +1204,86 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, scor
                          sorted({r[2] for r in rows}), score_rule=choice.rule, source_format=choice.fmt,
                          n_unproposed=got["n_unproposed"], n_unknown=got["n_unknown"], unknown=got["unknown"],
                          n_unmeasured=len(waiting), note=note,
-                         unmeasured=[f"{g[:40]} (round {r})" for g, r in waiting[:5]])
+                         unmeasured=[f"{g[:40]} (round {r})" for g, r in waiting[:5]], library=library)
+
+
+def _libraries(con: sqlite3.Connection, cid: int) -> dict[str, LibraryStats]:
+    """The stored library statistics of a campaign's ingested files, by sha256 (none in a ledger
+    opened read-only from before the table existed)."""
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_library'").fetchone():
+        return {}
+    rows = con.execute(
+        "SELECT l.sha256, i.path, l.n_genes, l.median, l.scale, l.n_hits, l.n_candidates, l.n_candidate_hits, "
+        "l.objective, l.threshold FROM ingest_library l JOIN ingests i ON i.campaign_id = l.campaign_id AND "
+        "i.sha256 = l.sha256 WHERE l.campaign_id = ?", (cid,)).fetchall()
+    return {r[0]: LibraryStats(*r) for r in rows}
+
+
+def _library_line(lib: LibraryStats) -> str:
+    whole = f"{lib.n_hits:,} of them are hits (hit-likeness ≥ {lib.threshold:g})"
+    if lib.share is None:
+        share = ""
+    elif lib.n_candidates == lib.n_genes:
+        share = f" ({100 * lib.share:.2f}%: the share of hits a random batch of candidates is expected to hold)"
+    else:
+        share = (f"; {lib.n_candidate_hits:,} of its {lib.n_candidates:,} genes that are candidates are hits "
+                 f"({100 * lib.share:.2f}%: the share of hits a random batch of candidates is expected to hold)")
+    return (f"library: {lib.n_genes:,} genes with a score in this file, median {lib.median:.3g}, robust SD "
+            f"{lib.scale:.3g} (1.4826·MAD): the fixed scale of the hit-likeness of its values; {whole}{share}.")
+
+
+def _store_library(con: sqlite3.Connection, cid: int, objective: str, path: Path, df: pd.DataFrame, sha: str,
+                   n_taken: int) -> str:
+    """Store the library statistics of a results file (inside the ingest transaction), once per
+    file; returns the line that says what they are, or why the file has none."""
+    stored = _libraries(con, cid).get(sha)
+    if stored is not None:
+        return _library_line(stored)
+    cands = {r[0] for r in con.execute("SELECT gene FROM candidates WHERE campaign_id = ?", (cid,))}
+    lib = library_stats(df["gene"], df["value"], objective=objective, candidates=cands, n_proposed_in_file=n_taken,
+                        sha256=sha, path=str(path.resolve()))
+    if lib is None:
+        n = int(df.loc[np.isfinite(df["value"].to_numpy(float)), "gene"].str.upper().nunique())
+        return (f"scale: this file holds {n:,} gene(s) with a score, {n_taken} of them proposed: no library "
+                f"(a library needs ≥ {LIBRARY_MIN_GENES} genes and more than the proposals), so its values are "
+                "scored on the measured proposals' scale (their median and robust SD, which change as more proposals are "
+                "measured) and there is no random reference; ingest the screen's whole gene summary for both.")
+    con.execute("INSERT INTO ingest_library(campaign_id, sha256, n_genes, median, scale, n_hits, n_candidates, "
+                "n_candidate_hits, objective, threshold) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (cid, sha, lib.n_genes, lib.median, lib.scale, lib.n_hits, lib.n_candidates, lib.n_candidate_hits,
+                 lib.objective, lib.threshold))
+    return _library_line(lib)
+
+
+def _history(db_path: str | Path, campaign: str) -> tuple[pd.DataFrame, dict]:
+    """The :func:`history` table with each measurement's file (``ingest_sha``) and random share
+    (``random_share``), and what the progress lines need (objective, libraries, score names)."""
+    con = _connect(db_path, campaign)
+    try:
+        cid, _, _, objective, _, _ = _campaign_row(con, campaign)
+        df = pd.read_sql_query(
+            "SELECT p.round, p.rank, p.gene, p.score, p.uncertainty, p.rationale, r.designer, m.value AS measured, "
+            "m.ingest_sha FROM proposals p JOIN rounds r ON r.campaign_id = p.campaign_id AND r.round = p.round "
+            "LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND m.gene = p.gene AND m.round = p.round "
+            "WHERE p.campaign_id = ? ORDER BY p.round, p.rank", con, params=(cid,))
+        libraries = _libraries(con, cid)
+        has_scores = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_scores'"
+                                 ).fetchone()
+        columns = [r[0] for r in con.execute("SELECT DISTINCT score_column FROM ingest_scores WHERE campaign_id = ? "
+                                             "ORDER BY score_column", (cid,))] if has_scores else []
+    finally:
+        con.close()
+    df["reward"] = np.nan
+    df["hit"] = False
+    df["random_share"] = np.nan
+    ok = df["measured"].notna()
+    if ok.any():
+        reward, share = score_measurements(df.loc[ok, "measured"].to_numpy(float), df.loc[ok, "ingest_sha"],
+                                           libraries, objective)
+        df.loc[ok, "reward"] = reward
+        df.loc[ok, "random_share"] = share
+        df.loc[ok, "hit"] = reward >= HIT_THRESHOLD
+    return df, {"objective": objective, "libraries": libraries, "score_name": " / ".join(columns) or "score"}
 
 
 def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
@@ -1187,29 +1293,45 @@ def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per proposal: ``round``, ``rank``, ``gene``, ``score``, ``uncertainty``,
-        ``rationale``, ``designer``, ``measured`` (value or NaN) and ``reward`` (hit-likeness of the
-        measured value under the campaign's objective, over all measurements so far).
+        ``rationale``, ``designer``, ``measured`` (value or NaN), ``reward`` (hit-likeness of the
+        measured value under the campaign's objective: on the library scale of the file it came
+        from when that file held a library, else on the scale of all measured proposals; see
+        :mod:`scagents.campaign.progress`) and ``hit`` (``reward`` ≥ :data:`HIT_THRESHOLD`).
     """
-    con = _connect(db_path, campaign)
-    try:
-        cid, _, _, objective, _, _ = _campaign_row(con, campaign)
-        df = pd.read_sql_query(
-            "SELECT p.round, p.rank, p.gene, p.score, p.uncertainty, p.rationale, r.designer, m.value AS measured "
-            "FROM proposals p JOIN rounds r ON r.campaign_id = p.campaign_id AND r.round = p.round "
-            "LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND m.gene = p.gene AND m.round = p.round "
-            "WHERE p.campaign_id = ? ORDER BY p.round, p.rank", con, params=(cid,))
-    finally:
-        con.close()
-    df["reward"] = np.nan
-    ok = df["measured"].notna()
-    if ok.any():
-        df.loc[ok, "reward"] = hit_likeness(df.loc[ok, "measured"].to_numpy(float), objective)
-    return df
+    return _history(db_path, campaign)[0].drop(columns=["ingest_sha", "random_share"])
+
+
+def _progress(h: pd.DataFrame, meta: dict) -> dict:
+    m = h["measured"].notna()
+    per = round_progress(h)
+    return {"rounds": per, "scale": scale_line(meta["libraries"], h.loc[m, "ingest_sha"],
+                                               h.loc[m, "measured"].to_numpy(float), meta["score_name"]),
+            "random_reference": (reference_line(meta["libraries"], h.loc[m, "ingest_sha"]) if m.any() else
+                                 "random reference: nothing measured yet."),
+            "lines": round_lines(per)}
+
+
+def campaign_progress(db_path: str | Path, campaign: str) -> dict:
+    """Hits per round of a campaign and the random expectation (see :mod:`scagents.campaign.progress`).
+
+    Returns
+    -------
+    dict
+        ``rounds`` (a DataFrame: ``round``, ``proposed``, ``measured``, ``hits``, ``hits_so_far``,
+        ``expected_random``, ``expected_random_so_far`` — NaN where no library gives a random
+        reference — ``mean_reward``, ``best_reward``), ``scale`` (one line: the library scale of which
+        file, or the measured proposals' scale), ``random_reference`` (one line) and ``lines`` (one
+        sentence per round).
+    """
+    return _progress(*_history(db_path, campaign))
 
 
 def campaign_info(db_path: str | Path, campaign: str) -> dict:
     """Summary of a campaign: goal, objective, kind, candidates, the stored prior's source
-    (``"prior"``, ``None`` when none) and per-round progress."""
+    (``"prior"``, ``None`` when none), per-round progress (``rounds``: proposed, measured, hits,
+    hits so far, the random expectation — ``None`` when unknown — and mean and best hit-likeness)
+    and the ``scale``, ``random_reference`` and per-round ``progress`` lines of
+    :func:`campaign_progress`."""
     con = _connect(db_path, campaign)
     try:
         cid, name, goal, objective, kind, _ = _campaign_row(con, campaign)
@@ -1218,11 +1340,11 @@ def campaign_info(db_path: str | Path, campaign: str) -> dict:
         src = con.execute("SELECT source FROM priors WHERE campaign_id = ? LIMIT 1", (cid,)).fetchone()
     finally:
         con.close()
-    h = history(db_path, campaign)
-    per = h.groupby("round").agg(proposed=("gene", "size"), measured=("measured", "count"),
-                                 mean_reward=("reward", "mean"), best_reward=("reward", "max")).reset_index()
+    prog = campaign_progress(db_path, campaign)
+    per = prog["rounds"].astype(object).where(prog["rounds"].notna(), None)
     return {"name": name, "goal": goal, "objective": objective_name(objective), "kind": kind, "n_candidates": int(n_cand),
-            "n_ingests": int(n_ing), "prior": src[0] if src else None, "rounds": per.to_dict("records")}
+            "n_ingests": int(n_ing), "prior": src[0] if src else None, "rounds": per.to_dict("records"),
+            "scale": prog["scale"], "random_reference": prog["random_reference"], "progress": prog["lines"]}
 
 
 def list_campaigns(db_path: str | Path) -> list[str]:
@@ -1293,13 +1415,16 @@ _OBJECTIVE_WORDS = {"abs": "|score − median|", "increase": "score above the me
                     "decrease": "score below the median"}
 
 
-HIT_THRESHOLD = 2.0
-"""Hit-likeness (robust SDs from the median) at which the campaign plot counts a gene as a hit."""
-
 
 def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels: int = 8,
-                     score_rule: str | None = None):
-    """The campaign progress figure of a :func:`history` table (see :func:`plot_campaign`)."""
+                     score_rule: str | None = None, scale: str | None = None,
+                     expected: pd.Series | None = None):
+    """The campaign progress figure of a :func:`history` table (see :func:`plot_campaign`).
+
+    ``scale`` is the short line saying which scale the hit-likeness is on (``None``: the measured
+    proposals'); ``expected`` the cumulative hits expected of random batches by round (``None`` or
+    all NaN: there is no random reference, and the hits panel says so).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1333,9 +1458,17 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
         done = sorted(int(r) for r in m["round"].unique())  # rounds with results: a waiting round is no zero
         hits = (m.assign(hit=y >= HIT_THRESHOLD).groupby("round")["hit"].sum()
                 .reindex(done, fill_value=0).cumsum())
-        axes[1].step(hits.index, hits.to_numpy(), where="mid", color="#c0392b", marker="o")
+        axes[1].step(hits.index, hits.to_numpy(), where="mid", color="#c0392b", marker="o", label="this campaign")
+        top_y = float(hits.max())
+        exp = expected.reindex(done) if expected is not None else None
+        if exp is not None and exp.notna().any():
+            exp = exp.dropna()
+            axes[1].plot(exp.index, exp.to_numpy(), ls="--", color="#95a5a6", marker=".",
+                         label="random batches (expected)")
+            top_y = max(top_y, float(exp.max()))
+        axes[1].legend(frameon=False, fontsize=7, loc="upper left")
         axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[1].set_ylim(0, max(1.0, float(hits.max())) * 1.1)  # a count: whole ticks even with no hit yet
+        axes[1].set_ylim(0, max(1.0, top_y) * 1.15)  # a count: whole ticks even with no hit yet
         per = m.loc[m.groupby("round")["reward"].idxmax(), ["round", "gene", "reward"]]
         best = per.set_index("round")["reward"].cummax()
         axes[2].plot(best.index, best.to_numpy(), marker="o", color="#c0392b")
@@ -1349,12 +1482,18 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
     else:
         axes[0].text(0.5, 0.5, "no measurements yet", ha="center", transform=axes[0].transAxes)
     ylabel = (f"hit-likeness: {_OBJECTIVE_WORDS.get(objective, objective)}\n"
-              "in robust SDs (median, SD of the measured genes)")
-    axes[0].set(xlabel="round", ylabel=ylabel, title=f"{campaign}: every measured proposal")
-    if score_rule:  # which column of the results files is the score, e.g. MAGeCK RRA neg|lfc
-        axes[0].set_title(f"{campaign}: every measured proposal\n{score_rule}", fontsize=9)
-    axes[1].set(xlabel="round", ylabel=f"hits so far (hit-likeness ≥ {HIT_THRESHOLD:g})",
-                title="hits found")
+              + ("in robust SDs (median, SD of the measured genes)" if scale is None else
+                 "in robust SDs (median, SD of the screen's library)"))
+    title = "\n".join([f"{campaign}: every measured proposal"] + [t for t in (score_rule, scale) if t]
+                      + ([] if scale else ["scale: measured proposals only"]))
+    axes[0].set_title(title, fontsize=9)
+    axes[0].set(xlabel="round", ylabel=ylabel)
+    known = expected is not None and expected.notna().any()
+    axes[1].set(xlabel="round", ylabel=f"hits so far (hit-likeness ≥ {HIT_THRESHOLD:g})")
+    if known or not len(m):
+        axes[1].set_title("hits found")
+    else:
+        axes[1].set_title("hits found\n(no random reference: no library file ingested)", fontsize=9)
     axes[2].set(xlabel="round", ylabel="best hit-likeness so far",
                 title="best so far (label: the gene)")
     measured_rounds = set(m["round"].astype(int))
@@ -1374,8 +1513,10 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
 def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
     """Plot a campaign's progress to ``path`` (PNG), rounds as integers: hit-likeness of every
     measured proposal by round (the 8 best labelled with their gene, the hit threshold
-    :data:`HIT_THRESHOLD` dashed), the number of hits found so far, and the best hit-likeness so
-    far (labelled with the gene that set it).
+    :data:`HIT_THRESHOLD` dashed; the title names the scale: the library's or the measured
+    proposals'), the number of hits found so far with the hits random batches of the same sizes are
+    expected to find (dashed grey; only when a library file was ingested, else the panel says there
+    is no random reference), and the best hit-likeness so far (labelled with the gene that set it).
 
     Returns
     -------
@@ -1390,7 +1531,20 @@ def plot_campaign(db_path: str | Path, campaign: str, path: str | Path) -> Path:
     finally:
         con.close()
     rule = rules[0] if len(rules) == 1 else ("scores from several rules: " + "; ".join(rules) if rules else None)
-    fig = _campaign_figure(history(db_path, campaign), campaign, objective, score_rule=rule)
+    h, meta = _history(db_path, campaign)
+    used = h.loc[h["measured"].notna(), "ingest_sha"]
+    libs = [meta["libraries"][s] for s in pd.unique(used) if s in meta["libraries"]]
+    n_own = int((~used.isin(meta["libraries"].keys())).sum())
+    if len(libs) == 1 and not n_own:
+        scale = f"scale: library of {libs[0].n_genes:,} genes ({libs[0].name})"
+    elif libs:
+        scale = (f"scale: per file: {', '.join(f'library of {lib.n_genes:,} genes ({lib.name})' for lib in libs)}"
+                 + (f"; measured proposals only for {n_own} values" if n_own else ""))
+    else:
+        scale = None
+    per = round_progress(h).set_index("round")
+    fig = _campaign_figure(h, campaign, objective, score_rule=rule, scale=scale,
+                           expected=per["expected_random_so_far"])
     import matplotlib.pyplot as plt
 
     out = Path(path)

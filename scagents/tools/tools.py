@@ -514,7 +514,9 @@ class Toolkit:
         return {"campaign": a.campaign, "file": self.ws.rel(path), "score_rule": s.score_rule,
                 "n_new": s.n_new, "n_already_stored": s.n_already, "duplicate_file": s.duplicate_file,
                 "rounds": s.rounds, "n_ignored_not_proposed": s.n_unproposed,
-                "n_ignored_not_candidates": s.n_unknown, "progress_by_round": info["rounds"]}
+                "n_ignored_not_candidates": s.n_unknown, "library": s.library, "scale": info["scale"],
+                "random_reference": info["random_reference"], "progress": info["progress"],
+                "progress_by_round": info["rounds"]}
 
     # --------------------------------------------------------------------------- write_report
     def write_report(self, a: S.WriteReport) -> dict:
@@ -528,7 +530,9 @@ class Toolkit:
             png = plot_campaign(self.ws.ledger, a.campaign, csv.with_suffix(".png"))
             info = campaign_info(self.ws.ledger, a.campaign)
             return {"campaign": a.campaign, "goal": info["goal"], "history_csv": self.ws.rel(csv),
-                    "progress_plot": self.ws.rel(png), "progress_by_round": info["rounds"]}
+                    "progress_plot": self.ws.rel(png), "scale": info["scale"],
+                    "random_reference": info["random_reference"], "progress": info["progress"],
+                    "progress_by_round": info["rounds"]}
         from scagents.agents.graph import CHECKPOINTS, load_state
         from scagents.agents.report import report_agent
 

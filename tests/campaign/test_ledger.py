@@ -619,3 +619,148 @@ def test_campaign_plot_counts_hits_in_whole_numbers_before_the_first_hit(db, tmp
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def _lib_stats(values: np.ndarray, objective: str = "abs") -> tuple[float, float, int]:
+    """Median, 1.4826·MAD and hits (|v − median| / scale ≥ 2 for 'abs') of a library, computed here."""
+    med = float(np.median(values))
+    scale = 1.4826 * float(np.median(np.abs(values - med)))
+    z = {"abs": np.abs(values - med), "increase": values - med, "decrease": med - values}[objective] / scale
+    return med, scale, int((z >= 2.0).sum())
+
+
+def test_a_library_file_stores_its_score_distribution(db, tmp_path):
+    """A whole-library MAGeCK summary (60 candidates + 100 other genes): its number of genes, median,
+    1.4826·MAD of neg|lfc and hits under the campaign's objective are stored with the file's hash."""
+    propose_round(db, "c1", batch=5, designer="random", seed=0)
+    path = _rra(tmp_path / "screen.gene_summary.txt", GENES + LIBRARY)
+    s = ingest(db, "c1", path)
+    values = np.array([_lfc(g) for g in GENES + LIBRARY])
+    med, scale, hits = _lib_stats(values)
+    cand_hits = int((np.abs(values[:60] - med) / scale >= 2.0).sum())
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT sha256, n_genes, median, scale, n_hits, n_candidates, n_candidate_hits, objective "
+                       "FROM ingest_library").fetchall()
+    con.close()
+    assert len(rows) == 1
+    sha, n, got_med, got_scale, n_hits, n_cand, n_cand_hits, objective = rows[0]
+    assert (sha, n, n_hits, n_cand, n_cand_hits, objective) == (s.sha256, 160, hits, 60, cand_hits, "abs")
+    assert got_med == pytest.approx(med) and got_scale == pytest.approx(scale)
+    assert s.library.startswith(f"library: 160 genes with a score in this file, median {med:.3g}, robust SD "
+                                f"{scale:.3g} (1.4826·MAD)")
+
+
+def test_hit_status_does_not_move_when_later_rounds_are_ingested(db, tmp_path):
+    """With a library file the scale is the library's: a gene called (or not called) a hit after round
+    0 keeps that status after rounds 1 and 2 are ingested, although their values are far wider
+    (on the measured proposals' scale alone, the round-0 gene at 1.0 would stop being a hit)."""
+    from scagents.campaign.ledger import HIT_THRESHOLD
+
+    p0 = propose_round(db, "c1", batch=8, designer="random", seed=0)
+    first = list(p0["gene"])
+    values = {g: 0.01 * i for i, g in enumerate(first)}
+    values[first[0]] = 1.0
+    rest = [g for g in GENES + LIBRARY if g not in values]
+    values.update({g: (1 if i % 2 else -1) * (0.3 + 0.02 * i) for i, g in enumerate(rest)})
+    path = tmp_path / "screen.csv"
+    path.write_text("gene,score\n" + "".join(f"{g},{v}\n" for g, v in values.items()))
+    ingest(db, "c1", path)
+    after0 = history(db, "c1").set_index("gene")["reward"] >= HIT_THRESHOLD
+    for rnd in (1, 2):
+        propose_round(db, "c1", batch=8, designer="random", seed=rnd)
+        ingest(db, "c1", path)
+    after2 = history(db, "c1").set_index("gene")["reward"] >= HIT_THRESHOLD
+    assert after2[first].tolist() == after0[first].tolist()
+    assert (history(db, "c1").set_index("gene")["hit"] == after2).all()
+    med, scale, _ = _lib_stats(np.array(list(values.values())))
+    assert bool(after0[first[0]]) == (abs(1.0 - med) / scale >= 2.0)
+    from scagents.campaign.ledger import campaign_progress
+
+    per = campaign_progress(db, "c1")["rounds"].set_index("round")
+    assert per.loc[0, "hits"] == int(after0[first].sum())
+
+
+def test_random_expectation_is_batch_times_the_library_share(tmp_path, monkeypatch):
+    """Candidates = the library: each round's random expectation is its batch × (library hits / library
+    genes), summed over rounds, and the plot draws it dashed grey as 'random batches (expected)'."""
+    import scagents.campaign.ledger as L
+    from scagents.campaign.ledger import campaign_progress
+
+    genes = GENES + LIBRARY
+    db = tmp_path / "l.sqlite"
+    create_campaign(db, "c1", goal="largest change in IFNG", candidates=genes, features=None)
+    path = _rra(tmp_path / "screen.gene_summary.txt", genes)
+    for rnd, batch in enumerate((5, 7, 4)):
+        propose_round(db, "c1", batch=batch, designer="random", seed=rnd)
+        ingest(db, "c1", path)
+    _, _, hits = _lib_stats(np.array([_lfc(g) for g in genes]))
+    share = hits / len(genes)
+    prog = campaign_progress(db, "c1")
+    per = prog["rounds"]
+    assert per["expected_random"].tolist() == pytest.approx([5 * share, 7 * share, 4 * share])
+    assert per["expected_random_so_far"].tolist() == pytest.approx([5 * share, 12 * share, 16 * share])
+    assert prog["lines"][1].startswith(f"round 1: 7 of 7 measured, {per['hits'][1]} hit")
+    assert f"(random batch of 7: {7 * share:.2f} expected)" in prog["lines"][1]
+    assert prog["scale"].startswith("scale: library of 160 genes (screen.gene_summary.txt)")
+    seen = {}
+    real = L._campaign_figure
+    monkeypatch.setattr(L, "_campaign_figure", lambda *a, **k: seen.setdefault("fig", real(*a, **k)))
+    plot_campaign(db, "c1", tmp_path / "p.png")
+    fig = seen["fig"]
+    scatter, hits_ax, _ = fig.axes
+    line = next(ln for ln in hits_ax.lines if ln.get_label() == "random batches (expected)")
+    assert line.get_linestyle() == "--" and list(line.get_xdata()) == [0, 1, 2]
+    assert list(line.get_ydata()) == pytest.approx([5 * share, 12 * share, 16 * share])
+    assert "scale: library of 160 genes (screen.gene_summary.txt)" in scatter.get_title()
+    assert "SD of the screen's library" in scatter.get_ylabel()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_an_old_ledger_without_the_library_table_opens_and_gains_it(db, tmp_path, monkeypatch):
+    """A ledger written before ingest_library existed: read as it is (the measured proposals' scale),
+    also read-only; opened writable it gains the table, and the library file ingested again after the
+    next round gives its values the library scale."""
+    import scagents.campaign.ledger as L
+    from scagents.campaign.ledger import campaign_progress
+
+    propose_round(db, "c1", batch=5, designer="random", seed=0)
+    path = _rra(tmp_path / "screen.gene_summary.txt", GENES + LIBRARY)
+    ingest(db, "c1", path)
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE ingest_library")
+    con.commit()
+    con.close()
+    real = sqlite3.connect
+    monkeypatch.setattr(L.sqlite3, "connect", lambda p, *a, **k: real(
+        p if str(p).startswith("file:") else f"file:{p}?mode=ro", *a, **{**k, "uri": True}))
+    assert history(db, "c1")["measured"].notna().sum() == 5  # read-only and without the table: still read
+    assert campaign_progress(db, "c1")["scale"].startswith("scale: measured proposals only")
+    monkeypatch.undo()
+    prog = campaign_progress(db, "c1")
+    con = sqlite3.connect(db)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    con.close()
+    assert "ingest_library" in tables
+    assert prog["scale"].startswith("scale: measured proposals only")
+    assert prog["random_reference"].startswith("no random reference")
+    propose_round(db, "c1", batch=3, designer="random", seed=1)
+    s = ingest(db, "c1", path)
+    assert s.n_new == 3 and s.library.startswith("library: 160 genes")
+    assert campaign_progress(db, "c1")["scale"].startswith("scale: library of 160 genes")
+
+
+def test_a_file_of_only_the_proposed_genes_falls_back_to_the_measured_scale_and_says_so(db, tmp_path):
+    from scagents.campaign.ledger import campaign_progress
+
+    p = propose_round(db, "c1", batch=6, designer="random", seed=0)
+    s = ingest(db, "c1", _write(tmp_path / "r0.csv", "gene,score\n" + "".join(
+        f"{g},{0.5 * i}\n" for i, g in enumerate(p["gene"]))))
+    assert s.library.startswith("scale: this file holds 6 gene(s) with a score, 6 of them proposed: no library")
+    prog = campaign_progress(db, "c1")
+    assert prog["scale"].startswith("scale: measured proposals only (median 1.25, robust SD 1.11 of the 6 "
+                                    "measured score values")
+    assert prog["random_reference"].startswith("no random reference")
+    assert np.isnan(prog["rounds"]["expected_random"][0]) and prog["rounds"]["hits"][0] == 0  # |v − 1.25| ≤ 1.25
+    assert prog["lines"] == ["round 0: 6 of 6 measured, 0 hits; so far 0 hits (no random reference)."]

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from langchain_core.tools import StructuredTool
@@ -168,6 +169,35 @@ def test_campaign_round_trip(tools, workdir):
     hist = pd.read_csv(workdir / rep["history_csv"])
     assert len(hist) == 7 and hist["measured"].notna().sum() == 4
     assert (workdir / rep["progress_plot"]).stat().st_size > 1000
+    # results of the proposed genes only: no library, so the measured proposals' scale and no random reference
+    assert rep["scale"].startswith("scale: measured proposals only") and rep["random_reference"].startswith(
+        "no random reference")
+    assert rep["progress"][0].startswith("round 0: 4 of 4 measured, ") and "random batch" not in rep["progress"][0]
+    assert rep["progress_by_round"][0]["expected_random"] is None
+
+
+def test_campaign_report_states_hits_per_round_against_random_batches(tools, workdir):
+    """A whole-library screen file: the report answer says the library's scale and, per round, the
+    hits found and the hits a random batch of the same size is expected to hold."""
+    cands = ["STAT1", "IRF1", "JAK2", "TBX21", "GATA3", "STAT4", "IL12RB2", "IFNGR1"]
+    rng = np.random.default_rng(1)
+    scores = {**dict(zip(cands, (6.0, -6.0, 0.1, 0.2, -0.2, 0.0, 0.3, -0.1), strict=True)),
+              **{f"LIB{i}": float(v) for i, v in enumerate(rng.normal(0, 1, 150))}}
+    (workdir / "whole_screen.csv").write_text("gene,score\n" + "".join(f"{g},{v}\n" for g, v in scores.items()))
+    rec = json.loads(tools["recommend_perturbations"].invoke(
+        {"n": 4, "campaign": "whole", "goal": "find regulators of IFNG", "designer": "random", "candidates": cands}))
+    ing = json.loads(tools["ingest_results"].invoke({"campaign": "whole", "results_path": "whole_screen.csv"}))
+    assert ing["library"].startswith("library: 158 genes with a score in this file")
+    rep = json.loads(tools["write_report"].invoke({"campaign": "whole"}))
+    v = np.array(list(scores.values()))
+    med = np.median(v)
+    hit = np.abs(v[:8] - med) / (1.4826 * np.median(np.abs(v - med))) >= 2
+    share = hit.sum() / 8
+    found = int(sum(hit[cands.index(r["gene"])] for r in rec["recommendations"]))
+    assert rep["scale"].startswith("scale: library of 158 genes (whole_screen.csv)")
+    assert rep["progress"][0].startswith(f"round 0: 4 of 4 measured, {found} hit")
+    assert f"(random batch of 4: {4 * share:.2f} expected)" in rep["progress"][0]
+    assert rep["progress_by_round"][0]["expected_random"] == pytest.approx(4 * share)
 
 
 def test_campaign_from_a_library_file_as_a_biologist_keeps_it(tools, workdir):
