@@ -33,7 +33,8 @@ import numpy as np
 from scagents._atomic import atomic_path, write_json, write_text
 from scagents.errors import GoalError
 
-__all__ = ["SteeringGoal", "is_steering_goal", "parse_steering_goal", "answer_steering_goal"]
+__all__ = ["SteeringGoal", "is_steering_goal", "parse_steering_goal", "answer_steering_goal",
+           "steering_goal_text"]
 
 _STEER = re.compile(r"\b(drive|turn|steer|push|convert|reprogram|block|prevent|avoid|suppress|"
                     r"make|makes|produce|generate)\b", re.I)
@@ -77,7 +78,7 @@ _NOT_A_FATE = {"the", "of", "my", "these", "those", "all", "some", "more", "whic
 _TIMED = re.compile(r"\b(?:at|after|before|from|until|by)\s+(?:time\s+|t\s*=?\s*|day\s+|hour\s+)?\d[\d.]*"
                     r"\s*(?:h|hours?|d|days?|min|%)?(?=\W|$)", re.I)
 _EXCLUDE = re.compile(r"\b(?:without|except|excluding)\s+(?:touching|using|perturbing|targeting|"
-                      r"changing|hitting)?\s*([A-Za-z0-9.\-]+(?:\s*(?:,|and|or|nor)\s*[A-Za-z0-9.\-]+)*)",
+                      r"changing|hitting)?\s*([A-Za-z0-9_.\-]+(?:\s*(?:,|and|or|nor)\s*[A-Za-z0-9_.\-]+)*)",
                       re.I)
 
 
@@ -122,7 +123,7 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
         raise GoalError(f"A fixed time ({timed.group(0).strip()!r}) cannot be set in a steering goal: the search "
                         "picks when to intervene among t = 0, 0.33 and 0.67 of the trajectory and the report "
                         "says when; drop the time from the goal.")
-    words = re.findall(r"[A-Za-z0-9.\-]+", text)
+    words = re.findall(r"[A-Za-z0-9_.\-]+", text)
     chosen = preferred
     if not any(_match(w, index[preferred]) for w in words):
         for m, fates in index.items():
@@ -132,10 +133,10 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
     fates = index[chosen]
     low = text.lower()
     # the words in fate positions: "<X> cells", "to/into <Y>", "block the <Y> fate", "make <Y>"
-    start_w = re.search(r"([A-Za-z0-9.\-]+)\s+cells?\b", text)
-    target_w = (re.search(r"\b(?:to|into|towards?)\s+(?:the\s+|a\s+)?([A-Za-z0-9.\-]+)", text)
-                or re.search(r"\b(?:block|prevent|avoid|suppress)\s+(?:the\s+)?([A-Za-z0-9.\-]+)", text)
-                or re.search(r"\b(?:make|makes|produce|generate)\s+(?:more\s+)?([A-Za-z0-9.\-]+)", text))
+    start_w = re.search(r"([A-Za-z0-9_.\-]+)\s+cells?\b", text)
+    target_w = (re.search(r"\b(?:to|into|towards?)\s+(?:the\s+|a\s+)?([A-Za-z0-9_.\-]+)", text)
+                or re.search(r"\b(?:block|prevent|avoid|suppress)\s+(?:the\s+)?([A-Za-z0-9_.\-]+)", text)
+                or re.search(r"\b(?:make|makes|produce|generate)\s+(?:more\s+)?([A-Za-z0-9_.\-]+)", text))
     if target_w is None:
         raise GoalError(f"Cannot find the target fate in {text!r}; write e.g. \"drive Th0 cells to Th1\" "
                         f"or \"block the erythroid fate\". Model {chosen!r} has fates: {', '.join(fates.values())}.")
@@ -174,6 +175,57 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
                         exclude=tuple(dict.fromkeys(exclude)))
 
 
+_BUDGET_WORDS = {1: "one", 2: "two", 3: "three"}
+
+
+def steering_goal_text(target: str, *, start_fate: str | None = None, avoid: bool = False,
+                       exclude: list[str] | tuple[str, ...] = (), max_interventions: int | None = None) -> str:
+    """The plain-words goal that :func:`parse_steering_goal` reads back as these fields.
+
+    Callers holding the fields (the ``steer_cells`` tool) write the goal the CLI would be given, so
+    both answer through the one parser and the one agent.
+
+    Parameters
+    ----------
+    target
+        The fate to reach (or to block with ``avoid``).
+    start_fate
+        The start population's fate; ``None``: the model's start state.
+    avoid
+        Block the target fate instead of reaching it.
+    exclude
+        Genes left out of the search (no knockout or overexpression of them).
+    max_interventions
+        At most this many interventions (1-3); ``None``: the parser's default.
+
+    Returns
+    -------
+    str
+        E.g. ``"drive Th0 cells to Th1 with one intervention without touching IFNG, TBX21"``.
+
+    Raises
+    ------
+    GoalError
+        A name holds characters a goal cannot carry, or the budget is not 1-3.
+    """
+    for word in (target, start_fate, *exclude):
+        if word is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(word)):
+            raise GoalError(f"{word!r} cannot be named in a steering goal: fate and gene names are "
+                            "letters, digits, '_', '.' and '-'.")
+    if max_interventions is not None and max_interventions not in _BUDGET_WORDS:
+        raise GoalError(f"At most 1, 2 or 3 interventions can be searched, not {max_interventions}.")
+    if avoid:
+        text = f"block the {target} fate" + (f" in {start_fate} cells" if start_fate else "")
+    else:
+        text = f"drive {start_fate} cells to {target}" if start_fate else f"steer cells to {target}"
+    if max_interventions is not None:
+        n = max_interventions
+        text += f" with {_BUDGET_WORDS[n]} intervention{'s' if n > 1 else ''}"
+    if exclude:
+        text += " without touching " + ", ".join(exclude)
+    return text
+
+
 def _task(goal: SteeringGoal, n_cells: int, n_steps: int, inputs: dict[str, float] | None = None):
     from scagents.envs.steering import SteeringTask, default_candidates
     from scagents.twin import load_model
@@ -201,6 +253,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
     """
     from scagents.envs.steering import TwinSteerer, canonical
     from scagents.policies.steering_search import search
+    from scagents.twin.rules import undefined_inputs_line
 
     t0 = time.perf_counter()
     if isinstance(goal, str):
@@ -281,7 +334,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         "searchers": {k: {"simulations": r.n_simulations, "best_objective": round(r.best[1], 4),
                           "best_schedule": task.describe(r.best[0])} for k, r in runs.items()},
         "simulations": sum(r.n_simulations for r in runs.values()), "n_tied_best": n_tied,
-        "excluded": list(goal.exclude),
+        "excluded": list(goal.exclude), "undefined_inputs": undefined_inputs_line(task.network),
         "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
                      f"end minus {task.cost} per intervention",
     }
@@ -375,6 +428,8 @@ def _write(result: dict, out: Path) -> dict[str, str]:
     if result.get("excluded"):
         lines += [f"Left out of the search at the goal's request: {', '.join(result['excluded'])} "
                   "(no knockout or overexpression of them).", ""]
+    if result.get("undefined_inputs"):
+        lines += [f"Model note: {result['undefined_inputs']}", ""]
     if t.get("inputs"):
         lines += ["Milieu (inputs clamped for the whole run): "
                   + ", ".join(f"{k} = {v:g}" for k, v in t["inputs"].items()) + ".", ""]
@@ -421,6 +476,8 @@ def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
           f"  run id: {out.name}")
     if result.get("excluded"):
         print(f"  left out of the search: {', '.join(result['excluded'])}")
+    if result.get("undefined_inputs"):
+        print(f"  model note: {result['undefined_inputs']}")
     if result.get("no_signal"):
         print("  " + result["no_signal"])
         print(f"report: {out / 'steering.md'}  ({wall_time_s:.1f} s)")
