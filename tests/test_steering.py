@@ -223,3 +223,30 @@ def test_unreachable_start_fate_in_the_milieu_leaves_no_folder(tmp_path, capsys)
                  "--n-cells", "16", "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "reaches the start fate 'Th1'" in err[0] and not out.exists()
+
+
+@pytest.mark.parametrize("fields", [
+    {"target": "Th1"},
+    {"target": "th1", "start_fate": "Th0", "max_interventions": 1, "exclude": ["IFNG", "tbet"]},
+    {"target": "Th2", "avoid": True},
+    {"target": "Th2", "avoid": True, "start_fate": "Th0", "max_interventions": 3},
+    {"target": "erythroid", "avoid": True, "exclude": ["Gata1"]},
+])
+def test_goal_text_reads_back_as_its_fields(fields):
+    from scagents.steering import steering_goal_text
+
+    text = steering_goal_text(**fields)
+    g = parse_steering_goal(text)
+    assert is_steering_goal(text)
+    assert g.target.lower() == fields["target"].lower() and g.avoid == fields.get("avoid", False)
+    assert g.start_fate == fields.get("start_fate")
+    assert g.max_interventions == fields.get("max_interventions", 2)
+    assert len(g.exclude) == len(fields.get("exclude", []))
+
+
+def test_names_with_underscores_in_goals(tmp_path):
+    path = tmp_path / "u.bnet"
+    path.write_text("# @fate fate_A = Gene_a & !Gene_b\n# @fate fate_B = Gene_b & !Gene_a\ntargets, factors\n"
+                    "Gene_a, !Gene_b\nGene_b, !Gene_a\nGene_c, Gene_a\n")
+    g = parse_steering_goal("drive fate_B cells to fate_A without touching Gene_c", str(path))
+    assert (g.target, g.start_fate, g.exclude) == ("fate_A", "fate_B", ("Gene_c",))

@@ -389,6 +389,37 @@ def _detect_format(lines: list[str], path: Path | None) -> str:
     return "scanpy"
 
 
+SUPPORTED = ("scagents reads Boolean models as .bnet ('target, rule' with &, |, !: PyBoolNet, BoolNet, "
+             "CellCollective and biodivine exports), scanpy-style 'Gene = rule' text or BoolODE "
+             "'Gene<TAB>Rule' files")
+
+_UNSUPPORTED_SUFFIXES = {".sbml": "SBML-qual", ".xml": "SBML-qual (XML)", ".ginml": "GINsim (GINML)",
+                         ".zginml": "GINsim (zipped GINML)", ".bnd": "MaBoSS", ".cfg": "MaBoSS",
+                         ".booleannet": "BooleanNet", ".an": "AN (automata network)",
+                         ".aeon": "AEON", ".zip": "a zip archive"}
+
+
+def _refuse_unsupported(path: Path | None, text: str | None) -> None:
+    """Refuse, in one line naming the supported ones, a model in a format scagents does not read.
+
+    Known by the file's suffix (SBML-qual, GINsim, MaBoSS, BooleanNet, AEON ...) or, for text, by
+    an XML start or BooleanNet's ``A* = rule`` update lines.
+    """
+    kind = None
+    if path is not None:
+        kind = _UNSUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None and text is not None:
+        head = text.lstrip()[:2000]
+        if head.startswith("<"):
+            kind = "SBML-qual (XML)" if "sbml" in head.lower() else "XML"
+        elif re.search(r"^\s*[A-Za-z0-9_]+\s*\*\s*=", text, re.M):
+            kind = "BooleanNet ('A* = rule')"
+    if kind is not None:
+        origin = str(path) if path is not None else "<model text>"
+        raise ModelFileError(f"{origin}: {kind} model files are not read; {SUPPORTED}. Export the model as "
+                             ".bnet first (GINsim, bioLQM, CellCollective and BoolNet export BoolNet/bnet).")
+
+
 def _parse_value_sd(text: str) -> tuple[float, float | None]:
     """``"0.6"`` → (0.6, None); ``"0.6 sd 0.25"`` → (0.6, 0.25)."""
     parts = text.replace(",", " ").split()
@@ -443,6 +474,7 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
                 "(with newlines), or a shipped model name to scagents.twin.load_model()."
             )
     if path is not None:
+        _refuse_unsupported(path, None)
         text = _read_text(path)
         origin = str(path)
         name = path.stem
@@ -450,6 +482,8 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
         text = str(path_or_text)
         origin = "<model text>"
         name = "model"
+    if format is None:
+        _refuse_unsupported(path, text)
     lines = text.splitlines()
     fmt = (format or _detect_format(lines, path)).lower()
     if fmt in ("krumsiek", "scagents", "txt"):
