@@ -90,6 +90,23 @@ def _match(word: str, fates: dict[str, str]) -> str | None:
     return None
 
 
+def _no_fates_message(path: Path) -> str:
+    """How to give a model file fates, in the file's own format, with two of its own genes."""
+    from scagents.twin import load_model
+
+    net = load_model(path)
+    genes = [g for g in net.genes if g not in net.inputs] or list(net.genes)
+    a, b = (genes + genes)[:2]
+    rule = f"{a} & !{b}"
+    side = path.with_name(path.stem + ".inputs.json")
+    in_file = {"bnet": f"add lines such as '# @fate NAME = {rule}' to it, or ",
+               "scanpy": f"add lines such as '@fate NAME = {rule}' to it, or "}.get(net.format, "")
+    return (f"The model file {str(path)!r} defines no fates (the cell states a goal can name); {in_file}write "
+            f"them in a sidecar {side.name} beside it ({{\"fates\": {{\"NAME\": \"{rule}\"}}}}; copy the model "
+            f"to a writable folder first if needed). Its genes: {', '.join(net.genes[:15])}"
+            f"{', …' if net.n_genes > 15 else ''}.")
+
+
 def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
     """Parse a steering goal (see the module docstring).
 
@@ -116,8 +133,7 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
     shipped = [] if user_file else [m for m in list_models() if m != preferred]
     index = _fate_index([preferred] + shipped)
     if user_file and not index[preferred]:
-        raise GoalError(f"The model file {str(model)!r} defines no fates; add lines such as "
-                        f"'# @fate Th1 = TBX21 & !GATA3' (or a sidecar FILE.inputs.json with \"fates\").")
+        raise GoalError(_no_fates_message(Path(model)))
     timed = _TIMED.search(text)
     if timed:
         raise GoalError(f"A fixed time ({timed.group(0).strip()!r}) cannot be set in a steering goal: the search "

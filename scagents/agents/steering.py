@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,20 +83,25 @@ def steer(goal: str, *, out: str | Path | None = None, model: str = "th", seed: 
     from scagents.errors import GoalError
     from scagents.steering import parse_steering_goal
     from scagents.twin import load_model
+    from scagents.twin.rules import UndefinedInputWarning
 
     if data is not None:
         raise GoalError(f"Steering goals ({goal!r}) are answered on the digital twin only (--model th, "
                         f"krumsiek11 or a Boolean model file), not on --data {data}: drop --data, or ask "
                         f"what a perturbation does in the data (--goal \"predict STAT1 knockout\"), or rank "
                         f"perturbations for a read-out with `python -m scagents next --campaign NAME --goal ...`.")
-    g = parse_steering_goal(goal, model)  # a bad goal fails here, before a run folder is made
-    _check_twin_inputs(load_model(g.model), inputs or {})
+    with warnings.catch_warnings():  # the answer names the genes without a rule (no second note)
+        warnings.simplefilter("ignore", UndefinedInputWarning)
+        g = parse_steering_goal(goal, model)  # a bad goal fails here, before a run folder is made
+        _check_twin_inputs(load_model(g.model), inputs or {})
     opts = RunOptions(goal=goal, model=model, n_cells=n_cells, seed=seed, progress=on_event is not None,
                       inputs=dict(inputs or {}))
     out_dir = Path(out) if out is not None else default_out_dir(goal, root)
     created = not out_dir.exists()
     try:
-        return run_graph(opts, out=out_dir, root=root, on_event=on_event)
+        with warnings.catch_warnings():  # the answer names the genes without a rule (no second note)
+            warnings.simplefilter("ignore", UndefinedInputWarning)
+            return run_graph(opts, out=out_dir, root=root, on_event=on_event)
     except GoalError:  # e.g. no cell reaches the start fate in this milieu: a rejected run leaves no folder
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)

@@ -492,7 +492,7 @@ class Toolkit:
         if run is not None:
             folder = self.ws.resolve(Path("runs") / run, what="run")
             if not (folder / RUN_RESULT).is_file() and not (steering and _is_steering_run(folder)):
-                kind = "prediction or steering run" if steering else "prediction run"
+                kind = "prediction run or steering run" if steering else "prediction run"
                 hint = (" (a steer_cells run has no ranking of perturbations to recommend; its answer is "
                         "in its steering.md)" if _is_steering_run(folder) else "")
                 raise ToolRunError(f"No {kind} {run!r} in the working directory{hint}; "

@@ -267,6 +267,8 @@ class BooleanNetwork:
     undefined_inputs
         Genes read by rules of a ``.bnet`` file that have no rule of their own and are not declared
         by ``@input`` (nor a sidecar): inputs by default, named by :func:`undefined_inputs_line`.
+    format
+        The format the rules were read in (``"scanpy"``, ``"boolode"``, ``"bnet"``).
     """
 
     name: str
@@ -288,6 +290,7 @@ class BooleanNetwork:
     coupling: dict[tuple[str, str], float] = field(default_factory=dict)
     asts: dict[str, tuple | None] = field(default_factory=dict, repr=False)
     undefined_inputs: list[str] = field(default_factory=list)
+    format: str = ""
 
     @property
     def n_genes(self) -> int:
@@ -640,6 +643,7 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
         coupling=dict(meta["coupling"]),
         asts=asts,
         undefined_inputs=ruleless,
+        format=fmt,
         **meta["hill"],
     )
     _validate_references(net, origin)
@@ -659,16 +663,22 @@ def _case_message(target: str, var: str, other: str, other_defined: bool) -> str
 
 
 def _typo_of(name: str, genes: list[str]) -> str | None:
-    """A gene of ``genes`` that ``name`` may be a typo of: same length, one letter replaced or two
-    neighbouring letters swapped (case-insensitive); ``None`` when there is none."""
+    """A gene of ``genes`` that ``name`` may be a misspelling of: the same letters and digits
+    but for punctuation (``IL_12`` / ``IL12``), or two neighbouring letters swapped (``IFGN`` /
+    ``IFNG``); ``None`` when there is none. (Names one character apart, such as IL12 / IL10 or
+    IFNb / IFNg, are often different genes and get no hint.)"""
     low = name.lower()
     for g in genes:
         other = g.lower()
-        if len(other) != len(low) or other == low:
+        if other == low:
+            continue
+        if _norm(g) == _norm(name):
+            return g
+        if len(other) != len(low):
             continue
         diff = [i for i, (x, y) in enumerate(zip(low, other, strict=True)) if x != y]
-        if len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
-                              and low[diff[0]] == other[diff[1]] and low[diff[1]] == other[diff[0]]):
+        if (len(diff) == 2 and diff[1] == diff[0] + 1 and low[diff[0]] == other[diff[1]]
+                and low[diff[1]] == other[diff[0]]):
             return g
     return None
 
@@ -686,7 +696,7 @@ def undefined_inputs_line(net: BooleanNetwork, limit: int = 12) -> str | None:
     shown = []
     for g in names[:limit]:
         typo = _typo_of(g, defined)
-        shown.append(f"{g} (a typo of {typo}?)" if typo else g)
+        shown.append(f"{g} (misspelt {typo}?)" if typo else g)
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     n = len(names)
     verb = "genes have no rule and are treated as inputs" if n != 1 else "gene has no rule and is treated as an input"

@@ -36,11 +36,14 @@ def test_two_spellings_of_a_ruleless_gene_are_refused():
 
 
 def test_genes_without_a_rule_are_named_with_their_likely_typo():
-    text = "targets, factors\nIFNG, TBX21 & IFMG\nTBX21, GATA3 & !IFNG & TCR\nGATA3, !TBX21\n"
+    text = ("targets, factors\nIFNG, TBX21 & IFGN & IL12\nTBX21, GATA3 & !IFNG & TCR & GATA_3\nGATA3, !TBX21\n"
+            "IL10, TCR\n")
     net, caught = _read_quietly(text, format="bnet")
-    assert set(net.inputs) == {"IFMG", "TCR"} and net.undefined_inputs == ["IFMG", "TCR"]
+    assert net.undefined_inputs == ["IFGN", "IL12", "TCR", "GATA_3"] and set(net.inputs) == set(net.undefined_inputs)
     line = undefined_inputs_line(net)
-    assert line.startswith("2 genes have no rule and are treated as inputs: IFMG (a typo of IFNG?), TCR.")
+    # swapped letters and punctuation get a hint; IL12 (one digit from IL10) is often another gene: none
+    assert line.startswith("4 genes have no rule and are treated as inputs: IFGN (misspelt IFNG?), IL12, TCR, "
+                           "GATA_3 (misspelt GATA3?).")
     assert len(caught) == 1 and line in str(caught[0].message)
 
 
