@@ -325,7 +325,16 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
                                                                                "target_fraction_max")
     moved = (answer_best[lo] < ctrl[hi]) if task.avoid else (answer_best[lo] > ctrl[hi])
     no_signal = None
-    if not moved:
+    # the goal is met without intervention on every fresh seed: nothing to steer (not "no signal")
+    already = (ctrl["target_fraction_max"] <= 0.0) if task.avoid else (ctrl["target_fraction_min"] >= 1.0)
+    if not moved and already:
+        no_signal = (f"Without intervention {'no' if task.avoid else 'every'} simulated cell ends {task.target} "
+                     f"already (control {ctrl['target_fraction_min']:.3f}-{ctrl['target_fraction_max']:.3f} over "
+                     f"{len(seeds)} fresh population seeds): the goal is met in this milieu and start population, "
+                     "so no schedule is proposed; ask with another start fate or milieu (inputs) to see what "
+                     "steers the cells.")
+        proposals = []
+    elif not moved:
         no_signal = (f"No schedule found moves the {task.target} fraction beyond its spread over "
                      f"{len(seeds)} fresh population seeds (control {ctrl['target_fraction_min']:.3f}-"
                      f"{ctrl['target_fraction_max']:.3f}, best {answer_best['target_fraction_min']:.3f}-"
@@ -344,7 +353,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         proposals = []
     files = _plots(steerer, task, control, best_s, out)
     result = {
-        "signal": moved, "no_signal": no_signal,
+        "signal": moved, "no_signal": no_signal, "goal_met_without_intervention": bool(not moved and already),
         "goal": goal.to_dict(), "task": task.to_dict(), "seed": seed, "interval_seeds": seeds,
         "best": answer_best, "runner_up": runner_up, "control": ctrl, "proposals": proposals,
         "searchers": {k: {"simulations": r.n_simulations, "best_objective": round(r.best[1], 4),
@@ -450,8 +459,8 @@ def _write(result: dict, out: Path) -> dict[str, str]:
         lines += ["Milieu (inputs clamped for the whole run): "
                   + ", ".join(f"{k} = {v:g}" for k, v in t["inputs"].items()) + ".", ""]
     if result.get("no_signal"):
-        lines += ["## No signal", "", result["no_signal"], "", "| fate | control | best found |",
-                  "|---|---|---|"]
+        head = "## Goal met without intervention" if result.get("goal_met_without_intervention") else "## No signal"
+        lines += [head, "", result["no_signal"], "", "| fate | control | best found |", "|---|---|---|"]
         lines += [f"| {f} | {c['fractions'][f]:.3f} | {b['fractions'][f]:.3f} |" for f in b["fractions"]]
         lines += ["", "![fate fractions](steering_fates.png)", ""]
         return {"markdown": write_text(out / "steering.md", "\n".join(lines)).name,

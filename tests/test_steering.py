@@ -250,3 +250,16 @@ def test_names_with_underscores_in_goals(tmp_path):
                     "Gene_a, !Gene_b\nGene_b, !Gene_a\nGene_c, Gene_a\n")
     g = parse_steering_goal("drive fate_B cells to fate_A without touching Gene_c", str(path))
     assert (g.target, g.start_fate, g.exclude) == ("fate_A", "fate_B", ("Gene_c",))
+
+
+def test_goal_met_without_intervention_is_said_so(tmp_path):
+    """A control that already ends in the target fate on every seed is no 'missing signal'."""
+    path = tmp_path / "on.bnet"
+    path.write_text("# @initial A = 1\n# @fate Afate = A & !B\n# @fate Bfate = B & !A\ntargets, factors\n"
+                    "A, A & !B\nB, B & !A\n")
+    r = answer_steering_goal(parse_steering_goal("steer cells to Afate", str(path)), tmp_path / "o", n_cells=16,
+                             n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2)
+    assert r["control"]["target_fraction_min"] == 1.0
+    assert r["goal_met_without_intervention"] is True and r["signal"] is False and r["proposals"] == []
+    assert "already" in r["no_signal"] and "carries no signal" not in r["no_signal"]
+    assert "## Goal met without intervention" in (tmp_path / "o" / "steering.md").read_text()

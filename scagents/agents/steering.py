@@ -28,7 +28,9 @@ def steering_agent(state: RunState) -> dict:
                                   n_cells=min(opts.n_cells, 100), inputs=opts.inputs)
     best = result["best"]
     steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in best["steps"]) or "do nothing"
-    summary = (f"no signal: no schedule moves {result['task']['target']} beyond the seed spread"
+    summary = (f"goal met without intervention: every cell already ends as asked for {result['task']['target']}"
+               if result.get("goal_met_without_intervention") else
+               f"no signal: no schedule moves {result['task']['target']} beyond the seed spread"
                if result.get("no_signal") else
                f"best schedule: {steps} → {result['task']['target']} {best['target_fraction_mean']:.2f} "
                f"(control {result['control']['target_fraction_mean']:.2f})")

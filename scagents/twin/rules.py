@@ -665,8 +665,8 @@ def _case_message(target: str, var: str, other: str, other_defined: bool) -> str
 def _typo_of(name: str, genes: list[str]) -> str | None:
     """A gene of ``genes`` that ``name`` may be a misspelling of: the same letters and digits
     but for punctuation (``IL_12`` / ``IL12``), or two neighbouring letters swapped (``IFGN`` /
-    ``IFNG``); ``None`` when there is none. (Names one character apart, such as IL12 / IL10 or
-    IFNb / IFNg, are often different genes and get no hint.)"""
+    ``IFNG``); ``None`` when there is none. (Names one character or two digits apart, such as
+    IL12 / IL10 / IL21 or IFNb / IFNg, are often different genes and get no hint.)"""
     low = name.lower()
     for g in genes:
         other = g.lower()
@@ -678,7 +678,7 @@ def _typo_of(name: str, genes: list[str]) -> str | None:
             continue
         diff = [i for i, (x, y) in enumerate(zip(low, other, strict=True)) if x != y]
         if (len(diff) == 2 and diff[1] == diff[0] + 1 and low[diff[0]] == other[diff[1]]
-                and low[diff[1]] == other[diff[0]]):
+                and low[diff[1]] == other[diff[0]] and low[diff[0]].isalpha() and low[diff[1]].isalpha()):
             return g
     return None
 
