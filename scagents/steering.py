@@ -193,6 +193,10 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
 
 _BUDGET_WORDS = {1: "one", 2: "two", 3: "three"}
 
+GOAL_MET = 0.95
+"""Target fraction of the control (on every fresh seed) from which an answer without signal says the
+goal is met without intervention rather than that the simulation carries no signal (wording only)."""
+
 
 def steering_goal_text(target: str, *, start_fate: str | None = None, avoid: bool = False,
                        exclude: list[str] | tuple[str, ...] = (), max_interventions: int | None = None) -> str:
@@ -325,14 +329,17 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
                                                                                "target_fraction_max")
     moved = (answer_best[lo] < ctrl[hi]) if task.avoid else (answer_best[lo] > ctrl[hi])
     no_signal = None
-    # the goal is met without intervention on every fresh seed: nothing to steer (not "no signal")
-    already = (ctrl["target_fraction_max"] <= 0.0) if task.avoid else (ctrl["target_fraction_min"] >= 1.0)
+    # the goal is (all but) met without intervention on every fresh seed: little to steer, which is
+    # no missing signal (a wording threshold only: the signal test above decides what is proposed)
+    already = ((ctrl["target_fraction_max"] <= 1 - GOAL_MET) if task.avoid
+               else (ctrl["target_fraction_min"] >= GOAL_MET))
     if not moved and already:
-        no_signal = (f"Without intervention {'no' if task.avoid else 'every'} simulated cell ends {task.target} "
-                     f"already (control {ctrl['target_fraction_min']:.3f}-{ctrl['target_fraction_max']:.3f} over "
-                     f"{len(seeds)} fresh population seeds): the goal is met in this milieu and start population, "
-                     "so no schedule is proposed; ask with another start fate or milieu (inputs) to see what "
-                     "steers the cells.")
+        no_signal = (f"Without intervention {ctrl['target_fraction_mean']:.0%} of the simulated cells end "
+                     f"{task.target} already (control {ctrl['target_fraction_min']:.3f}-"
+                     f"{ctrl['target_fraction_max']:.3f} over {len(seeds)} fresh population seeds) and no schedule "
+                     f"found does {'better' if not task.avoid else 'lower it'} beyond that spread: the goal is met in "
+                     "this milieu and start population, so no schedule is proposed; ask with another start fate "
+                     "or milieu (inputs) to see what steers the cells.")
         proposals = []
     elif not moved:
         no_signal = (f"No schedule found moves the {task.target} fraction beyond its spread over "
@@ -351,6 +358,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
                           f"activity {SILENT_ACTIVITY}): give the model a milieu or initial states "
                           "('# @input GENE = 1' / '# @initial GENE = 0.8' lines, or --inputs).")
         proposals = []
+    marker_note = _marker_note(task, canonical(best_s, task.max_interventions)) if moved else None
     files = _plots(steerer, task, control, best_s, out)
     result = {
         "signal": moved, "no_signal": no_signal, "goal_met_without_intervention": bool(not moved and already),
@@ -360,12 +368,29 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
                           "best_schedule": task.describe(r.best[0])} for k, r in runs.items()},
         "simulations": sum(r.n_simulations for r in runs.values()), "n_tied_best": n_tied,
         "excluded": list(goal.exclude), "undefined_inputs": undefined_inputs_line(task.network),
+        "marker_note": marker_note,
         "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
                      f"end minus {task.cost} per intervention",
     }
     result["files"] = {**files, **_write(result, out)}
     result["wall_time_s"] = round(time.perf_counter() - t0, 2)
     return result
+
+
+def _marker_note(task, schedule) -> str | None:
+    """A sentence when the best schedule perturbs a gene the target fate is defined by (its @fate
+    rule reads it): the fate then changes by definition, and leaving the gene out shows other routes."""
+    from scagents.twin.rules import parse_rule, rule_variables
+
+    rule = task.network.fates[task.target]
+    markers = set(rule_variables(parse_rule(rule)))
+    hit = list(dict.fromkeys(t for a in schedule if a for t in task.candidates[a - 1].targets if t in markers))
+    if not hit:
+        return None
+    genes = ", ".join(hit)
+    return (f"The schedule perturbs {genes}, which the {task.target} fate is defined by ({task.target} = {rule}): "
+            f"the fate changes by definition. To see routes through its regulators, ask again with "
+            f"'without touching {genes}'.")
 
 
 def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
@@ -467,6 +492,8 @@ def _write(result: dict, out: Path) -> dict[str, str]:
                 "json": write_json(out / "steering.json", result).name}
     lines += ["## Best schedule", ""]
     lines += [f"- t = {s['time']:.2f}: {s['intervention']}" for s in b["steps"]] or ["- do nothing"]
+    if result.get("marker_note"):
+        lines += ["", f"Note: {result['marker_note']}"]
     if result.get("n_tied_best", 1) > 1:
         lines += ["", f"{result['n_tied_best']} schedules found reach the same objective "
                   f"({b['objective']:.3f}) on the search population; this is one of them "
@@ -508,6 +535,8 @@ def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
         print(f"report: {out / 'steering.md'}  ({wall_time_s:.1f} s)")
         return
     print(f"  best schedule: {steps}")
+    if result.get("marker_note"):
+        print(f"  note: {result['marker_note']}")
     print(f"  {t['target']} fraction: {b['target_fraction_mean']:.2f} (min {b['target_fraction_min']:.2f}, "
           f"max {b['target_fraction_max']:.2f} over {len(result['interval_seeds'])} seeds); control "
           f"{result['control']['target_fraction_mean']:.2f}")

@@ -263,3 +263,18 @@ def test_goal_met_without_intervention_is_said_so(tmp_path):
     assert r["goal_met_without_intervention"] is True and r["signal"] is False and r["proposals"] == []
     assert "already" in r["no_signal"] and "carries no signal" not in r["no_signal"]
     assert "## Goal met without intervention" in (tmp_path / "o" / "steering.md").read_text()
+
+
+def test_marker_of_the_fate_is_flagged(tmp_path):
+    """A schedule that sets a gene the target fate is defined by says so (the fate changes by definition)."""
+    path = tmp_path / "toggle.bnet"
+    path.write_text(TOGGLE)
+    r = answer_steering_goal(parse_steering_goal("steer Bfate cells to Afate", str(path)), tmp_path, n_cells=16,
+                             n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2)
+    assert [s["intervention"] for s in r["best"]["steps"]] == ["A overexpression"]
+    assert "perturbs A, which the Afate fate is defined by (Afate = A & !B)" in r["marker_note"]
+    assert "without touching A" in r["marker_note"] and "Note: The schedule perturbs A" in (
+        tmp_path / "steering.md").read_text()
+    r = answer_steering_goal(parse_steering_goal("steer Bfate cells to Afate without touching A, B", str(path)),
+                             tmp_path / "o", n_cells=16, n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2)
+    assert r["marker_note"] is None

@@ -469,6 +469,8 @@ class Toolkit:
             out.update(best_schedule=b["steps"], target_fraction=share(b), control_target_fraction=share(c),
                        proposals=[{k: p[k] for k in ("rank", "perturbation", "time", "marginal_contribution")}
                                   for p in r["proposals"]])
+            if r.get("marker_note"):
+                out["note"] = r["marker_note"]
             if r.get("n_tied_best", 1) > 1:
                 out["ties"] = (f"{r['n_tied_best']} schedules found reach the same objective on the search "
                                "population; runner-ups in the report")
