@@ -421,6 +421,17 @@ class Toolkit:
 
     # ---------------------------------------------------------------------------- steer_cells
     def steer_cells(self, a: S.SteerCells) -> dict:
+        """Answer a steering goal through :func:`scagents.agents.steering.steer`, the CLI's path.
+
+        The fields (``target``, ``start_fate``, ``avoid``, ``exclude``, ``max_interventions``) are
+        written as the plain-words goal the CLI would be given
+        (:func:`scagents.steering.steering_goal_text`); the run goes to ``runs/<run_id>/``.
+
+        Returns
+        -------
+        dict
+            The short answer (:meth:`_steering_answer`).
+        """
         from scagents.agents.steering import steer
         from scagents.steering import is_steering_goal, steering_goal_text
 
