@@ -334,7 +334,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
     already = ((ctrl["target_fraction_max"] <= 1 - GOAL_MET) if task.avoid
                else (ctrl["target_fraction_min"] >= GOAL_MET))
     if not moved and already:
-        no_signal = (f"Without intervention {ctrl['target_fraction_mean']:.0%} of the simulated cells end "
+        no_signal = (f"Without intervention {ctrl['target_fraction_mean']:.1%} of the simulated cells end "
                      f"{task.target} already (control {ctrl['target_fraction_min']:.3f}-"
                      f"{ctrl['target_fraction_max']:.3f} over {len(seeds)} fresh population seeds) and no schedule "
                      f"found does {'better' if not task.avoid else 'lower it'} beyond that spread: the goal is met in "
@@ -388,9 +388,9 @@ def _marker_note(task, schedule) -> str | None:
     if not hit:
         return None
     genes = ", ".join(hit)
-    return (f"The schedule perturbs {genes}, which the {task.target} fate is defined by ({task.target} = {rule}): "
-            f"the fate changes by definition. To see routes through its regulators, ask again with "
-            f"'without touching {genes}'.")
+    return (f"The schedule perturbs {genes}, read by the {task.target} fate's own rule ({task.target} = {rule}): "
+            f"that step changes the fate partly by definition. To see routes through its regulators, ask again "
+            f"with 'without touching {genes}'.")
 
 
 def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:

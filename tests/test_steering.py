@@ -272,7 +272,7 @@ def test_marker_of_the_fate_is_flagged(tmp_path):
     r = answer_steering_goal(parse_steering_goal("steer Bfate cells to Afate", str(path)), tmp_path, n_cells=16,
                              n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2)
     assert [s["intervention"] for s in r["best"]["steps"]] == ["A overexpression"]
-    assert "perturbs A, which the Afate fate is defined by (Afate = A & !B)" in r["marker_note"]
+    assert "perturbs A, read by the Afate fate's own rule (Afate = A & !B)" in r["marker_note"]
     assert "without touching A" in r["marker_note"] and "Note: The schedule perturbs A" in (
         tmp_path / "steering.md").read_text()
     r = answer_steering_goal(parse_steering_goal("steer Bfate cells to Afate without touching A, B", str(path)),
