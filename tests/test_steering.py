@@ -278,3 +278,15 @@ def test_marker_of_the_fate_is_flagged(tmp_path):
     r = answer_steering_goal(parse_steering_goal("steer Bfate cells to Afate without touching A, B", str(path)),
                              tmp_path / "o", n_cells=16, n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2)
     assert r["marker_note"] is None
+
+
+def test_model_without_fates_is_told_how_in_its_own_format(tmp_path):
+    bnet = tmp_path / "nofate.bnet"
+    bnet.write_text("targets, factors\nGa, !Gb\nGb, Ga\n")
+    with pytest.raises(GoalError, match=r"'# @fate NAME = Ga & !Gb'.*nofate\.inputs\.json.*Its genes: Ga, Gb\."):
+        parse_steering_goal("steer cells to X", str(bnet))
+    boolode = tmp_path / "bo.txt"  # BoolODE files hold no directives: the sidecar is the way
+    boolode.write_text("Gene\tRule\nGa\tnot Gb\nGb\tGa\n")
+    with pytest.raises(GoalError) as err:
+        parse_steering_goal("steer cells to X", str(boolode))
+    assert "@fate" not in str(err.value) and 'bo.inputs.json beside it ({"fates": {"NAME": "Ga & !Gb"}}' in str(err.value)
