@@ -10,8 +10,11 @@ Goals understood (model fates matched case-insensitively, plurals accepted)::
 
 A model file (``model="my.bnet"``) stays the model; a fixed time ("after t=0.5") is refused (the
 search picks the decision times). When the best schedule's target fraction does not clear the
-control's over the fresh population seeds, the answer says the simulation carries no signal and
-proposes nothing.
+control's over the fresh population seeds, the answer says the simulation carries no signal (or, when
+the control already ends in the target fate on every seed, that the goal is met without
+intervention) and proposes nothing. A best schedule that perturbs a gene the target fate's own rule
+reads is flagged (the fate then changes partly by definition), and genes a ``.bnet`` model reads
+without a rule are named (they are inputs).
 
 :func:`parse_steering_goal` turns the words into a :class:`SteeringGoal` (model, start fate, target,
 avoid, budget); :func:`answer_steering_goal` searches schedules on the twin
