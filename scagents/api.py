@@ -467,7 +467,8 @@ def list_runs(root: str | os.PathLike = "scagents_runs") -> list[dict]:
             try:
                 st = json.loads(steering.read_text())
                 steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in st["best"]["steps"])
-                answer = ("no signal" if st.get("no_signal") else
+                answer = ("goal met without intervention" if st.get("goal_met_without_intervention") else
+                          "no signal" if st.get("no_signal") else
                           f"{steps or 'do nothing'} -> {st['task']['target']} "
                           f"{st['best']['target_fraction_mean']:.2f} (control "
                           f"{st['control']['target_fraction_mean']:.2f})")

@@ -453,7 +453,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _add_mcp(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "mcp", help="serve the scagents tools over the Model Context Protocol (stdio)",
-        description="Serve the scagents tools (predict, recommend, simulate, load, integrate, "
+        description="Serve the scagents tools (predict, recommend, steer, simulate, load, integrate, "
         "network, train, ingest, report) to an MCP client over stdin/stdout. Every path a tool "
         "receives must lie inside --workdir.")
     p.add_argument("--workdir", default=".", help="working directory of the tools (default: .)")

@@ -10,8 +10,11 @@ Goals understood (model fates matched case-insensitively, plurals accepted)::
 
 A model file (``model="my.bnet"``) stays the model; a fixed time ("after t=0.5") is refused (the
 search picks the decision times). When the best schedule's target fraction does not clear the
-control's over the fresh population seeds, the answer says the simulation carries no signal and
-proposes nothing.
+control's over the fresh population seeds, the answer says the simulation carries no signal (or, when
+the control already ends in the target fate on every seed, that the goal is met without
+intervention) and proposes nothing. A best schedule that perturbs a gene the target fate's own rule
+reads is flagged (the fate then changes partly by definition), and genes a ``.bnet`` model reads
+without a rule are named (they are inputs).
 
 :func:`parse_steering_goal` turns the words into a :class:`SteeringGoal` (model, start fate, target,
 avoid, budget); :func:`answer_steering_goal` searches schedules on the twin
@@ -33,7 +36,8 @@ import numpy as np
 from scagents._atomic import atomic_path, write_json, write_text
 from scagents.errors import GoalError
 
-__all__ = ["SteeringGoal", "is_steering_goal", "parse_steering_goal", "answer_steering_goal"]
+__all__ = ["SteeringGoal", "is_steering_goal", "parse_steering_goal", "answer_steering_goal",
+           "steering_goal_text"]
 
 _STEER = re.compile(r"\b(drive|turn|steer|push|convert|reprogram|block|prevent|avoid|suppress|"
                     r"make|makes|produce|generate)\b", re.I)
@@ -77,7 +81,7 @@ _NOT_A_FATE = {"the", "of", "my", "these", "those", "all", "some", "more", "whic
 _TIMED = re.compile(r"\b(?:at|after|before|from|until|by)\s+(?:time\s+|t\s*=?\s*|day\s+|hour\s+)?\d[\d.]*"
                     r"\s*(?:h|hours?|d|days?|min|%)?(?=\W|$)", re.I)
 _EXCLUDE = re.compile(r"\b(?:without|except|excluding)\s+(?:touching|using|perturbing|targeting|"
-                      r"changing|hitting)?\s*([A-Za-z0-9.\-]+(?:\s*(?:,|and|or|nor)\s*[A-Za-z0-9.\-]+)*)",
+                      r"changing|hitting)?\s*([A-Za-z0-9_.\-]+(?:\s*(?:,|and|or|nor)\s*[A-Za-z0-9_.\-]+)*)",
                       re.I)
 
 
@@ -87,6 +91,23 @@ def _match(word: str, fates: dict[str, str]) -> str | None:
         if cand in fates:
             return fates[cand]
     return None
+
+
+def _no_fates_message(path: Path) -> str:
+    """How to give a model file fates, in the file's own format, with two of its own genes."""
+    from scagents.twin import load_model
+
+    net = load_model(path)
+    genes = [g for g in net.genes if g not in net.inputs] or list(net.genes)
+    a, b = (genes + genes)[:2]
+    rule = f"{a} & !{b}"
+    side = path.with_name(path.stem + ".inputs.json")
+    in_file = {"bnet": f"add lines such as '# @fate NAME = {rule}' to it, or ",
+               "scanpy": f"add lines such as '@fate NAME = {rule}' to it, or "}.get(net.format, "")
+    return (f"The model file {str(path)!r} defines no fates (the cell states a goal can name); {in_file}write "
+            f"them in a sidecar {side.name} beside it ({{\"fates\": {{\"NAME\": \"{rule}\"}}}}; copy the model "
+            f"to a writable folder first if needed). Its genes: {', '.join(net.genes[:15])}"
+            f"{', …' if net.n_genes > 15 else ''}.")
 
 
 def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
@@ -115,14 +136,13 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
     shipped = [] if user_file else [m for m in list_models() if m != preferred]
     index = _fate_index([preferred] + shipped)
     if user_file and not index[preferred]:
-        raise GoalError(f"The model file {str(model)!r} defines no fates; add lines such as "
-                        f"'# @fate Th1 = TBX21 & !GATA3' (or a sidecar FILE.inputs.json with \"fates\").")
+        raise GoalError(_no_fates_message(Path(model)))
     timed = _TIMED.search(text)
     if timed:
         raise GoalError(f"A fixed time ({timed.group(0).strip()!r}) cannot be set in a steering goal: the search "
                         "picks when to intervene among t = 0, 0.33 and 0.67 of the trajectory and the report "
                         "says when; drop the time from the goal.")
-    words = re.findall(r"[A-Za-z0-9.\-]+", text)
+    words = re.findall(r"[A-Za-z0-9_.\-]+", text)
     chosen = preferred
     if not any(_match(w, index[preferred]) for w in words):
         for m, fates in index.items():
@@ -132,10 +152,10 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
     fates = index[chosen]
     low = text.lower()
     # the words in fate positions: "<X> cells", "to/into <Y>", "block the <Y> fate", "make <Y>"
-    start_w = re.search(r"([A-Za-z0-9.\-]+)\s+cells?\b", text)
-    target_w = (re.search(r"\b(?:to|into|towards?)\s+(?:the\s+|a\s+)?([A-Za-z0-9.\-]+)", text)
-                or re.search(r"\b(?:block|prevent|avoid|suppress)\s+(?:the\s+)?([A-Za-z0-9.\-]+)", text)
-                or re.search(r"\b(?:make|makes|produce|generate)\s+(?:more\s+)?([A-Za-z0-9.\-]+)", text))
+    start_w = re.search(r"([A-Za-z0-9_.\-]+)\s+cells?\b", text)
+    target_w = (re.search(r"\b(?:to|into|towards?)\s+(?:the\s+|a\s+)?([A-Za-z0-9_.\-]+)", text)
+                or re.search(r"\b(?:block|prevent|avoid|suppress)\s+(?:the\s+)?([A-Za-z0-9_.\-]+)", text)
+                or re.search(r"\b(?:make|makes|produce|generate)\s+(?:more\s+)?([A-Za-z0-9_.\-]+)", text))
     if target_w is None:
         raise GoalError(f"Cannot find the target fate in {text!r}; write e.g. \"drive Th0 cells to Th1\" "
                         f"or \"block the erythroid fate\". Model {chosen!r} has fates: {', '.join(fates.values())}.")
@@ -174,6 +194,61 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
                         exclude=tuple(dict.fromkeys(exclude)))
 
 
+_BUDGET_WORDS = {1: "one", 2: "two", 3: "three"}
+
+GOAL_MET = 0.95
+"""Target fraction of the control (on every fresh seed) from which an answer without signal says the
+goal is met without intervention rather than that the simulation carries no signal (wording only)."""
+
+
+def steering_goal_text(target: str, *, start_fate: str | None = None, avoid: bool = False,
+                       exclude: list[str] | tuple[str, ...] = (), max_interventions: int | None = None) -> str:
+    """The plain-words goal that :func:`parse_steering_goal` reads back as these fields.
+
+    Callers holding the fields (the ``steer_cells`` tool) write the goal the CLI would be given, so
+    both answer through the one parser and the one agent.
+
+    Parameters
+    ----------
+    target
+        The fate to reach (or to block with ``avoid``).
+    start_fate
+        The start population's fate; ``None``: the model's start state.
+    avoid
+        Block the target fate instead of reaching it.
+    exclude
+        Genes left out of the search (no knockout or overexpression of them).
+    max_interventions
+        At most this many interventions (1-3); ``None``: the parser's default.
+
+    Returns
+    -------
+    str
+        E.g. ``"drive Th0 cells to Th1 with one intervention without touching IFNG, TBX21"``.
+
+    Raises
+    ------
+    GoalError
+        A name holds characters a goal cannot carry, or the budget is not 1-3.
+    """
+    for word in (target, start_fate, *exclude):
+        if word is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(word)):
+            raise GoalError(f"{word!r} cannot be named in a steering goal: fate and gene names are "
+                            "letters, digits, '_', '.' and '-'.")
+    if max_interventions is not None and max_interventions not in _BUDGET_WORDS:
+        raise GoalError(f"At most 1, 2 or 3 interventions can be searched, not {max_interventions}.")
+    if avoid:
+        text = f"block the {target} fate" + (f" in {start_fate} cells" if start_fate else "")
+    else:
+        text = f"drive {start_fate} cells to {target}" if start_fate else f"steer cells to {target}"
+    if max_interventions is not None:
+        n = max_interventions
+        text += f" with {_BUDGET_WORDS[n]} intervention{'s' if n > 1 else ''}"
+    if exclude:
+        text += " without touching " + ", ".join(exclude)
+    return text
+
+
 def _task(goal: SteeringGoal, n_cells: int, n_steps: int, inputs: dict[str, float] | None = None):
     from scagents.envs.steering import SteeringTask, default_candidates
     from scagents.twin import load_model
@@ -201,6 +276,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
     """
     from scagents.envs.steering import TwinSteerer, canonical
     from scagents.policies.steering_search import search
+    from scagents.twin.rules import undefined_inputs_line
 
     t0 = time.perf_counter()
     if isinstance(goal, str):
@@ -256,7 +332,19 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
                                                                                "target_fraction_max")
     moved = (answer_best[lo] < ctrl[hi]) if task.avoid else (answer_best[lo] > ctrl[hi])
     no_signal = None
-    if not moved:
+    # the goal is (all but) met without intervention on every fresh seed: little to steer, which is
+    # no missing signal (a wording threshold only: the signal test above decides what is proposed)
+    already = ((ctrl["target_fraction_max"] <= 1 - GOAL_MET) if task.avoid
+               else (ctrl["target_fraction_min"] >= GOAL_MET))
+    if not moved and already:
+        no_signal = (f"Without intervention {ctrl['target_fraction_mean']:.1%} of the simulated cells end "
+                     f"{task.target} already (control {ctrl['target_fraction_min']:.3f}-"
+                     f"{ctrl['target_fraction_max']:.3f} over {len(seeds)} fresh population seeds) and no schedule "
+                     f"found does {'better' if not task.avoid else 'lower it'} beyond that spread: the goal is met in "
+                     "this milieu and start population, so no schedule is proposed; ask with another start fate "
+                     "or milieu (inputs) to see what steers the cells.")
+        proposals = []
+    elif not moved:
         no_signal = (f"No schedule found moves the {task.target} fraction beyond its spread over "
                      f"{len(seeds)} fresh population seeds (control {ctrl['target_fraction_min']:.3f}-"
                      f"{ctrl['target_fraction_max']:.3f}, best {answer_best['target_fraction_min']:.3f}-"
@@ -273,21 +361,39 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
                           f"activity {SILENT_ACTIVITY}): give the model a milieu or initial states "
                           "('# @input GENE = 1' / '# @initial GENE = 0.8' lines, or --inputs).")
         proposals = []
+    marker_note = _marker_note(task, canonical(best_s, task.max_interventions)) if moved else None
     files = _plots(steerer, task, control, best_s, out)
     result = {
-        "signal": moved, "no_signal": no_signal,
+        "signal": moved, "no_signal": no_signal, "goal_met_without_intervention": bool(not moved and already),
         "goal": goal.to_dict(), "task": task.to_dict(), "seed": seed, "interval_seeds": seeds,
         "best": answer_best, "runner_up": runner_up, "control": ctrl, "proposals": proposals,
         "searchers": {k: {"simulations": r.n_simulations, "best_objective": round(r.best[1], 4),
                           "best_schedule": task.describe(r.best[0])} for k, r in runs.items()},
         "simulations": sum(r.n_simulations for r in runs.values()), "n_tied_best": n_tied,
-        "excluded": list(goal.exclude),
+        "excluded": list(goal.exclude), "undefined_inputs": undefined_inputs_line(task.network),
+        "marker_note": marker_note,
         "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
                      f"end minus {task.cost} per intervention",
     }
     result["files"] = {**files, **_write(result, out)}
     result["wall_time_s"] = round(time.perf_counter() - t0, 2)
     return result
+
+
+def _marker_note(task, schedule) -> str | None:
+    """A sentence when the best schedule perturbs a gene the target fate is defined by (its @fate
+    rule reads it): the fate then changes by definition, and leaving the gene out shows other routes."""
+    from scagents.twin.rules import parse_rule, rule_variables
+
+    rule = task.network.fates[task.target]
+    markers = set(rule_variables(parse_rule(rule)))
+    hit = list(dict.fromkeys(t for a in schedule if a for t in task.candidates[a - 1].targets if t in markers))
+    if not hit:
+        return None
+    genes = ", ".join(hit)
+    return (f"The schedule perturbs {genes}, read by the {task.target} fate's own rule ({task.target} = {rule}): "
+            f"that step changes the fate partly by definition. To see routes through its regulators, ask again "
+            f"with 'without touching {genes}'.")
 
 
 def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
@@ -375,18 +481,22 @@ def _write(result: dict, out: Path) -> dict[str, str]:
     if result.get("excluded"):
         lines += [f"Left out of the search at the goal's request: {', '.join(result['excluded'])} "
                   "(no knockout or overexpression of them).", ""]
+    if result.get("undefined_inputs"):
+        lines += [f"Model note: {result['undefined_inputs']}", ""]
     if t.get("inputs"):
         lines += ["Milieu (inputs clamped for the whole run): "
                   + ", ".join(f"{k} = {v:g}" for k, v in t["inputs"].items()) + ".", ""]
     if result.get("no_signal"):
-        lines += ["## No signal", "", result["no_signal"], "", "| fate | control | best found |",
-                  "|---|---|---|"]
+        head = "## Goal met without intervention" if result.get("goal_met_without_intervention") else "## No signal"
+        lines += [head, "", result["no_signal"], "", "| fate | control | best found |", "|---|---|---|"]
         lines += [f"| {f} | {c['fractions'][f]:.3f} | {b['fractions'][f]:.3f} |" for f in b["fractions"]]
         lines += ["", "![fate fractions](steering_fates.png)", ""]
         return {"markdown": write_text(out / "steering.md", "\n".join(lines)).name,
                 "json": write_json(out / "steering.json", result).name}
     lines += ["## Best schedule", ""]
     lines += [f"- t = {s['time']:.2f}: {s['intervention']}" for s in b["steps"]] or ["- do nothing"]
+    if result.get("marker_note"):
+        lines += ["", f"Note: {result['marker_note']}"]
     if result.get("n_tied_best", 1) > 1:
         lines += ["", f"{result['n_tied_best']} schedules found reach the same objective "
                   f"({b['objective']:.3f}) on the search population; this is one of them "
@@ -421,11 +531,15 @@ def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
           f"  run id: {out.name}")
     if result.get("excluded"):
         print(f"  left out of the search: {', '.join(result['excluded'])}")
+    if result.get("undefined_inputs"):
+        print(f"  model note: {result['undefined_inputs']}")
     if result.get("no_signal"):
         print("  " + result["no_signal"])
         print(f"report: {out / 'steering.md'}  ({wall_time_s:.1f} s)")
         return
     print(f"  best schedule: {steps}")
+    if result.get("marker_note"):
+        print(f"  note: {result['marker_note']}")
     print(f"  {t['target']} fraction: {b['target_fraction_mean']:.2f} (min {b['target_fraction_min']:.2f}, "
           f"max {b['target_fraction_max']:.2f} over {len(result['interval_seeds'])} seeds); control "
           f"{result['control']['target_fraction_mean']:.2f}")

@@ -223,3 +223,70 @@ def test_unreachable_start_fate_in_the_milieu_leaves_no_folder(tmp_path, capsys)
                  "--n-cells", "16", "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "reaches the start fate 'Th1'" in err[0] and not out.exists()
+
+
+@pytest.mark.parametrize("fields", [
+    {"target": "Th1"},
+    {"target": "th1", "start_fate": "Th0", "max_interventions": 1, "exclude": ["IFNG", "tbet"]},
+    {"target": "Th2", "avoid": True},
+    {"target": "Th2", "avoid": True, "start_fate": "Th0", "max_interventions": 3},
+    {"target": "erythroid", "avoid": True, "exclude": ["Gata1"]},
+])
+def test_goal_text_reads_back_as_its_fields(fields):
+    from scagents.steering import steering_goal_text
+
+    text = steering_goal_text(**fields)
+    g = parse_steering_goal(text)
+    assert is_steering_goal(text)
+    assert g.target.lower() == fields["target"].lower() and g.avoid == fields.get("avoid", False)
+    assert g.start_fate == fields.get("start_fate")
+    assert g.max_interventions == fields.get("max_interventions", 2)
+    assert len(g.exclude) == len(fields.get("exclude", []))
+
+
+def test_names_with_underscores_in_goals(tmp_path):
+    path = tmp_path / "u.bnet"
+    path.write_text("# @fate fate_A = Gene_a & !Gene_b\n# @fate fate_B = Gene_b & !Gene_a\ntargets, factors\n"
+                    "Gene_a, !Gene_b\nGene_b, !Gene_a\nGene_c, Gene_a\n")
+    g = parse_steering_goal("drive fate_B cells to fate_A without touching Gene_c", str(path))
+    assert (g.target, g.start_fate, g.exclude) == ("fate_A", "fate_B", ("Gene_c",))
+
+
+def test_goal_met_without_intervention_is_said_so(tmp_path):
+    """A control that already ends in the target fate on every seed is no 'missing signal'."""
+    path = tmp_path / "on.bnet"
+    path.write_text("# @initial A = 1\n# @fate Afate = A & !B\n# @fate Bfate = B & !A\ntargets, factors\n"
+                    "A, A & !B\nB, B & !A\n")
+    r = answer_steering_goal(parse_steering_goal("steer cells to Afate", str(path)), tmp_path / "o", n_cells=16,
+                             n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2)
+    assert r["control"]["target_fraction_min"] == 1.0
+    assert r["goal_met_without_intervention"] is True and r["signal"] is False and r["proposals"] == []
+    assert "already" in r["no_signal"] and "carries no signal" not in r["no_signal"]
+    assert "## Goal met without intervention" in (tmp_path / "o" / "steering.md").read_text()
+
+
+def test_marker_of_the_fate_is_flagged(tmp_path):
+    """A schedule that sets a gene the target fate is defined by says so (the fate changes by definition)."""
+    path = tmp_path / "toggle.bnet"
+    path.write_text(TOGGLE)
+    r = answer_steering_goal(parse_steering_goal("steer Bfate cells to Afate", str(path)), tmp_path, n_cells=16,
+                             n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2)
+    assert [s["intervention"] for s in r["best"]["steps"]] == ["A overexpression"]
+    assert "perturbs A, read by the Afate fate's own rule (Afate = A & !B)" in r["marker_note"]
+    assert "without touching A" in r["marker_note"] and "Note: The schedule perturbs A" in (
+        tmp_path / "steering.md").read_text()
+    r = answer_steering_goal(parse_steering_goal("steer Bfate cells to Afate without touching A, B", str(path)),
+                             tmp_path / "o", n_cells=16, n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2)
+    assert r["marker_note"] is None
+
+
+def test_model_without_fates_is_told_how_in_its_own_format(tmp_path):
+    bnet = tmp_path / "nofate.bnet"
+    bnet.write_text("targets, factors\nGa, !Gb\nGb, Ga\n")
+    with pytest.raises(GoalError, match=r"'# @fate NAME = Ga & !Gb'.*nofate\.inputs\.json.*Its genes: Ga, Gb\."):
+        parse_steering_goal("steer cells to X", str(bnet))
+    boolode = tmp_path / "bo.txt"  # BoolODE files hold no directives: the sidecar is the way
+    boolode.write_text("Gene\tRule\nGa\tnot Gb\nGb\tGa\n")
+    with pytest.raises(GoalError) as err:
+        parse_steering_goal("steer cells to X", str(boolode))
+    assert "@fate" not in str(err.value) and 'bo.inputs.json beside it ({"fates": {"NAME": "Ga & !Gb"}}' in str(err.value)

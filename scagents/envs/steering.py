@@ -231,11 +231,19 @@ class TwinSteerer:
         x = initial_states(net, n_pool, rng, t.inputs)
         final, _, _ = integrate(net, x, n_steps=t.n_steps, dt=t.dt, noise=t.noise, rng=rng,
                                 inputs=t.inputs)
-        pick = np.flatnonzero(classify_fate(net, final) == t.start_fate)
+        fates = classify_fate(net, final)
+        pick = np.flatnonzero(fates == t.start_fate)
         if pick.size == 0:
-            raise GoalError(f"No cell of model {net.name!r} reaches the start fate {t.start_fate!r} "
-                            f"under the milieu {t.inputs or 'default'}; pick another start fate "
-                            f"({', '.join(net.fates)}) or milieu.")
+            names, counts = np.unique(fates, return_counts=True)
+            ends = ", ".join(f"{n} {c}" for n, c in sorted(zip(names, counts, strict=True), key=lambda e: -e[1]))
+            reached = [f for f in net.fates if f in set(names)]
+            milieu = f"the milieu {t.inputs}" if t.inputs else "the model's default milieu"
+            start = (f"start from a fate they reach ({', '.join(reached)}) or from the model's start state"
+                     if reached else "start from the model's start state")
+            raise GoalError(f"No cell of model {net.name!r} reaches the start fate {t.start_fate!r} under "
+                            f"{milieu} (the {n_pool} simulated cells end: {ends}); {start} (no start fate in the "
+                            "goal), or change the milieu (--inputs) or the initial states ('# @initial GENE = 0.8' "
+                            "lines or a sidecar with \"initial\").")
         # the committed cells keep their per-cell inputs (e.g. TCR strength) and their state
         return final[rng.choice(pick, size=t.n_cells, replace=pick.size < t.n_cells)].astype(np.float32)
 

@@ -30,7 +30,8 @@ __all__ = ["SYSTEM_PROMPT", "run_chat", "execute_tool_call", "ScriptedChatModel"
 SYSTEM_PROMPT = (
     "You are scagents, an assistant that analyses single-cell perturbation data with tools. "
     "Use the tools to answer: predict_perturbation for questions such as 'predict IFNG knockout', "
-    "recommend_perturbations for what to test next, simulate_perturbation for the digital twin's "
+    "recommend_perturbations for what to test next, steer_cells for how to steer cells to a fate "
+    "(e.g. 'drive Th0 cells to Th1'), simulate_perturbation for the digital twin's "
     "ground truth, load_data / integrate / infer_network / train_policy for analyses, "
     "ingest_results and write_report for campaigns and reports. Paths are relative to the working "
     "directory. When a tool answers 'error: … fix: …', follow the fix and call it again. Quote "
@@ -157,7 +158,7 @@ _KINDS = {"overexpression": r"over[- ]?express\w*|activat\w*|crispra",
           "knockout": r"knock[- ]?out|\bko\b|delet\w*"}
 _HELP = ("I am the offline scripted model (no LLM provider configured); I understand: "
          "'predict GENE [and GENE] knockout|knockdown|overexpression', 'simulate GENE knockout', "
-         "'recommend N perturbations', 'list files'. Give --model provider:model to chat with an LLM.")
+         "'recommend N perturbations', 'drive Th0 cells to Th1' (steering), 'list files'. Give --model provider:model to chat with an LLM.")
 
 
 def _targets_and_kind(text: str) -> tuple[list[str], str]:
@@ -195,6 +196,8 @@ def _summarise(msg: ToolMessage) -> str:
     if msg.name == "recommend_perturbations" and "recommendations" in res:
         listed = "; ".join(f"{r['rank']}. {r['perturbation']}" for r in res["recommendations"])
         return f"Test next: {listed}."
+    if msg.name == "steer_cells" and "answer" in res:
+        return f"{res['goal']} (twin model {res.get('model')}): {res['answer']} Report: {res.get('report')}."
     if msg.name == "list_files" and "files" in res:
         names = [f["path"] if isinstance(f, dict) else str(f) for f in res["files"]]
         return (f"Files: {', '.join(names[:20]) or 'none'}"
@@ -208,7 +211,8 @@ def keyword_reply(messages: list[BaseMessage]) -> AIMessage:
     After a tool result the reply quotes it (:class:`ToolMessage` → a sentence with its genes and
     numbers). Otherwise the last user message is matched: ``recommend`` / ``next`` →
     ``recommend_perturbations``; ``simulate`` → ``simulate_perturbation``; ``list`` / ``files`` →
-    ``list_files``; anything naming a gene symbol (capitals) → ``predict_perturbation``; the rest
+    ``list_files``; a steering goal (``drive Th0 cells to Th1``) → ``steer_cells``; anything naming a
+    gene symbol (capitals) → ``predict_perturbation``; the rest
     gets a short help text.
     """
     last = messages[-1] if messages else None
@@ -222,6 +226,10 @@ def keyword_reply(messages: list[BaseMessage]) -> AIMessage:
         return _call("recommend_perturbations", {"n": int(m.group(1)) if m else 8}, n)
     if re.search(r"\blist\b|\bfiles?\b", low):
         return _call("list_files", {}, n)
+    from scagents.steering import is_steering_goal
+
+    if is_steering_goal(text):
+        return _call("steer_cells", {"goal": text.strip()}, n)
     genes, kind = _targets_and_kind(text)
     if genes:
         tool = "simulate_perturbation" if "simulat" in low else "predict_perturbation"

@@ -31,7 +31,8 @@ __all__ = ["build_server", "serve", "INSTRUCTIONS"]
 
 INSTRUCTIONS = (
     "Tools of scagents, agents that analyse single-cell perturbation data: predict the response "
-    "to a gene perturbation, recommend the next perturbations to test, simulate the digital twin, "
+    "to a gene perturbation, recommend the next perturbations to test, steer cells to a fate on the "
+    "digital twin, simulate the digital twin, "
     "load/integrate data, infer networks, train the response policy, run closed-loop campaigns "
     "and write reports. Paths are relative to the server's working directory. Results are short "
     "JSON summaries; full objects stay on disk in the working directory. A result starting with "

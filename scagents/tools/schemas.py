@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "LoadData", "Integrate", "InferNetwork", "SimulatePerturbation", "TrainPolicy",
     "PredictPerturbation", "RecommendPerturbations", "IngestResults", "WriteReport", "ListFiles",
+    "SteerCells",
 ]
 
 Kind = Literal["knockout", "knockdown", "overexpression"]
@@ -134,6 +135,58 @@ class PredictPerturbation(_Args):
         return _genes(v)
 
 
+class SteerCells(_Args):
+    """Arguments of ``steer_cells``."""
+
+    goal: str | None = Field(None, description="The steering goal in plain words, as the CLI's --goal, e.g. "
+                             "'drive Th0 cells to Th1', 'block the erythroid fate', 'which two perturbations "
+                             "make granulocytes', 'steer to Th1 without touching IFNG'. Give either goal or "
+                             "target.")
+    target: str | None = Field(None, description="The fate to reach (or to block with avoid=true), e.g. 'Th1'; "
+                               "a fate of the model (its @fate lines).")
+    start_fate: str | None = Field(None, description="Fate of the start population, e.g. 'Th0'; default: the "
+                                   "model's start state. With target only.")
+    avoid: bool = Field(False, description="Block the target fate instead of reaching it. With target only.")
+    exclude: list[str] | None = Field(None, description="Genes left out of the search (no knockout or "
+                                      "overexpression of them). With target only.")
+    max_interventions: int | None = Field(None, ge=1, le=3, description="At most this many interventions "
+                                          "(default 2). With target only.")
+    model: str = Field("th", description="Twin model: 'th' (T-helper, Mendoza 2006), 'krumsiek11', or a "
+                       "Boolean model file in the working directory (.bnet, scanpy-style .txt, BoolODE "
+                       "tab-separated) whose fates are '# @fate NAME = RULE' lines or a NAME.inputs.json "
+                       "sidecar. A goal naming only another shipped model's fates uses that model.")
+    inputs: dict[str, float] | None = Field(None, description="Milieu: activities (0-1) of the model's input "
+                                            "genes, e.g. {'IL12': 1, 'TCR': 1} (the CLI's --inputs).")
+    n_cells: int | None = Field(None, ge=10, le=20000, description="Cells per simulated population (the "
+                                "search uses at most 100; default: the tool server's setting).")
+    seed: int = Field(0, ge=0, lt=2**31, description="Random seed (0 ≤ seed < 2**31), as the CLI's --seed.")
+
+    @field_validator("exclude")
+    @classmethod
+    def _unique_genes(cls, v: list[str] | None) -> list[str] | None:
+        return _genes(v)
+
+    @field_validator("inputs")
+    @classmethod
+    def _activities(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        for gene, value in (v or {}).items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"input {gene} = {value}: activities lie in [0, 1]")
+        return v
+
+    @model_validator(mode="after")
+    def _goal_or_target(self) -> SteerCells:
+        fields = [k for k in ("start_fate", "exclude", "max_interventions") if getattr(self, k) is not None]
+        fields += ["avoid"] if self.avoid else []
+        if self.goal is not None and (self.target is not None or fields):
+            raise ValueError("give either goal (plain words) or target (with start_fate, avoid, exclude, "
+                             f"max_interventions), not both (got goal and {', '.join(['target'] * (self.target is not None) + fields)})")
+        if self.goal is None and self.target is None:
+            raise ValueError("give the goal in plain words (goal='drive Th0 cells to Th1') or the target fate "
+                             "(target='Th1')")
+        return self
+
+
 class RecommendPerturbations(_Args):
     """Arguments of ``recommend_perturbations``."""
 
@@ -181,7 +234,8 @@ class IngestResults(_Args):
 class WriteReport(_Args):
     """Arguments of ``write_report``."""
 
-    run: str | None = Field(None, description="Prediction run id; default: the latest run.")
+    run: str | None = Field(None, description="Run id of a predict_perturbation or steer_cells run; "
+                            "default: the latest run.")
     campaign: str | None = Field(None, description="Write the campaign's history table and "
                                  "progress plot instead.")
 

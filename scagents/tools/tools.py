@@ -6,7 +6,8 @@
 
 Each tool validates its arguments with the pydantic model of :mod:`scagents.tools.schemas`, works
 inside one :class:`~scagents.tools.workspace.Workspace`, keeps every full object on disk there
-(``datasets/*.h5ad|h5mu``, ``twin/``, ``networks/*.csv``, ``policies/*.pt``, ``runs/<run_id>/``,
+(``datasets/*.h5ad|h5mu``, ``twin/``, ``networks/*.csv``, ``policies/*.pt``, ``runs/<run_id>/`` of
+prediction and steering runs,
 ``campaigns.sqlite``) and returns a short JSON summary naming those files relative to the working
 directory. A bad call returns one line ``error: … fix: …`` instead of raising.
 
@@ -23,7 +24,8 @@ tool                       wraps
 ``predict_perturbation``   :func:`scagents.agents.run_graph` (the whole agent graph)
 ``recommend_perturbations`` the ranking of a prediction run, or :func:`scagents.campaign.propose_round`
 ``ingest_results``         :func:`scagents.campaign.ingest`
-``write_report``           :func:`scagents.agents.report.report_agent`, campaign history and plot
+``steer_cells``            :func:`scagents.agents.steering.steer` (the CLI's steering path)
+``write_report``           :func:`scagents.agents.report.report_agent`, steering report, campaign history
 ``list_files``             the working directory's files
 =========================  ========================================================================
 """
@@ -55,7 +57,17 @@ __all__ = ["ToolSettings", "Toolkit", "make_tools", "TOOL_NAMES", "RUN_RESULT"]
 RUN_RESULT = "tool_result.json"
 """File in a run folder holding the full prediction summary written by ``predict_perturbation``."""
 
+STEERING_RESULT = "steering.json"
+"""File in a run folder holding the full answer of a ``steer_cells`` (or CLI steering) run."""
+
 N_LISTED = 8  # genes / edges listed per direction in an answer
+
+
+def _is_steering_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished steering run (its answer and its checkpoint)."""
+    from scagents.agents.graph import CHECKPOINTS
+
+    return (folder / STEERING_RESULT).is_file() and (folder / CHECKPOINTS).is_file()
 
 
 class ToolRunError(ScagentsError, ValueError):
@@ -407,31 +419,124 @@ class Toolkit:
                                **({"needed": ev["needed"]} if not ev["detectable"] else {})}
         return res
 
+    # ---------------------------------------------------------------------------- steer_cells
+    def steer_cells(self, a: S.SteerCells) -> dict:
+        """Answer a steering goal through :func:`scagents.agents.steering.steer`, the CLI's path.
+
+        The fields (``target``, ``start_fate``, ``avoid``, ``exclude``, ``max_interventions``) are
+        written as the plain-words goal the CLI would be given
+        (:func:`scagents.steering.steering_goal_text`); the run goes to ``runs/<run_id>/``.
+
+        Returns
+        -------
+        dict
+            The short answer (:meth:`_steering_answer`).
+        """
+        from scagents.agents.steering import steer
+        from scagents.steering import is_steering_goal, steering_goal_text
+
+        goal = a.goal.strip() if a.goal is not None else steering_goal_text(
+            a.target, start_fate=a.start_fate, avoid=a.avoid, exclude=a.exclude or (),
+            max_interventions=a.max_interventions)
+        if not is_steering_goal(goal):
+            raise ToolRunError(f"{goal!r} is not a steering goal (it names no fate to reach or block): "
+                               "write e.g. 'drive Th0 cells to Th1' or 'block the erythroid fate', or give "
+                               "target='Th1'; to predict a perturbation's effect call predict_perturbation.")
+        model = self._model(a.model)
+        runs = self.ws.resolve("runs", what="runs folder")
+        runs_existed = runs.exists()
+        try:
+            state = steer(goal, model=model, seed=a.seed, n_cells=a.n_cells or self.settings.n_cells,
+                          root=runs, inputs=a.inputs)
+        except BaseException:
+            if not runs_existed:  # a refused goal leaves no empty runs folder behind
+                with contextlib.suppress(OSError):
+                    runs.rmdir()
+            raise
+        return self._steering_answer(state["steering"], Path(state["out_dir"]))
+
+    def _steering_answer(self, r: dict, folder: Path) -> dict:
+        """The short answer of a steering run (the full one is ``steering.json`` in its folder)."""
+        b, c, t = r["best"], r["control"], r["task"]
+        n_seeds = len(r["interval_seeds"])
+
+        def share(e: dict) -> dict:
+            return {"mean": round(e["target_fraction_mean"], 3), "min": round(e["target_fraction_min"], 3),
+                    "max": round(e["target_fraction_max"], 3)}
+
+        steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in b["steps"]) or "do nothing"
+        if r.get("no_signal"):
+            answer = r["no_signal"]
+        else:
+            answer = (f"{steps}: {t['target']} fraction {b['target_fraction_mean']:.2f} (min "
+                      f"{b['target_fraction_min']:.2f}, max {b['target_fraction_max']:.2f} over {n_seeds} fresh "
+                      f"population seeds) vs {c['target_fraction_mean']:.2f} (min {c['target_fraction_min']:.2f}, "
+                      f"max {c['target_fraction_max']:.2f}) without intervention"
+                      + ("; the target is the fate to avoid" if t["avoid"] else "") + ".")
+        out = {"run_id": folder.name, "goal": r["goal"]["text"], "model": t["model"], "target": t["target"],
+               "start_fate": t["start_fate"], "avoid": t["avoid"], "signal": bool(r["signal"]),
+               "answer": answer}
+        if not r.get("no_signal"):
+            out.update(best_schedule=b["steps"], target_fraction=share(b), control_target_fraction=share(c),
+                       proposals=[{k: p[k] for k in ("rank", "perturbation", "time", "marginal_contribution")}
+                                  for p in r["proposals"]])
+            if r.get("marker_note"):
+                out["note"] = r["marker_note"]
+            if r.get("n_tied_best", 1) > 1:
+                out["ties"] = (f"{r['n_tied_best']} schedules found reach the same objective on the search "
+                               "population; runner-ups in the report")
+        else:
+            out.update(target_fraction=share(b), control_target_fraction=share(c))
+        if r.get("excluded"):
+            out["excluded"] = r["excluded"]
+        if t.get("inputs"):
+            out["inputs"] = t["inputs"]
+        if r.get("undefined_inputs"):
+            out["model_note"] = r["undefined_inputs"]
+        out["simulations"] = r["simulations"]
+        out["report"] = self.ws.rel(folder / r["files"].get("markdown", "steering.md"))
+        out["files"] = {k: self.ws.rel(folder / v) for k, v in r["files"].items() if k != "markdown"}
+        return out
+
     # ---------------------------------------------------------------- recommend_perturbations
-    def _run_folder(self, run: str | None) -> Path:
+    def _run_folder(self, run: str | None, *, steering: bool = False) -> Path:
+        """The folder of run ``run`` (default: the latest); prediction runs, and steering runs too
+        with ``steering``."""
         if run is not None:
             folder = self.ws.resolve(Path("runs") / run, what="run")
-            if not (folder / RUN_RESULT).is_file():
-                raise ToolRunError(f"No prediction run {run!r} in the working directory; "
-                                   f"known runs: {self._run_ids()[:10] or 'none'}.")
+            if not (folder / RUN_RESULT).is_file() and not (steering and _is_steering_run(folder)):
+                kind = "prediction run or steering run" if steering else "prediction run"
+                hint = (" (a steer_cells run has no ranking of perturbations to recommend; its answer is "
+                        "in its steering.md)" if _is_steering_run(folder) else "")
+                raise ToolRunError(f"No {kind} {run!r} in the working directory{hint}; "
+                                   f"known runs: {self._run_ids(steering=steering)[:10] or 'none'}.")
             return folder
-        ids = self._run_ids()
+        ids = self._run_ids(steering=steering)
         if not ids:
             raise ToolRunError("No prediction run in the working directory yet: call "
                                "predict_perturbation first (or give campaign=... to use a "
-                               "closed-loop campaign).")
+                               "closed-loop campaign)." if not steering else
+                               "No run in the working directory yet: call predict_perturbation or "
+                               "steer_cells first (or give campaign=... for a campaign's history).")
         return self.ws.resolve(Path("runs") / ids[0], what="run")
 
-    def _run_ids(self) -> list[str]:
-        """Run ids with a prediction, newest first (links leading out of the workspace skipped)."""
+    def _run_ids(self, *, steering: bool = False) -> list[str]:
+        """Run ids with a prediction (and with ``steering`` finished steering runs too), newest
+        first (links leading out of the workspace skipped)."""
         runs = self.ws.resolve("runs", what="runs folder")
         if not runs.is_dir():
             return []
-        done = [p for p in runs.iterdir()
-                if p.resolve().is_relative_to(self.ws.root) and (p / RUN_RESULT).is_file()
-                and (p / RUN_RESULT).resolve().is_relative_to(self.ws.root)]
-        done.sort(key=lambda p: (p / RUN_RESULT).stat().st_mtime, reverse=True)
-        return [p.name for p in done]
+        names = (RUN_RESULT, STEERING_RESULT) if steering else (RUN_RESULT,)
+        done = []
+        for p in runs.iterdir():
+            if not p.resolve().is_relative_to(self.ws.root):
+                continue
+            for name in names:
+                if (p / name).is_file() and (p / name).resolve().is_relative_to(self.ws.root):
+                    done.append(((p / name).stat().st_mtime, p.name))
+                    break
+        done.sort(reverse=True)
+        return [name for _, name in done]
 
     def recommend_perturbations(self, a: S.RecommendPerturbations) -> dict:
         if a.campaign is not None:
@@ -536,7 +641,7 @@ class Toolkit:
         from scagents.agents.graph import CHECKPOINTS, load_state
         from scagents.agents.report import report_agent
 
-        folder = self._run_folder(a.run)
+        folder = self._run_folder(a.run, steering=True)
         if not self.ws.resolve(folder / CHECKPOINTS, what="run checkpoint").is_file():
             raise ToolRunError(f"Run {folder.name!r} has no checkpoint to build a report from.")
         try:
@@ -548,6 +653,15 @@ class Toolkit:
         if not values.get("options"):
             raise ToolRunError(f"Run {folder.name!r} has an empty checkpoint; run "
                                "predict_perturbation again.")
+        if values.get("steering"):  # a steering run: its steering.{md,json} are rewritten (as `scagents report`)
+            from scagents.steering import _write
+
+            r = values["steering"]
+            r["files"] = {**r.get("files", {}), **_write(r, folder)}
+            md = folder / r["files"]["markdown"]
+            return {"run_id": folder.name, "kind": "steering",
+                    "files": {k: self.ws.rel(folder / v) for k, v in r["files"].items()},
+                    "excerpt": md.read_text()[:700]}
         # the report goes into the run folder found here, whatever folder the checkpoint names
         files = report_agent(dict(values, out_dir=str(folder)))["report"]["files"]
         md = folder / files.get("markdown", "report.md")
@@ -601,9 +715,19 @@ _SPECS: dict[str, tuple[type[BaseModel], str]] = {
         "Add measured results of proposed perturbations to a closed-loop campaign: a MAGeCK RRA/MLE "
         "gene summary, a BAGEL2 BF table or a CSV/TSV with gene and score columns; returns which column "
         "became the score (score_rule), the rows ignored and the progress per round.")),
+    "steer_cells": (S.SteerCells, (
+        "Find how to steer cells to a fate on the digital twin (Boolean gene-regulatory model as "
+        "stochastic Hill dynamics): searches schedules of up to 3 knockouts/overexpressions at 3 "
+        "decision times (greedy, cross-entropy, TRPO->PPO) and re-runs the best on fresh populations. "
+        "Give a goal in plain words ('drive Th0 cells to Th1', 'block the erythroid fate') or a target "
+        "fate, optionally a model file, milieu inputs and genes to leave out. Returns the best "
+        "schedule, its effect on the target fate's share with the spread over population seeds vs no "
+        "intervention, or says the simulation carries no signal; the report and plots are in the run "
+        "folder.")),
     "write_report": (S.WriteReport, (
-        "(Re)write the Markdown/HTML/JSON report of a prediction run (latest by default), or the "
-        "history table and progress plot of a campaign.")),
+        "(Re)write the report of a run (latest by default): Markdown/HTML/JSON of a prediction run, "
+        "steering.md/json of a steer_cells run; or the history table and progress plot of a "
+        "campaign.")),
     "list_files": (S.ListFiles, (
         "List the files in the working directory (newest first) to find data sets, runs and "
         "results.")),

@@ -280,7 +280,7 @@ def format_error(exc: BaseException, *, workspace: Workspace | None = None, tool
                 "(traceback in tool_errors.log of the working directory).")
         return head + cap(msg, MAX_ERROR_CHARS - len(head) - len(tail)) + tail
     campaign_error = type(exc).__name__ in ("CampaignError", "IngestError", "GeneNotFoundError")
-    hint = _TOOL_HINTS.get(tool, "") if campaign_error else ""
+    hint = _TOOL_HINTS.get(tool, "") if campaign_error or tool == "steer_cells" else ""
     tail = f" fix: {fix}{hint}"
     return "error: " + cap(msg, MAX_ERROR_CHARS - len("error: ") - len(tail)) + tail
 
@@ -292,4 +292,6 @@ _TOOL_HINTS = {
                       "proposed genes can be ingested.",
     "recommend_perturbations": " A new campaign needs both goal and candidates (or "
                                "candidates_file).",
+    "steer_cells": " With this tool the CLI's --model FILE is model='FILE' (a file inside the working "
+                   "directory) and --inputs GENE=VALUE is inputs={'GENE': VALUE}.",
 }

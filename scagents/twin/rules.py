@@ -23,7 +23,10 @@ Three text formats are understood (see :func:`read_model`):
 
 ``bnet``
     ``target, rule`` lines with ``&``, ``|``, ``!`` (PyBoolNet, BoolNet, CellCollective); an optional
-    ``targets, factors`` header. Regulators without a rule of their own are inputs. A ``v_`` prefix
+    ``targets, factors`` header. Regulators without a rule of their own are inputs; those not
+    declared (``TCR, TCR`` or ``# @input TCR = 1``) are named in an :class:`UndefinedInputWarning`
+    (and in a steering answer), and a name that differs from another gene's only in letter case
+    (``IFNg`` read, ``IFNG`` defined) is refused. A ``v_`` prefix
     shared by every name (CellCollective exports) is removed and kept as an alias. Comment lines
     that hold a directive (``# @input TCR = 1``, ``# @initial GATA3 = 0.2 sd 0.1``,
     ``# @fate Th1 = Tbet & !GATA3``) set the milieu, initial states and fates, as in scagents' own
@@ -46,6 +49,7 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +67,10 @@ FORMATS: tuple[str, ...] = ("scanpy", "boolode", "bnet")
 _TOKEN = re.compile(r"\s*(?:(?P<op>&&|\|\||[()&|!~])|(?P<word>[A-Za-z0-9_][A-Za-z0-9_.:\-]*))")
 _KEYWORDS = {"and": "&", "or": "|", "not": "!"}
 _CONSTANTS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}
+
+
+class UndefinedInputWarning(UserWarning):
+    """A ``.bnet`` model reads genes that have no rule: they are treated as inputs (names in the message)."""
 
 
 class RuleSyntaxError(ValueError):
@@ -256,6 +264,11 @@ class BooleanNetwork:
         Hill coefficient and threshold of the activation function and the activity time constant.
     coupling
         ``{(target, regulator): weight}`` from a scanpy-format coupling list.
+    undefined_inputs
+        Genes read by rules of a ``.bnet`` file that have no rule of their own and are not declared
+        by ``@input`` (nor a sidecar): inputs by default, named by :func:`undefined_inputs_line`.
+    format
+        The format the rules were read in (``"scanpy"``, ``"boolode"``, ``"bnet"``).
     """
 
     name: str
@@ -276,6 +289,8 @@ class BooleanNetwork:
     tau: float = 1.0
     coupling: dict[tuple[str, str], float] = field(default_factory=dict)
     asts: dict[str, tuple | None] = field(default_factory=dict, repr=False)
+    undefined_inputs: list[str] = field(default_factory=list)
+    format: str = ""
 
     @property
     def n_genes(self) -> int:
@@ -377,6 +392,37 @@ def _detect_format(lines: list[str], path: Path | None) -> str:
     return "scanpy"
 
 
+SUPPORTED = ("scagents reads Boolean models as .bnet ('target, rule' with &, |, !: PyBoolNet, BoolNet, "
+             "CellCollective and biodivine exports), scanpy-style 'Gene = rule' text or BoolODE "
+             "'Gene<TAB>Rule' files")
+
+_UNSUPPORTED_SUFFIXES = {".sbml": "SBML-qual", ".xml": "SBML-qual (XML)", ".ginml": "GINsim (GINML)",
+                         ".zginml": "GINsim (zipped GINML)", ".bnd": "MaBoSS", ".cfg": "MaBoSS",
+                         ".booleannet": "BooleanNet", ".an": "AN (automata network)",
+                         ".aeon": "AEON", ".zip": "a zip archive"}
+
+
+def _refuse_unsupported(path: Path | None, text: str | None) -> None:
+    """Refuse, in one line naming the supported ones, a model in a format scagents does not read.
+
+    Known by the file's suffix (SBML-qual, GINsim, MaBoSS, BooleanNet, AEON ...) or, for text, by
+    an XML start or BooleanNet's ``A* = rule`` update lines.
+    """
+    kind = None
+    if path is not None:
+        kind = _UNSUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None and text is not None:
+        head = text.lstrip()[:2000]
+        if head.startswith("<"):
+            kind = "SBML-qual (XML)" if "sbml" in head.lower() else "XML"
+        elif re.search(r"^\s*[A-Za-z0-9_]+\s*\*\s*=", text, re.M):
+            kind = "BooleanNet ('A* = rule')"
+    if kind is not None:
+        origin = str(path) if path is not None else "<model text>"
+        raise ModelFileError(f"{origin}: {kind} model files are not read; {SUPPORTED}. Export the model as "
+                             ".bnet first (GINsim, bioLQM, CellCollective and BoolNet export BoolNet/bnet).")
+
+
 def _parse_value_sd(text: str) -> tuple[float, float | None]:
     """``"0.6"`` → (0.6, None); ``"0.6 sd 0.25"`` → (0.6, 0.25)."""
     parts = text.replace(",", " ").split()
@@ -407,8 +453,14 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
     ------
     ModelFileError
         The file is empty, a rule has a syntax error, a rule names an unknown gene (scanpy and
-        boolode formats, where every gene must have a line) or a gene is defined twice; the message
-        gives the line number.
+        boolode formats, where every gene must have a line), a rule reads a name that differs from
+        another gene's only in letter case (bnet) or a gene is defined twice; the message gives the
+        line number.
+
+    Warns
+    -----
+    UndefinedInputWarning
+        A ``.bnet`` rule reads genes without a rule that are not declared as inputs (named).
     """
     path: Path | None = None
     if isinstance(path_or_text, Path) or ("\n" not in str(path_or_text)):
@@ -425,6 +477,7 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
                 "(with newlines), or a shipped model name to scagents.twin.load_model()."
             )
     if path is not None:
+        _refuse_unsupported(path, None)
         text = _read_text(path)
         origin = str(path)
         name = path.stem
@@ -432,6 +485,8 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
         text = str(path_or_text)
         origin = "<model text>"
         name = "model"
+    if format is None:
+        _refuse_unsupported(path, text)
     lines = text.splitlines()
     fmt = (format or _detect_format(lines, path)).lower()
     if fmt in ("krumsiek", "scagents", "txt"):
@@ -526,6 +581,8 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
 
     genes = list(asts)
     implicit_inputs = fmt == "bnet"
+    defined = {g.lower(): g for g in asts}  # the genes with a line of their own, by lower-case name
+    undefined: dict[str, str] = {}  # genes read only on right-hand sides (bnet), by lower-case name
     for target, node in list(asts.items()):
         if node is None:
             continue
@@ -533,6 +590,10 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
             if var in asts:
                 continue
             if implicit_inputs:
+                other = defined.get(var.lower()) or undefined.get(var.lower())
+                if other is not None:
+                    raise _fail(origin, lineno_of[target], _case_message(target, var, other, other in defined.values()))
+                undefined[var.lower()] = var
                 asts[var] = None
                 genes.append(var)
                 continue
@@ -552,6 +613,9 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
         genes = [mapping[g] for g in genes]
         aliases.update({old: new for old, new in mapping.items()})
         _rename_meta(meta, mapping)
+        undefined = {k: mapping[v] for k, v in undefined.items()}
+    # inputs the file declares (@input, a sidecar) are meant; the others are reported by name
+    ruleless = [g for g in undefined.values() if g not in meta["input_values"]]
 
     for lineno, target, regulator, weight in coupling_lines:
         for g in (target, regulator):
@@ -578,10 +642,66 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
         surface=list(meta["surface"]),
         coupling=dict(meta["coupling"]),
         asts=asts,
+        undefined_inputs=ruleless,
+        format=fmt,
         **meta["hill"],
     )
     _validate_references(net, origin)
+    if ruleless:
+        warnings.warn(f"{origin}: {undefined_inputs_line(net)}", UndefinedInputWarning, stacklevel=2)
     return net
+
+
+def _case_message(target: str, var: str, other: str, other_defined: bool) -> str:
+    """The refusal of a name that differs from another one of the model only in letter case."""
+    if other_defined:
+        return (f"the rule of {target} reads {var!r} but the model defines {other!r} (names are "
+                f"case-sensitive, so {var!r} would be a separate input without a rule); write {other!r} in "
+                f"the rule, or, if {var!r} is another gene, give it its own line ('{var}, {var}' for an input).")
+    return (f"the rule of {target} reads {var!r} and another rule reads {other!r}, neither has a rule and "
+            "names are case-sensitive (they would be two separate inputs); use one spelling in every rule.")
+
+
+def _typo_of(name: str, genes: list[str]) -> str | None:
+    """A gene of ``genes`` that ``name`` may be a misspelling of: the same letters and digits
+    but for punctuation (``IL_12`` / ``IL12``), or two neighbouring letters swapped (``IFGN`` /
+    ``IFNG``); ``None`` when there is none. (Names one character or two digits apart, such as
+    IL12 / IL10 / IL21 or IFNb / IFNg, are often different genes and get no hint.)"""
+    low = name.lower()
+    for g in genes:
+        other = g.lower()
+        if other == low:
+            continue
+        if _norm(g) == _norm(name):
+            return g
+        if len(other) != len(low):
+            continue
+        diff = [i for i, (x, y) in enumerate(zip(low, other, strict=True)) if x != y]
+        if (len(diff) == 2 and diff[1] == diff[0] + 1 and low[diff[0]] == other[diff[1]]
+                and low[diff[1]] == other[diff[0]] and low[diff[0]].isalpha() and low[diff[1]].isalpha()):
+            return g
+    return None
+
+
+def undefined_inputs_line(net: BooleanNetwork, limit: int = 12) -> str | None:
+    """One sentence naming the genes read by rules without a rule of their own (``None`` if none).
+
+    In a ``.bnet`` model such genes become inputs (external signals are written that way), but a
+    misspelt gene becomes one too; the sentence names each, and the model gene it may be a typo of.
+    """
+    names = list(net.undefined_inputs)
+    if not names:
+        return None
+    defined = [g for g in net.genes if g not in net.undefined_inputs]
+    shown = []
+    for g in names[:limit]:
+        typo = _typo_of(g, defined)
+        shown.append(f"{g} (misspelt {typo}?)" if typo else g)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    n = len(names)
+    verb = "genes have no rule and are treated as inputs" if n != 1 else "gene has no rule and is treated as an input"
+    return (f"{n} {verb}: {', '.join(shown)}{more}. Declare an external signal with a line 'GENE, GENE' "
+            "or '# @input GENE = VALUE' (this note then goes); otherwise check the spelling in the rules.")
 
 
 def _read_directive(s: str, lineno: int, origin: str, meta: dict) -> None:

@@ -151,7 +151,12 @@ def test_keyword_reply_rules():
         "simulate_perturbation", {"targets": ["GATA3"], "kind": "overexpression"})
     assert call("recommend 5 perturbations to test next") == ("recommend_perturbations", {"n": 5})
     assert call("list the files") == ("list_files", {})
+    assert call("drive Th0 cells to Th1") == ("steer_cells", {"goal": "drive Th0 cells to Th1"})
     assert call("hello there").startswith("I am the offline scripted model")
+    steered = ToolMessage('{"goal": "drive Th0 cells to Th1", "model": "th_mendoza2006", "answer": "t=0.00 '
+                          'NFATC1 overexpression: Th1 fraction 0.99", "report": "runs/r/steering.md"}',
+                          tool_call_id="s", name="steer_cells")
+    assert "NFATC1 overexpression: Th1 fraction 0.99" in keyword_reply([steered]).content
     result = ToolMessage('{"perturbation": "IFNG knockout", "method": "linear gene embedding", '
                          '"top_down": [{"gene": "TBX21", "delta": -0.75}], "top_up": []}',
                          tool_call_id="c", name="predict_perturbation")

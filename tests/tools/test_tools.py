@@ -38,7 +38,8 @@ def test_every_tool_has_its_pydantic_schema(tools):
                 "simulate_perturbation": S.SimulatePerturbation, "train_policy": S.TrainPolicy,
                 "predict_perturbation": S.PredictPerturbation,
                 "recommend_perturbations": S.RecommendPerturbations,
-                "ingest_results": S.IngestResults, "write_report": S.WriteReport,
+                "ingest_results": S.IngestResults, "steer_cells": S.SteerCells,
+                "write_report": S.WriteReport,
                 "list_files": S.ListFiles}
     for name, tool in tools.items():
         assert tool.args_schema is expected[name]
