@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Literal
 
 PerturbationKind = Literal["knockout", "knockdown", "overexpression", "stimulation"]
@@ -69,3 +70,26 @@ class Perturbation:
         if not targets or kind == "control":
             return None
         return cls(targets, kind=kind if kind in KINDS else "knockout")
+
+
+def target_groups(targets: Sequence[Sequence[str]]) -> list[list[int]]:
+    """Positions grouped by target gene set: every label of one target set (per promoter
+    ``STAT2_P1`` / ``STAT2_P2``, per guide ``STAT2g1`` / ``STAT2g2``, ``A+B`` and ``B+A``, any
+    kind) falls in one group, so a split of the groups never puts one target's labels on both
+    sides.
+
+    Parameters
+    ----------
+    targets
+        The target genes of each perturbation (e.g. ``[p.targets for p in task.perturbations]``).
+
+    Returns
+    -------
+    list of list of int
+        The groups in order of their first member, each in position order; with one label per
+        target set, ``[[0], [1], …]``.
+    """
+    groups: dict[frozenset[str], list[int]] = {}
+    for i, t in enumerate(targets):
+        groups.setdefault(frozenset(t), []).append(i)
+    return list(groups.values())
