@@ -131,6 +131,11 @@ class _Context:
     def n_val(self) -> str:
         """What the validation set counts (:func:`validation_count`)."""
         return validation_count(self.task, self.val_labels)
+
+    @property
+    def n_val_held(self) -> str:
+        """:attr:`n_val` with "held-out" (``"6 held-out validation genes (9 labels)"``)."""
+        return validation_count(self.task, self.val_labels, "held-out")
     baselines: dict[str, Predict] = field(default_factory=dict)
     reference: dict[str, Predict] = field(default_factory=dict)
     floor: pd.DataFrame | None = None  # noise floor of the goal's observed change (evidence)
@@ -408,13 +413,14 @@ def validation_split(kinds: list[str], candidates: list[int], n_validation: int,
     """The validation perturbations among ``candidates`` (positions in ``kinds``), drawn by target
     gene set and stratified by perturbation kind; and why none can be held out ('' when they can).
 
-    Every label of one target set (per promoter ``STAT2_P1`` / ``STAT2_P2`` / ``STAT2_P1P2``, per
-    guide ``STAT2g1`` / ``STAT2g2``, any kind; :func:`scagents.perturbation.target_groups`) is
-    on one side, as the goal's own labels are all held out (``_goal_held``): a gene's effect is
-    never both trained on and validated. ``min(n_validation, max(1, n // 3))`` of the ``n``
-    target sets are drawn, shuffled by ``seed``; at least two must remain to train on. With one
-    label per target set (or ``targets=None``: each label its own set) the draw is the one over
-    labels of earlier versions, position for position.
+    Every label of one target set and kind (per promoter ``STAT2_P1`` / ``STAT2_P2`` /
+    ``STAT2_P1P2``, per guide ``STAT2g1`` / ``STAT2g2``;
+    :func:`scagents.perturbation.target_groups`) is on one side, as the goal's own labels (same
+    targets and kind) are all held out (``_goal_held``): a perturbation's effect is never both
+    trained on and validated. ``min(n_validation, max(1, n // 3))`` of the ``n`` target sets are
+    drawn, stratified by kind and shuffled by ``seed``; at least two must remain to train on.
+    With one label per target set and kind (or ``targets=None``: each label its own set) the
+    draw is the one over labels of earlier versions, position for position.
 
     Parameters
     ----------
@@ -443,11 +449,9 @@ def validation_split(kinds: list[str], candidates: list[int], n_validation: int,
         from scagents.perturbation import target_groups
 
         members = {candidates[g[0]]: [candidates[j] for j in g]
-                   for g in target_groups([tuple(targets[i]) for i in candidates])}
-    group_kinds = list(kinds)  # a target set's stratum: its kinds ("knockout+overexpression")
-    for first, group in members.items():
-        group_kinds[first] = "+".join(sorted({str(kinds[j]) for j in group}))
-    others = _stratified(list(members), group_kinds, rng)
+                   for g in target_groups([tuple(targets[i]) for i in candidates],
+                                          [kinds[i] for i in candidates])}
+    others = _stratified(list(members), list(kinds), rng)  # one kind per group
     n_val = min(n_validation, max(1, len(others) // 3))
     if len(others) - n_val < 2:  # nothing to train and validate on: only the network can answer
         what = ("perturbation(s)" if len(others) == len(candidates)
@@ -490,10 +494,11 @@ def combinations_aside(targets: list[tuple[str, ...]], validation: list[int],
                   and held & set(targets[i]))
 
 
-def validation_count(task, labels: list[str]) -> str:
+def validation_count(task, labels: list[str], adjective: str = "") -> str:
     """What a validation set counts, for the run's sentences: ``"6 validation perturbations"``
-    with one label per target set, else ``"6 validation genes (9 labels)"`` (``"target sets"``
-    when a combination is among them).
+    with one label per target set and kind, else ``"6 validation genes (9 labels)"``
+    (``"6 validation perturbations (9 labels)"`` when a combination, or two kinds of one gene,
+    is among them).
 
     Parameters
     ----------
@@ -501,15 +506,20 @@ def validation_count(task, labels: list[str]) -> str:
         The :class:`~scagents.envs.ResponseTask` the labels belong to.
     labels
         The validation labels.
+    adjective
+        Put before "validation" (``"held-out"`` → ``"6 held-out validation genes (9 labels)"``).
     """
     from scagents.perturbation import target_groups
 
-    targets = [tuple(task.perturbations[task.index(lab)].targets) for lab in labels]
-    n_sets = len(target_groups(targets))
+    perts = [task.perturbations[task.index(lab)] for lab in labels]
+    targets = [tuple(p.targets) for p in perts]
+    n_sets = len(target_groups(targets, [p.kind for p in perts]))
+    what = f"{adjective} validation" if adjective else "validation"
     if n_sets == len(labels):
-        return f"{n_sets} validation perturbation{'s' if n_sets != 1 else ''}"
-    unit = "gene" if all(len(set(t)) == 1 for t in targets) else "target set"
-    return f"{n_sets} validation {unit}{'s' if n_sets != 1 else ''} ({len(labels)} labels)"
+        return f"{n_sets} {what} perturbation{'s' if n_sets != 1 else ''}"
+    genes = all(len(set(t)) == 1 for t in targets) and len({frozenset(t) for t in targets}) == n_sets
+    unit = "gene" if genes else "perturbation"  # one kind per gene, or combinations / two kinds
+    return f"{n_sets} {what} {unit}{'s' if n_sets != 1 else ''} ({len(labels)} labels)"
 
 
 EXPECTED_SIGN = {"knockout": -1, "knockdown": -1, "overexpression": 1, "stimulation": 1}
@@ -1283,7 +1293,7 @@ def policy_agent(state: RunState) -> dict:
                    + ", ".join(f"{t['gene']} {t['predicted_delta']:+.3f}" for t in wrong)
                    + f" under {goal.label} (expected {wrong[0]['expected']})")
     if verdict.validated:
-        decision = (f"The {POLICY} answers: on {ctx.n_val} held out it beat the best baseline ({verdict.best_baseline}) by more "
+        decision = (f"The {POLICY} answers: on {ctx.n_val_held} it beat the best baseline ({verdict.best_baseline}) by more "
                     f"than the validation noise. {reason}.")
     else:
         decision = (f"The {POLICY} does not answer: {reason}. "
@@ -1357,7 +1367,7 @@ def fallback_agent(state: RunState) -> dict:
               f"({validation[name]['mse']:.4g}; {others})")
     decision = (f"{name} answers. Why: {why_policy}. Among the baselines {name} had the lowest mean "
                 f"validation MSE ({validation[name]['mse']:.4g} vs {others}) on "
-                f"{ctx.n_val} held out; {fitted}.")
+                f"{ctx.n_val_held}; {fitted}.")
     ensemble = {k: v for k, v in ctx.baselines.items() if k != "mean effect per kind"}
     ensemble[name] = predict
     s = _finish(state, ctx, status="fallback", method=name, predict=predict,

@@ -54,8 +54,8 @@ class RunOptions(_Model):
         "twin in benchmarks/ablation.py; configuration: scagents.agents.policy.policy_train_config)."))
     max_policy_attempts: int = Field(2, ge=1, description="Training attempts before the fallback.")
     n_validation: int = Field(10, ge=1, description=(
-        "Target gene sets held out for validation, each with all its labels (at most a third of "
-        "those besides the goal)."))
+        "Perturbations held out for validation, each with all its labels (a target gene set and "
+        "kind: STAT2_P1 and STAT2_P2 count once; at most a third of those besides the goal)."))
     min_improvement: float = Field(0.05, ge=0.0, lt=1.0, description=(
         "Relative validation-MSE improvement over the best baseline the policy needs to answer."))
     n_candidates: int = Field(0, ge=0, description=(

@@ -163,16 +163,17 @@ class ResponseTask:
 
     @property
     def n_groups(self) -> int:
-        """Number of target gene sets (:meth:`target_groups`)."""
+        """Number of target gene sets and kinds (:meth:`target_groups`)."""
         return len(self.target_groups())
 
     def target_groups(self) -> list[list[int]]:
-        """Positions of the perturbations grouped by target gene set
+        """Positions of the perturbations grouped by target gene set and kind
         (:func:`scagents.perturbation.target_groups`): the units every split of this task moves
-        together."""
+        together (``STAT2_P1`` and ``STAT2_P2``; not STAT2's knockout and its over-expression)."""
         from scagents.perturbation import target_groups
 
-        return target_groups([p.targets for p in self.perturbations])
+        return target_groups([p.targets for p in self.perturbations],
+                             [p.kind for p in self.perturbations])
 
     @property
     def dims(self) -> dict[str, int]:
@@ -327,10 +328,10 @@ class ResponseTask:
             Perturbations to hold out. If ``None``: fold ``fold`` of a shuffled ``n_folds``-fold
             split when ``n_folds`` is given, else a random ``test_fraction`` of them.
         n_folds, fold
-            K-fold split over target gene sets (scikit-learn ``KFold(shuffle=True)`` over
-            :meth:`target_groups`): every label of one target set (``STAT2_P1``, ``STAT2_P2``;
-            ``STAT2g1``, ``STAT2g2``) is on one side. With one label per target set this is the
-            K-fold split over perturbations.
+            K-fold split over target gene sets and kinds (scikit-learn ``KFold(shuffle=True)``
+            over :meth:`target_groups`): every label of one target set and kind (``STAT2_P1``,
+            ``STAT2_P2``; ``STAT2g1``, ``STAT2g2``) is on one side. With one label per target set
+            and kind this is the K-fold split over perturbations.
         test_fraction
             Share of the target gene sets held out (with all their labels) when neither ``test``
             nor ``n_folds`` is given.

@@ -338,11 +338,12 @@ def test_validation_count_says_what_is_counted():
     from scagents.envs import ResponseTask
 
     class _Task:
-        def __init__(self, targets):
+        def __init__(self, targets, kinds=None):
             from scagents.perturbation import Perturbation
 
             self.labels = list(targets)
-            self.perturbations = [Perturbation(t) for t in targets.values()]
+            self.perturbations = [Perturbation(t, kind=(kinds or {}).get(lab, "knockout"))
+                                  for lab, t in targets.items()]
 
         index = ResponseTask.index
 
@@ -351,6 +352,20 @@ def test_validation_count_says_what_is_counted():
     assert validation_count(task, ["G0"]) == "1 validation perturbation"
     assert validation_count(task, ["STAT2_P1", "STAT2_P2", "G3"]) == \
         "2 validation genes (3 labels)"
+    # a knockout and an over-expression of one gene are two perturbations, not two genes
+    both = _Task({**LABELS, "STAT2": ("STAT2",)}, kinds={"STAT2": "overexpression"})
+    assert validation_count(both, ["STAT2_P1", "STAT2_P2", "STAT2"]) == \
+        "2 validation perturbations (3 labels)"
+
+
+def test_validation_split_keeps_kinds_apart_like_the_goals_labels():
+    from scagents.agents.policy import validation_split
+
+    targets = [("A",), ("A",), ("A",)] + [(f"G{i}",) for i in range(9)]
+    kinds = ["knockout", "knockout", "overexpression"] + ["knockout"] * 9
+    for seed in range(10):
+        val = set(validation_split(kinds, list(range(12)), 10, seed, targets=targets)[0])
+        assert (0 in val) == (1 in val)     # the two knockout labels of A move together
 
 
 def _promoter_screen(path) -> None:
@@ -391,8 +406,8 @@ def test_run_validates_whole_genes_and_says_so(tmp_path, seed):
     assert len(val_genes) == 3 and len(pol.validation_labels) == 6
     assert not val_genes & {gene[lab] for lab in pol.train_labels}
     assert pol.validation_count == "3 validation genes (6 labels)"
-    assert "on 3 validation genes (6 labels) held out" in pol.decision
+    assert "on 3 held-out validation genes (6 labels)" in pol.decision
     assert pol.interval is None or "3 validation genes (6 labels)" in pol.interval["method"]
     state.update(report_agent(state))
     result = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert "scored on 3 validation genes (6 labels) held out" in result["validation"]["description"]
+    assert "scored on 3 held-out validation genes (6 labels)" in result["validation"]["description"]

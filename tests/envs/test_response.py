@@ -251,8 +251,8 @@ def _two_labels_each(task: ResponseTask) -> ResponseTask:
 def test_folds_keep_every_label_of_a_target_set_together(task):
     dup = _two_labels_each(task)
     groups = dup.target_groups()
-    # TBX21 knockout / overexpression share their target set: 8 sets of the 10 perturbations
-    assert dup.n_groups == len({frozenset(p.targets) for p in task.perturbations}) == 8
+    # one group per perturbation (TBX21 knockout and over-expression are two experiments)
+    assert dup.n_groups == task.n_perturbations == 10
     for seed in range(4):
         for fold in range(3):
             train, test = dup.split(n_folds=3, fold=fold, seed=seed)
@@ -262,13 +262,13 @@ def test_folds_keep_every_label_of_a_target_set_together(task):
         held = set(test.labels)
         assert all(len({dup.labels[i] in held for i in g}) == 1 for g in groups)
     with pytest.raises(Exception, match="target gene sets"):
-        dup.split(n_folds=9, fold=0)
+        dup.split(n_folds=11, fold=0)
 
 
 def test_folds_with_one_label_per_target_set_are_the_earlier_folds(task):
     from sklearn.model_selection import KFold
 
-    single = task.subset([i for i, p in enumerate(task.perturbations) if p.kind == "knockout"])
+    single = task  # one label per target set and kind
     n = single.n_perturbations
     assert single.n_groups == n
     for seed in range(3):
