@@ -104,9 +104,10 @@ def one_split(task, seed: int, fold: int, n_folds: int, rl: bool = True) -> list
     from scagents.evidence import conformal_intervals, conformal_quantile, interval_scale
 
     train, test = task.split(n_folds=n_folds, fold=fold, seed=seed)
-    n_val = max(1, train.n_perturbations // 3)
+    groups = train.target_groups()  # every label of a target gene set on one side
+    n_val = max(1, len(groups) // 3)
     rng = np.random.default_rng(seed * 1000 + fold)
-    val_idx = sorted(rng.choice(train.n_perturbations, n_val, replace=False).tolist())
+    val_idx = sorted(i for g in rng.choice(len(groups), n_val, replace=False) for i in groups[g])
     proper, val = train.split(test=val_idx)
     fit_p, fit_all = _fit_all(proper), _fit_all(train)
     sd_p, sd_all = _gene_sd(proper), _gene_sd(train)

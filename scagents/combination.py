@@ -203,7 +203,8 @@ def crossfit_predictions(train_task, fitters: Mapping[str, Fitter], *, n_folds: 
     fitters
         Base name → ``fit(task) -> predict(perturbation) -> 1-D delta``.
     n_folds
-        Inner folds (capped at the number of perturbations).
+        Inner folds (capped at half the number of target gene sets; folds move every label of a
+        target set together, :meth:`~scagents.envs.ResponseTask.split`).
     seed
         Shuffle of the inner folds.
     modality
@@ -218,7 +219,7 @@ def crossfit_predictions(train_task, fitters: Mapping[str, Fitter], *, n_folds: 
     """
     mod = modality or train_task.embedding_modality
     n = train_task.n_perturbations
-    k = min(n_folds, n // 2)
+    k = min(n_folds, train_task.n_groups // 2)  # folds over target gene sets (task.split)
     if n < MIN_PERTURBATIONS or k < 2:
         raise DataError(f"The combination needs at least {MIN_PERTURBATIONS} training "
                         f"perturbations to cross-fit its bases; the task has {n}.")

@@ -393,8 +393,8 @@ def crossfit_baseline(train_task, *, method: str = "linear", n_folds: int = 5,
     """Out-of-sample baseline deltas of a training task's own perturbations.
 
     Each training perturbation is predicted by ``method`` fitted on the training perturbations
-    of the other inner folds (k-fold over perturbations, at most one per perturbation), so the
-    residual policies learn corrections against the baseline errors they meet on held-out data.
+    of the other inner folds (k-fold over target gene sets: all labels of a target on one side),
+    so the residual policies learn corrections against the baseline errors they meet on held-out data.
 
     Parameters
     ----------
@@ -415,7 +415,7 @@ def crossfit_baseline(train_task, *, method: str = "linear", n_folds: int = 5,
     """
     n = train_task.n_perturbations
     out = np.zeros((n, sum(train_task.dims.values())), np.float32)
-    k = min(n_folds, n)
+    k = min(n_folds, train_task.n_groups)  # folds over target gene sets (task.split)
     if k < 2:
         return out
     for f in range(k):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -69,3 +70,30 @@ class Perturbation:
         if not targets or kind == "control":
             return None
         return cls(targets, kind=kind if kind in KINDS else "knockout")
+
+
+def target_groups(targets: Sequence[Sequence[str]], kinds: Sequence[str] | None = None
+                  ) -> list[list[int]]:
+    """Positions grouped by target gene set and kind: every label of one perturbation (per
+    promoter ``STAT2_P1`` / ``STAT2_P2``, per guide ``STAT2g1`` / ``STAT2g2``, ``A+B`` and
+    ``B+A``) falls in one group, so a split of the groups never puts one perturbation's labels on
+    both sides. Kinds stay apart, as for the goal's own labels: a knockout and an over-expression
+    of one gene are different experiments.
+
+    Parameters
+    ----------
+    targets
+        The target genes of each perturbation (e.g. ``[p.targets for p in task.perturbations]``).
+    kinds
+        The kind of each perturbation; ``None``: group by target genes alone.
+
+    Returns
+    -------
+    list of list of int
+        The groups in order of their first member, each in position order; with one label per
+        target set and kind, ``[[0], [1], …]``.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(targets):
+        groups.setdefault((frozenset(t), None if kinds is None else str(kinds[i])), []).append(i)
+    return list(groups.values())

@@ -60,7 +60,7 @@ __all__ = ["policy_agent", "generic_answer", "fallback_agent", "POLICY_FILE", "P
            "rank_proposals", "pair_candidates", "compare_to_baseline", "Verdict", "MIN_LISTED", "POLICY", "BASELINES",
            "REFERENCE", "COMBINATION", "NETWORK", "policy_train_config", "Answer", "answering_rule",
            "answering_predictor", "fallback_choice", "fit_candidates", "refit_candidate",
-           "validation_split", "additive_of_singles"]
+           "validation_split", "combinations_aside", "validation_count", "additive_of_singles"]
 
 POLICY_FILE = "policy.pt"
 PREDICTION_FILE = "prediction.csv"
@@ -123,6 +123,19 @@ class _Context:
     goal_cells: int = 0
     too_few: str = ""
     """Why no predictor can be trained and validated (too few measured perturbations), or ''."""
+    aside_labels: list[str] = field(default_factory=list)
+    """Combinations holding a single-gene validation target, kept out of training
+    (:func:`combinations_aside`)."""
+
+    @property
+    def n_val(self) -> str:
+        """What the validation set counts (:func:`validation_count`)."""
+        return validation_count(self.task, self.val_labels)
+
+    @property
+    def n_val_held(self) -> str:
+        """:attr:`n_val` with "held-out" (``"6 held-out validation genes (9 labels)"``)."""
+        return validation_count(self.task, self.val_labels, "held-out")
     baselines: dict[str, Predict] = field(default_factory=dict)
     reference: dict[str, Predict] = field(default_factory=dict)
     floor: pd.DataFrame | None = None  # noise floor of the goal's observed change (evidence)
@@ -177,9 +190,12 @@ def _context(state: RunState, *, candidates: bool = True) -> _Context:
     cell_obs = source["rna"].obs if hasattr(source, "mod") else source.obs
     goal_held, held_note = _goal_held(task, data)
     others = [i for i in range(task.n_perturbations) if i not in goal_held]
+    targets = [tuple(p.targets) for p in task.perturbations]
     val, too_few = validation_split([p.kind for p in task.perturbations], others,
-                                    opts.n_validation, opts.seed)
-    train, held = task.split(test=val + goal_held) if val + goal_held else (task, task)
+                                    opts.n_validation, opts.seed, targets=targets)
+    aside = combinations_aside(targets, val, others)
+    out_of_train = val + goal_held + aside
+    train, held = task.split(test=out_of_train) if out_of_train else (task, task)
     fit_task = task.split(test=goal_held)[0] if goal_held else task
     genes = list(task.features["rna"])
     control = pd.Series(np.asarray(train.control_mean["rna"][-1], float), index=genes)
@@ -189,7 +205,8 @@ def _context(state: RunState, *, candidates: bool = True) -> _Context:
                    goal_held=[task.labels[i] for i in goal_held], held_note=held_note,
                    goal_cells=int(cell_obs["perturbation"].astype(str)
                                   .isin([task.labels[i] for i in goal_held]).sum()),
-                   val_labels=[task.labels[i] for i in val], control=control, too_few=too_few)
+                   val_labels=[task.labels[i] for i in val], control=control, too_few=too_few,
+                   aside_labels=[task.labels[i] for i in aside])
     if candidates:
         _fit_context_candidates(state, ctx)
     ctx.reference[REFERENCE] = lambda targets, kind: np.zeros(len(genes))
@@ -391,18 +408,118 @@ def refit_candidate(name: str, fit_task, *, seed: int, network: bool = True) -> 
     return None
 
 
-def validation_split(kinds: list[str], candidates: list[int], n_validation: int, seed: int
-                     ) -> tuple[list[int], str]:
-    """The validation perturbations among ``candidates`` (positions in ``kinds``), stratified by
-    perturbation kind: ``min(n_validation, max(1, n // 3))`` of them, shuffled by ``seed``; and
-    why none can be held out ('' when they can): at least two must remain to train on."""
+def validation_split(kinds: list[str], candidates: list[int], n_validation: int, seed: int,
+                     targets: list[tuple[str, ...]] | None = None) -> tuple[list[int], str]:
+    """The validation perturbations among ``candidates`` (positions in ``kinds``), drawn by target
+    gene set and stratified by perturbation kind; and why none can be held out ('' when they can).
+
+    Every label of one target set and kind (per promoter ``STAT2_P1`` / ``STAT2_P2`` /
+    ``STAT2_P1P2``, per guide ``STAT2g1`` / ``STAT2g2``;
+    :func:`scagents.perturbation.target_groups`) is on one side, as the goal's own labels (same
+    targets and kind) are all held out (``_goal_held``): a perturbation's effect is never both
+    trained on and validated. ``min(n_validation, max(1, n // 3))`` of the ``n`` target sets are
+    drawn, stratified by kind and shuffled by ``seed``; at least two must remain to train on.
+    With one label per target set and kind (or ``targets=None``: each label its own set) the
+    draw is the one over labels of earlier versions, position for position.
+
+    Parameters
+    ----------
+    kinds
+        Perturbation kind of every position.
+    candidates
+        Positions that may be drawn (the goal's are not).
+    n_validation
+        Most target sets to hold out (``RunOptions.n_validation``).
+    seed
+        Seed of the shuffle.
+    targets
+        Target genes of every position; ``None``: every label is its own target set.
+
+    Returns
+    -------
+    validation, too_few
+        Sorted positions of every label of the drawn target sets, and the reason nothing could be
+        held out ('' when something was).
+    """
     rng = np.random.default_rng(seed)
-    others = _stratified(list(candidates), list(kinds), rng)
+    candidates = list(candidates)
+    if targets is None:
+        members = {i: [i] for i in candidates}
+    else:
+        from scagents.perturbation import target_groups
+
+        members = {candidates[g[0]]: [candidates[j] for j in g]
+                   for g in target_groups([tuple(targets[i]) for i in candidates],
+                                          [kinds[i] for i in candidates])}
+    others = _stratified(list(members), list(kinds), rng)  # one kind per group
     n_val = min(n_validation, max(1, len(others) // 3))
     if len(others) - n_val < 2:  # nothing to train and validate on: only the network can answer
-        return [], (f"the data hold {len(others)} perturbation(s) besides the goal; at least "
+        what = ("perturbation(s)" if len(others) == len(candidates)
+                else f"target gene set(s) ({len(candidates)} labels)")
+        return [], (f"the data hold {len(others)} {what} besides the goal; at least "
                     f"{n_val + 2} are needed to train and validate a predictor")
-    return sorted(others[:n_val]), ""
+    return sorted(j for first in others[:n_val] for j in members[first]), ""
+
+
+def combinations_aside(targets: list[tuple[str, ...]], validation: list[int],
+                       candidates: list[int]) -> list[int]:
+    """Combinations kept out of training because they hold a validation gene.
+
+    The rule of the goal (a combination holding the goal's genes is left out of every model
+    when the goal's cells were measured; :func:`scagents.data.combinations_with`) applied to
+    each single-gene validation target: a combination among ``candidates`` (two or more targets,
+    not itself validated) holding such a gene is neither trained on nor scored, so the gene is
+    validated as the goal is answered — without any of its cells. A combination drawn for
+    validation moves alone (its singles stay in training: predicting a combination from its
+    singles is the task).
+
+    Parameters
+    ----------
+    targets
+        Target genes of every position.
+    validation
+        Positions drawn for validation (:func:`validation_split`).
+    candidates
+        Positions that could be trained on.
+
+    Returns
+    -------
+    list of int
+        Sorted positions to leave out of training; ``[]`` when no combination holds a
+        single-gene validation target.
+    """
+    held = {tuple(targets[i])[0] for i in validation if len(set(targets[i])) == 1}
+    val = set(validation)
+    return sorted(i for i in candidates if i not in val and len(set(targets[i])) > 1
+                  and held & set(targets[i]))
+
+
+def validation_count(task, labels: list[str], adjective: str = "") -> str:
+    """What a validation set counts, for the run's sentences: ``"6 validation perturbations"``
+    with one label per target set and kind, else ``"6 validation genes (9 labels)"``
+    (``"6 validation perturbations (9 labels)"`` when a combination, or two kinds of one gene,
+    is among them).
+
+    Parameters
+    ----------
+    task
+        The :class:`~scagents.envs.ResponseTask` the labels belong to.
+    labels
+        The validation labels.
+    adjective
+        Put before "validation" (``"held-out"`` → ``"6 held-out validation genes (9 labels)"``).
+    """
+    from scagents.perturbation import target_groups
+
+    perts = [task.perturbations[task.index(lab)] for lab in labels]
+    targets = [tuple(p.targets) for p in perts]
+    n_sets = len(target_groups(targets, [p.kind for p in perts]))
+    what = f"{adjective} validation" if adjective else "validation"
+    if n_sets == len(labels):
+        return f"{n_sets} {what} perturbation{'s' if n_sets != 1 else ''}"
+    genes = all(len(set(t)) == 1 for t in targets) and len({frozenset(t) for t in targets}) == n_sets
+    unit = "gene" if genes else "perturbation"  # one kind per gene, or combinations / two kinds
+    return f"{n_sets} {what} {unit}{'s' if n_sets != 1 else ''} ({len(labels)} labels)"
 
 
 EXPECTED_SIGN = {"knockout": -1, "knockdown": -1, "overexpression": 1, "stimulation": 1}
@@ -826,6 +943,7 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
             status=status, reason=reason, attempts=attempts, method=method,
             policy_path=policy_path, training_log=training_log, prediction_path=PREDICTION_FILE,
             validation=validation, validation_labels=ctx.val_labels,
+            validation_count=ctx.n_val, validation_aside=list(ctx.aside_labels),
             train_labels=list(ctx.train.labels),
             fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
             decision=decision, retrain=False, evaluation=evaluation, evidence=evidence,
@@ -840,7 +958,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     return PolicySummary(
         status=status, reason=reason, attempts=attempts, method=method, policy_path=policy_path,
         training_log=training_log, prediction_path=PREDICTION_FILE, validation=validation,
-        validation_labels=ctx.val_labels, train_labels=list(ctx.train.labels),
+        validation_labels=ctx.val_labels, validation_count=ctx.n_val,
+        validation_aside=list(ctx.aside_labels), train_labels=list(ctx.train.labels),
         fit_labels=list(ctx.train.labels if fit_labels is None else fit_labels),
         decision=decision, retrain=retrain,
         held_out=ctx.goal_label, held_out_labels=list(ctx.goal_held),
@@ -969,7 +1088,7 @@ def _intervals(ctx: _Context, predict: Predict, calibrate: Predict, models: dict
                                        scale, q)
     return {"level": INTERVAL_LEVEL, "q": round(q, 6), "n_calibration": len(ctx.val_labels),
             "models": list(models),
-            "method": (f"split-conformal on the {len(ctx.val_labels)} validation perturbations: "
+            "method": (f"split-conformal on the {ctx.n_val}: "
                        f"delta ± q · scale, scale = spread of the {len(models)} candidate "
                        "predictions combined with the gene's spread over the training "
                        f"perturbations, q = {q:.3g}, the {100 * INTERVAL_LEVEL:.0f} % conformal "
@@ -1053,7 +1172,8 @@ def answering_predictor(task, *, seed: int = 0, answer_for: list | tuple = (),
     -------
     predict, info
         ``predict(perturbation) -> 1-D delta`` of the answering candidate, and ``answered_by``,
-        ``attempts``, ``steps``, ``validation_labels`` and the validation MSE of each candidate.
+        ``attempts``, ``steps``, ``validation_labels``, ``validation_count`` (what they count:
+        :func:`validation_count`) and the validation MSE of each candidate.
     """
     from scagents.envs import predict_delta
     from scagents.errors import DataError
@@ -1064,11 +1184,13 @@ def answering_predictor(task, *, seed: int = 0, answer_for: list | tuple = (),
     unknown = set(options) - set(opt)
     if unknown:
         raise DataError(f"answering_predictor: unknown option(s) {sorted(unknown)}.")
-    val, too_few = validation_split([p.kind for p in task.perturbations],
-                                    list(range(task.n_perturbations)), opt["n_validation"], seed)
+    targets = [tuple(p.targets) for p in task.perturbations]
+    everything = list(range(task.n_perturbations))
+    val, too_few = validation_split([p.kind for p in task.perturbations], everything,
+                                    opt["n_validation"], seed, targets=targets)
     if too_few:
         raise DataError(f"answering_predictor: {too_few}.")
-    train, held = task.split(test=val)
+    train, held = task.split(test=val + combinations_aside(targets, val, everything))
     genes = list(task.features["rna"])
     view = _Context(opts=RunOptions(goal="benchmark"), data=None, out=Path("."), task=task,
                     train=train, held=held, fit_task=task, genes=genes, goal_label=None,
@@ -1098,7 +1220,7 @@ def answering_predictor(task, *, seed: int = 0, answer_for: list | tuple = (),
     chosen = pol if name == POLICY else (
         refit_candidate(name, task, seed=seed, network=network) or baselines[name])
     info = {"answered_by": name, "attempts": attempt, "steps": steps,
-            "validation_labels": list(view.val_labels),
+            "validation_labels": list(view.val_labels), "validation_count": view.n_val,
             "validation_mse": {k: float(r["mse"].mean()) for k, r in rows.items()}}
     return (lambda p: np.asarray(chosen(p.targets, p.kind), float)), info
 
@@ -1171,8 +1293,7 @@ def policy_agent(state: RunState) -> dict:
                    + ", ".join(f"{t['gene']} {t['predicted_delta']:+.3f}" for t in wrong)
                    + f" under {goal.label} (expected {wrong[0]['expected']})")
     if verdict.validated:
-        decision = (f"The {POLICY} answers: on {len(ctx.val_labels)} held-out validation "
-                    f"perturbations it beat the best baseline ({verdict.best_baseline}) by more "
+        decision = (f"The {POLICY} answers: on {ctx.n_val_held} it beat the best baseline ({verdict.best_baseline}) by more "
                     f"than the validation noise. {reason}.")
     else:
         decision = (f"The {POLICY} does not answer: {reason}. "
@@ -1246,7 +1367,7 @@ def fallback_agent(state: RunState) -> dict:
               f"({validation[name]['mse']:.4g}; {others})")
     decision = (f"{name} answers. Why: {why_policy}. Among the baselines {name} had the lowest mean "
                 f"validation MSE ({validation[name]['mse']:.4g} vs {others}) on "
-                f"{len(ctx.val_labels)} held-out perturbations; {fitted}.")
+                f"{ctx.n_val_held}; {fitted}.")
     ensemble = {k: v for k, v in ctx.baselines.items() if k != "mean effect per kind"}
     ensemble[name] = predict
     s = _finish(state, ctx, status="fallback", method=name, predict=predict,
@@ -1269,8 +1390,8 @@ def _fallback_calibration(ctx: _Context, name: str, *, refitted: bool, q: float)
     ``benchmarks/intervals.py`` measure its coverage)."""
     from scagents.evidence import INTERVAL_LEVEL
 
-    n_val, n_train = len(ctx.val_labels), ctx.train.n_perturbations
-    text = (f"split-conformal on the {n_val} validation perturbations: q from the residuals of "
+    n_val, n_train = ctx.n_val, ctx.train.n_perturbations
+    text = (f"split-conformal on the {n_val}: q from the residuals of "
             f"{name} fitted on the {n_train} training perturbations only (it never saw the "
             "validation perturbations)")
     if refitted:

@@ -233,6 +233,15 @@ def additive_comparison(predicted: pd.Series, additive: pd.Series, targets: Iter
     }
 
 
+def validation_phrase(pol: PolicySummary, adjective: str = "held-out") -> str:
+    """What the run's validation set counts: ``pol.validation_count`` with ``adjective`` before
+    "validation" (``"6 held-out validation genes (9 labels)"``), or ``"N held-out validation
+    perturbations"`` for a run from before it was recorded."""
+    n = len(pol.validation_labels)
+    text = pol.validation_count or f"{n} validation perturbation{'s' if n != 1 else ''}"
+    return text.replace(" validation ", f" {adjective} validation ", 1) if adjective else text
+
+
 def held_out_sentence(pol: PolicySummary, label: str, twin: bool = False) -> str:
     """The report's held-out sentence, computed from the label sets stored in the run.
 
@@ -345,7 +354,7 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
         val = pol.validation.get(pol.method, {})
         acc = val.get("direction_accuracy")
         trust = ("**How far to trust it:** no cells of it were measured, so it cannot be checked "
-                 "directly" + (f"; on {len(pol.validation_labels)} other held-out perturbations "
+                 "directly" + (f"; on {validation_phrase(pol, 'other held-out')} "
                                f"this method predicted the direction of change right for "
                                f"{100 * acc:.0f} % of the most changed genes." if acc is not None
                                else "."))
@@ -375,11 +384,11 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
         trust += (f" It predicts {', '.join(against)} itself to move against its own {kind}: "
                   "treat the prediction with caution.")
     if pol.status == "validated":
-        why = (f"it beat the best baseline on {len(pol.validation_labels)} held-out validation "
-               "perturbations by more than the validation noise")
+        why = (f"it beat the best baseline on {validation_phrase(pol)} by more than the "
+               "validation noise")
     elif pol.status == "fallback":
-        why = (f"the TRPO→PPO policy did not beat the baselines on {len(pol.validation_labels)} "
-               "held-out validation perturbations, and this baseline had the lowest error there")
+        why = (f"the TRPO→PPO policy did not beat the baselines on {validation_phrase(pol)}, "
+               "and this baseline had the lowest error there")
     else:
         why = f"status {pol.status}: {pol.reason}" if pol.reason else f"status {pol.status}"
     return [answer, trust, f"**Answered by:** {pol.method}, because {why}."]
@@ -534,7 +543,7 @@ def build_result(state: RunState) -> dict:
             rows, out / "training.png", policy=POLICY,
             validation={k: v.get("mse") for k, v in pol.validation.items()},
             title=f"TRPO→PPO training of the policy (last attempt); dashed: validation error on "
-                  f"{len(pol.validation_labels)} held-out perturbations").name
+                  f"{validation_phrase(pol)}").name
     notes = [n for n in (data.goal_note, held_out_sentence(pol, label, data.truth_path is not None),
                          pol.held_out_note) if n]
     if data.set_aside:
@@ -545,6 +554,11 @@ def build_result(state: RunState) -> dict:
         notes.append(f"{sum(data.excluded.values())} cells carry no usable perturbation and were "
                      "left out of every model: " + ", ".join(
                          f"{lab!r} ({n})" for lab, n in data.excluded.items()) + ".")
+    if pol.validation_aside:
+        notes.append(f"{len(pol.validation_aside)} combination(s) holding a validation gene were "
+                     "kept out of the candidates' training and not scored, so each validation gene "
+                     "was predicted without any of its cells, as the goal is: "
+                     + ", ".join(pol.validation_aside) + ".")
     same_genes = [m for m in pol.fit_labels if m not in pol.held_out_labels
                   and set(m.split()[0].split("+")) & set(pert["targets"])]
     if same_genes:
@@ -561,7 +575,7 @@ def build_result(state: RunState) -> dict:
     else:
         method = ((f"fitted on {len(pol.fit_labels)} perturbations" if pol.fit_labels
                    else "no perturbation data fitted")
-                  + f"; candidates validated on {len(pol.validation_labels)} held-out ones"
+                  + f"; candidates validated on {validation_phrase(pol)}"
                   + (" (policy validated)" if pol.status == "validated" else f" ({pol.status})"))
     result: dict = {
         "goal": data.goal, "perturbation": pert,
@@ -575,8 +589,9 @@ def build_result(state: RunState) -> dict:
         "fate_shift": None,
         "validation": {
             "description": f"Every candidate model was trained on {len(pol.train_labels)} "
-                           f"perturbations and scored on {len(pol.validation_labels)} held-out "
-                           f"ones ({', '.join(pol.validation_labels)}): mean over them of the MSE "
+                           f"perturbations and scored on {validation_phrase(pol)} "
+                           f"({', '.join(pol.validation_labels)}; all labels of one target and "
+                           "kind held out together): mean over them of the MSE "
                            "(lower is better; mse_sd its spread across perturbations), Pearson "
                            "over all genes, Pearson-delta over the top-20 DE genes and the "
                            "direction accuracy. 'no change' is a reference, not a candidate.",

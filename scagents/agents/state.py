@@ -53,8 +53,9 @@ class RunOptions(_Model):
         "Environment steps of the first training (the budget chosen by inner validation on the "
         "twin in benchmarks/ablation.py; configuration: scagents.agents.policy.policy_train_config)."))
     max_policy_attempts: int = Field(2, ge=1, description="Training attempts before the fallback.")
-    n_validation: int = Field(10, ge=1, description="Perturbations held out for validation (at "
-                                                    "most a third of those besides the goal).")
+    n_validation: int = Field(10, ge=1, description=(
+        "Perturbations held out for validation, each with all its labels (a target gene set and "
+        "kind: STAT2_P1 and STAT2_P2 count once; at most a third of those besides the goal)."))
     min_improvement: float = Field(0.05, ge=0.0, lt=1.0, description=(
         "Relative validation-MSE improvement over the best baseline the policy needs to answer."))
     n_candidates: int = Field(0, ge=0, description=(
@@ -188,6 +189,13 @@ class PolicySummary(_Model):
     prediction_path: str | None = None
     validation: dict[str, dict[str, float]] = Field(default_factory=dict)
     validation_labels: list[str] = Field(default_factory=list)
+    validation_count: str = Field("", description=(
+        "What the validation set counts: '6 validation perturbations' with one label per target "
+        "gene set, else '6 validation genes (9 labels)' — every label of a gene is held out "
+        "together ('' in runs from before it was recorded)."))
+    validation_aside: list[str] = Field(default_factory=list, description=(
+        "Combinations holding a single-gene validation target, kept out of the candidates' "
+        "training and not scored (scagents.agents.policy.combinations_aside)."))
     train_labels: list[str] = Field(default_factory=list, description=(
         "Perturbations the candidate models were trained on before validation."))
     fit_labels: list[str] = Field(default_factory=list, description=(

@@ -162,6 +162,20 @@ class ResponseTask:
         return len(self.labels)
 
     @property
+    def n_groups(self) -> int:
+        """Number of target gene sets and kinds (:meth:`target_groups`)."""
+        return len(self.target_groups())
+
+    def target_groups(self) -> list[list[int]]:
+        """Positions of the perturbations grouped by target gene set and kind
+        (:func:`scagents.perturbation.target_groups`): the units every split of this task moves
+        together (``STAT2_P1`` and ``STAT2_P2``; not STAT2's knockout and its over-expression)."""
+        from scagents.perturbation import target_groups
+
+        return target_groups([p.targets for p in self.perturbations],
+                             [p.kind for p in self.perturbations])
+
+    @property
     def dims(self) -> dict[str, int]:
         """Features per modality."""
         return {m: int(self.states[m].shape[2]) for m in self.modalities}
@@ -314,9 +328,13 @@ class ResponseTask:
             Perturbations to hold out. If ``None``: fold ``fold`` of a shuffled ``n_folds``-fold
             split when ``n_folds`` is given, else a random ``test_fraction`` of them.
         n_folds, fold
-            K-fold split over perturbations (scikit-learn ``KFold(shuffle=True)``).
+            K-fold split over target gene sets and kinds (scikit-learn ``KFold(shuffle=True)``
+            over :meth:`target_groups`): every label of one target set and kind (``STAT2_P1``,
+            ``STAT2_P2``; ``STAT2g1``, ``STAT2g2``) is on one side. With one label per target set
+            and kind this is the K-fold split over perturbations.
         test_fraction
-            Share held out when neither ``test`` nor ``n_folds`` is given.
+            Share of the target gene sets held out (with all their labels) when neither ``test``
+            nor ``n_folds`` is given.
         seed
             Seed of the shuffle.
 
@@ -326,22 +344,26 @@ class ResponseTask:
             Two tasks with disjoint perturbations.
         """
         n = self.n_perturbations
+        groups = self.target_groups()
+        n_g = len(groups)
         if test is not None:
             test_idx = sorted({self.index(p) for p in test})
         elif n_folds is not None:
             from sklearn.model_selection import KFold
 
-            if not 2 <= n_folds <= n or not 0 <= fold < n_folds:
-                raise DataError(f"Need 2 ≤ n_folds ≤ {n} and 0 ≤ fold < n_folds, got "
-                                f"n_folds={n_folds}, fold={fold}.")
-            splits = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.arange(n)))
-            test_idx = sorted(splits[fold][1].tolist())
+            if not 2 <= n_folds <= n_g or not 0 <= fold < n_folds:
+                raise DataError(f"Need 2 ≤ n_folds ≤ {n_g} (target gene sets) and 0 ≤ fold < "
+                                f"n_folds, got n_folds={n_folds}, fold={fold}.")
+            splits = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed)
+                          .split(np.arange(n_g)))
+            test_idx = sorted(i for g in splits[fold][1] for i in groups[g])
         else:
-            n_test = int(round(test_fraction * n))
-            if not 1 <= n_test < n:
-                raise DataError(f"test_fraction={test_fraction} holds out {n_test} of {n} "
-                                "perturbations; both sides need at least one.")
-            test_idx = sorted(np.random.default_rng(seed).choice(n, n_test, replace=False).tolist())
+            n_test = int(round(test_fraction * n_g))
+            if not 1 <= n_test < n_g:
+                raise DataError(f"test_fraction={test_fraction} holds out {n_test} of {n_g} "
+                                "target gene sets; both sides need at least one.")
+            picked = np.random.default_rng(seed).choice(n_g, n_test, replace=False)
+            test_idx = sorted(i for g in picked for i in groups[g])
         train_idx = [i for i in range(n) if i not in set(test_idx)]
         if not train_idx or not test_idx:
             raise DataError(f"The split leaves {len(train_idx)} training and {len(test_idx)} test "

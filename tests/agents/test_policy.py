@@ -246,3 +246,168 @@ def test_generic_answer_holds_the_twins_inputs_like_the_answer():
     assert flagged is not None and flagged["pearson"] == 1.0 and flagged["unplaced"] == ["STAT6"]
     ctx.data = SimpleNamespace(inputs=[])  # real data: no inputs, nothing held
     assert generic_answer(pd.Series(answer, index=genes), ctx, goal, "linear gene embedding") is None
+
+
+# ------------------------------------------------------ every label of a gene on one side
+def _old_validation_split(kinds: list[str], candidates: list[int], n_validation: int, seed: int
+                          ) -> list[int]:
+    """The split of earlier versions, verbatim: labels drawn one by one (stratified by kind)."""
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[int]] = {}
+    for i in candidates:
+        groups.setdefault(kinds[i], []).append(i)
+    queues = [[g[j] for j in rng.permutation(len(g))] for _, g in sorted(groups.items())]
+    others = []
+    while any(queues):
+        for q in queues:
+            if q:
+                others.append(q.pop(0))
+    n_val = min(n_validation, max(1, len(others) // 3))
+    return [] if len(others) - n_val < 2 else sorted(others[:n_val])
+
+
+#: labels of one data set: per promoter (Replogle), per guide, and single labels
+LABELS = {"STAT2_P1": ("STAT2",), "STAT2_P2": ("STAT2",), "STAT2_P1P2": ("STAT2",),
+          "IRF1g1": ("IRF1",), "IRF1g2": ("IRF1",), "IRF1_g1": ("IRF1",),
+          "JAK2_P1": ("JAK2",), "JAK2_P2": ("JAK2",),
+          **{f"G{i}": (f"G{i}",) for i in range(10)}}
+
+
+def _sides_of_each_gene(val: list[int], targets: list[tuple[str, ...]]) -> dict[frozenset, set]:
+    sides: dict[frozenset, set] = {}
+    for i, t in enumerate(targets):
+        sides.setdefault(frozenset(t), set()).add(i in set(val))
+    return sides
+
+
+def test_validation_split_never_splits_a_genes_labels():
+    from scagents.agents.policy import validation_split
+
+    targets = list(LABELS.values())
+    kinds = ["knockout"] * len(targets)
+    kinds[-1] = kinds[-2] = "overexpression"
+    leaked = 0
+    for seed in range(20):
+        val, why = validation_split(kinds, list(range(len(targets))), 10, seed, targets=targets)
+        assert why == "" and val
+        assert all(len(s) == 1 for s in _sides_of_each_gene(val, targets).values()), seed
+        # a third of the 13 genes (not of the 18 labels) is held out
+        assert len({frozenset(targets[i]) for i in val}) == 13 // 3
+        old = _old_validation_split(kinds, list(range(len(targets))), 10, seed)
+        leaked += any(len(s) > 1 for s in _sides_of_each_gene(old, targets).values())
+    assert leaked > 0   # the label-by-label draw did put one gene on both sides
+
+
+def test_validation_split_with_one_label_per_gene_is_the_earlier_split():
+    from scagents.agents.policy import validation_split
+
+    kinds = ["knockout"] * 14 + ["overexpression"] * 5 + ["knockdown"] * 4
+    targets = [(f"G{i}",) for i in range(len(kinds))]
+    for seed in range(25):
+        for cands in (list(range(len(kinds))), [i for i in range(len(kinds)) if i % 5]):
+            for n_val in (2, 10):
+                old = _old_validation_split(kinds, cands, n_val, seed)
+                assert validation_split(kinds, cands, n_val, seed, targets=targets)[0] == old
+                assert validation_split(kinds, cands, n_val, seed)[0] == old
+    # pinned: the draw of earlier versions for seed 0
+    assert validation_split(kinds, list(range(23)), 10, 0, targets=targets)[0] == \
+        _old_validation_split(kinds, list(range(23)), 10, 0)
+
+
+def test_validation_split_too_few_genes_counts_genes():
+    from scagents.agents.policy import validation_split
+
+    targets = [("A",), ("A",), ("B",), ("B",)]
+    val, why = validation_split(["knockout"] * 4, list(range(4)), 10, 0, targets=targets)
+    assert val == [] and why.startswith("the data hold 2 target gene set(s) (4 labels)")
+    # label by label, the same data looked like enough to validate on
+    assert validation_split(["knockout"] * 4, list(range(4)), 10, 0)[0] != []
+
+
+def test_combinations_holding_a_validation_gene_stay_out_of_training():
+    from scagents.agents.policy import combinations_aside
+
+    targets = [("A",), ("A",), ("B",), ("A", "B"), ("B", "C"), ("C", "A"), ("D", "E")]
+    assert combinations_aside(targets, [0, 1], list(range(7))) == [3, 5]
+    assert combinations_aside(targets, [3], list(range(7))) == []   # a combination moves alone
+    assert combinations_aside(targets, [0, 1], [0, 1, 2, 3]) == [3]   # candidates only
+
+
+def test_validation_count_says_what_is_counted():
+    from scagents.agents.policy import validation_count
+    from scagents.envs import ResponseTask
+
+    class _Task:
+        def __init__(self, targets, kinds=None):
+            from scagents.perturbation import Perturbation
+
+            self.labels = list(targets)
+            self.perturbations = [Perturbation(t, kind=(kinds or {}).get(lab, "knockout"))
+                                  for lab, t in targets.items()]
+
+        index = ResponseTask.index
+
+    task = _Task(LABELS)
+    assert validation_count(task, ["G0", "G1"]) == "2 validation perturbations"
+    assert validation_count(task, ["G0"]) == "1 validation perturbation"
+    assert validation_count(task, ["STAT2_P1", "STAT2_P2", "G3"]) == \
+        "2 validation genes (3 labels)"
+    # a knockout and an over-expression of one gene are two perturbations, not two genes
+    both = _Task({**LABELS, "STAT2": ("STAT2",)}, kinds={"STAT2": "overexpression"})
+    assert validation_count(both, ["STAT2_P1", "STAT2_P2", "STAT2"]) == \
+        "2 validation perturbations (3 labels)"
+
+
+def test_validation_split_keeps_kinds_apart_like_the_goals_labels():
+    from scagents.agents.policy import validation_split
+
+    targets = [("A",), ("A",), ("A",)] + [(f"G{i}",) for i in range(9)]
+    kinds = ["knockout", "knockout", "overexpression"] + ["knockout"] * 9
+    for seed in range(10):
+        val = set(validation_split(kinds, list(range(12)), 10, seed, targets=targets)[0])
+        assert (0 in val) == (1 in val)     # the two knockout labels of A move together
+
+
+def _promoter_screen(path) -> None:
+    """Six targets G0..G5, each with two promoter labels (``G1_P1``, ``G1_P2``), and G0 plain."""
+    rng = np.random.default_rng(1)
+    genes = [f"G{i}" for i in range(30)]
+    labels = ["non-targeting"] * 60 + ["G0"] * N_GOAL + [
+        f"G{i}_P{k}" for i in range(1, 10) for k in (1, 2) for _ in range(12)]
+    rate = np.full((len(labels), len(genes)), 4.0)
+    for c, lab in enumerate(labels):
+        if lab.startswith("G"):
+            g = int(lab[1:].split("_")[0])
+            rate[c, g] = 0.5
+            rate[c, (g * 7 + 3) % 30] *= 2.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ad.AnnData(rng.poisson(rate).astype(np.float32),
+                   obs=pd.DataFrame({"perturbation": labels},
+                                    index=[f"c{i}" for i in range(len(labels))]),
+                   var=pd.DataFrame(index=genes)).write_h5ad(path)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_run_validates_whole_genes_and_says_so(tmp_path, seed):
+    """The user's path: no promoter label of a validation gene is trained on, and the decision,
+    the report's validation line and the interval's method count genes and labels."""
+    path = tmp_path / "promoters.h5ad"
+    _promoter_screen(path)
+    opts = RunOptions(goal="predict G0 knockout", data=str(path), n_validation=3,
+                      n_proposals=2, seed=seed)
+    state = initial_state(opts, tmp_path / "out")
+    state.update(data_agent(state))
+    assert state["data"] is not None, state.get("stop_reason")
+    state.update(fallback_agent(state))
+    pol = PolicySummary.model_validate(state["policy"])
+    gene = {lab: lab.split("_")[0] for lab in pol.validation_labels + pol.train_labels}
+    val_genes = {gene[lab] for lab in pol.validation_labels}
+    assert len(val_genes) == 3 and len(pol.validation_labels) == 6
+    assert not val_genes & {gene[lab] for lab in pol.train_labels}
+    assert pol.validation_count == "3 validation genes (6 labels)"
+    assert "on 3 held-out validation genes (6 labels)" in pol.decision
+    assert pol.interval is None or "3 validation genes (6 labels)" in pol.interval["method"]
+    state.update(report_agent(state))
+    result = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "scored on 3 held-out validation genes (6 labels)" in result["validation"]["description"]

@@ -235,3 +235,62 @@ def test_per_gene_rewards_train_through_gymnasium_sync_vector_envs(traj_task):
     nxt = SyncVectorEnv([lambda: PerturbationResponseEnv(traj_task)] * 4, autoreset_mode=AutoresetMode.NEXT_STEP)
     policy, log = train(nxt, cfg, progress=False)
     assert len(log.rows) == 4 and log.rows[-1]["episodes"] > 0
+
+
+# ------------------------------------------------------ folds move a target's labels together
+def _two_labels_each(task: ResponseTask) -> ResponseTask:
+    """``task`` with every perturbation measured twice, as ``X_P1`` and ``X_P2`` (per promoter)."""
+    from dataclasses import replace
+
+    idx = np.repeat(np.arange(task.n_perturbations), 2)
+    return replace(task, perturbations=[task.perturbations[i] for i in idx],
+                   labels=[f"{lab}_P{k}" for lab in task.labels for k in (1, 2)],
+                   deltas={m: d[idx] for m, d in task.deltas.items()}, cell_states=None)
+
+
+def test_folds_keep_every_label_of_a_target_set_together(task):
+    dup = _two_labels_each(task)
+    groups = dup.target_groups()
+    # one group per perturbation (TBX21 knockout and over-expression are two experiments)
+    assert dup.n_groups == task.n_perturbations == 10
+    for seed in range(4):
+        for fold in range(3):
+            train, test = dup.split(n_folds=3, fold=fold, seed=seed)
+            held = set(test.labels)
+            assert all(len({dup.labels[i] in held for i in g}) == 1 for g in groups)
+        train, test = dup.split(test_fraction=0.3, seed=seed)
+        held = set(test.labels)
+        assert all(len({dup.labels[i] in held for i in g}) == 1 for g in groups)
+    with pytest.raises(Exception, match="target gene sets"):
+        dup.split(n_folds=11, fold=0)
+
+
+def test_folds_with_one_label_per_target_set_are_the_earlier_folds(task):
+    from sklearn.model_selection import KFold
+
+    single = task  # one label per target set and kind
+    n = single.n_perturbations
+    assert single.n_groups == n
+    for seed in range(3):
+        for k in (2, 3, 5):
+            folds = list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(n)))
+            for fold in range(k):
+                _, test = single.split(n_folds=k, fold=fold, seed=seed)
+                assert test.labels == [single.labels[i] for i in sorted(folds[fold][1])]
+        idx = sorted(np.random.default_rng(seed).choice(n, round(0.2 * n), replace=False))
+        assert single.split(test_fraction=0.2, seed=seed)[1].labels == [single.labels[i]
+                                                                         for i in idx]
+
+
+def test_inner_crossfit_folds_keep_a_targets_labels_together(task):
+    from scagents.combination import crossfit_predictions
+
+    dup = _two_labels_each(task)
+
+    def zero(t):
+        return lambda p: np.zeros(t.dims[t.embedding_modality])
+
+    _, _, folds, _ = crossfit_predictions(dup, {"zero": zero}, n_folds=5, seed=0)
+    assert (folds >= 0).all()
+    for g in dup.target_groups():
+        assert len(set(folds[g])) == 1
