@@ -70,6 +70,7 @@ from scagents.campaign.acquisition import (  # noqa: E402
     PolicyDesigner,
     build_designer,
     designer_config,
+    robust_scale,
 )
 from scagents.campaign.features import (  # noqa: E402
     align_features,
@@ -105,9 +106,13 @@ def screen_campaign(genes, X, scores, *, designer: str | None, seed: int, prior=
     (:func:`~scagents.campaign.acquisition.designer_config` → ``build_designer``, same defaults),
     and sees the same rewards (hit-likeness under ``objective`` of the picked genes, in pick order).
     """
+    reference = None
+    if options.pop("reward_scale", "measured") == "library":  # the whole screen's median and robust SD
+        center = float(np.median(scores))
+        reference = (center, robust_scale(scores, center))
     cfg = designer_config(designer, seed=seed, groups=groups, graph=graph, n_rounds=rounds, **options)
     des = build_designer(cfg, genes, prior=prior)
-    return retrospective_picks(des, X, scores, n_rounds=rounds, batch=batch, objective=objective)
+    return retrospective_picks(des, X, scores, n_rounds=rounds, batch=batch, objective=objective, reference=reference)
 
 
 #: bayes_prior options spelled out in full, so that a later change of the designer's defaults cannot change
@@ -216,6 +221,14 @@ SETTINGS: tuple[tuple[str, str, str, str, dict], ...] = (
     ("bayes greedy fam+coexp+LR+HPO+path+ppi-hitlike20 n2 +learned-sources+features feat-cov per-source div0.1",
      "bayes_prior", "symbol_families", _ALL_GRAPHS + _PPI,
      {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True, "diversity": 0.1}),
+    # added in session 13, fixed before any run of it on the screens: the overall choice of the recorded
+    # session-11 run with rewards on the library scale — hit-likeness |score − c| / s with c, s the median and
+    # robust SD of the whole screen (what a whole-library file ingested every round, or non-targeting controls,
+    # give; a permutation keeps both numbers) instead of the picked genes' own median and spread
+    ("bayes greedy fam+coexp+LR+HPO+path-hitlike20 n2 +learned-sources+features feat-cov per-source div0.1 lib-scale",
+     "bayes_prior", "symbol_families", _ALL_GRAPHS,
+     {**_LEARNED, "evidence": "hitlike+learned", "learned_features": True, "diversity": 0.1,
+      "reward_scale": "library"}),
 )
 
 #: Settings added after development runs (seed 0, real and permuted feedback) on all seven screens reported here.
@@ -242,7 +255,10 @@ DEVELOPED_ON = {"bayes greedy fam+coexp+LR-EB nofeat": "the five shared and the 
                         "before the recorded one)" for lab, *_ in SETTINGS[31:33]},
                 **{lab: "the five shared and the two added screens (session 11: the recorded session-10 run of the "
                         "other settings, whose overall choice this setting extends; no run of this setting itself "
-                        "before the recorded one)" for lab, *_ in SETTINGS[33:]}}
+                        "before the recorded one)" for lab, *_ in SETTINGS[33:34]},
+                **{lab: "the five shared and the two added screens (session 13: the recorded session-11 run of the "
+                        "other settings, whose overall choice this setting extends; no run of this setting itself "
+                        "before the recorded one)" for lab, *_ in SETTINGS[34:]}}
 
 RULE = ("for each reported screen, the setting with the highest mean over the OTHER screens of "
         "log(final hit ratio / prior_only's final hit ratio) (real feedback, mean over seeds); ties → the earlier "

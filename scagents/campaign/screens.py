@@ -105,18 +105,21 @@ def screen_hits(screen: Screen, objective: str = "either") -> np.ndarray:
 
 
 def retrospective_picks(designer: Designer, X: np.ndarray, scores: np.ndarray, *, n_rounds: int = 5,
-                        batch: int = 128, objective: str = "either") -> list[np.ndarray]:
+                        batch: int = 128, objective: str = "either",
+                        reference: tuple[float, float] | None = None) -> list[np.ndarray]:
     """Run the retrospective closed loop; the indices picked in each round, in pick order.
 
     The designer only ever sees the scores of the candidates it picked, in pick order, converted to
     :func:`hit_likeness` over the picked scores — exactly what ``scagents next`` gives it after
-    those scores were ingested.
+    those scores were ingested. With ``reference`` (centre, robust SD), hit-likeness is measured on that
+    fixed scale (a screen's whole library) instead of the picked scores' own median and spread.
     """
     measured: list[int] = []
     out = []
+    center, scale = reference if reference is not None else (None, None)
     for r in range(n_rounds):
         m = np.asarray(measured, dtype=np.int64)
-        rewards = hit_likeness(scores[m], objective) if len(m) else np.zeros(0)
+        rewards = hit_likeness(scores[m], objective, center=center, scale=scale) if len(m) else np.zeros(0)
         picks = designer.propose(X, m, rewards, batch, round_index=r, n_rounds=n_rounds)
         idx = picks["index"].to_numpy(np.int64)
         measured.extend(int(i) for i in idx)
