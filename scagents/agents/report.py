@@ -22,17 +22,14 @@ from scagents.agents.state import (
     RunState,
 )
 
-__all__ = ["report_agent", "build_result", "twin_check", "held_out_sentence", "headline",
+__all__ = ["report_agent", "build_result", "twin_check", "held_out_sentence", "headline", "agent_rows",
            "additive_comparison", "STABLE_ACTIVITY"]
 
 #: what each agent contributes to the report (the "which agent produced what" table)
 _PRODUCED = {
-    "data": "goal parsed, data loaded / simulated ({files})",
+    "data": "goal parsed, data {made} ({files})",
     "integration": "joint embedding and clusters ({files})",
     "network": "regulatory network and the target's neighbourhood ({files})",
-    "policy": "trained TRPO→PPO policy, validation, prediction, proposals ({files})",
-    "fallback": "a baseline's prediction (and proposals) when the policy did not validate or "
-                "could not be trained ({files})",
     "stimulation": "a held-out cell type's (or time point's) treated profile predicted from the "
                    "others, predictor chosen by inner validation ({files})",
     "report": "this report",
@@ -301,6 +298,33 @@ def _agreement_clause(n: int, k: int, k_clear: int | None, n_clear: int | None) 
             f"{n_clear} of those {k_clear} right ({verdict})")
 
 
+def _clear_clause(evaluation: dict) -> str:
+    """``" (none of them changes beyond the noise …)"`` when fewer than all of the ``k`` most
+    changed genes of an observed-cells check clear the noise, else ``""``.
+
+    Parameters
+    ----------
+    evaluation
+        The policy's evaluation: ``k``, and ``k_clear`` / ``same_sign_clear`` when the noise
+        floor was computed.
+
+    Returns
+    -------
+    str
+        The clause, starting with a space, or ``""``.
+    """
+    if "k_clear" not in evaluation or "k" not in evaluation:
+        return ""
+    k, k_clear = int(evaluation["k"]), int(evaluation["k_clear"])
+    if k_clear >= k:
+        return ""
+    if k_clear == 0:
+        return (" (but none of them changes beyond the noise, so these signs are those of noise and "
+                "say nothing about the prediction)")
+    return (f" (only {k_clear} of them change beyond the noise; of those it has "
+            f"{int(evaluation.get('same_sign_clear', 0))} right)")
+
+
 def _agreement(n: int, k: int) -> str:
     """Plain words for a sign agreement of ``n`` of ``k`` genes (chance is about half)."""
     frac = n / k if k else 0.0
@@ -325,9 +349,22 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
     up, down = result["top_up"], result["top_down"]
     parts = [f"raise {genes(up)}" if up else "", f"lower {genes(down)}" if down else ""]
     said = " and ".join(p for p in parts if p)
-    answer = (f"**Answer:** {label} is predicted to {said}." if said else
-              f"**Answer:** {label} is predicted to change no gene by more than "
-              f"{result['min_effect']}.")
+    evidence = result.get("evidence") or {}
+    if evidence.get("detectable") is False:  # the lists are empty because nothing clears the noise
+        if evidence.get("kind") == "observed":
+            cells = f" in its {pol.held_out_cells} cells" if pol.held_out_cells else ""
+            answer = (f"**Answer:** no detectable effect: no gene's observed change under {label}"
+                      f"{cells} clears the noise (see the evidence check), so no gene is listed "
+                      "as up or down.")
+        else:
+            answer = (f"**Answer:** no detectable effect: no gene's predicted change under {label} "
+                      "can be told from zero (every calibrated interval includes 0), so no gene "
+                      "is listed as up or down.")
+    elif said:
+        answer = f"**Answer:** {label} is predicted to {said}."
+    else:
+        answer = (f"**Answer:** {label} is predicted to change no gene by more than "
+                  f"{result['min_effect']}.")
     if result.get("twin_check"):
         tc = result["twin_check"]
         k = tc["k"]
@@ -467,6 +504,7 @@ def build_result(state: RunState) -> dict:
     from scagents.agents.policy import POLICY
     from scagents.report import (
         embedding_axis_labels,
+        embedding_caption,
         plot_cells,
         plot_effects,
         plot_fate_shift,
@@ -502,6 +540,8 @@ def build_result(state: RunState) -> dict:
                                             + (", not validated)" if pol.status == "unchecked"
                                                else ")") + noise).name
     coords, score, how, groups = _embedding(state, data, integ, pred["delta"], opts.seed)
+    captions = {"embedding": embedding_caption(how, list(groups),
+                                               joint=integ.status == "done" and how != "PCA of RNA")}
     embedding_name = embedding_axis_labels(how)[0].rsplit(" ", 1)[0].replace("PC", "PCA")
     figures["embedding"] = plot_cells(
         coords, {**groups, f"predicted effect of {label}": np.asarray(score, dtype=float)},
@@ -524,8 +564,18 @@ def build_result(state: RunState) -> dict:
     if pol.interval:
         from scagents.report import plot_intervals
 
+        ev_kind = (pol.evidence or {}).get("kind")
+        open_means = ("the gene's observed change in the goal's "
+                      f"{'simulated' if data.truth_path else 'measured'} cells does not clear "
+                      "the noise" if ev_kind == "observed" else
+                      "the interval includes 0" if ev_kind == "interval" else
+                      "change not above the noise")
+        captions["intervals"] = (f"Predicted change of the genes predicted to change most, with its "
+                                 f"calibrated {100 * pol.interval['level']:.0f} % interval (bar); "
+                                 f"open points: {open_means}.")
         figures["intervals"] = plot_intervals(
-            genes, out / "intervals.png", level=pol.interval["level"],
+            genes, out / "intervals.png", level=pol.interval["level"], is_counts=data.is_counts,
+            open_means=open_means,
             title=f"Predicted change under {label} with {100 * pol.interval['level']:.0f} % "
                   f"intervals ({pol.method}){noise}").name
     if pol.training_log and (out / pol.training_log).exists():
@@ -587,7 +637,7 @@ def build_result(state: RunState) -> dict:
                     "edges": net.neighbourhood},
         "proposals": [p.model_dump() for p in pol.proposals],
         "seed": opts.seed, "version": scagents.__version__, "min_effect": 0.01,
-        "notes": notes, "figures": figures,
+        "notes": notes, "figures": figures, "captions": captions,
         "evidence": pol.evidence, "target_check": pol.target_check,
         "intervals": None if not pol.interval else {
             **pol.interval,
@@ -617,7 +667,8 @@ def build_result(state: RunState) -> dict:
                            "every model, and the prediction is compared with their observed "
                            "change from control"
                            + (f"; it has the sign of {int(pol.evaluation['same_sign_topk'])} of "
-                              f"the {int(pol.evaluation['k'])} most changed genes right."
+                              f"the {int(pol.evaluation['k'])} most changed genes right"
+                              + _clear_clause(pol.evaluation) + "."
                               if "k" in pol.evaluation else "."),
             "metrics": {m: v for m, v in pol.evaluation.items()
                         if m not in ("k", "same_sign_topk", "k_clear", "same_sign_clear")},
@@ -648,24 +699,64 @@ def build_result(state: RunState) -> dict:
     if stim:
         _stimulation_result(result, pol, data, label)
     result["goal_note"] = data.goal_note
-    agents = []
-    for rec in state.get("log", []):
-        if rec["agent"] == "report":  # an earlier write of this report: listed once, below
-            continue
-        files = {"data": data.path, "integration": integ.path or "-",
-                 "network": net.edges_path or "-",
-                 "policy": ", ".join(f for f in (pol.policy_path, pol.training_log,
-                                                 pol.prediction_path) if f),
-                 "fallback": pol.prediction_path or "-",
-                 "stimulation": pol.prediction_path or "-"}.get(rec["agent"], "-")
-        agents.append({"agent": rec["agent"], "status": rec["status"],
-                       "produced": _PRODUCED.get(rec["agent"], "").format(files=files)
-                       + (f" — {rec['summary']}" if rec["status"] in ("skipped", "failed",
-                                                                       "not_validated",
-                                                                       "unchecked") else "")})
-    agents.append({"agent": "report", "status": "done", "produced": _PRODUCED["report"]})
+    files = {"data": data.path, "integration": integ.path or "-",
+             "network": net.edges_path or "-",
+             "policy": ", ".join(f for f in (pol.policy_path, pol.training_log,
+                                             pol.prediction_path) if f),
+             "fallback": pol.prediction_path or "-",
+             "stimulation": pol.prediction_path or "-"}
+    agents = agent_rows(state.get("log", []), pol, files, twin=data.truth_path is not None)
     result["agents"] = agents
     return result
+
+
+def agent_rows(log: list[dict], pol: PolicySummary, files: dict[str, str], *,
+               twin: bool = False) -> list[dict]:
+    """The "which agent produced what" table, from what each agent did in this run.
+
+    Parameters
+    ----------
+    log
+        The run's agent records (``agent``, ``status``, ``summary``).
+    pol
+        The policy summary: whether a policy file was written, whether candidates were validated
+        and how many proposals were made.
+    files
+        Agent name → the files it wrote (comma-separated, ``"-"`` for none).
+    twin
+        Whether the data agent simulated the cells (the twin) rather than loading them.
+
+    Returns
+    -------
+    list[dict]
+        ``agent``, ``status``, ``produced`` per record, the report last. A skipped or failed agent
+        produced nothing (its reason is given); the policy row names a trained policy and proposals
+        only when the run has them.
+    """
+    fell_back = any(r["agent"] == "fallback" for r in log)
+    rows = []
+    for rec in log:
+        name, status = rec["agent"], rec["status"]
+        if name == "report":  # an earlier write of this report: listed once, below
+            continue
+        if status in ("skipped", "failed"):
+            produced = f"nothing — {rec['summary']}"
+        elif name in ("policy", "fallback"):
+            made = ["trained TRPO→PPO policy" if pol.policy_path and name == "policy" else "",
+                    "candidates validated" if pol.validation and name == "policy" else "",
+                    "prediction" if name == "policy" else "a baseline's prediction",
+                    "proposals" if pol.proposals and (name == "fallback" or not fell_back) else ""]
+            if name == "policy" and not pol.policy_path:
+                made.insert(0, "no TRPO→PPO policy trained")
+            produced = (", ".join(m for m in made if m) + f" ({files.get(name, '-')})"
+                        + (f" — {rec['summary']}" if status in ("not_validated", "unchecked",
+                                                                 "no_effect") else ""))
+        else:
+            produced = _PRODUCED.get(name, "").format(files=files.get(name, "-"),
+                                                      made="simulated" if twin else "loaded")
+        rows.append({"agent": name, "status": status, "produced": produced})
+    rows.append({"agent": "report", "status": "done", "produced": _PRODUCED["report"]})
+    return rows
 
 
 def stimulation_held_out(pol: PolicySummary, label: str) -> str:
