@@ -157,3 +157,104 @@ def test_headline_points_a_generic_combination_to_the_additive_reference():
             "vs -0.30 here); it assumes the targets act independently (no interaction).") in line
     pol.generic = None  # a specific answer: the reference is set beside it, not pointed to
     assert "Unlike this answer" not in headline(_result(additive=add), pol, "STAT1+IRF1 knockout")[1]
+
+
+def _tiny_run(tmp_path, *, log: list[dict], **policy) -> dict:
+    """The result dictionary of a small synthetic run (40 cells × 6 genes, no integration, no
+    network) whose policy summary is ``policy``."""
+    import anndata as ad
+    import mudata as md
+
+    from scagents.agents.report import build_result
+    from scagents.agents.state import DataSummary, RunOptions
+
+    rng = np.random.default_rng(0)
+    genes = ["STAT1", "IRF1", "GBP1", "CXCL10", "ACTB", "B2M"]
+    obs = pd.DataFrame({"perturbation": ["control"] * 20 + ["STAT1 knockout"] * 20,
+                        "is_control": [True] * 20 + [False] * 20},
+                       index=[f"c{i}" for i in range(40)])
+    rna = ad.AnnData(rng.poisson(5, size=(40, 6)).astype(np.float32), obs=obs,
+                     var=pd.DataFrame(index=genes))
+    md.MuData({"rna": rna}).write(tmp_path / "data.h5mu")
+    delta = np.array([-0.03, 0.02, -0.015, 0.012, 0.001, -0.002])
+    pd.DataFrame({"gene": genes, "control_mean": 1.5, "delta": delta, "perturbed_mean": 1.5 + delta,
+                  "delta_lower": delta - 0.2, "delta_upper": delta + 0.2,
+                  "clears_noise": False}).to_csv(tmp_path / "prediction.csv", index=False)
+    data = DataSummary(source="file", description="tiny.h5ad", path="data.h5mu", n_cells=40,
+                       n_genes=6, modalities=["rna"],
+                       goal={"text": "predict STAT1 knockout", "targets": ["STAT1"],
+                             "kind": "knockout"},
+                       perturbation={"targets": ["STAT1"], "kind": "knockout"},
+                       goal_measured=True, measured=["STAT1 knockout"], candidates=[],
+                       is_counts=True)
+    state = {"options": RunOptions(goal="predict STAT1 knockout", progress=False).model_dump(),
+             "out_dir": str(tmp_path), "data": data.model_dump(),
+             "integration": {"status": "skipped",
+                             "reason": "single-modality data: nothing to integrate"},
+             "network": {"status": "skipped", "reason": "--skip-network"},
+             "policy": PolicySummary(prediction_path="prediction.csv", **policy).model_dump(),
+             "log": log}
+    return build_result(state)
+
+
+_NO_EFFECT = {
+    "status": "no_effect", "method": "mean effect per kind",
+    "reason": "the goal's observed change does not clear its noise floor, so the policy was not "
+              "trained",
+    "validation": {"mean effect per kind": {"mse": 0.02}}, "validation_labels": ["A", "B"],
+    "train_labels": ["C", "D"], "fit_labels": ["C", "D"], "held_out": "STAT1 knockout",
+    "held_out_labels": ["STAT1 knockout"], "held_out_cells": 20,
+    "evaluation": {"mse": 0.02, "pearson": 0.4, "k": 6, "same_sign_topk": 5, "k_clear": 0,
+                   "same_sign_clear": 0},
+    "evidence": {"kind": "observed", "detectable": False, "n_clear": 0, "n_genes": 6,
+                 "cleared": [], "method": "bootstrap over cells",
+                 "needed": "To detect an effect: about 400 cells per condition (now 20)."},
+    "interval": {"level": 0.8, "q": 1.0, "method": "split-conformal", "n_calibration": 2}}
+_LOG = [{"agent": "data", "status": "done", "summary": "loaded"},
+        {"agent": "integration", "status": "skipped",
+         "summary": "single-modality data: nothing to integrate"},
+        {"agent": "network", "status": "skipped", "summary": "--skip-network"}]
+
+
+def test_a_run_without_a_detectable_effect_says_so_everywhere(tmp_path):
+    from scagents.report import render_markdown
+
+    result = _tiny_run(tmp_path, log=[*_LOG, {"agent": "policy", "status": "no_effect",
+                                              "summary": _NO_EFFECT["reason"]}], **_NO_EFFECT)
+    text = render_markdown(result)
+    # STAT1 is predicted at -0.03: "no gene by more than 0.01" would be false; the lists are empty
+    # because nothing observed clears the noise
+    assert result["headline"][0].startswith("**Answer:** no detectable effect: no gene's observed "
+                                            "change under STAT1 knockout in its 20 cells")
+    assert "by more than 0.01" not in text
+    # the evaluation section once overwrote the evidence: the proposals said "no untested
+    # candidate is left" although none was sought
+    assert "None: with no detectable effect there is nothing to follow up." in text
+    assert "No untested candidate is left" not in text
+    assert "none of them changes beyond the noise" in result["evaluation"]["description"]
+    rows = {r["agent"]: r["produced"] for r in result["agents"]}
+    assert rows["policy"].startswith("no TRPO→PPO policy trained") and "proposals" not in rows["policy"]
+    assert rows["integration"].startswith("nothing — single-modality") and "joint" not in rows["integration"]
+    assert rows["data"].startswith("goal parsed, data loaded (")
+    # captions say what was drawn: a PCA of RNA coloured by condition (no clusters, no fates)
+    caption = result["captions"]["embedding"]
+    assert "principal components" in caption and "joint" not in caption
+    assert "cluster" not in caption and "fate" not in caption
+    assert "observed change in the goal's measured cells" in result["captions"]["intervals"]
+    assert f"![{caption}](embedding.png)" in text
+
+
+def test_the_agent_table_credits_proposals_to_the_fallback(tmp_path):
+    from scagents.agents.report import agent_rows
+
+    pol = PolicySummary(status="not_validated", method="combination", policy_path="policy.pt",
+                        validation={"combination": {"mse": 0.02}},
+                        proposals=[{"rank": 1, "perturbation": "X knockout", "score": 1.0,
+                                    "uncertainty": 0.1, "rationale": "r"}])
+    log = [{"agent": "policy", "status": "not_validated", "summary": "did not beat"},
+           {"agent": "fallback", "status": "fallback", "summary": ""}]
+    rows = {r["agent"]: r["produced"] for r in agent_rows(log, pol, {"policy": "policy.pt",
+                                                                     "fallback": "prediction.csv"})}
+    assert rows["policy"].startswith("trained TRPO→PPO policy, candidates validated, its own "
+                                     "prediction (not the answer")
+    assert "proposals" not in rows["policy"] and "proposals" in rows["fallback"]
