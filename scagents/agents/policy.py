@@ -729,7 +729,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     ``{method: predict}``); ``calibrate`` is the version of ``predict`` fitted without the
     validation perturbations, whose validation residuals calibrate the intervals (default
     ``predict``). When no gene clears the noise the status becomes ``"no_effect"``: no up / down
-    lists and no proposals.
+    lists and no proposals — unless ``status`` is ``"not_validated"`` (a policy that did not
+    validate answers nothing; its retrain or the fallback answers).
     """
     from scagents.evidence import evidence_check
     from scagents.metrics import prediction_report
@@ -813,7 +814,9 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
                            else bool(r.clears_noise))
                 for g, r in sel.head(10).iterrows()]
 
-    if evidence["detectable"] is False:
+    # a policy that did not validate does not answer, not even "no effect": the retrain or the
+    # fallback answers, and the evidence of that answer decides
+    if evidence["detectable"] is False and status != "not_validated":
         status = "no_effect"
         note = evidence.get("target_note", "")
         how = evidence["method"]

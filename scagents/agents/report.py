@@ -10,7 +10,7 @@ import pandas as pd
 
 from scagents._atomic import write_text
 from scagents.agents.network import EDGES_FILE, propagation_sign_note
-from scagents.agents.policy import MIN_LISTED
+from scagents.agents.policy import MIN_LISTED, REFERENCE
 from scagents.agents.state import (
     AgentRecord,
     DataSummary,
@@ -21,6 +21,7 @@ from scagents.agents.state import (
     RunOptions,
     RunState,
 )
+from scagents.metrics import DEFAULT_DIRECTION_EPS
 
 __all__ = ["report_agent", "build_result", "twin_check", "held_out_sentence", "headline", "agent_rows",
            "additive_comparison", "STABLE_ACTIVITY"]
@@ -379,13 +380,17 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
                  f"observed cells of {label} in direction for "
                  f"{_agreement_clause(n, k, ev.get('k_clear'), ev.get('same_sign_clear'))}.")
     else:
-        val = pol.validation.get(pol.method, {})
-        acc = val.get("direction_accuracy")
-        trust = ("**How far to trust it:** no cells of it were measured, so it cannot be checked "
-                 "directly" + (f"; on {len(pol.validation_labels)} other held-out perturbations "
-                               f"this method predicted the direction of change right for "
-                               f"{100 * acc:.0f} % of the most changed genes." if acc is not None
-                               else "."))
+        acc = pol.validation.get(pol.method, {}).get("direction_accuracy")
+        ref = pol.validation.get(REFERENCE, {}).get("direction_accuracy")
+        trust = "**How far to trust it:** no cells of it were measured, so it cannot be checked directly"
+        if acc is not None:  # three-class accuracy over all genes, not over the most changed ones
+            trust += (f"; on {len(pol.validation_labels)} other held-out perturbations this method "
+                      f"labelled {100 * acc:.0f} % of all genes right as up, down or unchanged "
+                      f"(|change| > {DEFAULT_DIRECTION_EPS})")
+            if ref is not None:
+                trust += (f", where predicting no change at all gets {100 * ref:.0f} %"
+                          + (": no better than that" if round(acc, 2) <= round(ref, 2) else ""))
+        trust += "."
     if pol.generic:  # the answer is the mean training effect: nothing in it is specific to the goal
         g = pol.generic
         why = (f"; {', '.join(g['unplaced'])} {'is' if len(g['unplaced']) == 1 else 'are'} not among the genes "

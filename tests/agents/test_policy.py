@@ -246,3 +246,27 @@ def test_generic_answer_holds_the_twins_inputs_like_the_answer():
     assert flagged is not None and flagged["pearson"] == 1.0 and flagged["unplaced"] == ["STAT6"]
     ctx.data = SimpleNamespace(inputs=[])  # real data: no inputs, nothing held
     assert generic_answer(pd.Series(answer, index=genes), ctx, goal, "linear gene embedding") is None
+
+
+def test_a_policy_that_did_not_validate_never_answers_no_effect(screens, tmp_path, monkeypatch):
+    # unmeasured goal: the evidence is the intervals of the prediction. A trained policy that
+    # predicts no change fails validation and its intervals all include 0; it once answered
+    # "no detectable effect" as the TRPO→PPO policy, and the planner skipped the fallback
+    from scagents.agents import policy as pol_mod
+    from scagents.agents.supervisor import plan_next
+
+    def no_change(ctx, attempt):
+        return (lambda targets, kind: np.zeros(len(ctx.genes))), {
+            "steps": 256, "policy_path": None, "training_log": None}
+
+    monkeypatch.setattr(pol_mod, "_train_policy", no_change)
+    opts = RunOptions(goal="predict G20 knockout", data=str(screens["knockout"]), n_validation=2,
+                      n_proposals=2, skip_network=True, max_policy_attempts=1)
+    state = initial_state(opts, tmp_path)
+    state.update(data_agent(state))
+    state["integration"] = {"status": "skipped", "reason": "test"}
+    state["network"] = {"status": "skipped", "reason": "test"}
+    state.update(pol_mod.policy_agent(state))
+    pol = PolicySummary.model_validate(state["policy"])
+    assert pol.status == "not_validated"
+    assert plan_next(state) == "fallback"

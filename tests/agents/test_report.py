@@ -71,6 +71,19 @@ def test_headline_without_measured_cells_uses_validation():
     assert "no cells of it were measured" in lines[1] and "70 %" in lines[1]
 
 
+def test_headline_of_an_unmeasured_goal_says_what_the_direction_accuracy_counts():
+    # the validation's direction accuracy is three-class over all genes: "no change" scores on
+    # every unchanged gene, so 38 % is no skill when the reference also gets 38 %
+    pol = PolicySummary(status="fallback", method="combination (stacked)",
+                        validation_labels=["A", "B"],
+                        validation={"combination (stacked)": {"direction_accuracy": 0.378},
+                                    "no change (reference)": {"direction_accuracy": 0.378}})
+    line = headline(_result(), pol, "X knockout")[1]
+    assert "of the most changed genes" not in line
+    assert ("labelled 38 % of all genes right as up, down or unchanged (|change| > 0.05), where "
+            "predicting no change at all gets 38 %: no better than that.") in line
+
+
 def test_trust_verdict_rests_on_the_genes_that_clear_the_noise():
     # 19 most changed genes, only 4 clear the noise and 3 of those have the right sign: the
     # verdict must not be "poor agreement ... do not rely" because noise-level genes disagree
