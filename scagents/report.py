@@ -646,8 +646,39 @@ def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> li
                   f"{intervals['method']}.", ""]
     for t in targets:
         lines += [f"- Direct target {t['gene']}: predicted {t['predicted_delta']:+.3f} (expected "
-                  f"{t['expected']}) — {'agrees' if t['agrees'] else 'DISAGREES'}."]
+                  f"{t['expected']}) — {target_verdict(t)}."]
     return lines + ([""] if targets else [])
+
+
+def target_verdict(target: dict, min_effect: float = 0.01) -> str:
+    """Plain words for one row of the target check: whether the prediction moves the goal's own
+    target the way its perturbation must.
+
+    Parameters
+    ----------
+    target
+        ``predicted_delta``, ``expected`` (``"down"`` / ``"up"``), ``agrees`` (not moved the wrong
+        way by more than ``min_effect``) and, from newer runs, ``control_mean``.
+    min_effect
+        Smallest change counted as a move.
+
+    Returns
+    -------
+    str
+        ``"agrees"``, ``"DISAGREES"`` or ``"does not move it …"`` (with why, when the control
+        cells do not express a gene that is expected to go down).
+    """
+    if not target["agrees"]:
+        return "DISAGREES"
+    sign = -1.0 if target["expected"] == "down" else 1.0
+    if sign * target["predicted_delta"] > min_effect:
+        return "agrees"
+    said = f"does not move it (|change| ≤ {min_effect})"
+    mean = target.get("control_mean")
+    if sign < 0 and mean is not None and mean <= 1e-9:
+        said += (": the control cells do not express it (mean 0), so its loss cannot show in "
+                 "their RNA")
+    return said
 
 
 def _additive_lines(add: dict) -> list[str]:

@@ -798,6 +798,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     with atomic_path(ctx.out / PREDICTION_FILE) as tmp:
         df.round(8).to_csv(tmp)
     targets = target_check(pred, goal.targets, goal.kind)
+    for t in targets:  # a target the control cells do not express cannot go down in RNA
+        t["control_mean"] = round(float(df.loc[t["gene"], "control_mean"]), 6)
 
     # model inputs (fixed milieu signals on the twin) are set, not responding: never listed
     listed = df[~df.index.isin(ctx.data.inputs)]
