@@ -10,7 +10,7 @@ import pandas as pd
 
 from scagents._atomic import write_text
 from scagents.agents.network import EDGES_FILE, propagation_sign_note
-from scagents.agents.policy import MIN_LISTED, REFERENCE
+from scagents.agents.policy import MIN_LISTED, POLICY, REFERENCE
 from scagents.agents.state import (
     AgentRecord,
     DataSummary,
@@ -422,6 +422,15 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
     elif pol.status == "fallback":
         why = (f"the TRPO→PPO policy did not beat the baselines on {len(pol.validation_labels)} "
                "held-out validation perturbations, and this baseline had the lowest error there")
+    elif pol.status == "no_effect":
+        why = pol.reason or "no gene's change clears the noise"
+        errors = {k: v["mse"] for k, v in pol.validation.items()
+                  if k not in (REFERENCE, POLICY) and v.get("mse") is not None}
+        if errors and min(errors, key=lambda k: (errors[k], k)) == pol.method:
+            why += (f"; of the baselines it had the lowest validation error on "
+                    f"{len(pol.validation_labels)} held-out perturbations")
+        return [answer, trust, f"**Answered by:** {pol.method} (its prediction kept for reference "
+                               f"only), because {why}."]
     else:
         why = f"status {pol.status}: {pol.reason}" if pol.reason else f"status {pol.status}"
     return [answer, trust, f"**Answered by:** {pol.method}, because {why}."]

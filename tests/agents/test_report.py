@@ -214,7 +214,8 @@ _NO_EFFECT = {
     "status": "no_effect", "method": "mean effect per kind",
     "reason": "the goal's observed change does not clear its noise floor, so the policy was not "
               "trained",
-    "validation": {"mean effect per kind": {"mse": 0.02}}, "validation_labels": ["A", "B"],
+    "validation": {"mean effect per kind": {"mse": 0.02}, "linear": {"mse": 0.03},
+                   "no change (reference)": {"mse": 0.01}}, "validation_labels": ["A", "B"],
     "train_labels": ["C", "D"], "fit_labels": ["C", "D"], "held_out": "STAT1 knockout",
     "held_out_labels": ["STAT1 knockout"], "held_out_cells": 20,
     "evaluation": {"mse": 0.02, "pearson": 0.4, "k": 6, "same_sign_topk": 5, "k_clear": 0,
@@ -255,6 +256,10 @@ def test_a_run_without_a_detectable_effect_says_so_everywhere(tmp_path):
     assert "cluster" not in caption and "fate" not in caption
     assert "observed change in the goal's measured cells" in result["captions"]["intervals"]
     assert f"![{caption}](embedding.png)" in text
+    assert result["headline"][2] == (
+        "**Answered by:** mean effect per kind (its prediction kept for reference only), because the "
+        "goal's observed change does not clear its noise floor, so the policy was not trained; of "
+        "the baselines it had the lowest validation error on 2 held-out perturbations.")
 
 
 def test_the_agent_table_credits_proposals_to_the_fallback(tmp_path):
