@@ -600,7 +600,9 @@ def build_result(state: RunState) -> dict:
             title=f"TRPO→PPO training of the policy (last attempt); dashed: validation error on "
                   f"{len(pol.validation_labels)} held-out perturbations").name
     notes = [n for n in (data.goal_note, held_out_sentence(pol, label, data.truth_path is not None),
-                         pol.held_out_note) if n]
+                         pol.held_out_note,
+                         "" if stim else unmeasured_targets_note(pert["targets"], pred.index,
+                                                                 pert["kind"])) if n]
     if data.excluded:
         notes.append(f"{sum(data.excluded.values())} cells carry no usable perturbation and were "
                      "left out of every model: " + ", ".join(
@@ -646,7 +648,8 @@ def build_result(state: RunState) -> dict:
                                        if net.weight_note else "")
                                     + (f"{propagation_sign_note(net.coef_signs, net.edges_path or EDGES_FILE, pol.network_signs)} "
                                        if net.coef_signs else "")
-                                    + f"The strongest touching {'+'.join(pert['targets'])}:")
+                                    + _neighbourhood_lead(net.neighbourhood, pert["targets"],
+                                                          pred.index))
                     if net.status == "done" else f"No network: {net.reason}",
                     "edges": net.neighbourhood},
         "proposals": [p.model_dump() for p in pol.proposals],
@@ -772,6 +775,49 @@ def agent_rows(log: list[dict], pol: PolicySummary, files: dict[str, str], *,
         rows.append({"agent": name, "status": status, "produced": produced})
     rows.append({"agent": "report", "status": "done", "produced": _PRODUCED["report"]})
     return rows
+
+
+def _neighbourhood_lead(edges: list[dict], targets: Iterable[str], genes: Iterable[str]) -> str:
+    """The sentence before the network's edge table: ``"The strongest touching X:"`` when edges
+    touch the goal's targets, else why none does (a target not among the genes worked on has no
+    edge at all)."""
+    targets = list(targets)
+    if edges:
+        return f"The strongest touching {'+'.join(targets)}:"
+    known = set(map(str, genes))
+    absent = [t for t in targets if t not in known]
+    if absent:
+        return (f"No edge touches {', '.join(absent)}: {'it is' if len(absent) == 1 else 'they are'} "
+                "not among the genes measured and worked on.")
+    return f"No inferred edge touches {'+'.join(targets)}."
+
+
+def unmeasured_targets_note(targets: Iterable[str], genes: Iterable[str], kind: str) -> str:
+    """A note naming the goal's targets whose RNA is not among the genes worked on: the
+    prediction cannot show their own change, and no target check is made for them.
+
+    Parameters
+    ----------
+    targets
+        The goal's target genes.
+    genes
+        The genes the prediction covers.
+    kind
+        The goal's perturbation kind (for the text).
+
+    Returns
+    -------
+    str
+        The note, or ``""`` when every target is among ``genes``.
+    """
+    known = set(map(str, genes))
+    absent = [str(t) for t in targets if str(t) not in known]
+    if not absent:
+        return ""
+    one = len(absent) == 1
+    return (f"{', '.join(absent)} {'is' if one else 'are'} not among the genes measured and "
+            f"worked on: the prediction cannot show {'its' if one else 'their'} own change under "
+            f"the {kind}, and no direct-target check is made for {'it' if one else 'them'}.")
 
 
 def stimulation_held_out(pol: PolicySummary, label: str) -> str:

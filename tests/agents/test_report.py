@@ -172,9 +172,11 @@ def test_headline_points_a_generic_combination_to_the_additive_reference():
     assert "Unlike this answer" not in headline(_result(additive=add), pol, "STAT1+IRF1 knockout")[1]
 
 
-def _tiny_run(tmp_path, *, log: list[dict], **policy) -> dict:
+def _tiny_run(tmp_path, *, log: list[dict], target: str = "STAT1", network: dict | None = None,
+              **policy) -> dict:
     """The result dictionary of a small synthetic run (40 cells × 6 genes, no integration, no
-    network) whose policy summary is ``policy``."""
+    network unless ``network``) of the goal "predict ``target`` knockout" whose policy summary is
+    ``policy``."""
     import anndata as ad
     import mudata as md
 
@@ -183,7 +185,7 @@ def _tiny_run(tmp_path, *, log: list[dict], **policy) -> dict:
 
     rng = np.random.default_rng(0)
     genes = ["STAT1", "IRF1", "GBP1", "CXCL10", "ACTB", "B2M"]
-    obs = pd.DataFrame({"perturbation": ["control"] * 20 + ["STAT1 knockout"] * 20,
+    obs = pd.DataFrame({"perturbation": ["control"] * 20 + [f"{target} knockout"] * 20,
                         "is_control": [True] * 20 + [False] * 20},
                        index=[f"c{i}" for i in range(40)])
     rna = ad.AnnData(rng.poisson(5, size=(40, 6)).astype(np.float32), obs=obs,
@@ -195,16 +197,16 @@ def _tiny_run(tmp_path, *, log: list[dict], **policy) -> dict:
                   "clears_noise": False}).to_csv(tmp_path / "prediction.csv", index=False)
     data = DataSummary(source="file", description="tiny.h5ad", path="data.h5mu", n_cells=40,
                        n_genes=6, modalities=["rna"],
-                       goal={"text": "predict STAT1 knockout", "targets": ["STAT1"],
+                       goal={"text": f"predict {target} knockout", "targets": [target],
                              "kind": "knockout"},
-                       perturbation={"targets": ["STAT1"], "kind": "knockout"},
-                       goal_measured=True, measured=["STAT1 knockout"], candidates=[],
+                       perturbation={"targets": [target], "kind": "knockout"},
+                       goal_measured=True, measured=[f"{target} knockout"], candidates=[],
                        is_counts=True)
     state = {"options": RunOptions(goal="predict STAT1 knockout", progress=False).model_dump(),
              "out_dir": str(tmp_path), "data": data.model_dump(),
              "integration": {"status": "skipped",
                              "reason": "single-modality data: nothing to integrate"},
-             "network": {"status": "skipped", "reason": "--skip-network"},
+             "network": network or {"status": "skipped", "reason": "--skip-network"},
              "policy": PolicySummary(prediction_path="prediction.csv", **policy).model_dump(),
              "log": log}
     return build_result(state)
@@ -276,3 +278,20 @@ def test_the_agent_table_credits_proposals_to_the_fallback(tmp_path):
     assert rows["policy"].startswith("trained TRPO→PPO policy, candidates validated, its own "
                                      "prediction (not the answer")
     assert "proposals" not in rows["policy"] and "proposals" in rows["fallback"]
+
+
+def test_a_knocked_out_gene_outside_the_measured_genes_is_said_so(tmp_path):
+    # SPI1 was perturbed (its cells are in the data) but its RNA is not among the genes: the
+    # network section once ended "The strongest touching SPI1:" above no table
+    from scagents.report import render_markdown
+
+    measured = {**_NO_EFFECT, "status": "fallback", "held_out_labels": ["SPI1 knockout"],
+                "held_out": "SPI1 knockout"}
+    net = {"status": "done", "method": "ridge", "n_edges": 12, "neighbourhood": []}
+    result = _tiny_run(tmp_path, log=_LOG, target="SPI1", network=net, **measured)
+    text = render_markdown(result)
+    assert "The strongest touching SPI1" not in text
+    assert ("No edge touches SPI1: it is not among the genes measured and worked on."
+            in result["network"]["description"])
+    assert any(n.startswith("SPI1 is not among the genes measured and worked on: the prediction "
+                            "cannot show its own change under the knockout") for n in result["notes"])
