@@ -633,7 +633,8 @@ def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> li
     if ev["detectable"] is None:
         lines += ["**No evidence check was possible.**", "", ev.get("needed", ""), ""]
     elif ev["detectable"]:
-        lines += [f"**{ev['n_clear']} of {ev['n_genes']} genes change beyond the noise** "
+        lines += [f"**{ev['n_clear']} of {ev['n_genes']} genes "
+                  f"{'changes' if ev['n_clear'] == 1 else 'change'} beyond the noise** "
                   f"({', '.join(ev['cleared'][:10])}{', …' if ev['n_clear'] > 10 else ''}).", ""]
     else:
         lines += ["**No detectable effect:** no gene's change clears the noise.", "",

@@ -179,8 +179,13 @@ def _context(state: RunState, *, candidates: bool = True) -> _Context:
     others = [i for i in range(task.n_perturbations) if i not in goal_held]
     val, too_few = validation_split([p.kind for p in task.perturbations], others,
                                     opts.n_validation, opts.seed)
-    train, held = task.split(test=val + goal_held) if val + goal_held else (task, task)
-    fit_task = task.split(test=goal_held)[0] if goal_held else task
+    if goal_held and not others:
+        # only the goal's perturbation was measured: nothing to train on (too_few), so the answer
+        # comes through the control cells' network; the task keeps the goal's cells to check it
+        train = held = fit_task = task
+    else:
+        train, held = task.split(test=val + goal_held) if val + goal_held else (task, task)
+        fit_task = task.split(test=goal_held)[0] if goal_held else task
     genes = list(task.features["rna"])
     control = pd.Series(np.asarray(train.control_mean["rna"][-1], float), index=genes)
     ctx = _Context(opts=opts, data=data, out=out, task=task, train=train, held=held,

@@ -250,6 +250,11 @@ def held_out_sentence(pol: PolicySummary, label: str, twin: bool = False) -> str
     if leaked:
         return (f"The goal's cells ({', '.join(repr(x) for x in leaked)}) were used to train or fit "
                 "a model: the comparison with them is not a held-out test.")
+    if pol.held_out_labels and not used:
+        made = "simulated" if twin else "measured"
+        return (f"The goal's perturbation ({label}) was held out: no model was fitted on "
+                f"perturbed cells, and its {pol.held_out_cells} {made} cells (label "
+                f"{', '.join(repr(x) for x in pol.held_out_labels)}) check the prediction.")
     if pol.held_out_labels:
         made = "simulated" if twin else "measured"
         return (f"The goal's perturbation ({label}) was held out: its {pol.held_out_cells} "
@@ -295,7 +300,8 @@ def _agreement_clause(n: int, k: int, k_clear: int | None, n_clear: int | None) 
                 "this agreement says little")
     verdict = (_agreement(n_clear, k_clear) if k_clear >= MIN_JUDGED else
                f"too few to tell from chance: {MIN_JUDGED} or more are needed")
-    return (f"{said}; only {k_clear} of them change beyond the noise, and it has the direction of "
+    return (f"{said}; only {k_clear} of them {'changes' if k_clear == 1 else 'change'} beyond the "
+            f"noise, and it has the direction of "
             f"{n_clear} of those {k_clear} right ({verdict})")
 
 
@@ -322,7 +328,8 @@ def _clear_clause(evaluation: dict) -> str:
     if k_clear == 0:
         return (" (but none of them changes beyond the noise, so these signs are those of noise and "
                 "say nothing about the prediction)")
-    return (f" (only {k_clear} of them change beyond the noise; of those it has "
+    return (f" (only {k_clear} of them {'changes' if k_clear == 1 else 'change'} beyond the noise; "
+            f"of those it has "
             f"{int(evaluation.get('same_sign_clear', 0))} right)")
 
 
@@ -666,8 +673,12 @@ def build_result(state: RunState) -> dict:
     if pol.status == "unchecked":
         result["validation"] = {"description": "", "scores": {}, "decision": pol.decision,
                                 "answered_by": pol.method}
-        result["proposals_note"] = ("No next perturbations are ranked: with nothing measured to "
-                                    "check it, a ranking would rest on the same unchecked network.")
+        result["proposals_note"] = (
+            "No next perturbations are ranked: with no other measured perturbation to validate "
+            "the network on, a ranking would rest on the same unvalidated network."
+            if pol.evaluation else
+            "No next perturbations are ranked: with nothing measured to check it, a ranking would "
+            "rest on the same unchecked network.")
     if data.truth_path and (out / data.truth_path).exists():
         truth = pd.read_csv(out / data.truth_path, index_col=0)
         ev = pol.evidence or {}

@@ -270,3 +270,36 @@ def test_a_policy_that_did_not_validate_never_answers_no_effect(screens, tmp_pat
     pol = PolicySummary.model_validate(state["policy"])
     assert pol.status == "not_validated"
     assert plan_next(state) == "fallback"
+
+
+def test_data_with_only_the_goals_perturbation_answer_without_crashing(tmp_path):
+    # control + the goal's perturbation only: nothing to train on. The policy agent once raised
+    # "The split leaves 0 training and 1 test perturbations" and the run ended without a report
+    from scagents.agents.policy import policy_agent
+
+    rng = np.random.default_rng(0)
+    rate = np.full((80, 30), 4.0)
+    rate[60:, 0] = 0.5
+    path = tmp_path / "one.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ad.AnnData(rng.poisson(rate).astype(np.float32),
+                   obs=pd.DataFrame({"perturbation": ["non-targeting"] * 60 + ["G0"] * 20},
+                                    index=[f"c{i}" for i in range(80)]),
+                   var=pd.DataFrame(index=[f"G{i}" for i in range(30)])).write_h5ad(path)
+    opts = RunOptions(goal="predict G0 knockout", data=str(path), skip_network=True)
+    state = initial_state(opts, tmp_path / "run")
+    state.update(data_agent(state))
+    state["integration"] = {"status": "skipped", "reason": "test"}
+    state["network"] = {"status": "skipped", "reason": "--skip-network"}
+    state.update(policy_agent(state))
+    assert state["policy"]["status"] == "skipped" and "0 perturbation(s) besides" in state["policy"]["reason"]
+    update = fallback_agent(state)  # no network to answer through: said, not raised
+    assert update["stop_reason"].startswith("No prediction possible for G0 knockout")
+
+
+def test_held_out_sentence_when_no_model_saw_perturbed_cells():
+    pol = PolicySummary(status="unchecked", held_out_labels=["G0"], held_out_cells=20)
+    assert held_out_sentence(pol, "G0 knockout") == (
+        "The goal's perturbation (G0 knockout) was held out: no model was fitted on perturbed cells, "
+        "and its 20 measured cells (label 'G0') check the prediction.")
