@@ -645,9 +645,15 @@ def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> li
     if intervals:
         lines += [f"Intervals ({100 * intervals['level']:.0f} %, columns lower / upper): "
                   f"{intervals['method']}.", ""]
+    # the targets whose own observed change is known not to clear the noise (the evidence lists
+    # every gene that clears when it lists them all)
+    full = ev.get("kind") == "observed" and len(ev.get("cleared") or []) >= ev.get("n_clear", 0)
     for t in targets:
+        quiet = full and t["gene"] not in (ev.get("cleared") or [])
         lines += [f"- Direct target {t['gene']}: predicted {t['predicted_delta']:+.3f} (expected "
-                  f"{t['expected']}) — {target_verdict(t)}."]
+                  f"{t['expected']}) — {target_verdict(t)}"
+                  + ("; its own observed change in the goal's cells does not clear the noise"
+                     if quiet else "") + "."]
     return lines + ([""] if targets else [])
 
 

@@ -224,7 +224,7 @@ def _minimal_result(**kw) -> dict:
 
 
 def test_a_target_that_does_not_move_is_not_said_to_agree():
-    ev = {"detectable": False, "method": "bootstrap", "needed": "", "kind": "observed"}
+    ev = {"detectable": False, "method": "intervals", "needed": "", "kind": "interval"}
     flat = {"gene": "STAT2", "predicted_delta": 0.0, "expected": "down", "agrees": True,
             "control_mean": 0.0}
     text = render_markdown(_minimal_result(evidence=ev, target_check=[flat]))
@@ -235,3 +235,19 @@ def test_a_target_that_does_not_move_is_not_said_to_agree():
     assert "— agrees." in render_markdown(_minimal_result(evidence=ev, target_check=[down]))
     up = {**flat, "predicted_delta": 0.4, "agrees": False}
     assert "— DISAGREES." in render_markdown(_minimal_result(evidence=ev, target_check=[up]))
+
+
+
+def test_a_target_line_says_when_the_targets_own_observed_change_is_noise():
+    # twin, STAT1 off in the milieu: predicted -1.16 "agrees" in direction, yet its simulated change
+    # does not clear the noise; the line must not read as a confirmed knockout
+    ev = {"detectable": True, "method": "bootstrap", "kind": "observed", "n_clear": 2,
+          "n_genes": 19, "cleared": ["SOCS1", "TBX21"]}
+    target = {"gene": "STAT1", "predicted_delta": -1.161, "expected": "down", "agrees": True}
+    text = render_markdown(_minimal_result(evidence=ev, target_check=[target]))
+    assert ("- Direct target STAT1: predicted -1.161 (expected down) — agrees; its own observed "
+            "change in the goal's cells does not clear the noise.") in text
+    cleared = {**ev, "n_clear": 3, "cleared": ["STAT1", "SOCS1", "TBX21"]}
+    assert "STAT1 (expected down) — agrees." not in text
+    assert "(expected down) — agrees." in render_markdown(
+        _minimal_result(evidence=cleared, target_check=[target]))
