@@ -567,7 +567,8 @@ def build_result(state: RunState) -> dict:
     figures["embedding"] = plot_cells(
         coords, {**groups, f"predicted effect of {label}": np.asarray(score, dtype=float)},
         out / "embedding.png", embedding=how,
-        values_label="resemblance to the predicted change\n(> 0: cell already shifted that way)",
+        values_label="resemblance to the predicted change: mean z-scored expression, signed\n"
+                     "and weighted by the predicted change (> 0: cell already shifted that way)",
         title=f"{len(coords)} cells ({embedding_name}) by "
               f"{', '.join(groups)} and the predicted effect").name
     if data.truth_fates:
@@ -596,7 +597,8 @@ def build_result(state: RunState) -> dict:
                                  f"open points: {open_means}.")
         figures["intervals"] = plot_intervals(
             genes, out / "intervals.png", level=pol.interval["level"], is_counts=data.is_counts,
-            open_means=open_means,
+            open_means=("observed change within the noise" if ev_kind == "observed" else
+                        "interval includes 0" if ev_kind == "interval" else open_means),
             title=f"Predicted change under {label} with {100 * pol.interval['level']:.0f} % "
                   f"intervals ({pol.method}){noise}").name
     if pol.training_log and (out / pol.training_log).exists():
