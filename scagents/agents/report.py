@@ -438,6 +438,9 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
                     f"{len(pol.validation_labels)} held-out perturbations")
         return [answer, trust, f"**Answered by:** {pol.method} (its prediction kept for reference "
                                f"only), because {why}."]
+    elif pol.status == "unchecked":  # too few measured perturbations: the network answers untrained
+        why = ("too few perturbations were measured to train and validate a predictor, and it needs "
+               "no training; its prediction is " + (pol.reason or "not validated"))
     else:
         why = f"status {pol.status}: {pol.reason}" if pol.reason else f"status {pol.status}"
     return [answer, trust, f"**Answered by:** {pol.method}, because {why}."]

@@ -295,3 +295,16 @@ def test_a_knocked_out_gene_outside_the_measured_genes_is_said_so(tmp_path):
             in result["network"]["description"])
     assert any(n.startswith("SPI1 is not among the genes measured and worked on: the prediction "
                             "cannot show its own change under the knockout") for n in result["notes"])
+
+
+
+def test_headline_of_an_unchecked_network_answer_says_why_it_answers():
+    pol = PolicySummary(status="unchecked", method="network propagation",
+                        reason="not validated: checked only against the goal's own observed cells "
+                               "(below)")
+    line = headline(_result(), pol, "STAT1 knockout")[2]
+    assert "status unchecked" not in line
+    assert line == ("**Answered by:** network propagation, because too few perturbations were "
+                    "measured to train and validate a predictor, and it needs no training; its "
+                    "prediction is not validated: checked only against the goal's own observed "
+                    "cells (below).")
