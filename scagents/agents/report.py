@@ -859,6 +859,23 @@ def stimulation_held_out(pol: PolicySummary, label: str) -> str:
             f"They check the prediction of {label}.")
 
 
+def _hyper_parameters(value: object) -> str:
+    """Plain words for a stimulation predictor's chosen hyper-parameter(s): one value, or — for
+    an average of candidates — ``(name, value)`` pairs, written ``"name value, …"`` (never a Python
+    tuple's repr)."""
+    def num(v: object) -> str:
+        if isinstance(v, (list, tuple)):
+            return "(" + ", ".join(num(x) for x in v) + ")"
+        return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+    pairs = (isinstance(value, (list, tuple)) and value
+             and all(isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str)
+                     for p in value))
+    if pairs:
+        return "hyper-parameters " + ", ".join(f"{name} {num(v)}" for name, v in value)
+    return f"hyper-parameter {num(value)}"
+
+
 def _stimulation_result(result: dict, pol: PolicySummary, data: DataSummary, label: str) -> None:
     """Reword the report of a stimulation goal (groups, not perturbations) from its facts."""
     st = pol.stimulation
@@ -876,7 +893,7 @@ def _stimulation_result(result: dict, pol: PolicySummary, data: DataSummary, lab
         "responses (inner leave-one-cell-type-out validation per cell type), composed as the "
         f"treated cells are ({pol.status})") if st.get("pooled") else (
         f"{label}: predicted from the other {what}s' responses"
-        + (f" (hyper-parameter {params[pol.method]})" if pol.method in params else "")
+        + (f" ({_hyper_parameters(params[pol.method])})" if pol.method in params else "")
         + (f"; candidates validated leaving each of {n_val} other {what}s out in turn"
            if n_val else "; not validated (too few other groups)") + f" ({pol.status})")
     if st.get("pooled"):

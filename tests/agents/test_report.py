@@ -308,3 +308,12 @@ def test_headline_of_an_unchecked_network_answer_says_why_it_answers():
                     "measured to train and validate a predictor, and it needs no training; its "
                     "prediction is not validated: checked only against the goal's own observed "
                     "cells (below).")
+
+
+def test_stimulation_hyper_parameters_are_written_in_words():
+    from scagents.agents.report import _hyper_parameters
+
+    chosen = (("similarity-weighted shift", 0.25), ("similarity-weighted linear", (0.5, 1.0)))
+    assert _hyper_parameters(chosen) == ("hyper-parameters similarity-weighted shift 0.25, "
+                                         "similarity-weighted linear (0.5, 1)")
+    assert _hyper_parameters(0.3) == "hyper-parameter 0.3"
