@@ -862,7 +862,15 @@ def stimulation_held_out(pol: PolicySummary, label: str) -> str:
 def _hyper_parameters(value: object) -> str:
     """Plain words for a stimulation predictor's chosen hyper-parameter(s): one value, or — for
     an average of candidates — ``(name, value)`` pairs, written ``"name value, …"`` (never a Python
-    tuple's repr)."""
+    tuple's repr); the run stores them as that repr, which is read back first."""
+    import ast
+
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return f"hyper-parameter {value}"
+
     def num(v: object) -> str:
         if isinstance(v, (list, tuple)):
             return "(" + ", ".join(num(x) for x in v) + ")"

@@ -317,3 +317,7 @@ def test_stimulation_hyper_parameters_are_written_in_words():
     assert _hyper_parameters(chosen) == ("hyper-parameters similarity-weighted shift 0.25, "
                                          "similarity-weighted linear (0.5, 1)")
     assert _hyper_parameters(0.3) == "hyper-parameter 0.3"
+    # the run stores them as text (the repr): read back, not printed as a tuple
+    assert _hyper_parameters(repr(chosen)) == _hyper_parameters(chosen)
+    assert _hyper_parameters("0.25") == "hyper-parameter 0.25"
+    assert _hyper_parameters("auto") == "hyper-parameter auto"
