@@ -564,7 +564,11 @@ def build_result(state: RunState) -> dict:
                                             + (", not validated)" if pol.status == "unchecked"
                                                else ")") + noise).name
     coords, score, how, groups = _embedding(state, data, integ, pred["delta"], opts.seed)
-    captions = {"embedding": embedding_caption(how, list(groups),
+    captions = {"effects": ("Genes the answering model predicts to change most from control (red up, "
+                            "blue down), for reference only: no gene's change clears the noise."
+                            if noise else
+                            "Genes predicted to change most from control (red up, blue down)."),
+                "embedding": embedding_caption(how, list(groups),
                                                joint=integ.status == "done" and how != "PCA of RNA")}
     embedding_name = embedding_axis_labels(how)[0].rsplit(" ", 1)[0].replace("PC", "PCA")
     figures["embedding"] = plot_cells(

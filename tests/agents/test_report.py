@@ -257,6 +257,7 @@ def test_a_run_without_a_detectable_effect_says_so_everywhere(tmp_path):
     assert "principal components" in caption and "joint" not in caption
     assert "cluster" not in caption and "fate" not in caption
     assert "observed change in the goal's measured cells" in result["captions"]["intervals"]
+    assert "for reference only" in result["captions"]["effects"]
     assert f"![{caption}](embedding.png)" in text
     assert result["headline"][2] == (
         "**Answered by:** mean effect per kind (its prediction kept for reference only), because the "
