@@ -626,7 +626,8 @@ def build_result(state: RunState) -> dict:
     same_genes = [m for m in pol.fit_labels if m not in pol.held_out_labels
                   and set(m.split()[0].split("+")) & set(pert["targets"])]
     if same_genes:
-        notes.append(f"Other perturbations of the same gene(s) were measured and used for fitting "
+        notes.append(f"Other perturbations of the same gene(s) were "
+                     f"{'simulated' if data.truth_path else 'measured'} and used for fitting "
                      f"(different experiments): {', '.join(same_genes)}.")
     for name, s in (("integration", integ), ("network", net)):
         if stim:  # treatment goals use neither

@@ -173,7 +173,7 @@ def test_headline_points_a_generic_combination_to_the_additive_reference():
 
 
 def _tiny_run(tmp_path, *, log: list[dict], target: str = "STAT1", network: dict | None = None,
-              **policy) -> dict:
+              twin: bool = False, **policy) -> dict:
     """The result dictionary of a small synthetic run (40 cells × 6 genes, no integration, no
     network unless ``network``) of the goal "predict ``target`` knockout" whose policy summary is
     ``policy``."""
@@ -201,7 +201,10 @@ def _tiny_run(tmp_path, *, log: list[dict], target: str = "STAT1", network: dict
                              "kind": "knockout"},
                        perturbation={"targets": [target], "kind": "knockout"},
                        goal_measured=True, measured=[f"{target} knockout"], candidates=[],
-                       is_counts=True)
+                       is_counts=True, truth_path="twin_truth.csv" if twin else None)
+    if twin:  # the twin's own simulation of the goal
+        pd.DataFrame({"delta": -delta}, index=pd.Index(genes, name="gene")).to_csv(
+            tmp_path / "twin_truth.csv")
     state = {"options": RunOptions(goal="predict STAT1 knockout", progress=False).model_dump(),
              "out_dir": str(tmp_path), "data": data.model_dump(),
              "integration": {"status": "skipped",
@@ -322,3 +325,11 @@ def test_stimulation_hyper_parameters_are_written_in_words():
     assert _hyper_parameters(repr(chosen)) == _hyper_parameters(chosen)
     assert _hyper_parameters("0.25") == "hyper-parameter 0.25"
     assert _hyper_parameters("auto") == "hyper-parameter auto"
+
+
+
+def test_twin_notes_say_simulated_not_measured(tmp_path):
+    fitted = {**_NO_EFFECT, "fit_labels": ["C", "STAT1 overexpression"]}
+    result = _tiny_run(tmp_path, log=_LOG, twin=True, **fitted)
+    note = next(n for n in result["notes"] if n.startswith("Other perturbations of the same gene"))
+    assert "were simulated and used for fitting" in note and "measured" not in note
