@@ -783,7 +783,9 @@ def agent_rows(log: list[dict], pol: PolicySummary, files: dict[str, str], *,
             made = ["trained TRPO→PPO policy" if pol.policy_path and name == "policy" else "",
                     "candidates validated" if pol.validation and name == "policy" else "",
                     ("its own prediction (not the answer: see fallback)" if fell_back else
-                     "prediction") if name == "policy" else "a baseline's prediction (the answer)",
+                     "prediction") if name == "policy" else
+                    "a baseline's prediction (kept for reference: no detectable effect)"
+                    if status == "no_effect" else "a baseline's prediction (the answer)",
                     "proposals" if pol.proposals and (name == "fallback" or not fell_back) else ""]
             if name == "policy" and not pol.policy_path:
                 made.insert(0, "no TRPO→PPO policy trained")

@@ -333,3 +333,15 @@ def test_twin_notes_say_simulated_not_measured(tmp_path):
     result = _tiny_run(tmp_path, log=_LOG, twin=True, **fitted)
     note = next(n for n in result["notes"] if n.startswith("Other perturbations of the same gene"))
     assert "were simulated and used for fitting" in note and "measured" not in note
+
+
+
+def test_a_no_effect_fallback_row_does_not_call_its_prediction_the_answer():
+    from scagents.agents.report import agent_rows
+
+    pol = PolicySummary(status="no_effect", method="combination")
+    log = [{"agent": "policy", "status": "not_validated", "summary": "did not beat"},
+           {"agent": "fallback", "status": "no_effect", "summary": "no gene clears"}]
+    rows = {r["agent"]: r["produced"] for r in agent_rows(log, pol, {})}
+    assert rows["fallback"].startswith("a baseline's prediction (kept for reference: no "
+                                       "detectable effect)")
