@@ -452,10 +452,12 @@ _CELL_TYPE_KEYS = ("fate", "cell_type", "celltype", "cell_types", "seurat_annota
 _CLUSTER_KEYS = ("leiden", "louvain", "cluster", "clusters")
 
 
-def _conditions(obs: pd.DataFrame, pert: dict, *, max_each: int = 8) -> list[str]:
-    """Per-cell condition for the cell plot: ``control``, the goal's perturbation ``pert`` and the
-    other perturbations — each by name when there are at most ``max_each``, else grouped by kind
-    (``"other knockouts (37 perturbations)"``)."""
+def _conditions(obs: pd.DataFrame, pert: dict, *, max_each: int = 8,
+                held_out: bool = True) -> list[str]:
+    """Per-cell condition for the cell plot: ``control``, the goal's perturbation ``pert`` (marked
+    "(held out)" only when ``held_out``: no model saw its cells) and the other perturbations — each
+    by name when there are at most ``max_each``, else grouped by kind (``"other knockouts (37
+    perturbations)"``)."""
     n = len(obs)
     labels = (obs["perturbation"].astype(str).to_numpy() if "perturbation" in obs
               else np.full(n, "unknown", dtype=object))
@@ -471,7 +473,8 @@ def _conditions(obs: pd.DataFrame, pert: dict, *, max_each: int = 8) -> list[str
         is_goal = labels == goal_label
     is_goal &= ~ctrl
     rest = ~ctrl & ~is_goal
-    out = np.where(ctrl, "control", np.where(is_goal, f"{goal_label} (held out)", labels))
+    out = np.where(ctrl, "control", np.where(is_goal, f"{goal_label} (held out)" if held_out
+                                              else goal_label, labels))
     out = out.astype(object)
     if len(set(labels[rest])) > max_each:
         n_kind = pd.Series(labels[rest]).groupby(kind[rest]).nunique()
@@ -508,7 +511,11 @@ def _embedding(state: RunState, data: DataSummary, integ: IntegrationSummary,
     z = (x - x.mean(0)) / (x.std(0) + 1e-9)
     score = z @ d / (np.abs(d).sum() + 1e-12)
     obs = rna.obs
-    groups: dict[str, list[str]] = {"condition": _conditions(obs, data.perturbation)}
+    pol = state.get("policy") or {}
+    used = set(pol.get("train_labels") or []) | set(pol.get("fit_labels") or [])
+    held = bool(pol.get("held_out_labels")) and not used & set(pol["held_out_labels"])
+    groups: dict[str, list[str]] = {"condition": _conditions(obs, data.perturbation,
+                                                             held_out=held)}
     for title, keys in (("cluster", _CLUSTER_KEYS), ("fate (twin)" if data.truth_path
                                                      else "cell type", _CELL_TYPE_KEYS)):
         col = next((k for k in keys if k in obs or k in mdata.obs), None)

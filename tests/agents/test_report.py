@@ -345,3 +345,14 @@ def test_a_no_effect_fallback_row_does_not_call_its_prediction_the_answer():
     rows = {r["agent"]: r["produced"] for r in agent_rows(log, pol, {})}
     assert rows["fallback"].startswith("a baseline's prediction (kept for reference: no "
                                        "detectable effect)")
+
+
+
+def test_the_cell_plot_marks_the_goals_cells_held_out_only_when_they_were():
+    from scagents.agents.report import _conditions
+
+    obs = pd.DataFrame({"perturbation": ["control", "STAT1 knockout", "IRF1 knockout"],
+                        "is_control": [True, False, False]})
+    pert = {"targets": ["STAT1"], "kind": "knockout"}
+    assert _conditions(obs, pert)[1] == "STAT1 knockout (held out)"
+    assert _conditions(obs, pert, held_out=False) == ["control", "STAT1 knockout", "IRF1 knockout"]
