@@ -581,8 +581,8 @@ def build_result(state: RunState) -> dict:
     figures["embedding"] = plot_cells(
         coords, {**groups, f"predicted effect of {label}": np.asarray(score, dtype=float)},
         out / "embedding.png", embedding=how,
-        values_label="resemblance to the predicted change: mean z-scored expression, signed\n"
-                     "and weighted by the predicted change (> 0: cell already shifted that way)",
+        values_label="resemblance to the predicted change\n(mean z-scored expression, weighted "
+                     "by it;\n> 0: cell already shifted that way)",
         title=f"{len(coords)} cells ({embedding_name}) by "
               f"{', '.join(groups)} and the predicted effect").name
     if data.truth_fates:
