@@ -73,8 +73,11 @@ def noise_floor(control: np.ndarray, perturbed: np.ndarray, genes: Sequence[str]
     Returns
     -------
     pandas.DataFrame
-        Indexed by gene: ``observed_delta`` (perturbed − control mean), ``se`` (bootstrap standard
-        error of it), ``noise_floor`` and ``clears`` (``|observed_delta| ≥ noise_floor``).
+        Indexed by gene: ``observed_delta`` (perturbed − control mean), ``se`` (its standard
+        error: the bootstrap variances of the two means added, the perturbed mean's never below
+        the control cells' variance over the number of perturbed cells, the spread those cells
+        would have with no effect), ``noise_floor`` and ``clears`` (``|observed_delta| ≥
+        noise_floor``).
     """
     rng = np.random.default_rng(seed)
     c = np.asarray(control, dtype=np.float64)
@@ -90,8 +93,13 @@ def noise_floor(control: np.ndarray, perturbed: np.ndarray, genes: Sequence[str]
     for b in range(n_boot):
         w_p[b] = np.bincount(rng.integers(0, len(p), len(p)), minlength=len(p))
         w_c[b] = np.bincount(rng.integers(0, len(c), len(c)), minlength=len(c))
-    boot = w_p @ p / len(p) - w_c @ c / len(c)
-    se = boot.std(axis=0, ddof=1)
+    var_p = (w_p @ p / len(p)).var(axis=0, ddof=1)
+    var_c = (w_c @ c / len(c)).var(axis=0, ddof=1)
+    # under "no effect" the perturbed cells share the control's spread: a few perturbed cells that
+    # happen to agree (5 cells all at 0 of a sparse gene) must not make their mean look exact, so
+    # their mean's variance is never taken below the control cells' variance over their number
+    var_p = np.maximum(var_p, c.var(axis=0, ddof=1) / len(p))
+    se = np.sqrt(var_p + var_c)
     m = max(len(genes), 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         pvals = np.where(se > 0, 2 * stats.norm.sf(np.abs(delta) / se), 1.0)

@@ -22,13 +22,14 @@ REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 
 
-#: captions of the report's figures (figure name → one plain sentence)
+#: captions of the report's figures (figure name → one plain sentence); a run's own captions, computed
+#: from what it drew (``result["captions"]``), take precedence
 FIGURE_CAPTIONS = {
     "effects": "Genes predicted to change most from control (red up, blue down).",
-    "intervals": "Predicted change of the genes that change most, with its calibrated interval "
-                 "(bar); open points: the gene's change does not clear the noise.",
-    "embedding": "Cells in the joint embedding, coloured by condition, cluster and fate, and by "
-                 "how much each already resembles the predicted change.",
+    "intervals": "Predicted change of the genes predicted to change most, with its calibrated "
+                 "interval (bar); open points: the gene's change does not clear the noise.",
+    "embedding": "Cells in two dimensions, coloured by condition and by how much each already "
+                 "resembles the predicted change.",
     "fate_shift": "Fraction of simulated cells reaching each fate, control vs the perturbation.",
     "network": "Inferred regulators and targets of the perturbed gene(s): red arrows activate, "
                "blue bars repress.",
@@ -71,6 +72,33 @@ def embedding_axis_labels(key: str | None) -> tuple[str, str]:
     return f"{name} 1", f"{name} 2"
 
 
+def embedding_caption(embedding: str | None, groups: Sequence[str], *, joint: bool) -> str:
+    """The caption of the cell plot, saying what was drawn.
+
+    Parameters
+    ----------
+    embedding
+        Name of the coordinates drawn (an ``obsm`` key such as ``"X_joint_umap"``, or
+        ``"PCA of RNA"``).
+    groups
+        Titles of the categorical panels drawn (``"condition"``, ``"cluster"``, ``"cell type"``…).
+    joint
+        Whether the coordinates are the integration agent's joint embedding.
+
+    Returns
+    -------
+    str
+        One sentence: where the cells sit and what colours them.
+    """
+    axis = embedding_axis_labels(embedding)[0].rsplit(" ", 1)[0]
+    where = (f"the joint embedding ({axis})" if joint else
+             "the first two principal components of their RNA" if axis == "PC" else
+             f"two dimensions ({axis})")
+    by = ", ".join(groups) if groups else "nothing categorical"
+    return (f"Cells in {where}, coloured by {by}, and by how much each already resembles the "
+            "predicted change.")
+
+
 def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12,
                  inputs: Sequence[str] = (), is_counts: bool | None = True) -> Path:
     """Horizontal bar chart of the strongest predicted changes (up in red, down in blue).
@@ -109,9 +137,14 @@ def plot_effects(genes: list[dict], path: Path, *, title: str, n_top: int = 12,
 
 
 def plot_intervals(genes: list[dict], path: Path, *, title: str, level: float = 0.8,
-                   n_top: int = 15) -> Path:
+                   n_top: int = 15, is_counts: bool | None = True,
+                   open_means: str = "change not above the noise") -> Path:
     """The strongest predicted changes with their intervals (one row per gene, point = predicted
-    change, bar = interval); genes whose change clears the noise are drawn filled."""
+    change, bar = interval); genes whose change clears the noise are drawn filled.
+
+    ``is_counts=False`` labels the axis with the data's own values (as :func:`plot_effects`);
+    ``open_means`` says in the title what an open point means in this run (see
+    :func:`clears_noise_meaning`)."""
     plt = _plt()
     rows = sorted([r for r in genes if "lower" in r], key=lambda r: abs(r["delta"]),
                   reverse=True)[:n_top][::-1]
@@ -125,9 +158,9 @@ def plot_intervals(genes: list[dict], path: Path, *, title: str, level: float = 
     ax.set_yticks(y, [r["gene"] for r in rows])
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel(f"predicted change from control, {100 * level:.0f} % interval\n"
-                  "(log1p normalised expression)")
-    ax.set_title(textwrap.fill(title + " — open points: change not above the noise", 60),
-                 fontsize=9)
+                  + ("(mean of the data's own values, not counts)" if is_counts is False else
+                     "(mean log1p expression, counts per 10⁴)"))
+    ax.set_title(textwrap.fill(f"{title} — open points: {open_means}", 60), fontsize=9)
     return _save(fig, path)
 
 
@@ -457,6 +490,35 @@ def expression_units(data: dict) -> str:
     return "Change from control of mean log1p-normalised expression (counts normalised to 10⁴ per cell)."
 
 
+def clears_noise_meaning(evidence: dict | None, *, twin: bool = False) -> str:
+    """What the ``clears_noise`` column (and the filled points of the intervals plot) means in
+    this run.
+
+    Parameters
+    ----------
+    evidence
+        The run's evidence check: its ``kind`` says whether the goal's cells were observed
+        (``"observed"``: the column is about their change, not the prediction) or only predicted
+        (``"interval"``: about the prediction's interval).
+    twin
+        Whether the goal's cells were simulated by the twin rather than measured.
+
+    Returns
+    -------
+    str
+        One sentence, or ``""`` when there is no evidence check.
+    """
+    kind = (evidence or {}).get("kind")
+    if kind == "observed":
+        made = "simulated" if twin else "measured"
+        return ("`clears_noise`: whether the gene's observed change in the goal's "
+                f"{made} cells clears their noise floor (the evidence check) — a property of the "
+                "data, not of the predicted value beside it.")
+    if kind == "interval":
+        return "`clears_noise`: whether the gene's calibrated interval (lower to upper) excludes 0."
+    return ""
+
+
 def render_markdown(result: dict) -> str:
     """Render the Markdown text of a report from a result dictionary."""
     pert = result["perturbation"]
@@ -492,6 +554,13 @@ def render_markdown(result: dict) -> str:
         lines += _evidence_lines(ev, result.get("intervals"), result.get("target_check") or [])
     lines += ["## Predicted change in expression", ""]
     lines += [expression_units(result.get("data") or {}), ""]
+    listed = [r for d in ("up", "down") for r in result[f"top_{d}"]]
+    meaning = clears_noise_meaning(ev, twin=bool(result.get("twin_check")))
+    if meaning and any(r.get("clears_noise") is not None for r in listed):
+        lines += [meaning, ""]
+    if any(r.get("perturbed_mean") is not None for r in listed):
+        lines += ["`control_mean`: the control cells' mean; `perturbed_mean` = control_mean + "
+                  "delta, the predicted mean under the perturbation (not a measured one).", ""]
     cols = ["gene", "delta", "lower", "upper", "clears_noise", "control_mean", "perturbed_mean"]
     for direction in ("up", "down"):
         rows = result[f"top_{direction}"]
@@ -516,13 +585,13 @@ def render_markdown(result: dict) -> str:
         lines += _twin_check_lines(result["twin_check"])
     if result.get("evaluation"):
         lines += ["## Check against observed cells", ""]
-        ev = result["evaluation"]
-        lines += [ev.get("description", ""), ""]
-        lines += _table([{"metric": k, "value": v} for k, v in ev["metrics"].items()],
+        check = result["evaluation"]
+        lines += [check.get("description", ""), ""]
+        lines += _table([{"metric": k, "value": v} for k, v in check["metrics"].items()],
                         ["metric", "value"]) + [""]
-        if ev.get("candidates"):  # stimulation goals: every candidate against the same cells
+        if check.get("candidates"):  # stimulation goals: every candidate against the same cells
             lines += ["Every candidate's prediction against the same observed cells:", ""]
-            lines += _table([{"model": k, **v} for k, v in ev["candidates"].items()],
+            lines += _table([{"model": k, **v} for k, v in check["candidates"].items()],
                             ["model", "mse", "pearson_delta_topk"]) + [""]
     if result.get("per_group"):
         lines += ["## Per cell type", "", "Each cell type's response predicted from the other cell "
@@ -551,7 +620,8 @@ def render_markdown(result: dict) -> str:
     if result.get("figures"):
         lines += ["## Figures", ""]
         for name, fname in result["figures"].items():
-            lines += [f"![{FIGURE_CAPTIONS.get(name, name)}]({fname})", ""]
+            caption = (result.get("captions") or {}).get(name) or FIGURE_CAPTIONS.get(name, name)
+            lines += [f"![{caption}]({fname})", ""]
     if result.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)
@@ -563,7 +633,8 @@ def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> li
     if ev["detectable"] is None:
         lines += ["**No evidence check was possible.**", "", ev.get("needed", ""), ""]
     elif ev["detectable"]:
-        lines += [f"**{ev['n_clear']} of {ev['n_genes']} genes change beyond the noise** "
+        lines += [f"**{ev['n_clear']} of {ev['n_genes']} genes "
+                  f"{'changes' if ev['n_clear'] == 1 else 'change'} beyond the noise** "
                   f"({', '.join(ev['cleared'][:10])}{', …' if ev['n_clear'] > 10 else ''}).", ""]
     else:
         lines += ["**No detectable effect:** no gene's change clears the noise.", "",
@@ -574,10 +645,47 @@ def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> li
     if intervals:
         lines += [f"Intervals ({100 * intervals['level']:.0f} %, columns lower / upper): "
                   f"{intervals['method']}.", ""]
+    # the targets whose own observed change is known not to clear the noise (the evidence lists
+    # every gene that clears when it lists them all)
+    full = ev.get("kind") == "observed" and len(ev.get("cleared") or []) >= ev.get("n_clear", 0)
     for t in targets:
+        quiet = full and t["gene"] not in (ev.get("cleared") or [])
         lines += [f"- Direct target {t['gene']}: predicted {t['predicted_delta']:+.3f} (expected "
-                  f"{t['expected']}) — {'agrees' if t['agrees'] else 'DISAGREES'}."]
+                  f"{t['expected']}) — {target_verdict(t)}"
+                  + ("; its own observed change in the goal's cells does not clear the noise"
+                     if quiet else "") + "."]
     return lines + ([""] if targets else [])
+
+
+def target_verdict(target: dict, min_effect: float = 0.01) -> str:
+    """Plain words for one row of the target check: whether the prediction moves the goal's own
+    target the way its perturbation must.
+
+    Parameters
+    ----------
+    target
+        ``predicted_delta``, ``expected`` (``"down"`` / ``"up"``), ``agrees`` (not moved the wrong
+        way by more than ``min_effect``) and, from newer runs, ``control_mean``.
+    min_effect
+        Smallest change counted as a move.
+
+    Returns
+    -------
+    str
+        ``"agrees"``, ``"DISAGREES"`` or ``"does not move it …"`` (with why, when the control
+        cells do not express a gene that is expected to go down).
+    """
+    if not target["agrees"]:
+        return "DISAGREES"
+    sign = -1.0 if target["expected"] == "down" else 1.0
+    if sign * target["predicted_delta"] > min_effect:
+        return "agrees"
+    said = f"does not move it (|change| ≤ {min_effect})"
+    mean = target.get("control_mean")
+    if sign < 0 and mean is not None and mean <= 1e-9:
+        said += (": the control cells do not express it (mean 0), so its loss cannot show in "
+                 "their RNA")
+    return said
 
 
 def _additive_lines(add: dict) -> list[str]:

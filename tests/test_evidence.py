@@ -34,6 +34,19 @@ def test_noise_floor_finds_a_real_effect_and_only_it():
     assert floor["se"].median() == pytest.approx(np.sqrt(2 / 300), rel=0.2)
 
 
+def test_noise_floor_of_five_cells_is_not_fooled_by_a_sparse_gene_all_at_zero():
+    # sparse genes: 5 % of control cells express them; 5 perturbed cells that all sit at 0 (as 77 %
+    # of such draws do with no effect at all) have a bootstrap s.e. of 0 and must not "clear"
+    rng = np.random.default_rng(0)
+    n_genes = 30
+    control = rng.binomial(1, 0.05, size=(600, n_genes)) * rng.normal(1.0, 0.2, size=(600, n_genes))
+    perturbed = np.zeros((5, n_genes))
+    # one real effect: a well-expressed gene (mean 3) knocked out to 0 in all 5 cells
+    control[:, 0] = rng.normal(3.0, 0.5, 600)
+    floor = noise_floor(control, perturbed, [f"g{i}" for i in range(n_genes)], seed=0)
+    assert floor["clears"].tolist() == [True] + [False] * (n_genes - 1)
+
+
 def test_noise_floor_on_pure_noise_clears_nothing_most_of_the_time():
     rng = np.random.default_rng(1)
     cleared = [noise_floor(_cells(rng, 80), _cells(rng, 80), GENES, seed=s)["clears"].any()

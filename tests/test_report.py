@@ -211,3 +211,43 @@ def test_expression_units_follow_whether_the_data_were_counts():
     assert "counts normalised to 10⁴ per cell" in expression_units({})  # a run from before
     said = expression_units({"is_counts": False})
     assert "not counts" in said and "10⁴" not in said
+
+
+def _minimal_result(**kw) -> dict:
+    """The smallest result dictionary :func:`render_markdown` reads."""
+    base = {"perturbation": {"targets": ["STAT2"], "kind": "knockout"},
+            "goal": {"text": "predict STAT2 knockout"},
+            "data": {"description": "d", "n_cells": 10, "n_genes": 5, "is_counts": True},
+            "method": {"name": "m", "description": "d"}, "seed": 0, "version": "0",
+            "top_up": [], "top_down": [], "min_effect": 0.01}
+    return {**base, **kw}
+
+
+def test_a_target_that_does_not_move_is_not_said_to_agree():
+    ev = {"detectable": False, "method": "intervals", "needed": "", "kind": "interval"}
+    flat = {"gene": "STAT2", "predicted_delta": 0.0, "expected": "down", "agrees": True,
+            "control_mean": 0.0}
+    text = render_markdown(_minimal_result(evidence=ev, target_check=[flat]))
+    line = next(s for s in text.splitlines() if s.startswith("- Direct target STAT2"))
+    assert "agrees" not in line and "does not move it (|change| ≤ 0.01)" in line
+    assert "the control cells do not express it (mean 0)" in line
+    down = {**flat, "predicted_delta": -0.4, "control_mean": 3.0}
+    assert "— agrees." in render_markdown(_minimal_result(evidence=ev, target_check=[down]))
+    up = {**flat, "predicted_delta": 0.4, "agrees": False}
+    assert "— DISAGREES." in render_markdown(_minimal_result(evidence=ev, target_check=[up]))
+
+
+
+def test_a_target_line_says_when_the_targets_own_observed_change_is_noise():
+    # twin, STAT1 off in the milieu: predicted -1.16 "agrees" in direction, yet its simulated change
+    # does not clear the noise; the line must not read as a confirmed knockout
+    ev = {"detectable": True, "method": "bootstrap", "kind": "observed", "n_clear": 2,
+          "n_genes": 19, "cleared": ["SOCS1", "TBX21"]}
+    target = {"gene": "STAT1", "predicted_delta": -1.161, "expected": "down", "agrees": True}
+    text = render_markdown(_minimal_result(evidence=ev, target_check=[target]))
+    assert ("- Direct target STAT1: predicted -1.161 (expected down) — agrees; its own observed "
+            "change in the goal's cells does not clear the noise.") in text
+    cleared = {**ev, "n_clear": 3, "cleared": ["STAT1", "SOCS1", "TBX21"]}
+    assert "STAT1 (expected down) — agrees." not in text
+    assert "(expected down) — agrees." in render_markdown(
+        _minimal_result(evidence=cleared, target_check=[target]))

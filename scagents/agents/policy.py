@@ -193,10 +193,16 @@ def _context(state: RunState, *, candidates: bool = True) -> _Context:
     targets = [tuple(p.targets) for p in task.perturbations]
     val, too_few = validation_split([p.kind for p in task.perturbations], others,
                                     opts.n_validation, opts.seed, targets=targets)
-    aside = combinations_aside(targets, val, others)
-    out_of_train = val + goal_held + aside
-    train, held = task.split(test=out_of_train) if out_of_train else (task, task)
-    fit_task = task.split(test=goal_held)[0] if goal_held else task
+    if goal_held and not others:
+        # only the goal's perturbation was measured: nothing to train on (too_few), so the answer
+        # comes through the control cells' network; the task keeps the goal's cells to check it
+        train = held = fit_task = task
+        aside: list[int] = []
+    else:
+        aside = combinations_aside(targets, val, others)
+        out_of_train = val + goal_held + aside
+        train, held = task.split(test=out_of_train) if out_of_train else (task, task)
+        fit_task = task.split(test=goal_held)[0] if goal_held else task
     genes = list(task.features["rna"])
     control = pd.Series(np.asarray(train.control_mean["rna"][-1], float), index=genes)
     ctx = _Context(opts=opts, data=data, out=out, task=task, train=train, held=held,
@@ -846,7 +852,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     ``{method: predict}``); ``calibrate`` is the version of ``predict`` fitted without the
     validation perturbations, whose validation residuals calibrate the intervals (default
     ``predict``). When no gene clears the noise the status becomes ``"no_effect"``: no up / down
-    lists and no proposals.
+    lists and no proposals — unless ``status`` is ``"not_validated"`` (a policy that did not
+    validate answers nothing; its retrain or the fallback answers).
     """
     from scagents.evidence import evidence_check
     from scagents.metrics import prediction_report
@@ -914,6 +921,8 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
     with atomic_path(ctx.out / PREDICTION_FILE) as tmp:
         df.round(8).to_csv(tmp)
     targets = target_check(pred, goal.targets, goal.kind)
+    for t in targets:  # a target the control cells do not express cannot go down in RNA
+        t["control_mean"] = round(float(df.loc[t["gene"], "control_mean"]), 6)
 
     # model inputs (fixed milieu signals on the twin) are set, not responding: never listed
     listed = df[~df.index.isin(ctx.data.inputs)]
@@ -930,7 +939,9 @@ def _finish(state: RunState, ctx: _Context, *, status: str, method: str, predict
                            else bool(r.clears_noise))
                 for g, r in sel.head(10).iterrows()]
 
-    if evidence["detectable"] is False:
+    # a policy that did not validate does not answer, not even "no effect": the retrain or the
+    # fallback answers, and the evidence of that answer decides
+    if evidence["detectable"] is False and status != "not_validated":
         status = "no_effect"
         note = evidence.get("target_note", "")
         how = evidence["method"]

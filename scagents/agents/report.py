@@ -10,7 +10,7 @@ import pandas as pd
 
 from scagents._atomic import write_text
 from scagents.agents.network import EDGES_FILE, propagation_sign_note
-from scagents.agents.policy import MIN_LISTED
+from scagents.agents.policy import MIN_LISTED, POLICY, REFERENCE
 from scagents.agents.state import (
     AgentRecord,
     DataSummary,
@@ -21,18 +21,16 @@ from scagents.agents.state import (
     RunOptions,
     RunState,
 )
+from scagents.metrics import DEFAULT_DIRECTION_EPS
 
-__all__ = ["report_agent", "build_result", "twin_check", "held_out_sentence", "headline",
+__all__ = ["report_agent", "build_result", "twin_check", "held_out_sentence", "headline", "agent_rows",
            "additive_comparison", "STABLE_ACTIVITY"]
 
 #: what each agent contributes to the report (the "which agent produced what" table)
 _PRODUCED = {
-    "data": "goal parsed, data loaded / simulated ({files})",
+    "data": "goal parsed, data {made} ({files})",
     "integration": "joint embedding and clusters ({files})",
     "network": "regulatory network and the target's neighbourhood ({files})",
-    "policy": "trained TRPO→PPO policy, validation, prediction, proposals ({files})",
-    "fallback": "a baseline's prediction (and proposals) when the policy did not validate or "
-                "could not be trained ({files})",
     "stimulation": "a held-out cell type's (or time point's) treated profile predicted from the "
                    "others, predictor chosen by inner validation ({files})",
     "report": "this report",
@@ -261,6 +259,11 @@ def held_out_sentence(pol: PolicySummary, label: str, twin: bool = False) -> str
     if leaked:
         return (f"The goal's cells ({', '.join(repr(x) for x in leaked)}) were used to train or fit "
                 "a model: the comparison with them is not a held-out test.")
+    if pol.held_out_labels and not used:
+        made = "simulated" if twin else "measured"
+        return (f"The goal's perturbation ({label}) was held out: no model was fitted on "
+                f"perturbed cells, and its {pol.held_out_cells} {made} cells (label "
+                f"{', '.join(repr(x) for x in pol.held_out_labels)}) check the prediction.")
     if pol.held_out_labels:
         made = "simulated" if twin else "measured"
         return (f"The goal's perturbation ({label}) was held out: its {pol.held_out_cells} "
@@ -306,8 +309,37 @@ def _agreement_clause(n: int, k: int, k_clear: int | None, n_clear: int | None) 
                 "this agreement says little")
     verdict = (_agreement(n_clear, k_clear) if k_clear >= MIN_JUDGED else
                f"too few to tell from chance: {MIN_JUDGED} or more are needed")
-    return (f"{said}; only {k_clear} of them change beyond the noise, and it has the direction of "
+    return (f"{said}; only {k_clear} of them {'changes' if k_clear == 1 else 'change'} beyond the "
+            f"noise, and it has the direction of "
             f"{n_clear} of those {k_clear} right ({verdict})")
+
+
+def _clear_clause(evaluation: dict) -> str:
+    """``" (none of them changes beyond the noise …)"`` when fewer than all of the ``k`` most
+    changed genes of an observed-cells check clear the noise, else ``""``.
+
+    Parameters
+    ----------
+    evaluation
+        The policy's evaluation: ``k``, and ``k_clear`` / ``same_sign_clear`` when the noise
+        floor was computed.
+
+    Returns
+    -------
+    str
+        The clause, starting with a space, or ``""``.
+    """
+    if "k_clear" not in evaluation or "k" not in evaluation:
+        return ""
+    k, k_clear = int(evaluation["k"]), int(evaluation["k_clear"])
+    if k_clear >= k:
+        return ""
+    if k_clear == 0:
+        return (" (but none of them changes beyond the noise, so these signs are those of noise and "
+                "say nothing about the prediction)")
+    return (f" (only {k_clear} of them {'changes' if k_clear == 1 else 'change'} beyond the noise; "
+            f"of those it has "
+            f"{int(evaluation.get('same_sign_clear', 0))} right)")
 
 
 def _agreement(n: int, k: int) -> str:
@@ -334,9 +366,22 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
     up, down = result["top_up"], result["top_down"]
     parts = [f"raise {genes(up)}" if up else "", f"lower {genes(down)}" if down else ""]
     said = " and ".join(p for p in parts if p)
-    answer = (f"**Answer:** {label} is predicted to {said}." if said else
-              f"**Answer:** {label} is predicted to change no gene by more than "
-              f"{result['min_effect']}.")
+    evidence = result.get("evidence") or {}
+    if evidence.get("detectable") is False:  # the lists are empty because nothing clears the noise
+        if evidence.get("kind") == "observed":
+            cells = f" in its {pol.held_out_cells} cells" if pol.held_out_cells else ""
+            answer = (f"**Answer:** no detectable effect: no gene's observed change under {label}"
+                      f"{cells} clears the noise (see the evidence check), so no gene is listed "
+                      "as up or down.")
+        else:
+            answer = (f"**Answer:** no detectable effect: no gene's predicted change under {label} "
+                      "can be told from zero (every calibrated interval includes 0), so no gene "
+                      "is listed as up or down.")
+    elif said:
+        answer = f"**Answer:** {label} is predicted to {said}."
+    else:
+        answer = (f"**Answer:** {label} is predicted to change no gene by more than "
+                  f"{result['min_effect']}.")
     if result.get("twin_check"):
         tc = result["twin_check"]
         k = tc["k"]
@@ -351,13 +396,17 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
                  f"observed cells of {label} in direction for "
                  f"{_agreement_clause(n, k, ev.get('k_clear'), ev.get('same_sign_clear'))}.")
     else:
-        val = pol.validation.get(pol.method, {})
-        acc = val.get("direction_accuracy")
-        trust = ("**How far to trust it:** no cells of it were measured, so it cannot be checked "
-                 "directly" + (f"; on {validation_phrase(pol, 'other held-out')} "
-                               f"this method predicted the direction of change right for "
-                               f"{100 * acc:.0f} % of the most changed genes." if acc is not None
-                               else "."))
+        acc = pol.validation.get(pol.method, {}).get("direction_accuracy")
+        ref = pol.validation.get(REFERENCE, {}).get("direction_accuracy")
+        trust = "**How far to trust it:** no cells of it were measured, so it cannot be checked directly"
+        if acc is not None:  # three-class accuracy over all genes, not over the most changed ones
+            trust += (f"; on {validation_phrase(pol, 'other held-out')} this method "
+                      f"labelled {100 * acc:.0f} % of all genes right as up, down or unchanged "
+                      f"(|change| > {DEFAULT_DIRECTION_EPS})")
+            if ref is not None:
+                trust += (f", where predicting no change at all gets {100 * ref:.0f} %"
+                          + (": no better than that" if round(acc, 2) <= round(ref, 2) else ""))
+        trust += "."
     if pol.generic:  # the answer is the mean training effect: nothing in it is specific to the goal
         g = pol.generic
         why = (f"; {', '.join(g['unplaced'])} {'is' if len(g['unplaced']) == 1 else 'are'} not among the genes "
@@ -389,6 +438,17 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
     elif pol.status == "fallback":
         why = (f"the TRPO→PPO policy did not beat the baselines on {validation_phrase(pol)}, "
                "and this baseline had the lowest error there")
+    elif pol.status == "no_effect":
+        why = pol.reason or "no gene's change clears the noise"
+        errors = {k: v["mse"] for k, v in pol.validation.items()
+                  if k not in (REFERENCE, POLICY) and v.get("mse") is not None}
+        if errors and min(errors, key=lambda k: (errors[k], k)) == pol.method:
+            why += f"; of the baselines it had the lowest validation error on {validation_phrase(pol)}"
+        return [answer, trust, f"**Answered by:** {pol.method} (its prediction kept for reference "
+                               f"only), because {why}."]
+    elif pol.status == "unchecked":  # too few measured perturbations: the network answers untrained
+        why = ("too few perturbations were measured to train and validate a predictor, and it needs "
+               "no training; its prediction is " + (pol.reason or "not validated"))
     else:
         why = f"status {pol.status}: {pol.reason}" if pol.reason else f"status {pol.status}"
     return [answer, trust, f"**Answered by:** {pol.method}, because {why}."]
@@ -400,10 +460,12 @@ _CELL_TYPE_KEYS = ("fate", "cell_type", "celltype", "cell_types", "seurat_annota
 _CLUSTER_KEYS = ("leiden", "louvain", "cluster", "clusters")
 
 
-def _conditions(obs: pd.DataFrame, pert: dict, *, max_each: int = 8) -> list[str]:
-    """Per-cell condition for the cell plot: ``control``, the goal's perturbation ``pert`` and the
-    other perturbations — each by name when there are at most ``max_each``, else grouped by kind
-    (``"other knockouts (37 perturbations)"``)."""
+def _conditions(obs: pd.DataFrame, pert: dict, *, max_each: int = 8,
+                held_out: bool = True) -> list[str]:
+    """Per-cell condition for the cell plot: ``control``, the goal's perturbation ``pert`` (marked
+    "(held out)" only when ``held_out``: no model saw its cells) and the other perturbations — each
+    by name when there are at most ``max_each``, else grouped by kind (``"other knockouts (37
+    perturbations)"``)."""
     n = len(obs)
     labels = (obs["perturbation"].astype(str).to_numpy() if "perturbation" in obs
               else np.full(n, "unknown", dtype=object))
@@ -419,7 +481,8 @@ def _conditions(obs: pd.DataFrame, pert: dict, *, max_each: int = 8) -> list[str
         is_goal = labels == goal_label
     is_goal &= ~ctrl
     rest = ~ctrl & ~is_goal
-    out = np.where(ctrl, "control", np.where(is_goal, f"{goal_label} (held out)", labels))
+    out = np.where(ctrl, "control", np.where(is_goal, f"{goal_label} (held out)" if held_out
+                                              else goal_label, labels))
     out = out.astype(object)
     if len(set(labels[rest])) > max_each:
         n_kind = pd.Series(labels[rest]).groupby(kind[rest]).nunique()
@@ -456,7 +519,11 @@ def _embedding(state: RunState, data: DataSummary, integ: IntegrationSummary,
     z = (x - x.mean(0)) / (x.std(0) + 1e-9)
     score = z @ d / (np.abs(d).sum() + 1e-12)
     obs = rna.obs
-    groups: dict[str, list[str]] = {"condition": _conditions(obs, data.perturbation)}
+    pol = state.get("policy") or {}
+    used = set(pol.get("train_labels") or []) | set(pol.get("fit_labels") or [])
+    held = bool(pol.get("held_out_labels")) and not used & set(pol["held_out_labels"])
+    groups: dict[str, list[str]] = {"condition": _conditions(obs, data.perturbation,
+                                                             held_out=held)}
     for title, keys in (("cluster", _CLUSTER_KEYS), ("fate (twin)" if data.truth_path
                                                      else "cell type", _CELL_TYPE_KEYS)):
         col = next((k for k in keys if k in obs or k in mdata.obs), None)
@@ -476,6 +543,7 @@ def build_result(state: RunState) -> dict:
     from scagents.agents.policy import POLICY
     from scagents.report import (
         embedding_axis_labels,
+        embedding_caption,
         plot_cells,
         plot_effects,
         plot_fate_shift,
@@ -511,11 +579,18 @@ def build_result(state: RunState) -> dict:
                                             + (", not validated)" if pol.status == "unchecked"
                                                else ")") + noise).name
     coords, score, how, groups = _embedding(state, data, integ, pred["delta"], opts.seed)
+    captions = {"effects": ("Genes the answering model predicts to change most from control (red up, "
+                            "blue down), for reference only: no gene's change clears the noise."
+                            if noise else
+                            "Genes predicted to change most from control (red up, blue down)."),
+                "embedding": embedding_caption(how, list(groups),
+                                               joint=integ.status == "done" and how != "PCA of RNA")}
     embedding_name = embedding_axis_labels(how)[0].rsplit(" ", 1)[0].replace("PC", "PCA")
     figures["embedding"] = plot_cells(
         coords, {**groups, f"predicted effect of {label}": np.asarray(score, dtype=float)},
         out / "embedding.png", embedding=how,
-        values_label="resemblance to the predicted change\n(> 0: cell already shifted that way)",
+        values_label="resemblance to the predicted change\n(mean z-scored expression, weighted "
+                     "by it;\n> 0: cell already shifted that way)",
         title=f"{len(coords)} cells ({embedding_name}) by "
               f"{', '.join(groups)} and the predicted effect").name
     if data.truth_fates:
@@ -533,8 +608,19 @@ def build_result(state: RunState) -> dict:
     if pol.interval:
         from scagents.report import plot_intervals
 
+        ev_kind = (pol.evidence or {}).get("kind")
+        open_means = ("the gene's observed change in the goal's "
+                      f"{'simulated' if data.truth_path else 'measured'} cells does not clear "
+                      "the noise" if ev_kind == "observed" else
+                      "the interval includes 0" if ev_kind == "interval" else
+                      "change not above the noise")
+        captions["intervals"] = (f"Predicted change of the genes predicted to change most, with its "
+                                 f"calibrated {100 * pol.interval['level']:.0f} % interval (bar); "
+                                 f"open points: {open_means}.")
         figures["intervals"] = plot_intervals(
-            genes, out / "intervals.png", level=pol.interval["level"],
+            genes, out / "intervals.png", level=pol.interval["level"], is_counts=data.is_counts,
+            open_means=("observed change within the noise" if ev_kind == "observed" else
+                        "interval includes 0" if ev_kind == "interval" else open_means),
             title=f"Predicted change under {label} with {100 * pol.interval['level']:.0f} % "
                   f"intervals ({pol.method}){noise}").name
     if pol.training_log and (out / pol.training_log).exists():
@@ -545,7 +631,9 @@ def build_result(state: RunState) -> dict:
             title=f"TRPO→PPO training of the policy (last attempt); dashed: validation error on "
                   f"{validation_phrase(pol)}").name
     notes = [n for n in (data.goal_note, held_out_sentence(pol, label, data.truth_path is not None),
-                         pol.held_out_note) if n]
+                         pol.held_out_note,
+                         "" if stim else unmeasured_targets_note(pert["targets"], pred.index,
+                                                                 pert["kind"])) if n]
     if data.set_aside:
         from scagents.agents.data import set_aside_line
 
@@ -562,7 +650,8 @@ def build_result(state: RunState) -> dict:
     same_genes = [m for m in pol.fit_labels if m not in pol.held_out_labels
                   and set(m.split()[0].split("+")) & set(pert["targets"])]
     if same_genes:
-        notes.append(f"Other perturbations of the same gene(s) were measured and used for fitting "
+        notes.append(f"Other perturbations of the same gene(s) were "
+                     f"{'simulated' if data.truth_path else 'measured'} and used for fitting "
                      f"(different experiments): {', '.join(same_genes)}.")
     for name, s in (("integration", integ), ("network", net)):
         if stim:  # treatment goals use neither
@@ -602,12 +691,13 @@ def build_result(state: RunState) -> dict:
                                        if net.weight_note else "")
                                     + (f"{propagation_sign_note(net.coef_signs, net.edges_path or EDGES_FILE, pol.network_signs)} "
                                        if net.coef_signs else "")
-                                    + f"The strongest touching {'+'.join(pert['targets'])}:")
+                                    + _neighbourhood_lead(net.neighbourhood, pert["targets"],
+                                                          pred.index))
                     if net.status == "done" else f"No network: {net.reason}",
                     "edges": net.neighbourhood},
         "proposals": [p.model_dump() for p in pol.proposals],
         "seed": opts.seed, "version": scagents.__version__, "min_effect": 0.01,
-        "notes": notes, "figures": figures,
+        "notes": notes, "figures": figures, "captions": captions,
         "evidence": pol.evidence, "target_check": pol.target_check,
         "intervals": None if not pol.interval else {
             **pol.interval,
@@ -619,8 +709,12 @@ def build_result(state: RunState) -> dict:
     if pol.status == "unchecked":
         result["validation"] = {"description": "", "scores": {}, "decision": pol.decision,
                                 "answered_by": pol.method}
-        result["proposals_note"] = ("No next perturbations are ranked: with nothing measured to "
-                                    "check it, a ranking would rest on the same unchecked network.")
+        result["proposals_note"] = (
+            "No next perturbations are ranked: with no other measured perturbation to validate "
+            "the network on, a ranking would rest on the same unvalidated network."
+            if pol.evaluation else
+            "No next perturbations are ranked: with nothing measured to check it, a ranking would "
+            "rest on the same unchecked network.")
     if data.truth_path and (out / data.truth_path).exists():
         truth = pd.read_csv(out / data.truth_path, index_col=0)
         ev = pol.evidence or {}
@@ -637,7 +731,8 @@ def build_result(state: RunState) -> dict:
                            "every model, and the prediction is compared with their observed "
                            "change from control"
                            + (f"; it has the sign of {int(pol.evaluation['same_sign_topk'])} of "
-                              f"the {int(pol.evaluation['k'])} most changed genes right."
+                              f"the {int(pol.evaluation['k'])} most changed genes right"
+                              + _clear_clause(pol.evaluation) + "."
                               if "k" in pol.evaluation else "."),
             "metrics": {m: v for m, v in pol.evaluation.items()
                         if m not in ("k", "same_sign_topk", "k_clear", "same_sign_clear")},
@@ -668,24 +763,110 @@ def build_result(state: RunState) -> dict:
     if stim:
         _stimulation_result(result, pol, data, label)
     result["goal_note"] = data.goal_note
-    agents = []
-    for rec in state.get("log", []):
-        if rec["agent"] == "report":  # an earlier write of this report: listed once, below
-            continue
-        files = {"data": data.path, "integration": integ.path or "-",
-                 "network": net.edges_path or "-",
-                 "policy": ", ".join(f for f in (pol.policy_path, pol.training_log,
-                                                 pol.prediction_path) if f),
-                 "fallback": pol.prediction_path or "-",
-                 "stimulation": pol.prediction_path or "-"}.get(rec["agent"], "-")
-        agents.append({"agent": rec["agent"], "status": rec["status"],
-                       "produced": _PRODUCED.get(rec["agent"], "").format(files=files)
-                       + (f" — {rec['summary']}" if rec["status"] in ("skipped", "failed",
-                                                                       "not_validated",
-                                                                       "unchecked") else "")})
-    agents.append({"agent": "report", "status": "done", "produced": _PRODUCED["report"]})
+    files = {"data": data.path, "integration": integ.path or "-",
+             "network": net.edges_path or "-",
+             "policy": ", ".join(f for f in (pol.policy_path, pol.training_log,
+                                             pol.prediction_path) if f),
+             "fallback": pol.prediction_path or "-",
+             "stimulation": pol.prediction_path or "-"}
+    agents = agent_rows(state.get("log", []), pol, files, twin=data.truth_path is not None)
     result["agents"] = agents
     return result
+
+
+def agent_rows(log: list[dict], pol: PolicySummary, files: dict[str, str], *,
+               twin: bool = False) -> list[dict]:
+    """The "which agent produced what" table, from what each agent did in this run.
+
+    Parameters
+    ----------
+    log
+        The run's agent records (``agent``, ``status``, ``summary``).
+    pol
+        The policy summary: whether a policy file was written, whether candidates were validated
+        and how many proposals were made.
+    files
+        Agent name → the files it wrote (comma-separated, ``"-"`` for none).
+    twin
+        Whether the data agent simulated the cells (the twin) rather than loading them.
+
+    Returns
+    -------
+    list[dict]
+        ``agent``, ``status``, ``produced`` per record, the report last. A skipped or failed agent
+        produced nothing (its reason is given); the policy row names a trained policy and proposals
+        only when the run has them.
+    """
+    fell_back = any(r["agent"] == "fallback" for r in log)
+    rows = []
+    for rec in log:
+        name, status = rec["agent"], rec["status"]
+        if name == "report":  # an earlier write of this report: listed once, below
+            continue
+        if status in ("skipped", "failed"):
+            produced = f"nothing — {rec['summary']}"
+        elif name in ("policy", "fallback"):
+            made = ["trained TRPO→PPO policy" if pol.policy_path and name == "policy" else "",
+                    "candidates validated" if pol.validation and name == "policy" else "",
+                    ("its own prediction (not the answer: see fallback)" if fell_back else
+                     "prediction") if name == "policy" else
+                    "a baseline's prediction (kept for reference: no detectable effect)"
+                    if status == "no_effect" else "a baseline's prediction (the answer)",
+                    "proposals" if pol.proposals and (name == "fallback" or not fell_back) else ""]
+            if name == "policy" and not pol.policy_path:
+                made.insert(0, "no TRPO→PPO policy trained")
+            produced = (", ".join(m for m in made if m) + f" ({files.get(name, '-')})"
+                        + (f" — {rec['summary']}" if status in ("not_validated", "unchecked",
+                                                                 "no_effect") else ""))
+        else:
+            produced = _PRODUCED.get(name, "").format(files=files.get(name, "-"),
+                                                      made="simulated" if twin else "loaded")
+        rows.append({"agent": name, "status": status, "produced": produced})
+    rows.append({"agent": "report", "status": "done", "produced": _PRODUCED["report"]})
+    return rows
+
+
+def _neighbourhood_lead(edges: list[dict], targets: Iterable[str], genes: Iterable[str]) -> str:
+    """The sentence before the network's edge table: ``"The strongest touching X:"`` when edges
+    touch the goal's targets, else why none does (a target not among the genes worked on has no
+    edge at all)."""
+    targets = list(targets)
+    if edges:
+        return f"The strongest touching {'+'.join(targets)}:"
+    known = set(map(str, genes))
+    absent = [t for t in targets if t not in known]
+    if absent:
+        return (f"No edge touches {', '.join(absent)}: {'it is' if len(absent) == 1 else 'they are'} "
+                "not among the genes measured and worked on.")
+    return f"No inferred edge touches {'+'.join(targets)}."
+
+
+def unmeasured_targets_note(targets: Iterable[str], genes: Iterable[str], kind: str) -> str:
+    """A note naming the goal's targets whose RNA is not among the genes worked on: the
+    prediction cannot show their own change, and no target check is made for them.
+
+    Parameters
+    ----------
+    targets
+        The goal's target genes.
+    genes
+        The genes the prediction covers.
+    kind
+        The goal's perturbation kind (for the text).
+
+    Returns
+    -------
+    str
+        The note, or ``""`` when every target is among ``genes``.
+    """
+    known = set(map(str, genes))
+    absent = [str(t) for t in targets if str(t) not in known]
+    if not absent:
+        return ""
+    one = len(absent) == 1
+    return (f"{', '.join(absent)} {'is' if one else 'are'} not among the genes measured and "
+            f"worked on: the prediction cannot show {'its' if one else 'their'} own change under "
+            f"the {kind}, and no direct-target check is made for {'it' if one else 'them'}.")
 
 
 def stimulation_held_out(pol: PolicySummary, label: str) -> str:
@@ -711,6 +892,31 @@ def stimulation_held_out(pol: PolicySummary, label: str) -> str:
             f"They check the prediction of {label}.")
 
 
+def _hyper_parameters(value: object) -> str:
+    """Plain words for a stimulation predictor's chosen hyper-parameter(s): one value, or — for
+    an average of candidates — ``(name, value)`` pairs, written ``"name value, …"`` (never a Python
+    tuple's repr); the run stores them as that repr, which is read back first."""
+    import ast
+
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return f"hyper-parameter {value}"
+
+    def num(v: object) -> str:
+        if isinstance(v, (list, tuple)):
+            return "(" + ", ".join(num(x) for x in v) + ")"
+        return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+    pairs = (isinstance(value, (list, tuple)) and value
+             and all(isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str)
+                     for p in value))
+    if pairs:
+        return "hyper-parameters " + ", ".join(f"{name} {num(v)}" for name, v in value)
+    return f"hyper-parameter {num(value)}"
+
+
 def _stimulation_result(result: dict, pol: PolicySummary, data: DataSummary, label: str) -> None:
     """Reword the report of a stimulation goal (groups, not perturbations) from its facts."""
     st = pol.stimulation
@@ -728,7 +934,7 @@ def _stimulation_result(result: dict, pol: PolicySummary, data: DataSummary, lab
         "responses (inner leave-one-cell-type-out validation per cell type), composed as the "
         f"treated cells are ({pol.status})") if st.get("pooled") else (
         f"{label}: predicted from the other {what}s' responses"
-        + (f" (hyper-parameter {params[pol.method]})" if pol.method in params else "")
+        + (f" ({_hyper_parameters(params[pol.method])})" if pol.method in params else "")
         + (f"; candidates validated leaving each of {n_val} other {what}s out in turn"
            if n_val else "; not validated (too few other groups)") + f" ({pol.status})")
     if st.get("pooled"):

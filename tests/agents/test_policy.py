@@ -411,3 +411,58 @@ def test_run_validates_whole_genes_and_says_so(tmp_path, seed):
     state.update(report_agent(state))
     result = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "scored on 3 held-out validation genes (6 labels)" in result["validation"]["description"]
+def test_a_policy_that_did_not_validate_never_answers_no_effect(screens, tmp_path, monkeypatch):
+    # unmeasured goal: the evidence is the intervals of the prediction. A trained policy that
+    # predicts no change fails validation and its intervals all include 0; it once answered
+    # "no detectable effect" as the TRPO→PPO policy, and the planner skipped the fallback
+    from scagents.agents import policy as pol_mod
+    from scagents.agents.supervisor import plan_next
+
+    def no_change(ctx, attempt):
+        return (lambda targets, kind: np.zeros(len(ctx.genes))), {
+            "steps": 256, "policy_path": None, "training_log": None}
+
+    monkeypatch.setattr(pol_mod, "_train_policy", no_change)
+    opts = RunOptions(goal="predict G20 knockout", data=str(screens["knockout"]), n_validation=2,
+                      n_proposals=2, skip_network=True, max_policy_attempts=1)
+    state = initial_state(opts, tmp_path)
+    state.update(data_agent(state))
+    state["integration"] = {"status": "skipped", "reason": "test"}
+    state["network"] = {"status": "skipped", "reason": "test"}
+    state.update(pol_mod.policy_agent(state))
+    pol = PolicySummary.model_validate(state["policy"])
+    assert pol.status == "not_validated"
+    assert plan_next(state) == "fallback"
+
+
+def test_data_with_only_the_goals_perturbation_answer_without_crashing(tmp_path):
+    # control + the goal's perturbation only: nothing to train on. The policy agent once raised
+    # "The split leaves 0 training and 1 test perturbations" and the run ended without a report
+    from scagents.agents.policy import policy_agent
+
+    rng = np.random.default_rng(0)
+    rate = np.full((80, 30), 4.0)
+    rate[60:, 0] = 0.5
+    path = tmp_path / "one.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ad.AnnData(rng.poisson(rate).astype(np.float32),
+                   obs=pd.DataFrame({"perturbation": ["non-targeting"] * 60 + ["G0"] * 20},
+                                    index=[f"c{i}" for i in range(80)]),
+                   var=pd.DataFrame(index=[f"G{i}" for i in range(30)])).write_h5ad(path)
+    opts = RunOptions(goal="predict G0 knockout", data=str(path), skip_network=True)
+    state = initial_state(opts, tmp_path / "run")
+    state.update(data_agent(state))
+    state["integration"] = {"status": "skipped", "reason": "test"}
+    state["network"] = {"status": "skipped", "reason": "--skip-network"}
+    state.update(policy_agent(state))
+    assert state["policy"]["status"] == "skipped" and "0 perturbation(s) besides" in state["policy"]["reason"]
+    update = fallback_agent(state)  # no network to answer through: said, not raised
+    assert update["stop_reason"].startswith("No prediction possible for G0 knockout")
+
+
+def test_held_out_sentence_when_no_model_saw_perturbed_cells():
+    pol = PolicySummary(status="unchecked", held_out_labels=["G0"], held_out_cells=20)
+    assert held_out_sentence(pol, "G0 knockout") == (
+        "The goal's perturbation (G0 knockout) was held out: no model was fitted on perturbed cells, "
+        "and its 20 measured cells (label 'G0') check the prediction.")

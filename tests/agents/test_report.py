@@ -71,6 +71,19 @@ def test_headline_without_measured_cells_uses_validation():
     assert "no cells of it were measured" in lines[1] and "70 %" in lines[1]
 
 
+def test_headline_of_an_unmeasured_goal_says_what_the_direction_accuracy_counts():
+    # the validation's direction accuracy is three-class over all genes: "no change" scores on
+    # every unchanged gene, so 38 % is no skill when the reference also gets 38 %
+    pol = PolicySummary(status="fallback", method="combination (stacked)",
+                        validation_labels=["A", "B"],
+                        validation={"combination (stacked)": {"direction_accuracy": 0.378},
+                                    "no change (reference)": {"direction_accuracy": 0.378}})
+    line = headline(_result(), pol, "X knockout")[1]
+    assert "of the most changed genes" not in line
+    assert ("labelled 38 % of all genes right as up, down or unchanged (|change| > 0.05), where "
+            "predicting no change at all gets 38 %: no better than that.") in line
+
+
 def test_trust_verdict_rests_on_the_genes_that_clear_the_noise():
     # 19 most changed genes, only 4 clear the noise and 3 of those have the right sign: the
     # verdict must not be "poor agreement ... do not rely" because noise-level genes disagree
@@ -157,3 +170,189 @@ def test_headline_points_a_generic_combination_to_the_additive_reference():
             "vs -0.30 here); it assumes the targets act independently (no interaction).") in line
     pol.generic = None  # a specific answer: the reference is set beside it, not pointed to
     assert "Unlike this answer" not in headline(_result(additive=add), pol, "STAT1+IRF1 knockout")[1]
+
+
+def _tiny_run(tmp_path, *, log: list[dict], target: str = "STAT1", network: dict | None = None,
+              twin: bool = False, **policy) -> dict:
+    """The result dictionary of a small synthetic run (40 cells × 6 genes, no integration, no
+    network unless ``network``) of the goal "predict ``target`` knockout" whose policy summary is
+    ``policy``."""
+    import anndata as ad
+    import mudata as md
+
+    from scagents.agents.report import build_result
+    from scagents.agents.state import DataSummary, RunOptions
+
+    rng = np.random.default_rng(0)
+    genes = ["STAT1", "IRF1", "GBP1", "CXCL10", "ACTB", "B2M"]
+    obs = pd.DataFrame({"perturbation": ["control"] * 20 + [f"{target} knockout"] * 20,
+                        "is_control": [True] * 20 + [False] * 20},
+                       index=[f"c{i}" for i in range(40)])
+    rna = ad.AnnData(rng.poisson(5, size=(40, 6)).astype(np.float32), obs=obs,
+                     var=pd.DataFrame(index=genes))
+    md.MuData({"rna": rna}).write(tmp_path / "data.h5mu")
+    delta = np.array([-0.03, 0.02, -0.015, 0.012, 0.001, -0.002])
+    pd.DataFrame({"gene": genes, "control_mean": 1.5, "delta": delta, "perturbed_mean": 1.5 + delta,
+                  "delta_lower": delta - 0.2, "delta_upper": delta + 0.2,
+                  "clears_noise": False}).to_csv(tmp_path / "prediction.csv", index=False)
+    data = DataSummary(source="file", description="tiny.h5ad", path="data.h5mu", n_cells=40,
+                       n_genes=6, modalities=["rna"],
+                       goal={"text": f"predict {target} knockout", "targets": [target],
+                             "kind": "knockout"},
+                       perturbation={"targets": [target], "kind": "knockout"},
+                       goal_measured=True, measured=[f"{target} knockout"], candidates=[],
+                       is_counts=True, truth_path="twin_truth.csv" if twin else None)
+    if twin:  # the twin's own simulation of the goal
+        pd.DataFrame({"delta": -delta}, index=pd.Index(genes, name="gene")).to_csv(
+            tmp_path / "twin_truth.csv")
+    state = {"options": RunOptions(goal="predict STAT1 knockout", progress=False).model_dump(),
+             "out_dir": str(tmp_path), "data": data.model_dump(),
+             "integration": {"status": "skipped",
+                             "reason": "single-modality data: nothing to integrate"},
+             "network": network or {"status": "skipped", "reason": "--skip-network"},
+             "policy": PolicySummary(prediction_path="prediction.csv", **policy).model_dump(),
+             "log": log}
+    return build_result(state)
+
+
+_NO_EFFECT = {
+    "status": "no_effect", "method": "mean effect per kind",
+    "reason": "the goal's observed change does not clear its noise floor, so the policy was not "
+              "trained",
+    "validation": {"mean effect per kind": {"mse": 0.02}, "linear": {"mse": 0.03},
+                   "no change (reference)": {"mse": 0.01}}, "validation_labels": ["A", "B"],
+    "train_labels": ["C", "D"], "fit_labels": ["C", "D"], "held_out": "STAT1 knockout",
+    "held_out_labels": ["STAT1 knockout"], "held_out_cells": 20,
+    "evaluation": {"mse": 0.02, "pearson": 0.4, "k": 6, "same_sign_topk": 5, "k_clear": 0,
+                   "same_sign_clear": 0},
+    "evidence": {"kind": "observed", "detectable": False, "n_clear": 0, "n_genes": 6,
+                 "cleared": [], "method": "bootstrap over cells",
+                 "needed": "To detect an effect: about 400 cells per condition (now 20)."},
+    "interval": {"level": 0.8, "q": 1.0, "method": "split-conformal", "n_calibration": 2}}
+_LOG = [{"agent": "data", "status": "done", "summary": "loaded"},
+        {"agent": "integration", "status": "skipped",
+         "summary": "single-modality data: nothing to integrate"},
+        {"agent": "network", "status": "skipped", "summary": "--skip-network"}]
+
+
+def test_a_run_without_a_detectable_effect_says_so_everywhere(tmp_path):
+    from scagents.report import render_markdown
+
+    result = _tiny_run(tmp_path, log=[*_LOG, {"agent": "policy", "status": "no_effect",
+                                              "summary": _NO_EFFECT["reason"]}], **_NO_EFFECT)
+    text = render_markdown(result)
+    # STAT1 is predicted at -0.03: "no gene by more than 0.01" would be false; the lists are empty
+    # because nothing observed clears the noise
+    assert result["headline"][0].startswith("**Answer:** no detectable effect: no gene's observed "
+                                            "change under STAT1 knockout in its 20 cells")
+    assert "by more than 0.01" not in text
+    # the evaluation section once overwrote the evidence: the proposals said "no untested
+    # candidate is left" although none was sought
+    assert "None: with no detectable effect there is nothing to follow up." in text
+    assert "No untested candidate is left" not in text
+    assert "none of them changes beyond the noise" in result["evaluation"]["description"]
+    rows = {r["agent"]: r["produced"] for r in result["agents"]}
+    assert rows["policy"].startswith("no TRPO→PPO policy trained") and "proposals" not in rows["policy"]
+    assert rows["integration"].startswith("nothing — single-modality") and "joint" not in rows["integration"]
+    assert rows["data"].startswith("goal parsed, data loaded (")
+    # captions say what was drawn: a PCA of RNA coloured by condition (no clusters, no fates)
+    caption = result["captions"]["embedding"]
+    assert "principal components" in caption and "joint" not in caption
+    assert "cluster" not in caption and "fate" not in caption
+    assert "observed change in the goal's measured cells" in result["captions"]["intervals"]
+    assert "for reference only" in result["captions"]["effects"]
+    assert f"![{caption}](embedding.png)" in text
+    assert result["headline"][2] == (
+        "**Answered by:** mean effect per kind (its prediction kept for reference only), because the "
+        "goal's observed change does not clear its noise floor, so the policy was not trained; of "
+        "the baselines it had the lowest validation error on 2 held-out validation perturbations.")
+
+
+def test_the_agent_table_credits_proposals_to_the_fallback(tmp_path):
+    from scagents.agents.report import agent_rows
+
+    pol = PolicySummary(status="not_validated", method="combination", policy_path="policy.pt",
+                        validation={"combination": {"mse": 0.02}},
+                        proposals=[{"rank": 1, "perturbation": "X knockout", "score": 1.0,
+                                    "uncertainty": 0.1, "rationale": "r"}])
+    log = [{"agent": "policy", "status": "not_validated", "summary": "did not beat"},
+           {"agent": "fallback", "status": "fallback", "summary": ""}]
+    rows = {r["agent"]: r["produced"] for r in agent_rows(log, pol, {"policy": "policy.pt",
+                                                                     "fallback": "prediction.csv"})}
+    assert rows["policy"].startswith("trained TRPO→PPO policy, candidates validated, its own "
+                                     "prediction (not the answer")
+    assert "proposals" not in rows["policy"] and "proposals" in rows["fallback"]
+
+
+def test_a_knocked_out_gene_outside_the_measured_genes_is_said_so(tmp_path):
+    # SPI1 was perturbed (its cells are in the data) but its RNA is not among the genes: the
+    # network section once ended "The strongest touching SPI1:" above no table
+    from scagents.report import render_markdown
+
+    measured = {**_NO_EFFECT, "status": "fallback", "held_out_labels": ["SPI1 knockout"],
+                "held_out": "SPI1 knockout"}
+    net = {"status": "done", "method": "ridge", "n_edges": 12, "neighbourhood": []}
+    result = _tiny_run(tmp_path, log=_LOG, target="SPI1", network=net, **measured)
+    text = render_markdown(result)
+    assert "The strongest touching SPI1" not in text
+    assert ("No edge touches SPI1: it is not among the genes measured and worked on."
+            in result["network"]["description"])
+    assert any(n.startswith("SPI1 is not among the genes measured and worked on: the prediction "
+                            "cannot show its own change under the knockout") for n in result["notes"])
+
+
+
+def test_headline_of_an_unchecked_network_answer_says_why_it_answers():
+    pol = PolicySummary(status="unchecked", method="network propagation",
+                        reason="not validated: checked only against the goal's own observed cells "
+                               "(below)")
+    line = headline(_result(), pol, "STAT1 knockout")[2]
+    assert "status unchecked" not in line
+    assert line == ("**Answered by:** network propagation, because too few perturbations were "
+                    "measured to train and validate a predictor, and it needs no training; its "
+                    "prediction is not validated: checked only against the goal's own observed "
+                    "cells (below).")
+
+
+def test_stimulation_hyper_parameters_are_written_in_words():
+    from scagents.agents.report import _hyper_parameters
+
+    chosen = (("similarity-weighted shift", 0.25), ("similarity-weighted linear", (0.5, 1.0)))
+    assert _hyper_parameters(chosen) == ("hyper-parameters similarity-weighted shift 0.25, "
+                                         "similarity-weighted linear (0.5, 1)")
+    assert _hyper_parameters(0.3) == "hyper-parameter 0.3"
+    # the run stores them as text (the repr): read back, not printed as a tuple
+    assert _hyper_parameters(repr(chosen)) == _hyper_parameters(chosen)
+    assert _hyper_parameters("0.25") == "hyper-parameter 0.25"
+    assert _hyper_parameters("auto") == "hyper-parameter auto"
+
+
+
+def test_twin_notes_say_simulated_not_measured(tmp_path):
+    fitted = {**_NO_EFFECT, "fit_labels": ["C", "STAT1 overexpression"]}
+    result = _tiny_run(tmp_path, log=_LOG, twin=True, **fitted)
+    note = next(n for n in result["notes"] if n.startswith("Other perturbations of the same gene"))
+    assert "were simulated and used for fitting" in note and "measured" not in note
+
+
+
+def test_a_no_effect_fallback_row_does_not_call_its_prediction_the_answer():
+    from scagents.agents.report import agent_rows
+
+    pol = PolicySummary(status="no_effect", method="combination")
+    log = [{"agent": "policy", "status": "not_validated", "summary": "did not beat"},
+           {"agent": "fallback", "status": "no_effect", "summary": "no gene clears"}]
+    rows = {r["agent"]: r["produced"] for r in agent_rows(log, pol, {})}
+    assert rows["fallback"].startswith("a baseline's prediction (kept for reference: no "
+                                       "detectable effect)")
+
+
+
+def test_the_cell_plot_marks_the_goals_cells_held_out_only_when_they_were():
+    from scagents.agents.report import _conditions
+
+    obs = pd.DataFrame({"perturbation": ["control", "STAT1 knockout", "IRF1 knockout"],
+                        "is_control": [True, False, False]})
+    pert = {"targets": ["STAT1"], "kind": "knockout"}
+    assert _conditions(obs, pert)[1] == "STAT1 knockout (held out)"
+    assert _conditions(obs, pert, held_out=False) == ["control", "STAT1 knockout", "IRF1 knockout"]
