@@ -9,7 +9,8 @@ effects, linear on gene embeddings, network propagation) is fitted on the proper
 every validation perturbation and gene the interval scale is the spread of the four candidates'
 predictions combined with the gene's spread over the proper-training perturbations
 (:func:`scagents.evidence.interval_scale`), and ``q`` is the split-conformal 80 % quantile of
-``|observed − predicted| / scale`` (:func:`scagents.evidence.conformal_quantile`). On the held-out
+``|observed − predicted| / scale`` (:func:`scagents.evidence.conformal_quantile`; the labels of one
+target gene set averaged into one calibration unit, as ``run`` does). On the held-out
 fold each method's interval is ``prediction ± q · scale``:
 
 * ``split``: the prediction of the model fitted on the proper training set (the exact
@@ -120,7 +121,9 @@ def one_split(task, seed: int, fold: int, n_folds: int, rl: bool = True) -> list
         scales.append(interval_scale(np.stack(list(cand.values())), sd_p))
         for m in METHODS:
             res[m].append(obs - cand[m])
-    q = {m: conformal_quantile(np.stack(res[m]), np.stack(scales), level=LEVEL) for m in METHODS}
+    units = val.target_groups()  # a target gene set's labels: one calibration unit, as in ``run``
+    q = {m: conformal_quantile(np.stack(res[m]), np.stack(scales), level=LEVEL, groups=units)
+         for m in METHODS}
     rows = []
     if rl:
         rows.append(_rl_split(task, proper, val, test, fit_p, sd_p, seed, fold, n_val))
@@ -163,7 +166,7 @@ def _rl_split(task, proper, val, test, fit_p, sd_p, seed: int, fold: int, n_val:
         pol, c = cands(val, p)
         res.append(np.asarray(val.observed_delta(p), float) - pol)
         scales.append(interval_scale(c, sd_p))
-    q = conformal_quantile(np.stack(res), np.stack(scales), level=LEVEL)
+    q = conformal_quantile(np.stack(res), np.stack(scales), level=LEVEL, groups=val.target_groups())
     cover, width, sq, ab = [], [], [], []
     for p in test.perturbations:
         obs = np.asarray(test.observed_delta(p), float)

@@ -12,7 +12,8 @@ indexed by gene); ``effects`` is a perturbations × genes :class:`pandas.DataFra
 ``"STAT1+IRF1"``: genes joined by ``+``), as written by ``scagents.data.perturbation_effects``.
 
 :func:`evaluate_heldout` scores a predictor with k-fold cross-validation over perturbations (a
-held-out perturbation is never seen in training) using :func:`scagents.metrics.prediction_report`.
+held-out perturbation is never seen in training; labels of one target gene set, ``A+B`` and
+``B+A``, fold together) using :func:`scagents.metrics.prediction_report`.
 
 References
 ----------
@@ -375,11 +376,14 @@ def evaluate_heldout(predictor_factory: Callable[[], Predictor], control: pd.Ser
                      eps: float = DEFAULT_DIRECTION_EPS) -> pd.DataFrame:
     """Score a predictor on held-out perturbations with k-fold cross-validation.
 
-    The perturbations (rows of ``effects``) are shuffled with ``seed`` and split into ``n_folds``
-    folds (scikit-learn ``KFold(shuffle=True, random_state=seed)``); for each fold a fresh
-    predictor from ``predictor_factory`` is fitted on the other folds and predicts every held-out
-    perturbation from its target genes alone. A held-out label is thus never seen in training
-    (its single-gene parts may be, for combinations).
+    The target gene sets of the rows of ``effects`` (:func:`split_targets` of each label, as a set:
+    ``A+B`` and ``B+A`` are one; :func:`scagents.perturbation.target_groups`) are shuffled with
+    ``seed`` and split into ``n_folds`` folds (scikit-learn ``KFold(shuffle=True,
+    random_state=seed)`` over the sets); for each fold a fresh predictor from
+    ``predictor_factory`` is fitted on the rows of the other folds and predicts every held-out row
+    from its target genes alone. A held-out target gene set is thus never seen in training under
+    any of its labels (its single-gene parts may be, for combinations). With one row per target
+    gene set (the usual case) the folds are those of ``KFold`` over the rows.
 
     Parameters
     ----------
@@ -391,7 +395,7 @@ def evaluate_heldout(predictor_factory: Callable[[], Predictor], control: pd.Ser
     effects
         Perturbations × genes deltas from control; index = target labels.
     n_folds
-        Number of folds (2 ≤ ``n_folds`` ≤ number of perturbations).
+        Number of folds (2 ≤ ``n_folds`` ≤ number of target gene sets).
     seed
         Seed of the split.
     k
@@ -408,17 +412,25 @@ def evaluate_heldout(predictor_factory: Callable[[], Predictor], control: pd.Ser
     """
     from sklearn.model_selection import KFold
 
-    n = effects.shape[0]
+    from scagents.perturbation import target_groups
+
+    groups = target_groups([split_targets(str(label)) for label in effects.index])
+    n = len(groups)
     if not 2 <= n_folds <= n:
-        raise DataError(f"n_folds must be between 2 and the number of perturbations ({n}), got "
+        what = ("perturbations" if n == effects.shape[0]
+                else f"target gene sets ({effects.shape[0]} labels)")
+        raise DataError(f"n_folds must be between 2 and the number of {what} ({n}), got "
                         f"{n_folds}.")
     genes = control.index
     rows = []
     folds = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fold, (train_idx, test_idx) in enumerate(folds.split(np.arange(n))):
+    for fold, (train_g, test_g) in enumerate(folds.split(np.arange(n))):
+        train_idx = sorted(i for g in train_g for i in groups[g])
+        test_idx = sorted(i for g in test_g for i in groups[g])
         model = predictor_factory().fit(control, effects.iloc[train_idx])
-        for label in effects.index[test_idx]:
-            observed = effects.loc[label].reindex(genes).to_numpy(dtype=float)
+        for i in test_idx:
+            label = effects.index[i]
+            observed = effects.iloc[i].reindex(genes).to_numpy(dtype=float)
             predicted = model.predict(split_targets(str(label))).reindex(genes).to_numpy()
             report = prediction_report(predicted, observed, k=k, eps=eps)
             rows.append({"perturbation": str(label), "predictor": model.name, "fold": fold,

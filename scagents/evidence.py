@@ -19,7 +19,8 @@ call needs two independent false discoveries.
 spread of the candidate predictors' predictions for that perturbation and gene, combined with the
 spread of the gene's change across the training perturbations; ``q`` is the split-conformal
 quantile of ``|observed − predicted| / scale`` over the calibration (validation) perturbations'
-genes (Lei et al. 2018, "Distribution-free predictive inference for regression", normalised
+genes, the labels of one perturbation (per promoter or per guide) averaged into one unit first
+(``groups``; Lei et al. 2018, "Distribution-free predictive inference for regression", normalised
 residual scores), so that the intervals cover the observed change with the nominal probability
 over perturbations exchangeable with the calibration ones. When the goal's perturbation was not
 measured, a gene clears when its interval excludes 0.
@@ -148,13 +149,45 @@ def interval_scale(candidates: np.ndarray, gene_sd: np.ndarray, *, eps: float = 
 
 
 def conformal_quantile(residuals: np.ndarray, scales: np.ndarray, *,
-                       level: float = INTERVAL_LEVEL) -> float:
+                       level: float = INTERVAL_LEVEL,
+                       groups: Sequence[Sequence[int]] | None = None) -> float:
     """Split-conformal quantile of the normalised absolute residuals ``|r| / scale``.
 
-    The ``ceil((n + 1) · level)``-th smallest score of the ``n`` calibration scores (``inf`` when
-    there are too few to reach ``level``).
+    Parameters
+    ----------
+    residuals
+        ``(n_rows, ...)`` observed − predicted change of each calibration row (a validation
+        label) and gene.
+    scales
+        The interval scale of each residual (same shape).
+    level
+        Nominal coverage.
+    groups
+        Row positions of each exchangeable calibration unit (e.g. every label of one target gene
+        set and kind, :func:`scagents.perturbation.target_groups`); the scores ``|r| / scale`` of a
+        unit's rows are averaged (gene by gene) into one row before ranking, so correlated labels
+        of one perturbation count once. Must partition the rows. ``None``: every row is its own
+        unit (with one row per group the result is the same).
+
+    Returns
+    -------
+    float
+        The ``ceil((n + 1) · level)``-th smallest of the ``n`` finite calibration scores (one per
+        unit and gene), ``inf`` when there are too few to reach ``level``.
+
+    Raises
+    ------
+    ValueError
+        ``groups`` does not use every row exactly once.
     """
-    s = np.sort((np.abs(np.asarray(residuals, float)) / np.asarray(scales, float)).ravel())
+    s = np.abs(np.asarray(residuals, float)) / np.asarray(scales, float)
+    if groups is not None:
+        flat = sorted(int(i) for g in groups for i in g)
+        if flat != list(range(len(s))) or any(len(g) == 0 for g in groups):
+            raise ValueError(f"groups must use each of the {len(s)} calibration rows exactly once, "
+                             f"got {[list(g) for g in groups]}.")
+        s = np.stack([s[list(g)].mean(axis=0) for g in groups]) if len(s) else s
+    s = np.sort(s.ravel())
     s = s[np.isfinite(s)]
     k = int(math.ceil((len(s) + 1) * level))
     return float(s[k - 1]) if 1 <= k <= len(s) else float("inf")

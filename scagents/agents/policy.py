@@ -14,8 +14,9 @@ combination (:func:`scagents.combination.fit_combination`), and "no change" as a
 constructors of ``benchmarks/ablation.py``'s rows (:func:`fit_candidates`).
 :func:`compare_to_baseline` decides: the policy answers only if it beats the best baseline by more
 than the validation noise — at least ``min_improvement`` (5 %) lower mean MSE, a paired MSE
-improvement larger than its standard error across the validation perturbations, and a Pearson-delta
-that is not worse. Otherwise the agent reports ``status="not_validated"``; the planner retrains it
+improvement larger than its standard error across the validation perturbations (the labels of one
+target gene set and kind — ``STAT2_P1`` / ``STAT2_P2`` — averaged into one unit first: they are not
+independent), and a Pearson-delta that is not worse. Otherwise the agent reports ``status="not_validated"``; the planner retrains it
 with a doubled budget when the gap is small (``retrain``), else routes to :func:`fallback_agent`,
 which answers with the best-validating baseline, refitted on the training *and* validation
 perturbations (never the goal's), and says so. The whole rule is :func:`answering_rule`;
@@ -60,7 +61,8 @@ __all__ = ["policy_agent", "generic_answer", "fallback_agent", "POLICY_FILE", "P
            "rank_proposals", "pair_candidates", "compare_to_baseline", "Verdict", "MIN_LISTED", "POLICY", "BASELINES",
            "REFERENCE", "COMBINATION", "NETWORK", "policy_train_config", "Answer", "answering_rule",
            "answering_predictor", "fallback_choice", "fit_candidates", "refit_candidate",
-           "validation_split", "combinations_aside", "validation_count", "additive_of_singles"]
+           "validation_split", "combinations_aside", "validation_count", "additive_of_singles",
+           "target_group_key"]
 
 POLICY_FILE = "policy.pt"
 PREDICTION_FILE = "prediction.csv"
@@ -136,6 +138,16 @@ class _Context:
     def n_val_held(self) -> str:
         """:attr:`n_val` with "held-out" (``"6 held-out validation genes (9 labels)"``)."""
         return validation_count(self.task, self.val_labels, "held-out")
+
+    @property
+    def val_groups(self) -> list[list[int]]:
+        """Positions in :attr:`val_labels` grouped by target gene set and kind
+        (:func:`scagents.perturbation.target_groups`): the exchangeable units of the paired
+        standard error and the conformal calibration."""
+        from scagents.perturbation import target_groups
+
+        perts = [self.task.perturbations[self.task.index(lab)] for lab in self.val_labels]
+        return target_groups([p.targets for p in perts], [p.kind for p in perts])
     baselines: dict[str, Predict] = field(default_factory=dict)
     reference: dict[str, Predict] = field(default_factory=dict)
     floor: pd.DataFrame | None = None  # noise floor of the goal's observed change (evidence)
@@ -560,9 +572,17 @@ def _target_direction(pred: np.ndarray, genes: list[str], targets: tuple[str, ..
     return float(np.mean([sign * pred[i] > MIN_LISTED for i in pos]))
 
 
+def target_group_key(targets: tuple[str, ...] | list[str], kind: str) -> str:
+    """The key of a perturbation's target gene set and kind (``"STAT2 knockout"``, ``"A+B
+    knockout"`` for both ``A+B`` and ``B+A``): equal exactly for the labels
+    :func:`scagents.perturbation.target_groups` puts in one group."""
+    return f"{'+'.join(sorted(set(targets)))} {kind}"
+
+
 def _score_rows(ctx: _Context, predict: Predict) -> pd.DataFrame:
     """Validation metrics of a predictor, one row per validation perturbation (with
-    ``target_direction``: how its own measured targets are predicted to move)."""
+    ``target_direction``: how its own measured targets are predicted to move, and
+    ``target_group``: :func:`target_group_key`, the unit :func:`compare_to_baseline` pairs on)."""
     from scagents.metrics import prediction_report
     from scagents.twin.milieu import hold_inputs
 
@@ -575,7 +595,8 @@ def _score_rows(ctx: _Context, predict: Predict) -> pd.DataFrame:
         pred = np.asarray(predict(p.targets, p.kind), float)
         rep = prediction_report(pred, obs, k=min(20, len(obs)))
         rows.append({"perturbation": label, **rep,
-                     "target_direction": _target_direction(pred, ctx.genes, p.targets, p.kind)})
+                     "target_direction": _target_direction(pred, ctx.genes, p.targets, p.kind),
+                     "target_group": target_group_key(p.targets, p.kind)})
     return pd.DataFrame(rows).set_index("perturbation")
 
 
@@ -602,16 +623,38 @@ class Verdict:
     checks: dict[str, bool]
     #: mean Pearson-delta top-20 of the policy / the best baseline on the perturbations both score
     pearson_pair: tuple[float, float] = (float("nan"), float("nan"))
+    #: units the paired mean and s.e. are over (target gene sets and kinds) and the rows (labels)
+    n_units: int = 0
+    n_rows: int = 0
 
-    def describe(self, policy: str, scores: dict[str, dict[str, float]], min_improvement: float
-                 ) -> str:
+    def describe(self, policy: str, scores: dict[str, dict[str, float]], min_improvement: float,
+                 counted: str | None = None) -> str:
+        """The verdict in one sentence.
+
+        Parameters
+        ----------
+        policy
+            Name of the learned model.
+        scores
+            Model name → mean validation metrics (``mse``).
+        min_improvement
+            The rule's relative MSE margin.
+        counted
+            What the validation set counts (:func:`validation_count`, ``"3 validation genes (6
+            labels)"``), named when the paired s.e. is over fewer units than labels; default
+            ``"N target gene sets (M labels)"``.
+        """
         b = self.best_baseline
+        over = ""
+        if 0 < self.n_units < self.n_rows:  # labels of one gene averaged: say what is counted
+            over = (f" over the {counted or f'{self.n_units} target gene sets ({self.n_rows} labels)'}"
+                    ", each one's labels averaged first")
         parts = [
             f"{policy} validation MSE {scores[policy]['mse']:.4g} vs {scores[b]['mse']:.4g} for the "
             f"best baseline ({b}): {100 * self.relative_improvement:+.1f} % "
             f"(needs ≥ {100 * min_improvement:.0f} % lower)",
-            f"paired MSE difference {self.paired_mean:+.4g} ± {self.paired_se:.2g} s.e. (must be "
-            "below −1 s.e.)",
+            f"paired MSE difference {self.paired_mean:+.4g} ± {self.paired_se:.2g} s.e.{over} "
+            "(must be below −1 s.e.)",
             f"Pearson-delta top-20 {self.pearson_pair[0]:.3f} vs {self.pearson_pair[1]:.3f} on the "
             "perturbations both score (must not be lower)"]
         failed = [name for name, ok in self.checks.items() if not ok]
@@ -628,7 +671,11 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
     ----------
     rows
         Model name → per-validation-perturbation metrics (index: perturbation; columns ``mse`` and
-        ``pearson_delta_topk``), all on the same perturbations.
+        ``pearson_delta_topk``), all on the same perturbations. An optional ``target_group``
+        column of the policy's rows (:func:`target_group_key`) names the unit of each row: the
+        labels of one target gene set and kind (``STAT2_P1`` / ``STAT2_P2``) are correlated, so
+        their MSE differences are averaged into one before the paired mean and standard error;
+        without it every row is its own unit.
     policy
         Name of the learned model in ``rows``.
     baselines
@@ -640,8 +687,9 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
     -------
     Verdict
         ``validated`` is true only when all three checks pass: ``"≥ min_improvement lower MSE"``,
-        ``"paired improvement > 1 s.e."`` (mean of the per-perturbation MSE differences
-        policy − baseline below minus its standard error) and ``"Pearson-delta not worse"`` (mean
+        ``"paired improvement > 1 s.e."`` (mean over the units of the per-unit MSE differences
+        policy − baseline below minus its standard error over the units; with one label per unit
+        the per-perturbation differences) and ``"Pearson-delta not worse"`` (mean
         top-20 Pearson-delta at least the baseline's, both averaged over the perturbations where
         both have one; none such passes); with a
         ``target_direction`` column also ``"targets' own direction not worse"`` (the fraction of
@@ -650,7 +698,10 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
     best = min(baselines, key=lambda k: (float(rows[k]["mse"].mean()), k))
     pol, base = rows[policy], rows[best].reindex(rows[policy].index)
     rel = 1.0 - float(pol["mse"].mean()) / max(float(base["mse"].mean()), 1e-12)
-    diff = (pol["mse"] - base["mse"]).to_numpy(float)
+    units = (pol["target_group"].to_numpy() if "target_group" in pol.columns
+             else np.asarray(pol.index))
+    # one value per unit (target gene set and kind): its labels' differences averaged
+    diff = (pol["mse"] - base["mse"]).groupby(units, sort=False).mean().to_numpy(float)
     mean = float(diff.mean())
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
     # Pearson-delta compared on the perturbations where both models have one (a model that
@@ -670,7 +721,8 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
                   and base["target_direction"].notna().any() else float("nan"))
         checks["targets' own direction not worse"] = bool(np.isnan(t_base) or t_pol >= t_base)
     return Verdict(validated=all(checks.values()), best_baseline=best, relative_improvement=rel,
-                   paired_mean=mean, paired_se=se, checks=checks, pearson_pair=(p_pol, p_base))
+                   paired_mean=mean, paired_se=se, checks=checks, pearson_pair=(p_pol, p_base),
+                   n_units=len(diff), n_rows=len(pol))
 
 
 WRONG_TARGETS = "goal's targets moved the expected way"
@@ -1077,7 +1129,8 @@ def _intervals(ctx: _Context, predict: Predict, calibrate: Predict, models: dict
     """Per-gene intervals of the goal's predicted change, split-conformal on the validation
     perturbations (:mod:`scagents.evidence`): scale = spread of ``models``' predictions with the
     gene's spread over the training perturbations; ``q`` = the conformal quantile of the
-    validation residuals of ``calibrate`` over that scale."""
+    validation residuals of ``calibrate`` over that scale, the scores of one target gene set's
+    labels averaged into one unit (:attr:`_Context.val_groups`; ``n_calibration`` counts units)."""
     from scagents.evidence import (
         INTERVAL_LEVEL,
         conformal_intervals,
@@ -1092,18 +1145,20 @@ def _intervals(ctx: _Context, predict: Predict, calibrate: Predict, models: dict
         cand = np.stack([np.asarray(f(p.targets, p.kind), float) for f in models.values()])
         res.append(obs - np.asarray(calibrate(p.targets, p.kind), float))
         scales.append(interval_scale(cand, ctx.gene_sd))
-    q = conformal_quantile(np.stack(res), np.stack(scales), level=INTERVAL_LEVEL)
+    groups = ctx.val_groups
+    q = conformal_quantile(np.stack(res), np.stack(scales), level=INTERVAL_LEVEL, groups=groups)
     cand = np.stack([np.asarray(f(goal.targets, goal.kind), float) for f in models.values()])
     scale = interval_scale(cand, ctx.gene_sd)
     lower, upper = conformal_intervals(np.asarray(predict(goal.targets, goal.kind), float),
                                        scale, q)
-    return {"level": INTERVAL_LEVEL, "q": round(q, 6), "n_calibration": len(ctx.val_labels),
+    return {"level": INTERVAL_LEVEL, "q": round(q, 6), "n_calibration": len(groups),
             "models": list(models),
             "method": (f"split-conformal on the {ctx.n_val}: "
                        f"delta ± q · scale, scale = spread of the {len(models)} candidate "
                        "predictions combined with the gene's spread over the training "
                        f"perturbations, q = {q:.3g}, the {100 * INTERVAL_LEVEL:.0f} % conformal "
-                       "quantile of |observed − predicted| / scale"),
+                       "quantile of |observed − predicted| / scale"
+                       + _units_clause(groups, len(ctx.val_labels))),
             "columns": ["delta_lower", "delta_upper"], "lower": lower, "upper": upper}
 
 
@@ -1297,7 +1352,7 @@ def policy_agent(state: RunState) -> dict:
                           min_improvement=ctx.opts.min_improvement,
                           wrong_targets=[t["gene"] for t in wrong])
     verdict, retrain = rule.verdict, rule.retrain
-    reason = (verdict.describe(POLICY, validation, ctx.opts.min_improvement)
+    reason = (verdict.describe(POLICY, validation, ctx.opts.min_improvement, counted=ctx.n_val)
               + f" (after {info['steps']} training steps)")
     if wrong:
         reason += ("; it cannot be validated: it predicts "
@@ -1393,6 +1448,16 @@ def fallback_agent(state: RunState) -> dict:
     return _out("fallback", s)
 
 
+def _units_clause(groups: list[list[int]], n_labels: int) -> str:
+    """The clause of the interval's method saying what the conformal rank counts when a validation
+    target gene set has several labels (``"; the labels of each of the 3 target gene sets count as
+    one calibration unit (their scores averaged)"``); ``""`` with one label each."""
+    if len(groups) == n_labels:
+        return ""
+    return (f"; the labels of each of the {len(groups)} target gene sets count as one calibration "
+            "unit (their scores averaged)")
+
+
 def _fallback_calibration(ctx: _Context, name: str, *, refitted: bool, q: float) -> dict:
     """How the fallback's intervals were calibrated (``interval["calibration"]`` and the end of
     ``interval["method"]``): split-conformal on the validation perturbations, with ``q`` from the
@@ -1412,7 +1477,8 @@ def _fallback_calibration(ctx: _Context, name: str, *, refitted: bool, q: float)
             "method": f"{text}. Interval: delta ± q · scale, scale = spread of the candidate "
                       "predictions combined with the gene's spread over the training "
                       f"perturbations, q = {q:.3g}, the {100 * INTERVAL_LEVEL:.0f} % conformal "
-                      "quantile of |observed − predicted| / scale on the validation perturbations"}
+                      "quantile of |observed − predicted| / scale on the validation perturbations"
+                      + _units_clause(ctx.val_groups, len(ctx.val_labels))}
 
 
 def _network_answer(state: RunState, ctx: _Context, prev: PolicySummary) -> dict:
