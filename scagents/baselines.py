@@ -417,10 +417,9 @@ def evaluate_heldout(predictor_factory: Callable[[], Predictor], control: pd.Ser
     groups = target_groups([split_targets(str(label)) for label in effects.index])
     n = len(groups)
     if not 2 <= n_folds <= n:
-        what = ("perturbations" if n == effects.shape[0]
-                else f"target gene sets ({effects.shape[0]} labels)")
-        raise DataError(f"n_folds must be between 2 and the number of {what} ({n}), got "
-                        f"{n_folds}.")
+        what = (f"perturbations ({n})" if n == effects.shape[0]
+                else f"target gene sets ({n}; {effects.shape[0]} labels)")
+        raise DataError(f"n_folds must be between 2 and the number of {what}, got {n_folds}.")
     genes = control.index
     rows = []
     folds = KFold(n_splits=n_folds, shuffle=True, random_state=seed)

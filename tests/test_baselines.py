@@ -195,6 +195,57 @@ def test_evaluate_heldout_never_trains_on_the_held_out_perturbation():
         evaluate_heldout(MeanEffect, control, effects, n_folds=1)
 
 
+def test_evaluate_heldout_never_splits_a_target_gene_set():
+    # combinations measured under both orders (A+B and B+A: one target gene set): each set is
+    # held out whole, never trained on under its other label in its fold
+    control, every = _linear_data()
+    effects = every.iloc[:14].copy()
+    for a, b in (("G40", "G41"), ("G42", "G43"), ("G44", "G45")):
+        effects.loc[f"{a}+{b}"] = every.loc[a] + every.loc[b]
+        effects.loc[f"{b}+{a}"] = effects.loc[f"{a}+{b}"] * 1.1
+    sets = {frozenset(split_targets(lab)) for lab in effects.index}
+    seen: list[list[str]] = []
+
+    class Spy(MeanEffect):
+        def fit(self, control, effects):
+            seen.append(list(effects.index))
+            return super().fit(control, effects)
+
+    for seed in range(8):
+        seen.clear()
+        res = evaluate_heldout(Spy, control, effects, n_folds=5, seed=seed)
+        assert len(res) == len(effects) and set(res["fold"]) == set(range(5))
+        for lab, rows in res.groupby("perturbation"):
+            assert rows["fold"].nunique() == 1, (seed, lab)     # its rows: one fold
+            held = frozenset(split_targets(lab))
+            assert not any(frozenset(split_targets(t)) == held for t in seen[rows["fold"].iloc[0]])
+        folds = {frozenset(split_targets(lab)): f for lab, f in zip(res["perturbation"], res["fold"])}
+        assert len(folds) == len(sets)
+    with pytest.raises(DataError, match=r"target gene sets \(4; 6 labels\)"):
+        evaluate_heldout(MeanEffect, control, effects.iloc[[0, 1, 14, 15, 16, 17]], n_folds=5)
+
+
+def test_evaluate_heldout_with_one_row_per_target_set_is_unchanged():
+    # pinned from earlier versions (KFold over the rows): the folds and the scores
+    rng = np.random.default_rng(11)
+    genes = [f"G{i}" for i in range(40)]
+    control = pd.Series(rng.uniform(1, 3, 40), index=genes)
+    effects = pd.DataFrame(rng.normal(0, 0.2, (12, 40)), index=genes[:12], columns=genes)
+    order = ["G4", "G5", "G9", "G1", "G7", "G10", "G0", "G2", "G3", "G6", "G8", "G11"]
+    pinned = {
+        MeanEffect: [0.0434179122, 0.038921639, 0.0473017748, 0.0485005265, 0.0523662191,
+                     0.052773183, 0.032999045, 0.037180766, 0.0271712086, 0.0628470096,
+                     0.0320640933, 0.031885763],
+        LinearGeneEmbedding: [0.0774747117, 0.0565809581, 0.0521673161, 0.052423934,
+                              0.0682641235, 0.0675237726, 0.0506230302, 0.0471169941,
+                              0.048062764, 0.1052222017, 0.0486481739, 0.0470757236]}
+    for factory, mse in pinned.items():
+        res = evaluate_heldout(factory, control, effects, n_folds=4, seed=2)
+        assert list(res["perturbation"]) == order
+        assert list(res["fold"]) == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+        np.testing.assert_allclose(res["mse"], mse, rtol=0, atol=1e-10)
+
+
 # --------------------------------------------------------------------------------------------------
 # real data: Papalexi et al. 2021, EVALUATION.md reference figures
 # --------------------------------------------------------------------------------------------------

@@ -95,3 +95,31 @@ def test_conformal_quantile_covers_at_the_nominal_level():
         cover.append(np.mean((test >= lo) & (test <= hi)))
     assert np.mean(cover) == pytest.approx(0.8, abs=0.02)
     assert conformal_quantile(np.ones(3), np.ones(3), level=0.8) == float("inf")  # too few
+
+
+def test_conformal_quantile_counts_a_genes_labels_as_one_unit():
+    # two labels of one gene with identical errors (a per-promoter pair): one calibration unit, so
+    # q is that of the data with the gene once; counted label by label, the duplicate row moves
+    # the finite-sample rank
+    rng = np.random.default_rng(5)
+    res, sc = rng.normal(size=(4, 3)), rng.uniform(0.5, 2, (4, 3))
+    once = conformal_quantile(res, sc, level=0.8)
+    twice_r, twice_s = np.vstack([res, res[2:3]]), np.vstack([sc, sc[2:3]])
+    grouped = conformal_quantile(twice_r, twice_s, level=0.8, groups=[[0], [1], [2, 4], [3]])
+    assert grouped == once
+    assert conformal_quantile(twice_r, twice_s, level=0.8) != once
+    # a unit's scores are averaged gene by gene before ranking
+    r = np.array([[1.0], [3.0], [0.5], [9.0]])
+    # units [2, 0.5, 9]: rank ceil((3 + 1) · 0.5) = 2 → 2; label by label rank 3 of [0.5, 1, 3, 9]
+    assert conformal_quantile(r, np.ones((4, 1)), level=0.5, groups=[[0, 1], [2], [3]]) == 2.0
+    assert conformal_quantile(r, np.ones((4, 1)), level=0.5) == 3.0
+    with pytest.raises(ValueError, match="exactly once"):
+        conformal_quantile(res, sc, groups=[[0, 1], [1, 2, 3]])
+
+
+def test_conformal_quantile_with_one_label_per_unit_is_unchanged():
+    rng = np.random.default_rng(5)
+    res, sc = rng.normal(size=(9, 30)), rng.uniform(0.5, 2, (9, 30))
+    pinned = 1.0950149946331886   # the ungrouped quantile of earlier versions on these data
+    assert conformal_quantile(res, sc, level=0.8) == pinned
+    assert conformal_quantile(res, sc, level=0.8, groups=[[i] for i in range(9)]) == pinned
