@@ -408,6 +408,11 @@ def test_run_validates_whole_genes_and_says_so(tmp_path, seed):
     assert pol.validation_count == "3 validation genes (6 labels)"
     assert "on 3 held-out validation genes (6 labels)" in pol.decision
     assert pol.interval is None or "3 validation genes (6 labels)" in pol.interval["method"]
+    # the conformal rank counts genes: each gene's two promoter labels are one calibration unit
+    assert pol.interval is None or (
+        pol.interval["n_calibration"] == 3
+        and "the labels of each of the 3 target gene sets count as one calibration unit"
+        in pol.interval["method"])
     state.update(report_agent(state))
     result = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "scored on 3 held-out validation genes (6 labels)" in result["validation"]["description"]
@@ -466,3 +471,59 @@ def test_held_out_sentence_when_no_model_saw_perturbed_cells():
     assert held_out_sentence(pol, "G0 knockout") == (
         "The goal's perturbation (G0 knockout) was held out: no model was fitted on perturbed cells, "
         "and its 20 measured cells (label 'G0') check the prediction.")
+
+
+# ---------------------------------------------------------------- the paired s.e. over genes
+def _validation_rows(mse, units=None) -> pd.DataFrame:
+    idx = [f"p{i}" for i in range(len(mse))]
+    rows = pd.DataFrame({"mse": mse, "pearson_delta_topk": [0.5] * len(mse)}, index=idx)
+    if units is not None:
+        rows["target_group"] = units
+    return rows
+
+
+def test_compare_counts_a_genes_labels_as_one_unit():
+    """Two promoter labels of one gene with identical errors are one unit of the paired s.e.:
+    the verdict is that of the data with the gene once (label by label the duplicate would
+    shrink the s.e. and pass the margin)."""
+    from scagents.agents.policy import compare_to_baseline, target_group_key
+
+    base = [0.50, 0.60, 0.70, 0.80]
+    pol = [0.30, 0.65, 0.70, 0.75]   # paired differences -0.2, 0.05, 0, -0.05
+    once = compare_to_baseline({"pol": _validation_rows(pol, list("ABCD")),
+                                "b": _validation_rows(base)}, policy="pol", baselines=["b"])
+    units = ["A knockout", "A knockout", "B knockout", "C knockout", "D knockout"]
+    twice = {"pol": _validation_rows([pol[0], *pol], units), "b": _validation_rows([base[0], *base])}
+    v = compare_to_baseline(twice, policy="pol", baselines=["b"])
+    assert (v.paired_mean, v.paired_se) == pytest.approx((once.paired_mean, once.paired_se), abs=1e-15)
+    assert (v.n_units, v.n_rows) == (4, 5) and (once.n_units, once.n_rows) == (4, 4)
+    assert not v.checks["paired improvement > 1 s.e."] and not once.checks["paired improvement > 1 s.e."]
+    # label by label (no units): the duplicated gene counts twice and passes, as before
+    rows = {"pol": twice["pol"].drop(columns="target_group"), "b": twice["b"]}
+    assert compare_to_baseline(rows, policy="pol", baselines=["b"]).checks[
+        "paired improvement > 1 s.e."]
+    scores = {"pol": {"mse": 0.6}, "b": {"mse": 0.66}}
+    assert "s.e. over the 4 validation genes (5 labels), each one's labels averaged first" in \
+        v.describe("pol", scores, 0.05, counted="4 validation genes (5 labels)")
+    assert "s.e. (must be below" in once.describe("pol", scores, 0.05)   # one label each: as before
+    assert target_group_key(("B", "A"), "knockout") == target_group_key(("A", "B"), "knockout")
+    assert target_group_key(("A",), "knockout") != target_group_key(("A",), "overexpression")
+
+
+def test_compare_with_one_label_per_unit_is_unchanged():
+    """Pinned from earlier versions (the paired s.e. over rows): identical with units."""
+    from scagents.agents.policy import compare_to_baseline
+
+    rng = np.random.default_rng(7)
+    idx = [f"p{i}" for i in range(7)]
+    base = pd.DataFrame({"mse": rng.uniform(0.3, 0.8, 7), "pearson_delta_topk": rng.uniform(0.2, 0.9, 7)},
+                        index=idx)
+    pol = pd.DataFrame({"mse": base["mse"].to_numpy() * rng.uniform(0.6, 1.05, 7),
+                        "pearson_delta_topk": rng.uniform(0.3, 0.95, 7)}, index=idx)
+    for rows in (pol, pol.assign(target_group=[f"G{i} knockout" for i in range(7)])):
+        v = compare_to_baseline({"pol": rows, "b": base, "c": base * 1.1}, policy="pol",
+                                baselines=["b", "c"])
+        assert v.paired_mean == -0.04519503105175975 and v.paired_se == 0.02367071555164704
+        assert v.relative_improvement == 0.0800702919454006 and v.validated
+        diff = (pol["mse"] - base["mse"]).to_numpy()   # the earlier computation
+        assert v.paired_se == diff.std(ddof=1) / np.sqrt(7)
