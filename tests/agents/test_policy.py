@@ -486,7 +486,7 @@ def test_compare_counts_a_genes_labels_as_one_unit():
     """Two promoter labels of one gene with identical errors are one unit of the paired s.e.:
     the verdict is that of the data with the gene once (label by label the duplicate would
     shrink the s.e. and pass the margin)."""
-    from scagents.agents.policy import compare_to_baseline, target_group_key
+    from scagents.agents.policy import compare_to_baseline
 
     base = [0.50, 0.60, 0.70, 0.80]
     pol = [0.30, 0.65, 0.70, 0.75]   # paired differences -0.2, 0.05, 0, -0.05
@@ -506,6 +506,12 @@ def test_compare_counts_a_genes_labels_as_one_unit():
     assert "s.e. over the 4 validation genes (5 labels), each one's labels averaged first" in \
         v.describe("pol", scores, 0.05, counted="4 validation genes (5 labels)")
     assert "s.e. (must be below" in once.describe("pol", scores, 0.05)   # one label each: as before
+
+
+def test_validation_rows_name_their_unit():
+    """The unit of a validation row is its target gene set and kind, as the validation split's."""
+    from scagents.agents.policy import target_group_key
+
     assert target_group_key(("B", "A"), "knockout") == target_group_key(("A", "B"), "knockout")
     assert target_group_key(("A",), "knockout") != target_group_key(("A",), "overexpression")
 
