@@ -220,8 +220,8 @@ class PolicySummary(_Model):
         "floor; status 'no_effect' when not."))
     interval: dict | None = Field(None, description=(
         "How the per-gene intervals of the prediction were calibrated: level, q, "
-        "n_calibration (calibration units: validation target gene sets and kinds, the labels of "
-        "one counted once), method; the intervals are the delta_lower / delta_upper columns of the "
+        "n_calibration (calibration units: validation perturbations, all labels of one target "
+        "gene set and kind counted once; the inner groups of a stimulation), method; the intervals are the delta_lower / delta_upper columns of the "
         "prediction file."))
     target_check: list[dict] = Field(default_factory=list, description=(
         "The goal's direct targets: predicted change, expected direction, whether it agrees."))
