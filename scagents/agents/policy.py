@@ -16,8 +16,9 @@ constructors of ``benchmarks/ablation.py``'s rows (:func:`fit_candidates`).
 than the validation noise — at least ``min_improvement`` (5 %) lower mean MSE, a paired MSE
 improvement larger than its standard error across the validation perturbations (the labels of one
 target gene set and kind — ``STAT2_P1`` / ``STAT2_P2`` — averaged into one unit first: they are not
-independent), and a Pearson-delta that is not worse. Otherwise the agent reports ``status="not_validated"``; the planner retrains it
-with a doubled budget when the gap is small (``retrain``), else routes to :func:`fallback_agent`,
+independent), and a Pearson-delta that is not worse. Otherwise the agent reports
+``status="not_validated"``; the planner retrains it with a doubled budget when the gap is small
+(``retrain``), else routes to :func:`fallback_agent`,
 which answers with the best-validating baseline, refitted on the training *and* validation
 perturbations (never the goal's), and says so. The whole rule is :func:`answering_rule`;
 :func:`answering_predictor` runs it on a set of perturbations for the ablation's "answering
