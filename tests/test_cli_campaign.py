@@ -268,13 +268,14 @@ def test_campaigns_lists_the_ledger(campaign, tmp_path, capsys):
     capsys.readouterr()
     assert main(["campaigns", "--db", db]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["campaign", "goal", "rounds", "proposed", "measured", "best",
+    assert lines[0].split() == ["campaign", "goal", "rounds", "proposed", "measured", "hits", "best",
                                 "updated"]
     assert len(lines) == 2
     row = dict(zip(lines[0].split(), re.split(r"\s{2,}", lines[1]), strict=True))
     # 1 round, 3 proposed, 2 measured; the objective of "find regulators" is the largest |score|
     assert row == {**row, "campaign": "ifng", "goal": "find regulators of IFNG", "rounds": "1",
-                   "proposed": "3", "measured": "2", "best": f"{first['gene'][0]} (+2.5)"}
+                   "proposed": "3", "measured": "2", "hits": "0 (no random ref.)",
+                   "best": f"{first['gene'][0]} (+2.5)"}
 
 
 def test_campaigns_bad_ledger_is_a_clear_error(tmp_path, capsys):
@@ -480,3 +481,28 @@ def test_a_file_of_only_the_proposed_genes_is_said_to_give_no_library(campaign, 
     assert "scale: measured proposals only" in scatter.get_title()
     assert "no random reference" in hits.get_title()
     assert not [ln for ln in hits.lines if ln.get_label() == "random batches (expected)"]
+
+
+def test_campaigns_ranks_and_counts_on_the_scale_campaign_uses(campaign, tmp_path, capsys):
+    """With a library file, `campaigns` ranks "best" and counts hits on the library scale, as `campaign`
+    does: of the measured 10.0, 9.5 and 1.0 ("either"), 1.0 is farthest from the measured median (9.5)
+    but 10.0 is farthest from the library's median (about 0), and both large values are hits there."""
+    import numpy as np
+
+    db, first = campaign
+    g = list(first["gene"])
+    other = {f"LIB{i}": float(v) for i, v in enumerate(np.random.default_rng(1).normal(0, 1, 150))}
+    res = tmp_path / "screen.csv"
+    res.write_text("gene,score\n" + "".join(f"{k},{v}\n" for k, v in {g[0]: 10.0, g[1]: 9.5, g[2]: 1.0,
+                                                                      **other}.items()))
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["campaign", "ifng", "--db", db, "--plot", str(tmp_path / "p.png")]) == 0
+    text = capsys.readouterr().out
+    so_far = re.search(r"so far (\d+) hits? vs ([0-9.]+) expected", text)
+    assert so_far is not None and so_far.group(1) == "2"
+    assert main(["campaigns", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = dict(zip(lines[0].split(), re.split(r"\s{2,}", lines[1]), strict=True))
+    assert row["best"] == f"{g[0]} (+10)"
+    assert row["hits"] == f"{so_far.group(1)} (random {so_far.group(2)})"

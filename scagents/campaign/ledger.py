@@ -1255,24 +1255,17 @@ def _store_library(con: sqlite3.Connection, cid: int, objective: str, path: Path
     return _library_line(lib)
 
 
-def _history(db_path: str | Path, campaign: str) -> tuple[pd.DataFrame, dict]:
-    """The :func:`history` table with each measurement's file (``ingest_sha``) and random share
-    (``random_share``), and what the progress lines need (objective, libraries, score names)."""
-    con = _connect(db_path, campaign)
-    try:
-        cid, _, _, objective, _, _ = _campaign_row(con, campaign)
-        df = pd.read_sql_query(
-            "SELECT p.round, p.rank, p.gene, p.score, p.uncertainty, p.rationale, r.designer, m.value AS measured, "
-            "m.ingest_sha FROM proposals p JOIN rounds r ON r.campaign_id = p.campaign_id AND r.round = p.round "
-            "LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND m.gene = p.gene AND m.round = p.round "
-            "WHERE p.campaign_id = ? ORDER BY p.round, p.rank", con, params=(cid,))
-        libraries = _libraries(con, cid)
-        has_scores = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_scores'"
-                                 ).fetchone()
-        columns = [r[0] for r in con.execute("SELECT DISTINCT score_column FROM ingest_scores WHERE campaign_id = ? "
-                                             "ORDER BY score_column", (cid,))] if has_scores else []
-    finally:
-        con.close()
+def _scored_history(con: sqlite3.Connection, cid: int, objective: str) -> tuple[pd.DataFrame, dict]:
+    """Every proposal of a campaign with its measurement scored by the scale rule of
+    :mod:`scagents.campaign.progress` (``reward``, ``hit``, ``random_share``, ``ingest_sha``), and the
+    campaign's library statistics by file sha256. One function for ``campaign``, its plot and the
+    ``campaigns`` listing, so they never count hits differently."""
+    df = pd.read_sql_query(
+        "SELECT p.round, p.rank, p.gene, p.score, p.uncertainty, p.rationale, r.designer, m.value AS measured, "
+        "m.ingest_sha FROM proposals p JOIN rounds r ON r.campaign_id = p.campaign_id AND r.round = p.round "
+        "LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND m.gene = p.gene AND m.round = p.round "
+        "WHERE p.campaign_id = ? ORDER BY p.round, p.rank", con, params=(cid,))
+    libraries = _libraries(con, cid)
     df["reward"] = np.nan
     df["hit"] = False
     df["random_share"] = np.nan
@@ -1283,6 +1276,22 @@ def _history(db_path: str | Path, campaign: str) -> tuple[pd.DataFrame, dict]:
         df.loc[ok, "reward"] = reward
         df.loc[ok, "random_share"] = share
         df.loc[ok, "hit"] = reward >= HIT_THRESHOLD
+    return df, libraries
+
+
+def _history(db_path: str | Path, campaign: str) -> tuple[pd.DataFrame, dict]:
+    """The :func:`history` table with each measurement's file (``ingest_sha``) and random share
+    (``random_share``), and what the progress lines need (objective, libraries, score names)."""
+    con = _connect(db_path, campaign)
+    try:
+        cid, _, _, objective, _, _ = _campaign_row(con, campaign)
+        df, libraries = _scored_history(con, cid, objective)
+        has_scores = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_scores'"
+                                 ).fetchone()
+        columns = [r[0] for r in con.execute("SELECT DISTINCT score_column FROM ingest_scores WHERE campaign_id = ? "
+                                             "ORDER BY score_column", (cid,))] if has_scores else []
+    finally:
+        con.close()
     return df, {"objective": objective, "libraries": libraries, "score_name": " / ".join(columns) or "score"}
 
 
@@ -1358,15 +1367,32 @@ def list_campaigns(db_path: str | Path) -> list[str]:
         con.close()
 
 
+def _summary_hits(h: pd.DataFrame) -> tuple[int, str, str]:
+    """Measured genes, hits found (with the random expectation, as ``campaign`` counts them) and the
+    best measured gene of a :func:`_scored_history` table, for :func:`campaign_summaries`."""
+    m = h[h["measured"].notna()]
+    if not len(m):
+        return 0, "-", "-"
+    last = round_progress(h).iloc[-1]
+    exp = last["expected_random_so_far"]
+    hits = f"{int(last['hits_so_far'])} " + (f"(random {exp:.2f})" if np.isfinite(exp) else "(no random ref.)")
+    top = m.loc[m["reward"].idxmax()]  # best under the campaign's reward, on the scale ``campaign`` uses
+    return len(m), hits, f"{top['gene']} ({top['measured']:+.3g})"
+
+
 def campaign_summaries(db_path: str | Path) -> list[dict]:
     """One summary row per campaign of a ledger, read without modifying the file.
 
     Returns
     -------
     list[dict]
-        ``campaign``, ``goal``, ``rounds``, ``proposed``, ``measured``, ``best`` (the measured
-        gene best under the campaign's objective, with its value) and ``updated`` (time of the last
-        round or ingest), ordered by name.
+        ``campaign``, ``goal``, ``rounds``, ``proposed``, ``measured``, ``hits`` (measured genes with
+        hit-likeness ≥ :data:`HIT_THRESHOLD` and, in brackets, the hits random batches of the same
+        sizes are expected to hold, or ``no random ref.`` when no library gives one), ``best`` (the
+        measured gene of highest hit-likeness, with its value) and ``updated`` (time of the last
+        round or ingest), ordered by name. Hits and best are scored as :func:`campaign_progress`
+        scores them: on the library scale of the file a value came from when it held a library, else
+        on the measured proposals' scale.
 
     Raises
     ------
@@ -1386,21 +1412,13 @@ def campaign_summaries(db_path: str | Path) -> list[dict]:
                     "SELECT COUNT(*), MAX(created) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()
                 n_prop = con.execute("SELECT COUNT(*) FROM proposals WHERE campaign_id = ?",
                                      (cid,)).fetchone()[0]
-                meas = con.execute("SELECT gene, value FROM measurements WHERE campaign_id = ?",
-                                   (cid,)).fetchall()
                 last_ingest = con.execute("SELECT MAX(created) FROM ingests WHERE campaign_id = ?",
                                           (cid,)).fetchone()[0]
-                best = "-"
-                if meas:  # best under the campaign's own reward (for "either": farthest from the median)
-                    from scagents.campaign.acquisition import hit_likeness
-
-                    values = np.array([v for _, v in meas], dtype=np.float64)
-                    reward = hit_likeness(values, objective if objective in ("increase", "decrease") else "abs")
-                    gene, value = meas[int(np.argmax(reward))]
-                    best = f"{gene} ({value:+.3g})"
+                h, _ = _scored_history(con, cid, objective)
+                n_meas, hits, best = _summary_hits(h)
                 updated = max(t for t in (created, last_round, last_ingest) if t is not None)
                 rows.append({"campaign": name, "goal": goal, "rounds": int(n_rounds),
-                             "proposed": int(n_prop), "measured": len(meas), "best": best,
+                             "proposed": int(n_prop), "measured": n_meas, "hits": hits, "best": best,
                              "updated": datetime.fromtimestamp(updated).isoformat(
                                  sep=" ", timespec="seconds")})
         finally:
