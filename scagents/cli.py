@@ -241,7 +241,8 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
                "never a score.")
     p.add_argument("--campaign", required=True, help="name of the campaign whose proposals were measured")
     p.add_argument("results", help="results file: MAGeCK gene_summary.txt (RRA or MLE), BAGEL2 .bf table, or "
-                                   "CSV/TSV with gene and score columns (optionally round)")
+                                   "CSV/TSV with gene and score columns (optionally round: the round as `next` "
+                                   "printed it, 1 for the first; checked against the proposing round)")
     p.add_argument("--db", default="scagents_campaigns.sqlite",
                    help="campaign ledger (SQLite; default: %(default)s)")
     p.add_argument("--score-column", default=None, metavar="NAME",
