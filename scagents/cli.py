@@ -159,7 +159,11 @@ def _add_listing_cmds(sub: argparse._SubParsersAction) -> None:
                                                          "(default: ./scagents_runs)")
     p.set_defaults(func=_cmd_runs)
     p = sub.add_parser("campaigns", help="list the campaigns of a ledger",
-                       description="List the campaigns of a ledger: goal, rounds, measurements.")
+                       description="List the campaigns of a ledger, one line each: goal, rounds, proposed, "
+                                   "measured, hits (with the hits random batches are expected to hold when a "
+                                   "library file was ingested), best gene and last update. Hits and best are "
+                                   "counted as 'scagents campaign NAME' counts them (on the library scale when "
+                                   "known).")
     p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
     p.set_defaults(func=_cmd_campaigns)
 
