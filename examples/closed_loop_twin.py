@@ -83,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         if not genes:
             print("every candidate has been tested")
             break
+        rnd = int(proposed["round"].iloc[0])  # the round as the ledger names it to users (1 for the first)
         scores = measure(net, genes, n_cells=args.n_cells, seed=100 + r)
-        results = work / f"round{r}_results.csv"
+        results = work / f"round{rnd}_results.csv"
         results.write_text("gene,score\n" + "".join(f"{g},{s:.4f}\n" for g, s in scores.items()))
         summary = ingest(db, name, results)
-        print(f"round {r}: proposed {', '.join(genes)}; measured {READOUT} change "
+        print(f"round {rnd}: proposed {', '.join(genes)}; measured {READOUT} change "
               + ", ".join(f"{g} {s:+.2f}" for g, s in scores.items())
               + f" ({summary.n_new} new)")
     table = history(db, name)

@@ -159,7 +159,11 @@ def _add_listing_cmds(sub: argparse._SubParsersAction) -> None:
                                                          "(default: ./scagents_runs)")
     p.set_defaults(func=_cmd_runs)
     p = sub.add_parser("campaigns", help="list the campaigns of a ledger",
-                       description="List the campaigns of a ledger: goal, rounds, measurements.")
+                       description="List the campaigns of a ledger, one line each: goal, rounds, proposed, "
+                                   "measured, hits (with the hits random batches are expected to hold when a "
+                                   "library file was ingested), best gene and last update. Hits and best are "
+                                   "counted as 'scagents campaign NAME' counts them (on the library scale when "
+                                   "known).")
     p.add_argument("--db", default="scagents_campaigns.sqlite", help="campaign ledger (SQLite)")
     p.set_defaults(func=_cmd_campaigns)
 
@@ -241,7 +245,8 @@ def _add_campaign_cmds(sub: argparse._SubParsersAction) -> None:
                "never a score.")
     p.add_argument("--campaign", required=True, help="name of the campaign whose proposals were measured")
     p.add_argument("results", help="results file: MAGeCK gene_summary.txt (RRA or MLE), BAGEL2 .bf table, or "
-                                   "CSV/TSV with gene and score columns (optionally round)")
+                                   "CSV/TSV with gene and score columns (optionally round: the round as `next` "
+                                   "printed it, 1 for the first; checked against the proposing round)")
     p.add_argument("--db", default="scagents_campaigns.sqlite",
                    help="campaign ledger (SQLite; default: %(default)s)")
     p.add_argument("--score-column", default=None, metavar="NAME",

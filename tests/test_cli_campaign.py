@@ -38,12 +38,12 @@ def campaign(tmp_path, capsys):
 def test_next_creates_a_campaign_and_proposes(campaign, capsys):
     db, first = campaign
     assert list(first.columns[:3]) == ["round", "rank", "gene"]
-    assert first["round"].tolist() == ["0"] * 3 and first["rank"].tolist() == ["1", "2", "3"]
+    assert first["round"].tolist() == ["1"] * 3 and first["rank"].tolist() == ["1", "2", "3"]
     assert set(first["gene"]) <= set(CANDIDATES) and first["gene"].nunique() == 3
     assert main(["next", "--campaign", "ifng", "--designer", "random", "--batch", "3",
                  "--db", db]) == 0
     second = _table(capsys.readouterr().out)
-    assert second["round"].tolist() == ["1"] * 3
+    assert second["round"].tolist() == ["2"] * 3
     assert set(second["gene"]) == set(CANDIDATES) - set(first["gene"])  # never re-proposed
 
 
@@ -102,7 +102,7 @@ def test_ingest_a_mageck_summary_says_the_score_rule_and_what_it_ignored(campaig
     assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "score = MAGeCK RRA neg|lfc (gene-level log2 fold change)"
-    assert "3 new measurement(s) added to campaign 'ifng' (round 0)" in out[1]
+    assert "3 new measurement(s) added to campaign 'ifng' (round 1)" in out[1]
     assert out[2] == ("ignored: 5 other row(s): 3 candidate(s) not proposed yet; 2 gene(s) that are not "
                       "candidates of the campaign (e.g. LIB1, LIB2).")
     assert main(["campaign", "ifng", "--db", db, "--plot", str(tmp_path / "p.png")]) == 0
@@ -268,13 +268,14 @@ def test_campaigns_lists_the_ledger(campaign, tmp_path, capsys):
     capsys.readouterr()
     assert main(["campaigns", "--db", db]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["campaign", "goal", "rounds", "proposed", "measured", "best",
+    assert lines[0].split() == ["campaign", "goal", "rounds", "proposed", "measured", "hits", "best",
                                 "updated"]
     assert len(lines) == 2
     row = dict(zip(lines[0].split(), re.split(r"\s{2,}", lines[1]), strict=True))
     # 1 round, 3 proposed, 2 measured; the objective of "find regulators" is the largest |score|
     assert row == {**row, "campaign": "ifng", "goal": "find regulators of IFNG", "rounds": "1",
-                   "proposed": "3", "measured": "2", "best": f"{first['gene'][0]} (+2.5)"}
+                   "proposed": "3", "measured": "2", "hits": "0 (no random ref.)",
+                   "best": f"{first['gene'][0]} (+2.5)"}
 
 
 def test_campaigns_bad_ledger_is_a_clear_error(tmp_path, capsys):
@@ -305,7 +306,7 @@ def test_campaigns_best_is_the_campaigns_own_reward(campaign, tmp_path, capsys):
     res = tmp_path / "r.csv"
     res.write_text(f"gene,score\n{g[0]},10.0\n{g[1]},9.5\n{g[2]},1.0\n")
     assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
-    assert "(round 0)" in capsys.readouterr().out
+    assert "(round 1)" in capsys.readouterr().out
     again = tmp_path / "r2.csv"  # the same measurements in another file: nothing new, no round to name
     again.write_text(f"gene,score\n{g[2]},1.0\n{g[0]},10.0\n")
     assert main(["ingest", "--campaign", "ifng", str(again), "--db", db]) == 0
@@ -358,7 +359,7 @@ def test_next_says_when_earlier_rounds_are_not_measured(campaign, capsys):
     db, first = campaign
     assert main(["next", "--campaign", "ifng", "--batch", "2", "--db", db]) == 0
     out = capsys.readouterr().out
-    assert ("note: 3 gene(s) proposed in round(s) 0 are not measured yet; this round was chosen without their "
+    assert ("note: 3 gene(s) proposed in round(s) 1 are not measured yet; this round was chosen without their "
             "results") in out
 
 
@@ -372,7 +373,7 @@ def test_ingest_of_the_same_library_file_after_the_next_round_adds_the_new_genes
     assert "not measured yet" not in capsys.readouterr().out
     assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
     out = capsys.readouterr().out
-    assert "2 new measurement(s) added to campaign 'ifng' (round 1); 3 already stored." in out
+    assert "2 new measurement(s) added to campaign 'ifng' (round 2); 3 already stored." in out
     assert "note: this file was ingested before; its rows of the genes proposed since were added." in out
 
 
@@ -393,7 +394,7 @@ def test_ingest_names_the_proposed_genes_the_file_lacks(campaign, tmp_path, caps
     res.write_text(f"gene,score\n{genes[0]},1.0\n")
     assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
     out = capsys.readouterr().out
-    assert (f"still unmeasured: 2 proposed gene(s) of the campaign ({genes[1]} (round 0), {genes[2]} (round 0)): "
+    assert (f"still unmeasured: 2 proposed gene(s) of the campaign ({genes[1]} (round 1), {genes[2]} (round 1)): "
             "not in this file.") in out
 
 
@@ -449,9 +450,9 @@ def test_campaign_states_hits_per_round_and_the_random_expectation_of_a_library(
             f"{100 * share:.2f}%; the whole library: {n_hits} of 126)") in ref
     h0 = sum(hit[g] for g in first["gene"])
     h1 = sum(hit[g] for g in second)
-    assert (f"round 0: 3 of 3 measured, {h0} hit{'s' if h0 != 1 else ''} (random batch of 3: {3 * share:.2f} "
+    assert (f"round 1: 3 of 3 measured, {h0} hit{'s' if h0 != 1 else ''} (random batch of 3: {3 * share:.2f} "
             f"expected); so far {h0} hit{'s' if h0 != 1 else ''} vs {3 * share:.2f} expected") in "\n".join(out)
-    assert (f"round 1: 2 of 2 measured, {h1} hit{'s' if h1 != 1 else ''} (random batch of 2: {2 * share:.2f} "
+    assert (f"round 2: 2 of 2 measured, {h1} hit{'s' if h1 != 1 else ''} (random batch of 2: {2 * share:.2f} "
             f"expected); so far {h0 + h1} hit{'s' if h0 + h1 != 1 else ''} vs {5 * share:.2f} expected") \
         in "\n".join(out)
 
@@ -475,8 +476,72 @@ def test_a_file_of_only_the_proposed_genes_is_said_to_give_no_library(campaign, 
     out = capsys.readouterr().out
     assert "\nscale: measured proposals only (median 0.1, robust SD 1.63 of the 3 measured score values" in out
     assert "\nno random reference: no ingested file held a library to count hits in." in out
-    assert "\nround 0: 3 of 3 measured, 0 hits; so far 0 hits (no random reference).\n" in out
+    assert "\nround 1: 3 of 3 measured, 0 hits; so far 0 hits (no random reference).\n" in out
     scatter, hits, _ = seen["fig"].axes
     assert "scale: measured proposals only" in scatter.get_title()
     assert "no random reference" in hits.get_title()
     assert not [ln for ln in hits.lines if ln.get_label() == "random batches (expected)"]
+
+
+def test_campaigns_ranks_and_counts_on_the_scale_campaign_uses(campaign, tmp_path, capsys):
+    """With a library file, `campaigns` ranks "best" and counts hits on the library scale, as `campaign`
+    does: of the measured 10.0, 9.5 and 1.0 ("either"), 1.0 is farthest from the measured median (9.5)
+    but 10.0 is farthest from the library's median (about 0), and both large values are hits there."""
+    import numpy as np
+
+    db, first = campaign
+    g = list(first["gene"])
+    other = {f"LIB{i}": float(v) for i, v in enumerate(np.random.default_rng(1).normal(0, 1, 150))}
+    res = tmp_path / "screen.csv"
+    res.write_text("gene,score\n" + "".join(f"{k},{v}\n" for k, v in {g[0]: 10.0, g[1]: 9.5, g[2]: 1.0,
+                                                                      **other}.items()))
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["campaign", "ifng", "--db", db, "--plot", str(tmp_path / "p.png")]) == 0
+    text = capsys.readouterr().out
+    so_far = re.search(r"so far (\d+) hits? vs ([0-9.]+) expected", text)
+    assert so_far is not None and so_far.group(1) == "2"
+    assert main(["campaigns", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = dict(zip(lines[0].split(), re.split(r"\s{2,}", lines[1]), strict=True))
+    assert row["best"] == f"{g[0]} (+10)"
+    assert row["hits"] == f"{so_far.group(1)} (random {so_far.group(2)})"
+
+
+def test_every_output_names_the_first_round_1(campaign, tmp_path, capsys, monkeypatch):
+    """`next`, `ingest`, `campaign` (text and plot) and a results file's round column all count rounds
+    from 1, as a biologist reads them; the ledger keeps storing them from 0 (no migration)."""
+    import sqlite3
+
+    import scagents.campaign.ledger as L
+
+    db, first = campaign
+    assert first["round"].tolist() == ["1"] * 3
+    res = tmp_path / "r.csv"
+    res.write_text("gene,score,round\n" + "".join(f"{g},{v},1\n" for g, v in zip(first["gene"], (2.0, -1.0, 0.1),
+                                                                                 strict=True)))
+    assert main(["ingest", "--campaign", "ifng", str(res), "--db", db]) == 0
+    assert "3 new measurement(s) added to campaign 'ifng' (round 1)" in capsys.readouterr().out
+    assert main(["next", "--campaign", "ifng", "--designer", "random", "--batch", "2", "--db", db]) == 0
+    second = _table(capsys.readouterr().out)
+    assert second["round"].tolist() == ["2"] * 2
+    assert main(["next", "--campaign", "ifng", "--designer", "random", "--batch", "1", "--db", db]) == 0
+    assert "proposed in round(s) 2 are not measured yet" in capsys.readouterr().out
+    wrong = tmp_path / "w.csv"  # a round-2 gene said to be of round 1
+    wrong.write_text(f"gene,score,round\n{second['gene'][0]},1.0,1\n")
+    assert main(["ingest", "--campaign", "ifng", str(wrong), "--db", db]) == 2
+    assert f"{second['gene'][0]} (file 1, proposed in 2)" in capsys.readouterr().err
+    seen = {}
+    real = L._campaign_figure
+    monkeypatch.setattr(L, "_campaign_figure", lambda *a, **k: seen.setdefault("fig", real(*a, **k)))
+    assert main(["campaign", "ifng", "--db", db, "--plot", str(tmp_path / "p.png")]) == 0
+    out = capsys.readouterr().out
+    assert "\nround 1 (random): " in out and "\nround 3 (random): " in out and "round 0" not in out
+    assert "\nround 1: 3 of 3 measured, " in out and "\nround 2: 2 proposed, not measured yet." in out
+    table = _table(out)
+    assert sorted(set(table["round"])) == ["1", "2", "3"]
+    for ax in seen["fig"].axes:
+        assert list(ax.get_xticks()) == [1, 2, 3]
+    con = sqlite3.connect(db)
+    assert sorted(r[0] for r in con.execute("SELECT DISTINCT round FROM proposals")) == [0, 1, 2]
+    con.close()

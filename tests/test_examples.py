@@ -20,7 +20,7 @@ RUNS = {
     "python_api.py": (["--out", "run", "--n-cells", "30", "--policy-steps", "256"],
                       ["STAT1 knockout", "strongest predicted decreases", "reloaded run: 23 genes"]),
     "closed_loop_twin.py": (["--workdir", "loop", "--rounds", "2", "--batch", "2", "--n-cells", "30"],
-                            ["round 0: proposed", "round 1: proposed", "strongest IFNG decrease"]),
+                            ["round 1: proposed", "round 2: proposed", "strongest IFNG decrease"]),
 }
 
 

@@ -107,7 +107,7 @@ def _write_checkpoints(folder: Path) -> None:
 
 
 def _write_campaign(folder: Path) -> None:
-    """A ledger with campaign 'c': round 0 proposed 4 genes, the first one measured."""
+    """A ledger with campaign 'c': round 1 proposed 4 genes, the first one measured."""
     db = folder / "ledger.sqlite"
     create_campaign(db, "c", goal="find regulators of IFNG", candidates=GENES, features=None)
     prop = propose_round(db, "c", batch=4, designer="random", seed=0)["gene"].tolist()

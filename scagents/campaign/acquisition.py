@@ -17,9 +17,10 @@ All designers share one call, :meth:`Designer.propose`, on a candidate feature m
   novelty, expression prior) and picks greedily with a feature-similarity penalty for diversity
   inside a batch.
 
-Round 0 (nothing measured) is random, or — when a designer is given an expression ``prior``
-(e.g. :func:`~scagents.campaign.features.expression_prior`, never screen scores) — the top of the
-prior; the random designer ignores the prior.
+The first round (``round_index`` 0, nothing measured; round 1 in what users read) is random, or —
+when a designer is given an expression ``prior`` (e.g.
+:func:`~scagents.campaign.features.expression_prior`, never screen scores) — the top of the prior;
+the random designer ignores the prior.
 """
 
 from __future__ import annotations
@@ -288,8 +289,8 @@ class Designer:
         Random seed.
     prior
         Optional per-candidate prior (higher = more promising), e.g.
-        :func:`~scagents.campaign.features.expression_prior`; round 0 then takes the top of the
-        prior instead of random picks (the random designer ignores it), and the policy sees it.
+        :func:`~scagents.campaign.features.expression_prior`; the first round (``round_index`` 0)
+        then takes the top of the prior instead of random picks (the random designer ignores it), and the policy sees it.
     groups
         Optional group id per candidate (``-1`` = none), e.g.
         :func:`~scagents.campaign.features.symbol_families`: measured rewards propagate inside a

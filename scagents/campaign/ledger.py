@@ -61,8 +61,13 @@ from scagents.errors import DataError, DataFileError, GeneNotFoundError, Scagent
 
 __all__ = ["CampaignError", "IngestError", "IngestSummary", "MAX_RESULTS_BYTES", "check_campaign_name",
            "create_campaign", "propose_round", "ingest", "history", "campaign_info", "campaign_progress",
-           "plot_campaign", "HIT_THRESHOLD",
+           "plot_campaign", "HIT_THRESHOLD", "FIRST_ROUND",
            "list_campaigns", "parse_objective", "read_feature_file", "OBJECTIVES", "objective_name"]
+
+#: The number users read for a campaign's first round (``next``, ``ingest``, ``campaign``, its plot,
+#: the tools, :func:`propose_round` and :func:`history`). The ledger's tables store rounds from 0
+#: (unchanged, so existing ledgers need no migration); every value shown is the stored one + this.
+FIRST_ROUND = 1
 
 #: Objectives a campaign can have (``--objective``); ``"either"`` is stored as ``"abs"``.
 OBJECTIVES = ("increase", "decrease", "either")
@@ -148,7 +153,7 @@ class IngestSummary:
         since (nothing added). The same file ingested again after a later round (a whole-library
         summary) adds the rows of the genes proposed since.
     rounds
-        Rounds the new measurements belong to.
+        Rounds the new measurements belong to (counted from :data:`FIRST_ROUND`).
     score_rule
         The one line saying which column is the score and what it means (e.g. ``"score = MAGeCK
         RRA neg|lfc (gene-level log2 fold change)"``); for a duplicate file, the rule it was
@@ -667,14 +672,14 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
         Designer options (see :func:`~scagents.campaign.acquisition.designer_options`, e.g.
         ``total_timesteps`` for the policy), stored with the configuration. ``prior=`` overrides
         the prior stored in the ledger for this call (not stored). Otherwise the stored prior is
-        used (round 0 proposes its top; a campaign stored without one but with expression-level
-        features gets it derived and stored with its first round). Without any prior, round 0 is
+        used (round 1 proposes its top; a campaign stored without one but with expression-level
+        features gets it derived and stored with its first round). Without any prior, round 1 is
         random and its rationale says why.
 
     Returns
     -------
     pandas.DataFrame
-        The proposals: ``round``, ``rank``, ``gene``, ``score``, ``uncertainty``, ``rationale``;
+        The proposals: ``round`` (the round users read: :data:`FIRST_ROUND` for the first), ``rank``, ``gene``, ``score``, ``uncertainty``, ``rationale``;
         ``.attrs`` holds ``objective`` (``increase|decrease|either``) and ``designer`` (the
         configuration used).
 
@@ -754,7 +759,7 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
                 "random pick: nothing measured yet and no expression prior stored for this campaign (it was "
                 "created without expression data, or with prior=None; give features= an .h5ad / feature table "
                 "or have the shared PBMC data present when creating it)")
-        out = pd.DataFrame({"round": rnd, "rank": np.arange(1, len(picks) + 1),
+        out = pd.DataFrame({"round": rnd + FIRST_ROUND, "rank": np.arange(1, len(picks) + 1),
                             "gene": [genes[i] for i in picks["index"]], "score": picks["score"].to_numpy(),
                             "uncertainty": picks["uncertainty"].to_numpy(), "rationale": picks["rationale"].to_numpy()})
         out.attrs["objective"] = objective_name(cobjective)
@@ -767,7 +772,7 @@ def propose_round(db_path: str | Path, campaign: str, *, batch: int = 16, goal: 
                                        and features == "auto" else str(features) if isinstance(features, str | Path)
                                        else "the given features"}
         waiting = prop[~prop["gene"].isin(meas["gene"])]  # proposed in earlier rounds, not measured yet
-        out.attrs["unmeasured"] = {int(r): int(n) for r, n in waiting.groupby("round").size().items()}
+        out.attrs["unmeasured"] = {int(r) + FIRST_ROUND: int(n) for r, n in waiting.groupby("round").size().items()}
         with _transaction(con):
             # re-check inside the write lock: another process may have added a round meanwhile
             last2 = con.execute("SELECT MAX(round) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()[0]
@@ -1063,10 +1068,12 @@ def _new_measurements(con: sqlite3.Connection, cid: int, campaign: str, path: Pa
         raise IngestError(f"Results file {path}: score is missing or not a finite number on {len(bad)} row(s) of "
                           f"proposed genes, e.g. {', '.join(examples)}. Give a number for every gene.")
     df = df.assign(prop_round=df["gene"].map(prop).astype(int))
-    if "round" in df:
+    if "round" in df:  # the file's rounds are the ones users read (FIRST_ROUND for the first)
+        df = df.assign(round=df["round"] - FIRST_ROUND)
         wrong = df.loc[df["round"] != df["prop_round"], ["gene", "round", "prop_round"]]
         if len(wrong):
-            ex = ", ".join(f"{r.gene} (file {r.round}, proposed in {r.prop_round})" for r in wrong.head(5).itertuples())
+            ex = ", ".join(f"{r.gene} (file {r.round + FIRST_ROUND}, proposed in {r.prop_round + FIRST_ROUND})"
+                           for r in wrong.head(5).itertuples())
             raise IngestError(f"Results file {path}: round does not match the proposing round for {ex}.")
     old = dict(con.execute("SELECT gene, value FROM measurements WHERE campaign_id = ?", (cid,)).fetchall())
     conflict = [g for g, v in zip(df["gene"], df["value"], strict=True) if g in old and not np.isclose(old[g], v)]
@@ -1201,10 +1208,10 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, scor
         again = "this file was ingested before; its rows of the genes proposed since were added"
         note = f"{again}; {note}" if note else again
     return IngestSummary(campaign, str(path), sha, len(rows), got["n_taken"] - len(rows), False,
-                         sorted({r[2] for r in rows}), score_rule=choice.rule, source_format=choice.fmt,
+                         sorted({r[2] + FIRST_ROUND for r in rows}), score_rule=choice.rule, source_format=choice.fmt,
                          n_unproposed=got["n_unproposed"], n_unknown=got["n_unknown"], unknown=got["unknown"],
                          n_unmeasured=len(waiting), note=note,
-                         unmeasured=[f"{g[:40]} (round {r})" for g, r in waiting[:5]], library=library)
+                         unmeasured=[f"{g[:40]} (round {r + FIRST_ROUND})" for g, r in waiting[:5]], library=library)
 
 
 def _libraries(con: sqlite3.Connection, cid: int) -> dict[str, LibraryStats]:
@@ -1255,24 +1262,18 @@ def _store_library(con: sqlite3.Connection, cid: int, objective: str, path: Path
     return _library_line(lib)
 
 
-def _history(db_path: str | Path, campaign: str) -> tuple[pd.DataFrame, dict]:
-    """The :func:`history` table with each measurement's file (``ingest_sha``) and random share
-    (``random_share``), and what the progress lines need (objective, libraries, score names)."""
-    con = _connect(db_path, campaign)
-    try:
-        cid, _, _, objective, _, _ = _campaign_row(con, campaign)
-        df = pd.read_sql_query(
-            "SELECT p.round, p.rank, p.gene, p.score, p.uncertainty, p.rationale, r.designer, m.value AS measured, "
-            "m.ingest_sha FROM proposals p JOIN rounds r ON r.campaign_id = p.campaign_id AND r.round = p.round "
-            "LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND m.gene = p.gene AND m.round = p.round "
-            "WHERE p.campaign_id = ? ORDER BY p.round, p.rank", con, params=(cid,))
-        libraries = _libraries(con, cid)
-        has_scores = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_scores'"
-                                 ).fetchone()
-        columns = [r[0] for r in con.execute("SELECT DISTINCT score_column FROM ingest_scores WHERE campaign_id = ? "
-                                             "ORDER BY score_column", (cid,))] if has_scores else []
-    finally:
-        con.close()
+def _scored_history(con: sqlite3.Connection, cid: int, objective: str) -> tuple[pd.DataFrame, dict]:
+    """Every proposal of a campaign with its measurement scored by the scale rule of
+    :mod:`scagents.campaign.progress` (``reward``, ``hit``, ``random_share``, ``ingest_sha``), and the
+    campaign's library statistics by file sha256. One function for ``campaign``, its plot and the
+    ``campaigns`` listing, so they never count hits differently."""
+    df = pd.read_sql_query(
+        "SELECT p.round, p.rank, p.gene, p.score, p.uncertainty, p.rationale, r.designer, m.value AS measured, "
+        "m.ingest_sha FROM proposals p JOIN rounds r ON r.campaign_id = p.campaign_id AND r.round = p.round "
+        "LEFT JOIN measurements m ON m.campaign_id = p.campaign_id AND m.gene = p.gene AND m.round = p.round "
+        "WHERE p.campaign_id = ? ORDER BY p.round, p.rank", con, params=(cid,))
+    df["round"] += FIRST_ROUND  # the round users read
+    libraries = _libraries(con, cid)
     df["reward"] = np.nan
     df["hit"] = False
     df["random_share"] = np.nan
@@ -1283,6 +1284,22 @@ def _history(db_path: str | Path, campaign: str) -> tuple[pd.DataFrame, dict]:
         df.loc[ok, "reward"] = reward
         df.loc[ok, "random_share"] = share
         df.loc[ok, "hit"] = reward >= HIT_THRESHOLD
+    return df, libraries
+
+
+def _history(db_path: str | Path, campaign: str) -> tuple[pd.DataFrame, dict]:
+    """The :func:`history` table with each measurement's file (``ingest_sha``) and random share
+    (``random_share``), and what the progress lines need (objective, libraries, score names)."""
+    con = _connect(db_path, campaign)
+    try:
+        cid, _, _, objective, _, _ = _campaign_row(con, campaign)
+        df, libraries = _scored_history(con, cid, objective)
+        has_scores = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_scores'"
+                                 ).fetchone()
+        columns = [r[0] for r in con.execute("SELECT DISTINCT score_column FROM ingest_scores WHERE campaign_id = ? "
+                                             "ORDER BY score_column", (cid,))] if has_scores else []
+    finally:
+        con.close()
     return df, {"objective": objective, "libraries": libraries, "score_name": " / ".join(columns) or "score"}
 
 
@@ -1292,7 +1309,7 @@ def history(db_path: str | Path, campaign: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per proposal: ``round``, ``rank``, ``gene``, ``score``, ``uncertainty``,
+        One row per proposal: ``round`` (from :data:`FIRST_ROUND`), ``rank``, ``gene``, ``score``, ``uncertainty``,
         ``rationale``, ``designer``, ``measured`` (value or NaN), ``reward`` (hit-likeness of the
         measured value under the campaign's objective: on the library scale of the file it came
         from when that file held a library, else on the scale of all measured proposals; see
@@ -1358,15 +1375,32 @@ def list_campaigns(db_path: str | Path) -> list[str]:
         con.close()
 
 
+def _summary_hits(h: pd.DataFrame) -> tuple[int, str, str]:
+    """Measured genes, hits found (with the random expectation, as ``campaign`` counts them) and the
+    best measured gene of a :func:`_scored_history` table, for :func:`campaign_summaries`."""
+    m = h[h["measured"].notna()]
+    if not len(m):
+        return 0, "-", "-"
+    last = round_progress(h).iloc[-1]
+    exp = last["expected_random_so_far"]
+    hits = f"{int(last['hits_so_far'])} " + (f"(random {exp:.2f})" if np.isfinite(exp) else "(no random ref.)")
+    top = m.loc[m["reward"].idxmax()]  # best under the campaign's reward, on the scale ``campaign`` uses
+    return len(m), hits, f"{top['gene']} ({top['measured']:+.3g})"
+
+
 def campaign_summaries(db_path: str | Path) -> list[dict]:
     """One summary row per campaign of a ledger, read without modifying the file.
 
     Returns
     -------
     list[dict]
-        ``campaign``, ``goal``, ``rounds``, ``proposed``, ``measured``, ``best`` (the measured
-        gene best under the campaign's objective, with its value) and ``updated`` (time of the last
-        round or ingest), ordered by name.
+        ``campaign``, ``goal``, ``rounds``, ``proposed``, ``measured``, ``hits`` (measured genes with
+        hit-likeness ≥ :data:`HIT_THRESHOLD` and, in brackets, the hits random batches of the same
+        sizes are expected to hold, or ``no random ref.`` when no library gives one), ``best`` (the
+        measured gene of highest hit-likeness, with its value) and ``updated`` (time of the last
+        round or ingest), ordered by name. Hits and best are scored as :func:`campaign_progress`
+        scores them: on the library scale of the file a value came from when it held a library, else
+        on the measured proposals' scale.
 
     Raises
     ------
@@ -1386,21 +1420,13 @@ def campaign_summaries(db_path: str | Path) -> list[dict]:
                     "SELECT COUNT(*), MAX(created) FROM rounds WHERE campaign_id = ?", (cid,)).fetchone()
                 n_prop = con.execute("SELECT COUNT(*) FROM proposals WHERE campaign_id = ?",
                                      (cid,)).fetchone()[0]
-                meas = con.execute("SELECT gene, value FROM measurements WHERE campaign_id = ?",
-                                   (cid,)).fetchall()
                 last_ingest = con.execute("SELECT MAX(created) FROM ingests WHERE campaign_id = ?",
                                           (cid,)).fetchone()[0]
-                best = "-"
-                if meas:  # best under the campaign's own reward (for "either": farthest from the median)
-                    from scagents.campaign.acquisition import hit_likeness
-
-                    values = np.array([v for _, v in meas], dtype=np.float64)
-                    reward = hit_likeness(values, objective if objective in ("increase", "decrease") else "abs")
-                    gene, value = meas[int(np.argmax(reward))]
-                    best = f"{gene} ({value:+.3g})"
+                h, _ = _scored_history(con, cid, objective)
+                n_meas, hits, best = _summary_hits(h)
                 updated = max(t for t in (created, last_round, last_ingest) if t is not None)
                 rows.append({"campaign": name, "goal": goal, "rounds": int(n_rounds),
-                             "proposed": int(n_prop), "measured": len(meas), "best": best,
+                             "proposed": int(n_prop), "measured": n_meas, "hits": hits, "best": best,
                              "updated": datetime.fromtimestamp(updated).isoformat(
                                  sep=" ", timespec="seconds")})
         finally:
@@ -1433,7 +1459,7 @@ def _campaign_figure(h: pd.DataFrame, campaign: str, objective: str, *, n_labels
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.0), gridspec_kw={"width_ratios": [1.6, 1, 1]})
     m = h[h["measured"].notna()].reset_index(drop=True)
-    rounds = sorted(int(r) for r in h["round"].unique()) or [0]
+    rounds = sorted(int(r) for r in h["round"].unique()) or [FIRST_ROUND]
     if len(m):
         y = m["reward"].to_numpy(float)
         x = m["round"].to_numpy(float) + np.random.default_rng(0).uniform(-0.15, 0.15, len(m))

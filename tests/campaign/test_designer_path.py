@@ -195,7 +195,7 @@ def test_tool_continues_the_campaign_designer_like_next(tmp_path, capsys):
     out = json.loads({t.name: t for t in make_tools(work)}["recommend_perturbations"].invoke({"n": 6, "campaign": "c"}))
     picks["tool"] = [r["gene"] for r in out["recommendations"]]
     assert out["designer_config"]["options"]["beta"] == 0.5 and out["designer_config"]["seed"] == 4
-    assert out["objective"] == "either" and out["round"] == 1
+    assert out["objective"] == "either" and out["round"] == 2  # the second round (stored as 1)
     assert picks["tool"] == picks["cli"]
 
 

@@ -59,17 +59,17 @@ def _write(path: Path, text: str) -> Path:
 
 def test_round_ingest_history(db, tmp_path):
     p0 = propose_round(db, "c1", batch=8, designer="random", seed=1)
-    assert len(p0) == 8 and p0["gene"].is_unique and set(p0["round"]) == {0}
+    assert len(p0) == 8 and p0["gene"].is_unique and set(p0["round"]) == {1}
     res = _write(tmp_path / "r0.csv", "gene,score\n" + "".join(f"{g},{i * 0.5}\n" for i, g in enumerate(p0["gene"])))
     s = ingest(db, "c1", res)
-    assert s.n_new == 8 and not s.duplicate_file and s.rounds == [0]
+    assert s.n_new == 8 and not s.duplicate_file and s.rounds == [1]
     again = ingest(db, "c1", res)
     assert again.duplicate_file and again.n_new == 0
     p1 = propose_round(db, "c1", batch=8, designer="ridge_ucb", seed=1)
-    assert set(p1["round"]) == {1} and not set(p1["gene"]) & set(p0["gene"])
+    assert set(p1["round"]) == {2} and not set(p1["gene"]) & set(p0["gene"])
     h = history(db, "c1")
     assert len(h) == 16 and h["measured"].notna().sum() == 8
-    assert (h.loc[h["round"] == 0, "measured"].to_numpy() == np.arange(8) * 0.5).all()
+    assert (h.loc[h["round"] == 1, "measured"].to_numpy() == np.arange(8) * 0.5).all()
     out = plot_campaign(db, "c1", tmp_path / "c1.png")
     assert out.stat().st_size > 1000
 
@@ -103,7 +103,7 @@ def test_campaign_plot_integer_rounds_and_labelled_hits(db, tmp_path):
     fig = _campaign_figure(h, "c1", "abs", n_labels=4)
     scatter, hits, best = fig.axes
     for ax in fig.axes:
-        assert list(ax.get_xticks()) == [0, 1, 2] and ax.get_xlabel() == "round"
+        assert list(ax.get_xticks()) == [1, 2, 3] and ax.get_xlabel() == "round"
     top = h.sort_values("reward", ascending=False)["gene"].head(4).tolist()
     assert sorted(t.get_text() for t in scatter.texts) == sorted(top)
     assert "robust SDs" in scatter.get_ylabel()
@@ -129,9 +129,9 @@ def test_campaign_plot_does_not_count_a_round_without_results(db, tmp_path):
     propose_round(db, "c1", batch=6, designer="random", seed=1)
     fig = _campaign_figure(history(db, "c1"), "c1", "abs")
     scatter, hits, best = fig.axes
-    assert list(hits.lines[0].get_xdata()) == [0] and list(hits.lines[0].get_ydata()) == [1]
+    assert list(hits.lines[0].get_xdata()) == [1] and list(hits.lines[0].get_ydata()) == [1]
     for ax in fig.axes:
-        assert list(ax.get_xticks()) == [0, 1]
+        assert list(ax.get_xticks()) == [1, 2]
         assert "not measured yet" in [t.get_text() for t in ax.texts]
     assert "median, SD of the measured genes" in scatter.get_ylabel()  # not the library's: say so
     import matplotlib.pyplot as plt
@@ -267,7 +267,7 @@ def test_sigkill_during_next_leaves_no_partial_round(db, tmp_path):
     assert _integrity(db) == "ok"
     assert _snapshot(db) == before
     nxt = propose_round(db, "c1", batch=10, designer="random", seed=3)
-    assert set(nxt["round"]) == {1} and len(nxt) == 10
+    assert set(nxt["round"]) == {2} and len(nxt) == 10
     assert len(history(db, "c1")) == 16
 
 
@@ -391,7 +391,7 @@ def test_ingest_reads_a_mageck_rra_summary_of_the_whole_library(db, tmp_path):
     path = _rra(tmp_path / "screen.gene_summary.txt", GENES + LIBRARY)
     s = ingest(db, "c1", path)
     assert s.score_rule == "score = MAGeCK RRA neg|lfc (gene-level log2 fold change)"
-    assert s.source_format == "MAGeCK RRA" and s.n_new == 5 and s.rounds == [0]
+    assert s.source_format == "MAGeCK RRA" and s.n_new == 5 and s.rounds == [1]
     assert (s.n_unproposed, s.n_unknown) == (55, 100) and s.unknown == LIBRARY[:5] and s.n_unmeasured == 0
     assert _measured(db) == {g: _lfc(g) for g in p0["gene"]}
     con = sqlite3.connect(db)
@@ -403,7 +403,7 @@ def test_ingest_reads_a_mageck_rra_summary_of_the_whole_library(db, tmp_path):
     # next round: the same library file again holds the new proposals (a new file content: new rows)
     p1 = propose_round(db, "c1", batch=3, designer="random", seed=1)
     s1 = ingest(db, "c1", _rra(tmp_path / "round1.txt", list(reversed(GENES + LIBRARY))))
-    assert s1.n_new == 3 and s1.n_already == 5 and s1.rounds == [1] and s1.note is None
+    assert s1.n_new == 3 and s1.n_already == 5 and s1.rounds == [2] and s1.note is None
     assert set(_measured(db)) == set(p0["gene"]) | set(p1["gene"])
 
 
@@ -415,7 +415,7 @@ def test_the_same_library_file_ingested_after_the_next_round_adds_the_new_propos
     assert ingest(db, "c1", path).n_new == 5
     p1 = propose_round(db, "c1", batch=3, designer="random", seed=1)
     s1 = ingest(db, "c1", path)
-    assert not s1.duplicate_file and s1.n_new == 3 and s1.n_already == 5 and s1.rounds == [1]
+    assert not s1.duplicate_file and s1.n_new == 3 and s1.n_already == 5 and s1.rounds == [2]
     assert s1.note == "this file was ingested before; its rows of the genes proposed since were added"
     assert _measured(db) == {g: _lfc(g) for g in list(p0["gene"]) + list(p1["gene"])}
     assert ingest(db, "c1", path).duplicate_file  # nothing proposed since: nothing added
@@ -456,7 +456,7 @@ def test_ingest_reads_mageck_mle_and_asks_which_condition(db, tmp_path):
     assert s.score_rule.startswith("score = MAGeCK MLE Rep2|beta (gene beta of condition Rep2")
     assert _measured(db) == {g: pytest.approx(_lfc(g) + 1) for g in p0["gene"]}
     p1 = propose_round(db, "c1", batch=2, designer="random", seed=1)
-    # a later round's file (without round 0's genes, which Rep1 would re-measure differently: refused)
+    # a later round's file (without round 1's genes, which Rep1 would re-measure differently: refused)
     one = ingest(db, "c1", _mle(tmp_path / "mle1.txt", [g for g in GENES if g not in set(p0["gene"])]))
     assert one.score_rule.startswith("score = MAGeCK MLE Rep1|beta") and one.n_new == 2
     assert one.note.startswith("earlier ingests of this campaign used another score (score = MAGeCK MLE Rep2|beta")
@@ -677,7 +677,7 @@ def test_hit_status_does_not_move_when_later_rounds_are_ingested(db, tmp_path):
     from scagents.campaign.ledger import campaign_progress
 
     per = campaign_progress(db, "c1")["rounds"].set_index("round")
-    assert per.loc[0, "hits"] == int(after0[first].sum())
+    assert per.loc[1, "hits"] == int(after0[first].sum())
 
 
 def test_random_expectation_is_batch_times_the_library_share(tmp_path, monkeypatch):
@@ -699,7 +699,7 @@ def test_random_expectation_is_batch_times_the_library_share(tmp_path, monkeypat
     per = prog["rounds"]
     assert per["expected_random"].tolist() == pytest.approx([5 * share, 7 * share, 4 * share])
     assert per["expected_random_so_far"].tolist() == pytest.approx([5 * share, 12 * share, 16 * share])
-    assert prog["lines"][1].startswith(f"round 1: 7 of 7 measured, {per['hits'][1]} hit")
+    assert prog["lines"][1].startswith(f"round 2: 7 of 7 measured, {per['hits'][1]} hit")
     assert f"(random batch of 7: {7 * share:.2f} expected)" in prog["lines"][1]
     assert prog["scale"].startswith("scale: library of 160 genes (screen.gene_summary.txt)")
     seen = {}
@@ -709,7 +709,7 @@ def test_random_expectation_is_batch_times_the_library_share(tmp_path, monkeypat
     fig = seen["fig"]
     scatter, hits_ax, _ = fig.axes
     line = next(ln for ln in hits_ax.lines if ln.get_label() == "random batches (expected)")
-    assert line.get_linestyle() == "--" and list(line.get_xdata()) == [0, 1, 2]
+    assert line.get_linestyle() == "--" and list(line.get_xdata()) == [1, 2, 3]
     assert list(line.get_ydata()) == pytest.approx([5 * share, 12 * share, 16 * share])
     assert "scale: library of 160 genes (screen.gene_summary.txt)" in scatter.get_title()
     assert "SD of the screen's library" in scatter.get_ylabel()
@@ -763,4 +763,4 @@ def test_a_file_of_only_the_proposed_genes_falls_back_to_the_measured_scale_and_
                                     "measured score values")
     assert prog["random_reference"].startswith("no random reference")
     assert np.isnan(prog["rounds"]["expected_random"][0]) and prog["rounds"]["hits"][0] == 0  # |v − 1.25| ≤ 1.25
-    assert prog["lines"] == ["round 0: 6 of 6 measured, 0 hits; so far 0 hits (no random reference)."]
+    assert prog["lines"] == ["round 1: 6 of 6 measured, 0 hits; so far 0 hits (no random reference)."]

@@ -150,12 +150,12 @@ def test_campaign_round_trip(tools, workdir):
         {"n": 4, "campaign": "ifng", "goal": "find regulators of IFNG", "designer": "random",
          "candidates": ["STAT1", "IRF1", "JAK2", "TBX21", "GATA3", "STAT4", "IL12RB2"]}))
     genes = [r["gene"] for r in rec["recommendations"]]
-    assert rec["round"] == 0 and len(set(genes)) == 4
+    assert rec["round"] == 1 and len(set(genes)) == 4
     assert pd.read_csv(workdir / rec["csv"])["gene"].tolist() == genes
     (workdir / "round0.csv").write_text("gene,score\n" + "".join(
         f"{g},{i - 1.5}\n" for i, g in enumerate(genes)))
     ing = json.loads(tools["ingest_results"].invoke({"campaign": "ifng", "results_path": "round0.csv"}))
-    assert ing["n_new"] == 4 and ing["rounds"] == [0] and not ing["duplicate_file"]
+    assert ing["n_new"] == 4 and ing["rounds"] == [1] and not ing["duplicate_file"]
     assert ing["score_rule"].startswith("score = column 'score' as written")
     assert ing["n_ignored_not_proposed"] == ing["n_ignored_not_candidates"] == 0
     assert ing["progress_by_round"][0]["measured"] == 4
@@ -164,7 +164,7 @@ def test_campaign_round_trip(tools, workdir):
     assert again["duplicate_file"] and again["n_new"] == 0
     nxt = json.loads(tools["recommend_perturbations"].invoke(
         {"n": 10, "campaign": "ifng", "designer": "ridge_ucb"}))
-    assert nxt["round"] == 1 and len(nxt["recommendations"]) == 3  # only 3 untested left
+    assert nxt["round"] == 2 and len(nxt["recommendations"]) == 3  # only 3 untested left
     assert not set(genes) & {r["gene"] for r in nxt["recommendations"]} and "note" in nxt
     rep = json.loads(tools["write_report"].invoke({"campaign": "ifng"}))
     hist = pd.read_csv(workdir / rep["history_csv"])
@@ -173,7 +173,7 @@ def test_campaign_round_trip(tools, workdir):
     # results of the proposed genes only: no library, so the measured proposals' scale and no random reference
     assert rep["scale"].startswith("scale: measured proposals only") and rep["random_reference"].startswith(
         "no random reference")
-    assert rep["progress"][0].startswith("round 0: 4 of 4 measured, ") and "random batch" not in rep["progress"][0]
+    assert rep["progress"][0].startswith("round 1: 4 of 4 measured, ") and "random batch" not in rep["progress"][0]
     assert rep["progress_by_round"][0]["expected_random"] is None
 
 
@@ -196,7 +196,7 @@ def test_campaign_report_states_hits_per_round_against_random_batches(tools, wor
     share = hit.sum() / 8
     found = int(sum(hit[cands.index(r["gene"])] for r in rec["recommendations"]))
     assert rep["scale"].startswith("scale: library of 158 genes (whole_screen.csv)")
-    assert rep["progress"][0].startswith(f"round 0: 4 of 4 measured, {found} hit")
+    assert rep["progress"][0].startswith(f"round 1: 4 of 4 measured, {found} hit")
     assert f"(random batch of 4: {4 * share:.2f} expected)" in rep["progress"][0]
     assert rep["progress_by_round"][0]["expected_random"] == pytest.approx(4 * share)
 
@@ -223,9 +223,9 @@ def test_campaign_from_a_library_file_as_a_biologist_keeps_it(tools, workdir):
     nxt = json.loads(tools["recommend_perturbations"].invoke({"n": 2, "campaign": "lib"}))
     assert "candidates" not in nxt and "unmeasured_earlier" not in nxt
     third = json.loads(tools["recommend_perturbations"].invoke({"n": 2, "campaign": "lib"}))
-    assert third["unmeasured_earlier"].startswith("2 gene(s) proposed in round(s) 1 are not measured yet")
+    assert third["unmeasured_earlier"].startswith("2 gene(s) proposed in round(s) 2 are not measured yet")
     again = json.loads(tools["ingest_results"].invoke({"campaign": "lib", "results_path": "screen.csv"}))
-    assert not again["duplicate_file"] and again["n_new"] == 4 and again["rounds"] == [1, 2]
+    assert not again["duplicate_file"] and again["n_new"] == 4 and again["rounds"] == [2, 3]
 
 
 @pytest.mark.slow
