@@ -333,12 +333,29 @@ def unmeasured_line(waiting: dict[int, int]) -> str:
             "chosen without their results (ingest them first, and they inform the next round)")
 
 
+def _shown(x: float) -> str:
+    """A score in a sentence: 3 significant digits, floating-point noise shown as 0."""
+    return "0" if abs(float(x)) < 1e-9 else f"{float(x):.3g}"
+
+
+def _readable(df):
+    """A table for printing: floating-point noise (``4e-17``) shown as 0 and floats to 4 significant
+    digits; the data themselves are untouched."""
+    import numpy as np
+
+    out = df.copy()
+    for col in out.select_dtypes("float").columns:
+        v = out[col].to_numpy(float)
+        out[col] = np.where(np.abs(v) < 1e-9, 0.0, v)
+    return out.to_string(index=False, float_format=lambda x: f"{x:.4g}")
+
+
 def format_proposals(df) -> str:
     """The ``next`` table in plain words: the proposals (the rationale once below the table when
     every row shares it) and, when the ranks do not follow the score, a line saying why."""
     why = df["rationale"].unique() if "rationale" in df else []
     table = df.drop(columns="rationale") if len(why) == 1 else df
-    lines = [table.to_string(index=False), ""]
+    lines = [_readable(table), ""]
     if df.attrs.get("objective"):
         lines.append(f"objective: {_OBJECTIVE_LINES.get(df.attrs['objective'], df.attrs['objective'])}")
     if df.attrs.get("designer"):
@@ -363,7 +380,7 @@ def format_proposals(df) -> str:
         lines.append(
             f"note: ranks are the pick order, not the score order — each pick lowers the chance of "
             f"genes with similar expression (diversity), so {a['gene']} (rank {a['rank']}, score "
-            f"{a['score']:.3g}) comes before {b['gene']} (rank {b['rank']}, score {b['score']:.3g}).")
+            f"{_shown(a['score'])}) comes before {b['gene']} (rank {b['rank']}, score {_shown(b['score'])}).")
     return "\n".join(lines).rstrip()
 
 
@@ -413,7 +430,7 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
 
     check_campaign_name(args.name)  # the default plot file is named after it
     h = history(args.db, args.name)
-    print(h.drop(columns="rationale").to_string(index=False))
+    print(_readable(h.drop(columns="rationale")))
     print("")
     for rnd, why in h.groupby("round", sort=True)["rationale"].unique().items():
         print(f"round {rnd} ({h.loc[h['round'] == rnd, 'designer'].iloc[0]}): {'; '.join(why)}")

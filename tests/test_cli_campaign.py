@@ -70,7 +70,7 @@ def test_ingest_and_campaign_history(campaign, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"plot: {plot}" in out and plot.stat().st_size > 1000
     hist = out.split("plot:")[0]
-    for g, v in zip(genes, ("2.0", "-1.0", "0.1"), strict=True):
+    for g, v in zip(genes, ("2", "-1", "0.1"), strict=True):
         line = next(ln for ln in hist.splitlines() if f" {g} " in ln)
         assert v in line.split()  # the measured value is in the gene's row
 
@@ -545,3 +545,15 @@ def test_every_output_names_the_first_round_1(campaign, tmp_path, capsys, monkey
     con = sqlite3.connect(db)
     assert sorted(r[0] for r in con.execute("SELECT DISTINCT round FROM proposals")) == [0, 1, 2]
     con.close()
+
+
+def test_next_table_prints_floating_point_noise_as_zero():
+    import pandas as pd
+
+    from scagents.cli import format_proposals
+
+    df = pd.DataFrame({"round": [1, 1], "rank": [1, 2], "gene": ["A", "B"], "score": [1.234567, 4.163336e-17],
+                       "uncertainty": [0.0, 0.5], "rationale": ["x", "x"]})
+    text = format_proposals(df)
+    assert "e-17" not in text and "1.235" in text
+    assert df["score"].iloc[1] == 4.163336e-17  # the data are untouched
