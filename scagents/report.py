@@ -549,6 +549,8 @@ def render_markdown(result: dict) -> str:
                                    "direction_accuracy"]
                             + (["target_direction"] if any("target_direction" in v for v in
                                                            val["scores"].values()) else [])) + [""]
+            if any("direction_accuracy" in r for r in rows):
+                lines += [DIRECTION_ACCURACY_NOTE, ""]
     ev = result.get("evidence")
     if ev:
         lines += _evidence_lines(ev, result.get("intervals"), result.get("target_check") or [])
@@ -625,6 +627,20 @@ def render_markdown(result: dict) -> str:
     if result.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)
+
+
+def _direction_accuracy_note() -> str:
+    """The note under the validation table: what ``direction_accuracy`` counts."""
+    from scagents.metrics import DEFAULT_DIRECTION_EPS
+
+    return ("`direction_accuracy`: three-class — the fraction of all genes whose predicted "
+            "direction (up, down, or unchanged within ±"
+            f"{DEFAULT_DIRECTION_EPS:g}) is the observed one; genes that do not change count "
+            "too, so the 'no change' reference can score high when few genes move.")
+
+
+DIRECTION_ACCURACY_NOTE: str = _direction_accuracy_note()
+"""What the validation table's ``direction_accuracy`` counts (three-class, over all genes)."""
 
 
 def _evidence_lines(ev: dict, intervals: dict | None, targets: list[dict]) -> list[str]:

@@ -251,3 +251,20 @@ def test_a_target_line_says_when_the_targets_own_observed_change_is_noise():
     assert "STAT1 (expected down) — agrees." not in text
     assert "(expected down) — agrees." in render_markdown(
         _minimal_result(evidence=cleared, target_check=[target]))
+
+
+def test_validation_table_says_direction_accuracy_is_three_class():
+    result = {
+        "perturbation": {"targets": ["IFNG"], "kind": "knockout"}, "goal": {"text": "g"},
+        "data": {"description": "d", "n_cells": 1, "n_genes": 2},
+        "method": {"name": "m", "description": "x"}, "seed": 0, "version": "0",
+        "top_up": [], "top_down": [], "min_effect": 0.01,
+        "validation": {"description": "v", "answered_by": "m",
+                       "scores": {"m": {"mse": 0.1, "direction_accuracy": 0.8}}},
+    }
+    md = render_markdown(result)
+    table_end = md.index("(answered) |")
+    note = md[table_end:].split("\n\n")[1]
+    assert "three-class" in note and "up, down, or unchanged" in note and "all genes" in note
+    result["validation"]["scores"] = {"m": {"mse": 0.1}}
+    assert "three-class" not in render_markdown(result)

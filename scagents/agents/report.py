@@ -283,6 +283,25 @@ MIN_JUDGED = 5
 is not unlikely by chance (4 of 4: p = 0.0625 against a coin flip)."""
 
 
+def _how_many_clear(k_clear: int, k: int) -> str:
+    """How many of ``k`` genes clear the noise, worded from the numbers: ``"only 4"`` when fewer
+    than half do, else just the count (``"19"`` of 20: nearly all, not "only").
+
+    Parameters
+    ----------
+    k_clear
+        Genes that clear the noise.
+    k
+        Genes looked at.
+
+    Returns
+    -------
+    str
+        ``"only {k_clear}"`` or ``"{k_clear}"``.
+    """
+    return f"only {k_clear}" if 2 * k_clear < k else str(k_clear)
+
+
 def _agreement_clause(n: int, k: int, k_clear: int | None, n_clear: int | None) -> str:
     """``"{n} of the {k} most changed genes (verdict)"``, the verdict on the genes whose change
     clears the noise when only ``k_clear`` of the ``k`` do (agreement on noise-level changes says
@@ -309,8 +328,8 @@ def _agreement_clause(n: int, k: int, k_clear: int | None, n_clear: int | None) 
                 "this agreement says little")
     verdict = (_agreement(n_clear, k_clear) if k_clear >= MIN_JUDGED else
                f"too few to tell from chance: {MIN_JUDGED} or more are needed")
-    return (f"{said}; only {k_clear} of them {'changes' if k_clear == 1 else 'change'} beyond the "
-            f"noise, and it has the direction of "
+    return (f"{said}; {_how_many_clear(k_clear, k)} of them "
+            f"{'changes' if k_clear == 1 else 'change'} beyond the noise, and it has the direction of "
             f"{n_clear} of those {k_clear} right ({verdict})")
 
 
@@ -337,7 +356,8 @@ def _clear_clause(evaluation: dict) -> str:
     if k_clear == 0:
         return (" (but none of them changes beyond the noise, so these signs are those of noise and "
                 "say nothing about the prediction)")
-    return (f" (only {k_clear} of them {'changes' if k_clear == 1 else 'change'} beyond the noise; "
+    return (f" ({_how_many_clear(k_clear, k)} of them {'changes' if k_clear == 1 else 'change'} "
+            "beyond the noise; "
             f"of those it has "
             f"{int(evaluation.get('same_sign_clear', 0))} right)")
 
@@ -892,6 +912,37 @@ def stimulation_held_out(pol: PolicySummary, label: str) -> str:
             f"They check the prediction of {label}.")
 
 
+def stimulation_group_names(pol: PolicySummary) -> list[str]:
+    """The validation groups of a stimulation goal named as what they are: ``"B cells"`` for the
+    label ``"B STIM"`` (cell types), ``"time point 6h"`` for ``"6h STIM"`` (time points).
+
+    Parameters
+    ----------
+    pol
+        The policy summary: ``validation_labels`` (``"{group} {treatment}"``) and ``stimulation``
+        (``treatment``, or for runs that did not record it the groups in ``trained_on``).
+
+    Returns
+    -------
+    list of str
+        One name per validation label, in order; a label matching no group is kept as it is.
+    """
+    st = pol.stimulation or {}
+    treatment = st.get("treatment")
+    groups = sorted({str(g) for used in (st.get("trained_on") or {}).values() for g in used}
+                    | set(map(str, st.get("targets") or [])), key=len, reverse=True)
+    time = st.get("kind") == "time"
+    out = []
+    for lab in pol.validation_labels:
+        if treatment and lab.endswith(f" {treatment}"):
+            group = lab[: -len(treatment) - 1]
+        else:  # the longest known group the label starts with
+            group = next((g for g in groups if lab.startswith(f"{g} ")), None)
+        out.append(lab if group is None else
+                   f"time point {group}" if time else f"{group} cells")
+    return out
+
+
 def _hyper_parameters(value: object) -> str:
     """Plain words for a stimulation predictor's chosen hyper-parameter(s): one value, or — for
     an average of candidates — ``(name, value)`` pairs, written ``"name value, …"`` (never a Python
@@ -945,7 +996,8 @@ def _stimulation_result(result: dict, pol: PolicySummary, data: DataSummary, lab
     elif pol.validation:
         result["validation"]["description"] = (
             f"Inner validation over the training {what}s only: each candidate predicted each of "
-            f"{n_val} {what}s ({', '.join(pol.validation_labels)}) from the remaining ones; mean "
+            f"{n_val} {what}s, held out in turn ({', '.join(stimulation_group_names(pol))}), "
+            "from the remaining ones; mean "
             "over them of the MSE of the predicted response (all genes) and the Pearson-delta over "
             "each one's top-20 changed genes. 'no change' is a reference; the mean shifts are the "
             "baselines a learned candidate must beat (same rule as the policy: ≥ 5 % lower MSE, "

@@ -218,6 +218,7 @@ def stimulation_agent(state: RunState) -> dict:
     own_leak = [g for g, f in fits.items() if g in f.train]
     stim = {
         "label": sg["label"], "reading": sg["reading"], "kind": design["kind"],
+        "treatment": sg["treatment"],
         "targets": list(fits), "not_predicted": skipped,
         "held_out_treated_cells": int(goal_cells.sum()), "control_cells": int(ctrl_cells.sum()),
         "trained_on": {g: f.train for g, f in fits.items()}, "leaked": own_leak,
@@ -230,6 +231,9 @@ def stimulation_agent(state: RunState) -> dict:
     summary = PolicySummary(
         status=status if is_effect else "no_effect", reason=decision, attempts=1, method=method,
         prediction_path=PREDICTION_FILE, validation=validation, validation_labels=val_labels,
+        validation_count=(f"{len(val_labels)} validation "
+                          f"{'time point' if design['kind'] == 'time' else 'cell type'}"
+                          f"{'s' if len(val_labels) != 1 else ''}" if val_labels else ""),
         train_labels=train_labels if len(fits) == 1 else sorted(used), fit_labels=fit_labels,
         held_out=held_labels[0], held_out_labels=held_labels, held_out_cells=int(goal_cells.sum()),
         decision=decision,

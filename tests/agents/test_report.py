@@ -356,3 +356,43 @@ def test_the_cell_plot_marks_the_goals_cells_held_out_only_when_they_were():
     pert = {"targets": ["STAT1"], "kind": "knockout"}
     assert _conditions(obs, pert)[1] == "STAT1 knockout (held out)"
     assert _conditions(obs, pert, held_out=False) == ["control", "STAT1 knockout", "IRF1 knockout"]
+
+
+def test_stimulation_validation_groups_are_named_as_cell_types():
+    # Kang 2018: the inner validation labels are "B STIM" …; the report names the cell types
+    from scagents.agents.report import _stimulation_result, stimulation_group_names
+
+    st = {"kind": "cell_type", "treatment": "STIM", "pooled": False,
+          "trained_on": {"CD14 Mono": ["B", "CD4 T", "NK"]}, "control_cells": 50}
+    pol = PolicySummary(status="validated", method="mean shift",
+                        validation={"mean shift": {"mse": 0.1}},
+                        validation_labels=["B STIM", "CD4 T STIM", "NK STIM"],
+                        held_out_labels=["CD14 Mono STIM"], held_out_cells=80, stimulation=st)
+    assert stimulation_group_names(pol) == ["B cells", "CD4 T cells", "NK cells"]
+    # a run that did not record the treatment: the groups it was trained on name the labels
+    old = pol.model_copy(update={"stimulation": {k: v for k, v in st.items() if k != "treatment"}})
+    assert stimulation_group_names(old) == ["B cells", "CD4 T cells", "NK cells"]
+    result = {"goal": {"text": "g"}, "method": {"name": "mean shift", "description": ""},
+              "validation": {"description": ""}, "notes": [], "headline": [""]}
+    _stimulation_result(result, pol, None, "IFN-β stimulation of CD14 Mono")
+    text = result["validation"]["description"]
+    assert "3 cell types, held out in turn (B cells, CD4 T cells, NK cells)" in text
+    assert "STIM" not in text
+    times = pol.model_copy(update={"validation_labels": ["2h STIM"],
+                                   "stimulation": {**st, "kind": "time"}})
+    assert stimulation_group_names(times) == ["time point 2h"]
+
+
+def test_the_share_that_clears_the_noise_is_worded_from_the_numbers():
+    # 19 of 20 clear: nearly all, not "only 19"; 4 of 19: fewer than half, "only 4"
+    pol = PolicySummary(status="fallback", method="combination (stacked)", validation_labels=["A"],
+                        held_out_cells=444)
+    ev = {"metrics": {}, "k": 20, "same_sign": 18, "k_clear": 19, "same_sign_clear": 18}
+    line = headline(_result(evaluation=ev), pol, "STAT1 knockout")[1]
+    assert "; 19 of them change beyond the noise" in line and "only 19" not in line
+    tc = {"k": 19, "metrics": {"sign_agreement_top19": 11 / 19}, "k_clear": 4, "same_sign_clear": 3}
+    assert "only 4 of them change" in headline(_result(twin_check=tc), pol, "STAT1 knockout")[1]
+    from scagents.agents.report import _clear_clause
+
+    assert _clear_clause(ev) == " (19 of them change beyond the noise; of those it has 18 right)"
+    assert _clear_clause({**ev, "k_clear": 9}).startswith(" (only 9 of them change")
