@@ -557,3 +557,19 @@ def test_next_table_prints_floating_point_noise_as_zero():
     text = format_proposals(df)
     assert "e-17" not in text and "1.235" in text
     assert df["score"].iloc[1] == 4.163336e-17  # the data are untouched
+
+
+def test_a_conflicting_file_scored_on_another_column_names_both_and_the_option(campaign, tmp_path, capsys):
+    db, first = campaign
+    genes = first["gene"].tolist()
+    head = "Gene\tsgRNA\tday7|beta\tday7|z\tday7|p-value\tday14|beta\tday14|z\tday14|p-value\n"
+    rows = "".join(f"{g}\t4\t{i}\t{2 * i}\t0.1\t{-i - 1}\t{-2 * i}\t0.1\n" for i, g in enumerate(genes))
+    a, b = tmp_path / "a.gene_summary.txt", tmp_path / "b.gene_summary.txt"
+    a.write_text(head + rows)
+    b.write_text(head + rows + "NOTPROPOSED\t4\t0\t0\t0.1\t0\t0\t0.1\n")  # another file, same genes
+    assert main(["ingest", "--campaign", "ifng", str(a), "--db", db, "--score-column", "day14|beta"]) == 0
+    capsys.readouterr()
+    assert main(["ingest", "--campaign", "ifng", str(b), "--db", db, "--score-column", "day7|beta"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already have a different measurement" in err[0]
+    assert "day14|beta" in err[0] and "day7|beta" in err[0] and "--score-column" in err[0]

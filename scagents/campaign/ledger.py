@@ -1019,7 +1019,7 @@ def _check_rows(df: pd.DataFrame, path: Path, start: int, gcol: str, vcol: str, 
 
 
 def _new_measurements(con: sqlite3.Connection, cid: int, campaign: str, path: Path, df: pd.DataFrame,
-                      sha: str) -> dict:
+                      sha: str, rule: str = "") -> dict:
     """Check the results rows against the ledger (inside the ingest transaction).
 
     The rows of genes proposed in the campaign are taken and checked; the others are counted and
@@ -1078,8 +1078,16 @@ def _new_measurements(con: sqlite3.Connection, cid: int, campaign: str, path: Pa
     old = dict(con.execute("SELECT gene, value FROM measurements WHERE campaign_id = ?", (cid,)).fetchall())
     conflict = [g for g, v in zip(df["gene"], df["value"], strict=True) if g in old and not np.isclose(old[g], v)]
     if conflict:
+        clash = set(conflict)
+        before = sorted({rl for g, rl in con.execute(
+            "SELECT m.gene, s.rule FROM measurements m JOIN ingest_scores s ON s.campaign_id = m.campaign_id "
+            "AND s.sha256 = m.ingest_sha WHERE m.campaign_id = ?", (cid,)) if g in clash})
+        hint = ""
+        if rule and before and before != [rule]:  # another score column than the measurements already stored
+            hint = (f" They were stored with {'; '.join(before)}, this file gives {rule}: pass --score-column "
+                    "(tool: score_column) naming the column used before.")
         raise IngestError(f"Genes {conflict[:10]} in {path} already have a different measurement in campaign "
-                          f"{campaign!r}; the ledger keeps one measurement per gene and round.")
+                          f"{campaign!r}; the ledger keeps one measurement per gene and round.{hint}")
     new = df[~df["gene"].isin(old.keys())]
     return {"rows": [(cid, r.gene, int(r.prop_round), float(r.value), sha) for r in new.itertuples()],
             "n_taken": len(df), "n_unproposed": len(other) - n_unknown, "n_unknown": n_unknown,
@@ -1173,7 +1181,7 @@ def ingest(db_path: str | Path, campaign: str, results_path: str | Path, *, scor
                                   f"with the same columns, not with {choice.rule}.")
             earlier = [r[0] for r in con.execute("SELECT DISTINCT rule FROM ingest_scores WHERE campaign_id = ? "
                                                  "AND rule != ?", (cid, choice.rule))]
-            got = _new_measurements(con, cid, campaign, path, df, sha)
+            got = _new_measurements(con, cid, campaign, path, df, sha, choice.rule)
             rows = got["rows"]
             if seen and not rows:  # the same file again, and no gene of it was proposed since
                 return IngestSummary(campaign, str(path), sha, 0, 0, True, [],
