@@ -128,7 +128,10 @@ def render_markdown(payload: dict) -> str:
         "",
         f"{len(payload['seeds'])} seeds × TRPO→PPO on `TargetMatchVecEnv` ({payload['total_steps']} steps each), "
         f"torch 1 thread per task, median of {payload['repeats']} repeats, local Ray instance with "
-        f"{payload.get('ray_cpus', 2)} CPUs.",
+        f"{payload.get('ray_cpus', 2)} CPUs."
+        + (" Each configuration's repeats run back to back after a warm-up run of its own workers (a user runs one "
+           "configuration; switching between 2-CPU and 1-CPU tasks costs Ray seconds that belong to neither)."
+           if payload.get("order") == "blocked" else ""),
         "",
         "| run | median wall time (s) |",
         "|---|---:|",
@@ -185,14 +188,17 @@ def main() -> None:
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     times: dict[str, list[float]] = {"in_process": [], "ray_1_worker": [], "ray_2_workers": []}
     results = {}
-    for _ in range(args.repeats):
-        for name, kw in (("in_process", {"backend": "local"}),
-                         ("ray_1_worker", {"backend": "ray", "cpus_per_task": 2}),
-                         ("ray_2_workers", {"backend": "ray", "cpus_per_task": 1})):
-            if kw["backend"] == "ray":
-                # warm 2 worker processes (Ray kills idle workers; process start + imports are not
-                # part of the comparison)
-                run_seeds(train_seed, seeds[:2], backend="ray", total_steps=256)
+    # each configuration's repeats run back to back, as a user runs one configuration: interleaved, a run of
+    # 1-CPU tasks right after a run of 2-CPU tasks took 5–6 s instead of 1.5 s in 2 of 4 tries (Ray's worker
+    # pool changing shape), a cost of switching between the two, not of either
+    for name, kw in (("in_process", {"backend": "local"}),
+                     ("ray_1_worker", {"backend": "ray", "cpus_per_task": 2}),
+                     ("ray_2_workers", {"backend": "ray", "cpus_per_task": 1})):
+        if kw["backend"] == "ray":
+            # warm the worker processes of this configuration (process start + imports are not part of the
+            # comparison)
+            run_seeds(train_seed, seeds, backend="ray", total_steps=256, cpus_per_task=kw["cpus_per_task"])
+        for _ in range(args.repeats):
             t = time.perf_counter()
             results[name] = run_seeds(train_seed, seeds, total_steps=args.steps, **kw)
             times[name].append(time.perf_counter() - t)
@@ -204,7 +210,7 @@ def main() -> None:
                     for k in ("ray_1_worker", "ray_2_workers") for i in range(len(seeds)))
     med = {k: median(v) for k, v in times.items()}
     speedup = med["ray_1_worker"] / med["ray_2_workers"]
-    payload = {"seeds": seeds, "total_steps": args.steps, "repeats": args.repeats, "ray_cpus": RAY_CPUS,
+    payload = {"seeds": seeds, "total_steps": args.steps, "repeats": args.repeats, "ray_cpus": RAY_CPUS, "order": "blocked",
                "times_s": times, "median_s": med, "speedup_1_to_2_workers": speedup, "identical_results": identical,
                "actor_rollouts": rollouts, "load_average_before": load_before, "load_average_after": load_after,
                "load_average_1min": load_record(load0)}
