@@ -93,7 +93,15 @@ def target_groups(targets: Sequence[Sequence[str]], kinds: Sequence[str] | None 
         The groups in order of their first member, each in position order; with one label per
         target set and kind, ``[[0], [1], …]``.
     """
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[str, list[int]] = {}
     for i, t in enumerate(targets):
-        groups.setdefault((frozenset(t), None if kinds is None else str(kinds[i])), []).append(i)
+        groups.setdefault(target_group_key(t, None if kinds is None else str(kinds[i])), []).append(i)
     return list(groups.values())
+
+
+def target_group_key(targets: Sequence[str], kind: str | None = None) -> str:
+    """The key of a perturbation's target gene set and kind (``"STAT2 knockout"``; ``"A+B
+    knockout"`` for both ``A+B`` and ``B+A``): equal exactly for the labels :func:`target_groups`
+    puts in one group."""
+    key = "+".join(sorted(set(targets)))
+    return key if kind is None else f"{key} {kind}"

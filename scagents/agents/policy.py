@@ -57,6 +57,7 @@ from scagents.agents.state import (
     RunState,
     run_path,
 )
+from scagents.perturbation import target_group_key
 
 __all__ = ["policy_agent", "generic_answer", "fallback_agent", "POLICY_FILE", "PREDICTION_FILE", "TRAINING_LOG",
            "rank_proposals", "pair_candidates", "compare_to_baseline", "Verdict", "MIN_LISTED", "POLICY", "BASELINES",
@@ -571,13 +572,6 @@ def _target_direction(pred: np.ndarray, genes: list[str], targets: tuple[str, ..
     if not pos:
         return float("nan")
     return float(np.mean([sign * pred[i] > MIN_LISTED for i in pos]))
-
-
-def target_group_key(targets: tuple[str, ...] | list[str], kind: str) -> str:
-    """The key of a perturbation's target gene set and kind (``"STAT2 knockout"``, ``"A+B
-    knockout"`` for both ``A+B`` and ``B+A``): equal exactly for the labels
-    :func:`scagents.perturbation.target_groups` puts in one group."""
-    return f"{'+'.join(sorted(set(targets)))} {kind}"
 
 
 def _score_rows(ctx: _Context, predict: Predict) -> pd.DataFrame:
