@@ -370,7 +370,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         "searchers": {k: {"simulations": r.n_simulations, "best_objective": round(r.best[1], 4),
                           "best_schedule": task.describe(r.best[0])} for k, r in runs.items()},
         "simulations": sum(r.n_simulations for r in runs.values()), "n_tied_best": n_tied,
-        "excluded": list(goal.exclude), "undefined_inputs": undefined_inputs_line(task.network),
+        "excluded": list(goal.exclude), "undefined_inputs": undefined_inputs_line(task.network, given=inputs or {}),
         "marker_note": marker_note,
         "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
                      f"end minus {task.cost} per intervention",

@@ -50,6 +50,7 @@ import ast
 import difflib
 import re
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -683,13 +684,15 @@ def _typo_of(name: str, genes: list[str]) -> str | None:
     return None
 
 
-def undefined_inputs_line(net: BooleanNetwork, limit: int = 12) -> str | None:
+def undefined_inputs_line(net: BooleanNetwork, limit: int = 12, given: Collection[str] = ()) -> str | None:
     """One sentence naming the genes read by rules without a rule of their own (``None`` if none).
 
     In a ``.bnet`` model such genes become inputs (external signals are written that way), but a
     misspelt gene becomes one too; the sentence names each, and the model gene it may be a typo of.
+    Genes in ``given`` (the milieu the user set, e.g. ``--inputs EGF=1``) are inputs by intent and
+    are not named.
     """
-    names = list(net.undefined_inputs)
+    names = [g for g in net.undefined_inputs if g not in set(given)]
     if not names:
         return None
     defined = [g for g in net.genes if g not in net.undefined_inputs]

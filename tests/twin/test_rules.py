@@ -77,3 +77,10 @@ def test_unsupported_formats_name_the_supported_ones(tmp_path, name, content, ki
         read_model(path)
     msg = str(err.value)
     assert kind in msg and ".bnet" in msg and "'Gene = rule'" in msg and "\n" not in msg
+
+
+def test_genes_set_in_the_milieu_are_inputs_by_intent_and_not_named():
+    net, _ = _read_quietly("targets, factors\nA, EGF & !B\nB, !A & TGFB\n", format="bnet")
+    assert undefined_inputs_line(net, given={"EGF": 1.0}).startswith(
+        "1 gene has no rule and is treated as an input: TGFB.")
+    assert undefined_inputs_line(net, given={"EGF": 1.0, "TGFB": 0.0}) is None
