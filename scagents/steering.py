@@ -30,6 +30,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -274,7 +275,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         (steps ranked by marginal contribution), ``searchers`` (simulations, best objective),
         ``files`` and ``wall_time_s``.
     """
-    from scagents.envs.steering import TwinSteerer, canonical
+    from scagents.envs.steering import TwinSteerer, canonical, is_silent
     from scagents.policies.steering_search import search
     from scagents.twin.rules import undefined_inputs_line
 
@@ -285,6 +286,10 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
     out.mkdir(parents=True, exist_ok=True)
     task = _task(goal, n_cells, n_steps, inputs)
     steerer = TwinSteerer(task, seed)
+    control = canonical((0,) * task.n_decisions, task.max_interventions)
+    if is_silent(task.network, steerer.final_states(control)):
+        # every control cell ends all-off: nothing to steer from, no plan and no verdict on the goal
+        return _silent_answer(goal, task, steerer, control, seed, out, inputs, t0)
     runs = {"greedy": search("greedy", steerer, 10 * task.n_actions, seed),
             "cem": search("cem", steerer, rl_budget, seed),
             "trpo_ppo": search("trpo_ppo", steerer, rl_budget, seed)}
@@ -293,7 +298,6 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         for s, v in r.evaluated:
             pooled[s] = v
     ranked = sorted(pooled.items(), key=lambda e: -e[1])[:1 + n_runner_up]
-    control = canonical((0,) * task.n_decisions, task.max_interventions)
     k_target = task.fate_names.index(task.target)
     seeds = [seed + 1000 + i for i in range(n_seeds)]
     others = [TwinSteerer(task, s) for s in seeds]
@@ -354,12 +358,6 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
             no_signal += (" Every simulated cell ends in none of the model's fates (all 'undecided'), "
                           "without interventions and under the best schedule found: check the fate "
                           "rules (@fate) against the states the model reaches.")
-        from scagents.twin.simulate import SILENT_ACTIVITY, silent_warning
-
-        if silent_warning(task.network, steerer.final_states(control), task.inputs) is not None:
-            no_signal += (f" Without interventions every cell ends all-off (no non-input gene above "
-                          f"activity {SILENT_ACTIVITY}): give the model a milieu or initial states "
-                          "('# @input GENE = 1' / '# @initial GENE = 0.8' lines, or --inputs).")
         proposals = []
     marker_note = _marker_note(task, canonical(best_s, task.max_interventions)) if moved else None
     files = _plots(steerer, task, control, best_s, out)
@@ -369,7 +367,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         "best": answer_best, "runner_up": runner_up, "control": ctrl, "proposals": proposals,
         "searchers": {k: {"simulations": r.n_simulations, "best_objective": round(r.best[1], 4),
                           "best_schedule": task.describe(r.best[0])} for k, r in runs.items()},
-        "simulations": sum(r.n_simulations for r in runs.values()), "n_tied_best": n_tied,
+        "simulations": sum(r.n_simulations for r in runs.values()), "n_tied_best": n_tied, "silent": False,
         "excluded": list(goal.exclude), "undefined_inputs": undefined_inputs_line(task.network, given=inputs or {}),
         "marker_note": marker_note,
         "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
@@ -378,6 +376,47 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
     result["files"] = {**files, **_write(result, out)}
     result["wall_time_s"] = round(time.perf_counter() - t0, 2)
     return result
+
+
+def _silent_answer(goal: SteeringGoal, task, steerer, control, seed: int, out: Path,
+                   inputs: dict[str, float] | None, t0: float) -> dict:
+    """The answer when every control cell ends all-off: one line naming what to set, no search.
+
+    A schedule found from all-off cells, or a verdict on the goal (a fate such as ``Th0 = !TBX21 &
+    !GATA3`` holds in all-off cells), would be computed from a simulation that carries no signal.
+    """
+    from scagents.envs.steering import silent_hint
+    from scagents.twin.rules import undefined_inputs_line
+    from scagents.twin.simulate import SILENT_ACTIVITY
+
+    fr = steerer.fractions(steerer.final_states(control))
+    ctrl = {"fractions": dict(zip(task.fate_names, fr.round(4).tolist(), strict=True))}
+    milieu = ", ".join(f"{g}={v:g}" for g, v in _milieu(task).items()) or "no inputs"
+    start = f"{task.start_fate} cells" if task.start_fate else "the model's start state"
+    line = (f"Without interventions every simulated cell ends all-off (no gene above activity {SILENT_ACTIVITY}; "
+            f"milieu {milieu}; start: {start}): the simulation carries no signal, so no schedule and no verdict on "
+            f"the goal are computed; {silent_hint(task)}")
+    files = _plots(steerer, task, control, None, out)
+    result = {
+        "signal": False, "silent": True, "no_signal": line, "goal_met_without_intervention": False,
+        "goal": goal.to_dict(), "task": task.to_dict(), "seed": seed, "interval_seeds": [],
+        "best": None, "runner_up": [], "control": ctrl, "proposals": [], "searchers": {}, "simulations": 0,
+        "n_tied_best": 0, "excluded": list(goal.exclude),
+        "undefined_inputs": undefined_inputs_line(task.network, given=inputs or {}), "marker_note": None,
+        "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
+                     f"end minus {task.cost} per intervention",
+    }
+    result["files"] = {**files, **_write(result, out)}
+    result["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    return result
+
+
+def _milieu(task) -> dict[str, float]:
+    """The input activities the task's simulations use (the user's over the model's own)."""
+    from scagents.twin.milieu import current_milieu
+
+    net = task.network
+    return current_milieu(net, {net.resolve_gene(g): float(v) for g, v in task.inputs.items()})
 
 
 def _marker_note(task, schedule) -> str | None:
@@ -396,6 +435,64 @@ def _marker_note(task, schedule) -> str | None:
             f"with 'without touching {genes}'.")
 
 
+def _spread_labels(values: list[float], gap: float, lo: float, hi: float) -> list[float]:
+    """Label heights near ``values`` at least ``gap`` apart within ``[lo, hi]`` (same order)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ys = [0.0] * len(values)
+    prev = lo - gap
+    for i in order:  # upwards: each label at least gap above the one below
+        ys[i] = prev = max(values[i], prev + gap)
+    nxt = hi + gap
+    for i in order[::-1]:  # downwards: none above hi, the gaps kept
+        ys[i] = nxt = min(ys[i], nxt - gap)
+    return ys
+
+
+def _plot_fates(steerer, task, control, best) -> Any:
+    """Fate shares over time: one panel without intervention, one under the schedule (none when the
+    control is silent); every line is labelled at its end with its fate and final share, so lines at
+    0 or on top of each other are still read, and the y axis starts below 0 so a line at 0 shows."""
+    import matplotlib.pyplot as plt
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    panels = [(control, "no intervention")]
+    if best is not None:
+        steps = task.describe(best)
+        panels.append((best, "schedule: " + "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in steps)
+                       if steps else "best schedule found: do nothing"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.4, 4), sharey=True, squeeze=False)
+    for ax, (schedule, title) in zip(axes[0], panels, strict=True):
+        times, fr = steerer.trajectory(schedule)
+        for j, f in enumerate(task.fate_names):
+            ax.plot(times, fr[:, j], color=colors[j % len(colors)], lw=2,
+                    ls=":" if f == "undecided" else "-", zorder=3 if f == task.target else 2)
+        ends = [float(v) for v in fr[-1]]
+        ys = _spread_labels(ends, 0.075, -0.04, 1.04)
+        for j, f in enumerate(task.fate_names):
+            name = f + (" (target)" if f == task.target and not task.avoid else
+                        " (to avoid)" if f == task.target else "")
+            ax.annotate(f"{name} {ends[j]:.2f}", (times[-1], ends[j]), xytext=(times[-1] + 0.03, ys[j]),
+                        textcoords="data", fontsize=7, va="center", color=colors[j % len(colors)],
+                        arrowprops={"arrowstyle": "-", "color": colors[j % len(colors)], "lw": 0.6})
+        if schedule is not control:
+            for step in task.describe(schedule):
+                ax.axvline(step["time"], color="grey", lw=0.8, ls="--", zorder=1)
+        ax.set_xlim(0, 1.45)
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+        ax.set_ylim(-0.06, 1.06)
+        ax.axhline(0, color="0.85", lw=0.6, zorder=0)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_xlabel("time (fraction of the trajectory)")
+        ax.set_title(title, fontsize=8, wrap=True)
+    axes[0][0].set_ylabel(f"share of the {task.n_cells} simulated cells")
+    goal = f"{'avoid' if task.avoid else 'reach'} {task.target}" + (
+        f" from {task.start_fate} cells" if task.start_fate else " from the model's start state")
+    fig.suptitle(f"Fate shares over time on {task.network.name} ({goal}); dashed grey: interventions",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
     import matplotlib
 
@@ -403,26 +500,12 @@ def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     files = {}
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for s, style in ((control, "--"), (best, "-")):
-        times, fr = steerer.trajectory(s)
-        for j, f in enumerate(task.fate_names):
-            ax.plot(times, fr[:, j], style, color=colors[j % len(colors)], label=f if style == "-" else None)
-    # the line styles once, in black: colours are fates, styles are the two runs
-    ax.plot([], [], "--", color="k", label="control (no intervention)")
-    ax.plot([], [], "-", color="k", label="schedule" if task.describe(best) else "best found: do nothing")
-    for k, step in enumerate(task.describe(best)):
-        ax.axvline(step["time"], color="grey", lw=0.8)
-        ax.text(step["time"], 1.02 + 0.06 * k, step["intervention"], fontsize=7)
-    ax.set_xlabel("time (fraction of the trajectory)")
-    ax.set_ylabel("fraction of cells")
-    ax.set_ylim(0, 1.15)
-    ax.legend(fontsize=7, loc="center right")
-    ax.set_title(f"{task.target}{' avoided' if task.avoid else ''}: control (dashed) vs schedule", fontsize=9)
-    fig.tight_layout()
+    fig = _plot_fates(steerer, task, control, best)
     files["fates_plot"] = _savefig(fig, out / "steering_fates.png")
     plt.close(fig)
+    if best is None:  # a silent control: no schedule to draw on a landscape
+        return files
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     # landscape: the final states of control and steered cells in the control cells' PCA plane
     from scagents.twin import classify_fate
 
@@ -473,11 +556,12 @@ def _savefig(fig, path: Path) -> str:
 def _write(result: dict, out: Path) -> dict[str, str]:
     b, c = result["best"], result["control"]
     t = result["task"]
+    searched = ("no schedule searched (the control run is silent)" if result.get("silent") else
+                f"objective: {result['objective']}; up to {t['max_interventions']} interventions at "
+                f"{t['n_decisions']} decision times; {result['simulations']} twin simulations")
     lines = [f"# Steering: {result['goal']['text']}", "",
              f"Model `{t['model']}`; start population: {t['start_fate'] or 'model start state'} "
-             f"({t['n_cells']} cells); objective: {result['objective']}; up to {t['max_interventions']} "
-             f"interventions at {t['n_decisions']} decision times; {result['simulations']} twin simulations.",
-             ""]
+             f"({t['n_cells']} cells); {searched}.", ""]
     if result.get("excluded"):
         lines += [f"Left out of the search at the goal's request: {', '.join(result['excluded'])} "
                   "(no knockout or overexpression of them).", ""]
@@ -486,6 +570,11 @@ def _write(result: dict, out: Path) -> dict[str, str]:
     if t.get("inputs"):
         lines += ["Milieu (inputs clamped for the whole run): "
                   + ", ".join(f"{k} = {v:g}" for k, v in t["inputs"].items()) + ".", ""]
+    if result.get("silent"):
+        lines += ["## Silent simulation", "", result["no_signal"], "",
+                  "![fate shares without intervention](steering_fates.png)", ""]
+        return {"markdown": write_text(out / "steering.md", "\n".join(lines)).name,
+                "json": write_json(out / "steering.json", result).name}
     if result.get("no_signal"):
         head = "## Goal met without intervention" if result.get("goal_met_without_intervention") else "## No signal"
         lines += [head, "", result["no_signal"], "", "| fate | control | best found |", "|---|---|---|"]
@@ -526,9 +615,8 @@ def _write(result: dict, out: Path) -> dict[str, str]:
 def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
     """Print a steering answer in a few lines (the CLI's output)."""
     b, t = result["best"], result["task"]
-    steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in b["steps"]) or "do nothing"
-    print(f"{result['goal']['text']}  [steering on {t['model']}, {result['simulations']} twin simulations]"
-          f"  run id: {out.name}")
+    searched = "silent: no search" if result.get("silent") else f"{result['simulations']} twin simulations"
+    print(f"{result['goal']['text']}  [steering on {t['model']}, {searched}]  run id: {out.name}")
     if result.get("excluded"):
         print(f"  left out of the search: {', '.join(result['excluded'])}")
     if result.get("undefined_inputs"):
@@ -537,6 +625,7 @@ def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
         print("  " + result["no_signal"])
         print(f"report: {out / 'steering.md'}  ({wall_time_s:.1f} s)")
         return
+    steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in b["steps"]) or "do nothing"
     print(f"  best schedule: {steps}")
     if result.get("marker_note"):
         print(f"  note: {result['marker_note']}")

@@ -459,6 +459,18 @@ class Toolkit:
         """The short answer of a steering run (the full one is ``steering.json`` in its folder)."""
         b, c, t = r["best"], r["control"], r["task"]
         n_seeds = len(r["interval_seeds"])
+        if r.get("silent"):  # every control cell all-off: the one line, no shares, no schedule
+            out = {"run_id": folder.name, "goal": r["goal"]["text"], "model": t["model"], "target": t["target"],
+                   "start_fate": t["start_fate"], "avoid": t["avoid"], "signal": False, "silent": True,
+                   "answer": r["no_signal"], "simulations": 0}
+            for key, field in (("excluded", "excluded"), ("model_note", "undefined_inputs")):
+                if r.get(field):
+                    out[key] = r[field]
+            if t.get("inputs"):
+                out["inputs"] = t["inputs"]
+            out["report"] = self.ws.rel(folder / r["files"].get("markdown", "steering.md"))
+            out["files"] = {k: self.ws.rel(folder / v) for k, v in r["files"].items() if k != "markdown"}
+            return out
 
         def share(e: dict) -> dict:
             return {"mean": round(e["target_fraction_mean"], 3), "min": round(e["target_fraction_min"], 3),
