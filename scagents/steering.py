@@ -463,9 +463,10 @@ def _plot_fates(steerer, task, control, best) -> Any:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.4, 4), sharey=True, squeeze=False)
     for ax, (schedule, title) in zip(axes[0], panels, strict=True):
         times, fr = steerer.trajectory(schedule)
-        for j, f in enumerate(task.fate_names):
-            ax.plot(times, fr[:, j], color=colors[j % len(colors)], lw=2,
-                    ls=":" if f == "undecided" else "-", zorder=3 if f == task.target else 2)
+        n = len(task.fate_names)
+        for j, f in enumerate(task.fate_names):  # earlier fates wider and below: lines on top of each other
+            ax.plot(times, fr[:, j], color=colors[j % len(colors)], lw=1.5 + 2.0 * (n - 1 - j),  # stay seen
+                    ls=":" if f == "undecided" else "-", zorder=2 + j, solid_capstyle="butt")
         ends = [float(v) for v in fr[-1]]
         ys = _spread_labels(ends, 0.075, -0.04, 1.04)
         for j, f in enumerate(task.fate_names):
@@ -487,8 +488,8 @@ def _plot_fates(steerer, task, control, best) -> Any:
     axes[0][0].set_ylabel(f"share of the {task.n_cells} simulated cells")
     goal = f"{'avoid' if task.avoid else 'reach'} {task.target}" + (
         f" from {task.start_fate} cells" if task.start_fate else " from the model's start state")
-    fig.suptitle(f"Fate shares over time on {task.network.name} ({goal}); dashed grey: interventions",
-                 fontsize=9)
+    fig.suptitle(f"Fate shares over time on {task.network.name}\n({goal}"
+                 + ("; dashed grey: interventions)" if best is not None else ")"), fontsize=9)
     fig.tight_layout()
     return fig
 
