@@ -107,3 +107,15 @@ def test_bad_calls_are_one_clear_line(tools, workdir, args, expect):
     assert "\n" not in out and "Traceback" not in out and " fix: " in out
     after = sorted(p.name for p in (workdir / "runs").iterdir()) if (workdir / "runs").is_dir() else []
     assert after == before  # a refused call leaves no run folder
+
+
+def test_silent_model_is_one_line_without_shares(tools, workdir):
+    """Every control cell all-off: the answer names what to set and carries no schedule, no shares."""
+    (workdir / "silent.bnet").write_text("# @fate Afate = A & !B\n# @fate Bfate = B & !A\ntargets, factors\n"
+                                         "A, SIG & !B\nB, SIG & !A\n")
+    res = json.loads(tools["steer_cells"].invoke({"target": "Afate", "model": "silent.bnet",
+                                                  "max_interventions": 1}))
+    assert res["silent"] is True and res["signal"] is False and res["simulations"] == 0
+    assert "all-off" in res["answer"] and "--inputs SIG=1" in res["answer"] and "\n" not in res["answer"]
+    assert not {"best_schedule", "proposals", "target_fraction", "control_target_fraction"} & set(res)
+    assert res["goal"] == "steer cells to Afate with one intervention"
