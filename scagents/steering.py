@@ -38,11 +38,13 @@ from scagents._atomic import atomic_path, write_json, write_text
 from scagents.errors import GoalError
 
 __all__ = ["SteeringGoal", "is_steering_goal", "parse_steering_goal", "answer_steering_goal",
-           "steering_goal_text"]
+           "steering_goal_text", "goal_with_budget"]
 
 _STEER = re.compile(r"\b(drive|turn|steer|push|convert|reprogram|block|prevent|avoid|suppress|"
                     r"make|makes|produce|generate)\b", re.I)
 _AVOID = re.compile(r"\b(block|prevent|avoid|suppress)\b", re.I)
+_BUDGET = re.compile(r"\b(one|single|a|two|pair|three|[123])\s+(?:of\s+)?(?:perturbations?|interventions?|"
+                     r"knockouts?|steps?|changes?)", re.I)
 _NUMBERS = {"one": 1, "single": 1, "a": 1, "two": 2, "pair": 2, "three": 3, "1": 1, "2": 2, "3": 3}
 
 
@@ -186,8 +188,7 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
                 raise GoalError(f"Cannot leave out {word!r} ({m_ex.group(0).split()[0]!r} in the goal): "
                                 f"{e.args[0]}") from None
     budget = 2
-    m = re.search(r"\b(one|single|a|two|pair|three|[123])\s+(?:of\s+)?(?:perturbations?|interventions?|"
-                  r"knockouts?|steps?|changes?)", low)
+    m = _BUDGET.search(low)
     if m:
         budget = _NUMBERS[m.group(1)]
     return SteeringGoal(text=text, model=chosen, target=target, start_fate=start,
@@ -247,6 +248,29 @@ def steering_goal_text(target: str, *, start_fate: str | None = None, avoid: boo
         text += f" with {_BUDGET_WORDS[n]} intervention{'s' if n > 1 else ''}"
     if exclude:
         text += " without touching " + ", ".join(exclude)
+    return text
+
+
+def goal_with_budget(text: str, max_interventions: int | None) -> str:
+    """``text`` with an intervention budget: ``" with N interventions"`` appended when the goal names
+    none (what the parser reads back as ``max_interventions``).
+
+    Raises
+    ------
+    GoalError
+        The goal's own words name another budget, or the budget is not 1-3.
+    """
+    if max_interventions is None:
+        return text
+    if max_interventions not in _BUDGET_WORDS:
+        raise GoalError(f"At most 1, 2 or 3 interventions can be searched, not {max_interventions}.")
+    m = _BUDGET.search(text)
+    if m is None:
+        n = max_interventions
+        return f"{text.rstrip(' .')} with {_BUDGET_WORDS[n]} intervention{'s' if n > 1 else ''}"
+    if _NUMBERS[m.group(1).lower()] != max_interventions:
+        raise GoalError(f"The goal asks for {m.group(0)!r} but max_interventions is {max_interventions}: "
+                        "give the budget once.")
     return text
 
 
@@ -393,9 +417,10 @@ def _silent_answer(goal: SteeringGoal, task, steerer, control, seed: int, out: P
     ctrl = {"fractions": dict(zip(task.fate_names, fr.round(4).tolist(), strict=True))}
     milieu = ", ".join(f"{g}={v:g}" for g, v in _milieu(task).items()) or "no inputs"
     start = f"{task.start_fate} cells" if task.start_fate else "the model's start state"
-    line = (f"Without interventions every simulated cell ends all-off (no gene above activity {SILENT_ACTIVITY}; "
+    line = (f"Without interventions every simulated cell ends all-off (no gene but the inputs above activity "
+            f"{SILENT_ACTIVITY}; "
             f"milieu {milieu}; start: {start}): the simulation carries no signal, so no schedule and no verdict on "
-            f"the goal are computed; {silent_hint(task)}")
+            f"the goal are computed; {silent_hint(task, start_fate=task.start_fate)}")
     files = _plots(steerer, task, control, None, out)
     result = {
         "signal": False, "silent": True, "no_signal": line, "goal_met_without_intervention": False,

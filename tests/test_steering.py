@@ -345,7 +345,7 @@ def test_start_fate_of_a_silent_model_names_what_to_set(tmp_path, capsys):
                  "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and not out.exists()
-    assert "every simulated cell ends all-off" in err[0] and "reach Afate, e.g. --inputs SIG=1" in err[0]
+    assert "every simulated cell ends all-off" in err[0] and "and reach Afate, e.g. --inputs SIG=1" in err[0]
     assert "start from the model's start state (no start fate" not in err[0]
 
 
@@ -391,3 +391,25 @@ def test_label_heights_keep_their_gap():
     assert sorted(ys) == pytest.approx([0.0, 0.075, 0.15, 1.0])
     ys = _spread_labels([1.0, 1.0, 1.0], 0.1, 0.0, 1.0)
     assert max(ys) <= 1.0 and min(abs(a - b) for a in ys for b in ys if a is not b) >= 0.1 - 1e-9
+
+
+@pytest.mark.parametrize("text, n, expect", [
+    ("drive Th0 cells to Th1", 1, "drive Th0 cells to Th1 with one intervention"),
+    ("steer to Th1 without touching IFNG.", 3, "steer to Th1 without touching IFNG with three interventions"),
+    ("which two perturbations make granulocytes", 2, "which two perturbations make granulocytes"),
+    ("drive Th0 cells to Th1", None, "drive Th0 cells to Th1"),
+])
+def test_goal_with_budget_reads_back(text, n, expect):
+    from scagents.steering import goal_with_budget
+
+    out = goal_with_budget(text, n)
+    assert out == expect
+    g = parse_steering_goal(out)
+    assert g.max_interventions == (n or 2) and g.exclude == parse_steering_goal(text).exclude
+
+
+def test_goal_with_a_second_budget_is_refused():
+    from scagents.steering import goal_with_budget
+
+    with pytest.raises(GoalError, match="asks for 'two perturbations' but max_interventions is 1"):
+        goal_with_budget("which two perturbations make granulocytes", 1)

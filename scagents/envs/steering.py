@@ -233,7 +233,8 @@ def silent_hint(task: SteeringTask, *, start_fate: str | None = None, n_cells: i
         return f"the model has no inputs: give it {initial}."
     now = _milieu_now(net, task.inputs)
     milieus = _milieus(net, now)
-    scanned = (f"every 0/1 combination of {', '.join(net.inputs)}" if len(net.inputs) <= MAX_FULL_INPUTS
+    scanned = (f"{net.inputs[0]} = 0 and 1" if len(net.inputs) == 1 else
+               f"every 0/1 combination of {', '.join(net.inputs)}" if len(net.inputs) <= MAX_FULL_INPUTS
                else f"each input of {', '.join(net.inputs)} and each pair switched on")
     active, with_start = [], []
     for m in milieus:
@@ -254,12 +255,15 @@ def silent_hint(task: SteeringTask, *, start_fate: str | None = None, n_cells: i
     pick = with_start or active
     m, ends = pick[0]
     change = " ".join(f"{g}={v:g}" for g, v in m.items() if v != now.get(g)) or "(the current milieu)"
+    def keep(n: int) -> str:
+        return f"{n} {checked} {'keeps' if n == 1 else 'keep'} cells active"
+
     if start_fate is not None and not with_start:
-        return (f"{len(active)} {checked} keep cells active but in none does a cell reach {start_fate}: give the "
-                f"model {initial}, or start from the model's start state under e.g. --inputs {change} (its cells "
-                f"end {ends} without intervention).")
-    return (f"{len(pick)} {checked} keep cells active{f' and reach {start_fate}' if start_fate else ''}, e.g. "
-            f"--inputs {change} (its cells end {ends} without intervention); or give the model {initial}.")
+        return (f"{keep(len(active))} but in none does a cell reach {start_fate}: give the model {initial}, or "
+                f"start from the model's start state under e.g. --inputs {change} (whose cells end {ends} without "
+                "intervention).")
+    return (f"{keep(len(pick))}{f' and reach {start_fate}' if start_fate else ''}, e.g. --inputs {change} "
+            f"(whose cells end {ends} without intervention); or give the model {initial}.")
 
 
 # ================================================================================== simulator
@@ -309,7 +313,7 @@ class TwinSteerer:
         if pick.size == 0 and is_silent(net, final):
             milieu = ", ".join(f"{g}={v:g}" for g, v in _milieu_now(net, t.inputs).items()) or "no inputs"
             raise GoalError(f"No cell of model {net.name!r} reaches the start fate {t.start_fate!r}: from the model's "
-                            f"start state every simulated cell ends all-off (no gene above activity "
+                            f"start state every simulated cell ends all-off (no gene but the inputs above activity "
                             f"{_silent_activity()}; milieu {milieu}), so there is nothing to steer from; "
                             + silent_hint(t, start_fate=t.start_fate))
         if pick.size == 0:

@@ -433,9 +433,9 @@ class Toolkit:
             The short answer (:meth:`_steering_answer`).
         """
         from scagents.agents.steering import steer
-        from scagents.steering import is_steering_goal, steering_goal_text
+        from scagents.steering import goal_with_budget, is_steering_goal, steering_goal_text
 
-        goal = a.goal.strip() if a.goal is not None else steering_goal_text(
+        goal = goal_with_budget(a.goal.strip(), a.max_interventions) if a.goal is not None else steering_goal_text(
             a.target, start_fate=a.start_fate, avoid=a.avoid, exclude=a.exclude or (),
             max_interventions=a.max_interventions)
         if not is_steering_goal(goal):
