@@ -490,7 +490,7 @@ def _plot_fates(steerer, task, control, best) -> Any:
         times, fr = steerer.trajectory(schedule)
         n = len(task.fate_names)
         for j, f in enumerate(task.fate_names):  # earlier fates wider and below: lines on top of each other
-            ax.plot(times, fr[:, j], color=colors[j % len(colors)], lw=1.5 + 2.0 * (n - 1 - j),  # stay seen
+            ax.plot(times, fr[:, j], color=colors[j % len(colors)], lw=1.6 + min(1.0, 4.0 / n) * (n - 1 - j),  # seen
                     ls=":" if f == "undecided" else "-", zorder=2 + j, solid_capstyle="butt")
         ends = [float(v) for v in fr[-1]]
         ys = _spread_labels(ends, 0.075, -0.04, 1.04)
@@ -503,14 +503,14 @@ def _plot_fates(steerer, task, control, best) -> Any:
         if schedule is not control:
             for step in task.describe(schedule):
                 ax.axvline(step["time"], color="grey", lw=0.8, ls="--", zorder=1)
-        ax.set_xlim(0, 1.45)
+        ax.set_xlim(-0.03, 1.45)  # an intervention at t = 0 stays visible
         ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
         ax.set_ylim(-0.06, 1.06)
         ax.axhline(0, color="0.85", lw=0.6, zorder=0)
         ax.spines[["top", "right"]].set_visible(False)
         ax.set_xlabel("time (fraction of the trajectory)")
         ax.set_title(title, fontsize=8, wrap=True)
-    axes[0][0].set_ylabel(f"share of the {task.n_cells} simulated cells")
+    axes[0][0].set_ylabel(f"share of the {task.n_cells} cells of the search population")
     goal = f"{'avoid' if task.avoid else 'reach'} {task.target}" + (
         f" from {task.start_fate} cells" if task.start_fate else " from the model's start state")
     fig.suptitle(f"Fate shares over time on {task.network.name}\n({goal}"
@@ -583,7 +583,8 @@ def _write(result: dict, out: Path) -> dict[str, str]:
     b, c = result["best"], result["control"]
     t = result["task"]
     searched = ("no schedule searched (the control run is silent)" if result.get("silent") else
-                f"objective: {result['objective']}; up to {t['max_interventions']} interventions at "
+                f"objective: {result['objective']}; up to {t['max_interventions']} intervention"
+                f"{'s' if t['max_interventions'] != 1 else ''} at "
                 f"{t['n_decisions']} decision times; {result['simulations']} twin simulations")
     lines = [f"# Steering: {result['goal']['text']}", "",
              f"Model `{t['model']}`; start population: {t['start_fate'] or 'model start state'} "
@@ -633,7 +634,10 @@ def _write(result: dict, out: Path) -> dict[str, str]:
                      f"({r['target_fraction_min']:.3f}-{r['target_fraction_max']:.3f}) |")
     lines += ["", "## Searchers", "", "| searcher | simulations | best objective |", "|---|---|---|"]
     lines += [f"| {k} | {v['simulations']} | {v['best_objective']:.3f} |" for k, v in result["searchers"].items()]
-    lines += ["", "![fate fractions](steering_fates.png)", "", "![landscape](steering_landscape.png)", ""]
+    lines += ["", "![fate fractions](steering_fates.png)", "",
+              f"Fate shares over time on the search population (seed {result['seed']}, {t['n_cells']} cells); the "
+              f"figures above are over {len(result['interval_seeds'])} fresh population seeds.", "",
+              "![landscape](steering_landscape.png)", ""]
     return {"markdown": write_text(out / "steering.md", "\n".join(lines)).name,
             "json": write_json(out / "steering.json", result).name}
 
