@@ -321,7 +321,13 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
     for r in runs.values():
         for s, v in r.evaluated:
             pooled[s] = v
-    ranked = sorted(pooled.items(), key=lambda e: -e[1])[:1 + n_runner_up]
+    pooled.setdefault(control, float(steerer.objective(control, record=False)))
+    order = sorted(pooled.items(), key=lambda e: -e[1])
+    # a schedule that leaves every cell all-off reaches (or avoids) the fate with no program at all:
+    # computed from a silent simulation, so it is not proposed (the control is not silent, so one is left)
+    silent_s = {sch for sch, _ in order if is_silent(task.network, steerer.final_states(sch))}
+    kept = [(sch, v) for sch, v in order if sch not in silent_s]
+    ranked = kept[:1 + n_runner_up]
     k_target = task.fate_names.index(task.target)
     seeds = [seed + 1000 + i for i in range(n_seeds)]
     others = [TwinSteerer(task, s) for s in seeds]
@@ -337,7 +343,8 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         return {"schedule": list(s), "steps": task.describe(s), "objective": round(float(v), 4), **over_seeds(s)}
 
     best_s, best_v = ranked[0]
-    n_tied = sum(v == best_v for v in pooled.values())  # schedules as good as the best on the search seed
+    n_tied = sum(v == best_v for _, v in kept)  # schedules as good as the best on the search seed
+    silenced = [sch for sch, v in order if sch in silent_s and v > best_v]
     answer_best = entry(best_s, best_v)
     runner_up = [entry(s, v) for s, v in ranked[1:]]
     ctrl = {"objective": round(float(steerer.objective(control, record=False)), 4), **over_seeds(control)}
@@ -394,6 +401,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         "simulations": sum(r.n_simulations for r in runs.values()), "n_tied_best": n_tied, "silent": False,
         "excluded": list(goal.exclude), "undefined_inputs": undefined_inputs_line(task.network, given=inputs or {}),
         "marker_note": marker_note,
+        "silenced": ({"n": len(silenced), "example": task.describe(silenced[0])} if silenced else None),
         "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
                      f"end minus {task.cost} per intervention",
     }
@@ -613,6 +621,8 @@ def _write(result: dict, out: Path) -> dict[str, str]:
     lines += [f"- t = {s['time']:.2f}: {s['intervention']}" for s in b["steps"]] or ["- do nothing"]
     if result.get("marker_note"):
         lines += ["", f"Note: {result['marker_note']}"]
+    if result.get("silenced"):
+        lines += ["", f"Not proposed: {_silenced_line(result)}"]
     if result.get("n_tied_best", 1) > 1:
         lines += ["", f"{result['n_tied_best']} schedules found reach the same objective "
                   f"({b['objective']:.3f}) on the search population; this is one of them "
@@ -642,6 +652,17 @@ def _write(result: dict, out: Path) -> dict[str, str]:
             "json": write_json(out / "steering.json", result).name}
 
 
+def _silenced_line(result: dict) -> str:
+    """The schedules that score higher but leave every cell all-off (not proposed)."""
+    from scagents.twin.simulate import SILENT_ACTIVITY
+
+    n, ex = result["silenced"]["n"], result["silenced"]["example"]
+    steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in ex)
+    return (f"{n} schedule{'s' if n > 1 else ''} found score{'' if n > 1 else 's'} higher on the search population "
+            f"but leave{'' if n > 1 else 's'} every cell all-off (no gene but the inputs above activity "
+            f"{SILENT_ACTIVITY}), e.g. {steps}: the fate's share there comes from cells with no program at all.")
+
+
 def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
     """Print a steering answer in a few lines (the CLI's output)."""
     b, t = result["best"], result["task"]
@@ -659,6 +680,8 @@ def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
     print(f"  best schedule: {steps}")
     if result.get("marker_note"):
         print(f"  note: {result['marker_note']}")
+    if result.get("silenced"):
+        print(f"  not proposed: {_silenced_line(result)}")
     print(f"  {t['target']} fraction: {b['target_fraction_mean']:.2f} (min {b['target_fraction_min']:.2f}, "
           f"max {b['target_fraction_max']:.2f} over {len(result['interval_seeds'])} seeds); control "
           f"{result['control']['target_fraction_mean']:.2f}")

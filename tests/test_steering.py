@@ -413,3 +413,35 @@ def test_goal_with_a_second_budget_is_refused():
 
     with pytest.raises(GoalError, match="asks for 'two perturbations' but max_interventions is 1"):
         goal_with_budget("which two perturbations make granulocytes", 1)
+
+
+# a hub H keeps X and Y (mutual repressors) going; Zf holds when X and Y are off, so the hub's knockout
+# 'reaches' Zf by switching every gene off (one intervention), while X and Y knockouts reach it with H on
+HUB = """# @initial H = 1 sd 0
+# @initial X = 0.3 sd 0.2
+# @initial Y = 0.3 sd 0.2
+# @fate Xf = X & !Y
+# @fate Yf = Y & !X
+# @fate Zf = !X & !Y
+targets, factors
+H, H | X | Y
+X, H & !Y
+Y, H & !X
+"""
+
+
+def test_schedule_that_silences_every_cell_is_not_proposed(tmp_path, capsys):
+    from scagents.steering import print_answer
+
+    path = tmp_path / "hub.bnet"
+    path.write_text(HUB)
+    r = answer_steering_goal(parse_steering_goal("steer cells to Zf", str(path)), tmp_path / "o", n_cells=16,
+                             n_steps=300, rl_budget=32, n_seeds=2, n_runner_up=2)
+    labels = {s["intervention"] for s in r["best"]["steps"]}
+    assert "H knockout" not in labels and labels == {"X knockout", "Y knockout"}
+    assert all("H knockout" not in {s["intervention"] for s in u["steps"]} for u in r["runner_up"])
+    assert r["silenced"]["n"] >= 1 and r["silenced"]["example"][0]["intervention"] == "H knockout"
+    print_answer(r, tmp_path / "o", 0.0)
+    line = [ln for ln in capsys.readouterr().out.splitlines() if "not proposed" in ln]
+    assert len(line) == 1 and "H knockout" in line[0] and "all-off" in line[0]
+    assert "Not proposed: " in (tmp_path / "o" / "steering.md").read_text()

@@ -494,6 +494,10 @@ class Toolkit:
                                   for p in r["proposals"]])
             if r.get("marker_note"):
                 out["note"] = r["marker_note"]
+            if r.get("silenced"):
+                from scagents.steering import _silenced_line
+
+                out["not_proposed"] = _silenced_line(r)
             if r.get("n_tied_best", 1) > 1:
                 out["ties"] = (f"{r['n_tied_best']} schedules found reach the same objective on the search "
                                "population; runner-ups in the report")
