@@ -445,3 +445,12 @@ def test_schedule_that_silences_every_cell_is_not_proposed(tmp_path, capsys):
     line = [ln for ln in capsys.readouterr().out.splitlines() if "not proposed" in ln]
     assert len(line) == 1 and "H knockout" in line[0] and "all-off" in line[0]
     assert "Not proposed: " in (tmp_path / "o" / "steering.md").read_text()
+
+
+def test_silent_hint_changes_the_fewest_inputs(tmp_path):
+    """The milieu named is the active one closest to the user's (EXTRA=1 kept), not the first scanned."""
+    path = tmp_path / "two.bnet"
+    path.write_text(SILENT + "C, EXTRA & A\n")
+    r = answer_steering_goal(parse_steering_goal("steer cells to Afate", str(path)), tmp_path / "o", n_cells=16,
+                             n_steps=45, inputs={"EXTRA": 1})
+    assert r["silent"] and "milieu SIG=0, EXTRA=1" in r["no_signal"] and "e.g. --inputs SIG=1 (" in r["no_signal"]

@@ -214,8 +214,9 @@ def silent_hint(task: SteeringTask, *, start_fate: str | None = None, n_cells: i
     Control cells are simulated from the model's start state (``n_cells`` cells, the task's
     ``n_steps``, ``dt`` and ``noise``) under each milieu :func:`scagents.twin.milieu.scan_milieus`
     would scan (every 0 / 1 combination of the model's inputs, or single inputs and pairs switched
-    on); the sentence names the first milieu, in scan order, whose cells are not all all-off (and
-    reach ``start_fate`` when given), with the fates its cells end in, or says that none does.
+    on); the sentence names the milieu closest to the current one (fewest inputs changed, then scan
+    order) whose cells are not all all-off (and reach ``start_fate`` when given), with the fates its
+    cells end in, or says that none does.
 
     Returns
     -------
@@ -253,7 +254,8 @@ def silent_hint(task: SteeringTask, *, start_fate: str | None = None, n_cells: i
     if not active:
         return f"none {checked} keeps a cell active: give the model {initial}."
     pick = with_start or active
-    m, ends = pick[0]
+    # the active milieu closest to the current one (fewest inputs changed; scan order among equals)
+    m, ends = min(pick, key=lambda e: sum(v != now.get(g) for g, v in e[0].items()))
     change = " ".join(f"{g}={v:g}" for g, v in m.items() if v != now.get(g)) or "(the current milieu)"
     def keep(n: int) -> str:
         return f"{n} {checked} {'keeps' if n == 1 else 'keep'} cells active"
