@@ -325,7 +325,7 @@ def test_silent_model_without_inputs_names_initial_states(tmp_path):
     path.write_text(DEAD)
     r = answer_steering_goal(parse_steering_goal("steer cells to ABC", str(path)), tmp_path / "o", n_cells=16,
                              n_steps=45, rl_budget=16, n_seeds=2)
-    assert "the model has no inputs: give it initial states ('# @initial GENE = 0.8'" in r["no_signal"]
+    assert "the model has no inputs: give it initial states ('# @initial GENE = 0.8' lines or a sidecar)." in r["no_signal"]
 
 
 def test_active_milieu_is_not_silent(tmp_path):
@@ -345,7 +345,7 @@ def test_start_fate_of_a_silent_model_names_what_to_set(tmp_path, capsys):
                  "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and not out.exists()
-    assert "every simulated cell ends all-off" in err[0] and "and reach Afate, e.g. --inputs SIG=1" in err[0]
+    assert "every cell ends all-off (milieu SIG=0)" in err[0] and "keep cells active and reach Afate, e.g. --inputs SIG=1 (the closest" in err[0]
     assert "start from the model's start state (no start fate" not in err[0]
 
 
@@ -453,4 +453,4 @@ def test_silent_hint_changes_the_fewest_inputs(tmp_path):
     path.write_text(SILENT + "C, EXTRA & A\n")
     r = answer_steering_goal(parse_steering_goal("steer cells to Afate", str(path)), tmp_path / "o", n_cells=16,
                              n_steps=45, inputs={"EXTRA": 1})
-    assert r["silent"] and "milieu SIG=0, EXTRA=1" in r["no_signal"] and "e.g. --inputs SIG=1 (" in r["no_signal"]
+    assert r["silent"] and "milieu SIG=0, EXTRA=1" in r["no_signal"] and "e.g. --inputs SIG=1 (the closest to yours" in r["no_signal"]

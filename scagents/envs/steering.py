@@ -189,17 +189,13 @@ def enumerate_schedules(task: SteeringTask) -> list[Schedule]:
     return out
 
 
-def _silent_activity() -> float:
-    from scagents.twin.simulate import SILENT_ACTIVITY
-
-    return SILENT_ACTIVITY
-
-
 def is_silent(network, final: np.ndarray) -> bool:
     """Whether every cell of ``final`` (``(n_cells, n_genes)``) is all-off: no gene that is not a
     model input above :data:`scagents.twin.simulate.SILENT_ACTIVITY` (the twin's silent warning)."""
+    from scagents.twin.simulate import SILENT_ACTIVITY
+
     dynamic = [j for j, g in enumerate(network.genes) if g not in network.inputs]
-    return bool(dynamic) and float(np.max(final[:, dynamic], initial=0.0)) <= _silent_activity()
+    return bool(dynamic) and float(np.max(final[:, dynamic], initial=0.0)) <= SILENT_ACTIVITY
 
 
 def _milieu_now(network, inputs: Mapping[str, float] | None) -> dict[str, float]:
@@ -228,8 +224,7 @@ def silent_hint(task: SteeringTask, *, start_fate: str | None = None, n_cells: i
     from scagents.twin.milieu import MAX_FULL_INPUTS, _milieus
 
     net = task.network
-    initial = ("initial states ('# @initial GENE = 0.8' lines in the model file or \"initial\" in its "
-               f"{net.name}.inputs.json sidecar)")
+    initial = "initial states ('# @initial GENE = 0.8' lines or a sidecar)"
     if not net.inputs:
         return f"the model has no inputs: give it {initial}."
     now = _milieu_now(net, task.inputs)
@@ -250,23 +245,18 @@ def silent_hint(task: SteeringTask, *, start_fate: str | None = None, n_cells: i
         active.append((m, ends))
         if start_fate is not None and start_fate in set(names):
             with_start.append((m, ends))
-    checked = f"of the {len(milieus)} milieus checked ({scanned})"
+    checked = f"the {len(milieus)} milieus checked ({scanned})"
     if not active:
-        return f"none {checked} keeps a cell active: give the model {initial}."
+        return f"none of {checked} keeps a cell active: give the model {initial}."
+    if start_fate is not None and not with_start:
+        return f"in none of {checked} does a cell reach {start_fate}: give the model {initial}."
     pick = with_start or active
     # the active milieu closest to the current one (fewest inputs changed; scan order among equals)
     m, ends = min(pick, key=lambda e: sum(v != now.get(g) for g, v in e[0].items()))
     change = " ".join(f"{g}={v:g}" for g, v in m.items() if v != now.get(g)) or "(the current milieu)"
-    def keep(n: int) -> str:
-        return f"{n} {checked} {'keeps' if n == 1 else 'keep'} cells active"
-
-    if start_fate is not None and not with_start:
-        return (f"{keep(len(active))} but in none does a cell reach {start_fate}: give the model {initial}, or "
-                f"start from the model's start state under e.g. --inputs {change} (whose cells end {ends} without "
-                "intervention).")
-    return (f"{keep(len(pick))}{f' and reach {start_fate}' if start_fate else ''}, e.g. --inputs {change} "
-            f"(whose cells end {ends} without intervention); or give the model {initial}.")
-
+    verb = "keeps a cell active" if len(pick) == 1 else "keep cells active"
+    return (f"{len(pick)} of {checked} {verb}{f' and reach {start_fate}' if start_fate else ''}, e.g. --inputs "
+            f"{change} (the closest to yours; its cells end {ends}), or give the model {initial}.")
 
 # ================================================================================== simulator
 class TwinSteerer:
@@ -314,10 +304,8 @@ class TwinSteerer:
         pick = np.flatnonzero(fates == t.start_fate)
         if pick.size == 0 and is_silent(net, final):
             milieu = ", ".join(f"{g}={v:g}" for g, v in _milieu_now(net, t.inputs).items()) or "no inputs"
-            raise GoalError(f"No cell of model {net.name!r} reaches the start fate {t.start_fate!r}: from the model's "
-                            f"start state every simulated cell ends all-off (no gene but the inputs above activity "
-                            f"{_silent_activity()}; milieu {milieu}), so there is nothing to steer from; "
-                            + silent_hint(t, start_fate=t.start_fate))
+            raise GoalError(f"No cell of model {net.name!r} reaches the start fate {t.start_fate!r}: every cell ends "
+                            f"all-off (milieu {milieu}); " + silent_hint(t, start_fate=t.start_fate))
         if pick.size == 0:
             names, counts = np.unique(fates, return_counts=True)
             ends = ", ".join(f"{n} {c}" for n, c in sorted(zip(names, counts, strict=True), key=lambda e: -e[1]))
