@@ -345,7 +345,7 @@ def test_start_fate_of_a_silent_model_names_what_to_set(tmp_path, capsys):
                  "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and not out.exists()
-    assert "every cell ends all-off (milieu SIG=0)" in err[0] and "keep cells active and reach Afate, e.g. --inputs SIG=1 (the closest" in err[0]
+    assert "every cell ends all-off (milieu SIG=0)" in err[0] and "1 of the 2 milieus checked (SIG = 0 and 1) keeps cells active and reaches Afate, e.g. --inputs SIG=1 (the closest" in err[0]
     assert "start from the model's start state (no start fate" not in err[0]
 
 

@@ -254,8 +254,9 @@ def silent_hint(task: SteeringTask, *, start_fate: str | None = None, n_cells: i
     # the active milieu closest to the current one (fewest inputs changed; scan order among equals)
     m, ends = min(pick, key=lambda e: sum(v != now.get(g) for g, v in e[0].items()))
     change = " ".join(f"{g}={v:g}" for g, v in m.items() if v != now.get(g)) or "(the current milieu)"
-    verb = "keeps a cell active" if len(pick) == 1 else "keep cells active"
-    return (f"{len(pick)} of {checked} {verb}{f' and reach {start_fate}' if start_fate else ''}, e.g. --inputs "
+    one = len(pick) == 1
+    verb = f"keep{'s' * one} cells active" + (f" and reach{'es' * one} {start_fate}" if start_fate else "")
+    return (f"{len(pick)} of {checked} {verb}, e.g. --inputs "
             f"{change} (the closest to yours; its cells end {ends}), or give the model {initial}.")
 
 # ================================================================================== simulator
