@@ -466,8 +466,9 @@ def list_runs(root: str | os.PathLike = "scagents_runs") -> list[dict]:
         if not has_report and steering.is_file():  # a finished fate-steering run
             try:
                 st = json.loads(steering.read_text())
-                steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in st["best"]["steps"])
-                answer = ("goal met without intervention" if st.get("goal_met_without_intervention") else
+                steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in (st["best"] or {}).get("steps", []))
+                answer = ("silent simulation (all-off), nothing searched" if st.get("silent") else
+                          "goal met without intervention" if st.get("goal_met_without_intervention") else
                           "no signal" if st.get("no_signal") else
                           f"{steps or 'do nothing'} -> {st['task']['target']} "
                           f"{st['best']['target_fraction_mean']:.2f} (control "

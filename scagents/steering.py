@@ -30,6 +30,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,11 +38,13 @@ from scagents._atomic import atomic_path, write_json, write_text
 from scagents.errors import GoalError
 
 __all__ = ["SteeringGoal", "is_steering_goal", "parse_steering_goal", "answer_steering_goal",
-           "steering_goal_text"]
+           "steering_goal_text", "goal_with_budget"]
 
 _STEER = re.compile(r"\b(drive|turn|steer|push|convert|reprogram|block|prevent|avoid|suppress|"
                     r"make|makes|produce|generate)\b", re.I)
 _AVOID = re.compile(r"\b(block|prevent|avoid|suppress)\b", re.I)
+_BUDGET = re.compile(r"\b(one|single|a|two|pair|three|[123])\s+(?:of\s+)?(?:perturbations?|interventions?|"
+                     r"knockouts?|steps?|changes?)", re.I)
 _NUMBERS = {"one": 1, "single": 1, "a": 1, "two": 2, "pair": 2, "three": 3, "1": 1, "2": 2, "3": 3}
 
 
@@ -185,8 +188,7 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
                 raise GoalError(f"Cannot leave out {word!r} ({m_ex.group(0).split()[0]!r} in the goal): "
                                 f"{e.args[0]}") from None
     budget = 2
-    m = re.search(r"\b(one|single|a|two|pair|three|[123])\s+(?:of\s+)?(?:perturbations?|interventions?|"
-                  r"knockouts?|steps?|changes?)", low)
+    m = _BUDGET.search(low)
     if m:
         budget = _NUMBERS[m.group(1)]
     return SteeringGoal(text=text, model=chosen, target=target, start_fate=start,
@@ -249,6 +251,29 @@ def steering_goal_text(target: str, *, start_fate: str | None = None, avoid: boo
     return text
 
 
+def goal_with_budget(text: str, max_interventions: int | None) -> str:
+    """``text`` with an intervention budget: ``" with N interventions"`` appended when the goal names
+    none (what the parser reads back as ``max_interventions``).
+
+    Raises
+    ------
+    GoalError
+        The goal's own words name another budget, or the budget is not 1-3.
+    """
+    if max_interventions is None:
+        return text
+    if max_interventions not in _BUDGET_WORDS:
+        raise GoalError(f"At most 1, 2 or 3 interventions can be searched, not {max_interventions}.")
+    m = _BUDGET.search(text)
+    if m is None:
+        n = max_interventions
+        return f"{text.rstrip(' .')} with {_BUDGET_WORDS[n]} intervention{'s' if n > 1 else ''}"
+    if _NUMBERS[m.group(1).lower()] != max_interventions:
+        raise GoalError(f"The goal asks for {m.group(0)!r} but max_interventions is {max_interventions}: "
+                        "give the budget once.")
+    return text
+
+
 def _task(goal: SteeringGoal, n_cells: int, n_steps: int, inputs: dict[str, float] | None = None):
     from scagents.envs.steering import SteeringTask, default_candidates
     from scagents.twin import load_model
@@ -274,7 +299,7 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         (steps ranked by marginal contribution), ``searchers`` (simulations, best objective),
         ``files`` and ``wall_time_s``.
     """
-    from scagents.envs.steering import TwinSteerer, canonical
+    from scagents.envs.steering import TwinSteerer, canonical, is_silent
     from scagents.policies.steering_search import search
     from scagents.twin.rules import undefined_inputs_line
 
@@ -285,6 +310,10 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
     out.mkdir(parents=True, exist_ok=True)
     task = _task(goal, n_cells, n_steps, inputs)
     steerer = TwinSteerer(task, seed)
+    control = canonical((0,) * task.n_decisions, task.max_interventions)
+    if is_silent(task.network, steerer.final_states(control)):
+        # every control cell ends all-off: nothing to steer from, no plan and no verdict on the goal
+        return _silent_answer(goal, task, steerer, control, seed, out, inputs, t0)
     runs = {"greedy": search("greedy", steerer, 10 * task.n_actions, seed),
             "cem": search("cem", steerer, rl_budget, seed),
             "trpo_ppo": search("trpo_ppo", steerer, rl_budget, seed)}
@@ -292,8 +321,13 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
     for r in runs.values():
         for s, v in r.evaluated:
             pooled[s] = v
-    ranked = sorted(pooled.items(), key=lambda e: -e[1])[:1 + n_runner_up]
-    control = canonical((0,) * task.n_decisions, task.max_interventions)
+    pooled.setdefault(control, float(steerer.objective(control, record=False)))
+    order = sorted(pooled.items(), key=lambda e: -e[1])
+    # a schedule that leaves every cell all-off reaches (or avoids) the fate with no program at all:
+    # computed from a silent simulation, so it is not proposed (the control is not silent, so one is left)
+    silent_s = {sch for sch, _ in order if is_silent(task.network, steerer.final_states(sch))}
+    kept = [(sch, v) for sch, v in order if sch not in silent_s]
+    ranked = kept[:1 + n_runner_up]
     k_target = task.fate_names.index(task.target)
     seeds = [seed + 1000 + i for i in range(n_seeds)]
     others = [TwinSteerer(task, s) for s in seeds]
@@ -309,7 +343,8 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         return {"schedule": list(s), "steps": task.describe(s), "objective": round(float(v), 4), **over_seeds(s)}
 
     best_s, best_v = ranked[0]
-    n_tied = sum(v == best_v for v in pooled.values())  # schedules as good as the best on the search seed
+    n_tied = sum(v == best_v for _, v in kept)  # schedules as good as the best on the search seed
+    silenced = [sch for sch, v in order if sch in silent_s and v > best_v]
     answer_best = entry(best_s, best_v)
     runner_up = [entry(s, v) for s, v in ranked[1:]]
     ctrl = {"objective": round(float(steerer.objective(control, record=False)), 4), **over_seeds(control)}
@@ -354,12 +389,6 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
             no_signal += (" Every simulated cell ends in none of the model's fates (all 'undecided'), "
                           "without interventions and under the best schedule found: check the fate "
                           "rules (@fate) against the states the model reaches.")
-        from scagents.twin.simulate import SILENT_ACTIVITY, silent_warning
-
-        if silent_warning(task.network, steerer.final_states(control), task.inputs) is not None:
-            no_signal += (f" Without interventions every cell ends all-off (no non-input gene above "
-                          f"activity {SILENT_ACTIVITY}): give the model a milieu or initial states "
-                          "('# @input GENE = 1' / '# @initial GENE = 0.8' lines, or --inputs).")
         proposals = []
     marker_note = _marker_note(task, canonical(best_s, task.max_interventions)) if moved else None
     files = _plots(steerer, task, control, best_s, out)
@@ -369,15 +398,58 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         "best": answer_best, "runner_up": runner_up, "control": ctrl, "proposals": proposals,
         "searchers": {k: {"simulations": r.n_simulations, "best_objective": round(r.best[1], 4),
                           "best_schedule": task.describe(r.best[0])} for k, r in runs.items()},
-        "simulations": sum(r.n_simulations for r in runs.values()), "n_tied_best": n_tied,
+        "simulations": sum(r.n_simulations for r in runs.values()), "n_tied_best": n_tied, "silent": False,
         "excluded": list(goal.exclude), "undefined_inputs": undefined_inputs_line(task.network, given=inputs or {}),
         "marker_note": marker_note,
+        "silenced": ({"n": len(silenced), "example": task.describe(silenced[0])} if silenced else None),
         "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
                      f"end minus {task.cost} per intervention",
     }
     result["files"] = {**files, **_write(result, out)}
     result["wall_time_s"] = round(time.perf_counter() - t0, 2)
     return result
+
+
+def _silent_answer(goal: SteeringGoal, task, steerer, control, seed: int, out: Path,
+                   inputs: dict[str, float] | None, t0: float) -> dict:
+    """The answer when every control cell ends all-off: one line naming what to set, no search.
+
+    A schedule found from all-off cells, or a verdict on the goal (a fate such as ``Th0 = !TBX21 &
+    !GATA3`` holds in all-off cells), would be computed from a simulation that carries no signal.
+    """
+    from scagents.envs.steering import silent_hint
+    from scagents.twin.rules import undefined_inputs_line
+    from scagents.twin.simulate import SILENT_ACTIVITY
+
+    fr = steerer.fractions(steerer.final_states(control))
+    ctrl = {"fractions": dict(zip(task.fate_names, fr.round(4).tolist(), strict=True))}
+    milieu = ", ".join(f"{g}={v:g}" for g, v in _milieu(task).items()) or "no inputs"
+    start = f"{task.start_fate} cells" if task.start_fate else "the model's start state"
+    line = (f"Without interventions every simulated cell ends all-off (no gene but the inputs above activity "
+            f"{SILENT_ACTIVITY}; "
+            f"milieu {milieu}; start: {start}): the simulation carries no signal, so no schedule and no verdict on "
+            f"the goal are computed; {silent_hint(task, start_fate=task.start_fate)}")
+    files = _plots(steerer, task, control, None, out)
+    result = {
+        "signal": False, "silent": True, "no_signal": line, "goal_met_without_intervention": False,
+        "goal": goal.to_dict(), "task": task.to_dict(), "seed": seed, "interval_seeds": [],
+        "best": None, "runner_up": [], "control": ctrl, "proposals": [], "searchers": {}, "simulations": 0,
+        "n_tied_best": 0, "excluded": list(goal.exclude),
+        "undefined_inputs": undefined_inputs_line(task.network, given=inputs or {}), "marker_note": None,
+        "objective": ("1 - fraction of " if task.avoid else "fraction of ") + f"{task.target} cells at the "
+                     f"end minus {task.cost} per intervention",
+    }
+    result["files"] = {**files, **_write(result, out)}
+    result["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    return result
+
+
+def _milieu(task) -> dict[str, float]:
+    """The input activities the task's simulations use (the user's over the model's own)."""
+    from scagents.twin.milieu import current_milieu
+
+    net = task.network
+    return current_milieu(net, {net.resolve_gene(g): float(v) for g, v in task.inputs.items()})
 
 
 def _marker_note(task, schedule) -> str | None:
@@ -396,6 +468,65 @@ def _marker_note(task, schedule) -> str | None:
             f"with 'without touching {genes}'.")
 
 
+def _spread_labels(values: list[float], gap: float, lo: float, hi: float) -> list[float]:
+    """Label heights near ``values`` at least ``gap`` apart within ``[lo, hi]`` (same order)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ys = [0.0] * len(values)
+    prev = lo - gap
+    for i in order:  # upwards: each label at least gap above the one below
+        ys[i] = prev = max(values[i], prev + gap)
+    nxt = hi + gap
+    for i in order[::-1]:  # downwards: none above hi, the gaps kept
+        ys[i] = nxt = min(ys[i], nxt - gap)
+    return ys
+
+
+def _plot_fates(steerer, task, control, best) -> Any:
+    """Fate shares over time: one panel without intervention, one under the schedule (none when the
+    control is silent); every line is labelled at its end with its fate and final share, so lines at
+    0 or on top of each other are still read, and the y axis starts below 0 so a line at 0 shows."""
+    import matplotlib.pyplot as plt
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    panels = [(control, "no intervention")]
+    if best is not None:
+        steps = task.describe(best)
+        panels.append((best, "schedule: " + "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in steps)
+                       if steps else "best schedule found: do nothing"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.4, 4), sharey=True, squeeze=False)
+    for ax, (schedule, title) in zip(axes[0], panels, strict=True):
+        times, fr = steerer.trajectory(schedule)
+        n = len(task.fate_names)
+        for j, f in enumerate(task.fate_names):  # earlier fates wider and below: lines on top of each other
+            ax.plot(times, fr[:, j], color=colors[j % len(colors)], lw=1.6 + min(1.0, 4.0 / n) * (n - 1 - j),  # seen
+                    ls=":" if f == "undecided" else "-", zorder=2 + j, solid_capstyle="butt")
+        ends = [float(v) for v in fr[-1]]
+        ys = _spread_labels(ends, 0.075, -0.04, 1.04)
+        for j, f in enumerate(task.fate_names):
+            name = f + (" (target)" if f == task.target and not task.avoid else
+                        " (to avoid)" if f == task.target else "")
+            ax.annotate(f"{name} {ends[j]:.2f}", (times[-1], ends[j]), xytext=(times[-1] + 0.03, ys[j]),
+                        textcoords="data", fontsize=7, va="center", color=colors[j % len(colors)],
+                        arrowprops={"arrowstyle": "-", "color": colors[j % len(colors)], "lw": 0.6})
+        if schedule is not control:
+            for step in task.describe(schedule):
+                ax.axvline(step["time"], color="grey", lw=0.8, ls="--", zorder=1)
+        ax.set_xlim(-0.03, 1.45)  # an intervention at t = 0 stays visible
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+        ax.set_ylim(-0.06, 1.06)
+        ax.axhline(0, color="0.85", lw=0.6, zorder=0)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_xlabel("time (fraction of the trajectory)")
+        ax.set_title(title, fontsize=8, wrap=True)
+    axes[0][0].set_ylabel(f"share of the {task.n_cells} cells of the search population")
+    goal = f"{'avoid' if task.avoid else 'reach'} {task.target}" + (
+        f" from {task.start_fate} cells" if task.start_fate else " from the model's start state")
+    fig.suptitle(f"Fate shares over time on {task.network.name}\n({goal}"
+                 + ("; dashed grey: interventions)" if best is not None else ")"), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
     import matplotlib
 
@@ -403,26 +534,12 @@ def _plots(steerer, task, control, best, out: Path) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     files = {}
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for s, style in ((control, "--"), (best, "-")):
-        times, fr = steerer.trajectory(s)
-        for j, f in enumerate(task.fate_names):
-            ax.plot(times, fr[:, j], style, color=colors[j % len(colors)], label=f if style == "-" else None)
-    # the line styles once, in black: colours are fates, styles are the two runs
-    ax.plot([], [], "--", color="k", label="control (no intervention)")
-    ax.plot([], [], "-", color="k", label="schedule" if task.describe(best) else "best found: do nothing")
-    for k, step in enumerate(task.describe(best)):
-        ax.axvline(step["time"], color="grey", lw=0.8)
-        ax.text(step["time"], 1.02 + 0.06 * k, step["intervention"], fontsize=7)
-    ax.set_xlabel("time (fraction of the trajectory)")
-    ax.set_ylabel("fraction of cells")
-    ax.set_ylim(0, 1.15)
-    ax.legend(fontsize=7, loc="center right")
-    ax.set_title(f"{task.target}{' avoided' if task.avoid else ''}: control (dashed) vs schedule", fontsize=9)
-    fig.tight_layout()
+    fig = _plot_fates(steerer, task, control, best)
     files["fates_plot"] = _savefig(fig, out / "steering_fates.png")
     plt.close(fig)
+    if best is None:  # a silent control: no schedule to draw on a landscape
+        return files
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     # landscape: the final states of control and steered cells in the control cells' PCA plane
     from scagents.twin import classify_fate
 
@@ -473,11 +590,13 @@ def _savefig(fig, path: Path) -> str:
 def _write(result: dict, out: Path) -> dict[str, str]:
     b, c = result["best"], result["control"]
     t = result["task"]
+    searched = ("no schedule searched (the control run is silent)" if result.get("silent") else
+                f"objective: {result['objective']}; up to {t['max_interventions']} intervention"
+                f"{'s' if t['max_interventions'] != 1 else ''} at "
+                f"{t['n_decisions']} decision times; {result['simulations']} twin simulations")
     lines = [f"# Steering: {result['goal']['text']}", "",
              f"Model `{t['model']}`; start population: {t['start_fate'] or 'model start state'} "
-             f"({t['n_cells']} cells); objective: {result['objective']}; up to {t['max_interventions']} "
-             f"interventions at {t['n_decisions']} decision times; {result['simulations']} twin simulations.",
-             ""]
+             f"({t['n_cells']} cells); {searched}.", ""]
     if result.get("excluded"):
         lines += [f"Left out of the search at the goal's request: {', '.join(result['excluded'])} "
                   "(no knockout or overexpression of them).", ""]
@@ -486,6 +605,11 @@ def _write(result: dict, out: Path) -> dict[str, str]:
     if t.get("inputs"):
         lines += ["Milieu (inputs clamped for the whole run): "
                   + ", ".join(f"{k} = {v:g}" for k, v in t["inputs"].items()) + ".", ""]
+    if result.get("silent"):
+        lines += ["## Silent simulation", "", result["no_signal"], "",
+                  "![fate shares without intervention](steering_fates.png)", ""]
+        return {"markdown": write_text(out / "steering.md", "\n".join(lines)).name,
+                "json": write_json(out / "steering.json", result).name}
     if result.get("no_signal"):
         head = "## Goal met without intervention" if result.get("goal_met_without_intervention") else "## No signal"
         lines += [head, "", result["no_signal"], "", "| fate | control | best found |", "|---|---|---|"]
@@ -497,6 +621,8 @@ def _write(result: dict, out: Path) -> dict[str, str]:
     lines += [f"- t = {s['time']:.2f}: {s['intervention']}" for s in b["steps"]] or ["- do nothing"]
     if result.get("marker_note"):
         lines += ["", f"Note: {result['marker_note']}"]
+    if result.get("silenced"):
+        lines += ["", f"Not proposed: {_silenced_line(result)}"]
     if result.get("n_tied_best", 1) > 1:
         lines += ["", f"{result['n_tied_best']} schedules found reach the same objective "
                   f"({b['objective']:.3f}) on the search population; this is one of them "
@@ -518,17 +644,30 @@ def _write(result: dict, out: Path) -> dict[str, str]:
                      f"({r['target_fraction_min']:.3f}-{r['target_fraction_max']:.3f}) |")
     lines += ["", "## Searchers", "", "| searcher | simulations | best objective |", "|---|---|---|"]
     lines += [f"| {k} | {v['simulations']} | {v['best_objective']:.3f} |" for k, v in result["searchers"].items()]
-    lines += ["", "![fate fractions](steering_fates.png)", "", "![landscape](steering_landscape.png)", ""]
+    lines += ["", "![fate fractions](steering_fates.png)", "",
+              f"Fate shares over time on the search population (seed {result['seed']}, {t['n_cells']} cells); the "
+              f"figures above are over {len(result['interval_seeds'])} fresh population seeds.", "",
+              "![landscape](steering_landscape.png)", ""]
     return {"markdown": write_text(out / "steering.md", "\n".join(lines)).name,
             "json": write_json(out / "steering.json", result).name}
+
+
+def _silenced_line(result: dict) -> str:
+    """The schedules that score higher but leave every cell all-off (not proposed)."""
+    from scagents.twin.simulate import SILENT_ACTIVITY
+
+    n, ex = result["silenced"]["n"], result["silenced"]["example"]
+    steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in ex)
+    return (f"{n} schedule{'s' if n > 1 else ''} found score{'' if n > 1 else 's'} higher on the search population "
+            f"but leave{'' if n > 1 else 's'} every cell all-off (no gene but the inputs above activity "
+            f"{SILENT_ACTIVITY}), e.g. {steps}: the fate's share there comes from cells with no program at all.")
 
 
 def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
     """Print a steering answer in a few lines (the CLI's output)."""
     b, t = result["best"], result["task"]
-    steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in b["steps"]) or "do nothing"
-    print(f"{result['goal']['text']}  [steering on {t['model']}, {result['simulations']} twin simulations]"
-          f"  run id: {out.name}")
+    searched = "silent: no search" if result.get("silent") else f"{result['simulations']} twin simulations"
+    print(f"{result['goal']['text']}  [steering on {t['model']}, {searched}]  run id: {out.name}")
     if result.get("excluded"):
         print(f"  left out of the search: {', '.join(result['excluded'])}")
     if result.get("undefined_inputs"):
@@ -537,9 +676,12 @@ def print_answer(result: dict, out: Path, wall_time_s: float) -> None:
         print("  " + result["no_signal"])
         print(f"report: {out / 'steering.md'}  ({wall_time_s:.1f} s)")
         return
+    steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in b["steps"]) or "do nothing"
     print(f"  best schedule: {steps}")
     if result.get("marker_note"):
         print(f"  note: {result['marker_note']}")
+    if result.get("silenced"):
+        print(f"  not proposed: {_silenced_line(result)}")
     print(f"  {t['target']} fraction: {b['target_fraction_mean']:.2f} (min {b['target_fraction_min']:.2f}, "
           f"max {b['target_fraction_max']:.2f} over {len(result['interval_seeds'])} seeds); control "
           f"{result['control']['target_fraction_mean']:.2f}")

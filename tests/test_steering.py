@@ -164,7 +164,7 @@ def test_no_signal_is_said_not_ranked(tmp_path):
     assert r["signal"] is False and r["proposals"] == []
     assert "carries no signal" in r["no_signal"] and "all-off" in r["no_signal"]
     md = (tmp_path / "o" / "steering.md").read_text()
-    assert "## No signal" in md and "## Best schedule" not in md and "## Runner-up" not in md
+    assert "## Silent simulation" in md and "## Best schedule" not in md and "## Runner-up" not in md
 
 
 def test_signal_and_ties_are_reported(tmp_path):
@@ -290,3 +290,167 @@ def test_model_without_fates_is_told_how_in_its_own_format(tmp_path):
     with pytest.raises(GoalError) as err:
         parse_steering_goal("steer cells to X", str(boolode))
     assert "@fate" not in str(err.value) and 'bo.inputs.json beside it ({"fates": {"NAME": "Ga & !Gb"}}' in str(err.value)
+
+
+# two fates that need the signal SIG (an input without a rule, 0 by default), and a fate that holds in
+# all-off cells: from the file's defaults every cell ends all-off
+SILENT = """# @fate Off = !A & !B
+# @fate Afate = A & !B
+# @fate Bfate = B & !A
+targets, factors
+A, SIG & !B
+B, SIG & !A
+"""
+
+
+@pytest.mark.parametrize("goal", ["steer cells to Afate", "steer cells to Off", "block the Off fate"])
+def test_silent_control_gives_no_plan_and_no_verdict(tmp_path, goal):
+    """All-off control cells carry no signal: no schedule (overexpressing A 'makes' Afate from nothing),
+    no 'goal met' (Off holds in all-off cells), one line naming the milieu that keeps cells active."""
+    path = tmp_path / "silent.bnet"
+    path.write_text(SILENT)
+    r = answer_steering_goal(parse_steering_goal(goal, str(path)), tmp_path / "o", n_cells=16, n_steps=45,
+                             rl_budget=16, n_seeds=2, n_runner_up=2)
+    assert r["silent"] is True and r["signal"] is False and r["goal_met_without_intervention"] is False
+    assert r["best"] is None and r["proposals"] == [] and r["runner_up"] == [] and r["simulations"] == 0
+    line = r["no_signal"]
+    assert "\n" not in line and "all-off" in line and "milieu SIG=0" in line and "--inputs SIG=1" in line
+    md = (tmp_path / "o" / "steering.md").read_text()
+    assert "## Silent simulation" in md and "Best schedule" not in md and "Goal met" not in md
+    assert "| fate |" not in md and (tmp_path / "o" / "steering_fates.png").stat().st_size > 0
+
+
+def test_silent_model_without_inputs_names_initial_states(tmp_path):
+    path = tmp_path / "dead.bnet"
+    path.write_text(DEAD)
+    r = answer_steering_goal(parse_steering_goal("steer cells to ABC", str(path)), tmp_path / "o", n_cells=16,
+                             n_steps=45, rl_budget=16, n_seeds=2)
+    assert "the model has no inputs: give it initial states ('# @initial GENE = 0.8' lines or a sidecar)." in r["no_signal"]
+
+
+def test_active_milieu_is_not_silent(tmp_path):
+    path = tmp_path / "silent.bnet"
+    path.write_text(SILENT)
+    r = answer_steering_goal(parse_steering_goal("steer cells to Afate", str(path)), tmp_path / "o", n_cells=16,
+                             n_steps=45, rl_budget=16, n_seeds=2, n_runner_up=2, inputs={"SIG": 1})
+    assert r["silent"] is False and r["best"] is not None and r["simulations"] > 0
+
+
+def test_start_fate_of_a_silent_model_names_what_to_set(tmp_path, capsys):
+    """'No cell reaches Afate' must not send the user to the model's start state (it is all-off)."""
+    path = tmp_path / "silent.bnet"
+    path.write_text(SILENT)
+    out = tmp_path / "r"
+    assert main(["run", "--model", str(path), "--goal", "drive Afate cells to Bfate", "--n-cells", "16",
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and not out.exists()
+    assert "every cell ends all-off (milieu SIG=0)" in err[0] and "1 of the 2 milieus checked (SIG = 0 and 1) keeps cells active and reaches Afate, e.g. --inputs SIG=1 (the closest" in err[0]
+    assert "start from the model's start state (no start fate" not in err[0]
+
+
+def test_cli_silent_answer_is_one_line(tmp_path, capsys):
+    path = tmp_path / "silent.bnet"
+    path.write_text(SILENT)
+    out = tmp_path / "r"
+    assert main(["run", "--model", str(path), "--goal", "steer cells to Afate", "--n-cells", "16",
+                 "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "silent: no search" in printed and "best schedule" not in printed and "fraction" not in printed
+    assert sum("all-off" in line for line in printed.splitlines()) == 1
+
+
+def test_fates_plot_shows_lines_at_zero_and_labels_every_fate(tmp_path):
+    """A fate at share 0 throughout sits above the x axis, and every fate is named at its line's end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scagents.envs.steering import TwinSteerer
+    from scagents.steering import _plot_fates, _task
+
+    path = tmp_path / "toggle.bnet"
+    path.write_text(TOGGLE)
+    task = _task(parse_steering_goal("steer Bfate cells to Afate", str(path)), n_cells=16, n_steps=45)
+    steerer = TwinSteerer(task, 0)
+    control = (0, 0, 0)
+    fig = _plot_fates(steerer, task, control, (task.candidates.index(
+        next(p for p in task.candidates if p.label == "A overexpression")) + 1, 0, 0))
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        assert ax.get_ylim()[0] < 0
+        labels = [t.get_text() for t in ax.texts]
+        assert all(any(t.startswith(f) for t in labels) for f in task.fate_names), labels
+    # the control ends all Bfate: Afate's line lies at 0 and is drawn above the axis floor, labelled 0.00
+    assert any(t.get_text() == "Afate (target) 0.00" for t in fig.axes[0].texts)
+
+
+def test_label_heights_keep_their_gap():
+    from scagents.steering import _spread_labels
+
+    ys = _spread_labels([0.0, 0.0, 1.0, 0.0], 0.075, -0.04, 1.04)
+    assert sorted(ys) == pytest.approx([0.0, 0.075, 0.15, 1.0])
+    ys = _spread_labels([1.0, 1.0, 1.0], 0.1, 0.0, 1.0)
+    assert max(ys) <= 1.0 and min(abs(a - b) for a in ys for b in ys if a is not b) >= 0.1 - 1e-9
+
+
+@pytest.mark.parametrize("text, n, expect", [
+    ("drive Th0 cells to Th1", 1, "drive Th0 cells to Th1 with one intervention"),
+    ("steer to Th1 without touching IFNG.", 3, "steer to Th1 without touching IFNG with three interventions"),
+    ("which two perturbations make granulocytes", 2, "which two perturbations make granulocytes"),
+    ("drive Th0 cells to Th1", None, "drive Th0 cells to Th1"),
+])
+def test_goal_with_budget_reads_back(text, n, expect):
+    from scagents.steering import goal_with_budget
+
+    out = goal_with_budget(text, n)
+    assert out == expect
+    g = parse_steering_goal(out)
+    assert g.max_interventions == (n or 2) and g.exclude == parse_steering_goal(text).exclude
+
+
+def test_goal_with_a_second_budget_is_refused():
+    from scagents.steering import goal_with_budget
+
+    with pytest.raises(GoalError, match="asks for 'two perturbations' but max_interventions is 1"):
+        goal_with_budget("which two perturbations make granulocytes", 1)
+
+
+# a hub H keeps X and Y (mutual repressors) going; Zf holds when X and Y are off, so the hub's knockout
+# 'reaches' Zf by switching every gene off (one intervention), while X and Y knockouts reach it with H on
+HUB = """# @initial H = 1 sd 0
+# @initial X = 0.3 sd 0.2
+# @initial Y = 0.3 sd 0.2
+# @fate Xf = X & !Y
+# @fate Yf = Y & !X
+# @fate Zf = !X & !Y
+targets, factors
+H, H | X | Y
+X, H & !Y
+Y, H & !X
+"""
+
+
+def test_schedule_that_silences_every_cell_is_not_proposed(tmp_path, capsys):
+    from scagents.steering import print_answer
+
+    path = tmp_path / "hub.bnet"
+    path.write_text(HUB)
+    r = answer_steering_goal(parse_steering_goal("steer cells to Zf", str(path)), tmp_path / "o", n_cells=16,
+                             n_steps=300, rl_budget=32, n_seeds=2, n_runner_up=2)
+    labels = {s["intervention"] for s in r["best"]["steps"]}
+    assert "H knockout" not in labels and labels == {"X knockout", "Y knockout"}
+    assert all("H knockout" not in {s["intervention"] for s in u["steps"]} for u in r["runner_up"])
+    assert r["silenced"]["n"] >= 1 and r["silenced"]["example"][0]["intervention"] == "H knockout"
+    print_answer(r, tmp_path / "o", 0.0)
+    line = [ln for ln in capsys.readouterr().out.splitlines() if "not proposed" in ln]
+    assert len(line) == 1 and "H knockout" in line[0] and "all-off" in line[0]
+    assert "Not proposed: " in (tmp_path / "o" / "steering.md").read_text()
+
+
+def test_silent_hint_changes_the_fewest_inputs(tmp_path):
+    """The milieu named is the active one closest to the user's (EXTRA=1 kept), not the first scanned."""
+    path = tmp_path / "two.bnet"
+    path.write_text(SILENT + "C, EXTRA & A\n")
+    r = answer_steering_goal(parse_steering_goal("steer cells to Afate", str(path)), tmp_path / "o", n_cells=16,
+                             n_steps=45, inputs={"EXTRA": 1})
+    assert r["silent"] and "milieu SIG=0, EXTRA=1" in r["no_signal"] and "e.g. --inputs SIG=1 (the closest to yours" in r["no_signal"]

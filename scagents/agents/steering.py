@@ -26,9 +26,11 @@ def steering_agent(state: RunState) -> dict:
     # at most 100 cells: the default --n-cells (200) would double the time of the answer
     result = answer_steering_goal(opts.goal, state["out_dir"], model=opts.model, seed=opts.seed,
                                   n_cells=min(opts.n_cells, 100), inputs=opts.inputs)
-    best = result["best"]
+    best = result["best"] or {"steps": [], "objective": None}
     steps = "; ".join(f"t={s['time']:.2f} {s['intervention']}" for s in best["steps"]) or "do nothing"
-    summary = (f"goal met without intervention: every cell already ends as asked for {result['task']['target']}"
+    summary = ("silent simulation: every control cell ends all-off, no schedule searched"
+               if result.get("silent") else
+               f"goal met without intervention: every cell already ends as asked for {result['task']['target']}"
                if result.get("goal_met_without_intervention") else
                f"no signal: no schedule moves {result['task']['target']} beyond the seed spread"
                if result.get("no_signal") else

@@ -43,7 +43,7 @@ from scagents.errors import GoalError
 from scagents.perturbation import Perturbation
 
 __all__ = ["SteeringTask", "TwinSteerer", "SteeringEnv", "SteeringParallelEnv", "Schedule",
-           "default_candidates", "enumerate_schedules", "canonical"]
+           "default_candidates", "enumerate_schedules", "canonical", "is_silent", "silent_hint"]
 
 Schedule = tuple[int, ...]
 
@@ -189,6 +189,76 @@ def enumerate_schedules(task: SteeringTask) -> list[Schedule]:
     return out
 
 
+def is_silent(network, final: np.ndarray) -> bool:
+    """Whether every cell of ``final`` (``(n_cells, n_genes)``) is all-off: no gene that is not a
+    model input above :data:`scagents.twin.simulate.SILENT_ACTIVITY` (the twin's silent warning)."""
+    from scagents.twin.simulate import SILENT_ACTIVITY
+
+    dynamic = [j for j, g in enumerate(network.genes) if g not in network.inputs]
+    return bool(dynamic) and float(np.max(final[:, dynamic], initial=0.0)) <= SILENT_ACTIVITY
+
+
+def _milieu_now(network, inputs: Mapping[str, float] | None) -> dict[str, float]:
+    from scagents.twin.milieu import current_milieu
+
+    return current_milieu(network, {network.resolve_gene(g): float(v) for g, v in (inputs or {}).items()})
+
+
+def silent_hint(task: SteeringTask, *, start_fate: str | None = None, n_cells: int = 64, seed: int = 0) -> str:
+    """What to set so that the twin's cells do not all end all-off, computed by simulation.
+
+    Control cells are simulated from the model's start state (``n_cells`` cells, the task's
+    ``n_steps``, ``dt`` and ``noise``) under each milieu :func:`scagents.twin.milieu.scan_milieus`
+    would scan (every 0 / 1 combination of the model's inputs, or single inputs and pairs switched
+    on); the sentence names the milieu closest to the current one (fewest inputs changed, then scan
+    order) whose cells are not all all-off (and reach ``start_fate`` when given), with the fates its
+    cells end in, or says that none does.
+
+    Returns
+    -------
+    str
+        One sentence ending with a full stop.
+    """
+    from scagents.twin import classify_fate, initial_states
+    from scagents.twin.dynamics import integrate
+    from scagents.twin.milieu import MAX_FULL_INPUTS, _milieus
+
+    net = task.network
+    initial = "initial states ('# @initial GENE = 0.8' lines or a sidecar)"
+    if not net.inputs:
+        return f"the model has no inputs: give it {initial}."
+    now = _milieu_now(net, task.inputs)
+    milieus = _milieus(net, now)
+    scanned = (f"{net.inputs[0]} = 0 and 1" if len(net.inputs) == 1 else
+               f"every 0/1 combination of {', '.join(net.inputs)}" if len(net.inputs) <= MAX_FULL_INPUTS
+               else f"each input of {', '.join(net.inputs)} and each pair switched on")
+    active, with_start = [], []
+    for m in milieus:
+        rng = np.random.default_rng([seed, 2])
+        x = initial_states(net, n_cells, rng, m)
+        final, _, _ = integrate(net, x, n_steps=task.n_steps, dt=task.dt, noise=task.noise, rng=rng, inputs=m)
+        if is_silent(net, final):
+            continue
+        names, counts = np.unique(classify_fate(net, final), return_counts=True)
+        ends = ", ".join(f"{n} {c / n_cells:.0%}" for n, c in sorted(zip(names, counts, strict=True),
+                                                                      key=lambda e: -e[1]))
+        active.append((m, ends))
+        if start_fate is not None and start_fate in set(names):
+            with_start.append((m, ends))
+    checked = f"the {len(milieus)} milieus checked ({scanned})"
+    if not active:
+        return f"none of {checked} keeps a cell active: give the model {initial}."
+    if start_fate is not None and not with_start:
+        return f"in none of {checked} does a cell reach {start_fate}: give the model {initial}."
+    pick = with_start or active
+    # the active milieu closest to the current one (fewest inputs changed; scan order among equals)
+    m, ends = min(pick, key=lambda e: sum(v != now.get(g) for g, v in e[0].items()))
+    change = " ".join(f"{g}={v:g}" for g, v in m.items() if v != now.get(g)) or "(the current milieu)"
+    one = len(pick) == 1
+    verb = f"keep{'s' * one} cells active" + (f" and reach{'es' * one} {start_fate}" if start_fate else "")
+    return (f"{len(pick)} of {checked} {verb}, e.g. --inputs "
+            f"{change} (the closest to yours; its cells end {ends}), or give the model {initial}.")
+
 # ================================================================================== simulator
 class TwinSteerer:
     """Runs schedules of a :class:`SteeringTask` on the twin for one population seed.
@@ -233,6 +303,10 @@ class TwinSteerer:
                                 inputs=t.inputs)
         fates = classify_fate(net, final)
         pick = np.flatnonzero(fates == t.start_fate)
+        if pick.size == 0 and is_silent(net, final):
+            milieu = ", ".join(f"{g}={v:g}" for g, v in _milieu_now(net, t.inputs).items()) or "no inputs"
+            raise GoalError(f"No cell of model {net.name!r} reaches the start fate {t.start_fate!r}: every cell ends "
+                            f"all-off (milieu {milieu}); " + silent_hint(t, start_fate=t.start_fate))
         if pick.size == 0:
             names, counts = np.unique(fates, return_counts=True)
             ends = ", ".join(f"{n} {c}" for n, c in sorted(zip(names, counts, strict=True), key=lambda e: -e[1]))

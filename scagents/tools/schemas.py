@@ -150,7 +150,8 @@ class SteerCells(_Args):
     exclude: list[str] | None = Field(None, description="Genes left out of the search (no knockout or "
                                       "overexpression of them). With target only.")
     max_interventions: int | None = Field(None, ge=1, le=3, description="At most this many interventions "
-                                          "(default 2). With target only.")
+                                          "(default 2, as the CLI's goal without a number); with goal or "
+                                          "target.")
     model: str = Field("th", description="Twin model: 'th' (T-helper, Mendoza 2006), 'krumsiek11', or a "
                        "Boolean model file in the working directory (.bnet, scanpy-style .txt, BoolODE "
                        "tab-separated) whose fates are '# @fate NAME = RULE' lines or a NAME.inputs.json "
@@ -176,11 +177,12 @@ class SteerCells(_Args):
 
     @model_validator(mode="after")
     def _goal_or_target(self) -> SteerCells:
-        fields = [k for k in ("start_fate", "exclude", "max_interventions") if getattr(self, k) is not None]
+        fields = [k for k in ("start_fate", "exclude") if getattr(self, k) is not None]
         fields += ["avoid"] if self.avoid else []
         if self.goal is not None and (self.target is not None or fields):
-            raise ValueError("give either goal (plain words) or target (with start_fate, avoid, exclude, "
-                             f"max_interventions), not both (got goal and {', '.join(['target'] * (self.target is not None) + fields)})")
+            got = ", ".join(["target"] * (self.target is not None) + fields)
+            raise ValueError(f"give goal or target, not both (got goal and {got}); start_fate, avoid and "
+                             "exclude go with target")
         if self.goal is None and self.target is None:
             raise ValueError("give the goal in plain words (goal='drive Th0 cells to Th1') or the target fate "
                              "(target='Th1')")

@@ -433,9 +433,9 @@ class Toolkit:
             The short answer (:meth:`_steering_answer`).
         """
         from scagents.agents.steering import steer
-        from scagents.steering import is_steering_goal, steering_goal_text
+        from scagents.steering import goal_with_budget, is_steering_goal, steering_goal_text
 
-        goal = a.goal.strip() if a.goal is not None else steering_goal_text(
+        goal = goal_with_budget(a.goal.strip(), a.max_interventions) if a.goal is not None else steering_goal_text(
             a.target, start_fate=a.start_fate, avoid=a.avoid, exclude=a.exclude or (),
             max_interventions=a.max_interventions)
         if not is_steering_goal(goal):
@@ -459,6 +459,18 @@ class Toolkit:
         """The short answer of a steering run (the full one is ``steering.json`` in its folder)."""
         b, c, t = r["best"], r["control"], r["task"]
         n_seeds = len(r["interval_seeds"])
+        if r.get("silent"):  # every control cell all-off: the one line, no shares, no schedule
+            out = {"run_id": folder.name, "goal": r["goal"]["text"], "model": t["model"], "target": t["target"],
+                   "start_fate": t["start_fate"], "avoid": t["avoid"], "signal": False, "silent": True,
+                   "answer": r["no_signal"], "simulations": 0}
+            for key, field in (("excluded", "excluded"), ("model_note", "undefined_inputs")):
+                if r.get(field):
+                    out[key] = r[field]
+            if t.get("inputs"):
+                out["inputs"] = t["inputs"]
+            out["report"] = self.ws.rel(folder / r["files"].get("markdown", "steering.md"))
+            out["files"] = {k: self.ws.rel(folder / v) for k, v in r["files"].items() if k != "markdown"}
+            return out
 
         def share(e: dict) -> dict:
             return {"mean": round(e["target_fraction_mean"], 3), "min": round(e["target_fraction_min"], 3),
@@ -482,6 +494,10 @@ class Toolkit:
                                   for p in r["proposals"]])
             if r.get("marker_note"):
                 out["note"] = r["marker_note"]
+            if r.get("silenced"):
+                from scagents.steering import _silenced_line
+
+                out["not_proposed"] = _silenced_line(r)
             if r.get("n_tied_best", 1) > 1:
                 out["ties"] = (f"{r['n_tied_best']} schedules found reach the same objective on the search "
                                "population; runner-ups in the report")

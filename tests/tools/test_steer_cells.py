@@ -88,7 +88,10 @@ def test_steering_runs_in_report_listing_and_recommend(steered, tools, workdir):
     ({"target": "Th1", "model": "../outside.bnet"}, "outside the working directory"),
     ({"target": "Th1", "model": "/etc/hosts"}, "outside the working directory"),
     ({"goal": "predict IFNG knockout"}, "is not a steering goal"),
-    ({"goal": "drive Th0 cells to Th1", "target": "Th1"}, "give either goal"),
+    ({"goal": "drive Th0 cells to Th1", "target": "Th1"}, "give goal or target, not both (got goal and target)"),
+    ({"goal": "drive Th0 cells to Th1", "avoid": True}, "start_fate, avoid and exclude go with target"),
+    ({"goal": "drive Th0 cells to Th1 with one intervention", "max_interventions": 2},
+     "The goal asks for 'one intervention' but max_interventions is 2: give the budget once."),
     ({}, "give the goal in plain words"),
     ({"target": "Th1", "max_interventions": 5}, "argument 'max_interventions'"),
     ({"target": "Th1", "inputs": {"FOO": 1}}, "model 'th_mendoza2006' has no gene 'FOO'"),
@@ -107,3 +110,17 @@ def test_bad_calls_are_one_clear_line(tools, workdir, args, expect):
     assert "\n" not in out and "Traceback" not in out and " fix: " in out
     after = sorted(p.name for p in (workdir / "runs").iterdir()) if (workdir / "runs").is_dir() else []
     assert after == before  # a refused call leaves no run folder
+
+
+@pytest.mark.parametrize("args", [{"target": "Afate", "max_interventions": 1},
+                                  {"goal": "steer cells to Afate", "max_interventions": 1}])
+def test_silent_model_is_one_line_without_shares(tools, workdir, args):
+    """Every control cell all-off: the answer names what to set and carries no schedule, no shares;
+    the budget goes with a goal as with a target (the goal the CLI would be given)."""
+    (workdir / "silent.bnet").write_text("# @fate Afate = A & !B\n# @fate Bfate = B & !A\ntargets, factors\n"
+                                         "A, SIG & !B\nB, SIG & !A\n")
+    res = json.loads(tools["steer_cells"].invoke({**args, "model": "silent.bnet"}))
+    assert res["silent"] is True and res["signal"] is False and res["simulations"] == 0
+    assert "all-off" in res["answer"] and "--inputs SIG=1" in res["answer"] and "\n" not in res["answer"]
+    assert not {"best_schedule", "proposals", "target_fraction", "control_target_fraction"} & set(res)
+    assert res["goal"] == "steer cells to Afate with one intervention"
