@@ -12,7 +12,13 @@ folder (never into the repository):
 
 * ``promoter``: each target's cells split into ``GENE_P1`` (guides 1-2) and ``GENE_P2`` (guides
   3-4), as a CRISPRi library labels promoters (``STAT2_P1`` / ``STAT2_P2``);
-* ``guide``: every guide its own label (``STAT1g1`` … ``STAT1g4``), as ``obs['top_grna']`` holds.
+* ``guide``: every guide its own label (``STAT1g1`` … ``STAT1g4``), as ``obs['top_grna']`` holds;
+* ``mixed``: the targets in alphabetical order alternately split into ``GENE_P1`` / ``GENE_P2``
+  (as ``promoter``) and kept as one label (``GENE``) — constructed, as a CRISPRi library where
+  only some genes have two promoters: genes with one and with two labels side by side.
+
+When every gene has the same number of labels the two averages are equal (each label weighs
+1 / (genes × labels) either way); they differ only where genes have different numbers of labels.
 
 For each seed the user's path runs (:func:`scagents.api.run`, goal ``predict STAT1 knockout``,
 default options: data, network, policy with its retrains, fallback, report). Every policy attempt's
@@ -45,7 +51,7 @@ from benchmarks._util import load_record, write_results  # noqa: E402
 
 DATA = Path("/work/shared/data/perturbseq/papalexi2021_thp1_ifng_crispr.h5ad")
 GOAL = "predict STAT1 knockout"
-VARIANTS = ("promoter", "guide")
+VARIANTS = ("promoter", "guide", "mixed")
 
 
 def relabel(src: Path, dst: Path, how: str) -> dict:
@@ -57,8 +63,11 @@ def relabel(src: Path, dst: Path, how: str) -> dict:
     guide = a.obs["top_grna"].astype(str)
     num = guide.str.extract(r"g(\d+)$")[0].astype(float).to_numpy()
     ctrl = pert == "non-targeting"
-    if how == "promoter":
+    if how in ("promoter", "mixed"):
         lab = np.array([f"{p}_P{1 if n <= 2 else 2}" for p, n in zip(pert, num, strict=True)], dtype=object)
+        if how == "mixed":
+            whole = set(sorted(set(pert[~ctrl]))[1::2])      # every other target: one label
+            lab = np.where(np.isin(pert, list(whole)), pert, lab)
     else:
         lab = guide.to_numpy(dtype=object)
     a.obs["perturbation"] = np.where(ctrl, "non-targeting", lab)
@@ -119,8 +128,9 @@ def run_one(path: Path, seed: int, out: Path) -> dict:
         if pol_mod.POLICY in rows:
             opt = ctx.opts
             names = list(ctx.baselines)
+            sizes = sorted((len(g) for g in ctx.val_groups), reverse=True)
             attempts.append({
-                "counted": ctx.n_val, "labels": list(ctx.val_labels),
+                "counted": ctx.n_val, "labels": list(ctx.val_labels), "labels_per_unit": sizes,
                 "per_label": label_compare(rows, policy=pol_mod.POLICY, baselines=names,
                                            min_improvement=opt.min_improvement),
                 "per_gene": unit_compare(rows, policy=pol_mod.POLICY, baselines=names,
@@ -158,7 +168,7 @@ def render(payload: dict) -> str:
              "(now: every mean over genes, each gene's labels averaged first).", ""]
     for variant, info in payload["variants"].items():
         lines += [f"## {variant}: {info['labels']} labels of {info['targets']} targets", "",
-                  "| seed | attempt | validation | best baseline (label / gene) | policy MSE (label / gene) "
+                  "| seed | attempt | validation (labels per gene) | best baseline (label / gene) | policy MSE (label / gene) "
                   "| best baseline MSE (label / gene) | rel. improvement (label / gene) | Pearson-Δ policy vs baseline (label / gene) "
                   "| validated (label / gene) | run answered by |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -167,7 +177,8 @@ def render(payload: dict) -> str:
                 lab, gen = a["per_label"], a["per_gene"]
                 pol = "TRPO→PPO policy"
                 lines.append(
-                    f"| {r['seed']} | {i} | {a['counted']} | {lab['best']} / {gen['best']} | "
+                    f"| {r['seed']} | {i} | {a['counted']} ({', '.join(map(str, a['labels_per_unit']))}) | "
+                    f"{lab['best']} / {gen['best']} | "
                     f"{_fmt(a['mse_per_label'][pol])} / {_fmt(a['mse_per_gene'][pol])} | "
                     f"{_fmt(a['mse_per_label'][lab['best']])} / {_fmt(a['mse_per_gene'][gen['best']])} | "
                     f"{100 * lab['rel']:+.1f} % / {100 * gen['rel']:+.1f} % | "
@@ -182,10 +193,18 @@ def render(payload: dict) -> str:
         fb = sum(a["fallback_per_label"] != a["fallback_per_gene"] for a in atts)
         gaps = [abs(a["mse_per_label"][k] - a["mse_per_gene"][k]) / a["mse_per_label"][k]
                 for a in atts for k in a["mse_per_label"] if a["mse_per_label"][k] > 0]
-        lines += [f"Over {len(atts)} policy attempts: the gate's decision changes in {changed}, the best "
+        unequal = sum(len(set(a["labels_per_unit"])) > 1 for a in atts)
+        lines += [f"Over {len(atts)} policy attempts ({unequal} with validation genes of different "
+                  f"label counts): the gate's decision changes in {changed}, the best "
                   f"baseline in {best}, the fallback's choice in {fb}; a model's mean validation MSE "
                   f"moves by at most {100 * max(gaps):.2f} % (median {100 * float(np.median(gaps)):.2f} %) "
                   "between the two averages.", ""]
+        mse_rows = [(r["seed"], i, k, a["mse_per_label"][k], a["mse_per_gene"][k])
+                    for r in info["runs"] for i, a in enumerate(r["attempts"], 1)
+                    for k in a["mse_per_label"]]
+        lines += ["| seed | attempt | model | validation MSE per label | per gene |", "|---|---|---|---|---|"]
+        lines += [f"| {sd} | {i} | {k} | {_fmt(x)} | {_fmt(y)} |" for sd, i, k, x, y in mse_rows]
+        lines.append("")
     lines += [f"Wall {payload['wall_s']:.0f} s; load {payload['load']['start']:.1f} → "
               f"{payload['load']['end']:.1f} on {payload['load']['cpus']} CPUs (nice "
               f"{payload['load']['nice']}).", ""]
