@@ -407,12 +407,16 @@ def evaluate_heldout(predictor_factory: Callable[[], Predictor], control: pd.Ser
     -------
     pandas.DataFrame
         One row per held-out perturbation: ``perturbation``, ``predictor`` (its ``name``),
-        ``fold``, ``seed`` and every key of :func:`scagents.metrics.prediction_report`. Summarise
-        with e.g. ``df.groupby("predictor")[["pearson_delta_topk", "mse"]].agg(["mean", "std"])``.
+        ``fold``, ``seed``, every key of :func:`scagents.metrics.prediction_report` and
+        ``target_group`` (its target gene set, :func:`scagents.perturbation.target_group_key`).
+        Summarise per target gene set, each one's labels averaged first (as the agent's
+        validation and :func:`scagents.evaluation.summarize` do), with e.g.
+        ``df.groupby(["predictor", "target_group"])[["mse"]].mean().groupby(level=0).mean()``;
+        with one label per target gene set, ``df.groupby("predictor")[["mse"]].mean()`` is the same.
     """
     from sklearn.model_selection import KFold
 
-    from scagents.perturbation import target_groups
+    from scagents.perturbation import target_group_key, target_groups
 
     groups = target_groups([split_targets(str(label)) for label in effects.index])
     n = len(groups)
@@ -433,5 +437,6 @@ def evaluate_heldout(predictor_factory: Callable[[], Predictor], control: pd.Ser
             predicted = model.predict(split_targets(str(label))).reindex(genes).to_numpy()
             report = prediction_report(predicted, observed, k=k, eps=eps)
             rows.append({"perturbation": str(label), "predictor": model.name, "fold": fold,
-                         "seed": seed, **report})
+                         "seed": seed, **report,
+                         "target_group": target_group_key(split_targets(str(label)))})
     return pd.DataFrame(rows)

@@ -30,7 +30,8 @@ How it is fitted (every choice fixed in advance, nothing tuned on held-out data)
    gene's weights learnt as a non-target must not scale it as a target.
 4. **κ by inner validation.** ``κ`` is chosen from :data:`SHRINKAGE_GRID` (``inf`` = global
    weights only) by the lowest mean squared error of steps 2–3 refitted on the other inner folds
-   and scored on the left-out fold (the same folds as step 1); ties go to the larger ``κ``
+   and scored on the left-out fold (the same folds as step 1; the mean over target gene sets,
+   each one's labels averaged first, as the policy's validation); ties go to the larger ``κ``
    (simpler model). The weights are then refitted with that ``κ`` on every training
    perturbation, and the base predictors once more on every training perturbation.
 
@@ -120,7 +121,8 @@ class StackedCombiner:
         return out
 
     def fit(self, bases: np.ndarray, y: np.ndarray, folds: np.ndarray,
-            target: np.ndarray | None = None) -> StackedCombiner:
+            target: np.ndarray | None = None,
+            units: np.ndarray | None = None) -> StackedCombiner:
         """Choose ``κ`` by inner validation over ``folds`` and fit the weights on every row.
 
         Parameters
@@ -137,6 +139,12 @@ class StackedCombiner:
             Target entries get their own global weights (a perturbation's direct effect on its
             target is unlike the indirect changes a gene shows as a non-target) and are left out
             of the per-gene and global weights.
+        units
+            ``(n,)`` unit of each perturbation (:func:`scagents.perturbation.target_group_key`:
+            the labels of one target gene set and kind, ``STAT2_P1`` / ``STAT2_P2``, share one;
+            they are in one inner fold). The inner-validation MSE of each ``κ`` averages each
+            unit's labels first, then the units (:func:`scagents.perturbation.unit_mean`), as the
+            policy's validation does; ``None`` or one label per unit: the mean over the labels.
 
         Returns
         -------
@@ -144,6 +152,8 @@ class StackedCombiner:
             Fitted: ``kappa_``, ``global_weights_`` (m,), ``weights_`` (m, g),
             ``target_weights_`` (m,) and ``cv_mse_`` (κ → mean inner-validation MSE).
         """
+        from scagents.perturbation import unit_mean
+
         bases, y, folds = np.asarray(bases, float), np.asarray(y, float), np.asarray(folds)
         target = (np.zeros(y.shape, bool) if target is None else np.asarray(target, bool))
         if (bases.ndim != 3 or y.shape != bases.shape[1:] or folds.shape != (y.shape[0],)
@@ -152,18 +162,23 @@ class StackedCombiner:
                             f"got {bases.shape}, {y.shape}, {target.shape}, {folds.shape}.")
         if not (np.isfinite(bases).all() and np.isfinite(y).all()):
             raise DataError("Base predictions or observed deltas contain NaN or infinite values.")
+        if units is not None and len(units) != len(y):
+            raise DataError(f"units must have one entry per perturbation ({len(y)}); got {len(units)}.")
+        grouped = units is not None and len(set(units)) < len(units)
         ids = np.unique(folds)
         if len(ids) < 2:
             raise DataError("The combination needs at least two inner folds to choose κ.")
         self.cv_mse_: dict[float, float] = {}
         for kappa in self.kappas:
-            err = []
+            err, row_err = [], np.empty(len(y))
             for f in ids:
                 tr, te = folds != f, folds == f
                 _, w, on = self._weights(bases[:, tr], y[tr], target[tr], kappa)
                 pred = self._combine(bases[:, te], w, on, target[te])
                 err.append(((pred - y[te]) ** 2).mean(axis=1))
-            self.cv_mse_[kappa] = float(np.concatenate(err).mean())
+                row_err[te] = err[-1]
+            self.cv_mse_[kappa] = (unit_mean(row_err, units) if grouped
+                                   else float(np.concatenate(err).mean()))
         # lowest inner-validation MSE; ties (to 1e-12 relative) go to the larger κ
         best = min(self.cv_mse_.values())
         self.kappa_ = max(k for k, v in self.cv_mse_.items() if v <= best * (1 + 1e-12))
@@ -290,7 +305,10 @@ def fit_combination(train_task, *, fitters: Mapping[str, Fitter] | None = None,
         raise DataError("fit_combination needs at least one base predictor.")
     bases, y, folds, target = crossfit_predictions(train_task, fitters, n_folds=n_folds,
                                                    seed=seed, modality=modality)
-    combiner = StackedCombiner(kappas).fit(bases, y, folds, target)
+    from scagents.perturbation import target_group_key
+
+    units = np.array([target_group_key(p.targets, p.kind) for p in train_task.perturbations])
+    combiner = StackedCombiner(kappas).fit(bases, y, folds, target, units=units)
     full = [fit(train_task) for fit in fitters.values()]
     mod = modality or train_task.embedding_modality
     genes = pd.Index(train_task.features[mod]).astype(str)

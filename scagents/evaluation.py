@@ -470,8 +470,9 @@ def heldout_scores(task, *, method: str, seed: int = 0, fold: int = 0, n_folds: 
     -------
     pandas.DataFrame
         One row per held-out perturbation: ``method``, ``seed``, ``fold``, ``n_folds``,
-        ``perturbation``, ``train_time_s`` and every key of
-        :func:`scagents.metrics.prediction_report`. RL methods also get ``diverged``: ``True``
+        ``perturbation``, ``train_time_s``, every key of
+        :func:`scagents.metrics.prediction_report` and ``target_group`` (its unit,
+        :func:`scagents.perturbation.target_group_key`, which :func:`summarize` averages first). RL methods also get ``diverged``: ``True``
         when the trained policy has non-finite weights or predictions (the metric columns are then
         absent/NaN; :func:`summarize` counts such splits in ``n_diverged``). With ``return_policy`` a ``(frame, policy)``
         pair.
@@ -522,6 +523,11 @@ def heldout_scores(task, *, method: str, seed: int = 0, fold: int = 0, n_folds: 
                 "train_time_s": elapsed}
         out = pd.DataFrame(_score_rows(lambda i: predict(test_task.perturbations[i]), test_task,
                                        mod, k, meta))
+    from scagents.perturbation import target_group_key
+
+    unit = {lab: target_group_key(p.targets, p.kind)
+            for lab, p in zip(test_task.labels, test_task.perturbations, strict=True)}
+    out["target_group"] = out["perturbation"].map(unit)
     return (out, policy) if return_policy else out
 
 
@@ -602,6 +608,10 @@ def summarize(scores: pd.DataFrame, *, metrics: Sequence[str] = REPORT_METRICS,
     """Mean ± sd over seeds × folds of per-split averages.
 
     Each (``by``, ``seed``, ``fold``) split is first averaged over its held-out perturbations
+    — over their units when ``scores`` has a ``target_group`` column (:func:`heldout_scores`):
+    the labels of one target gene set and kind (``STAT2_P1`` / ``STAT2_P2``) averaged first, so
+    a gene measured under four labels weighs as much as a gene under one; with one label per
+    unit, the mean over the labels as before —
     (NaN-aware: a top-DE Pearson is undefined for a constant prediction; for the metrics in
     :data:`MEDIAN_METRICS` the median is used, because R² of a perturbation with an almost zero
     observed delta is an arbitrarily large negative number), then the mean and the sample standard
@@ -626,6 +636,11 @@ def summarize(scores: pd.DataFrame, *, metrics: Sequence[str] = REPORT_METRICS,
     missing = [c for c in (by, "seed", "fold", *metrics) if c not in scores.columns]
     if missing:
         raise DataError(f"scores lacks the column(s) {missing}; pass heldout_scores() output.")
+    flags_of = scores
+    if "target_group" in scores.columns:
+        units = scores.groupby([by, "seed", "fold", "target_group"], sort=False, dropna=False)
+        if units.ngroups < len(scores):  # some unit has several labels: average them first
+            scores = units[list(metrics)].mean().reset_index()
     keys = scores.groupby([by, "seed", "fold"], sort=False)
     per_split = keys[list(metrics)].mean()
     robust = [m for m in metrics if m in MEDIAN_METRICS]
@@ -635,8 +650,8 @@ def summarize(scores: pd.DataFrame, *, metrics: Sequence[str] = REPORT_METRICS,
     out = pd.concat({"mean": grouped.mean(), "sd": grouped.std(ddof=1)}, axis=1)
     out = out.swaplevel(axis=1)[[(m, s) for m in metrics for s in ("mean", "sd")]]
     out["n_splits"] = grouped.size()
-    if "diverged" in scores.columns:
-        flags = scores.groupby([by, "seed", "fold"], sort=False)["diverged"].any()
+    if "diverged" in flags_of.columns:
+        flags = flags_of.groupby([by, "seed", "fold"], sort=False)["diverged"].any()
         out["n_diverged"] = flags.fillna(False).astype(bool).groupby(level=0, sort=False).sum()
         out["n_diverged"] = out["n_diverged"].fillna(0).astype(int)
     return out

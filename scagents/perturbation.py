@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 PerturbationKind = Literal["knockout", "knockdown", "overexpression", "stimulation"]
 KINDS: tuple[str, ...] = ("knockout", "knockdown", "overexpression", "stimulation")
 
@@ -105,3 +107,51 @@ def target_group_key(targets: Sequence[str], kind: str | None = None) -> str:
     puts in one group."""
     key = "+".join(sorted(set(targets)))
     return key if kind is None else f"{key} {kind}"
+
+
+def unit_means(values: Sequence[float], units: Sequence[str] | None = None) -> np.ndarray:
+    """One value per unit: the mean of its labels' values (NaN skipped; NaN when all are).
+
+    Parameters
+    ----------
+    values
+        One value per label (a validation metric).
+    units
+        The unit of each label (:func:`target_group_key`: ``STAT2_P1`` and ``STAT2_P2`` share
+        one); ``None``: every label is its own unit.
+
+    Returns
+    -------
+    numpy.ndarray
+        The units' values in order of their first label; ``values`` unchanged when every unit is
+        one label.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if units is None:
+        return v
+    keys = [str(u) for u in units]
+    if len(keys) != len(v):
+        raise ValueError(f"{len(v)} values but {len(keys)} units.")
+    if len(set(keys)) == len(keys):
+        return v
+    members: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        members.setdefault(k, []).append(i)
+    return np.array([_nanmean(v[idx]) for idx in members.values()])
+
+
+def unit_mean(values: Sequence[float], units: Sequence[str] | None = None) -> float:
+    """The mean over units of :func:`unit_means`: each unit's labels averaged first, then the
+    units, so a gene with four guide labels weighs as much as a gene with one (NaN skipped; NaN
+    when every unit is). With one label per unit, the mean over the labels (the same sum, in the
+    same order, as :meth:`pandas.Series.mean` and :func:`numpy.nanmean`)."""
+    return _nanmean(unit_means(values, units))
+
+
+def _nanmean(v: np.ndarray) -> float:
+    """NaN-skipping mean as pandas computes it (NaN set to 0, summed, divided by the count)."""
+    missing = np.isnan(v)
+    count = int((~missing).sum())
+    if not count:
+        return float("nan")
+    return float(np.where(missing, 0.0, v).sum() / count)

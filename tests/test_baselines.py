@@ -222,6 +222,7 @@ def test_evaluate_heldout_never_splits_a_target_gene_set():
         key = res["perturbation"].map(lambda lab: "+".join(sorted(split_targets(lab))))
         assert key.nunique() == len(sets) == 17
         assert (res.groupby(key)["fold"].nunique() == 1).all(), seed   # A+B and B+A: one fold
+        assert list(res["target_group"]) == list(key)    # the unit each row names, for summaries
     with pytest.raises(DataError, match=r"target gene sets \(4; 6 labels\)"):
         evaluate_heldout(MeanEffect, control, effects.iloc[[0, 1, 14, 15, 16, 17]], n_folds=5)
 

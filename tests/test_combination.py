@@ -178,3 +178,53 @@ def test_residual_policy_on_the_combination_starts_at_the_combination(monkeypatc
     assert set(res["method"]) == {"trpo_ppo_residual_combination"} and not res["diverged"].any()
     # one tiny update from a ~0 initial correction: predictions stay close to the combination
     assert abs(res["mse"].mean() - comb["mse"].mean()) < 0.25 * comb["mse"].mean() + 1e-4
+
+
+def _kappa_data(seed: int = 1):
+    rng = np.random.default_rng(seed)
+    good = rng.normal(0, 1, (24, 8))
+    y = 0.5 * good + rng.normal(0, 0.3, (24, 8))
+    return np.stack([good, rng.normal(0, 1, (24, 8))]), y, np.arange(24) % 4
+
+
+def test_kappa_with_one_label_per_unit_is_chosen_as_before():
+    """Every unit one label: the inner-validation MSE and κ of earlier versions, bit for bit."""
+    for seed in range(5):
+        bases, y, folds = _kappa_data(seed)
+        before = StackedCombiner().fit(bases, y, folds)
+        now = StackedCombiner().fit(bases, y, folds, units=np.array([f"G{i}" for i in range(24)]))
+        assert now.cv_mse_ == before.cv_mse_ and now.kappa_ == before.kappa_
+        np.testing.assert_array_equal(now.weights_, before.weights_)
+
+
+def test_kappa_is_chosen_on_units_not_labels():
+    """Rows 0-11 are twelve labels of one gene (inner fold 0): per unit they count once."""
+    bases, y, folds = _kappa_data(2)
+    folds = np.where(np.arange(24) < 12, 0, folds)
+    units = np.array(["A"] * 12 + [f"G{i}" for i in range(12, 24)])
+    comb = StackedCombiner().fit(bases, y, folds, units=units)
+    plain = StackedCombiner().fit(bases, y, folds)
+    for kappa in comb.kappas:       # the same per-row errors, averaged per unit
+        err = np.empty(24)
+        for f in np.unique(folds):
+            tr, te = folds != f, folds == f
+            _, w, on = StackedCombiner._weights(bases[:, tr], y[tr], np.zeros((tr.sum(), 8), bool), kappa)
+            err[te] = ((StackedCombiner._combine(bases[:, te], w, on, np.zeros((te.sum(), 8), bool))
+                        - y[te]) ** 2).mean(axis=1)
+        assert comb.cv_mse_[kappa] == pytest.approx((err[:12].mean() + err[12:].sum()) / 13)
+        assert plain.cv_mse_[kappa] == pytest.approx(err.mean())
+    assert comb.cv_mse_ != plain.cv_mse_
+
+
+def test_fit_combination_passes_the_tasks_units(monkeypatch):
+    """fit_combination names each training perturbation's unit (its target gene set and kind)."""
+    seen = {}
+    original = StackedCombiner.fit
+
+    def spy(self, bases, y, folds, target=None, units=None):
+        seen["units"] = units
+        return original(self, bases, y, folds, target, units=units)
+
+    monkeypatch.setattr(StackedCombiner, "fit", spy)
+    fit_combination(_synthetic(), fitters=FITTERS)
+    assert list(seen["units"]) == [f"G{i} knockout" for i in range(N_PERTS)]

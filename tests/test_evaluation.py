@@ -158,6 +158,45 @@ def test_summarize_means_over_splits_and_median_r2():
     assert int(out["n_splits"].iloc[0]) == 2
 
 
+def _split_rows(units: bool, twice: bool = False) -> pd.DataFrame:
+    """Two splits of method x; in split 0 gene A is measured under three labels when ``twice``."""
+    rows = []
+    for fold, vals in enumerate([[(1.0, 0.5), (3.0, -1e9), (5.0, 0.2)], [(4.0, 0.1), (4.0, 0.3)]]):
+        for p, (m, r) in enumerate(vals):
+            reps = 3 if twice and fold == 0 and p == 0 else 1
+            for g in range(reps):
+                rows.append({"method": "x", "seed": 0, "fold": fold, "perturbation": f"G{p}g{g}",
+                             "mse": m + 0.1 * g, "r2": r})
+                if units:
+                    rows[-1]["target_group"] = f"G{p} knockout"
+    return pd.DataFrame(rows)
+
+
+def test_summarize_averages_a_genes_labels_first():
+    """Gene A's three labels in split 0 count as one held-out gene, as in the agent's validation:
+    split 0's mean is (1.1 + 3 + 5) / 3, not (1 + 1.1 + 1.2 + 3 + 5) / 5."""
+    out = summarize(_split_rows(units=True, twice=True), metrics=("mse", "r2"))
+    assert out.loc["x", ("mse", "mean")] == pytest.approx(((1.1 + 3 + 5) / 3 + 4) / 2)
+    labels = summarize(_split_rows(units=False, twice=True), metrics=("mse", "r2"))
+    assert labels.loc["x", ("mse", "mean")] == pytest.approx(((1 + 1.1 + 1.2 + 3 + 5) / 5 + 4) / 2)
+    assert out.loc["x", ("r2", "mean")] == pytest.approx((0.2 + 0.2) / 2)   # median of 3 genes
+
+
+def test_summarize_with_one_label_per_unit_is_unchanged():
+    """One label per unit: the summary without units, bit for bit."""
+    with_units = summarize(_split_rows(units=True), metrics=("mse", "r2"))
+    without = summarize(_split_rows(units=False), metrics=("mse", "r2"))
+    pd.testing.assert_frame_equal(with_units, without, check_exact=True)
+
+
+def test_heldout_scores_name_each_rows_unit():
+    task = _task()
+    df = heldout_scores(task, method="no_change", seed=3, fold=1, n_folds=4)
+    test = task.split(n_folds=4, fold=1, seed=3)[1]
+    assert list(df["target_group"]) == [f"{'+'.join(sorted(p.targets))} {p.kind}"
+                                        for p in test.perturbations]
+
+
 def test_errors_name_the_problem():
     task = _task()
     with pytest.raises(DataError, match="Unknown method"):

@@ -14,9 +14,11 @@ combination (:func:`scagents.combination.fit_combination`), and "no change" as a
 constructors of ``benchmarks/ablation.py``'s rows (:func:`fit_candidates`).
 :func:`compare_to_baseline` decides: the policy answers only if it beats the best baseline by more
 than the validation noise — at least ``min_improvement`` (5 %) lower mean MSE, a paired MSE
-improvement larger than its standard error across the validation perturbations (the labels of one
-target gene set and kind — ``STAT2_P1`` / ``STAT2_P2`` — averaged into one unit first: they are not
-independent), and a Pearson-delta that is not worse. Otherwise the agent reports
+improvement larger than its standard error across the validation perturbations, and a
+Pearson-delta that is not worse. Every one of these means, the choice of the best baseline and the
+reported validation scores are over units: the labels of one target gene set and kind —
+``STAT2_P1`` / ``STAT2_P2`` — are averaged into one first (they are not independent, and a gene
+measured under four guide labels must not weigh four times a gene measured under one). Otherwise the agent reports
 ``status="not_validated"``; the planner retrains it with a doubled budget when the gap is small
 (``retrain``), else routes to :func:`fallback_agent`,
 which answers with the best-validating baseline, refitted on the training *and* validation
@@ -595,15 +597,40 @@ def _score_rows(ctx: _Context, predict: Predict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("perturbation")
 
 
+def _units_of(rows: pd.DataFrame) -> np.ndarray | None:
+    """The unit of each validation row (its ``target_group`` column), or ``None`` without one."""
+    return rows["target_group"].to_numpy() if "target_group" in rows.columns else None
+
+
 def _summary(rows: pd.DataFrame) -> dict[str, float]:
-    """Mean validation metrics (and the spread of the MSE) of one model."""
-    out = {k: round(float(rows[k].mean()), 6) for k in
+    """Mean validation metrics (and the spread of the MSE) of one model.
+
+    Each mean is over the units (:func:`scagents.perturbation.unit_mean`: the labels of one target
+    gene set and kind, ``STAT2_P1`` / ``STAT2_P2``, averaged first, as in the paired s.e. of
+    :func:`compare_to_baseline`), ``mse_sd`` is the spread across the units, ``n`` counts the
+    labels and ``n_units`` (only when fewer than the labels) the units. With one label per unit
+    (or no ``target_group`` column) the means over the labels of earlier versions.
+    """
+    from scagents.perturbation import unit_mean, unit_means
+
+    units = _units_of(rows)
+    mse = unit_means(rows["mse"], units)
+    out = {k: round(unit_mean(rows[k], units), 6) for k in
            ("mse", "pearson", "pearson_delta_topk", "direction_accuracy")}
-    out["mse_sd"] = round(float(rows["mse"].std(ddof=1)) if len(rows) > 1 else 0.0, 6)
+    out["mse_sd"] = round(float(pd.Series(mse).std(ddof=1)) if len(mse) > 1 else 0.0, 6)
     if "target_direction" in rows and rows["target_direction"].notna().any():
-        out["target_direction"] = round(float(rows["target_direction"].mean()), 6)
+        out["target_direction"] = round(unit_mean(rows["target_direction"], units), 6)
     out["n"] = float(len(rows))
+    if len(mse) < len(rows):
+        out["n_units"] = float(len(mse))
     return out
+
+
+def _unit_noun(counted: str | None) -> str:
+    """The unit a validation count names (``"3 validation genes (6 labels)"`` → ``"genes"``)."""
+    words = (counted or "").split()
+    return (words[words.index("validation") + 1] if "validation" in words[:-1]
+            else "target gene sets")
 
 
 @dataclass
@@ -636,22 +663,25 @@ class Verdict:
             The rule's relative MSE margin.
         counted
             What the validation set counts (:func:`validation_count`, ``"3 validation genes (6
-            labels)"``), named when the paired s.e. is over fewer units than labels; default
-            ``"N target gene sets (M labels)"``.
+            labels)"``), named when the means and the paired s.e. are over fewer units than
+            labels (each unit's labels averaged first); default ``"N target gene sets (M
+            labels)"``. With one label per unit the sentence is that of earlier versions.
         """
         b = self.best_baseline
-        over = ""
+        mean_over, same, both = "", "", "perturbations"
         if 0 < self.n_units < self.n_rows:  # labels of one gene averaged: say what is counted
-            over = (f" over the {counted or f'{self.n_units} target gene sets ({self.n_rows} labels)'}"
-                    ", each one's labels averaged first")
+            noun = _unit_noun(counted)
+            what = counted or f"{self.n_units} target gene sets ({self.n_rows} labels)"
+            mean_over = f", means over the {what}, each one's labels averaged first"
+            same, both = f" over the same {self.n_units} {noun}", noun
         parts = [
             f"{policy} validation MSE {scores[policy]['mse']:.4g} vs {scores[b]['mse']:.4g} for the "
-            f"best baseline ({b}): {100 * self.relative_improvement:+.1f} % "
+            f"best baseline ({b}){mean_over}: {100 * self.relative_improvement:+.1f} % "
             f"(needs ≥ {100 * min_improvement:.0f} % lower)",
-            f"paired MSE difference {self.paired_mean:+.4g} ± {self.paired_se:.2g} s.e.{over} "
+            f"paired MSE difference {self.paired_mean:+.4g} ± {self.paired_se:.2g} s.e.{same} "
             "(must be below −1 s.e.)",
             f"Pearson-delta top-20 {self.pearson_pair[0]:.3f} vs {self.pearson_pair[1]:.3f} on the "
-            "perturbations both score (must not be lower)"]
+            f"{both} both score (must not be lower)"]
         failed = [name for name, ok in self.checks.items() if not ok]
         verdict = (f"{policy} beats the best baseline beyond the validation noise"
                    if self.validated else f"failed: {', '.join(failed)}")
@@ -669,14 +699,19 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
         ``pearson_delta_topk``), all on the same perturbations. An optional ``target_group``
         column of the policy's rows (:func:`target_group_key`) names the unit of each row: the
         labels of one target gene set and kind (``STAT2_P1`` / ``STAT2_P2``) are correlated, so
-        their MSE differences are averaged into one before the paired mean and standard error;
-        without it every row is its own unit.
+        every mean below — the MSE of each model (which baseline is best, the relative
+        improvement), the paired difference with its standard error, the Pearson-delta and the
+        targets' direction — averages each unit's labels first, then the units
+        (:func:`scagents.perturbation.unit_mean`): a gene with four guide labels weighs as much as
+        a gene with one. Without it, or with one label per unit, every row is its own unit and
+        the means are over rows, as in earlier versions.
     policy
         Name of the learned model in ``rows``.
     baselines
-        Names of the baselines that may answer instead; the best is the lowest mean MSE.
+        Names of the baselines that may answer instead; the best is the lowest mean MSE (over
+        units).
     min_improvement
-        Relative reduction of the mean MSE the policy needs (0.05 = 5 %).
+        Relative reduction of the mean MSE (over units) the policy needs (0.05 = 5 %).
 
     Returns
     -------
@@ -685,38 +720,50 @@ def compare_to_baseline(rows: dict[str, pd.DataFrame], *, policy: str, baselines
         ``"paired improvement > 1 s.e."`` (mean over the units of the per-unit MSE differences
         policy − baseline below minus its standard error over the units; with one label per unit
         the per-perturbation differences) and ``"Pearson-delta not worse"`` (mean
-        top-20 Pearson-delta at least the baseline's, both averaged over the perturbations where
-        both have one; none such passes); with a
+        top-20 Pearson-delta at least the baseline's, both averaged over the units of the
+        perturbations where both have one; none such passes); with a
         ``target_direction`` column also ``"targets' own direction not worse"`` (the fraction of
-        the validation perturbations' measured targets moved the expected way).
+        the validation perturbations' measured targets moved the expected way, averaged over
+        units).
     """
-    best = min(baselines, key=lambda k: (float(rows[k]["mse"].mean()), k))
-    pol, base = rows[policy], rows[best].reindex(rows[policy].index)
-    rel = 1.0 - float(pol["mse"].mean()) / max(float(base["mse"].mean()), 1e-12)
-    units = (pol["target_group"].to_numpy() if "target_group" in pol.columns
-             else np.asarray(pol.index))
-    # one value per unit (target gene set and kind): its labels' differences averaged
-    diff = (pol["mse"] - base["mse"]).groupby(units, sort=False).mean().to_numpy(float)
-    mean = float(diff.mean())
+    from scagents.perturbation import unit_mean, unit_means
+
+    pol = rows[policy]
+    # the unit of each row (target gene set and kind): every mean below is over units, each
+    # unit's labels averaged first, as the paired s.e.; one label per unit: the means over rows
+    units = _units_of(pol)
+    unit_of = pd.Series(units if units is not None else np.asarray(pol.index), index=pol.index)
+
+    def mean(k: str, col: str, mask: pd.Series | None = None) -> float:
+        r = rows[k] if mask is None else rows[k].reindex(pol.index)[mask]
+        u = None if units is None else unit_of.reindex(r.index).to_numpy()
+        return unit_mean(r[col], u)
+
+    best = min(baselines, key=lambda k: (mean(k, "mse"), k))
+    base = rows[best].reindex(pol.index)
+    rel = 1.0 - mean(policy, "mse") / max(mean(best, "mse"), 1e-12)
+    # one value per unit: its labels' differences averaged
+    diff = unit_means((pol["mse"] - base["mse"]).to_numpy(float), unit_of.to_numpy())
+    mean_diff = float(diff.mean())
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
     # Pearson-delta compared on the perturbations where both models have one (a model that
     # predicts no change for a perturbation has none there; averaging each over its own subset
     # would compare different perturbations)
     both = pol["pearson_delta_topk"].notna() & base["pearson_delta_topk"].notna()
-    p_pol = float(pol.loc[both, "pearson_delta_topk"].mean()) if both.any() else float("nan")
-    p_base = float(base.loc[both, "pearson_delta_topk"].mean()) if both.any() else float("nan")
+    p_pol = mean(policy, "pearson_delta_topk", both) if both.any() else float("nan")
+    p_base = mean(best, "pearson_delta_topk", both) if both.any() else float("nan")
     checks = {
         f"≥ {100 * min_improvement:.0f} % lower MSE": rel >= min_improvement,
-        "paired improvement > 1 s.e.": bool(np.isfinite(se) and mean < -se),
+        "paired improvement > 1 s.e.": bool(np.isfinite(se) and mean_diff < -se),
         "Pearson-delta not worse": bool(np.isnan(p_base) or (np.isfinite(p_pol) and p_pol >= p_base)),
     }
     if "target_direction" in pol and pol["target_direction"].notna().any():
-        t_pol = float(np.nanmean(pol["target_direction"]))
-        t_base = (float(np.nanmean(base["target_direction"])) if "target_direction" in base
+        t_pol = mean(policy, "target_direction")
+        t_base = (mean(best, "target_direction") if "target_direction" in base
                   and base["target_direction"].notna().any() else float("nan"))
         checks["targets' own direction not worse"] = bool(np.isnan(t_base) or t_pol >= t_base)
     return Verdict(validated=all(checks.values()), best_baseline=best, relative_improvement=rel,
-                   paired_mean=mean, paired_se=se, checks=checks, pearson_pair=(p_pol, p_base),
+                   paired_mean=mean_diff, paired_se=se, checks=checks, pearson_pair=(p_pol, p_base),
                    n_units=len(diff), n_rows=len(pol))
 
 
@@ -1234,10 +1281,12 @@ def answering_predictor(task, *, seed: int = 0, answer_for: list | tuple = (),
     predict, info
         ``predict(perturbation) -> 1-D delta`` of the answering candidate, and ``answered_by``,
         ``attempts``, ``steps``, ``validation_labels``, ``validation_count`` (what they count:
-        :func:`validation_count`) and the validation MSE of each candidate.
+        :func:`validation_count`) and the validation MSE of each candidate (the mean over the
+        validation units, each one's labels averaged first: :func:`_summary`).
     """
     from scagents.envs import predict_delta
     from scagents.errors import DataError
+    from scagents.perturbation import unit_mean
 
     fields = RunOptions.model_fields
     opt = {k: options.get(k, fields[k].default) for k in
@@ -1282,7 +1331,7 @@ def answering_predictor(task, *, seed: int = 0, answer_for: list | tuple = (),
         refit_candidate(name, task, seed=seed, network=network) or baselines[name])
     info = {"answered_by": name, "attempts": attempt, "steps": steps,
             "validation_labels": list(view.val_labels), "validation_count": view.n_val,
-            "validation_mse": {k: float(r["mse"].mean()) for k, r in rows.items()}}
+            "validation_mse": {k: unit_mean(r["mse"], _units_of(r)) for k, r in rows.items()}}
     return (lambda p: np.asarray(chosen(p.targets, p.kind), float)), info
 
 
@@ -1426,9 +1475,14 @@ def fallback_agent(state: RunState) -> dict:
                   else f"the {POLICY} could not be used — {prev.reason or prev.status}")
     reason = (f"{why_policy}; predicting with {name}, the baseline with the lowest validation MSE "
               f"({validation[name]['mse']:.4g}; {others})")
-    decision = (f"{name} answers. Why: {why_policy}. Among the baselines {name} had the lowest mean "
-                f"validation MSE ({validation[name]['mse']:.4g} vs {others}) on "
-                f"{ctx.n_val_held}; {fitted}.")
+    if len(ctx.val_groups) < len(ctx.val_labels):  # the means are over genes: say so
+        lowest = (f"the lowest validation MSE, mean over the {ctx.n_val_held} with each one's "
+                  f"labels averaged first ({validation[name]['mse']:.4g} vs {others})")
+    else:
+        lowest = (f"the lowest mean validation MSE ({validation[name]['mse']:.4g} vs {others}) on "
+                  f"{ctx.n_val_held}")
+    decision = (f"{name} answers. Why: {why_policy}. Among the baselines {name} had {lowest}; "
+                f"{fitted}.")
     ensemble = {k: v for k, v in ctx.baselines.items() if k != "mean effect per kind"}
     ensemble[name] = predict
     s = _finish(state, ctx, status="fallback", method=name, predict=predict,

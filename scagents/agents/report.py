@@ -240,6 +240,31 @@ def validation_phrase(pol: PolicySummary, adjective: str = "held-out") -> str:
     return text.replace(" validation ", f" {adjective} validation ", 1) if adjective else text
 
 
+def validation_units(pol: PolicySummary) -> str:
+    """What a validation mean averaged, when the validation set has fewer units than labels
+    (``"3 genes (6 labels)"`` from ``"3 validation genes (6 labels)"``: each gene's labels are
+    averaged first, :func:`scagents.agents.policy._summary`); ``""`` with one label per unit,
+    where the means are over the labels as before."""
+    words = pol.validation_count.split()
+    if "labels)" not in words or "validation" not in words[:-1]:
+        return ""
+    return " ".join(w for w in words if w != "validation")
+
+
+def _scores_over(pol: PolicySummary) -> str:
+    """What the validation table's means are over: ``"mean over them"``, or ``"means over the 3
+    genes (6 labels), each one's labels averaged first,"`` when a gene has several labels."""
+    units = validation_units(pol)
+    return (f"means over the {units}, each one's labels averaged first," if units
+            else "mean over them")
+
+
+def _spread_over(pol: PolicySummary) -> str:
+    """What ``mse_sd`` spreads across: ``"perturbations"``, or the units (``"the genes"``)."""
+    units = validation_units(pol)
+    return f"the {units.split()[1]}" if units else "perturbations"
+
+
 def held_out_sentence(pol: PolicySummary, label: str, twin: bool = False) -> str:
     """The report's held-out sentence, computed from the label sets stored in the run.
 
@@ -420,9 +445,12 @@ def headline(result: dict, pol: PolicySummary, label: str, *, kind: str = "knock
         ref = pol.validation.get(REFERENCE, {}).get("direction_accuracy")
         trust = "**How far to trust it:** no cells of it were measured, so it cannot be checked directly"
         if acc is not None:  # three-class accuracy over all genes, not over the most changed ones
+            units = validation_units(pol)
             trust += (f"; on {validation_phrase(pol, 'other held-out')} this method "
                       f"labelled {100 * acc:.0f} % of all genes right as up, down or unchanged "
-                      f"(|change| > {DEFAULT_DIRECTION_EPS})")
+                      f"(|change| > {DEFAULT_DIRECTION_EPS}"
+                      + (f"; mean over the {units}, each one's labels averaged first" if units else "")
+                      + ")")
             if ref is not None:
                 trust += (f", where predicting no change at all gets {100 * ref:.0f} %"
                           + (": no better than that" if round(acc, 2) <= round(ref, 2) else ""))
@@ -700,9 +728,9 @@ def build_result(state: RunState) -> dict:
             "description": f"Every candidate model was trained on {len(pol.train_labels)} "
                            f"perturbations and scored on {validation_phrase(pol)} "
                            f"({', '.join(pol.validation_labels)}; all labels of one target and "
-                           "kind held out together): mean over them of the MSE "
-                           "(lower is better; mse_sd its spread across perturbations), Pearson "
-                           "over all genes, Pearson-delta over the top-20 DE genes and the "
+                           f"kind held out together): {_scores_over(pol)} of the MSE "
+                           f"(lower is better; mse_sd its spread across {_spread_over(pol)}), "
+                           "Pearson over all genes, Pearson-delta over the top-20 DE genes and the "
                            "direction accuracy. 'no change' is a reference, not a candidate.",
             "scores": pol.validation, "decision": pol.decision or pol.reason,
             "answered_by": pol.method},

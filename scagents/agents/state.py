@@ -187,7 +187,11 @@ class PolicySummary(_Model):
     policy_path: str | None = None
     training_log: str | None = None
     prediction_path: str | None = None
-    validation: dict[str, dict[str, float]] = Field(default_factory=dict)
+    validation: dict[str, dict[str, float]] = Field(default_factory=dict, description=(
+        "Model → mean validation metrics (mse, mse_sd, pearson, pearson_delta_topk, "
+        "direction_accuracy, target_direction, n labels; n_units when fewer): each a mean over "
+        "target gene sets, the labels of one averaged first (scagents.agents.policy._summary); "
+        "with one label per set, the mean over the labels."))
     validation_labels: list[str] = Field(default_factory=list)
     validation_count: str = Field("", description=(
         "What the validation set counts: '6 validation perturbations' with one label per target "

@@ -406,7 +406,10 @@ def test_run_validates_whole_genes_and_says_so(tmp_path, seed):
     assert len(val_genes) == 3 and len(pol.validation_labels) == 6
     assert not val_genes & {gene[lab] for lab in pol.train_labels}
     assert pol.validation_count == "3 validation genes (6 labels)"
-    assert "on 3 held-out validation genes (6 labels)" in pol.decision
+    # the fallback's choice: the lowest validation MSE, a mean over genes
+    assert ("the lowest validation MSE, mean over the 3 held-out validation genes (6 labels) with "
+            "each one's labels averaged first (") in pol.decision
+    assert all(v["n_units"] == 3 and v["n"] == 6 for v in pol.validation.values())
     assert pol.interval is None or "3 validation genes (6 labels)" in pol.interval["method"]
     # the conformal rank counts genes: each gene's two promoter labels are one calibration unit
     assert pol.interval is None or (
@@ -416,6 +419,8 @@ def test_run_validates_whole_genes_and_says_so(tmp_path, seed):
     state.update(report_agent(state))
     result = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "scored on 3 held-out validation genes (6 labels)" in result["validation"]["description"]
+    assert ("means over the 3 genes (6 labels), each one's labels averaged first, of the MSE "
+            "(lower is better; mse_sd its spread across the genes)") in result["validation"]["description"]
 def test_a_policy_that_did_not_validate_never_answers_no_effect(screens, tmp_path, monkeypatch):
     # unmeasured goal: the evidence is the intervals of the prediction. A trained policy that
     # predicts no change fails validation and its intervals all include 0; it once answered
@@ -503,9 +508,12 @@ def test_compare_counts_a_genes_labels_as_one_unit():
     assert compare_to_baseline(rows, policy="pol", baselines=["b"]).checks[
         "paired improvement > 1 s.e."]
     scores = {"pol": {"mse": 0.6}, "b": {"mse": 0.66}}
-    assert "s.e. over the 4 validation genes (5 labels), each one's labels averaged first" in \
-        v.describe("pol", scores, 0.05, counted="4 validation genes (5 labels)")
+    text = v.describe("pol", scores, 0.05, counted="4 validation genes (5 labels)")
+    assert "best baseline (b), means over the 4 validation genes (5 labels), each one's labels " \
+        "averaged first: " in text
+    assert "s.e. over the same 4 genes (must be below" in text and "on the genes both score" in text
     assert "s.e. (must be below" in once.describe("pol", scores, 0.05)   # one label each: as before
+    assert "labels" not in once.describe("pol", scores, 0.05)
 
 
 def test_validation_rows_name_their_unit():
@@ -533,3 +541,142 @@ def test_compare_with_one_label_per_unit_is_unchanged():
         assert v.relative_improvement == 0.0800702919454006 and v.validated
         diff = (pol["mse"] - base["mse"]).to_numpy()   # the earlier computation
         assert v.paired_se == diff.std(ddof=1) / np.sqrt(7)
+
+
+# ------------------------------------------- every validation mean per unit, as the paired s.e.
+def _label_summary(rows: pd.DataFrame) -> dict[str, float]:
+    """``policy._summary`` before units (session 14): means over the labels."""
+    out = {k: round(float(rows[k].mean()), 6) for k in
+           ("mse", "pearson", "pearson_delta_topk", "direction_accuracy")}
+    out["mse_sd"] = round(float(rows["mse"].std(ddof=1)) if len(rows) > 1 else 0.0, 6)
+    if "target_direction" in rows and rows["target_direction"].notna().any():
+        out["target_direction"] = round(float(rows["target_direction"].mean()), 6)
+    out["n"] = float(len(rows))
+    return out
+
+
+def _label_compare(rows, *, policy, baselines, min_improvement=0.05):
+    """``compare_to_baseline`` before units (session 14): the best baseline, the relative MSE,
+    the Pearson-delta and the targets' direction averaged over labels (the paired s.e. per unit)."""
+    from scagents.agents.policy import Verdict
+
+    best = min(baselines, key=lambda k: (float(rows[k]["mse"].mean()), k))
+    pol, base = rows[policy], rows[best].reindex(rows[policy].index)
+    rel = 1.0 - float(pol["mse"].mean()) / max(float(base["mse"].mean()), 1e-12)
+    units = (pol["target_group"].to_numpy() if "target_group" in pol.columns
+             else np.asarray(pol.index))
+    diff = (pol["mse"] - base["mse"]).groupby(units, sort=False).mean().to_numpy(float)
+    mean = float(diff.mean())
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
+    both = pol["pearson_delta_topk"].notna() & base["pearson_delta_topk"].notna()
+    p_pol = float(pol.loc[both, "pearson_delta_topk"].mean()) if both.any() else float("nan")
+    p_base = float(base.loc[both, "pearson_delta_topk"].mean()) if both.any() else float("nan")
+    checks = {
+        f"≥ {100 * min_improvement:.0f} % lower MSE": rel >= min_improvement,
+        "paired improvement > 1 s.e.": bool(np.isfinite(se) and mean < -se),
+        "Pearson-delta not worse": bool(np.isnan(p_base) or (np.isfinite(p_pol) and p_pol >= p_base)),
+    }
+    if "target_direction" in pol and pol["target_direction"].notna().any():
+        t_pol = float(np.nanmean(pol["target_direction"]))
+        t_base = (float(np.nanmean(base["target_direction"])) if "target_direction" in base
+                  and base["target_direction"].notna().any() else float("nan"))
+        checks["targets' own direction not worse"] = bool(np.isnan(t_base) or t_pol >= t_base)
+    return Verdict(validated=all(checks.values()), best_baseline=best, relative_improvement=rel,
+                   paired_mean=mean, paired_se=se, checks=checks, pearson_pair=(p_pol, p_base),
+                   n_units=len(diff), n_rows=len(pol))
+
+
+def _scored(rng, n: int, units: list[str] | None = None) -> pd.DataFrame:
+    """Validation rows as ``_score_rows`` writes them, with NaN Pearson-deltas and targets."""
+    rows = pd.DataFrame({"mse": rng.uniform(0.2, 0.9, n), "pearson": rng.uniform(0, 1, n),
+                         "pearson_delta_topk": rng.uniform(0, 1, n),
+                         "direction_accuracy": rng.uniform(0.3, 0.9, n),
+                         "target_direction": rng.choice([0.0, 0.5, 1.0], n)},
+                        index=[f"p{i}" for i in range(n)])
+    rows.loc[rng.random(n) < 0.25, "pearson_delta_topk"] = np.nan
+    rows.loc[rng.random(n) < 0.25, "target_direction"] = np.nan
+    if units is not None:
+        rows["target_group"] = units
+    return rows
+
+
+def test_one_label_per_unit_gives_the_earlier_means_and_verdicts_bit_for_bit():
+    """Every unit one label (or no units): the validation table, the best baseline and every
+    figure of the verdict are those of the label-by-label code of earlier versions, exactly."""
+    from scagents.agents.policy import _summary, compare_to_baseline
+
+    rng = np.random.default_rng(11)
+    decisions = set()
+    for trial in range(60):
+        n = int(rng.integers(2, 12))
+        singles = [f"G{i} knockout" for i in range(n)]
+        for units in (singles, None):
+            rows = {name: _scored(rng, n, units) for name in ("pol", "b", "c", "d")}
+            rows["pol"]["mse"] = rows["b"]["mse"] * rng.uniform(0.5, 1.1, n)
+            for name, r in rows.items():
+                assert repr(_summary(r)) == repr(_label_summary(r)), (trial, name)  # NaN too
+            v = compare_to_baseline(rows, policy="pol", baselines=["b", "c", "d"])
+            old = _label_compare(rows, policy="pol", baselines=["b", "c", "d"])
+            assert repr(v) == repr(old), trial     # every field, NaN included, bit for bit
+            decisions.add(v.validated)
+    assert decisions == {True, False}
+
+
+def _gene_heavy() -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Gene A measured under 4 guide labels, B..F under one each (9 labels, 6 genes), and the
+    same data with A once. The policy is far better on A and barely better elsewhere."""
+    base = [0.5] * 4 + [3.0] * 5
+    pol = [0.1] * 4 + [2.98, 2.97, 2.99, 2.98, 2.98]
+    units = ["A knockout"] * 4 + [f"{g} knockout" for g in "BCDEF"]
+    twice = {"pol": _validation_rows(pol, units), "b": _validation_rows(base)}
+    once = {"pol": _validation_rows(pol[3:], units[3:]), "b": _validation_rows(base[3:])}
+    return twice, once
+
+
+def test_the_gate_weighs_every_gene_once():
+    """Label by label, gene A's four guides carry the relative MSE past the 5 % margin; per gene
+    the improvement is 3.2 %: the policy does not answer, as with A measured once."""
+    from scagents.agents.policy import compare_to_baseline
+
+    labels, once = _gene_heavy()
+    v = compare_to_baseline(labels, policy="pol", baselines=["b"])
+    w = compare_to_baseline(once, policy="pol", baselines=["b"])
+    old = _label_compare(labels, policy="pol", baselines=["b"])
+    assert old.validated and old.relative_improvement == pytest.approx(1 - 15.3 / 17)  # 10 %
+    assert v.relative_improvement == pytest.approx(w.relative_improvement) == pytest.approx(1 - 15 / 15.5)
+    assert not v.validated and not v.checks["≥ 5 % lower MSE"]
+    assert v.checks["paired improvement > 1 s.e."] and (v.n_units, v.n_rows) == (6, 9)
+
+
+def test_the_best_baseline_and_pearson_are_chosen_per_gene():
+    """Baseline b is best on gene A's four labels, c on the other three genes: per label b has
+    the lower mean MSE, per gene c. The Pearson-delta comparison weighs genes too."""
+    from scagents.agents.policy import compare_to_baseline
+
+    units = ["A knockout"] * 4 + ["B knockout", "C knockout", "D knockout"]
+    b = _validation_rows([0.4] * 4 + [0.8] * 3)            # per label 0.571, per gene 0.7
+    c = _validation_rows([0.6] * 7)                        # 0.6 either way
+    pol = _validation_rows([0.5] * 7, units)
+    pol["pearson_delta_topk"] = [0.9] * 4 + [0.3] * 3       # per label 0.643, per gene 0.45
+    rows = {"pol": pol, "b": b, "c": c}
+    assert _label_compare(rows, policy="pol", baselines=["b", "c"]).best_baseline == "b"
+    v = compare_to_baseline(rows, policy="pol", baselines=["b", "c"])
+    assert v.best_baseline == "c"
+    assert v.pearson_pair == pytest.approx((0.45, 0.5))
+    assert not v.checks["Pearson-delta not worse"]
+    assert _label_compare(rows, policy="pol", baselines=["b", "c"]).checks["Pearson-delta not worse"]
+
+
+def test_validation_table_means_are_per_gene():
+    """The reported means: gene A's labels averaged first; mse_sd across genes; n counts labels,
+    n_units genes; with A once, the same means."""
+    from scagents.agents.policy import _summary
+
+    labels, once = _gene_heavy()
+    for rows in (labels["pol"], once["pol"]):
+        rows["pearson"] = rows["direction_accuracy"] = rows["mse"] / 10
+    s, t = _summary(labels["pol"]), _summary(once["pol"])
+    assert s["mse"] == t["mse"] == pytest.approx(2.5) and _label_summary(labels["pol"])["mse"] == \
+        pytest.approx(15.3 / 9)
+    assert s["mse_sd"] == t["mse_sd"]
+    assert (s["n"], s["n_units"]) == (9.0, 6.0) and "n_units" not in t

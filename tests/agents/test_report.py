@@ -84,6 +84,27 @@ def test_headline_of_an_unmeasured_goal_says_what_the_direction_accuracy_counts(
             "predicting no change at all gets 38 %: no better than that.") in line
 
 
+def test_validation_sentences_say_what_they_averaged_only_when_genes_have_several_labels():
+    """'mean over the 3 genes (6 labels)' where a validation gene has several labels; the
+    sentences of earlier versions where every gene has one."""
+    from scagents.agents.report import validation_units
+
+    scores = {"combination (stacked)": {"direction_accuracy": 0.62},
+              "no change (reference)": {"direction_accuracy": 0.378}}
+    labels = ["A_P1", "A_P2", "B_P1", "B_P2", "C_P1", "C_P2"]
+    pol = PolicySummary(status="fallback", method="combination (stacked)", validation_labels=labels,
+                        validation_count="3 validation genes (6 labels)", validation=scores)
+    assert validation_units(pol) == "3 genes (6 labels)"
+    line = headline(_result(), pol, "X knockout")[1]
+    assert ("on 3 other held-out validation genes (6 labels) this method labelled 62 % of all genes "
+            "right as up, down or unchanged (|change| > 0.05; mean over the 3 genes (6 labels), "
+            "each one's labels averaged first), where predicting no change") in line
+    one = pol.model_copy(update={"validation_labels": ["A", "B", "C"],
+                                 "validation_count": "3 validation perturbations"})
+    assert validation_units(one) == ""
+    assert "(|change| > 0.05), where predicting no change" in headline(_result(), one, "X knockout")[1]
+
+
 def test_trust_verdict_rests_on_the_genes_that_clear_the_noise():
     # 19 most changed genes, only 4 clear the noise and 3 of those have the right sign: the
     # verdict must not be "poor agreement ... do not rely" because noise-level genes disagree
