@@ -15,6 +15,13 @@ logic that keeps ``f`` in ``[0, 1]``). The noise term has the chemical-Langevin 
 under a knockdown. Coupling weights of a scanpy-format file are kept as edge weights only; the
 dynamics use the same ``n`` and ``k`` for every edge.
 
+``hill="normalized"`` (opt-in; the default is ``"standard"``) uses Odefy's normalized Hill function
+:math:`\\tilde h(x) = h(x) / h(1) = h(x) (1 + k^n)` (Wittmann et al. 2009, BMC Syst Biol 3:98; the
+``normHill`` of CNORode), so :math:`\\tilde h(0) = 0` and :math:`\\tilde h(1) = 1`: at a Boolean
+state ``f`` equals the Boolean rule's value and every Boolean fixed point is a fixed point of the
+deterministic dynamics. With the standard form ``h(1) = 1 / (1 + k^n)`` (0.94 for ``n = 4``,
+``k = 0.5``), so an ``and`` of many literals stays below 1 and a self-sustaining state can decay.
+
 Each rule is compiled once into a Python function of whole arrays: the state is held gene-major,
 shape ``(n_genes, n_cells)``, so a rule is a handful of numpy operations on contiguous rows and
 there is no loop over cells.
@@ -36,6 +43,14 @@ from scagents.perturbation import Perturbation
 from scagents.twin.rules import BooleanNetwork, parse_rule
 
 DEFAULT_INITIAL_SD = 0.05
+HILL_FORMS: tuple[str, ...] = ("standard", "normalized")
+"""Hill activation forms: ``"standard"`` :math:`h(x)`, ``"normalized"`` :math:`h(x) / h(1)`."""
+
+
+def _check_hill(hill: str) -> str:
+    if hill not in HILL_FORMS:
+        raise ValueError(f"hill must be one of {', '.join(HILL_FORMS)}, got {hill!r}.")
+    return hill
 
 # --------------------------------------------------------------------------------------------------
 # Compilation
@@ -80,9 +95,12 @@ class CompiledNetwork:
     inputs: np.ndarray  # indices of input genes (clamped)
     source: str
 
-    def hill(self, x: np.ndarray, out: tuple[np.ndarray, np.ndarray] | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
-        """Hill activation ``h`` and ``1 - h`` of a gene-major state array (into ``out`` if given)."""
+    def hill(self, x: np.ndarray, out: tuple[np.ndarray, np.ndarray] | None = None,
+             form: str = "standard") -> tuple[np.ndarray, np.ndarray]:
+        """Hill activation ``h`` and ``1 - h`` of a gene-major state array (into ``out`` if given).
+
+        ``form="normalized"`` gives :math:`h(x) / h(1)` (capped at 1), exact 0 and 1 at ``x = 0, 1``.
+        """
         n, k = self.network.hill_n, self.network.hill_k
         h, nh = out if out is not None else (np.empty_like(x), np.empty_like(x))
         if float(n).is_integer() and 1 <= n <= 16:
@@ -93,12 +111,15 @@ class CompiledNetwork:
             np.power(x, n, out=h)
         np.add(h, k**n, out=nh)
         h /= nh
+        if _check_hill(form) == "normalized":
+            h *= h.dtype.type(1.0 + k**n)
+            np.minimum(h, 1.0, out=h)
         np.subtract(1.0, h, out=nh)
         return h, nh
 
-    def rule_values(self, x: np.ndarray) -> np.ndarray:
+    def rule_values(self, x: np.ndarray, hill: str = "standard") -> np.ndarray:
         """``f(x)`` for a gene-major state ``(n_genes, n_cells)``; inputs keep their own value."""
-        h, nh = self.hill(x)
+        h, nh = self.hill(x, form=hill)
         out = x.copy()
         self.rule_fn(h, nh, out)
         return out
@@ -273,8 +294,12 @@ def integrate(
     inputs: dict[str, float] | None = None,
     record_every: int | None = None,
     sample_steps: np.ndarray | None = None,
+    hill: str = "standard",
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Integrate the dynamics; the engine behind :func:`run_dynamics` and ``simulate``.
+
+    ``hill`` is the Hill form (:data:`HILL_FORMS`; see the module docstring); the other arguments
+    are those of :func:`run_dynamics`.
 
     Returns
     -------
@@ -293,6 +318,7 @@ def integrate(
         )
     if n_steps < 0 or dt <= 0 or noise < 0:
         raise ValueError("n_steps must be >= 0, dt > 0 and noise >= 0.")
+    _check_hill(hill)
     n_cells = x0.shape[0]
     x = np.ascontiguousarray(np.clip(x0.T, 0.0, 1.0), dtype=np.float32)  # gene-major
 
@@ -364,7 +390,7 @@ def integrate(
                 samples[sel] = x[:, sel].T
         if step == n_steps:
             break
-        h, nh = cn.hill(x, buffers)
+        h, nh = cn.hill(x, buffers, hill)
         cn.rule_fn(h, nh, f)
         if knocked_down:
             f *= production
@@ -393,6 +419,7 @@ def run_dynamics(
     perturbation: Perturbation | Sequence[Perturbation] | None = None,
     inputs: dict[str, float] | None = None,
     record_every: int = 1,
+    hill: str = "standard",
 ) -> np.ndarray:
     """Simulate trajectories of many cells at once (Euler–Maruyama on Hill-type dynamics).
 
@@ -417,6 +444,9 @@ def run_dynamics(
         ``{input gene: activity}`` clamps for the whole run; other inputs stay at their ``x0`` value.
     record_every
         Record the state every this many steps.
+    hill
+        ``"standard"`` (default) Hill activation :math:`h(x) = x^n / (k^n + x^n)`, or
+        ``"normalized"`` :math:`h(x) / h(1)` (Odefy), which keeps the model's Boolean fixed points.
 
     Returns
     -------
@@ -426,5 +456,6 @@ def run_dynamics(
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     _, records, _ = integrate(network, x0, n_steps=n_steps, dt=dt, noise=noise, rng=rng,
-                              perturbation=perturbation, inputs=inputs, record_every=record_every)
+                              perturbation=perturbation, inputs=inputs, record_every=record_every,
+                              hill=hill)
     return records

@@ -31,7 +31,7 @@ import pandas as pd
 
 from scagents.errors import ModalityError
 from scagents.perturbation import Perturbation
-from scagents.twin.dynamics import _compiled, classify_fate, initial_states, integrate
+from scagents.twin.dynamics import _check_hill, _compiled, classify_fate, initial_states, integrate
 from scagents.twin.models import load_model
 from scagents.twin.rules import BooleanNetwork, rule_variables
 
@@ -97,9 +97,10 @@ def _label(p: Perturbation | None) -> str:
     return label
 
 
-def _enhancer_drive(cn, x_gm: np.ndarray, network: BooleanNetwork) -> tuple[list[str], np.ndarray]:
+def _enhancer_drive(cn, x_gm: np.ndarray, network: BooleanNetwork,
+                    hill: str = "standard") -> tuple[list[str], np.ndarray]:
     """Genes with an enhancer and its accessibility (gene-major rows) from regulator activity."""
-    h, _nh = cn.hill(x_gm)
+    h, _nh = cn.hill(x_gm, form=hill)
     genes, rows = [], []
     idx = {g: i for i, g in enumerate(network.genes)}
     edges = network.edges
@@ -134,6 +135,7 @@ def simulate(
     dropout: float = 0.1,
     dispersion: float = 0.3,
     basal: float = 0.05,
+    hill: str = "standard",
 ) -> md.MuData:
     """Simulate single cells of a Boolean network under control and perturbed conditions.
 
@@ -165,6 +167,10 @@ def simulate(
         Negative-binomial over-dispersion of RNA counts (``var = mu + dispersion * mu**2``).
     basal
         Fraction of a gene's maximal expression when its activity is 0.
+    hill
+        Hill form of the dynamics and of the ATAC promoter accessibility: ``"standard"`` (default)
+        or ``"normalized"`` (:math:`h(x) / h(1)`, keeps Boolean fixed points; see
+        :mod:`scagents.twin.dynamics`).
 
     Returns
     -------
@@ -195,6 +201,7 @@ def simulate(
             raise ModalityError(f"Unknown modality {m!r}; choose from {', '.join(MODALITIES)}.")
     if n_cells < 1 or n_steps < 1:
         raise ValueError("n_cells and n_steps must be >= 1.")
+    _check_hill(hill)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
 
@@ -220,7 +227,8 @@ def simulate(
         x0 = initial_states(net, n_cells, rng, inputs)
         steps = rng.integers(0, n_steps + 1, size=n_cells)
         final, _, sampled = integrate(net, x0, n_steps=n_steps, dt=dt, noise=noise, rng=rng,
-                                      perturbation=p, inputs=inputs, sample_steps=steps)
+                                      perturbation=p, inputs=inputs, sample_steps=steps,
+                                      hill=hill)
         acts.append(sampled)
         finals.append(final)
         times.append(steps / n_steps)
@@ -270,8 +278,8 @@ def simulate(
     x_gm = np.ascontiguousarray(activity.T)
     if "atac" in mods:
         rng_a = np.random.default_rng(np.random.SeedSequence([seed, 3]))
-        promoter = np.clip(cn.rule_values(x_gm), 0.0, 1.0)  # inputs: their own activity
-        enh_genes, enh = _enhancer_drive(cn, x_gm, net)
+        promoter = np.clip(cn.rule_values(x_gm, hill), 0.0, 1.0)  # inputs: their own activity
+        enh_genes, enh = _enhancer_drive(cn, x_gm, net, hill)
         access = np.vstack([promoter, enh]).T
         names = [f"chrTwin:{g}_prom" for g in net.genes] + [f"chrTwin:{g}_enh1" for g in enh_genes]
         depth = rng_a.lognormal(np.log(2.0), 0.3, size=(n_total, 1))
@@ -317,7 +325,7 @@ def simulate(
         },
         "params": {"n_cells": n_cells, "n_steps": n_steps, "dt": dt, "noise": noise,
                    "library_size": library_size, "dropout": dropout, "dispersion": dispersion,
-                   "basal": basal, "hill_n": net.hill_n, "hill_k": net.hill_k, "tau": net.tau,
+                   "basal": basal, "hill_n": net.hill_n, "hill_k": net.hill_k, "hill": hill, "tau": net.tau,
                    "inputs": {g: v for g, v in inputs.items()},
                    "modalities": np.array(mods, dtype=object)},
         "seed": seed,
