@@ -617,6 +617,11 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
             raise _fail(origin, None, "the model contains no rules (empty file or only comments).")
         asts, genes, undefined = _parse_entries(entries, origin, implicit_inputs=fmt in ("bnet", "booleannet"))
 
+    for target, node in asts.items():
+        if node is not None and (depth := _rule_depth(node)) > MAX_RULE_DEPTH:
+            raise _fail(origin, None, f"the rule of {target} is nested {depth} levels deep (and/or/not); the "
+                                      f"simulator compiles rules up to {MAX_RULE_DEPTH} levels. Simplify it "
+                                      "(e.g. to a disjunctive normal form).")
     if path is not None:
         read_sidecar(path, meta)
     # bnet: strip a shared CellCollective 'v_' prefix
@@ -689,6 +694,10 @@ def _parse_entries(entries: list[tuple[int, str, str]], origin: str, *, implicit
             asts[target] = parse_rule(rule)
         except RuleSyntaxError as err:
             raise _fail(origin, lineno, f"syntax error in the rule of {target}: {err} (rule: {_excerpt(rule)})") from None
+        except RecursionError:
+            raise _fail(origin, lineno, f"the rule of {target} nests parentheses deeper than the rule parser "
+                                        "reads (more than about 200 levels); the SBML-qual export of the same model is "
+                                        "read without this limit.") from None
 
     genes = list(asts)
     defined = {g.lower(): g for g in asts}  # the genes with a line of their own, by lower-case name
@@ -778,6 +787,24 @@ def _read_booleannet(lines: list[str], origin: str, meta: dict, entries: list[tu
             raise _fail(origin, None, f"BooleanNet name {word!r} would become {g!r} ('+' is not allowed in gene "
                                       f"names here), but the model already has a gene {g!r}; rename one.")
         meta["aliases"][word] = g
+
+
+MAX_RULE_DEPTH = 100
+"""Deepest rule (levels of and/or/not) read: the simulator compiles rules to Python expressions, and
+Python refuses more than 200 nested parentheses (a rule 120 levels deep already fails there)."""
+
+
+def _rule_depth(node: tuple) -> int:
+    """Levels of and/or/not in a rule AST (iterative: the AST may be deeper than the recursion limit)."""
+    best, stack = 0, [(node, 1)]
+    while stack:
+        x, d = stack.pop()
+        best = max(best, d)
+        if x[0] in ("and", "or"):
+            stack.extend((c, d + 1) for c in x[1])
+        elif x[0] == "not":
+            stack.append((x[1], d + 1))
+    return best
 
 
 def _case_message(target: str, var: str, other: str, other_defined: bool) -> str:
