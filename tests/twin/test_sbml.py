@@ -249,3 +249,47 @@ def test_rules_too_deep_to_simulate_are_refused_in_one_line(tmp_path):
     path.write_text(_sbml(_sp("A") + _sp("B") + _sp("C"), _tr("C", [(1, cond)])))
     with pytest.raises(ModelFileError, match=r"the rule of C is nested 151 levels deep .* up to 100 levels"):
         read_model(path)
+
+
+TOGGLE_BNET = """# @input SIG = 0.5 sd 0.3
+# @initial A = 0.3 sd 0.2
+# @initial B = 0.3 sd 0.2
+# @fate Afate = A & !B
+# @fate Bfate = B & !A
+targets, factors
+A, (SIG | A) & !B
+B, !A & !SIG | B & !A
+C, A | EXT
+"""
+
+
+def test_cli_steers_an_sbml_model_as_its_bnet(tmp_path, capsys):
+    import json
+
+    from scagents.cli import main
+
+    one = "<cn>1</cn>"
+    a, b, sig, ext = (f"<apply><eq/><ci>{g}</ci>{one}</apply>" for g in ("A", "B", "SIG", "EXT"))
+    transitions = (
+        _tr("A", [(1, _apply("and", _apply("or", sig, a), _apply("not", b)))])
+        + _tr("B", [(1, _apply("or", _apply("and", _apply("not", a), _apply("not", sig)),
+                               _apply("and", b, _apply("not", a))))])
+        + _tr("C", [(1, _apply("or", a, ext))]))
+    sbml = tmp_path / "toggle.sbml"
+    sbml.write_text(_sbml(_sp("A") + _sp("B") + _sp("C") + _sp("SIG") + _sp("EXT"), transitions))
+    # the milieu, initial states and fates of an SBML model come from its sidecar
+    (tmp_path / "toggle.inputs.json").write_text(json.dumps({
+        "inputs": {"SIG": [0.5, 0.3]}, "initial": {"A": [0.3, 0.2], "B": [0.3, 0.2]},
+        "fates": {"Afate": "A & !B", "Bfate": "B & !A"}}))
+    bnet = tmp_path / "bnet" / "toggle.bnet"
+    bnet.parent.mkdir()
+    bnet.write_text(TOGGLE_BNET)
+    answers = []
+    for model in (sbml, bnet):
+        out = tmp_path / f"run_{model.suffix[1:]}"
+        assert main(["run", "--model", str(model), "--goal", "drive Bfate cells to Afate", "--inputs", "SIG=1",
+                     "--n-cells", "16", "--seed", "3", "--out", str(out), "--quiet"]) == 0
+        answers.append(json.loads((out / "steering.json").read_text()))
+    capsys.readouterr()
+    for key in ("best", "control", "proposals", "task"):
+        assert answers[0][key] == answers[1][key], key
