@@ -37,8 +37,10 @@ Three text formats are understood (see :func:`read_model`):
     BoolNet and BioModels exports) of Boolean models: every species has ``maxLevel`` at most 1. Read
     by :mod:`scagents.twin.sbml` with the standard library (a ``<!DOCTYPE``/``<!ENTITY`` declaration
     is refused); each transition's MathML becomes a rule, so the network is the one the same model
-    written as ``.bnet`` gives. Genes are named by the species ids, or by their names when these are
-    unique valid gene names; constant species are inputs; ``initialLevel`` is the initial state.
+    written as ``.bnet`` gives. Genes are named by the species names (made valid: ``APC/C`` →
+    ``APC_C``; the id where a species has no name) when these are all different, else by the species
+    ids; the other spelling is an alias. Constant species are inputs; ``initialLevel`` is the initial
+    state.
 
 ``booleannet``
     BooleanNet (Albert et al. 2008) update rules ``A* = B and not C`` (an optional rank label
@@ -619,9 +621,9 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
 
     for target, node in asts.items():
         if node is not None and (depth := _rule_depth(node)) > MAX_RULE_DEPTH:
-            raise _fail(origin, None, f"the rule of {target} is nested {depth} levels deep (and/or/not); the "
-                                      f"simulator compiles rules up to {MAX_RULE_DEPTH} levels. Simplify it "
-                                      "(e.g. to a disjunctive normal form).")
+            raise _fail(origin, None, f"the rule of {target} is nested {depth} levels deep (and/or/not), more "
+                                      f"than the {MAX_RULE_DEPTH} scagents reads; simplify it (e.g. to a "
+                                      "disjunctive normal form).")
     if path is not None:
         read_sidecar(path, meta)
     # bnet: strip a shared CellCollective 'v_' prefix
@@ -789,9 +791,10 @@ def _read_booleannet(lines: list[str], origin: str, meta: dict, entries: list[tu
         meta["aliases"][word] = g
 
 
-MAX_RULE_DEPTH = 100
-"""Deepest rule (levels of and/or/not) read: the simulator compiles rules to Python expressions, and
-Python refuses more than 200 nested parentheses (a rule 120 levels deep already fails there)."""
+MAX_RULE_DEPTH = 300
+"""Deepest rule read (levels of and/or/not): the rule trees are walked recursively downstream. (The
+simulator compiles rules to Python expressions, which allow 200 nested brackets: about 100-200 levels;
+:func:`scagents.twin.compile_network` refuses a deeper rule by name.)"""
 
 
 def _rule_depth(node: tuple) -> int:

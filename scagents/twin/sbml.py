@@ -10,10 +10,12 @@ What is read
 ------------
 Species
     ``qual:qualitativeSpecies``: ``id``, ``name``, ``constant``, ``maxLevel``, ``initialLevel``.
-    Genes are named by the species **ids** unless every species has a ``name`` and the names are
-    unique (also ignoring letter case) valid gene names (letters, digits, ``_ . : -``): then the names
-    are used (BioModels writes ids such as ``s_1`` with names such as ``CycD``). The other spelling is
-    kept as an alias, so either finds the gene.
+    Genes are named by the species **names**, made valid gene names (each character other than
+    letters, digits and ``_ . : -`` becomes ``_``: ``APC/C`` → ``APC_C``), a species without a name
+    by its id, when these names are all different; otherwise every gene is named by its species
+    **id**. CellCollective and BioModels write ids such as ``S_12`` with names such as ``CycD``;
+    GINsim writes the node names as ids and often no names. The id and the name as written are kept
+    as aliases, so either finds the gene (look-ups also ignore case and punctuation).
 Inputs
     A ``constant="true"`` species is an input clamped at its ``initialLevel`` (when given); a species
     that no transition sets, or whose transition has no function terms (biodivine's exports of
@@ -49,7 +51,6 @@ from scagents.errors import ModelFileError
 SUPPORTED_MATHML = ("and, or, not, xor, implies, true, false and eq, neq, geq, gt, leq, lt comparing a "
                     "species (ci) with a number (cn), an input's threshold or another species")
 
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]*")
 _RELATIONS = {"eq": lambda a, b: a == b, "neq": lambda a, b: a != b, "geq": lambda a, b: a >= b,
               "gt": lambda a, b: a > b, "leq": lambda a, b: a <= b, "lt": lambda a, b: a < b}
 _TRUE: tuple = ("const", 1.0)
@@ -201,11 +202,17 @@ def _convert(root: ET.Element, species: dict[str, str], thresholds: dict[str, fl
         parts = list(el)
         if not parts:
             raise _MathError("an empty <apply>")
+        # <apply><apply>...</apply></apply>: a bracket around one expression (written by some tools)
+        grouping = len(parts) == 1 and _local(parts[0].tag) in ("apply", "ci", "cn", "true", "false")
+        operands = parts if grouping else parts[1:]
         if not ready:
             stack.append((el, True))
-            stack.extend((c, False) for c in parts[1:])
+            stack.extend((c, False) for c in operands)
             continue
-        values[id(el)] = _apply(_local(parts[0].tag), [values.pop(id(c)) for c in parts[1:]])
+        if grouping:
+            values[id(el)] = values.pop(id(parts[0]))
+        else:
+            values[id(el)] = _apply(_local(parts[0].tag), [values.pop(id(c)) for c in operands])
     return values[id(root)]
 
 
@@ -452,23 +459,32 @@ def _transition_rule(terms_el: ET.Element, gene_of: dict[str, str], thresholds: 
     return _or(by_result[1]) if default == 0 else _not(_or(by_result[0]))
 
 
+def valid_name(name: str) -> str:
+    """A species name as a gene name: every character other than letters, digits and ``_ . : -``
+    becomes ``_`` (``"APC/C"`` → ``"APC_C"``, ``"Retinoic acid"`` → ``"Retinoic_acid"``), as a leading
+    ``. : -`` does."""
+    out = re.sub(r"[^A-Za-z0-9_.:\-]", "_", name.strip())
+    return "_" + out[1:] if out[:1] in (".", ":", "-") else out
+
+
 def _gene_names(ids: list[str], names: dict[str, str | None]) -> dict[str, str]:
-    """``{species id: gene name}``: the names when all are unique valid gene names, else the ids."""
-    given = [names[s] for s in ids]
-    usable = (all(n is not None and _NAME.fullmatch(n) for n in given)
-              and len({n.lower() for n in given}) == len(given))  # type: ignore[union-attr]
-    return {s: (names[s] if usable else s) for s in ids}  # type: ignore[misc]
+    """``{species id: gene name}``: each species' name made valid by :func:`valid_name` (its id
+    where it has no name) when these are all different, else the ids."""
+    chosen = {s: (valid_name(names[s]) if names[s] and valid_name(names[s]) else s) for s in ids}  # type: ignore[arg-type]
+    if len(set(chosen.values())) < len(ids):
+        return {s: s for s in ids}
+    return chosen
 
 
 def _aliases(ids: list[str], names: dict[str, str | None], gene_of: dict[str, str]) -> dict[str, str]:
-    """The spelling not used for each gene (id or name), where it names no other gene."""
+    """The spellings not used for each gene (its id, its name as written), where they name no other gene."""
     genes = {g.lower() for g in gene_of.values()}
     out: dict[str, str] = {}
     for s in ids:
         gene = gene_of[s]
-        other = s if gene != s else names[s]
-        if other and other != gene and other.lower() not in genes:
-            out[other] = gene
+        for other in (s, names[s]):
+            if other and other != gene and other.lower() not in genes:
+                out[other] = gene
     seen: dict[str, int] = {}
     for alias in out:
         key = alias.lower()

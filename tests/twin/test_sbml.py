@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from scagents.errors import ModelFileError
-from scagents.twin import initial_states, load_model, read_model, run_dynamics, simulate
+from scagents.twin import (
+    compile_network,
+    initial_states,
+    load_model,
+    read_model,
+    run_dynamics,
+    simulate,
+)
 from scagents.twin.rules import rule_variables
 
 QUAL = "http://www.sbml.org/sbml/level3/version1/qual/version1"
@@ -142,7 +149,7 @@ def test_inputs_and_initial_levels(tmp_path):
     assert net.undefined_inputs == []  # every species is declared: nothing to warn about
 
 
-def test_names_are_used_when_unique_valid_identifiers_else_ids(tmp_path):
+def test_names_are_used_made_valid_and_ids_when_names_collide(tmp_path):
     species = _sp("s_1", "CycD", constant=True, initial=1) + _sp("s_2", "Rb") + _sp("s_3", "E2F")
     transitions = (_tr("s_2", [(1, _cmp("eq", "s_1", "0"))])
                    + _tr("s_3", [(1, _apply("not", _cmp("eq", "s_2", "1")))]))
@@ -152,16 +159,18 @@ def test_names_are_used_when_unique_valid_identifiers_else_ids(tmp_path):
     assert net.genes == ["CycD", "Rb", "E2F"] and net.rules == {"CycD": "", "Rb": "not CycD", "E2F": "not Rb"}
     assert net.resolve_gene("s_1") == "CycD"  # the ids stay usable as aliases
 
-    # one name with a space (not a gene name): ids for every species, the names as aliases
-    spaced = species.replace('"CycD"', '"Cyclin D"')
-    path.write_text(_sbml(spaced, transitions))
+    # a name that is no gene name is made one; a species without a name keeps its id
+    mixed = species.replace('"CycD"', '"Cyclin D/E"').replace(' qual:name="E2F"', "")
+    path.write_text(_sbml(mixed, transitions))
+    net = read_model(path)
+    assert net.genes == ["Cyclin_D_E", "Rb", "s_3"] and net.rules["Rb"] == "not Cyclin_D_E"
+    assert net.aliases["Cyclin D/E"] == "Cyclin_D_E" and net.resolve_gene("s_1") == "Cyclin_D_E"
+
+    # two species whose names are the same once made valid: every gene is named by its id
+    path.write_text(_sbml(species.replace('"CycD"', '"Rb/E2F"').replace('"Rb"', '"Rb_E2F"'), transitions))
     net = read_model(path)
     assert net.genes == ["s_1", "s_2", "s_3"] and net.rules["s_3"] == "not s_2"
-    assert net.resolve_gene("Cyclin D") == "s_1" and net.resolve_gene("E2F") == "s_3"
-
-    # two names equal but for letter case: ids
-    path.write_text(_sbml(species.replace('"Rb"', '"cycd"'), transitions))
-    assert read_model(path).genes == ["s_1", "s_2", "s_3"]
+    assert net.resolve_gene("E2F") == "s_3"  # names stay usable as aliases
 
 
 def test_cellcollective_v_prefix_is_stripped_as_for_bnet(tmp_path):
@@ -241,14 +250,21 @@ def test_rules_nested_hundreds_deep_are_read(tmp_path):
     assert set(rule_variables(net.asts["C"])) == {"A", "B"} and net.asts["C"][0] == "and"
 
 
-def test_rules_too_deep_to_simulate_are_refused_in_one_line(tmp_path):
+def _alternating(depth: int) -> str:
     cond = _cmp("eq", "A", "1")
-    for i in range(150):  # alternating and/or: no flattening
+    for i in range(depth):  # alternating or/and: nothing to flatten
         cond = _apply("and" if i % 2 else "or", cond, _cmp("eq", "B", "1"))
-    path = tmp_path / "deep.sbml"
-    path.write_text(_sbml(_sp("A") + _sp("B") + _sp("C"), _tr("C", [(1, cond)])))
-    with pytest.raises(ModelFileError, match=r"the rule of C is nested 151 levels deep .* up to 100 levels"):
-        read_model(path)
+    return _sbml(_sp("A") + _sp("B") + _sp("C"), _tr("C", [(1, cond)]))
+
+
+def test_rules_too_deep_to_simulate_are_refused_in_one_line():
+    net = read_model(_alternating(150))  # read, but more brackets than Python compiles
+    with pytest.raises(ModelFileError) as err:
+        compile_network(net)
+    assert "the rule of C is nested too deeply to be simulated" in str(err.value) and "\n" not in str(err.value)
+    compile_network(read_model(_alternating(60)))
+    with pytest.raises(ModelFileError, match=r"the rule of C is nested 402 levels deep .* more than the 300"):
+        read_model(_alternating(401))
 
 
 TOGGLE_BNET = """# @input SIG = 0.5 sd 0.3
