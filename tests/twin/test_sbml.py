@@ -207,6 +207,12 @@ def test_what_is_not_read_is_refused_in_one_line(tmp_path, text, expected):
     assert expected in msg and "\n" not in msg and str(path) in msg
 
 
+def test_apply_around_one_expression_is_a_bracket():
+    # some exporters write <apply><apply><eq/>...</apply></apply>
+    grouped = _sbml(_sp("A") + _sp("B"), _tr("B", [(1, "<apply>" + _cmp("eq", "A", "0") + "</apply>")]))
+    assert read_model(grouped).rules["B"] == "not A"
+
+
 def test_doctype_is_refused_before_any_parsing(tmp_path):
     # a 'billion laughs' document: refused on sight, never expanded
     bomb = ('<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>\n'
