@@ -1,6 +1,6 @@
 """Reading Boolean gene-regulatory network models.
 
-Three text formats are understood (see :func:`read_model`):
+Five formats are understood (see :func:`read_model`):
 
 ``scanpy``
     The format of scanpy's ``sim_models/krumsiek11.txt``: ``Gene = rule`` lines with python-style
@@ -411,7 +411,7 @@ def _detect_format(lines: list[str], path: Path | None) -> str:
         return "sbml"
     if suffix == ".booleannet":
         return "booleannet"
-    first = next((ln.strip() for ln in lines if ln.strip()), "")
+    first = next((ln.strip().lstrip("\ufeff") for ln in lines if ln.strip()), "")
     if first.startswith("<"):
         return "sbml"
     if any(_BOOLEANNET_UPDATE.match(ln) for ln in lines if not ln.lstrip().startswith("#")):
@@ -450,7 +450,7 @@ def _refuse_unsupported(path: Path | None, text: str | None) -> None:
     if path is not None:
         kind = _UNSUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None and text is not None:
-        head = text.lstrip()[:20000]
+        head = text.lstrip("\ufeff \t\r\n")[:20000]
         if head.startswith("<") and not re.search(r"<(?:\w+:)?sbml[\s>]", head):
             kind = "GINsim (GINML)" if "<gxl" in head else "XML (not SBML)"
     if kind is not None:

@@ -318,6 +318,7 @@ def parse_sbml_qual(text: str, origin: str) -> QualModel:
         raise fail("the XML file declares a DOCTYPE or ENTITY; such declarations are not read (no entity "
                    "of a model file is expanded). Remove the declaration, or export the model again as "
                    "SBML-qual or .bnet.")
+    text = text.lstrip("\ufeff \t\r\n")  # a byte-order mark or blank lines before '<?xml'
     try:
         # safe here: entity expansion and external entities need a DOCTYPE, refused above
         root = ET.fromstring(text)  # noqa: S314

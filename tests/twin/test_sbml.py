@@ -221,9 +221,12 @@ def test_doctype_is_refused_before_any_parsing(tmp_path):
         read_model(bomb)
 
 
-def test_sbml_text_is_detected_without_a_suffix():
+def test_sbml_text_is_detected_without_a_suffix(tmp_path):
     net = read_model(_sbml(TOY_SPECIES, TOY_TRANSITIONS))
     assert net.format == "sbml" and net.n_genes == 9
+    path = tmp_path / "exported.txt"  # with a byte-order mark and a blank line before '<?xml'
+    path.write_text("\ufeff\n" + _sbml(TOY_SPECIES, TOY_TRANSITIONS), encoding="utf-8")
+    assert read_model(path).format == "sbml"
 
 
 def test_load_model_of_an_sbml_file_simulates_as_its_bnet(tmp_path):
