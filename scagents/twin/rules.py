@@ -411,7 +411,7 @@ def _detect_format(lines: list[str], path: Path | None) -> str:
         return "sbml"
     if suffix == ".booleannet":
         return "booleannet"
-    first = next((ln.strip().lstrip("\ufeff") for ln in lines if ln.strip()), "")
+    first = next((t for ln in lines if (t := ln.strip().lstrip("\ufeff").strip())), "")
     if first.startswith("<"):
         return "sbml"
     if any(_BOOLEANNET_UPDATE.match(ln) for ln in lines if not ln.lstrip().startswith("#")):
