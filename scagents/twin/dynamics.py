@@ -130,9 +130,14 @@ def compile_network(network: BooleanNetwork) -> CompiledNetwork:
     namespace: dict = {}
     try:
         code = compile(source, f"<rules of {network.name}>", "exec")
-    except (SyntaxError, RecursionError) as err:  # e.g. 'too many nested parentheses'
-        line = getattr(err, "lineno", None)
-        gene = network.genes[dynamic[line - 2]] if line is not None and 2 <= line < len(dynamic) + 2 else None
+    except (SyntaxError, RecursionError):  # e.g. 'too many nested parentheses'
+        gene = None
+        for j, line in zip(dynamic, lines[1:], strict=False):  # name the rule (only on this failure)
+            try:
+                compile(line.strip(), "<rule>", "exec")
+            except (SyntaxError, RecursionError):
+                gene = network.genes[j]
+                break
         raise _too_deep(network, gene) from None
     exec(code, namespace)  # noqa: S102
     return CompiledNetwork(network, namespace["_rules"], np.array(dynamic, dtype=int),

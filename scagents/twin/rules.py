@@ -124,61 +124,71 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]]):
-        self.tokens = tokens
-        self.i = 0
+class _Frame:
+    """One bracket level of the parser: the or-terms done, the and-terms of the current one, and the
+    ``!`` waiting for their operand."""
 
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
+    __slots__ = ("or_terms", "and_terms", "nots")
 
-    def take(self) -> tuple[str, str]:
-        tok = self.peek()
-        if tok is None:
-            raise RuleSyntaxError("the rule ends unexpectedly (missing operand or ')')")
-        self.i += 1
-        return tok
+    def __init__(self, nots: int = 0):
+        self.or_terms: list[tuple] = []
+        self.and_terms: list[tuple] = []
+        self.nots = nots  # '!' before the '(' that opened this level (applied when it closes)
 
-    def parse(self) -> tuple:
-        if not self.tokens:
-            raise RuleSyntaxError("empty rule")
-        node = self.or_expr()
-        if self.peek() is not None:
-            raise RuleSyntaxError(f"unexpected {self.peek()[1]!r} after a complete expression")
-        return node
+    def close_and(self) -> None:
+        terms = self.and_terms
+        self.or_terms.append(terms[0] if len(terms) == 1 else ("and", terms))
+        self.and_terms = []
 
-    def or_expr(self) -> tuple:
-        terms = [self.and_expr()]
-        while self.peek() == ("op", "|"):
-            self.take()
-            terms.append(self.and_expr())
-        return terms[0] if len(terms) == 1 else ("or", terms)
+    def node(self) -> tuple:
+        self.close_and()
+        return self.or_terms[0] if len(self.or_terms) == 1 else ("or", self.or_terms)
 
-    def and_expr(self) -> tuple:
-        terms = [self.not_expr()]
-        while self.peek() == ("op", "&"):
-            self.take()
-            terms.append(self.not_expr())
-        return terms[0] if len(terms) == 1 else ("and", terms)
 
-    def not_expr(self) -> tuple:
-        if self.peek() == ("op", "!"):
-            self.take()
-            return ("not", self.not_expr())
-        return self.atom()
+def _negate(node: tuple, nots: int) -> tuple:
+    for _ in range(nots):
+        node = ("not", node)
+    return node
 
-    def atom(self) -> tuple:
-        kind, value = self.take()
-        if kind == "var":
-            return ("var", value)
-        if kind == "const":
-            return ("const", _CONSTANTS[value])
-        if value == "(":
-            node = self.or_expr()
-            if self.take() != ("op", ")"):
-                raise RuleSyntaxError("missing ')'")
-            return node
-        raise RuleSyntaxError(f"unexpected {value!r} where a gene name or '(' was expected")
+
+def _parse_tokens(tokens: list[tuple[str, str]]) -> tuple:
+    """``or := and ('|' and)*``, ``and := not ('&' not)*``, ``not := '!' not | atom``,
+    ``atom := name | constant | '(' or ')'``, parsed with an explicit stack of bracket levels, so
+    rules nested hundreds of brackets deep (machine-written models) are read."""
+    if not tokens:
+        raise RuleSyntaxError("empty rule")
+    frames = [_Frame()]
+    pending_nots = 0  # '!' read, waiting for an operand
+    expect_operand = True
+    for kind, value in tokens:
+        frame = frames[-1]
+        if expect_operand:
+            if (kind, value) == ("op", "!"):
+                pending_nots += 1
+            elif (kind, value) == ("op", "("):
+                frames.append(_Frame(pending_nots))
+                pending_nots = 0
+            elif kind in ("var", "const"):
+                operand = ("var", value) if kind == "var" else ("const", _CONSTANTS[value])
+                frame.and_terms.append(_negate(operand, pending_nots))
+                pending_nots, expect_operand = 0, False
+            else:
+                raise RuleSyntaxError(f"unexpected {value!r} where a gene name or '(' was expected")
+        elif (kind, value) == ("op", "&"):
+            expect_operand = True
+        elif (kind, value) == ("op", "|"):
+            frame.close_and()
+            expect_operand = True
+        elif (kind, value) == ("op", ")") and len(frames) > 1:
+            frames.pop()
+            frames[-1].and_terms.append(_negate(frame.node(), frame.nots))
+        elif len(frames) > 1:
+            raise RuleSyntaxError("missing ')'")
+        else:
+            raise RuleSyntaxError(f"unexpected {value!r} after a complete expression")
+    if expect_operand or len(frames) > 1:
+        raise RuleSyntaxError("the rule ends unexpectedly (missing operand or ')')")
+    return frames[0].node()
 
 
 def parse_rule(text: str) -> tuple:
@@ -189,7 +199,7 @@ def parse_rule(text: str) -> tuple:
     RuleSyntaxError
         When the expression is malformed.
     """
-    return _Parser(_tokenize(text)).parse()
+    return _parse_tokens(_tokenize(text))
 
 
 def rule_variables(node: tuple) -> list[str]:
@@ -696,10 +706,12 @@ def _parse_entries(entries: list[tuple[int, str, str]], origin: str, *, implicit
             asts[target] = parse_rule(rule)
         except RuleSyntaxError as err:
             raise _fail(origin, lineno, f"syntax error in the rule of {target}: {err} (rule: {_excerpt(rule)})") from None
-        except RecursionError:
-            raise _fail(origin, lineno, f"the rule of {target} nests parentheses deeper than the rule parser "
-                                        "reads (more than about 200 levels); the SBML-qual export of the same model is "
-                                        "read without this limit.") from None
+        if _rule_depth(asts[target]) > MAX_RULE_DEPTH:  # e.g. '(a | (b | (c | ...)))': flatten
+            asts[target] = flatten_rule(asts[target])  # type: ignore[arg-type]
+        if (depth := _rule_depth(asts[target])) > MAX_RULE_DEPTH:  # type: ignore[arg-type]
+            raise _fail(origin, lineno, f"the rule of {target} is nested {depth} levels deep (and/or/not), more "
+                                        f"than the {MAX_RULE_DEPTH} scagents reads; simplify it (e.g. to a "
+                                        "disjunctive normal form).")
 
     genes = list(asts)
     defined = {g.lower(): g for g in asts}  # the genes with a line of their own, by lower-case name
@@ -792,9 +804,10 @@ def _read_booleannet(lines: list[str], origin: str, meta: dict, entries: list[tu
 
 
 MAX_RULE_DEPTH = 300
-"""Deepest rule read (levels of and/or/not): the rule trees are walked recursively downstream. (The
-simulator compiles rules to Python expressions, which allow 200 nested brackets: about 100-200 levels;
-:func:`scagents.twin.compile_network` refuses a deeper rule by name.)"""
+"""Deepest rule read (levels of and/or/not; a deeper rule is first flattened by :func:`flatten_rule`):
+the rule trees are walked recursively downstream. (The simulator compiles rules to Python
+expressions, which allow 200 nested brackets: about 100-200 levels; :func:`scagents.twin.compile_network`
+refuses a deeper rule by name.)"""
 
 
 def _rule_depth(node: tuple) -> int:
@@ -808,6 +821,37 @@ def _rule_depth(node: tuple) -> int:
         elif x[0] == "not":
             stack.append((x[1], d + 1))
     return best
+
+
+def flatten_rule(node: tuple) -> tuple:
+    """The same rule with nested and-in-and / or-in-or merged (``a | (b | c)`` → ``a | b | c``).
+
+    Same truth table and the same text from :func:`format_rule`; iterative, for rules nested deeper
+    than the recursion limit. Only rules deeper than :data:`MAX_RULE_DEPTH` are flattened when read
+    (the others keep the shape written in the file).
+    """
+    done: dict[int, tuple] = {}
+    stack: list[tuple[tuple, bool]] = [(node, False)]
+    while stack:
+        x, ready = stack.pop()
+        kind = x[0]
+        if kind in ("var", "const"):
+            done[id(x)] = x
+            continue
+        kids = [x[1]] if kind == "not" else x[1]
+        if not ready:
+            stack.append((x, True))
+            stack.extend((c, False) for c in kids)
+            continue
+        new = [done[id(c)] for c in kids]
+        if kind == "not":
+            done[id(x)] = ("not", new[0])
+        else:
+            merged: list[tuple] = []
+            for c in new:
+                merged.extend(c[1] if c[0] == kind else [c])
+            done[id(x)] = (kind, merged)
+    return done[id(node)]
 
 
 def _case_message(target: str, var: str, other: str, other_defined: bool) -> str:

@@ -9,7 +9,14 @@ import pytest
 
 from scagents.errors import ModelFileError
 from scagents.twin import read_model
-from scagents.twin.rules import UndefinedInputWarning, undefined_inputs_line
+from scagents.twin.rules import (
+    RuleSyntaxError,
+    UndefinedInputWarning,
+    flatten_rule,
+    format_rule,
+    parse_rule,
+    undefined_inputs_line,
+)
 from tests.conftest import shared_file
 
 
@@ -182,3 +189,25 @@ def test_genes_set_in_the_milieu_are_inputs_by_intent_and_not_named():
     assert undefined_inputs_line(net, given={"EGF": 1.0}).startswith(
         "1 gene has no rule and is treated as an input: TGFB.")
     assert undefined_inputs_line(net, given={"EGF": 1.0, "TGFB": 0.0}) is None
+
+
+def test_rules_nested_hundreds_of_brackets_deep_are_read():
+    # machine-written models (biodivine's exports) nest brackets deeper than Python's recursion limit
+    deep_or = "a"
+    for name in ["b", "c"] * 600:
+        deep_or = f"({name} | {deep_or})"
+    net = read_model(f"targets, factors\nx, {deep_or} & !((((((((y))))))))\na, a\nb, b\nc, c\ny, y\n", format="bnet")
+    assert net.asts["x"] == ("and", [("or", [("var", "c"), ("var", "b")] * 600 + [("var", "a")]),
+                                     ("not", ("var", "y"))])
+    assert net.rules["x"].startswith("(c or b or c or b")
+    assert parse_rule("(" * 2000 + "a" + ")" * 2000) == ("var", "a")
+    with pytest.raises(RuleSyntaxError, match="missing"):
+        parse_rule("(" * 2000 + "a b" + ")" * 2000)
+
+
+def test_flatten_rule_keeps_the_rule():
+    node = parse_rule("a | (b | !(c & (d & e)))")
+    assert flatten_rule(node) == ("or", [("var", "a"), ("var", "b"),
+                                         ("not", ("and", [("var", "c"), ("var", "d"), ("var", "e")]))])
+    assert format_rule(flatten_rule(node)) == format_rule(node)
+
