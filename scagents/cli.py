@@ -55,7 +55,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help=".h5ad / .h5mu / 10x .h5 file or matrix-market folder")
     p.add_argument("--out", default=None, help="output folder (default: ./scagents_runs/<time>_<goal>)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
-    p.add_argument("--model", default="th", help="twin model when no --data is given: th, krumsiek11")
+    p.add_argument("--model", default="th", help="twin model when no --data is given: th, krumsiek11, or a Boolean model "
+                        "file (.bnet, SBML-qual .sbml/.xml, BooleanNet 'A* = rule', scanpy-style .txt)")
     p.add_argument("--n-cells", type=int, default=1000, help="cells simulated per condition on the twin")
     p.add_argument("--inputs", nargs="+", default=None, metavar="GENE=VALUE",
                    help="twin milieu: activity (0-1) of model input genes, e.g. --inputs TCR=1 IL12=1")

@@ -153,9 +153,10 @@ class SteerCells(_Args):
                                           "(default 2, as the CLI's goal without a number); with goal or "
                                           "target.")
     model: str = Field("th", description="Twin model: 'th' (T-helper, Mendoza 2006), 'krumsiek11', or a "
-                       "Boolean model file in the working directory (.bnet, scanpy-style .txt, BoolODE "
-                       "tab-separated) whose fates are '# @fate NAME = RULE' lines or a NAME.inputs.json "
-                       "sidecar. A goal naming only another shipped model's fates uses that model.")
+                       "Boolean model file in the working directory (.bnet, SBML-qual .sbml/.xml, BooleanNet "
+                       "'A* = rule', scanpy-style .txt, BoolODE tab-separated) whose fates are "
+                       "'# @fate NAME = RULE' lines or a NAME.inputs.json sidecar. A goal naming only "
+                       "another shipped model's fates uses that model.")
     inputs: dict[str, float] | None = Field(None, description="Milieu: activities (0-1) of the model's input "
                                             "genes, e.g. {'IL12': 1, 'TCR': 1} (the CLI's --inputs).")
     n_cells: int | None = Field(None, ge=10, le=20000, description="Cells per simulated population (the "

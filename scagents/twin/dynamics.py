@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scagents.errors import ModelFileError
 from scagents.perturbation import Perturbation
 from scagents.twin.rules import BooleanNetwork, parse_rule
 
@@ -140,14 +141,36 @@ def compile_network(network: BooleanNetwork) -> CompiledNetwork:
         if node is None or idx[g] in inputs:
             continue
         dynamic.append(idx[g])
-        lines.append(f"    out[{idx[g]}] = {_expr(node, idx)}")
+        try:
+            lines.append(f"    out[{idx[g]}] = {_expr(node, idx)}")
+        except RecursionError:
+            raise _too_deep(network, g) from None
     if not dynamic:
         lines.append("    pass")
     source = "\n".join(lines)
     namespace: dict = {}
-    exec(compile(source, f"<rules of {network.name}>", "exec"), namespace)  # noqa: S102
+    try:
+        code = compile(source, f"<rules of {network.name}>", "exec")
+    except (SyntaxError, RecursionError):  # e.g. 'too many nested parentheses'
+        gene = None
+        for j, line in zip(dynamic, lines[1:], strict=False):  # name the rule (only on this failure)
+            try:
+                compile(line.strip(), "<rule>", "exec")
+            except (SyntaxError, RecursionError):
+                gene = network.genes[j]
+                break
+        raise _too_deep(network, gene) from None
+    exec(code, namespace)  # noqa: S102
     return CompiledNetwork(network, namespace["_rules"], np.array(dynamic, dtype=int),
                            np.array(inputs, dtype=int), source)
+
+
+def _too_deep(network: BooleanNetwork, gene: str | None) -> ModelFileError:
+    """The refusal of a rule nested too deeply to be compiled (Python allows 200 nested brackets)."""
+    which = f"the rule of {gene}" if gene else "a rule"
+    return ModelFileError(f"model {network.name!r}: {which} is nested too deeply to be simulated (its compiled "
+                          "expression needs more than the 200 nested brackets Python allows: about 100-200 "
+                          "levels of and/or); simplify it (e.g. to a disjunctive normal form).")
 
 
 _CACHE: dict[int, CompiledNetwork] = {}

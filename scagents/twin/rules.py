@@ -1,6 +1,6 @@
 """Reading Boolean gene-regulatory network models.
 
-Three text formats are understood (see :func:`read_model`):
+Five formats are understood (see :func:`read_model`):
 
 ``scanpy``
     The format of scanpy's ``sim_models/krumsiek11.txt``: ``Gene = rule`` lines with python-style
@@ -32,6 +32,28 @@ Three text formats are understood (see :func:`read_model`):
     ``# @fate Th1 = Tbet & !GATA3``) set the milieu, initial states and fates, as in scagents' own
     files (names with or without the ``v_`` prefix).
 
+``sbml``
+    SBML-qual (SBML Level 3 Qualitative Models, ``.sbml`` / ``.xml``; GINsim, bioLQM, CellCollective,
+    BoolNet and BioModels exports) of Boolean models: every species has ``maxLevel`` at most 1. Read
+    by :mod:`scagents.twin.sbml` with the standard library (a ``<!DOCTYPE``/``<!ENTITY`` declaration
+    is refused); each transition's MathML becomes a rule, so the network is the one the same model
+    written as ``.bnet`` gives. Genes are named by the species names (made valid: ``APC/C`` →
+    ``APC_C``; the id where a species has no name) when these are all different, else by the species
+    ids; the other spelling is an alias. Constant species are inputs; ``initialLevel`` is the initial
+    state.
+
+``booleannet``
+    BooleanNet (Albert et al. 2008) update rules ``A* = B and not C`` (an optional rank label
+    ``1: A* = ...`` is ignored: the truth tables do not depend on it), initial-value lines
+    ``A = B = True`` (``True``, ``False`` or ``Random``: initial activity 1, 0, or 0.5 with per-cell
+    sd 0.5) and ``#`` comments (also holding directives, as in ``.bnet``). A gene with an initial
+    value but no update rule is an input held at that value; genes only read by rules are inputs
+    named in an :class:`UndefinedInputWarning`, as in ``.bnet``. BooleanNet allows ``+`` in names
+    (``Ca2+c``): it becomes ``_`` (``Ca2_c``) and the original spelling is kept as an alias.
+
+For ``.bnet``, SBML-qual and BooleanNet, a ``v_`` prefix shared by every name (CellCollective and
+biodivine exports) is removed and kept as an alias.
+
 Any format: a plain-text sidecar next to the model file, ``<stem>.inputs.json`` or
 ``<stem>.inputs.tsv`` (``model.bnet`` → ``model.inputs.json``), adds or overrides inputs, initial
 states and fates (:func:`read_sidecar`; never executed)::
@@ -58,7 +80,7 @@ import pandas as pd
 
 from scagents.errors import GeneNotFoundError, ModelFileError
 
-FORMATS: tuple[str, ...] = ("scanpy", "boolode", "bnet")
+FORMATS: tuple[str, ...] = ("scanpy", "boolode", "bnet", "sbml", "booleannet")
 
 # --------------------------------------------------------------------------------------------------
 # Rule expressions: tokenizer + recursive-descent parser producing a small tuple AST
@@ -102,61 +124,71 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]]):
-        self.tokens = tokens
-        self.i = 0
+class _Frame:
+    """One bracket level of the parser: the or-terms done, the and-terms of the current one, and the
+    ``!`` waiting for their operand."""
 
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
+    __slots__ = ("or_terms", "and_terms", "nots")
 
-    def take(self) -> tuple[str, str]:
-        tok = self.peek()
-        if tok is None:
-            raise RuleSyntaxError("the rule ends unexpectedly (missing operand or ')')")
-        self.i += 1
-        return tok
+    def __init__(self, nots: int = 0):
+        self.or_terms: list[tuple] = []
+        self.and_terms: list[tuple] = []
+        self.nots = nots  # '!' before the '(' that opened this level (applied when it closes)
 
-    def parse(self) -> tuple:
-        if not self.tokens:
-            raise RuleSyntaxError("empty rule")
-        node = self.or_expr()
-        if self.peek() is not None:
-            raise RuleSyntaxError(f"unexpected {self.peek()[1]!r} after a complete expression")
-        return node
+    def close_and(self) -> None:
+        terms = self.and_terms
+        self.or_terms.append(terms[0] if len(terms) == 1 else ("and", terms))
+        self.and_terms = []
 
-    def or_expr(self) -> tuple:
-        terms = [self.and_expr()]
-        while self.peek() == ("op", "|"):
-            self.take()
-            terms.append(self.and_expr())
-        return terms[0] if len(terms) == 1 else ("or", terms)
+    def node(self) -> tuple:
+        self.close_and()
+        return self.or_terms[0] if len(self.or_terms) == 1 else ("or", self.or_terms)
 
-    def and_expr(self) -> tuple:
-        terms = [self.not_expr()]
-        while self.peek() == ("op", "&"):
-            self.take()
-            terms.append(self.not_expr())
-        return terms[0] if len(terms) == 1 else ("and", terms)
 
-    def not_expr(self) -> tuple:
-        if self.peek() == ("op", "!"):
-            self.take()
-            return ("not", self.not_expr())
-        return self.atom()
+def _negate(node: tuple, nots: int) -> tuple:
+    for _ in range(nots):
+        node = ("not", node)
+    return node
 
-    def atom(self) -> tuple:
-        kind, value = self.take()
-        if kind == "var":
-            return ("var", value)
-        if kind == "const":
-            return ("const", _CONSTANTS[value])
-        if value == "(":
-            node = self.or_expr()
-            if self.take() != ("op", ")"):
-                raise RuleSyntaxError("missing ')'")
-            return node
-        raise RuleSyntaxError(f"unexpected {value!r} where a gene name or '(' was expected")
+
+def _parse_tokens(tokens: list[tuple[str, str]]) -> tuple:
+    """``or := and ('|' and)*``, ``and := not ('&' not)*``, ``not := '!' not | atom``,
+    ``atom := name | constant | '(' or ')'``, parsed with an explicit stack of bracket levels, so
+    rules nested hundreds of brackets deep (machine-written models) are read."""
+    if not tokens:
+        raise RuleSyntaxError("empty rule")
+    frames = [_Frame()]
+    pending_nots = 0  # '!' read, waiting for an operand
+    expect_operand = True
+    for kind, value in tokens:
+        frame = frames[-1]
+        if expect_operand:
+            if (kind, value) == ("op", "!"):
+                pending_nots += 1
+            elif (kind, value) == ("op", "("):
+                frames.append(_Frame(pending_nots))
+                pending_nots = 0
+            elif kind in ("var", "const"):
+                operand = ("var", value) if kind == "var" else ("const", _CONSTANTS[value])
+                frame.and_terms.append(_negate(operand, pending_nots))
+                pending_nots, expect_operand = 0, False
+            else:
+                raise RuleSyntaxError(f"unexpected {value!r} where a gene name or '(' was expected")
+        elif (kind, value) == ("op", "&"):
+            expect_operand = True
+        elif (kind, value) == ("op", "|"):
+            frame.close_and()
+            expect_operand = True
+        elif (kind, value) == ("op", ")") and len(frames) > 1:
+            frames.pop()
+            frames[-1].and_terms.append(_negate(frame.node(), frame.nots))
+        elif len(frames) > 1:
+            raise RuleSyntaxError("missing ')'")
+        else:
+            raise RuleSyntaxError(f"unexpected {value!r} after a complete expression")
+    if expect_operand or len(frames) > 1:
+        raise RuleSyntaxError("the rule ends unexpectedly (missing operand or ')')")
+    return frames[0].node()
 
 
 def parse_rule(text: str) -> tuple:
@@ -167,7 +199,7 @@ def parse_rule(text: str) -> tuple:
     RuleSyntaxError
         When the expression is malformed.
     """
-    return _Parser(_tokenize(text)).parse()
+    return _parse_tokens(_tokenize(text))
 
 
 def rule_variables(node: tuple) -> list[str]:
@@ -269,7 +301,8 @@ class BooleanNetwork:
         Genes read by rules of a ``.bnet`` file that have no rule of their own and are not declared
         by ``@input`` (nor a sidecar): inputs by default, named by :func:`undefined_inputs_line`.
     format
-        The format the rules were read in (``"scanpy"``, ``"boolode"``, ``"bnet"``).
+        The format the rules were read in (``"scanpy"``, ``"boolode"``, ``"bnet"``, ``"sbml"``,
+        ``"booleannet"``).
     """
 
     name: str
@@ -367,18 +400,32 @@ def _read_text(path: Path) -> str:
         size = path.stat().st_size
         if size > MAX_MODEL_BYTES:
             raise _fail(str(path), None, f"the file has {size:,} bytes, more than a model file can "
-                        f"have ({MAX_MODEL_BYTES:,}); give a Boolean model file (.txt, .bnet).")
+                        f"have ({MAX_MODEL_BYTES:,}); give a Boolean model file (.bnet, .sbml, .txt).")
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise _fail(str(path), None, "the file is not UTF-8 text (a binary file?); give a Boolean "
-                    "model file (.txt, .bnet).") from None
+                    "model file (.bnet, .sbml, .txt).") from None
     except OSError as exc:
         raise _fail(str(path), None, f"cannot be read ({type(exc).__name__}: {exc.strerror}).") from None
 
 
+_BOOLEANNET_UPDATE = re.compile(r"^\s*(?:\d+\s*:\s*)?([A-Za-z0-9_+\-][A-Za-z0-9_+\-.]*)\s*\*\s*=(.*)$")
+"""A BooleanNet update line: optional rank label, ``NAME* = rule`` (also ``NAME *= rule``)."""
+
+
 def _detect_format(lines: list[str], path: Path | None) -> str:
-    if path is not None and path.suffix.lower() == ".bnet":
+    suffix = path.suffix.lower() if path is not None else ""
+    if suffix == ".bnet":
         return "bnet"
+    if suffix in (".sbml", ".xml"):
+        return "sbml"
+    if suffix == ".booleannet":
+        return "booleannet"
+    first = next((t for ln in lines if (t := ln.strip().lstrip("\ufeff").strip())), "")
+    if first.startswith("<"):
+        return "sbml"
+    if any(_BOOLEANNET_UPDATE.match(ln) for ln in lines if not ln.lstrip().startswith("#")):
+        return "booleannet"
     for line in lines:
         s = line.strip()
         if not s or s.startswith("#"):
@@ -394,34 +441,33 @@ def _detect_format(lines: list[str], path: Path | None) -> str:
 
 
 SUPPORTED = ("scagents reads Boolean models as .bnet ('target, rule' with &, |, !: PyBoolNet, BoolNet, "
-             "CellCollective and biodivine exports), scanpy-style 'Gene = rule' text or BoolODE "
-             "'Gene<TAB>Rule' files")
+             "CellCollective and biodivine exports), Boolean SBML-qual (.sbml/.xml, every species maxLevel 1: "
+             "GINsim, bioLQM, CellCollective, BioModels), BooleanNet ('A* = rule'), scanpy-style "
+             "'Gene = rule' text or BoolODE 'Gene<TAB>Rule' files")
 
-_UNSUPPORTED_SUFFIXES = {".sbml": "SBML-qual", ".xml": "SBML-qual (XML)", ".ginml": "GINsim (GINML)",
-                         ".zginml": "GINsim (zipped GINML)", ".bnd": "MaBoSS", ".cfg": "MaBoSS",
-                         ".booleannet": "BooleanNet", ".an": "AN (automata network)",
-                         ".aeon": "AEON", ".zip": "a zip archive"}
+_UNSUPPORTED_SUFFIXES = {".ginml": "GINsim (GINML)", ".zginml": "GINsim (zipped GINML)", ".bnd": "MaBoSS",
+                         ".cfg": "MaBoSS", ".an": "AN (automata network)", ".aeon": "AEON",
+                         ".zip": "a zip archive", ".sedml": "SED-ML", ".omex": "a COMBINE archive (OMEX)"}
 
 
 def _refuse_unsupported(path: Path | None, text: str | None) -> None:
     """Refuse, in one line naming the supported ones, a model in a format scagents does not read.
 
-    Known by the file's suffix (SBML-qual, GINsim, MaBoSS, BooleanNet, AEON ...) or, for text, by
-    an XML start or BooleanNet's ``A* = rule`` update lines.
+    Known by the file's suffix (GINsim, MaBoSS, AEON, zip ...) or, for text, by an XML start that
+    is not SBML (GINML's ``<gxl>``, another XML format).
     """
     kind = None
     if path is not None:
         kind = _UNSUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None and text is not None:
-        head = text.lstrip()[:2000]
-        if head.startswith("<"):
-            kind = "SBML-qual (XML)" if "sbml" in head.lower() else "XML"
-        elif re.search(r"^\s*[A-Za-z0-9_]+\s*\*\s*=", text, re.M):
-            kind = "BooleanNet ('A* = rule')"
+        head = text.lstrip("\ufeff \t\r\n")[:20000]
+        if head.startswith("<") and not re.search(r"<(?:\w+:)?sbml[\s>]", head):
+            kind = "GINsim (GINML)" if "<gxl" in head else "XML (not SBML)"
     if kind is not None:
         origin = str(path) if path is not None else "<model text>"
         raise ModelFileError(f"{origin}: {kind} model files are not read; {SUPPORTED}. Export the model as "
-                             ".bnet first (GINsim, bioLQM, CellCollective and BoolNet export BoolNet/bnet).")
+                             ".bnet or SBML-qual first (GINsim, bioLQM, CellCollective and BoolNet export "
+                             "both).")
 
 
 def _parse_value_sd(text: str) -> tuple[float, float | None]:
@@ -442,8 +488,10 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
     path_or_text
         A path to a model file, or the model text itself (any string with a newline is text).
     format
-        ``"scanpy"`` (``Gene = rule``; scagents' own files), ``"boolode"`` (``Gene<TAB>Rule``) or
-        ``"bnet"`` (``target, rule``); ``None`` detects it from the suffix and the first line.
+        ``"scanpy"`` (``Gene = rule``; scagents' own files), ``"boolode"`` (``Gene<TAB>Rule``),
+        ``"bnet"`` (``target, rule``), ``"sbml"`` (Boolean SBML-qual) or ``"booleannet"``
+        (``A* = rule``); ``None`` detects it from the suffix (``.bnet``, ``.sbml``/``.xml``,
+        ``.booleannet``) and the text (an XML start is SBML-qual, an ``A* =`` line BooleanNet).
 
     Returns
     -------
@@ -453,15 +501,19 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
     Raises
     ------
     ModelFileError
-        The file is empty, a rule has a syntax error, a rule names an unknown gene (scanpy and
-        boolode formats, where every gene must have a line), a rule reads a name that differs from
-        another gene's only in letter case (bnet) or a gene is defined twice; the message gives the
-        line number.
+        In one line: the file is empty, a rule has a syntax error, a rule names an unknown gene
+        (scanpy and boolode formats, where every gene must have a line), a rule reads a name that
+        differs from another gene's only in letter case (bnet, BooleanNet) or a gene is defined twice
+        (with the line number); an SBML file declares a DOCTYPE/ENTITY, is multi-valued (a species
+        with ``maxLevel`` > 1), has a result level other than 0/1 or MathML outside the supported set
+        (naming the species or transition); or the file is in a format scagents does not read
+        (GINML, MaBoSS, AEON, a zip archive...), naming the ones it reads.
 
     Warns
     -----
     UndefinedInputWarning
-        A ``.bnet`` rule reads genes without a rule that are not declared as inputs (named).
+        A ``.bnet`` or BooleanNet rule reads genes without a rule that are not declared as inputs
+        (named).
     """
     path: Path | None = None
     if isinstance(path_or_text, Path) or ("\n" not in str(path_or_text)):
@@ -544,7 +596,9 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
             # only a real file beside the model, never a link to a file elsewhere
             if ics.is_file() and ics.resolve().parent == path.resolve().parent:
                 _read_boolode_ics(ics, meta)
-    else:  # bnet
+    elif fmt == "booleannet":
+        _read_booleannet(lines, origin, meta, entries)
+    elif fmt == "bnet":
         for lineno, raw in enumerate(lines, start=1):
             directive = raw.strip().lstrip("#").strip()
             if raw.strip().startswith("#") and directive.startswith("@"):
@@ -560,58 +614,35 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
                 continue
             entries.append((lineno, target, rule))
 
-    if not entries:
-        raise _fail(origin, None, "the model contains no rules (empty file or only comments).")
+    if fmt == "sbml":
+        from scagents.twin.sbml import parse_sbml_qual
 
-    # parse every rule
-    asts: dict[str, tuple | None] = {}
-    lineno_of: dict[str, int] = {}
-    for lineno, target, rule in entries:
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]*", target):
-            raise _fail(origin, lineno, f"{_excerpt(target)} is not a valid gene name")
-        if target in asts:
-            raise _fail(origin, lineno, f"gene {target!r} already has a rule on line {lineno_of[target]}")
-        lineno_of[target] = lineno
-        if rule == "":
-            asts[target] = None
-            continue
-        try:
-            asts[target] = parse_rule(rule)
-        except RuleSyntaxError as err:
-            raise _fail(origin, lineno, f"syntax error in the rule of {target}: {err} (rule: {_excerpt(rule)})") from None
+        qual = parse_sbml_qual(text, origin)
+        asts: dict[str, tuple | None] = dict(qual.asts)
+        genes = list(qual.genes)
+        undefined: dict[str, str] = {}
+        meta["initial"].update(qual.initial)
+        meta["input_values"].update(qual.constant)
+        meta["aliases"].update(qual.aliases)
+    else:
+        if not entries:
+            raise _fail(origin, None, "the model contains no rules (empty file or only comments).")
+        asts, genes, undefined = _parse_entries(entries, origin, implicit_inputs=fmt in ("bnet", "booleannet"))
 
-    genes = list(asts)
-    implicit_inputs = fmt == "bnet"
-    defined = {g.lower(): g for g in asts}  # the genes with a line of their own, by lower-case name
-    undefined: dict[str, str] = {}  # genes read only on right-hand sides (bnet), by lower-case name
-    for target, node in list(asts.items()):
-        if node is None:
-            continue
-        for var in rule_variables(node):
-            if var in asts:
-                continue
-            if implicit_inputs:
-                other = defined.get(var.lower()) or undefined.get(var.lower())
-                if other is not None:
-                    raise _fail(origin, lineno_of[target], _case_message(target, var, other, other in defined.values()))
-                undefined[var.lower()] = var
-                asts[var] = None
-                genes.append(var)
-                continue
-            close = difflib.get_close_matches(var, genes, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise _fail(origin, lineno_of[target],
-                        f"the rule of {target} uses unknown gene {var!r}.{hint} Every gene needs its own "
-                        f"line ('{var} = ...', empty right-hand side for an input).")
-
+    for target, node in asts.items():
+        if node is not None and (depth := _rule_depth(node)) > MAX_RULE_DEPTH:
+            raise _fail(origin, None, f"the rule of {target} is nested {depth} levels deep (and/or/not), more "
+                                      f"than the {MAX_RULE_DEPTH} scagents reads; simplify it (e.g. to a "
+                                      "disjunctive normal form).")
     if path is not None:
         read_sidecar(path, meta)
     # bnet: strip a shared CellCollective 'v_' prefix
     aliases = dict(meta["aliases"])
-    if fmt == "bnet" and all(g.startswith("v_") and len(g) > 2 for g in genes):
+    if fmt in ("bnet", "sbml", "booleannet") and all(g.startswith("v_") and len(g) > 2 for g in genes):
         mapping = {g: g[2:] for g in genes}
         asts = {mapping[g]: (None if n is None else rename_ast(n, mapping)) for g, n in asts.items()}
         genes = [mapping[g] for g in genes]
+        aliases = {a: mapping.get(g, g) for a, g in aliases.items() if a not in mapping.values()}
         aliases.update({old: new for old, new in mapping.items()})
         _rename_meta(meta, mapping)
         undefined = {k: mapping[v] for k, v in undefined.items()}
@@ -651,6 +682,176 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
     if ruleless:
         warnings.warn(f"{origin}: {undefined_inputs_line(net)}", UndefinedInputWarning, stacklevel=2)
     return net
+
+
+def _parse_entries(entries: list[tuple[int, str, str]], origin: str, *, implicit_inputs: bool
+                   ) -> tuple[dict[str, tuple | None], list[str], dict[str, str]]:
+    """Parse ``(lineno, target, rule text)`` lines into rule ASTs.
+
+    Returns the ASTs (``None`` for inputs), the genes in order, and the genes read by rules without a
+    line of their own (by lower-case name; inputs when ``implicit_inputs``, else refused).
+    """
+    asts: dict[str, tuple | None] = {}
+    lineno_of: dict[str, int] = {}
+    for lineno, target, rule in entries:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]*", target):
+            raise _fail(origin, lineno, f"{_excerpt(target)} is not a valid gene name")
+        if target in asts:
+            raise _fail(origin, lineno, f"gene {target!r} already has a rule on line {lineno_of[target]}")
+        lineno_of[target] = lineno
+        if rule == "":
+            asts[target] = None
+            continue
+        try:
+            asts[target] = parse_rule(rule)
+        except RuleSyntaxError as err:
+            raise _fail(origin, lineno, f"syntax error in the rule of {target}: {err} (rule: {_excerpt(rule)})") from None
+        if _rule_depth(asts[target]) > MAX_RULE_DEPTH:  # e.g. '(a | (b | (c | ...)))': flatten
+            asts[target] = flatten_rule(asts[target])  # type: ignore[arg-type]
+        if (depth := _rule_depth(asts[target])) > MAX_RULE_DEPTH:  # type: ignore[arg-type]
+            raise _fail(origin, lineno, f"the rule of {target} is nested {depth} levels deep (and/or/not), more "
+                                        f"than the {MAX_RULE_DEPTH} scagents reads; simplify it (e.g. to a "
+                                        "disjunctive normal form).")
+
+    genes = list(asts)
+    defined = {g.lower(): g for g in asts}  # the genes with a line of their own, by lower-case name
+    undefined: dict[str, str] = {}  # genes read only on right-hand sides (bnet), by lower-case name
+    for target, node in list(asts.items()):
+        if node is None:
+            continue
+        for var in rule_variables(node):
+            if var in asts:
+                continue
+            if implicit_inputs:
+                other = defined.get(var.lower()) or undefined.get(var.lower())
+                if other is not None:
+                    raise _fail(origin, lineno_of[target], _case_message(target, var, other, other in defined.values()))
+                undefined[var.lower()] = var
+                asts[var] = None
+                genes.append(var)
+                continue
+            close = difflib.get_close_matches(var, genes, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise _fail(origin, lineno_of[target],
+                        f"the rule of {target} uses unknown gene {var!r}.{hint} Every gene needs its own "
+                        f"line ('{var} = ...', empty right-hand side for an input).")
+    return asts, genes, undefined
+
+
+_BOOLEANNET_INITIAL = {"true": (1.0, None), "1": (1.0, None), "false": (0.0, None), "0": (0.0, None),
+                       "random": (0.5, 0.5)}
+"""BooleanNet initial values → (mean initial activity, per-cell sd); ``Random`` is 0.5 with sd 0.5."""
+
+
+def _read_booleannet(lines: list[str], origin: str, meta: dict, entries: list[tuple[int, str, str]]) -> None:
+    """Read BooleanNet lines into ``entries`` (update rules) and ``meta`` (initial values, aliases).
+
+    A gene with an initial value but no update rule gets an empty rule (an input held at its value).
+    """
+    renamed: dict[str, str] = {}  # spelling with '+' -> gene name with '_'
+    name_chars = r"A-Za-z0-9_+\-."
+
+    def gene(word: str) -> str:
+        if "+" not in word:
+            return word
+        renamed[word] = word.replace("+", "_")
+        return renamed[word]
+
+    initial_only: list[tuple[int, str]] = []
+    for lineno, raw in enumerate(lines, start=1):
+        directive = raw.strip().lstrip("#").strip()
+        if raw.strip().startswith("#") and directive.startswith("@"):
+            _read_directive(directive.split(" #", 1)[0].strip(), lineno, origin, meta)
+            continue
+        s = raw.split("#", 1)[0].strip()
+        if not s:
+            continue
+        m = _BOOLEANNET_UPDATE.match(s)
+        if m is not None:
+            target, rule = m.group(1), m.group(2).strip()
+            if not rule:
+                raise _fail(origin, lineno, f"the update rule of {target} is empty ('{target}* = ...')")
+            # '+' is part of names in BooleanNet (it has no '+' operator)
+            rule = re.sub(rf"[{name_chars}]*\+[{name_chars}]*", lambda w: gene(w.group(0)), rule)
+            entries.append((lineno, gene(target), rule))
+            continue
+        parts = [p.strip() for p in s.split("=")]
+        if len(parts) < 2 or not all(parts[:-1]):
+            raise _fail(origin, lineno, f"expected 'A* = rule' (update) or 'A = True' (initial value), got "
+                                        f"{_excerpt(s)}")
+        value = _BOOLEANNET_INITIAL.get(parts[-1].lower())
+        if value is None:
+            raise _fail(origin, lineno, f"initial value {_excerpt(parts[-1])} is not read: BooleanNet initial "
+                                        "values are True, False or Random (piecewise-linear PLDE parameters "
+                                        "are not read)")
+        for word in parts[:-1]:
+            g = gene(word)
+            meta["initial"][g] = value[0]
+            if value[1] is not None:
+                meta["initial_sd"][g] = value[1]
+            initial_only.append((lineno, g))
+    ruled = {target for _, target, _ in entries}
+    for lineno, g in initial_only:
+        if g not in ruled:
+            ruled.add(g)
+            entries.append((lineno, g, ""))
+    text = "\n".join(line.split("#", 1)[0] for line in lines)
+    for word, g in renamed.items():
+        if re.search(rf"(?<![{name_chars}]){re.escape(g)}(?![{name_chars}])", text):
+            raise _fail(origin, None, f"BooleanNet name {word!r} would become {g!r} ('+' is not allowed in gene "
+                                      f"names here), but the model already has a gene {g!r}; rename one.")
+        meta["aliases"][word] = g
+
+
+MAX_RULE_DEPTH = 300
+"""Deepest rule read (levels of and/or/not; a deeper rule is first flattened by :func:`flatten_rule`):
+the rule trees are walked recursively downstream. (The simulator compiles rules to Python
+expressions, which allow 200 nested brackets: about 100-200 levels; :func:`scagents.twin.compile_network`
+refuses a deeper rule by name.)"""
+
+
+def _rule_depth(node: tuple) -> int:
+    """Levels of and/or/not in a rule AST (iterative: the AST may be deeper than the recursion limit)."""
+    best, stack = 0, [(node, 1)]
+    while stack:
+        x, d = stack.pop()
+        best = max(best, d)
+        if x[0] in ("and", "or"):
+            stack.extend((c, d + 1) for c in x[1])
+        elif x[0] == "not":
+            stack.append((x[1], d + 1))
+    return best
+
+
+def flatten_rule(node: tuple) -> tuple:
+    """The same rule with nested and-in-and / or-in-or merged (``a | (b | c)`` → ``a | b | c``).
+
+    Same truth table and the same text from :func:`format_rule`; iterative, for rules nested deeper
+    than the recursion limit. Only rules deeper than :data:`MAX_RULE_DEPTH` are flattened when read
+    (the others keep the shape written in the file).
+    """
+    done: dict[int, tuple] = {}
+    stack: list[tuple[tuple, bool]] = [(node, False)]
+    while stack:
+        x, ready = stack.pop()
+        kind = x[0]
+        if kind in ("var", "const"):
+            done[id(x)] = x
+            continue
+        kids = [x[1]] if kind == "not" else x[1]
+        if not ready:
+            stack.append((x, True))
+            stack.extend((c, False) for c in kids)
+            continue
+        new = [done[id(c)] for c in kids]
+        if kind == "not":
+            done[id(x)] = ("not", new[0])
+        else:
+            merged: list[tuple] = []
+            for c in new:
+                merged.extend(c[1] if c[0] == kind else [c])
+            done[id(x)] = (kind, merged)
+    return done[id(node)]
 
 
 def _case_message(target: str, var: str, other: str, other_defined: bool) -> str:
@@ -703,7 +904,8 @@ def undefined_inputs_line(net: BooleanNetwork, limit: int = 12, given: Collectio
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     n = len(names)
     verb = "genes have no rule and are treated as inputs" if n != 1 else "gene has no rule and is treated as an input"
-    return (f"{n} {verb}: {', '.join(shown)}{more}. Declare an external signal with a line 'GENE, GENE' "
+    line = "'GENE = True' (or False)" if net.format == "booleannet" else "'GENE, GENE'"
+    return (f"{n} {verb}: {', '.join(shown)}{more}. Declare an external signal with a line {line} "
             "or '# @input GENE = VALUE' (this note then goes); otherwise check the spelling in the rules.")
 
 

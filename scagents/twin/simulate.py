@@ -111,6 +111,8 @@ def _enhancer_drive(cn, x_gm: np.ndarray, network: BooleanNetwork,
         regs = edges[edges["target"] == g]
         act = [idx[s] for s in regs.loc[regs["sign"] > 0, "source"]]
         rep = [idx[s] for s in regs.loc[regs["sign"] < 0, "source"]]
+        if not act and not rep:  # a constant rule (G = True): no regulator drives an enhancer
+            continue
         if act:
             drive = h[act].mean(axis=0)
         else:

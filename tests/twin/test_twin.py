@@ -311,6 +311,13 @@ def test_seed_reproducibility(th):
     assert not np.array_equal(a["rna"].layers["activity"], c["rna"].layers["activity"])
 
 
+def test_a_gene_with_a_constant_rule_is_simulated():
+    # 'G, 1' has no regulator: no enhancer drive (it gave NaN ATAC rates: 'lam value too large')
+    net = read_model("targets, factors\nA, B\nB, A\nG, 1\n", format="bnet")
+    mdata = simulate(net, n_cells=30, n_steps=20)
+    assert np.isfinite(mdata["atac"].X).all() and mdata.n_obs == 30
+
+
 def test_h5mu_roundtrip(tmp_path, th):
     import mudata
 
