@@ -106,6 +106,7 @@ def _no_fates_message(path: Path) -> str:
     rule = f"{a} & !{b}"
     side = path.with_name(path.stem + ".inputs.json")
     in_file = {"bnet": f"add lines such as '# @fate NAME = {rule}' to it, or ",
+               "booleannet": f"add lines such as '# @fate NAME = {rule}' to it, or ",
                "scanpy": f"add lines such as '@fate NAME = {rule}' to it, or "}.get(net.format, "")
     return (f"The model file {str(path)!r} defines no fates (the cell states a goal can name); {in_file}write "
             f"them in a sidecar {side.name} beside it ({{\"fates\": {{\"NAME\": \"{rule}\"}}}}; copy the model "

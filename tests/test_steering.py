@@ -143,6 +143,11 @@ def test_user_model_file_is_kept(tmp_path):
     nofate.write_text("targets, factors\nA, !B\nB, A\n")
     with pytest.raises(GoalError, match="defines no fates"):
         parse_steering_goal("make X", str(nofate))
+    # a BooleanNet file takes '# @fate' lines like a .bnet, and the message says so
+    booleannet = tmp_path / "nofate.booleannet"
+    booleannet.write_text("A* = not B\nB* = A\n")
+    with pytest.raises(GoalError, match=r"defines no fates \(.*\); add lines such as '# @fate NAME = A & !B'"):
+        parse_steering_goal("make X", str(booleannet))
 
 
 def test_cli_user_model_with_inputs(tmp_path, capsys):
