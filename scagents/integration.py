@@ -143,6 +143,26 @@ def _looks_like_counts(X) -> bool:
     return v.size > 0 and bool(np.all(v >= 0)) and bool(np.allclose(v, np.round(v)))
 
 
+#: layers holding a modality's values before TF-IDF (ATAC) or CLR (protein): counts, or other values
+_INPUT_LAYERS = ("counts", "input")
+
+
+def _restore_input(adata: ad.AnnData) -> str:
+    """Put the values that ATAC / protein preprocessing transforms into ``X`` and keep them in a layer.
+
+    A modality integrated before (or given with ``layers["counts"]``) starts again from
+    ``layers["counts"]`` (or ``layers["input"]``), so that a second :func:`integrate` does not
+    transform TF-IDF or CLR values again. Otherwise ``X`` is kept in ``layers["counts"]`` when it
+    holds counts, else in ``layers["input"]``. Returns where the values came from.
+    """
+    for key in _INPUT_LAYERS:
+        if key in adata.layers:
+            adata.X = adata.layers[key].copy()
+            return f"layers[{key!r}]"
+    adata.layers["counts" if _looks_like_counts(adata.X) else "input"] = adata.X.copy()
+    return "X"
+
+
 def _n_comps(n_pcs: int, adata: ad.AnnData) -> int:
     return int(max(1, min(n_pcs, adata.n_obs - 1, adata.n_vars - 1)))
 
@@ -200,10 +220,10 @@ def _prep_rna(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any]
 def _prep_atac(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any]:
     import muon as mu
 
+    source = _restore_input(adata)
     if np.any(_sample_values(adata.X) < 0):
         raise DataError("ATAC values are negative; integrate() needs peak counts or non-negative accessibility.")
     is_counts = _looks_like_counts(adata.X)
-    adata.layers["counts"] = adata.X.copy()
     if not sp.issparse(adata.X):
         adata.X = sp.csr_matrix(adata.X)
     # drop peaks seen in no cell: they make TF-IDF divide by zero
@@ -227,7 +247,7 @@ def _prep_atac(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any
     adata.uns["lsi"]["stdev"] = np.asarray(adata.uns["lsi"]["stdev"])[1:]
     _neighbors(adata, "X_lsi", n_neighbors)
     return {"kind": "atac", "is_counts": bool(is_counts), "n_peaks_used": int(adata.n_vars),
-            "steps": ["drop empty peaks", "tfidf(log_tf=True, log_idf=True)", f"lsi(n_comps={comps})",
+            "steps": [f"values from {source}", "drop empty peaks", "tfidf(log_tf=True, log_idf=True)", f"lsi(n_comps={comps})",
                       "drop LSI component 1 (depth)"],
             "rep": "X_lsi", "n_comps": comps - 1}
 
@@ -236,8 +256,7 @@ def _prep_prot(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any
     import muon as mu
     import scanpy as sc
 
-    if "counts" not in adata.layers:
-        adata.layers["counts"] = adata.X.copy()
+    source = _restore_input(adata)
     if sp.issparse(adata.X):
         adata.X = adata.X.toarray()
     adata.X = np.asarray(adata.X, dtype=np.float32)
@@ -247,7 +266,7 @@ def _prep_prot(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any
     comps = _n_comps(n_pcs, adata)
     sc.tl.pca(adata, n_comps=comps, random_state=0)
     _neighbors(adata, "X_pca", n_neighbors)
-    return {"kind": "prot", "steps": ["clr(axis=0)", f"pca(n_comps={comps})"], "rep": "X_pca",
+    return {"kind": "prot", "steps": [f"values from {source}", "clr(axis=0)", f"pca(n_comps={comps})"], "rep": "X_pca",
             "n_comps": comps}
 
 
@@ -435,7 +454,9 @@ def integrate(
 
     - per modality: RNA ``X`` log-normalised (counts kept in ``layers["counts"]``),
       ``var["highly_variable"]``, ``obsm["X_pca"]``; ATAC ``X`` TF-IDF, ``obsm["X_lsi"]``,
-      ``varm["LSI"]``; protein ``X`` CLR, ``obsm["X_pca"]``; each with ``obsp["connectivities"]``;
+      ``varm["LSI"]``; protein ``X`` CLR, ``obsm["X_pca"]``; each with ``obsp["connectivities"]``.
+      The ATAC and protein values before TF-IDF / CLR are kept in ``layers["counts"]`` (counts) or
+      ``layers["input"]`` (other values), and a second call starts from them;
     - ``obsp["wnn_connectivities"]`` / ``obsp["wnn_distances"]`` and ``obs["<mod>:mod_weight"]``
       (MuData with several modalities and ``joint="wnn"``);
     - ``obsm["X_wnn_umap"]`` (several modalities, WNN), ``obsm["X_joint_umap"]`` (``joint="concat"``)
