@@ -197,6 +197,9 @@ def _prep_rna(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any]
         sc.pp.normalize_total(adata, target_sum=1e4)
         sc.pp.log1p(adata)
         steps += ["normalize_total(1e4)", "log1p"]
+        rec = (adata.uns.get("scagents") or {}).get("data")
+        if hasattr(rec, "get") and rec.get("is_counts"):  # scagents.data.standardize's record of X
+            rec["is_counts"] = False  # X is log-normalised now; lognormalize() must not log it again
     elif _sample_values(adata.X).max(initial=0.0) > 30:
         sc.pp.log1p(adata)
         steps.append("log1p (values were normalised but not logged)")

@@ -841,6 +841,8 @@ def agent_rows(log: list[dict], pol: PolicySummary, files: dict[str, str], *,
         else:
             produced = _PRODUCED.get(name, "").format(files=files.get(name, "-"),
                                                       made="simulated" if twin else "loaded")
+            if name == "integration" and rec.get("summary"):  # which modalities, how many cells
+                produced += f" — {rec['summary']}"
         rows.append({"agent": name, "status": status, "produced": produced})
     rows.append({"agent": "report", "status": "done", "produced": _PRODUCED["report"]})
     return rows
