@@ -385,10 +385,9 @@ def _write_input(obj: Any, out_dir: Path) -> Path:
 
 def write_result(obj: Any, result: RunResult, *, key_added: str = RESULT_KEY) -> None:
     """Write a run's answer into an AnnData / MuData (see :func:`run` for where)."""
-    rna = obj
-    if hasattr(obj, "mod"):
-        rna = obj.mod["rna"] if "rna" in obj.mod else obj.mod[next(iter(obj.mod))]
-    from scagents.data import gene_names
+    from scagents.data import gene_names, rna_modality
+
+    rna = rna_modality(obj)[1] if hasattr(obj, "mod") else obj  # "rna", "gex", … as run() read it
 
     table = result.predicted.select_dtypes("number").astype("float64")
     table = table.reindex(gene_names(rna))  # the run's names: symbols for Ensembl var_names

@@ -418,6 +418,21 @@ def canonical_modalities(obj) -> tuple:
     return new, renamed
 
 
+def _unused_adt(obj) -> str:
+    """``" (obsm['adt']: 49 proteins, not used …)"`` when an AnnData keeps CITE-seq protein counts
+    in ``.obsm``, which the run does not read; ``""`` otherwise."""
+    from scagents.integration import _ADT_OBSM_KEYS
+
+    if hasattr(obj, "mod"):
+        return ""
+    key = next((k for k in _ADT_OBSM_KEYS if k in obj.obsm), None)
+    if key is None:
+        return ""
+    return (f" (obsm[{key!r}]: {obj.obsm[key].shape[1]} proteins, not used: the run predicts RNA "
+            "and integrates the modalities of an .h5mu; scagents.integration.adt_from_obsm makes "
+            "them a 'prot' modality)")
+
+
 def _rna(obj):
     """The RNA modality of a loaded AnnData / MuData (``rna``, else the first)."""
     if not hasattr(obj, "mod"):
@@ -475,6 +490,7 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     step.close()
     description = _describe(opts.data, rna) + (" (modality " + ", ".join(
         f"{old!r} read as {new}" for old, new in renamed.items()) + ")" if renamed else "")
+    description += _unused_adt(obj)
     return DataSummary(
         source=str(opts.data), description=description, path=DATA_FILE,
         n_cells=int(rna.n_obs), n_genes=int(rna.n_vars), modalities=mods, goal=goal.to_dict(),

@@ -130,8 +130,8 @@ def integration_agent(state: RunState, *, max_cells: int | None = None, umap: bo
                     status="done", path=INTEGRATED_FILE, embedding_key=key,
                     n_clusters=int(mdata.obs[clusters].nunique()) if clusters else None,
                     modalities=list(mdata.mod), n_cells=int(mdata.n_obs),
-                    note=(f"{' + '.join(mdata.mod)} on {cells}, joined by {how}; the prediction "
-                          "itself is made from RNA") + "".join(f"; {n}" for n in notes))
+                    note=f"{' + '.join(mdata.mod)} on {cells}, joined by {how}"
+                         + "".join(f"; {n}" for n in notes))
             except _NothingToIntegrate as exc:
                 step.close()
                 s = IntegrationSummary(status="skipped", reason=f"{exc}: fewer than two modalities "
@@ -142,6 +142,7 @@ def integration_agent(state: RunState, *, max_cells: int | None = None, umap: bo
                                        reason=f"{type(exc).__name__}: {exc}")
     rec = AgentRecord(agent="integration", status=s.status,
                       summary=s.reason or f"joint embedding {s.embedding_key} and "
-                                          f"{s.n_clusters} clusters of {s.note}",
+                                          f"{s.n_clusters} clusters of {s.note}; the prediction "
+                                          "itself is made from RNA",
                       figures={"n_clusters": s.n_clusters} if s.n_clusters else {})
     return {"integration": s.model_dump(), "log": [rec.model_dump()]}

@@ -154,3 +154,24 @@ def test_modalities_named_gex_peaks_adt_are_stored_as_rna_atac_prot(tmp_path):
     assert written.obs["perturbation"].astype(str).tolist() == written["rna"].obs[
         "perturbation"].astype(str).tolist()
     assert summary.goal_label == "STAT1"
+
+
+def test_protein_counts_in_obsm_are_named_as_not_used(tmp_path):
+    """A CITE-seq .h5ad keeps its ADT counts in .obsm: the run reads RNA only, and the data line now
+    says so instead of passing over the proteins in silence."""
+    import anndata as ad
+    import pandas as pd
+
+    from scagents.agents.data import _user_data
+    from scagents.agents.state import RunOptions
+
+    labels = ["non-targeting"] * 20 + ["STAT1"] * 10 + ["IRF1"] * 10
+    adata = ad.AnnData(np.random.default_rng(0).poisson(3.0, (40, 3)).astype(np.float32),
+                       obs=pd.DataFrame({"perturbation": labels}, index=[f"c{i}" for i in range(40)]),
+                       var=pd.DataFrame(index=["STAT1", "IRF1", "GAPDH"]))
+    adata.obsm["protein_expression"] = np.ones((40, 7), dtype=np.float32)
+    adata.write_h5ad(tmp_path / "x.h5ad")
+    opts = RunOptions(goal="predict STAT1 knockout", data=str(tmp_path / "x.h5ad"), progress=False)
+    summary = _user_data(opts, tmp_path)
+    assert "obsm['protein_expression']: 7 proteins, not used" in summary.description
+    assert summary.modalities == ["rna"]
