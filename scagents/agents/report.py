@@ -993,7 +993,9 @@ def _stimulation_result(result: dict, pol: PolicySummary, data: DataSummary, lab
         f"{label}: each cell type's treated profile predicted from the other cell types' "
         "responses (inner leave-one-cell-type-out validation per cell type), composed as the "
         f"treated cells are ({pol.status})") if st.get("pooled") else (
-        f"{label}: predicted from the other {what}s' responses"
+        f"{label}: predicted from the other {what}"
+        + ("s' responses" if len(next(iter(st.get("trained_on", {}).values()), [])) != 1
+           else "'s response")
         + (f" ({_hyper_parameters(params[pol.method])})" if pol.method in params else "")
         + (f"; candidates validated leaving each of {n_val} other {what}s out in turn"
            if n_val else "; not validated (too few other groups)") + f" ({pol.status})")
