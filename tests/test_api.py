@@ -123,6 +123,19 @@ def test_write_result_into_a_mudata_whose_rna_is_gex(answered, tmp_path):
     assert (tmp_path / "p.png").is_file()
 
 
+def test_write_result_keeps_the_integration_record(answered):
+    """tl.integrate's uns["scagents"]["integration"] survives scagents.run's answer in the same
+    uns["scagents"] (it was replaced)."""
+    import mudata as md
+
+    _, _, res, _ = answered
+    mdata = md.MuData({"rna": _user_adata()})
+    mdata.uns["scagents"] = {"integration": {"umap_key": "X_umap"}, "goal": "an older run"}
+    write_result(mdata, res)
+    assert mdata.uns["scagents"]["integration"] == {"umap_key": "X_umap"}
+    assert mdata.uns["scagents"]["goal"] == res.goal
+
+
 def test_write_result_onto_ensembl_var_names(answered):
     """Ensembl IDs as var_names, symbols in var["gene_symbols"]: the run names genes by symbol and
     the answer lands on the user's own rows (by ID), not as all-NaN."""
