@@ -9,8 +9,8 @@ modality   preprocessing                                               represent
 RNA        normalise to 10,000 per cell (counts only), ``log1p``,      ``obsm["X_pca"]``
            highly variable genes, PCA
 ATAC       TF-IDF (:func:`muon.atac.pp.tfidf`), LSI                    ``obsm["X_lsi"]``
-           (:func:`muon.atac.tl.lsi`); the first LSI component, which
-           tracks sequencing depth, is dropped
+           (as :func:`muon.atac.tl.lsi`, seeded); component 1,
+           which tracks sequencing depth, is dropped
 protein    CLR (:func:`muon.prot.pp.clr`), PCA                         ``obsm["X_pca"]``
 =========  ==========================================================  ==========================
 
@@ -220,6 +220,20 @@ def _prep_rna(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any]
             "rep": "X_pca", "n_comps": comps}
 
 
+def _lsi(adata: ad.AnnData, n_comps: int) -> None:
+    """:func:`muon.atac.tl.lsi` (scaled embeddings) with a seeded start vector: muon's call of
+    :func:`scipy.sparse.linalg.svds` starts from numpy's global random state, so the same data gave
+    other components (and clusters) from run to run."""
+    from scipy.sparse.linalg import svds
+
+    cells, values, loadings = svds(adata.X, k=n_comps, random_state=0)
+    order = np.argsort(-values)
+    cells, values, loadings = cells[:, order], values[order], loadings[order, :]
+    adata.obsm["X_lsi"] = (cells - cells.mean(axis=0)) / cells.std(axis=0)
+    adata.uns["lsi"] = {"stdev": values / np.sqrt(adata.n_obs - 1)}
+    adata.varm["LSI"] = loadings.T
+
+
 def _prep_atac(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any]:
     import muon as mu
 
@@ -243,7 +257,7 @@ def _prep_atac(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any
     X.eliminate_zeros()
     adata.X = X
     comps = int(max(2, min(n_pcs + 1, adata.n_obs - 1, adata.n_vars - 1)))
-    mu.atac.tl.lsi(adata, n_comps=comps)
+    _lsi(adata, comps)
     # LSI component 1 follows sequencing depth: drop it (Signac / muon tutorials do the same)
     adata.obsm["X_lsi"] = np.ascontiguousarray(adata.obsm["X_lsi"][:, 1:])
     adata.varm["LSI"] = np.ascontiguousarray(adata.varm["LSI"][:, 1:])
