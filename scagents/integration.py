@@ -488,7 +488,8 @@ def integrate(
     ModalityError
         Unknown modality name.
     DataError
-        Too few cells, negative values, bad root.
+        Too few cells, an empty modality, modalities holding different cells, negative values,
+        bad root.
     """
     import scanpy as sc
 
@@ -502,6 +503,11 @@ def integrate(
         data.update()
         mods = {name: data.mod[name] for name in data.mod}
         kinds = {name: modality_kind(name) for name in mods}
+        for name, a in mods.items():
+            if a.n_obs == 0 or a.n_vars == 0:
+                raise DataError(f"Modality {name!r} holds {a.n_obs} cells × {a.n_vars} features: "
+                                f"nothing to integrate; drop it first (del mdata.mod[{name!r}]; "
+                                "mdata.update()).")
         if len(set(mods[m].n_obs for m in mods)) > 1 or any(
             not mods[m].obs_names.equals(data.obs_names) for m in mods
         ):

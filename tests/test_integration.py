@@ -132,6 +132,9 @@ def test_errors():
         integrate(mdata["rna"].copy(), root="nope")
     with pytest.raises(ValueError, match="joint"):
         integrate(mdata, joint="cca")
+    no_peaks = md.MuData({"rna": mdata["rna"].copy(), "atac": mdata["atac"][:, :0].copy()})
+    with pytest.raises(DataError, match=r"Modality 'atac' holds 240 cells × 0 features"):
+        integrate(no_peaks)  # was: ValueError: `A` must not be empty
     assert isinstance(pd.Index(mdata.obs_names), pd.Index)
 
 
