@@ -293,7 +293,9 @@ def run(
         ``.uns[key_added]``
             Provenance and summary: goal, perturbation, method, status, headline, run id, run
             folder, seed, version, validation decision and scores, the check against observed
-            cells / the twin, the recommended next perturbations.
+            cells / the twin, the recommended next perturbations. The ``integration`` and
+            ``data`` records of :func:`scagents.tl.integrate` / :func:`scagents.pp.load` already
+            there are kept.
 
     Raises
     ------
@@ -385,16 +387,18 @@ def _write_input(obj: Any, out_dir: Path) -> Path:
 
 def write_result(obj: Any, result: RunResult, *, key_added: str = RESULT_KEY) -> None:
     """Write a run's answer into an AnnData / MuData (see :func:`run` for where)."""
-    rna = obj
-    if hasattr(obj, "mod"):
-        rna = obj.mod["rna"] if "rna" in obj.mod else obj.mod[next(iter(obj.mod))]
-    from scagents.data import gene_names
+    from scagents.data import gene_names, rna_modality
+
+    rna = rna_modality(obj)[1] if hasattr(obj, "mod") else obj  # "rna", "gex", … as run() read it
 
     table = result.predicted.select_dtypes("number").astype("float64")
     table = table.reindex(gene_names(rna))  # the run's names: symbols for Ensembl var_names
     table.index = rna.var_names
     rna.varm[key_added] = table
-    obj.uns[key_added] = _h5_safe({
+    prev = obj.uns.get(key_added)
+    kept = ({k: prev[k] for k in ("integration", "data") if k in prev}  # tl.integrate's, load's
+            if hasattr(prev, "keys") else {})
+    obj.uns[key_added] = {**kept, **_h5_safe({
         "goal": result.goal, "perturbation": result.perturbation, "headline": result.headline,
         "method": result.method, "status": result.status, "run_id": result.run_id,
         "out": str(result.out), "seed": result.seed, "version": result.version,
@@ -410,7 +414,7 @@ def write_result(obj: Any, result: RunResult, *, key_added: str = RESULT_KEY) ->
                      if k in ("kind", "method", "detectable", "n_clear", "cleared", "needed")},
         "intervals": {k: v for k, v in (result.report.get("intervals") or {}).items()
                       if k in ("level", "q", "n_calibration", "method", "columns")},
-    })
+    })}
 
 
 def _h5_safe(value: Any) -> Any:

@@ -9,8 +9,8 @@ modality   preprocessing                                               represent
 RNA        normalise to 10,000 per cell (counts only), ``log1p``,      ``obsm["X_pca"]``
            highly variable genes, PCA
 ATAC       TF-IDF (:func:`muon.atac.pp.tfidf`), LSI                    ``obsm["X_lsi"]``
-           (:func:`muon.atac.tl.lsi`); the first LSI component, which
-           tracks sequencing depth, is dropped
+           (as :func:`muon.atac.tl.lsi`, seeded); component 1,
+           which tracks sequencing depth, is dropped
 protein    CLR (:func:`muon.prot.pp.clr`), PCA                         ``obsm["X_pca"]``
 =========  ==========================================================  ==========================
 
@@ -143,6 +143,26 @@ def _looks_like_counts(X) -> bool:
     return v.size > 0 and bool(np.all(v >= 0)) and bool(np.allclose(v, np.round(v)))
 
 
+#: layers holding a modality's values before TF-IDF (ATAC) or CLR (protein): counts, or other values
+_INPUT_LAYERS = ("counts", "input")
+
+
+def _restore_input(adata: ad.AnnData) -> str:
+    """Put the values that ATAC / protein preprocessing transforms into ``X`` and keep them in a layer.
+
+    A modality integrated before (or given with ``layers["counts"]``) starts again from
+    ``layers["counts"]`` (or ``layers["input"]``), so that a second :func:`integrate` does not
+    transform TF-IDF or CLR values again. Otherwise ``X`` is kept in ``layers["counts"]`` when it
+    holds counts, else in ``layers["input"]``. Returns where the values came from.
+    """
+    for key in _INPUT_LAYERS:
+        if key in adata.layers:
+            adata.X = adata.layers[key].copy()
+            return f"layers[{key!r}]"
+    adata.layers["counts" if _looks_like_counts(adata.X) else "input"] = adata.X.copy()
+    return "X"
+
+
 def _n_comps(n_pcs: int, adata: ad.AnnData) -> int:
     return int(max(1, min(n_pcs, adata.n_obs - 1, adata.n_vars - 1)))
 
@@ -177,6 +197,9 @@ def _prep_rna(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any]
         sc.pp.normalize_total(adata, target_sum=1e4)
         sc.pp.log1p(adata)
         steps += ["normalize_total(1e4)", "log1p"]
+        rec = (adata.uns.get("scagents") or {}).get("data")
+        if hasattr(rec, "get") and rec.get("is_counts"):  # scagents.data.standardize's record of X
+            rec["is_counts"] = False  # X is log-normalised now; lognormalize() must not log it again
     elif _sample_values(adata.X).max(initial=0.0) > 30:
         sc.pp.log1p(adata)
         steps.append("log1p (values were normalised but not logged)")
@@ -197,13 +220,27 @@ def _prep_rna(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any]
             "rep": "X_pca", "n_comps": comps}
 
 
+def _lsi(adata: ad.AnnData, n_comps: int) -> None:
+    """:func:`muon.atac.tl.lsi` (scaled embeddings) with a seeded start vector: muon's call of
+    :func:`scipy.sparse.linalg.svds` starts from numpy's global random state, so the same data gave
+    other components (and clusters) from run to run."""
+    from scipy.sparse.linalg import svds
+
+    cells, values, loadings = svds(adata.X, k=n_comps, random_state=0)
+    order = np.argsort(-values)
+    cells, values, loadings = cells[:, order], values[order], loadings[order, :]
+    adata.obsm["X_lsi"] = (cells - cells.mean(axis=0)) / cells.std(axis=0)
+    adata.uns["lsi"] = {"stdev": values / np.sqrt(adata.n_obs - 1)}
+    adata.varm["LSI"] = loadings.T
+
+
 def _prep_atac(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any]:
     import muon as mu
 
+    source = _restore_input(adata)
     if np.any(_sample_values(adata.X) < 0):
         raise DataError("ATAC values are negative; integrate() needs peak counts or non-negative accessibility.")
     is_counts = _looks_like_counts(adata.X)
-    adata.layers["counts"] = adata.X.copy()
     if not sp.issparse(adata.X):
         adata.X = sp.csr_matrix(adata.X)
     # drop peaks seen in no cell: they make TF-IDF divide by zero
@@ -220,14 +257,14 @@ def _prep_atac(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any
     X.eliminate_zeros()
     adata.X = X
     comps = int(max(2, min(n_pcs + 1, adata.n_obs - 1, adata.n_vars - 1)))
-    mu.atac.tl.lsi(adata, n_comps=comps)
+    _lsi(adata, comps)
     # LSI component 1 follows sequencing depth: drop it (Signac / muon tutorials do the same)
     adata.obsm["X_lsi"] = np.ascontiguousarray(adata.obsm["X_lsi"][:, 1:])
     adata.varm["LSI"] = np.ascontiguousarray(adata.varm["LSI"][:, 1:])
     adata.uns["lsi"]["stdev"] = np.asarray(adata.uns["lsi"]["stdev"])[1:]
     _neighbors(adata, "X_lsi", n_neighbors)
     return {"kind": "atac", "is_counts": bool(is_counts), "n_peaks_used": int(adata.n_vars),
-            "steps": ["drop empty peaks", "tfidf(log_tf=True, log_idf=True)", f"lsi(n_comps={comps})",
+            "steps": [f"values from {source}", "drop empty peaks", "tfidf(log_tf=True, log_idf=True)", f"lsi(n_comps={comps})",
                       "drop LSI component 1 (depth)"],
             "rep": "X_lsi", "n_comps": comps - 1}
 
@@ -236,8 +273,7 @@ def _prep_prot(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any
     import muon as mu
     import scanpy as sc
 
-    if "counts" not in adata.layers:
-        adata.layers["counts"] = adata.X.copy()
+    source = _restore_input(adata)
     if sp.issparse(adata.X):
         adata.X = adata.X.toarray()
     adata.X = np.asarray(adata.X, dtype=np.float32)
@@ -247,7 +283,7 @@ def _prep_prot(adata: ad.AnnData, n_pcs: int, n_neighbors: int) -> dict[str, Any
     comps = _n_comps(n_pcs, adata)
     sc.tl.pca(adata, n_comps=comps, random_state=0)
     _neighbors(adata, "X_pca", n_neighbors)
-    return {"kind": "prot", "steps": ["clr(axis=0)", f"pca(n_comps={comps})"], "rep": "X_pca",
+    return {"kind": "prot", "steps": [f"values from {source}", "clr(axis=0)", f"pca(n_comps={comps})"], "rep": "X_pca",
             "n_comps": comps}
 
 
@@ -435,7 +471,9 @@ def integrate(
 
     - per modality: RNA ``X`` log-normalised (counts kept in ``layers["counts"]``),
       ``var["highly_variable"]``, ``obsm["X_pca"]``; ATAC ``X`` TF-IDF, ``obsm["X_lsi"]``,
-      ``varm["LSI"]``; protein ``X`` CLR, ``obsm["X_pca"]``; each with ``obsp["connectivities"]``;
+      ``varm["LSI"]``; protein ``X`` CLR, ``obsm["X_pca"]``; each with ``obsp["connectivities"]``.
+      The ATAC and protein values before TF-IDF / CLR are kept in ``layers["counts"]`` (counts) or
+      ``layers["input"]`` (other values), and a second call starts from them;
     - ``obsp["wnn_connectivities"]`` / ``obsp["wnn_distances"]`` and ``obs["<mod>:mod_weight"]``
       (MuData with several modalities and ``joint="wnn"``);
     - ``obsm["X_wnn_umap"]`` (several modalities, WNN), ``obsm["X_joint_umap"]`` (``joint="concat"``)
@@ -450,7 +488,8 @@ def integrate(
     ModalityError
         Unknown modality name.
     DataError
-        Too few cells, negative values, bad root.
+        Too few cells, an empty modality, modalities holding different cells, negative values,
+        bad root.
     """
     import scanpy as sc
 
@@ -464,6 +503,11 @@ def integrate(
         data.update()
         mods = {name: data.mod[name] for name in data.mod}
         kinds = {name: modality_kind(name) for name in mods}
+        for name, a in mods.items():
+            if a.n_obs == 0 or a.n_vars == 0:
+                raise DataError(f"Modality {name!r} holds {a.n_obs} cells × {a.n_vars} features: "
+                                f"nothing to integrate; drop it first (del mdata.mod[{name!r}]; "
+                                "mdata.update()).")
         if len(set(mods[m].n_obs for m in mods)) > 1 or any(
             not mods[m].obs_names.equals(data.obs_names) for m in mods
         ):

@@ -77,7 +77,9 @@ def prediction(data: Any, *, key: str = "scagents", path: str | os.PathLike = "p
     else:
         rna = data
         if hasattr(data, "mod"):
-            rna = data.mod["rna"] if "rna" in data.mod else data.mod[next(iter(data.mod))]
+            from scagents.data import rna_modality
+
+            rna = rna_modality(data)[1]
         if key not in rna.varm or key not in data.uns:
             raise ScagentsError(f"No scagents result under key {key!r}: run scagents.run(data, "
                                 f"goal=..., key_added={key!r}) first.")

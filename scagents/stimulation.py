@@ -441,9 +441,10 @@ def fit_response(means: ConditionMeans, target: str, *, candidates: dict[str, Ca
     if not inner:
         method = MEAN_SHIFT
         status = "unchecked"
-        decision = (f"{MEAN_SHIFT} answers, not validated: {len(train)} other group(s) "
-                    f"({', '.join(m.groups[i] for i in train)}) are too few to validate a predictor "
-                    "on (leave-one-out inside training needs 3 cell types, or 2 time points); the "
+        decision = (f"{MEAN_SHIFT} answers, not validated: {len(train)} other group"
+                    f"{'s' if len(train) != 1 else ''} ({', '.join(repr(m.groups[i]) for i in train)})"
+                    f" {'are' if len(train) != 1 else 'is'} too few to validate a predictor on "
+                    "(leave-one-out inside training needs 3 cell types, or 2 time points); the "
                     "mean shift assumes the least.")
     else:
         best_base = min(baselines, key=lambda k: (validation[k]["mse"], k))

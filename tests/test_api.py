@@ -106,6 +106,36 @@ def test_write_result_into_a_mudata(answered):
         res.predicted["delta"].reindex(mdata["rna"].var_names).rename_axis(None))
 
 
+def test_write_result_into_a_mudata_whose_rna_is_gex(answered, tmp_path):
+    """A MuData whose RNA modality is "gex" and not first: the answer goes onto the genes (it went
+    onto the first modality, the ATAC peaks, as all-NaN rows) and pl.prediction finds it there."""
+    import mudata as md
+
+    _, _, res, _ = answered
+    rna = _user_adata()
+    peaks = ad.AnnData(np.ones((rna.n_obs, 3), dtype=np.float32), obs=pd.DataFrame(index=rna.obs_names))
+    peaks.var_names = ["chr1:1-9", "chr1:20-29", "chr2:5-15"]
+    mdata = md.MuData({"atac": peaks, "gex": rna})
+    write_result(mdata, res, key_added="stat1")
+    assert "stat1" not in mdata["atac"].varm
+    assert mdata["gex"].varm["stat1"]["delta"].notna().sum() == res.predicted["delta"].notna().sum()
+    scagents.pl.prediction(mdata, key="stat1", path=tmp_path / "p.png")
+    assert (tmp_path / "p.png").is_file()
+
+
+def test_write_result_keeps_the_integration_record(answered):
+    """tl.integrate's uns["scagents"]["integration"] survives scagents.run's answer in the same
+    uns["scagents"] (it was replaced)."""
+    import mudata as md
+
+    _, _, res, _ = answered
+    mdata = md.MuData({"rna": _user_adata()})
+    mdata.uns["scagents"] = {"integration": {"umap_key": "X_umap"}, "goal": "an older run"}
+    write_result(mdata, res)
+    assert mdata.uns["scagents"]["integration"] == {"umap_key": "X_umap"}
+    assert mdata.uns["scagents"]["goal"] == res.goal
+
+
 def test_write_result_onto_ensembl_var_names(answered):
     """Ensembl IDs as var_names, symbols in var["gene_symbols"]: the run names genes by symbol and
     the answer lands on the user's own rows (by ID), not as all-NaN."""

@@ -132,4 +132,50 @@ def test_errors():
         integrate(mdata["rna"].copy(), root="nope")
     with pytest.raises(ValueError, match="joint"):
         integrate(mdata, joint="cca")
+    no_peaks = md.MuData({"rna": mdata["rna"].copy(), "atac": mdata["atac"][:, :0].copy()})
+    with pytest.raises(DataError, match=r"Modality 'atac' holds 240 cells × 0 features"):
+        integrate(no_peaks)  # was: ValueError: `A` must not be empty
     assert isinstance(pd.Index(mdata.obs_names), pd.Index)
+
+
+def _dense(x) -> np.ndarray:
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+
+
+def test_second_call_starts_from_kept_values(tmp_path):
+    """A saved, integrated MuData integrated again gives the same result: the ATAC / protein values
+    before TF-IDF / CLR are kept in layers and transformed once, never TF-IDF or CLR values again."""
+    mdata = _synthetic_mudata()
+    counts = {m: _dense(mdata[m].X) for m in ("atac", "prot")}
+    integrate(mdata, n_pcs=10, joint="concat")
+    first = {m: _dense(mdata[m].X) for m in ("atac", "prot")}
+    mdata.write(tmp_path / "once.h5mu")
+    again = md.read_h5mu(tmp_path / "once.h5mu")
+    integrate(again, n_pcs=10, joint="concat")
+    seen = counts["atac"].sum(0) > 0  # peaks seen in no cell are dropped
+    assert np.array_equal(_dense(again["atac"].layers["counts"]), counts["atac"][:, seen])
+    assert np.array_equal(_dense(again["prot"].layers["counts"]), counts["prot"])
+    for m in ("atac", "prot"):
+        assert np.allclose(_dense(again[m].X), first[m], atol=1e-5)
+        assert again.uns["scagents"]["integration"]["modalities"][m]["steps"][0] == \
+            "values from layers['counts']"
+
+
+def test_values_that_are_not_counts_are_not_called_counts():
+    """Normalised ATAC values (sci-CAR) are kept in layers["input"], not layers["counts"]."""
+    mdata = _synthetic_mudata()
+    mdata.mod["atac"].X = mdata["atac"].X * 0.37
+    integrate(mdata, n_pcs=10, joint="concat")
+    assert "counts" not in mdata["atac"].layers and "input" in mdata["atac"].layers
+
+
+def test_atac_lsi_is_the_same_every_call():
+    """The LSI's SVD starts from a seeded vector: the same cells give the same components, whatever
+    numpy's global random state (muon's lsi drew from it: clusters changed from run to run)."""
+    reps = []
+    for state in (1, 2):
+        np.random.seed(state)
+        mdata = _synthetic_mudata()
+        integrate(mdata, n_pcs=10, joint="concat", umap=False)
+        reps.append(mdata["atac"].obsm["X_lsi"])
+    np.testing.assert_allclose(reps[0], reps[1], atol=1e-8)

@@ -243,19 +243,18 @@ def resolve_goal(text: str, rna) -> tuple:
 
 
 def _h5mu_rna_modality(path: Path) -> tuple[str | None, list[str]]:
-    """The RNA modality of an ``.h5mu`` file (``rna``, ``gex``, …, else the first) and all its
-    modalities, read from the file's layout only; ``(None, [])`` when it has none."""
+    """The RNA modality of an ``.h5mu`` file (:func:`scagents.data.rna_modality_name`) and all its
+    modalities, read from the file's layout only; ``(None, [...])`` when it has none."""
     import h5py
 
-    from scagents.data import RNA_MODALITY_NAMES
+    from scagents.data import rna_modality_name
 
     try:
         with h5py.File(path, "r") as f:
             mods = list(f["mod"].keys()) if "mod" in f else []
     except OSError:  # not HDF5: load() says so
         return None, []
-    rna = next((m for m in RNA_MODALITY_NAMES if m in mods), mods[0] if mods else None)
-    return rna, mods
+    return rna_modality_name(mods), mods
 
 
 def stimulation_request(opts: RunOptions):
@@ -378,6 +377,62 @@ def _is_counts(rna) -> bool | None:
     return None if value is None else bool(value)
 
 
+def canonical_modalities(obj) -> tuple:
+    """A loaded MuData with its modalities named as the agents read them: the RNA modality
+    (:func:`scagents.data.rna_modality`) ``rna``, ATAC ``atac`` and protein ``prot``
+    (:func:`scagents.integration.modality_kind`: ``gex``, ``peaks``, ``adt``, …); other names, and
+    a name whose canonical one is taken, are kept. An AnnData is returned as is.
+
+    Returns
+    -------
+    obj, renamed
+        The MuData (a new one when a modality was renamed; its ``uns`` and own ``obs`` columns
+        kept) and ``{old: new}`` of the renamed modalities.
+    """
+    import mudata as md
+
+    from scagents.data import rna_modality
+    from scagents.errors import ModalityError
+    from scagents.integration import modality_kind
+
+    if not hasattr(obj, "mod"):
+        return obj, {}
+    rna_name, _ = rna_modality(obj)
+    renamed: dict[str, str] = {}
+    for name in obj.mod:
+        try:
+            kind = "rna" if name == rna_name else modality_kind(name)
+        except ModalityError:
+            continue
+        if kind != name and kind not in obj.mod and kind not in renamed.values() and (
+                kind != "rna" or name == rna_name):
+            renamed[name] = kind
+    if not renamed:
+        return obj, {}
+    new = md.MuData({renamed.get(m, m): obj.mod[m] for m in obj.mod})
+    prefixes = tuple(f"{m}:" for m in obj.mod)
+    for col in obj.obs.columns:
+        if not str(col).startswith(prefixes):
+            new.obs[col] = obj.obs[col].reindex(new.obs_names).values
+    new.uns.update(dict(obj.uns))
+    return new, renamed
+
+
+def _unused_adt(obj) -> str:
+    """``" (obsm['adt']: 49 proteins, not used …)"`` when an AnnData keeps CITE-seq protein counts
+    in ``.obsm``, which the run does not read; ``""`` otherwise."""
+    from scagents.integration import _ADT_OBSM_KEYS
+
+    if hasattr(obj, "mod"):
+        return ""
+    key = next((k for k in _ADT_OBSM_KEYS if k in obj.obsm), None)
+    if key is None:
+        return ""
+    return (f" (obsm[{key!r}]: {obj.obsm[key].shape[1]} proteins, not used: the run predicts RNA "
+            "and integrates the modalities of an .h5mu; scagents.integration.adt_from_obsm makes "
+            "them a 'prot' modality)")
+
+
 def _rna(obj):
     """The RNA modality of a loaded AnnData / MuData (``rna``, else the first)."""
     if not hasattr(obj, "mod"):
@@ -410,6 +465,7 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     step(f"reading {Path(opts.data).name}")
     obj = load(opts.data, perturbation_key=opts.perturbation_key,
                control_labels=opts.control_labels)
+    obj, renamed = canonical_modalities(obj)  # the agents read modalities rna / atac / prot
     rna = _rna(obj)
     goal, pert, goal_label, goal_note = resolve_goal(opts.goal, rna)
     aside = combinations_with(rna.obs, pert.targets) if goal_label is not None else {}
@@ -432,8 +488,11 @@ def _user_data(opts: RunOptions, out: Path) -> DataSummary:
     step(f"writing {DATA_FILE}")
     write_data(obj if hasattr(obj, "mod") else md.MuData({"rna": obj}), path)
     step.close()
+    description = _describe(opts.data, rna) + (" (modality " + ", ".join(
+        f"{old!r} read as {new}" for old, new in renamed.items()) + ")" if renamed else "")
+    description += _unused_adt(obj)
     return DataSummary(
-        source=str(opts.data), description=_describe(opts.data, rna), path=DATA_FILE,
+        source=str(opts.data), description=description, path=DATA_FILE,
         n_cells=int(rna.n_obs), n_genes=int(rna.n_vars), modalities=mods, goal=goal.to_dict(),
         perturbation=pert.to_dict(), goal_measured=goal_label is not None, goal_label=goal_label,
         goal_note=goal_note, excluded={str(k): int(v) for k, v in

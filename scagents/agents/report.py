@@ -869,6 +869,8 @@ def agent_rows(log: list[dict], pol: PolicySummary, files: dict[str, str], *,
         else:
             produced = _PRODUCED.get(name, "").format(files=files.get(name, "-"),
                                                       made="simulated" if twin else "loaded")
+            if name == "integration" and rec.get("summary"):  # which modalities, how many cells
+                produced = f"{rec['summary']} ({files.get(name, '-')})"
         rows.append({"agent": name, "status": status, "produced": produced})
     rows.append({"agent": "report", "status": "done", "produced": _PRODUCED["report"]})
     return rows
@@ -933,6 +935,13 @@ def stimulation_held_out(pol: PolicySummary, label: str) -> str:
                 f"composes those predictions, so one cell type's treated cells helped predict the "
                 f"others, never itself. Compared with all {pol.held_out_cells} treated cells.")
     (g, used), = trained.items()
+    if what == "time point":  # a time course's control cells (time 0) are every time point's
+        others = (f"the other time point{'s' if len(used) != 1 else ''} "
+                  f"({', '.join(repr(u) for u in used)})")
+        return (f"The {pol.held_out_cells} treated cells of time point {g!r} were held out of every "
+                f"model: every candidate was fitted on the control cells and the treated cells of "
+                f"{others}; the {st.get('control_cells', 0)} control cells, shared by every time "
+                f"point, are the input of the prediction. They check the prediction of {label}.")
     return (f"The {pol.held_out_cells} treated cells of {what} {g!r} were held out of every "
             f"model: every candidate was fitted on the other {len(used)} {what}s' control and "
             f"treated cells ({', '.join(used)}); {g!r} contributed only its "
@@ -1012,7 +1021,9 @@ def _stimulation_result(result: dict, pol: PolicySummary, data: DataSummary, lab
         f"{label}: each cell type's treated profile predicted from the other cell types' "
         "responses (inner leave-one-cell-type-out validation per cell type), composed as the "
         f"treated cells are ({pol.status})") if st.get("pooled") else (
-        f"{label}: predicted from the other {what}s' responses"
+        f"{label}: predicted from the other {what}"
+        + ("s' responses" if len(next(iter(st.get("trained_on", {}).values()), [])) != 1
+           else "'s response")
         + (f" ({_hyper_parameters(params[pol.method])})" if pol.method in params else "")
         + (f"; candidates validated leaving each of {n_val} other {what}s out in turn"
            if n_val else "; not validated (too few other groups)") + f" ({pol.status})")
@@ -1056,8 +1067,10 @@ def _stimulation_result(result: dict, pol: PolicySummary, data: DataSummary, lab
     elif pol.status == "fallback":
         why = (f"no learned candidate beat the best mean shift leaving each of {n_val} other "
                f"{what}s out in turn, and this baseline had the lowest error there")
-    else:
-        why = pol.reason
+    else:  # the decision itself: "<method> answers, not validated: …"
+        why = pol.reason.rstrip(".").removeprefix(f"{pol.method} answers, ")
+        result["headline"][-1] = f"**Answered by:** {pol.method}, {why}."
+        return
     result["headline"][-1] = f"**Answered by:** {pol.method}, because {why}."
 
 

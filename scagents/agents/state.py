@@ -137,6 +137,11 @@ class IntegrationSummary(_Model):
     path: str | None = None
     embedding_key: str | None = None
     n_clusters: int | None = None
+    modalities: list[str] = Field(default_factory=list, description="The modalities integrated.")
+    n_cells: int | None = None
+    note: str = Field("", description=(
+        "What was integrated, on how many cells, how the modalities were joined, and what was "
+        "left out (empty modalities, cells missing from a modality)."))
 
 
 class NetworkSummary(_Model):

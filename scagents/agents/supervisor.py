@@ -64,7 +64,9 @@ def plan_next(state: RunState) -> str:
 def _skip_integration(state: RunState) -> dict | None:
     data = state.get("data")
     if data is not None and state.get("integration") is None and len(data["modalities"]) < 2:
-        s = IntegrationSummary(status="skipped", reason="single-modality data: nothing to integrate")
+        reason = ("a treatment goal is predicted from RNA alone: nothing to integrate"
+                  if data.get("stimulation") else "single-modality data: nothing to integrate")
+        s = IntegrationSummary(status="skipped", reason=reason)
         rec = AgentRecord(agent="integration", status="skipped", summary=s.reason)
         return {"integration": s.model_dump(), "log": [rec.model_dump()]}
     return None

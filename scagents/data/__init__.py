@@ -28,6 +28,7 @@ from .io import (
     read_network,
     read_screen,
     rna_modality,
+    rna_modality_name,
     write,
 )
 from .pseudobulk import MAX_PADJ, MIN_EFFECT, gene_effects, perturbation_effects, pseudobulk
@@ -88,6 +89,7 @@ __all__ = [
     "read_network",
     "read_screen",
     "rna_modality",
+    "rna_modality_name",
     "scan_values",
     "split_targets",
     "write",

@@ -37,6 +37,7 @@ __all__ = [
     "read_network",
     "read_screen",
     "rna_modality",
+    "rna_modality_name",
     "write",
 ]
 
@@ -62,6 +63,25 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+def rna_modality_name(names: Iterable[str]) -> str | None:
+    """Which of a MuData's modality names is its RNA: ``rna`` (or ``RNA``, ``gex``, ...), else the
+    first name that is not an ATAC or protein name (``atac``, ``peaks``, ``prot``, ``adt``, ...);
+    ``None`` when every modality is ATAC or protein (or there is none)."""
+    from scagents.integration import modality_kind
+
+    names = [str(n) for n in names]
+    for name in RNA_MODALITY_NAMES:
+        if name in names:
+            return name
+    for name in names:
+        try:
+            if modality_kind(name) == "rna":
+                return name
+        except ModalityError:  # an unknown name: taken as RNA when nothing better is there
+            return name
+    return None
+
+
 def rna_modality(data: ad.AnnData | md.MuData) -> tuple[str | None, ad.AnnData]:
     """The RNA modality of a MuData (or the AnnData itself).
 
@@ -73,18 +93,26 @@ def rna_modality(data: ad.AnnData | md.MuData) -> tuple[str | None, ad.AnnData]:
     Returns
     -------
     ``(name, adata)``: the modality name (``None`` for an AnnData) and its AnnData. For a MuData this
-    is the modality named ``rna`` (or ``RNA``, ``gex``, ...), else the first one.
+    is the modality named ``rna`` (or ``RNA``, ``gex``, ...), else the first one that is not named
+    as ATAC or protein (:func:`rna_modality_name`).
+
+    Raises
+    ------
+    ModalityError
+        The MuData has no modality, or only ATAC / protein ones.
     """
     if isinstance(data, ad.AnnData):
         return None, data
     if isinstance(data, md.MuData):
         if not data.mod:
             raise ModalityError("The MuData has no modalities; add at least an RNA modality.")
-        for name in RNA_MODALITY_NAMES:
-            if name in data.mod:
-                return name, data.mod[name]
-        first = next(iter(data.mod))
-        return first, data.mod[first]
+        name = rna_modality_name(data.mod)
+        if name is None:
+            raise ModalityError(
+                f"The MuData has no RNA modality (it has {', '.join(repr(m) for m in data.mod)}); "
+                "predictions are made from RNA: add the RNA counts as a modality named 'rna' (or "
+                "'gex').")
+        return name, data.mod[name]
     raise TypeError(f"Expected an AnnData or MuData, got {type(data).__name__}.")
 
 

@@ -120,3 +120,58 @@ def test_the_run_names_the_control_label(tmp_path, control):
     opts = RunOptions(goal="predict STAT1 knockout", data=str(tmp_path / "x.h5ad"), progress=False)
     summary = _user_data(opts, tmp_path)
     assert summary.control == f"control: 20 cells labelled {control!r}"
+
+
+def test_modalities_named_gex_peaks_adt_are_stored_as_rna_atac_prot(tmp_path):
+    """The agents read modalities rna / atac / prot from data.h5mu: a .h5mu naming them gex / peaks /
+    adt (Cell Ranger's and CITE-seq's words) is stored under those names, with its perturbation
+    columns, and the data line says so (the policy agent stopped with KeyError: 'rna')."""
+    import anndata as ad
+    import mudata as md
+    import pandas as pd
+
+    from scagents.agents.data import _user_data
+    from scagents.agents.state import RunOptions
+
+    rng = np.random.default_rng(0)
+    cells = [f"c{i}" for i in range(40)]
+    labels = ["non-targeting"] * 20 + ["STAT1"] * 10 + ["IRF1"] * 10
+    gex = ad.AnnData(rng.poisson(3.0, (40, 3)).astype(np.float32),
+                     obs=pd.DataFrame({"perturbation": labels}, index=cells),
+                     var=pd.DataFrame(index=["STAT1", "IRF1", "GAPDH"]))
+    peaks = ad.AnnData(rng.poisson(1.0, (40, 5)).astype(np.float32), obs=pd.DataFrame(index=cells),
+                       var=pd.DataFrame(index=[f"chr1:{i}-{i + 9}" for i in range(5)]))
+    adt = ad.AnnData(rng.poisson(9.0, (40, 2)).astype(np.float32), obs=pd.DataFrame(index=cells),
+                     var=pd.DataFrame(index=["CD3", "CD4"]))
+    md.MuData({"peaks": peaks, "gex": gex, "adt": adt}).write(tmp_path / "x.h5mu")
+    opts = RunOptions(goal="predict STAT1 knockout", data=str(tmp_path / "x.h5mu"), progress=False)
+    summary = _user_data(opts, tmp_path)
+    assert sorted(summary.modalities) == ["atac", "prot", "rna"]
+    assert "'gex' read as rna" in summary.description and "'adt' read as prot" in summary.description
+    written = md.read_h5mu(tmp_path / summary.path)
+    assert sorted(written.mod) == ["atac", "prot", "rna"]
+    assert list(written["rna"].var_names) == ["STAT1", "IRF1", "GAPDH"]
+    assert written.obs["perturbation"].astype(str).tolist() == written["rna"].obs[
+        "perturbation"].astype(str).tolist()
+    assert summary.goal_label == "STAT1"
+
+
+def test_protein_counts_in_obsm_are_named_as_not_used(tmp_path):
+    """A CITE-seq .h5ad keeps its ADT counts in .obsm: the run reads RNA only, and the data line now
+    says so instead of passing over the proteins in silence."""
+    import anndata as ad
+    import pandas as pd
+
+    from scagents.agents.data import _user_data
+    from scagents.agents.state import RunOptions
+
+    labels = ["non-targeting"] * 20 + ["STAT1"] * 10 + ["IRF1"] * 10
+    adata = ad.AnnData(np.random.default_rng(0).poisson(3.0, (40, 3)).astype(np.float32),
+                       obs=pd.DataFrame({"perturbation": labels}, index=[f"c{i}" for i in range(40)]),
+                       var=pd.DataFrame(index=["STAT1", "IRF1", "GAPDH"]))
+    adata.obsm["protein_expression"] = np.ones((40, 7), dtype=np.float32)
+    adata.write_h5ad(tmp_path / "x.h5ad")
+    opts = RunOptions(goal="predict STAT1 knockout", data=str(tmp_path / "x.h5ad"), progress=False)
+    summary = _user_data(opts, tmp_path)
+    assert "obsm['protein_expression']: 7 proteins, not used" in summary.description
+    assert summary.modalities == ["rna"]

@@ -82,6 +82,18 @@ def test_time_course_goal_on_scicar(tmp_path, capsys):
     assert report["method"]["name"] == "mean shift"
     assert "not validated" in report["method"]["description"]
     assert report["notes"][0].startswith("The 1075 treated cells of time point '3' were held out")
+    assert report["method"]["description"].startswith(
+        "dexamethasone 3 h: predicted from the other time point's response;")
+    rows = {r["agent"]: r["produced"] for r in report["agents"]}
+    assert rows["integration"] == ("nothing — a treatment goal is predicted from RNA alone: nothing "
+                                   "to integrate")  # the .h5mu holds two modalities
+    # time point '3' has no control cells of its own: the time-0 cells are every time point's
+    assert ("fitted on the control cells and the treated cells of the other time point ('1'); "
+            "the 583 control cells, shared by every time point, are the input" in report["notes"][0])
+    assert report["headline"][-1] == (
+        "**Answered by:** mean shift, not validated: 1 other group ('1') is too few to validate a "
+        "predictor on (leave-one-out inside training needs 3 cell types, or 2 time points); the mean "
+        "shift assumes the least.")
     # sci-CAR holds normalised values, not counts: the report must not say they were normalised
     assert report["data"]["is_counts"] is False
     md = (out / "report.md").read_text()
@@ -121,3 +133,15 @@ def test_time_course_goal_on_an_h5mu_uses_its_rna_modality(tmp_path, capsys):
     assert "RNA modality 'rna' is used" in printed.out and "'atac' is not used" in printed.out
     report = json.loads((out / "report.json").read_text())
     assert report["notes"][0].startswith("The 1075 treated cells of time point '3' were held out")
+    assert report["method"]["description"].startswith(
+        "dexamethasone 3 h: predicted from the other time point's response;")
+    rows = {r["agent"]: r["produced"] for r in report["agents"]}
+    assert rows["integration"] == ("nothing — a treatment goal is predicted from RNA alone: nothing "
+                                   "to integrate")  # the .h5mu holds two modalities
+    # time point '3' has no control cells of its own: the time-0 cells are every time point's
+    assert ("fitted on the control cells and the treated cells of the other time point ('1'); "
+            "the 583 control cells, shared by every time point, are the input" in report["notes"][0])
+    assert report["headline"][-1] == (
+        "**Answered by:** mean shift, not validated: 1 other group ('1') is too few to validate a "
+        "predictor on (leave-one-out inside training needs 3 cell types, or 2 time points); the mean "
+        "shift assumes the least.")

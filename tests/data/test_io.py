@@ -389,3 +389,15 @@ def test_write_is_atomic_and_round_trips(tmp_path):
     assert not (tmp_path / "x.h5ad.tmp").exists()
     m = write(md.MuData({"rna": a}), tmp_path / "x.h5mu")
     assert read(m).mod["rna"].shape == (3, 2)
+
+
+def test_h5mu_without_rna_is_refused_in_one_line(tmp_path, counts):
+    """An .h5mu of ATAC + protein only: its peaks are not taken as genes (the first modality used to
+    be read as RNA); the message names the modalities and the fix."""
+    path = tmp_path / "no_rna.h5mu"
+    md.MuData({"atac": ad.AnnData(counts), "prot": ad.AnnData(counts[:, :2])}).write(path)
+    with pytest.raises(ModalityError, match=r"no RNA modality \(it has 'atac', 'prot'\).*'rna'"):
+        D.load(path)
+    assert D.rna_modality_name(["peaks", "gex"]) == "gex"
+    assert D.rna_modality_name(["adt", "expression"]) == "expression"
+    assert D.rna_modality_name(["atac", "my_counts"]) == "my_counts"  # an unknown name: taken as RNA
