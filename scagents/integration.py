@@ -36,43 +36,13 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from scagents.data.io import modality_kind
 from scagents.errors import DataError, ModalityError
 
-__all__ = ["adt_from_obsm", "integrate", "modality_kind"]
-
-_RNA_NAMES = ("rna", "gex", "gene expression", "expression", "rna_counts")
-_ATAC_NAMES = ("atac", "peaks", "chromatin", "accessibility", "chromatin accessibility")
-_PROT_NAMES = ("prot", "adt", "protein", "proteins", "antibody capture", "cite")
 _ADT_OBSM_KEYS = ("adt", "protein_expression", "protein", "prot", "ADT")
 _TIME_COLUMNS = ("time", "timepoint", "time_point", "Time", "day", "hours")
 
-
-def modality_kind(name: str) -> str:
-    """Map a modality name to ``"rna"``, ``"atac"`` or ``"prot"``.
-
-    Parameters
-    ----------
-    name
-        Modality key of a MuData (``"rna"``, ``"gex"``, ``"atac"``, ``"peaks"``, ``"prot"``, ``"adt"``...).
-
-    Returns
-    -------
-    The modality kind.
-
-    Raises
-    ------
-    ModalityError
-        When the name is not one of the recognised spellings.
-    """
-    key = name.lower()
-    for kind, names in (("rna", _RNA_NAMES), ("atac", _ATAC_NAMES), ("prot", _PROT_NAMES)):
-        if key in names:
-            return kind
-    raise ModalityError(
-        f"Unknown modality {name!r}. Name modalities 'rna' (or 'gex'), 'atac' (or 'peaks') or "
-        f"'prot' (or 'adt') so that integrate() knows how to preprocess them."
-    )
-
+__all__ = ["adt_from_obsm", "integrate", "modality_kind"]
 
 def adt_from_obsm(adata: ad.AnnData, key: str | None = None, *, names: list[str] | None = None) -> MuData:
     """Split antibody-derived tag (ADT) counts kept in ``adata.obsm`` into a ``"prot"`` modality.

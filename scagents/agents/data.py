@@ -380,7 +380,7 @@ def _is_counts(rna) -> bool | None:
 def canonical_modalities(obj) -> tuple:
     """A loaded MuData with its modalities named as the agents read them: the RNA modality
     (:func:`scagents.data.rna_modality`) ``rna``, ATAC ``atac`` and protein ``prot``
-    (:func:`scagents.integration.modality_kind`: ``gex``, ``peaks``, ``adt``, …); other names, and
+    (:func:`scagents.data.io.modality_kind`: ``gex``, ``peaks``, ``adt``, …); other names, and
     a name whose canonical one is taken, are kept. An AnnData is returned as is.
 
     Returns
@@ -389,11 +389,10 @@ def canonical_modalities(obj) -> tuple:
         The MuData (a new one when a modality was renamed; its ``uns`` and own ``obs`` columns
         kept) and ``{old: new}`` of the renamed modalities.
     """
-    import mudata as md
 
     from scagents.data import rna_modality
+    from scagents.data.io import modality_kind, mudata_like
     from scagents.errors import ModalityError
-    from scagents.integration import modality_kind
 
     if not hasattr(obj, "mod"):
         return obj, {}
@@ -409,13 +408,7 @@ def canonical_modalities(obj) -> tuple:
             renamed[name] = kind
     if not renamed:
         return obj, {}
-    new = md.MuData({renamed.get(m, m): obj.mod[m] for m in obj.mod})
-    prefixes = tuple(f"{m}:" for m in obj.mod)
-    for col in obj.obs.columns:
-        if not str(col).startswith(prefixes):
-            new.obs[col] = obj.obs[col].reindex(new.obs_names).values
-    new.uns.update(dict(obj.uns))
-    return new, renamed
+    return mudata_like({renamed.get(m, m): obj.mod[m] for m in obj.mod}, obj), renamed
 
 
 def _unused_adt(obj) -> str:

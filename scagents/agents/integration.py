@@ -15,6 +15,7 @@ from scagents.agents.state import (
     RunState,
 )
 from scagents.data import write as write_data
+from scagents.data.io import mudata_like
 
 __all__ = ["integration_agent", "integrable", "INTEGRATED_FILE"]
 
@@ -38,7 +39,6 @@ def integrable(mdata):
         The MuData to integrate (``None`` when fewer than two modalities, or fewer than 10 cells
         in all of them, are left) and one sentence per thing left out.
     """
-    import mudata as md
 
     notes = []
     empty = [m for m, a in mdata.mod.items() if a.n_obs == 0 or a.n_vars == 0]
@@ -61,13 +61,7 @@ def integrable(mdata):
     if any(mdata.mod[m].n_obs != len(shared) for m in keep):
         notes.append(f"{len(shared)} cells are in every modality ({sizes} cells): only they are "
                      "integrated")
-    sub = md.MuData({m: mdata.mod[m][shared].copy() for m in keep})
-    prefixes = tuple(f"{m}:" for m in mdata.mod)
-    for col in mdata.obs.columns:
-        if not str(col).startswith(prefixes):
-            sub.obs[col] = mdata.obs[col].reindex(sub.obs_names).values
-    sub.uns.update(dict(mdata.uns))
-    return sub, notes
+    return mudata_like({m: mdata.mod[m][shared].copy() for m in keep}, mdata), notes
 
 
 def integration_agent(state: RunState, *, max_cells: int | None = None, umap: bool = True,

@@ -63,12 +63,54 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+_RNA_NAMES = ("rna", "gex", "gene expression", "expression", "rna_counts")
+_ATAC_NAMES = ("atac", "peaks", "chromatin", "accessibility", "chromatin accessibility")
+_PROT_NAMES = ("prot", "adt", "protein", "proteins", "antibody capture", "cite")
+
+
+def modality_kind(name: str) -> str:
+    """Map a modality name to ``"rna"``, ``"atac"`` or ``"prot"``.
+
+    Parameters
+    ----------
+    name
+        Modality key of a MuData (``"rna"``, ``"gex"``, ``"atac"``, ``"peaks"``, ``"prot"``, ``"adt"``...).
+
+    Returns
+    -------
+    The modality kind.
+
+    Raises
+    ------
+    ModalityError
+        When the name is not one of the recognised spellings.
+    """
+    key = name.lower()
+    for kind, names in (("rna", _RNA_NAMES), ("atac", _ATAC_NAMES), ("prot", _PROT_NAMES)):
+        if key in names:
+            return kind
+    raise ModalityError(
+        f"Unknown modality {name!r}. Name modalities 'rna' (or 'gex'), 'atac' (or 'peaks') or "
+        f"'prot' (or 'adt') so that integrate() knows how to preprocess them."
+    )
+
+
+def mudata_like(mods: dict[str, ad.AnnData], like: md.MuData) -> md.MuData:
+    """A MuData of ``mods`` carrying ``like``'s global ``.obs`` columns (not its ``modality:``
+    copies; reindexed to the new cells) and its ``.uns``."""
+    new = md.MuData(mods)
+    prefixes = tuple(f"{m}:" for m in like.mod)
+    for col in like.obs.columns:
+        if not str(col).startswith(prefixes):
+            new.obs[col] = like.obs[col].reindex(new.obs_names).values
+    new.uns.update(dict(like.uns))
+    return new
+
+
 def rna_modality_name(names: Iterable[str]) -> str | None:
     """Which of a MuData's modality names is its RNA: ``rna`` (or ``RNA``, ``gex``, ...), else the
     first name that is not an ATAC or protein name (``atac``, ``peaks``, ``prot``, ``adt``, ...);
     ``None`` when every modality is ATAC or protein (or there is none)."""
-    from scagents.integration import modality_kind
-
     names = [str(n) for n in names]
     for name in RNA_MODALITY_NAMES:
         if name in names:

@@ -600,11 +600,7 @@ def read_model(path_or_text: str | Path, *, format: str | None = None) -> Boolea
         _read_booleannet(lines, origin, meta, entries)
     elif fmt == "bnet":
         for lineno, raw in enumerate(lines, start=1):
-            directive = raw.strip().lstrip("#").strip()
-            if raw.strip().startswith("#") and directive.startswith("@"):
-                _read_directive(directive.split(" #", 1)[0].strip(), lineno, origin, meta)
-                continue
-            s = raw.split("#", 1)[0].strip()
+            s = _rule_line(raw, lineno, origin, meta)
             if not s:
                 continue
             if "," not in s:
@@ -759,11 +755,7 @@ def _read_booleannet(lines: list[str], origin: str, meta: dict, entries: list[tu
 
     initial_only: list[tuple[int, str]] = []
     for lineno, raw in enumerate(lines, start=1):
-        directive = raw.strip().lstrip("#").strip()
-        if raw.strip().startswith("#") and directive.startswith("@"):
-            _read_directive(directive.split(" #", 1)[0].strip(), lineno, origin, meta)
-            continue
-        s = raw.split("#", 1)[0].strip()
+        s = _rule_line(raw, lineno, origin, meta)
         if not s:
             continue
         m = _BOOLEANNET_UPDATE.match(s)
@@ -907,6 +899,16 @@ def undefined_inputs_line(net: BooleanNetwork, limit: int = 12, given: Collectio
     line = "'GENE = True' (or False)" if net.format == "booleannet" else "'GENE, GENE'"
     return (f"{n} {verb}: {', '.join(shown)}{more}. Declare an external signal with a line {line} "
             "or '# @input GENE = VALUE' (this note then goes); otherwise check the spelling in the rules.")
+
+
+def _rule_line(raw: str, lineno: int, origin: str, meta: dict) -> str:
+    """A ``#``-commented model line (.bnet, BooleanNet): a ``# @directive`` is read into ``meta``
+    and gives ``""``, as do comments and blank lines; otherwise the text before any ``#``."""
+    directive = raw.strip().lstrip("#").strip()
+    if raw.strip().startswith("#") and directive.startswith("@"):
+        _read_directive(directive.split(" #", 1)[0].strip(), lineno, origin, meta)
+        return ""
+    return raw.split("#", 1)[0].strip()
 
 
 def _read_directive(s: str, lineno: int, origin: str, meta: dict) -> None:
