@@ -134,6 +134,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_up[:5]) or "none"
     down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_down[:5]) or "none"
     print(f"{res.goal}  [{res.method}, {res.status}]  run id: {res.run_id}")
+    reading = (res.report.get("goal") or {}).get("reading")
+    if reading and reading not in (res.report.get("goal_note") or ""):  # how the goal was read
+        print("  " + reading)
     if res.report.get("goal_note"):  # the goal's kind word vs the data's label, in one line
         print("  note: " + res.report["goal_note"])
     for line in (res.report.get("headline") or [])[1:2]:  # the answer's check, in plain words

@@ -298,3 +298,64 @@ def test_gene_symbols_and_bare_numbers_are_not_times(text):
 
     assert goal_time(text, {"3H"}) is None
     assert goal_time("predict C1D knockout after 2 days") == "after 2 days"
+
+
+# --------------------------------------------------------------- goals as biologists write them
+BIO_GENES = ["STAT1", "IRF1", "IFNG", "IFNGR1", "JAK2", "CD274", "PDCD1LG2", "SPI1", "MARCH8", "MAX"]
+
+
+@pytest.mark.parametrize(
+    ("text", "targets", "kind"),
+    [
+        ("predict IFN-γ knockout", ("IFNG",), "knockout"),
+        ("IFN-gamma knockout", ("IFNG",), "knockout"),
+        ("interferon gamma knockout", ("IFNG",), "knockout"),
+        ("PD-L1 knockout", ("CD274",), "knockout"),
+        ("PDL2 KO", ("PDCD1LG2",), "knockout"),
+        ("predict PU.1 knockout", ("SPI1",), "knockout"),
+        ("predict MARCHF8 knockout", ("MARCH8",), "knockout"),
+        ("predict IFNG-KO", ("IFNG",), "knockout"),
+        ("STAT1-KD", ("STAT1",), "knockdown"),
+        ("sgSTAT1", ("STAT1",), "knockout"),
+        ("shSTAT1", ("STAT1",), "knockdown"),
+        ("what happens to THP-1 cells if STAT1 is deleted", ("STAT1",), "knockout"),
+        ("predict JAK2 knockout in K562", ("JAK2",), "knockout"),
+        ("knockout of IFNGR1 in IFN-γ stimulated THP-1 cells", ("IFNGR1",), "knockout"),
+        ("predict the effect of knocking out STAT1 on IRF1 expression", ("STAT1",), "knockout"),
+        ("IRF1 KO: does CD274 go down?", ("IRF1",), "knockout"),
+        ("what is the max effect of STAT1 knockout", ("STAT1",), "knockout"),
+        ("predict MAX knockout", ("MAX",), "knockout"),
+        ("Max KO", ("MAX",), "knockout"),
+    ],
+)
+def test_parse_goal_as_biologists_write_it(text, targets, kind):
+    goal = parse_goal(text, BIO_GENES)
+    assert (goal.perturbation.targets, goal.perturbation.kind) == (targets, kind)
+
+
+def test_reading_is_stated_back():
+    g = parse_goal("effect of IFNG", BIO_GENES)
+    assert g.reading == "Goal read as: IFNG knockout (the goal names no kind: knockout by default)."
+    assert g.to_dict()["reading"] == g.reading
+    g = parse_goal("predict the effect of knocking out STAT1 on IRF1 expression", BIO_GENES)
+    assert g.readouts == ("IRF1",) and not g.kind_by_default and "IRF1 read as read-out" in g.reading
+    g = parse_goal("what happens to THP-1 cells if STAT1 is deleted", BIO_GENES)
+    assert g.context == ("THP-1",) and "'THP-1' read as the cells' context" in g.reading
+    assert "'PD-L1' is CD274" in parse_goal("PD-L1 knockout", BIO_GENES).reading
+    assert parse_goal("predict STAT1 knockout", BIO_GENES).reading == "Goal read as: STAT1 knockout."
+
+
+def test_english_word_symbol_in_lower_case_is_a_word():
+    with pytest.raises(GoalError, match=r"'max' read as English: write the gene in capitals, e\.g\. 'MAX'"):
+        parse_goal("predict max knockout", BIO_GENES)
+
+
+def test_unknown_gene_beside_known_says_how_to_ask_the_known():
+    with pytest.raises(GeneNotFoundError, match=r"Gene 'FOXP3' is not in the data.*drop 'FOXP3' to "
+                                                r"predict STAT1 knockout\."):
+        parse_goal("predict STAT1 and FOXP3 knockout", BIO_GENES)
+
+
+def test_unknown_protein_name_names_its_symbol():
+    with pytest.raises(GeneNotFoundError, match=r"Gene 'PD-L1' \(CD274\) is not in the data"):
+        parse_goal("PD-L1 knockout", ["STAT1", "IRF1"])
