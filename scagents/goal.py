@@ -44,6 +44,11 @@ GENERIC_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"stimulat\w*|treat\w*", "stimulation"),
 )
 
+#: a question about which perturbation to test next (answered by ``scagents next`` or a steering
+#: goal, not by a prediction goal naming no gene)
+NEXT_QUESTION = (r"\bnext\b|\brecommend\w*|\bsuggest\w*|\bwhich\s+(?:genes?|perturbations?|knockouts?)\s+"
+                 r"(?:should|to|would|will)\b|\bwhat\s+should\s+(?:I|we)\s+(?:perturb|knock|target)")
+
 #: nouns of a gain that a goal without a kind word must not have answered as the default knockout
 AMBIGUOUS_UP = r"\bactivations?\b|up[- ]?regulations?\b|\binductions?\b"
 
@@ -453,6 +458,14 @@ def parse_goal(
             f"{noun.group(0)!r} in the goal {text!r} is not read as a perturbation kind; write "
             f'"predict {"+".join(found)} overexpression" (more of the gene, e.g. CRISPRa) or '
             f'"predict {"+".join(found)} knockout".')
+    if not found and re.search(NEXT_QUESTION, text, re.I):
+        # "what should I perturb next": not a response to predict; say where it is answered
+        raise GoalError(
+            f"The goal {text if len(text) <= 120 else text[:120] + '…'!r} asks which perturbation "
+            "to test next, but names no gene whose response to predict: name one (every run also "
+            'ranks the next perturbations, "next #1…"), e.g. "predict STAT1 knockout"; use '
+            '`python -m scagents next --campaign NAME --goal ...` for the next round of a screen, '
+            'or a steering goal on the twin, e.g. "which perturbation makes Th1 cells".')
     by_default = kind is None and len(implied) != 1
     kind = kind or (next(iter(implied)) if len(implied) == 1 else default_kind)
     if unknown:
@@ -845,6 +858,20 @@ def parse_stimulation_goal(text: str, design: StimulationDesign) -> StimulationG
             raise GoalError(f"No time point {_fmt_hours(hours)} in {where}; its treated time points "
                             f"are {times} (control {_fmt_hours(design.hours[design.control])}).")
         body = body[:t.start()] + body[t.end():]
+    if cell_type is None and design.cell_types:
+        # the cells named elsewhere than "in …" ("what happens to CD14 monocytes after IFN-β",
+        # "effect of IFN-β on B cells"): the longest run of words that is a cell type of the data
+        spans = list(re.finditer(r"[^\s,;:?!]+", body))
+        hit = next(((i, n, c) for n in (3, 2, 1) for i in range(len(spans) - n + 1)
+                    if spans[i].group(0).lower() not in _STIM_FILLER
+                    and (c := _match_cell_type(" ".join(w.group(0) for w in spans[i:i + n]),
+                                               design.cell_types)) is not None), None)
+        if hit is not None:
+            i, n, cell_type = hit
+            phrase = body[spans[i].start():spans[i + n - 1].end()]
+            if _canon(phrase) != _canon(cell_type):
+                cell_note = f" ({phrase!r} → {cell_type!r})"
+            body = body[:spans[i].start()] + body[spans[i + n - 1].end():]
     words = [w for w in re.findall(r"[^\s,;:?!]+", body) if w.lower() not in _STIM_FILLER]
     by_level = {_canon(lv): lv for lv in design.treated}
     named = []
@@ -857,6 +884,10 @@ def parse_stimulation_goal(text: str, design: StimulationDesign) -> StimulationG
             named.append((w, TREATMENTS[c]))
         elif c:
             unknown = w
+            several = [t for t in design.cell_types if _match_cell_type(w, tuple(t.split()))]
+            if several:  # "monocytes", "T cells": a word of more than one cell type
+                raise GoalError(f"{w!r} names more than one cell type of obs[{design.cell_type_key!r}]: "
+                                f"{', '.join(several)}; name one, e.g. \"... in {several[0]}\".")
             raise GoalError(f"{unknown!r} is not a treatment of these data: {available}. Ask e.g. "
                             f'"predict {next(iter(design.treatments.values()), design.treated[0])}'
                             f'{" stimulation" if design.kind == "condition" else ""}'

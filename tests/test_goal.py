@@ -359,3 +359,34 @@ def test_unknown_gene_beside_known_says_how_to_ask_the_known():
 def test_unknown_protein_name_names_its_symbol():
     with pytest.raises(GeneNotFoundError, match=r"Gene 'PD-L1' \(CD274\) is not in the data"):
         parse_goal("PD-L1 knockout", ["STAT1", "IRF1"])
+
+
+def test_next_perturbation_question_names_where_it_is_answered():
+    with pytest.raises(GoalError, match=r"asks which perturbation to test next.*scagents next "
+                                        r"--campaign.*which perturbation makes Th1 cells"):
+        parse_goal("what should I perturb next to get Th1", BIO_GENES)
+
+
+@pytest.mark.parametrize(("text", "cell_type"), [
+    ("what happens to CD14 monocytes after IFNB treatment", "CD14 Mono"),
+    ("effect of IFN-β on B cells", "B"),
+    ("IFN-beta response of CD4 naive T cells", "CD4 Naive T"),
+])
+def test_stimulation_goal_names_cells_anywhere(text, cell_type):
+    from scagents.goal import parse_stimulation_goal
+
+    g = parse_stimulation_goal(text, _design())
+    assert (g.treatment, g.cell_type) == ("STIM", cell_type)
+
+
+def test_stimulation_goal_word_of_several_cell_types_is_refused():
+    import pandas as pd
+
+    from scagents.goal import find_stimulation_design, parse_stimulation_goal
+
+    obs = pd.DataFrame({"stim": ["CTRL", "STIM"] * 4,
+                        "seurat_annotations": ["CD14 Mono"] * 4 + ["CD16 Mono"] * 4})
+    design = find_stimulation_design(obs, "Kang 2018 IFN-beta")
+    with pytest.raises(GoalError, match=r"'monocytes' names more than one cell type of "
+                                        r"obs\['seurat_annotations'\]: CD14 Mono, CD16 Mono; name one"):
+        parse_stimulation_goal("effect of IFN-β on monocytes", design)
