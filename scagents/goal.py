@@ -206,8 +206,7 @@ _CONTEXT_AFTER = re.compile(
     r"[\s-]*(?:(?:T|B|NK)\s+)?(?:cells?|cell[\s-]lines?|lines?|monocytes?|macrophages?|"
     r"background|stimulated|stimulation|treated|treatment|primed|exposed)\b", re.I)
 #: what around a gene names it as a read-out ("effect … on IRF1 expression", "does CD274 go down")
-_READOUT_BEFORE = re.compile(r"(?:\bon\s+(?:the\s+)?(?:(?:expression|levels?)\s+of\s+)?|\bdoes\s+)$",
-                             re.I)
+_READOUT_BEFORE = re.compile(r"\bon\s+(?:the\s+)?(?:(?:expression|levels?)\s+of\s+)?$", re.I)
 _READOUT_AFTER = re.compile(r"\s+(?:expression|levels?|mrna|transcripts?|go(?:es)?\s+(?:up|down)|"
                             r"change|increase|decrease)\b", re.I)
 

@@ -390,3 +390,8 @@ def test_stimulation_goal_word_of_several_cell_types_is_refused():
     with pytest.raises(GoalError, match=r"'monocytes' names more than one cell type of "
                                         r"obs\['seurat_annotations'\]: CD14 Mono, CD16 Mono; name one"):
         parse_stimulation_goal("effect of IFN-β on monocytes", design)
+
+
+def test_what_does_a_double_knockout_do_keeps_both_targets():
+    g = parse_goal("what does STAT1 and IRF1 knockout do?", BIO_GENES)
+    assert g.perturbation.targets == ("STAT1", "IRF1") and g.readouts == ()
