@@ -437,6 +437,11 @@ def parse_goal(
             found.append(gene)
     # a read-out or context word is the target when the goal names no other ("predict IFNG
     # stimulation" on a model of IFNG)
+    if milieu := [g for g in context_genes if g in set(inputs)]:
+        # "in IL12-stimulated cells" on the twin: the milieu is set by --inputs, not by the goal's words
+        raise GoalError(
+            f"{milieu[0]} is an input of the model (its milieu), which the goal's words do not set: "
+            f"drop it from the goal and pass --inputs {milieu[0]}=1 (or 0).")
     if not found and (readouts or context_genes):
         found = list(dict.fromkeys(readouts + context_genes))
         readouts, context = [], [c for c in context if c.upper() not in {f.upper() for f in found}

@@ -395,3 +395,13 @@ def test_stimulation_goal_word_of_several_cell_types_is_refused():
 def test_what_does_a_double_knockout_do_keeps_both_targets():
     g = parse_goal("what does STAT1 and IRF1 knockout do?", BIO_GENES)
     assert g.perturbation.targets == ("STAT1", "IRF1") and g.readouts == ()
+
+
+def test_stimulated_by_a_model_input_points_to_inputs():
+    """On the twin "IL12-stimulated cells" names the milieu: neither a target nor silently dropped."""
+    from scagents.twin import load_model
+
+    net = load_model("th")
+    with pytest.raises(GoalError, match=r"IL12A is an input of the model.*--inputs IL12A=1"):
+        parse_goal("predict STAT1 knockout in IL12 stimulated cells", net.genes, aliases=net.aliases,
+                   inputs=net.inputs)
