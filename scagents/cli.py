@@ -43,7 +43,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--goal", default=None,
                    help='e.g. "predict STAT1 and TBX21 knockout" (one kind per goal: knockout, '
                         "knockdown or overexpression); name measured genes or the data's "
-                        "perturbation targets. On data with a treatment column: "
+                        "perturbation targets (protein names such as PD-L1, IFN-γ, T-bet are "
+                        "read as their symbols; the run prints how it read the goal). On data "
+                        "with a treatment column: "
                         '"predict IFN-beta stimulation in CD14 monocytes" (a held-out cell type) '
                         'or "predict dexamethasone 3h" (a held-out time point)')
     p.add_argument("--resume", default=None, metavar="RUN_ID",

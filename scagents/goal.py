@@ -7,12 +7,17 @@ Examples of goals understood::
     predict GATA3 overexpression
     what happens if I knock down JAK2?
     predict the effect of TBET, STAT4 knockouts
+    PD-L1 KO in THP-1 cells                      CD274 knockout; 'THP-1' is the cells' context
+    effect of knocking out STAT1 on IRF1 expression   STAT1 knockout; IRF1 a read-out
+    shSTAT1, IFNG-KO, IFN-γ knockout             STAT1 knockdown, IFNG knockout, IFNG knockout
 
 The parser is deliberately small and deterministic: it finds the kind of perturbation from its
 keywords and the target genes from the words that name genes of the data (or model) or targets of
 the data's measured perturbations (a screen's target need not be among the measured genes). A word
 that looks like a gene symbol but is neither gets a :class:`~scagents.errors.GeneNotFoundError`
 naming the closest that are. A goal naming two kinds ("knockout and overexpression") is refused.
+:attr:`Goal.reading` says in one line how the goal was read (kind by default, protein names,
+read-outs and context words), and the CLI prints it.
 
 :func:`match_measured` then finds the data's own perturbation that the goal asks about, whatever
 kind word the user wrote and however the data label their perturbations.
