@@ -43,7 +43,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--goal", default=None,
                    help='e.g. "predict STAT1 and TBX21 knockout" (one kind per goal: knockout, '
                         "knockdown or overexpression); name measured genes or the data's "
-                        "perturbation targets. On data with a treatment column: "
+                        "perturbation targets (protein names such as PD-L1, IFN-γ, T-bet are "
+                        "read as their symbols; the run prints how it read the goal). On data "
+                        "with a treatment column: "
                         '"predict IFN-beta stimulation in CD14 monocytes" (a held-out cell type) '
                         'or "predict dexamethasone 3h" (a held-out time point)')
     p.add_argument("--resume", default=None, metavar="RUN_ID",
@@ -135,6 +137,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     up = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_up[:5]) or "none"
     down = ", ".join(f"{r['gene']} {r['delta']:+.2f}" for r in res.top_down[:5]) or "none"
     print(f"{res.goal}  [{res.method}, {res.status}]  run id: {res.run_id}")
+    reading = (res.report.get("goal") or {}).get("reading")
+    if reading and reading not in (res.report.get("goal_note") or ""):  # how the goal was read
+        print("  " + reading)
     if res.report.get("goal_note"):  # the goal's kind word vs the data's label, in one line
         print("  note: " + res.report["goal_note"])
     for line in (res.report.get("headline") or [])[1:2]:  # the answer's check, in plain words

@@ -7,12 +7,17 @@ Examples of goals understood::
     predict GATA3 overexpression
     what happens if I knock down JAK2?
     predict the effect of TBET, STAT4 knockouts
+    PD-L1 KO in THP-1 cells                      CD274 knockout; 'THP-1' is the cells' context
+    effect of knocking out STAT1 on IRF1 expression   STAT1 knockout; IRF1 a read-out
+    shSTAT1, IFNG-KO, IFN-γ knockout             STAT1 knockdown, IFNG knockout, IFNG knockout
 
 The parser is deliberately small and deterministic: it finds the kind of perturbation from its
 keywords and the target genes from the words that name genes of the data (or model) or targets of
 the data's measured perturbations (a screen's target need not be among the measured genes). A word
 that looks like a gene symbol but is neither gets a :class:`~scagents.errors.GeneNotFoundError`
 naming the closest that are. A goal naming two kinds ("knockout and overexpression") is refused.
+:attr:`Goal.reading` says in one line how the goal was read (kind by default, protein names,
+read-outs and context words), and the CLI prints it.
 
 :func:`match_measured` then finds the data's own perturbation that the goal asks about, whatever
 kind word the user wrote and however the data label their perturbations.
@@ -33,8 +38,8 @@ KIND_PATTERNS: tuple[tuple[str, str], ...] = (
     # verbs only for activate / up-regulate: "which genes are up-regulated" describes a response
     (r"over[- ]?express\w*|\boe\b|\bactivat(?:e|es|ing)\b|crispra|up[- ]?regulat(?:e|es|ing)\b",
      "overexpression"),
-    (r"knock[- ]?downs?|knocked[- ]?down|\bkd\b|crispri|silenc\w*|inhibit\w*", "knockdown"),
-    (r"knock[- ]?outs?|knocked[- ]?out|\bko\b|delet\w*|loss[- ]of[- ]function|null", "knockout"),
+    (r"knock(?:ed|ing)?[- ]?downs?|\bkd\b|crispri|silenc\w*|inhibit\w*", "knockdown"),
+    (r"knock(?:ed|ing)?[- ]?outs?|\bko\b|delet\w*|loss[- ]of[- ]function|null", "knockout"),
 )
 
 #: generic words, used only when no kind of :data:`KIND_PATTERNS` is named ("CRISPR knockdown" is a
@@ -43,6 +48,11 @@ GENERIC_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"crispr\b", "knockout"),
     (r"stimulat\w*|treat\w*", "stimulation"),
 )
+
+#: a question about which perturbation to test next (answered by ``scagents next`` or a steering
+#: goal, not by a prediction goal naming no gene)
+NEXT_QUESTION = (r"\bnext\b|\brecommend\w*|\bsuggest\w*|\bwhich\s+(?:genes?|perturbations?|knockouts?)\s+"
+                 r"(?:should|to|would|will)\b|\bwhat\s+should\s+(?:I|we)\s+(?:perturb|knock|target)")
 
 #: nouns of a gain that a goal without a kind word must not have answered as the default knockout
 AMBIGUOUS_UP = r"\bactivations?\b|up[- ]?regulations?\b|\binductions?\b"
@@ -78,9 +88,33 @@ class Goal:
     text: str
     action: str
     perturbation: Perturbation
+    kind_by_default: bool = False
+    context: tuple[str, ...] = ()
+    readouts: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def reading(self) -> str:
+        """One line saying how the goal was read (targets, kind, and the words not taken for
+        targets), stated back to the user."""
+        p = self.perturbation
+        notes = []
+        if self.kind_by_default:
+            notes.append(f"the goal names no kind: {p.kind} by default")
+        if self.renamed:
+            notes.append(", ".join(f"{w!r} is {g}" for w, g in self.renamed))
+        if self.readouts:
+            notes.append(f"{', '.join(self.readouts)} read as read-out, not target: every gene's "
+                         "response is predicted")
+        if self.context:
+            notes.append(f"{', '.join(repr(c) for c in self.context)} read as the cells' context, "
+                         "not a target")
+        return (f"Goal read as: {'+'.join(p.targets)} {p.kind}"
+                + (f" ({'; '.join(notes)})" if notes else "") + ".")
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "action": self.action, "perturbation": self.perturbation.to_dict()}
+        return {"text": self.text, "action": self.action, "perturbation": self.perturbation.to_dict(),
+                "reading": self.reading}
 
 
 def _kind(text: str, example: str = "...") -> str | None:
@@ -145,6 +179,71 @@ def _candidate_tokens(text: str) -> list[str]:
     # word of digits only names a gene only when the data have a gene of that name
     tokens = re.findall(r"[A-Za-z0-9][A-Za-z0-9._\-]*[A-Za-z0-9]|[A-Za-z0-9]", text)
     return [t for t in tokens if t.upper() not in STOPWORDS]
+
+
+#: protein, legacy and common names biologists write for a gene symbol (upper case, hyphens
+#: dropped: "PD-L1" → "PDL1"); used when the data (or model) know the symbol, and named in the
+#: error when they do not
+COMMON_ALIASES: dict[str, str] = {
+    "PDL1": "CD274", "B7H1": "CD274", "PDL2": "PDCD1LG2", "PD1": "PDCD1", "PU.1": "SPI1",
+    "PU1": "SPI1", "TBET": "TBX21", "RORGT": "RORC", "P53": "TP53", "P21": "CDKN1A",
+    "P16": "CDKN2A", "P27": "CDKN1B", "CMYC": "MYC", "OCT4": "POU5F1", "HER2": "ERBB2",
+    "TIM3": "HAVCR2", "IKAROS": "IKZF1", "GMCSF": "CSF2", "MCSF": "CSF1", "TNFA": "TNF",
+    "IFNGAMMA": "IFNG", "TGFB": "TGFB1",
+}
+
+#: gene symbols that are also common English words: written in lower case they are read as words
+#: ("the max effect", "at rest"), written in capitals (or as a mouse symbol, "Max") as genes
+ENGLISH_SYMBOLS = frozenset(
+    """set max rest cat impact camp clock bad bid cast coil cope kit met pole ran star tank was
+    atm ski she arc ace caps nov son mag mal lum ren tox gas tf pc spin snap ring rock top trip
+    zip gap hip lamp tap mice end large""".split())
+
+#: Greek letters (written or spelled) that end a protein name: "IFN-γ", "IFN gamma", "IL-1β"
+_GREEK_SIGN = re.compile(r"(?<=[A-Za-z0-9])-?([γβακ])")
+_GREEK_WORD = re.compile(r"\b(IFN|TNF|TGF|IL-?\d+)[- ]?(gamma|beta|alpha|kappa)\b", re.I)
+_GREEK_LATIN = {"γ": "G", "β": "B", "α": "A", "κ": "K", "gamma": "G", "beta": "B", "alpha": "A",
+                "kappa": "K"}
+
+#: what follows a word naming the cells' context rather than a target ("THP-1 cells",
+#: "IFN-γ stimulated", "K562 cell line")
+_CONTEXT_AFTER = re.compile(
+    r"[\s-]*(?:(?:T|B|NK)\s+)?(?:cells?|cell[\s-]lines?|lines?|monocytes?|macrophages?|"
+    r"background|stimulated|stimulation|treated|treatment|primed|exposed)\b", re.I)
+#: what around a gene names it as a read-out ("effect … on IRF1 expression", "does CD274 go down")
+_READOUT_BEFORE = re.compile(r"\bon\s+(?:the\s+)?(?:(?:expression|levels?)\s+of\s+)?$", re.I)
+_READOUT_AFTER = re.compile(r"\s+(?:expression|levels?|mrna|transcripts?|go(?:es)?\s+(?:up|down)|"
+                            r"change|increase|decrease)\b", re.I)
+
+
+def _plain_names(text: str) -> str:
+    """``text`` with Greek-lettered protein names written as symbols ("IFN-γ", "IFN gamma",
+    "interferon gamma" → "IFNG"; "IL-1β" → "IL-1B")."""
+    text = re.sub(r"\binterferon[- ]?", "IFN-", text, flags=re.I)
+    text = _GREEK_WORD.sub(lambda m: m.group(1) + _GREEK_LATIN[m.group(2).lower()], text)
+    return _GREEK_SIGN.sub(lambda m: _GREEK_LATIN[m.group(1)], text)
+
+
+def _variants(token: str) -> list[tuple[str, str]]:
+    """Other spellings of ``token`` that may name a gene, each with the kind it implies (``""``:
+    none): without hyphens ("PD-L1"), without a kind suffix ("IFNG-KO"), without a guide prefix
+    ("sgSTAT1", "shSTAT1"), a common or protein name (:data:`COMMON_ALIASES`) and renamed HGNC
+    families (MARCH8 ↔ MARCHF8, SEPT2 ↔ SEPTIN2)."""
+    out = [(token.replace("-", ""), "")]
+    if m := re.fullmatch(r"(.+?)-(KO|KD|OE|null)", token, re.I):
+        kind = {"kd": "knockdown", "oe": "overexpression"}.get(m.group(2).lower(), "knockout")
+        out.append((m.group(1), kind))
+    if m := re.fullmatch(r"(sg|sh|si)([A-Z0-9].*)", token):
+        out.append((m.group(2), "" if m.group(1) == "sg" else "knockdown"))
+    for name, kind in list(out):
+        up = name.upper()
+        if up in COMMON_ALIASES:
+            out.append((COMMON_ALIASES[up], kind))
+        for a, b in ((r"MARCHF(\d+)", r"MARCH\1"), (r"MARCH(\d+)", r"MARCHF\1"),
+                     (r"SEPTIN(\d+)", r"SEPT\1"), (r"SEPT(\d+)", r"SEPTIN\1")):
+            if re.fullmatch(a, up):
+                out.append((re.sub(a, b, up), kind))
+    return out
 
 
 def _example_goal(genes: list[str]) -> str:
@@ -301,16 +400,58 @@ def parse_goal(
         raise GoalError(f"The goal names a time ({when!r}) that this run cannot honour: {time_reason}; "
                         f"drop {when!r} from the goal{time_instead}.")
 
+    known = known_upper | alias_upper
     found: list[str] = []
     unknown: list[str] = []
-    for token in _candidate_tokens(text):
+    context: list[str] = []
+    readouts: list[str] = []
+    context_genes: list[str] = []
+    renamed: list[tuple[str, str]] = []
+    english: list[str] = []
+    implied: set[str] = set()
+    plain = _plain_names(text)
+    for m in re.finditer(r"[A-Za-z0-9][A-Za-z0-9._\-]*[A-Za-z0-9]|[A-Za-z0-9]", plain):
+        token = m.group(0)
         up = token.upper()
-        if up in known_upper or up in alias_upper:
-            gene = resolve_gene(token, genes, aliases=aliases, targets=targets)
-            if gene not in found:
-                found.append(gene)
-        elif _looks_like_symbol(token):
-            unknown.append(token)
+        if up in STOPWORDS:
+            continue
+        before, after = plain[:m.start()], plain[m.end():]
+        in_context = bool(_CONTEXT_AFTER.match(after))
+        name = token if up in known else next((v for v, _ in _variants(token) if v.upper() in known),
+                                              None)
+        if name is not None and token.islower() and token.isalpha() and token in ENGLISH_SYMBOLS:
+            english.append(token)  # "the max effect": a word; "MAX" is the gene
+            continue
+        if name is None:
+            if _looks_like_symbol(token) and not in_context and not re.search(r"\bin\s+(?:the\s+)?$",
+                                                                                 before, re.I):
+                unknown.append(token)
+            elif _looks_like_symbol(token):
+                context.append(token)
+            continue
+        gene = resolve_gene(name, genes, aliases=aliases, targets=targets)
+        implied |= {k for v, k in _variants(token) if k and v.upper() == name.upper()}
+        if name != token and gene.upper() != token.replace("-", "").upper():
+            renamed.append((token, gene))
+        if _READOUT_BEFORE.search(before) or _READOUT_AFTER.match(after):
+            readouts.append(gene)
+        elif in_context:
+            context.append(token)
+            context_genes.append(gene)
+        elif gene not in found:
+            found.append(gene)
+    # a read-out or context word is the target when the goal names no other ("predict IFNG
+    # stimulation" on a model of IFNG)
+    if milieu := [g for g in context_genes if g in set(inputs)]:
+        # "in IL12-stimulated cells" on the twin: the milieu is set by --inputs, not by the goal's words
+        raise GoalError(
+            f"{milieu[0]} is an input of the model (its milieu), which the goal's words do not set: "
+            f"drop it from the goal and pass --inputs {milieu[0]}=1 (or 0).")
+    if not found and (readouts or context_genes):
+        found = list(dict.fromkeys(readouts + context_genes))
+        readouts, context = [], [c for c in context if c.upper() not in {f.upper() for f in found}
+                                 and not any(v.upper() in known for v, _ in _variants(c))]
+    renamed = [(w, g) for w, g in renamed if g in found]
     kind = _kind(text, "+".join(found) or "GENE")
     if kind is None and (typo := _misspelt_kind(text, known_upper | alias_upper)) is not None:
         # a misspelt kind word must not fall back silently to the default (an "overexpresion"
@@ -326,18 +467,43 @@ def parse_goal(
             f"{noun.group(0)!r} in the goal {text!r} is not read as a perturbation kind; write "
             f'"predict {"+".join(found)} overexpression" (more of the gene, e.g. CRISPRa) or '
             f'"predict {"+".join(found)} knockout".')
-    kind = kind or default_kind
+    if not found and re.search(NEXT_QUESTION, text, re.I):
+        # "what should I perturb next": not a response to predict; say where it is answered
+        raise GoalError(
+            f"The goal {text if len(text) <= 120 else text[:120] + '…'!r} asks which perturbation "
+            "to test next, but names no gene whose response to predict: name one (every run also "
+            'ranks the next perturbations, "next #1…"), e.g. "predict STAT1 knockout"; use '
+            '`python -m scagents next --campaign NAME --goal ...` for the next round of a screen, '
+            'or a steering goal on the twin, e.g. "which perturbation makes Th1 cells".')
+    by_default = kind is None and len(implied) != 1
+    kind = kind or (next(iter(implied)) if len(implied) == 1 else default_kind)
     if unknown:
         # a symbol-like word the data do not have: say which and what is close
-        resolve_gene(unknown[0], genes, aliases=aliases, targets=targets, inputs=inputs)
+        word = unknown[0]
+        alias = next((v for v, _ in _variants(word)[1:] if v in COMMON_ALIASES.values()), None)
+        try:
+            resolve_gene(alias or word, genes, aliases=aliases, targets=targets, inputs=inputs)
+        except GeneNotFoundError as e:
+            msg = str(e)
+            if alias:
+                msg = msg.replace(f"Gene {alias!r}", f"Gene {word!r} ({alias})", 1)
+            if found:  # the goal's other genes are known: say how to ask about them alone
+                msg += (f" The goal's other gene{'s' if len(found) > 1 else ''} "
+                        f"({'+'.join(found)}) {'are' if len(found) > 1 else 'is'} known: drop "
+                        f"{word!r} to predict {'+'.join(found)} {kind}.")
+            raise GeneNotFoundError(msg) from None
     if not found:
         skip = {i.upper() for i in inputs}
         shown = text if len(text) <= 200 else text[:200] + "…"
+        words = (f" ({', '.join(repr(w) for w in english)} read as English: write the gene in "
+                 f"capitals, e.g. {english[0].upper()!r})") if english else ""
         raise GoalError(
-            f"No gene of the data is named in the goal {shown!r}. Name the target gene(s), e.g. "
+            f"No gene of the data is named in the goal {shown!r}{words}. Name the target gene(s), e.g. "
             f'"{_example_goal([g for g in (*targets, *genes) if g.upper() not in skip])}".'
         )
-    return Goal(text=text, action="predict", perturbation=Perturbation(tuple(found), kind=kind))
+    return Goal(text=text, action="predict", perturbation=Perturbation(tuple(found), kind=kind),
+                kind_by_default=by_default, context=tuple(dict.fromkeys(context)),
+                readouts=tuple(dict.fromkeys(readouts)), renamed=tuple(dict.fromkeys(renamed)))
 
 
 def match_measured(
@@ -701,6 +867,20 @@ def parse_stimulation_goal(text: str, design: StimulationDesign) -> StimulationG
             raise GoalError(f"No time point {_fmt_hours(hours)} in {where}; its treated time points "
                             f"are {times} (control {_fmt_hours(design.hours[design.control])}).")
         body = body[:t.start()] + body[t.end():]
+    if cell_type is None and design.cell_types:
+        # the cells named elsewhere than "in …" ("what happens to CD14 monocytes after IFN-β",
+        # "effect of IFN-β on B cells"): the longest run of words that is a cell type of the data
+        spans = list(re.finditer(r"[^\s,;:?!]+", body))
+        hit = next(((i, n, c) for n in (3, 2, 1) for i in range(len(spans) - n + 1)
+                    if spans[i].group(0).lower() not in _STIM_FILLER
+                    and (c := _match_cell_type(" ".join(w.group(0) for w in spans[i:i + n]),
+                                               design.cell_types)) is not None), None)
+        if hit is not None:
+            i, n, cell_type = hit
+            phrase = body[spans[i].start():spans[i + n - 1].end()]
+            if _canon(phrase) != _canon(cell_type):
+                cell_note = f" ({phrase!r} → {cell_type!r})"
+            body = body[:spans[i].start()] + body[spans[i + n - 1].end():]
     words = [w for w in re.findall(r"[^\s,;:?!]+", body) if w.lower() not in _STIM_FILLER]
     by_level = {_canon(lv): lv for lv in design.treated}
     named = []
@@ -713,6 +893,10 @@ def parse_stimulation_goal(text: str, design: StimulationDesign) -> StimulationG
             named.append((w, TREATMENTS[c]))
         elif c:
             unknown = w
+            several = [t for t in design.cell_types if _match_cell_type(w, tuple(t.split()))]
+            if several:  # "monocytes", "T cells": a word of more than one cell type
+                raise GoalError(f"{w!r} names more than one cell type of obs[{design.cell_type_key!r}]: "
+                                f"{', '.join(several)}; name one, e.g. \"... in {several[0]}\".")
             raise GoalError(f"{unknown!r} is not a treatment of these data: {available}. Ask e.g. "
                             f'"predict {next(iter(design.treatments.values()), design.treated[0])}'
                             f'{" stimulation" if design.kind == "condition" else ""}'

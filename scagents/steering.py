@@ -164,6 +164,16 @@ def parse_steering_goal(text: str, model: str = "th") -> SteeringGoal:
         raise GoalError(f"Cannot find the target fate in {text!r}; write e.g. \"drive Th0 cells to Th1\" "
                         f"or \"block the erythroid fate\". Model {chosen!r} has fates: {', '.join(fates.values())}.")
     target = _match(target_w.group(1), fates)
+    if target is None and _AVOID.fullmatch(verb := target_w.group(0).split()[0]):
+        try:  # "block JAK1": a gene, not a fate: the user asks for its loss, not fate steering
+            gene = load_model(model if chosen == preferred else chosen).resolve_gene(target_w.group(1))
+        except KeyError:
+            gene = None
+        if gene is not None:
+            raise GoalError(f"{target_w.group(1)!r} is a gene of model {chosen!r}, not a fate, and "
+                            f"{verb!r} + a fate is a steering goal; to predict the response to "
+                            f"{verb}ing {gene}, write \"predict {gene} knockdown\" (or knockout). "
+                            f"Fates: {', '.join(fates.values())}.")
     if target is None:
         raise GoalError(f"Unknown fate {target_w.group(1)!r} in the goal; model {chosen!r} has fates: "
                         f"{', '.join(fates.values())}. For a fate no shipped model has, pass --model "

@@ -188,3 +188,21 @@ def test_every_option_of_every_command_has_help():
             for name, sp in a.choices.items() for x in sp._actions
             if x.dest != "help" and not x.help]
     assert not bare, f"arguments without help: {bare}"
+
+
+def test_run_states_how_the_goal_was_read(monkeypatch, capsys, tmp_path):
+    """The first lines say how the goal was read (here: no kind named, the default knockout)."""
+    from types import SimpleNamespace
+
+    import scagents.api
+    from scagents.cli import main
+    from scagents.goal import parse_goal
+
+    goal = parse_goal("effect of IFNG", ["IFNG", "STAT1"])
+    res = SimpleNamespace(goal=goal.text, method="m", status="validated", run_id="r", out=tmp_path,
+                          report={"goal": goal.to_dict(), "headline": []}, top_up=[], top_down=[],
+                          proposals=[], wall_time_s=0.0)
+    monkeypatch.setattr(scagents.api, "run", lambda *a, **k: res)
+    assert main(["run", "--goal", "effect of IFNG", "--quiet", "--out", str(tmp_path / "o")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "  Goal read as: IFNG knockout (the goal names no kind: knockout by default)."

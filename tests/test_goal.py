@@ -298,3 +298,110 @@ def test_gene_symbols_and_bare_numbers_are_not_times(text):
 
     assert goal_time(text, {"3H"}) is None
     assert goal_time("predict C1D knockout after 2 days") == "after 2 days"
+
+
+# --------------------------------------------------------------- goals as biologists write them
+BIO_GENES = ["STAT1", "IRF1", "IFNG", "IFNGR1", "JAK2", "CD274", "PDCD1LG2", "SPI1", "MARCH8", "MAX"]
+
+
+@pytest.mark.parametrize(
+    ("text", "targets", "kind"),
+    [
+        ("predict IFN-γ knockout", ("IFNG",), "knockout"),
+        ("IFN-gamma knockout", ("IFNG",), "knockout"),
+        ("interferon gamma knockout", ("IFNG",), "knockout"),
+        ("PD-L1 knockout", ("CD274",), "knockout"),
+        ("PDL2 KO", ("PDCD1LG2",), "knockout"),
+        ("predict PU.1 knockout", ("SPI1",), "knockout"),
+        ("predict MARCHF8 knockout", ("MARCH8",), "knockout"),
+        ("predict IFNG-KO", ("IFNG",), "knockout"),
+        ("STAT1-KD", ("STAT1",), "knockdown"),
+        ("sgSTAT1", ("STAT1",), "knockout"),
+        ("shSTAT1", ("STAT1",), "knockdown"),
+        ("what happens to THP-1 cells if STAT1 is deleted", ("STAT1",), "knockout"),
+        ("predict JAK2 knockout in K562", ("JAK2",), "knockout"),
+        ("knockout of IFNGR1 in IFN-γ stimulated THP-1 cells", ("IFNGR1",), "knockout"),
+        ("predict the effect of knocking out STAT1 on IRF1 expression", ("STAT1",), "knockout"),
+        ("IRF1 KO: does CD274 go down?", ("IRF1",), "knockout"),
+        ("what is the max effect of STAT1 knockout", ("STAT1",), "knockout"),
+        ("predict MAX knockout", ("MAX",), "knockout"),
+        ("Max KO", ("MAX",), "knockout"),
+    ],
+)
+def test_parse_goal_as_biologists_write_it(text, targets, kind):
+    goal = parse_goal(text, BIO_GENES)
+    assert (goal.perturbation.targets, goal.perturbation.kind) == (targets, kind)
+
+
+def test_reading_is_stated_back():
+    g = parse_goal("effect of IFNG", BIO_GENES)
+    assert g.reading == "Goal read as: IFNG knockout (the goal names no kind: knockout by default)."
+    assert g.to_dict()["reading"] == g.reading
+    g = parse_goal("predict the effect of knocking out STAT1 on IRF1 expression", BIO_GENES)
+    assert g.readouts == ("IRF1",) and not g.kind_by_default and "IRF1 read as read-out" in g.reading
+    g = parse_goal("what happens to THP-1 cells if STAT1 is deleted", BIO_GENES)
+    assert g.context == ("THP-1",) and "'THP-1' read as the cells' context" in g.reading
+    assert "'PD-L1' is CD274" in parse_goal("PD-L1 knockout", BIO_GENES).reading
+    assert parse_goal("predict STAT1 knockout", BIO_GENES).reading == "Goal read as: STAT1 knockout."
+
+
+def test_english_word_symbol_in_lower_case_is_a_word():
+    with pytest.raises(GoalError, match=r"'max' read as English: write the gene in capitals, e\.g\. 'MAX'"):
+        parse_goal("predict max knockout", BIO_GENES)
+
+
+def test_unknown_gene_beside_known_says_how_to_ask_the_known():
+    with pytest.raises(GeneNotFoundError, match=r"Gene 'FOXP3' is not in the data.*drop 'FOXP3' to "
+                                                r"predict STAT1 knockout\."):
+        parse_goal("predict STAT1 and FOXP3 knockout", BIO_GENES)
+
+
+def test_unknown_protein_name_names_its_symbol():
+    with pytest.raises(GeneNotFoundError, match=r"Gene 'PD-L1' \(CD274\) is not in the data"):
+        parse_goal("PD-L1 knockout", ["STAT1", "IRF1"])
+
+
+def test_next_perturbation_question_names_where_it_is_answered():
+    with pytest.raises(GoalError, match=r"asks which perturbation to test next.*scagents next "
+                                        r"--campaign.*which perturbation makes Th1 cells"):
+        parse_goal("what should I perturb next to get Th1", BIO_GENES)
+
+
+@pytest.mark.parametrize(("text", "cell_type"), [
+    ("what happens to CD14 monocytes after IFNB treatment", "CD14 Mono"),
+    ("effect of IFN-β on B cells", "B"),
+    ("IFN-beta response of CD4 naive T cells", "CD4 Naive T"),
+])
+def test_stimulation_goal_names_cells_anywhere(text, cell_type):
+    from scagents.goal import parse_stimulation_goal
+
+    g = parse_stimulation_goal(text, _design())
+    assert (g.treatment, g.cell_type) == ("STIM", cell_type)
+
+
+def test_stimulation_goal_word_of_several_cell_types_is_refused():
+    import pandas as pd
+
+    from scagents.goal import find_stimulation_design, parse_stimulation_goal
+
+    obs = pd.DataFrame({"stim": ["CTRL", "STIM"] * 4,
+                        "seurat_annotations": ["CD14 Mono"] * 4 + ["CD16 Mono"] * 4})
+    design = find_stimulation_design(obs, "Kang 2018 IFN-beta")
+    with pytest.raises(GoalError, match=r"'monocytes' names more than one cell type of "
+                                        r"obs\['seurat_annotations'\]: CD14 Mono, CD16 Mono; name one"):
+        parse_stimulation_goal("effect of IFN-β on monocytes", design)
+
+
+def test_what_does_a_double_knockout_do_keeps_both_targets():
+    g = parse_goal("what does STAT1 and IRF1 knockout do?", BIO_GENES)
+    assert g.perturbation.targets == ("STAT1", "IRF1") and g.readouts == ()
+
+
+def test_stimulated_by_a_model_input_points_to_inputs():
+    """On the twin "IL12-stimulated cells" names the milieu: neither a target nor silently dropped."""
+    from scagents.twin import load_model
+
+    net = load_model("th")
+    with pytest.raises(GoalError, match=r"IL12A is an input of the model.*--inputs IL12A=1"):
+        parse_goal("predict STAT1 knockout in IL12 stimulated cells", net.genes, aliases=net.aliases,
+                   inputs=net.inputs)

@@ -459,3 +459,12 @@ def test_silent_hint_changes_the_fewest_inputs(tmp_path):
     r = answer_steering_goal(parse_steering_goal("steer cells to Afate", str(path)), tmp_path / "o", n_cells=16,
                              n_steps=45, inputs={"EXTRA": 1})
     assert r["silent"] and "milieu SIG=0, EXTRA=1" in r["no_signal"] and "e.g. --inputs SIG=1 (the closest to yours" in r["no_signal"]
+
+
+@pytest.mark.parametrize("text", ["block JAK1", "suppress stat1"])
+def test_blocking_a_gene_names_the_prediction_goal(text):
+    """'block JAK1' names a gene, not a fate: one line saying how to ask for its loss."""
+    gene = text.split()[1].upper()
+    with pytest.raises(GoalError, match=rf"is a gene of model 'th_mendoza2006', not a fate.*"
+                                        rf"\"predict {gene} knockdown\""):
+        parse_steering_goal(text)
