@@ -141,6 +141,58 @@ def _kind(text: str, example: str = "...") -> str | None:
     return None
 
 
+def _mixed_kinds(text: str, plain: str, found: list[str], found_at: list[int]) -> str | None:
+    """The refusal of a goal giving its genes different kinds ("knock out IFNG and overexpress
+    GATA3"); ``None`` when it names fewer than two kinds. A run predicts one perturbation of one
+    kind (:class:`~scagents.perturbation.Perturbation`), so such a combination is not supported:
+    the message says so and suggests each perturbation as its own goal: the genes after each kind
+    word ("knock out A and B and overexpress C") or before it ("A knockout and C overexpression")."""
+    low = plain.lower()
+    words = sorted((m.start(), kind, m.group(0)) for pattern, kind in KIND_PATTERNS
+                   if (m := re.search(pattern, low)))
+    if len({k for _, k, _ in words}) < 2:
+        return None
+    genes = list(zip(found_at, found, strict=True)) if len(found_at) == len(found) else []
+    events = sorted([(i, "kind", k) for i, k, _ in words] + [(i, "gene", g) for i, g in genes])
+    groups: list[tuple[list[str], str]] = []  # (genes, kind) of each perturbation
+    for _, what, name in events if len(words) < len(events) and events[0][1] == "kind" else ():
+        if what == "kind":
+            groups.append(([], name))
+        else:
+            groups[-1][0].append(name)
+    if not groups and events and events[-1][1] == "kind" and events[0][1] == "gene":
+        pending: list[str] = []
+        for _, what, name in events:
+            if what == "gene":
+                pending.append(name)
+            else:
+                groups.append((pending, name))
+                pending = []
+    if groups and all(g for g, _ in groups):
+        examples = ", then ".join(f'"predict {"+".join(g)} {k}"' for g, k in groups)
+    else:
+        examples = ", then ".join(f'"predict GENE {k}"' for _, k, _ in words)
+    named = " and ".join(f"{k} ({w!r})" for _, k, w in words)
+    shown = text if len(text) <= 120 else text[:120] + "…"
+    return (f"The goal {shown!r} combines {named} of different genes: a combination of different "
+            "kinds is not supported (a run predicts one perturbation, of one kind for all its "
+            f"targets); ask one kind per run, each perturbation as its own goal, e.g. {examples}.")
+
+
+def _as_written(text: str, plain: str, start: int, end: int) -> str:
+    """The part of ``text`` that ``plain[start:end]`` (:func:`_plain_names` of ``text``) comes
+    from: "IFN-γ" for the "IFNG" of "effect of IFN-γ"."""
+    if text == plain:
+        return plain[start:end]
+    lo, hi = start, end
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, text, plain, autojunk=False).get_opcodes():
+        if j1 <= start < j2 or (j1 == j2 == start):
+            lo = i1 + (start - j1) if tag == "equal" else i1
+        if j1 < end <= j2:
+            hi = i1 + (end - j1) if tag == "equal" else i2
+    return text[lo:hi].strip() or plain[start:end]
+
+
 #: the kind words a goal may use, for spotting a misspelt one ("knockut", "overexpresion")
 KIND_WORDS: tuple[str, ...] = (
     "knockout", "knockouts", "knockdown", "knockdowns", "overexpression", "overexpress",
@@ -402,7 +454,9 @@ def parse_goal(
 
     known = known_upper | alias_upper
     found: list[str] = []
+    found_at: list[int] = []  # where each found gene is first written in ``plain``
     unknown: list[str] = []
+    unknown_as: list[str] = []  # each unknown word as the user wrote it ("IFN-γ" for "IFNG")
     context: list[str] = []
     readouts: list[str] = []
     context_genes: list[str] = []
@@ -426,6 +480,7 @@ def parse_goal(
             if _looks_like_symbol(token) and not in_context and not re.search(r"\bin\s+(?:the\s+)?$",
                                                                                  before, re.I):
                 unknown.append(token)
+                unknown_as.append(_as_written(text, plain, m.start(), m.end()))
             elif _looks_like_symbol(token):
                 context.append(token)
             continue
@@ -440,6 +495,7 @@ def parse_goal(
             context_genes.append(gene)
         elif gene not in found:
             found.append(gene)
+            found_at.append(m.start())
     # a read-out or context word is the target when the goal names no other ("predict IFNG
     # stimulation" on a model of IFNG)
     if milieu := [g for g in context_genes if g in set(inputs)]:
@@ -452,6 +508,8 @@ def parse_goal(
         readouts, context = [], [c for c in context if c.upper() not in {f.upper() for f in found}
                                  and not any(v.upper() in known for v, _ in _variants(c))]
     renamed = [(w, g) for w, g in renamed if g in found]
+    if len(found) > 1 and (mixed := _mixed_kinds(text, plain, found, found_at)) is not None:
+        raise GoalError(mixed)
     kind = _kind(text, "+".join(found) or "GENE")
     if kind is None and (typo := _misspelt_kind(text, known_upper | alias_upper)) is not None:
         # a misspelt kind word must not fall back silently to the default (an "overexpresion"
@@ -479,18 +537,18 @@ def parse_goal(
     kind = kind or (next(iter(implied)) if len(implied) == 1 else default_kind)
     if unknown:
         # a symbol-like word the data do not have: say which and what is close
-        word = unknown[0]
+        word, written = unknown[0], unknown_as[0]
         alias = next((v for v, _ in _variants(word)[1:] if v in COMMON_ALIASES.values()), None)
         try:
             resolve_gene(alias or word, genes, aliases=aliases, targets=targets, inputs=inputs)
         except GeneNotFoundError as e:
             msg = str(e)
-            if alias:
-                msg = msg.replace(f"Gene {alias!r}", f"Gene {word!r} ({alias})", 1)
+            if (alias or word) != written:  # repeat what the user typed: "'IFN-γ' (IFNG)"
+                msg = msg.replace(f"Gene {alias or word!r}", f"Gene {written!r} ({alias or word})", 1)
             if found:  # the goal's other genes are known: say how to ask about them alone
                 msg += (f" The goal's other gene{'s' if len(found) > 1 else ''} "
                         f"({'+'.join(found)}) {'are' if len(found) > 1 else 'is'} known: drop "
-                        f"{word!r} to predict {'+'.join(found)} {kind}.")
+                        f"{written!r} to predict {'+'.join(found)} {kind}.")
             raise GeneNotFoundError(msg) from None
     if not found:
         skip = {i.upper() for i in inputs}
