@@ -15,7 +15,8 @@ The parser is deliberately small and deterministic: it finds the kind of perturb
 keywords and the target genes from the words that name genes of the data (or model) or targets of
 the data's measured perturbations (a screen's target need not be among the measured genes). A word
 that looks like a gene symbol but is neither gets a :class:`~scagents.errors.GeneNotFoundError`
-naming the closest that are. A goal naming two kinds ("knockout and overexpression") is refused.
+naming the closest that are (or, when none is close, what can be asked). A goal naming two kinds
+("knockout and overexpression" of one gene, or a different kind per gene) is refused.
 :attr:`Goal.reading` says in one line how the goal was read (kind by default, protein names,
 read-outs and context words), and the CLI prints it.
 
@@ -329,7 +330,8 @@ def resolve_gene(
     Raises
     ------
     GeneNotFoundError
-        If nothing matches; the message lists the closest names (never a model input).
+        If nothing matches; the message lists the closest names (never a model input) or, when
+        none is close, what can be asked (the data's perturbation targets, or its genes).
     """
     genes = list(genes)
     extra = [t for t in dict.fromkeys(targets) if t not in set(genes)]
@@ -346,14 +348,31 @@ def resolve_gene(
     skip = {i.upper() for i in inputs}
     pool = [u for u in by_upper if u not in skip]
     close = difflib.get_close_matches(name.upper(), pool, n=5, cutoff=0.5)
-    hint = ", ".join(by_upper[c] for c in close) if close else ", ".join(
-        by_upper[u] for u in pool[:10]) + ", …"
     where = f"{len(genes)} genes" + (f", {len(extra)} more perturbation targets" if extra else "")
+    if close:
+        hint = f"Closest gene names: {', '.join(by_upper[c] for c in close)}. Check the spelling, or"
+    else:  # the first names of the data mean nothing to the user: say what can be asked
+        hint = "No gene name is close. " + _askable(genes, targets, skip) + " Or"
     raise GeneNotFoundError(
         f"Gene {name if len(name) <= 60 else name[:60] + '…'!r} is not in the data ({where}). "
-        f"Closest gene names: {hint}. "
-        "Check the spelling, or point --data at a data set that measures or perturbs this gene."
+        f"{hint} point --data at a data set that measures or perturbs this gene."
     )
+
+
+def _askable(genes: list[str], targets: Iterable[str], skip: set[str], shown: int = 8) -> str:
+    """What a goal can ask about: the data's perturbation targets (``targets``, in the order
+    given: a caller listing the most measured first shows those), then any of the data's genes;
+    without targets, the genes themselves when they are few (a model's)."""
+    targets = [t for t in dict.fromkeys(targets) if t.upper() not in skip]
+    if targets:
+        more = ", …" if len(targets) > shown else ""
+        return (f"The data measure perturbations of {len(targets)} gene{'s' * (len(targets) > 1)} "
+                f"(e.g. {', '.join(targets[:shown])}{more}); a gene whose perturbation is not "
+                f"measured can be asked when it is one of the data's {len(genes)} genes.")
+    named = [g for g in genes if g.upper() not in skip]
+    if len(named) <= 3 * shown:
+        return f"Genes that can be asked: {', '.join(named)}."
+    return f"A goal can ask about any of the data's {len(genes)} genes."
 
 
 #: a time written in a goal: "t=0.5", "at time 5", "after 3h", "30 min", "day 2", "at 1 day"; a bare
