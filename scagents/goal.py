@@ -372,7 +372,7 @@ def _askable(genes: list[str], targets: Iterable[str], skip: set[str], shown: in
     named = [g for g in genes if g.upper() not in skip]
     if len(named) <= 3 * shown:
         return f"Genes that can be asked: {', '.join(named)}."
-    return f"A goal can ask about any of the data's {len(genes)} genes."
+    return f"Name one of the data's {len(genes)} genes."
 
 
 #: a time written in a goal: "t=0.5", "at time 5", "after 3h", "30 min", "day 2", "at 1 day"; a bare
