@@ -15,7 +15,8 @@ The parser is deliberately small and deterministic: it finds the kind of perturb
 keywords and the target genes from the words that name genes of the data (or model) or targets of
 the data's measured perturbations (a screen's target need not be among the measured genes). A word
 that looks like a gene symbol but is neither gets a :class:`~scagents.errors.GeneNotFoundError`
-naming the closest that are. A goal naming two kinds ("knockout and overexpression") is refused.
+naming the closest that are (or, when none is close, what can be asked). A goal naming two kinds
+("knockout and overexpression" of one gene, or a different kind per gene) is refused.
 :attr:`Goal.reading` says in one line how the goal was read (kind by default, protein names,
 read-outs and context words), and the CLI prints it.
 
@@ -139,6 +140,58 @@ def _kind(text: str, example: str = "...") -> str | None:
         if re.search(pattern, low):
             return kind
     return None
+
+
+def _mixed_kinds(text: str, plain: str, found: list[str], found_at: list[int]) -> str | None:
+    """The refusal of a goal giving its genes different kinds ("knock out IFNG and overexpress
+    GATA3"); ``None`` when it names fewer than two kinds. A run predicts one perturbation of one
+    kind (:class:`~scagents.perturbation.Perturbation`), so such a combination is not supported:
+    the message says so and suggests each perturbation as its own goal: the genes after each kind
+    word ("knock out A and B and overexpress C") or before it ("A knockout and C overexpression")."""
+    low = plain.lower()
+    words = sorted((m.start(), kind, m.group(0)) for pattern, kind in KIND_PATTERNS
+                   if (m := re.search(pattern, low)))
+    if len({k for _, k, _ in words}) < 2:
+        return None
+    genes = list(zip(found_at, found, strict=True)) if len(found_at) == len(found) else []
+    events = sorted([(i, "kind", k) for i, k, _ in words] + [(i, "gene", g) for i, g in genes])
+    groups: list[tuple[list[str], str]] = []  # (genes, kind) of each perturbation
+    for _, what, name in events if len(words) < len(events) and events[0][1] == "kind" else ():
+        if what == "kind":
+            groups.append(([], name))
+        else:
+            groups[-1][0].append(name)
+    if not groups and events and events[-1][1] == "kind" and events[0][1] == "gene":
+        pending: list[str] = []
+        for _, what, name in events:
+            if what == "gene":
+                pending.append(name)
+            else:
+                groups.append((pending, name))
+                pending = []
+    if groups and all(g for g, _ in groups):
+        examples = ", then ".join(f'"predict {"+".join(g)} {k}"' for g, k in groups)
+    else:
+        examples = ", then ".join(f'"predict GENE {k}"' for _, k, _ in words)
+    named = " and ".join(f"{k} ({w!r})" for _, k, w in words)
+    shown = text if len(text) <= 120 else text[:120] + "…"
+    return (f"The goal {shown!r} combines {named} of different genes: a combination of different "
+            "kinds is not supported (a run predicts one perturbation, of one kind for all its "
+            f"targets); ask one kind per run, each perturbation as its own goal, e.g. {examples}.")
+
+
+def _as_written(text: str, plain: str, start: int, end: int) -> str:
+    """The part of ``text`` that ``plain[start:end]`` (:func:`_plain_names` of ``text``) comes
+    from: "IFN-γ" for the "IFNG" of "effect of IFN-γ"."""
+    if text == plain:
+        return plain[start:end]
+    lo, hi = start, end
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, text, plain, autojunk=False).get_opcodes():
+        if j1 <= start < j2 or (j1 == j2 == start):
+            lo = i1 + (start - j1) if tag == "equal" else i1
+        if j1 < end <= j2:
+            hi = i1 + (end - j1) if tag == "equal" else i2
+    return text[lo:hi].strip() or plain[start:end]
 
 
 #: the kind words a goal may use, for spotting a misspelt one ("knockut", "overexpresion")
@@ -277,7 +330,8 @@ def resolve_gene(
     Raises
     ------
     GeneNotFoundError
-        If nothing matches; the message lists the closest names (never a model input).
+        If nothing matches; the message lists the closest names (never a model input) or, when
+        none is close, what can be asked (the data's perturbation targets, or its genes).
     """
     genes = list(genes)
     extra = [t for t in dict.fromkeys(targets) if t not in set(genes)]
@@ -294,14 +348,31 @@ def resolve_gene(
     skip = {i.upper() for i in inputs}
     pool = [u for u in by_upper if u not in skip]
     close = difflib.get_close_matches(name.upper(), pool, n=5, cutoff=0.5)
-    hint = ", ".join(by_upper[c] for c in close) if close else ", ".join(
-        by_upper[u] for u in pool[:10]) + ", …"
     where = f"{len(genes)} genes" + (f", {len(extra)} more perturbation targets" if extra else "")
+    if close:
+        hint = f"Closest gene names: {', '.join(by_upper[c] for c in close)}. Check the spelling, or"
+    else:  # the first names of the data mean nothing to the user: say what can be asked
+        hint = "No gene name is close. " + _askable(genes, targets, skip) + " Or"
     raise GeneNotFoundError(
         f"Gene {name if len(name) <= 60 else name[:60] + '…'!r} is not in the data ({where}). "
-        f"Closest gene names: {hint}. "
-        "Check the spelling, or point --data at a data set that measures or perturbs this gene."
+        f"{hint} point --data at a data set that measures or perturbs this gene."
     )
+
+
+def _askable(genes: list[str], targets: Iterable[str], skip: set[str], shown: int = 8) -> str:
+    """What a goal can ask about: the data's perturbation targets (``targets``, in the order
+    given: a caller listing the most measured first shows those), then any of the data's genes;
+    without targets, the genes themselves when they are few (a model's)."""
+    targets = [t for t in dict.fromkeys(targets) if t.upper() not in skip]
+    if targets:
+        more = ", …" if len(targets) > shown else ""
+        return (f"The data measure perturbations of {len(targets)} gene{'s' * (len(targets) > 1)} "
+                f"(e.g. {', '.join(targets[:shown])}{more}); a gene whose perturbation is not "
+                f"measured can be asked when it is one of the data's {len(genes)} genes.")
+    named = [g for g in genes if g.upper() not in skip]
+    if len(named) <= 3 * shown:
+        return f"Genes that can be asked: {', '.join(named)}."
+    return f"Name one of the data's {len(genes)} genes."
 
 
 #: a time written in a goal: "t=0.5", "at time 5", "after 3h", "30 min", "day 2", "at 1 day"; a bare
@@ -402,7 +473,9 @@ def parse_goal(
 
     known = known_upper | alias_upper
     found: list[str] = []
+    found_at: list[int] = []  # where each found gene is first written in ``plain``
     unknown: list[str] = []
+    unknown_as: list[str] = []  # each unknown word as the user wrote it ("IFN-γ" for "IFNG")
     context: list[str] = []
     readouts: list[str] = []
     context_genes: list[str] = []
@@ -426,6 +499,7 @@ def parse_goal(
             if _looks_like_symbol(token) and not in_context and not re.search(r"\bin\s+(?:the\s+)?$",
                                                                                  before, re.I):
                 unknown.append(token)
+                unknown_as.append(_as_written(text, plain, m.start(), m.end()))
             elif _looks_like_symbol(token):
                 context.append(token)
             continue
@@ -440,6 +514,7 @@ def parse_goal(
             context_genes.append(gene)
         elif gene not in found:
             found.append(gene)
+            found_at.append(m.start())
     # a read-out or context word is the target when the goal names no other ("predict IFNG
     # stimulation" on a model of IFNG)
     if milieu := [g for g in context_genes if g in set(inputs)]:
@@ -452,6 +527,8 @@ def parse_goal(
         readouts, context = [], [c for c in context if c.upper() not in {f.upper() for f in found}
                                  and not any(v.upper() in known for v, _ in _variants(c))]
     renamed = [(w, g) for w, g in renamed if g in found]
+    if len(found) > 1 and (mixed := _mixed_kinds(text, plain, found, found_at)) is not None:
+        raise GoalError(mixed)
     kind = _kind(text, "+".join(found) or "GENE")
     if kind is None and (typo := _misspelt_kind(text, known_upper | alias_upper)) is not None:
         # a misspelt kind word must not fall back silently to the default (an "overexpresion"
@@ -479,18 +556,18 @@ def parse_goal(
     kind = kind or (next(iter(implied)) if len(implied) == 1 else default_kind)
     if unknown:
         # a symbol-like word the data do not have: say which and what is close
-        word = unknown[0]
+        word, written = unknown[0], unknown_as[0]
         alias = next((v for v, _ in _variants(word)[1:] if v in COMMON_ALIASES.values()), None)
         try:
             resolve_gene(alias or word, genes, aliases=aliases, targets=targets, inputs=inputs)
         except GeneNotFoundError as e:
             msg = str(e)
-            if alias:
-                msg = msg.replace(f"Gene {alias!r}", f"Gene {word!r} ({alias})", 1)
+            if (alias or word) != written:  # repeat what the user typed: "'IFN-γ' (IFNG)"
+                msg = msg.replace(f"Gene {alias or word!r}", f"Gene {written!r} ({alias or word})", 1)
             if found:  # the goal's other genes are known: say how to ask about them alone
                 msg += (f" The goal's other gene{'s' if len(found) > 1 else ''} "
                         f"({'+'.join(found)}) {'are' if len(found) > 1 else 'is'} known: drop "
-                        f"{word!r} to predict {'+'.join(found)} {kind}.")
+                        f"{written!r} to predict {'+'.join(found)} {kind}.")
             raise GeneNotFoundError(msg) from None
     if not found:
         skip = {i.upper() for i in inputs}

@@ -405,3 +405,41 @@ def test_stimulated_by_a_model_input_points_to_inputs():
     with pytest.raises(GoalError, match=r"IL12A is an input of the model.*--inputs IL12A=1"):
         parse_goal("predict STAT1 knockout in IL12 stimulated cells", net.genes, aliases=net.aliases,
                    inputs=net.inputs)
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("knock out IFNG and overexpress GATA3", ['"predict IFNG knockout"', '"predict GATA3 overexpression"']),
+        ("overexpress GATA3 and knock out IFNG", ['"predict GATA3 overexpression"', '"predict IFNG knockout"']),
+        ("IFNG and STAT1 KO and GATA3 OE", ['"predict IFNG+STAT1 knockout"', '"predict GATA3 overexpression"']),
+        ("knock out STAT1 and knock down IRF1", ['"predict STAT1 knockout"', '"predict IRF1 knockdown"']),
+        ("STAT1 knockout and overexpress GATA3", ['"predict GENE knockout"', '"predict GENE overexpression"']),
+    ],
+)
+def test_mixed_kinds_over_genes_are_refused_as_unsupported_with_one_goal_each(text, asks):
+    with pytest.raises(GoalError) as err:
+        parse_goal(text, GENES)
+    msg = str(err.value)
+    assert "\n" not in msg and "combination of different kinds is not supported" in msg
+    assert "one kind per run" in msg and all(a in msg for a in asks)
+    assert "+GATA3 overexpression" not in msg  # never the other experiment of both genes over-expressed
+
+
+def test_unknown_word_is_repeated_as_written():
+    with pytest.raises(GeneNotFoundError, match=r"^Gene 'IFN-γ' \(IFNG\) is not in the data"):
+        parse_goal("effect of IFN-γ", ["IFNGR1", "STAT1"], targets=["IFNGR1"])
+    with pytest.raises(GeneNotFoundError, match=r"Gene 'interferon gamma' \(IFNG\).*drop 'interferon gamma'"):
+        parse_goal("knock out interferon gamma and STAT1", ["IFNGR1", "STAT1"])
+
+
+def test_unknown_gene_without_close_name_says_what_can_be_asked():
+    genes = [f"GENE{i}" for i in range(300)]
+    targets = ["STAT1", "IRF1", "IFNGR1", "CUL3", "SMAD4", "ATF2", "BRD4", "CAV1", "CD86", "ETV7"]
+    with pytest.raises(GeneNotFoundError) as err:
+        parse_goal("predict FOXP3 knockout", genes, targets=targets)
+    msg = str(err.value)
+    assert "\n" not in msg and len(msg) <= 600 and "GENE0" not in msg
+    assert "perturbations of 10 genes (e.g. STAT1, IRF1, IFNGR1" in msg and "one of the data's 300 genes" in msg
+    with pytest.raises(GeneNotFoundError, match=r"Genes that can be asked: IFNG, IFNGR1, STAT1"):
+        resolve_gene("FOXP3", GENES)  # a model's few genes are named
