@@ -232,7 +232,13 @@ def resolve_goal(text: str, rna) -> tuple:
     firsts = obs.loc[perturbed_cells].drop_duplicates("perturbation")
     by_label = {str(r.perturbation): Perturbation.from_obs(r.target_genes, r.perturbation_type)
                 for r in firsts.itertuples()}
-    targets = sorted({t for p in by_label.values() if p is not None for t in p.targets})
+    cells = obs.loc[perturbed_cells, "perturbation"].astype(str).value_counts()
+    per_target: dict[str, int] = {}
+    for label, p in by_label.items():
+        for t in (p.targets if p is not None else ()):
+            per_target[t] = per_target.get(t, 0) + int(cells.get(label, 0))
+    # most measured first: an error message's examples are what the data can answer best
+    targets = sorted(per_target, key=lambda t: (-per_target[t], t))
     goal = parse_goal(text, rna.var_names, targets=targets)
     rec = rna.uns.get("scagents", {}).get("data", {})
     label, note = match_measured(

@@ -175,3 +175,21 @@ def test_protein_counts_in_obsm_are_named_as_not_used(tmp_path):
     summary = _user_data(opts, tmp_path)
     assert "obsm['protein_expression']: 7 proteins, not used" in summary.description
     assert summary.modalities == ["rna"]
+
+
+def test_unknown_gene_error_shows_the_most_measured_targets_first():
+    import anndata as ad
+    import pandas as pd
+
+    labels = ["ctrl"] * 4 + ["ZZZ3"] * 1 + ["AAA1"] * 2 + ["MMM2"] * 5
+    obs = pd.DataFrame({
+        "perturbation": labels,
+        "target_genes": ["" if lab == "ctrl" else lab for lab in labels],
+        "perturbation_type": ["control" if lab == "ctrl" else "knockout" for lab in labels],
+        "is_control": [lab == "ctrl" for lab in labels],
+    }, index=[f"c{i}" for i in range(len(labels))])
+    genes = ["AAA1", "MMM2", "ZZZ3"] + [f"G{i}" for i in range(40)]
+    rna = ad.AnnData(np.ones((len(labels), len(genes)), dtype=np.float32), obs=obs,
+                     var=pd.DataFrame(index=genes))
+    with pytest.raises(GeneNotFoundError, match=r"e\.g\. MMM2, AAA1, ZZZ3\)"):
+        resolve_goal("predict QQQQ9 knockout", rna)
