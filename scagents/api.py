@@ -90,7 +90,8 @@ class RunResult:
     status
         ``validated`` (the policy beat the baselines on held-out perturbations), ``fallback`` (a
         baseline answered), ``unchecked`` (too few measured perturbations to train and validate:
-        network propagation answered, not validated) or another agent status.
+        network propagation answered, not validated), ``no_effect`` (no gene's change clears the
+        noise: the prediction is kept for reference only) or another agent status.
     predicted
         One row per gene (index ``gene``): ``delta`` (predicted change of log-normalised
         expression from control), ``control_mean``, ``perturbed_mean`` and whatever else the run
