@@ -147,6 +147,17 @@ class RunResult:
     def load(cls, path: str | os.PathLike) -> RunResult:
         """Read a finished run from its folder (or its ``report.json``); JSON and CSV only.
 
+        Parameters
+        ----------
+        path
+            The run folder (e.g. ``"scagents_runs/<run id>"``; a bare run id is not looked up
+            under a root) or its ``report.json``.
+
+        Returns
+        -------
+        RunResult
+            With ``wall_time_s`` ``None``.
+
         Raises
         ------
         RunStoppedError
