@@ -90,7 +90,8 @@ class RunResult:
     status
         ``validated`` (the policy beat the baselines on held-out perturbations), ``fallback`` (a
         baseline answered), ``unchecked`` (too few measured perturbations to train and validate:
-        network propagation answered, not validated) or another agent status.
+        network propagation answered, not validated), ``no_effect`` (no gene's change clears the
+        noise: the prediction is kept for reference only) or another agent status.
     predicted
         One row per gene (index ``gene``): ``delta`` (predicted change of log-normalised
         expression from control), ``control_mean``, ``perturbed_mean`` and whatever else the run
@@ -145,6 +146,17 @@ class RunResult:
     @classmethod
     def load(cls, path: str | os.PathLike) -> RunResult:
         """Read a finished run from its folder (or its ``report.json``); JSON and CSV only.
+
+        Parameters
+        ----------
+        path
+            The run folder (e.g. ``"scagents_runs/<run id>"``; a bare run id is not looked up
+            under a root) or its ``report.json``.
+
+        Returns
+        -------
+        RunResult
+            With ``wall_time_s`` ``None``.
 
         Raises
         ------

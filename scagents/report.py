@@ -288,6 +288,8 @@ def plot_cells(coords: np.ndarray, panels: dict[str, Any], path: Path, *, title:
     embedding
         Name of the embedding (``"X_joint_umap"``, ``"PCA"``): axis labels via
         :func:`embedding_axis_labels`.
+    values_label
+        Colour-bar label of the numeric panels.
     """
     plt = _plt()
     n = max(len(panels), 1)
@@ -406,6 +408,10 @@ def plot_training(rows: list[dict], path: Path, *, title: str,
     ----------
     rows
         Training-log rows (``step``, ``phase``, ``episodic_return_mean`` = −MSE per cell).
+    path
+        PNG written.
+    title
+        Figure title.
     validation
         Model name → mean validation MSE (held-out perturbations), drawn as dashed lines.
     policy

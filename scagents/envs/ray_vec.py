@@ -36,6 +36,7 @@ Example
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -296,7 +297,9 @@ class RayVectorEnv(ShardedVectorEnv):
     Raises
     ------
     ShardError
-        As :class:`ShardedVectorEnv`.
+        As :class:`ShardedVectorEnv`; or ``n_shards * cpus_per_shard`` exceeds the CPUs of the Ray
+        instance (the extra actors would wait forever; with ``address`` given this is a warning,
+        since a cluster's autoscaler may add nodes).
     scagents.parallel.RayNotInstalledError
         Ray is not installed.
     """
@@ -309,12 +312,30 @@ class RayVectorEnv(ShardedVectorEnv):
         self._ray = ensure_ray(num_cpus=num_cpus, address=address, runtime_env=runtime_env)
         self._cpus_per_shard = cpus_per_shard
         fns = self._factories(make_env_fn, n_shards)
+        self._check_cpus(len(fns), cluster=address is not None)
         self._shards = self._start(fns)
         try:
             self._setup(self._gather("describe", [()] * len(fns)))
         except BaseException:
             self._kill()
             raise
+
+    def _check_cpus(self, n: int, *, cluster: bool) -> None:
+        """Refuse shards the Ray instance cannot hold at once (the extra actors would wait forever).
+
+        On a joined cluster (``address`` given) the autoscaler may add nodes, so only warn.
+        """
+        need = n * float(self._cpus_per_shard)
+        have = float(self._ray.cluster_resources().get("CPU", 0.0))
+        if need <= have + 1e-9:
+            return
+        msg = (f"{n} shards x {self._cpus_per_shard:g} CPU (cpus_per_shard) need {need:g} CPUs, but the "
+               f"Ray instance has {have:g}: the extra actors would wait for CPUs forever. Use fewer "
+               f"shards, cpus_per_shard={max(have, 1.0) / n:g}, or a larger num_cpus / cluster.")
+        if cluster:
+            warnings.warn(msg, stacklevel=3)
+        else:
+            raise ShardError(msg)
 
     def _start(self, fns: Sequence[Callable[[], VectorEnv]]) -> list[Any]:
         actor_cls = self._ray.remote(num_cpus=self._cpus_per_shard, max_restarts=0)(_Shard)

@@ -141,3 +141,20 @@ def test_ray_actors_give_the_in_process_trajectories_and_training_log(ray_local,
         assert_same(rollout(PerturbationResponseVecEnv(task, num_envs=16), 4, seed=2), rollout(single, 4, seed=2))
     finally:
         single.close()
+
+
+def test_ray_refuses_more_shards_than_the_instance_can_hold(ray_local, task, monkeypatch):
+    """4 shards x 1 CPU on a 2-CPU instance: refused before any actor starts (they would wait forever)."""
+    def no_actors(self, fns):
+        raise AssertionError("actors were started")
+
+    make = partial(PerturbationResponseVecEnv, task, num_envs=4)
+    with monkeypatch.context() as m:
+        m.setattr(RayVectorEnv, "_start", no_actors)
+        with pytest.raises(ShardError, match=r"cpus_per_shard=0\.5"):
+            RayVectorEnv(make, 4)
+    env = RayVectorEnv(make, 4, cpus_per_shard=0.5)  # fits: 4 x 0.5 = 2 CPUs
+    try:
+        assert env.num_envs == 16
+    finally:
+        env.close()
