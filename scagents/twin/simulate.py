@@ -122,10 +122,21 @@ def _enhancer_drive(cn, x_gm: np.ndarray, network: BooleanNetwork,
     return genes, np.array(rows).reshape(len(rows), x_gm.shape[1])
 
 
+def _as_perturbation(p: Perturbation | str) -> Perturbation:
+    """A condition of :func:`simulate`: a Perturbation, or a gene name (``"IFNG"``; ``"A+B"`` for a
+    combination) read as its knockout."""
+    if isinstance(p, Perturbation):
+        return p
+    if isinstance(p, str) and p.strip():
+        return Perturbation(tuple(t.strip() for t in p.split("+") if t.strip()))
+    raise TypeError(f"perturbations: expected Perturbation objects, gene names ('IFNG', 'A+B' for a "
+                    f"knockout) or None for the control, got {p!r}.")
+
+
 def simulate(
     network: BooleanNetwork | str = "th",
     *,
-    perturbations: Perturbation | Sequence[Perturbation | None] | None = None,
+    perturbations: Perturbation | str | Sequence[Perturbation | str | None] | None = None,
     n_cells: int = 1000,
     n_steps: int = 400,
     dt: float = 0.05,
@@ -147,9 +158,9 @@ def simulate(
         A :class:`~scagents.twin.BooleanNetwork`, or a shipped model name / model file path
         (see :func:`~scagents.twin.load_model`).
     perturbations
-        ``None`` for control cells only; a :class:`~scagents.perturbation.Perturbation`; or a list
-        where ``None`` stands for the control condition. Targets may be aliases
-        (``"TBET"``, ``"PU.1"``).
+        ``None`` for control cells only; a :class:`~scagents.perturbation.Perturbation` or a gene
+        name (``"IFNG"``, ``"A+B"``: its knockout); or a list of them where ``None`` stands for the
+        control condition. Targets may be aliases (``"TBET"``, ``"PU.1"``).
     n_cells
         Cells per condition.
     n_steps, dt, noise
@@ -209,10 +220,10 @@ def simulate(
 
     if perturbations is None:
         conditions: list[Perturbation | None] = [None]
-    elif isinstance(perturbations, Perturbation):
-        conditions = [perturbations]
+    elif isinstance(perturbations, (Perturbation, str)):
+        conditions = [_as_perturbation(perturbations)]
     else:
-        conditions = list(perturbations)
+        conditions = [None if p is None else _as_perturbation(p) for p in perturbations]
     conditions = [None if p is None else _resolve(net, p) for p in conditions]
     labels: list[str] = []
     for p in conditions:

@@ -397,3 +397,19 @@ def test_silent_model_warns_and_names_its_inputs(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         simulate(net, n_cells=30, modalities=["rna"], inputs={"S": 1.0})
+
+
+def test_simulate_reads_gene_names_as_knockouts():
+    from scagents.twin import simulate
+
+    def dense(x):
+        return x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+
+    kw = dict(n_cells=8, n_steps=20, seed=1)
+    by_name = simulate("th", perturbations=[None, "IFNG", "TBET+GATA3"], **kw)
+    by_object = simulate("th", perturbations=[None, Perturbation(("IFNG",)), Perturbation(("TBET", "GATA3"))], **kw)
+    assert list(by_name["rna"].obs["perturbation"]) == list(by_object["rna"].obs["perturbation"])
+    np.testing.assert_array_equal(dense(by_name["rna"].X), dense(by_object["rna"].X))
+    assert simulate("th", perturbations="IFNG", n_cells=4, n_steps=10)["rna"].obs["perturbation"].nunique() == 1
+    with pytest.raises(TypeError, match="perturbations: expected Perturbation objects, gene names"):
+        simulate("th", perturbations=[3], n_cells=4, n_steps=10)
