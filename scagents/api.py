@@ -39,10 +39,15 @@ RESULT_KEY = "scagents"
 INPUT_FILES = {"anndata": "input.h5ad", "mudata": "input.h5mu"}
 """Where :func:`run` writes an in-memory object in the run folder (the data agent reads it there)."""
 
-#: (category, module regex) of dependency warnings that say nothing about the user's data
-DEPENDENCY_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
-    (FutureWarning, r"(mudata|muon|anndata|scanpy)(\.|$)"),
-    (DeprecationWarning, r"(mudata|muon|anndata|scanpy|langgraph|langchain_core)(\.|$)"),
+#: (category, module regex, message regex) of dependency warnings that say nothing about the
+#: user's data; each is silenced only for that category, from that library, with that message
+DEPENDENCY_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
+    (FutureWarning, r"(mudata|muon|anndata|scanpy)(\.|$)", ""),
+    (DeprecationWarning, r"(mudata|muon|anndata|scanpy|langgraph|langchain_core)(\.|$)", ""),
+    # a MuData whose modalities share names (protein CD4 and gene CD4) cannot join its modalities'
+    # .var columns in the global .var; scagents reads each modality's own table, so nothing is lost
+    (UserWarning, r"mudata(\.|$)",
+     r"Cannot join columns with the same name because (obs|var)_names are intersecting"),
 )
 
 
@@ -51,13 +56,16 @@ class RunStoppedError(ScagentsError, ValueError):
 
 
 def filter_dependency_warnings() -> None:
-    """Silence dependencies' future / deprecation warnings (e.g. mudata's 22 per run).
+    """Silence the dependency warnings of :data:`DEPENDENCY_WARNINGS` (e.g. mudata's 22 future
+    warnings per run, its "var_names are intersecting" note).
 
-    They concern the libraries' own next versions, not the user's data. Called once by the
-    command line; :func:`run` applies the same filters only while it runs.
+    They concern the libraries' own next versions or internals, not the user's data; every other
+    warning (scagents' own, or a dependency's about the data) still shows. The command line and
+    :func:`run` apply these filters only while they run (inside ``warnings.catch_warnings``), so
+    the caller's filters are left as they were.
     """
-    for category, module in DEPENDENCY_WARNINGS:
-        warnings.filterwarnings("ignore", category=category, module=module)
+    for category, module, message in DEPENDENCY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
 
 
 @contextmanager
