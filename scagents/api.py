@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["run", "RunResult", "RunStoppedError", "list_runs", "write_result",
-           "filter_dependency_warnings", "RESULT_KEY", "INPUT_FILES"]
+           "filter_dependency_warnings", "dependency_warnings_filtered", "RESULT_KEY", "INPUT_FILES"]
 
 RESULT_KEY = "scagents"
 """Default ``key_added``: ``.uns["scagents"]`` and ``.varm["scagents"]``."""
@@ -69,7 +69,9 @@ def filter_dependency_warnings() -> None:
 
 
 @contextmanager
-def _dependency_warnings_filtered() -> Iterator[None]:
+def dependency_warnings_filtered() -> Iterator[None]:
+    """:func:`filter_dependency_warnings` only inside a ``with`` block (or a function decorated
+    with ``@dependency_warnings_filtered()``); the caller's filters are restored afterwards."""
     with warnings.catch_warnings():
         filter_dependency_warnings()
         yield
@@ -334,7 +336,7 @@ def run(
             data_path = str(obj.filename)
     if isinstance(control, str):
         control = [control]
-    with _dependency_warnings_filtered():
+    with dependency_warnings_filtered():
         from scagents.agents.graph import default_out_dir, run_graph
 
         opts = None

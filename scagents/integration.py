@@ -36,6 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from scagents.api import dependency_warnings_filtered
 from scagents.errors import DataError, ModalityError
 
 __all__ = ["adt_from_obsm", "integrate", "modality_kind"]
@@ -425,6 +426,7 @@ def _choose_root(proxy: ad.AnnData, obs: pd.DataFrame, root, n_genes: np.ndarray
                            "component 1 (scanpy's customary choice)"}
 
 
+@dependency_warnings_filtered()  # mudata's future warnings on every .update(): not the user's concern
 def integrate(
     data: ad.AnnData | MuData,
     *,
