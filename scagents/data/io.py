@@ -24,6 +24,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from scagents._atomic import atomic_path
+from scagents.api import dependency_warnings_filtered
 from scagents.errors import DataError, DataFileError, DataFileNotFoundError, ModalityError
 from scagents.errors import check_path as _check_path
 
@@ -130,6 +131,7 @@ def _select_modality(mdata: md.MuData, modality: str, origin: str) -> ad.AnnData
 # ----------------------------------------------------------------------------------------------
 
 
+@dependency_warnings_filtered()  # mudata's notes on reading (e.g. var_names intersecting): not the user's
 def read(
     source: PathLike | ad.AnnData | md.MuData,
     *,
