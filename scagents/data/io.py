@@ -239,7 +239,6 @@ def _read_h5mu(path: Path, *, modality: str | None, backed: bool) -> ad.AnnData 
         mods = list(f["mod"].keys())
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The HDF5 file was not created by muon")
-        warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", message=".*without encoding metadata")
         if modality is not None:
             if modality not in mods:
