@@ -19,52 +19,31 @@ import json
 import os
 import shutil
 import sys
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scagents._warnings import (
+    DEPENDENCY_WARNINGS,
+    dependency_warnings_filtered,
+    filter_dependency_warnings,
+)
 from scagents.errors import GoalError, ScagentsError, check_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["run", "RunResult", "RunStoppedError", "list_runs", "write_result",
-           "filter_dependency_warnings", "RESULT_KEY", "INPUT_FILES"]
+           "filter_dependency_warnings", "dependency_warnings_filtered", "DEPENDENCY_WARNINGS", "RESULT_KEY", "INPUT_FILES"]
 
 RESULT_KEY = "scagents"
 """Default ``key_added``: ``.uns["scagents"]`` and ``.varm["scagents"]``."""
 INPUT_FILES = {"anndata": "input.h5ad", "mudata": "input.h5mu"}
 """Where :func:`run` writes an in-memory object in the run folder (the data agent reads it there)."""
 
-#: (category, module regex) of dependency warnings that say nothing about the user's data
-DEPENDENCY_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
-    (FutureWarning, r"(mudata|muon|anndata|scanpy)(\.|$)"),
-    (DeprecationWarning, r"(mudata|muon|anndata|scanpy|langgraph|langchain_core)(\.|$)"),
-)
-
-
 class RunStoppedError(ScagentsError, ValueError):
     """A run stopped before it could answer (unknown gene, no perturbation data, …)."""
-
-
-def filter_dependency_warnings() -> None:
-    """Silence dependencies' future / deprecation warnings (e.g. mudata's 22 per run).
-
-    They concern the libraries' own next versions, not the user's data. Called once by the
-    command line; :func:`run` applies the same filters only while it runs.
-    """
-    for category, module in DEPENDENCY_WARNINGS:
-        warnings.filterwarnings("ignore", category=category, module=module)
-
-
-@contextmanager
-def _dependency_warnings_filtered() -> Iterator[None]:
-    with warnings.catch_warnings():
-        filter_dependency_warnings()
-        yield
 
 
 # ------------------------------------------------------------------------------------ RunResult
@@ -338,7 +317,7 @@ def run(
             data_path = str(obj.filename)
     if isinstance(control, str):
         control = [control]
-    with _dependency_warnings_filtered():
+    with dependency_warnings_filtered():
         from scagents.agents.graph import default_out_dir, run_graph
 
         opts = None

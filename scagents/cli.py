@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from scagents.errors import ScagentsError
@@ -572,15 +573,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code: 0 done, 2 bad input (one ``error:`` line on
     stderr), 1 internal error (one line; ``--debug`` or ``SCAGENTS_DEBUG=1`` show the traceback).
 
-    Dependencies' future/deprecation warnings are silenced; other warnings are held back while a
-    command runs: shown after it succeeds, dropped when it fails (the error line says what matters).
+    Dependency noise (:data:`scagents._warnings.DEPENDENCY_WARNINGS`) is silenced; other warnings are
+    held back while a command runs: shown after it succeeds (scagents' own as one ``warning:`` line
+    each), dropped when it fails (the error line says what matters). The caller's warning filters
+    are left as they were.
     """
     from scagents.api import filter_dependency_warnings
 
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
-    filter_dependency_warnings()
     with warnings.catch_warnings(record=not debug) as caught:
+        filter_dependency_warnings()
         try:
             code = int(args.func(args) or 0)
             sys.stdout.flush()
@@ -598,5 +601,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
     if code == 0:
         for w in {(str(w.message), w.category): w for w in caught or []}.values():
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            _show_warning(w)
     return code
+
+
+def _show_warning(w: warnings.WarningMessage) -> None:
+    """Show a held-back warning: scagents' own as ``warning: <message>`` on one line (it speaks to
+    the user; where in the code it was raised does not help), any other in Python's format."""
+    own = Path(w.filename).resolve().is_relative_to(Path(__file__).resolve().parent)
+    if own:
+        print(f"warning: {_one_line(str(w.message))}", file=sys.stderr)
+    else:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)

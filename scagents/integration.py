@@ -36,6 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from scagents._warnings import dependency_warnings_filtered
 from scagents.data.io import modality_kind
 from scagents.errors import DataError, ModalityError
 
@@ -43,6 +44,7 @@ _ADT_OBSM_KEYS = ("adt", "protein_expression", "protein", "prot", "ADT")
 _TIME_COLUMNS = ("time", "timepoint", "time_point", "Time", "day", "hours")
 
 __all__ = ["adt_from_obsm", "integrate", "modality_kind"]
+
 
 def adt_from_obsm(adata: ad.AnnData, key: str | None = None, *, names: list[str] | None = None) -> MuData:
     """Split antibody-derived tag (ADT) counts kept in ``adata.obsm`` into a ``"prot"`` modality.
@@ -395,6 +397,7 @@ def _choose_root(proxy: ad.AnnData, obs: pd.DataFrame, root, n_genes: np.ndarray
                            "component 1 (scanpy's customary choice)"}
 
 
+@dependency_warnings_filtered()  # mudata's future warnings on every .update(): not the user's concern
 def integrate(
     data: ad.AnnData | MuData,
     *,

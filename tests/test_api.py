@@ -256,3 +256,51 @@ def test_run_with_a_steering_goal_says_where_it_is_answered(tmp_path):
     with pytest.raises(GoalError, match="fate-steering goal.*answer_steering_goal"):
         scagents.run(None, goal="block the erythroid fate", out=tmp_path / "r", quiet=True)
     assert not (tmp_path / "r").exists()
+
+
+def test_dependency_warnings_are_silenced_narrowly():
+    """mudata's "var_names are intersecting" and future warnings are dropped; the same text from
+    another module, mudata's other notes and scagents' own warnings still show."""
+    import warnings
+
+    from scagents.api import filter_dependency_warnings
+    from scagents.twin.rules import UndefinedInputWarning
+
+    intersecting = "Cannot join columns with the same name because var_names are intersecting."
+    cases = [  # (message, category, module, shown)
+        (intersecting, UserWarning, "mudata._core.mudata", False),
+        ("From 0.4 .update() will not pull obs/var columns", FutureWarning, "mudata._core.mudata", False),
+        (intersecting, UserWarning, "scagents.data.io", True),
+        ("Duplicated var_names should not be present in different modalities", UserWarning,
+         "mudata._core.mudata", True),
+        ("model.bnet: 2 genes have no rule", UndefinedInputWarning, "scagents.twin.models", True),
+        ("X does not have valid feature names", UserWarning, "sklearn.base", True),
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filter_dependency_warnings()
+        for message, category, module, _ in cases:
+            warnings.warn_explicit(message, category, f"{module}.py", 1, module=module)
+    assert [str(w.message) for w in caught] == [m for m, *_, shown in cases if shown]
+
+
+def test_run_on_a_mudata_whose_protein_names_collide_with_gene_names(tmp_path):
+    """Proteins named as genes (CD4, STAT1): mudata's "var_names are intersecting" note about its
+    global .var is dependency noise, not shown by scagents.run (it was, after the answer)."""
+    import warnings
+
+    import mudata as md
+
+    rna = _user_adata()
+    prot = ad.AnnData(np.random.default_rng(0).poisson(5, (rna.n_obs, 3)).astype(np.float32),
+                      obs=pd.DataFrame(index=rna.obs_names), var=pd.DataFrame(index=["STAT1", "GATA3", "CD4"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mdata = md.MuData({"rna": rna, "prot": prot})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = scagents.run(mdata, goal="predict STAT1 knockout", out=tmp_path / "run", seed=0,
+                           quiet=True, **FAST)
+    assert res.perturbation == "STAT1 knockout"
+    assert not [str(w.message) for w in caught if "intersecting" in str(w.message)]
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)]

@@ -206,3 +206,61 @@ def test_run_states_how_the_goal_was_read(monkeypatch, capsys, tmp_path):
     assert main(["run", "--goal", "effect of IFNG", "--quiet", "--out", str(tmp_path / "o")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "  Goal read as: IFNG knockout (the goal names no kind: knockout by default)."
+
+
+def test_warnings_filters_stay_as_the_caller_set_them(tmp_path, capsys):
+    """main() in-process (a notebook, a test) silences dependency noise only while it runs: the
+    caller's warning filters are the same afterwards (two were added on every call)."""
+    import warnings
+
+    from scagents.cli import main
+
+    before = list(warnings.filters)
+    assert main(["runs", "--out", str(tmp_path / "nowhere")]) == 2
+    assert main(["runs", "--out", str(tmp_path / "nowhere")]) == 2
+    assert warnings.filters == before
+    capsys.readouterr()
+
+
+def test_own_warning_is_one_line_and_dependency_noise_is_not_shown(tmp_path, capsys):
+    """After a successful run the user sees scagents' own warning (a .bnet gene without a rule) as
+    one ``warning:`` line, without Python's file:line and source line; mudata's "var_names are
+    intersecting" note (proteins named as genes in the .h5mu) is not shown."""
+    import warnings
+
+    import anndata as ad
+    import mudata as md
+    import numpy as np
+
+    from scagents.cli import main
+    from scagents.perturbation import Perturbation
+    from scagents.twin import load_model, simulate
+
+    rules = ("targets, factors\nIFNG, TBX21 & !GATA3\nTBX21, STAT1 | IFNG\n"
+             "GATA3, !TBX21 & IL4\nSTAT1, IFNG | IFNGR\nSOCS1, STAT1\n")
+    model, screen_model = tmp_path / "m.bnet", tmp_path / "screen.bnet"
+    model.write_text(rules)
+    screen_model.write_text(rules)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rna = simulate(load_model(str(screen_model)), n_cells=60, seed=0, modalities=["rna"],
+                       perturbations=[None, *(Perturbation((g,)) for g in ("STAT1", "GATA3", "SOCS1"))])["rna"]
+    rna = ad.AnnData(rna.X.copy(), obs=rna.obs[["perturbation"]].astype(str), var=rna.var[[]])
+    prot = ad.AnnData(np.random.default_rng(0).poisson(5, (rna.n_obs, 2)).astype(np.float32),
+                      obs=rna.obs[[]], var=pd.DataFrame(index=["STAT1", "CD4"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        md.MuData({"rna": rna, "prot": prot}).write(tmp_path / "screen.h5mu")
+    capsys.readouterr()
+
+    assert main(["run", "--goal", "predict STAT1 knockout", "--model", str(model), "--quick",
+                 "--n-cells", "60", "--quiet", "--out", str(tmp_path / "twin")]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"warning: {model}: 2 genes have no rule and are treated as inputs: IL4, IFNGR. "
+                   "Declare an external signal with a line 'GENE, GENE' or '# @input GENE = VALUE' "
+                   "(this note then goes); otherwise check the spelling in the rules.\n")
+
+    assert main(["run", "--goal", "predict STAT1 knockout", "--data", str(tmp_path / "screen.h5mu"),
+                 "--quick", "--quiet", "--out", str(tmp_path / "data")]) == 0
+    err = capsys.readouterr().err
+    assert "intersecting" not in err and "Warning" not in err

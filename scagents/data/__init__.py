@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 import anndata as ad
 import mudata as md
 
+from scagents._warnings import dependency_warnings_filtered
+
 from .io import (
     RNA_MODALITY_NAMES,
     DataFileNotFoundError,
@@ -97,6 +99,7 @@ __all__ = [
 ]
 
 
+@dependency_warnings_filtered()  # mudata's notes while standardising: not the user's concern
 def load(
     source: str | os.PathLike | ad.AnnData | md.MuData,
     *,

@@ -24,6 +24,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from scagents._atomic import atomic_path
+from scagents._warnings import dependency_warnings_filtered
 from scagents.errors import DataError, DataFileError, DataFileNotFoundError, ModalityError
 from scagents.errors import check_path as _check_path
 
@@ -172,6 +173,7 @@ def _select_modality(mdata: md.MuData, modality: str, origin: str) -> ad.AnnData
 # ----------------------------------------------------------------------------------------------
 
 
+@dependency_warnings_filtered()  # mudata's notes on reading (e.g. var_names intersecting): not the user's
 def read(
     source: PathLike | ad.AnnData | md.MuData,
     *,
@@ -279,7 +281,6 @@ def _read_h5mu(path: Path, *, modality: str | None, backed: bool) -> ad.AnnData 
         mods = list(f["mod"].keys())
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The HDF5 file was not created by muon")
-        warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", message=".*without encoding metadata")
         if modality is not None:
             if modality not in mods:

@@ -401,3 +401,23 @@ def test_h5mu_without_rna_is_refused_in_one_line(tmp_path, counts):
     assert D.rna_modality_name(["peaks", "gex"]) == "gex"
     assert D.rna_modality_name(["adt", "expression"]) == "expression"
     assert D.rna_modality_name(["atac", "my_counts"]) == "my_counts"  # an unknown name: taken as RNA
+
+
+def test_read_and_load_show_no_mudata_note_on_protein_names_that_are_gene_names(tmp_path):
+    """A CITE-seq .h5mu whose proteins are named as genes (STAT1, CD4): mudata's "var_names are
+    intersecting" note about its global .var was shown by scagents.pp.read / load; it is not."""
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"perturbation": ["control"] * 20 + ["STAT1"] * 20},
+                       index=[f"c{i}" for i in range(40)])
+    rna = ad.AnnData(rng.poisson(3, (40, 4)).astype(np.float32), obs=obs,
+                     var=pd.DataFrame(index=["STAT1", "IRF1", "GATA3", "CD4"]))
+    prot = ad.AnnData(rng.poisson(5, (40, 2)).astype(np.float32), obs=obs[[]],
+                      var=pd.DataFrame(index=["STAT1", "CD4"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        md.MuData({"rna": rna, "prot": prot}).write(tmp_path / "cite.h5mu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert isinstance(D.read(tmp_path / "cite.h5mu"), md.MuData)
+        assert isinstance(D.load(tmp_path / "cite.h5mu"), md.MuData)
+    assert not [str(w.message) for w in caught if "intersecting" in str(w.message)]
