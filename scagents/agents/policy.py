@@ -678,8 +678,11 @@ class Verdict:
             f"{policy} validation MSE {scores[policy]['mse']:.4g} vs {scores[b]['mse']:.4g} for the "
             f"best baseline ({b}){mean_over}: {100 * self.relative_improvement:+.1f} % "
             f"(needs ≥ {100 * min_improvement:.0f} % lower)",
-            f"paired MSE difference {self.paired_mean:+.4g} ± {self.paired_se:.2g} s.e.{same} "
-            "(must be below −1 s.e.)",
+            (f"paired MSE difference {self.paired_mean:+.4g} ± {self.paired_se:.2g} s.e.{same} "
+             "(must be below −1 s.e.)") if np.isfinite(self.paired_se) else
+            (f"paired MSE difference {self.paired_mean:+.4g} on a single validation "
+             f"{'gene' if 0 < self.n_units < self.n_rows else 'perturbation'} (no standard error from one, "
+             "so this check cannot pass)"),
             f"Pearson-delta top-20 {self.pearson_pair[0]:.3f} vs {self.pearson_pair[1]:.3f} on the "
             f"{both} both score (must not be lower)"]
         failed = [name for name, ok in self.checks.items() if not ok]

@@ -680,3 +680,15 @@ def test_validation_table_means_are_per_gene():
         pytest.approx(15.3 / 9)
     assert s["mse_sd"] == t["mse_sd"]
     assert (s["n"], s["n_units"]) == (9.0, 6.0) and "n_units" not in t
+
+
+def test_a_single_validation_perturbation_has_no_standard_error_and_says_so():
+    """One validation unit: no s.e. can be formed; the sentence says so instead of '± inf s.e.'."""
+    from scagents.agents.policy import compare_to_baseline
+
+    v = compare_to_baseline({"pol": _validation_rows([0.4], ["A"]), "b": _validation_rows([0.5])},
+                            policy="pol", baselines=["b"])
+    assert not v.checks["paired improvement > 1 s.e."]
+    text = v.describe("pol", {"pol": {"mse": 0.4}, "b": {"mse": 0.5}}, 0.05)
+    assert "inf" not in text
+    assert "paired MSE difference -0.1 on a single validation perturbation (no standard error from one" in text
