@@ -72,6 +72,23 @@ def test_unknown_cell_type_or_treatment_is_one_line(kang_small, tmp_path, capsys
     assert not out.exists()
 
 
+def _assert_scicar_3h_answer(report: dict) -> None:
+    """What a run of "predict dexamethasone 3h" on sci-CAR answers, from an .h5ad or an .h5mu."""
+    assert report["notes"][0].startswith("The 1075 treated cells of time point '3' were held out")
+    assert report["method"]["description"].startswith(
+        "dexamethasone 3 h: predicted from the other time point's response;")
+    rows = {r["agent"]: r["produced"] for r in report["agents"]}
+    assert rows["integration"] == ("nothing — a treatment goal is predicted from RNA alone: nothing "
+                                   "to integrate")
+    # time point '3' has no control cells of its own: the time-0 cells are every time point's
+    assert ("fitted on the control cells and the treated cells of the other time point ('1'); "
+            "the 583 control cells, shared by every time point, are the input" in report["notes"][0])
+    assert report["headline"][-1] == (
+        "**Answered by:** mean shift, not validated: 1 other group ('1') is too few to validate a "
+        "predictor on (leave-one-out inside training needs 3 cell types, or 2 time points); the mean "
+        "shift assumes the least.")
+
+
 def test_time_course_goal_on_scicar(tmp_path, capsys):
     path = shared_file("multiome/cao2018_scicar_a549_dex_rna.h5ad")
     out = tmp_path / "run"
@@ -81,19 +98,7 @@ def test_time_course_goal_on_scicar(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["method"]["name"] == "mean shift"
     assert "not validated" in report["method"]["description"]
-    assert report["notes"][0].startswith("The 1075 treated cells of time point '3' were held out")
-    assert report["method"]["description"].startswith(
-        "dexamethasone 3 h: predicted from the other time point's response;")
-    rows = {r["agent"]: r["produced"] for r in report["agents"]}
-    assert rows["integration"] == ("nothing — a treatment goal is predicted from RNA alone: nothing "
-                                   "to integrate")  # the .h5mu holds two modalities
-    # time point '3' has no control cells of its own: the time-0 cells are every time point's
-    assert ("fitted on the control cells and the treated cells of the other time point ('1'); "
-            "the 583 control cells, shared by every time point, are the input" in report["notes"][0])
-    assert report["headline"][-1] == (
-        "**Answered by:** mean shift, not validated: 1 other group ('1') is too few to validate a "
-        "predictor on (leave-one-out inside training needs 3 cell types, or 2 time points); the mean "
-        "shift assumes the least.")
+    _assert_scicar_3h_answer(report)
     # sci-CAR holds normalised values, not counts: the report must not say they were normalised
     assert report["data"]["is_counts"] is False
     md = (out / "report.md").read_text()
@@ -132,16 +137,4 @@ def test_time_course_goal_on_an_h5mu_uses_its_rna_modality(tmp_path, capsys):
     assert rc == 0, printed.err
     assert "RNA modality 'rna' is used" in printed.out and "'atac' is not used" in printed.out
     report = json.loads((out / "report.json").read_text())
-    assert report["notes"][0].startswith("The 1075 treated cells of time point '3' were held out")
-    assert report["method"]["description"].startswith(
-        "dexamethasone 3 h: predicted from the other time point's response;")
-    rows = {r["agent"]: r["produced"] for r in report["agents"]}
-    assert rows["integration"] == ("nothing — a treatment goal is predicted from RNA alone: nothing "
-                                   "to integrate")  # the .h5mu holds two modalities
-    # time point '3' has no control cells of its own: the time-0 cells are every time point's
-    assert ("fitted on the control cells and the treated cells of the other time point ('1'); "
-            "the 583 control cells, shared by every time point, are the input" in report["notes"][0])
-    assert report["headline"][-1] == (
-        "**Answered by:** mean shift, not validated: 1 other group ('1') is too few to validate a "
-        "predictor on (leave-one-out inside training needs 3 cell types, or 2 time points); the mean "
-        "shift assumes the least.")
+    _assert_scicar_3h_answer(report)
