@@ -310,9 +310,10 @@ def answer_steering_goal(goal: SteeringGoal | str, out_dir: str | Path, *, model
         (steps ranked by marginal contribution), ``searchers`` (simulations, best objective),
         ``files`` and ``wall_time_s``.
     """
-    from scagents.envs.steering import TwinSteerer, canonical, is_silent
+    from scagents.envs.steering import TwinSteerer, canonical
     from scagents.policies.steering_search import search
     from scagents.twin.rules import undefined_inputs_line
+    from scagents.twin.simulate import is_silent
 
     t0 = time.perf_counter()
     if isinstance(goal, str):
@@ -428,13 +429,13 @@ def _silent_answer(goal: SteeringGoal, task, steerer, control, seed: int, out: P
     A schedule found from all-off cells, or a verdict on the goal (a fate such as ``Th0 = !TBX21 &
     !GATA3`` holds in all-off cells), would be computed from a simulation that carries no signal.
     """
-    from scagents.envs.steering import silent_hint
+    from scagents.envs.steering import milieu_text, silent_hint
     from scagents.twin.rules import undefined_inputs_line
     from scagents.twin.simulate import SILENT_ACTIVITY
 
     fr = steerer.fractions(steerer.final_states(control))
     ctrl = {"fractions": dict(zip(task.fate_names, fr.round(4).tolist(), strict=True))}
-    milieu = ", ".join(f"{g}={v:g}" for g, v in _milieu(task).items()) or "no inputs"
+    milieu = milieu_text(task)
     start = f"{task.start_fate} cells" if task.start_fate else "the model's start state"
     line = (f"Without interventions every simulated cell ends all-off (no gene but the inputs above activity "
             f"{SILENT_ACTIVITY}; "
@@ -453,14 +454,6 @@ def _silent_answer(goal: SteeringGoal, task, steerer, control, seed: int, out: P
     result["files"] = {**files, **_write(result, out)}
     result["wall_time_s"] = round(time.perf_counter() - t0, 2)
     return result
-
-
-def _milieu(task) -> dict[str, float]:
-    """The input activities the task's simulations use (the user's over the model's own)."""
-    from scagents.twin.milieu import current_milieu
-
-    net = task.network
-    return current_milieu(net, {net.resolve_gene(g): float(v) for g, v in task.inputs.items()})
 
 
 def _marker_note(task, schedule) -> str | None:

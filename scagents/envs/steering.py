@@ -43,7 +43,7 @@ from scagents.errors import GoalError
 from scagents.perturbation import Perturbation
 
 __all__ = ["SteeringTask", "TwinSteerer", "SteeringEnv", "SteeringParallelEnv", "Schedule",
-           "default_candidates", "enumerate_schedules", "canonical", "is_silent", "silent_hint"]
+           "default_candidates", "enumerate_schedules", "canonical", "milieu_text", "silent_hint", "task_milieu"]
 
 Schedule = tuple[int, ...]
 
@@ -189,19 +189,17 @@ def enumerate_schedules(task: SteeringTask) -> list[Schedule]:
     return out
 
 
-def is_silent(network, final: np.ndarray) -> bool:
-    """Whether every cell of ``final`` (``(n_cells, n_genes)``) is all-off: no gene that is not a
-    model input above :data:`scagents.twin.simulate.SILENT_ACTIVITY` (the twin's silent warning)."""
-    from scagents.twin.simulate import SILENT_ACTIVITY
-
-    dynamic = [j for j, g in enumerate(network.genes) if g not in network.inputs]
-    return bool(dynamic) and float(np.max(final[:, dynamic], initial=0.0)) <= SILENT_ACTIVITY
-
-
-def _milieu_now(network, inputs: Mapping[str, float] | None) -> dict[str, float]:
+def task_milieu(task: SteeringTask) -> dict[str, float]:
+    """The input activities the task's simulations use (the user's over the model's own)."""
     from scagents.twin.milieu import current_milieu
 
-    return current_milieu(network, {network.resolve_gene(g): float(v) for g, v in (inputs or {}).items()})
+    net = task.network
+    return current_milieu(net, {net.resolve_gene(g): float(v) for g, v in (task.inputs or {}).items()})
+
+
+def milieu_text(task: SteeringTask) -> str:
+    """The task's milieu as ``"TCR=1, IL12=0"`` (``"no inputs"`` without any)."""
+    return ", ".join(f"{g}={v:g}" for g, v in task_milieu(task).items()) or "no inputs"
 
 
 def silent_hint(task: SteeringTask, *, start_fate: str | None = None, n_cells: int = 64, seed: int = 0) -> str:
@@ -222,12 +220,13 @@ def silent_hint(task: SteeringTask, *, start_fate: str | None = None, n_cells: i
     from scagents.twin import classify_fate, initial_states
     from scagents.twin.dynamics import integrate
     from scagents.twin.milieu import MAX_FULL_INPUTS, _milieus
+    from scagents.twin.simulate import is_silent
 
     net = task.network
     initial = "initial states ('# @initial GENE = 0.8' lines or a sidecar)"
     if not net.inputs:
         return f"the model has no inputs: give it {initial}."
-    now = _milieu_now(net, task.inputs)
+    now = task_milieu(task)
     milieus = _milieus(net, now)
     scanned = (f"{net.inputs[0]} = 0 and 1" if len(net.inputs) == 1 else
                f"every 0/1 combination of {', '.join(net.inputs)}" if len(net.inputs) <= MAX_FULL_INPUTS
@@ -292,6 +291,7 @@ class TwinSteerer:
     def _start_population(self) -> np.ndarray:
         from scagents.twin import classify_fate, initial_states
         from scagents.twin.dynamics import integrate
+        from scagents.twin.simulate import is_silent
 
         t, net = self.task, self.task.network
         rng = np.random.default_rng([self.seed, 0])
@@ -304,9 +304,8 @@ class TwinSteerer:
         fates = classify_fate(net, final)
         pick = np.flatnonzero(fates == t.start_fate)
         if pick.size == 0 and is_silent(net, final):
-            milieu = ", ".join(f"{g}={v:g}" for g, v in _milieu_now(net, t.inputs).items()) or "no inputs"
             raise GoalError(f"No cell of model {net.name!r} reaches the start fate {t.start_fate!r}: every cell ends "
-                            f"all-off (milieu {milieu}); " + silent_hint(t, start_fate=t.start_fate))
+                            f"all-off (milieu {milieu_text(t)}); " + silent_hint(t, start_fate=t.start_fate))
         if pick.size == 0:
             names, counts = np.unique(fates, return_counts=True)
             ends = ", ".join(f"{n} {c}" for n, c in sorted(zip(names, counts, strict=True), key=lambda e: -e[1]))

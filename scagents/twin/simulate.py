@@ -40,6 +40,13 @@ SILENT_ACTIVITY = 0.1
 """A model is *silent* when no non-input gene of any control cell ends above this activity."""
 
 
+def is_silent(network: BooleanNetwork, final: np.ndarray) -> bool:
+    """Whether every cell of ``final`` (``(n_cells, n_genes)``) is all-off: no gene that is not a
+    model input above :data:`SILENT_ACTIVITY`."""
+    dynamic = [j for j, g in enumerate(network.genes) if g not in network.inputs]
+    return bool(dynamic) and float(np.max(final[:, dynamic], initial=0.0)) <= SILENT_ACTIVITY
+
+
 def silent_warning(network: BooleanNetwork, final: np.ndarray,
                    inputs: dict[str, float] | None = None) -> str | None:
     """A warning when every cell ends in one all-off state, naming the inputs to set.
@@ -58,8 +65,7 @@ def silent_warning(network: BooleanNetwork, final: np.ndarray,
     str or None
         The warning, or ``None`` when some gene is active.
     """
-    dynamic = [j for j, g in enumerate(network.genes) if g not in network.inputs]
-    if not dynamic or float(np.max(final[:, dynamic], initial=0.0)) > SILENT_ACTIVITY:
+    if not is_silent(network, final):
         return None
     inputs = inputs or {}
     levels = ", ".join(f"{g} = {inputs.get(g, network.input_values.get(g, 0.0)):g}"
